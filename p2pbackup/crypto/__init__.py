@@ -1,0 +1,1 @@
+"""Identity keys, key derivation, AEAD and hashing."""

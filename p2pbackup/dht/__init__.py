@@ -1,0 +1,1 @@
+"""Kademlia: routing table, iterative lookups, signed mutable records with quorums."""

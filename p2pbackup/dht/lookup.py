@@ -1,0 +1,117 @@
+"""An iterative Kademlia node lookup as a state object, sans-IO.
+
+The driver asks `next_queries()` which peers to contact, reports each answer
+with `on_reply` or `on_failure`, and stops when `done`. The lookup ends when
+the k closest peers it has heard of have all answered or failed, which is
+what makes the result the true k closest live peers on a healthy mesh.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from p2pbackup.dht.routing import id_int
+from p2pbackup.net.contact import Contact
+
+
+class _State(enum.Enum):
+    NEW = 0
+    IN_FLIGHT = 1
+    ANSWERED = 2
+    FAILED = 3
+
+
+@dataclass
+class _Candidate:
+    contact: Contact
+    distance: int
+    hop: int
+    state: _State = _State.NEW
+
+
+@dataclass
+class LookupStats:
+    queries: int = 0
+    failures: int = 0
+    hops: int = 0
+
+
+@dataclass
+class Lookup:
+    """Find the `k` live peers closest to `target`, `alpha` queries at a time."""
+
+    target: bytes
+    k: int = 20
+    alpha: int = 3
+    local_id: bytes | None = None
+    stats: LookupStats = field(default_factory=LookupStats)
+
+    def __post_init__(self) -> None:
+        self._target = id_int(self.target)
+        self._candidates: dict[bytes, _Candidate] = {}
+        self._shortlist: list[_Candidate] = []  # sorted by distance, never FAILED
+
+    def seed(self, contacts: Iterable[Contact]) -> None:
+        self._learn(contacts, hop=1)
+
+    def _learn(self, contacts: Iterable[Contact], hop: int) -> None:
+        changed = False
+        for contact in contacts:
+            if contact.node_id == self.local_id or contact.node_id in self._candidates:
+                continue
+            candidate = _Candidate(contact, id_int(contact.node_id) ^ self._target, hop)
+            self._candidates[contact.node_id] = candidate
+            self._shortlist.append(candidate)
+            changed = True
+        if changed:
+            self._shortlist.sort(key=lambda c: c.distance)
+            # Farther than 3k is never needed: the k closest can only come from nearer peers.
+            del self._shortlist[3 * self.k :]
+
+    def _window(self) -> list[_Candidate]:
+        return self._shortlist[: self.k]
+
+    def in_flight(self) -> int:
+        return sum(1 for c in self._candidates.values() if c.state is _State.IN_FLIGHT)
+
+    def next_queries(self) -> list[Contact]:
+        """Peers to query now; each is marked in flight."""
+        budget = self.alpha - self.in_flight()
+        chosen: list[Contact] = []
+        for candidate in self._window():
+            if budget <= 0:
+                break
+            if candidate.state is _State.NEW:
+                candidate.state = _State.IN_FLIGHT
+                chosen.append(candidate.contact)
+                budget -= 1
+        self.stats.queries += len(chosen)
+        return chosen
+
+    def on_reply(self, contact: Contact, contacts: Iterable[Contact]) -> None:
+        candidate = self._candidates.get(contact.node_id)
+        if candidate is None or candidate.state is not _State.IN_FLIGHT:
+            return
+        candidate.state = _State.ANSWERED
+        self._learn(contacts, candidate.hop + 1)
+
+    def on_failure(self, contact: Contact) -> None:
+        candidate = self._candidates.get(contact.node_id)
+        if candidate is None or candidate.state is not _State.IN_FLIGHT:
+            return
+        candidate.state = _State.FAILED
+        self.stats.failures += 1
+        self._shortlist.remove(candidate)
+
+    @property
+    def done(self) -> bool:
+        return all(c.state is _State.ANSWERED for c in self._window())
+
+    def result(self) -> list[Contact]:
+        """The closest peers that answered, nearest first."""
+        answered = [c for c in self._window() if c.state is _State.ANSWERED]
+        if answered:
+            self.stats.hops = answered[0].hop
+        return [c.contact for c in answered]

@@ -1,0 +1,178 @@
+"""The Kademlia routing table, sans-IO.
+
+One k-bucket per length of the XOR distance to our own id (160 buckets, no
+splitting: the buckets near our id are exactly the split buckets of the
+paper, the far ones identical). Buckets keep least-recently-seen order. When
+a bucket is full, `add` answers with the contact to ping; the driver pings it
+and reports back, so no I/O or clock lives here: times are passed in.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from p2pbackup.crypto.identity import NODE_ID_BYTES
+from p2pbackup.net.contact import Contact
+
+ID_BITS = NODE_ID_BYTES * 8
+REPLACEMENTS_PER_BUCKET = 20
+
+
+def id_int(node_id: bytes) -> int:
+    return int.from_bytes(node_id, "big")
+
+
+def distance(a: bytes, b: bytes) -> int:
+    return id_int(a) ^ id_int(b)
+
+
+class AddOutcome(enum.Enum):
+    ADDED = "added"
+    UPDATED = "updated"
+    PENDING = "pending"  # bucket full: ping `AddResult.ping` and report
+    IGNORED = "ignored"  # our own id
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    outcome: AddOutcome
+    ping: Contact | None = None
+
+
+class _Bucket:
+    __slots__ = ("contacts", "last_touched", "pinging", "replacements")
+
+    def __init__(self, now: float) -> None:
+        self.contacts: OrderedDict[int, Contact] = OrderedDict()
+        self.replacements: OrderedDict[int, Contact] = OrderedDict()
+        self.last_touched = now
+        self.pinging: int | None = None
+
+
+class RoutingTable:
+    """Contacts by XOR distance with at most `k` live contacts per bucket."""
+
+    def __init__(self, local_id: bytes, k: int = 20, now: float = 0.0) -> None:
+        self.local_id = local_id
+        self.k = k
+        self._local = id_int(local_id)
+        self._buckets = [_Bucket(now) for _ in range(ID_BITS)]
+        self._all: dict[int, Contact] = {}  # every live contact, for fast `closest`
+
+    def bucket_index(self, node_id: bytes) -> int:
+        """The bucket for an id: the bit length of its distance, minus one."""
+        return max((id_int(node_id) ^ self._local).bit_length() - 1, 0)
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def __contains__(self, node_id: object) -> bool:
+        if not isinstance(node_id, bytes):
+            return False
+        return id_int(node_id) in self._all
+
+    def __iter__(self) -> Iterator[Contact]:
+        for bucket in self._buckets:
+            yield from bucket.contacts.values()
+
+    def get(self, node_id: bytes) -> Contact | None:
+        return self._all.get(id_int(node_id))
+
+    def add(self, contact: Contact, now: float) -> AddResult:
+        """Record that `contact` was seen alive."""
+        key = id_int(contact.node_id)
+        if key == self._local:
+            return AddResult(AddOutcome.IGNORED)
+        bucket = self._buckets[self.bucket_index(contact.node_id)]
+        bucket.last_touched = now
+        if key in bucket.contacts:
+            bucket.contacts[key] = self._all[key] = contact  # the address may have changed
+            bucket.contacts.move_to_end(key)
+            return AddResult(AddOutcome.UPDATED)
+        if len(bucket.contacts) < self.k:
+            bucket.contacts[key] = self._all[key] = contact
+            bucket.replacements.pop(key, None)
+            return AddResult(AddOutcome.ADDED)
+        bucket.replacements[key] = contact
+        bucket.replacements.move_to_end(key)
+        while len(bucket.replacements) > REPLACEMENTS_PER_BUCKET:
+            bucket.replacements.popitem(last=False)
+        if bucket.pinging is not None:
+            return AddResult(AddOutcome.PENDING)  # one probe per bucket at a time
+        oldest_key, oldest = next(iter(bucket.contacts.items()))
+        bucket.pinging = oldest_key
+        return AddResult(AddOutcome.PENDING, oldest)
+
+    def add_hearsay(self, contact: Contact, now: float) -> bool:
+        """Take a contact another peer vouched for, only where a bucket has room.
+
+        Such contacts are unproven, so they never displace a live one; a dead
+        one is dropped after it fails to answer. Without them, a peer that
+        joined by one self-lookup would know nobody in most of the id space.
+        """
+        key = id_int(contact.node_id)
+        if key == self._local or key in self._all:
+            return False
+        bucket = self._buckets[self.bucket_index(contact.node_id)]
+        if len(bucket.contacts) >= self.k:
+            return False
+        bucket.contacts[key] = self._all[key] = contact
+        bucket.contacts.move_to_end(key, last=False)  # least trusted: first to be probed
+        bucket.last_touched = now
+        return True
+
+    def ping_answered(self, contact: Contact, now: float) -> None:
+        """The probed oldest contact is alive: it stays, newcomers wait as replacements."""
+        bucket = self._buckets[self.bucket_index(contact.node_id)]
+        bucket.pinging = None
+        key = id_int(contact.node_id)
+        if key in bucket.contacts:
+            bucket.contacts.move_to_end(key)
+            bucket.last_touched = now
+
+    def remove(self, node_id: bytes) -> bool:
+        """Drop an unresponsive contact; the freshest replacement takes its place."""
+        bucket = self._buckets[self.bucket_index(node_id)]
+        key = id_int(node_id)
+        if bucket.pinging == key:
+            bucket.pinging = None
+        bucket.replacements.pop(key, None)
+        if bucket.contacts.pop(key, None) is None:
+            return False
+        del self._all[key]
+        if bucket.replacements:
+            new_key, new = bucket.replacements.popitem(last=True)
+            bucket.contacts[new_key] = self._all[new_key] = new
+        return True
+
+    def closest(
+        self, target: bytes, count: int | None = None, exclude: bytes | None = None
+    ) -> list[Contact]:
+        """The `count` (default k) known contacts closest to `target`, nearest first."""
+        count = self.k if count is None else count
+        target_int = id_int(target)
+        skip = id_int(exclude) if exclude is not None else None
+        nearest = heapq.nsmallest(count + 1, self._all.items(), key=lambda kv: kv[0] ^ target_int)
+        return [c for k, c in nearest if k != skip][:count]
+
+    def stale_buckets(self, now: float, max_age: float) -> list[int]:
+        """Non-empty-range buckets not touched for `max_age`; refresh looks them up."""
+        if not len(self):
+            return []
+        highest = max(i for i, b in enumerate(self._buckets) if b.contacts)
+        return [
+            i for i, b in enumerate(self._buckets[: highest + 1]) if now - b.last_touched >= max_age
+        ]
+
+    def random_id_in_bucket(self, index: int, random_bits: int) -> bytes:
+        """An id whose distance to us falls in bucket `index`, from caller-supplied randomness."""
+        low = random_bits & ((1 << index) - 1)
+        value = self._local ^ ((1 << index) | low)
+        return value.to_bytes(NODE_ID_BYTES, "big")
+
+    def touch_bucket(self, index: int, now: float) -> None:
+        self._buckets[index].last_touched = now

@@ -1,0 +1,1 @@
+"""Transports: real TCP (authenticated and encrypted) and an in-memory simulated network."""

@@ -1,0 +1,87 @@
+"""The Transport interface that the same peer code runs on, over TCP or simulated.
+
+A transport delivers requests to a handler and answers to the caller. It
+authenticates the remote: `Remote.node_id` is proven (by a handshake on TCP,
+by construction in the simulator), while `Remote.listen` is only what the
+remote claims as the address it can be reached at.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.net.contact import Contact
+from p2pbackup.wire.common import ErrorReply
+from p2pbackup.wire.messages import Message
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Remote:
+    """The authenticated far end of a connection."""
+
+    node_id: bytes
+    public_key: bytes
+    listen: Address | None
+
+    def contact(self) -> Contact | None:
+        """A routable contact, if the remote said where it listens."""
+        if self.listen is None:
+            return None
+        return Contact(self.node_id, self.listen[0], self.listen[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    remote: Remote
+    message: Message
+
+
+Handler = Callable[[Remote, Message], Awaitable[Message]]
+
+
+class Transport(Protocol):
+    """What a peer needs from the network."""
+
+    @property
+    def listen(self) -> Address:
+        """The address other peers reach this one at."""
+        ...
+
+    async def serve(
+        self, handler: Handler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Accept requests and answer each with `handler` until cancelled."""
+        ...
+
+    async def request(self, target: Contact | Address, message: Message, timeout: float) -> Reply:
+        """Send one request and wait for its answer.
+
+        With a `Contact`, the remote must prove that node id. Raises
+        `PeerUnreachable` when the call cannot complete within `timeout`
+        (connection refused, handshake failed, no answer, malformed answer)
+        and `RemoteError` when the peer answered with an error message.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Drop every connection; further requests fail."""
+        ...
+
+
+async def answer_request(handler: Handler, remote: Remote, message: Message) -> Message:
+    """Run a handler; our own errors go back as their message, bugs as a generic one."""
+    try:
+        return await handler(remote, message)
+    except P2PBackupError as exc:
+        return ErrorReply(str(exc)[:1000])
+    except Exception:
+        logging.getLogger("p2pbackup.net").exception("handler failed on %s", message.TYPE)
+        return ErrorReply("internal error")

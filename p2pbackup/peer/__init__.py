@@ -1,0 +1,1 @@
+"""One Peer = one trio nursery: RPC server, DHT upkeep, control API."""

@@ -1,0 +1,102 @@
+"""A peer: everything one node of the mesh runs, inside one nursery.
+
+The same class runs over TCP in `serve` and over the simulated network in
+the simulator; only the transport, the clock and the random generator differ.
+Cancelling `run` stops the peer and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from p2pbackup.crypto.identity import Identity
+from p2pbackup.dht.config import DhtConfig
+from p2pbackup.dht.node import DHT_REQUESTS, DhtNode
+from p2pbackup.dht.record_store import RecordStore
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.net.transport import Address, Remote, Transport
+from p2pbackup.wire.messages import Message
+
+log = logging.getLogger("p2pbackup.peer")
+
+RequestHandler = Callable[[Remote, Message], Awaitable[Message]]
+
+
+@dataclass(frozen=True)
+class PeerConfig:
+    dht: DhtConfig = field(default_factory=DhtConfig)
+    bootstrap: tuple[Address, ...] = ()
+    join_retry: float = 1.0
+    join_retry_max: float = 30.0
+
+
+class Peer:
+    """One node of the mesh."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        transport: Transport,
+        config: PeerConfig,
+        rng: random.Random,
+        records: RecordStore | None = None,
+    ) -> None:
+        self.identity = identity
+        self.transport = transport
+        self.config = config
+        self.rng = rng
+        self.dht = DhtNode(transport, identity.node_id, config.dht, rng, records)
+        self._handlers: dict[type[Message], RequestHandler] = {
+            kind: self.dht.handle for kind in DHT_REQUESTS
+        }
+        self._cancel: trio.CancelScope | None = None
+        self.joined = trio.Event()
+
+    @property
+    def node_id(self) -> bytes:
+        return self.identity.node_id
+
+    def add_handler(self, kind: type[Message], handler: RequestHandler) -> None:
+        self._handlers[kind] = handler
+
+    async def handle(self, remote: Remote, message: Message) -> Message:
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            raise P2PBackupError(f"{message.TYPE} is not a request this peer answers")
+        if handler is not self.dht.handle:
+            self.dht.observe(remote)
+        return await handler(remote, message)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled (or `stop`)."""
+        with trio.CancelScope() as scope:
+            self._cancel = scope
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.transport.serve, self.handle)
+                await nursery.start(self.dht.run)
+                if self.config.bootstrap:
+                    nursery.start_soon(self._join)
+                else:
+                    self.joined.set()
+                task_status.started()
+        await self.transport.aclose()
+
+    def stop(self) -> None:
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    async def _join(self) -> None:
+        """Keep trying the bootstrap addresses: the first peers of a mesh start together."""
+        delay = self.config.join_retry
+        while True:
+            if await self.dht.bootstrap(self.config.bootstrap):
+                self.joined.set()
+                return
+            log.info("no bootstrap peer answered; retrying in %.0fs", delay)
+            await trio.sleep(delay * (0.5 + self.rng.random()))
+            delay = min(delay * 2, self.config.join_retry_max)

@@ -1,0 +1,50 @@
+"""Length-prefixed frames, sans-IO.
+
+`FrameDecoder` is fed whatever bytes arrived and hands back whole frames; it
+never reads a socket. The limit is checked on the prefix, before any body is
+buffered, so a peer cannot make us hold more than one frame's worth of memory.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from p2pbackup.errors import WireError
+
+PREFIX = struct.Struct(">I")
+DEFAULT_MAX_FRAME = 8 * 1024 * 1024
+
+
+def encode_frame(payload: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
+    if len(payload) > max_frame:
+        raise WireError(f"frame of {len(payload)} bytes exceeds the limit of {max_frame}")
+    return PREFIX.pack(len(payload)) + payload
+
+
+class FrameDecoder:
+    """Turns a byte stream into frames; raises `WireError` on an oversize prefix."""
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def next_frame(self) -> bytes | None:
+        """The next complete frame, or None until more bytes arrive."""
+        if len(self._buffer) < PREFIX.size:
+            return None
+        (length,) = PREFIX.unpack_from(self._buffer)
+        if length > self.max_frame:
+            raise WireError(f"frame length {length} exceeds the limit of {self.max_frame}")
+        end = PREFIX.size + length
+        if len(self._buffer) < end:
+            return None
+        frame = bytes(self._buffer[PREFIX.size : end])
+        del self._buffer[:end]
+        return frame

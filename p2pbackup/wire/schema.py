@@ -1,0 +1,108 @@
+"""Strict checks for values decoded from CBOR.
+
+A check takes a decoded value and returns it (possibly normalised) or raises
+`WireError`. Messages declare one check per field; anything not declared is
+refused, so a peer cannot smuggle fields past a schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from p2pbackup.errors import WireError
+
+Check = Callable[[Any], Any]
+
+
+def bytes_field(*, exact: int | None = None, max_len: int | None = None) -> Check:
+    def check(value: Any) -> bytes:
+        if not isinstance(value, bytes):
+            raise WireError(f"expected bytes, got {type(value).__name__}")
+        if exact is not None and len(value) != exact:
+            raise WireError(f"expected {exact} bytes, got {len(value)}")
+        if max_len is not None and len(value) > max_len:
+            raise WireError(f"{len(value)} bytes exceed the limit of {max_len}")
+        return value
+
+    return check
+
+
+def int_field(lo: int = 0, hi: int = 2**63 - 1) -> Check:
+    def check(value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise WireError(f"expected an integer, got {type(value).__name__}")
+        if not lo <= value <= hi:
+            raise WireError(f"integer {value} outside [{lo}, {hi}]")
+        return value
+
+    return check
+
+
+def bool_field() -> Check:
+    def check(value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise WireError(f"expected a boolean, got {type(value).__name__}")
+        return value
+
+    return check
+
+
+def str_field(max_len: int = 256) -> Check:
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise WireError(f"expected text, got {type(value).__name__}")
+        if len(value) > max_len:
+            raise WireError(f"text of {len(value)} characters exceeds {max_len}")
+        return value
+
+    return check
+
+
+def list_of(item: Check, max_items: int) -> Check:
+    def check(value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise WireError(f"expected a list, got {type(value).__name__}")
+        if len(value) > max_items:
+            raise WireError(f"list of {len(value)} items exceeds {max_items}")
+        return [item(v) for v in value]
+
+    return check
+
+
+def optional(inner: Check) -> Check:
+    def check(value: Any) -> Any:
+        return None if value is None else inner(value)
+
+    return check
+
+
+def map_of(fields: Mapping[str, Check], *, optional_keys: frozenset[str] = frozenset()) -> Check:
+    """A map with exactly the declared keys (optional ones may be absent)."""
+
+    def check(value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise WireError(f"expected a map, got {type(value).__name__}")
+        return check_fields(value, fields, optional_keys)
+
+    return check
+
+
+def check_fields(
+    value: dict[Any, Any], fields: Mapping[str, Check], optional_keys: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    unknown = [k for k in value if k not in fields]
+    if unknown:
+        raise WireError(f"unknown field {unknown[0]!r}")
+    out: dict[str, Any] = {}
+    for name, check in fields.items():
+        if name not in value:
+            if name in optional_keys:
+                out[name] = None
+                continue
+            raise WireError(f"missing field {name!r}")
+        try:
+            out[name] = check(value[name])
+        except WireError as exc:
+            raise WireError(f"field {name!r}: {exc}") from None
+    return out

@@ -1,0 +1,1 @@
+"""Scenarios that run the real peer code on the simulated network and virtual clock."""

@@ -1,0 +1,121 @@
+"""A mesh of real `Peer`s on a `SimNetwork`: start, crash, partition, all from one seed.
+
+Every scenario and the simulated-mesh tests build on this. Peers run in the
+mesh's nursery, each under its own cancel scope, so a crash is a cancel and
+leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import trio
+
+from p2pbackup.crypto.identity import Identity
+from p2pbackup.dht.config import DhtConfig
+from p2pbackup.net.sim import SimNetwork
+from p2pbackup.net.transport import Address
+from p2pbackup.peer.peer import Peer, PeerConfig
+
+SIM_DHT = DhtConfig(rpc_timeout=2.0)
+
+
+@dataclass
+class SimPeer:
+    peer: Peer
+    address: Address
+    alive: bool = True
+
+    @property
+    def node_id(self) -> bytes:
+        return self.peer.node_id
+
+
+@dataclass
+class SimMesh:
+    """Peers on one simulated network, driven from one random generator."""
+
+    nursery: trio.Nursery
+    rng: random.Random
+    network: SimNetwork
+    dht: DhtConfig = SIM_DHT
+    peers: list[SimPeer] = field(default_factory=list)
+    _next_host: int = 1
+
+    @classmethod
+    async def create(
+        cls,
+        nursery: trio.Nursery,
+        seed: int,
+        *,
+        dht: DhtConfig = SIM_DHT,
+        loss: float = 0.0,
+        encode: bool = True,
+    ) -> SimMesh:
+        rng = random.Random(seed)
+        network = SimNetwork(random.Random(rng.getrandbits(64)), loss=loss, encode=encode)
+        await nursery.start(network.run)
+        return cls(nursery, rng, network, dht)
+
+    def _new_address(self) -> Address:
+        host = self._next_host
+        self._next_host += 1
+        return (f"10.{host >> 16 & 255}.{host >> 8 & 255}.{host & 255}", 4000)
+
+    async def add_peer(
+        self, bootstrap: Address | None = None, *, wait_joined: bool = True
+    ) -> SimPeer:
+        identity = Identity.from_seed(self.rng.randbytes(32))
+        address = self._new_address()
+        transport = self.network.transport(identity, address)
+        config = PeerConfig(dht=self.dht, bootstrap=(bootstrap,) if bootstrap else ())
+        peer = Peer(identity, transport, config, random.Random(self.rng.getrandbits(64)))
+        await self.nursery.start(peer.run)
+        sim_peer = SimPeer(peer, address)
+        self.peers.append(sim_peer)
+        if wait_joined:
+            await peer.joined.wait()
+        return sim_peer
+
+    async def grow(self, count: int, *, concurrency: int = 1) -> None:
+        """Add peers, each joining through the first peer, `concurrency` at a time."""
+        if not self.peers:
+            await self.add_peer()
+            count -= 1
+        bootstrap = self.peers[0].address
+        while count > 0:
+            wave = min(concurrency, count)
+            async with trio.open_nursery() as nursery:
+                for _ in range(wave):
+                    nursery.start_soon(self._add_joined, bootstrap)
+            count -= wave
+
+    async def _add_joined(self, bootstrap: Address) -> None:
+        await self.add_peer(bootstrap)
+
+    def crash(self, sim_peer: SimPeer) -> None:
+        sim_peer.peer.stop()
+        sim_peer.alive = False
+
+    def live(self) -> list[SimPeer]:
+        return [p for p in self.peers if p.alive]
+
+    def __iter__(self) -> Iterator[SimPeer]:
+        return iter(self.peers)
+
+    def true_closest(self, target: bytes, count: int) -> list[bytes]:
+        """Ground truth: the node ids of the `count` live peers closest to `target`."""
+        key = int.from_bytes(target, "big")
+        ids = sorted(
+            (p.node_id for p in self.live()),
+            key=lambda node_id: int.from_bytes(node_id, "big") ^ key,
+        )
+        return ids[:count]
+
+    def stop(self) -> None:
+        """Stop every peer and the network, so the enclosing nursery can exit."""
+        for sim_peer in self.live():
+            self.crash(sim_peer)
+        self.nursery.cancel_scope.cancel()
