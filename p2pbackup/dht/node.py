@@ -161,7 +161,31 @@ class DhtNode:
                 joined += 1
         if joined:
             await self.lookup(self.node_id)
+            await self._fill_empty_buckets()
         return joined
+
+    async def _fill_empty_buckets(self) -> None:
+        """Ask for contacts in every empty bucket beyond our nearest neighbour.
+
+        The self-lookup only walks our own neighbourhood; a bucket with no
+        contact at all would strand lookups into that part of the id space.
+        The paper refreshes those buckets with full lookups; one question to
+        the contact nearest a random id in the bucket fills it almost always
+        at a twentieth of the cost, and the periodic refresh mends the rest.
+        """
+        for index in self.table.empty_buckets_beyond_nearest():
+            if self.table.bucket_size(index):
+                continue  # an earlier answer filled it already
+            target = self.table.random_id_in_bucket(index, self.rng.getrandbits(160))
+            for contact in self.table.closest(target, 1):
+                reply = await self.call(contact, FindNode(target))
+                if isinstance(reply, Nodes):
+                    self._learn_hearsay(reply.contacts)
+
+    def _learn_hearsay(self, contacts: Iterable[Contact]) -> None:
+        now = trio.current_time()
+        for contact in contacts:
+            self.table.add_hearsay(contact, now)
 
     async def lookup(self, target: bytes) -> LookupOutcome:
         """The k live peers closest to `target` (ourselves excluded)."""
@@ -197,9 +221,7 @@ class DhtNode:
                     state.on_failure(contact)
                 else:
                     state.on_reply(contact, contacts)
-                    now = trio.current_time()
-                    for learned in contacts:
-                        self.table.add_hearsay(learned, now)
+                    self._learn_hearsay(contacts)
         self.table.touch_bucket(self.table.bucket_index(state.target), trio.current_time())
 
     # ---- records -------------------------------------------------------

@@ -160,13 +160,27 @@ class RoutingTable:
         return [c for k, c in nearest if k != skip][:count]
 
     def stale_buckets(self, now: float, max_age: float) -> list[int]:
-        """Non-empty-range buckets not touched for `max_age`; refresh looks them up."""
-        if not len(self):
+        """Buckets from our nearest contact outwards not touched for `max_age`.
+
+        Buckets nearer than our nearest contact are empty because no peer
+        exists there, not because we lost touch; refreshing them finds nothing.
+        """
+        occupied = [i for i, b in enumerate(self._buckets) if b.contacts]
+        if not occupied:
             return []
-        highest = max(i for i, b in enumerate(self._buckets) if b.contacts)
         return [
-            i for i, b in enumerate(self._buckets[: highest + 1]) if now - b.last_touched >= max_age
+            i for i in range(occupied[0], ID_BITS) if now - self._buckets[i].last_touched >= max_age
         ]
+
+    def bucket_size(self, index: int) -> int:
+        return len(self._buckets[index].contacts)
+
+    def empty_buckets_beyond_nearest(self) -> list[int]:
+        """Empty buckets farther than our nearest contact, farthest first."""
+        if not self._all:
+            return []
+        nearest = min(i for i, b in enumerate(self._buckets) if b.contacts)
+        return [i for i in range(ID_BITS - 1, nearest, -1) if not self._buckets[i].contacts]
 
     def random_id_in_bucket(self, index: int, random_bits: int) -> bytes:
         """An id whose distance to us falls in bucket `index`, from caller-supplied randomness."""

@@ -69,6 +69,9 @@ class SimNetwork:
         self.loss = loss
         self.max_frame = max_frame
         self.stats = NetworkStats()
+        # (time, from, to, type) of every request when set to a list: two runs
+        # of one seed must produce equal traces.
+        self.trace: list[tuple[float, Address, Address, str]] | None = None
         self._salt = rng.getrandbits(64).to_bytes(8, "big")
         self._endpoints: dict[Address, SimTransport] = {}
         self._group_of: dict[Address, int] = {}
@@ -237,6 +240,8 @@ class SimTransport:
 
         pending = _Pending(trio.lowlevel.current_task())
         now = trio.current_time()
+        if network.trace is not None:
+            network.trace.append((now, self._listen, address, kind))
         latency = network.link_latency(self._listen, address)
         network._at(now + timeout, pending, lambda: pending.finish(None))
         if not network._dropped(self._listen, address):

@@ -1,0 +1,135 @@
+"""The local control API: the CLI talks to its running peer over a Unix socket.
+
+Frames are the same length-prefixed CBOR as the mesh uses. A request is
+`{"op": NAME, "args": {...}}`; the peer answers with any number of
+`{"progress": {...}}` frames and then one `{"ok": true, "result": {...}}` or
+`{"ok": false, "error": "one line"}`. The socket lives in the peer's home
+with owner-only permissions: whoever can reach it owns the peer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import trio
+
+from p2pbackup.errors import NoPeerRunning, P2PBackupError, WireError
+from p2pbackup.wire.frames import FrameDecoder, encode_frame
+
+log = logging.getLogger("p2pbackup.control")
+
+Progress = Callable[[dict[str, Any]], Awaitable[None]]
+Operation = Callable[[dict[str, Any], Progress], Awaitable[dict[str, Any]]]
+MAX_CONTROL_FRAME = 64 * 1024 * 1024
+
+
+async def _read_frame(stream: trio.abc.ReceiveStream, decoder: FrameDecoder) -> Any:
+    while True:
+        frame = decoder.next_frame()
+        if frame is not None:
+            try:
+                return cbor2.loads(frame)
+            except Exception as exc:  # garbage from a local client: its own problem
+                raise WireError(f"undecodable control frame: {type(exc).__name__}") from None
+        data = await stream.receive_some(65536)
+        if not data:
+            return None
+        decoder.feed(data)
+
+
+async def _send(stream: trio.abc.SendStream, value: dict[str, Any]) -> None:
+    await stream.send_all(encode_frame(cbor2.dumps(value), MAX_CONTROL_FRAME))
+
+
+class ControlServer:
+    """Serves named operations on the home's control socket until cancelled."""
+
+    def __init__(self, path: Path, operations: dict[str, Operation]) -> None:
+        self.path = path
+        self.operations = operations
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.path.unlink(missing_ok=True)  # a stale socket from a killed peer
+        sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
+        try:
+            await sock.bind(os.fspath(self.path))
+            os.chmod(self.path, 0o600)
+            sock.listen(16)
+            listener = trio.SocketListener(sock)
+            task_status.started()
+            await trio.serve_listeners(self._handle, [listener])
+        finally:
+            self.path.unlink(missing_ok=True)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            decoder = FrameDecoder(MAX_CONTROL_FRAME)
+            try:
+                request = await _read_frame(stream, decoder)
+            except WireError as exc:
+                log.warning("control: %s", exc)
+                return
+            if request is None:
+                return
+
+            async def progress(update: dict[str, Any]) -> None:
+                await _send(stream, {"progress": update})
+
+            try:
+                reply = await self._dispatch(request, progress)
+            except P2PBackupError as exc:
+                reply = {"ok": False, "error": str(exc)}
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # the client went away
+            except Exception:
+                log.exception("control operation failed")
+                reply = {"ok": False, "error": "internal error in the peer; see its log"}
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await _send(stream, reply)
+
+    async def _dispatch(self, request: Any, progress: Progress) -> dict[str, Any]:
+        if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+            raise P2PBackupError("malformed control request")
+        operation = self.operations.get(request["op"])
+        if operation is None:
+            raise P2PBackupError(f"unknown operation {request['op']!r}")
+        args = request.get("args") or {}
+        if not isinstance(args, dict):
+            raise P2PBackupError("control arguments must be a map")
+        return {"ok": True, "result": await operation(args, progress)}
+
+
+async def call(
+    path: Path,
+    op: str,
+    args: dict[str, Any] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run one operation on the peer behind `path`; its error becomes a `P2PBackupError`."""
+    try:
+        stream = await trio.open_unix_socket(os.fspath(path))
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise NoPeerRunning(f"no peer is running for this home (no answer on {path})") from None
+    async with stream:
+        await _send(stream, {"op": op, "args": args or {}})
+        decoder = FrameDecoder(MAX_CONTROL_FRAME)
+        while True:
+            frame = await _read_frame(stream, decoder)
+            if frame is None:
+                raise P2PBackupError("the peer closed the control connection before answering")
+            if not isinstance(frame, dict):
+                raise P2PBackupError("malformed answer from the peer")
+            if "progress" in frame:
+                if on_progress is not None:
+                    on_progress(frame["progress"])
+                continue
+            if frame.get("ok"):
+                result = frame.get("result")
+                return result if isinstance(result, dict) else {}
+            raise P2PBackupError(str(frame.get("error", "the peer reported an error")))

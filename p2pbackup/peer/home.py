@@ -1,0 +1,108 @@
+"""A peer's home directory: its keys, its control socket, its state.
+
+`--home` or `P2PBACKUP_HOME` picks the directory, else the platform's data
+dir, so several peers can share one machine. Secrets are written atomically
+with owner-only permissions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from p2pbackup.crypto.identity import Identity
+from p2pbackup.errors import P2PBackupError
+
+ENV_HOME = "P2PBACKUP_HOME"
+_SOCKET_PATH_MAX = 100  # sockaddr_un allows 108 bytes; keep a margin
+
+
+class HomeError(P2PBackupError):
+    """The home directory is missing, not initialised, or already initialised."""
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Temp file, fsync, rename, fsync the directory: a crash leaves old or new, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@dataclass(frozen=True)
+class Home:
+    path: Path
+
+    @classmethod
+    def resolve(cls, option: str | None) -> Home:
+        chosen = option or os.environ.get(ENV_HOME) or platformdirs.user_data_dir("p2pbackup")
+        return cls(Path(chosen).expanduser().absolute())
+
+    @property
+    def identity_file(self) -> Path:
+        return self.path / "node.key"
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / "peer.json"
+
+    @property
+    def control_socket(self) -> Path:
+        """Inside the home unless the path is too long for a Unix socket."""
+        inside = self.path / "control.sock"
+        if len(os.fsencode(inside)) <= _SOCKET_PATH_MAX:
+            return inside
+        digest = hashlib.blake2b(os.fsencode(self.path), digest_size=10).hexdigest()
+        return Path(tempfile.gettempdir()) / f"p2pbackup-{digest}.sock"
+
+    def is_initialised(self) -> bool:
+        return self.identity_file.exists()
+
+    def create(self) -> Identity:
+        """Make the directory and a fresh node identity; refuses to overwrite one."""
+        if self.is_initialised():
+            raise HomeError(f"{self.path} is already initialised (found {self.identity_file.name})")
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        identity = Identity.generate()
+        write_atomically(self.identity_file, identity.seed)
+        return identity
+
+    def identity(self) -> Identity:
+        try:
+            seed = self.identity_file.read_bytes()
+        except FileNotFoundError:
+            raise HomeError(
+                f"{self.path} has no peer identity; run `p2pbackup --home {self.path} init` first"
+            ) from None
+        if len(seed) != 32:
+            raise HomeError(f"{self.identity_file} is damaged ({len(seed)} bytes, expected 32)")
+        return Identity.from_seed(seed)
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        write_atomically(self.state_file, json.dumps(state, indent=2).encode(), mode=0o644)
+
+    def read_state(self) -> dict[str, Any] | None:
+        try:
+            value = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None

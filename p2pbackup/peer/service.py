@@ -1,0 +1,129 @@
+"""A real peer as a service: TCP transport, control socket, signals.
+
+`serve` runs this in the foreground until SIGINT or SIGTERM; everything it
+starts lives in one nursery, so a signal cancels it all and the control
+socket and state file are gone when it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from p2pbackup.dht.config import DhtConfig
+from p2pbackup.dht.records import RecordKind, set_record, value_record
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.net.tcp import TcpTransport
+from p2pbackup.net.transport import Address
+from p2pbackup.peer.control import ControlServer, Operation, Progress
+from p2pbackup.peer.home import Home
+from p2pbackup.peer.peer import Peer, PeerConfig
+
+log = logging.getLogger("p2pbackup.service")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    listen: Address
+    bootstrap: tuple[Address, ...] = ()
+    dht: DhtConfig = field(default_factory=DhtConfig)
+
+
+class PeerService:
+    """One running peer of a home, with its control operations."""
+
+    def __init__(self, home: Home, options: ServeOptions) -> None:
+        self.home = home
+        self.options = options
+        identity = home.identity()
+        self.transport = TcpTransport(identity, options.listen)
+        config = PeerConfig(dht=options.dht, bootstrap=options.bootstrap)
+        self.peer = Peer(identity, self.transport, config, random.Random())
+
+    def operations(self) -> dict[str, Operation]:
+        return {
+            "status": self._status,
+            "peers": self._peers,
+            "record_put": self._record_put,
+            "record_get": self._record_get,
+        }
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        control = ControlServer(self.home.control_socket, self.operations())
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.peer.run)
+                await nursery.start(control.serve)
+                self.home.write_state(self._state())
+                log.info("peer %s listening on %s:%d", *self._ident())
+                task_status.started()
+                nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
+        finally:
+            self.home.state_file.unlink(missing_ok=True)
+
+    def _ident(self) -> tuple[str, str, int]:
+        host, port = self.transport.listen
+        return self.peer.node_id.hex(), host, port
+
+    def _state(self) -> dict[str, Any]:
+        node_id, host, port = self._ident()
+        return {"node_id": node_id, "listen": f"{host}:{port}", "pid": os.getpid()}
+
+    async def _stop_on_signal(self, scope: trio.CancelScope) -> None:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("stopping on %s", signal.Signals(signum).name)
+                scope.cancel()
+                return
+
+    # ---- control operations -------------------------------------------
+
+    async def _status(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        state = self._state()
+        state["routing_table_size"] = len(self.peer.dht.table)
+        state["records_held"] = len(self.peer.dht.records)
+        state["joined"] = self.peer.joined.is_set()
+        return state
+
+    async def _peers(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        peers = [
+            {"node_id": c.node_id.hex(), "address": f"{c.host}:{c.port}"}
+            for c in self.peer.dht.table
+        ]
+        return {"peers": sorted(peers, key=lambda p: p["node_id"])}
+
+    async def _record_put(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        name, value = args.get("name"), args.get("value")
+        if not isinstance(name, bytes) or not isinstance(value, bytes):
+            raise P2PBackupError("record_put needs bytes `name` and `value`")
+        identity = self.peer.identity
+        if args.get("kind") == "set":
+            record = set_record(identity, name, [value])
+        else:
+            current = await self.peer.dht.get(value_record(identity, name, 0, b"").key)
+            seq = 0 if current is None else current.seq + 1
+            record = value_record(identity, name, seq, value)
+        write = await self.peer.dht.put(record)
+        return {"key": record.key.hex(), "seq": record.seq, "acks": len(write.acks)}
+
+    async def _record_get(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        key = args.get("key")
+        if not isinstance(key, bytes) or len(key) != 20:
+            raise P2PBackupError("record_get needs a 20-byte `key`")
+        record = await self.peer.dht.get(key)
+        if record is None:
+            return {"found": False}
+        return {
+            "found": True,
+            "owner": record.owner.hex(),
+            "name": record.name,
+            "kind": "set" if record.kind is RecordKind.SET else "value",
+            "seq": record.seq,
+            "values": sorted(record.values),
+        }

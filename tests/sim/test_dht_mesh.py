@@ -1,0 +1,119 @@
+"""Kademlia on hundreds of simulated peers: joins, lookups, records, crashes, partitions."""
+
+from __future__ import annotations
+
+import random
+
+import trio
+import trio.testing
+
+from p2pbackup.dht.records import RecordKind, set_record, value_record
+from simulations.mesh import SimMesh
+from tests.sim.conftest import build_mesh
+
+
+async def test_500_peers_join_through_one_and_lookups_find_the_true_k_closest(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh = await build_mesh(nursery, 500, seed=7)
+    rng = random.Random(1)
+    k = mesh.dht.k
+    for _ in range(40):
+        source = rng.choice(mesh.live())
+        target = rng.randbytes(20)
+        outcome = await source.peer.dht.lookup(target)
+        truth = [n for n in mesh.true_closest(target, k + 1) if n != source.node_id][:k]
+        assert [c.node_id for c in outcome.contacts] == truth
+
+
+def _holders(mesh: SimMesh, key: bytes) -> int:
+    return sum(1 for p in mesh.live() if p.peer.dht.records.get(key) is not None)
+
+
+async def test_records_written_with_w3_survive_30_percent_of_peers_crashing(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh = await build_mesh(nursery, 300, seed=11)
+    rng = random.Random(2)
+    written = {}
+    for i in range(25):
+        owner = rng.choice(mesh.live())
+        record = value_record(owner.peer.identity, f"index-{i}".encode(), 1, f"v{i}".encode())
+        write = await owner.peer.dht.put(record)
+        assert len(write.acks) >= 3
+        written[record.key] = record.value
+    # 30% of all peers crash in three waves, a republish interval apart.
+    for _ in range(3):
+        for victim in rng.sample(mesh.live(), len(mesh.peers) // 10):
+            mesh.crash(victim)
+        await trio.sleep(2 * mesh.dht.republish_interval)
+        assert all(_holders(mesh, key) >= 3 for key in written)
+    assert len(mesh.live()) == len(mesh.peers) - 3 * (len(mesh.peers) // 10)
+    for key, value in written.items():
+        reader = rng.choice(mesh.live())
+        record = await reader.peer.dht.get(key)
+        assert record is not None and record.value == value
+
+
+async def test_a_record_written_during_a_partition_is_read_as_newest_after_it_heals(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh = await build_mesh(nursery, 120, seed=5)
+    owner, reader = mesh.peers[10], mesh.peers[11]
+    name = b"snapshot-index-head"
+    await owner.peer.dht.put(value_record(owner.peer.identity, name, 1, b"before"))
+    side_a = {p.address for p in mesh.peers[: len(mesh.peers) // 2]} | {owner.address}
+    side_b = {p.address for p in mesh.peers} - side_a - {owner.address} | {reader.address}
+    side_a.discard(reader.address)
+    mesh.network.partition(side_a, side_b)
+    await owner.peer.dht.put(value_record(owner.peer.identity, name, 2, b"during"))
+    # Both sides add to the owner's set record: neither addition may be lost.
+    a_device, b_device = mesh.peers[3], mesh.peers[90]
+    assert a_device.address in side_a and b_device.address in side_b
+    index = b"snapshots"
+    await a_device.peer.dht.put(set_record(owner.peer.identity, index, [b"snap-from-a"]))
+    await b_device.peer.dht.put(set_record(owner.peer.identity, index, [b"snap-from-b"]))
+    await trio.sleep(60)
+    mesh.network.heal()
+    await trio.sleep(2 * mesh.dht.republish_interval)
+    head = await reader.peer.dht.get(value_record(owner.peer.identity, name, 0, b"").key)
+    assert head is not None and head.value == b"during" and head.seq == 2
+    snapshots = await reader.peer.dht.get(set_record(owner.peer.identity, index, [b"x"]).key)
+    assert snapshots is not None and snapshots.kind is RecordKind.SET
+    assert snapshots.values == {b"snap-from-a", b"snap-from-b"}
+
+
+async def test_peers_crashing_mid_lookup_and_mid_write_do_not_stall_the_caller(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh = await build_mesh(nursery, 150, seed=3)
+    source = mesh.peers[0]
+    target = bytes(20)
+    victims = [p for p in mesh.peers[1:] if p.node_id in mesh.true_closest(target, 8)][:4]
+
+    async def crash_soon() -> None:
+        await trio.sleep(0.001)  # the first queries are already in flight
+        for victim in victims:
+            mesh.crash(victim)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(crash_soon)
+        with trio.fail_after(30):
+            outcome = await source.peer.dht.lookup(target)
+    live_truth = [n for n in mesh.true_closest(target, 21) if n != source.node_id][:20]
+    assert [c.node_id for c in outcome.contacts] == live_truth
+
+    record = value_record(source.peer.identity, b"mid-write", 1, b"x")
+    replicas = mesh.true_closest(record.key, 5)
+    doomed = [p for p in mesh.live() if p.node_id in replicas][:2]
+
+    async def crash_replicas() -> None:
+        await trio.sleep(0.001)
+        for victim in doomed:
+            mesh.crash(victim)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(crash_replicas)
+        with trio.fail_after(30):
+            write = await source.peer.dht.put(record)
+    assert len(write.acks) >= 3
