@@ -1,0 +1,198 @@
+"""A mesh of real peer processes on loopback, for the demo, benchmarks and tests.
+
+Each peer is a separate `p2pbackup serve` process with its own home under
+one root directory. The first peer listens on an OS-chosen port, which it
+writes to its state file; the others bootstrap through it. `close` stops
+every process it started, politely first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+CLI = [sys.executable, "-m", "cli.app"]
+
+
+@dataclass
+class LocalPeer:
+    index: int
+    home: Path
+    process: subprocess.Popen[bytes] | None = None
+    listen: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class LocalMesh:
+    root: Path
+    size: int
+    host: str = "127.0.0.1"
+    serve_args: Sequence[str] = ()
+    peers: list[LocalPeer] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.peers = [LocalPeer(i, self.root / f"peer{i:02d}") for i in range(self.size)]
+
+    # ---- lifecycle -----------------------------------------------------
+
+    def init_all(self) -> None:
+        for peer in self.peers:
+            if not (peer.home / "node.key").exists():
+                self.cli(peer.index, "init", check=True)
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.init_all()
+        self.start_peer(0, bootstrap=None, timeout=timeout)
+        for peer in self.peers[1:]:
+            self.start_peer(peer.index, timeout=timeout, wait=False)
+        for peer in self.peers[1:]:
+            self.wait_listening(peer.index, timeout)
+
+    @property
+    def bootstrap(self) -> str:
+        listen = self.peers[0].listen
+        if listen is None:
+            raise RuntimeError("the bootstrap peer is not running")
+        return listen
+
+    def start_peer(
+        self,
+        index: int,
+        *,
+        bootstrap: str | bool | None = True,
+        timeout: float = 30.0,
+        wait: bool = True,
+        port: int = 0,
+    ) -> LocalPeer:
+        peer = self.peers[index]
+        args = ["serve", "--listen", f"{self.host}:{port}", *self.serve_args]
+        if bootstrap is True:
+            args += ["--bootstrap", self.bootstrap]
+        elif isinstance(bootstrap, str):
+            args += ["--bootstrap", bootstrap]
+        peer.home.mkdir(parents=True, exist_ok=True)
+        (peer.home / "peer.json").unlink(missing_ok=True)
+        log = open(peer.home / "serve.log", "ab")  # noqa: SIM115 - owned by the child
+        peer.process = subprocess.Popen(
+            [*CLI, "--home", str(peer.home), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches the parent only
+        )
+        log.close()
+        if wait:
+            self.wait_listening(index, timeout)
+        return peer
+
+    def wait_listening(self, index: int, timeout: float = 30.0) -> str:
+        peer = self.peers[index]
+        state_file = peer.home / "peer.json"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if peer.process is not None and peer.process.poll() is not None:
+                raise RuntimeError(f"peer {index} exited early:\n{self.log_tail(index)}")
+            try:
+                state = json.loads(state_file.read_text())
+                peer.listen = str(state["listen"])
+                return peer.listen
+            except (FileNotFoundError, ValueError, KeyError):
+                time.sleep(0.05)
+        raise TimeoutError(f"peer {index} did not start within {timeout:g}s")
+
+    def stop_peer(self, index: int, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        """Stop one peer with `sig` (SIGKILL for a crash); its exit status."""
+        peer = self.peers[index]
+        if peer.process is None:
+            return 0
+        if peer.process.poll() is None:
+            peer.process.send_signal(sig)
+        try:
+            code = peer.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            peer.process.kill()
+            code = peer.process.wait()
+        peer.process = None
+        return code
+
+    def close(self) -> None:
+        for peer in self.peers:
+            if peer.alive and peer.process is not None:
+                peer.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for peer in self.peers:
+            if peer.process is None:
+                continue
+            try:
+                peer.process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(peer.process.pid, signal.SIGKILL)
+                peer.process.wait()
+            peer.process = None
+
+    def __enter__(self) -> LocalMesh:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ---- talking to peers ---------------------------------------------
+
+    def cli(
+        self,
+        index: int,
+        *args: str,
+        check: bool = False,
+        stdin: str | None = None,
+        timeout: float = 600,
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [*CLI, "--home", str(self.peers[index].home), *args],
+            capture_output=True,
+            text=True,
+            input=stdin,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(f"p2pbackup {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def cli_json(self, index: int, *args: str, stdin: str | None = None) -> dict[str, Any]:
+        result = self.cli(index, *args, "--json", check=True, stdin=stdin)
+        value = json.loads(result.stdout)
+        assert isinstance(value, dict)
+        return value
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float, step: float = 0.2) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(step)
+        return predicate()
+
+    def log_tail(self, index: int, lines: int = 20) -> str:
+        try:
+            text = (self.peers[index].home / "serve.log").read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
