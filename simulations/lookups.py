@@ -26,13 +26,14 @@ class LookupsParams:
     peers: int = 1000
     lookups: int = 200
     seed: int = 1
+    join_concurrency: int = 25
 
 
 async def run_lookups(params: LookupsParams) -> dict[str, Any]:
     started = time.perf_counter()
     async with trio.open_nursery() as nursery:
         mesh = await SimMesh.create(nursery, params.seed, encode=params.peers <= 2000)
-        await mesh.grow(params.peers)
+        await mesh.grow(params.peers, concurrency=params.join_concurrency)
         join_messages = mesh.network.stats.sent
         await trio.sleep(SETTLE_SECONDS)
         rng = random.Random(params.seed ^ 0x5EED)

@@ -39,6 +39,19 @@ def int_field(lo: int = 0, hi: int = 2**63 - 1) -> Check:
     return check
 
 
+def number_field(lo: float, hi: float) -> Check:
+    """An int or a finite float within bounds, returned as float."""
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise WireError(f"expected a number, got {type(value).__name__}")
+        if not lo <= value <= hi:  # also refuses NaN
+            raise WireError(f"number {value} outside [{lo}, {hi}]")
+        return float(value)
+
+    return check
+
+
 def bool_field() -> Check:
     def check(value: Any) -> bool:
         if not isinstance(value, bool):

@@ -1,0 +1,1 @@
+"""Walk files, chunk, dedup, build snapshot trees; restore; forget and prune."""

@@ -1,0 +1,142 @@
+"""Snapshot records: what one backup run saved, as the owner's index lists it.
+
+A snapshot names its root tree and the index blobs that map chunk ids to
+pack locations. It is sealed with the owner's data key before it enters the
+DHT: storage peers replicate the owner's snapshot index without learning
+hosts, paths or tags. The DHT record signature covers the sealed bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+from nacl.exceptions import CryptoError
+from nacl.secret import Aead
+
+from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.wire.schema import (
+    bytes_field,
+    check_fields,
+    int_field,
+    list_of,
+    number_field,
+    optional,
+    str_field,
+)
+
+SNAPSHOT_INDEX_NAME = b"snapshots"
+SNAPSHOT_ID_BYTES = 16
+PACK_ID_BYTES = 20
+_SNAPSHOT_AAD = b"p2pbackup-snapshot-v1"
+
+
+@dataclass(frozen=True, slots=True)
+class Locator:
+    """Where one sealed chunk lies: inside which pack, at which offset, how long."""
+
+    pack_id: bytes
+    offset: int
+    length: int
+
+    def to_wire(self) -> list[Any]:
+        return [self.pack_id, self.offset, self.length]
+
+    @classmethod
+    def from_wire(cls, value: Any) -> Locator:
+        if not isinstance(value, list) or len(value) != 3:
+            raise WireError("a locator is [pack id, offset, length]")
+        pack_id = bytes_field(exact=PACK_ID_BYTES)(value[0])
+        return cls(pack_id, int_field(0, 2**40)(value[1]), int_field(1, 2**40)(value[2]))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    snapshot_id: bytes
+    time: float
+    host: str
+    paths: tuple[str, ...]
+    tags: tuple[str, ...]
+    parent: bytes | None
+    tree: bytes
+    index: tuple[Locator, ...]
+    files: int
+    size: int
+
+    @property
+    def short_id(self) -> str:
+        return self.snapshot_id.hex()[:8]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.snapshot_id,
+            "time": self.time,
+            "host": self.host,
+            "paths": list(self.paths),
+            "tags": list(self.tags),
+            "parent": self.parent,
+            "tree": self.tree,
+            "index": [loc.to_wire() for loc in self.index],
+            "files": self.files,
+            "size": self.size,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """What `snapshots --json` shows."""
+        return {
+            "id": self.snapshot_id.hex(),
+            "short_id": self.short_id,
+            "time": self.time,
+            "host": self.host,
+            "paths": list(self.paths),
+            "tags": list(self.tags),
+            "parent": self.parent.hex() if self.parent else None,
+            "files": self.files,
+            "bytes": self.size,
+        }
+
+
+_FIELDS = {
+    "id": bytes_field(exact=SNAPSHOT_ID_BYTES),
+    "time": number_field(0, 2**40),
+    "host": str_field(255),
+    "paths": list_of(str_field(4096), 10_000),
+    "tags": list_of(str_field(255), 1000),
+    "parent": optional(bytes_field(exact=SNAPSHOT_ID_BYTES)),
+    "tree": bytes_field(exact=32),
+    "index": list_of(Locator.from_wire, 100_000),
+    "files": int_field(0, 2**62),
+    "size": int_field(0, 2**62),
+}
+
+
+def seal_snapshot(snapshot: Snapshot, key: bytes) -> bytes:
+    return Aead(key).encrypt(cbor2.dumps(snapshot.to_wire()), _SNAPSHOT_AAD)
+
+
+def open_snapshot(sealed: bytes, key: bytes) -> Snapshot:
+    """Decrypt and check one snapshot index entry; raises `P2PBackupError` if it is not ours."""
+    try:
+        plain = Aead(key).decrypt(sealed, _SNAPSHOT_AAD)
+    except CryptoError:
+        raise P2PBackupError("a snapshot entry does not decrypt with this owner's key") from None
+    try:
+        raw = cbor2.loads(plain)
+    except Exception as exc:
+        raise WireError(f"undecodable snapshot: {type(exc).__name__}") from None
+    if not isinstance(raw, dict):
+        raise WireError("a snapshot must be a map")
+    fields = check_fields(raw, _FIELDS)
+    return Snapshot(
+        snapshot_id=fields["id"],
+        time=fields["time"],
+        host=fields["host"],
+        paths=tuple(fields["paths"]),
+        tags=tuple(fields["tags"]),
+        parent=fields["parent"],
+        tree=fields["tree"],
+        index=tuple(fields["index"]),
+        files=fields["files"],
+        size=fields["size"],
+    )
