@@ -121,7 +121,7 @@ def serve(
         stream=sys.stderr,
     )
     options = ServeOptions(
-        listen=parse_address(listen),
+        listen=parse_address(listen, any_port=True),
         bootstrap=tuple(parse_address(b) for b in bootstrap),
         dht=DhtConfig(
             rpc_timeout=parse_duration(rpc_timeout),
@@ -129,9 +129,13 @@ def serve(
             republish_interval=parse_duration(republish_interval),
         ),
     )
-    service = PeerService(STATE.home, options)
+    home = STATE.home
+
+    async def run() -> None:
+        await PeerService(home, options).run()
+
     try:
-        trio.run(service.run)
+        trio.run(run)
     except OSError as exc:
         fail(f"cannot serve on {listen}: {exc.strerror or exc}")
 

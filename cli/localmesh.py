@@ -42,6 +42,8 @@ class LocalMesh:
     host: str = "127.0.0.1"
     serve_args: Sequence[str] = ()
     peers: list[LocalPeer] = field(default_factory=list)
+    # When the peers after the first were launched (monotonic clock).
+    launched_at: float = 0.0
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -57,6 +59,7 @@ class LocalMesh:
     def start(self, timeout: float = 30.0) -> None:
         self.init_all()
         self.start_peer(0, bootstrap=None, timeout=timeout)
+        self.launched_at = time.monotonic()
         for peer in self.peers[1:]:
             self.start_peer(peer.index, timeout=timeout, wait=False)
         for peer in self.peers[1:]:
@@ -181,6 +184,16 @@ class LocalMesh:
         value = json.loads(result.stdout)
         assert isinstance(value, dict)
         return value
+
+    def control(self, index: int, op: str, **args: Any) -> dict[str, Any]:
+        """One control call straight to a peer's socket: no process start, for tight polling."""
+        import trio
+
+        from p2pbackup.peer.control import call
+        from p2pbackup.peer.home import Home
+
+        path = Home(self.peers[index].home).control_socket
+        return trio.run(call, path, op, args)
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float, step: float = 0.2) -> bool:
         deadline = time.monotonic() + timeout

@@ -52,10 +52,14 @@ def CONTACT_CHECK(value: Any) -> dict[str, Any]:
     return _CONTACT_SLOW(value)  # raises the precise WireError
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """'HOST:PORT' to a tuple; raises `WireError`-free `ValueError` with a readable reason."""
+def parse_address(text: str, *, any_port: bool = False) -> tuple[str, int]:
+    """'HOST:PORT' to a tuple; raises `ValueError` with a readable reason.
+
+    With `any_port`, port 0 is allowed: a listener then takes a free port.
+    """
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    lowest = 0 if any_port else 1
+    if not sep or not host or not port.isdigit() or not lowest <= int(port) < 65536:
         raise ValueError(f"expected HOST:PORT, got {text!r}")
     return host, int(port)
 

@@ -1,0 +1,187 @@
+"""The connection handshake and the encrypted channel after it, sans-IO.
+
+Both sides send a hello at once (version, Ed25519 identity key, a fresh
+X25519 key, the address they listen on). Each then signs a digest of both
+hellos under its role and sends the signature with its secretstream header.
+Signing both ephemeral keys binds the session keys (crypto_kx) to the two
+identities: a man in the middle can relay hellos but cannot sign for either
+side, and a replayed proof fails against fresh ephemeral keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+from nacl import bindings
+from nacl.encoding import RawEncoder
+from nacl.hash import blake2b
+
+from p2pbackup.crypto.identity import (
+    PUBLIC_KEY_BYTES,
+    SIGNATURE_BYTES,
+    Identity,
+    node_id_from_public_key,
+    verify_signature,
+)
+from p2pbackup.errors import HandshakeError, WireError
+from p2pbackup.net.transport import Address, Remote
+from p2pbackup.wire.schema import (
+    bytes_field,
+    int_field,
+    list_of,
+    map_of,
+    optional,
+    str_field,
+)
+
+PROTOCOL_VERSION = 1
+MAX_HANDSHAKE_FRAME = 1024
+_CONTEXT = b"p2pbackup handshake v1"
+_HEADER_BYTES = bindings.crypto_secretstream_xchacha20poly1305_HEADERBYTES
+ABYTES = bindings.crypto_secretstream_xchacha20poly1305_ABYTES
+
+_HELLO = map_of(
+    {
+        "v": int_field(1, 2**16),
+        "pk": bytes_field(exact=PUBLIC_KEY_BYTES),
+        "eph": bytes_field(exact=bindings.crypto_kx_PUBLIC_KEY_BYTES),
+        "listen": optional(list_of(lambda v: v, 2)),
+    }
+)
+_AUTH = map_of({"sig": bytes_field(exact=SIGNATURE_BYTES), "hdr": bytes_field(exact=_HEADER_BYTES)})
+_HOST = str_field(253)
+_PORT = int_field(1, 65535)
+
+
+def _loads(payload: bytes, check: Any, what: str) -> dict[str, Any]:
+    try:
+        value = cbor2.loads(payload)
+    except Exception as exc:  # any garbage means the same: not a handshake
+        raise HandshakeError(f"undecodable {what}: {type(exc).__name__}") from None
+    try:
+        checked: dict[str, Any] = check(value)
+    except WireError as exc:
+        raise HandshakeError(f"malformed {what}: {exc}") from None
+    return checked
+
+
+def _listen_from_wire(value: list[Any] | None) -> Address | None:
+    if value is None:
+        return None
+    if len(value) != 2:
+        raise HandshakeError("malformed hello: listen must be [host, port]")
+    try:
+        return _HOST(value[0]), _PORT(value[1])
+    except WireError as exc:
+        raise HandshakeError(f"malformed hello: listen {exc}") from None
+
+
+class SecureChannel:
+    """Encrypts what we send and decrypts what we receive, one frame at a time."""
+
+    def __init__(self, tx_key: bytes, rx_key: bytes) -> None:
+        self._push = bindings.crypto_secretstream_xchacha20poly1305_state()
+        self.header = bindings.crypto_secretstream_xchacha20poly1305_init_push(self._push, tx_key)
+        self._rx_key = rx_key
+        self._pull: Any = None
+
+    def start_receiving(self, header: bytes) -> None:
+        self._pull = bindings.crypto_secretstream_xchacha20poly1305_state()
+        bindings.crypto_secretstream_xchacha20poly1305_init_pull(self._pull, header, self._rx_key)
+
+    def seal(self, payload: bytes) -> bytes:
+        return bindings.crypto_secretstream_xchacha20poly1305_push(self._push, payload)
+
+    def open(self, ciphertext: bytes) -> bytes:
+        """Decrypt one frame; a forged, replayed or reordered frame raises `WireError`."""
+        if self._pull is None:
+            raise WireError("encrypted frame before the handshake finished")
+        try:
+            payload, _tag = bindings.crypto_secretstream_xchacha20poly1305_pull(
+                self._pull, ciphertext
+            )
+        except Exception:  # CryptoError, or ValueError on a frame shorter than the tag
+            raise WireError("a frame failed authentication") from None
+        return bytes(payload)
+
+
+@dataclass(frozen=True)
+class Established:
+    remote: Remote
+    channel: SecureChannel
+
+
+class Handshake:
+    """One side of the handshake: feed it the peer's frames, send what it returns."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        initiator: bool,
+        listen: Address | None,
+        expected_node_id: bytes | None = None,
+    ) -> None:
+        self.identity = identity
+        self.initiator = initiator
+        self.expected_node_id = expected_node_id
+        self._eph_pk, self._eph_sk = bindings.crypto_kx_keypair()
+        self._hello = cbor2.dumps(
+            {
+                "v": PROTOCOL_VERSION,
+                "pk": identity.public_key,
+                "eph": self._eph_pk,
+                "listen": list(listen) if listen is not None else None,
+            }
+        )
+        self._remote: Remote | None = None
+        self._transcript = b""
+        self._channel: SecureChannel | None = None
+
+    def hello(self) -> bytes:
+        return self._hello
+
+    def receive_hello(self, payload: bytes) -> bytes:
+        """Check the peer's hello; returns our proof to send."""
+        hello = _loads(payload, _HELLO, "hello")
+        if hello["v"] != PROTOCOL_VERSION:
+            raise HandshakeError(f"unsupported protocol version {hello['v']}")
+        public_key: bytes = hello["pk"]
+        if public_key == self.identity.public_key:
+            raise HandshakeError("the peer presented our own identity key")
+        node_id = node_id_from_public_key(public_key)
+        if self.expected_node_id is not None and node_id != self.expected_node_id:
+            raise HandshakeError(
+                f"expected peer {self.expected_node_id.hex()[:12]}, met {node_id.hex()[:12]}"
+            )
+        self._remote = Remote(node_id, public_key, _listen_from_wire(hello["listen"]))
+        first, second = (self._hello, payload) if self.initiator else (payload, self._hello)
+        self._transcript = blake2b(_CONTEXT + first + second, encoder=RawEncoder)
+        if self.initiator:
+            rx, tx = bindings.crypto_kx_client_session_keys(
+                self._eph_pk, self._eph_sk, hello["eph"]
+            )
+        else:
+            rx, tx = bindings.crypto_kx_server_session_keys(
+                self._eph_pk, self._eph_sk, hello["eph"]
+            )
+        self._channel = SecureChannel(tx, rx)
+        signature = self.identity.sign(self._role(self.initiator) + self._transcript)
+        return cbor2.dumps({"sig": signature, "hdr": self._channel.header})
+
+    def receive_auth(self, payload: bytes) -> Established:
+        """Check the peer's proof of its identity key; the channel is ready after this."""
+        if self._remote is None or self._channel is None:
+            raise HandshakeError("proof before hello")
+        auth = _loads(payload, _AUTH, "proof")
+        signed = self._role(not self.initiator) + self._transcript
+        if not verify_signature(self._remote.public_key, signed, auth["sig"]):
+            raise HandshakeError("the peer could not prove its identity key")
+        self._channel.start_receiving(auth["hdr"])
+        return Established(self._remote, self._channel)
+
+    @staticmethod
+    def _role(initiator: bool) -> bytes:
+        return b"initiator" if initiator else b"responder"

@@ -1,0 +1,97 @@
+"""Real peers in separate processes over TCP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli.localmesh import LocalMesh
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def mesh10(tmp_path: Path) -> Iterator[LocalMesh]:
+    with LocalMesh(tmp_path / "mesh", 10, serve_args=("--rpc-timeout", "2s")) as mesh:
+        mesh.start()
+        yield mesh
+
+
+def _table_size(mesh: LocalMesh, index: int) -> int:
+    return int(mesh.control(index, "status")["routing_table_size"])
+
+
+def test_ten_processes_learn_each_other_within_ten_seconds(mesh10: LocalMesh) -> None:
+    # Measured from the launch of the nine processes, their start-up included.
+    started = mesh10.launched_at
+    everyone = mesh10.wait_until(
+        lambda: all(_table_size(mesh10, i) == 9 for i in range(10)), timeout=10
+    )
+    assert everyone, [_table_size(mesh10, i) for i in range(10)]
+    took = time.monotonic() - started
+    print(f"all ten routing tables complete {took:.1f}s after launch")
+    assert took < 10
+    listed = mesh10.cli_json(4, "peers")["peers"]
+    others = {p.listen for p in mesh10.peers if p.index != 4}
+    assert {p["address"] for p in listed} == others
+    status = mesh10.cli_json(4, "status")
+    assert status["listen"] == mesh10.peers[4].listen
+    assert len(status["node_id"]) == 40
+
+
+def test_a_record_written_through_one_peer_is_read_through_another(mesh10: LocalMesh) -> None:
+    mesh10.wait_until(lambda: all(_table_size(mesh10, i) == 9 for i in range(10)), timeout=10)
+    written = mesh10.cli_json(2, "debug", "record-put", "greeting", "hello mesh")
+    assert written["acks"] >= 3
+    read = mesh10.cli_json(7, "debug", "record-get", written["key"])
+    assert read["found"] and read["values"] == ["hello mesh"]
+    # A crashed peer does not stop the quorum read.
+    mesh10.stop_peer(3, signal.SIGKILL)
+    again = mesh10.cli_json(8, "debug", "record-get", written["key"])
+    assert again["values"] == ["hello mesh"]
+
+
+def test_sigterm_stops_a_peer_cleanly(mesh10: LocalMesh) -> None:
+    home = mesh10.peers[5].home
+    assert (home / "peer.json").exists()
+    assert mesh10.stop_peer(5, signal.SIGTERM) == 0
+    assert not (home / "peer.json").exists()
+    gone = mesh10.cli(5, "status", "--json")
+    assert gone.returncode != 0
+    assert gone.stderr.count("\n") == 1 and "no peer is running" in gone.stderr
+
+
+def test_commands_without_a_running_peer_fail_with_one_line(tmp_path: Path) -> None:
+    mesh = LocalMesh(tmp_path / "idle", 1)
+    mesh.init_all()
+    for command in (["status", "--json"], ["peers", "--json"]):
+        result = mesh.cli(0, *command)
+        assert result.returncode != 0
+        assert result.stdout == ""
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+
+
+def test_init_json_prints_the_node_id_and_refuses_twice(tmp_path: Path) -> None:
+    mesh = LocalMesh(tmp_path / "fresh", 1)
+    first = mesh.cli(0, "init", "--json")
+    assert first.returncode == 0
+    assert len(json.loads(first.stdout)["node_id"]) == 40
+    second = mesh.cli(0, "init")
+    assert second.returncode != 0 and "already initialised" in second.stderr
+
+
+def test_p2pbackup_home_environment_works_like_the_option(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from cli.localmesh import CLI
+
+    env = dict(os.environ, P2PBACKUP_HOME=str(tmp_path / "viaenv"))
+    result = subprocess.run([*CLI, "init", "--json"], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "viaenv" / "node.key").exists()
