@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS files (
     inode INTEGER NOT NULL,
     chunks BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS index_blobs (
+    pack_id BLOB NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    PRIMARY KEY (pack_id, offset)
+);
 CREATE TABLE IF NOT EXISTS indexed_snapshots (
     snapshot_id BLOB PRIMARY KEY
 );
@@ -112,23 +118,38 @@ class Catalog:
 
     # ---- files ---------------------------------------------------------
 
-    def file_chunks(self, path: bytes, state: FileState) -> tuple[bytes, ...] | None:
+    def file_chunks(self, path: bytes, state: FileState) -> tuple[tuple[bytes, int], ...] | None:
         """The chunk ids of an unchanged file whose chunks are all known to be in the mesh."""
         row = self._db.execute(
             "SELECT size, mtime_ns, inode, chunks FROM files WHERE path = ?", (path,)
         ).fetchone()
         if row is None or FileState(row[0], row[1], row[2]) != state:
             return None
-        chunks = tuple(cbor2.loads(row[3]))
-        if not all(self.has_chunk(c) for c in chunks):
+        chunks = tuple((cid, size) for cid, size in cbor2.loads(row[3]))
+        if not all(self.has_chunk(cid) for cid, _ in chunks):
             return None
         return chunks
 
-    def remember_file(self, path: bytes, state: FileState, chunks: tuple[bytes, ...]) -> None:
+    def remember_file(
+        self, path: bytes, state: FileState, chunks: tuple[tuple[bytes, int], ...]
+    ) -> None:
+        encoded = cbor2.dumps([[cid, size] for cid, size in chunks])
         self._db.execute(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
-            (path, state.size, state.mtime_ns, state.inode, cbor2.dumps(list(chunks))),
+            (path, state.size, state.mtime_ns, state.inode, encoded),
         )
+
+    # ---- index blobs -----------------------------------------------------
+
+    def add_index_blob(self, locator: Locator) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO index_blobs VALUES (?, ?, ?)",
+            (locator.pack_id, locator.offset, locator.length),
+        )
+
+    def index_blobs(self) -> list[Locator]:
+        rows = self._db.execute("SELECT pack_id, offset, length FROM index_blobs ORDER BY rowid")
+        return [Locator(*row) for row in rows]
 
     # ---- snapshots whose index blobs are loaded ------------------------
 

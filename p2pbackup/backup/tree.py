@@ -37,7 +37,7 @@ class TreeEntry:
     mode: int
     mtime_ns: int
     size: int = 0
-    chunks: tuple[bytes, ...] = ()
+    chunks: tuple[tuple[bytes, int], ...] = ()  # (chunk id, plain length), in file order
     subtree: bytes | None = None
     target: bytes | None = None
 
@@ -50,7 +50,7 @@ class TreeEntry:
             "size": self.size,
         }
         if self.kind is EntryKind.FILE:
-            out["chunks"] = list(self.chunks)
+            out["chunks"] = [[cid, size] for cid, size in self.chunks]
         elif self.kind is EntryKind.DIR:
             out["subtree"] = self.subtree
         else:
@@ -59,13 +59,22 @@ class TreeEntry:
 
 
 _CHUNK_ID = bytes_field(exact=CHUNK_ID_BYTES)
+_CHUNK_SIZE = int_field(0, 2**32)
+
+
+def _chunk_ref(value: Any) -> tuple[bytes, int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise WireError("a chunk reference is [chunk id, length]")
+    return _CHUNK_ID(value[0]), _CHUNK_SIZE(value[1])
+
+
 _ENTRY_FIELDS = {
     "name": bytes_field(max_len=4096),
     "kind": int_field(0, len(EntryKind) - 1),
     "mode": int_field(0, 0o177777),
     "mtime": int_field(-(2**62), 2**62),
     "size": int_field(0, 2**62),
-    "chunks": list_of(_CHUNK_ID, MAX_CHUNKS_PER_FILE),
+    "chunks": list_of(_chunk_ref, MAX_CHUNKS_PER_FILE),
     "subtree": optional(_CHUNK_ID),
     "target": optional(bytes_field(max_len=65536)),
 }
@@ -84,13 +93,16 @@ def _entry_from_wire(value: Any) -> TreeEntry:
         raise WireError("a directory entry needs its subtree")
     if kind is EntryKind.SYMLINK and fields["target"] is None:
         raise WireError("a symlink entry needs its target")
+    chunks = tuple(fields["chunks"] or ())
+    if kind is EntryKind.FILE and sum(size for _, size in chunks) != fields["size"]:
+        raise WireError("a file's chunk lengths do not add up to its size")
     return TreeEntry(
         name=name,
         kind=kind,
         mode=fields["mode"],
         mtime_ns=fields["mtime"],
         size=fields["size"],
-        chunks=tuple(fields["chunks"] or ()),
+        chunks=chunks,
         subtree=fields["subtree"],
         target=fields["target"],
     )
