@@ -1,0 +1,64 @@
+"""The codec as the backup and restore engines use it: one owner's keys, bound once.
+
+Blobs are sealed without binding the chunk id as associated data, on purpose:
+the engine seals index blobs under a chunk id like any other blob, but restore
+reads them back by locator alone (`open(None, ...)`), before it knows any id.
+Binding is done instead by the check on open: with a chunk id, the opened
+bytes must hash to it under the owner's chunk-id key. That is stronger than
+associated data (it proves the content, not only which id the sealer named),
+and without an id the AEAD still proves the blob is this owner's and intact.
+"""
+
+from __future__ import annotations
+
+from p2pbackup.codec import chunks
+from p2pbackup.codec.chunker import DEFAULT_PARAMS, ChunkParams, ChunkReader, open_chunker
+from p2pbackup.codec.chunks import ZSTD_LEVEL, CorruptBlob
+from p2pbackup.codec.packs import DEFAULT_TARGET, Pack, Packer
+from p2pbackup.crypto.keys import OwnerKeys
+
+__all__ = ["BlobCodec", "ChunkParams", "ChunkReader", "CorruptBlob", "Pack", "Packer"]
+
+
+class BlobCodec:
+    """Chunk ids, sealing, chunking and packing under one owner's keys and settings."""
+
+    def __init__(
+        self,
+        keys: OwnerKeys,
+        chunk_params: ChunkParams = DEFAULT_PARAMS,
+        *,
+        pack_target: int = DEFAULT_TARGET,
+        zstd_level: int = ZSTD_LEVEL,
+    ) -> None:
+        self.keys = keys
+        self.chunk_params = chunk_params
+        self.pack_target = pack_target
+        self.zstd_level = zstd_level
+
+    def chunk_id(self, plain: bytes) -> bytes:
+        """The owner-keyed 32-byte id that dedups this chunk."""
+        return chunks.chunk_id(self.keys.chunk_id_key, plain)
+
+    def seal(self, chunk_id: bytes, plain: bytes) -> bytes:
+        """Compress and encrypt one blob. `chunk_id` is checked on open, not bound as AAD
+        (see the module docstring)."""
+        del chunk_id  # part of the engine's call; the id is verified from content on open
+        return chunks.seal(self.keys.data_key, None, plain, level=self.zstd_level)
+
+    def open(self, chunk_id: bytes | None, sealed: bytes) -> bytes:
+        """Decrypt one blob; with a chunk id, also prove the content is that chunk.
+
+        None skips the id check (index blobs). Raises `CorruptBlob` on any failure.
+        """
+        plain = chunks.open_sealed(self.keys.data_key, None, sealed)
+        if chunk_id is not None:
+            chunks.check_chunk_id(self.keys.chunk_id_key, chunk_id, plain)
+        return plain
+
+    def open_chunker(self, path: str | bytes) -> ChunkReader:
+        """A reader yielding the file's content-defined chunks; raises `OSError`."""
+        return open_chunker(path, self.chunk_params)
+
+    def packer(self) -> Packer:
+        return Packer(self.pack_target)

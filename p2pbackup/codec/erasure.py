@@ -1,0 +1,175 @@
+"""Erasure coding of packs (zfec k-of-n) and Merkle trees over each share.
+
+A pack becomes n equal shares, any k of which rebuild it, so the mesh can lose
+n - k holders of a pack and still restore it. Each share is cut into fixed
+blocks under a Merkle tree whose root the owner signs (see `descriptor`):
+a holder can then prove it still has a share by answering for one random
+block with its proof, without sending the whole share.
+
+The tree follows RFC 6962 (split at the largest power of two below the
+count, no duplicated nodes), with leaves and inner nodes hashed under
+different BLAKE2b personalisations so a node can never pass for a leaf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+import zfec
+
+from p2pbackup.errors import P2PBackupError
+
+DEFAULT_K = 3
+DEFAULT_N = 10
+MAX_N = 255
+BLOCK_SIZE = 64 * 1024
+HASH_BYTES = 32
+_LEAF = b"p2pb:merkle-leaf"
+_NODE = b"p2pb:merkle-node"
+
+
+class ErasureError(P2PBackupError):
+    """Shares cannot be encoded or decoded as asked (bad parameters or bad shares)."""
+
+
+class NotEnoughShares(ErasureError):
+    """Fewer than k usable shares were given, so the pack cannot be rebuilt."""
+
+
+def check_params(k: int, n: int) -> None:
+    if not 1 <= k <= n <= MAX_N:
+        raise ErasureError(f"erasure parameters need 1 <= k <= n <= {MAX_N}, got k={k} n={n}")
+
+
+def share_size(length: int, k: int) -> int:
+    """Bytes in each share of a pack of `length` bytes (at least 1, so no share is empty)."""
+    if length < 0:
+        raise ErasureError("a pack length cannot be negative")
+    return max(1, -(-length // k))
+
+
+def encode_pack(data: bytes, k: int = DEFAULT_K, n: int = DEFAULT_N) -> list[bytes]:
+    """The n shares of `data`: zero-padded to k equal parts, then Reed-Solomon coded.
+
+    The caller records `len(data)` (the descriptor does) to strip the padding later.
+    """
+    check_params(k, n)
+    size = share_size(len(data), k)
+    padded = data + bytes(size * k - len(data))
+    parts = tuple(padded[i * size : (i + 1) * size] for i in range(k))
+    return [bytes(share) for share in zfec.Encoder(k, n).encode(parts)]
+
+
+def decode_pack(shares: Mapping[int, bytes], k: int, n: int, length: int) -> bytes:
+    """Rebuild a pack of `length` bytes from any k of its shares (keyed by share index).
+
+    Shares of the wrong size or out-of-range index are ignored; raises `NotEnoughShares`
+    when fewer than k remain. Checking content is the caller's job (Merkle roots, pack id):
+    a share of the right size but wrong bytes yields a wrong pack.
+    """
+    check_params(k, n)
+    size = share_size(length, k)
+    usable = sorted((i, share) for i, share in shares.items() if 0 <= i < n and len(share) == size)
+    if len(usable) < k:
+        raise NotEnoughShares(f"{len(usable)} usable shares, {k} needed to rebuild the pack")
+    # Primary shares (index < k) first: fewer of them to recompute.
+    chosen = usable[:k]
+    indices = tuple(i for i, _ in chosen)
+    blocks = tuple(share for _, share in chosen)
+    parts = zfec.Decoder(k, n).decode(blocks, indices)
+    return b"".join(parts)[:length]
+
+
+# ---- Merkle tree over a share's blocks ---------------------------------
+
+
+def block_count(size: int) -> int:
+    """Blocks in a share of `size` bytes (an empty share still has one, empty block)."""
+    return max(1, -(-size // BLOCK_SIZE))
+
+
+def share_block(share: bytes, index: int) -> bytes:
+    if not 0 <= index < block_count(len(share)):
+        raise IndexError(f"block {index} outside a share of {len(share)} bytes")
+    return share[index * BLOCK_SIZE : (index + 1) * BLOCK_SIZE]
+
+
+def _leaf(block: bytes | memoryview) -> bytes:
+    return hashlib.blake2b(block, digest_size=HASH_BYTES, person=_LEAF).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.blake2b(left + right, digest_size=HASH_BYTES, person=_NODE).digest()
+
+
+def _split(count: int) -> int:
+    """The largest power of two strictly below `count` (count >= 2)."""
+    return 1 << ((count - 1).bit_length() - 1)
+
+
+def _leaves(share: bytes) -> list[bytes]:
+    view = memoryview(share)
+    return [
+        _leaf(view[i * BLOCK_SIZE : (i + 1) * BLOCK_SIZE]) for i in range(block_count(len(share)))
+    ]
+
+
+def _root(leaves: list[bytes]) -> bytes:
+    if len(leaves) == 1:
+        return leaves[0]
+    mid = _split(len(leaves))
+    return _node(_root(leaves[:mid]), _root(leaves[mid:]))
+
+
+def _path(index: int, leaves: list[bytes]) -> list[bytes]:
+    if len(leaves) == 1:
+        return []
+    mid = _split(len(leaves))
+    if index < mid:
+        return [*_path(index, leaves[:mid]), _root(leaves[mid:])]
+    return [*_path(index - mid, leaves[mid:]), _root(leaves[:mid])]
+
+
+def share_root(share: bytes) -> bytes:
+    """The Merkle root of a share's blocks: what the owner signs for that share."""
+    return _root(_leaves(share))
+
+
+def block_proof(share: bytes, block_index: int) -> list[bytes]:
+    """Sibling hashes from block `block_index` up to the root, leaf side first."""
+    leaves = _leaves(share)
+    if not 0 <= block_index < len(leaves):
+        raise IndexError(f"block {block_index} outside a share of {len(leaves)} blocks")
+    return _path(block_index, leaves)
+
+
+def _root_from_path(index: int, count: int, node: bytes, proof: list[bytes]) -> bytes | None:
+    if count == 1:
+        return node if not proof else None
+    if not proof:
+        return None
+    mid = _split(count)
+    sibling, rest = proof[-1], proof[:-1]
+    if index < mid:
+        below = _root_from_path(index, mid, node, rest)
+        return None if below is None else _node(below, sibling)
+    below = _root_from_path(index - mid, count - mid, node, rest)
+    return None if below is None else _node(sibling, below)
+
+
+def verify_block(
+    root: bytes, block_index: int, block: bytes, proof: list[bytes], block_count: int
+) -> bool:
+    """True when `block` is block `block_index` of the share whose root is `root`.
+
+    `block_count` comes from the signed share size, so the proof's shape is fixed
+    and a proof for another position or tree size cannot pass. Never raises.
+    """
+    if not 0 <= block_index < block_count or len(block) > BLOCK_SIZE:
+        return False
+    if any(not isinstance(p, bytes) or len(p) != HASH_BYTES for p in proof):
+        return False
+    computed = _root_from_path(block_index, block_count, _leaf(block), list(proof))
+    return computed is not None and hmac.compare_digest(computed, root)
