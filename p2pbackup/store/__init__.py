@@ -1,0 +1,28 @@
+"""This peer's share store on disk: content-addressed files, an SQLite index, quotas, leases."""
+
+from p2pbackup.store.capacity import format_size, parse_size
+from p2pbackup.store.shares import (
+    FileShareStore,
+    MemoryShareStore,
+    ShareInfo,
+    ShareKey,
+    ShareRejected,
+    ShareStore,
+    StoredShare,
+    StoreFull,
+    StoreLocked,
+)
+
+__all__ = [
+    "FileShareStore",
+    "MemoryShareStore",
+    "ShareInfo",
+    "ShareKey",
+    "ShareRejected",
+    "ShareStore",
+    "StoreFull",
+    "StoreLocked",
+    "StoredShare",
+    "format_size",
+    "parse_size",
+]
