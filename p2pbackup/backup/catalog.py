@@ -6,6 +6,11 @@ sends only new chunks and skips unchanged files without reading them. SQLite
 in WAL mode; a pack's chunks are committed in one transaction once all its
 shares are placed, so a killed backup, run again, resends only what is
 missing.
+
+A placed chunk is also listed as *unindexed* until an index blob naming it is
+itself placed. A snapshot can only be restored from chunks some index blob
+lists, so a backup writes index blobs for every unindexed chunk, including
+those a killed earlier run placed but never got to index.
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER NOT NULL,
     mtime_ns INTEGER NOT NULL,
     inode INTEGER NOT NULL,
-    chunks BLOB NOT NULL
+    chunks BLOB NOT NULL,
+    ctime_ns INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS index_blobs (
     pack_id BLOB NOT NULL,
@@ -50,16 +56,21 @@ CREATE TABLE IF NOT EXISTS index_blobs (
 CREATE TABLE IF NOT EXISTS indexed_snapshots (
     snapshot_id BLOB PRIMARY KEY
 );
+CREATE TABLE IF NOT EXISTS unindexed (
+    chunk_id BLOB PRIMARY KEY
+);
 """
 
 
 @dataclass(frozen=True, slots=True)
 class FileState:
-    """What a file looked like when its chunks were last recorded."""
+    """What a file looked like when its chunks were last recorded. The ctime catches
+    a rewrite that kept the size and put the old mtime back."""
 
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int = 0
 
 
 class Catalog:
@@ -68,6 +79,9 @@ class Catalog:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
+        if "ctime_ns" not in columns:  # a catalog written before files kept their ctime
+            self._db.execute("ALTER TABLE files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._db.close()
@@ -93,14 +107,54 @@ class Catalog:
         placed: int,
         chunks: Iterable[tuple[bytes, Locator]],
     ) -> None:
-        """A pack is in the mesh: remember it and every chunk in it, atomically."""
+        """A pack is in the mesh: remember it and every chunk in it, atomically. Its chunks
+        stay unindexed until `record_index_pack` names them."""
+        rows = [(cid, loc.pack_id, loc.offset, loc.length) for cid, loc in chunks]
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO packs VALUES (?, ?, ?, ?, ?)", (pack_id, k, n, size, placed)
+            )
+            self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", rows)
+            self._db.executemany(
+                "INSERT OR IGNORE INTO unindexed VALUES (?)", ((row[0],) for row in rows)
+            )
+
+    def unindexed(self, after: bytes, limit: int) -> list[tuple[bytes, Locator]]:
+        """Up to `limit` placed chunks no placed index blob lists yet, in chunk id order
+        from just after `after` (pass b"" to start)."""
+        rows = self._db.execute(
+            "SELECT u.chunk_id, c.pack_id, c.offset, c.length FROM unindexed u "
+            "JOIN chunks c ON c.chunk_id = u.chunk_id "
+            "WHERE u.chunk_id > ? ORDER BY u.chunk_id LIMIT ?",
+            (after, limit),
+        )
+        return [(row[0], Locator(row[1], row[2], row[3])) for row in rows]
+
+    def unindexed_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM unindexed").fetchone()[0])
+
+    def record_index_pack(
+        self,
+        pack_id: bytes,
+        k: int,
+        n: int,
+        size: int,
+        placed: int,
+        blobs: Iterable[Locator],
+        chunk_ids: Iterable[bytes],
+    ) -> None:
+        """A pack of index blobs is in the mesh: remember the blobs and that the chunks
+        they list are indexed, atomically."""
         with self._transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO packs VALUES (?, ?, ?, ?, ?)", (pack_id, k, n, size, placed)
             )
             self._db.executemany(
-                "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)",
-                ((cid, loc.pack_id, loc.offset, loc.length) for cid, loc in chunks),
+                "INSERT OR IGNORE INTO index_blobs VALUES (?, ?, ?)",
+                ((loc.pack_id, loc.offset, loc.length) for loc in blobs),
+            )
+            self._db.executemany(
+                "DELETE FROM unindexed WHERE chunk_id = ?", ((cid,) for cid in chunk_ids)
             )
 
     def add_locators(self, entries: Iterable[tuple[bytes, Locator]]) -> None:
@@ -113,6 +167,10 @@ class Catalog:
     def packs(self) -> Iterator[tuple[bytes, int, int, int, int]]:
         yield from self._db.execute("SELECT pack_id, k, n, size, placed FROM packs")
 
+    def chunk_ids(self) -> Iterator[bytes]:
+        for row in self._db.execute("SELECT chunk_id FROM chunks"):
+            yield row[0]
+
     def chunk_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
 
@@ -121,11 +179,11 @@ class Catalog:
     def file_chunks(self, path: bytes, state: FileState) -> tuple[tuple[bytes, int], ...] | None:
         """The chunk ids of an unchanged file whose chunks are all known to be in the mesh."""
         row = self._db.execute(
-            "SELECT size, mtime_ns, inode, chunks FROM files WHERE path = ?", (path,)
+            "SELECT size, mtime_ns, inode, ctime_ns, chunks FROM files WHERE path = ?", (path,)
         ).fetchone()
-        if row is None or FileState(row[0], row[1], row[2]) != state:
+        if row is None or FileState(row[0], row[1], row[2], row[3]) != state:
             return None
-        chunks = tuple((cid, size) for cid, size in cbor2.loads(row[3]))
+        chunks = tuple((cid, size) for cid, size in cbor2.loads(row[4]))
         if not all(self.has_chunk(cid) for cid, _ in chunks):
             return None
         return chunks
@@ -133,11 +191,31 @@ class Catalog:
     def remember_file(
         self, path: bytes, state: FileState, chunks: tuple[tuple[bytes, int], ...]
     ) -> None:
-        encoded = cbor2.dumps([[cid, size] for cid, size in chunks])
-        self._db.execute(
-            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?)",
-            (path, state.size, state.mtime_ns, state.inode, encoded),
-        )
+        self.remember_files([(path, state, chunks)])
+
+    def remember_files(
+        self, files: Iterable[tuple[bytes, FileState, tuple[tuple[bytes, int], ...]]]
+    ) -> None:
+        """Remember what files looked like and their chunks, in one transaction."""
+        rows = [
+            (
+                path,
+                state.size,
+                state.mtime_ns,
+                state.inode,
+                cbor2.dumps([[cid, size] for cid, size in chunks]),
+                state.ctime_ns,
+            )
+            for path, state, chunks in files
+        ]
+        if not rows:
+            return
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO files (path, size, mtime_ns, inode, chunks, ctime_ns) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     # ---- index blobs -----------------------------------------------------
 

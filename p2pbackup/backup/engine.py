@@ -1,0 +1,403 @@
+"""The backup run: walk, chunk, dedup, seal, pack, upload, and write the snapshot.
+
+File reading and the CPU-heavy steps run through `run_sync` (a worker
+thread on a real peer, inline in the simulator). Packs upload in parallel,
+at most `parallel_uploads` at a time, and the walk waits for a free slot
+before it finishes another pack, so memory stays at a few packs whatever
+the file sizes. A pack's chunks enter the catalog only once the pack is
+placed, so a killed backup, run again, sends only what is missing; the run
+then indexes every chunk no placed index blob lists yet, its own and any a
+killed run left behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cbor2
+import trio
+
+from p2pbackup.backup.blobs import BlobCodec, Pack, Packer
+from p2pbackup.backup.catalog import Catalog, FileState
+from p2pbackup.backup.packstore import PackReceipt, PackStore
+from p2pbackup.backup.snapshot import Locator, Snapshot
+from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
+from p2pbackup.backup.walk import FsEntry, absolute, list_directory, stat_entry
+from p2pbackup.errors import P2PBackupError
+
+T = TypeVar("T")
+RunSync = Callable[..., Awaitable[Any]]
+ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
+PROGRESS_EVERY = 0.25
+# One index blob lists at most this many chunks (about 3 MiB of CBOR): a huge first
+# backup writes several blobs that pack and place like any other data, not one giant one.
+INDEX_BLOB_ENTRIES = 50_000
+# Unchanged-file rows are written to the catalog in batches of about this many.
+REMEMBER_BATCH = 1000
+
+OnPlaced = Callable[[Pack, PackReceipt], None]
+ChunkList = tuple[tuple[bytes, int], ...]
+
+
+async def to_thread(fn: Callable[..., T], *args: Any) -> T:
+    return await trio.to_thread.run_sync(fn, *args)
+
+
+@dataclass
+class BackupStats:
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0
+    bytes_read: int = 0
+    bytes_sent: int = 0
+    chunks_new: int = 0
+    chunks_reused: int = 0
+    files_unchanged: int = 0
+    packs: int = 0
+    index_blobs: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "dirs": self.dirs,
+            "bytes": self.bytes,
+            "bytes_read": self.bytes_read,
+            "bytes_sent": self.bytes_sent,
+            "chunks_new": self.chunks_new,
+            "chunks_reused": self.chunks_reused,
+            "files_unchanged": self.files_unchanged,
+            "packs": self.packs,
+            "index_blobs": self.index_blobs,
+            "errors": [{"path": p, "reason": r} for p, r in self.errors],
+        }
+
+
+@dataclass(eq=False)
+class _WaitingFile:
+    """A file read this run whose state the catalog learns once all its chunks are placed."""
+
+    path: bytes
+    state: FileState
+    chunks: ChunkList
+    missing: set[bytes]
+
+
+def _file_state(entry: FsEntry) -> FileState:
+    return FileState(entry.size, entry.mtime_ns, entry.inode, entry.ctime_ns)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            out += _leaves(exc)
+        else:
+            out.append(exc)
+    return out
+
+
+def _plain_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error a caller can act on, out of a nursery's exception group.
+
+    A failed upload cancels the walk and the other uploads; callers (and the CLI)
+    expect the `P2PBackupError` that says why, not a group around it."""
+    real = [e for e in _leaves(group) if not isinstance(e, trio.Cancelled)]
+    if real and all(isinstance(e, P2PBackupError) for e in real):
+        return real[0]
+    if len(real) == 1:
+        return real[0]
+    return group
+
+
+class BackupEngine:
+    """One owner's backup runs against one catalog and one pack store.
+
+    `run` may be called more than once (one run at a time); `stats` describes the
+    latest run."""
+
+    def __init__(
+        self,
+        codec: BlobCodec,
+        catalog: Catalog,
+        packs: PackStore,
+        *,
+        run_sync: RunSync = to_thread,
+        progress: ProgressFn | None = None,
+        excludes: tuple[str, ...] = (),
+        parallel_uploads: int = 4,
+        now: Callable[[], float] = time.time,
+        index_entries: int = INDEX_BLOB_ENTRIES,
+    ) -> None:
+        if parallel_uploads < 1:
+            raise ValueError("parallel_uploads must be at least 1")
+        if index_entries < 1:
+            raise ValueError("index_entries must be at least 1")
+        self.codec = codec
+        self.catalog = catalog
+        self.packs = packs
+        self.run_sync = run_sync
+        self.progress = progress
+        self.excludes = excludes
+        self.parallel_uploads = parallel_uploads
+        self.index_entries = index_entries
+        self.now = now
+        self.stats = BackupStats()
+        self._uploads = trio.CapacityLimiter(parallel_uploads)
+        self._reset()
+
+    def _reset(self) -> None:
+        self.stats = BackupStats()
+        self._packer: Packer = self.codec.packer()
+        self._pending: set[bytes] = set()  # chunk ids packed this run but not yet placed
+        self._waiting: dict[bytes, list[_WaitingFile]] = {}  # pending chunk id -> its files
+        self._ready: list[tuple[bytes, FileState, ChunkList]] = []  # files to remember
+        self._last_progress = -float("inf")
+
+    async def run(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        host: str,
+        tags: tuple[str, ...] = (),
+        parent: Snapshot | None = None,
+    ) -> Snapshot:
+        """Back up `paths` (each saved under its final name) and return the snapshot.
+
+        Raises `P2PBackupError` when a path is missing or a pack cannot be placed;
+        files that cannot be read are left out and listed in `stats.errors`."""
+        self._reset()
+        roots = [absolute(Path(os.fspath(p))) for p in paths]
+        if not roots:
+            raise P2PBackupError("name at least one path to back up")
+        names = [os.path.basename(r.rstrip(b"/")) or b"root" for r in roots]
+        if len(set(names)) != len(names):
+            raise P2PBackupError("two backup paths share a final name; back them up separately")
+        for root in roots:
+            if not os.path.lexists(root):
+                raise P2PBackupError(f"{os.fsdecode(root)} does not exist")
+        try:
+            async with trio.open_nursery() as uploads:
+                entries = []
+                for root, name in zip(roots, names, strict=True):
+                    entry = await self.run_sync(stat_entry, root)
+                    saved = await self._save_entry(uploads, dataclasses.replace(entry, name=name))
+                    if saved is not None:
+                        entries.append(saved)
+                root_tree = await self._store_tree(uploads, Tree(tuple(entries)))
+                pack = self._packer.flush()
+                if pack is not None:
+                    await self._start_upload(uploads, pack, self._data_placed)
+            self._remember_ready(force=True)
+            async with trio.open_nursery() as uploads:
+                await self._store_index(uploads)
+        except BaseExceptionGroup as group:
+            raise _plain_error(group) from None
+        finally:
+            # Even a failed run keeps what it learnt: files whose chunks are all placed
+            # are not read again by the next run.
+            self._remember_ready(force=True)
+        snapshot = Snapshot(
+            snapshot_id=secrets.token_bytes(16),
+            time=self.now(),
+            host=host,
+            paths=tuple(os.fsdecode(r) for r in roots),
+            tags=tuple(tags),
+            parent=parent.snapshot_id if parent else None,
+            tree=root_tree,
+            # Every index blob this owner ever wrote: a snapshot may reuse any chunk.
+            index=tuple(self.catalog.index_blobs()),
+            files=self.stats.files,
+            size=self.stats.bytes,
+        )
+        await self._report(force=True)
+        return snapshot
+
+    # ---- the tree walk -------------------------------------------------
+
+    async def _save_entry(self, uploads: trio.Nursery, entry: FsEntry) -> TreeEntry | None:
+        if entry.kind is EntryKind.DIR:
+            return await self._save_dir(uploads, entry)
+        if entry.kind is EntryKind.SYMLINK:
+            return TreeEntry(
+                entry.name, entry.kind, entry.mode, entry.mtime_ns, target=entry.target
+            )
+        if entry.kind is EntryKind.FILE:
+            return await self._save_file(uploads, entry)
+        self.stats.errors.append((os.fsdecode(entry.path), "not a file, folder or symlink"))
+        return None
+
+    async def _save_dir(self, uploads: trio.Nursery, entry: FsEntry) -> TreeEntry | None:
+        try:
+            children = await self.run_sync(list_directory, entry.path, self.excludes)
+        except OSError as exc:
+            self.stats.errors.append((os.fsdecode(entry.path), exc.strerror or str(exc)))
+            return None
+        saved = []
+        for child in children:
+            result = await self._save_entry(uploads, child)
+            if result is not None:
+                saved.append(result)
+        self.stats.dirs += 1
+        subtree = await self._store_tree(uploads, Tree(tuple(saved)))
+        return TreeEntry(entry.name, EntryKind.DIR, entry.mode, entry.mtime_ns, subtree=subtree)
+
+    async def _save_file(self, uploads: trio.Nursery, entry: FsEntry) -> TreeEntry | None:
+        known = self.catalog.file_chunks(entry.path, _file_state(entry))
+        if known is not None:
+            chunks = known
+            self.stats.files_unchanged += 1
+            self.stats.chunks_reused += len(chunks)
+        else:
+            try:
+                chunks = await self._read_file(uploads, entry)
+            except OSError as exc:
+                self.stats.errors.append((os.fsdecode(entry.path), exc.strerror or str(exc)))
+                return None
+        # The size is what was read: a file that grew or shrank while being read must
+        # still give a tree whose chunk lengths add up to its size.
+        size = sum(length for _, length in chunks)
+        self.stats.files += 1
+        self.stats.bytes += size
+        await self._report()
+        return TreeEntry(
+            entry.name, EntryKind.FILE, entry.mode, entry.mtime_ns, size=size, chunks=chunks
+        )
+
+    async def _read_file(self, uploads: trio.Nursery, entry: FsEntry) -> ChunkList:
+        chunk_ids: list[tuple[bytes, int]] = []
+        reader = await self.run_sync(self.codec.open_chunker, entry.path)
+        try:
+            while True:
+                chunk = await self.run_sync(reader.next_chunk)
+                if chunk is None:
+                    break
+                self.stats.bytes_read += len(chunk)
+                chunk_ids.append((await self._add_blob(uploads, chunk), len(chunk)))
+                await self._report()
+        finally:
+            reader.close()
+        chunks = tuple(chunk_ids)
+        try:
+            after = await self.run_sync(stat_entry, entry.path)
+        except OSError:
+            return chunks  # gone already: saved as read, nothing to remember
+        # A file that changed while it was read is saved as read but not remembered,
+        # so the next run reads it again instead of trusting a mixed chunk list.
+        before = _file_state(entry)
+        if _file_state(after) == before and sum(n for _, n in chunks) == before.size:
+            self._remember(entry.path, before, chunks)
+        return chunks
+
+    def _remember(self, path: bytes, state: FileState, chunks: ChunkList) -> None:
+        """Tell the catalog about a file once every chunk of it is placed."""
+        missing = {cid for cid, _ in chunks if cid in self._pending}
+        if not missing:
+            self._ready.append((path, state, chunks))
+            self._remember_ready()
+            return
+        waiting = _WaitingFile(path, state, chunks, missing)
+        for cid in missing:
+            self._waiting.setdefault(cid, []).append(waiting)
+
+    def _remember_ready(self, *, force: bool = False) -> None:
+        if self._ready and (force or len(self._ready) >= REMEMBER_BATCH):
+            self.catalog.remember_files(self._ready)
+            self._ready = []
+
+    async def _add_blob(self, uploads: trio.Nursery, plain: bytes) -> bytes:
+        """Store one chunk (file data or a tree) unless the mesh or this run has it."""
+        chunk_id = self.codec.chunk_id(plain)
+        if chunk_id in self._pending or self.catalog.has_chunk(chunk_id):
+            self.stats.chunks_reused += 1
+            return chunk_id
+        sealed = await self.run_sync(self.codec.seal, chunk_id, plain)
+        self.stats.chunks_new += 1
+        self._pending.add(chunk_id)
+        for pack in self._packer.add(chunk_id, sealed):
+            await self._start_upload(uploads, pack, self._data_placed)
+        return chunk_id
+
+    async def _store_tree(self, uploads: trio.Nursery, tree: Tree) -> bytes:
+        # A tree's encoding depends only on its entries, so an unchanged folder gives
+        # the same chunk id and dedups like file data: it is not sent again.
+        return await self._add_blob(uploads, tree.encode())
+
+    # ---- packs ---------------------------------------------------------
+
+    async def _start_upload(self, uploads: trio.Nursery, pack: Pack, on_placed: OnPlaced) -> None:
+        # Acquire before spawning: the walk waits here, so at most `parallel_uploads`
+        # finished packs are alive besides the one the packer is filling.
+        token = object()
+        await self._uploads.acquire_on_behalf_of(token)
+        uploads.start_soon(self._upload, pack, token, on_placed)
+
+    async def _upload(self, pack: Pack, token: object, on_placed: OnPlaced) -> None:
+        try:
+            receipt = await self.packs.put(pack.pack_id, pack.data)
+        finally:
+            self._uploads.release_on_behalf_of(token)
+        on_placed(pack, receipt)
+        self.stats.packs += 1
+        self.stats.bytes_sent += receipt.bytes_sent
+        await self._report()
+
+    def _data_placed(self, pack: Pack, receipt: PackReceipt) -> None:
+        entries = [(cid, Locator(pack.pack_id, off, length)) for cid, off, length in pack.entries]
+        self.catalog.record_pack(
+            pack.pack_id, receipt.k, receipt.n, len(pack.data), receipt.placed, entries
+        )
+        for chunk_id, _ in entries:
+            self._pending.discard(chunk_id)
+            for waiting in self._waiting.pop(chunk_id, ()):
+                waiting.missing.discard(chunk_id)
+                if not waiting.missing:
+                    self._ready.append((waiting.path, waiting.state, waiting.chunks))
+        self._remember_ready(force=True)  # one transaction per placed pack
+
+    async def _store_index(self, uploads: trio.Nursery) -> None:
+        """Write index blobs for every placed chunk no placed index blob lists yet.
+
+        At most `index_entries` chunks per blob; nothing at all when every chunk is
+        indexed already (an unchanged tree sends nothing). A chunk counts as indexed
+        only once the pack holding its index blob is placed."""
+        if self.catalog.unindexed_count() == 0:
+            return
+        packer = self.codec.packer()
+        covered: dict[bytes, list[bytes]] = {}  # index blob id -> the chunk ids it lists
+
+        def placed(pack: Pack, receipt: PackReceipt) -> None:
+            blobs = [Locator(pack.pack_id, off, length) for _, off, length in pack.entries]
+            listed = [cid for blob_id, _, _ in pack.entries for cid in covered.pop(blob_id)]
+            self.catalog.record_index_pack(
+                pack.pack_id, receipt.k, receipt.n, len(pack.data), receipt.placed, blobs, listed
+            )
+
+        after = b""
+        while page := self.catalog.unindexed(after, self.index_entries):
+            after = page[-1][0]
+            blob = cbor2.dumps({cid: loc.to_wire() for cid, loc in page})
+            blob_id = self.codec.chunk_id(blob)
+            sealed = await self.run_sync(self.codec.seal, blob_id, blob)
+            covered[blob_id] = [cid for cid, _ in page]
+            self.stats.index_blobs += 1
+            for pack in packer.add(blob_id, sealed):
+                await self._start_upload(uploads, pack, placed)
+        tail = packer.flush()
+        if tail is not None:
+            await self._start_upload(uploads, tail, placed)
+
+    async def _report(self, force: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = trio.current_time()
+        if force or now - self._last_progress >= PROGRESS_EVERY:
+            self._last_progress = now
+            await self.progress(self.stats.as_dict())

@@ -1,0 +1,408 @@
+"""Restoring a snapshot: trees first, then file data pack by pack.
+
+Each pack is fetched once (any k of its shares) and every chunk in it is
+verified against its id before it is written at its offset in its file, so
+memory stays at a few packs whatever the file sizes and no byte of a
+corrupted chunk reaches a file. A file whose chunk cannot be rebuilt is
+reported with the reason and removed; everything else is restored, then
+modes and mtimes are set, deepest folder first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import stat
+from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cbor2
+import trio
+
+from p2pbackup.backup.blobs import BlobCodec
+from p2pbackup.backup.engine import PROGRESS_EVERY, ProgressFn, RunSync, to_thread
+from p2pbackup.backup.packstore import PackStore
+from p2pbackup.backup.snapshot import Locator, Snapshot
+from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
+from p2pbackup.errors import P2PBackupError, WireError
+
+PACK_CACHE = 8
+_GLOB_CHARS = "*?["
+
+
+@dataclass
+class RestoreStats:
+    files_restored: int = 0
+    files_failed: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files_restored": self.files_restored,
+            "files_failed": self.files_failed,
+            "dirs": self.dirs,
+            "symlinks": self.symlinks,
+            "bytes": self.bytes,
+            "failures": [{"path": p, "reason": r} for p, r in self.failures],
+        }
+
+
+@dataclass(eq=False)
+class _FilePlan:
+    path: bytes
+    entry: TreeEntry
+    failed: str | None = None
+
+
+@dataclass
+class _Plan:
+    include: tuple[str, ...]
+    files: list[_FilePlan] = field(default_factory=list)
+    dirs: list[tuple[bytes, TreeEntry]] = field(default_factory=list)  # deepest first
+
+
+class BlobReader:
+    """Reads sealed blobs out of packs, keeping the last few packs in memory."""
+
+    def __init__(self, codec: BlobCodec, packs: PackStore, index: dict[bytes, Locator]) -> None:
+        self.codec = codec
+        self.packs = packs
+        self.index = index
+        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
+
+    async def pack(self, pack_id: bytes) -> bytes:
+        cached = self._cache.get(pack_id)
+        if cached is not None:
+            self._cache.move_to_end(pack_id)
+            return cached
+        data = await self.packs.get(pack_id)
+        self._cache[pack_id] = data
+        while len(self._cache) > PACK_CACHE:
+            self._cache.popitem(last=False)
+        return data
+
+    def clear(self) -> None:
+        """Drop the cached packs (restore is done with trees once data starts)."""
+        self._cache.clear()
+
+    async def blob(self, chunk_id: bytes) -> bytes:
+        locator = self.index.get(chunk_id)
+        if locator is None:
+            raise P2PBackupError(f"chunk {chunk_id.hex()[:12]} is in no index of this owner")
+        return await self.at(locator, chunk_id)
+
+    async def at(self, locator: Locator, chunk_id: bytes | None) -> bytes:
+        pack = await self.pack(locator.pack_id)
+        sealed = pack[locator.offset : locator.offset + locator.length]
+        return self.codec.open(chunk_id, sealed)
+
+
+async def load_index(
+    reader: BlobReader, locators: tuple[Locator, ...], problems: list[str] | None = None
+) -> dict[bytes, Locator]:
+    """Read the owner's index blobs into one map from chunk id to locator.
+
+    Raises `P2PBackupError` on the first blob that cannot be read, unless `problems`
+    is given: then each such blob's reason goes there and the rest are still read."""
+    index: dict[bytes, Locator] = {}
+    for locator in locators:
+        try:
+            try:
+                raw = cbor2.loads(await reader.at(locator, None))
+            except P2PBackupError:
+                raise
+            except Exception as exc:
+                raise WireError(f"undecodable index blob: {type(exc).__name__}") from None
+            if not isinstance(raw, dict):
+                raise WireError("an index blob must be a map")
+            for chunk_id, value in raw.items():
+                if isinstance(chunk_id, bytes) and len(chunk_id) == 32:
+                    index[chunk_id] = Locator.from_wire(value)
+        except P2PBackupError as exc:
+            if problems is None:
+                raise
+            problems.append(f"index blob in pack {locator.pack_id.hex()[:12]}: {exc}")
+    return index
+
+
+class RestoreEngine:
+    """Rebuilds snapshots into folders from one owner's packs."""
+
+    def __init__(
+        self,
+        codec: BlobCodec,
+        packs: PackStore,
+        *,
+        run_sync: RunSync = to_thread,
+        progress: ProgressFn | None = None,
+        parallel_packs: int = 4,
+    ) -> None:
+        if parallel_packs < 1:
+            raise ValueError("parallel_packs must be at least 1")
+        self.codec = codec
+        self.packs = packs
+        self.run_sync = run_sync
+        self.progress = progress
+        self.parallel_packs = parallel_packs
+        self.stats = RestoreStats()
+        self._index_problems: list[str] = []
+        self._last_progress = -float("inf")
+
+    async def run(
+        self,
+        snapshot: Snapshot,
+        target: str | os.PathLike[str],
+        include: Sequence[str] = (),
+    ) -> RestoreStats:
+        """Restore `snapshot` under `target` (each backed-up path under its final name).
+
+        `include` limits the restore to paths (relative to `target`, e.g.
+        "Documents/*.txt") matching one of the fnmatch patterns, or lying inside a
+        folder that does. Files that cannot be rebuilt are listed in
+        `stats.failures` (by their path under `target`) with a reason and not left
+        behind; raises `P2PBackupError`
+        only when nothing can be restored (the root tree cannot be read)."""
+        self.stats = RestoreStats()
+        self._index_problems = []
+        reader = BlobReader(self.codec, self.packs, {})
+        reader.index = await load_index(reader, snapshot.index, self._index_problems)
+        try:
+            root_tree = Tree.decode(await reader.blob(snapshot.tree))
+        except P2PBackupError as exc:
+            raise P2PBackupError(
+                f"snapshot {snapshot.short_id}: its root folder list cannot be read ({exc})"
+                + self._index_note()
+            ) from None
+        root = os.fsencode(target)
+        await self.run_sync(os.makedirs, root, 0o700, True)
+        plan = _Plan(tuple(include))
+        await self._walk(reader, root_tree, root, b"", not include, [], plan)
+        reader.clear()
+        await self._write_data(reader.index, plan.files)
+        for file in plan.files:
+            if file.failed is None:
+                try:
+                    await self.run_sync(_set_meta, file.path, file.entry)
+                except OSError as exc:
+                    self._fail(file.path, f"restored, but mode or mtime not set: {_why(exc)}")
+                self.stats.files_restored += 1
+            else:
+                # Never leave a file with zero-filled holes where its data should be.
+                await self.run_sync(_remove_partial, file.path)
+                self.stats.files_failed += 1
+                self._fail(file.path, file.failed)
+        for path, entry in plan.dirs:  # deepest first: a parent's mode may forbid entering
+            try:
+                await self.run_sync(_set_meta, path, entry)
+            except OSError as exc:
+                self._fail(path, f"mode or mtime not set: {_why(exc)}")
+        await self._report(force=True)
+        return self.stats
+
+    def _fail(self, path: bytes, reason: str) -> None:
+        self.stats.failures.append((os.fsdecode(path), reason))
+
+    def _index_note(self) -> str:
+        if not self._index_problems:
+            return ""
+        return "; unreadable index: " + "; ".join(self._index_problems[:3])
+
+    async def _walk(
+        self,
+        reader: BlobReader,
+        tree: Tree,
+        out_dir: bytes,
+        relative: bytes,
+        whole: bool,
+        uncreated: list[bytes],
+        plan: _Plan,
+    ) -> None:
+        """Plan one folder's entries, creating folders, empty files and symlinks.
+
+        `whole`: everything here is included. Otherwise folders on the way to an
+        included path are in `uncreated` until something inside them is restored,
+        so a subset restore does not leave a skeleton of empty folders."""
+        for entry in tree.entries:
+            path = os.path.join(out_dir, entry.name)
+            rel = os.path.join(relative, entry.name)
+            included = whole or _included(rel, plan.include)
+            if entry.kind is EntryKind.DIR:
+                if not included and not _may_contain(rel, plan.include):
+                    continue
+                assert entry.subtree is not None
+                try:
+                    subtree = Tree.decode(await reader.blob(entry.subtree))
+                except P2PBackupError as exc:
+                    self._fail(path, f"folder list unreadable: {exc}{self._index_note()}")
+                    continue
+                if included:
+                    if not await self._create(uncreated, _make_dir, path):
+                        continue
+                    await self._walk(reader, subtree, path, rel, True, [], plan)
+                else:
+                    uncreated.append(path)
+                    await self._walk(reader, subtree, path, rel, False, uncreated, plan)
+                    if uncreated and uncreated[-1] == path:
+                        uncreated.pop()  # nothing inside was restored
+                        continue
+                plan.dirs.append((path, entry))
+                self.stats.dirs += 1
+            elif not included:
+                continue
+            elif entry.kind is EntryKind.SYMLINK:
+                if await self._create(uncreated, _make_symlink, path, entry):
+                    self.stats.symlinks += 1
+            elif await self._create(uncreated, _make_file, path, entry.size):
+                plan.files.append(_FilePlan(path, entry))
+            else:
+                self.stats.files_failed += 1
+
+    async def _create(self, uncreated: list[bytes], make: Any, path: bytes, *args: Any) -> bool:
+        """Create the folders still pending on the way here, then `path`; report failure."""
+        try:
+            for folder in uncreated:
+                await self.run_sync(_make_dir, folder)
+            uncreated.clear()
+            await self.run_sync(make, path, *args)
+        except OSError as exc:
+            self._fail(path, _why(exc))
+            return False
+        return True
+
+    async def _write_data(self, index: dict[bytes, Locator], files: list[_FilePlan]) -> None:
+        """Group every chunk write by pack, then fetch each pack once."""
+        by_pack: dict[bytes, list[tuple[_FilePlan, int, bytes, Locator]]] = defaultdict(list)
+        for plan in files:
+            offset = 0
+            for chunk_id, size in plan.entry.chunks:
+                locator = index.get(chunk_id)
+                if locator is None:
+                    plan.failed = (
+                        f"chunk {chunk_id.hex()[:12]} is in no index of this owner"
+                        + self._index_note()
+                    )
+                    break
+                by_pack[locator.pack_id].append((plan, offset, chunk_id, locator))
+                offset += size
+        limiter = trio.CapacityLimiter(self.parallel_packs)
+        async with trio.open_nursery() as nursery:
+            for pack_id, writes in by_pack.items():
+                nursery.start_soon(self._restore_pack, limiter, pack_id, writes)
+
+    async def _restore_pack(
+        self,
+        limiter: trio.CapacityLimiter,
+        pack_id: bytes,
+        writes: list[tuple[_FilePlan, int, bytes, Locator]],
+    ) -> None:
+        async with limiter:
+            if all(w[0].failed is not None for w in writes):
+                return
+            try:
+                pack = await self.packs.get(pack_id)
+            except P2PBackupError as exc:
+                for plan, *_ in writes:
+                    plan.failed = plan.failed or f"pack {pack_id.hex()[:12]}: {exc}"
+                return
+            for plan, offset, chunk_id, locator in writes:
+                if plan.failed is not None:
+                    continue
+                sealed = pack[locator.offset : locator.offset + locator.length]
+                try:
+                    # Opened with its id: the content must hash to it, or nothing is written.
+                    plain = await self.run_sync(self.codec.open, chunk_id, sealed)
+                    await self.run_sync(_write_at, plan.path, offset, plain)
+                except P2PBackupError as exc:
+                    plan.failed = f"chunk {chunk_id.hex()[:12]} in pack {pack_id.hex()[:12]}: {exc}"
+                    continue
+                except OSError as exc:
+                    plan.failed = _why(exc)
+                    continue
+                self.stats.bytes += len(plain)
+                await self._report()
+
+    async def _report(self, force: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = trio.current_time()
+        if force or now - self._last_progress >= PROGRESS_EVERY:
+            self._last_progress = now
+            await self.progress(self.stats.as_dict())
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _included(relative: bytes, patterns: tuple[str, ...]) -> bool:
+    """True when `relative` matches a pattern or lies inside a folder that does."""
+    if not patterns:
+        return True
+    text = os.fsdecode(relative)
+    return any(
+        fnmatch.fnmatchcase(text, p) or text.startswith(p.rstrip("/") + "/") for p in patterns
+    )
+
+
+def _may_contain(relative: bytes, patterns: tuple[str, ...]) -> bool:
+    """Whether some pattern could match a path inside the folder `relative`: a match
+    must begin with the pattern's literal prefix, the part before any glob character."""
+    inside = os.fsdecode(relative) + "/"
+    for pattern in patterns:
+        cut = min((i for i, c in enumerate(pattern) if c in _GLOB_CHARS), default=len(pattern))
+        literal = pattern[:cut]
+        if literal.startswith(inside) or inside.startswith(literal):
+            return True
+    return False
+
+
+def _make_dir(path: bytes) -> None:
+    # A symlink where a folder goes would send the folder's contents elsewhere.
+    if os.path.islink(path):
+        os.unlink(path)
+    os.makedirs(path, 0o700, exist_ok=True)
+
+
+def _make_file(path: bytes, size: int) -> None:
+    if os.path.islink(path):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+
+
+def _make_symlink(path: bytes, entry: TreeEntry) -> None:
+    assert entry.target is not None
+    if os.path.lexists(path) and not stat.S_ISDIR(os.lstat(path).st_mode):
+        os.unlink(path)
+    os.symlink(entry.target, path)
+    os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+
+
+def _set_meta(path: bytes, entry: TreeEntry) -> None:
+    os.chmod(path, entry.mode)
+    os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
+
+
+def _write_at(path: bytes, offset: int, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        view = memoryview(data)
+        while view:  # pwrite may write less than asked
+            written = os.pwrite(fd, view, offset)
+            view, offset = view[written:], offset + written
+    finally:
+        os.close(fd)
+
+
+def _remove_partial(path: bytes) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

@@ -1,0 +1,129 @@
+"""Shared helpers for the backup engine tests: owners, engines and tree comparison."""
+
+from __future__ import annotations
+
+import os
+import random
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import trio
+
+from p2pbackup.backup.blobs import BlobCodec, ChunkParams
+from p2pbackup.backup.catalog import Catalog
+from p2pbackup.backup.engine import BackupEngine
+from p2pbackup.backup.packstore import PackStore
+from p2pbackup.backup.restore import BlobReader, RestoreEngine, load_index
+from p2pbackup.backup.snapshot import Locator, Snapshot
+from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
+from p2pbackup.crypto.keys import OwnerKeys
+
+PARAMS = ChunkParams(min_size=1024, avg_size=4096, max_size=16 * 1024)
+PACK_TARGET = 64 * 1024
+KEYS = OwnerKeys.from_master(bytes(32))
+BASE_NS = 1_600_000_000_123_456_789
+
+
+async def inline(fn: Callable[..., Any], *args: Any) -> Any:
+    """run_sync as the simulator does it: inline, with a checkpoint."""
+    await trio.lowlevel.checkpoint()
+    return fn(*args)
+
+
+def codec(pack_target: int = PACK_TARGET, params: ChunkParams = PARAMS) -> BlobCodec:
+    return BlobCodec(KEYS, params, pack_target=pack_target)
+
+
+def engine(blobs: BlobCodec, catalog: Catalog, store: PackStore, **kwargs: Any) -> BackupEngine:
+    kwargs.setdefault("run_sync", inline)
+    return BackupEngine(blobs, catalog, store, **kwargs)
+
+
+async def backup(
+    blobs: BlobCodec, catalog: Catalog, store: PackStore, *paths: Path, **kwargs: Any
+) -> tuple[Snapshot, BackupEngine]:
+    eng = engine(blobs, catalog, store, **kwargs)
+    snapshot = await eng.run(list(paths), host="test-host")
+    return snapshot, eng
+
+
+def restorer(blobs: BlobCodec, store: PackStore, **kwargs: Any) -> RestoreEngine:
+    kwargs.setdefault("run_sync", inline)
+    return RestoreEngine(blobs, store, **kwargs)
+
+
+def rand_bytes(rng: random.Random, n: int) -> bytes:
+    return rng.randbytes(n)
+
+
+def write(
+    path: Path | bytes, data: bytes, *, mode: int | None = None, mtime_ns: int | None = None
+) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+    if mode is not None:
+        os.chmod(path, mode)
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def snapshot_of(root: Path | bytes) -> dict[bytes, tuple[Any, ...]]:
+    """Everything a restore must reproduce, keyed by path relative to `root`:
+    kind, permission bits, mtime in ns, and content or symlink target."""
+    base = os.fsencode(root)
+    out: dict[bytes, tuple[Any, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(base):
+        for name in [*dirnames, *filenames]:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, base)
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("link", st.st_mtime_ns, os.readlink(full))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("dir", stat.S_IMODE(st.st_mode), st.st_mtime_ns)
+            else:
+                with open(full, "rb") as handle:
+                    content = handle.read()
+                out[rel] = ("file", stat.S_IMODE(st.st_mode), st.st_mtime_ns, content)
+    return out
+
+
+async def read_index(blobs: BlobCodec, store: PackStore, snapshot: Snapshot) -> BlobReader:
+    reader = BlobReader(blobs, store, {})
+    reader.index = await load_index(reader, snapshot.index)
+    return reader
+
+
+async def walk_snapshot(
+    reader: BlobReader, tree_id: bytes, relative: bytes = b""
+) -> tuple[dict[bytes, TreeEntry], dict[bytes, bytes]]:
+    """(files by relative path, tree ids by the folder's relative path; b"" is the root)."""
+    files: dict[bytes, TreeEntry] = {}
+    trees: dict[bytes, bytes] = {relative: tree_id}
+    tree = Tree.decode(await reader.blob(tree_id))
+    for entry in tree.entries:
+        rel = os.path.join(relative, entry.name)
+        if entry.kind is EntryKind.DIR:
+            assert entry.subtree is not None
+            sub_files, sub_trees = await walk_snapshot(reader, entry.subtree, rel)
+            files.update(sub_files)
+            trees.update(sub_trees)
+        elif entry.kind is EntryKind.FILE:
+            files[rel] = entry
+    return files, trees
+
+
+def chunks_by_pack(index: dict[bytes, Locator]) -> dict[bytes, set[bytes]]:
+    out: dict[bytes, set[bytes]] = {}
+    for chunk_id, locator in index.items():
+        out.setdefault(locator.pack_id, set()).add(chunk_id)
+    return out
+
+
+async def index_blob_entries(reader: BlobReader, locator: Locator) -> dict[bytes, Any]:
+    raw = cbor2.loads(await reader.at(locator, None))
+    assert isinstance(raw, dict)
+    return raw

@@ -1,0 +1,161 @@
+"""Restore with packs missing or damaged: the affected files are reported with a reason
+and never left behind half-written or with wrong bytes; everything else is restored."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from p2pbackup.backup.catalog import Catalog
+from p2pbackup.backup.packstore import MemoryPackStore
+from p2pbackup.backup.snapshot import Snapshot
+from p2pbackup.errors import P2PBackupError
+from tests.backup.fs import (
+    backup,
+    chunks_by_pack,
+    codec,
+    read_index,
+    restorer,
+    snapshot_of,
+    walk_snapshot,
+    write,
+)
+
+
+def build(root: Path) -> None:
+    rng = random.Random(7)
+    for d in range(3):
+        for i in range(8):
+            folder = root / f"dir{d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            write(folder / f"file{i}.bin", rng.randbytes(rng.randrange(2000, 60_000)))
+    write(root / "big.bin", rng.randbytes(500_000))
+    write(root / "same-size-a", rng.randbytes(900))  # one chunk each, equal sealed sizes
+    write(root / "same-size-b", rng.randbytes(900))
+
+
+async def setup(
+    tmp_path: Path, store: MemoryPackStore, pack_target: int = 32 * 1024
+) -> tuple[Path, Snapshot]:
+    src = tmp_path / "src"
+    build(src)
+    snapshot, eng = await backup(codec(pack_target), Catalog(tmp_path / "c.db"), store, src)
+    assert eng.stats.errors == []
+    return src, snapshot
+
+
+def expect_rest_restored(src: Path, out: Path, failed: set[bytes]) -> None:
+    before = {k: v for k, v in snapshot_of(src).items() if v[0] == "file"}
+    after = {k: v for k, v in snapshot_of(out / "src").items() if v[0] == "file"}
+    assert set(after) == set(before) - failed  # failed files are not left behind at all
+    for path, record in after.items():
+        assert record == before[path]
+
+
+async def test_missing_pack_fails_only_its_files(tmp_path: Path) -> None:
+    blobs, store = codec(32 * 1024), MemoryPackStore()
+    src, snapshot = await setup(tmp_path, store)
+    reader = await read_index(blobs, store, snapshot)
+    files, trees = await walk_snapshot(reader, snapshot.tree)
+    by_pack = chunks_by_pack(reader.index)
+    tree_ids = set(trees.values())
+    # A data pack that several files (but not all) need, holding no folder list.
+    victim = max(
+        (p for p, ids in by_pack.items() if not ids & tree_ids),
+        key=lambda p: sum(1 for f in files.values() if {c for c, _ in f.chunks} & by_pack[p]),
+    )
+    affected = {rel for rel, f in files.items() if {c for c, _ in f.chunks} & by_pack[victim]}
+    assert 1 < len(affected) < len(files)
+    del store.packs[victim]
+
+    out = tmp_path / "out"
+    stats = await restorer(blobs, store).run(snapshot, out)
+    failed = {os.path.relpath(os.fsencode(p), os.fsencode(out)) for p, _ in stats.failures}
+    assert failed == affected
+    assert all("not stored" in reason for _, reason in stats.failures)
+    assert stats.files_failed == len(affected)
+    assert stats.files_restored == len(files) - len(affected)
+    expect_rest_restored(src, out, {os.path.relpath(a, b"src") for a in affected})
+
+
+async def test_missing_folder_list_fails_that_folder_only(tmp_path: Path) -> None:
+    blobs, store = codec(1), MemoryPackStore()  # every blob in a pack of its own
+    src, snapshot = await setup(tmp_path, store, pack_target=1)
+    reader = await read_index(blobs, store, snapshot)
+    _, trees = await walk_snapshot(reader, snapshot.tree)
+    del store.packs[reader.index[trees[b"src/dir1"]].pack_id]
+
+    out = tmp_path / "out"
+    stats = await restorer(blobs, store).run(snapshot, out)
+    assert [os.path.relpath(p, out) for p, _ in stats.failures] == ["src/dir1"]
+    assert "folder list unreadable" in stats.failures[0][1]
+    assert not (out / "src" / "dir1").exists()
+    expect_rest_restored(src, out, {os.fsencode(f"dir1/file{i}.bin") for i in range(8)})
+
+    del store.packs[reader.index[snapshot.tree].pack_id]
+    with pytest.raises(P2PBackupError, match="root folder list cannot be read"):
+        await restorer(blobs, store).run(snapshot, tmp_path / "out2")
+
+
+async def test_flipped_byte_is_caught_by_the_chunk_check(tmp_path: Path) -> None:
+    blobs = codec(32 * 1024)
+    store = MemoryPackStore(verify=False)  # hands back damaged packs as they are
+    src, snapshot = await setup(tmp_path, store)
+    reader = await read_index(blobs, store, snapshot)
+    files, _ = await walk_snapshot(reader, snapshot.tree)
+    victim = b"src/dir2/file3.bin"
+    locator = reader.index[files[victim].chunks[-1][0]]
+    data = bytearray(store.packs[locator.pack_id])
+    data[locator.offset + locator.length // 2] ^= 0x01
+    store.packs[locator.pack_id] = bytes(data)
+    neighbours = {
+        rel
+        for rel, f in files.items()
+        if any(reader.index[c].pack_id == locator.pack_id for c, _ in f.chunks)
+    }
+    assert len(neighbours) > 1  # others share the pack and must still come back
+
+    out = tmp_path / "out"
+    stats = await restorer(blobs, store).run(snapshot, out)
+    assert [os.path.relpath(os.fsencode(p), os.fsencode(out)) for p, _ in stats.failures] == [
+        victim
+    ]
+    assert "authentication" in stats.failures[0][1]
+    expect_rest_restored(src, out, {b"dir2/file3.bin"})
+
+    # A store that checks pack ids refuses the whole pack instead: all its files fail.
+    store.verify = True
+    out2 = tmp_path / "out2"
+    stats = await restorer(blobs, store).run(snapshot, out2)
+    assert {os.path.relpath(os.fsencode(p), os.fsencode(out2)) for p, _ in stats.failures} == (
+        neighbours
+    )
+    assert all("corrupted" in reason for _, reason in stats.failures)
+
+
+async def test_a_valid_blob_under_the_wrong_id_is_never_written(tmp_path: Path) -> None:
+    """Swap in another chunk's sealed blob (authentic, same length): only the content
+    check against the chunk id can tell, and it must."""
+    blobs = codec(32 * 1024)
+    store = MemoryPackStore(verify=False)
+    src, snapshot = await setup(tmp_path, store)
+    reader = await read_index(blobs, store, snapshot)
+    files, _ = await walk_snapshot(reader, snapshot.tree)
+    a = reader.index[files[b"src/same-size-a"].chunks[0][0]]
+    b = reader.index[files[b"src/same-size-b"].chunks[0][0]]
+    assert a.length == b.length
+    blob_b = store.packs[b.pack_id][b.offset : b.offset + b.length]
+    data = bytearray(store.packs[a.pack_id])
+    data[a.offset : a.offset + a.length] = blob_b
+    store.packs[a.pack_id] = bytes(data)
+
+    out = tmp_path / "out"
+    stats = await restorer(blobs, store).run(snapshot, out)
+    assert [os.path.relpath(os.fsencode(p), os.fsencode(out)) for p, _ in stats.failures] == [
+        b"src/same-size-a"
+    ]
+    assert "does not match its chunk id" in stats.failures[0][1]
+    expect_rest_restored(src, out, {b"same-size-a"})

@@ -1,0 +1,65 @@
+"""Restoring part of a snapshot with include patterns."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from p2pbackup.backup.catalog import Catalog
+from p2pbackup.backup.packstore import MemoryPackStore
+from tests.backup.fs import BASE_NS, backup, codec, restorer, snapshot_of, write
+
+
+def build(root: Path) -> None:
+    for folder in ("docs/sub", "img/raw", "empty"):
+        (root / folder).mkdir(parents=True)
+    write(root / "docs" / "a.txt", b"a" * 3000)
+    write(root / "docs" / "b.md", b"b" * 3000)
+    write(root / "docs" / "sub" / "c.txt", b"c" * 3000)
+    write(root / "img" / "x.png", b"x" * 30_000)
+    write(root / "img" / "raw" / "y.raw", b"y" * 30_000)
+    write(root / "top.txt", b"top")
+    for i, path in enumerate((root / "docs" / "sub", root / "docs", root / "img", root)):
+        stamp = BASE_NS + i
+        os.utime(path, ns=(stamp, stamp))
+
+
+@pytest.mark.parametrize(
+    ("include", "expected"),
+    [
+        (("src/docs/a.txt",), {"src", "src/docs", "src/docs/a.txt"}),
+        (
+            ("src/img",),
+            {"src", "src/img", "src/img/x.png", "src/img/raw", "src/img/raw/y.raw"},
+        ),
+        (
+            ("*.txt",),
+            {"src", "src/docs", "src/docs/sub", "src/top.txt", "src/docs/a.txt"}
+            | {"src/docs/sub/c.txt"},
+        ),
+        (("src/docs/*.md", "src/top.txt"), {"src", "src/docs", "src/docs/b.md", "src/top.txt"}),
+        (("src/empty",), {"src", "src/empty"}),
+        (("nothing/here",), set()),
+    ],
+)
+async def test_include_patterns(
+    tmp_path: Path, include: tuple[str, ...], expected: set[str]
+) -> None:
+    src = tmp_path / "src"
+    build(src)
+    blobs, store = codec(), MemoryPackStore()
+    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    out = tmp_path / "out"
+    stats = await restorer(blobs, store).run(snapshot, out, include)
+    assert stats.failures == []
+    restored = snapshot_of(out)
+    assert {k.decode() for k in restored} == expected  # no skeleton of empty folders
+    original = {b"src/" + k: v for k, v in snapshot_of(src).items()}
+    for path, record in restored.items():
+        if path != b"src":
+            assert record == original[path]  # content, mode and mtime, folders on the way too
+    if expected:
+        assert os.stat(out / "src").st_mtime_ns == os.stat(src).st_mtime_ns
+    assert stats.files_restored == sum(1 for r in restored.values() if r[0] == "file")

@@ -1,0 +1,112 @@
+"""A backup restored into a new folder is the same tree: bytes, names, modes, mtimes, links."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from p2pbackup.backup.catalog import Catalog
+from p2pbackup.backup.engine import to_thread
+from p2pbackup.backup.packstore import MemoryPackStore
+from p2pbackup.errors import P2PBackupError
+from tests.backup.fs import BASE_NS, backup, codec, restorer, snapshot_of, write
+
+NON_UTF8 = b"raw-\xff\xfe-name.bin"
+
+
+def build_tree(root: Path, rng: random.Random) -> None:
+    """Nested folders, empty files and folders, symlinks, odd names, a few MB of noise."""
+    root.mkdir()
+    (root / "nested" / "deeper" / "deepest").mkdir(parents=True)
+    (root / "empty-dir").mkdir()
+    (root / "empty-outer" / "empty-inner").mkdir(parents=True)
+    (root / "café").mkdir()
+    (root / "locked").mkdir()
+    ns = iter(range(BASE_NS, BASE_NS + 10**9, 1_000_003))
+    write(root / "a.txt", b"hello\n", mode=0o600, mtime_ns=next(ns))
+    write(root / "empty.bin", b"", mode=0o644, mtime_ns=next(ns))
+    write(root / "tool.sh", b"#!/bin/sh\necho hi\n", mode=0o755, mtime_ns=next(ns))
+    write(root / "big.bin", rng.randbytes(3 * 1024 * 1024 + 123), mtime_ns=next(ns))
+    write(root / "café" / "naïve ☃.txt", "naïve ☃\n".encode() * 50, mtime_ns=next(ns))
+    write(root / "nested" / "deeper" / "deepest" / "leaf.txt", b"leaf" * 3000, mtime_ns=next(ns))
+    write(root / "nested" / "mid.bin", rng.randbytes(40_000), mode=0o640, mtime_ns=next(ns))
+    write(root / "locked" / "inside.txt", b"inside", mode=0o400, mtime_ns=next(ns))
+    write(os.path.join(os.fsencode(root), NON_UTF8), b"bytes name", mtime_ns=next(ns))
+    os.symlink("a.txt", root / "link-rel")
+    os.symlink("../nowhere/at/all", root / "nested" / "link-dangling")
+    for link in (root / "link-rel", root / "nested" / "link-dangling"):
+        stamp = next(ns)
+        os.utime(link, ns=(stamp, stamp), follow_symlinks=False)
+    # Folder modes and mtimes last, deepest first, as creating entries changes them.
+    folders = sorted(
+        (Path(d) for d, _, _ in os.walk(root)), key=lambda p: len(p.parts), reverse=True
+    )
+    for folder in folders:
+        stamp = next(ns)
+        os.utime(folder, ns=(stamp, stamp))
+    os.chmod(root / "locked", 0o500)
+    os.chmod(root / "empty-outer", 0o750)
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["inline", "threads"])
+async def test_round_trip_is_identical(tmp_path: Path, threads: bool) -> None:
+    src = tmp_path / "src"
+    build_tree(src, random.Random(1))
+    blobs = codec()
+    store = MemoryPackStore()
+    catalog = Catalog(tmp_path / "catalog.db")
+    kwargs = {"run_sync": to_thread} if threads else {}
+    snapshot, eng = await backup(blobs, catalog, store, src, **kwargs)
+    assert eng.stats.errors == []
+    assert eng.stats.files == 9
+    assert snapshot.files == 9
+    assert snapshot.paths == (str(src),)
+    assert store.puts == eng.stats.packs > 1
+
+    out = tmp_path / "out"
+    stats = await restorer(blobs, store, **kwargs).run(snapshot, out)
+    assert stats.failures == []
+    assert stats.files_restored == 9
+    assert stats.symlinks == 2
+    restored = snapshot_of(out / "src")
+    assert restored == snapshot_of(src)
+    # The things most likely to go missing, stated outright.
+    assert os.fsencode("café/naïve ☃.txt") in restored
+    assert NON_UTF8 in restored
+    assert restored[b"empty-outer/empty-inner"][0] == "dir"
+    assert restored[b"link-rel"][2] == b"a.txt"
+    assert restored[b"locked"][1] == 0o500
+    assert os.stat(out / "src").st_mtime_ns == os.stat(src).st_mtime_ns
+
+
+async def test_several_paths_and_a_single_file(tmp_path: Path) -> None:
+    (tmp_path / "one").mkdir()
+    write(tmp_path / "one" / "x", b"x" * 5000, mtime_ns=BASE_NS)
+    write(tmp_path / "loose.txt", b"loose", mode=0o604, mtime_ns=BASE_NS + 7)
+    blobs, store = codec(), MemoryPackStore()
+    snapshot, _ = await backup(
+        blobs, Catalog(tmp_path / "c.db"), store, tmp_path / "one", tmp_path / "loose.txt"
+    )
+    out = tmp_path / "out"
+    stats = await restorer(blobs, store).run(snapshot, out)
+    assert stats.failures == []
+    assert snapshot_of(out) == {
+        **{b"one/" + k: v for k, v in snapshot_of(tmp_path / "one").items()},
+        b"one": snapshot_of(tmp_path)[b"one"],
+        b"loose.txt": snapshot_of(tmp_path)[b"loose.txt"],
+    }
+
+
+async def test_bad_paths_are_refused(tmp_path: Path) -> None:
+    blobs, store = codec(), MemoryPackStore()
+    catalog = Catalog(tmp_path / "c.db")
+    with pytest.raises(P2PBackupError, match="does not exist"):
+        await backup(blobs, catalog, store, tmp_path / "missing")
+    (tmp_path / "a" / "x").mkdir(parents=True)
+    (tmp_path / "b" / "x").mkdir(parents=True)
+    with pytest.raises(P2PBackupError, match="share a final name"):
+        await backup(blobs, catalog, store, tmp_path / "a" / "x", tmp_path / "b" / "x")
+    assert store.puts == 0
