@@ -7,21 +7,26 @@ line on stderr and exit non-zero; `--json` prints one object on stdout.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import trio
 import typer
 
 from cli.durations import parse_duration
+from cli.progress import live_progress
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import parse_address
 from p2pbackup.peer import control
 from p2pbackup.peer.home import Home
+from p2pbackup.store.capacity import format_size, parse_size
 
 app = typer.Typer(
     name="p2pbackup",
@@ -79,8 +84,15 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
-def call_peer(op: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    return trio.run(control.call, STATE.home.control_socket, op, args)
+def call_peer(
+    op: str,
+    args: dict[str, Any] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    return trio.run(control.call, STATE.home.control_socket, op, args, on_progress)
+
+
+PARTIAL = 3  # exit status of a backup or restore that left some files out
 
 
 @app.callback()
@@ -94,11 +106,77 @@ def main_options(
 
 @app.command()
 @user_errors
-def init(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-    """Create this peer's identity in its home directory."""
-    identity = STATE.home.create()
-    result = {"node_id": identity.node_id.hex(), "home": str(STATE.home.path)}
-    emit(result, as_json, lambda r: f"initialised {r['home']}\nnode id {r['node_id']}")
+def init(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    recover: bool = typer.Option(
+        False, "--recover", help="Take an existing recovery phrase from standard input."
+    ),
+    passphrase_file: Path = typer.Option(
+        None, "--passphrase-file", help="Derive the owner keys from the passphrase in this file."
+    ),
+    shares_needed: int = typer.Option(
+        3, "--shares-needed", "-k", help="Shares that rebuild a pack."
+    ),
+    shares_total: int = typer.Option(10, "--shares-total", "-n", help="Shares made of each pack."),
+    happy: int = typer.Option(7, "--happy", help="Fewest distinct peers a backup accepts."),
+    peer_only: bool = typer.Option(
+        False, "--peer-only", help="Only store others' shares; no owner keys on this home."
+    ),
+) -> None:
+    """Create this home: a peer identity and the owner keys behind one recovery phrase."""
+    from p2pbackup.crypto.keys import (
+        OwnerKeys,
+        new_recovery_phrase,
+        passphrase_salt,
+        validate_phrase,
+    )
+
+    home = STATE.home
+    if home.is_initialised():
+        fail(f"{home.path} is already initialised")
+    if not 1 <= shares_needed <= shares_total <= 255:
+        fail("need 1 <= --shares-needed <= --shares-total <= 255", 2)
+    if not shares_needed <= happy <= shares_total:
+        fail("--happy must lie between --shares-needed and --shares-total", 2)
+    phrase: str | None = None
+    keys: OwnerKeys | None = None
+    if peer_only:
+        pass
+    elif passphrase_file is not None:
+        try:
+            secret = passphrase_file.read_text().strip("\r\n")
+        except OSError as exc:
+            fail(f"cannot read {passphrase_file}: {exc.strerror or exc}")
+        keys = OwnerKeys.from_passphrase(secret, passphrase_salt("p2pbackup owner"))
+    elif recover:
+        keys = OwnerKeys.from_phrase(validate_phrase(sys.stdin.read()))
+    else:
+        phrase = new_recovery_phrase()
+        keys = OwnerKeys.from_phrase(phrase)
+    identity = home.create()
+    result: dict[str, Any] = {"node_id": identity.node_id.hex(), "home": str(home.path)}
+    if keys is not None:
+        settings = {"k": shares_needed, "n": shares_total, "happy": happy}
+        home.write_owner(keys.master, settings)
+        result["owner"] = keys.identity.public_key.hex()
+        result.update(settings)
+    if phrase is not None:
+        result["recovery_phrase"] = phrase
+    emit(result, as_json, _init_text)
+
+
+def _init_text(result: dict[str, Any]) -> str:
+    lines = [f"initialised {result['home']}", f"node id {result['node_id']}"]
+    if "recovery_phrase" in result:
+        lines += [
+            "",
+            "Recovery phrase (shown once; write it down and keep it safe):",
+            "",
+            f"    {result['recovery_phrase']}",
+            "",
+            "With these words alone, `init --recover` on a new machine gets every backup back.",
+        ]
+    return "\n".join(lines)
 
 
 @app.command()
@@ -110,6 +188,7 @@ def serve(
     refresh_interval: str = typer.Option("1h", help="How often idle buckets are refreshed."),
     republish_interval: str = typer.Option("1h", help="How often held records are republished."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    capacity: str = typer.Option("20GiB", help="Disk space offered to other owners' shares."),
 ) -> None:
     """Run this home's peer in the foreground until SIGINT or SIGTERM."""
     from p2pbackup.dht.config import DhtConfig
@@ -128,6 +207,7 @@ def serve(
             refresh_interval=parse_duration(refresh_interval),
             republish_interval=parse_duration(republish_interval),
         ),
+        capacity=parse_size(capacity),
     )
     home = STATE.home
 
@@ -163,6 +243,120 @@ def peers(as_json: bool = typer.Option(False, "--json", help="Print one JSON obj
         lambda r: (
             "\n".join(f"{p['node_id']}  {p['address']}" for p in r["peers"]) or "no known peers"
         ),
+    )
+
+
+@app.command()
+@user_errors
+def backup(
+    paths: list[Path] = typer.Argument(..., help="Files and folders to back up."),
+    tag: list[str] = typer.Option([], "--tag", help="Label the snapshot (repeatable)."),
+    exclude: list[str] = typer.Option(
+        [], "--exclude", help="Skip names or paths matching this pattern (repeatable)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Back up PATHS into a new snapshot; unchanged files are not read again."""
+    absolute = [os.path.abspath(p) for p in paths]
+    for path in absolute:
+        if not os.path.lexists(path):
+            fail(f"{path} does not exist")
+    args = {"paths": absolute, "tags": tag, "excludes": exclude}
+    with live_progress("backup", "backup") as update:
+        result = call_peer("backup", args, update)
+    emit(result, as_json, _backup_text)
+    if result.get("errors"):
+        for error in result["errors"][:20]:
+            typer.echo(f"warning: {error['path']}: {error['reason']}", err=True)
+        fail(
+            f"{len(result['errors'])} paths could not be read; the snapshot leaves them out",
+            PARTIAL,
+        )
+
+
+def _backup_text(r: dict[str, Any]) -> str:
+    return (
+        f"snapshot {r['short_id']} saved: {r['files']} files, {format_size(r['bytes'])}; "
+        f"{r['files_unchanged']} unchanged, {r['chunks_new']} new chunks "
+        f"({r['chunks_reused']} reused), {format_size(r['bytes_sent'])} sent to peers "
+        f"in {r['seconds']:.1f}s"
+    )
+
+
+@app.command()
+@user_errors
+def snapshots(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """List this owner's snapshots, oldest first."""
+    result = call_peer("snapshots")
+    emit(result, as_json, _snapshots_text)
+
+
+def _when(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _snapshots_text(r: dict[str, Any]) -> str:
+    if not r["snapshots"]:
+        return "no snapshots yet"
+    lines = [f"{'ID':10}{'TIME':21}{'HOST':16}{'FILES':>8} {'SIZE':>10}  PATHS"]
+    for s in r["snapshots"]:
+        tags = f"  [{', '.join(s['tags'])}]" if s["tags"] else ""
+        lines.append(
+            f"{s['short_id']:10}{_when(s['time']):21}{s['host'][:15]:16}{s['files']:>8} "
+            f"{format_size(s['bytes']):>10}  {', '.join(s['paths'])}{tags}"
+        )
+    return "\n".join(lines)
+
+
+@app.command("ls")
+@user_errors
+def ls_command(
+    snapshot: str = typer.Argument(..., help="Snapshot id (or a prefix of it), or `latest`."),
+    path: str = typer.Argument("", help="Only this path inside the snapshot."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """List the files of a snapshot."""
+    result = call_peer("ls", {"snapshot": snapshot, "path": path})
+    emit(result, as_json, _ls_text)
+
+
+def _ls_text(r: dict[str, Any]) -> str:
+    lines = []
+    for e in r["entries"]:
+        kind = {"dir": "d", "symlink": "l"}.get(e["type"], "-")
+        target = f" -> {e['target']}" if "target" in e else ""
+        lines.append(
+            f"{kind}{e['mode'] & 0o7777:04o} {e['size']:>12} {_when(e['mtime'])}  "
+            f"{e['path']}{target}"
+        )
+    return "\n".join(lines) or "nothing matches"
+
+
+@app.command()
+@user_errors
+def restore(
+    snapshot: str = typer.Argument(..., help="Snapshot id (or a prefix of it), or `latest`."),
+    target: Path = typer.Option(..., "--target", help="A new or empty folder to restore into."),
+    include: list[str] = typer.Option(
+        [], "--include", help="Only paths matching this pattern (repeatable)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Restore a snapshot (or the parts matching --include) into TARGET."""
+    args = {"snapshot": snapshot, "target": os.path.abspath(target), "includes": include}
+    with live_progress("restore", "restore") as update:
+        result = call_peer("restore", args, update)
+    emit(result, as_json, _restore_text)
+    if result["files_failed"]:
+        for failure in result["failures"][:20]:
+            typer.echo(f"not restored: {failure['path']}: {failure['reason']}", err=True)
+        fail(f"{result['files_failed']} files could not be rebuilt; the rest are restored", PARTIAL)
+
+
+def _restore_text(r: dict[str, Any]) -> str:
+    return (
+        f"restored {r['files_restored']} files, {format_size(r['bytes'])} "
+        f"in {r['seconds']:.1f}s" + (f"; {r['files_failed']} failed" if r["files_failed"] else "")
     )
 
 

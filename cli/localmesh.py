@@ -29,6 +29,7 @@ class LocalPeer:
     home: Path
     process: subprocess.Popen[bytes] | None = None
     listen: str | None = None
+    recovery_phrase: str | None = None  # as `init` showed it, kept for recovery tests
 
     @property
     def alive(self) -> bool:
@@ -54,7 +55,14 @@ class LocalMesh:
     def init_all(self) -> None:
         for peer in self.peers:
             if not (peer.home / "node.key").exists():
-                self.cli(peer.index, "init", check=True)
+                peer.recovery_phrase = self.cli_json(peer.index, "init").get("recovery_phrase")
+
+    def add_peer(self) -> LocalPeer:
+        """A new home beside the others (not initialised, not started)."""
+        peer = LocalPeer(len(self.peers), self.root / f"peer{len(self.peers):02d}")
+        self.peers.append(peer)
+        self.size = len(self.peers)
+        return peer
 
     def start(self, timeout: float = 30.0) -> None:
         self.init_all()

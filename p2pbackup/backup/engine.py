@@ -31,9 +31,9 @@ from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
 from p2pbackup.backup.walk import FsEntry, absolute, list_directory, stat_entry
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.peer.offload import RunSync, to_thread
 
 T = TypeVar("T")
-RunSync = Callable[..., Awaitable[Any]]
 ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
 PROGRESS_EVERY = 0.25
 # One index blob lists at most this many chunks (about 3 MiB of CBOR): a huge first
@@ -44,10 +44,6 @@ REMEMBER_BATCH = 1000
 
 OnPlaced = Callable[[Pack, PackReceipt], None]
 ChunkList = tuple[tuple[bytes, int], ...]
-
-
-async def to_thread(fn: Callable[..., T], *args: Any) -> T:
-    return await trio.to_thread.run_sync(fn, *args)
 
 
 @dataclass

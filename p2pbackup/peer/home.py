@@ -97,6 +97,52 @@ class Home:
             raise HomeError(f"{self.identity_file} is damaged ({len(seed)} bytes, expected 32)")
         return Identity.from_seed(seed)
 
+    # ---- the owner --------------------------------------------------------
+
+    @property
+    def owner_key_file(self) -> Path:
+        return self.path / "owner.key"
+
+    @property
+    def owner_settings_file(self) -> Path:
+        return self.path / "owner.json"
+
+    @property
+    def catalog_file(self) -> Path:
+        return self.path / "catalog.sqlite3"
+
+    @property
+    def shares_dir(self) -> Path:
+        return self.path / "shares"
+
+    def has_owner(self) -> bool:
+        return self.owner_key_file.exists()
+
+    def write_owner(self, master: bytes, settings: dict[str, Any]) -> None:
+        """Keep the owner's master secret (owner-only) and redundancy settings."""
+        if self.has_owner():
+            raise HomeError(f"{self.path} already holds an owner key")
+        write_atomically(self.owner_settings_file, json.dumps(settings, indent=2).encode())
+        write_atomically(self.owner_key_file, master)
+
+    def owner_master(self) -> bytes | None:
+        try:
+            master = self.owner_key_file.read_bytes()
+        except FileNotFoundError:
+            return None
+        if len(master) != 32:
+            raise HomeError(f"{self.owner_key_file} is damaged ({len(master)} bytes, expected 32)")
+        return master
+
+    def owner_settings(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.owner_settings_file.read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            raise HomeError(f"{self.owner_settings_file} is not valid JSON") from None
+        return value if isinstance(value, dict) else {}
+
     def write_state(self, state: dict[str, Any]) -> None:
         write_atomically(self.state_file, json.dumps(state, indent=2).encode(), mode=0o644)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import trio
 
+from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
@@ -23,7 +24,13 @@ from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
 from p2pbackup.peer.control import ControlServer, Operation, Progress
 from p2pbackup.peer.home import Home
+from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
+from p2pbackup.shares.holder import ShareHolder
+from p2pbackup.shares.mesh_packs import Redundancy
+from p2pbackup.shares.messages import SHARE_REQUESTS
+from p2pbackup.store.capacity import format_size
+from p2pbackup.store.shares import FileShareStore
 
 log = logging.getLogger("p2pbackup.service")
 
@@ -33,6 +40,7 @@ class ServeOptions:
     listen: Address
     bootstrap: tuple[Address, ...] = ()
     dht: DhtConfig = field(default_factory=DhtConfig)
+    capacity: int = 20 * 2**30
 
 
 class PeerService:
@@ -45,14 +53,42 @@ class PeerService:
         self.transport = TcpTransport(identity, options.listen)
         config = PeerConfig(dht=options.dht, bootstrap=options.bootstrap)
         self.peer = Peer(identity, self.transport, config, random.Random())
+        self.shares = FileShareStore(home.shares_dir, options.capacity)
+        holder = ShareHolder(self.shares)
+        for kind in SHARE_REQUESTS:
+            self.peer.add_handler(kind, holder.handle)
+        self.owner: OwnerService | None = None
+        master = home.owner_master()
+        if master is not None:
+            settings = home.owner_settings()
+            redundancy = Redundancy(
+                k=int(settings.get("k", 3)),
+                n=int(settings.get("n", 10)),
+                happy=int(settings.get("happy", 7)),
+            )
+            self.owner = OwnerService(
+                OwnerKeys.from_master(master), self.peer.dht, home.catalog_file, redundancy
+            )
 
     def operations(self) -> dict[str, Operation]:
-        return {
+        operations: dict[str, Operation] = {
             "status": self._status,
             "peers": self._peers,
             "record_put": self._record_put,
             "record_get": self._record_get,
         }
+        if self.owner is not None:
+            operations.update(self.owner.operations())
+        else:
+            for name in ("backup", "snapshots", "ls", "restore"):
+                operations[name] = self._no_owner
+        return operations
+
+    async def _no_owner(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        raise P2PBackupError(
+            "this home holds no owner key; it was initialised before owners existed "
+            "or with `init --peer-only`"
+        )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         control = ControlServer(self.home.control_socket, self.operations())
@@ -66,6 +102,9 @@ class PeerService:
                 nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
         finally:
             self.home.state_file.unlink(missing_ok=True)
+            self.shares.close()
+            if self.owner is not None:
+                self.owner.close()
 
     def _ident(self) -> tuple[str, str, int]:
         host, port = self.transport.listen
@@ -89,6 +128,14 @@ class PeerService:
         state["routing_table_size"] = len(self.peer.dht.table)
         state["records_held"] = len(self.peer.dht.records)
         state["joined"] = self.peer.joined.is_set()
+        stats = self.shares.stats()
+        state["shares_held"] = stats.get("shares", 0)
+        state["bytes_used"] = self.shares.used_bytes
+        state["capacity"] = self.shares.capacity
+        state["capacity_human"] = format_size(self.shares.capacity)
+        state["owner"] = (
+            self.owner.keys.identity.public_key.hex() if self.owner is not None else None
+        )
         return state
 
     async def _peers(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:

@@ -109,6 +109,10 @@ class ShareStore(Protocol):
         """Whether the share is indexed (cheap: does not read the data)."""
         ...
 
+    def indices(self, pack_id: bytes) -> list[int]:
+        """The indices of this pack's shares held here (normally none or one)."""
+        ...
+
     def delete(self, pack_id: bytes, index: int) -> bool:
         """Drop the share; False when it was not held."""
         ...
@@ -252,6 +256,9 @@ class MemoryShareStore:
         """Whether the share is held."""
         _check_key(pack_id, index)
         return (pack_id, index) in self._shares
+
+    def indices(self, pack_id: bytes) -> list[int]:
+        return sorted(i for p, i in self._shares if p == pack_id)
 
     def delete(self, pack_id: bytes, index: int) -> bool:
         """Drop the share; False when it was not held."""
@@ -590,6 +597,13 @@ class FileShareStore:
                 "SELECT 1 FROM shares WHERE pack_id = ? AND idx = ?", (pack_id, index)
             ).fetchone()
         return row is not None
+
+    def indices(self, pack_id: bytes) -> list[int]:
+        with self._mutex:
+            rows = self._db.execute(
+                "SELECT idx FROM shares WHERE pack_id = ? ORDER BY idx", (pack_id,)
+            ).fetchall()
+        return [int(r[0]) for r in rows]
 
     def delete(self, pack_id: bytes, index: int) -> bool:
         """Drop the row, then the file: a crash between leaves an orphan the next open removes."""

@@ -31,6 +31,12 @@ class MessageType(enum.StrEnum):
     STORED = "stored"
     GET_RECORD = "get_record"
     RECORD = "record"
+    # store
+    PUT_SHARE = "put_share"
+    SHARE_STORED = "share_stored"
+    GET_SHARE = "get_share"
+    SHARE = "share"
+    NO_SHARE = "no_share"
     # any layer
     ERROR = "error"
 

@@ -1,0 +1,58 @@
+"""Progress on a terminal for long operations (backup, restore), on stderr.
+
+Nothing is drawn when stderr is not a terminal, so scripts and `--json`
+output stay clean.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from p2pbackup.store.capacity import format_size
+
+
+def _rate(count: float, started: float) -> str:
+    elapsed = max(time.monotonic() - started, 1e-6)
+    return f"{format_size(int(count / elapsed))}/s"
+
+
+@contextmanager
+def live_progress(title: str, kind: str) -> Iterator[Any]:
+    """Yields a callback for the peer's progress frames."""
+    console = Console(stderr=True)
+    started = time.monotonic()
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task(title, total=None, detail="starting")
+
+        def update(frame: dict[str, Any]) -> None:
+            if kind == "backup":
+                detail = (
+                    f"{frame.get('files', 0)} files, {format_size(frame.get('bytes', 0))} "
+                    f"scanned, {format_size(frame.get('bytes_read', 0))} read "
+                    f"({_rate(frame.get('bytes_read', 0), started)}), "
+                    f"{format_size(frame.get('bytes_sent', 0))} sent"
+                )
+            else:
+                detail = (
+                    f"{frame.get('files_restored', 0)} files, "
+                    f"{format_size(frame.get('bytes', 0))} "
+                    f"({_rate(frame.get('bytes', 0), started)})"
+                )
+            progress.update(task, detail=detail)
+
+        yield update

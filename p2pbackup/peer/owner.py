@@ -1,0 +1,192 @@
+"""What a peer does for its owner: back up, list, browse and restore snapshots.
+
+These are the control operations behind `backup`, `snapshots`, `ls` and
+`restore`. They run inside the peer (which holds the owner's keys and knows
+the mesh) and report progress to the CLI through the control socket.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from p2pbackup.backup.blobs import BlobCodec
+from p2pbackup.backup.catalog import Catalog
+from p2pbackup.backup.engine import BackupEngine
+from p2pbackup.backup.restore import BlobReader, RestoreEngine, load_index
+from p2pbackup.backup.snapshot import Snapshot
+from p2pbackup.backup.snapshot_index import SnapshotIndex
+from p2pbackup.backup.tree import EntryKind, Tree
+from p2pbackup.crypto.keys import OwnerKeys
+from p2pbackup.dht.node import DhtNode
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.peer.control import Operation, Progress
+from p2pbackup.peer.offload import RunSync, to_thread
+from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
+
+
+def _strings(value: Any, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise P2PBackupError(f"{what} must be a list of text")
+    return tuple(value)
+
+
+def _text(args: dict[str, Any], name: str) -> str:
+    value = args.get(name)
+    if not isinstance(value, str) or not value:
+        raise P2PBackupError(f"missing `{name}`")
+    return value
+
+
+class OwnerService:
+    def __init__(
+        self,
+        keys: OwnerKeys,
+        dht: DhtNode,
+        catalog_path: Path,
+        redundancy: Redundancy,
+        *,
+        run_sync: RunSync = to_thread,
+        parallel_uploads: int = 4,
+    ) -> None:
+        self.keys = keys
+        self.codec = BlobCodec(keys)
+        self.catalog = Catalog(catalog_path)
+        self.packs = MeshPackStore(dht, keys.identity, redundancy, run_sync=run_sync)
+        self.index = SnapshotIndex(dht, keys)
+        self.run_sync = run_sync
+        self.parallel_uploads = parallel_uploads
+        # One catalog, one writer: a second backup waits for the first.
+        self._backup_lock = trio.Lock()
+
+    def close(self) -> None:
+        self.catalog.close()
+
+    def operations(self) -> dict[str, Operation]:
+        return {
+            "backup": self.backup,
+            "snapshots": self.snapshots,
+            "ls": self.ls,
+            "restore": self.restore,
+        }
+
+    # ---- backup ----------------------------------------------------------
+
+    async def backup(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        paths = _strings(args.get("paths"), "paths")
+        if not paths:
+            raise P2PBackupError("name at least one path to back up")
+        tags = _strings(args.get("tags"), "tags")
+        excludes = _strings(args.get("excludes"), "excludes")
+        host = args.get("host") if isinstance(args.get("host"), str) else socket.gethostname()
+        started = time.monotonic()
+        async with self._backup_lock:
+            snapshots = await self.index.list()
+            await self._learn_chunks(snapshots)
+            parent = _latest_of(snapshots, paths)
+            engine = BackupEngine(
+                self.codec,
+                self.catalog,
+                self.packs,
+                run_sync=self.run_sync,
+                progress=progress,
+                excludes=excludes,
+                parallel_uploads=self.parallel_uploads,
+            )
+            snapshot = await engine.run(list(paths), host=str(host), tags=tags, parent=parent)
+            await self.index.add(snapshot)
+            self.catalog.mark_indexed(snapshot.snapshot_id)
+        stats = engine.stats.as_dict()
+        return {
+            "snapshot_id": snapshot.snapshot_id.hex(),
+            "short_id": snapshot.short_id,
+            "parent": parent.snapshot_id.hex() if parent else None,
+            **stats,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
+    async def _learn_chunks(self, snapshots: list[Snapshot]) -> None:
+        """Chunks other devices (or this owner before a recovery) placed need not be sent again."""
+        reader = BlobReader(self.codec, self.packs, {})
+        for snapshot in snapshots:
+            if self.catalog.is_indexed(snapshot.snapshot_id):
+                continue
+            index = await load_index(reader, snapshot.index)
+            self.catalog.add_locators(index.items())
+            for locator in snapshot.index:
+                self.catalog.add_index_blob(locator)
+            self.catalog.mark_indexed(snapshot.snapshot_id)
+
+    # ---- browsing --------------------------------------------------------
+
+    async def snapshots(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        return {"snapshots": [s.summary() for s in await self.index.list()]}
+
+    async def ls(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        snapshot = await self.index.find(_text(args, "snapshot"))
+        prefix = str(args.get("path") or "").strip("/")
+        reader = BlobReader(self.codec, self.packs, {})
+        reader.index = await load_index(reader, snapshot.index)
+        entries: list[dict[str, Any]] = []
+        await self._list(reader, snapshot.tree, b"", os.fsencode(prefix), entries)
+        return {"snapshot": snapshot.snapshot_id.hex(), "entries": entries}
+
+    async def _list(
+        self,
+        reader: BlobReader,
+        tree_id: bytes,
+        relative: bytes,
+        prefix: bytes,
+        out: list[dict[str, Any]],
+    ) -> None:
+        tree = Tree.decode(await reader.blob(tree_id))
+        for entry in tree.entries:
+            path = os.path.join(relative, entry.name)
+            inside = not prefix or path == prefix or path.startswith(prefix + b"/")
+            leads_there = prefix.startswith(path + b"/")
+            if inside:
+                out.append(
+                    {
+                        "path": os.fsdecode(path),
+                        "type": entry.kind.name.lower(),
+                        "size": entry.size,
+                        "mode": entry.mode,
+                        "mtime": entry.mtime_ns / 1e9,
+                        **({"target": os.fsdecode(entry.target)} if entry.target else {}),
+                    }
+                )
+            if entry.kind is EntryKind.DIR and entry.subtree and (inside or leads_there):
+                await self._list(reader, entry.subtree, path, prefix, out)
+
+    # ---- restore ---------------------------------------------------------
+
+    async def restore(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        snapshot = await self.index.find(_text(args, "snapshot"))
+        target = Path(_text(args, "target"))
+        if not target.is_absolute():
+            raise P2PBackupError("the restore target must be an absolute path")
+        if target.exists() and any(target.iterdir()):
+            raise P2PBackupError(f"{target} is not empty; restore into a new or empty folder")
+        includes = _strings(args.get("includes"), "includes")
+        started = time.monotonic()
+        engine = RestoreEngine(self.codec, self.packs, run_sync=self.run_sync, progress=progress)
+        stats = await engine.run(snapshot, target, includes)
+        return {
+            "snapshot_id": snapshot.snapshot_id.hex(),
+            **stats.as_dict(),
+            "seconds": round(time.monotonic() - started, 3),
+        }
+
+
+def _latest_of(snapshots: list[Snapshot], paths: tuple[str, ...]) -> Snapshot | None:
+    """The newest earlier snapshot of the same paths: the new one's parent."""
+    wanted = {os.path.abspath(p) for p in paths}
+    same = [s for s in snapshots if set(s.paths) == wanted]
+    return same[-1] if same else None

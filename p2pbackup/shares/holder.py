@@ -1,0 +1,98 @@
+"""A storage peer's side of shares: check what arrives, keep it, hand it back.
+
+A share is accepted only with a descriptor signed by the pack's owner and
+only if the bytes match the descriptor's Merkle root for that index, so a
+peer never stores (or later serves) bytes nobody vouched for. A peer holds
+at most one share of a pack: two on one disk would make one failure cost two.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from p2pbackup.codec.descriptor import ShareDescriptor
+from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.net.transport import Remote
+from p2pbackup.peer.offload import RunSync, to_thread
+from p2pbackup.shares.messages import GetShare, NoShare, PutShare, ShareData, ShareStored
+from p2pbackup.store.shares import ShareStore
+from p2pbackup.wire.messages import Message
+
+log = logging.getLogger("p2pbackup.shares")
+
+
+class ShareRefused(P2PBackupError):
+    """This peer will not hold the share; the reason goes back to the owner."""
+
+
+def check_share(
+    pack_id: bytes, index: int, descriptor_bytes: bytes, data: bytes, now: float
+) -> ShareDescriptor:
+    """The descriptor, once it and the share prove sound; raises `ShareRefused`."""
+    try:
+        descriptor = ShareDescriptor.from_bytes(descriptor_bytes)
+    except WireError as exc:
+        raise ShareRefused(f"malformed descriptor: {exc}") from None
+    if not descriptor.verify():
+        raise ShareRefused("the descriptor's signature does not verify")
+    if descriptor.pack_id != pack_id:
+        raise ShareRefused("the descriptor is for another pack")
+    if not 0 <= index < descriptor.n:
+        raise ShareRefused(f"share index {index} outside 0..{descriptor.n - 1}")
+    if descriptor.lease_expiry <= now:
+        raise ShareRefused("the share's lease has already expired")
+    if len(data) != descriptor.share_size or not descriptor.check_share(index, data):
+        raise ShareRefused(f"share {index} does not match its descriptor")
+    return descriptor
+
+
+class ShareHolder:
+    """Answers PUT_SHARE and GET_SHARE from the peer's share store."""
+
+    def __init__(
+        self,
+        store: ShareStore,
+        *,
+        run_sync: RunSync = to_thread,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.run_sync = run_sync
+        self.now = now
+
+    async def handle(self, remote: Remote, message: Message) -> Message:
+        if isinstance(message, PutShare):
+            return await self._put(message)
+        if isinstance(message, GetShare):
+            return await self._get(message)
+        raise P2PBackupError(f"{message.TYPE} is not a share request")
+
+    async def _put(self, message: PutShare) -> Message:
+        now = self.now()
+        descriptor = await self.run_sync(
+            check_share, message.pack_id, message.index, message.descriptor, message.data, now
+        )
+        held = await self.run_sync(self.store.indices, message.pack_id)
+        others = [i for i in held if i != message.index]
+        if others:
+            raise ShareRefused(f"already holds share {others[0]} of this pack")
+        await self.run_sync(
+            self.store.put,
+            message.pack_id,
+            message.index,
+            message.data,
+            message.descriptor,
+            descriptor.owner,
+            descriptor.lease_expiry,
+            int(now),
+        )
+        return ShareStored()
+
+    async def _get(self, message: GetShare) -> Message:
+        for index in await self.run_sync(self.store.indices, message.pack_id):
+            stored = await self.run_sync(self.store.get, message.pack_id, index)
+            if stored is not None:  # None: it rotted on disk and the store dropped it
+                return ShareData(stored.index, stored.descriptor, stored.data)
+        return NoShare()

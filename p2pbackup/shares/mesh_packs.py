@@ -1,0 +1,194 @@
+"""The owner's side: a `PackStore` whose packs live as shares on the mesh.
+
+Putting a pack erasure-codes it, signs a descriptor, looks up the peers
+closest to the pack id and hands share i to the i-th of them, moving a
+refused or failed share on to the next closest peer (`PlacementPlan`).
+Getting a pack asks the closest peers for whatever share each holds, checks
+every share against its signed descriptor and rebuilds from the first k
+good ones; a corrupted or forged share costs one more question, not the pack.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from p2pbackup.backup.packstore import PackReceipt, PackUnavailable
+from p2pbackup.codec.descriptor import ShareDescriptor, describe_pack
+from p2pbackup.codec.erasure import decode_pack, encode_pack
+from p2pbackup.codec.packs import pack_matches
+from p2pbackup.crypto.identity import Identity
+from p2pbackup.dht.node import DhtNode
+from p2pbackup.errors import P2PBackupError, PeerUnreachable, RemoteError, WireError
+from p2pbackup.net.contact import Contact
+from p2pbackup.peer.offload import RunSync, to_thread
+from p2pbackup.placement.plan import PlacementPlan
+from p2pbackup.shares.messages import GetShare, PutShare, ShareData, ShareStored
+
+log = logging.getLogger("p2pbackup.shares")
+
+
+class PlacementFailed(P2PBackupError):
+    """Too few distinct peers took a share of a pack."""
+
+
+@dataclass(frozen=True)
+class Redundancy:
+    k: int = 3
+    n: int = 10
+    happy: int = 7
+    lease_seconds: int = 90 * 24 * 3600
+
+
+class MeshPackStore:
+    def __init__(
+        self,
+        dht: DhtNode,
+        owner: Identity,
+        redundancy: Redundancy,
+        *,
+        share_timeout: float = 60.0,
+        run_sync: RunSync = to_thread,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.dht = dht
+        self.owner = owner
+        self.redundancy = redundancy
+        self.share_timeout = share_timeout
+        self.run_sync = run_sync
+        self.now = now
+
+    # ---- put -------------------------------------------------------------
+
+    async def put(self, pack_id: bytes, data: bytes) -> PackReceipt:
+        r = self.redundancy
+        shares: list[bytes] = await self.run_sync(encode_pack, data, r.k, r.n)
+        lease = int(self.now()) + r.lease_seconds
+        descriptor: ShareDescriptor = await self.run_sync(
+            describe_pack, self.owner, pack_id, shares, r.k, len(data), lease
+        )
+        candidates = (await self.dht.lookup(pack_id)).contacts
+        plan = PlacementPlan(r.n, r.happy, candidates)
+        encoded = descriptor.to_bytes()
+        sent = 0
+        results = trio.open_memory_channel[tuple[int, str | None, bool]](math.inf)
+        send, receive = results
+
+        async def place(index: int, contact: Contact) -> None:
+            message = PutShare(pack_id, index, encoded, shares[index])
+            try:
+                reply = await self.dht.transport.request(contact, message, self.share_timeout)
+            except RemoteError as exc:
+                await send.send((index, str(exc), False))
+                return
+            except PeerUnreachable as exc:
+                log.info("share %d of %s: %s", index, pack_id.hex()[:12], exc)
+                await send.send((index, None, False))
+                return
+            self.dht.observe(reply.remote)
+            await send.send((index, None, isinstance(reply.message, ShareStored)))
+
+        async with trio.open_nursery() as nursery:
+            in_flight = 0
+            while True:
+                for index, contact in plan.assignments():
+                    nursery.start_soon(place, index, contact)
+                    sent += len(shares[index])
+                    in_flight += 1
+                if in_flight == 0:
+                    break
+                index, refusal, stored = await receive.receive()
+                in_flight -= 1
+                if stored:
+                    plan.on_stored(index)
+                elif refusal is not None:
+                    plan.on_refused(index, refusal)
+                else:
+                    plan.on_failed(index)
+        if not plan.happy_enough:
+            raise PlacementFailed(f"pack {pack_id.hex()[:12]}: {plan.shortfall()}")
+        return PackReceipt(pack_id, r.k, r.n, len(plan.placed), sent)
+
+    # ---- get -------------------------------------------------------------
+
+    async def get(self, pack_id: bytes) -> bytes:
+        candidates = (await self.dht.lookup(pack_id)).contacts
+        gathered: dict[int, bytes] = {}
+        chosen: ShareDescriptor | None = None
+        problems: list[str] = []
+        send, receive = trio.open_memory_channel[tuple[Contact, ShareData | None]](math.inf)
+
+        async def fetch(contact: Contact) -> None:
+            try:
+                reply = await self.dht.transport.request(
+                    contact, GetShare(pack_id), self.share_timeout
+                )
+            except P2PBackupError as exc:
+                problems.append(f"{contact}: {exc}")
+                await send.send((contact, None))
+                return
+            self.dht.observe(reply.remote)
+            share = reply.message if isinstance(reply.message, ShareData) else None
+            await send.send((contact, share))
+
+        queue = list(candidates)
+        async with trio.open_nursery() as nursery:
+            in_flight = 0
+            while True:
+                needed = self.redundancy.k if chosen is None else chosen.k
+                # Ask as many peers as shares are still missing, plus one spare.
+                while queue and in_flight < needed - len(gathered) + 1:
+                    nursery.start_soon(fetch, queue.pop(0))
+                    in_flight += 1
+                if in_flight == 0 or len(gathered) >= needed:
+                    nursery.cancel_scope.cancel()
+                    break
+                contact, share = await receive.receive()
+                in_flight -= 1
+                if share is None or share.index in gathered:
+                    continue
+                verdict = await self.run_sync(self._verify, pack_id, share, chosen)
+                if isinstance(verdict, str):
+                    log.warning("bad share from %s: %s", contact, verdict)
+                    problems.append(f"{contact}: {verdict}")
+                    continue
+                chosen = verdict
+                gathered[share.index] = share.data
+        if chosen is None or len(gathered) < chosen.k:
+            k = self.redundancy.k if chosen is None else chosen.k
+            detail = f"; {problems[0]}" if problems else ""
+            raise PackUnavailable(
+                f"pack {pack_id.hex()[:12]}: {len(gathered)} of the {k} shares needed found "
+                f"among the {len(candidates)} closest peers{detail}"
+            )
+        data: bytes = await self.run_sync(decode_pack, gathered, chosen.k, chosen.n, chosen.length)
+        if not pack_matches(pack_id, data):
+            raise PackUnavailable(f"pack {pack_id.hex()[:12]} rebuilt to the wrong bytes")
+        return data
+
+    def _verify(
+        self, pack_id: bytes, share: ShareData, chosen: ShareDescriptor | None
+    ) -> ShareDescriptor | str:
+        """The share's descriptor if the share is sound, else why not."""
+        try:
+            descriptor = ShareDescriptor.from_bytes(share.descriptor)
+        except WireError as exc:
+            return f"malformed descriptor ({exc})"
+        if descriptor.owner != self.owner.public_key or not descriptor.verify():
+            return "descriptor not signed by this owner"
+        if descriptor.pack_id != pack_id or share.index >= descriptor.n:
+            return "descriptor for another pack"
+        if chosen is not None and (descriptor.k, descriptor.n, descriptor.length) != (
+            chosen.k,
+            chosen.n,
+            chosen.length,
+        ):
+            return "descriptor disagrees with the other shares"
+        if not descriptor.check_share(share.index, share.data):
+            return f"share {share.index} does not match its signed root"
+        return descriptor

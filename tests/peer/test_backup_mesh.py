@@ -1,0 +1,181 @@
+"""Backup and restore across twelve real peer processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli.demo import compare_trees
+from cli.localmesh import CLI, LocalMesh
+from tests.peer.trees import change_some, make_tree
+
+pytestmark = pytest.mark.timeout(600)
+PEERS = 12
+
+
+@pytest.fixture(scope="module")
+def mesh12(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
+    root = tmp_path_factory.mktemp("mesh12")
+    with LocalMesh(root, PEERS, serve_args=("--rpc-timeout", "3s")) as mesh:
+        mesh.start()
+        assert mesh.wait_until(
+            lambda: all(
+                mesh.control(i, "status")["routing_table_size"] == PEERS - 1 for i in range(PEERS)
+            ),
+            timeout=30,
+        )
+        yield mesh
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("source") / "tree"
+    root.mkdir()
+    assert make_tree(root) > 1000
+    return root
+
+
+def _identical(original: Path, copy: Path) -> None:
+    files, _, problems = compare_trees(original, copy)
+    assert files > 0
+    assert problems == []
+    for empty in ("empty/nested/deeper", "empty-top"):
+        assert (copy / empty).is_dir()
+
+
+def test_backup_incremental_kill_three_restore_and_recover(
+    mesh12: LocalMesh, tree: Path, tmp_path: Path
+) -> None:
+    owner = 0
+    first = mesh12.cli_json(owner, "backup", str(tree), "--tag", "first")
+    assert first["files"] > 1000 and first["errors"] == []
+    assert first["chunks_new"] > 1000 and first["bytes_sent"] > first["bytes"] // 2
+
+    # Unchanged: nothing is read, nothing is sent.
+    second = mesh12.cli_json(owner, "backup", str(tree))
+    assert second["files_unchanged"] == second["files"] == first["files"]
+    assert second["bytes_read"] == 0
+    assert second["chunks_new"] == 0 and second["bytes_sent"] == 0
+
+    # 1% changed: only their chunks and the trees above them are new.
+    changed = change_some(tree, 0.01)
+    third = mesh12.cli_json(owner, "backup", str(tree))
+    assert third["files_unchanged"] == third["files"] - len(changed)
+    assert third["bytes_read"] == sum(p.stat().st_size for p in changed)
+    touched_dirs = {parent for p in changed for parent in p.relative_to(tree).parents}
+    assert len(changed) <= third["chunks_new"] <= len(changed) + len(touched_dirs) + 2
+    assert third["bytes_sent"] < first["bytes_sent"] // 20
+
+    listed = mesh12.cli_json(owner, "snapshots")["snapshots"]
+    assert len(listed) == 3 and listed[0]["tags"] == ["first"]
+    assert {"id", "time", "host", "paths", "tags"} <= set(listed[0])
+    entries = mesh12.cli_json(owner, "ls", "latest", "tree/big")["entries"]
+    assert [e["path"] for e in entries] == ["tree/big", "tree/big/video.bin"]
+
+    # Three peers die; k=3 of n=10 shares per pack still rebuild everything.
+    for index in (9, 10, 11):
+        mesh12.stop_peer(index, signal.SIGKILL)
+    restored = mesh12.cli_json(owner, "restore", "latest", "--target", str(tmp_path / "out"))
+    assert restored["files_failed"] == 0 and restored["files_restored"] == third["files"]
+    _identical(tree, tmp_path / "out" / "tree")
+
+    # A subset restore takes only what matches.
+    subset = mesh12.cli_json(
+        owner, "restore", "latest", "--target", str(tmp_path / "sub"), "--include", "tree/big/*"
+    )
+    assert subset["files_restored"] == 1
+    assert (tmp_path / "sub" / "tree" / "big" / "video.bin").stat().st_size == 50 * 2**20
+
+    # The owner loses everything but the phrase: a new home restores the tree.
+    phrase = mesh12.peers[owner].recovery_phrase
+    assert phrase is not None
+    fresh = mesh12.add_peer()
+    mesh12.cli(fresh.index, "init", "--recover", check=True, stdin=phrase)
+    mesh12.start_peer(fresh.index, bootstrap=mesh12.peers[1].listen)
+    assert mesh12.wait_until(
+        lambda: mesh12.control(fresh.index, "status")["routing_table_size"] >= 8, timeout=30
+    )
+    seen = mesh12.cli_json(fresh.index, "snapshots")["snapshots"]
+    assert [s["id"] for s in seen] == [s["id"] for s in listed]
+    recovered = mesh12.cli_json(
+        fresh.index, "restore", "latest", "--target", str(tmp_path / "recovered")
+    )
+    assert recovered["files_failed"] == 0
+    _identical(tree, tmp_path / "recovered" / "tree")
+
+
+def test_corrupted_shares_on_disk_are_detected_and_rebuilt_from_others(
+    mesh12: LocalMesh, tree: Path, tmp_path: Path
+) -> None:
+    owner = 2
+    mesh12.cli_json(owner, "backup", str(tree))
+    victims = [p for p in mesh12.peers[3:6] if p.alive]
+    held_before = {p.index: mesh12.control(p.index, "status")["shares_held"] for p in victims}
+    corrupted = 0
+    for peer in victims:
+        for share in (peer.home / "shares").rglob("*"):
+            if share.is_file() and share.suffix[1:].isdigit():
+                data = bytearray(share.read_bytes())
+                data[len(data) // 2] ^= 0xFF
+                share.write_bytes(bytes(data))
+                corrupted += 1
+    assert corrupted > 0
+    restored = mesh12.cli_json(owner, "restore", "latest", "--target", str(tmp_path / "out"))
+    assert restored["files_failed"] == 0
+    _identical(tree, tmp_path / "out" / "tree")
+    # The holders noticed the rot when asked and dropped those shares.
+    held_after = {p.index: mesh12.control(p.index, "status")["shares_held"] for p in victims}
+    assert sum(held_after.values()) < sum(held_before.values())
+
+
+def test_a_backup_killed_halfway_completes_when_run_again(
+    mesh12: LocalMesh, tmp_path: Path
+) -> None:
+    owner = 1
+    source = tmp_path / "data"
+    source.mkdir()
+    for i in range(12):
+        (source / f"part{i:02d}.bin").write_bytes(_random(4 * 2**20, seed=i))
+    total_before = _shares_everywhere(mesh12)
+    backup = subprocess.Popen(
+        [*CLI, "--home", str(mesh12.peers[owner].home), "backup", str(source), "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Kill the owner's peer once a few packs are out, well before the end.
+        assert mesh12.wait_until(
+            lambda: _shares_everywhere(mesh12) >= total_before + 20, timeout=120, step=0.05
+        )
+        mesh12.stop_peer(owner, signal.SIGKILL)
+    finally:
+        backup.wait(timeout=30)
+    assert backup.returncode != 0
+    placed_early = _shares_everywhere(mesh12) - total_before
+    mesh12.start_peer(owner, bootstrap=mesh12.peers[2].listen)
+    assert mesh12.wait_until(
+        lambda: mesh12.control(owner, "status")["routing_table_size"] >= 7, timeout=30
+    )
+    again = mesh12.cli_json(owner, "backup", str(source))
+    assert again["files"] == 12
+    full = 48 * 2**20 * 10 // 3
+    assert again["bytes_sent"] < full - placed_early * (4 * 2**20 // 3) // 2
+    out = tmp_path / "out"
+    restored = mesh12.cli_json(owner, "restore", "latest", "--target", str(out))
+    assert restored["files_failed"] == 0
+    files, _, problems = compare_trees(source, out / "data")
+    assert files == 12 and problems == []
+
+
+def _shares_everywhere(mesh: LocalMesh) -> int:
+    return sum(mesh.control(p.index, "status")["shares_held"] for p in mesh.peers if p.alive)
+
+
+def _random(size: int, seed: int) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(size)

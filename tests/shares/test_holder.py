@@ -1,0 +1,99 @@
+"""What a storage peer accepts, refuses and serves, without a network."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+
+from p2pbackup.codec.descriptor import ShareDescriptor, describe_pack
+from p2pbackup.codec.erasure import encode_pack
+from p2pbackup.codec.packs import pack_id_of
+from p2pbackup.crypto.identity import Identity
+from p2pbackup.crypto.keys import OwnerKeys
+from p2pbackup.net.transport import Remote
+from p2pbackup.peer.offload import inline
+from p2pbackup.shares.holder import ShareHolder, ShareRefused
+from p2pbackup.shares.messages import GetShare, NoShare, PutShare, ShareData, ShareStored
+from p2pbackup.store.shares import MemoryShareStore, StoreFull
+
+NOW = 1_700_000_000
+OWNER = OwnerKeys.from_master(bytes(32)).identity
+CALLER = Remote(Identity.generate().node_id, b"\0" * 32, None)
+
+
+def pack(
+    size: int = 90_000, lease: int = NOW + 3600, owner: Identity = OWNER
+) -> tuple[bytes, list[bytes], bytes]:
+    data = os.urandom(size)
+    pack_id = pack_id_of(data)
+    shares = encode_pack(data, 3, 10)
+    descriptor = describe_pack(owner, pack_id, shares, 3, len(data), lease)
+    return pack_id, shares, descriptor.to_bytes()
+
+
+def holder(capacity: int = 2**30) -> ShareHolder:
+    return ShareHolder(MemoryShareStore(capacity), run_sync=inline, now=lambda: NOW)
+
+
+async def test_a_sound_share_is_kept_and_served_back() -> None:
+    h = holder()
+    pack_id, shares, descriptor = pack()
+    assert isinstance(
+        await h.handle(CALLER, PutShare(pack_id, 4, descriptor, shares[4])), ShareStored
+    )
+    served = await h.handle(CALLER, GetShare(pack_id))
+    assert served == ShareData(4, descriptor, shares[4])
+    assert isinstance(await h.handle(CALLER, GetShare(os.urandom(20))), NoShare)
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        ("bytes", "does not match its descriptor"),
+        ("index", "does not match its descriptor"),
+        ("signature", "signature does not verify"),
+        ("other-pack", "another pack"),
+        ("expired", "already expired"),
+        ("garbage-descriptor", "malformed descriptor"),
+        ("index-range", "outside"),
+    ],
+)
+async def test_unsound_shares_are_refused_with_a_reason(tamper: str, reason: str) -> None:
+    h = holder()
+    pack_id, shares, descriptor = pack(lease=NOW - 1 if tamper == "expired" else NOW + 3600)
+    index, data = 2, shares[2]
+    if tamper == "bytes":
+        data = bytes([data[0] ^ 1]) + data[1:]
+    elif tamper == "index":
+        index = 3
+    elif tamper == "signature":
+        parsed = ShareDescriptor.from_bytes(descriptor)
+        descriptor = replace(parsed, signature=bytes(64)).to_bytes()
+    elif tamper == "other-pack":
+        pack_id = os.urandom(20)
+    elif tamper == "garbage-descriptor":
+        descriptor = os.urandom(200)
+    elif tamper == "index-range":
+        index = 12
+    with pytest.raises(ShareRefused, match=reason):
+        await h.handle(CALLER, PutShare(pack_id, index, descriptor, data))
+    assert h.store.used_bytes == 0
+
+
+async def test_a_second_share_of_one_pack_is_refused() -> None:
+    h = holder()
+    pack_id, shares, descriptor = pack()
+    await h.handle(CALLER, PutShare(pack_id, 1, descriptor, shares[1]))
+    with pytest.raises(ShareRefused, match="already holds share 1"):
+        await h.handle(CALLER, PutShare(pack_id, 2, descriptor, shares[2]))
+    # The same share again is fine (a retried upload).
+    await h.handle(CALLER, PutShare(pack_id, 1, descriptor, shares[1]))
+
+
+async def test_a_full_store_refuses_with_free_and_needed_bytes() -> None:
+    h = holder(capacity=1000)
+    pack_id, shares, descriptor = pack()
+    with pytest.raises(StoreFull, match="free"):
+        await h.handle(CALLER, PutShare(pack_id, 0, descriptor, shares[0]))
