@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from p2pbackup.backup.catalog import Catalog
-from p2pbackup.backup.engine import to_thread
 from p2pbackup.backup.packstore import MemoryPackStore
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.peer.offload import to_thread
 from tests.backup.fs import BASE_NS, backup, codec, restorer, snapshot_of, write
 
 NON_UTF8 = b"raw-\xff\xfe-name.bin"
