@@ -26,9 +26,8 @@ from p2pbackup.peer.control import ControlServer, Operation, Progress
 from p2pbackup.peer.home import Home
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
-from p2pbackup.shares.holder import ShareHolder
+from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.mesh_packs import Redundancy
-from p2pbackup.shares.messages import SHARE_REQUESTS
 from p2pbackup.store.capacity import format_size
 from p2pbackup.store.shares import FileShareStore
 
@@ -55,7 +54,7 @@ class PeerService:
         self.peer = Peer(identity, self.transport, config, random.Random())
         self.shares = FileShareStore(home.shares_dir, options.capacity)
         holder = ShareHolder(self.shares)
-        for kind in SHARE_REQUESTS:
+        for kind in HOLDER_REQUESTS:
             self.peer.add_handler(kind, holder.handle)
         self.owner: OwnerService | None = None
         master = home.owner_master()

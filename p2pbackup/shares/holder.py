@@ -13,14 +13,31 @@ import time
 from collections.abc import Callable
 
 from p2pbackup.codec.descriptor import ShareDescriptor
+from p2pbackup.codec.erasure import block_count, block_proof, share_block
 from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.maintenance.messages import (
+    MAINTENANCE_REQUESTS,
+    Audit,
+    AuditProof,
+    QueryShare,
+    ShareHeld,
+)
 from p2pbackup.net.transport import Remote
 from p2pbackup.peer.offload import RunSync, to_thread
-from p2pbackup.shares.messages import GetShare, NoShare, PutShare, ShareData, ShareStored
+from p2pbackup.shares.messages import (
+    SHARE_REQUESTS,
+    GetShare,
+    NoShare,
+    PutShare,
+    ShareData,
+    ShareStored,
+)
 from p2pbackup.store.shares import ShareStore
 from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.shares")
+# Every request a storage peer answers from its share store.
+HOLDER_REQUESTS = SHARE_REQUESTS + MAINTENANCE_REQUESTS
 
 
 class ShareRefused(P2PBackupError):
@@ -49,7 +66,7 @@ def check_share(
 
 
 class ShareHolder:
-    """Answers PUT_SHARE and GET_SHARE from the peer's share store."""
+    """Answers share requests (put, get, query, audit) from the peer's share store."""
 
     def __init__(
         self,
@@ -67,6 +84,10 @@ class ShareHolder:
             return await self._put(message)
         if isinstance(message, GetShare):
             return await self._get(message)
+        if isinstance(message, QueryShare):
+            return await self._query(message)
+        if isinstance(message, Audit):
+            return await self._audit(message)
         raise P2PBackupError(f"{message.TYPE} is not a share request")
 
     async def _put(self, message: PutShare) -> Message:
@@ -96,3 +117,18 @@ class ShareHolder:
             if stored is not None:  # None: it rotted on disk and the store dropped it
                 return ShareData(stored.index, stored.descriptor, stored.data)
         return NoShare()
+
+    async def _query(self, message: QueryShare) -> Message:
+        for index in await self.run_sync(self.store.indices, message.pack_id):
+            stored = await self.run_sync(self.store.get, message.pack_id, index)
+            if stored is not None:
+                return ShareHeld(stored.index, stored.descriptor)
+        return NoShare()
+
+    async def _audit(self, message: Audit) -> Message:
+        stored = await self.run_sync(self.store.get, message.pack_id, message.index)
+        if stored is None or message.block >= block_count(len(stored.data)):
+            raise P2PBackupError("no such share or block held here")
+        block = share_block(stored.data, message.block)
+        proof = await self.run_sync(block_proof, stored.data, message.block)
+        return AuditProof(block, tuple(proof))

@@ -37,6 +37,11 @@ class MessageType(enum.StrEnum):
     GET_SHARE = "get_share"
     SHARE = "share"
     NO_SHARE = "no_share"
+    # maintenance
+    QUERY_SHARE = "query_share"
+    SHARE_HELD = "share_held"
+    AUDIT = "audit"
+    AUDIT_PROOF = "audit_proof"
     # any layer
     ERROR = "error"
 

@@ -12,9 +12,9 @@ from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.net.transport import Remote
 from p2pbackup.peer.offload import inline
-from p2pbackup.shares.holder import ShareHolder
+from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.mesh_packs import MeshPackStore, PlacementFailed, Redundancy
-from p2pbackup.shares.messages import SHARE_REQUESTS, GetShare, ShareData
+from p2pbackup.shares.messages import GetShare, ShareData
 from p2pbackup.store.shares import MemoryShareStore
 from p2pbackup.wire.messages import Message
 from simulations.mesh import SimMesh, SimPeer
@@ -29,7 +29,7 @@ def equip(mesh: SimMesh, capacity: int = 2**30) -> dict[bytes, MemoryShareStore]
     for sim_peer in mesh.peers:
         store = MemoryShareStore(capacity)
         holder = ShareHolder(store, run_sync=inline)
-        for kind in SHARE_REQUESTS:
+        for kind in HOLDER_REQUESTS:
             sim_peer.peer.add_handler(kind, holder.handle)
         stores[sim_peer.node_id] = store
     return stores
@@ -83,7 +83,7 @@ async def test_a_full_peer_refuses_and_the_next_closest_takes_its_share(
     full = others[0]
     stores[full.node_id] = tiny = MemoryShareStore(10)
     holder = ShareHolder(tiny, run_sync=inline)
-    for kind in SHARE_REQUESTS:
+    for kind in HOLDER_REQUESTS:
         full.peer.add_handler(kind, holder.handle)
     receipt = await owner_store(owner).put(pack_id, data)
     assert receipt.placed == 10

@@ -1,0 +1,1 @@
+"""Keeping shares alive with no owner online: audits, repair, rebalancing, leases."""

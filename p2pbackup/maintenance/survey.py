@@ -1,0 +1,158 @@
+"""One holder's view of its share set in one maintenance round, sans-IO.
+
+A holder asks the peers closest to the pack id which share they hold, audits
+each claim with a random block and its Merkle path against the owner-signed
+root, and from the answers decides whether the set needs repair and whether
+it is the one to do it: the closest proven holder repairs, so of many
+holders looking at one set, one acts. Proven holders are counted; a holder
+that failed only recently is "suspect" and its share is rebuilt only when
+the set is already under the repair threshold, so a peer rebooting does not
+cost a repair.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from p2pbackup.codec.descriptor import ShareDescriptor
+from p2pbackup.codec.erasure import block_count, verify_block
+from p2pbackup.errors import WireError
+from p2pbackup.maintenance.messages import Audit, AuditProof
+from p2pbackup.net.contact import Contact
+
+
+def distance(node_id: bytes, key: bytes) -> int:
+    return int.from_bytes(node_id, "big") ^ int.from_bytes(key, "big")
+
+
+def same_share_set(ours: ShareDescriptor, theirs: ShareDescriptor) -> bool:
+    """Both describe the same shares (leases may differ: renewals arrive one by one)."""
+    return (ours.owner, ours.pack_id, ours.k, ours.n, ours.length, ours.roots) == (
+        theirs.owner,
+        theirs.pack_id,
+        theirs.k,
+        theirs.n,
+        theirs.length,
+        theirs.roots,
+    )
+
+
+@dataclass(frozen=True)
+class RepairPlan:
+    """Rebuild these share indices and place them on these peers, closest first."""
+
+    missing: tuple[int, ...]
+    targets: tuple[Contact, ...]
+    sources: tuple[tuple[int, Contact], ...]  # proven holders to fetch k shares from
+
+
+@dataclass
+class Survey:
+    pack_id: bytes
+    descriptor: ShareDescriptor
+    me: Contact
+    my_index: int
+    claims: dict[bytes, tuple[Contact, int]] = field(default_factory=dict)
+    proven: dict[int, Contact] = field(default_factory=dict)
+    failed: set[bytes] = field(default_factory=set)
+    answered: set[bytes] = field(default_factory=set)
+    _challenges: dict[bytes, Audit] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.proven[self.my_index] = self.me
+
+    def on_holding(self, contact: Contact, index: int | None, descriptor: bytes | None) -> bool:
+        """A sibling's answer to QUERY_SHARE; True when its claim should be audited."""
+        self.answered.add(contact.node_id)
+        if index is None or descriptor is None:
+            return False
+        try:
+            theirs = ShareDescriptor.from_bytes(descriptor)
+        except WireError:
+            self.failed.add(contact.node_id)
+            return False
+        if not theirs.verify() or not same_share_set(self.descriptor, theirs):
+            self.failed.add(contact.node_id)
+            return False
+        if not 0 <= index < self.descriptor.n:
+            self.failed.add(contact.node_id)
+            return False
+        self.claims[contact.node_id] = (contact, index)
+        return True
+
+    def on_silent(self, contact: Contact) -> None:
+        """No answer at all: it may be gone, or away for a while."""
+        self.failed.add(contact.node_id)
+
+    def challenge(self, contact: Contact, rng: random.Random) -> Audit:
+        _, index = self.claims[contact.node_id]
+        block = rng.randrange(block_count(self.descriptor.share_size))
+        audit = Audit(self.pack_id, index, block)
+        self._challenges[contact.node_id] = audit
+        return audit
+
+    def on_proof(self, contact: Contact, proof: AuditProof | None) -> bool:
+        """Check an audit answer; True when the claim is proven."""
+        audit = self._challenges.pop(contact.node_id, None)
+        if audit is None:
+            return False
+        ok = proof is not None and verify_block(
+            self.descriptor.roots[audit.index],
+            audit.block,
+            proof.data,
+            list(proof.proof),
+            block_count(self.descriptor.share_size),
+        )
+        if not ok:
+            self.failed.add(contact.node_id)
+            return False
+        held = self.proven.get(audit.index)
+        # Two proven holders of one index: keep the closer one in the count.
+        if held is None or distance(contact.node_id, self.pack_id) < distance(
+            held.node_id, self.pack_id
+        ):
+            self.proven[audit.index] = contact
+        return True
+
+    # ---- decisions -------------------------------------------------------
+
+    @property
+    def live(self) -> int:
+        return len(self.proven)
+
+    def repairer(self) -> Contact:
+        """The closest proven holder: the one that repairs this set."""
+        return min(self.proven.values(), key=lambda c: distance(c.node_id, self.pack_id))
+
+    def plan(
+        self,
+        closest: list[Contact],
+        *,
+        threshold: int,
+        suspects: set[bytes],
+    ) -> RepairPlan | None:
+        """What to rebuild, if anything, when this holder is the repairer.
+
+        `closest` are the live peers closest to the pack id (a lookup's
+        result). `suspects` are node ids that failed recently but are not
+        yet counted as lost; their shares are rebuilt only below `threshold`.
+        """
+        n = self.descriptor.n
+        if self.live < self.descriptor.k or self.repairer().node_id != self.me.node_id:
+            return None
+        suspected = {
+            index
+            for node_id, (_, index) in self.claims.items()
+            if node_id in suspects and index not in self.proven
+        }
+        if self.live < threshold:
+            suspected = set()
+        missing = tuple(i for i in range(n) if i not in self.proven and i not in suspected)
+        if not missing:
+            return None
+        # Failed peers get nothing new: they lost a share or lie about it.
+        holding = {c.node_id for c in self.proven.values()} | set(self.claims) | self.failed
+        targets = tuple(c for c in closest if c.node_id not in holding)
+        sources = tuple(sorted(self.proven.items()))
+        return RepairPlan(missing, targets, sources)
