@@ -189,9 +189,16 @@ def serve(
     republish_interval: str = typer.Option("1h", help="How often held records are republished."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
     capacity: str = typer.Option("20GiB", help="Disk space offered to other owners' shares."),
+    audit_interval: str = typer.Option(
+        "1h", help="How often held shares are audited and repaired."
+    ),
+    repair_threshold: int = typer.Option(
+        7, help="Rebuild lost shares at once when fewer than this many are live."
+    ),
 ) -> None:
     """Run this home's peer in the foreground until SIGINT or SIGTERM."""
     from p2pbackup.dht.config import DhtConfig
+    from p2pbackup.maintenance.maintainer import MaintenanceConfig
     from p2pbackup.peer.service import PeerService, ServeOptions
 
     logging.basicConfig(
@@ -208,6 +215,9 @@ def serve(
             republish_interval=parse_duration(republish_interval),
         ),
         capacity=parse_size(capacity),
+        maintenance=MaintenanceConfig(
+            audit_interval=parse_duration(audit_interval), repair_threshold=repair_threshold
+        ),
     )
     home = STATE.home
 

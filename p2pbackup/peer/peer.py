@@ -55,6 +55,8 @@ class Peer:
             kind: self.dht.handle for kind in DHT_REQUESTS
         }
         self._cancel: trio.CancelScope | None = None
+        self._tasks: list[Callable[..., Awaitable[None]]] = []
+        self._nursery: trio.Nursery | None = None
         self.joined = trio.Event()
 
     @property
@@ -63,6 +65,12 @@ class Peer:
 
     def add_handler(self, kind: type[Message], handler: RequestHandler) -> None:
         self._handlers[kind] = handler
+
+    def add_task(self, task: Callable[..., Awaitable[None]]) -> None:
+        """Run `task` in this peer's nursery (now, if it already serves): it stops with the peer."""
+        self._tasks.append(task)
+        if self._nursery is not None:
+            self._nursery.start_soon(task)
 
     async def handle(self, remote: Remote, message: Message) -> Message:
         handler = self._handlers.get(type(message))
@@ -79,6 +87,9 @@ class Peer:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.transport.serve, self.handle)
                 await nursery.start(self.dht.run)
+                for task in self._tasks:
+                    await nursery.start(task)
+                self._nursery = nursery
                 if self.config.bootstrap:
                     nursery.start_soon(self._join)
                 else:

@@ -20,6 +20,7 @@ from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
 from p2pbackup.peer.control import ControlServer, Operation, Progress
@@ -40,6 +41,7 @@ class ServeOptions:
     bootstrap: tuple[Address, ...] = ()
     dht: DhtConfig = field(default_factory=DhtConfig)
     capacity: int = 20 * 2**30
+    maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
 
 
 class PeerService:
@@ -56,6 +58,10 @@ class PeerService:
         holder = ShareHolder(self.shares)
         for kind in HOLDER_REQUESTS:
             self.peer.add_handler(kind, holder.handle)
+        self.maintainer = Maintainer(
+            self.peer.dht, self.shares, options.maintenance, random.Random()
+        )
+        self.peer.add_task(self.maintainer.run)
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:
@@ -132,6 +138,7 @@ class PeerService:
         state["bytes_used"] = self.shares.used_bytes
         state["capacity"] = self.shares.capacity
         state["capacity_human"] = format_size(self.shares.capacity)
+        state["maintenance"] = self.maintainer.stats.as_dict()
         state["owner"] = (
             self.owner.keys.identity.public_key.hex() if self.owner is not None else None
         )

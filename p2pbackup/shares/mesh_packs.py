@@ -24,11 +24,11 @@ from p2pbackup.codec.erasure import decode_pack, encode_pack
 from p2pbackup.codec.packs import pack_matches
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
-from p2pbackup.errors import P2PBackupError, PeerUnreachable, RemoteError, WireError
+from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.net.contact import Contact
 from p2pbackup.peer.offload import RunSync, to_thread
-from p2pbackup.placement.plan import PlacementPlan
-from p2pbackup.shares.messages import GetShare, PutShare, ShareData, ShareStored
+from p2pbackup.shares.messages import GetShare, ShareData
+from p2pbackup.shares.placing import place_shares
 
 log = logging.getLogger("p2pbackup.shares")
 
@@ -73,43 +73,15 @@ class MeshPackStore:
             describe_pack, self.owner, pack_id, shares, r.k, len(data), lease
         )
         candidates = (await self.dht.lookup(pack_id)).contacts
-        plan = PlacementPlan(r.n, r.happy, candidates)
-        encoded = descriptor.to_bytes()
-        sent = 0
-        results = trio.open_memory_channel[tuple[int, str | None, bool]](math.inf)
-        send, receive = results
-
-        async def place(index: int, contact: Contact) -> None:
-            message = PutShare(pack_id, index, encoded, shares[index])
-            try:
-                reply = await self.dht.transport.request(contact, message, self.share_timeout)
-            except RemoteError as exc:
-                await send.send((index, str(exc), False))
-                return
-            except PeerUnreachable as exc:
-                log.info("share %d of %s: %s", index, pack_id.hex()[:12], exc)
-                await send.send((index, None, False))
-                return
-            self.dht.observe(reply.remote)
-            await send.send((index, None, isinstance(reply.message, ShareStored)))
-
-        async with trio.open_nursery() as nursery:
-            in_flight = 0
-            while True:
-                for index, contact in plan.assignments():
-                    nursery.start_soon(place, index, contact)
-                    sent += len(shares[index])
-                    in_flight += 1
-                if in_flight == 0:
-                    break
-                index, refusal, stored = await receive.receive()
-                in_flight -= 1
-                if stored:
-                    plan.on_stored(index)
-                elif refusal is not None:
-                    plan.on_refused(index, refusal)
-                else:
-                    plan.on_failed(index)
+        plan, _, sent = await place_shares(
+            self.dht,
+            pack_id,
+            descriptor.to_bytes(),
+            dict(enumerate(shares)),
+            candidates,
+            happy=r.happy,
+            timeout=self.share_timeout,
+        )
         if not plan.happy_enough:
             raise PlacementFailed(f"pack {pack_id.hex()[:12]}: {plan.shortfall()}")
         return PackReceipt(pack_id, r.k, r.n, len(plan.placed), sent)

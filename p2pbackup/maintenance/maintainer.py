@@ -1,0 +1,256 @@
+"""The maintenance loop every storage peer runs for the shares it holds.
+
+Each round, for every pack it holds a share of, a peer looks up the peers
+closest to the pack id, asks each which share it holds, audits every claim,
+and, if it is the closest proven holder and shares are missing, rebuilds
+them from any k and places them on the closest peers holding none. A holder
+that finds itself outside the n closest peers hands its share to a closer
+peer that holds none (rebalancing). Expired shares are deleted. No owner
+and no decryption key take part: shares are ciphertext.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from p2pbackup.codec.descriptor import ShareDescriptor
+from p2pbackup.codec.erasure import decode_pack, encode_pack
+from p2pbackup.dht.node import DhtNode
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.maintenance.messages import AuditProof, QueryShare, ShareHeld
+from p2pbackup.maintenance.survey import RepairPlan, Survey, distance
+from p2pbackup.net.contact import Contact
+from p2pbackup.peer.offload import RunSync, to_thread
+from p2pbackup.shares.messages import GetShare, ShareData
+from p2pbackup.shares.placing import place_shares
+from p2pbackup.store.shares import ShareInfo, ShareStore
+
+log = logging.getLogger("p2pbackup.maintenance")
+
+
+@dataclass(frozen=True)
+class MaintenanceConfig:
+    audit_interval: float = 3600.0
+    repair_threshold: int = 7
+    # A holder that failed this many rounds in a row counts as lost; before
+    # that its share is rebuilt only when the set is under the threshold.
+    lost_after: int = 2
+    request_timeout: float = 10.0
+    share_timeout: float = 60.0
+    parallel_packs: int = 4
+
+
+@dataclass
+class MaintenanceStats:
+    rounds: int = 0
+    audits: int = 0
+    audits_failed: int = 0
+    repairs: int = 0
+    shares_rebuilt: int = 0
+    repair_bytes: int = 0
+    handed_off: int = 0
+    expired: int = 0
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Maintainer:
+    dht: DhtNode
+    store: ShareStore
+    config: MaintenanceConfig
+    rng: random.Random
+    run_sync: RunSync = to_thread
+    now: Callable[[], float] = time.time
+    stats: MaintenanceStats = field(default_factory=MaintenanceStats)
+    _failures: dict[bytes, int] = field(default_factory=dict)
+
+    @property
+    def me(self) -> Contact:
+        return Contact(self.dht.node_id, *self.dht.transport.listen)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            # Jitter spreads the holders of one set over the interval.
+            await trio.sleep(self.config.audit_interval * (0.5 + self.rng.random()))
+            await self.round()
+
+    async def round(self) -> None:
+        """One pass over every held share, then garbage collection."""
+        self.stats.rounds += 1
+        await self.collect_garbage()
+        held = [(info.pack_id, info.idx) for info in await self.run_sync(self._held)]
+        limiter = trio.CapacityLimiter(self.config.parallel_packs)
+
+        async def one(pack_id: bytes, index: int) -> None:
+            async with limiter:
+                try:
+                    await self.maintain(pack_id, index)
+                except P2PBackupError as exc:
+                    self.stats.errors += 1
+                    log.info("maintaining %s: %s", pack_id.hex()[:12], exc)
+
+        async with trio.open_nursery() as nursery:
+            for pack_id, index in held:
+                nursery.start_soon(one, pack_id, index)
+
+    def _held(self) -> list[ShareInfo]:
+        return list(self.store.list_shares())
+
+    async def collect_garbage(self) -> None:
+        for pack_id, index in await self.run_sync(self.store.expired, int(self.now())):
+            if await self.run_sync(self.store.delete, pack_id, index):
+                self.stats.expired += 1
+
+    # ---- one share set -----------------------------------------------------
+
+    async def maintain(self, pack_id: bytes, index: int) -> None:
+        stored = await self.run_sync(self.store.get, pack_id, index)
+        if stored is None:
+            return  # deleted or rotted meanwhile
+        descriptor = ShareDescriptor.from_bytes(stored.descriptor)
+        closest = (await self.dht.lookup(pack_id)).contacts
+        survey = Survey(pack_id, descriptor, self.me, index)
+        await self._survey(survey, closest)
+        for node_id in survey.failed:
+            self._failures[node_id] = self._failures.get(node_id, 0) + 1
+        for contact in survey.proven.values():
+            self._failures.pop(contact.node_id, None)
+        suspects = {
+            node_id
+            for node_id in survey.failed
+            if self._failures.get(node_id, 0) < self.config.lost_after
+        }
+        plan = survey.plan(closest, threshold=self.config.repair_threshold, suspects=suspects)
+        if plan is not None and plan.targets:
+            await self._repair(pack_id, descriptor, stored.descriptor, stored.data, index, plan)
+        elif plan is None:
+            await self._rebalance(pack_id, index, stored.descriptor, stored.data, closest, survey)
+
+    async def _survey(self, survey: Survey, closest: list[Contact]) -> None:
+        timeout = self.config.request_timeout
+
+        async def ask(contact: Contact) -> None:
+            try:
+                reply = await self.dht.transport.request(
+                    contact, QueryShare(survey.pack_id), timeout
+                )
+            except P2PBackupError:
+                survey.on_silent(contact)
+                return
+            self.dht.observe(reply.remote)
+            held = reply.message if isinstance(reply.message, ShareHeld) else None
+            index = held.index if held else None
+            if not survey.on_holding(contact, index, held.descriptor if held else None):
+                return
+            self.stats.audits += 1
+            challenge = survey.challenge(contact, self.rng)
+            try:
+                answer = await self.dht.transport.request(contact, challenge, timeout)
+                proof = answer.message if isinstance(answer.message, AuditProof) else None
+            except P2PBackupError:
+                proof = None
+            if not survey.on_proof(contact, proof):
+                self.stats.audits_failed += 1
+                log.info("audit of %s for %s failed", contact, survey.pack_id.hex()[:12])
+
+        async with trio.open_nursery() as nursery:
+            for contact in closest:
+                nursery.start_soon(ask, contact)
+
+    async def _repair(
+        self,
+        pack_id: bytes,
+        descriptor: ShareDescriptor,
+        descriptor_bytes: bytes,
+        my_share: bytes,
+        my_index: int,
+        plan: RepairPlan,
+    ) -> None:
+        gathered = {my_index: my_share}
+        for index, contact in plan.sources:
+            if len(gathered) >= descriptor.k:
+                break
+            if index in gathered:
+                continue
+            share = await self._fetch(contact, pack_id)
+            if share is not None and share.index == index:
+                ok = await self.run_sync(descriptor.check_share, index, share.data)
+                if ok:
+                    gathered[index] = share.data
+        if len(gathered) < descriptor.k:
+            raise P2PBackupError(f"only {len(gathered)} of {descriptor.k} shares fetched")
+        data = await self.run_sync(
+            decode_pack, gathered, descriptor.k, descriptor.n, descriptor.length
+        )
+        shares = await self.run_sync(encode_pack, data, descriptor.k, descriptor.n)
+        rebuilt = {i: shares[i] for i in plan.missing}
+        _, placed, sent = await place_shares(
+            self.dht,
+            pack_id,
+            descriptor_bytes,
+            rebuilt,
+            plan.targets,
+            happy=0,
+            timeout=self.config.share_timeout,
+        )
+        self.stats.repairs += 1
+        self.stats.shares_rebuilt += len(placed)
+        self.stats.repair_bytes += sent + sum(len(s) for s in gathered.values()) - len(my_share)
+        log.info(
+            "repaired %s: rebuilt shares %s on %d peers",
+            pack_id.hex()[:12],
+            sorted(placed),
+            len(placed),
+        )
+
+    async def _fetch(self, contact: Contact, pack_id: bytes) -> ShareData | None:
+        try:
+            reply = await self.dht.transport.request(
+                contact, GetShare(pack_id), self.config.share_timeout
+            )
+        except P2PBackupError:
+            return None
+        return reply.message if isinstance(reply.message, ShareData) else None
+
+    async def _rebalance(
+        self,
+        pack_id: bytes,
+        index: int,
+        descriptor_bytes: bytes,
+        data: bytes,
+        closest: list[Contact],
+        survey: Survey,
+    ) -> None:
+        """Outside the n closest live peers? Hand the share to a closer peer holding none."""
+        n = survey.descriptor.n
+        mine = distance(self.dht.node_id, pack_id)
+        closer = [c for c in closest if distance(c.node_id, pack_id) < mine]
+        if len(closer) < n:
+            return
+        holding = set(survey.claims) | survey.failed
+        takers = [c for c in closer[:n] if c.node_id not in holding]
+        if not takers:
+            return
+        _, placed, _ = await place_shares(
+            self.dht,
+            pack_id,
+            descriptor_bytes,
+            {index: data},
+            takers[:1],
+            happy=0,
+            timeout=self.config.share_timeout,
+        )
+        if placed:
+            await self.run_sync(self.store.delete, pack_id, index)
+            self.stats.handed_off += 1
+            log.info("handed share %d of %s to %s", index, pack_id.hex()[:12], placed[index])

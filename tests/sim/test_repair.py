@@ -1,0 +1,107 @@
+"""Repair with the owner offline, on a simulated mesh of real peers."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import trio
+
+from p2pbackup.codec.packs import pack_id_of
+from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
+from p2pbackup.maintenance.messages import Audit, AuditProof
+from p2pbackup.net.transport import Remote
+from p2pbackup.peer.offload import inline
+from p2pbackup.store.shares import MemoryShareStore
+from p2pbackup.wire.messages import Message
+from simulations.mesh import SimMesh
+from tests.sim.conftest import build_mesh
+from tests.sim.test_share_placement import equip, holders, owner_store
+
+CONFIG = MaintenanceConfig(audit_interval=600.0, request_timeout=5.0, share_timeout=10.0)
+
+
+def maintain(mesh: SimMesh, stores: dict[bytes, MemoryShareStore]) -> dict[bytes, Maintainer]:
+    """Start a maintenance loop on every live peer, as `serve` does."""
+    maintainers = {}
+    for sim_peer in mesh.live():
+        maintainer = Maintainer(
+            sim_peer.peer.dht,
+            stores[sim_peer.node_id],
+            CONFIG,
+            random.Random(sim_peer.node_id),
+            run_sync=inline,
+        )
+        sim_peer.peer.add_task(maintainer.run)
+        maintainers[sim_peer.node_id] = maintainer
+    return maintainers
+
+
+def live_shares(
+    mesh: SimMesh, stores: dict[bytes, MemoryShareStore], pack_id: bytes
+) -> dict[int, list[bytes]]:
+    alive = {p.node_id for p in mesh.live()}
+    by_index: dict[int, list[bytes]] = {}
+    for node_id, indices in holders(stores, pack_id).items():
+        if node_id in alive:
+            for index in indices:
+                by_index.setdefault(index, []).append(node_id)
+    return by_index
+
+
+async def test_crashed_holders_are_replaced_with_the_owner_offline(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh = await build_mesh(nursery, 40, seed=21)
+    stores = equip(mesh)
+    owner = mesh.peers[0]
+    packs = []
+    for _ in range(6):
+        data = os.urandom(150_000)
+        packs.append(pack_id_of(data))
+        await owner_store(owner).put(packs[-1], data)
+    mesh.crash(owner)  # the owner goes away for good
+    by_id = {p.node_id: p for p in mesh.peers}
+    # Three holders of the first pack die (and of whatever else they held).
+    for node_ids in list(live_shares(mesh, stores, packs[0]).values())[:3]:
+        mesh.crash(by_id[node_ids[0]])
+    assert len(live_shares(mesh, stores, packs[0])) == 7
+    maintainers = maintain(mesh, stores)
+    await trio.sleep(4 * CONFIG.audit_interval)
+    for pack_id in packs:
+        live = live_shares(mesh, stores, pack_id)
+        assert sorted(live) == list(range(10)), pack_id.hex()
+        assert all(len(ids) == 1 for ids in live.values())  # one holder per share
+    assert all(len(v) <= 1 for s in stores.values() for v in [s.indices(p) for p in packs])
+    assert sum(m.stats.repairs for m in maintainers.values()) >= 1
+    mesh.stop()
+
+
+async def test_a_lying_holder_and_a_deleting_holder_are_found_and_replaced(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh = await build_mesh(nursery, 30, seed=22)
+    stores = equip(mesh)
+    owner = mesh.peers[0]
+    data = os.urandom(200_000)
+    pack_id = pack_id_of(data)
+    await owner_store(owner).put(pack_id, data)
+    mesh.crash(owner)
+    held = holders(stores, pack_id)
+    by_id = {p.node_id: p for p in mesh.peers}
+    liar, deleter = list(held)[:2]
+
+    async def garbage(remote: Remote, message: Message) -> Message:
+        assert isinstance(message, Audit)
+        return AuditProof(os.urandom(1000), (os.urandom(32),))
+
+    by_id[liar].peer.add_handler(Audit, garbage)
+    stores[deleter].delete(pack_id, held[deleter][0])
+    lied_index, deleted_index = held[liar][0], held[deleter][0]
+    maintain(mesh, stores)
+    await trio.sleep(6 * CONFIG.audit_interval)
+    now = holders(stores, pack_id)
+    honest = {i for nid, ids in now.items() if nid != liar for i in ids}
+    assert lied_index in honest and deleted_index in honest
+    assert sorted(honest) == list(range(10))
+    mesh.stop()
