@@ -75,4 +75,12 @@ class QuorumRead:
         newest = self.merged()
         if newest is None:
             return []
-        return [c for c, record in self.answers.values() if not covers(record, newest)]
+        return [c for c, record in self.answers.values() if not _safely_covers(record, newest)]
+
+
+def _safely_covers(held: Record | None, newest: Record) -> bool:
+    """A replica holding a record that cannot merge (a kind clash) is stale too."""
+    try:
+        return covers(held, newest)
+    except RecordRejected:
+        return False
