@@ -372,6 +372,32 @@ def _restore_text(r: dict[str, Any]) -> str:
 
 @app.command()
 @user_errors
+def check(
+    read_data: bool = typer.Option(
+        False, "--read-data", help="Also download every pack and verify every chunk."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Audit the shares of every pack the snapshots use (and with --read-data, the data)."""
+    result = call_peer("check", {"read_data": read_data})
+    emit(result, as_json, _check_text)
+    if result["unrecoverable"] or result.get("chunk_errors"):
+        fail(f"{result['unrecoverable']} packs cannot be rebuilt", PARTIAL)
+
+
+def _check_text(r: dict[str, Any]) -> str:
+    text = (
+        f"{r['packs']} packs in {r['snapshots']} snapshots: {r['healthy']} with every share, "
+        f"{r['degraded']} degraded, {r['unrecoverable']} unrecoverable; "
+        f"fewest live shares {r['min_live_shares']}"
+    )
+    if "chunks_read" in r:
+        text += f"\n{r['chunks_read']} chunks read and verified, {len(r['chunk_errors'])} errors"
+    return text
+
+
+@app.command()
+@user_errors
 def simulate(
     scenario: str = typer.Argument(None, help="Scenario name; see --list."),
     peers: int = typer.Option(None, "--peers", min=2, help="Number of peers."),

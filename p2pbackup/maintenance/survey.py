@@ -51,8 +51,8 @@ class RepairPlan:
 class Survey:
     pack_id: bytes
     descriptor: ShareDescriptor
-    me: Contact
-    my_index: int
+    me: Contact | None = None  # None: an owner checking, who holds no share
+    my_index: int | None = None
     claims: dict[bytes, tuple[Contact, int]] = field(default_factory=dict)
     proven: dict[int, Contact] = field(default_factory=dict)
     failed: set[bytes] = field(default_factory=set)
@@ -60,7 +60,8 @@ class Survey:
     _challenges: dict[bytes, Audit] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.proven[self.my_index] = self.me
+        if self.me is not None and self.my_index is not None:
+            self.proven[self.my_index] = self.me
 
     def on_holding(self, contact: Contact, index: int | None, descriptor: bytes | None) -> bool:
         """A sibling's answer to QUERY_SHARE; True when its claim should be audited."""
@@ -139,7 +140,9 @@ class Survey:
         yet counted as lost; their shares are rebuilt only below `threshold`.
         """
         n = self.descriptor.n
-        if self.live < self.descriptor.k or self.repairer().node_id != self.me.node_id:
+        if self.me is None or self.live < self.descriptor.k:
+            return None
+        if self.repairer().node_id != self.me.node_id:
             return None
         suspected = {
             index

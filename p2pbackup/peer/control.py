@@ -78,8 +78,15 @@ class ControlServer:
             if request is None:
                 return
 
+            sending = trio.Lock()
+
             async def progress(update: dict[str, Any]) -> None:
-                await _send(stream, {"progress": update})
+                # Parallel tasks report; progress is cumulative, so a frame that
+                # would wait for another one's send is simply skipped.
+                if sending.locked():
+                    return
+                async with sending:
+                    await _send(stream, {"progress": update})
 
             try:
                 reply = await self._dispatch(request, progress)
@@ -91,7 +98,8 @@ class ControlServer:
                 log.exception("control operation failed")
                 reply = {"ok": False, "error": "internal error in the peer; see its log"}
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-                await _send(stream, reply)
+                async with sending:
+                    await _send(stream, reply)
 
     async def _dispatch(self, request: Any, progress: Progress) -> dict[str, Any]:
         if not isinstance(request, dict) or not isinstance(request.get("op"), str):

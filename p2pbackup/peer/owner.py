@@ -8,6 +8,7 @@ the mesh) and report progress to the CLI through the control socket.
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
 from pathlib import Path
@@ -19,12 +20,13 @@ from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
 from p2pbackup.backup.restore import BlobReader, RestoreEngine, load_index
-from p2pbackup.backup.snapshot import Snapshot
+from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.snapshot_index import SnapshotIndex
 from p2pbackup.backup.tree import EntryKind, Tree
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.maintenance.check import PackHealth, check_pack
 from p2pbackup.peer.control import Operation, Progress
 from p2pbackup.peer.offload import RunSync, to_thread
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
@@ -75,6 +77,7 @@ class OwnerService:
             "snapshots": self.snapshots,
             "ls": self.ls,
             "restore": self.restore,
+            "check": self.check,
         }
 
     # ---- backup ----------------------------------------------------------
@@ -164,6 +167,63 @@ class OwnerService:
                 )
             if entry.kind is EntryKind.DIR and entry.subtree and (inside or leads_there):
                 await self._list(reader, entry.subtree, path, prefix, out)
+
+    # ---- check -----------------------------------------------------------
+
+    async def check(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        """Live, audited shares of every pack a snapshot uses; with read_data, every chunk."""
+        started = time.monotonic()
+        snapshots = await self.index.list()
+        reader = BlobReader(self.codec, self.packs, {})
+        locators = {loc for s in snapshots for loc in s.index}
+        index = await load_index(reader, tuple(sorted(locators, key=lambda loc: loc.to_wire())))
+        packs = sorted({loc.pack_id for loc in index.values()} | {loc.pack_id for loc in locators})
+        rng = random.Random()
+        healths: list[PackHealth] = []
+        limiter = trio.CapacityLimiter(8)
+
+        async def one(pack_id: bytes) -> None:
+            async with limiter:
+                healths.append(
+                    await check_pack(
+                        self.packs.dht, pack_id, self.keys.identity.public_key, rng, 30.0
+                    )
+                )
+                await progress({"packs_checked": len(healths), "packs": len(packs)})
+
+        async with trio.open_nursery() as nursery:
+            for pack_id in packs:
+                nursery.start_soon(one, pack_id)
+        result: dict[str, Any] = {
+            "snapshots": len(snapshots),
+            "packs": len(packs),
+            "healthy": sum(1 for h in healths if h.n and h.live == h.n),
+            "degraded": sum(1 for h in healths if h.recoverable and h.live < h.n),
+            "unrecoverable": sum(1 for h in healths if not h.recoverable),
+            "min_live_shares": min((h.live for h in healths), default=0),
+            "unrecoverable_packs": sorted(h.pack_id.hex() for h in healths if not h.recoverable),
+        }
+        if args.get("read_data"):
+            result["chunks_read"], result["chunk_errors"] = await self._read_all(reader, index)
+        result["seconds"] = round(time.monotonic() - started, 3)
+        return result
+
+    async def _read_all(
+        self, reader: BlobReader, index: dict[bytes, Locator]
+    ) -> tuple[int, list[str]]:
+        """Fetch every pack once and open every chunk against its id."""
+        by_pack: dict[bytes, list[tuple[bytes, Locator]]] = {}
+        for chunk_id, locator in index.items():
+            by_pack.setdefault(locator.pack_id, []).append((chunk_id, locator))
+        read, errors = 0, []
+        for pack_id, chunks in sorted(by_pack.items()):
+            try:
+                for chunk_id, locator in chunks:
+                    await reader.at(locator, chunk_id)
+                    read += 1
+            except P2PBackupError as exc:
+                errors.append(f"pack {pack_id.hex()[:12]}: {exc}")
+        return read, errors
 
     # ---- restore ---------------------------------------------------------
 

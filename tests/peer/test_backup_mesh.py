@@ -54,6 +54,10 @@ def test_backup_incremental_kill_three_restore_and_recover(
     first = mesh12.cli_json(owner, "backup", str(tree), "--tag", "first")
     assert first["files"] > 1000 and first["errors"] == []
     assert first["chunks_new"] > 1000 and first["bytes_sent"] > first["bytes"] // 2
+    health = mesh12.cli_json(owner, "check", "--read-data")
+    assert health["packs"] > 0 and health["healthy"] == health["packs"]
+    assert health["min_live_shares"] == 10 and health["unrecoverable"] == 0
+    assert health["chunks_read"] >= first["chunks_new"] and health["chunk_errors"] == []
 
     # Unchanged: nothing is read, nothing is sent.
     second = mesh12.cli_json(owner, "backup", str(tree))
