@@ -54,14 +54,6 @@ class PeerService:
         self.transport = TcpTransport(identity, options.listen)
         config = PeerConfig(dht=options.dht, bootstrap=options.bootstrap)
         self.peer = Peer(identity, self.transport, config, random.Random())
-        self.shares = FileShareStore(home.shares_dir, options.capacity)
-        holder = ShareHolder(self.shares)
-        for kind in HOLDER_REQUESTS:
-            self.peer.add_handler(kind, holder.handle)
-        self.maintainer = Maintainer(
-            self.peer.dht, self.shares, options.maintenance, random.Random()
-        )
-        self.peer.add_task(self.maintainer.run)
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:
@@ -74,6 +66,15 @@ class PeerService:
             self.owner = OwnerService(
                 OwnerKeys.from_master(master), self.peer.dht, home.catalog_file, redundancy
             )
+        self.shares = FileShareStore(home.shares_dir, options.capacity)
+        own_owner = self.owner.keys.identity.public_key if self.owner is not None else None
+        holder = ShareHolder(self.shares, own_owner=own_owner)
+        for kind in HOLDER_REQUESTS:
+            self.peer.add_handler(kind, holder.handle)
+        self.maintainer = Maintainer(
+            self.peer.dht, self.shares, options.maintenance, random.Random()
+        )
+        self.peer.add_task(self.maintainer.run)
 
     def operations(self) -> dict[str, Operation]:
         operations: dict[str, Operation] = {

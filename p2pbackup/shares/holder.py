@@ -74,7 +74,11 @@ class ShareHolder:
         *,
         run_sync: RunSync = to_thread,
         now: Callable[[], float] = time.time,
+        own_owner: bytes | None = None,
     ) -> None:
+        # The owner this peer backs up for: its shares must live elsewhere, or
+        # losing this machine would lose a share together with the originals.
+        self.own_owner = own_owner
         self.store = store
         self.run_sync = run_sync
         self.now = now
@@ -95,6 +99,8 @@ class ShareHolder:
         descriptor = await self.run_sync(
             check_share, message.pack_id, message.index, message.descriptor, message.data, now
         )
+        if descriptor.owner == self.own_owner:
+            raise ShareRefused("this peer belongs to the pack's owner and holds none of its shares")
         held = await self.run_sync(self.store.indices, message.pack_id)
         others = [i for i in held if i != message.index]
         if others:

@@ -97,3 +97,14 @@ async def test_a_full_store_refuses_with_free_and_needed_bytes() -> None:
     pack_id, shares, descriptor = pack()
     with pytest.raises(StoreFull, match="free"):
         await h.handle(CALLER, PutShare(pack_id, 0, descriptor, shares[0]))
+
+
+async def test_the_owners_own_peer_refuses_its_shares() -> None:
+    h = ShareHolder(
+        MemoryShareStore(2**30), run_sync=inline, now=lambda: NOW, own_owner=OWNER.public_key
+    )
+    pack_id, shares, descriptor = pack()
+    with pytest.raises(ShareRefused, match="belongs to the pack's owner"):
+        await h.handle(CALLER, PutShare(pack_id, 0, descriptor, shares[0]))
+    other_id, other_shares, other_descriptor = pack(owner=Identity.generate())
+    await h.handle(CALLER, PutShare(other_id, 0, other_descriptor, other_shares[0]))
