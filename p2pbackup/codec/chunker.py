@@ -9,6 +9,7 @@ memory stays bounded whatever the file size.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -49,10 +50,21 @@ DEFAULT_PARAMS = ChunkParams()
 class ChunkReader:
     """Yields one chunk at a time from a binary stream; `close()` closes the stream."""
 
-    def __init__(self, stream: BinaryIO, params: ChunkParams = DEFAULT_PARAMS) -> None:
+    def __init__(
+        self, stream: BinaryIO, params: ChunkParams = DEFAULT_PARAMS, *, whole: bool = False
+    ) -> None:
         self._stream = stream
-        self._chunks: Iterator[Chunk] = params.fastcdc().cut_stream(stream)
         self._done = False
+        head = stream.read(params.max_size + 1) if whole else b""
+        if whole and len(head) <= params.max_size:
+            # pyfastcdc's stream reader sets up a buffer of several MiB per call,
+            # which costs more than chunking itself on a folder of small files; a
+            # file no larger than one chunk is read at once and cut in memory.
+            self._chunks: Iterator[Chunk] = params.fastcdc().cut_buf(head)
+        else:
+            if whole:  # it grew since it was measured: stream it after all
+                stream.seek(0)
+            self._chunks = params.fastcdc().cut_stream(stream)
 
     def next_chunk(self) -> bytes | None:
         """The next chunk's bytes (a copy: pyfastcdc reuses its buffer), or None at the end."""
@@ -83,7 +95,12 @@ class ChunkReader:
 def open_chunker(path: str | bytes, params: ChunkParams = DEFAULT_PARAMS) -> ChunkReader:
     """Open a file for chunking; raises `OSError` if it cannot be read."""
     stream = open(path, "rb", buffering=0)  # noqa: SIM115 - the reader owns and closes it
-    return ChunkReader(stream, params)
+    try:
+        small = os.fstat(stream.fileno()).st_size <= params.max_size
+    except OSError:
+        stream.close()
+        raise
+    return ChunkReader(stream, params, whole=small)
 
 
 def chunk_bytes(data: bytes, params: ChunkParams = DEFAULT_PARAMS) -> list[bytes]:
