@@ -117,21 +117,30 @@ async def test_rerun_finishes_and_sends_only_what_is_missing(tmp_path: Path, whe
     assert snapshot_of(out / "src") == snapshot_of(src)
 
 
-class SlowStore(MemoryPackStore):
+class CancellingStore(MemoryPackStore):
+    """Cancels the backup (as Ctrl-C would) once a few packs are placed."""
+
+    CANCEL_AT = 2
+    scope: trio.CancelScope | None = None
+
     async def put(self, pack_id: bytes, data: bytes) -> PackReceipt:
-        await trio.sleep(0.01)
+        if self.puts >= self.CANCEL_AT and self.scope is not None:
+            self.scope.cancel()
+            await trio.sleep_forever()
         return await super().put(pack_id, data)
 
 
 async def test_cancelled_backup_can_be_run_again(tmp_path: Path) -> None:
     src = tmp_path / "src"
     build(src)
-    blobs, store = codec(), SlowStore()
+    blobs, store = codec(), CancellingStore()
     catalog = Catalog(tmp_path / "catalog.db")
-    with trio.move_on_after(0.05) as scope:
+    with trio.CancelScope() as scope:
+        store.scope = scope
         await backup(blobs, catalog, store, src, run_sync=to_thread)
     assert scope.cancelled_caught
-    assert store.puts > 0
+    assert store.puts == CancellingStore.CANCEL_AT
+    store.scope = None  # the second run goes through
     placed = set(catalog.chunk_ids())
     snapshot, eng = await backup(blobs, catalog, store, src)
     assert eng.stats.chunks_reused >= len(placed)
