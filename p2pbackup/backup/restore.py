@@ -311,22 +311,16 @@ class RestoreEngine:
                 for plan, *_ in writes:
                     plan.failed = plan.failed or f"pack {pack_id.hex()[:12]}: {exc}"
                 return
-            for plan, offset, chunk_id, locator in writes:
-                if plan.failed is not None:
+            todo = [w for w in writes if w[0].failed is None]
+            # One worker call per pack: a hand-off per chunk cost more than the writes.
+            items = [(plan.path, offset, cid, locator) for plan, offset, cid, locator in todo]
+            outcomes = await self.run_sync(_open_and_write, self.codec, pack_id, pack, items)
+            for (plan, *_), (written, error) in zip(todo, outcomes, strict=True):
+                if error is not None:
+                    plan.failed = plan.failed or error
                     continue
-                sealed = pack[locator.offset : locator.offset + locator.length]
-                try:
-                    # Opened with its id: the content must hash to it, or nothing is written.
-                    plain = await self.run_sync(self.codec.open, chunk_id, sealed)
-                    await self.run_sync(_write_at, plan.path, offset, plain)
-                except P2PBackupError as exc:
-                    plan.failed = f"chunk {chunk_id.hex()[:12]} in pack {pack_id.hex()[:12]}: {exc}"
-                    continue
-                except OSError as exc:
-                    plan.failed = _why(exc)
-                    continue
-                self.stats.bytes += len(plain)
-                await self._report()
+                self.stats.bytes += written
+            await self._report()
 
     async def _report(self, force: bool = False) -> None:
         if self.progress is None:
@@ -391,6 +385,27 @@ def _make_symlink(path: bytes, entry: TreeEntry) -> None:
 def _set_meta(path: bytes, entry: TreeEntry) -> None:
     os.chmod(path, entry.mode)
     os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
+
+
+def _open_and_write(
+    codec: BlobCodec, pack_id: bytes, pack: bytes, writes: list[tuple[bytes, int, bytes, Locator]]
+) -> list[tuple[int, str | None]]:
+    """Worker side of `_restore_pack`: (bytes written, or why not) for each chunk."""
+    outcomes: list[tuple[int, str | None]] = []
+    for path, offset, chunk_id, locator in writes:
+        sealed = pack[locator.offset : locator.offset + locator.length]
+        try:
+            # Opened with its id: the content must hash to it, or nothing is written.
+            plain = codec.open(chunk_id, sealed)
+            _write_at(path, offset, plain)
+        except P2PBackupError as exc:
+            outcomes.append((0, f"chunk {chunk_id.hex()[:12]} in pack {pack_id.hex()[:12]}: {exc}"))
+            continue
+        except OSError as exc:
+            outcomes.append((0, _why(exc)))
+            continue
+        outcomes.append((len(plain), None))
+    return outcomes
 
 
 def _write_at(path: bytes, offset: int, data: bytes) -> None:

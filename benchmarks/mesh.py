@@ -1,0 +1,173 @@
+"""The real thing: ten `p2pbackup serve` processes on loopback, peer 0 backing up.
+
+Every cost the pipeline limit leaves out is in here: the control socket and the
+CLI process, DHT lookups, share placement over TCP to nine other processes
+sharing the same cores, the catalog, tree and index blobs, and on restore the
+share fetches, verification, decoding and file writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.dataset import Dataset
+from cli.demo import compare_trees
+from cli.localmesh import LocalMesh
+
+PEERS = 10
+MESH_READY_TIMEOUT = 60.0
+
+
+@dataclass
+class Timed:
+    """One CLI command: the wall time around it, what the peer reported, and the CPU
+    seconds each peer process spent meanwhile (owner first). On a small machine the
+    nine holders compete with the owner for the same cores; this shows how much."""
+
+    wall_seconds: float
+    result: dict[str, Any]
+    returncode: int
+    cpu_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def peer_seconds(self) -> float:
+        return float(self.result.get("seconds", 0.0))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "wall_seconds": round(self.wall_seconds, 3),
+            "peer_seconds": self.peer_seconds,
+            "returncode": self.returncode,
+            "peer_cpu_seconds": [round(c, 2) for c in self.cpu_seconds],
+            "result": self.result,
+        }
+
+
+@dataclass
+class MeshResult:
+    """Everything measured on the mesh, for the report."""
+
+    ready_seconds: float = 0.0
+    first: Timed | None = None
+    second: Timed | None = None
+    restore: Timed | None = None
+    verified_files: int = 0
+    verified_bytes: int = 0
+    problems: list[str] = field(default_factory=list)
+    peak_rss_kib: list[int] = field(default_factory=list)
+    store_bytes: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "peers": PEERS,
+            "ready_seconds": round(self.ready_seconds, 3),
+            "first_backup": self.first.as_dict() if self.first else None,
+            "second_backup": self.second.as_dict() if self.second else None,
+            "restore": self.restore.as_dict() if self.restore else None,
+            "verify": {
+                "files": self.verified_files,
+                "bytes": self.verified_bytes,
+                "problems": len(self.problems),
+                "first_problems": self.problems[:20],
+            },
+            "peak_rss_kib": self.peak_rss_kib,
+            "peer_home_bytes": self.store_bytes,
+        }
+
+
+def _timed(mesh: LocalMesh, index: int, *args: str) -> Timed:
+    """Run one CLI command with --json and time it from this process.
+
+    `cli_json` raises on any non-zero exit, but a backup that skipped an unreadable
+    file exits "partial" with a full result; that must be reported, not lost."""
+    pids = [peer.process.pid if peer.process is not None else 0 for peer in mesh.peers]
+    before = [cpu_seconds(pid) for pid in pids]
+    started = time.perf_counter()
+    done = mesh.cli(index, *args, "--json", timeout=1800)
+    wall = time.perf_counter() - started
+    used = [cpu_seconds(pid) - was for pid, was in zip(pids, before, strict=True)]
+    try:
+        result = json.loads(done.stdout)
+    except ValueError:
+        raise RuntimeError(
+            f"p2pbackup {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}"
+        ) from None
+    if not isinstance(result, dict):
+        raise RuntimeError(f"p2pbackup {' '.join(args)} printed {done.stdout[:200]!r}")
+    return Timed(wall, result, done.returncode, used)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far, all threads (0 if gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # After the command name: state is field 3, utime 14 and stime 15 (1-based).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_kib(pid: int) -> int:
+    """VmHWM, the high-water mark of the process's resident set, in KiB (0 if gone).
+
+    The peers live for the whole benchmark, so this is their peak over every phase."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _tree_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def run_mesh(dataset: Dataset, workdir: Path, log: Any = print) -> MeshResult:
+    """Start the mesh, back up twice, restore, verify, read peak memory, stop it all.
+
+    `log` gets a line before each step: a five-minute run should say what it is doing."""
+    out = MeshResult()
+    sources = [str(root) for root in dataset.roots]
+    target = workdir / "restored"
+    with LocalMesh(workdir / "mesh", PEERS, serve_args=("--rpc-timeout", "3s")) as mesh:
+        log(f"starting {PEERS} peers")
+        started = time.perf_counter()
+        mesh.start()
+        ready = mesh.wait_until(
+            lambda: all(
+                mesh.control(i, "status")["routing_table_size"] == PEERS - 1 for i in range(PEERS)
+            ),
+            timeout=MESH_READY_TIMEOUT,
+        )
+        if not ready:
+            raise RuntimeError(f"routing tables did not fill within {MESH_READY_TIMEOUT:g}s")
+        out.ready_seconds = time.perf_counter() - started
+
+        log("first backup")
+        out.first = _timed(mesh, 0, "backup", *sources)
+        log("second backup (unchanged)")
+        out.second = _timed(mesh, 0, "backup", *sources)
+        log("restore")
+        out.restore = _timed(mesh, 0, "restore", "latest", "--target", str(target))
+
+        for i, peer in enumerate(mesh.peers):
+            pid = peer.process.pid if peer.process is not None else None
+            if pid is None or not peer.alive:
+                raise RuntimeError(f"peer {i} died during the benchmark:\n{mesh.log_tail(i)}")
+            out.peak_rss_kib.append(peak_rss_kib(pid))
+        out.store_bytes = [_tree_bytes(peer.home) for peer in mesh.peers]
+
+    log("comparing the restored tree byte for byte")
+    for root in dataset.roots:
+        files, size, problems = compare_trees(root, target / root.name)
+        out.verified_files += files
+        out.verified_bytes += size
+        out.problems += problems
+    return out

@@ -1,0 +1,366 @@
+"""`make bench`: the codec's single-thread limit, then a real mesh, side by side.
+
+The question this answers is "how much of what the codec could do does a real
+backup get?". Both sides see the same bytes (a fixed real dataset of at least
+100 MB, read once beforehand so neither pays for the disk), and every rate is
+dataset bytes over seconds, in MB = 10^6 bytes. The targets are printed, never
+enforced: a benchmark that fails the build on a slow CI machine gets deleted.
+
+Between the two ends, two diagnostic rows run the real `BackupEngine` in this
+process without a network, with and without worker-thread hops, so a missed
+target points at the codec, the engine, or the mesh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.dataset import Dataset, choose, warm_cache
+from benchmarks.engine import EngineResult, run_engine
+from benchmarks.mesh import MeshResult, Timed, run_mesh
+from benchmarks.pipeline import PipelineResult, run_pipeline
+
+MB = 1_000_000
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+RATIO_TARGET = 0.5  # backup must reach half the single-thread codec limit
+PEAK_TARGET_MB = 300  # per peer process, VmHWM
+# The limit is the best of a few runs: one run on a shared machine can be several
+# times slower (page faults, other processes), which would flatter the ratio.
+PIPELINE_RUNS = 3
+
+
+def _rate(size: int, seconds: float) -> float:
+    return size / seconds / MB if seconds > 0 else 0.0
+
+
+def _mark(ok: bool) -> str:
+    return "[green]PASS[/]" if ok else "[red]FAIL[/]"
+
+
+def _plain(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+@dataclass
+class Run:
+    """Every measurement of one benchmark run, and the verdicts drawn from them."""
+
+    dataset: Dataset
+    pipelines: list[PipelineResult]
+    threaded: EngineResult
+    inline: EngineResult
+    mesh: MeshResult
+    load: dict[str, list[float]] = field(default_factory=dict)
+    total_seconds: float = 0.0
+
+    @property
+    def pipe(self) -> PipelineResult:
+        return min(self.pipelines, key=lambda p: p.seconds)
+
+    @property
+    def first(self) -> Timed:
+        assert self.mesh.first is not None
+        return self.mesh.first
+
+    @property
+    def second(self) -> Timed:
+        assert self.mesh.second is not None
+        return self.mesh.second
+
+    @property
+    def restore(self) -> Timed:
+        assert self.mesh.restore is not None
+        return self.mesh.restore
+
+    def rate(self, seconds: float) -> float:
+        return _rate(self.dataset.bytes, seconds)
+
+    @property
+    def limit(self) -> float:
+        return self.rate(self.pipe.seconds)
+
+    @property
+    def backup_rate(self) -> float:
+        return self.rate(self.first.peer_seconds)
+
+    @property
+    def restore_rate(self) -> float:
+        return self.rate(self.restore.peer_seconds)
+
+    @property
+    def ratio(self) -> float:
+        return self.backup_rate / self.limit if self.limit else 0.0
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.mesh.peak_rss_kib, default=0) * 1024 / MB
+
+    @property
+    def ratio_ok(self) -> bool:
+        return self.ratio >= RATIO_TARGET
+
+    @property
+    def restore_ok(self) -> bool:
+        return self.restore_rate >= self.backup_rate
+
+    @property
+    def peak_ok(self) -> bool:
+        return self.peak_mb <= PEAK_TARGET_MB
+
+
+def _cpu(timed: Timed) -> str:
+    """Where the cores went during one command: the owner versus the nine holders."""
+    if not timed.cpu_seconds:
+        return ""
+    owner, others = timed.cpu_seconds[0], sum(timed.cpu_seconds[1:])
+    return f"CPU s: owner {owner:.1f}, other 9 peers {others:.1f}"
+
+
+def table(run: Run) -> Table:
+    """Everything on one screen: what was measured, the rate, and the verdict."""
+    pipe, mesh = run.pipe, run.mesh
+    t = Table(
+        title=f"p2pbackup benchmark: {run.dataset.name}, {run.dataset.files:,} files, "
+        f"{run.dataset.bytes / MB:.1f} MB",
+        caption="MB = 10^6 bytes; MB/s = dataset bytes / seconds. Mesh rows: peer-reported "
+        "seconds (wall time around the CLI command in brackets).",
+    )
+    t.add_column("measure")
+    t.add_column("seconds", justify="right")
+    t.add_column("MB/s", justify="right")
+    t.add_column("detail")
+    t.add_column("target")
+
+    runs = ", ".join(f"{p.seconds:.2f}" for p in run.pipelines)
+    t.add_row(
+        f"pipeline limit (1 thread, no network, best of {len(run.pipelines)})",
+        f"{pipe.seconds:.2f}",
+        f"{run.limit:.1f}",
+        f"runs {runs} s; {pipe.chunks_new:,} new of {pipe.chunks:,} chunks, "
+        f"{pipe.packs} packs, {pipe.pack_bytes / MB:.1f} MB packed, "
+        f"{pipe.minor_faults:,} page faults",
+        "",
+    )
+    other = pipe.seconds - sum(pipe.phases.values())
+    phases = ", ".join(f"{k} {s:.2f}" for k, s in pipe.phases.items())
+    t.add_row("  phases (s)", "", "", f"{phases}, other {other:.2f}", "")
+    for eng, label in (
+        (run.threaded, "engine in-process, no network, to_thread"),
+        (run.inline, "engine in-process, no network, inline"),
+    ):
+        hops = sum(eng.hops.values())
+        t.add_row(
+            f"{label} (diagnostic)",
+            f"{eng.seconds:.2f}",
+            f"{run.rate(eng.seconds):.1f}",
+            f"{run.rate(eng.seconds) / run.limit:.2f}x limit; {hops:,} run_sync calls"
+            + (" to worker threads" if eng.mode == "to_thread" else " run inline"),
+            "",
+        )
+    rows: list[tuple[str, Timed, str, str]] = [
+        (
+            "first backup (peer 0)",
+            run.first,
+            f"{run.first.result.get('chunks_new', 0):,} new chunks, "
+            f"{run.first.result.get('packs', 0)} packs, "
+            f"{run.first.result.get('bytes_sent', 0) / MB:.1f} MB sent; {_cpu(run.first)}",
+            f"≥ {RATIO_TARGET:g}x limit: {run.ratio:.2f}x {_mark(run.ratio_ok)}",
+        ),
+        (
+            "second backup (unchanged)",
+            run.second,
+            f"{run.second.result.get('files_unchanged', 0):,} files unchanged, "
+            f"{run.second.result.get('bytes_sent', 0) / MB:.2f} MB sent",
+            "",
+        ),
+        (
+            "restore latest",
+            run.restore,
+            f"{run.restore.result.get('files_restored', 0):,} files restored, "
+            f"{run.restore.result.get('bytes', 0) / MB:.1f} MB; {_cpu(run.restore)}",
+            f"≥ backup rate {_mark(run.restore_ok)}",
+        ),
+    ]
+    for name, timed, detail, target in rows:
+        t.add_row(
+            name,
+            f"{timed.peer_seconds:.2f} ({timed.wall_seconds:.2f})",
+            f"{run.rate(timed.peer_seconds):.1f}",
+            detail,
+            target,
+        )
+    verified = "identical" if not mesh.problems else f"{len(mesh.problems)} differences"
+    t.add_row(
+        "restore check (byte for byte)",
+        "",
+        "",
+        f"{mesh.verified_files:,} files, {mesh.verified_bytes / MB:.1f} MB: {verified}",
+        _mark(not mesh.problems),
+    )
+    each = " ".join(f"{kib * 1024 / MB:.0f}" for kib in mesh.peak_rss_kib)
+    t.add_row(
+        "peak RSS per peer (VmHWM, MB)",
+        "",
+        "",
+        f"max {run.peak_mb:.0f}; each (peer 0 first) {each}",
+        f"≤ {PEAK_TARGET_MB} MB {_mark(run.peak_ok)}",
+    )
+    t.add_row("mesh ready (10 routing tables full)", f"{mesh.ready_seconds:.2f}", "", "", "")
+    return t
+
+
+def markdown(run: Run) -> str:
+    """A snippet for README.md: same figures, plain-text verdicts."""
+    size = run.dataset.bytes
+    today = datetime.date.today().isoformat()
+    lines = [
+        f"Benchmark ({today}, {os.cpu_count()} CPUs, Python {platform.python_version()}): "
+        f"`{run.dataset.name}`, {run.dataset.files:,} files, {size / MB:.1f} MB; "
+        "10 peer processes on loopback, k=3 of n=10. MB/s = dataset bytes / seconds "
+        "(MB = 10^6 bytes); mesh rows use the seconds the peer reports. "
+        "`make bench` reproduces it.",
+        "",
+        "| measure | seconds | MB/s | target |",
+        "|---|---:|---:|---|",
+        f"| codec pipeline limit (1 thread, no network) | {run.pipe.seconds:.1f} | "
+        f"{run.limit:.1f} | |",
+        f"| backup engine, no network (diagnostic) | {run.threaded.seconds:.1f} | "
+        f"{run.rate(run.threaded.seconds):.1f} | |",
+        f"| first backup, 10-peer mesh | {run.first.peer_seconds:.1f} | "
+        f"{run.backup_rate:.1f} | ≥ {RATIO_TARGET:g}x limit: {run.ratio:.2f}x "
+        f"{_plain(run.ratio_ok)} |",
+        f"| second backup, unchanged | {run.second.peer_seconds:.1f} | "
+        f"{run.rate(run.second.peer_seconds):.1f} | |",
+        f"| restore | {run.restore.peer_seconds:.1f} | {run.restore_rate:.1f} | "
+        f"≥ backup rate {_plain(run.restore_ok)} |",
+        f"| peak RSS, largest peer | | | {run.peak_mb:.0f} MB ≤ {PEAK_TARGET_MB} MB "
+        f"{_plain(run.peak_ok)} |",
+    ]
+    return "\n".join(lines)
+
+
+def report(run: Run) -> dict[str, Any]:
+    """The JSON record: enough context (machine, dataset, load) to compare runs later."""
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+            "python_full": sys.version,
+            # Other work on the machine skews every figure; keep the evidence.
+            "load_average": run.load,
+        },
+        "units": {"MB": MB, "rates": "dataset bytes / seconds"},
+        "dataset": run.dataset.as_dict(),
+        "pipeline": {
+            "best": run.pipe.as_dict(),
+            "runs": [p.as_dict() for p in run.pipelines],
+        },
+        "engine_no_network": {
+            "to_thread": run.threaded.as_dict(),
+            "inline": run.inline.as_dict(),
+        },
+        "mesh": run.mesh.as_dict(),
+        "rates_mb_per_s": {
+            "pipeline_limit": round(run.limit, 2),
+            "engine_to_thread": round(run.rate(run.threaded.seconds), 2),
+            "engine_inline": round(run.rate(run.inline.seconds), 2),
+            "backup_peer": round(run.backup_rate, 2),
+            "backup_wall": round(run.rate(run.first.wall_seconds), 2),
+            "second_backup_peer": round(run.rate(run.second.peer_seconds), 2),
+            "restore_peer": round(run.restore_rate, 2),
+            "restore_wall": round(run.rate(run.restore.wall_seconds), 2),
+        },
+        "targets": {
+            "backup_over_pipeline": {
+                "value": round(run.ratio, 3),
+                "target": f">= {RATIO_TARGET}",
+                "pass": run.ratio_ok,
+            },
+            "restore_at_least_backup": {
+                "value": round(run.restore_rate / run.backup_rate, 3) if run.backup_rate else 0,
+                "pass": run.restore_ok,
+            },
+            "peak_rss_mb": {
+                "value": round(run.peak_mb, 1),
+                "target": f"<= {PEAK_TARGET_MB}",
+                "pass": run.peak_ok,
+            },
+            "restore_identical": {"pass": not run.mesh.problems},
+        },
+        "total_seconds": round(run.total_seconds, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--source", type=Path, help="back up this folder instead")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
+    parser.add_argument("--keep", action="store_true", help="keep the mesh's files afterwards")
+    options = parser.parse_args(argv)
+    # Piped output (make, CI logs) would otherwise wrap the table at 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    began = time.monotonic()
+    load = {"start": list(os.getloadavg())}
+
+    def log(text: str) -> None:
+        console.print(f"[dim]{time.monotonic() - began:6.1f}s[/] {text}")
+
+    dataset = choose(options.source)
+    log(f"dataset {dataset.name}: {dataset.files:,} files, {dataset.bytes / MB:.1f} MB")
+    warm_cache(dataset)
+    pipelines = []
+    for i in range(PIPELINE_RUNS):
+        pipelines.append(run_pipeline(dataset))
+        took = pipelines[-1].seconds
+        log(f"pipeline limit, run {i + 1}: {took:.2f}s, {_rate(dataset.bytes, took):.1f} MB/s")
+    engines = []
+    for threaded in (True, False):
+        engines.append(run_engine(dataset, threaded))
+        eng = engines[-1]
+        log(f"engine, {eng.mode}: {eng.seconds:.2f}s, {_rate(dataset.bytes, eng.seconds):.1f} MB/s")
+
+    workdir = Path(tempfile.mkdtemp(prefix="p2pbackup-bench-"))
+    try:
+        mesh = run_mesh(dataset, workdir, log)
+    finally:
+        if options.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    load["end"] = list(os.getloadavg())
+    run = Run(dataset, pipelines, engines[0], engines[1], mesh, load)
+    run.total_seconds = time.monotonic() - began
+    log(f"load average (1 min): {load['start'][0]:.1f} at start, {load['end'][0]:.1f} at end")
+    console.print(table(run))
+    for problem in mesh.problems[:10]:
+        console.print(f"[red]  {problem}")
+    # Plain print: rich would wrap the lines and break the Markdown table.
+    print("\nMarkdown for README.md:\n")
+    print(markdown(run), flush=True)
+
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(json.dumps(report(run), indent=2) + "\n")
+    log(f"wrote {options.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
