@@ -61,19 +61,14 @@ class BackupStats:
     errors: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "files": self.files,
-            "dirs": self.dirs,
-            "bytes": self.bytes,
-            "bytes_read": self.bytes_read,
-            "bytes_sent": self.bytes_sent,
-            "chunks_new": self.chunks_new,
-            "chunks_reused": self.chunks_reused,
-            "files_unchanged": self.files_unchanged,
-            "packs": self.packs,
-            "index_blobs": self.index_blobs,
-            "errors": [{"path": p, "reason": r} for p, r in self.errors],
-        }
+        return stats_dict(self, "errors")
+
+
+def stats_dict(stats: Any, problems: str) -> dict[str, Any]:
+    """A stats dataclass as JSON-ready fields; its (path, reason) list becomes objects."""
+    out = dataclasses.asdict(stats)
+    out[problems] = [{"path": p, "reason": r} for p, r in out[problems]]
+    return out
 
 
 @dataclass(eq=False)
@@ -302,7 +297,9 @@ class BackupEngine:
         return TreeEntry(entry.name, EntryKind.DIR, entry.mode, entry.mtime_ns, subtree=subtree)
 
     async def _save_file(self, uploads: trio.Nursery, entry: FsEntry) -> TreeEntry | None:
-        known = self.catalog.file_chunks(entry.path, _file_state(entry))
+        # Read-ahead prepares only files the catalog did not know: no second lookup.
+        prepared = entry.path in self._prepared
+        known = None if prepared else self.catalog.file_chunks(entry.path, _file_state(entry))
         if known is not None:
             chunks = known
             self.stats.files_unchanged += 1

@@ -23,7 +23,7 @@ import cbor2
 import trio
 
 from p2pbackup.backup.blobs import BlobCodec
-from p2pbackup.backup.engine import PROGRESS_EVERY, ProgressFn
+from p2pbackup.backup.engine import PROGRESS_EVERY, ProgressFn, stats_dict
 from p2pbackup.backup.packstore import PackStore
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
@@ -44,14 +44,7 @@ class RestoreStats:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "files_restored": self.files_restored,
-            "files_failed": self.files_failed,
-            "dirs": self.dirs,
-            "symlinks": self.symlinks,
-            "bytes": self.bytes,
-            "failures": [{"path": p, "reason": r} for p, r in self.failures],
-        }
+        return stats_dict(self, "failures")
 
 
 @dataclass(eq=False)

@@ -67,17 +67,23 @@ async def check_pack(
     survey = Survey(pack_id, descriptor)
 
     async def audit(contact: Contact, held: ShareHeld) -> None:
-        if not survey.on_holding(contact, held.index, held.descriptor):
-            return
-        challenge = survey.challenge(contact, rng)
-        try:
-            reply = await dht.transport.request(contact, challenge, timeout)
-            proof = reply.message if isinstance(reply.message, AuditProof) else None
-        except P2PBackupError:
-            proof = None
-        survey.on_proof(contact, proof)
+        if survey.on_holding(contact, held.index, held.descriptor):
+            await audit_claim(dht, survey, contact, rng, timeout)
 
     async with trio.open_nursery() as nursery:
         for contact, held in answers:
             nursery.start_soon(audit, contact, held)
     return PackHealth(pack_id, survey.live, descriptor.k, descriptor.n)
+
+
+async def audit_claim(
+    dht: DhtNode, survey: Survey, contact: Contact, rng: random.Random, timeout: float
+) -> bool:
+    """Challenge one holder's claim and record the verdict in `survey`; True if proven."""
+    challenge = survey.challenge(contact, rng)
+    try:
+        reply = await dht.transport.request(contact, challenge, timeout)
+        proof = reply.message if isinstance(reply.message, AuditProof) else None
+    except P2PBackupError:
+        proof = None
+    return survey.on_proof(contact, proof)

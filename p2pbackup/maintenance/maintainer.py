@@ -23,7 +23,8 @@ from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.codec.erasure import decode_pack, encode_pack
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.messages import AuditProof, QueryShare, ShareHeld
+from p2pbackup.maintenance.check import audit_claim
+from p2pbackup.maintenance.messages import QueryShare, ShareHeld
 from p2pbackup.maintenance.survey import RepairPlan, Survey, distance
 from p2pbackup.net.contact import Contact
 from p2pbackup.peer.offload import RunSync, to_thread
@@ -153,13 +154,7 @@ class Maintainer:
             if not survey.on_holding(contact, index, held.descriptor if held else None):
                 return
             self.stats.audits += 1
-            challenge = survey.challenge(contact, self.rng)
-            try:
-                answer = await self.dht.transport.request(contact, challenge, timeout)
-                proof = answer.message if isinstance(answer.message, AuditProof) else None
-            except P2PBackupError:
-                proof = None
-            if not survey.on_proof(contact, proof):
+            if not await audit_claim(self.dht, survey, contact, self.rng, timeout):
                 self.stats.audits_failed += 1
                 log.info("audit of %s for %s failed", contact, survey.pack_id.hex()[:12])
 
