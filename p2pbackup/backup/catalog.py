@@ -62,6 +62,16 @@ CREATE TABLE IF NOT EXISTS unindexed (
 """
 
 
+ChunkList = tuple[tuple[bytes, int], ...]
+# Ids bound in one query: well under SQLite's limit on host parameters.
+QUERY_BATCH = 500
+
+
+def _batches(items: list[bytes]) -> Iterator[list[bytes]]:
+    for start in range(0, len(items), QUERY_BATCH):
+        yield items[start : start + QUERY_BATCH]
+
+
 @dataclass(frozen=True, slots=True)
 class FileState:
     """What a file looked like when its chunks were last recorded. The ctime catches
@@ -97,6 +107,18 @@ class Catalog:
     def has_chunk(self, chunk_id: bytes) -> bool:
         row = self._db.execute("SELECT 1 FROM chunks WHERE chunk_id = ?", (chunk_id,)).fetchone()
         return row is not None
+
+    def known_chunks(self, chunk_ids: Iterable[bytes]) -> set[bytes]:
+        """Which of `chunk_ids` the mesh holds: one query per few hundred ids, since a
+        query per chunk costs more than the lookup itself on a folder of small files."""
+        found: set[bytes] = set()
+        for batch in _batches(list(set(chunk_ids))):
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(
+                f"SELECT chunk_id FROM chunks WHERE chunk_id IN ({marks})", batch
+            )
+            found.update(row[0] for row in rows)
+        return found
 
     def record_pack(
         self,
@@ -176,26 +198,34 @@ class Catalog:
 
     # ---- files ---------------------------------------------------------
 
-    def file_chunks(self, path: bytes, state: FileState) -> tuple[tuple[bytes, int], ...] | None:
+    def file_chunks(self, path: bytes, state: FileState) -> ChunkList | None:
         """The chunk ids of an unchanged file whose chunks are all known to be in the mesh."""
-        row = self._db.execute(
-            "SELECT size, mtime_ns, inode, ctime_ns, chunks FROM files WHERE path = ?", (path,)
-        ).fetchone()
-        if row is None or FileState(row[0], row[1], row[2], row[3]) != state:
-            return None
-        chunks = tuple((cid, size) for cid, size in cbor2.loads(row[4]))
-        if not all(self.has_chunk(cid) for cid, _ in chunks):
-            return None
-        return chunks
+        return self.unchanged_files({path: state}).get(path)
 
-    def remember_file(
-        self, path: bytes, state: FileState, chunks: tuple[tuple[bytes, int], ...]
-    ) -> None:
+    def unchanged_files(self, states: dict[bytes, FileState]) -> dict[bytes, ChunkList]:
+        """`file_chunks` for many files at once: those unchanged, with their chunk ids."""
+        candidates: dict[bytes, ChunkList] = {}
+        for batch in _batches(list(states)):
+            marks = ",".join("?" * len(batch))
+            rows = self._db.execute(
+                "SELECT path, size, mtime_ns, inode, ctime_ns, chunks FROM files "
+                f"WHERE path IN ({marks})",
+                batch,
+            )
+            for path, size, mtime_ns, inode, ctime_ns, chunks in rows:
+                if FileState(size, mtime_ns, inode, ctime_ns) == states[path]:
+                    candidates[path] = tuple((cid, n) for cid, n in cbor2.loads(chunks))
+        held = self.known_chunks(cid for chunks in candidates.values() for cid, _ in chunks)
+        return {
+            path: chunks
+            for path, chunks in candidates.items()
+            if all(cid in held for cid, _ in chunks)
+        }
+
+    def remember_file(self, path: bytes, state: FileState, chunks: ChunkList) -> None:
         self.remember_files([(path, state, chunks)])
 
-    def remember_files(
-        self, files: Iterable[tuple[bytes, FileState, tuple[tuple[bytes, int], ...]]]
-    ) -> None:
+    def remember_files(self, files: Iterable[tuple[bytes, FileState, ChunkList]]) -> None:
         """Remember what files looked like and their chunks, in one transaction."""
         rows = [
             (

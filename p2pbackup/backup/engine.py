@@ -16,7 +16,7 @@ import dataclasses
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,11 +25,18 @@ import cbor2
 import trio
 
 from p2pbackup.backup.blobs import BlobCodec, Pack, Packer
-from p2pbackup.backup.catalog import Catalog, FileState
+from p2pbackup.backup.catalog import Catalog, ChunkList, FileState
 from p2pbackup.backup.packstore import PackReceipt, PackStore
+from p2pbackup.backup.scan import (
+    LISTINGS_AHEAD,
+    Listing,
+    Prepared,
+    Scanner,
+    file_state,
+)
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
-from p2pbackup.backup.walk import FsEntry, absolute, list_directory, stat_entry
+from p2pbackup.backup.walk import FsEntry, absolute, stat_entry
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.offload import RunSync, to_thread
 
@@ -43,7 +50,6 @@ INDEX_BLOB_ENTRIES = 50_000
 REMEMBER_BATCH = 1000
 
 OnPlaced = Callable[[Pack, PackReceipt], None]
-ChunkList = tuple[tuple[bytes, int], ...]
 
 
 @dataclass
@@ -71,6 +77,15 @@ def stats_dict(stats: Any, problems: str) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class _Walk:
+    """What the tree walk threads through: the upload nursery and the scanner ahead of it."""
+
+    uploads: trio.Nursery
+    scanner: Scanner
+    listings: trio.MemoryReceiveChannel[Listing]
+
+
 @dataclass(eq=False)
 class _WaitingFile:
     """A file read this run whose state the catalog learns once all its chunks are placed."""
@@ -79,62 +94,6 @@ class _WaitingFile:
     state: FileState
     chunks: ChunkList
     missing: set[bytes]
-
-
-# Files up to one chunk are read ahead in batches (see `_read_ahead`).
-SMALL_FILE = 1024 * 1024
-READ_AHEAD_BYTES = 8 * 1024 * 1024
-READ_AHEAD_FILES = 256
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """A small file read, chunked and sealed in a worker thread."""
-
-    chunks: tuple[tuple[bytes, int, bytes], ...]  # (chunk id, plain length, sealed)
-    after: FsEntry | None  # its state once read; None if it vanished meanwhile
-
-
-def _windows(children: Sequence[FsEntry]) -> Iterator[Sequence[FsEntry]]:
-    """Consecutive runs of a folder's entries holding at most one read-ahead batch."""
-    start, size, count = 0, 0, 0
-    for i, child in enumerate(children):
-        if child.kind is EntryKind.FILE and child.size <= SMALL_FILE:
-            size += child.size
-            count += 1
-        if size >= READ_AHEAD_BYTES or count >= READ_AHEAD_FILES:
-            yield children[start : i + 1]
-            start, size, count = i + 1, 0, 0
-    if start < len(children):
-        yield children[start:]
-
-
-def _prepare_files(codec: BlobCodec, paths: list[bytes]) -> dict[bytes, _Prepared | OSError]:
-    """Worker-thread side of `_read_ahead`; an unreadable file maps to its error."""
-    out: dict[bytes, _Prepared | OSError] = {}
-    for path in paths:
-        try:
-            reader = codec.open_chunker(path)
-            try:
-                chunks = []
-                while (plain := reader.next_chunk()) is not None:
-                    chunk_id = codec.chunk_id(plain)
-                    chunks.append((chunk_id, len(plain), codec.seal(chunk_id, plain)))
-            finally:
-                reader.close()
-        except OSError as exc:
-            out[path] = exc
-            continue
-        try:
-            after: FsEntry | None = stat_entry(path)
-        except OSError:
-            after = None
-        out[path] = _Prepared(tuple(chunks), after)
-    return out
-
-
-def _file_state(entry: FsEntry) -> FileState:
-    return FileState(entry.size, entry.mtime_ns, entry.inode, entry.ctime_ns)
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
@@ -202,7 +161,10 @@ class BackupEngine:
         self._pending: set[bytes] = set()  # chunk ids packed this run but not yet placed
         self._waiting: dict[bytes, list[_WaitingFile]] = {}  # pending chunk id -> its files
         self._ready: list[tuple[bytes, FileState, ChunkList]] = []  # files to remember
-        self._prepared: dict[bytes, _Prepared | OSError] = {}  # small files read ahead
+        self._prepared: dict[bytes, Prepared | OSError] = {}  # small files read ahead
+        self._known: dict[bytes, ChunkList] = {}  # unchanged files the scanner found
+        # Read-ahead chunks neither the mesh nor this run had when their window was taken.
+        self._fresh: set[bytes] = set()
         self._last_progress = -float("inf")
 
     async def run(
@@ -229,12 +191,20 @@ class BackupEngine:
                 raise P2PBackupError(f"{os.fsdecode(root)} does not exist")
         try:
             async with trio.open_nursery() as uploads:
-                entries = []
-                for root, name in zip(roots, names, strict=True):
-                    entry = await self.run_sync(stat_entry, root)
-                    saved = await self._save_entry(uploads, dataclasses.replace(entry, name=name))
-                    if saved is not None:
-                        entries.append(saved)
+                tops = [
+                    dataclasses.replace(await self.run_sync(stat_entry, root), name=name)
+                    for root, name in zip(roots, names, strict=True)
+                ]
+                async with trio.open_nursery() as scanning:
+                    send, listings = trio.open_memory_channel[Listing](LISTINGS_AHEAD)
+                    scanner = Scanner(self.codec, self.catalog, self.run_sync, self.excludes)
+                    scanning.start_soon(scanner.scan, tops, send, scanning)
+                    walk = _Walk(uploads, scanner, listings)
+                    entries = []
+                    for top in tops:
+                        saved = await self._save_entry(walk, top, scanned=False)
+                        if saved is not None:
+                            entries.append(saved)
                 root_tree = await self._store_tree(uploads, Tree(tuple(entries)))
                 pack = self._packer.flush()
                 if pack is not None:
@@ -266,40 +236,50 @@ class BackupEngine:
 
     # ---- the tree walk -------------------------------------------------
 
-    async def _save_entry(self, uploads: trio.Nursery, entry: FsEntry) -> TreeEntry | None:
+    async def _save_entry(
+        self, walk: _Walk, entry: FsEntry, *, scanned: bool = True
+    ) -> TreeEntry | None:
         if entry.kind is EntryKind.DIR:
-            return await self._save_dir(uploads, entry)
+            return await self._save_dir(walk, entry)
         if entry.kind is EntryKind.SYMLINK:
             return TreeEntry(
                 entry.name, entry.kind, entry.mode, entry.mtime_ns, target=entry.target
             )
         if entry.kind is EntryKind.FILE:
-            return await self._save_file(uploads, entry)
+            return await self._save_file(walk.uploads, entry, scanned)
         self.stats.errors.append((os.fsdecode(entry.path), "not a file, folder or symlink"))
         return None
 
-    async def _save_dir(self, uploads: trio.Nursery, entry: FsEntry) -> TreeEntry | None:
-        try:
-            children = await self.run_sync(list_directory, entry.path, self.excludes)
-        except OSError as exc:
+    async def _save_dir(self, walk: _Walk, entry: FsEntry) -> TreeEntry | None:
+        # The scanner lists folders in this same depth-first order.
+        listing = await walk.listings.receive()
+        if listing.error is not None:
+            exc = listing.error
             self.stats.errors.append((os.fsdecode(entry.path), exc.strerror or str(exc)))
             return None
         saved = []
-        for window in _windows(children):
-            # Memory holds one window of read-ahead files, whatever the folder's size.
-            await self._read_ahead(window)
-            for child in window:
-                result = await self._save_entry(uploads, child)
+        for window in listing.windows:
+            # Memory holds the windows the scanner read ahead, whatever the folder's size.
+            prepared = await walk.scanner.take(window)
+            self._prepared.update(prepared)
+            self._known.update(window.known)
+            self._note_fresh(prepared)
+            for child in window.entries:
+                result = await self._save_entry(walk, child)
                 if result is not None:
                     saved.append(result)
         self.stats.dirs += 1
-        subtree = await self._store_tree(uploads, Tree(tuple(saved)))
+        subtree = await self._store_tree(walk.uploads, Tree(tuple(saved)))
         return TreeEntry(entry.name, EntryKind.DIR, entry.mode, entry.mtime_ns, subtree=subtree)
 
-    async def _save_file(self, uploads: trio.Nursery, entry: FsEntry) -> TreeEntry | None:
-        # Read-ahead prepares only files the catalog did not know: no second lookup.
-        prepared = entry.path in self._prepared
-        known = None if prepared else self.catalog.file_chunks(entry.path, _file_state(entry))
+    async def _save_file(
+        self, uploads: trio.Nursery, entry: FsEntry, scanned: bool
+    ) -> TreeEntry | None:
+        # The scanner looked every file in a folder up in the catalog; a top-level
+        # file is looked up here.
+        known = self._known.pop(entry.path, None)
+        if known is None and not scanned:
+            known = self.catalog.file_chunks(entry.path, file_state(entry))
         if known is not None:
             chunks = known
             self.stats.files_unchanged += 1
@@ -319,23 +299,6 @@ class BackupEngine:
         return TreeEntry(
             entry.name, EntryKind.FILE, entry.mode, entry.mtime_ns, size=size, chunks=chunks
         )
-
-    async def _read_ahead(self, children: Sequence[FsEntry]) -> None:
-        """Read, chunk and seal a folder's small changed files in a few worker calls.
-
-        A handoff to a worker thread costs about as much as sealing a small
-        file, so one call per file per step made a tree of headers five times
-        slower than its codec work. `_windows` keeps a batch under `READ_AHEAD_BYTES`.
-        """
-        batch = [
-            child.path
-            for child in children
-            if child.kind is EntryKind.FILE
-            and child.size <= SMALL_FILE
-            and self.catalog.file_chunks(child.path, _file_state(child)) is None
-        ]
-        if batch:
-            self._prepared.update(await self.run_sync(_prepare_files, self.codec, batch))
 
     async def _read_file(self, uploads: trio.Nursery, entry: FsEntry) -> ChunkList:
         prepared = self._prepared.pop(entry.path, None)
@@ -364,12 +327,12 @@ class BackupEngine:
         return chunks
 
     async def _take_prepared(
-        self, uploads: trio.Nursery, entry: FsEntry, prepared: _Prepared
+        self, uploads: trio.Nursery, entry: FsEntry, prepared: Prepared
     ) -> ChunkList:
         chunk_ids = []
         for chunk_id, length, sealed in prepared.chunks:
             self.stats.bytes_read += length
-            await self._add_sealed(uploads, chunk_id, sealed)
+            await self._add_sealed(uploads, chunk_id, sealed, chunk_id not in self._fresh)
             chunk_ids.append((chunk_id, length))
         chunks = tuple(chunk_ids)
         if prepared.after is not None:
@@ -380,8 +343,8 @@ class BackupEngine:
     def _remember_unless_changed(self, entry: FsEntry, after: FsEntry, chunks: ChunkList) -> None:
         # A file that changed while it was read is saved as read but not remembered,
         # so the next run reads it again instead of trusting a mixed chunk list.
-        before = _file_state(entry)
-        if _file_state(after) == before and sum(n for _, n in chunks) == before.size:
+        before = file_state(entry)
+        if file_state(after) == before and sum(n for _, n in chunks) == before.size:
             self._remember(entry.path, before, chunks)
 
     def _remember(self, path: bytes, state: FileState, chunks: ChunkList) -> None:
@@ -410,13 +373,28 @@ class BackupEngine:
         await self._add_sealed(uploads, chunk_id, sealed)
         return chunk_id
 
-    async def _add_sealed(self, uploads: trio.Nursery, chunk_id: bytes, sealed: bytes) -> None:
-        """Pack a sealed chunk unless the mesh or this run has it already."""
-        if chunk_id in self._pending or self.catalog.has_chunk(chunk_id):
+    def _note_fresh(self, prepared: dict[bytes, Prepared | OSError]) -> None:
+        """Find which read-ahead chunks are new, in one catalog query per window.
+
+        A query per chunk cost more than the lookup itself. A chunk stays fresh
+        until this run packs it; any later copy is then pending or placed."""
+        ids = {cid for p in prepared.values() if isinstance(p, Prepared) for cid, _, _ in p.chunks}
+        ids -= self._pending
+        self._fresh |= ids - self.catalog.known_chunks(ids)
+
+    async def _add_sealed(
+        self, uploads: trio.Nursery, chunk_id: bytes, sealed: bytes, held: bool | None = None
+    ) -> None:
+        """Pack a sealed chunk unless the mesh (`held`, looked up when None) or this run
+        has it already."""
+        if held is None:
+            held = self.catalog.has_chunk(chunk_id)
+        if held or chunk_id in self._pending:
             self.stats.chunks_reused += 1
             return
         self.stats.chunks_new += 1
         self._pending.add(chunk_id)
+        self._fresh.discard(chunk_id)
         for pack in self._packer.add(chunk_id, sealed):
             await self._start_upload(uploads, pack, self._data_placed)
 

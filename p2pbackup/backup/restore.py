@@ -31,6 +31,7 @@ from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.peer.offload import RunSync, to_thread
 
 PACK_CACHE = 8
+FINISH_BATCH = 512  # files given their mode and mtime per worker call
 _GLOB_CHARS = "*?["
 
 
@@ -179,23 +180,26 @@ class RestoreEngine:
         await self._walk(reader, root_tree, root, b"", not include, [], plan)
         reader.clear()
         await self._write_data(reader.index, plan.files)
-        for file in plan.files:
-            if file.failed is None:
-                try:
-                    await self.run_sync(_set_meta, file.path, file.entry)
-                except OSError as exc:
-                    self._fail(file.path, f"restored, but mode or mtime not set: {_why(exc)}")
-                self.stats.files_restored += 1
-            else:
-                # Never leave a file with zero-filled holes where its data should be.
-                await self.run_sync(_remove_partial, file.path)
-                self.stats.files_failed += 1
-                self._fail(file.path, file.failed)
-        for path, entry in plan.dirs:  # deepest first: a parent's mode may forbid entering
-            try:
-                await self.run_sync(_set_meta, path, entry)
-            except OSError as exc:
-                self._fail(path, f"mode or mtime not set: {_why(exc)}")
+        for start in range(0, len(plan.files), FINISH_BATCH):
+            batch = plan.files[start : start + FINISH_BATCH]
+            # Set modes and mtimes, or remove what could not be rebuilt: never leave
+            # a file with zero-filled holes where its data should be.
+            items = [(f.path, f.entry, f.failed is None) for f in batch]
+            reasons = await self.run_sync(_finish_files, items)
+            for file, reason in zip(batch, reasons, strict=True):
+                if file.failed is None:
+                    self.stats.files_restored += 1
+                    if reason is not None:
+                        self._fail(file.path, f"restored, but mode or mtime not set: {reason}")
+                else:
+                    self.stats.files_failed += 1
+                    self._fail(file.path, file.failed)
+            await self._report()
+        # Deepest first: a parent's mode may forbid entering it.
+        reasons = await self.run_sync(_finish_files, [(p, e, True) for p, e in plan.dirs])
+        for (path, _), reason in zip(plan.dirs, reasons, strict=True):
+            if reason is not None:
+                self._fail(path, f"mode or mtime not set: {reason}")
         await self._report(force=True)
         return self.stats
 
@@ -217,11 +221,15 @@ class RestoreEngine:
         uncreated: list[bytes],
         plan: _Plan,
     ) -> None:
-        """Plan one folder's entries, creating folders, empty files and symlinks.
+        """Plan one folder's entries, creating its folders, files and symlinks in one
+        worker call (a call per entry cost more than creating it), then walk its folders.
 
         `whole`: everything here is included. Otherwise folders on the way to an
         included path are in `uncreated` until something inside them is restored,
-        so a subset restore does not leave a skeleton of empty folders."""
+        so a subset restore does not leave a skeleton of empty folders. A folder
+        whose list cannot be read is reported and not created."""
+        makes: list[_Make] = []
+        visits: list[tuple[TreeEntry, bytes, bytes, bool, Tree]] = []
         for entry in tree.entries:
             path = os.path.join(out_dir, entry.name)
             rel = os.path.join(relative, entry.name)
@@ -235,39 +243,40 @@ class RestoreEngine:
                 except P2PBackupError as exc:
                     self._fail(path, f"folder list unreadable: {exc}{self._index_note()}")
                     continue
+                visits.append((entry, path, rel, included, subtree))
                 if included:
-                    if not await self._create(uncreated, _make_dir, path):
-                        continue
-                    await self._walk(reader, subtree, path, rel, True, [], plan)
-                else:
-                    uncreated.append(path)
-                    await self._walk(reader, subtree, path, rel, False, uncreated, plan)
-                    if uncreated and uncreated[-1] == path:
-                        uncreated.pop()  # nothing inside was restored
-                        continue
-                plan.dirs.append((path, entry))
-                self.stats.dirs += 1
-            elif not included:
-                continue
-            elif entry.kind is EntryKind.SYMLINK:
-                if await self._create(uncreated, _make_symlink, path, entry):
-                    self.stats.symlinks += 1
-            elif await self._create(uncreated, _make_file, path, entry.size):
-                plan.files.append(_FilePlan(path, entry))
-            else:
-                self.stats.files_failed += 1
-
-    async def _create(self, uncreated: list[bytes], make: Any, path: bytes, *args: Any) -> bool:
-        """Create the folders still pending on the way here, then `path`; report failure."""
-        try:
-            for folder in uncreated:
-                await self.run_sync(_make_dir, folder)
+                    makes.append(_Make(path, entry))
+            elif included:
+                makes.append(_Make(path, entry))
+        unmade: set[bytes] = set()
+        if makes:
+            makes = [_Make(folder, None) for folder in uncreated] + makes
             uncreated.clear()
-            await self.run_sync(make, path, *args)
-        except OSError as exc:
-            self._fail(path, _why(exc))
-            return False
-        return True
+            reasons = await self.run_sync(_make_entries, makes)
+            for make, reason in zip(makes, reasons, strict=True):
+                kind = make.entry.kind if make.entry is not None else EntryKind.DIR
+                if reason is not None:
+                    self._fail(make.path, reason)
+                    unmade.add(make.path)
+                    if kind is EntryKind.FILE:
+                        self.stats.files_failed += 1
+                elif kind is EntryKind.SYMLINK:
+                    self.stats.symlinks += 1
+                elif kind is EntryKind.FILE and make.entry is not None:
+                    plan.files.append(_FilePlan(make.path, make.entry))
+        for entry, path, rel, included, subtree in visits:
+            if path in unmade:
+                continue
+            if included:
+                await self._walk(reader, subtree, path, rel, True, [], plan)
+            else:
+                uncreated.append(path)
+                await self._walk(reader, subtree, path, rel, False, uncreated, plan)
+                if uncreated and uncreated[-1] == path:
+                    uncreated.pop()  # nothing inside was restored
+                    continue
+            plan.dirs.append((path, entry))
+            self.stats.dirs += 1
 
     async def _write_data(self, index: dict[bytes, Locator], files: list[_FilePlan]) -> None:
         """Group every chunk write by pack, then fetch each pack once."""
@@ -348,6 +357,50 @@ def _may_contain(relative: bytes, patterns: tuple[str, ...]) -> bool:
         if literal.startswith(inside) or inside.startswith(literal):
             return True
     return False
+
+
+@dataclass(frozen=True)
+class _Make:
+    """A path to create: `entry` says what; None is a folder on the way to an included path."""
+
+    path: bytes
+    entry: TreeEntry | None
+
+
+def _make_entries(makes: list[_Make]) -> list[str | None]:
+    """Worker side of `_walk`: create each path in order; why each failed, or None."""
+    reasons: list[str | None] = []
+    for make in makes:
+        entry = make.entry
+        try:
+            if entry is None or entry.kind is EntryKind.DIR:
+                _make_dir(make.path)
+            elif entry.kind is EntryKind.SYMLINK:
+                _make_symlink(make.path, entry)
+            else:
+                _make_file(make.path, entry.size)
+        except OSError as exc:
+            reasons.append(_why(exc))
+            continue
+        reasons.append(None)
+    return reasons
+
+
+def _finish_files(items: list[tuple[bytes, TreeEntry, bool]]) -> list[str | None]:
+    """Worker side of the last step: set each restored path's mode and mtime (True) or
+    remove a file that could not be rebuilt (False); why setting failed, or None."""
+    reasons: list[str | None] = []
+    for path, entry, restored in items:
+        try:
+            if restored:
+                _set_meta(path, entry)
+            else:
+                _remove_partial(path)
+        except OSError as exc:
+            reasons.append(_why(exc))
+            continue
+        reasons.append(None)
+    return reasons
 
 
 def _make_dir(path: bytes) -> None:
