@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from pyfastcdc import Chunk, FastCDC
+from pyfastcdc import FastCDC
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -56,15 +56,18 @@ class ChunkReader:
         self._stream = stream
         self._done = False
         head = stream.read(params.max_size + 1) if whole else b""
-        if whole and len(head) <= params.max_size:
+        if whole and len(head) <= params.min_size:
+            # FastCDC never cuts before `min_size`: such a file is one chunk (or none).
+            self._chunks: Iterator[bytes | memoryview] = iter([head] if head else [])
+        elif whole and len(head) <= params.max_size:
             # pyfastcdc's stream reader sets up a buffer of several MiB per call,
             # which costs more than chunking itself on a folder of small files; a
             # file no larger than one chunk is read at once and cut in memory.
-            self._chunks: Iterator[Chunk] = params.fastcdc().cut_buf(head)
+            self._chunks = (chunk.data for chunk in params.fastcdc().cut_buf(head))
         else:
             if whole:  # it grew since it was measured: stream it after all
                 stream.seek(0)
-            self._chunks = params.fastcdc().cut_stream(stream)
+            self._chunks = (chunk.data for chunk in params.fastcdc().cut_stream(stream))
 
     def next_chunk(self) -> bytes | None:
         """The next chunk's bytes (a copy: pyfastcdc reuses its buffer), or None at the end."""
@@ -75,7 +78,7 @@ class ChunkReader:
         except StopIteration:
             self._done = True
             return None
-        return bytes(chunk.data)
+        return chunk if isinstance(chunk, bytes) else bytes(chunk)
 
     def __iter__(self) -> Iterator[bytes]:
         while (chunk := self.next_chunk()) is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import threading
 
 import zstandard
 from nacl.bindings import (
@@ -64,9 +65,22 @@ def _aad(chunk_id: bytes | None) -> bytes:
     return chunk_id
 
 
+_compressors = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    """One compressor per thread and level: setting one up costs more than compressing a
+    small file, and a compressor must not be shared between threads."""
+    by_level: dict[int, zstandard.ZstdCompressor] = getattr(_compressors, "by_level", {})
+    _compressors.by_level = by_level
+    if level not in by_level:
+        by_level[level] = zstandard.ZstdCompressor(level=level)
+    return by_level[level]
+
+
 def _compress(plain: bytes, level: int) -> bytes:
     """flag || body, compressed only when that is strictly smaller."""
-    packed = zstandard.ZstdCompressor(level=level).compress(plain)
+    packed = _compressor(level).compress(plain)
     if len(packed) < len(plain):
         return bytes([_FLAG_ZSTD]) + packed
     return bytes([_FLAG_RAW]) + plain
