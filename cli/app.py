@@ -402,6 +402,8 @@ def simulate(
     scenario: str = typer.Argument(None, help="Scenario name; see --list."),
     peers: int = typer.Option(None, "--peers", min=2, help="Number of peers."),
     lookups: int = typer.Option(None, "--lookups", min=1, help="Lookups to run (lookups)."),
+    packs: int = typer.Option(None, "--packs", min=1, help="Packs the owner places (repair)."),
+    days: float = typer.Option(None, "--days", min=0.01, help="Simulated days (repair)."),
     seed: int = typer.Option(1, "--seed", help="Seed: the same seed replays the same run."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     list_scenarios: bool = typer.Option(False, "--list", help="List the scenarios."),
@@ -413,7 +415,7 @@ def simulate(
         for name, entry in SCENARIOS.items():
             typer.echo(f"{name:20} {entry.summary}")
         return
-    options = {"peers": peers, "lookups": lookups}
+    options = {"peers": peers, "lookups": lookups, "packs": packs, "days": days}
     result = run_named(scenario, seed, {k: v for k, v in options.items() if v is not None})
     emit(result, as_json, lambda r: "\n".join(f"{key:28} {value}" for key, value in r.items()))
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulations.lookups import LookupsParams, run_lookups
+from simulations.repair import RepairParams, run_repair
 from simulations.runner import run_scenario
 
 
@@ -23,6 +24,11 @@ SCENARIOS: dict[str, Scenario] = {
         "do iterative lookups find the true k closest peers, and in how many hops?",
         LookupsParams,
         run_lookups,
+    ),
+    "repair": Scenario(
+        "with the owner gone, do packs survive a month of crashes and joins, at what cost?",
+        RepairParams,
+        run_repair,
     ),
 }
 
