@@ -398,6 +398,46 @@ def _check_text(r: dict[str, Any]) -> str:
 
 @app.command()
 @user_errors
+def forget(
+    snapshots: list[str] = typer.Argument(None, help="Snapshot ids (or prefixes) to forget."),
+    keep_last: int = typer.Option(0, "--keep-last", min=0, help="Keep the N newest."),
+    keep_hourly: int = typer.Option(0, "--keep-hourly", min=0, help="Keep N hourly."),
+    keep_daily: int = typer.Option(0, "--keep-daily", min=0, help="Keep N daily."),
+    keep_weekly: int = typer.Option(0, "--keep-weekly", min=0, help="Keep N weekly."),
+    keep_monthly: int = typer.Option(0, "--keep-monthly", min=0, help="Keep N monthly."),
+    keep_tag: list[str] = typer.Option(None, "--keep-tag", help="Keep every snapshot with T."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would go; change nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Forget snapshots: those named, or those the --keep-* rules do not keep (as restic)."""
+    result = call_peer(
+        "forget",
+        {
+            "snapshots": snapshots or [],
+            "keep_last": keep_last,
+            "keep_hourly": keep_hourly,
+            "keep_daily": keep_daily,
+            "keep_weekly": keep_weekly,
+            "keep_monthly": keep_monthly,
+            "keep_tags": keep_tag or [],
+            "dry_run": dry_run,
+        },
+    )
+    emit(result, as_json, _forget_text)
+
+
+def _forget_text(r: dict[str, Any]) -> str:
+    verb = "would forget" if r["dry_run"] else "forgot"
+    lines = [f"keep {len(r['keep'])} snapshots, {verb} {len(r['forget'])}"]
+    for s in r["keep"]:
+        lines.append(f"  keep   {s['short_id']}  {_when(s['time'])}  {', '.join(s['reasons'])}")
+    for s in r["forget"]:
+        lines.append(f"  forget {s['short_id']}  {_when(s['time'])}")
+    return "\n".join(lines)
+
+
+@app.command()
+@user_errors
 def simulate(
     scenario: str = typer.Argument(None, help="Scenario name; see --list."),
     peers: int = typer.Option(None, "--peers", min=2, help="Number of peers."),

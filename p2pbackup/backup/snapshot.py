@@ -30,6 +30,7 @@ SNAPSHOT_INDEX_NAME = b"snapshots"
 SNAPSHOT_ID_BYTES = 16
 PACK_ID_BYTES = 20
 _SNAPSHOT_AAD = b"p2pbackup-snapshot-v1"
+_FORGET_AAD = b"p2pbackup-forget-v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +141,22 @@ def open_snapshot(sealed: bytes, key: bytes) -> Snapshot:
         files=fields["files"],
         size=fields["size"],
     )
+
+
+def seal_forget(snapshot_id: bytes, key: bytes) -> bytes:
+    """A tombstone: the snapshot index is a grow-only set, so forgetting adds an entry."""
+    return Aead(key).encrypt(cbor2.dumps({"forget": snapshot_id}), _FORGET_AAD)
+
+
+def open_forget(sealed: bytes, key: bytes) -> bytes | None:
+    """The snapshot id a tombstone forgets, or None if `sealed` is not one of ours."""
+    try:
+        raw = cbor2.loads(Aead(key).decrypt(sealed, _FORGET_AAD))
+    except Exception:  # not a tombstone (a snapshot entry, or not ours)
+        return None
+    if not isinstance(raw, dict):
+        return None
+    value = raw.get("forget")
+    if not isinstance(value, bytes) or len(value) != SNAPSHOT_ID_BYTES:
+        return None
+    return value

@@ -3,15 +3,25 @@
 Each snapshot is one sealed entry of the owner's `snapshots` record. Adding
 one writes a record holding just that entry: replicas merge sets, so two
 devices of one owner backing up at once both land, and a quorum read later
-returns the union. Nothing about the snapshot is readable without the
-owner's key; the signature lets any replica refuse forgeries.
+returns the union. Forgetting adds a sealed tombstone naming the snapshot,
+since a union can only grow; a forgotten snapshot stays forgotten whichever
+replicas a later read meets. Nothing about a snapshot or a tombstone is
+readable without the owner's key; the signature lets any replica refuse
+forgeries.
 """
 
 from __future__ import annotations
 
 import logging
 
-from p2pbackup.backup.snapshot import SNAPSHOT_INDEX_NAME, Snapshot, open_snapshot, seal_snapshot
+from p2pbackup.backup.snapshot import (
+    SNAPSHOT_INDEX_NAME,
+    Snapshot,
+    open_forget,
+    open_snapshot,
+    seal_forget,
+    seal_snapshot,
+)
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.dht.records import record_key, set_record
@@ -32,29 +42,46 @@ class SnapshotIndex:
 
     async def add(self, snapshot: Snapshot) -> int:
         """Publish a snapshot; returns how many replicas acknowledged it."""
-        sealed = seal_snapshot(snapshot, self.keys.snapshot_key)
-        record = set_record(self.keys.identity, SNAPSHOT_INDEX_NAME, [sealed])
+        return await self._write([seal_snapshot(snapshot, self.keys.snapshot_key)], "save")
+
+    async def forget(self, snapshot_ids: list[bytes]) -> int:
+        """Publish tombstones for these snapshots; returns how many replicas acknowledged."""
+        if not snapshot_ids:
+            return 0
+        key = self.keys.snapshot_key
+        return await self._write([seal_forget(sid, key) for sid in snapshot_ids], "forget")
+
+    async def _write(self, values: list[bytes], what: str) -> int:
+        record = set_record(self.keys.identity, SNAPSHOT_INDEX_NAME, values)
         try:
             write = await self.dht.put(record)
         except QuorumNotReached as exc:
-            raise QuorumNotReached(f"cannot save the snapshot in the mesh: {exc}{_HINT}") from None
+            raise QuorumNotReached(
+                f"cannot {what} the snapshot in the mesh: {exc}{_HINT}"
+            ) from None
         return len(write.acks)
 
     async def list(self) -> list[Snapshot]:
-        """Every snapshot of this owner, oldest first."""
+        """Every snapshot of this owner not forgotten, oldest first."""
         try:
             record = await self.dht.get(self.key)
         except QuorumNotReached as exc:
             raise QuorumNotReached(f"cannot read the snapshot list: {exc}{_HINT}") from None
         if record is None:
             return []
-        snapshots = []
+        key = self.keys.snapshot_key
+        snapshots, forgotten = [], set()
         for value in record.values:
+            gone = open_forget(value, key)
+            if gone is not None:
+                forgotten.add(gone)
+                continue
             try:
-                snapshots.append(open_snapshot(value, self.keys.snapshot_key))
+                snapshots.append(open_snapshot(value, key))
             except P2PBackupError as exc:  # signed by us, so only a bug or an old format
                 log.warning("skipping an unreadable snapshot entry: %s", exc)
-        return sorted(snapshots, key=lambda s: (s.time, s.snapshot_id))
+        live = [s for s in snapshots if s.snapshot_id not in forgotten]
+        return sorted(live, key=lambda s: (s.time, s.snapshot_id))
 
     async def find(self, name: str) -> Snapshot:
         """A snapshot by id prefix, or `latest`; raises with a one-line reason."""

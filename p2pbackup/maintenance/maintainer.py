@@ -45,6 +45,10 @@ class MaintenanceConfig:
     request_timeout: float = 10.0
     share_timeout: float = 60.0
     parallel_packs: int = 4
+    # After a survey finds all n shares proven, this many rounds audit the same
+    # holders directly, with no DHT lookup and no query: a healthy set then costs
+    # n audits a round instead of a lookup, n queries and n audits.
+    quiet_rounds: int = 3
 
 
 @dataclass
@@ -58,6 +62,7 @@ class MaintenanceStats:
     handed_off: int = 0
     expired: int = 0
     errors: int = 0
+    lookups: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -73,6 +78,9 @@ class Maintainer:
     now: Callable[[], float] = time.time
     stats: MaintenanceStats = field(default_factory=MaintenanceStats)
     _failures: dict[bytes, int] = field(default_factory=dict)
+    # Per held pack: the siblings last proven when the whole set was healthy, and
+    # how many more rounds may audit just them.
+    _healthy: dict[bytes, tuple[list[tuple[Contact, int]], int]] = field(default_factory=dict)
 
     @property
     def me(self) -> Contact:
@@ -111,17 +119,26 @@ class Maintainer:
         for pack_id, index in await self.run_sync(self.store.expired, int(self.now())):
             if await self.run_sync(self.store.delete, pack_id, index):
                 self.stats.expired += 1
+                self._healthy.pop(pack_id, None)
 
     # ---- one share set -----------------------------------------------------
 
     async def maintain(self, pack_id: bytes, index: int) -> None:
         stored = await self.run_sync(self.store.get, pack_id, index)
         if stored is None:
+            self._healthy.pop(pack_id, None)
             return  # deleted or rotted meanwhile
         descriptor = ShareDescriptor.from_bytes(stored.descriptor)
+        if await self._quiet_round(pack_id, index, descriptor, stored.descriptor):
+            return
+        self.stats.lookups += 1
         closest = (await self.dht.lookup(pack_id)).contacts
         survey = Survey(pack_id, descriptor, self.me, index)
         await self._survey(survey, closest)
+        self._healthy.pop(pack_id, None)
+        if survey.live == descriptor.n and not survey.failed:
+            siblings = [(c, i) for i, c in survey.proven.items() if i != index]
+            self._healthy[pack_id] = (siblings, self.config.quiet_rounds)
         for node_id in survey.failed:
             self._failures[node_id] = self._failures.get(node_id, 0) + 1
         for contact in survey.proven.values():
@@ -136,6 +153,36 @@ class Maintainer:
             await self._repair(pack_id, descriptor, stored.descriptor, stored.data, index, plan)
         elif plan is None:
             await self._rebalance(pack_id, index, stored.descriptor, stored.data, closest, survey)
+
+    async def _quiet_round(
+        self, pack_id: bytes, index: int, descriptor: ShareDescriptor, descriptor_bytes: bytes
+    ) -> bool:
+        """Audit the siblings of a set found healthy lately; True when it still is.
+
+        Any failure, or quiet rounds used up, means a full survey (lookup, query,
+        audit) this round: repair and rebalancing are decided only from one."""
+        known = self._healthy.get(pack_id)
+        if known is None or known[1] <= 0:
+            return False
+        siblings, rounds_left = known
+        survey = Survey(pack_id, descriptor, self.me, index)
+
+        async def audit(contact: Contact, sibling_index: int) -> None:
+            if survey.on_holding(contact, sibling_index, descriptor_bytes):
+                self.stats.audits += 1
+                if not await audit_claim(
+                    self.dht, survey, contact, self.rng, self.config.request_timeout
+                ):
+                    self.stats.audits_failed += 1
+
+        async with trio.open_nursery() as nursery:
+            for contact, sibling_index in siblings:
+                nursery.start_soon(audit, contact, sibling_index)
+        if survey.live == descriptor.n and not survey.failed:
+            self._healthy[pack_id] = (siblings, rounds_left - 1)
+            return True
+        self._healthy.pop(pack_id, None)
+        return False
 
     async def _survey(self, survey: Survey, closest: list[Contact]) -> None:
         timeout = self.config.request_timeout
@@ -247,5 +294,6 @@ class Maintainer:
         )
         if placed:
             await self.run_sync(self.store.delete, pack_id, index)
+            self._healthy.pop(pack_id, None)
             self.stats.handed_off += 1
             log.info("handed share %d of %s to %s", index, pack_id.hex()[:12], placed[index])

@@ -20,6 +20,7 @@ from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
 from p2pbackup.backup.restore import BlobReader, RestoreEngine, load_index
+from p2pbackup.backup.retention import RetentionPolicy, apply_policy
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.snapshot_index import SnapshotIndex
 from p2pbackup.backup.tree import EntryKind, Tree
@@ -38,6 +39,17 @@ def _strings(value: Any, what: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise P2PBackupError(f"{what} must be a list of text")
     return tuple(value)
+
+
+def _policy(args: dict[str, Any]) -> RetentionPolicy:
+    counts = {}
+    for name in ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly"):
+        value = args.get(name) or 0
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise P2PBackupError(f"{name} must be a whole number of at least 0")
+        counts[name] = value
+    tags = frozenset(_strings(args.get("keep_tags"), "keep_tags"))
+    return RetentionPolicy(**counts, keep_tags=tags)
 
 
 def _text(args: dict[str, Any], name: str) -> str:
@@ -78,6 +90,7 @@ class OwnerService:
             "ls": self.ls,
             "restore": self.restore,
             "check": self.check,
+            "forget": self.forget,
         }
 
     # ---- backup ----------------------------------------------------------
@@ -224,6 +237,37 @@ class OwnerService:
             except P2PBackupError as exc:
                 errors.append(f"pack {pack_id.hex()[:12]}: {exc}")
         return read, errors
+
+    # ---- forget ----------------------------------------------------------
+
+    async def forget(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        """Forget named snapshots, or those a retention policy does not keep."""
+        names = _strings(args.get("snapshots"), "snapshots")
+        policy = _policy(args)
+        if names and not policy.is_empty():
+            raise P2PBackupError("name snapshots or give --keep-* rules, not both")
+        if not names and policy.is_empty():
+            raise P2PBackupError(
+                "give at least one --keep-* rule or snapshot id; forget never drops everything"
+            )
+        async with self._backup_lock:
+            snapshots = await self.index.list()
+            if names:
+                doomed = {(await self.index.find(name)).snapshot_id for name in names}
+                keep = [s for s in snapshots if s.snapshot_id not in doomed]
+                reasons = {s.snapshot_id: ["not named"] for s in keep}
+            else:
+                decision = apply_policy(snapshots, policy)
+                reasons = decision.reasons
+                keep = [s for s in snapshots if s.snapshot_id in reasons]
+            forget = [s for s in snapshots if s not in keep]
+            if forget and not args.get("dry_run"):
+                await self.index.forget([s.snapshot_id for s in forget])
+        return {
+            "dry_run": bool(args.get("dry_run")),
+            "keep": [{**s.summary(), "reasons": reasons[s.snapshot_id]} for s in keep],
+            "forget": [s.summary() for s in forget],
+        }
 
     # ---- restore ---------------------------------------------------------
 

@@ -111,6 +111,17 @@ def test_backup_incremental_kill_three_restore_and_recover(
     assert recovered["files_failed"] == 0
     _identical(tree, tmp_path / "recovered" / "tree")
 
+    # Forget from the new device; the old one sees the same list (tombstones in the set).
+    refused = mesh12.cli(fresh.index, "forget")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    dry = mesh12.cli_json(fresh.index, "forget", "--keep-last", "2", "--dry-run")
+    assert [s["id"] for s in dry["forget"]] == [listed[0]["id"]]
+    assert len(mesh12.cli_json(owner, "snapshots")["snapshots"]) == 3
+    done = mesh12.cli_json(fresh.index, "forget", "--keep-last", "1", "--keep-tag", "first")
+    assert [s["id"] for s in done["forget"]] == [listed[1]["id"]]
+    left = [s["id"] for s in mesh12.cli_json(owner, "snapshots")["snapshots"]]
+    assert left == [listed[0]["id"], listed[2]["id"]]
+
 
 def test_corrupted_shares_on_disk_are_detected_and_rebuilt_from_others(
     mesh12: LocalMesh, tree: Path, tmp_path: Path
