@@ -21,17 +21,14 @@ import trio
 from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
-from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
+from p2pbackup.maintenance.maintainer import MaintenanceConfig
 from p2pbackup.peer.offload import inline
-from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
-from p2pbackup.store.shares import MemoryShareStore
-from simulations.mesh import SimMesh, SimPeer
+from simulations.mesh import SimMesh
+from simulations.storage import StorageMesh, virtual_now
 
 DAY = 86_400.0
 HOUR = 3_600.0
-# Virtual time starts at 0; leases and descriptors want a wall-clock-like epoch.
-EPOCH = 1_700_000_000.0
 SAMPLE_EVERY = HOUR
 PLACE_CONCURRENCY = 8
 # Buckets refreshed every 6 h rather than hourly: over a simulated month hourly
@@ -54,52 +51,20 @@ class RepairParams:
 
 
 @dataclass
-class _Run:
-    """What the scenario tracks while it runs."""
+class _Tracker:
+    """Samples every pack's live shares: the running minimum, losses, doubled holdings."""
 
-    mesh: SimMesh
-    config: MaintenanceConfig
-    stores: dict[bytes, MemoryShareStore] = field(default_factory=dict)
-    maintainers: dict[bytes, Maintainer] = field(default_factory=dict)
+    storage: StorageMesh
     packs: list[bytes] = field(default_factory=list)
     min_live: int = 10**9
     lost: set[bytes] = field(default_factory=set)
     doubled: int = 0  # samples in which some peer held two shares of one pack
-    lost_bytes: int = 0
-    samples: int = 0
-
-    def equip(self, sim_peer: SimPeer) -> None:
-        """A share store and holder on the peer, as `serve` gives it."""
-        store = MemoryShareStore(2**40)
-        holder = ShareHolder(store, run_sync=inline, now=virtual_now)
-        for kind in HOLDER_REQUESTS:
-            sim_peer.peer.add_handler(kind, holder.handle)
-        self.stores[sim_peer.node_id] = store
-
-    def maintain(self, sim_peer: SimPeer) -> None:
-        maintainer = Maintainer(
-            sim_peer.peer.dht,
-            self.stores[sim_peer.node_id],
-            self.config,
-            random.Random(sim_peer.node_id),
-            run_sync=inline,
-            now=virtual_now,
-        )
-        sim_peer.peer.add_task(maintainer.run)
-        self.maintainers[sim_peer.node_id] = maintainer
-
-    def crash(self, sim_peer: SimPeer) -> None:
-        store = self.stores[sim_peer.node_id]
-        self.lost_bytes += sum(info.size for info in store.list_shares())
-        self.mesh.crash(sim_peer)
 
     def sample(self, k: int) -> dict[int, int]:
-        """Live distinct shares per pack right now; updates the running minimum and losses."""
-        self.samples += 1
-        alive = [self.stores[p.node_id] for p in self.mesh.live() if p.node_id in self.stores]
+        """Live distinct shares per pack right now, as a count of packs per share count."""
         live: dict[bytes, set[int]] = {pack_id: set() for pack_id in self.packs}
         doubled = False
-        for store in alive:
+        for store in self.storage.live_stores():
             seen: set[bytes] = set()
             for info in store.list_shares():
                 if info.pack_id in live:
@@ -116,15 +81,14 @@ class _Run:
         return counts
 
 
-def virtual_now() -> float:
-    return EPOCH + trio.current_time()
-
-
 def _schedule(params: RepairParams, rng: random.Random) -> list[tuple[float, str]]:
-    """Crash and join times, spread over the first 80% of the run so repair can finish."""
+    """Crash and join times, leaving time at the end for the last losses to be repaired:
+    a fifth of the run, and at least four audit rounds (a silent holder counts as lost
+    only after `lost_after` rounds)."""
     crashes = params.crashes if params.crashes is not None else params.peers * 2 // 5
     joins = params.joins if params.joins is not None else params.peers // 5
-    span = params.days * DAY * 0.8
+    settle = max(params.days * DAY * 0.2, 4 * params.audit_hours * HOUR)
+    span = max(params.days * DAY - settle, 0.0)
     events = [(rng.uniform(0, span), "crash") for _ in range(crashes)]
     events += [(rng.uniform(0, span), "join") for _ in range(joins)]
     return sorted(events)
@@ -144,9 +108,10 @@ async def run_repair(params: RepairParams) -> dict[str, Any]:
             nursery, params.seed, dht=REPAIR_DHT, encode=params.peers <= 200
         )
         await mesh.grow(params.peers, concurrency=params.join_concurrency)
-        run = _Run(mesh, config)
+        storage = StorageMesh(mesh, config)
+        tracker = _Tracker(storage)
         for sim_peer in mesh.peers:
-            run.equip(sim_peer)
+            storage.equip(sim_peer)
         owner = mesh.peers[0]
         keys = OwnerKeys.from_master(mesh.rng.randbytes(32))
         store = MeshPackStore(
@@ -163,7 +128,7 @@ async def run_repair(params: RepairParams) -> dict[str, Any]:
         async def place_one() -> None:
             data = data_rng.randbytes(params.pack_bytes)
             pack_id = pack_id_of(data)
-            run.packs.append(pack_id)
+            tracker.packs.append(pack_id)
             async with limiter:
                 await store.put(pack_id, data)
 
@@ -173,8 +138,8 @@ async def run_repair(params: RepairParams) -> dict[str, Any]:
         placed_at = trio.current_time()
         mesh.crash(owner)  # the owner is gone for the rest of the run
         for sim_peer in mesh.live():
-            run.maintain(sim_peer)
-        run.sample(redundancy.k)
+            storage.maintain(sim_peer)
+        tracker.sample(redundancy.k)
         events = _schedule(params, random.Random(params.seed ^ 0xC4A05))
         end = placed_at + params.days * DAY
         crashes = joins = 0
@@ -182,22 +147,22 @@ async def run_repair(params: RepairParams) -> dict[str, Any]:
         for at, kind in [*events, (end - placed_at, "end")]:
             while next_sample <= placed_at + at:
                 await trio.sleep_until(next_sample)
-                run.sample(redundancy.k)
+                tracker.sample(redundancy.k)
                 next_sample += SAMPLE_EVERY
             await trio.sleep_until(placed_at + at)
             if kind == "crash":
                 candidates = [p for p in mesh.live() if p is not owner]
                 if len(candidates) > redundancy.n:
-                    run.crash(mesh.rng.choice(candidates))
+                    storage.crash(mesh.rng.choice(candidates))
                     crashes += 1
             elif kind == "join":
                 bootstrap = mesh.rng.choice(mesh.live()).address
                 sim_peer = await mesh.add_peer(bootstrap)
-                run.equip(sim_peer)
-                run.maintain(sim_peer)
+                storage.equip(sim_peer)
+                storage.maintain(sim_peer)
                 joins += 1
-        final = run.sample(redundancy.k)
-        stats = [m.stats for m in run.maintainers.values()]
+        final = tracker.sample(redundancy.k)
+        stats = [m.stats for m in storage.maintainers.values()]
         repair_bytes = sum(s.repair_bytes for s in stats)
         result = {
             "scenario": "repair",
@@ -211,17 +176,17 @@ async def run_repair(params: RepairParams) -> dict[str, Any]:
             "audit_hours": params.audit_hours,
             "crashes": crashes,
             "joins": joins,
-            "packs_lost": len(run.lost),
-            "min_live_shares": run.min_live,
+            "packs_lost": len(tracker.lost),
+            "min_live_shares": tracker.min_live,
             "packs_at_n_at_end": final.get(redundancy.n, 0),
             "live_shares_at_end": {str(c): final[c] for c in sorted(final)},
-            "samples_with_two_shares_on_one_peer": run.doubled,
+            "samples_with_two_shares_on_one_peer": tracker.doubled,
             "repairs": sum(s.repairs for s in stats),
             "shares_rebuilt": sum(s.shares_rebuilt for s in stats),
             "handed_off": sum(s.handed_off for s in stats),
             "repair_bytes": repair_bytes,
-            "lost_bytes": run.lost_bytes,
-            "repair_bytes_per_lost_byte": round(repair_bytes / max(run.lost_bytes, 1), 3),
+            "lost_bytes": storage.lost_bytes,
+            "repair_bytes_per_lost_byte": round(repair_bytes / max(storage.lost_bytes, 1), 3),
             "audits": sum(s.audits for s in stats),
             "audits_failed": sum(s.audits_failed for s in stats),
             "maintenance_lookups": sum(s.lookups for s in stats),

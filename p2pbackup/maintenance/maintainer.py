@@ -24,6 +24,7 @@ from p2pbackup.codec.erasure import decode_pack, encode_pack
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.check import audit_claim
+from p2pbackup.maintenance.leases import newer_lease
 from p2pbackup.maintenance.messages import QueryShare, ShareHeld
 from p2pbackup.maintenance.survey import RepairPlan, Survey, distance
 from p2pbackup.net.contact import Contact
@@ -63,6 +64,7 @@ class MaintenanceStats:
     expired: int = 0
     errors: int = 0
     lookups: int = 0
+    leases_adopted: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -149,10 +151,14 @@ class Maintainer:
             if self._failures.get(node_id, 0) < self.config.lost_after
         }
         plan = survey.plan(closest, threshold=self.config.repair_threshold, suspects=suspects)
+        # Rebuilt or handed-off shares carry the latest lease any sibling showed.
+        latest = (
+            stored.descriptor if survey.descriptor is descriptor else survey.descriptor.to_bytes()
+        )
         if plan is not None and plan.targets:
-            await self._repair(pack_id, descriptor, stored.descriptor, stored.data, index, plan)
+            await self._repair(pack_id, survey.descriptor, latest, stored.data, index, plan)
         elif plan is None:
-            await self._rebalance(pack_id, index, stored.descriptor, stored.data, closest, survey)
+            await self._rebalance(pack_id, index, latest, stored.data, closest, survey)
 
     async def _quiet_round(
         self, pack_id: bytes, index: int, descriptor: ShareDescriptor, descriptor_bytes: bytes
@@ -197,6 +203,8 @@ class Maintainer:
                 return
             self.dht.observe(reply.remote)
             held = reply.message if isinstance(reply.message, ShareHeld) else None
+            if held is not None:
+                await self._adopt_lease(survey, held.descriptor)
             index = held.index if held else None
             if not survey.on_holding(contact, index, held.descriptor if held else None):
                 return
@@ -208,6 +216,21 @@ class Maintainer:
         async with trio.open_nursery() as nursery:
             for contact in closest:
                 nursery.start_soon(ask, contact)
+
+    async def _adopt_lease(self, survey: Survey, descriptor_bytes: bytes) -> None:
+        """A sibling holds a later lease the owner signed: keep our share as long."""
+        offered = await self.run_sync(newer_lease, survey.descriptor, descriptor_bytes)
+        if offered is None:
+            return
+        await self.run_sync(
+            self.store.renew,
+            survey.pack_id,
+            offered.owner,
+            offered.lease_expiry,
+            descriptor_bytes,
+        )
+        survey.descriptor = offered
+        self.stats.leases_adopted += 1
 
     async def _repair(
         self,

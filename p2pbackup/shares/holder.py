@@ -15,12 +15,17 @@ from collections.abc import Callable
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.codec.erasure import block_count, block_proof, share_block
 from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.maintenance.leases import newer_lease, release_is_genuine
 from p2pbackup.maintenance.messages import (
     MAINTENANCE_REQUESTS,
     Audit,
     AuditProof,
+    LeaseRenewed,
     QueryShare,
+    ReleaseShare,
+    RenewLease,
     ShareHeld,
+    ShareReleased,
 )
 from p2pbackup.net.transport import Remote
 from p2pbackup.peer.offload import RunSync, to_thread
@@ -92,6 +97,10 @@ class ShareHolder:
             return await self._query(message)
         if isinstance(message, Audit):
             return await self._audit(message)
+        if isinstance(message, RenewLease):
+            return await self._renew(message)
+        if isinstance(message, ReleaseShare):
+            return await self._release(message)
         raise P2PBackupError(f"{message.TYPE} is not a share request")
 
     async def _put(self, message: PutShare) -> Message:
@@ -130,6 +139,35 @@ class ShareHolder:
             if stored is not None:
                 return ShareHeld(stored.index, stored.descriptor)
         return NoShare()
+
+    async def _renew(self, message: RenewLease) -> Message:
+        for index in await self.run_sync(self.store.indices, message.pack_id):
+            stored = await self.run_sync(self.store.get, message.pack_id, index)
+            if stored is None:
+                continue
+            held = ShareDescriptor.from_bytes(stored.descriptor)
+            offered = await self.run_sync(newer_lease, held, message.descriptor)
+            if offered is None:  # not later, or not the owner's: keep what we have
+                return LeaseRenewed(held.lease_expiry)
+            await self.run_sync(
+                self.store.renew,
+                message.pack_id,
+                stored.owner,
+                offered.lease_expiry,
+                message.descriptor,
+            )
+            return LeaseRenewed(offered.lease_expiry)
+        return NoShare()
+
+    async def _release(self, message: ReleaseShare) -> Message:
+        if not release_is_genuine(message):
+            raise ShareRefused("the release is not signed by the pack's owner")
+        dropped = 0
+        for index in await self.run_sync(self.store.indices, message.pack_id):
+            stored = await self.run_sync(self.store.get, message.pack_id, index)
+            if stored is not None and stored.owner == message.owner:
+                dropped += await self.run_sync(self.store.delete, message.pack_id, index)
+        return ShareReleased(dropped)
 
     async def _audit(self, message: Audit) -> Message:
         stored = await self.run_sync(self.store.get, message.pack_id, message.index)

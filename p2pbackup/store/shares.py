@@ -121,8 +121,11 @@ class ShareStore(Protocol):
         """Every held share as (pack_id, index, size, lease_expiry)."""
         ...
 
-    def renew(self, pack_id: bytes, owner: bytes, lease_expiry: int) -> int:
-        """Set the lease of `owner`'s shares of `pack_id`; returns how many were updated."""
+    def renew(
+        self, pack_id: bytes, owner: bytes, lease_expiry: int, descriptor: bytes | None = None
+    ) -> int:
+        """Set the lease of `owner`'s shares of `pack_id` (and the descriptor that says so,
+        if given); returns how many were updated."""
         ...
 
     def expired(self, now: int) -> list[ShareKey]:
@@ -277,7 +280,9 @@ class MemoryShareStore:
         ]
         return iter(rows)
 
-    def renew(self, pack_id: bytes, owner: bytes, lease_expiry: int) -> int:
+    def renew(
+        self, pack_id: bytes, owner: bytes, lease_expiry: int, descriptor: bytes | None = None
+    ) -> int:
         """Set the lease of `owner`'s shares of `pack_id`; others' shares are untouched."""
         _check_key(pack_id, 0)
         _check_owner(owner)
@@ -289,7 +294,7 @@ class MemoryShareStore:
                     share.pack_id,
                     share.index,
                     share.data,
-                    share.descriptor,
+                    share.descriptor if descriptor is None else descriptor,
                     share.owner,
                     lease_expiry,
                     share.stored_at,
@@ -629,15 +634,18 @@ class FileShareStore:
             ).fetchall()
         return (ShareInfo(bytes(p), int(i), int(s), int(e)) for p, i, s, e in rows)
 
-    def renew(self, pack_id: bytes, owner: bytes, lease_expiry: int) -> int:
+    def renew(
+        self, pack_id: bytes, owner: bytes, lease_expiry: int, descriptor: bytes | None = None
+    ) -> int:
         """Set the lease of `owner`'s shares of `pack_id`; others' shares are untouched."""
         _check_key(pack_id, 0)
         _check_owner(owner)
         _check_time("lease_expiry", lease_expiry)
         with self._mutex:
             cursor = self._db.execute(
-                "UPDATE shares SET lease_expiry = ? WHERE pack_id = ? AND owner = ?",
-                (lease_expiry, pack_id, owner),
+                "UPDATE shares SET lease_expiry = ?, descriptor = coalesce(?, descriptor) "
+                "WHERE pack_id = ? AND owner = ?",
+                (lease_expiry, descriptor, pack_id, owner),
             )
             return cursor.rowcount
 

@@ -42,6 +42,11 @@ class MessageType(enum.StrEnum):
     SHARE_HELD = "share_held"
     AUDIT = "audit"
     AUDIT_PROOF = "audit_proof"
+    # leases
+    RENEW_LEASE = "renew_lease"
+    LEASE_RENEWED = "lease_renewed"
+    RELEASE_SHARE = "release_share"
+    SHARE_RELEASED = "share_released"
     # any layer
     ERROR = "error"
 

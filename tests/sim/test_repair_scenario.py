@@ -6,7 +6,7 @@ from simulations.catalog import run_named
 
 
 def test_packs_survive_churn_with_the_owner_gone() -> None:
-    result = run_named("repair", 3, {"peers": 30, "packs": 12, "days": 1.0})
+    result = run_named("repair", 3, {"peers": 30, "packs": 12, "days": 1.0, "audit_hours": 3.0})
     assert result["crashes"] == 12 and result["joins"] == 6
     assert result["packs_lost"] == 0
     assert result["min_live_shares"] >= result["k"]

@@ -1,0 +1,125 @@
+"""Leases: how long storage peers keep an owner's shares, and how owners extend or end them.
+
+Every share's descriptor carries a lease expiry signed by the owner; a share
+whose lease has run out is deleted by its holder. An owner that still keeps a
+snapshot renews: it reads the current descriptor from a holder, signs it
+again with a later expiry and hands it to every holder it finds. Holders
+accept only a later expiry, so a replayed old descriptor cannot cut a lease
+short, and they pass the newest descriptor on to siblings during their
+surveys, so a holder the owner missed catches up. An owner that prunes a
+pack releases it instead: a signature over the pack id tells holders to drop
+their share now. Pack ids are content hashes and never come back, so a
+replayed release costs nothing.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from p2pbackup.codec.descriptor import ShareDescriptor
+from p2pbackup.crypto.identity import Identity, verify_signature
+from p2pbackup.dht.node import DhtNode
+from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.maintenance.messages import (
+    LeaseRenewed,
+    QueryShare,
+    ReleaseShare,
+    RenewLease,
+    ShareHeld,
+    ShareReleased,
+)
+from p2pbackup.maintenance.survey import same_share_set
+from p2pbackup.net.contact import Contact
+
+_RELEASE_CONTEXT = b"p2pbackup-release-v1\x00"
+
+
+def release_payload(pack_id: bytes) -> bytes:
+    return _RELEASE_CONTEXT + pack_id
+
+
+def release_for(identity: Identity, pack_id: bytes) -> ReleaseShare:
+    return ReleaseShare(pack_id, identity.public_key, identity.sign(release_payload(pack_id)))
+
+
+def release_is_genuine(message: ReleaseShare) -> bool:
+    return verify_signature(message.owner, release_payload(message.pack_id), message.signature)
+
+
+def newer_lease(held: ShareDescriptor, offered_bytes: bytes) -> ShareDescriptor | None:
+    """The offered descriptor if it is the owner's, for the same shares, with a later lease."""
+    try:
+        offered = ShareDescriptor.from_bytes(offered_bytes)
+    except WireError:
+        return None
+    if offered.lease_expiry <= held.lease_expiry or not same_share_set(held, offered):
+        return None
+    return offered if offered.verify() else None
+
+
+async def renew_pack(
+    dht: DhtNode, identity: Identity, pack_id: bytes, lease_expiry: int, timeout: float
+) -> int:
+    """Extend the lease of every share of the pack the closest peers hold; returns how many
+    holders now keep it until at least `lease_expiry`."""
+    closest = (await dht.lookup(pack_id)).contacts
+    holders: list[tuple[Contact, ShareDescriptor]] = []
+
+    async def ask(contact: Contact) -> None:
+        try:
+            reply = await dht.transport.request(contact, QueryShare(pack_id), timeout)
+        except P2PBackupError:
+            return
+        if isinstance(reply.message, ShareHeld):
+            try:
+                descriptor = ShareDescriptor.from_bytes(reply.message.descriptor)
+            except WireError:
+                return
+            if descriptor.owner == identity.public_key and descriptor.pack_id == pack_id:
+                holders.append((contact, descriptor))
+
+    async with trio.open_nursery() as nursery:
+        for contact in closest:
+            nursery.start_soon(ask, contact)
+    sound = [d for _, d in holders if d.verify()]
+    if not sound:
+        return 0
+    renewed = sound[0].renewed(identity, lease_expiry).to_bytes()
+    kept = 0
+
+    async def renew(contact: Contact) -> None:
+        nonlocal kept
+        try:
+            reply = await dht.transport.request(contact, RenewLease(pack_id, renewed), timeout)
+        except P2PBackupError:
+            return
+        if isinstance(reply.message, LeaseRenewed) and reply.message.lease_expiry >= lease_expiry:
+            kept += 1
+
+    async with trio.open_nursery() as nursery:
+        for contact, _ in holders:
+            nursery.start_soon(renew, contact)
+    return kept
+
+
+async def release_pack(dht: DhtNode, identity: Identity, pack_id: bytes, timeout: float) -> int:
+    """Tell the peers closest to the pack to drop its shares now; returns shares dropped.
+
+    A holder out of reach keeps its share until the lease runs out."""
+    closest = (await dht.lookup(pack_id)).contacts
+    message = release_for(identity, pack_id)
+    dropped = 0
+
+    async def release(contact: Contact) -> None:
+        nonlocal dropped
+        try:
+            reply = await dht.transport.request(contact, message, timeout)
+        except P2PBackupError:
+            return
+        if isinstance(reply.message, ShareReleased):
+            dropped += reply.message.count
+
+    async with trio.open_nursery() as nursery:
+        for contact in closest:
+            nursery.start_soon(release, contact)
+    return dropped
