@@ -195,6 +195,8 @@ def serve(
     repair_threshold: int = typer.Option(
         7, help="Rebuild lost shares at once when fewer than this many are live."
     ),
+    lease: str = typer.Option("90d", help="How long peers keep this owner's shares unrenewed."),
+    renew_interval: str = typer.Option("7d", help="How often this owner renews its leases."),
 ) -> None:
     """Run this home's peer in the foreground until SIGINT or SIGTERM."""
     from p2pbackup.dht.config import DhtConfig
@@ -218,6 +220,8 @@ def serve(
         maintenance=MaintenanceConfig(
             audit_interval=parse_duration(audit_interval), repair_threshold=repair_threshold
         ),
+        lease_seconds=max(1, int(parse_duration(lease))),
+        renew_interval=parse_duration(renew_interval),
     )
     home = STATE.home
 
@@ -406,6 +410,7 @@ def forget(
     keep_weekly: int = typer.Option(0, "--keep-weekly", min=0, help="Keep N weekly."),
     keep_monthly: int = typer.Option(0, "--keep-monthly", min=0, help="Keep N monthly."),
     keep_tag: list[str] = typer.Option(None, "--keep-tag", help="Keep every snapshot with T."),
+    prune: bool = typer.Option(False, "--prune", help="Then release packs no snapshot uses."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would go; change nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -420,6 +425,7 @@ def forget(
             "keep_weekly": keep_weekly,
             "keep_monthly": keep_monthly,
             "keep_tags": keep_tag or [],
+            "prune": prune,
             "dry_run": dry_run,
         },
     )
@@ -433,7 +439,42 @@ def _forget_text(r: dict[str, Any]) -> str:
         lines.append(f"  keep   {s['short_id']}  {_when(s['time'])}  {', '.join(s['reasons'])}")
     for s in r["forget"]:
         lines.append(f"  forget {s['short_id']}  {_when(s['time'])}")
+    if "prune" in r:
+        lines.append(_prune_text(r["prune"]))
     return "\n".join(lines)
+
+
+@app.command("prune")
+@user_errors
+def prune_command(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would go; change nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Release the packs no kept snapshot uses; their holders free the space."""
+    emit(call_peer("prune", {"dry_run": dry_run}), as_json, _prune_text)
+
+
+def _prune_text(r: dict[str, Any]) -> str:
+    verb = "would release" if r["dry_run"] else "released"
+    return (
+        f"{r['packs_kept']} packs kept for {r['snapshots']} snapshots, {verb} "
+        f"{r['packs_released']} ({r['shares_dropped']} shares dropped at once; the rest "
+        "go when their leases run out)"
+    )
+
+
+@app.command()
+@user_errors
+def repair(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """Rebuild now every share of this owner's packs that is not live (needs k per pack)."""
+    result = call_peer("repair")
+    emit(
+        result,
+        as_json,
+        lambda r: _check_text(r) + f"\nrebuilt and placed {r['shares_rebuilt']} shares",
+    )
+    if result["unrecoverable"]:
+        fail(f"{result['unrecoverable']} packs cannot be rebuilt", PARTIAL)
 
 
 @app.command()

@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS indexed_snapshots (
 CREATE TABLE IF NOT EXISTS unindexed (
     chunk_id BLOB PRIMARY KEY
 );
+CREATE TABLE IF NOT EXISTS released (
+    pack_id BLOB PRIMARY KEY
+);
 """
 
 
@@ -180,11 +183,40 @@ class Catalog:
             )
 
     def add_locators(self, entries: Iterable[tuple[bytes, Locator]]) -> None:
+        """Learn where chunks are (from index blobs); chunks in released packs are skipped."""
         with self._transaction():
             self._db.executemany(
-                "INSERT OR IGNORE INTO chunks VALUES (?, ?, ?, ?)",
-                ((cid, loc.pack_id, loc.offset, loc.length) for cid, loc in entries),
+                "INSERT OR IGNORE INTO chunks SELECT ?, ?, ?, ? "
+                "WHERE NOT EXISTS (SELECT 1 FROM released WHERE pack_id = ?)",
+                ((cid, loc.pack_id, loc.offset, loc.length, loc.pack_id) for cid, loc in entries),
             )
+
+    def pack_ids(self) -> set[bytes]:
+        """Every pack this owner has placed and not released: data and index packs."""
+        rows = self._db.execute(
+            "SELECT pack_id FROM chunks UNION SELECT pack_id FROM index_blobs "
+            "UNION SELECT pack_id FROM packs"
+        )
+        released = self.released()
+        return {row[0] for row in rows} - released
+
+    def released(self) -> set[bytes]:
+        return {row[0] for row in self._db.execute("SELECT pack_id FROM released")}
+
+    def release(self, pack_ids: Iterable[bytes]) -> None:
+        """Forget released packs and every chunk in them, atomically: a later backup must
+        send such a chunk again rather than point at a pack that is going away."""
+        ids = [(p,) for p in pack_ids]
+        with self._transaction():
+            self._db.executemany("INSERT OR IGNORE INTO released VALUES (?)", ids)
+            self._db.executemany(
+                "DELETE FROM unindexed WHERE chunk_id IN "
+                "(SELECT chunk_id FROM chunks WHERE pack_id = ?)",
+                ids,
+            )
+            self._db.executemany("DELETE FROM chunks WHERE pack_id = ?", ids)
+            self._db.executemany("DELETE FROM packs WHERE pack_id = ?", ids)
+            self._db.executemany("DELETE FROM index_blobs WHERE pack_id = ?", ids)
 
     def packs(self) -> Iterator[tuple[bytes, int, int, int, int]]:
         yield from self._db.execute("SELECT pack_id, k, n, size, placed FROM packs")

@@ -31,6 +31,9 @@ SNAPSHOT_ID_BYTES = 16
 PACK_ID_BYTES = 20
 _SNAPSHOT_AAD = b"p2pbackup-snapshot-v1"
 _FORGET_AAD = b"p2pbackup-forget-v1"
+_RELEASED_AAD = b"p2pbackup-released-v1"
+# Pack ids per released entry: 20 bytes each keeps an entry well under a record's 64 KiB.
+RELEASED_PER_ENTRY = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,3 +163,20 @@ def open_forget(sealed: bytes, key: bytes) -> bytes | None:
     if not isinstance(value, bytes) or len(value) != SNAPSHOT_ID_BYTES:
         return None
     return value
+
+
+def seal_released(pack_ids: list[bytes], key: bytes) -> bytes:
+    """An entry naming packs a prune released: no device may dedup against them again."""
+    return Aead(key).encrypt(cbor2.dumps({"released": pack_ids}), _RELEASED_AAD)
+
+
+def open_released(sealed: bytes, key: bytes) -> list[bytes] | None:
+    """The pack ids a released entry names, or None if `sealed` is not one."""
+    try:
+        raw = cbor2.loads(Aead(key).decrypt(sealed, _RELEASED_AAD))
+    except Exception:  # not a released entry (or not ours)
+        return None
+    value = raw.get("released") if isinstance(raw, dict) else None
+    if not isinstance(value, list) or len(value) > RELEASED_PER_ENTRY:
+        return None
+    return [p for p in value if isinstance(p, bytes) and len(p) == PACK_ID_BYTES]

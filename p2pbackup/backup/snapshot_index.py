@@ -13,13 +13,17 @@ forgeries.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from p2pbackup.backup.snapshot import (
+    RELEASED_PER_ENTRY,
     SNAPSHOT_INDEX_NAME,
     Snapshot,
     open_forget,
+    open_released,
     open_snapshot,
     seal_forget,
+    seal_released,
     seal_snapshot,
 )
 from p2pbackup.crypto.keys import OwnerKeys
@@ -29,6 +33,12 @@ from p2pbackup.errors import P2PBackupError, QuorumNotReached
 
 log = logging.getLogger("p2pbackup.backup")
 _HINT = " (too few peers reachable; `status` shows how many this peer knows)"
+
+
+@dataclass(frozen=True)
+class IndexState:
+    snapshots: list[Snapshot]  # not forgotten, oldest first
+    released: frozenset[bytes]  # packs a prune released
 
 
 class SnapshotIndex:
@@ -61,27 +71,44 @@ class SnapshotIndex:
             ) from None
         return len(write.acks)
 
+    async def release(self, pack_ids: list[bytes]) -> int:
+        """Record that a prune released these packs; returns replicas that acknowledged."""
+        key = self.keys.snapshot_key
+        values = [
+            seal_released(pack_ids[i : i + RELEASED_PER_ENTRY], key)
+            for i in range(0, len(pack_ids), RELEASED_PER_ENTRY)
+        ]
+        return await self._write(values, "record released packs of") if values else 0
+
     async def list(self) -> list[Snapshot]:
         """Every snapshot of this owner not forgotten, oldest first."""
+        return (await self.state()).snapshots
+
+    async def state(self) -> IndexState:
+        """The snapshots not forgotten, and the packs released, as a quorum read shows them."""
         try:
             record = await self.dht.get(self.key)
         except QuorumNotReached as exc:
             raise QuorumNotReached(f"cannot read the snapshot list: {exc}{_HINT}") from None
         if record is None:
-            return []
+            return IndexState([], frozenset())
         key = self.keys.snapshot_key
-        snapshots, forgotten = [], set()
+        snapshots, forgotten, released = [], set(), set()
         for value in record.values:
             gone = open_forget(value, key)
             if gone is not None:
                 forgotten.add(gone)
+                continue
+            packs = open_released(value, key)
+            if packs is not None:
+                released.update(packs)
                 continue
             try:
                 snapshots.append(open_snapshot(value, key))
             except P2PBackupError as exc:  # signed by us, so only a bug or an old format
                 log.warning("skipping an unreadable snapshot entry: %s", exc)
         live = [s for s in snapshots if s.snapshot_id not in forgotten]
-        return sorted(live, key=lambda s: (s.time, s.snapshot_id))
+        return IndexState(sorted(live, key=lambda s: (s.time, s.snapshot_id)), frozenset(released))
 
     async def find(self, name: str) -> Snapshot:
         """A snapshot by id prefix, or `latest`; raises with a one-line reason."""

@@ -12,12 +12,16 @@ from dataclasses import dataclass
 
 import trio
 
+from p2pbackup.backup.packstore import PackStore
 from p2pbackup.codec.descriptor import ShareDescriptor
+from p2pbackup.codec.erasure import encode_pack
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.maintenance.messages import AuditProof, QueryShare, ShareHeld
 from p2pbackup.maintenance.survey import Survey
 from p2pbackup.net.contact import Contact
+from p2pbackup.peer.offload import RunSync
+from p2pbackup.shares.placing import place_shares
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,11 @@ def _owned(held: ShareHeld, pack_id: bytes, owner: bytes) -> ShareDescriptor | N
     return descriptor
 
 
-async def check_pack(
+async def survey_pack(
     dht: DhtNode, pack_id: bytes, owner: bytes, rng: random.Random, timeout: float
-) -> PackHealth:
+) -> tuple[Survey | None, list[Contact]]:
+    """Query and audit the peers closest to the pack; None when no holder shows the owner's
+    descriptor. Also returns those closest peers, where missing shares would go."""
     closest = (await dht.lookup(pack_id)).contacts
     answers: list[tuple[Contact, ShareHeld]] = []
 
@@ -59,12 +65,11 @@ async def check_pack(
     async with trio.open_nursery() as nursery:
         for contact in closest:
             nursery.start_soon(ask, contact)
-    descriptor = next(
-        (d for _, held in answers if (d := _owned(held, pack_id, owner)) is not None), None
-    )
-    if descriptor is None:
-        return PackHealth(pack_id, 0, 0, 0)
-    survey = Survey(pack_id, descriptor)
+    owned = [d for _, held in answers if (d := _owned(held, pack_id, owner)) is not None]
+    if not owned:
+        return None, closest
+    # The latest lease any holder shows: repaired shares should carry it.
+    survey = Survey(pack_id, max(owned, key=lambda d: d.lease_expiry))
 
     async def audit(contact: Contact, held: ShareHeld) -> None:
         if survey.on_holding(contact, held.index, held.descriptor):
@@ -73,7 +78,51 @@ async def check_pack(
     async with trio.open_nursery() as nursery:
         for contact, held in answers:
             nursery.start_soon(audit, contact, held)
-    return PackHealth(pack_id, survey.live, descriptor.k, descriptor.n)
+    return survey, closest
+
+
+async def check_pack(
+    dht: DhtNode, pack_id: bytes, owner: bytes, rng: random.Random, timeout: float
+) -> PackHealth:
+    survey, _ = await survey_pack(dht, pack_id, owner, rng, timeout)
+    if survey is None:
+        return PackHealth(pack_id, 0, 0, 0)
+    return PackHealth(pack_id, survey.live, survey.descriptor.k, survey.descriptor.n)
+
+
+async def repair_pack(
+    dht: DhtNode,
+    packs: PackStore,
+    pack_id: bytes,
+    owner: bytes,
+    rng: random.Random,
+    timeout: float,
+    run_sync: RunSync,
+) -> tuple[PackHealth, int]:
+    """The owner's repair of one pack: rebuild every share not proven live and place it on
+    the closest peers holding none. Returns the health found and the shares placed."""
+    survey, closest = await survey_pack(dht, pack_id, owner, rng, timeout)
+    if survey is None:
+        return PackHealth(pack_id, 0, 0, 0), 0
+    descriptor = survey.descriptor
+    health = PackHealth(pack_id, survey.live, descriptor.k, descriptor.n)
+    missing = [i for i in range(descriptor.n) if i not in survey.proven]
+    if not missing or not health.recoverable:
+        return health, 0
+    data = await packs.get(pack_id)  # any k verified shares, decoded
+    shares = await run_sync(encode_pack, data, descriptor.k, descriptor.n)
+    holding = {c.node_id for c in survey.proven.values()} | set(survey.claims) | survey.failed
+    targets = [c for c in closest if c.node_id not in holding]
+    _, placed, _ = await place_shares(
+        dht,
+        pack_id,
+        descriptor.to_bytes(),
+        {i: shares[i] for i in missing},
+        targets,
+        happy=0,
+        timeout=timeout,
+    )
+    return health, len(placed)
 
 
 async def audit_claim(

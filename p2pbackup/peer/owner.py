@@ -27,9 +27,10 @@ from p2pbackup.backup.tree import EntryKind, Tree
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.check import PackHealth, check_pack
+from p2pbackup.maintenance.check import PackHealth, check_pack, repair_pack
 from p2pbackup.peer.control import Operation, Progress
 from p2pbackup.peer.offload import RunSync, to_thread
+from p2pbackup.peer.upkeep import Upkeep
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
 
 
@@ -69,12 +70,21 @@ class OwnerService:
         *,
         run_sync: RunSync = to_thread,
         parallel_uploads: int = 4,
+        renew_interval: float = 7 * 86_400.0,
     ) -> None:
         self.keys = keys
         self.codec = BlobCodec(keys)
         self.catalog = Catalog(catalog_path)
         self.packs = MeshPackStore(dht, keys.identity, redundancy, run_sync=run_sync)
         self.index = SnapshotIndex(dht, keys)
+        self.upkeep = Upkeep(
+            dht,
+            keys.identity,
+            self.catalog,
+            self.index,
+            redundancy.lease_seconds,
+            renew_interval,
+        )
         self.run_sync = run_sync
         self.parallel_uploads = parallel_uploads
         # One catalog, one writer: a second backup waits for the first.
@@ -90,7 +100,10 @@ class OwnerService:
             "ls": self.ls,
             "restore": self.restore,
             "check": self.check,
+            "repair": self.repair,
             "forget": self.forget,
+            "prune": self.prune,
+            "renew": self.renew,
         }
 
     # ---- backup ----------------------------------------------------------
@@ -104,7 +117,9 @@ class OwnerService:
         host = args.get("host") if isinstance(args.get("host"), str) else socket.gethostname()
         started = time.monotonic()
         async with self._backup_lock:
-            snapshots = await self.index.list()
+            state = await self.index.state()
+            snapshots = state.snapshots
+            self.catalog.release(state.released - self.catalog.released())
             await self._learn_chunks(snapshots)
             parent = _latest_of(snapshots, paths)
             engine = BackupEngine(
@@ -185,30 +200,46 @@ class OwnerService:
 
     async def check(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
         """Live, audited shares of every pack a snapshot uses; with read_data, every chunk."""
+        return await self._each_pack(args, progress, repair=False)
+
+    async def repair(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        """Rebuild now every share of every pack a snapshot uses that is not proven live."""
+        return await self._each_pack(args, progress, repair=True)
+
+    async def _each_pack(
+        self, args: dict[str, Any], progress: Progress, *, repair: bool
+    ) -> dict[str, Any]:
         started = time.monotonic()
-        snapshots = await self.index.list()
+        state = await self.index.state()
         reader = BlobReader(self.codec, self.packs, {})
-        locators = {loc for s in snapshots for loc in s.index}
+        locators = {loc for s in state.snapshots for loc in s.index}
         index = await load_index(reader, tuple(sorted(locators, key=lambda loc: loc.to_wire())))
+        index = {cid: loc for cid, loc in index.items() if loc.pack_id not in state.released}
         packs = sorted({loc.pack_id for loc in index.values()} | {loc.pack_id for loc in locators})
         rng = random.Random()
+        owner = self.keys.identity.public_key
         healths: list[PackHealth] = []
+        placed = 0
         limiter = trio.CapacityLimiter(8)
 
         async def one(pack_id: bytes) -> None:
+            nonlocal placed
             async with limiter:
-                healths.append(
-                    await check_pack(
-                        self.packs.dht, pack_id, self.keys.identity.public_key, rng, 30.0
+                if repair:
+                    health, rebuilt = await repair_pack(
+                        self.packs.dht, self.packs, pack_id, owner, rng, 30.0, self.run_sync
                     )
-                )
+                    placed += rebuilt
+                else:
+                    health = await check_pack(self.packs.dht, pack_id, owner, rng, 30.0)
+                healths.append(health)
                 await progress({"packs_checked": len(healths), "packs": len(packs)})
 
         async with trio.open_nursery() as nursery:
             for pack_id in packs:
                 nursery.start_soon(one, pack_id)
         result: dict[str, Any] = {
-            "snapshots": len(snapshots),
+            "snapshots": len(state.snapshots),
             "packs": len(packs),
             "healthy": sum(1 for h in healths if h.n and h.live == h.n),
             "degraded": sum(1 for h in healths if h.recoverable and h.live < h.n),
@@ -216,6 +247,9 @@ class OwnerService:
             "min_live_shares": min((h.live for h in healths), default=0),
             "unrecoverable_packs": sorted(h.pack_id.hex() for h in healths if not h.recoverable),
         }
+        if repair:
+            # The counts above are what the repair found; this is what it rebuilt.
+            result["shares_rebuilt"] = placed
         if args.get("read_data"):
             result["chunks_read"], result["chunk_errors"] = await self._read_all(reader, index)
         result["seconds"] = round(time.monotonic() - started, 3)
@@ -261,13 +295,28 @@ class OwnerService:
                 reasons = decision.reasons
                 keep = [s for s in snapshots if s.snapshot_id in reasons]
             forget = [s for s in snapshots if s not in keep]
-            if forget and not args.get("dry_run"):
+            dry_run = bool(args.get("dry_run"))
+            if forget and not dry_run:
                 await self.index.forget([s.snapshot_id for s in forget])
-        return {
-            "dry_run": bool(args.get("dry_run")),
-            "keep": [{**s.summary(), "reasons": reasons[s.snapshot_id]} for s in keep],
-            "forget": [s.summary() for s in forget],
-        }
+            result: dict[str, Any] = {
+                "dry_run": dry_run,
+                "keep": [{**s.summary(), "reasons": reasons[s.snapshot_id]} for s in keep],
+                "forget": [s.summary() for s in forget],
+            }
+            if args.get("prune"):
+                reader = BlobReader(self.codec, self.packs, {})
+                result["prune"] = await self.upkeep.prune(reader, dry_run, progress, keep)
+        return result
+
+    async def prune(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        """Release the packs no kept snapshot uses any more."""
+        async with self._backup_lock:
+            reader = BlobReader(self.codec, self.packs, {})
+            return await self.upkeep.prune(reader, bool(args.get("dry_run")), progress)
+
+    async def renew(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+        """Renew every lease now (the peer also does it every renew interval)."""
+        return await self.upkeep.renew_all(progress)
 
     # ---- restore ---------------------------------------------------------
 

@@ -42,6 +42,10 @@ class ServeOptions:
     dht: DhtConfig = field(default_factory=DhtConfig)
     capacity: int = 20 * 2**30
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
+    # How long storage peers keep this owner's new or renewed shares, and how often
+    # the owner renews them.
+    lease_seconds: int = 90 * 86_400
+    renew_interval: float = 7 * 86_400.0
 
 
 class PeerService:
@@ -62,10 +66,16 @@ class PeerService:
                 k=int(settings.get("k", 3)),
                 n=int(settings.get("n", 10)),
                 happy=int(settings.get("happy", 7)),
+                lease_seconds=options.lease_seconds,
             )
             self.owner = OwnerService(
-                OwnerKeys.from_master(master), self.peer.dht, home.catalog_file, redundancy
+                OwnerKeys.from_master(master),
+                self.peer.dht,
+                home.catalog_file,
+                redundancy,
+                renew_interval=options.renew_interval,
             )
+            self.peer.add_task(self.owner.upkeep.keep_leases)
         self.shares = FileShareStore(home.shares_dir, options.capacity)
         own_owner = self.owner.keys.identity.public_key if self.owner is not None else None
         holder = ShareHolder(self.shares, own_owner=own_owner)

@@ -57,3 +57,57 @@ def test_holders_killed_while_the_owner_is_away_are_replaced_within_a_minute(
         assert health["unrecoverable"] == 0
         assert health["min_live_shares"] == 10, health
         assert health["healthy"] == health["packs"]
+
+
+def test_owner_repair_then_forget_and_prune_frees_every_share(tmp_path: Path) -> None:
+    # Maintenance loops idle for the test's length: the owner's commands do all the work.
+    serve = ("--rpc-timeout", "2s", "--audit-interval", "1h")
+    peers = 15  # after 3 die, 11 storage peers besides the owner: room for n = 10
+    with LocalMesh(tmp_path / "mesh", peers, serve_args=serve) as mesh:
+        mesh.start()
+        assert mesh.wait_until(
+            lambda: all(
+                mesh.control(i, "status")["routing_table_size"] == peers - 1 for i in range(peers)
+            ),
+            timeout=30,
+        )
+        source = tmp_path / "data"
+        source.mkdir()
+        rng = random.Random(6)
+        for i in range(4):
+            (source / f"file{i}.bin").write_bytes(rng.randbytes(1_200_000))
+        owner = 0
+        first = mesh.cli_json(owner, "backup", str(source))
+        (source / "file0.bin").write_bytes(rng.randbytes(1_200_000))
+        second = mesh.cli_json(owner, "backup", str(source))
+        assert second["packs"] >= 1
+
+        holders = sorted(
+            (p for p in mesh.peers if p.index != owner),
+            key=lambda p: -mesh.control(p.index, "status")["shares_held"],
+        )
+        for peer in holders[:3]:
+            mesh.stop_peer(peer.index, signal.SIGKILL)
+        before = mesh.cli_json(owner, "check")
+        assert before["min_live_shares"] < 10 and before["unrecoverable"] == 0
+        repaired = mesh.cli_json(owner, "repair")
+        assert repaired["shares_rebuilt"] >= 3
+        after = mesh.cli_json(owner, "check")
+        assert after["min_live_shares"] == 10 and after["healthy"] == after["packs"]
+
+        renewed = mesh.control(owner, "renew")
+        assert renewed["packs_renewed"] == renewed["packs"] > 0
+
+        # Forgetting both snapshots and pruning frees every share on every peer.
+        ids = [s["id"] for s in mesh.cli_json(owner, "snapshots")["snapshots"]]
+        assert ids == [first["snapshot_id"], second["snapshot_id"]]
+        dry = mesh.cli_json(owner, "forget", *ids, "--prune", "--dry-run")
+        assert dry["prune"]["packs_kept"] == 0 and dry["prune"]["packs_released"] > 0
+        assert mesh.cli_json(owner, "snapshots")["snapshots"] != []
+        gone = mesh.cli_json(owner, "forget", *ids, "--prune")
+        assert gone["prune"]["packs_released"] > 0 and gone["prune"]["packs_kept"] == 0
+        assert mesh.cli_json(owner, "snapshots")["snapshots"] == []
+        live = [p for p in mesh.peers if p.alive and p.index != owner]
+        held = [mesh.control(p.index, "status") for p in live]
+        assert sum(s["shares_held"] for s in held) == 0
+        assert sum(s["bytes_used"] for s in held) == 0
