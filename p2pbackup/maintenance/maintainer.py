@@ -46,10 +46,12 @@ class MaintenanceConfig:
     request_timeout: float = 10.0
     share_timeout: float = 60.0
     parallel_packs: int = 4
-    # After a survey finds all n shares proven, this many rounds audit the same
-    # holders directly, with no DHT lookup and no query: a healthy set then costs
-    # n audits a round instead of a lookup, n queries and n audits.
+    # Between full surveys (lookup, query, audit of every sibling), the keeper of a
+    # whole set audits its siblings directly for this many rounds, and every other
+    # holder audits only the keeper for `light_rounds`: a healthy set then costs
+    # about 2n audits a round instead of n lookups, n^2 queries and n^2 audits.
     quiet_rounds: int = 3
+    light_rounds: int = 7
 
 
 @dataclass
@@ -80,9 +82,9 @@ class Maintainer:
     now: Callable[[], float] = time.time
     stats: MaintenanceStats = field(default_factory=MaintenanceStats)
     _failures: dict[bytes, int] = field(default_factory=dict)
-    # Per held pack: the siblings last proven when the whole set was healthy, and
-    # how many more rounds may audit just them.
-    _healthy: dict[bytes, tuple[list[tuple[Contact, int]], int]] = field(default_factory=dict)
+    # Per held pack: the holders the next rounds audit (all siblings for the keeper,
+    # the keeper for the others) and how many rounds may go by before a full survey.
+    _views: dict[bytes, tuple[list[tuple[Contact, int]], int]] = field(default_factory=dict)
 
     @property
     def me(self) -> Contact:
@@ -121,14 +123,14 @@ class Maintainer:
         for pack_id, index in await self.run_sync(self.store.expired, int(self.now())):
             if await self.run_sync(self.store.delete, pack_id, index):
                 self.stats.expired += 1
-                self._healthy.pop(pack_id, None)
+                self._views.pop(pack_id, None)
 
     # ---- one share set -----------------------------------------------------
 
     async def maintain(self, pack_id: bytes, index: int) -> None:
         stored = await self.run_sync(self.store.get, pack_id, index)
         if stored is None:
-            self._healthy.pop(pack_id, None)
+            self._views.pop(pack_id, None)
             return  # deleted or rotted meanwhile
         descriptor = ShareDescriptor.from_bytes(stored.descriptor)
         if await self._quiet_round(pack_id, index, descriptor, stored.descriptor):
@@ -137,10 +139,7 @@ class Maintainer:
         closest = (await self.dht.lookup(pack_id)).contacts
         survey = Survey(pack_id, descriptor, self.me, index)
         await self._survey(survey, closest)
-        self._healthy.pop(pack_id, None)
-        if survey.live == descriptor.n and not survey.failed:
-            siblings = [(c, i) for i, c in survey.proven.items() if i != index]
-            self._healthy[pack_id] = (siblings, self.config.quiet_rounds)
+        self._remember_view(pack_id, index, survey)
         for node_id in survey.failed:
             self._failures[node_id] = self._failures.get(node_id, 0) + 1
         for contact in survey.proven.values():
@@ -160,17 +159,33 @@ class Maintainer:
         elif plan is None:
             await self._rebalance(pack_id, index, latest, stored.data, closest, survey)
 
+    def _remember_view(self, pack_id: bytes, index: int, survey: Survey) -> None:
+        """After a full survey: who keeps this set, and whom the next rounds audit.
+
+        The keeper (the closest proven holder, the one that repairs) audits every
+        sibling while the set stays whole; every other holder audits only the
+        keeper. A failed audit, or the rounds used up, brings a full survey back."""
+        self._views.pop(pack_id, None)
+        if survey.live < survey.descriptor.k:
+            return
+        keeper = survey.repairer()
+        if keeper.node_id == self.dht.node_id:
+            if survey.live == survey.descriptor.n and not survey.failed:
+                siblings = [(c, i) for i, c in survey.proven.items() if i != index]
+                self._views[pack_id] = (siblings, self.config.quiet_rounds)
+            return
+        keeper_index = next(i for i, c in survey.proven.items() if c is keeper)
+        self._views[pack_id] = ([(keeper, keeper_index)], self.config.light_rounds)
+
     async def _quiet_round(
         self, pack_id: bytes, index: int, descriptor: ShareDescriptor, descriptor_bytes: bytes
     ) -> bool:
-        """Audit the siblings of a set found healthy lately; True when it still is.
-
-        Any failure, or quiet rounds used up, means a full survey (lookup, query,
-        audit) this round: repair and rebalancing are decided only from one."""
-        known = self._healthy.get(pack_id)
+        """Audit only the holders the last full survey named; True when all still prove
+        their shares (then nothing more this round)."""
+        known = self._views.get(pack_id)
         if known is None or known[1] <= 0:
             return False
-        siblings, rounds_left = known
+        targets, rounds_left = known
         survey = Survey(pack_id, descriptor, self.me, index)
 
         async def audit(contact: Contact, sibling_index: int) -> None:
@@ -182,12 +197,12 @@ class Maintainer:
                     self.stats.audits_failed += 1
 
         async with trio.open_nursery() as nursery:
-            for contact, sibling_index in siblings:
-                nursery.start_soon(audit, contact, sibling_index)
-        if survey.live == descriptor.n and not survey.failed:
-            self._healthy[pack_id] = (siblings, rounds_left - 1)
+            for contact, target_index in targets:
+                nursery.start_soon(audit, contact, target_index)
+        if survey.live == len(targets) + 1 and not survey.failed:
+            self._views[pack_id] = (targets, rounds_left - 1)
             return True
-        self._healthy.pop(pack_id, None)
+        self._views.pop(pack_id, None)
         return False
 
     async def _survey(self, survey: Survey, closest: list[Contact]) -> None:
@@ -317,6 +332,6 @@ class Maintainer:
         )
         if placed:
             await self.run_sync(self.store.delete, pack_id, index)
-            self._healthy.pop(pack_id, None)
+            self._views.pop(pack_id, None)
             self.stats.handed_off += 1
             log.info("handed share %d of %s to %s", index, pack_id.hex()[:12], placed[index])

@@ -23,7 +23,9 @@ DAY = 86_400
 HOUR = 3_600
 LEASE = 12 * HOUR
 KEYS = OwnerKeys.from_master(bytes(range(1, 33)))
-CONFIG = MaintenanceConfig(audit_interval=2 * HOUR, request_timeout=5.0, share_timeout=10.0)
+CONFIG = MaintenanceConfig(
+    audit_interval=2 * HOUR, request_timeout=5.0, share_timeout=10.0, light_rounds=2
+)
 QUIET_DHT = DhtConfig(rpc_timeout=2.0, refresh_interval=6 * HOUR, republish_interval=6 * HOUR)
 
 
