@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from p2pbackup.maintenance.heard import AuditLog
 from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
 from p2pbackup.peer.offload import inline
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
@@ -33,15 +34,18 @@ class StorageMesh:
     config: MaintenanceConfig
     stores: dict[bytes, MemoryShareStore] = field(default_factory=dict)
     maintainers: dict[bytes, Maintainer] = field(default_factory=dict)
+    audit_logs: dict[bytes, AuditLog] = field(default_factory=dict)
     lost_bytes: int = 0  # share bytes that went down with crashed peers
 
     def equip(self, sim_peer: SimPeer, capacity: int = 2**40) -> MemoryShareStore:
         """A share store and holder on the peer, as `serve` gives it."""
         store = MemoryShareStore(capacity)
-        holder = ShareHolder(store, run_sync=inline, now=virtual_now)
+        audit_log = AuditLog()
+        holder = ShareHolder(store, run_sync=inline, now=virtual_now, audit_log=audit_log)
         for kind in HOLDER_REQUESTS:
             sim_peer.peer.add_handler(kind, holder.handle)
         self.stores[sim_peer.node_id] = store
+        self.audit_logs[sim_peer.node_id] = audit_log
         return store
 
     def maintain(self, sim_peer: SimPeer) -> Maintainer:
@@ -52,6 +56,7 @@ class StorageMesh:
             random.Random(sim_peer.node_id),
             run_sync=inline,
             now=virtual_now,
+            audit_log=self.audit_logs[sim_peer.node_id],
         )
         sim_peer.peer.add_task(maintainer.run)
         self.maintainers[sim_peer.node_id] = maintainer

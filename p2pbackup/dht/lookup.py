@@ -103,7 +103,8 @@ class Lookup:
             return
         candidate.state = _State.FAILED
         self.stats.failures += 1
-        self._shortlist.remove(candidate)
+        if candidate in self._shortlist:  # nearer answers may have pushed it out already
+            self._shortlist.remove(candidate)
 
     @property
     def done(self) -> bool:

@@ -187,9 +187,14 @@ class DhtNode:
         for contact in contacts:
             self.table.add_hearsay(contact, now)
 
-    async def lookup(self, target: bytes) -> LookupOutcome:
-        """The k live peers closest to `target` (ourselves excluded)."""
-        state = Lookup(target, self.config.k, self.config.alpha, local_id=self.node_id)
+    async def lookup(self, target: bytes, count: int | None = None) -> LookupOutcome:
+        """The `count` (default k) live peers closest to `target` (ourselves excluded).
+
+        A caller that needs only a share set's neighbourhood asks for fewer than
+        k: the walk ends once that many nearest have answered, at half the cost.
+        """
+        wanted = self.config.k if count is None else max(1, min(count, self.config.k))
+        state = Lookup(target, wanted, self.config.alpha, local_id=self.node_id)
         state.seed(self.table.closest(target))
 
         async def query(contact: Contact) -> Iterable[Contact] | None:
@@ -311,13 +316,20 @@ class DhtNode:
     # ---- upkeep --------------------------------------------------------
 
     async def _refresh_loop(self) -> None:
+        """Every interval, walk into each bucket nobody looked into meanwhile.
+
+        The paper walks the whole way to the k nearest of a random id; a walk
+        that stops at the alpha nearest learns the same neighbourhood of the
+        bucket for a fraction of the messages, which in a large mesh are most
+        of the idle traffic.
+        """
         interval = self.config.refresh_interval
         while True:
             await trio.sleep(interval * (0.9 + 0.2 * self.rng.random()))
             now = trio.current_time()
             for index in self.table.stale_buckets(now, interval):
                 target = self.table.random_id_in_bucket(index, self.rng.getrandbits(160))
-                await self.lookup(target)
+                await self.lookup(target, count=self.config.alpha)
 
     async def _republish_loop(self) -> None:
         """Push held records to the current closest peers, so churn does not erase them."""

@@ -24,6 +24,7 @@ from p2pbackup.codec.erasure import decode_pack, encode_pack
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.check import audit_claim
+from p2pbackup.maintenance.heard import AuditLog
 from p2pbackup.maintenance.leases import newer_lease
 from p2pbackup.maintenance.messages import QueryShare, ShareHeld
 from p2pbackup.maintenance.survey import RepairPlan, Survey, distance
@@ -34,6 +35,10 @@ from p2pbackup.shares.placing import place_shares
 from p2pbackup.store.shares import ShareInfo, ShareStore
 
 log = logging.getLogger("p2pbackup.maintenance")
+
+# Peers beyond n that a survey looks up and asks: holders that joins pushed just
+# outside the n closest still count, and repair finds takers among them.
+SURVEY_MARGIN = 5
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,12 @@ class MaintenanceConfig:
     parallel_packs: int = 4
     # Between full surveys (lookup, query, audit of every sibling), the keeper of a
     # whole set audits its siblings directly for this many rounds, and every other
-    # holder audits only the keeper for `light_rounds`: a healthy set then costs
-    # about 2n audits a round instead of n lookups, n^2 queries and n^2 audits.
-    quiet_rounds: int = 3
-    light_rounds: int = 7
+    # holder only checks that the keeper audited it lately (or audits the keeper)
+    # for `light_rounds`: a healthy set then costs about n audits a round instead
+    # of n lookups, n^2 queries and n^2 audits. A closer newcomer in the routing
+    # table, or any failed audit, brings the full survey back at once.
+    quiet_rounds: int = 11
+    light_rounds: int = 48
 
 
 @dataclass
@@ -67,9 +74,21 @@ class MaintenanceStats:
     errors: int = 0
     lookups: int = 0
     leases_adopted: int = 0
+    keeper_heard: int = 0  # rounds a holder skipped because its keeper audited it
+    duplicates_dropped: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+
+@dataclass
+class _View:
+    """What the last full survey of a set found, for the quiet rounds after it."""
+
+    targets: list[tuple[Contact, int]]  # every sibling for the keeper, else the keeper
+    keeper: bytes
+    rounds_left: int
+    neighbours: frozenset[bytes]  # peers known closer to the pack than us at that survey
 
 
 @dataclass
@@ -80,11 +99,17 @@ class Maintainer:
     rng: random.Random
     run_sync: RunSync = to_thread
     now: Callable[[], float] = time.time
+    # Shared with this peer's share holder, which notes who audited it.
+    audit_log: AuditLog = field(default_factory=AuditLog)
     stats: MaintenanceStats = field(default_factory=MaintenanceStats)
     _failures: dict[bytes, int] = field(default_factory=dict)
-    # Per held pack: the holders the next rounds audit (all siblings for the keeper,
-    # the keeper for the others) and how many rounds may go by before a full survey.
-    _views: dict[bytes, tuple[list[tuple[Contact, int]], int]] = field(default_factory=dict)
+    _views: dict[bytes, _View] = field(default_factory=dict)
+    # Per held pack: the siblings (and their share index) the last survey proved or
+    # suspected. Joins can push a holder out of a survey's lookup window; asking
+    # the known holders too keeps such a share from being counted missing.
+    _siblings: dict[bytes, dict[bytes, tuple[Contact, int]]] = field(default_factory=dict)
+    # Per held pack: share indices no peer claimed, and in how many surveys running.
+    _unseen: dict[bytes, dict[int, int]] = field(default_factory=dict)
 
     @property
     def me(self) -> Contact:
@@ -123,23 +148,34 @@ class Maintainer:
         for pack_id, index in await self.run_sync(self.store.expired, int(self.now())):
             if await self.run_sync(self.store.delete, pack_id, index):
                 self.stats.expired += 1
-                self._views.pop(pack_id, None)
+                self._forget(pack_id)
 
     # ---- one share set -----------------------------------------------------
 
     async def maintain(self, pack_id: bytes, index: int) -> None:
         stored = await self.run_sync(self.store.get, pack_id, index)
         if stored is None:
-            self._views.pop(pack_id, None)
+            self._forget(pack_id)
             return  # deleted or rotted meanwhile
         descriptor = ShareDescriptor.from_bytes(stored.descriptor)
+        if self._watched_by_closer(pack_id, descriptor.n):
+            return
         if await self._quiet_round(pack_id, index, descriptor, stored.descriptor):
             return
         self.stats.lookups += 1
-        closest = (await self.dht.lookup(pack_id)).contacts
+        closest = (await self.dht.lookup(pack_id, count=descriptor.n + SURVEY_MARGIN)).contacts
         survey = Survey(pack_id, descriptor, self.me, index)
-        await self._survey(survey, closest)
-        self._remember_view(pack_id, index, survey)
+        known = self._siblings.get(pack_id, {})
+        await self._survey(survey, closest, known)
+        if survey.live < self.config.repair_threshold and self._unclaimed(survey):
+            # Under the threshold with shares nobody claimed: before rebuilding, look
+            # farther, where joins may have pushed their holders.
+            self.stats.lookups += 1
+            wider = (await self.dht.lookup(pack_id)).contacts
+            asked = {c.node_id for c in closest} | set(known)
+            await self._survey(survey, [c for c in wider if c.node_id not in asked], {})
+            closest = wider
+        self._remember_view(pack_id, index, survey, closest)
         for node_id in survey.failed:
             self._failures[node_id] = self._failures.get(node_id, 0) + 1
         for contact in survey.proven.values():
@@ -149,7 +185,20 @@ class Maintainer:
             for node_id in survey.failed
             if self._failures.get(node_id, 0) < self.config.lost_after
         }
-        plan = survey.plan(closest, threshold=self.config.repair_threshold, suspects=suspects)
+        # Remembered until someone else proves their index: a lost sibling's index
+        # then stays claimed-and-failed (rebuilt now) rather than turning unseen.
+        me = self.dht.node_id
+        self._siblings[pack_id] = {
+            node_id: (contact, i)
+            for node_id, (contact, i) in survey.claims.items()
+            if node_id != me and survey.proven.get(i, contact) is contact
+        }
+        plan = survey.plan(
+            closest,
+            threshold=self.config.repair_threshold,
+            suspects=suspects,
+            unseen_grace=self._unseen_grace(pack_id, survey),
+        )
         # Rebuilt or handed-off shares carry the latest lease any sibling showed.
         latest = (
             stored.descriptor if survey.descriptor is descriptor else survey.descriptor.to_bytes()
@@ -159,33 +208,93 @@ class Maintainer:
         elif plan is None:
             await self._rebalance(pack_id, index, latest, stored.data, closest, survey)
 
-    def _remember_view(self, pack_id: bytes, index: int, survey: Survey) -> None:
+    def _remember_view(
+        self, pack_id: bytes, index: int, survey: Survey, closest: list[Contact]
+    ) -> None:
         """After a full survey: who keeps this set, and whom the next rounds audit.
 
         The keeper (the closest proven holder, the one that repairs) audits every
-        sibling while the set stays whole; every other holder audits only the
+        sibling while the set stays whole; every other holder watches only the
         keeper. A failed audit, or the rounds used up, brings a full survey back."""
         self._views.pop(pack_id, None)
         if survey.live < survey.descriptor.k:
             return
+        mine = distance(self.dht.node_id, pack_id)
+        known = closest + self.dht.table.closest(pack_id, survey.descriptor.n)
+        neighbours = frozenset(c.node_id for c in known if distance(c.node_id, pack_id) < mine)
         keeper = survey.repairer()
         if keeper.node_id == self.dht.node_id:
             if survey.live == survey.descriptor.n and not survey.failed:
                 siblings = [(c, i) for i, c in survey.proven.items() if i != index]
-                self._views[pack_id] = (siblings, self.config.quiet_rounds)
+                self._views[pack_id] = _View(
+                    siblings, keeper.node_id, self.config.quiet_rounds, neighbours
+                )
             return
         keeper_index = next(i for i, c in survey.proven.items() if c is keeper)
-        self._views[pack_id] = ([(keeper, keeper_index)], self.config.light_rounds)
+        self._views[pack_id] = _View(
+            [(keeper, keeper_index)], keeper.node_id, self.config.light_rounds, neighbours
+        )
+
+    def _watched_by_closer(self, pack_id: bytes, n: int) -> bool:
+        """With no view of the set yet, did a holder closer to the pack audit us lately?
+
+        Then someone nearer watches the set (the keeper is the closest): take it
+        as the keeper for `light_rounds` instead of surveying now. Right after a
+        backup this spares n-1 of every n first surveys."""
+        if pack_id in self._views:
+            return False
+        auditor = self._closer_auditor(pack_id)
+        if auditor is None:
+            return False
+        mine = distance(self.dht.node_id, pack_id)
+        neighbours = frozenset(
+            c.node_id
+            for c in self.dht.table.closest(pack_id, n)
+            if distance(c.node_id, pack_id) < mine
+        )
+        self._views[pack_id] = _View([], auditor, self.config.light_rounds, neighbours)
+        self.stats.keeper_heard += 1
+        return True
+
+    def _closer_auditor(self, pack_id: bytes) -> bytes | None:
+        """A holder nearer the pack than us that audited us lately: the set is watched.
+
+        The keeper's rounds come at most 1.5 intervals apart (jitter), so silence
+        for two intervals means we look at the set ourselves."""
+        auditor = self.audit_log.closest_auditor(pack_id, 2 * self.config.audit_interval)
+        if auditor is None or distance(auditor, pack_id) >= distance(self.dht.node_id, pack_id):
+            return None
+        return auditor
+
+    def _newcomers_closer(self, pack_id: bytes, n: int, view: _View) -> bool:
+        """Does the routing table know n peers closer to the pack than us, some of them
+        new since the last survey? Then we may be outside the n closest: rebalance."""
+        mine = distance(self.dht.node_id, pack_id)
+        closer = {
+            c.node_id
+            for c in self.dht.table.closest(pack_id, n)
+            if distance(c.node_id, pack_id) < mine
+        }
+        return len(closer) >= n and not closer <= view.neighbours
 
     async def _quiet_round(
         self, pack_id: bytes, index: int, descriptor: ShareDescriptor, descriptor_bytes: bytes
     ) -> bool:
         """Audit only the holders the last full survey named; True when all still prove
         their shares (then nothing more this round)."""
-        known = self._views.get(pack_id)
-        if known is None or known[1] <= 0:
+        view = self._views.get(pack_id)
+        if view is None or view.rounds_left <= 0:
             return False
-        targets, rounds_left = known
+        if self._newcomers_closer(pack_id, descriptor.n, view):
+            self._views.pop(pack_id, None)
+            return False
+        view.rounds_left -= 1
+        if view.keeper != self.dht.node_id and self._closer_auditor(pack_id) is not None:
+            self.stats.keeper_heard += 1
+            return True
+        targets = view.targets
+        if not targets:
+            return False  # a keeper known only from its audits went quiet: survey
         survey = Survey(pack_id, descriptor, self.me, index)
 
         async def audit(contact: Contact, sibling_index: int) -> None:
@@ -200,12 +309,41 @@ class Maintainer:
             for contact, target_index in targets:
                 nursery.start_soon(audit, contact, target_index)
         if survey.live == len(targets) + 1 and not survey.failed:
-            self._views[pack_id] = (targets, rounds_left - 1)
             return True
         self._views.pop(pack_id, None)
         return False
 
-    async def _survey(self, survey: Survey, closest: list[Contact]) -> None:
+    @staticmethod
+    def _unclaimed(survey: Survey) -> bool:
+        claimed = {i for _, i in survey.claims.values()} | set(survey.proven)
+        return len(claimed) < survey.descriptor.n
+
+    def _unseen_grace(self, pack_id: bytes, survey: Survey) -> set[int]:
+        """Indices nobody claimed, seen missing in fewer than `lost_after` surveys.
+
+        A share nobody claims may sit with a holder that joins pushed past the
+        lookup window and that will hand it closer soon; like a holder that failed
+        once, it is rebuilt at once only when the set is under the threshold."""
+        claimed = {i for _, i in survey.claims.values()} | set(survey.proven)
+        streaks = self._unseen.get(pack_id, {})
+        unseen = {i: streaks.get(i, 0) + 1 for i in range(survey.descriptor.n) if i not in claimed}
+        self._unseen[pack_id] = unseen
+        return {i for i, streak in unseen.items() if streak < self.config.lost_after}
+
+    def _forget(self, pack_id: bytes) -> None:
+        """We hold no share of this pack any more."""
+        self._views.pop(pack_id, None)
+        self._siblings.pop(pack_id, None)
+        self._unseen.pop(pack_id, None)
+        self.audit_log.forget(pack_id)
+
+    async def _survey(
+        self,
+        survey: Survey,
+        closest: list[Contact],
+        known: dict[bytes, tuple[Contact, int]],
+    ) -> None:
+        """Ask the closest peers and the siblings known from before what they hold."""
         timeout = self.config.request_timeout
 
         async def ask(contact: Contact) -> None:
@@ -214,7 +352,8 @@ class Maintainer:
                     contact, QueryShare(survey.pack_id), timeout
                 )
             except P2PBackupError:
-                survey.on_silent(contact)
+                remembered = known.get(contact.node_id)
+                survey.on_silent(contact, remembered[1] if remembered else None)
                 return
             self.dht.observe(reply.remote)
             held = reply.message if isinstance(reply.message, ShareHeld) else None
@@ -228,8 +367,10 @@ class Maintainer:
                 self.stats.audits_failed += 1
                 log.info("audit of %s for %s failed", contact, survey.pack_id.hex()[:12])
 
+        asked = {c.node_id for c in closest}
+        extra = [c for node_id, (c, _) in known.items() if node_id not in asked]
         async with trio.open_nursery() as nursery:
-            for contact in closest:
+            for contact in closest + extra:
                 nursery.start_soon(ask, contact)
 
     async def _adopt_lease(self, survey: Survey, descriptor_bytes: bytes) -> None:
@@ -311,9 +452,21 @@ class Maintainer:
         closest: list[Contact],
         survey: Survey,
     ) -> None:
-        """Outside the n closest live peers? Hand the share to a closer peer holding none."""
+        """Outside the n closest live peers? Hand the share to a closer peer holding none.
+
+        A share whose index a closer sibling proved this round is a second copy
+        (left by a repair that could not see us): it is dropped instead."""
         n = survey.descriptor.n
         mine = distance(self.dht.node_id, pack_id)
+        keeper_of_index = survey.proven.get(index)
+        if keeper_of_index is not None and keeper_of_index.node_id != self.dht.node_id:
+            if await self.run_sync(self.store.delete, pack_id, index):
+                self._forget(pack_id)
+                self.stats.duplicates_dropped += 1
+                log.info(
+                    "dropped share %d of %s: a closer sibling holds it", index, pack_id.hex()[:12]
+                )
+            return
         closer = [c for c in closest if distance(c.node_id, pack_id) < mine]
         if len(closer) < n:
             return
@@ -326,12 +479,12 @@ class Maintainer:
             pack_id,
             descriptor_bytes,
             {index: data},
-            takers[:1],
+            takers,  # the closest that takes it; a full or refusing peer passes it on
             happy=0,
             timeout=self.config.share_timeout,
         )
         if placed:
             await self.run_sync(self.store.delete, pack_id, index)
-            self._views.pop(pack_id, None)
+            self._forget(pack_id)
             self.stats.handed_off += 1
             log.info("handed share %d of %s to %s", index, pack_id.hex()[:12], placed[index])

@@ -82,9 +82,12 @@ class Survey:
         self.claims[contact.node_id] = (contact, index)
         return True
 
-    def on_silent(self, contact: Contact) -> None:
-        """No answer at all: it may be gone, or away for a while."""
+    def on_silent(self, contact: Contact, known_index: int | None = None) -> None:
+        """No answer at all: it may be gone, or away for a while. A sibling known to
+        hold `known_index` keeps its claim, so a short absence is only suspect."""
         self.failed.add(contact.node_id)
+        if known_index is not None and 0 <= known_index < self.descriptor.n:
+            self.claims[contact.node_id] = (contact, known_index)
 
     def challenge(self, contact: Contact, rng: random.Random) -> Audit:
         _, index = self.claims[contact.node_id]
@@ -132,12 +135,14 @@ class Survey:
         *,
         threshold: int,
         suspects: set[bytes],
+        unseen_grace: set[int] | frozenset[int] = frozenset(),
     ) -> RepairPlan | None:
         """What to rebuild, if anything, when this holder is the repairer.
 
         `closest` are the live peers closest to the pack id (a lookup's
         result). `suspects` are node ids that failed recently but are not
-        yet counted as lost; their shares are rebuilt only below `threshold`.
+        yet counted as lost; their shares are rebuilt only below `threshold`,
+        and so are the indices in `unseen_grace`, which nobody claimed lately.
         """
         n = self.descriptor.n
         if self.me is None or self.live < self.descriptor.k:
@@ -148,7 +153,7 @@ class Survey:
             index
             for node_id, (_, index) in self.claims.items()
             if node_id in suspects and index not in self.proven
-        }
+        } | {index for index in unseen_grace if index not in self.proven}
         if self.live < threshold:
             suspected = set()
         missing = tuple(i for i in range(n) if i not in self.proven and i not in suspected)

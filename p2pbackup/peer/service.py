@@ -20,6 +20,7 @@ from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.maintenance.heard import AuditLog
 from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
@@ -78,11 +79,12 @@ class PeerService:
             self.peer.add_task(self.owner.upkeep.keep_leases)
         self.shares = FileShareStore(home.shares_dir, options.capacity)
         own_owner = self.owner.keys.identity.public_key if self.owner is not None else None
-        holder = ShareHolder(self.shares, own_owner=own_owner)
+        audit_log = AuditLog()
+        holder = ShareHolder(self.shares, own_owner=own_owner, audit_log=audit_log)
         for kind in HOLDER_REQUESTS:
             self.peer.add_handler(kind, holder.handle)
         self.maintainer = Maintainer(
-            self.peer.dht, self.shares, options.maintenance, random.Random()
+            self.peer.dht, self.shares, options.maintenance, random.Random(), audit_log=audit_log
         )
         self.peer.add_task(self.maintainer.run)
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.codec.erasure import block_count, block_proof, share_block
 from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.maintenance.heard import AuditLog
 from p2pbackup.maintenance.leases import newer_lease, release_is_genuine
 from p2pbackup.maintenance.messages import (
     MAINTENANCE_REQUESTS,
@@ -80,6 +81,7 @@ class ShareHolder:
         run_sync: RunSync = to_thread,
         now: Callable[[], float] = time.time,
         own_owner: bytes | None = None,
+        audit_log: AuditLog | None = None,
     ) -> None:
         # The owner this peer backs up for: its shares must live elsewhere, or
         # losing this machine would lose a share together with the originals.
@@ -87,6 +89,8 @@ class ShareHolder:
         self.store = store
         self.run_sync = run_sync
         self.now = now
+        # Shared with this peer's maintainer: an audit by the keeper is its heartbeat.
+        self.audit_log = audit_log
 
     async def handle(self, remote: Remote, message: Message) -> Message:
         if isinstance(message, PutShare):
@@ -96,7 +100,7 @@ class ShareHolder:
         if isinstance(message, QueryShare):
             return await self._query(message)
         if isinstance(message, Audit):
-            return await self._audit(message)
+            return await self._audit(remote, message)
         if isinstance(message, RenewLease):
             return await self._renew(message)
         if isinstance(message, ReleaseShare):
@@ -169,10 +173,12 @@ class ShareHolder:
                 dropped += await self.run_sync(self.store.delete, message.pack_id, index)
         return ShareReleased(dropped)
 
-    async def _audit(self, message: Audit) -> Message:
+    async def _audit(self, remote: Remote, message: Audit) -> Message:
         stored = await self.run_sync(self.store.get, message.pack_id, message.index)
         if stored is None or message.block >= block_count(len(stored.data)):
             raise P2PBackupError("no such share or block held here")
         block = share_block(stored.data, message.block)
         proof = await self.run_sync(block_proof, stored.data, message.block)
+        if self.audit_log is not None:
+            self.audit_log.note(message.pack_id, remote.node_id)
         return AuditProof(block, tuple(proof))

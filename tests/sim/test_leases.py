@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 
 import trio
 
@@ -46,8 +46,9 @@ async def placed(nursery: trio.Nursery, seed: int, packs: int) -> tuple[StorageM
         now=virtual_now,
     )
     pack_ids = []
+    data_rng = random.Random(seed)
     for _ in range(packs):
-        data = os.urandom(40_000)
+        data = data_rng.randbytes(40_000)
         pack_ids.append(pack_id_of(data))
         await store.put(pack_ids[-1], data)
     for sim_peer in mesh.peers[1:]:

@@ -1,0 +1,49 @@
+"""Which peers audited each share this peer holds, and when.
+
+The keeper of a share set audits every sibling each round. A sibling that
+was audited by its keeper lately knows the keeper is alive and watching the
+set, and skips its own round for that set: a healthy set then costs only the
+keeper's audits, not one more audit per sibling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import trio
+
+# Only siblings (and the owner, checking) audit a share; more than this many
+# distinct auditors of one pack means churn, and the oldest are forgotten.
+AUDITORS_PER_PACK = 16
+
+
+def _distance(node_id: bytes, key: bytes) -> int:
+    return int.from_bytes(node_id, "big") ^ int.from_bytes(key, "big")
+
+
+class AuditLog:
+    """pack id -> {auditor node id: time of its last successful audit}."""
+
+    def __init__(self, clock: Callable[[], float] = trio.current_time) -> None:
+        self._clock = clock
+        self._heard: dict[bytes, dict[bytes, float]] = {}
+
+    def note(self, pack_id: bytes, auditor: bytes) -> None:
+        heard = self._heard.setdefault(pack_id, {})
+        heard.pop(auditor, None)  # re-insert: dict order is then oldest first
+        heard[auditor] = self._clock()
+        while len(heard) > AUDITORS_PER_PACK:
+            del heard[next(iter(heard))]
+
+    def heard_from(self, pack_id: bytes, node_id: bytes, within: float) -> bool:
+        when = self._heard.get(pack_id, {}).get(node_id)
+        return when is not None and self._clock() - when <= within
+
+    def closest_auditor(self, pack_id: bytes, within: float) -> bytes | None:
+        """Of the peers that audited us for this pack lately, the one nearest the pack."""
+        now = self._clock()
+        recent = [a for a, when in self._heard.get(pack_id, {}).items() if now - when <= within]
+        return min(recent, key=lambda a: _distance(a, pack_id), default=None)
+
+    def forget(self, pack_id: bytes) -> None:
+        self._heard.pop(pack_id, None)

@@ -1,0 +1,48 @@
+"""Rebalancing: when closer peers join, shares move to them and placement follows XOR."""
+
+from __future__ import annotations
+
+import trio
+
+from simulations.storage import StorageMesh
+from tests.sim.test_leases import CONFIG, placed
+
+
+def holders(storage: StorageMesh, pack_id: bytes) -> dict[bytes, list[int]]:
+    mesh = storage.mesh
+    return {
+        p.node_id: storage.stores[p.node_id].indices(pack_id)
+        for p in mesh.live()
+        if p.node_id in storage.stores and storage.stores[p.node_id].indices(pack_id)
+    }
+
+
+def closest_storage_peers(storage: StorageMesh, pack_id: bytes, count: int) -> set[bytes]:
+    owner = storage.mesh.peers[0].node_id  # it holds none of its own shares
+    ranked = [i for i in storage.mesh.true_closest(pack_id, count + 1) if i != owner]
+    return set(ranked[:count])
+
+
+async def test_shares_move_to_closer_newcomers(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage, packs = await placed(nursery, 41, 4)
+    mesh = storage.mesh
+    await trio.sleep(2 * CONFIG.audit_interval)  # holders get to know their siblings
+    for _ in range(40):  # the mesh triples: most packs get newcomers among their closest
+        sim_peer = await mesh.add_peer(mesh.peers[1].address)
+        storage.equip(sim_peer)
+        storage.maintain(sim_peer)
+    misplaced = sum(
+        len(set(holders(storage, p)) - closest_storage_peers(storage, p, 10)) for p in packs
+    )
+    assert misplaced >= 10  # the joins really moved the closest peers
+    await trio.sleep(3 * CONFIG.audit_interval)  # all inside the 12 h lease
+    for pack_id in packs:
+        held = holders(storage, pack_id)
+        assert sorted(i for indices in held.values() for i in indices) == list(range(10))
+        assert set(held) == closest_storage_peers(storage, pack_id, 10), pack_id.hex()
+    stats = [m.stats for m in storage.maintainers.values()]
+    assert sum(s.handed_off for s in stats) >= misplaced
+    assert sum(s.repairs for s in stats) == 0  # moved, not rebuilt: nothing was lost
+    mesh.stop()
