@@ -482,23 +482,32 @@ def repair(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
 def simulate(
     scenario: str = typer.Argument(None, help="Scenario name; see --list."),
     peers: int = typer.Option(None, "--peers", min=2, help="Number of peers."),
+    days: float = typer.Option(None, "--days", min=0.01, help="Simulated days."),
+    packs: int = typer.Option(None, "--packs", min=1, help="Packs the owner backs up."),
     lookups: int = typer.Option(None, "--lookups", min=1, help="Lookups to run (lookups)."),
-    packs: int = typer.Option(None, "--packs", min=1, help="Packs the owner places (repair)."),
-    days: float = typer.Option(None, "--days", min=0.01, help="Simulated days (repair)."),
     seed: int = typer.Option(1, "--seed", help="Seed: the same seed replays the same run."),
+    out: Path = typer.Option(
+        None, "--out", help="Report folder [default: sim-reports/SCENARIO-seedS]."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     list_scenarios: bool = typer.Option(False, "--list", help="List the scenarios."),
 ) -> None:
-    """Run a scenario on the simulated network and virtual clock."""
-    from simulations.catalog import SCENARIOS, run_named
+    """Run a scenario on the simulated network and virtual clock; write its report."""
+    from simulations.catalog import SCENARIOS, default_out, flat, run_named
+    from simulations.report import write_report
+    from simulations.world import stderr_progress
 
     if list_scenarios or scenario is None:
         for name, entry in SCENARIOS.items():
             typer.echo(f"{name:20} {entry.summary}")
         return
     options = {"peers": peers, "lookups": lookups, "packs": packs, "days": days}
-    result = run_named(scenario, seed, {k: v for k, v in options.items() if v is not None})
-    emit(result, as_json, lambda r: "\n".join(f"{key:28} {value}" for key, value in r.items()))
+    chosen = {k: v for k, v in options.items() if v is not None}
+    result = run_named(scenario, seed, chosen, None if as_json else stderr_progress)
+    folder = out if out is not None else default_out(scenario, seed)
+    write_report(result, folder)
+    summary = {**flat(result), "report": str(folder / "report.md")}
+    emit(summary, as_json, lambda r: "\n".join(f"{key:34} {value}" for key, value in r.items()))
 
 
 @debug_app.command("record-put")

@@ -5,35 +5,54 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from simulations.lookups import LookupsParams, run_lookups
-from simulations.repair import RepairParams, run_repair
+from simulations import (
+    capacity,
+    churn,
+    correlated_failure,
+    disk_loss,
+    flash_crowd,
+    hostile,
+    lookups,
+    partition,
+    repair,
+)
 from simulations.runner import run_scenario
+from simulations.world import Progress
 
 
 @dataclass(frozen=True)
 class Scenario:
     summary: str
     params: type[Any]
-    run: Callable[[Any], Any]
+    run: Callable[..., Any]
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "lookups": Scenario(
-        "do iterative lookups find the true k closest peers, and in how many hops?",
-        LookupsParams,
-        run_lookups,
+    "lookups": Scenario(lookups.SUMMARY, lookups.LookupsParams, lookups.run_lookups),
+    "repair": Scenario(repair.SUMMARY, repair.RepairParams, repair.run_repair),
+    "churn": Scenario(churn.SUMMARY, churn.ChurnParams, churn.run_churn),
+    "correlated-failure": Scenario(
+        correlated_failure.SUMMARY,
+        correlated_failure.CorrelatedParams,
+        correlated_failure.run_correlated,
     ),
-    "repair": Scenario(
-        "with the owner gone, do packs survive a month of crashes and joins, at what cost?",
-        RepairParams,
-        run_repair,
+    "partition": Scenario(partition.SUMMARY, partition.PartitionParams, partition.run_partition),
+    "disk-loss": Scenario(disk_loss.SUMMARY, disk_loss.DiskLossParams, disk_loss.run_disk_loss),
+    "flash-crowd": Scenario(
+        flash_crowd.SUMMARY, flash_crowd.FlashCrowdParams, flash_crowd.run_flash_crowd
     ),
+    "hostile": Scenario(hostile.SUMMARY, hostile.HostileParams, hostile.run_hostile),
+    "capacity": Scenario(capacity.SUMMARY, capacity.CapacityParams, capacity.run_capacity),
 }
 
 
-def run_named(name: str, seed: int, options: dict[str, Any]) -> dict[str, Any]:
+def run_named(
+    name: str, seed: int, options: dict[str, Any], progress: Progress | None = None
+) -> dict[str, Any]:
+    """Run a scenario by name; the result as its report is written from."""
     from p2pbackup.errors import P2PBackupError
 
     scenario = SCENARIOS.get(name)
@@ -44,4 +63,22 @@ def run_named(name: str, seed: int, options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise P2PBackupError(f"scenario {name} takes no --{unknown[0]}")
     params = scenario.params(seed=seed, **options)
-    return run_scenario(lambda: scenario.run(params), seed)
+    return run_scenario(lambda: scenario.run(params, progress), seed)
+
+
+def flat(result: dict[str, Any]) -> dict[str, Any]:
+    """One level of keys for `--json` and the terminal: params, metrics, timing."""
+    out = {"scenario": result["scenario"], "seed": result["seed"]}
+    out.update(result.get("params", {}))
+    out.update(result.get("metrics", {}))
+    if result.get("model"):
+        out["model_expected_packs_lost"] = result["model"]["expected_packs_lost"]
+        out["model_disagreement"] = result["model"]["disagreement"]
+    for key in ("wall_seconds", "sim_seconds_per_wall_second"):
+        if key in result:
+            out[key] = result[key]
+    return out
+
+
+def default_out(name: str, seed: int) -> Path:
+    return Path("sim-reports") / f"{name}-seed{seed}"

@@ -1,8 +1,9 @@
 """Scenario `lookups`: do iterative lookups find the true closest peers?
 
 N peers join one after another through a single bootstrap peer, the mesh
-settles, then L lookups for random keys start from random peers. Each result
-is compared with the ground truth (the k live peers closest to the key).
+settles, then L lookups for random keys start from random peers, in batches
+ten simulated minutes apart. Each result is compared with the ground truth
+(the k live peers closest to the key); hops and latency are kept per batch.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import trio
 
 from simulations.mesh import SimMesh
 from simulations.stats import median, percentile
+from simulations.world import Progress
 
+SUMMARY = "do iterative lookups find the true k closest peers, and in how many hops?"
 SETTLE_SECONDS = 60.0
-CONCURRENT_LOOKUPS = 20
+BATCH = 20
+BATCH_EVERY = 600.0
 
 
 @dataclass(frozen=True)
@@ -29,11 +33,13 @@ class LookupsParams:
     join_concurrency: int = 25
 
 
-async def run_lookups(params: LookupsParams) -> dict[str, Any]:
+async def run_lookups(params: LookupsParams, progress: Progress | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     async with trio.open_nursery() as nursery:
         mesh = await SimMesh.create(nursery, params.seed, encode=params.peers <= 2000)
         await mesh.grow(params.peers, concurrency=params.join_concurrency)
+        if progress is not None:
+            progress(f"lookups: {params.peers} peers joined")
         join_messages = mesh.network.stats.sent
         await trio.sleep(SETTLE_SECONDS)
         rng = random.Random(params.seed ^ 0x5EED)
@@ -41,29 +47,35 @@ async def run_lookups(params: LookupsParams) -> dict[str, Any]:
         found_closest = found_all = 0
         hops: list[int] = []
         messages: list[int] = []
-        limiter = trio.Semaphore(CONCURRENT_LOOKUPS)
+        series: dict[str, list[Any]] = {"hours": [], "lookup_hops": [], "lookup_latency_ms": []}
         k = mesh.dht.k
 
-        async def one(source_index: int) -> None:
+        async def one(index: int, batch_hops: list[int], latency: list[float]) -> None:
             nonlocal found_closest, found_all
-            source, target = jobs[source_index]
-            async with limiter:
-                outcome = await source.peer.dht.lookup(target)
+            source, target = jobs[index]
+            began = trio.current_time()
+            outcome = await source.peer.dht.lookup(target)
+            latency.append(trio.current_time() - began)
             truth = [n for n in mesh.true_closest(target, k + 1) if n != source.node_id][:k]
             got = {c.node_id for c in outcome.contacts}
             found_closest += truth[0] in got
             found_all += set(truth) <= got
-            hops.append(outcome.stats.hops)
+            batch_hops.append(outcome.stats.hops)
             messages.append(outcome.stats.queries)
 
-        async with trio.open_nursery() as lookups:
-            for index in range(len(jobs)):
-                lookups.start_soon(one, index)
-        result = {
-            "scenario": "lookups",
-            "seed": params.seed,
-            "peers": params.peers,
-            "lookups": params.lookups,
+        for first in range(0, len(jobs), BATCH):
+            batch_start = trio.current_time()
+            batch_hops: list[int] = []
+            latency: list[float] = []
+            async with trio.open_nursery() as batch:
+                for index in range(first, min(first + BATCH, len(jobs))):
+                    batch.start_soon(one, index, batch_hops, latency)
+            hops += batch_hops
+            series["hours"].append(round(batch_start / 3600, 4))
+            series["lookup_hops"].append(round(sum(batch_hops) / len(batch_hops), 3))
+            series["lookup_latency_ms"].append(round(1000 * sum(latency) / len(latency), 1))
+            await trio.sleep_until(batch_start + BATCH_EVERY)
+        metrics = {
             "k": k,
             "alpha": mesh.dht.alpha,
             "found_true_closest": found_closest / max(params.lookups, 1),
@@ -75,6 +87,17 @@ async def run_lookups(params: LookupsParams) -> dict[str, Any]:
             "join_messages_per_peer": join_messages / max(params.peers, 1),
             "simulated_seconds": round(trio.current_time(), 3),
         }
+        simulated = trio.current_time()
         mesh.stop()
-    result["wall_seconds"] = round(time.perf_counter() - started, 2)
-    return result
+    wall = time.perf_counter() - started
+    params_out = {"peers": params.peers, "lookups": params.lookups}
+    return {
+        "scenario": "lookups",
+        "seed": params.seed,
+        "summary": SUMMARY,
+        "params": params_out,
+        "metrics": metrics,
+        "series": series,
+        "wall_seconds": round(wall, 2),
+        "sim_seconds_per_wall_second": round(simulated / max(wall, 1e-9), 1),
+    }

@@ -22,6 +22,14 @@ from p2pbackup.peer.peer import Peer, PeerConfig
 SIM_DHT = DhtConfig(rpc_timeout=2.0)
 
 
+def _addresses(bootstrap: Address | tuple[Address, ...] | None) -> tuple[Address, ...]:
+    if bootstrap is None:
+        return ()
+    if isinstance(bootstrap[0], str):
+        return (bootstrap,)  # one (host, port) pair
+    return bootstrap
+
+
 @dataclass
 class SimPeer:
     peer: Peer
@@ -65,12 +73,12 @@ class SimMesh:
         return (f"10.{host >> 16 & 255}.{host >> 8 & 255}.{host & 255}", 4000)
 
     async def add_peer(
-        self, bootstrap: Address | None = None, *, wait_joined: bool = True
+        self, bootstrap: Address | tuple[Address, ...] | None = None, *, wait_joined: bool = True
     ) -> SimPeer:
         identity = Identity.from_seed(self.rng.randbytes(32))
         address = self._new_address()
         transport = self.network.transport(identity, address)
-        config = PeerConfig(dht=self.dht, bootstrap=(bootstrap,) if bootstrap else ())
+        config = PeerConfig(dht=self.dht, bootstrap=_addresses(bootstrap))
         peer = Peer(identity, transport, config, random.Random(self.rng.getrandbits(64)))
         await self.nursery.start(peer.run)
         sim_peer = SimPeer(peer, address)
@@ -78,6 +86,17 @@ class SimMesh:
         if wait_joined:
             await peer.joined.wait()
         return sim_peer
+
+    async def restart(self, sim_peer: SimPeer, bootstrap: Address | tuple[Address, ...]) -> None:
+        """A crashed peer comes back: same id, same address, a fresh process."""
+        identity = sim_peer.peer.identity
+        transport = self.network.transport(identity, sim_peer.address)
+        config = PeerConfig(dht=self.dht, bootstrap=_addresses(bootstrap))
+        peer = Peer(identity, transport, config, random.Random(self.rng.getrandbits(64)))
+        await self.nursery.start(peer.run)
+        sim_peer.peer = peer
+        sim_peer.alive = True
+        await peer.joined.wait()
 
     async def grow(self, count: int, *, concurrency: int = 1) -> None:
         """Add peers, each joining through the first peer, `concurrency` at a time."""

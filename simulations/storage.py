@@ -39,14 +39,18 @@ class StorageMesh:
 
     def equip(self, sim_peer: SimPeer, capacity: int = 2**40) -> MemoryShareStore:
         """A share store and holder on the peer, as `serve` gives it."""
-        store = MemoryShareStore(capacity)
+        self.stores[sim_peer.node_id] = MemoryShareStore(capacity)
+        self.attach(sim_peer)
+        return self.stores[sim_peer.node_id]
+
+    def attach(self, sim_peer: SimPeer) -> None:
+        """A holder for the peer's store (kept across restarts, like a disk)."""
         audit_log = AuditLog()
+        store = self.stores[sim_peer.node_id]
         holder = ShareHolder(store, run_sync=inline, now=virtual_now, audit_log=audit_log)
         for kind in HOLDER_REQUESTS:
             sim_peer.peer.add_handler(kind, holder.handle)
-        self.stores[sim_peer.node_id] = store
         self.audit_logs[sim_peer.node_id] = audit_log
-        return store
 
     def maintain(self, sim_peer: SimPeer) -> Maintainer:
         maintainer = Maintainer(

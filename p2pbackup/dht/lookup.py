@@ -53,10 +53,11 @@ class Lookup:
         self._candidates: dict[bytes, _Candidate] = {}
         self._shortlist: list[_Candidate] = []  # sorted by distance, never FAILED
 
-    def seed(self, contacts: Iterable[Contact]) -> None:
-        self._learn(contacts, hop=1)
+    def seed(self, contacts: Iterable[Contact]) -> bool:
+        """Start from these contacts; True if any was new to this lookup."""
+        return self._learn(contacts, hop=1)
 
-    def _learn(self, contacts: Iterable[Contact], hop: int) -> None:
+    def _learn(self, contacts: Iterable[Contact], hop: int) -> bool:
         changed = False
         for contact in contacts:
             if contact.node_id == self.local_id or contact.node_id in self._candidates:
@@ -69,6 +70,7 @@ class Lookup:
             self._shortlist.sort(key=lambda c: c.distance)
             # Farther than 3k is never needed: the k closest can only come from nearer peers.
             del self._shortlist[3 * self.k :]
+        return changed
 
     def _window(self) -> list[_Candidate]:
         return self._shortlist[: self.k]

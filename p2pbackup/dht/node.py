@@ -64,7 +64,12 @@ class DhtNode:
         self.config = config
         self.rng = rng
         self.records = records if records is not None else RecordStore()
-        self.table = RoutingTable(node_id, config.k, now=trio.current_time())
+        self.table = RoutingTable(
+            node_id,
+            config.k,
+            now=trio.current_time(),
+            questionable_after=config.questionable_after,
+        )
         self._failures: dict[bytes, int] = {}
         self._nursery: trio.Nursery | None = None
 
@@ -160,7 +165,7 @@ class DhtNode:
             if await self.ping(address) is not None:
                 joined += 1
         if joined:
-            await self.lookup(self.node_id)
+            await self.lookup(self.node_id, keep_hearsay=True)
             await self._fill_empty_buckets()
         return joined
 
@@ -187,11 +192,16 @@ class DhtNode:
         for contact in contacts:
             self.table.add_hearsay(contact, now)
 
-    async def lookup(self, target: bytes, count: int | None = None) -> LookupOutcome:
+    async def lookup(
+        self, target: bytes, count: int | None = None, *, keep_hearsay: bool = False
+    ) -> LookupOutcome:
         """The `count` (default k) live peers closest to `target` (ourselves excluded).
 
         A caller that needs only a share set's neighbourhood asks for fewer than
         k: the walk ends once that many nearest have answered, at half the cost.
+        Peers named in answers enter the routing table only with `keep_hearsay`
+        (joining, when the table is empty); otherwise only peers that answered
+        us do, so a liar's made-up names cannot crowd out real ones.
         """
         wanted = self.config.k if count is None else max(1, min(count, self.config.k))
         state = Lookup(target, wanted, self.config.alpha, local_id=self.node_id)
@@ -201,11 +211,22 @@ class DhtNode:
             reply = await self.call(contact, FindNode(target))
             return reply.contacts if isinstance(reply, Nodes) else None
 
-        await self._drive(state, query)
+        await self._drive(state, query, keep_hearsay)
+        # Everyone we started from failed (gone, or names a liar gave us): start again
+        # from more of the table rather than report an empty neighbourhood.
+        widen = 2
+        while not state.result() and widen <= 8:
+            if not state.seed(self.table.closest(target, self.config.k * widen)):
+                break
+            await self._drive(state, query, keep_hearsay)
+            widen *= 2
         return LookupOutcome(state.result(), state.stats)
 
     async def _drive(
-        self, state: Lookup, query: Callable[[Contact], Awaitable[Iterable[Contact] | None]]
+        self,
+        state: Lookup,
+        query: Callable[[Contact], Awaitable[Iterable[Contact] | None]],
+        keep_hearsay: bool = False,
     ) -> None:
         send, receive = trio.open_memory_channel[tuple[Contact, Iterable[Contact] | None]](math.inf)
 
@@ -226,7 +247,8 @@ class DhtNode:
                     state.on_failure(contact)
                 else:
                     state.on_reply(contact, contacts)
-                    self._learn_hearsay(contacts)
+                    if keep_hearsay:
+                        self._learn_hearsay(contacts)
         self.table.touch_bucket(self.table.bucket_index(state.target), trio.current_time())
 
     # ---- records -------------------------------------------------------

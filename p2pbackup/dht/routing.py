@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import enum
 import heapq
+import itertools
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from p2pbackup.crypto.identity import NODE_ID_BYTES
@@ -56,9 +57,15 @@ class _Bucket:
 class RoutingTable:
     """Contacts by XOR distance with at most `k` live contacts per bucket."""
 
-    def __init__(self, local_id: bytes, k: int = 20, now: float = 0.0) -> None:
+    def __init__(
+        self, local_id: bytes, k: int = 20, now: float = 0.0, questionable_after: float = 0.0
+    ) -> None:
         self.local_id = local_id
         self.k = k
+        # A full bucket probes its oldest contact for a newcomer only when that contact
+        # went unheard this long (BEP 5's "questionable" node); 0 probes every time.
+        self.questionable_after = questionable_after
+        self._heard: dict[int, float] = {}  # when each proven contact last showed life
         self._local = id_int(local_id)
         self._buckets = [_Bucket(now) for _ in range(ID_BITS)]
         self._all: dict[int, Contact] = {}  # every live contact, for fast `closest`
@@ -92,10 +99,12 @@ class RoutingTable:
         if key in bucket.contacts:
             bucket.contacts[key] = self._all[key] = contact  # the address may have changed
             bucket.contacts.move_to_end(key)
+            self._heard[key] = now
             return AddResult(AddOutcome.UPDATED)
         if len(bucket.contacts) < self.k:
             bucket.contacts[key] = self._all[key] = contact
             bucket.replacements.pop(key, None)
+            self._heard[key] = now
             return AddResult(AddOutcome.ADDED)
         bucket.replacements[key] = contact
         bucket.replacements.move_to_end(key)
@@ -104,6 +113,9 @@ class RoutingTable:
         if bucket.pinging is not None:
             return AddResult(AddOutcome.PENDING)  # one probe per bucket at a time
         oldest_key, oldest = next(iter(bucket.contacts.items()))
+        heard = self._heard.get(oldest_key)
+        if heard is not None and now - heard < self.questionable_after:
+            return AddResult(AddOutcome.PENDING)  # the oldest is known good: no probe
         bucket.pinging = oldest_key
         return AddResult(AddOutcome.PENDING, oldest)
 
@@ -133,6 +145,7 @@ class RoutingTable:
         if key in bucket.contacts:
             bucket.contacts.move_to_end(key)
             bucket.last_touched = now
+            self._heard[key] = now
 
     def remove(self, node_id: bytes) -> bool:
         """Drop an unresponsive contact; the freshest replacement takes its place."""
@@ -144,6 +157,7 @@ class RoutingTable:
         if bucket.contacts.pop(key, None) is None:
             return False
         del self._all[key]
+        self._heard.pop(key, None)
         if bucket.replacements:
             new_key, new = bucket.replacements.popitem(last=True)
             bucket.contacts[new_key] = self._all[new_key] = new
@@ -153,11 +167,28 @@ class RoutingTable:
         self, target: bytes, count: int | None = None, exclude: bytes | None = None
     ) -> list[Contact]:
         """The `count` (default k) known contacts closest to `target`, nearest first."""
-        count = self.k if count is None else count
-        target_int = id_int(target)
         skip = id_int(exclude) if exclude is not None else None
-        nearest = heapq.nsmallest(count + 1, self._all.items(), key=lambda kv: kv[0] ^ target_int)
-        return [c for k, c in nearest if k != skip][:count]
+        return self._nearest(target, self.k if count is None else count, lambda key: key != skip)
+
+    def _nearest(self, target: bytes, count: int, accept: Callable[[int], bool]) -> list[Contact]:
+        target_int = id_int(target)
+        # By the XOR metric the bucket `target` falls in holds the nearest contacts,
+        # all buckets below it come next (their distance to `target` shares its top
+        # bit), then each bucket above it in turn: a few small sorts, not one of all.
+        top = self.bucket_index(target)
+        groups: list[Iterable[tuple[int, Contact]]] = [self._buckets[top].contacts.items()]
+        groups.append(
+            itertools.chain.from_iterable(b.contacts.items() for b in self._buckets[:top])
+        )
+        groups.extend(b.contacts.items() for b in self._buckets[top + 1 :])
+        nearest: list[tuple[int, Contact]] = []
+        for group in groups:
+            wanted = count - len(nearest)
+            if wanted <= 0:
+                break
+            candidates = ((k, c) for k, c in group if accept(k))
+            nearest += heapq.nsmallest(wanted, candidates, key=lambda kv: kv[0] ^ target_int)
+        return [c for _, c in nearest]
 
     def stale_buckets(self, now: float, max_age: float) -> list[int]:
         """Buckets from our nearest contact outwards not touched for `max_age`.

@@ -12,13 +12,11 @@ from collections.abc import Callable
 
 import trio
 
+from p2pbackup.net.contact import Contact
+
 # Only siblings (and the owner, checking) audit a share; more than this many
 # distinct auditors of one pack means churn, and the oldest are forgotten.
 AUDITORS_PER_PACK = 16
-
-
-def _distance(node_id: bytes, key: bytes) -> int:
-    return int.from_bytes(node_id, "big") ^ int.from_bytes(key, "big")
 
 
 class AuditLog:
@@ -27,8 +25,11 @@ class AuditLog:
     def __init__(self, clock: Callable[[], float] = trio.current_time) -> None:
         self._clock = clock
         self._heard: dict[bytes, dict[bytes, float]] = {}
+        self._contacts: dict[bytes, Contact] = {}  # where each auditor said it listens
 
-    def note(self, pack_id: bytes, auditor: bytes) -> None:
+    def note(self, pack_id: bytes, auditor: bytes, contact: Contact | None = None) -> None:
+        if contact is not None:
+            self._contacts[auditor] = contact
         heard = self._heard.setdefault(pack_id, {})
         heard.pop(auditor, None)  # re-insert: dict order is then oldest first
         heard[auditor] = self._clock()
@@ -39,11 +40,13 @@ class AuditLog:
         when = self._heard.get(pack_id, {}).get(node_id)
         return when is not None and self._clock() - when <= within
 
-    def closest_auditor(self, pack_id: bytes, within: float) -> bytes | None:
-        """Of the peers that audited us for this pack lately, the one nearest the pack."""
+    def auditors(self, pack_id: bytes, within: float) -> list[bytes]:
+        """The peers that audited us for this pack in the last `within` seconds."""
         now = self._clock()
-        recent = [a for a, when in self._heard.get(pack_id, {}).items() if now - when <= within]
-        return min(recent, key=lambda a: _distance(a, pack_id), default=None)
+        return [a for a, when in self._heard.get(pack_id, {}).items() if now - when <= within]
+
+    def contact(self, auditor: bytes) -> Contact | None:
+        return self._contacts.get(auditor)
 
     def forget(self, pack_id: bytes) -> None:
         self._heard.pop(pack_id, None)

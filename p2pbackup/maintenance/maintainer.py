@@ -89,6 +89,9 @@ class _View:
     keeper: bytes
     rounds_left: int
     neighbours: frozenset[bytes]  # peers known closer to the pack than us at that survey
+    # Siblings that proved their share to us at that survey: only their audits of us
+    # count as the set being watched (a holder with bad data could audit us too).
+    trusted: frozenset[bytes] = frozenset()
 
 
 @dataclass
@@ -108,6 +111,9 @@ class Maintainer:
     # suspected. Joins can push a holder out of a survey's lookup window; asking
     # the known holders too keeps such a share from being counted missing.
     _siblings: dict[bytes, dict[bytes, tuple[Contact, int]]] = field(default_factory=dict)
+    # Per held pack: the peers our last repair placed shares on. One that denies
+    # holding it at the next survey took it and dropped it: it counts as failed.
+    _placed: dict[bytes, set[bytes]] = field(default_factory=dict)
     # Per held pack: share indices no peer claimed, and in how many surveys running.
     _unseen: dict[bytes, dict[int, int]] = field(default_factory=dict)
 
@@ -164,7 +170,7 @@ class Maintainer:
             return
         self.stats.lookups += 1
         closest = (await self.dht.lookup(pack_id, count=descriptor.n + SURVEY_MARGIN)).contacts
-        survey = Survey(pack_id, descriptor, self.me, index)
+        survey = Survey(pack_id, descriptor, self.me, index, stored.descriptor)
         known = self._siblings.get(pack_id, {})
         await self._survey(survey, closest, known)
         if survey.live < self.config.repair_threshold and self._unclaimed(survey):
@@ -176,6 +182,9 @@ class Maintainer:
             await self._survey(survey, [c for c in wider if c.node_id not in asked], {})
             closest = wider
         self._remember_view(pack_id, index, survey, closest)
+        for node_id in self._placed.pop(pack_id, set()):
+            if node_id in survey.answered and node_id not in survey.claims:
+                survey.failed.add(node_id)
         for node_id in survey.failed:
             self._failures[node_id] = self._failures.get(node_id, 0) + 1
         for contact in survey.proven.values():
@@ -198,6 +207,7 @@ class Maintainer:
             threshold=self.config.repair_threshold,
             suspects=suspects,
             unseen_grace=self._unseen_grace(pack_id, survey),
+            avoid={n for n, count in self._failures.items() if count >= self.config.lost_after},
         )
         # Rebuilt or handed-off shares carry the latest lease any sibling showed.
         latest = (
@@ -223,27 +233,32 @@ class Maintainer:
         known = closest + self.dht.table.closest(pack_id, survey.descriptor.n)
         neighbours = frozenset(c.node_id for c in known if distance(c.node_id, pack_id) < mine)
         keeper = survey.repairer()
+        trusted = frozenset(c.node_id for c in survey.proven.values())
         if keeper.node_id == self.dht.node_id:
             if survey.live == survey.descriptor.n and not survey.failed:
                 siblings = [(c, i) for i, c in survey.proven.items() if i != index]
                 self._views[pack_id] = _View(
-                    siblings, keeper.node_id, self.config.quiet_rounds, neighbours
+                    siblings, keeper.node_id, self.config.quiet_rounds, neighbours, trusted
                 )
             return
         keeper_index = next(i for i, c in survey.proven.items() if c is keeper)
         self._views[pack_id] = _View(
-            [(keeper, keeper_index)], keeper.node_id, self.config.light_rounds, neighbours
+            [(keeper, keeper_index)],
+            keeper.node_id,
+            self.config.light_rounds,
+            neighbours,
+            trusted,
         )
 
     def _watched_by_closer(self, pack_id: bytes, n: int) -> bool:
         """With no view of the set yet, did a holder closer to the pack audit us lately?
 
-        Then someone nearer watches the set (the keeper is the closest): take it
-        as the keeper for `light_rounds` instead of surveying now. Right after a
-        backup this spares n-1 of every n first surveys."""
+        Then someone nearer watches the set (the keeper is the closest): skip this
+        round. Right after a backup this spares most first surveys. The auditor is
+        not proven to us, so the next round surveys unless a trusted one is heard."""
         if pack_id in self._views:
             return False
-        auditor = self._closer_auditor(pack_id)
+        auditor = self._closer_auditor(pack_id, None)
         if auditor is None:
             return False
         mine = distance(self.dht.node_id, pack_id)
@@ -256,15 +271,19 @@ class Maintainer:
         self.stats.keeper_heard += 1
         return True
 
-    def _closer_auditor(self, pack_id: bytes) -> bytes | None:
+    def _closer_auditor(self, pack_id: bytes, trusted: frozenset[bytes] | None) -> bytes | None:
         """A holder nearer the pack than us that audited us lately: the set is watched.
 
-        The keeper's rounds come at most 1.5 intervals apart (jitter), so silence
-        for two intervals means we look at the set ourselves."""
-        auditor = self.audit_log.closest_auditor(pack_id, 2 * self.config.audit_interval)
-        if auditor is None or distance(auditor, pack_id) >= distance(self.dht.node_id, pack_id):
-            return None
-        return auditor
+        Only auditors in `trusted` count (None: any). The keeper's rounds come at
+        most 1.5 intervals apart (jitter), so silence for two intervals means we
+        look at the set ourselves."""
+        window = 2 * self.config.audit_interval
+        mine = distance(self.dht.node_id, pack_id)
+        auditors = self.audit_log.auditors(pack_id, window)
+        closer = [
+            a for a in auditors if distance(a, pack_id) < mine and (trusted is None or a in trusted)
+        ]
+        return min(closer, key=lambda a: distance(a, pack_id), default=None)
 
     def _newcomers_closer(self, pack_id: bytes, n: int, view: _View) -> bool:
         """Does the routing table know n peers closer to the pack than us, some of them
@@ -289,13 +308,16 @@ class Maintainer:
             self._views.pop(pack_id, None)
             return False
         view.rounds_left -= 1
-        if view.keeper != self.dht.node_id and self._closer_auditor(pack_id) is not None:
+        if (
+            view.keeper != self.dht.node_id
+            and self._closer_auditor(pack_id, view.trusted) is not None
+        ):
             self.stats.keeper_heard += 1
             return True
+        if not view.targets:
+            return await self._vet_auditor(pack_id, index, descriptor, descriptor_bytes, view)
         targets = view.targets
-        if not targets:
-            return False  # a keeper known only from its audits went quiet: survey
-        survey = Survey(pack_id, descriptor, self.me, index)
+        survey = Survey(pack_id, descriptor, self.me, index, descriptor_bytes)
 
         async def audit(contact: Contact, sibling_index: int) -> None:
             if survey.on_holding(contact, sibling_index, descriptor_bytes):
@@ -335,7 +357,40 @@ class Maintainer:
         self._views.pop(pack_id, None)
         self._siblings.pop(pack_id, None)
         self._unseen.pop(pack_id, None)
+        self._placed.pop(pack_id, None)
         self.audit_log.forget(pack_id)
+
+    async def _vet_auditor(
+        self,
+        pack_id: bytes,
+        index: int,
+        descriptor: ShareDescriptor,
+        descriptor_bytes: bytes,
+        view: _View,
+    ) -> bool:
+        """A closer peer audited us, but we never checked it: ask what it holds and audit
+        it, and if it proves its share, watch it as the keeper. False: survey."""
+        auditor = self._closer_auditor(pack_id, None)
+        contact = self.audit_log.contact(auditor) if auditor is not None else None
+        if auditor is None or contact is None:
+            return False
+        timeout = self.config.request_timeout
+        try:
+            reply = await self.dht.transport.request(contact, QueryShare(pack_id), timeout)
+        except P2PBackupError:
+            return False
+        held = reply.message if isinstance(reply.message, ShareHeld) else None
+        survey = Survey(pack_id, descriptor, self.me, index, descriptor_bytes)
+        if held is None or not survey.on_holding(contact, held.index, held.descriptor):
+            return False
+        self.stats.audits += 1
+        if not await audit_claim(self.dht, survey, contact, self.rng, timeout):
+            self.stats.audits_failed += 1
+            return False
+        view.targets = [(contact, held.index)]
+        view.keeper = auditor
+        view.trusted = frozenset({auditor})
+        return True
 
     async def _survey(
         self,
@@ -426,6 +481,7 @@ class Maintainer:
         )
         self.stats.repairs += 1
         self.stats.shares_rebuilt += len(placed)
+        self._placed[pack_id] = {contact.node_id for contact in placed.values()}
         self.stats.repair_bytes += sent + sum(len(s) for s in gathered.values()) - len(my_share)
         log.info(
             "repaired %s: rebuilt shares %s on %d peers",

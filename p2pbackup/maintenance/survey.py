@@ -53,6 +53,9 @@ class Survey:
     descriptor: ShareDescriptor
     me: Contact | None = None  # None: an owner checking, who holds no share
     my_index: int | None = None
+    # The bytes of `descriptor`, checked already: a sibling showing the very same
+    # bytes (the usual case) costs no parse and no signature check.
+    descriptor_bytes: bytes | None = None
     claims: dict[bytes, tuple[Contact, int]] = field(default_factory=dict)
     proven: dict[int, Contact] = field(default_factory=dict)
     failed: set[bytes] = field(default_factory=set)
@@ -68,12 +71,17 @@ class Survey:
         self.answered.add(contact.node_id)
         if index is None or descriptor is None:
             return False
-        try:
-            theirs = ShareDescriptor.from_bytes(descriptor)
-        except WireError:
-            self.failed.add(contact.node_id)
-            return False
-        if not theirs.verify() or not same_share_set(self.descriptor, theirs):
+        if descriptor == self.descriptor_bytes:
+            theirs = self.descriptor
+        else:
+            try:
+                theirs = ShareDescriptor.from_bytes(descriptor)
+            except WireError:
+                self.failed.add(contact.node_id)
+                return False
+        if (theirs is not self.descriptor and not theirs.verify()) or not same_share_set(
+            self.descriptor, theirs
+        ):
             self.failed.add(contact.node_id)
             return False
         if not 0 <= index < self.descriptor.n:
@@ -136,6 +144,7 @@ class Survey:
         threshold: int,
         suspects: set[bytes],
         unseen_grace: set[int] | frozenset[int] = frozenset(),
+        avoid: set[bytes] | frozenset[bytes] = frozenset(),
     ) -> RepairPlan | None:
         """What to rebuild, if anything, when this holder is the repairer.
 
@@ -143,6 +152,7 @@ class Survey:
         result). `suspects` are node ids that failed recently but are not
         yet counted as lost; their shares are rebuilt only below `threshold`,
         and so are the indices in `unseen_grace`, which nobody claimed lately.
+        Peers in `avoid` (failed again and again) get no rebuilt share.
         """
         n = self.descriptor.n
         if self.me is None or self.live < self.descriptor.k:
@@ -160,7 +170,7 @@ class Survey:
         if not missing:
             return None
         # Failed peers get nothing new: they lost a share or lie about it.
-        holding = {c.node_id for c in self.proven.values()} | set(self.claims) | self.failed
+        holding = {c.node_id for c in self.proven.values()} | set(self.claims) | self.failed | avoid
         targets = tuple(c for c in closest if c.node_id not in holding)
         sources = tuple(sorted(self.proven.items()))
         return RepairPlan(missing, targets, sources)

@@ -180,5 +180,5 @@ class ShareHolder:
         block = share_block(stored.data, message.block)
         proof = await self.run_sync(block_proof, stored.data, message.block)
         if self.audit_log is not None:
-            self.audit_log.note(message.pack_id, remote.node_id)
+            self.audit_log.note(message.pack_id, remote.node_id, remote.contact())
         return AuditProof(block, tuple(proof))

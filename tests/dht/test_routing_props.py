@@ -26,6 +26,7 @@ from p2pbackup.dht.routing import (
     ID_BITS,
     REPLACEMENTS_PER_BUCKET,
     AddOutcome,
+    AddResult,
     RoutingTable,
     distance,
     id_int,
@@ -337,3 +338,19 @@ def test_closest_against_kademlia_heap(
     heap = NodeHeap(Node(target), count)
     heap.push([Node(i) for i in held])
     assert [c.node_id for c in table.closest(target, count)] == [n.id for n in heap]
+
+
+def test_a_full_bucket_probes_its_oldest_contact_only_once_it_is_questionable() -> None:
+    local = bytes(20)
+    table = RoutingTable(local, k=2, now=0.0, questionable_after=900.0)
+
+    def far(n: int) -> Contact:  # all in the farthest bucket
+        return Contact(bytes([0x80]) + n.to_bytes(19, "big"), "127.0.0.1", 4000 + n)
+
+    table.add(far(1), 0.0)
+    table.add(far(2), 10.0)
+    assert table.add(far(3), 100.0) == AddResult(AddOutcome.PENDING)  # far(1) heard lately
+    assert table.add(far(4), 901.0) == AddResult(AddOutcome.PENDING, far(1))
+    table.ping_answered(far(1), 902.0)
+    # far(2), now the oldest, was last heard at 10 s: questionable, so it is probed.
+    assert table.add(far(5), 1000.0) == AddResult(AddOutcome.PENDING, far(2))

@@ -1,0 +1,96 @@
+"""Scenario `churn`: peers come and go in heavy-tailed sessions, as measured in deployed DHTs.
+
+Every storage peer alternates online sessions and offline gaps. Session
+lengths follow a Weibull distribution of shape 0.5 (the heavy tail measured
+in KAD and BitTorrent's DHT: most sessions short, a few very long), gaps are
+exponential, and a small share of departures are for good (the disk goes
+with them). Shares of a peer that is away are not live; repair must tell a
+holder that comes back from one that is gone. The report sets the measured
+loss beside a Markov model fed with the same failure and repair rates.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from simulations.markov import disagreement, estimate
+from simulations.storage_run import event_window, run_storage_scenario
+from simulations.world import HOUR, Progress, SimPeer, World, WorldParams
+
+SUMMARY = "heavy-tailed sessions (Weibull 0.5): do packs survive peers that come and go?"
+
+
+@dataclass(frozen=True)
+class ChurnParams(WorldParams):
+    peers: int = 100
+    packs: int = 100
+    days: float = 3.0
+    median_session_hours: float = 12.0
+    mean_gap_hours: float = 4.0
+    permanent: float = 0.05  # share of departures that are for good
+
+
+def session_hours(rng: random.Random, median: float) -> float:
+    # Weibull with shape 0.5: median = scale * ln(2)^(1/0.5).
+    return rng.weibullvariate(median / math.log(2) ** 2, 0.5)
+
+
+def repair_rate(params: WorldParams, lost_after: int = 2) -> float:
+    """Per hour: a lost holder is noticed after `lost_after` rounds, then rebuilt."""
+    return 1.0 / ((lost_after + 0.5) * params.audit_hours)
+
+
+async def run_churn(params: ChurnParams, progress: Progress | None = None) -> dict[str, Any]:
+    async def drive(world: World) -> dict[str, Any]:
+        rng = random.Random(params.seed ^ 0xC4C4)
+        window_end = trio.current_time() + event_window(params)
+        departures = {"leaves": 0, "returns": 0, "gone": 0}
+
+        async def life(sim_peer: SimPeer) -> None:
+            while True:
+                await trio.sleep(session_hours(rng, params.median_session_hours) * HOUR)
+                if trio.current_time() >= window_end:
+                    return
+                if rng.random() < params.permanent:
+                    world.crash(sim_peer)
+                    departures["gone"] += 1
+                    return
+                world.leave(sim_peer)
+                departures["leaves"] += 1
+                await trio.sleep(rng.expovariate(1.0 / params.mean_gap_hours) * HOUR)
+                await world.come_back(sim_peer)
+                departures["returns"] += 1
+
+        for sim_peer in world.storage_peers():
+            world.nursery.start_soon(life, sim_peer)
+        await trio.sleep_until(window_end)
+        peer_hours = len(world.storage_peers()) * (window_end / HOUR)
+        failure_rate = departures["gone"] / max(peer_hours, 1.0)
+        model = estimate(
+            world.redundancy.k,
+            world.redundancy.n,
+            world.redundancy.n,  # every missing share is rebuilt once noticed
+            failure_rate,
+            repair_rate(params),
+            params.days * 24,
+            len(world.packs),
+        )
+        return {**departures, "model": model}
+
+    result = await run_storage_scenario("churn", SUMMARY, params, drive, progress=progress)
+    return with_model(result)
+
+
+def with_model(result: dict[str, Any]) -> dict[str, Any]:
+    """Move the model out of the metrics and say whether it agrees with the run."""
+    model = result["metrics"].pop("model")
+    model["disagreement"] = disagreement(
+        result["metrics"]["packs_lost"], model["expected_packs_lost"]
+    )
+    result["model"] = model
+    return result

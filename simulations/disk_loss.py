@@ -1,0 +1,66 @@
+"""Scenario `disk-loss`: peers come back with empty disks.
+
+Over the run, each storage peer loses its disk at random (a third of them
+by default): it goes offline for an hour, as for a reinstall, and returns
+under the same id with nothing stored. Its shares are gone even though the
+peer answers again, so audits, not liveness, must find the loss. The report
+sets the measured loss beside the Markov model of a share set with the same
+failure and repair rates.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from simulations.churn import repair_rate, with_model
+from simulations.markov import estimate
+from simulations.storage_run import event_window, run_storage_scenario
+from simulations.world import HOUR, Progress, SimPeer, World, WorldParams
+
+SUMMARY = "peers return with empty disks: do audits find the loss and repair it in time?"
+
+
+@dataclass(frozen=True)
+class DiskLossParams(WorldParams):
+    peers: int = 100
+    packs: int = 100
+    days: float = 3.0
+    losses: float = 0.33  # share of storage peers whose disk is lost during the run
+    offline_hours: float = 1.0
+
+
+async def run_disk_loss(params: DiskLossParams, progress: Progress | None = None) -> dict[str, Any]:
+    async def drive(world: World) -> dict[str, Any]:
+        rng = random.Random(params.seed ^ 0xD15C)
+        window = event_window(params)
+        start = trio.current_time()
+        victims = rng.sample(world.storage_peers(), int(params.losses * len(world.storage_peers())))
+        events = sorted((rng.uniform(0, window), i) for i in range(len(victims)))
+
+        async def lose(sim_peer: SimPeer) -> None:
+            world.leave(sim_peer)
+            await trio.sleep(params.offline_hours * HOUR)
+            await world.come_back(sim_peer, empty=True)
+
+        for at, i in events:
+            await trio.sleep_until(start + at)
+            world.nursery.start_soon(lose, victims[i])
+        await trio.sleep_until(start + window)
+        peer_hours = max(len(world.storage_peers()) * window / HOUR, 1.0)
+        model = estimate(
+            world.redundancy.k,
+            world.redundancy.n,
+            world.redundancy.n,
+            len(victims) / peer_hours,
+            repair_rate(params),
+            params.days * 24,
+            len(world.packs),
+        )
+        return {"disks_lost": len(victims), "model": model}
+
+    result = await run_storage_scenario("disk-loss", SUMMARY, params, drive, progress=progress)
+    return with_model(result)

@@ -1,0 +1,61 @@
+"""The frame every storage scenario runs in: build, drive, heal, restore, report.
+
+A scenario file supplies its parameters, a summary line and a `drive`
+coroutine with its events; this frame does the rest the same way for all, so
+their reports compare: the owner backs up and (unless the scenario keeps it)
+goes offline, every storage peer maintains its shares, the sampler records
+each simulated hour, and after the last simulated day the owner comes back
+and restores every snapshot through the real restore path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from simulations.world import DAY, HOUR, Progress, World, WorldParams
+
+Drive = Callable[[World], Awaitable[dict[str, Any]]]
+# After the scenario's last event the mesh gets this long to settle before the end.
+SETTLE = 6 * HOUR
+
+
+async def run_storage_scenario(
+    name: str,
+    summary: str,
+    params: WorldParams,
+    drive: Drive,
+    *,
+    capacity: Callable[[int], int] | None = None,
+    setup: Callable[[World], None] | None = None,
+    owner_stays: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    async with trio.open_nursery() as nursery:
+        world = await World.build(
+            nursery, params, capacity=capacity, setup=setup, progress=progress
+        )
+        world.note(f"{name}: {params.peers} peers, {len(world.packs)} packs placed")
+        if not owner_stays:
+            world.leave(world.owner)  # the owner's laptop is off from here on
+        world.start_maintenance()
+        began = trio.current_time()
+        await nursery.start(world.sampler)
+        extra = await drive(world)
+        await trio.sleep_until(max(began + params.days * DAY, trio.current_time()))
+        world.sample()
+        if world.owner.node_id in world.away:
+            await world.come_back(world.owner)
+        extra.update(await world.restore_all(world.owner))
+        result = world.finish(name, summary, extra)
+        world.stop()
+    return result
+
+
+def event_window(params: WorldParams, audit_rounds: int = 4) -> float:
+    """Seconds in which a scenario's events fall, leaving the rest of the run (a fifth,
+    and at least four audit rounds) for repair to finish before the end."""
+    settle = max(params.days * DAY * 0.2, audit_rounds * params.audit_hours * HOUR, SETTLE)
+    return max(params.days * DAY - settle, 0.0)

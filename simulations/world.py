@@ -1,0 +1,436 @@
+"""A storage mesh with one owner's snapshots on virtual time: what storage scenarios build on.
+
+A scenario builds a `World` (peers join, the owner backs up P packs as S
+incremental snapshots), then drives its own events: crashes, sessions that
+end and resume, disks that come back empty, partitions, hostile peers. Every
+simulated hour a sampler records what the report plots: packs at each
+live-share count, packs lost, restore availability, repair traffic, probe
+lookups' hops and latency, live peers. At the end `restore_all` fetches
+every pack through the real restore path and compares it with what was
+backed up, so a corrupted share passed off as good data would show.
+
+Ground truth comes from the stores themselves: a share is live when an
+honest peer that is up holds it; it is durable while its disk exists (the
+peer may be away); a pack is lost for good when fewer than k durable shares
+remain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from p2pbackup.codec.packs import pack_id_of
+from p2pbackup.crypto.keys import OwnerKeys
+from p2pbackup.dht.config import DhtConfig
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.maintenance.maintainer import MaintenanceConfig
+from p2pbackup.peer.offload import inline
+from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
+from p2pbackup.store.shares import MemoryShareStore
+from simulations.mesh import SimMesh, SimPeer
+from simulations.report import gini
+from simulations.storage import StorageMesh, virtual_now
+
+HOUR = 3_600.0
+DAY = 86_400.0
+# Buckets refreshed every 6 h: over simulated months hourly refreshes would be
+# most of the traffic, and maintenance keeps the buckets near held packs fresh.
+WORLD_DHT = DhtConfig(rpc_timeout=2.0, refresh_interval=6 * HOUR, republish_interval=6 * HOUR)
+PLACE_CONCURRENCY = 8
+RESTORE_CONCURRENCY = 8
+
+Progress = Callable[[str], None]
+
+
+def stderr_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class WorldParams:
+    peers: int = 100
+    packs: int = 200
+    days: float = 1.0
+    seed: int = 1
+    snapshots: int = 10  # the packs are backed up in this many incremental snapshots
+    pack_bytes: int = 30_000
+    audit_hours: float = 6.0
+    probe_lookups: int = 3  # per sampled hour
+    join_concurrency: int = 25
+
+
+@dataclass
+class Series:
+    hours: list[float] = field(default_factory=list)
+    live_share_counts: list[dict[str, int]] = field(default_factory=list)
+    packs_lost: list[int] = field(default_factory=list)
+    restorable: list[float] = field(default_factory=list)
+    repair_bytes: list[int] = field(default_factory=list)
+    live_peers: list[int] = field(default_factory=list)
+    lookup_hops: list[float | None] = field(default_factory=list)
+    lookup_latency_ms: list[float | None] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[Any]]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class World:
+    nursery: trio.Nursery
+    params: WorldParams
+    mesh: SimMesh
+    storage: StorageMesh
+    redundancy: Redundancy
+    keys: OwnerKeys
+    owner: SimPeer
+    progress: Progress | None = None
+    packs: list[bytes] = field(default_factory=list)
+    digests: dict[bytes, bytes] = field(default_factory=dict)  # pack id -> hash of its bytes
+    snapshots: list[list[bytes]] = field(default_factory=list)
+    hostile: set[bytes] = field(default_factory=set)  # their shares are no good
+    liars: set[bytes] = field(default_factory=set)  # lie about routing, keep shares well
+    away: dict[bytes, SimPeer] = field(default_factory=dict)  # offline, disk kept
+    lost: set[bytes] = field(default_factory=set)
+    min_live: int = 10**9
+    doubled_samples: int = 0
+    series: Series = field(default_factory=Series)
+    started: float = field(default_factory=time.perf_counter)
+    _lookup_rng: random.Random = field(default_factory=random.Random)
+
+    # ---- building -----------------------------------------------------
+
+    @classmethod
+    async def build(
+        cls,
+        nursery: trio.Nursery,
+        params: WorldParams,
+        *,
+        capacity: Callable[[int], int] | None = None,
+        setup: Callable[[World], None] | None = None,
+        progress: Progress | None = None,
+        lease_days: float | None = None,
+    ) -> World:
+        """Peers join, get stores (of `capacity(i)` bytes), `setup` runs, the owner backs up."""
+        mesh = await SimMesh.create(nursery, params.seed, dht=WORLD_DHT, encode=params.peers <= 200)
+        await mesh.grow(params.peers, concurrency=params.join_concurrency)
+        redundancy = Redundancy(lease_seconds=int((lease_days or 4 * params.days + 30) * DAY))
+        config = MaintenanceConfig(
+            audit_interval=params.audit_hours * HOUR,
+            repair_threshold=redundancy.happy,
+            request_timeout=10.0,
+            share_timeout=30.0,
+        )
+        storage = StorageMesh(mesh, config)
+        owner = mesh.peers[0]  # holds none of its own shares, as on a real peer
+        for i, sim_peer in enumerate(mesh.peers[1:], start=1):
+            storage.equip(sim_peer, capacity(i) if capacity else 2**40)
+        keys = OwnerKeys.from_master(mesh.rng.randbytes(32))
+        world = cls(nursery, params, mesh, storage, redundancy, keys, owner, progress)
+        world._lookup_rng = random.Random(params.seed ^ 0x100C)
+        if setup is not None:
+            setup(world)
+        await world._back_up()
+        return world
+
+    def pack_store(self, sim_peer: SimPeer) -> MeshPackStore:
+        return MeshPackStore(
+            sim_peer.peer.dht,
+            self.keys.identity,
+            self.redundancy,
+            share_timeout=30.0,
+            run_sync=inline,
+            now=virtual_now,
+        )
+
+    async def _back_up(self) -> None:
+        data_rng = random.Random(self.params.seed ^ 0xDA7A)
+        store = self.pack_store(self.owner)
+        limiter = trio.Semaphore(PLACE_CONCURRENCY)
+        per_snapshot = max(1, -(-self.params.packs // max(self.params.snapshots, 1)))
+
+        async def place(data: bytes) -> None:
+            async with limiter:
+                try:
+                    await store.put(pack_id_of(data), data)
+                except P2PBackupError as exc:  # e.g. too few peers with room
+                    self.note(f"placing a pack failed: {exc}")
+
+        for first in range(0, self.params.packs, per_snapshot):
+            batch = [
+                data_rng.randbytes(self.params.pack_bytes)
+                for _ in range(min(per_snapshot, self.params.packs - first))
+            ]
+            for data in batch:
+                self.packs.append(pack_id_of(data))
+                self.digests[self.packs[-1]] = hashlib.blake2b(data).digest()
+            async with trio.open_nursery() as placing:
+                for data in batch:
+                    placing.start_soon(place, data)
+            # Each snapshot uses every pack so far: later backups reuse earlier chunks.
+            self.snapshots.append(list(self.packs))
+
+    def start_maintenance(self) -> None:
+        for sim_peer in self.mesh.live():
+            if sim_peer.node_id in self.storage.stores:
+                self.storage.maintain(sim_peer)
+
+    def note(self, line: str) -> None:
+        if self.progress is not None:
+            self.progress(line)
+
+    # ---- events ---------------------------------------------------------
+
+    def storage_peers(self) -> list[SimPeer]:
+        return [p for p in self.mesh.live() if p is not self.owner]
+
+    def crash(self, sim_peer: SimPeer) -> None:
+        """Gone for good, disk and all."""
+        self.storage.crash(sim_peer)
+        self.away.pop(sim_peer.node_id, None)
+
+    def leave(self, sim_peer: SimPeer) -> None:
+        """Offline for a while; its disk (and shares) come back with it."""
+        self.mesh.crash(sim_peer)
+        self.away[sim_peer.node_id] = sim_peer
+
+    async def come_back(self, sim_peer: SimPeer, *, empty: bool = False) -> None:
+        """Back on the same address with the same id; with `empty`, its disk was lost."""
+        self.away.pop(sim_peer.node_id, None)
+        if empty:
+            old = self.storage.stores[sim_peer.node_id]
+            self.storage.lost_bytes += old.used_bytes
+            self.storage.stores[sim_peer.node_id] = MemoryShareStore(old.capacity)
+        await self.mesh.restart(sim_peer, self._bootstraps())
+        if sim_peer.node_id in self.storage.stores:
+            self.storage.attach(sim_peer)
+            self.storage.maintain(sim_peer)
+
+    async def join(self, capacity: int = 2**40) -> SimPeer:
+        sim_peer = await self.mesh.add_peer(self._bootstraps())
+        self.storage.equip(sim_peer, capacity)
+        self.storage.maintain(sim_peer)
+        return sim_peer
+
+    def _bootstraps(self) -> tuple[tuple[str, int], ...]:
+        """Three live peers to join through, as a user lists a few friends: one that
+        lies or is gone does not strand the newcomer."""
+        live = self.mesh.live()
+        return tuple(p.address for p in self._lookup_rng.sample(live, min(3, len(live))))
+
+    # ---- sampling ---------------------------------------------------------
+
+    def shares(self) -> tuple[dict[bytes, set[int]], dict[bytes, set[int]]]:
+        """Per pack: indices live now (honest, up, reachable from the owner's side),
+        and indices durable (honest, disk still there)."""
+        live: dict[bytes, set[int]] = {p: set() for p in self.packs}
+        durable: dict[bytes, set[int]] = {p: set() for p in self.packs}
+        doubled = False
+        up = {p.node_id for p in self.mesh.live()}
+        network, home = self.mesh.network, self.owner.address
+        peers = {p.node_id: p for p in self.mesh.peers}
+        for node_id, store in self.storage.stores.items():
+            sim_peer = peers[node_id]
+            if node_id in self.hostile or not (node_id in up or node_id in self.away):
+                continue
+            reachable = node_id in up and network.connected(home, sim_peer.address)
+            seen: set[bytes] = set()
+            for info in store.list_shares():
+                if info.pack_id not in live:
+                    continue
+                durable[info.pack_id].add(info.idx)
+                if reachable:
+                    live[info.pack_id].add(info.idx)
+                doubled = doubled or info.pack_id in seen
+                seen.add(info.pack_id)
+        self.doubled_samples += doubled
+        return live, durable
+
+    def sample(self, lookups: tuple[float | None, float | None] = (None, None)) -> None:
+        k = self.redundancy.k
+        live, durable = self.shares()
+        counts: dict[int, int] = {}
+        for pack_id in self.packs:
+            count = len(live[pack_id])
+            counts[count] = counts.get(count, 0) + 1
+            self.min_live = min(self.min_live, len(durable[pack_id]))
+            if len(durable[pack_id]) < k:
+                self.lost.add(pack_id)
+        restorable = sum(all(len(live[p]) >= k for p in snap) for snap in self.snapshots)
+        s = self.series
+        s.hours.append(round(trio.current_time() / HOUR, 4))
+        s.live_share_counts.append({str(c): counts[c] for c in sorted(counts, reverse=True)})
+        s.packs_lost.append(len(self.lost))
+        s.restorable.append(round(restorable / max(len(self.snapshots), 1), 4))
+        s.repair_bytes.append(sum(m.stats.repair_bytes for m in self.storage.maintainers.values()))
+        s.live_peers.append(len(self.mesh.live()))
+        s.lookup_hops.append(lookups[0])
+        s.lookup_latency_ms.append(lookups[1])
+
+    async def probe_lookups(self) -> tuple[float | None, float | None]:
+        """A few lookups for random keys from random live peers: hops and latency now."""
+        candidates = self.storage_peers()
+        if not candidates or self.params.probe_lookups <= 0:
+            return None, None
+        hops: list[int] = []
+        latency: list[float] = []
+
+        async def one(source: SimPeer, target: bytes) -> None:
+            began = trio.current_time()
+            outcome = await source.peer.dht.lookup(target)
+            hops.append(outcome.stats.hops)
+            latency.append(trio.current_time() - began)
+
+        jobs = [
+            (self._lookup_rng.choice(candidates), self._lookup_rng.randbytes(20))
+            for _ in range(self.params.probe_lookups)
+        ]
+        async with trio.open_nursery() as nursery:
+            for source, target in jobs:
+                nursery.start_soon(one, source, target)
+        return (
+            round(sum(hops) / len(hops), 3),
+            round(1000 * sum(latency) / len(latency), 1),
+        )
+
+    async def sampler(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Sample every simulated hour, and tell the progress line once a simulated day."""
+        task_status.started()
+        self.sample()
+        while True:
+            await trio.sleep(HOUR)
+            self.sample(await self.probe_lookups())
+            hours = len(self.series.hours) - 1
+            if hours % 24 == 0:
+                wall = time.perf_counter() - self.started
+                self.note(
+                    f"day {hours // 24:g}/{self.params.days:g}: {len(self.mesh.live())} peers up, "
+                    f"{len(self.lost)} packs lost, {wall:.0f} s"
+                )
+
+    async def run_for(self, seconds: float) -> None:
+        await trio.sleep(seconds)
+
+    # ---- the end ----------------------------------------------------------
+
+    async def restore_all(self, via: SimPeer) -> dict[str, int]:
+        """Fetch every pack through the restore path; count wrong bytes, never expected."""
+        store = self.pack_store(via)
+        limiter = trio.Semaphore(RESTORE_CONCURRENCY)
+        restored: set[bytes] = set()
+        corrupt = failed = 0
+
+        async def one(pack_id: bytes) -> None:
+            nonlocal corrupt, failed
+            async with limiter:
+                try:
+                    data = await store.get(pack_id)
+                except P2PBackupError as exc:
+                    failed += 1
+                    self.note(f"restore of {pack_id.hex()[:12]} failed: {exc}")
+                    return
+            if hashlib.blake2b(data).digest() == self.digests[pack_id]:
+                restored.add(pack_id)
+            else:
+                corrupt += 1
+
+        async with trio.open_nursery() as nursery:
+            for pack_id in self.packs:
+                nursery.start_soon(one, pack_id)
+        snapshots_ok = sum(all(p in restored for p in snap) for snap in self.snapshots)
+        return {
+            "restore_packs_ok": len(restored),
+            "restore_packs_failed": failed,
+            "restore_packs_corrupt": corrupt,
+            "snapshots_restorable_at_end": snapshots_ok,
+        }
+
+    def metrics(self) -> dict[str, Any]:
+        """The figures every storage scenario reports."""
+        stats = [m.stats for m in self.storage.maintainers.values()]
+        live, _ = self.shares()
+        final: dict[int, int] = {}
+        for pack_id in self.packs:
+            final[len(live[pack_id])] = final.get(len(live[pack_id]), 0) + 1
+        repair_bytes = sum(s.repair_bytes for s in stats)
+        return {
+            "k": self.redundancy.k,
+            "n": self.redundancy.n,
+            "repair_threshold": self.storage.config.repair_threshold,
+            "packs": len(self.packs),
+            "snapshots": len(self.snapshots),
+            "packs_lost": len(self.lost),
+            "min_live_shares": self.min_live,
+            "packs_at_n_at_end": final.get(self.redundancy.n, 0),
+            "live_shares_at_end": {str(c): final[c] for c in sorted(final)},
+            "min_restorable": min(self.series.restorable, default=1.0),
+            "samples_with_two_shares_on_one_peer": self.doubled_samples,
+            "repairs": sum(s.repairs for s in stats),
+            "shares_rebuilt": sum(s.shares_rebuilt for s in stats),
+            "handed_off": sum(s.handed_off for s in stats),
+            "repair_bytes": repair_bytes,
+            "lost_bytes": self.storage.lost_bytes,
+            "repair_bytes_per_lost_byte": round(repair_bytes / max(self.storage.lost_bytes, 1), 3),
+            "shares_outside_n_closest": self.misplaced(),
+            "audits": sum(s.audits for s in stats),
+            "audits_failed": sum(s.audits_failed for s in stats),
+            "messages": self.mesh.network.stats.sent,
+            "simulated_seconds": round(trio.current_time(), 3),
+        }
+
+    def misplaced(self) -> int:
+        """Live shares held outside the n closest live storage peers of their pack."""
+        n = self.redundancy.n
+        candidates = [
+            p.node_id
+            for p in self.mesh.live()
+            if p.node_id in self.storage.stores and p.node_id not in self.hostile
+        ]
+        keys = {node_id: int.from_bytes(node_id, "big") for node_id in candidates}
+        holders: dict[bytes, list[bytes]] = {}
+        for node_id in candidates:
+            for info in self.storage.stores[node_id].list_shares():
+                holders.setdefault(info.pack_id, []).append(node_id)
+        outside = 0
+        for pack_id, held in holders.items():
+            target = int.from_bytes(pack_id, "big")
+            closest = set(sorted(candidates, key=lambda c: keys[c] ^ target)[:n])
+            outside += sum(1 for node_id in held if node_id not in closest)
+        return outside
+
+    def storage_per_peer(self) -> list[int]:
+        return [
+            self.storage.stores[p.node_id].used_bytes
+            for p in self.mesh.live()
+            if p.node_id in self.storage.stores and p.node_id not in self.hostile
+        ]
+
+    def finish(self, scenario: str, summary: str, extra: dict[str, Any]) -> dict[str, Any]:
+        """The result a report is written from; wall-clock fields kept apart."""
+        wall = time.perf_counter() - self.started
+        per_peer = self.storage_per_peer()
+        params = dict(self.params.__dict__)
+        params.pop("seed", None)
+        return {
+            "scenario": scenario,
+            "seed": self.params.seed,
+            "summary": summary,
+            "params": params,
+            "metrics": {**self.metrics(), **extra, "storage_gini": gini(per_peer)},
+            "series": self.series.as_dict(),
+            "storage_per_peer": sorted(per_peer, reverse=True),
+            "wall_seconds": round(wall, 2),
+            "sim_seconds_per_wall_second": round(trio.current_time() / max(wall, 1e-9), 1),
+        }
+
+    def stop(self) -> None:
+        self.mesh.stop()
