@@ -501,6 +501,9 @@ def simulate(
         for name, entry in SCENARIOS.items():
             typer.echo(f"{name:20} {entry.summary}")
         return
+    # Simulated peers log as real ones do; a hostile run's rejected shares are
+    # findings for the report, not warnings for the terminal.
+    logging.getLogger("p2pbackup").setLevel(logging.ERROR)
     options = {"peers": peers, "lookups": lookups, "packs": packs, "days": days}
     chosen = {k: v for k, v in options.items() if v is not None}
     result = run_named(scenario, seed, chosen, None if as_json else stderr_progress)

@@ -28,6 +28,7 @@ class RepairParams(WorldParams):
     peers: int = 100
     packs: int = 200
     days: float = 30.0
+    audit_hours: float = 24.0  # a month-long run: daily audits, as a home mesh might
     crashes: int | None = None  # default: 40% of peers
     joins: int | None = None  # default: 20% of peers
 

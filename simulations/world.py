@@ -41,9 +41,15 @@ from simulations.storage import StorageMesh, virtual_now
 
 HOUR = 3_600.0
 DAY = 86_400.0
-# Buckets refreshed every 6 h: over simulated months hourly refreshes would be
-# most of the traffic, and maintenance keeps the buckets near held packs fresh.
-WORLD_DHT = DhtConfig(rpc_timeout=2.0, refresh_interval=6 * HOUR, republish_interval=6 * HOUR)
+# Buckets refreshed every 6 h and contacts probed once quiet for an hour: over
+# simulated months the defaults (hourly, 15 minutes) would be most of the
+# traffic, and maintenance keeps the buckets near held packs fresh anyway.
+WORLD_DHT = DhtConfig(
+    rpc_timeout=2.0,
+    refresh_interval=6 * HOUR,
+    republish_interval=6 * HOUR,
+    questionable_after=HOUR,
+)
 PLACE_CONCURRENCY = 8
 RESTORE_CONCURRENCY = 8
 
@@ -99,7 +105,8 @@ class World:
     liars: set[bytes] = field(default_factory=set)  # lie about routing, keep shares well
     away: dict[bytes, SimPeer] = field(default_factory=dict)  # offline, disk kept
     lost: set[bytes] = field(default_factory=set)
-    min_live: int = 10**9
+    min_live: int = 10**9  # fewest shares of any pack on disks that still exist
+    min_available: int = 10**9  # fewest shares of any pack reachable right then
     doubled_samples: int = 0
     series: Series = field(default_factory=Series)
     started: float = field(default_factory=time.perf_counter)
@@ -261,6 +268,7 @@ class World:
             count = len(live[pack_id])
             counts[count] = counts.get(count, 0) + 1
             self.min_live = min(self.min_live, len(durable[pack_id]))
+            self.min_available = min(self.min_available, count)
             if len(durable[pack_id]) < k:
                 self.lost.add(pack_id)
         restorable = sum(all(len(live[p]) >= k for p in snap) for snap in self.snapshots)
@@ -370,6 +378,7 @@ class World:
             "snapshots": len(self.snapshots),
             "packs_lost": len(self.lost),
             "min_live_shares": self.min_live,
+            "min_available_shares": self.min_available,
             "packs_at_n_at_end": final.get(self.redundancy.n, 0),
             "live_shares_at_end": {str(c): final[c] for c in sorted(final)},
             "min_restorable": min(self.series.restorable, default=1.0),
@@ -384,6 +393,7 @@ class World:
             "audits": sum(s.audits for s in stats),
             "audits_failed": sum(s.audits_failed for s in stats),
             "messages": self.mesh.network.stats.sent,
+            "messages_by_type": dict(sorted(self.mesh.network.stats.by_type.items())),
             "simulated_seconds": round(trio.current_time(), 3),
         }
 

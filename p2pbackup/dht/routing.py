@@ -68,7 +68,8 @@ class RoutingTable:
         self._heard: dict[int, float] = {}  # when each proven contact last showed life
         self._local = id_int(local_id)
         self._buckets = [_Bucket(now) for _ in range(ID_BITS)]
-        self._all: dict[int, Contact] = {}  # every live contact, for fast `closest`
+        self._all: dict[int, Contact] = {}  # every live contact
+        self._occupied: set[int] = set()  # indices of buckets holding a contact
 
     def bucket_index(self, node_id: bytes) -> int:
         """The bucket for an id: the bit length of its distance, minus one."""
@@ -105,6 +106,7 @@ class RoutingTable:
             bucket.contacts[key] = self._all[key] = contact
             bucket.replacements.pop(key, None)
             self._heard[key] = now
+            self._occupied.add(self.bucket_index(contact.node_id))
             return AddResult(AddOutcome.ADDED)
         bucket.replacements[key] = contact
         bucket.replacements.move_to_end(key)
@@ -135,6 +137,7 @@ class RoutingTable:
         bucket.contacts[key] = self._all[key] = contact
         bucket.contacts.move_to_end(key, last=False)  # least trusted: first to be probed
         bucket.last_touched = now
+        self._occupied.add(self.bucket_index(contact.node_id))
         return True
 
     def ping_answered(self, contact: Contact, now: float) -> None:
@@ -161,32 +164,40 @@ class RoutingTable:
         if bucket.replacements:
             new_key, new = bucket.replacements.popitem(last=True)
             bucket.contacts[new_key] = self._all[new_key] = new
+        if not bucket.contacts:
+            self._occupied.discard(self.bucket_index(node_id))
         return True
 
     def closest(
         self, target: bytes, count: int | None = None, exclude: bytes | None = None
     ) -> list[Contact]:
         """The `count` (default k) known contacts closest to `target`, nearest first."""
-        skip = id_int(exclude) if exclude is not None else None
-        return self._nearest(target, self.k if count is None else count, lambda key: key != skip)
+        count = self.k if count is None else count
+        if exclude is None:
+            return self._nearest(target, count, None)
+        skip = id_int(exclude)
+        return self._nearest(target, count, lambda key: key != skip)
 
-    def _nearest(self, target: bytes, count: int, accept: Callable[[int], bool]) -> list[Contact]:
+    def _nearest(
+        self, target: bytes, count: int, accept: Callable[[int], bool] | None
+    ) -> list[Contact]:
         target_int = id_int(target)
         # By the XOR metric the bucket `target` falls in holds the nearest contacts,
         # all buckets below it come next (their distance to `target` shares its top
         # bit), then each bucket above it in turn: a few small sorts, not one of all.
         top = self.bucket_index(target)
-        groups: list[Iterable[tuple[int, Contact]]] = [self._buckets[top].contacts.items()]
-        groups.append(
-            itertools.chain.from_iterable(b.contacts.items() for b in self._buckets[:top])
-        )
-        groups.extend(b.contacts.items() for b in self._buckets[top + 1 :])
+        buckets = self._buckets
+        occupied = sorted(self._occupied)
+        below = [i for i in occupied if i < top]
+        groups: list[Iterable[tuple[int, Contact]]] = [buckets[top].contacts.items()]
+        groups.append(itertools.chain.from_iterable(buckets[i].contacts.items() for i in below))
+        groups.extend(buckets[i].contacts.items() for i in occupied if i > top)
         nearest: list[tuple[int, Contact]] = []
         for group in groups:
             wanted = count - len(nearest)
             if wanted <= 0:
                 break
-            candidates = ((k, c) for k, c in group if accept(k))
+            candidates = group if accept is None else ((k, c) for k, c in group if accept(k))
             nearest += heapq.nsmallest(wanted, candidates, key=lambda kv: kv[0] ^ target_int)
         return [c for _, c in nearest]
 

@@ -81,3 +81,15 @@ def test_flat_output_names_the_figures_scripts_read() -> None:
         "wall_seconds",
     ):
         assert key in out
+
+
+def test_a_month_of_churn_with_the_owner_gone_loses_nothing() -> None:
+    """The maintenance acceptance run: 100 peers, 200 packs, 30 days, 40 crashes
+    some hours apart and 20 joins, the owner offline throughout."""
+    result = run_named("repair", 1, {"peers": 100, "packs": 200, "days": 30.0})
+    m = result["metrics"]
+    assert (m["crashes"], m["joins"]) == (40, 20)
+    assert m["packs_lost"] == 0
+    assert m["packs_at_n_at_end"] == 200  # every pack back to n live shares
+    assert m["samples_with_two_shares_on_one_peer"] == 0
+    assert m["snapshots_restorable_at_end"] == m["snapshots"]
