@@ -53,7 +53,8 @@ def test_holders_killed_while_the_owner_is_away_are_replaced_within_a_minute(
             return sum(s["shares_rebuilt"] for s in stats) >= 3
 
         assert mesh.wait_until(repaired, timeout=60, step=1.0)
-        mesh.start_peer(owner, bootstrap=mesh.peers[5].listen)
+        alive = next(p for p in mesh.peers if p.alive and p.index != owner)
+        mesh.start_peer(owner, bootstrap=alive.listen)
         assert mesh.wait_until(
             lambda: mesh.control(owner, "status")["routing_table_size"] >= 10, timeout=30
         )
