@@ -49,5 +49,4 @@ async def run_flash_crowd(
         world.note(f"{count} peers joined within the hour")
         return {"joined": count}
 
-    result = await run_storage_scenario("flash-crowd", SUMMARY, params, drive, progress=progress)
-    return result
+    return await run_storage_scenario("flash-crowd", SUMMARY, params, drive, progress=progress)

@@ -125,12 +125,12 @@ class World:
         capacity: Callable[[int], int] | None = None,
         setup: Callable[[World], None] | None = None,
         progress: Progress | None = None,
-        lease_days: float | None = None,
     ) -> World:
         """Peers join, get stores (of `capacity(i)` bytes), `setup` runs, the owner backs up."""
         mesh = await SimMesh.create(nursery, params.seed, dht=WORLD_DHT, encode=params.peers <= 200)
         await mesh.grow(params.peers, concurrency=params.join_concurrency)
-        redundancy = Redundancy(lease_seconds=int((lease_days or 4 * params.days + 30) * DAY))
+        # Leases outlast the run: expiry is the leases scenarios' business, not these.
+        redundancy = Redundancy(lease_seconds=int((4 * params.days + 30) * DAY))
         config = MaintenanceConfig(
             audit_interval=params.audit_hours * HOUR,
             repair_threshold=redundancy.happy,
@@ -326,9 +326,6 @@ class World:
                     f"day {hours // 24:g}/{self.params.days:g}: {len(self.mesh.live())} peers up, "
                     f"{len(self.lost)} packs lost, {wall:.0f} s"
                 )
-
-    async def run_for(self, seconds: float) -> None:
-        await trio.sleep(seconds)
 
     # ---- the end ----------------------------------------------------------
 

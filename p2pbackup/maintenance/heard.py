@@ -36,10 +36,6 @@ class AuditLog:
         while len(heard) > AUDITORS_PER_PACK:
             del heard[next(iter(heard))]
 
-    def heard_from(self, pack_id: bytes, node_id: bytes, within: float) -> bool:
-        when = self._heard.get(pack_id, {}).get(node_id)
-        return when is not None and self._clock() - when <= within
-
     def auditors(self, pack_id: bytes, within: float) -> list[bytes]:
         """The peers that audited us for this pack in the last `within` seconds."""
         now = self._clock()

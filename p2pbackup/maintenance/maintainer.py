@@ -229,9 +229,9 @@ class Maintainer:
         self._views.pop(pack_id, None)
         if survey.live < survey.descriptor.k:
             return
-        mine = distance(self.dht.node_id, pack_id)
-        known = closest + self.dht.table.closest(pack_id, survey.descriptor.n)
-        neighbours = frozenset(c.node_id for c in known if distance(c.node_id, pack_id) < mine)
+        neighbours = self._closer_than_me(
+            pack_id, closest + self.dht.table.closest(pack_id, survey.descriptor.n)
+        )
         keeper = survey.repairer()
         trusted = frozenset(c.node_id for c in survey.proven.values())
         if keeper.node_id == self.dht.node_id:
@@ -261,12 +261,7 @@ class Maintainer:
         auditor = self._closer_auditor(pack_id, None)
         if auditor is None:
             return False
-        mine = distance(self.dht.node_id, pack_id)
-        neighbours = frozenset(
-            c.node_id
-            for c in self.dht.table.closest(pack_id, n)
-            if distance(c.node_id, pack_id) < mine
-        )
+        neighbours = self._closer_than_me(pack_id, self.dht.table.closest(pack_id, n))
         self._views[pack_id] = _View([], auditor, self.config.light_rounds, neighbours)
         self.stats.keeper_heard += 1
         return True
@@ -288,13 +283,12 @@ class Maintainer:
     def _newcomers_closer(self, pack_id: bytes, n: int, view: _View) -> bool:
         """Does the routing table know n peers closer to the pack than us, some of them
         new since the last survey? Then we may be outside the n closest: rebalance."""
-        mine = distance(self.dht.node_id, pack_id)
-        closer = {
-            c.node_id
-            for c in self.dht.table.closest(pack_id, n)
-            if distance(c.node_id, pack_id) < mine
-        }
+        closer = self._closer_than_me(pack_id, self.dht.table.closest(pack_id, n))
         return len(closer) >= n and not closer <= view.neighbours
+
+    def _closer_than_me(self, pack_id: bytes, contacts: list[Contact]) -> frozenset[bytes]:
+        mine = distance(self.dht.node_id, pack_id)
+        return frozenset(c.node_id for c in contacts if distance(c.node_id, pack_id) < mine)
 
     async def _quiet_round(
         self, pack_id: bytes, index: int, descriptor: ShareDescriptor, descriptor_bytes: bytes
@@ -336,9 +330,12 @@ class Maintainer:
         return False
 
     @staticmethod
-    def _unclaimed(survey: Survey) -> bool:
-        claimed = {i for _, i in survey.claims.values()} | set(survey.proven)
-        return len(claimed) < survey.descriptor.n
+    def _claimed(survey: Survey) -> set[int]:
+        """Share indices some sibling proved or at least claimed."""
+        return {i for _, i in survey.claims.values()} | set(survey.proven)
+
+    def _unclaimed(self, survey: Survey) -> bool:
+        return len(self._claimed(survey)) < survey.descriptor.n
 
     def _unseen_grace(self, pack_id: bytes, survey: Survey) -> set[int]:
         """Indices nobody claimed, seen missing in fewer than `lost_after` surveys.
@@ -346,7 +343,7 @@ class Maintainer:
         A share nobody claims may sit with a holder that joins pushed past the
         lookup window and that will hand it closer soon; like a holder that failed
         once, it is rebuilt at once only when the set is under the threshold."""
-        claimed = {i for _, i in survey.claims.values()} | set(survey.proven)
+        claimed = self._claimed(survey)
         streaks = self._unseen.get(pack_id, {})
         unseen = {i: streaks.get(i, 0) + 1 for i in range(survey.descriptor.n) if i not in claimed}
         self._unseen[pack_id] = unseen
