@@ -506,8 +506,16 @@ def simulate(
     logging.getLogger("p2pbackup").setLevel(logging.ERROR)
     options = {"peers": peers, "lookups": lookups, "packs": packs, "days": days}
     chosen = {k: v for k, v in options.items() if v is not None}
-    result = run_named(scenario, seed, chosen, None if as_json else stderr_progress)
+    if scenario not in SCENARIOS:
+        raise P2PBackupError(
+            f"unknown scenario {scenario!r}; `p2pbackup simulate --list` names them"
+        )
     folder = out if out is not None else default_out(scenario, seed)
+    try:  # before the run, not after minutes of it
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise P2PBackupError(f"cannot write the report to {folder}: {exc.strerror}") from None
+    result = run_named(scenario, seed, chosen, None if as_json else stderr_progress)
     write_report(result, folder)
     summary = {**flat(result), "report": str(folder / "report.md")}
     emit(summary, as_json, lambda r: "\n".join(f"{key:34} {value}" for key, value in r.items()))

@@ -93,3 +93,18 @@ def test_a_month_of_churn_with_the_owner_gone_loses_nothing() -> None:
     assert m["packs_at_n_at_end"] == 200  # every pack back to n live shares
     assert m["samples_with_two_shares_on_one_peer"] == 0
     assert m["snapshots_restorable_at_end"] == m["snapshots"]
+
+
+def test_simulate_refuses_an_unwritable_report_folder_before_running() -> None:
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "cli.app", "simulate", "lookups", "--out", "/proc/no/such"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert "cannot write the report to /proc/no/such" in run.stderr
+    assert "Traceback" not in run.stderr
