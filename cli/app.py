@@ -400,6 +400,15 @@ def _check_text(r: dict[str, Any]) -> str:
     return text
 
 
+_REPACK_OPTION = typer.Option(
+    50,
+    "--repack-below",
+    min=0,
+    max=100,
+    help="Repack packs whose used data fills less than this percent of them (0: never).",
+)
+
+
 @app.command()
 @user_errors
 def forget(
@@ -411,6 +420,7 @@ def forget(
     keep_monthly: int = typer.Option(0, "--keep-monthly", min=0, help="Keep N monthly."),
     keep_tag: list[str] = typer.Option(None, "--keep-tag", help="Keep every snapshot with T."),
     prune: bool = typer.Option(False, "--prune", help="Then release packs no snapshot uses."),
+    repack_below: int = _REPACK_OPTION,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would go; change nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -426,6 +436,7 @@ def forget(
             "keep_monthly": keep_monthly,
             "keep_tags": keep_tag or [],
             "prune": prune,
+            "repack_below": repack_below / 100,
             "dry_run": dry_run,
         },
     )
@@ -447,20 +458,32 @@ def _forget_text(r: dict[str, Any]) -> str:
 @app.command("prune")
 @user_errors
 def prune_command(
+    repack_below: int = _REPACK_OPTION,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would go; change nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Release the packs no kept snapshot uses; their holders free the space."""
-    emit(call_peer("prune", {"dry_run": dry_run}), as_json, _prune_text)
+    """Release the packs no kept snapshot uses and repack the mostly unused ones; their
+    holders free the space."""
+    args = {"dry_run": dry_run, "repack_below": repack_below / 100}
+    emit(call_peer("prune", args), as_json, _prune_text)
 
 
 def _prune_text(r: dict[str, Any]) -> str:
-    verb = "would release" if r["dry_run"] else "released"
-    return (
-        f"{r['packs_kept']} packs kept for {r['snapshots']} snapshots, {verb} "
-        f"{r['packs_released']} ({r['shares_dropped']} shares dropped at once; the rest "
-        "go when their leases run out)"
-    )
+    would = r["dry_run"]
+    lines = [f"{r['packs_kept']} packs kept whole for {r['snapshots']} snapshots"]
+    if r["packs_repacked"]:
+        verb = "would repack" if would else "repacked"
+        moved = format_size(r["bytes_repacked"])
+        into = "" if would else f" into {r['packs_written']} new packs"
+        lines.append(f"{verb} {r['packs_repacked']} mostly unused packs ({moved} in use){into}")
+    if would:
+        lines.append(f"would release {r['packs_released']} packs")
+    else:
+        lines.append(
+            f"released {r['packs_released']} packs ({r['shares_dropped']} shares dropped at "
+            "once; the rest go when their leases run out)"
+        )
+    return "\n".join(lines)
 
 
 @app.command()

@@ -16,7 +16,7 @@ import dataclasses
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -165,6 +165,7 @@ class BackupEngine:
         self._known: dict[bytes, ChunkList] = {}  # unchanged files the scanner found
         # Read-ahead chunks neither the mesh nor this run had when their window was taken.
         self._fresh: set[bytes] = set()
+        self._index_written: list[Locator] = []  # index blobs this run placed
         self._last_progress = -float("inf")
 
     async def run(
@@ -233,6 +234,27 @@ class BackupEngine:
         )
         await self._report(force=True)
         return snapshot
+
+    async def repack(self, blobs: AsyncIterator[tuple[bytes, bytes]]) -> list[Locator]:
+        """Pack these sealed blobs afresh, place them and index them; returns the new
+        index blobs.
+
+        The blobs stay sealed: repacking moves ciphertext and needs no decryption.
+        The catalog learns each blob's new location as its pack is placed; the
+        caller publishes the index blobs before it releases the old packs."""
+        self._reset()
+        try:
+            async with trio.open_nursery() as uploads:
+                async for chunk_id, sealed in blobs:
+                    await self._add_sealed(uploads, chunk_id, sealed, held=False)
+                pack = self._packer.flush()
+                if pack is not None:
+                    await self._start_upload(uploads, pack, self._data_placed)
+            async with trio.open_nursery() as uploads:
+                await self._store_index(uploads)
+        except BaseExceptionGroup as group:
+            raise _plain_error(group) from None
+        return list(self._index_written)
 
     # ---- the tree walk -------------------------------------------------
 
@@ -449,6 +471,7 @@ class BackupEngine:
         def placed(pack: Pack, receipt: PackReceipt) -> None:
             blobs = [Locator(pack.pack_id, off, length) for _, off, length in pack.entries]
             listed = [cid for blob_id, _, _ in pack.entries for cid in covered.pop(blob_id)]
+            self._index_written.extend(blobs)
             self.catalog.record_index_pack(
                 pack.pack_id, receipt.k, receipt.n, len(pack.data), receipt.placed, blobs, listed
             )

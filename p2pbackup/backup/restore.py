@@ -99,10 +99,15 @@ class BlobReader:
 
 
 async def load_index(
-    reader: BlobReader, locators: tuple[Locator, ...], problems: list[str] | None = None
+    reader: BlobReader,
+    locators: tuple[Locator, ...],
+    problems: list[str] | None = None,
+    released: frozenset[bytes] = frozenset(),
 ) -> dict[bytes, Locator]:
     """Read the owner's index blobs into one map from chunk id to locator.
 
+    A location inside a `released` pack is skipped: a repack or a second device may
+    have left another copy of that chunk, and the released one is going away.
     Raises `P2PBackupError` on the first blob that cannot be read, unless `problems`
     is given: then each such blob's reason goes there and the rest are still read."""
     index: dict[bytes, Locator] = {}
@@ -118,7 +123,9 @@ async def load_index(
                 raise WireError("an index blob must be a map")
             for chunk_id, value in raw.items():
                 if isinstance(chunk_id, bytes) and len(chunk_id) == 32:
-                    index[chunk_id] = Locator.from_wire(value)
+                    found = Locator.from_wire(value)
+                    if found.pack_id not in released:
+                        index[chunk_id] = found
         except P2PBackupError as exc:
             if problems is None:
                 raise
@@ -154,6 +161,9 @@ class RestoreEngine:
         snapshot: Snapshot,
         target: str | os.PathLike[str],
         include: Sequence[str] = (),
+        *,
+        index_blobs: tuple[Locator, ...] | None = None,
+        released: frozenset[bytes] = frozenset(),
     ) -> RestoreStats:
         """Restore `snapshot` under `target` (each backed-up path under its final name).
 
@@ -162,11 +172,15 @@ class RestoreEngine:
         folder that does. Files that cannot be rebuilt are listed in
         `stats.failures` (by their path under `target`) with a reason and not left
         behind; raises `P2PBackupError`
-        only when nothing can be restored (the root tree cannot be read)."""
+        only when nothing can be restored (the root tree cannot be read).
+
+        `index_blobs` (default: the snapshot's own) and `released` say where chunks
+        are once a prune has repacked some (`IndexState.index_blobs`)."""
         self.stats = RestoreStats()
         self._index_problems = []
         reader = BlobReader(self.codec, self.packs, {})
-        reader.index = await load_index(reader, snapshot.index, self._index_problems)
+        blobs = snapshot.index if index_blobs is None else index_blobs
+        reader.index = await load_index(reader, blobs, self._index_problems, released)
         try:
             root_tree = Tree.decode(await reader.blob(snapshot.tree))
         except P2PBackupError as exc:

@@ -32,8 +32,11 @@ PACK_ID_BYTES = 20
 _SNAPSHOT_AAD = b"p2pbackup-snapshot-v1"
 _FORGET_AAD = b"p2pbackup-forget-v1"
 _RELEASED_AAD = b"p2pbackup-released-v1"
+_REINDEX_AAD = b"p2pbackup-reindex-v1"
 # Pack ids per released entry: 20 bytes each keeps an entry well under a record's 64 KiB.
 RELEASED_PER_ENTRY = 2000
+# Index blob locators per reindex entry: about 30 bytes each.
+REINDEX_PER_ENTRY = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +183,27 @@ def open_released(sealed: bytes, key: bytes) -> list[bytes] | None:
     if not isinstance(value, list) or len(value) > RELEASED_PER_ENTRY:
         return None
     return [p for p in value if isinstance(p, bytes) and len(p) == PACK_ID_BYTES]
+
+
+def seal_reindex(locators: list[Locator], key: bytes) -> bytes:
+    """An entry naming index blobs every snapshot reads besides its own.
+
+    A prune that repacks chunks writes their new locations into new index blobs;
+    snapshots are immutable, so this entry is how the kept ones find them."""
+    wire = [loc.to_wire() for loc in locators]
+    return Aead(key).encrypt(cbor2.dumps({"reindex": wire}), _REINDEX_AAD)
+
+
+def open_reindex(sealed: bytes, key: bytes) -> list[Locator] | None:
+    """The index blob locators a reindex entry names, or None if `sealed` is not one."""
+    try:
+        raw = cbor2.loads(Aead(key).decrypt(sealed, _REINDEX_AAD))
+    except Exception:  # not a reindex entry (or not ours)
+        return None
+    value = raw.get("reindex") if isinstance(raw, dict) else None
+    if not isinstance(value, list) or len(value) > REINDEX_PER_ENTRY:
+        return None
+    try:
+        return [Locator.from_wire(item) for item in value]
+    except WireError:
+        return None

@@ -16,13 +16,17 @@ import logging
 from dataclasses import dataclass
 
 from p2pbackup.backup.snapshot import (
+    REINDEX_PER_ENTRY,
     RELEASED_PER_ENTRY,
     SNAPSHOT_INDEX_NAME,
+    Locator,
     Snapshot,
     open_forget,
+    open_reindex,
     open_released,
     open_snapshot,
     seal_forget,
+    seal_reindex,
     seal_released,
     seal_snapshot,
 )
@@ -39,6 +43,20 @@ _HINT = " (too few peers reachable; `status` shows how many this peer knows)"
 class IndexState:
     snapshots: list[Snapshot]  # not forgotten, oldest first
     released: frozenset[bytes]  # packs a prune released
+    reindexed: tuple[Locator, ...] = ()  # index blobs a repack wrote, for every snapshot
+    forgotten: tuple[Snapshot, ...] = ()  # tombstoned: prune releases what only they use
+
+    def index_blobs(self, snapshots: list[Snapshot] | None = None) -> tuple[Locator, ...]:
+        """The index blobs to read for `snapshots` (default: all), in a fixed order.
+
+        A chunk may be listed in several blobs (a repack moved it; two devices sent it
+        at once), so restore reads the blobs of every snapshot plus the repack's, and
+        `load_index` skips locations in released packs."""
+        chosen = self.snapshots if snapshots is None else snapshots
+        own = {loc for s in chosen for loc in s.index} - set(self.reindexed)
+        # A repack's blobs come last, so where both are readable its newer locations win.
+        ordered = sorted(own, key=lambda loc: loc.to_wire()) + list(self.reindexed)
+        return tuple(loc for loc in ordered if loc.pack_id not in self.released)
 
 
 class SnapshotIndex:
@@ -80,6 +98,16 @@ class SnapshotIndex:
         ]
         return await self._write(values, "record released packs of") if values else 0
 
+    async def reindex(self, locators: list[Locator]) -> int:
+        """Publish index blobs every snapshot reads (a repack's); returns replicas that
+        acknowledged."""
+        key = self.keys.snapshot_key
+        values = [
+            seal_reindex(locators[i : i + REINDEX_PER_ENTRY], key)
+            for i in range(0, len(locators), REINDEX_PER_ENTRY)
+        ]
+        return await self._write(values, "record repacked chunks of") if values else 0
+
     async def list(self) -> list[Snapshot]:
         """Every snapshot of this owner not forgotten, oldest first."""
         return (await self.state()).snapshots
@@ -93,7 +121,7 @@ class SnapshotIndex:
         if record is None:
             return IndexState([], frozenset())
         key = self.keys.snapshot_key
-        snapshots, forgotten, released = [], set(), set()
+        snapshots, forgotten, released, reindexed = [], set(), set(), set()
         for value in record.values:
             gone = open_forget(value, key)
             if gone is not None:
@@ -103,23 +131,37 @@ class SnapshotIndex:
             if packs is not None:
                 released.update(packs)
                 continue
+            blobs = open_reindex(value, key)
+            if blobs is not None:
+                reindexed.update(blobs)
+                continue
             try:
                 snapshots.append(open_snapshot(value, key))
             except P2PBackupError as exc:  # signed by us, so only a bug or an old format
                 log.warning("skipping an unreadable snapshot entry: %s", exc)
         live = [s for s in snapshots if s.snapshot_id not in forgotten]
-        return IndexState(sorted(live, key=lambda s: (s.time, s.snapshot_id)), frozenset(released))
+        dropped = [s for s in snapshots if s.snapshot_id in forgotten]
+        return IndexState(
+            sorted(live, key=lambda s: (s.time, s.snapshot_id)),
+            frozenset(released),
+            tuple(sorted(reindexed, key=lambda loc: loc.to_wire())),
+            tuple(sorted(dropped, key=lambda s: (s.time, s.snapshot_id))),
+        )
 
     async def find(self, name: str) -> Snapshot:
         """A snapshot by id prefix, or `latest`; raises with a one-line reason."""
-        snapshots = await self.list()
-        if not snapshots:
-            raise P2PBackupError("this owner has no snapshots yet")
-        if name == "latest":
-            return snapshots[-1]
-        matches = [s for s in snapshots if s.snapshot_id.hex().startswith(name.lower())]
-        if not matches:
-            raise P2PBackupError(f"no snapshot matches {name!r}; `snapshots` lists them")
-        if len(matches) > 1:
-            raise P2PBackupError(f"{name!r} matches {len(matches)} snapshots; give more digits")
-        return matches[0]
+        return find_snapshot(await self.list(), name)
+
+
+def find_snapshot(snapshots: list[Snapshot], name: str) -> Snapshot:
+    """A snapshot among `snapshots` by id prefix, or `latest`; raises with a one-line reason."""
+    if not snapshots:
+        raise P2PBackupError("this owner has no snapshots yet")
+    if name == "latest":
+        return snapshots[-1]
+    matches = [s for s in snapshots if s.snapshot_id.hex().startswith(name.lower())]
+    if not matches:
+        raise P2PBackupError(f"no snapshot matches {name!r}; `snapshots` lists them")
+    if len(matches) > 1:
+        raise P2PBackupError(f"{name!r} matches {len(matches)} snapshots; give more digits")
+    return matches[0]

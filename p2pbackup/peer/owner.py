@@ -22,7 +22,7 @@ from p2pbackup.backup.engine import BackupEngine
 from p2pbackup.backup.restore import BlobReader, RestoreEngine, load_index
 from p2pbackup.backup.retention import RetentionPolicy, apply_policy
 from p2pbackup.backup.snapshot import Locator, Snapshot
-from p2pbackup.backup.snapshot_index import SnapshotIndex
+from p2pbackup.backup.snapshot_index import IndexState, SnapshotIndex, find_snapshot
 from p2pbackup.backup.tree import EntryKind, Tree
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
@@ -30,7 +30,7 @@ from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.check import PackHealth, check_pack, repair_pack
 from p2pbackup.peer.control import Operation, Progress
 from p2pbackup.peer.offload import RunSync, to_thread
-from p2pbackup.peer.upkeep import Upkeep
+from p2pbackup.peer.upkeep import REPACK_BELOW, Upkeep
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
 
 
@@ -84,6 +84,7 @@ class OwnerService:
             self.index,
             redundancy.lease_seconds,
             renew_interval,
+            run_sync=run_sync,
         )
         self.run_sync = run_sync
         self.parallel_uploads = parallel_uploads
@@ -120,7 +121,7 @@ class OwnerService:
             state = await self.index.state()
             snapshots = state.snapshots
             self.catalog.release(state.released - self.catalog.released())
-            await self._learn_chunks(snapshots)
+            await self._learn_chunks(state)
             parent = _latest_of(snapshots, paths)
             engine = BackupEngine(
                 self.codec,
@@ -143,17 +144,24 @@ class OwnerService:
             "seconds": round(time.monotonic() - started, 3),
         }
 
-    async def _learn_chunks(self, snapshots: list[Snapshot]) -> None:
-        """Chunks other devices (or this owner before a recovery) placed need not be sent again."""
+    async def _learn_chunks(self, state: IndexState) -> None:
+        """Chunks other devices (or this owner before a recovery) placed need not be sent
+        again, nor chunks another device's prune moved."""
         reader = BlobReader(self.codec, self.packs, {})
-        for snapshot in snapshots:
+        for snapshot in state.snapshots:
             if self.catalog.is_indexed(snapshot.snapshot_id):
                 continue
-            index = await load_index(reader, snapshot.index)
+            index = await load_index(reader, snapshot.index, released=state.released)
             self.catalog.add_locators(index.items())
             for locator in snapshot.index:
                 self.catalog.add_index_blob(locator)
             self.catalog.mark_indexed(snapshot.snapshot_id)
+        known = set(self.catalog.index_blobs())
+        for locator in state.reindexed:
+            if locator not in known and locator.pack_id not in state.released:
+                index = await load_index(reader, (locator,), released=state.released)
+                self.catalog.add_locators(index.items())
+                self.catalog.add_index_blob(locator)
 
     # ---- browsing --------------------------------------------------------
 
@@ -161,10 +169,11 @@ class OwnerService:
         return {"snapshots": [s.summary() for s in await self.index.list()]}
 
     async def ls(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        snapshot = await self.index.find(_text(args, "snapshot"))
+        state = await self.index.state()
+        snapshot = find_snapshot(state.snapshots, _text(args, "snapshot"))
         prefix = str(args.get("path") or "").strip("/")
         reader = BlobReader(self.codec, self.packs, {})
-        reader.index = await load_index(reader, snapshot.index)
+        reader.index = await load_index(reader, state.index_blobs(), released=state.released)
         entries: list[dict[str, Any]] = []
         await self._list(reader, snapshot.tree, b"", os.fsencode(prefix), entries)
         return {"snapshot": snapshot.snapshot_id.hex(), "entries": entries}
@@ -212,9 +221,8 @@ class OwnerService:
         started = time.monotonic()
         state = await self.index.state()
         reader = BlobReader(self.codec, self.packs, {})
-        locators = {loc for s in state.snapshots for loc in s.index}
-        index = await load_index(reader, tuple(sorted(locators, key=lambda loc: loc.to_wire())))
-        index = {cid: loc for cid, loc in index.items() if loc.pack_id not in state.released}
+        locators = state.index_blobs()
+        index = await load_index(reader, locators, released=state.released)
         packs = sorted({loc.pack_id for loc in index.values()} | {loc.pack_id for loc in locators})
         rng = random.Random()
         owner = self.keys.identity.public_key
@@ -305,14 +313,18 @@ class OwnerService:
             }
             if args.get("prune"):
                 reader = BlobReader(self.codec, self.packs, {})
-                result["prune"] = await self.upkeep.prune(reader, dry_run, progress, keep)
+                result["prune"] = await self.upkeep.prune(
+                    reader, dry_run, progress, keep, repack_below=_repack_below(args)
+                )
         return result
 
     async def prune(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
         """Release the packs no kept snapshot uses any more."""
         async with self._backup_lock:
             reader = BlobReader(self.codec, self.packs, {})
-            return await self.upkeep.prune(reader, bool(args.get("dry_run")), progress)
+            return await self.upkeep.prune(
+                reader, bool(args.get("dry_run")), progress, repack_below=_repack_below(args)
+            )
 
     async def renew(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
         """Renew every lease now (the peer also does it every renew interval)."""
@@ -321,7 +333,8 @@ class OwnerService:
     # ---- restore ---------------------------------------------------------
 
     async def restore(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        snapshot = await self.index.find(_text(args, "snapshot"))
+        state = await self.index.state()
+        snapshot = find_snapshot(state.snapshots, _text(args, "snapshot"))
         target = Path(_text(args, "target"))
         if not target.is_absolute():
             raise P2PBackupError("the restore target must be an absolute path")
@@ -330,12 +343,21 @@ class OwnerService:
         includes = _strings(args.get("includes"), "includes")
         started = time.monotonic()
         engine = RestoreEngine(self.codec, self.packs, run_sync=self.run_sync, progress=progress)
-        stats = await engine.run(snapshot, target, includes)
+        stats = await engine.run(
+            snapshot, target, includes, index_blobs=state.index_blobs(), released=state.released
+        )
         return {
             "snapshot_id": snapshot.snapshot_id.hex(),
             **stats.as_dict(),
             "seconds": round(time.monotonic() - started, 3),
         }
+
+
+def _repack_below(args: dict[str, Any]) -> float:
+    value = args.get("repack_below", REPACK_BELOW)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise P2PBackupError("`repack_below` is a fraction from 0 (never repack) to 1")
+    return float(value)
 
 
 def _latest_of(snapshots: list[Snapshot], paths: tuple[str, ...]) -> Snapshot | None:

@@ -2,10 +2,13 @@
 
 Leases are renewed every `renew_interval` (and soon after the peer starts, in
 case the machine was off for a while) for every pack the owner has placed and
-not released. `prune` marks what the kept snapshots use, records the rest as
-released in the snapshot set (so no device of this owner dedups against them
-again), forgets them in the catalog, and asks their holders to drop them.
-Shares a release does not reach go when their lease runs out.
+not released. `prune` marks what the kept snapshots use, copies the used
+blobs of mostly unused packs into new packs (publishing their new index blobs
+for every snapshot to read), records the rest as released in the snapshot set
+(so no device of this owner dedups against them again), forgets them in the
+catalog, and asks their holders to drop them. Shares a release does not
+reach go when their lease runs out. Killed at any step, prune leaves packs
+that are still readable; the next prune finishes the job.
 
 Pruning while another device of the same owner backs up can release a pack
 that device's new snapshot reuses; as with restic, prune from one device
@@ -16,26 +19,32 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import trio
 
 from p2pbackup.backup.catalog import Catalog
-from p2pbackup.backup.prune import unused_packs, used_chunks
+from p2pbackup.backup.engine import BackupEngine
+from p2pbackup.backup.packstore import PackUnavailable
+from p2pbackup.backup.prune import PrunePlan, pack_extents, plan_prune, used_chunks
 from p2pbackup.backup.restore import BlobReader, load_index
-from p2pbackup.backup.snapshot import Snapshot
+from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.snapshot_index import SnapshotIndex
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.leases import release_pack, renew_pack
 from p2pbackup.peer.control import Progress
+from p2pbackup.peer.offload import RunSync, to_thread
 
 log = logging.getLogger("p2pbackup.owner")
 PARALLEL_PACKS = 8
 REQUEST_TIMEOUT = 30.0
 FIRST_RENEWAL_DELAY = 60.0
+PARALLEL_UPLOADS = 4
+# A pack whose used blobs fill less than this share of it is repacked by prune.
+REPACK_BELOW = 0.5
 
 
 class Upkeep:
@@ -49,8 +58,10 @@ class Upkeep:
         renew_interval: float,
         *,
         now: Callable[[], float] = time.time,
+        run_sync: RunSync = to_thread,
     ) -> None:
         self.dht = dht
+        self.run_sync = run_sync
         self.identity = identity
         self.catalog = catalog
         self.index = index
@@ -107,44 +118,140 @@ class Upkeep:
         dry_run: bool,
         progress: Progress,
         kept: list[Snapshot] | None = None,
+        *,
+        repack_below: float = REPACK_BELOW,
     ) -> dict[str, Any]:
-        """Release every pack the kept snapshots do not use (caller holds the backup lock).
+        """Release every pack the kept snapshots do not use and repack the mostly unused
+        ones (caller holds the backup lock).
 
         `kept` overrides the snapshot list, for `forget --prune --dry-run`: the packs
         that forget would free."""
         started = time.monotonic()
         state = await self.index.state()
         snapshots = state.snapshots if kept is None else kept
-        # Every index blob any snapshot lists: kept snapshots' chunks may be in any of them.
-        locators = {loc for s in state.snapshots for loc in s.index}
-        ordered = tuple(sorted(locators, key=lambda loc: loc.to_wire()))
-        reader.index = await load_index(reader, ordered)
+        kept_ids = {s.snapshot_id for s in snapshots}
+        gone = [s for s in (*state.snapshots, *state.forgotten) if s.snapshot_id not in kept_ids]
+        # The blobs kept snapshots read (theirs and every repack's), and the blobs that
+        # go with the forgotten snapshots, read one by one in case a kept chunk's only
+        # location is in one of those.
+        kept_blobs = state.index_blobs(snapshots) if snapshots else ()
+        other_blobs = sorted(
+            set(state.index_blobs(gone)) - set(kept_blobs), key=lambda loc: loc.to_wire()
+        )
+        index = await load_index(reader, kept_blobs, released=state.released)
+        others = {
+            blob: await load_index(reader, (blob,), released=state.released) for blob in other_blobs
+        }
+        everything: dict[bytes, Locator] = {}
+        for found in others.values():
+            everything.update(found)
+        everything.update(index)
+        reader.index = everything
         used = await used_chunks(reader, snapshots)
-        kept_index = {loc.pack_id for s in snapshots for loc in s.index}
-        index = {cid: loc.pack_id for cid, loc in reader.index.items()}
-        known = (set(index.values()) | self.catalog.pack_ids()) - state.released
-        doomed = sorted(unused_packs(index, used, kept_index, known))
-        dropped = 0
-        if doomed and not dry_run:
-            # The mesh learns first: from then on no device dedups against these packs.
-            await self.index.release(doomed)
-            self.catalog.release(doomed)
-            limiter = trio.CapacityLimiter(PARALLEL_PACKS)
-
-            async def one(pack_id: bytes) -> None:
-                nonlocal dropped
-                async with limiter:
-                    dropped += await release_pack(self.dht, self.identity, pack_id, REQUEST_TIMEOUT)
-                await progress({"packs_released": len(doomed), "shares_dropped": dropped})
-
-            async with trio.open_nursery() as nursery:
-                for pack_id in doomed:
-                    nursery.start_soon(one, pack_id)
+        rescued = _rescue(index, used, others)
+        index_packs = {loc.pack_id for loc in (*kept_blobs, *rescued)}
+        known = (
+            self.catalog.pack_ids()
+            | {loc.pack_id for loc in everything.values()}
+            | {loc.pack_id for loc in (*kept_blobs, *other_blobs)}
+        ) - state.released
+        sizes = pack_extents(everything)
+        for pack_id, _, _, size, _ in self.catalog.packs():
+            sizes[pack_id] = max(size, sizes.get(pack_id, 0))
+        plan = plan_prune(index, used, index_packs, known, sizes, repack_below)
+        doomed = plan.release
+        repacked: list[bytes] = []
+        written = dropped = 0
+        if not dry_run:
+            new_blobs: list[Locator] = []
+            if plan.repack:
+                new_blobs, repacked, written = await self._repack(reader, plan, progress)
+                # A pack that could not be fetched stays whole, and is not released.
+                skipped = set(plan.repack) - set(repacked)
+                doomed = [p for p in doomed if p not in skipped]
+            if new_blobs or rescued:
+                # Before any release: the kept snapshots must find the new locations.
+                await self.index.reindex(new_blobs + rescued)
+            if doomed:
+                dropped = await self._release(doomed, progress)
+        else:
+            repacked = sorted(plan.repack)
         return {
             "dry_run": dry_run,
             "snapshots": len(snapshots),
-            "packs_kept": len(known) - len(doomed),
+            "packs_kept": plan.kept,
             "packs_released": len(doomed),
+            "packs_repacked": len(repacked),
+            "bytes_repacked": sum(loc.length for p in repacked for _, loc in plan.repack[p]),
+            "packs_written": written,
             "shares_dropped": dropped,
             "seconds": round(time.monotonic() - started, 3),
         }
+
+    async def _repack(
+        self, reader: BlobReader, plan: PrunePlan, progress: Progress
+    ) -> tuple[list[Locator], list[bytes], int]:
+        """Copy the used blobs of the plan's mostly unused packs into new packs.
+
+        Returns the new index blobs, the packs whose blobs all moved, and how many packs
+        were written. A pack that cannot be rebuilt now is left as it is."""
+        engine = BackupEngine(
+            reader.codec,
+            self.catalog,
+            reader.packs,
+            run_sync=self.run_sync,
+            parallel_uploads=PARALLEL_UPLOADS,
+        )
+        moved: list[bytes] = []
+
+        async def blobs() -> AsyncIterator[tuple[bytes, bytes]]:
+            for pack_id, items in sorted(plan.repack.items()):
+                try:
+                    data = await reader.pack(pack_id)
+                except PackUnavailable as exc:
+                    log.warning("not repacking %s: %s", pack_id.hex()[:12], exc)
+                    continue
+                for chunk_id, loc in items:
+                    yield chunk_id, data[loc.offset : loc.offset + loc.length]
+                moved.append(pack_id)
+                await progress({"packs_repacked": len(moved), "packs_to_repack": len(plan.repack)})
+
+        new_blobs = await engine.repack(blobs())
+        return new_blobs, moved, engine.stats.packs
+
+    async def _release(self, doomed: list[bytes], progress: Progress) -> int:
+        """Record the packs as released, forget them, and ask their holders to drop them."""
+        # The mesh learns first: from then on no device dedups against these packs.
+        await self.index.release(doomed)
+        self.catalog.release(doomed)
+        limiter = trio.CapacityLimiter(PARALLEL_PACKS)
+        dropped = 0
+
+        async def one(pack_id: bytes) -> None:
+            nonlocal dropped
+            async with limiter:
+                dropped += await release_pack(self.dht, self.identity, pack_id, REQUEST_TIMEOUT)
+            await progress({"packs_released": len(doomed), "shares_dropped": dropped})
+
+        async with trio.open_nursery() as nursery:
+            for pack_id in doomed:
+                nursery.start_soon(one, pack_id)
+        return dropped
+
+
+def _rescue(
+    index: dict[bytes, Locator], used: set[bytes], others: dict[Locator, dict[bytes, Locator]]
+) -> list[Locator]:
+    """Blobs of forgotten snapshots that hold the only location of a chunk still used.
+
+    They are kept and published for every snapshot to read; `index` learns the
+    locations. Only a chunk two devices sent at once can need this."""
+    missing = used - index.keys()
+    rescued = []
+    for blob, found in others.items():
+        have = missing & found.keys()
+        if have:
+            rescued.append(blob)
+            index.update((chunk_id, found[chunk_id]) for chunk_id in have)
+            missing -= have
+    return rescued

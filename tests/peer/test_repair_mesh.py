@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cli.demo import compare_trees
 from cli.localmesh import LocalMesh
 
 pytestmark = pytest.mark.timeout(300)
@@ -91,7 +92,10 @@ def test_owner_repair_then_forget_and_prune_frees_every_share(tmp_path: Path) ->
             (source / f"file{i}.bin").write_bytes(rng.randbytes(1_200_000))
         owner = 0
         first = mesh.cli_json(owner, "backup", str(source))
-        (source / "file0.bin").write_bytes(rng.randbytes(1_200_000))
+        # Files of 2 chunks each, 3 files to a 4 MiB pack: with two of them rewritten, the
+        # first backup's first pack is a third used once that backup is forgotten.
+        for i in range(2):
+            (source / f"file{i}.bin").write_bytes(rng.randbytes(1_200_000))
         second = mesh.cli_json(owner, "backup", str(source))
         assert second["packs"] >= 1
 
@@ -111,16 +115,35 @@ def test_owner_repair_then_forget_and_prune_frees_every_share(tmp_path: Path) ->
         renewed = mesh.control(owner, "renew")
         assert renewed["packs_renewed"] == renewed["packs"] > 0
 
-        # Forgetting both snapshots and pruning frees every share on every peer.
         ids = [s["id"] for s in mesh.cli_json(owner, "snapshots")["snapshots"]]
         assert ids == [first["snapshot_id"], second["snapshot_id"]]
+        live = [p for p in mesh.peers if p.alive and p.index != owner]
+        used_before = sum(mesh.control(p.index, "status")["bytes_used"] for p in live)
+
+        # Forgetting the first snapshot repacks its mostly unused pack: file2, still in
+        # use, moves to a new pack, and the old pack is released.
+        pruned = mesh.cli_json(owner, "forget", ids[0], "--prune")["prune"]
+        assert pruned["packs_repacked"] >= 1 and pruned["packs_written"] >= 1, pruned
+        assert 0 < pruned["bytes_repacked"] < 2_000_000
+        assert pruned["packs_released"] >= pruned["packs_repacked"]
+        used_after = sum(mesh.control(p.index, "status")["bytes_used"] for p in live)
+        assert used_after < used_before * 3 // 4, (used_before, used_after)
+        health = mesh.cli_json(owner, "check", "--read-data")
+        assert health["chunk_errors"] == [] and health["healthy"] == health["packs"]
+        mesh.cli_json(owner, "restore", "latest", "--target", str(tmp_path / "out"))
+        files, _, problems = compare_trees(source, tmp_path / "out" / "data")
+        assert files == 4 and problems == []
+        again = mesh.cli_json(owner, "prune")
+        assert again["packs_repacked"] == again["packs_released"] == 0
+
+        # Forgetting what is left and pruning frees every share on every peer.
+        ids = ids[1:]
         dry = mesh.cli_json(owner, "forget", *ids, "--prune", "--dry-run")
         assert dry["prune"]["packs_kept"] == 0 and dry["prune"]["packs_released"] > 0
         assert mesh.cli_json(owner, "snapshots")["snapshots"] != []
         gone = mesh.cli_json(owner, "forget", *ids, "--prune")
         assert gone["prune"]["packs_released"] > 0 and gone["prune"]["packs_kept"] == 0
         assert mesh.cli_json(owner, "snapshots")["snapshots"] == []
-        live = [p for p in mesh.peers if p.alive and p.index != owner]
         held = [mesh.control(p.index, "status") for p in live]
         assert sum(s["shares_held"] for s in held) == 0
         assert sum(s["bytes_used"] for s in held) == 0
