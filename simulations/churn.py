@@ -18,7 +18,8 @@ from typing import Any
 
 import trio
 
-from simulations.markov import disagreement, estimate
+from simulations.markov import estimate
+from simulations.model_check import repair_rate, with_model
 from simulations.storage_run import event_window, run_storage_scenario
 from simulations.world import HOUR, Progress, SimPeer, World, WorldParams
 
@@ -38,11 +39,6 @@ class ChurnParams(WorldParams):
 def session_hours(rng: random.Random, median: float) -> float:
     # Weibull with shape 0.5: median = scale * ln(2)^(1/0.5).
     return rng.weibullvariate(median / math.log(2) ** 2, 0.5)
-
-
-def repair_rate(params: WorldParams, lost_after: int = 2) -> float:
-    """Per hour: a lost holder is noticed after `lost_after` rounds, then rebuilt."""
-    return 1.0 / ((lost_after + 0.5) * params.audit_hours)
 
 
 async def run_churn(params: ChurnParams, progress: Progress | None = None) -> dict[str, Any]:
@@ -84,13 +80,3 @@ async def run_churn(params: ChurnParams, progress: Progress | None = None) -> di
 
     result = await run_storage_scenario("churn", SUMMARY, params, drive, progress=progress)
     return with_model(result)
-
-
-def with_model(result: dict[str, Any]) -> dict[str, Any]:
-    """Move the model out of the metrics and say whether it agrees with the run."""
-    model = result["metrics"].pop("model")
-    model["disagreement"] = disagreement(
-        result["metrics"]["packs_lost"], model["expected_packs_lost"]
-    )
-    result["model"] = model
-    return result

@@ -16,8 +16,8 @@ from typing import Any
 
 import trio
 
-from simulations.churn import repair_rate, with_model
 from simulations.markov import estimate
+from simulations.model_check import repair_rate, with_model
 from simulations.storage_run import event_window, run_storage_scenario
 from simulations.world import HOUR, Progress, SimPeer, World, WorldParams
 
