@@ -166,6 +166,7 @@ class BackupEngine:
         # Read-ahead chunks neither the mesh nor this run had when their window was taken.
         self._fresh: set[bytes] = set()
         self._index_written: list[Locator] = []  # index blobs this run placed
+        self.placed: set[bytes] = set()  # ids of the packs this run placed
         self._last_progress = -float("inf")
 
     async def run(
@@ -241,7 +242,10 @@ class BackupEngine:
 
         The blobs stay sealed: repacking moves ciphertext and needs no decryption.
         The catalog learns each blob's new location as its pack is placed; the
-        caller publishes the index blobs before it releases the old packs."""
+        caller publishes the index blobs before it releases the old packs, and
+        never releases a pack in `placed`: the same blobs in the same order make
+        the same pack, so a repack run again after a crash rewrites the pack id
+        the crashed run placed."""
         self._reset()
         try:
             async with trio.open_nursery() as uploads:
@@ -440,6 +444,7 @@ class BackupEngine:
         finally:
             self._uploads.release_on_behalf_of(token)
         on_placed(pack, receipt)
+        self.placed.add(pack.pack_id)
         self.stats.packs += 1
         self.stats.bytes_sent += receipt.bytes_sent
         await self._report()

@@ -165,10 +165,12 @@ class Upkeep:
         if not dry_run:
             new_blobs: list[Locator] = []
             if plan.repack:
-                new_blobs, repacked, written = await self._repack(reader, plan, progress)
-                # A pack that could not be fetched stays whole, and is not released.
-                skipped = set(plan.repack) - set(repacked)
-                doomed = [p for p in doomed if p not in skipped]
+                new_blobs, repacked, placed = await self._repack(reader, plan, progress)
+                written = len(placed)
+                # A pack that could not be fetched stays whole, and is not released;
+                # nor is one the repack (re)wrote.
+                keep = (set(plan.repack) - set(repacked)) | placed
+                doomed = [p for p in doomed if p not in keep]
             if new_blobs or rescued:
                 # Before any release: the kept snapshots must find the new locations.
                 await self.index.reindex(new_blobs + rescued)
@@ -190,11 +192,11 @@ class Upkeep:
 
     async def _repack(
         self, reader: BlobReader, plan: PrunePlan, progress: Progress
-    ) -> tuple[list[Locator], list[bytes], int]:
+    ) -> tuple[list[Locator], list[bytes], set[bytes]]:
         """Copy the used blobs of the plan's mostly unused packs into new packs.
 
-        Returns the new index blobs, the packs whose blobs all moved, and how many packs
-        were written. A pack that cannot be rebuilt now is left as it is."""
+        Returns the new index blobs, the packs whose blobs all moved, and the packs
+        written. A pack that cannot be rebuilt now is left as it is."""
         engine = BackupEngine(
             reader.codec,
             self.catalog,
@@ -217,7 +219,7 @@ class Upkeep:
                 await progress({"packs_repacked": len(moved), "packs_to_repack": len(plan.repack)})
 
         new_blobs = await engine.repack(blobs())
-        return new_blobs, moved, engine.stats.packs
+        return new_blobs, moved, engine.placed
 
     async def _release(self, doomed: list[bytes], progress: Progress) -> int:
         """Record the packs as released, forget them, and ask their holders to drop them."""

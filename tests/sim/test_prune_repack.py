@@ -1,0 +1,127 @@
+"""Prune with repacking, through the owner's service on a simulated mesh: a second device
+of the same owner finds the moved chunks, and a prune killed between its steps leaves
+a state the next prune finishes."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from cli.demo import compare_trees
+from p2pbackup.crypto.keys import OwnerKeys
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.peer.offload import inline
+from p2pbackup.peer.owner import OwnerService
+from p2pbackup.peer.upkeep import Upkeep
+from p2pbackup.shares.mesh_packs import Redundancy
+from simulations.storage import StorageMesh
+from tests.sim.conftest import build_mesh
+from tests.sim.test_leases import CONFIG
+
+KEYS = OwnerKeys.from_master(bytes(range(7, 39)))
+
+
+async def quiet(_: dict[str, Any]) -> None:
+    return None
+
+
+async def owners(nursery: trio.Nursery, tmp_path: Path) -> tuple[StorageMesh, list[OwnerService]]:
+    """Two devices of one owner (peers 0 and 1) over 18 storage peers."""
+    mesh = await build_mesh(nursery, 20, seed=5)
+    storage = StorageMesh(mesh, CONFIG)
+    for sim_peer in mesh.peers[2:]:
+        storage.equip(sim_peer)
+    devices = [
+        OwnerService(
+            KEYS, mesh.peers[i].peer.dht, tmp_path / f"device{i}.db", Redundancy(), run_sync=inline
+        )
+        for i in range(2)
+    ]
+    return storage, devices
+
+
+def tree(root: Path) -> Path:
+    """Six files of two chunks each: two 4 MiB packs of three files, and a tail."""
+    rng = random.Random(3)
+    root.mkdir(parents=True)
+    for i in range(6):
+        (root / f"file{i}.bin").write_bytes(rng.randbytes(1_200_000))
+    return root
+
+
+async def two_snapshots(device: OwnerService, source: Path) -> list[str]:
+    await device.backup({"paths": [str(source)]}, quiet)
+    rng = random.Random(4)
+    for i in (0, 1, 3, 4):  # two of each three-file pack rewritten
+        (source / f"file{i}.bin").write_bytes(rng.randbytes(1_200_000))
+    await device.backup({"paths": [str(source)]}, quiet)
+    listed = await device.snapshots({}, quiet)
+    return [s["id"] for s in listed["snapshots"]]
+
+
+async def test_another_device_restores_and_dedups_after_a_repack(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    storage, (laptop, desktop) = await owners(nursery, tmp_path)
+    source = tree(tmp_path / "data")
+    ids = await two_snapshots(laptop, source)
+    held_before = storage.held_bytes()
+
+    forgot = await laptop.forget({"snapshots": [ids[0]], "prune": True}, quiet)
+    pruned = forgot["prune"]
+    assert pruned["packs_repacked"] == 2 and pruned["packs_written"] >= 1
+    assert pruned["packs_released"] >= 2
+    assert storage.held_bytes() < held_before * 3 // 4
+
+    # The desktop never saw the old locations: it reads the repack's index.
+    await desktop.restore({"snapshot": "latest", "target": str(tmp_path / "out")}, quiet)
+    files, _, problems = compare_trees(source, tmp_path / "out" / "data")
+    assert files == 6 and problems == []
+    again = await desktop.backup({"paths": [str(source)]}, quiet)
+    assert again["chunks_new"] == 0 and again["bytes_sent"] == 0
+    health = await desktop.check({"read_data": True}, quiet)
+    assert health["chunk_errors"] == [] and health["unrecoverable"] == 0
+
+
+@pytest.mark.parametrize("killed_at", ["reindex", "release"])
+async def test_a_prune_killed_between_steps_is_finished_by_the_next(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    killed_at: str,
+) -> None:
+    storage, (laptop, _) = await owners(nursery, tmp_path)
+    source = tree(tmp_path / "data")
+    ids = await two_snapshots(laptop, source)
+    await laptop.forget({"snapshots": [ids[0]]}, quiet)
+    held_before = storage.held_bytes()
+
+    async def killed(*_: Any) -> Any:
+        raise P2PBackupError("killed")
+
+    # Killed after the new packs are placed (before their index is published), or
+    # after it is published (before any old pack is released).
+    with monkeypatch.context() as patch:
+        if killed_at == "reindex":
+            patch.setattr(laptop.index, "reindex", killed)
+        else:
+            patch.setattr(Upkeep, "_release", killed)
+        with pytest.raises(P2PBackupError):
+            await laptop.prune({}, quiet)
+
+    await laptop.restore({"snapshot": "latest", "target": str(tmp_path / "mid")}, quiet)
+    assert compare_trees(source, tmp_path / "mid" / "data")[2] == []
+
+    finished = await laptop.prune({}, quiet)
+    assert finished["packs_released"] >= 2
+    assert storage.held_bytes() < held_before * 3 // 4
+    await laptop.restore({"snapshot": "latest", "target": str(tmp_path / "out")}, quiet)
+    files, _, problems = compare_trees(source, tmp_path / "out" / "data")
+    assert files == 6 and problems == []
+    settled = await laptop.prune({}, quiet)
+    assert settled["packs_repacked"] == settled["packs_released"] == 0
