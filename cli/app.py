@@ -383,7 +383,8 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Audit the shares of every pack the snapshots use (and with --read-data, the data)."""
-    result = call_peer("check", {"read_data": read_data})
+    with live_progress("check", "packs") as update:
+        result = call_peer("check", {"read_data": read_data}, update)
     emit(result, as_json, _check_text)
     if result["unrecoverable"] or result.get("chunk_errors"):
         fail(f"{result['unrecoverable']} packs cannot be rebuilt", PARTIAL)
@@ -425,21 +426,20 @@ def forget(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Forget snapshots: those named, or those the --keep-* rules do not keep (as restic)."""
-    result = call_peer(
-        "forget",
-        {
-            "snapshots": snapshots or [],
-            "keep_last": keep_last,
-            "keep_hourly": keep_hourly,
-            "keep_daily": keep_daily,
-            "keep_weekly": keep_weekly,
-            "keep_monthly": keep_monthly,
-            "keep_tags": keep_tag or [],
-            "prune": prune,
-            "repack_below": repack_below / 100,
-            "dry_run": dry_run,
-        },
-    )
+    args = {
+        "snapshots": snapshots or [],
+        "keep_last": keep_last,
+        "keep_hourly": keep_hourly,
+        "keep_daily": keep_daily,
+        "keep_weekly": keep_weekly,
+        "keep_monthly": keep_monthly,
+        "keep_tags": keep_tag or [],
+        "prune": prune,
+        "repack_below": repack_below / 100,
+        "dry_run": dry_run,
+    }
+    with live_progress("forget", "packs") as update:
+        result = call_peer("forget", args, update)
     emit(result, as_json, _forget_text)
 
 
@@ -465,7 +465,9 @@ def prune_command(
     """Release the packs no kept snapshot uses and repack the mostly unused ones; their
     holders free the space."""
     args = {"dry_run": dry_run, "repack_below": repack_below / 100}
-    emit(call_peer("prune", args), as_json, _prune_text)
+    with live_progress("prune", "packs") as update:
+        result = call_peer("prune", args, update)
+    emit(result, as_json, _prune_text)
 
 
 def _prune_text(r: dict[str, Any]) -> str:
@@ -490,7 +492,8 @@ def _prune_text(r: dict[str, Any]) -> str:
 @user_errors
 def repair(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Rebuild now every share of this owner's packs that is not live (needs k per pack)."""
-    result = call_peer("repair")
+    with live_progress("repair", "packs") as update:
+        result = call_peer("repair", {}, update)
     emit(
         result,
         as_json,

@@ -1,4 +1,4 @@
-"""Progress on a terminal for long operations (backup, restore), on stderr.
+"""Progress on a terminal for long operations (backup, restore, check, prune), on stderr.
 
 Nothing is drawn when stderr is not a terminal, so scripts and `--json`
 output stay clean.
@@ -47,12 +47,35 @@ def live_progress(title: str, kind: str) -> Iterator[Any]:
                     f"({_rate(frame.get('bytes_read', 0), started)}), "
                     f"{format_size(frame.get('bytes_sent', 0))} sent"
                 )
-            else:
+            elif kind == "restore":
                 detail = (
                     f"{frame.get('files_restored', 0)} files, "
                     f"{format_size(frame.get('bytes', 0))} "
                     f"({_rate(frame.get('bytes', 0), started)})"
                 )
+            else:
+                detail = pack_detail(frame)
             progress.update(task, detail=detail)
 
         yield update
+
+
+# Pack-by-pack work: (count field, total field, verb) as the peer reports them.
+_PACK_STEPS = (
+    ("packs_checked", "packs", "checked"),
+    ("packs_repacked", "packs_to_repack", "repacked"),
+    ("packs_renewed", "packs", "renewed"),
+)
+
+
+def pack_detail(frame: dict[str, Any]) -> str:
+    """One line for a progress frame of check, repair, prune or renew."""
+    for done, total, verb in _PACK_STEPS:
+        if done in frame:
+            return f"{verb} {frame[done]} of {frame.get(total, '?')} packs"
+    if "packs_released" in frame:
+        return (
+            f"releasing {frame['packs_released']} packs, "
+            f"{frame.get('shares_dropped', 0)} shares dropped"
+        )
+    return "working"
