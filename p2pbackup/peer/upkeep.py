@@ -232,7 +232,10 @@ class Upkeep:
         async def one(pack_id: bytes) -> None:
             nonlocal dropped
             async with limiter:
-                dropped += await release_pack(self.dht, self.identity, pack_id, REQUEST_TIMEOUT)
+                # Not `dropped += await ...`: that reads `dropped` before the await, and
+                # concurrent releases would overwrite each other's counts.
+                count = await release_pack(self.dht, self.identity, pack_id, REQUEST_TIMEOUT)
+            dropped += count
             await progress({"packs_released": len(doomed), "shares_dropped": dropped})
 
         async with trio.open_nursery() as nursery:
