@@ -386,7 +386,7 @@ def check(
     with live_progress("check", "packs") as update:
         result = call_peer("check", {"read_data": read_data}, update)
     emit(result, as_json, _check_text)
-    if result["unrecoverable"] or result.get("chunk_errors"):
+    if result["unrecoverable"] or result.get("chunk_errors") or result.get("index_errors"):
         fail(f"{result['unrecoverable']} packs cannot be rebuilt", PARTIAL)
 
 
@@ -398,6 +398,8 @@ def _check_text(r: dict[str, Any]) -> str:
     )
     if "chunks_read" in r:
         text += f"\n{r['chunks_read']} chunks read and verified, {len(r['chunk_errors'])} errors"
+    for error in r.get("index_errors", [])[:5]:
+        text += f"\nunreadable index: {error}"
     return text
 
 

@@ -173,9 +173,16 @@ class OwnerService:
         snapshot = find_snapshot(state.snapshots, _text(args, "snapshot"))
         prefix = str(args.get("path") or "").strip("/")
         reader = BlobReader(self.codec, self.packs, {})
-        reader.index = await load_index(reader, state.index_blobs(), released=state.released)
+        # Every snapshot's index blobs are read; one that cannot be read matters only
+        # if this snapshot's folder lists are in it.
+        problems: list[str] = []
+        reader.index = await load_index(reader, state.index_blobs(), problems, state.released)
         entries: list[dict[str, Any]] = []
-        await self._list(reader, snapshot.tree, b"", os.fsencode(prefix), entries)
+        try:
+            await self._list(reader, snapshot.tree, b"", os.fsencode(prefix), entries)
+        except P2PBackupError as exc:
+            note = f"; unreadable index: {'; '.join(problems[:3])}" if problems else ""
+            raise P2PBackupError(f"{exc}{note}") from None
         return {"snapshot": snapshot.snapshot_id.hex(), "entries": entries}
 
     async def _list(
@@ -222,7 +229,10 @@ class OwnerService:
         state = await self.index.state()
         reader = BlobReader(self.codec, self.packs, {})
         locators = state.index_blobs()
-        index = await load_index(reader, locators, released=state.released)
+        # An index blob that cannot be read is reported, and its pack is checked (and
+        # repaired) like the others: it may be the only way back to it.
+        index_errors: list[str] = []
+        index = await load_index(reader, locators, index_errors, state.released)
         packs = sorted({loc.pack_id for loc in index.values()} | {loc.pack_id for loc in locators})
         rng = random.Random()
         owner = self.keys.identity.public_key
@@ -254,6 +264,7 @@ class OwnerService:
             "unrecoverable": sum(1 for h in healths if not h.recoverable),
             "min_live_shares": min((h.live for h in healths), default=0),
             "unrecoverable_packs": sorted(h.pack_id.hex() for h in healths if not h.recoverable),
+            "index_errors": index_errors,
         }
         if repair:
             # The counts above are what the repair found; this is what it rebuilt.

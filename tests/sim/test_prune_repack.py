@@ -128,3 +128,23 @@ async def test_a_prune_killed_between_steps_is_finished_by_the_next(
     assert files == 6 and problems == []
     settled = await laptop.prune({}, quiet)
     assert settled["packs_repacked"] == settled["packs_released"] == 0
+
+
+async def test_an_unreadable_index_blob_is_reported_and_the_rest_still_listed(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    storage, (laptop, _) = await owners(nursery, tmp_path)
+    source = tree(tmp_path / "data")
+    await two_snapshots(laptop, source)
+    state = await laptop.index.state()
+    first_index = state.snapshots[0].index[0].pack_id  # lists the first backup's chunks
+    for store in storage.live_stores():
+        for index in store.indices(first_index):
+            store.delete(first_index, index)
+
+    health = await laptop.check({}, quiet)
+    assert len(health["index_errors"]) == 1 and first_index.hex() in health["unrecoverable_packs"]
+    # The latest snapshot's folder list is in its own index blob: it still lists.
+    listed = await laptop.ls({"snapshot": "latest"}, quiet)
+    paths = sorted(e["path"] for e in listed["entries"])
+    assert paths == ["data", *(f"data/file{i}.bin" for i in range(6))]
