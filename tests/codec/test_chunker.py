@@ -40,6 +40,16 @@ def test_chunks_concatenate_to_input_within_bounds(data: bytes) -> None:
     assert all(len(c) >= TINY.min_size for c in chunks[:-1])
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.binary(max_size=3000), st.integers(0, 3000))
+def test_a_file_that_grew_or_shrank_since_it_was_measured_chunks_as_read(
+    data: bytes, measured: int
+) -> None:
+    # `size` is what fstat said before the read; the file may have changed since.
+    reader = ChunkReader(io.BytesIO(data), TINY, whole=True, size=measured)
+    assert list(reader) == chunk_bytes(data, TINY)
+
+
 def test_file_chunks_match_buffer_chunks(tmp_path: Path) -> None:
     data = _random(2 * 1024 * 1024, 1)
     path = tmp_path / "f"
