@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import trio
 
-from p2pbackup.backup.blobs import BlobCodec
+from p2pbackup.backup.blobs import BlobCodec, ChunkReader
 from p2pbackup.backup.catalog import Catalog, ChunkList, FileState
 from p2pbackup.backup.tree import EntryKind
-from p2pbackup.backup.walk import FsEntry, list_directory, stat_entry
+from p2pbackup.backup.walk import FsEntry, entry_of, list_directory
 from p2pbackup.peer.offload import RunSync
 
 # Files up to one chunk are read ahead in batches; bigger ones stream through the engine.
@@ -92,17 +92,23 @@ def prepare_files(codec: BlobCodec, paths: list[bytes]) -> dict[bytes, Prepared 
                 while (plain := reader.next_chunk()) is not None:
                     chunk_id = codec.chunk_id(plain)
                     chunks.append((chunk_id, len(plain), codec.seal(chunk_id, plain)))
+                # The state of the file just read, from its descriptor: one path
+                # lookup fewer per file than an lstat.
+                after: FsEntry | None = _state_after(path, reader)
             finally:
                 reader.close()
         except OSError as exc:
             out[path] = exc
             continue
-        try:
-            after: FsEntry | None = stat_entry(path)
-        except OSError:
-            after = None
         out[path] = Prepared(tuple(chunks), after)
     return out
+
+
+def _state_after(path: bytes, reader: ChunkReader) -> FsEntry | None:
+    try:
+        return entry_of(path, reader.fstat())
+    except OSError:
+        return None  # saved as read, and not remembered: read again next time
 
 
 class Scanner:

@@ -41,8 +41,13 @@ def _kind(mode: int) -> EntryKind | None:
 def stat_entry(path: bytes) -> FsEntry:
     """lstat one path: symlinks are saved as links, never followed."""
     st = os.lstat(path)
+    target = os.readlink(path) if _kind(st.st_mode) is EntryKind.SYMLINK else None
+    return entry_of(path, st, target)
+
+
+def entry_of(path: bytes, st: os.stat_result, target: bytes | None = None) -> FsEntry:
+    """The entry a stat result describes (an lstat, or an fstat of a file being read)."""
     kind = _kind(st.st_mode)
-    target = os.readlink(path) if kind is EntryKind.SYMLINK else None
     return FsEntry(
         path=path,
         name=os.path.basename(path.rstrip(b"/")) or path,

@@ -93,6 +93,10 @@ class ChunkReader:
         while (chunk := self.next_chunk()) is not None:
             yield chunk
 
+    def fstat(self) -> os.stat_result:
+        """The state of the file being read, from its open descriptor."""
+        return os.fstat(self._stream.fileno())
+
     def close(self) -> None:
         self._done = True
         self._stream.close()
