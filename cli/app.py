@@ -387,12 +387,13 @@ def check(
         result = call_peer("check", {"read_data": read_data}, update)
     emit(result, as_json, _check_text)
     if result["unrecoverable"] or result.get("chunk_errors") or result.get("index_errors"):
-        fail(f"{result['unrecoverable']} packs cannot be rebuilt", PARTIAL)
+        fail(f"{_count(result['unrecoverable'], 'pack')} cannot be rebuilt", PARTIAL)
 
 
 def _check_text(r: dict[str, Any]) -> str:
     text = (
-        f"{r['packs']} packs in {r['snapshots']} snapshots: {r['healthy']} with every share, "
+        f"{_count(r['packs'], 'pack')} in {_count(r['snapshots'], 'snapshot')}: "
+        f"{r['healthy']} with every share, "
         f"{r['degraded']} degraded, {r['unrecoverable']} unrecoverable; "
         f"fewest live shares {r['min_live_shares']}"
     )
@@ -447,7 +448,7 @@ def forget(
 
 def _forget_text(r: dict[str, Any]) -> str:
     verb = "would forget" if r["dry_run"] else "forgot"
-    lines = [f"keep {len(r['keep'])} snapshots, {verb} {len(r['forget'])}"]
+    lines = [f"keep {_count(len(r['keep']), 'snapshot')}, {verb} {len(r['forget'])}"]
     for s in r["keep"]:
         lines.append(f"  keep   {s['short_id']}  {_when(s['time'])}  {', '.join(s['reasons'])}")
     for s in r["forget"]:
@@ -472,19 +473,26 @@ def prune_command(
     emit(result, as_json, _prune_text)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _prune_text(r: dict[str, Any]) -> str:
     would = r["dry_run"]
-    lines = [f"{r['packs_kept']} packs kept whole for {r['snapshots']} snapshots"]
+    kept = _count(r["packs_kept"], "pack")
+    lines = [f"{kept} kept whole for {_count(r['snapshots'], 'snapshot')}"]
     if r["packs_repacked"]:
         verb = "would repack" if would else "repacked"
         moved = format_size(r["bytes_repacked"])
-        into = "" if would else f" into {r['packs_written']} new packs"
-        lines.append(f"{verb} {r['packs_repacked']} mostly unused packs ({moved} in use){into}")
+        into = "" if would else f" into {_count(r['packs_written'], 'new pack')}"
+        repacked = _count(r["packs_repacked"], "mostly unused pack")
+        lines.append(f"{verb} {repacked} ({moved} in use){into}")
     if would:
-        lines.append(f"would release {r['packs_released']} packs")
+        lines.append(f"would release {_count(r['packs_released'], 'pack')}")
     else:
         lines.append(
-            f"released {r['packs_released']} packs ({r['shares_dropped']} shares dropped at "
+            f"released {_count(r['packs_released'], 'pack')} "
+            f"({_count(r['shares_dropped'], 'share')} dropped at "
             "once; the rest go when their leases run out)"
         )
     return "\n".join(lines)
@@ -502,7 +510,7 @@ def repair(as_json: bool = typer.Option(False, "--json", help="Print one JSON ob
         lambda r: _check_text(r) + f"\nrebuilt and placed {r['shares_rebuilt']} shares",
     )
     if result["unrecoverable"]:
-        fail(f"{result['unrecoverable']} packs cannot be rebuilt", PARTIAL)
+        fail(f"{_count(result['unrecoverable'], 'pack')} cannot be rebuilt", PARTIAL)
 
 
 @app.command()
