@@ -148,10 +148,6 @@ class SnapshotIndex:
             tuple(sorted(dropped, key=lambda s: (s.time, s.snapshot_id))),
         )
 
-    async def find(self, name: str) -> Snapshot:
-        """A snapshot by id prefix, or `latest`; raises with a one-line reason."""
-        return find_snapshot(await self.list(), name)
-
 
 def find_snapshot(snapshots: list[Snapshot], name: str) -> Snapshot:
     """A snapshot among `snapshots` by id prefix, or `latest`; raises with a one-line reason."""

@@ -306,7 +306,7 @@ class OwnerService:
         async with self._backup_lock:
             snapshots = await self.index.list()
             if names:
-                doomed = {(await self.index.find(name)).snapshot_id for name in names}
+                doomed = {find_snapshot(snapshots, name).snapshot_id for name in names}
                 keep = [s for s in snapshots if s.snapshot_id not in doomed]
                 reasons = {s.snapshot_id: ["not named"] for s in keep}
             else:
