@@ -29,6 +29,8 @@ from p2pbackup.backup.catalog import Catalog, ChunkList, FileState
 from p2pbackup.backup.packstore import PackReceipt, PackStore
 from p2pbackup.backup.scan import (
     LISTINGS_AHEAD,
+    PACKED,
+    Claims,
     Listing,
     Prepared,
     Scanner,
@@ -159,6 +161,7 @@ class BackupEngine:
         self.stats = BackupStats()
         self._packer: Packer = self.codec.packer()
         self._pending: set[bytes] = set()  # chunk ids packed this run but not yet placed
+        self._claims: Claims = {}  # chunk id -> where in walk order it is first sealed
         self._waiting: dict[bytes, list[_WaitingFile]] = {}  # pending chunk id -> its files
         self._ready: list[tuple[bytes, FileState, ChunkList]] = []  # files to remember
         self._prepared: dict[bytes, Prepared | OSError] = {}  # small files read ahead
@@ -199,7 +202,13 @@ class BackupEngine:
                 ]
                 async with trio.open_nursery() as scanning:
                     send, listings = trio.open_memory_channel[Listing](LISTINGS_AHEAD)
-                    scanner = Scanner(self.codec, self.catalog, self.run_sync, self.excludes)
+                    scanner = Scanner(
+                        self.codec,
+                        self.catalog,
+                        self.run_sync,
+                        self.excludes,
+                        claims=self._claims,
+                    )
                     scanning.start_soon(scanner.scan, tops, send, scanning)
                     walk = _Walk(uploads, scanner, listings)
                     entries = []
@@ -330,8 +339,10 @@ class BackupEngine:
         prepared = self._prepared.pop(entry.path, None)
         if isinstance(prepared, OSError):
             raise prepared
-        if prepared is not None:
+        if prepared is not None and not self._lacks_seal(prepared):
             return await self._take_prepared(uploads, entry, prepared)
+        # Not read ahead (a big file), or read ahead without sealing a chunk this run
+        # still needs: read it here.
         chunk_ids: list[tuple[bytes, int]] = []
         reader = await self.run_sync(self.codec.open_chunker, entry.path)
         try:
@@ -358,13 +369,26 @@ class BackupEngine:
         chunk_ids = []
         for chunk_id, length, sealed in prepared.chunks:
             self.stats.bytes_read += length
-            await self._add_sealed(uploads, chunk_id, sealed, chunk_id not in self._fresh)
+            if sealed is None:
+                self.stats.chunks_reused += 1  # packed or placed: `_lacks_seal` said so
+            else:
+                await self._add_sealed(uploads, chunk_id, sealed, chunk_id not in self._fresh)
             chunk_ids.append((chunk_id, length))
         chunks = tuple(chunk_ids)
         if prepared.after is not None:
             self._remember_unless_changed(entry, prepared.after, chunks)
         await self._report()
         return chunks
+
+    def _lacks_seal(self, prepared: Prepared) -> bool:
+        """Whether the read-ahead left unsealed a chunk neither the mesh nor this run has.
+
+        It skips a chunk an earlier file claimed; that file's chunk is packed by now,
+        unless its read then failed."""
+        return any(
+            sealed is None and cid in self._fresh and cid not in self._pending
+            for cid, _, sealed in prepared.chunks
+        )
 
     def _remember_unless_changed(self, entry: FsEntry, after: FsEntry, chunks: ChunkList) -> None:
         # A file that changed while it was read is saved as read but not remembered,
@@ -420,6 +444,7 @@ class BackupEngine:
             return
         self.stats.chunks_new += 1
         self._pending.add(chunk_id)
+        self._claims[chunk_id] = PACKED
         self._fresh.discard(chunk_id)
         for pack in self._packer.add(chunk_id, sealed):
             await self._start_upload(uploads, pack, self._data_placed)

@@ -31,12 +31,26 @@ READ_AHEAD_BYTES = 8 * 1024 * 1024
 READ_AHEAD_FILES = 256
 LISTINGS_AHEAD = 64
 
+# Where a chunk is first sealed in walk order: (window number, file position in
+# its batch). The engine takes files in that order, so a file whose chunk an
+# earlier file claimed finds it packed already and need not seal it. PACKED
+# comes before every window: the engine claims what it packs itself.
+Claim = tuple[int, int]
+Claims = dict[bytes, Claim]
+PACKED: Claim = (-1, 0)
+# Claims only save sealing work, so past this many (about 25 MB) they are dropped
+# and start again: memory stays bounded on a tree of millions of files.
+MAX_CLAIMS = 100_000
+
 
 @dataclass(frozen=True)
 class Prepared:
-    """A small file read, chunked and sealed in a worker thread."""
+    """A small file read, chunked and sealed in a worker thread.
 
-    chunks: tuple[tuple[bytes, int, bytes], ...]  # (chunk id, plain length, sealed)
+    A chunk another file of this run claimed first is not sealed again: its
+    sealed bytes are None."""
+
+    chunks: tuple[tuple[bytes, int, bytes | None], ...]  # (chunk id, plain length, sealed)
     after: FsEntry | None  # its state once read; None if it vanished meanwhile
 
 
@@ -47,6 +61,7 @@ class Window:
     entries: Sequence[FsEntry]
     known: dict[bytes, ChunkList]  # unchanged files, by path: their chunks, not read again
     batch: list[bytes]  # small changed files to read ahead
+    number: int  # its place among the windows with a batch, in walk order
     done: trio.Event = field(default_factory=trio.Event)
     prepared: dict[bytes, Prepared | OSError] = field(default_factory=dict)
 
@@ -77,21 +92,33 @@ def windows(children: Sequence[FsEntry]) -> Iterator[Sequence[FsEntry]]:
         yield children[start:]
 
 
-def prepare_files(codec: BlobCodec, paths: list[bytes]) -> dict[bytes, Prepared | OSError]:
+def prepare_files(
+    codec: BlobCodec, paths: list[bytes], claims: Claims, window: int
+) -> dict[bytes, Prepared | OSError]:
     """Worker-thread side of the read-ahead; an unreadable file maps to its error.
 
     A handoff to a worker thread costs about as much as sealing a small file,
     so one call per file per step made a tree of headers five times slower
-    than its codec work."""
+    than its codec work.
+
+    A chunk that a file earlier in walk order claimed (see `Claims`) is not
+    sealed again: sealing duplicates cost a quarter of a first backup's
+    compression on a tree of headers. `claims` is shared between worker
+    threads; each dict step is atomic, and a race only seals a chunk twice."""
     out: dict[bytes, Prepared | OSError] = {}
-    for path in paths:
+    for position, path in enumerate(paths):
+        here = (window, position)
         try:
             reader = codec.open_chunker(path)
             try:
                 chunks = []
                 while (plain := reader.next_chunk()) is not None:
                     chunk_id = codec.chunk_id(plain)
-                    chunks.append((chunk_id, len(plain), codec.seal(chunk_id, plain)))
+                    sealed = None
+                    if claims.setdefault(chunk_id, here) >= here:
+                        claims[chunk_id] = here
+                        sealed = codec.seal(chunk_id, plain)
+                    chunks.append((chunk_id, len(plain), sealed))
                 # The state of the file just read, from its descriptor: one path
                 # lookup fewer per file than an lstat.
                 after: FsEntry | None = _state_after(path, reader)
@@ -121,6 +148,7 @@ class Scanner:
         run_sync: RunSync,
         excludes: tuple[str, ...] = (),
         windows_ahead: int = 3,
+        claims: Claims | None = None,
     ) -> None:
         if windows_ahead < 1:
             raise ValueError("windows_ahead must be at least 1")
@@ -128,6 +156,8 @@ class Scanner:
         self.catalog = catalog
         self.run_sync = run_sync
         self.excludes = excludes
+        self.claims: Claims = {} if claims is None else claims
+        self._windows_read = 0
         # Taken when a window's read starts, given back when the engine takes its result.
         self._budget = trio.Semaphore(windows_ahead)
 
@@ -177,8 +207,13 @@ class Scanner:
         files = [child for child in entries if child.kind is EntryKind.FILE]
         known = self.catalog.unchanged_files({f.path: file_state(f) for f in files})
         batch = [f.path for f in files if f.path not in known and f.size <= SMALL_FILE]
-        return Window(entries, known, batch)
+        self._windows_read += bool(batch)
+        return Window(entries, known, batch, self._windows_read)
 
     async def _read(self, window: Window) -> None:
-        window.prepared = await self.run_sync(prepare_files, self.codec, window.batch)
+        if len(self.claims) > MAX_CLAIMS:
+            self.claims.clear()
+        window.prepared = await self.run_sync(
+            prepare_files, self.codec, window.batch, self.claims, window.number
+        )
         window.done.set()

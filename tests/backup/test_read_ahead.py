@@ -1,0 +1,103 @@
+"""The read-ahead seals each new chunk once, and a file whose chunk it skipped is still
+saved when the file that claimed the chunk could not be read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from p2pbackup.backup.blobs import BlobCodec, ChunkReader
+from p2pbackup.backup.catalog import Catalog
+from p2pbackup.backup.packstore import MemoryPackStore
+from p2pbackup.backup.scan import prepare_files
+from p2pbackup.peer.offload import to_thread
+from tests.backup.fs import KEYS, PACK_TARGET, PARAMS, backup, restorer, snapshot_of, write
+
+
+class CountingCodec(BlobCodec):
+    """Counts seals; reading a path in `failing` breaks after its first chunk."""
+
+    def __init__(self, failing: frozenset[bytes] = frozenset()) -> None:
+        super().__init__(KEYS, PARAMS, pack_target=PACK_TARGET)
+        self.seals = 0
+        self.failing = failing
+
+    def seal(self, chunk_id: bytes, plain: bytes) -> bytes:
+        self.seals += 1
+        return super().seal(chunk_id, plain)
+
+    def open_chunker(self, path: str | bytes) -> ChunkReader:
+        reader = super().open_chunker(path)
+        if path in self.failing:
+            self.failing = self.failing - {path}  # fails once; read again, it works
+            return _BreaksAfterOne(reader)  # type: ignore[return-value]
+        return reader
+
+
+class _BreaksAfterOne:
+    def __init__(self, reader: ChunkReader) -> None:
+        self.reader = reader
+        self.given = 0
+
+    def next_chunk(self) -> bytes | None:
+        if self.given:
+            raise OSError(5, "Input/output error")
+        self.given += 1
+        return self.reader.next_chunk()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.reader, name)
+
+
+def test_prepare_skips_what_an_earlier_file_claimed(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        write(tmp_path / name, b"same bytes " * 100)
+    blobs = CountingCodec()
+    paths = [bytes(tmp_path / n) for n in ("a", "b", "c")]
+    claims: dict[bytes, tuple[int, int]] = {}
+    later = prepare_files(blobs, paths[2:], claims, 5)  # a later window ran first
+    first = prepare_files(blobs, paths[:2], claims, 4)
+    sealed = [p.chunks[0][2] for p in (first[paths[0]], first[paths[1]], later[paths[2]])]
+    assert [s is not None for s in sealed] == [True, False, True]
+    assert blobs.seals == 2 and set(claims.values()) == {(4, 0)}
+
+
+async def test_duplicate_files_are_sealed_once(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for folder in range(6):
+        (src / f"d{folder}").mkdir(parents=True)
+        for i in range(5):
+            write(src / f"d{folder}" / f"copy{i}.h", b"#define SAME 1\n" * 200)
+            write(src / f"d{folder}" / f"own{i}.h", f"#define OWN_{folder}_{i}\n".encode() * 90)
+    blobs = CountingCodec()
+    store = MemoryPackStore()
+    catalog = Catalog(tmp_path / "catalog.db")
+    snapshot, eng = await backup(blobs, catalog, store, src, run_sync=to_thread)
+    # 30 own files + 1 shared chunk + 8 trees; with worker threads a race may seal twice.
+    assert eng.stats.chunks_new == 39
+    assert blobs.seals <= eng.stats.chunks_new + 3 + eng.stats.index_blobs
+    out = tmp_path / "out"
+    await restorer(blobs, store).run(snapshot, out)
+    assert snapshot_of(out / "src") == snapshot_of(src)
+    catalog.close()
+
+
+async def test_a_file_whose_chunk_went_unsealed_is_read_again(tmp_path: Path) -> None:
+    """`a` claims the chunk and then fails to read; `b`, with the same bytes, skipped
+    sealing it and must not be saved as pointing at a chunk nobody packed."""
+    src = tmp_path / "src"
+    src.mkdir()
+    content = b"shared content " * 1000  # more than one chunk
+    write(src / "a", content)
+    write(src / "b", content)
+    blobs = CountingCodec(failing=frozenset({bytes(src / "a")}))
+    store = MemoryPackStore()
+    catalog = Catalog(tmp_path / "catalog.db")
+    snapshot, eng = await backup(blobs, catalog, store, src)
+    assert [path for path, _ in eng.stats.errors] == [str(src / "a")]
+    out = tmp_path / "out"
+    stats = await restorer(blobs, store).run(snapshot, out)
+    assert stats.files_failed == 0
+    assert (out / "src" / "b").read_bytes() == content
+    assert not (out / "src" / "a").exists()
+    catalog.close()
