@@ -89,6 +89,25 @@ class Snapshot:
             "size": self.size,
         }
 
+    @classmethod
+    def from_wire(cls, raw: Any) -> Snapshot:
+        """The snapshot `to_wire` gave; raises `WireError` on anything else."""
+        if not isinstance(raw, dict):
+            raise WireError("a snapshot must be a map")
+        fields = check_fields(raw, _FIELDS)
+        return cls(
+            snapshot_id=fields["id"],
+            time=fields["time"],
+            host=fields["host"],
+            paths=tuple(fields["paths"]),
+            tags=tuple(fields["tags"]),
+            parent=fields["parent"],
+            tree=fields["tree"],
+            index=tuple(fields["index"]),
+            files=fields["files"],
+            size=fields["size"],
+        )
+
     def summary(self) -> dict[str, Any]:
         """What `snapshots --json` shows."""
         return {
@@ -132,21 +151,7 @@ def open_snapshot(sealed: bytes, key: bytes) -> Snapshot:
         raw = cbor2.loads(plain)
     except Exception as exc:
         raise WireError(f"undecodable snapshot: {type(exc).__name__}") from None
-    if not isinstance(raw, dict):
-        raise WireError("a snapshot must be a map")
-    fields = check_fields(raw, _FIELDS)
-    return Snapshot(
-        snapshot_id=fields["id"],
-        time=fields["time"],
-        host=fields["host"],
-        paths=tuple(fields["paths"]),
-        tags=tuple(fields["tags"]),
-        parent=fields["parent"],
-        tree=fields["tree"],
-        index=tuple(fields["index"]),
-        files=fields["files"],
-        size=fields["size"],
-    )
+    return Snapshot.from_wire(raw)
 
 
 def seal_forget(snapshot_id: bytes, key: bytes) -> bytes:

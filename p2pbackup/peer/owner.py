@@ -28,6 +28,7 @@ from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.check import PackHealth, check_pack, repair_pack
+from p2pbackup.peer.backup_process import BackupJob, EngineProcesses, run_backup_process
 from p2pbackup.peer.control import Operation, Progress
 from p2pbackup.peer.offload import RunSync, to_thread
 from p2pbackup.peer.upkeep import REPACK_BELOW, Upkeep
@@ -71,10 +72,15 @@ class OwnerService:
         run_sync: RunSync = to_thread,
         parallel_uploads: int = 4,
         renew_interval: float = 7 * 86_400.0,
+        engine_process: bool = False,
     ) -> None:
         self.keys = keys
         self.codec = BlobCodec(keys)
+        self.catalog_path = catalog_path
         self.catalog = Catalog(catalog_path)
+        # A real peer backs up in a child process (see `backup_process`); the simulator
+        # and the in-process tests run the same engine here, on their own clock.
+        self.engines = EngineProcesses() if engine_process else None
         self.packs = MeshPackStore(dht, keys.identity, redundancy, run_sync=run_sync)
         self.index = SnapshotIndex(dht, keys)
         self.upkeep = Upkeep(
@@ -123,24 +129,40 @@ class OwnerService:
             self.catalog.release(state.released - self.catalog.released())
             await self._learn_chunks(state)
             parent = _latest_of(snapshots, paths)
-            engine = BackupEngine(
-                self.codec,
-                self.catalog,
-                self.packs,
-                run_sync=self.run_sync,
-                progress=progress,
-                excludes=excludes,
-                parallel_uploads=self.parallel_uploads,
-            )
-            snapshot = await engine.run(list(paths), host=str(host), tags=tags, parent=parent)
+            extra: dict[str, Any] = {}
+            if self.engines is not None:
+                job = BackupJob(
+                    self.catalog_path,
+                    paths,
+                    str(host),
+                    tags,
+                    excludes,
+                    parent,
+                    self.parallel_uploads,
+                )
+                child = await run_backup_process(self.keys, job, self.packs, progress, self.engines)
+                snapshot, stats = child.snapshot, child.stats
+                extra["engine_process"] = child.process
+            else:
+                engine = BackupEngine(
+                    self.codec,
+                    self.catalog,
+                    self.packs,
+                    run_sync=self.run_sync,
+                    progress=progress,
+                    excludes=excludes,
+                    parallel_uploads=self.parallel_uploads,
+                )
+                snapshot = await engine.run(list(paths), host=str(host), tags=tags, parent=parent)
+                stats = engine.stats.as_dict()
             await self.index.add(snapshot)
             self.catalog.mark_indexed(snapshot.snapshot_id)
-        stats = engine.stats.as_dict()
         return {
             "snapshot_id": snapshot.snapshot_id.hex(),
             "short_id": snapshot.short_id,
             "parent": parent.snapshot_id.hex() if parent else None,
             **stats,
+            **extra,
             "seconds": round(time.monotonic() - started, 3),
         }
 

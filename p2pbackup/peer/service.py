@@ -75,8 +75,11 @@ class PeerService:
                 home.catalog_file,
                 redundancy,
                 renew_interval=options.renew_interval,
+                engine_process=True,
             )
             self.peer.add_task(self.owner.upkeep.keep_leases)
+            if self.owner.engines is not None:
+                self.peer.add_task(self.owner.engines.keep_one_ready)
         self.shares = FileShareStore(home.shares_dir, options.capacity)
         own_owner = self.owner.keys.identity.public_key if self.owner is not None else None
         audit_log = AuditLog()

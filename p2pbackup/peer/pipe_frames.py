@@ -1,0 +1,63 @@
+"""CBOR maps over a pipe between a peer and a helper process it started.
+
+Both ends are this program, so a frame is trusted to be well formed; it is
+still bounded in size and must decode to a map with an "op", so a helper
+that goes wrong fails with a clear error instead of a hang or a huge read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbor2
+import trio
+
+from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.wire.frames import FrameDecoder, encode_frame
+
+# A frame carries at most one pack (a few MiB) or a snapshot; anything near this is a bug.
+MAX_FRAME = 256 * 1024 * 1024
+RECEIVE_CHUNK = 1024 * 1024
+
+
+class BrokenPipeFrame(P2PBackupError):
+    """The other end sent something that is not a frame of ours."""
+
+
+class FrameChannel:
+    """Length-prefixed CBOR maps in both directions; sends may come from many tasks."""
+
+    def __init__(self, receive: trio.abc.ReceiveStream, send: trio.abc.SendStream) -> None:
+        self._receive = receive
+        self._send = send
+        self._decoder = FrameDecoder(MAX_FRAME)
+        self._send_lock = trio.Lock()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        data = encode_frame(cbor2.dumps(frame), MAX_FRAME)
+        async with self._send_lock:
+            await self._send.send_all(data)
+
+    async def receive(self) -> dict[str, Any] | None:
+        """The next frame, or None once the other end closed its side cleanly."""
+        try:
+            while (body := self._decoder.next_frame()) is None:
+                data = await self._receive.receive_some(RECEIVE_CHUNK)
+                if not data:
+                    if self._decoder.buffered:
+                        raise BrokenPipeFrame("the pipe closed in the middle of a frame")
+                    return None
+                self._decoder.feed(data)
+        except WireError as exc:
+            raise BrokenPipeFrame(str(exc)) from None
+        try:
+            frame = cbor2.loads(body)
+        except Exception as exc:
+            raise BrokenPipeFrame(f"undecodable frame: {type(exc).__name__}") from None
+        if not isinstance(frame, dict) or not isinstance(frame.get("op"), str):
+            raise BrokenPipeFrame("a frame must be a map with an op")
+        return frame
+
+    async def close_send(self) -> None:
+        async with self._send_lock:
+            await self._send.aclose()

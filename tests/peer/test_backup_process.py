@@ -1,0 +1,197 @@
+"""A backup in a child process: same snapshot as in-process, errors as one line, no
+process left behind however it ends."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from p2pbackup.backup.blobs import BlobCodec
+from p2pbackup.backup.catalog import Catalog
+from p2pbackup.backup.packstore import MemoryPackStore, PackReceipt
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.peer.backup_process import (
+    BackupJob,
+    EngineProcesses,
+    run_backup_process,
+    start_frame,
+)
+from p2pbackup.peer.pipe_frames import FrameChannel
+from tests.backup.fs import KEYS, restorer, snapshot_of
+from tests.backup.test_roundtrip import build_tree
+
+pytestmark = pytest.mark.slow
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.updates: list[dict[str, Any]] = []
+
+    async def __call__(self, update: dict[str, Any]) -> None:
+        self.updates.append(update)
+
+
+class StallingStore:
+    """Never answers a put: the backup waits on the peer, as on a slow mesh."""
+
+    def __init__(self) -> None:
+        self.asked = trio.Event()
+
+    async def put(self, pack_id: bytes, data: bytes) -> PackReceipt:
+        self.asked.set()
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def get(self, pack_id: bytes) -> bytes:
+        raise AssertionError("a backup does not read packs")
+
+
+class RefusingStore:
+    async def put(self, pack_id: bytes, data: bytes) -> PackReceipt:
+        raise P2PBackupError("only 2 of the 7 peers needed took a share")
+
+    async def get(self, pack_id: bytes) -> bytes:
+        raise AssertionError("a backup does not read packs")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def child_pids() -> set[int]:
+    """The backup processes this test process started and has not reaped."""
+    out = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rpartition(")")[2].split()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == os.getpid() and b"backup_child" in cmdline:
+            out.add(int(entry.name))
+    return out
+
+
+async def test_backup_in_a_process_restores_identical(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    build_tree(src, random.Random(4))
+    store = MemoryPackStore()
+    progress = Recorder()
+    job = BackupJob(tmp_path / "catalog.db", (str(src),), "test-host", ("t1",))
+    result = await run_backup_process(KEYS, job, store, progress)
+
+    assert result.snapshot.tags == ("t1",) and result.snapshot.host == "test-host"
+    assert result.stats["files"] == 9 and not result.stats["errors"]
+    assert result.stats["packs"] == store.puts >= 2  # data, then the index
+    assert result.process["peak_rss_kib"] > 10_000 and result.process["cpu_seconds"] > 0
+    assert progress.updates and progress.updates[-1]["files"] == 9
+    # The child wrote the catalog this peer goes on using.
+    catalog = Catalog(tmp_path / "catalog.db")
+    try:
+        assert catalog.chunk_count() == result.stats["chunks_new"]
+        assert list(catalog.index_blobs()) == list(result.snapshot.index)
+    finally:
+        catalog.close()
+    out = tmp_path / "out"
+    stats = await restorer(BlobCodec(KEYS), store).run(result.snapshot, out)
+    assert stats.files_failed == 0
+    assert snapshot_of(out / "src") == snapshot_of(src)
+    assert child_pids() == set()
+
+    # A second run, in a process held ready, sends nothing and names its parent.
+    processes = EngineProcesses()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(processes.keep_one_ready)
+        again = BackupJob(job.catalog, job.paths, job.host, parent=result.snapshot)
+        second = await run_backup_process(KEYS, again, store, progress, processes)
+        assert second.stats["files_unchanged"] == 9 and second.stats["chunks_new"] == 0
+        assert second.snapshot.parent == result.snapshot.snapshot_id
+        with trio.fail_after(30):
+            while processes._ready is None:  # the next one is started after the run
+                await trio.sleep(0.05)
+        assert len(child_pids()) == 1
+        nursery.cancel_scope.cancel()
+    assert child_pids() == set()
+
+
+async def test_errors_come_back_as_one_line(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    build_tree(src, random.Random(5))
+    job = BackupJob(tmp_path / "catalog.db", (str(src),), "h")
+    with pytest.raises(P2PBackupError, match="only 2 of the 7 peers"):
+        await run_backup_process(KEYS, job, RefusingStore(), Recorder())
+    missing = BackupJob(tmp_path / "catalog.db", (str(tmp_path / "nope"),), "h")
+    with pytest.raises(P2PBackupError, match="does not exist"):
+        await run_backup_process(KEYS, missing, MemoryPackStore(), Recorder())
+    assert child_pids() == set()
+
+
+async def test_a_dead_child_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    build_tree(src, random.Random(6))
+    store = StallingStore()
+    job = BackupJob(tmp_path / "catalog.db", (str(src),), "h")
+
+    async def kill_when_asked() -> None:
+        await store.asked.wait()
+        (pid,) = child_pids()
+        os.kill(pid, signal.SIGKILL)
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(kill_when_asked)
+            with pytest.raises(P2PBackupError, match="stopped before it finished"):
+                await run_backup_process(KEYS, job, store, Recorder())
+    assert child_pids() == set()
+
+
+async def test_cancelling_the_backup_reaps_the_child(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    build_tree(src, random.Random(7))
+    store = StallingStore()
+    job = BackupJob(tmp_path / "catalog.db", (str(src),), "h")
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_backup_process, KEYS, job, store, Recorder())
+            await store.asked.wait()
+            assert len(child_pids()) == 1
+            nursery.cancel_scope.cancel()
+    assert child_pids() == set()
+
+
+async def test_child_stops_when_its_peer_goes_away(tmp_path: Path) -> None:
+    """A peer killed outright closes the child's input: the child exits by itself, both
+    while it waits to start and in the middle of a backup."""
+    processes = EngineProcesses()
+    idle = await processes.take()
+    assert idle.stdin is not None
+    await idle.stdin.aclose()
+    with trio.fail_after(30):
+        assert await idle.wait() == 0
+
+    src = tmp_path / "src"
+    build_tree(src, random.Random(8))
+    busy = await processes.take()
+    assert busy.stdin is not None and busy.stdout is not None
+    channel = FrameChannel(busy.stdout, busy.stdin)
+    job = BackupJob(tmp_path / "catalog.db", (str(src),), "h", parallel_uploads=1)
+    await channel.send(start_frame(KEYS, job))
+    with trio.fail_after(30):
+        while (frame := await channel.receive()) is not None and frame["op"] != "put":
+            pass
+        await channel.close_send()  # the put is never answered
+        assert await busy.wait() == 0
+    await busy.stdout.aclose()
+    assert not alive(busy.pid)
