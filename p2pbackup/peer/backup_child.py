@@ -36,8 +36,6 @@ from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.offload import inline
 from p2pbackup.peer.pipe_frames import FrameChannel
 
-log = logging.getLogger("p2pbackup.backup")
-
 
 class PipePackStore:
     """A `PackStore` whose puts the parent peer carries out."""

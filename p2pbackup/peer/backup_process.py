@@ -14,7 +14,7 @@ standard input closes, so a killed peer leaves no engine running behind it.
 from __future__ import annotations
 
 import contextlib
-import logging
+import fcntl
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -31,9 +31,8 @@ from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.control import Progress
 from p2pbackup.peer.pipe_frames import FrameChannel
 
-log = logging.getLogger("p2pbackup.backup")
-
 CHILD = [sys.executable, "-m", "p2pbackup.peer.backup_child"]
+PIPE_BYTES = 1024 * 1024
 # After its `done` frame a child only closes its catalog; past this it is killed.
 CHILD_EXIT_SECONDS = 10.0
 
@@ -102,7 +101,20 @@ class EngineProcesses:
 
 
 async def _start_child() -> trio.Process:
-    return await trio.lowlevel.open_process(CHILD, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    process = await trio.lowlevel.open_process(CHILD, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    for stream in (process.stdin, process.stdout):
+        _widen(stream)
+    return process
+
+
+def _widen(stream: object) -> None:
+    """Give the pipe a 1 MiB buffer (Linux): a 4 MiB pack then crosses in four wake-ups
+    of each side instead of sixty-four."""
+    fileno = getattr(stream, "fileno", None)
+    if fileno is None or not hasattr(fcntl, "F_SETPIPE_SZ"):
+        return
+    with contextlib.suppress(OSError):  # above the system's limit: keep the default
+        fcntl.fcntl(fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
 
 async def _stop(process: trio.Process) -> None:
