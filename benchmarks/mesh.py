@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,12 @@ class Timed:
     def peer_seconds(self) -> float:
         return float(self.result.get("seconds", 0.0))
 
+    @property
+    def engine_process(self) -> dict[str, Any]:
+        """What the backup process the peer started reported: its CPU and peak memory."""
+        process = self.result.get("engine_process")
+        return process if isinstance(process, dict) else {}
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "wall_seconds": round(self.wall_seconds, 3),
@@ -60,6 +67,10 @@ class MeshResult:
     verified_bytes: int = 0
     problems: list[str] = field(default_factory=list)
     peak_rss_kib: list[int] = field(default_factory=list)
+    engine_rss_kib: list[int] = field(default_factory=list)  # each backup's own process
+    # Seconds to create the dataset's number of empty files, just before and after the
+    # restore: how fast the kernel makes files right then, which a restore cannot beat.
+    file_creation_seconds: list[float] = field(default_factory=list)
     store_bytes: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -76,6 +87,8 @@ class MeshResult:
                 "first_problems": self.problems[:20],
             },
             "peak_rss_kib": self.peak_rss_kib,
+            "backup_process_peak_rss_kib": self.engine_rss_kib,
+            "create_empty_files_seconds": [round(t, 3) for t in self.file_creation_seconds],
             "peer_home_bytes": self.store_bytes,
         }
 
@@ -125,6 +138,20 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
+def create_files(folder: Path, count: int) -> float:
+    """Seconds to create `count` empty files in a new folder (then removed).
+
+    On a shared machine this swings by more than ten times within minutes, and a
+    restore writes every file: this says whether a slow restore was the kernel's."""
+    folder.mkdir(parents=True)
+    started = time.perf_counter()
+    for i in range(count):
+        os.close(os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    seconds = time.perf_counter() - started
+    shutil.rmtree(folder)
+    return seconds
+
+
 def _tree_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
@@ -155,7 +182,9 @@ def run_mesh(dataset: Dataset, workdir: Path, log: Any = print) -> MeshResult:
         log("second backup (unchanged)")
         out.second = _timed(mesh, 0, "backup", *sources)
         log("restore")
+        out.file_creation_seconds.append(create_files(workdir / "probe-before", dataset.files))
         out.restore = _timed(mesh, 0, "restore", "latest", "--target", str(target))
+        out.file_creation_seconds.append(create_files(workdir / "probe-after", dataset.files))
 
         for i, peer in enumerate(mesh.peers):
             pid = peer.process.pid if peer.process is not None else None
@@ -163,6 +192,9 @@ def run_mesh(dataset: Dataset, workdir: Path, log: Any = print) -> MeshResult:
                 raise RuntimeError(f"peer {i} died during the benchmark:\n{mesh.log_tail(i)}")
             out.peak_rss_kib.append(peak_rss_kib(pid))
         out.store_bytes = [_tree_bytes(peer.home) for peer in mesh.peers]
+        out.engine_rss_kib = [
+            int(timed.engine_process.get("peak_rss_kib", 0)) for timed in (out.first, out.second)
+        ]
 
     log("comparing the restored tree byte for byte")
     for root in dataset.roots:
