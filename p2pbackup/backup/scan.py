@@ -31,13 +31,14 @@ READ_AHEAD_BYTES = 8 * 1024 * 1024
 READ_AHEAD_FILES = 256
 LISTINGS_AHEAD = 64
 
-# Where a chunk is first sealed in walk order: (window number, file position in
-# its batch). The engine takes files in that order, so a file whose chunk an
-# earlier file claimed finds it packed already and need not seal it. PACKED
-# comes before every window: the engine claims what it packs itself.
-Claim = tuple[int, int]
+# Where a chunk is first sealed, as the place of its file in walk order: the
+# index of each entry on the file's path, from the root's index down. Tuples
+# compare in depth-first order, which is the order the engine takes files in,
+# so a file whose chunk an earlier file claimed finds it packed already and
+# need not seal it. PACKED comes first: the engine claims what it packs itself.
+Claim = tuple[int, ...]
 Claims = dict[bytes, Claim]
-PACKED: Claim = (-1, 0)
+PACKED: Claim = ()
 # Claims only save sealing work, so past this many (about 25 MB) they are dropped
 # and start again: memory stays bounded on a tree of millions of files.
 MAX_CLAIMS = 100_000
@@ -61,7 +62,8 @@ class Window:
     entries: Sequence[FsEntry]
     known: dict[bytes, ChunkList]  # unchanged files, by path: their chunks, not read again
     batch: list[bytes]  # small changed files to read ahead
-    number: int  # its place among the windows with a batch, in walk order
+    places: list[Claim]  # each batch file's place in walk order
+    first: int  # the index of its first entry in the folder
     done: trio.Event = field(default_factory=trio.Event)
     prepared: dict[bytes, Prepared | OSError] = field(default_factory=dict)
 
@@ -93,7 +95,7 @@ def windows(children: Sequence[FsEntry]) -> Iterator[Sequence[FsEntry]]:
 
 
 def prepare_files(
-    codec: BlobCodec, paths: list[bytes], claims: Claims, window: int
+    codec: BlobCodec, paths: list[bytes], claims: Claims, places: list[Claim]
 ) -> dict[bytes, Prepared | OSError]:
     """Worker-thread side of the read-ahead; an unreadable file maps to its error.
 
@@ -106,8 +108,7 @@ def prepare_files(
     compression on a tree of headers. `claims` is shared between worker
     threads; each dict step is atomic, and a race only seals a chunk twice."""
     out: dict[bytes, Prepared | OSError] = {}
-    for position, path in enumerate(paths):
-        here = (window, position)
+    for path, here in zip(paths, places, strict=True):
         try:
             reader = codec.open_chunker(path)
             try:
@@ -157,7 +158,6 @@ class Scanner:
         self.run_sync = run_sync
         self.excludes = excludes
         self.claims: Claims = {} if claims is None else claims
-        self._windows_read = 0
         # Taken when a window's read starts, given back when the engine takes its result.
         self._budget = trio.Semaphore(windows_ahead)
 
@@ -169,9 +169,9 @@ class Scanner:
     ) -> None:
         """Walk every folder root; the reads run in `jobs`. Closes `send` when done."""
         async with send:
-            for root in roots:
+            for i, root in enumerate(roots):
                 if root.kind is EntryKind.DIR:
-                    await self._scan_dir(root.path, send, jobs)
+                    await self._scan_dir(root.path, send, jobs, (i,))
 
     async def take(self, window: Window) -> dict[bytes, Prepared | OSError]:
         """Wait for a window's read-ahead and hand it over (the engine's side)."""
@@ -182,14 +182,22 @@ class Scanner:
         return prepared
 
     async def _scan_dir(
-        self, path: bytes, send: trio.MemorySendChannel[Listing], jobs: trio.Nursery
+        self,
+        path: bytes,
+        send: trio.MemorySendChannel[Listing],
+        jobs: trio.Nursery,
+        place: Claim,
     ) -> None:
         try:
             children = await self.run_sync(list_directory, path, self.excludes)
         except OSError as exc:
             await send.send(Listing([], exc))
             return
-        listing = Listing([self._window(w) for w in windows(children)])
+        listing = Listing([])
+        first = 0
+        for entries in windows(children):
+            listing.windows.append(self._window(entries, place, first))
+            first += len(entries)
         await send.send(listing)
         for window in listing.windows:
             if window.batch:
@@ -199,21 +207,21 @@ class Scanner:
                 jobs.start_soon(self._read, window)
             else:
                 window.done.set()
-            for child in window.entries:
+            for i, child in enumerate(window.entries, window.first):
                 if child.kind is EntryKind.DIR:
-                    await self._scan_dir(child.path, send, jobs)
+                    await self._scan_dir(child.path, send, jobs, (*place, i))
 
-    def _window(self, entries: Sequence[FsEntry]) -> Window:
-        files = [child for child in entries if child.kind is EntryKind.FILE]
-        known = self.catalog.unchanged_files({f.path: file_state(f) for f in files})
-        batch = [f.path for f in files if f.path not in known and f.size <= SMALL_FILE]
-        self._windows_read += bool(batch)
-        return Window(entries, known, batch, self._windows_read)
+    def _window(self, entries: Sequence[FsEntry], place: Claim, first: int) -> Window:
+        files = [(i, c) for i, c in enumerate(entries, first) if c.kind is EntryKind.FILE]
+        known = self.catalog.unchanged_files({f.path: file_state(f) for _, f in files})
+        read = [(i, f) for i, f in files if f.path not in known and f.size <= SMALL_FILE]
+        batch = [f.path for _, f in read]
+        return Window(entries, known, batch, [(*place, i) for i, _ in read], first)
 
     async def _read(self, window: Window) -> None:
         if len(self.claims) > MAX_CLAIMS:
             self.claims.clear()
         window.prepared = await self.run_sync(
-            prepare_files, self.codec, window.batch, self.claims, window.number
+            prepare_files, self.codec, window.batch, self.claims, window.places
         )
         window.done.set()

@@ -15,11 +15,12 @@ from tests.backup.fs import KEYS, PACK_TARGET, PARAMS, backup, restorer, snapsho
 
 
 class CountingCodec(BlobCodec):
-    """Counts seals; reading a path in `failing` breaks after its first chunk."""
+    """Counts seals and opens; reading a path in `failing` breaks after its first chunk."""
 
     def __init__(self, failing: frozenset[bytes] = frozenset()) -> None:
         super().__init__(KEYS, PARAMS, pack_target=PACK_TARGET)
         self.seals = 0
+        self.opens = 0
         self.failing = failing
 
     def seal(self, chunk_id: bytes, plain: bytes) -> bytes:
@@ -27,6 +28,7 @@ class CountingCodec(BlobCodec):
         return super().seal(chunk_id, plain)
 
     def open_chunker(self, path: str | bytes) -> ChunkReader:
+        self.opens += 1
         reader = super().open_chunker(path)
         if path in self.failing:
             self.failing = self.failing - {path}  # fails once; read again, it works
@@ -55,11 +57,11 @@ def test_prepare_skips_what_an_earlier_file_claimed(tmp_path: Path) -> None:
     blobs = CountingCodec()
     paths = [bytes(tmp_path / n) for n in ("a", "b", "c")]
     claims: dict[bytes, tuple[int, int]] = {}
-    later = prepare_files(blobs, paths[2:], claims, 5)  # a later window ran first
-    first = prepare_files(blobs, paths[:2], claims, 4)
+    later = prepare_files(blobs, paths[2:], claims, [(0, 5)])  # a later window ran first
+    first = prepare_files(blobs, paths[:2], claims, [(0, 1, 0), (0, 1, 1)])
     sealed = [p.chunks[0][2] for p in (first[paths[0]], first[paths[1]], later[paths[2]])]
     assert [s is not None for s in sealed] == [True, False, True]
-    assert blobs.seals == 2 and set(claims.values()) == {(4, 0)}
+    assert blobs.seals == 2 and set(claims.values()) == {(0, 1, 0)}
 
 
 async def test_duplicate_files_are_sealed_once(tmp_path: Path) -> None:
@@ -76,6 +78,29 @@ async def test_duplicate_files_are_sealed_once(tmp_path: Path) -> None:
     # 30 own files + 1 shared chunk + 8 trees; with worker threads a race may seal twice.
     assert eng.stats.chunks_new == 39
     assert blobs.seals <= eng.stats.chunks_new + 3 + eng.stats.index_blobs
+    out = tmp_path / "out"
+    await restorer(blobs, store).run(snapshot, out)
+    assert snapshot_of(out / "src") == snapshot_of(src)
+    catalog.close()
+
+
+async def test_a_folder_walked_before_its_later_files_seals_in_walk_order(
+    tmp_path: Path,
+) -> None:
+    """`lib/tcl-private/tcl.h` comes before `lib/tcl.h` in the walk, though its folder is
+    listed after the window holding `lib/tcl.h`: the copy walked first seals the
+    chunk, and no file is read twice."""
+    src = tmp_path / "src"
+    (src / "lib" / "tcl-private").mkdir(parents=True)
+    for rel in ("lib/tcl-private/tcl.h", "lib/tcl.h", "other.h"):
+        write(src / rel, b"#define TCL 8\n" * 50)  # one chunk
+    write(src / "lib" / "tclDecls.h", b"#define DECLS\n" * 50)
+    blobs = CountingCodec()
+    store = MemoryPackStore()
+    catalog = Catalog(tmp_path / "catalog.db")
+    snapshot, eng = await backup(blobs, catalog, store, src)
+    assert eng.stats.files == 4 and blobs.opens == 4
+    assert eng.stats.chunks_new == 2 + 4  # two contents; three folders and the root
     out = tmp_path / "out"
     await restorer(blobs, store).run(snapshot, out)
     assert snapshot_of(out / "src") == snapshot_of(src)
