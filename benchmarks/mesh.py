@@ -1,4 +1,7 @@
-"""The real thing: ten `p2pbackup serve` processes on loopback, peer 0 backing up.
+"""The real thing: ten `p2pbackup serve` processes on loopback.
+
+Peers 0, 1 and 2, each an owner of its own, make a first backup of the
+dataset in turn; peer 0 then backs it up unchanged and restores it.
 
 Every cost the pipeline limit leaves out is in here: the control socket and the
 CLI process, DHT lookups, share placement over TCP to nine other processes
@@ -21,19 +24,24 @@ from cli.demo import compare_trees
 from cli.localmesh import LocalMesh
 
 PEERS = 10
+# Each of the first few peers makes its own first backup, and the fastest counts,
+# as the pipeline limit is the best of its runs: on a shared machine noise only
+# ever adds time, so the best run is the truest on both sides of the ratio.
+FIRST_BACKUPS = 3
 MESH_READY_TIMEOUT = 60.0
 
 
 @dataclass
 class Timed:
     """One CLI command: the wall time around it, what the peer reported, and the CPU
-    seconds each peer process spent meanwhile (owner first). On a small machine the
-    nine holders compete with the owner for the same cores; this shows how much."""
+    seconds each peer process spent meanwhile (by peer number). On a small machine
+    the nine holders compete with the owner for the same cores; this shows how much."""
 
     wall_seconds: float
     result: dict[str, Any]
     returncode: int
     cpu_seconds: list[float] = field(default_factory=list)
+    owner: int = 0  # the peer the command ran on
 
     @property
     def peer_seconds(self) -> float:
@@ -49,6 +57,7 @@ class Timed:
         return {
             "wall_seconds": round(self.wall_seconds, 3),
             "peer_seconds": self.peer_seconds,
+            "owner_peer": self.owner,
             "returncode": self.returncode,
             "peer_cpu_seconds": [round(c, 2) for c in self.cpu_seconds],
             "result": self.result,
@@ -60,7 +69,7 @@ class MeshResult:
     """Everything measured on the mesh, for the report."""
 
     ready_seconds: float = 0.0
-    first: Timed | None = None
+    firsts: list[Timed] = field(default_factory=list)  # one first backup per owner
     second: Timed | None = None
     restore: Timed | None = None
     verified_files: int = 0
@@ -73,11 +82,17 @@ class MeshResult:
     file_creation_seconds: list[float] = field(default_factory=list)
     store_bytes: list[int] = field(default_factory=list)
 
+    @property
+    def first(self) -> Timed | None:
+        """The fastest of the first backups."""
+        return min(self.firsts, key=lambda t: t.peer_seconds, default=None)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "peers": PEERS,
             "ready_seconds": round(self.ready_seconds, 3),
             "first_backup": self.first.as_dict() if self.first else None,
+            "first_backups": [timed.as_dict() for timed in self.firsts],
             "second_backup": self.second.as_dict() if self.second else None,
             "restore": self.restore.as_dict() if self.restore else None,
             "verify": {
@@ -112,7 +127,7 @@ def _timed(mesh: LocalMesh, index: int, *args: str) -> Timed:
         ) from None
     if not isinstance(result, dict):
         raise RuntimeError(f"p2pbackup {' '.join(args)} printed {done.stdout[:200]!r}")
-    return Timed(wall, result, done.returncode, used)
+    return Timed(wall, result, done.returncode, used, index)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -177,8 +192,9 @@ def run_mesh(dataset: Dataset, workdir: Path, log: Any = print) -> MeshResult:
             raise RuntimeError(f"routing tables did not fill within {MESH_READY_TIMEOUT:g}s")
         out.ready_seconds = time.perf_counter() - started
 
-        log("first backup")
-        out.first = _timed(mesh, 0, "backup", *sources)
+        for owner in range(FIRST_BACKUPS):
+            log(f"first backup by peer {owner}")
+            out.firsts.append(_timed(mesh, owner, "backup", *sources))
         log("second backup (unchanged)")
         out.second = _timed(mesh, 0, "backup", *sources)
         log("restore")
@@ -193,7 +209,7 @@ def run_mesh(dataset: Dataset, workdir: Path, log: Any = print) -> MeshResult:
             out.peak_rss_kib.append(peak_rss_kib(pid))
         out.store_bytes = [_tree_bytes(peer.home) for peer in mesh.peers]
         out.engine_rss_kib = [
-            int(timed.engine_process.get("peak_rss_kib", 0)) for timed in (out.first, out.second)
+            int(timed.engine_process.get("peak_rss_kib", 0)) for timed in [*out.firsts, out.second]
         ]
 
     log("comparing the restored tree byte for byte")
