@@ -360,7 +360,7 @@ class BackupEngine:
             after = await self.run_sync(stat_entry, entry.path)
         except OSError:
             return chunks  # gone already: saved as read, nothing to remember
-        self._remember_unless_changed(entry, after, chunks)
+        self._remember_unless_changed(entry, file_state(after), chunks)
         return chunks
 
     async def _take_prepared(
@@ -390,11 +390,11 @@ class BackupEngine:
             for cid, _, sealed in prepared.chunks
         )
 
-    def _remember_unless_changed(self, entry: FsEntry, after: FsEntry, chunks: ChunkList) -> None:
+    def _remember_unless_changed(self, entry: FsEntry, after: FileState, chunks: ChunkList) -> None:
         # A file that changed while it was read is saved as read but not remembered,
         # so the next run reads it again instead of trusting a mixed chunk list.
         before = file_state(entry)
-        if file_state(after) == before and sum(n for _, n in chunks) == before.size:
+        if after == before and sum(n for _, n in chunks) == before.size:
             self._remember(entry.path, before, chunks)
 
     def _remember(self, path: bytes, state: FileState, chunks: ChunkList) -> None:

@@ -22,7 +22,7 @@ import trio
 from p2pbackup.backup.blobs import BlobCodec, ChunkReader
 from p2pbackup.backup.catalog import Catalog, ChunkList, FileState
 from p2pbackup.backup.tree import EntryKind
-from p2pbackup.backup.walk import FsEntry, entry_of, list_directory
+from p2pbackup.backup.walk import FsEntry, list_directory
 from p2pbackup.peer.offload import RunSync
 
 # Files up to one chunk are read ahead in batches; bigger ones stream through the engine.
@@ -52,7 +52,7 @@ class Prepared:
     sealed bytes are None."""
 
     chunks: tuple[tuple[bytes, int, bytes | None], ...]  # (chunk id, plain length, sealed)
-    after: FsEntry | None  # its state once read; None if it vanished meanwhile
+    after: FileState | None  # its state once read; None if it vanished meanwhile
 
 
 @dataclass(eq=False)
@@ -122,7 +122,7 @@ def prepare_files(
                     chunks.append((chunk_id, len(plain), sealed))
                 # The state of the file just read, from its descriptor: one path
                 # lookup fewer per file than an lstat.
-                after: FsEntry | None = _state_after(path, reader)
+                after = _state_after(reader)
             finally:
                 reader.close()
         except OSError as exc:
@@ -132,9 +132,10 @@ def prepare_files(
     return out
 
 
-def _state_after(path: bytes, reader: ChunkReader) -> FsEntry | None:
+def _state_after(reader: ChunkReader) -> FileState | None:
     try:
-        return entry_of(path, reader.fstat())
+        st = reader.fstat()
+        return FileState(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
     except OSError:
         return None  # saved as read, and not remembered: read again next time
 
