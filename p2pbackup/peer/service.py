@@ -115,12 +115,13 @@ class PeerService:
         control = ControlServer(self.home.control_socket, self.operations())
         try:
             async with trio.open_nursery() as nursery:
+                # Handle SIGTERM before anyone can learn this peer runs (the state file).
+                await nursery.start(self._stop_on_signal, nursery.cancel_scope)
                 await nursery.start(self.peer.run)
                 await nursery.start(control.serve)
                 self.home.write_state(self._state())
                 log.info("peer %s listening on %s:%d", *self._ident())
                 task_status.started()
-                nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
         finally:
             self.home.state_file.unlink(missing_ok=True)
             self.shares.close()
@@ -135,8 +136,14 @@ class PeerService:
         node_id, host, port = self._ident()
         return {"node_id": node_id, "listen": f"{host}:{port}", "pid": os.getpid()}
 
-    async def _stop_on_signal(self, scope: trio.CancelScope) -> None:
+    async def _stop_on_signal(
+        self,
+        scope: trio.CancelScope,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
             async for signum in signals:
                 log.info("stopping on %s", signal.Signals(signum).name)
                 scope.cancel()
