@@ -28,8 +28,14 @@ from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.check import PackHealth, check_pack, repair_pack
-from p2pbackup.peer.backup_process import BackupJob, EngineProcesses, run_backup_process
 from p2pbackup.peer.control import Operation, Progress
+from p2pbackup.peer.engine_process import (
+    BackupJob,
+    EngineProcesses,
+    RestoreJob,
+    run_backup_process,
+    run_restore_process,
+)
 from p2pbackup.peer.offload import RunSync, to_thread
 from p2pbackup.peer.upkeep import REPACK_BELOW, Upkeep
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
@@ -78,8 +84,9 @@ class OwnerService:
         self.codec = BlobCodec(keys)
         self.catalog_path = catalog_path
         self.catalog = Catalog(catalog_path)
-        # A real peer backs up in a child process (see `backup_process`); the simulator
-        # and the in-process tests run the same engine here, on their own clock.
+        # A real peer backs up and restores in a child process (see `engine_process`);
+        # the simulator and the in-process tests run the same engines here, on their
+        # own clock.
         self.engines = EngineProcesses() if engine_process else None
         self.packs = MeshPackStore(dht, keys.identity, redundancy, run_sync=run_sync)
         self.index = SnapshotIndex(dht, keys)
@@ -140,8 +147,10 @@ class OwnerService:
                     parent,
                     self.parallel_uploads,
                 )
-                child = await run_backup_process(self.keys, job, self.packs, progress, self.engines)
-                snapshot, stats = child.snapshot, child.stats
+                snapshot, child = await run_backup_process(
+                    self.keys, job, self.packs, progress, self.engines
+                )
+                stats = child.stats
                 extra["engine_process"] = child.process
             else:
                 engine = BackupEngine(
@@ -375,13 +384,28 @@ class OwnerService:
             raise P2PBackupError(f"{target} is not empty; restore into a new or empty folder")
         includes = _strings(args.get("includes"), "includes")
         started = time.monotonic()
-        engine = RestoreEngine(self.codec, self.packs, run_sync=self.run_sync, progress=progress)
-        stats = await engine.run(
-            snapshot, target, includes, index_blobs=state.index_blobs(), released=state.released
-        )
+        extra: dict[str, Any] = {}
+        if self.engines is not None:
+            job = RestoreJob(snapshot, target, includes, state.index_blobs(), state.released)
+            child = await run_restore_process(self.keys, job, self.packs, progress, self.engines)
+            stats = child.stats
+            extra["engine_process"] = child.process
+        else:
+            engine = RestoreEngine(
+                self.codec, self.packs, run_sync=self.run_sync, progress=progress
+            )
+            restored = await engine.run(
+                snapshot,
+                target,
+                includes,
+                index_blobs=state.index_blobs(),
+                released=state.released,
+            )
+            stats = restored.as_dict()
         return {
             "snapshot_id": snapshot.snapshot_id.hex(),
-            **stats.as_dict(),
+            **stats,
+            **extra,
             "seconds": round(time.monotonic() - started, 3),
         }
 

@@ -1,5 +1,5 @@
-"""A backup in a child process: same snapshot as in-process, errors as one line, no
-process left behind however it ends."""
+"""Backups and restores in a child process: the same results as in-process, errors as
+one line, no process left behind however it ends."""
 
 from __future__ import annotations
 
@@ -16,10 +16,12 @@ from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.packstore import MemoryPackStore, PackReceipt
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.peer.backup_process import (
+from p2pbackup.peer.engine_process import (
     BackupJob,
     EngineProcesses,
+    RestoreJob,
     run_backup_process,
+    run_restore_process,
     start_frame,
 )
 from p2pbackup.peer.pipe_frames import FrameChannel
@@ -69,7 +71,7 @@ def alive(pid: int) -> bool:
 
 
 def child_pids() -> set[int]:
-    """The backup processes this test process started and has not reaped."""
+    """The engine processes this test process started and has not reaped."""
     out = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -79,7 +81,7 @@ def child_pids() -> set[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat[1]) == os.getpid() and b"backup_child" in cmdline:
+        if int(stat[1]) == os.getpid() and b"engine_child" in cmdline:
             out.add(int(entry.name))
     return out
 
@@ -90,9 +92,9 @@ async def test_backup_in_a_process_restores_identical(tmp_path: Path) -> None:
     store = MemoryPackStore()
     progress = Recorder()
     job = BackupJob(tmp_path / "catalog.db", (str(src),), "test-host", ("t1",))
-    result = await run_backup_process(KEYS, job, store, progress)
+    snapshot, result = await run_backup_process(KEYS, job, store, progress)
 
-    assert result.snapshot.tags == ("t1",) and result.snapshot.host == "test-host"
+    assert snapshot.tags == ("t1",) and snapshot.host == "test-host"
     assert result.stats["files"] == 9 and not result.stats["errors"]
     assert result.stats["packs"] == store.puts >= 2  # data, then the index
     assert result.process["peak_rss_kib"] > 10_000 and result.process["cpu_seconds"] > 0
@@ -101,23 +103,38 @@ async def test_backup_in_a_process_restores_identical(tmp_path: Path) -> None:
     catalog = Catalog(tmp_path / "catalog.db")
     try:
         assert catalog.chunk_count() == result.stats["chunks_new"]
-        assert list(catalog.index_blobs()) == list(result.snapshot.index)
+        assert list(catalog.index_blobs()) == list(snapshot.index)
     finally:
         catalog.close()
     out = tmp_path / "out"
-    stats = await restorer(BlobCodec(KEYS), store).run(result.snapshot, out)
+    stats = await restorer(BlobCodec(KEYS), store).run(snapshot, out)
     assert stats.files_failed == 0
     assert snapshot_of(out / "src") == snapshot_of(src)
     assert child_pids() == set()
+
+    # Restored in a child too: the same tree, and a subset by pattern.
+    gets = store.gets
+    restored = await run_restore_process(
+        KEYS, RestoreJob(snapshot, tmp_path / "r1"), store, progress
+    )
+    assert restored.stats["files_restored"] == 9 and restored.stats["files_failed"] == 0
+    assert store.gets > gets and restored.process["cpu_seconds"] > 0
+    assert snapshot_of(tmp_path / "r1" / "src") == snapshot_of(src)
+    subset = RestoreJob(snapshot, tmp_path / "r2", ("src/nested/*",))
+    assert (await run_restore_process(KEYS, subset, store, progress)).stats["files_restored"] == 2
+    assert sorted(p.name for p in (tmp_path / "r2").rglob("*") if p.is_file()) == [
+        "leaf.txt",
+        "mid.bin",
+    ]
 
     # A second run, in a process held ready, sends nothing and names its parent.
     processes = EngineProcesses()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(processes.keep_one_ready)
-        again = BackupJob(job.catalog, job.paths, job.host, parent=result.snapshot)
-        second = await run_backup_process(KEYS, again, store, progress, processes)
+        again = BackupJob(job.catalog, job.paths, job.host, parent=snapshot)
+        later, second = await run_backup_process(KEYS, again, store, progress, processes)
         assert second.stats["files_unchanged"] == 9 and second.stats["chunks_new"] == 0
-        assert second.snapshot.parent == result.snapshot.snapshot_id
+        assert later.parent == snapshot.snapshot_id
         with trio.fail_after(30):
             while processes._ready is None:  # the next one is started after the run
                 await trio.sleep(0.05)
@@ -135,6 +152,25 @@ async def test_errors_come_back_as_one_line(tmp_path: Path) -> None:
     missing = BackupJob(tmp_path / "catalog.db", (str(tmp_path / "nope"),), "h")
     with pytest.raises(P2PBackupError, match="does not exist"):
         await run_backup_process(KEYS, missing, MemoryPackStore(), Recorder())
+    assert child_pids() == set()
+
+
+async def test_a_restore_missing_a_pack_restores_the_rest(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    build_tree(src, random.Random(9))
+    (src / "aa-big.bin").write_bytes(random.Random(10).randbytes(6 * 1024 * 1024))
+    store = MemoryPackStore()
+    job = BackupJob(tmp_path / "catalog.db", (str(src),), "h")
+    snapshot, _ = await run_backup_process(KEYS, job, store, Recorder())
+    first = next(iter(store.packs))  # file data only: folder lists are packed last
+    del store.packs[first]
+    out = tmp_path / "out"
+    restored = await run_restore_process(KEYS, RestoreJob(snapshot, out), store, Recorder())
+    failed = restored.stats["failures"]
+    assert failed and restored.stats["files_failed"] == len(failed)
+    assert all(first.hex()[:12] in f["reason"] for f in failed)
+    assert restored.stats["files_restored"] == 10 - len(failed) >= 8
+    assert (out / "src" / "tool.sh").read_bytes() == b"#!/bin/sh\necho hi\n"
     assert child_pids() == set()
 
 
