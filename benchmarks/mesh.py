@@ -49,7 +49,8 @@ class Timed:
 
     @property
     def engine_process(self) -> dict[str, Any]:
-        """What the backup process the peer started reported: its CPU and peak memory."""
+        """What the engine process the peer ran the job in reported: its CPU and peak
+        memory."""
         process = self.result.get("engine_process")
         return process if isinstance(process, dict) else {}
 
@@ -76,7 +77,7 @@ class MeshResult:
     verified_bytes: int = 0
     problems: list[str] = field(default_factory=list)
     peak_rss_kib: list[int] = field(default_factory=list)
-    engine_rss_kib: list[int] = field(default_factory=list)  # each backup's own process
+    engine_rss_kib: list[int] = field(default_factory=list)  # each job's engine process
     # Seconds to create the dataset's number of empty files, just before and after the
     # restore: how fast the kernel makes files right then, which a restore cannot beat.
     file_creation_seconds: list[float] = field(default_factory=list)
@@ -102,7 +103,7 @@ class MeshResult:
                 "first_problems": self.problems[:20],
             },
             "peak_rss_kib": self.peak_rss_kib,
-            "backup_process_peak_rss_kib": self.engine_rss_kib,
+            "engine_process_peak_rss_kib": self.engine_rss_kib,
             "create_empty_files_seconds": [round(t, 3) for t in self.file_creation_seconds],
             "peer_home_bytes": self.store_bytes,
         }
@@ -209,7 +210,8 @@ def run_mesh(dataset: Dataset, workdir: Path, log: Any = print) -> MeshResult:
             out.peak_rss_kib.append(peak_rss_kib(pid))
         out.store_bytes = [_tree_bytes(peer.home) for peer in mesh.peers]
         out.engine_rss_kib = [
-            int(timed.engine_process.get("peak_rss_kib", 0)) for timed in [*out.firsts, out.second]
+            int(timed.engine_process.get("peak_rss_kib", 0))
+            for timed in [*out.firsts, out.second, out.restore]
         ]
 
     log("comparing the restored tree byte for byte")

@@ -9,7 +9,7 @@ enforced: a benchmark that fails the build on a slow CI machine gets deleted.
 Between the two ends, two diagnostic rows run the real `BackupEngine` in this
 process without a network, with and without worker-thread hops, so a missed
 target points at the codec, the engine, or the mesh. A peer runs the engine
-inline, in a backup process of its own, so the inline row is the one to
+inline, in an engine process of its own, so the inline row is the one to
 compare with the mesh.
 """
 
@@ -39,7 +39,7 @@ from benchmarks.pipeline import PipelineResult, run_pipeline
 MB = 1_000_000
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 RATIO_TARGET = 0.5  # backup must reach half the single-thread codec limit
-PEAK_TARGET_MB = 300  # per process (peers and their backup processes), VmHWM
+PEAK_TARGET_MB = 300  # per process (peers and their engine processes), VmHWM
 # The limit is the best of a few runs: one run on a shared machine can be several
 # times slower (page faults, other processes), which would flatter the ratio.
 PIPELINE_RUNS = 3
@@ -109,7 +109,7 @@ class Run:
 
     @property
     def peak_mb(self) -> float:
-        """The largest peak of any process: a peer, or the backup process a peer started."""
+        """The largest peak of any process: a peer, or an engine process a peer started."""
         return max(self.mesh.peak_rss_kib + self.mesh.engine_rss_kib, default=0) * 1024 / MB
 
     @property
@@ -126,14 +126,14 @@ class Run:
 
 
 def _cpu(timed: Timed) -> str:
-    """Where the cores went during one command: the owner (and the backup process it
-    started) versus the nine holders."""
+    """Where the cores went during one command: the owner (and the engine process it
+    ran the job in) versus the nine holders."""
     if not timed.cpu_seconds:
         return ""
     owner = timed.cpu_seconds[timed.owner]
     others = sum(timed.cpu_seconds) - owner
     child = timed.engine_process.get("cpu_seconds")
-    started = "" if child is None else f" + its backup process {child:.1f}"
+    started = "" if child is None else f" + its engine process {child:.1f}"
     return f"CPU s: owner {owner:.1f}{started}, other 9 peers {others:.1f}"
 
 
@@ -234,7 +234,7 @@ def table(run: Run) -> Table:
         "",
         "",
         f"max {run.peak_mb:.0f}; each peer (peer 0 first) {each}; "
-        f"backup processes {engines or 'none'}",
+        f"engine processes {engines or 'none'}",
         f"≤ {PEAK_TARGET_MB} MB {_mark(run.peak_ok)}",
     )
     t.add_row("mesh ready (10 routing tables full)", f"{mesh.ready_seconds:.2f}", "", "", "")

@@ -96,13 +96,13 @@ class ChildResult:
 
 
 class EngineProcesses:
-    """Starts backup processes, keeping one started ahead so a backup does not wait for
+    """Starts engine processes, keeping one started ahead so a job does not wait for
     an interpreter to start and import the engine (about a tenth of a first backup
     of a 100 MB tree, and half of an unchanged one).
 
     `keep_one_ready` runs in the peer's nursery; the process it holds waits,
-    idle, for its `start` frame. Each backup takes it, and the next one is
-    started when that backup ends, not while it competes for the cores."""
+    idle, for its `start` frame. Each job takes it, and the next one is
+    started when that job ends, not while it competes for the cores."""
 
     def __init__(self) -> None:
         self._ready: trio.Process | None = None
