@@ -132,8 +132,14 @@ def _cpu(timed: Timed) -> str:
         return ""
     owner = timed.cpu_seconds[timed.owner]
     others = sum(timed.cpu_seconds) - owner
-    child = timed.engine_process.get("cpu_seconds")
-    started = "" if child is None else f" + its engine process {child:.1f}"
+    child = timed.engine_process
+    started = ""
+    if "cpu_seconds" in child:
+        user, kernel = child.get("user_seconds", 0), child.get("system_seconds", 0)
+        started = (
+            f" + its engine process {child['cpu_seconds']:.1f} "
+            f"({user:.1f} user, {kernel:.1f} kernel)"
+        )
     return f"CPU s: owner {owner:.1f}{started}, other 9 peers {others:.1f}"
 
 
