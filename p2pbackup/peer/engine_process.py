@@ -217,7 +217,14 @@ async def _run_child(
     assert process.stdin is not None and process.stdout is not None
     channel = FrameChannel(process.stdout, process.stdin)
     try:
-        await channel.send(start_frame(keys, job))
+        try:
+            await channel.send(start_frame(keys, job))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            code = await process.wait()
+            raise P2PBackupError(
+                f"the engine process exited before it started (exit status {code}); "
+                "see the peer's log"
+            ) from None
         done = await _serve(channel, packs, progress, process)
         await channel.close_send()  # the child exits at the end of its input
         with trio.move_on_after(CHILD_EXIT_SECONDS):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.packstore import MemoryPackStore, PackReceipt
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.peer import engine_process
 from p2pbackup.peer.engine_process import (
     BackupJob,
     EngineProcesses,
@@ -172,6 +174,15 @@ async def test_a_restore_missing_a_pack_restores_the_rest(tmp_path: Path) -> Non
     assert restored.stats["files_restored"] == 10 - len(failed) >= 8
     assert (out / "src" / "tool.sh").read_bytes() == b"#!/bin/sh\necho hi\n"
     assert child_pids() == set()
+
+
+async def test_a_child_that_cannot_start_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_process, "CHILD", [sys.executable, "-c", "raise SystemExit(3)"])
+    job = BackupJob(tmp_path / "catalog.db", (str(tmp_path),), "h")
+    with trio.fail_after(30), pytest.raises(P2PBackupError, match="exit status 3"):
+        await run_backup_process(KEYS, job, MemoryPackStore(), Recorder())
 
 
 async def test_a_dead_child_is_an_error_not_a_hang(tmp_path: Path) -> None:
