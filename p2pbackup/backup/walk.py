@@ -45,12 +45,14 @@ def stat_entry(path: bytes) -> FsEntry:
     return entry_of(path, st, target)
 
 
-def entry_of(path: bytes, st: os.stat_result, target: bytes | None = None) -> FsEntry:
+def entry_of(
+    path: bytes, st: os.stat_result, target: bytes | None = None, name: bytes | None = None
+) -> FsEntry:
     """The entry a stat result describes (an lstat, or an fstat of a file being read)."""
     kind = _kind(st.st_mode)
     return FsEntry(
         path=path,
-        name=os.path.basename(path.rstrip(b"/")) or path,
+        name=name if name is not None else os.path.basename(path.rstrip(b"/")) or path,
         kind=kind,
         mode=stat.S_IMODE(st.st_mode),
         mtime_ns=st.st_mtime_ns,
@@ -69,13 +71,15 @@ def list_directory(path: bytes, excludes: tuple[str, ...] = ()) -> list[FsEntry]
     entries = []
     with os.scandir(path) as listing:
         for item in listing:
-            full = os.path.join(path, item.name)
-            if is_excluded(full, excludes):
+            if is_excluded(item.path, excludes):
                 continue
             try:
-                entries.append(stat_entry(full))
+                # The listing already holds the path and name: one lstat, no joins.
+                st = item.stat(follow_symlinks=False)
+                target = os.readlink(item.path) if stat.S_ISLNK(st.st_mode) else None
             except FileNotFoundError:
                 continue
+            entries.append(entry_of(item.path, st, target, item.name))
     entries.sort(key=lambda e: e.name)
     return entries
 
