@@ -154,20 +154,29 @@ def open_snapshot(sealed: bytes, key: bytes) -> Snapshot:
     return Snapshot.from_wire(raw)
 
 
+def _seal_entry(kind: str, value: Any, aad: bytes, key: bytes) -> bytes:
+    """A snapshot-set entry of one kind: {kind: value}, sealed under the snapshot key."""
+    return Aead(key).encrypt(cbor2.dumps({kind: value}), aad)
+
+
+def _open_entry(sealed: bytes, key: bytes, kind: str, aad: bytes) -> Any:
+    """The value of a sealed {kind: value} entry, or None if `sealed` is another kind
+    of entry (its own associated data does not open) or not ours."""
+    try:
+        raw = cbor2.loads(Aead(key).decrypt(sealed, aad))
+    except Exception:
+        return None
+    return raw.get(kind) if isinstance(raw, dict) else None
+
+
 def seal_forget(snapshot_id: bytes, key: bytes) -> bytes:
     """A tombstone: the snapshot index is a grow-only set, so forgetting adds an entry."""
-    return Aead(key).encrypt(cbor2.dumps({"forget": snapshot_id}), _FORGET_AAD)
+    return _seal_entry("forget", snapshot_id, _FORGET_AAD, key)
 
 
 def open_forget(sealed: bytes, key: bytes) -> bytes | None:
     """The snapshot id a tombstone forgets, or None if `sealed` is not one of ours."""
-    try:
-        raw = cbor2.loads(Aead(key).decrypt(sealed, _FORGET_AAD))
-    except Exception:  # not a tombstone (a snapshot entry, or not ours)
-        return None
-    if not isinstance(raw, dict):
-        return None
-    value = raw.get("forget")
+    value = _open_entry(sealed, key, "forget", _FORGET_AAD)
     if not isinstance(value, bytes) or len(value) != SNAPSHOT_ID_BYTES:
         return None
     return value
@@ -175,16 +184,12 @@ def open_forget(sealed: bytes, key: bytes) -> bytes | None:
 
 def seal_released(pack_ids: list[bytes], key: bytes) -> bytes:
     """An entry naming packs a prune released: no device may dedup against them again."""
-    return Aead(key).encrypt(cbor2.dumps({"released": pack_ids}), _RELEASED_AAD)
+    return _seal_entry("released", pack_ids, _RELEASED_AAD, key)
 
 
 def open_released(sealed: bytes, key: bytes) -> list[bytes] | None:
     """The pack ids a released entry names, or None if `sealed` is not one."""
-    try:
-        raw = cbor2.loads(Aead(key).decrypt(sealed, _RELEASED_AAD))
-    except Exception:  # not a released entry (or not ours)
-        return None
-    value = raw.get("released") if isinstance(raw, dict) else None
+    value = _open_entry(sealed, key, "released", _RELEASED_AAD)
     if not isinstance(value, list) or len(value) > RELEASED_PER_ENTRY:
         return None
     return [p for p in value if isinstance(p, bytes) and len(p) == PACK_ID_BYTES]
@@ -195,17 +200,12 @@ def seal_reindex(locators: list[Locator], key: bytes) -> bytes:
 
     A prune that repacks chunks writes their new locations into new index blobs;
     snapshots are immutable, so this entry is how the kept ones find them."""
-    wire = [loc.to_wire() for loc in locators]
-    return Aead(key).encrypt(cbor2.dumps({"reindex": wire}), _REINDEX_AAD)
+    return _seal_entry("reindex", [loc.to_wire() for loc in locators], _REINDEX_AAD, key)
 
 
 def open_reindex(sealed: bytes, key: bytes) -> list[Locator] | None:
     """The index blob locators a reindex entry names, or None if `sealed` is not one."""
-    try:
-        raw = cbor2.loads(Aead(key).decrypt(sealed, _REINDEX_AAD))
-    except Exception:  # not a reindex entry (or not ours)
-        return None
-    value = raw.get("reindex") if isinstance(raw, dict) else None
+    value = _open_entry(sealed, key, "reindex", _REINDEX_AAD)
     if not isinstance(value, list) or len(value) > REINDEX_PER_ENTRY:
         return None
     try:
