@@ -94,6 +94,10 @@ class ChildResult:
     # neither shows in the peer's own figures.
     process: dict[str, Any]
 
+    @classmethod
+    def of(cls, done: dict[str, Any]) -> ChildResult:
+        return cls(dict(done.get("stats") or {}), dict(done.get("process") or {}))
+
 
 class EngineProcesses:
     """Starts engine processes, keeping one started ahead so a job does not wait for
@@ -173,7 +177,7 @@ async def run_backup_process(
 ) -> tuple[Snapshot, ChildResult]:
     """Run one backup in a child process; raises `P2PBackupError` with the child's reason."""
     done = await _run_child(keys, job, packs, progress, processes)
-    return Snapshot.from_wire(done.frame["snapshot"]), ChildResult(done.stats, done.process)
+    return Snapshot.from_wire(done["snapshot"]), ChildResult.of(done)
 
 
 async def run_restore_process(
@@ -184,26 +188,12 @@ async def run_restore_process(
     processes: EngineProcesses | None = None,
 ) -> ChildResult:
     """Run one restore in a child process; raises `P2PBackupError` with the child's reason."""
-    done = await _run_child(keys, job, packs, progress, processes)
-    return ChildResult(done.stats, done.process)
+    return ChildResult.of(await _run_child(keys, job, packs, progress, processes))
 
 
 def start_frame(keys: OwnerKeys, job: BackupJob | RestoreJob) -> dict[str, Any]:
     """The first frame a child reads: the job and the master secret its keys come from."""
     return {"op": "start", "master": keys.master, **job.fields()}
-
-
-@dataclass
-class _Done:
-    frame: dict[str, Any]
-
-    @property
-    def stats(self) -> dict[str, Any]:
-        return dict(self.frame.get("stats") or {})
-
-    @property
-    def process(self) -> dict[str, Any]:
-        return dict(self.frame.get("process") or {})
 
 
 async def _run_child(
@@ -212,7 +202,8 @@ async def _run_child(
     packs: PackStore,
     progress: Progress,
     processes: EngineProcesses | None,
-) -> _Done:
+) -> dict[str, Any]:
+    """The child's `done` frame."""
     process = await (processes.take() if processes is not None else _start_child())
     assert process.stdin is not None and process.stdout is not None
     channel = FrameChannel(process.stdout, process.stdin)
@@ -238,15 +229,15 @@ async def _run_child(
 
 async def _serve(
     channel: FrameChannel, packs: PackStore, progress: Progress, process: trio.Process
-) -> _Done:
+) -> dict[str, Any]:
     """Carry out the child's puts and gets until its `done`; raises `P2PBackupError` with
     its reason."""
 
     async def answer(request: Any, op: str, pack_id: bytes, data: bytes | None) -> None:
         reply: dict[str, Any]
         try:
-            if data is not None:
-                receipt = await packs.put(pack_id, data)
+            if op == "put":
+                receipt = await packs.put(pack_id, bytes(data or b""))
                 wire = [receipt.pack_id, receipt.k, receipt.n, receipt.placed, receipt.bytes_sent]
                 reply = {"op": "placed", "receipt": wire}
             else:
@@ -257,7 +248,7 @@ async def _serve(
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await channel.send({**reply, "id": request})
 
-    outcome: _Done | P2PBackupError
+    outcome: dict[str, Any] | P2PBackupError
     async with trio.open_nursery() as requests:
         try:
             while True:
@@ -277,7 +268,7 @@ async def _serve(
                 elif op == "error":
                     raise P2PBackupError(str(frame["message"]))
                 elif op == "done":
-                    outcome = _Done(frame)  # every request was answered: the engine waited
+                    outcome = frame  # every request was answered: the engine waited
                     break
                 else:
                     raise P2PBackupError(f"unexpected frame from the engine process: {op}")
