@@ -4,13 +4,21 @@ Each pack is fetched once (any k of its shares) and every chunk in it is
 verified against its id before it is written at its offset in its file, so
 memory stays at a few packs whatever the file sizes and no byte of a
 corrupted chunk reaches a file. A file whose chunk cannot be rebuilt is
-reported with the reason and removed; everything else is restored, then
-modes and mtimes are set, deepest folder first.
+reported with the reason and not left behind; everything else is restored,
+then folders get their modes and mtimes, deepest first.
+
+Most files lie whole inside one pack: such a file is created when its first
+chunk has passed the check, and written, given its mode and mtime and closed
+in one open. Creating a file is the dearest step of a restore, and
+every extra open, truncate or path lookup per file showed in its time. A
+file spread over several packs is created at its size while the folders are
+made, written pack by pack, and finished at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import os
 import stat
@@ -34,6 +42,8 @@ PACK_CACHE = 8
 FINISH_BATCH = 512  # files given their mode and mtime per worker call
 _GLOB_CHARS = "*?["
 
+_Piece = tuple[int, bytes, Locator]  # (offset in the file, chunk id, where it lies)
+
 
 @dataclass
 class RestoreStats:
@@ -52,7 +62,10 @@ class RestoreStats:
 class _FilePlan:
     path: bytes
     entry: TreeEntry
+    pieces: tuple[_Piece, ...]
+    spread: bool = False  # over several packs: made at walk time, finished at the end
     failed: str | None = None
+    unset: str | None = None  # restored, but why its mode or mtime could not be set
 
 
 @dataclass
@@ -193,22 +206,25 @@ class RestoreEngine:
         plan = _Plan(tuple(include))
         await self._walk(reader, root_tree, root, b"", not include, [], plan)
         reader.clear()
-        await self._write_data(reader.index, plan.files)
-        for start in range(0, len(plan.files), FINISH_BATCH):
-            batch = plan.files[start : start + FINISH_BATCH]
+        await self._write_data(plan.files)
+        spread = [f for f in plan.files if f.spread]
+        for start in range(0, len(spread), FINISH_BATCH):
+            batch = spread[start : start + FINISH_BATCH]
             # Set modes and mtimes, or remove what could not be rebuilt: never leave
             # a file with zero-filled holes where its data should be.
             items = [(f.path, f.entry, f.failed is None) for f in batch]
             reasons = await self.run_sync(_finish_files, items)
             for file, reason in zip(batch, reasons, strict=True):
                 if file.failed is None:
+                    file.unset = reason
                     self.stats.files_restored += 1
-                    if reason is not None:
-                        self._fail(file.path, f"restored, but mode or mtime not set: {reason}")
-                else:
-                    self.stats.files_failed += 1
-                    self._fail(file.path, file.failed)
             await self._report()
+        for file in plan.files:
+            if file.failed is not None:
+                self.stats.files_failed += 1
+                self._fail(file.path, file.failed)
+            elif file.unset is not None:
+                self._fail(file.path, f"restored, but mode or mtime not set: {file.unset}")
         # Deepest first: a parent's mode may forbid entering it.
         reasons = await self.run_sync(_finish_files, [(p, e, True) for p, e in plan.dirs])
         for (path, _), reason in zip(plan.dirs, reasons, strict=True):
@@ -244,6 +260,7 @@ class RestoreEngine:
         whose list cannot be read is reported and not created."""
         makes: list[_Make] = []
         visits: list[tuple[TreeEntry, bytes, bytes, bool, Tree]] = []
+        waiting = 0  # files made when their data comes, which need this folder too
         for entry in tree.entries:
             path = os.path.join(out_dir, entry.name)
             rel = os.path.join(relative, entry.name)
@@ -260,10 +277,21 @@ class RestoreEngine:
                 visits.append((entry, path, rel, included, subtree))
                 if included:
                     makes.append(_Make(path, entry))
-            elif included:
+            elif not included:
+                continue
+            elif entry.kind is EntryKind.SYMLINK:
                 makes.append(_Make(path, entry))
+            else:
+                file = self._file_plan(reader.index, path, entry)
+                if file.failed is not None:
+                    plan.files.append(file)  # listed as failed, never created
+                elif file.spread:
+                    makes.append(_Make(path, entry, file))
+                else:
+                    plan.files.append(file)
+                    waiting += 1
         unmade: set[bytes] = set()
-        if makes:
+        if makes or waiting:
             makes = [_Make(folder, None) for folder in uncreated] + makes
             uncreated.clear()
             reasons = await self.run_sync(_make_entries, makes)
@@ -276,8 +304,8 @@ class RestoreEngine:
                         self.stats.files_failed += 1
                 elif kind is EntryKind.SYMLINK:
                     self.stats.symlinks += 1
-                elif kind is EntryKind.FILE and make.entry is not None:
-                    plan.files.append(_FilePlan(make.path, make.entry))
+                elif make.file is not None:
+                    plan.files.append(make.file)
         for entry, path, rel, included, subtree in visits:
             if path in unmade:
                 continue
@@ -292,51 +320,70 @@ class RestoreEngine:
             plan.dirs.append((path, entry))
             self.stats.dirs += 1
 
-    async def _write_data(self, index: dict[bytes, Locator], files: list[_FilePlan]) -> None:
-        """Group every chunk write by pack, then fetch each pack once."""
-        by_pack: dict[bytes, list[tuple[_FilePlan, int, bytes, Locator]]] = defaultdict(list)
-        for plan in files:
-            offset = 0
-            for chunk_id, size in plan.entry.chunks:
-                locator = index.get(chunk_id)
-                if locator is None:
-                    plan.failed = (
-                        f"chunk {chunk_id.hex()[:12]} is in no index of this owner"
-                        + self._index_note()
-                    )
-                    break
-                by_pack[locator.pack_id].append((plan, offset, chunk_id, locator))
-                offset += size
+    def _file_plan(self, index: dict[bytes, Locator], path: bytes, entry: TreeEntry) -> _FilePlan:
+        """Where each of a file's chunks lies, and whether they all lie in one pack."""
+        pieces: list[_Piece] = []
+        offset = 0
+        for chunk_id, size in entry.chunks:
+            locator = index.get(chunk_id)
+            if locator is None:
+                reason = f"chunk {chunk_id.hex()[:12]} is in no index of this owner"
+                return _FilePlan(path, entry, (), failed=reason + self._index_note())
+            pieces.append((offset, chunk_id, locator))
+            offset += size
+        spread = len({locator.pack_id for _, _, locator in pieces}) > 1
+        return _FilePlan(path, entry, tuple(pieces), spread=spread)
+
+    async def _write_data(self, files: list[_FilePlan]) -> None:
+        """Sort every chunk write by pack, then fetch each pack once."""
+        by_pack: dict[bytes, dict[_FilePlan, list[_Piece]]] = defaultdict(dict)
+        empty: dict[_FilePlan, list[_Piece]] = {}
+        for file in files:
+            if file.failed is not None:
+                continue
+            if not file.pieces:
+                empty[file] = []
+            for piece in file.pieces:
+                by_pack[piece[2].pack_id].setdefault(file, []).append(piece)
+        if empty:
+            await self._write_files(b"", b"", empty)
         limiter = trio.CapacityLimiter(self.parallel_packs)
         async with trio.open_nursery() as nursery:
             for pack_id, writes in by_pack.items():
                 nursery.start_soon(self._restore_pack, limiter, pack_id, writes)
 
     async def _restore_pack(
-        self,
-        limiter: trio.CapacityLimiter,
-        pack_id: bytes,
-        writes: list[tuple[_FilePlan, int, bytes, Locator]],
+        self, limiter: trio.CapacityLimiter, pack_id: bytes, writes: dict[_FilePlan, list[_Piece]]
     ) -> None:
         async with limiter:
-            if all(w[0].failed is not None for w in writes):
+            if all(file.failed is not None for file in writes):
                 return
             try:
                 pack = await self.packs.get(pack_id)
             except P2PBackupError as exc:
-                for plan, *_ in writes:
-                    plan.failed = plan.failed or f"pack {pack_id.hex()[:12]}: {exc}"
+                for file in writes:
+                    file.failed = file.failed or f"pack {pack_id.hex()[:12]}: {exc}"
                 return
-            todo = [w for w in writes if w[0].failed is None]
-            # One worker call per pack: a hand-off per chunk cost more than the writes.
-            items = [(plan.path, offset, cid, locator) for plan, offset, cid, locator in todo]
-            outcomes = await self.run_sync(_open_and_write, self.codec, pack_id, pack, items)
-            for (plan, *_), (written, error) in zip(todo, outcomes, strict=True):
-                if error is not None:
-                    plan.failed = plan.failed or error
-                    continue
-                self.stats.bytes += written
-            await self._report()
+            await self._write_files(pack_id, pack, writes)
+
+    async def _write_files(
+        self, pack_id: bytes, pack: bytes, writes: dict[_FilePlan, list[_Piece]]
+    ) -> None:
+        """Write what files have in one pack, in one worker call: a hand-off per chunk
+        or per file cost more than the writes."""
+        todo = [file for file in writes if file.failed is None]
+        items = [
+            _Write(file.path, None if file.spread else file.entry, writes[file]) for file in todo
+        ]
+        outcomes = await self.run_sync(_write_pack, self.codec, pack_id, pack, items)
+        for file, (written, error, unset) in zip(todo, outcomes, strict=True):
+            self.stats.bytes += written
+            if error is not None:
+                file.failed = file.failed or error
+            elif not file.spread:
+                file.unset = unset
+                self.stats.files_restored += 1
+        await self._report()
 
     async def _report(self, force: bool = False) -> None:
         if self.progress is None:
@@ -375,10 +422,12 @@ def _may_contain(relative: bytes, patterns: tuple[str, ...]) -> bool:
 
 @dataclass(frozen=True)
 class _Make:
-    """A path to create: `entry` says what; None is a folder on the way to an included path."""
+    """A path to create: `entry` says what; None is a folder on the way to an included
+    path. `file` is the plan of a file spread over several packs."""
 
     path: bytes
     entry: TreeEntry | None
+    file: _FilePlan | None = None
 
 
 def _make_entries(makes: list[_Make]) -> list[str | None]:
@@ -392,7 +441,11 @@ def _make_entries(makes: list[_Make]) -> list[str | None]:
             elif entry.kind is EntryKind.SYMLINK:
                 _make_symlink(make.path, entry)
             else:
-                _make_file(make.path, entry.size)
+                fd = _create(make.path)
+                try:
+                    os.ftruncate(fd, entry.size)
+                finally:
+                    os.close(fd)
         except OSError as exc:
             reasons.append(_why(exc))
             continue
@@ -424,14 +477,16 @@ def _make_dir(path: bytes) -> None:
     os.makedirs(path, 0o700, exist_ok=True)
 
 
-def _make_file(path: bytes, size: int) -> None:
-    if os.path.islink(path):
-        os.unlink(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+def _create(path: bytes) -> int:
+    """Open `path` as a new empty file for writing, replacing a symlink in the way."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
     try:
-        os.ftruncate(fd, size)
-    finally:
-        os.close(fd)
+        return os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    os.unlink(path)  # a symlink: writing through it would land elsewhere
+    return os.open(path, flags, 0o600)
 
 
 def _make_symlink(path: bytes, entry: TreeEntry) -> None:
@@ -447,36 +502,82 @@ def _set_meta(path: bytes, entry: TreeEntry) -> None:
     os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
 
 
-def _open_and_write(
-    codec: BlobCodec, pack_id: bytes, pack: bytes, writes: list[tuple[bytes, int, bytes, Locator]]
-) -> list[tuple[int, str | None]]:
-    """Worker side of `_restore_pack`: (bytes written, or why not) for each chunk."""
-    outcomes: list[tuple[int, str | None]] = []
-    for path, offset, chunk_id, locator in writes:
-        sealed = pack[locator.offset : locator.offset + locator.length]
-        try:
-            # Opened with its id: the content must hash to it, or nothing is written.
-            plain = codec.open(chunk_id, sealed)
-            _write_at(path, offset, plain)
-        except P2PBackupError as exc:
-            outcomes.append((0, f"chunk {chunk_id.hex()[:12]} in pack {pack_id.hex()[:12]}: {exc}"))
-            continue
-        except OSError as exc:
-            outcomes.append((0, _why(exc)))
-            continue
-        outcomes.append((len(plain), None))
-    return outcomes
+@dataclass(frozen=True)
+class _Write:
+    """What one file has in one pack. `entry` is given when the file lies whole in
+    it: then the file is created, written and finished here."""
+
+    path: bytes
+    entry: TreeEntry | None
+    pieces: list[_Piece]
 
 
-def _write_at(path: bytes, offset: int, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+def _write_pack(
+    codec: BlobCodec, pack_id: bytes, pack: bytes, writes: list[_Write]
+) -> list[tuple[int, str | None, str | None]]:
+    """Worker side of `_write_files`."""
+    return [_write_file(codec, pack_id, pack, write) for write in writes]
+
+
+def _write_file(
+    codec: BlobCodec, pack_id: bytes, pack: bytes, write: _Write
+) -> tuple[int, str | None, str | None]:
+    """(bytes written, why the file failed or None, why its mode or mtime was not set
+    or None). A file that fails is removed if it was created here; a spread one is
+    removed at the end of the restore."""
+    fd: int | None = None
+    written = 0
     try:
-        view = memoryview(data)
-        while view:  # pwrite may write less than asked
-            written = os.pwrite(fd, view, offset)
-            view, offset = view[written:], offset + written
-    finally:
-        os.close(fd)
+        try:
+            for offset, chunk_id, locator in write.pieces:
+                sealed = pack[locator.offset : locator.offset + locator.length]
+                try:
+                    # Opened with its id: the content must hash to it, or nothing of
+                    # it is written.
+                    plain = codec.open(chunk_id, sealed)
+                except P2PBackupError as exc:
+                    where = f"chunk {chunk_id.hex()[:12]} in pack {pack_id.hex()[:12]}"
+                    raise _ChunkFailed(f"{where}: {exc}") from None
+                if fd is None:  # once the first chunk has passed
+                    if write.entry is not None:
+                        fd = _create(write.path)
+                    else:
+                        fd = os.open(write.path, os.O_WRONLY | os.O_NOFOLLOW)
+                _write_at(fd, offset, plain)
+                written += len(plain)
+            if write.entry is None:
+                return written, None, None
+            if fd is None:  # an empty file
+                fd = _create(write.path)
+            return written, None, _finish_open(fd, write.entry)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    except (_ChunkFailed, OSError) as exc:
+        if write.entry is not None and fd is not None:
+            _remove_partial(write.path)
+        return 0, _why(exc) if isinstance(exc, OSError) else str(exc), None
+
+
+class _ChunkFailed(Exception):
+    """A chunk failed its check: its file cannot be rebuilt from this pack."""
+
+
+def _finish_open(fd: int, entry: TreeEntry) -> str | None:
+    """Give an open file its mode and mtime; why that failed, or None."""
+    try:
+        os.fchmod(fd, entry.mode)
+        os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+    except OSError as exc:
+        return _why(exc)
+    return None
+
+
+def _write_at(fd: int, offset: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:  # pwrite may write less than asked
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def _remove_partial(path: bytes) -> None:

@@ -82,6 +82,36 @@ async def test_round_trip_is_identical(tmp_path: Path, threads: bool) -> None:
     assert os.stat(out / "src").st_mtime_ns == os.stat(src).st_mtime_ns
 
 
+async def test_restore_over_old_files_and_symlinks_writes_no_further(tmp_path: Path) -> None:
+    """A target left by an earlier restore, with symlinks where files go: every file
+    is replaced in place (whole in one pack, spread over several, or empty), each
+    longer old file is cut to size, and nothing is written through a link."""
+    src = tmp_path / "src"
+    src.mkdir()
+    write(src / "small.txt", b"small", mtime_ns=BASE_NS)
+    write(src / "big.bin", random.Random(3).randbytes(300_000), mtime_ns=BASE_NS + 1)
+    write(src / "empty", b"", mtime_ns=BASE_NS + 2)
+    blobs, store = codec(), MemoryPackStore()
+    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    out = tmp_path / "out"
+    (out / "src").mkdir(parents=True)
+    for name in ("small.txt", "big.bin", "empty"):
+        write(outside / name, b"not to be touched")
+        os.symlink(outside / name, out / "src" / name)
+    stats = await restorer(blobs, store).run(snapshot, out)
+    assert stats.failures == []
+    assert snapshot_of(out / "src") == snapshot_of(src)
+    assert all((outside / n).read_bytes() == b"not to be touched" for n in os.listdir(outside))
+
+    write(out / "src" / "small.txt", b"a much longer file left from before" * 100)
+    stats = await restorer(blobs, store).run(snapshot, out)
+    assert stats.failures == []
+    assert snapshot_of(out / "src") == snapshot_of(src)
+
+
 async def test_several_paths_and_a_single_file(tmp_path: Path) -> None:
     (tmp_path / "one").mkdir()
     write(tmp_path / "one" / "x", b"x" * 5000, mtime_ns=BASE_NS)
