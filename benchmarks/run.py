@@ -33,6 +33,7 @@ from rich.table import Table
 
 from benchmarks.dataset import Dataset, choose, warm_cache
 from benchmarks.engine import EngineResult, run_engine
+from benchmarks.filesystem import Filesystem, filesystem_of
 from benchmarks.mesh import MeshResult, Timed, run_mesh
 from benchmarks.pipeline import PipelineResult, run_pipeline
 
@@ -68,6 +69,7 @@ class Run:
     mesh: MeshResult
     load: dict[str, list[float]] = field(default_factory=dict)
     total_seconds: float = 0.0
+    filesystem: Filesystem | None = None  # where the mesh and the restore wrote
 
     @property
     def pipe(self) -> PipelineResult:
@@ -244,7 +246,12 @@ def table(run: Run) -> Table:
         f"≤ {PEAK_TARGET_MB} MB {_mark(run.peak_ok)}",
     )
     t.add_row("mesh ready (10 routing tables full)", f"{mesh.ready_seconds:.2f}", "", "", "")
+    t.add_row("machine: filesystem of the run folder", "", "", _filesystem(run), "")
     return t
+
+
+def _filesystem(run: Run) -> str:
+    return run.filesystem.describe() if run.filesystem else "unknown"
 
 
 def markdown(run: Run) -> str:
@@ -277,6 +284,7 @@ def markdown(run: Run) -> str:
         f"{_plain(run.peak_ok)} |",
         f"| machine: create {run.dataset.files:,} empty files, before and after the "
         f"restore (reference) | {probes} | | |",
+        f"| machine: filesystem of the mesh and the restore | | | {_filesystem(run)} |",
     ]
     return "\n".join(lines)
 
@@ -332,6 +340,7 @@ def report(run: Run) -> dict[str, Any]:
             },
             "restore_identical": {"pass": not run.mesh.problems},
         },
+        "filesystem": run.filesystem.as_dict() if run.filesystem else None,
         "total_seconds": round(run.total_seconds, 1),
     }
 
@@ -341,7 +350,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, help="back up this folder instead")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     parser.add_argument("--keep", action="store_true", help="keep the mesh's files afterwards")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="run the mesh and restore in a new folder here (default: the system's temp folder)",
+    )
     options = parser.parse_args(argv)
+    if options.workdir is not None and not options.workdir.is_dir():
+        parser.error(f"--workdir {options.workdir}: no such folder")
     # Piped output (make, CI logs) would otherwise wrap the table at 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 160)
     began = time.monotonic()
@@ -364,7 +380,10 @@ def main(argv: list[str] | None = None) -> int:
         eng = engines[-1]
         log(f"engine, {eng.mode}: {eng.seconds:.2f}s, {_rate(dataset.bytes, eng.seconds):.1f} MB/s")
 
-    workdir = Path(tempfile.mkdtemp(prefix="p2pbackup-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix="p2pbackup-bench-", dir=options.workdir))
+    filesystem = filesystem_of(workdir)
+    if filesystem is not None:
+        log(f"run folder {workdir}: {filesystem.describe()}")
     try:
         mesh = run_mesh(dataset, workdir, log)
     finally:
@@ -374,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     load["end"] = list(os.getloadavg())
-    run = Run(dataset, pipelines, engines[0], engines[1], mesh, load)
+    run = Run(dataset, pipelines, engines[0], engines[1], mesh, load, filesystem=filesystem)
     run.total_seconds = time.monotonic() - began
     log(f"load average (1 min): {load['start'][0]:.1f} at start, {load['end'][0]:.1f} at end")
     console.print(table(run))
