@@ -160,6 +160,9 @@ class BackupEngine:
     def _reset(self) -> None:
         self.stats = BackupStats()
         self._packer: Packer = self.codec.packer()
+        # Folder lists go to packs of their own: a restore or `ls` walks every tree
+        # before it needs any file data, and fetched the data packs for them.
+        self._tree_packer: Packer = self.codec.packer()
         self._pending: set[bytes] = set()  # chunk ids packed this run but not yet placed
         self._claims: Claims = {}  # chunk id -> where in walk order it is first sealed
         self._waiting: dict[bytes, list[_WaitingFile]] = {}  # pending chunk id -> its files
@@ -217,9 +220,10 @@ class BackupEngine:
                         if saved is not None:
                             entries.append(saved)
                 root_tree = await self._store_tree(uploads, Tree(tuple(entries)))
-                pack = self._packer.flush()
-                if pack is not None:
-                    await self._start_upload(uploads, pack, self._data_placed)
+                for packer in (self._packer, self._tree_packer):
+                    pack = packer.flush()
+                    if pack is not None:
+                        await self._start_upload(uploads, pack, self._data_placed)
             self._remember_ready(force=True)
             async with trio.open_nursery() as uploads:
                 await self._store_index(uploads)
@@ -413,14 +417,16 @@ class BackupEngine:
             self.catalog.remember_files(self._ready)
             self._ready = []
 
-    async def _add_blob(self, uploads: trio.Nursery, plain: bytes) -> bytes:
+    async def _add_blob(
+        self, uploads: trio.Nursery, plain: bytes, packer: Packer | None = None
+    ) -> bytes:
         """Store one chunk (file data or a tree) unless the mesh or this run has it."""
         chunk_id = self.codec.chunk_id(plain)
         if chunk_id in self._pending or self.catalog.has_chunk(chunk_id):
             self.stats.chunks_reused += 1
             return chunk_id
         sealed = await self.run_sync(self.codec.seal, chunk_id, plain)
-        await self._add_sealed(uploads, chunk_id, sealed)
+        await self._add_sealed(uploads, chunk_id, sealed, packer=packer)
         return chunk_id
 
     def _note_fresh(self, prepared: dict[bytes, Prepared | OSError]) -> None:
@@ -433,10 +439,15 @@ class BackupEngine:
         self._fresh |= ids - self.catalog.known_chunks(ids)
 
     async def _add_sealed(
-        self, uploads: trio.Nursery, chunk_id: bytes, sealed: bytes, held: bool | None = None
+        self,
+        uploads: trio.Nursery,
+        chunk_id: bytes,
+        sealed: bytes,
+        held: bool | None = None,
+        packer: Packer | None = None,
     ) -> None:
-        """Pack a sealed chunk unless the mesh (`held`, looked up when None) or this run
-        has it already."""
+        """Pack a sealed chunk (into `packer`, by default the data packer) unless the
+        mesh (`held`, looked up when None) or this run has it already."""
         if held is None:
             held = self.catalog.has_chunk(chunk_id)
         if held or chunk_id in self._pending:
@@ -446,13 +457,13 @@ class BackupEngine:
         self._pending.add(chunk_id)
         self._claims[chunk_id] = PACKED
         self._fresh.discard(chunk_id)
-        for pack in self._packer.add(chunk_id, sealed):
+        for pack in (packer or self._packer).add(chunk_id, sealed):
             await self._start_upload(uploads, pack, self._data_placed)
 
     async def _store_tree(self, uploads: trio.Nursery, tree: Tree) -> bytes:
         # A tree's encoding depends only on its entries, so an unchanged folder gives
         # the same chunk id and dedups like file data: it is not sent again.
-        return await self._add_blob(uploads, tree.encode())
+        return await self._add_blob(uploads, tree.encode(), self._tree_packer)
 
     # ---- packs ---------------------------------------------------------
 

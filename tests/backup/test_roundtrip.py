@@ -12,7 +12,17 @@ from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.packstore import MemoryPackStore
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.offload import to_thread
-from tests.backup.fs import BASE_NS, backup, codec, restorer, snapshot_of, write
+from tests.backup.fs import (
+    BASE_NS,
+    backup,
+    chunks_by_pack,
+    codec,
+    read_index,
+    restorer,
+    snapshot_of,
+    walk_snapshot,
+    write,
+)
 
 NON_UTF8 = b"raw-\xff\xfe-name.bin"
 
@@ -80,6 +90,24 @@ async def test_round_trip_is_identical(tmp_path: Path, threads: bool) -> None:
     assert restored[b"link-rel"][2] == b"a.txt"
     assert restored[b"locked"][1] == 0o500
     assert os.stat(out / "src").st_mtime_ns == os.stat(src).st_mtime_ns
+
+
+async def test_folder_lists_are_packed_apart_from_file_data(tmp_path: Path) -> None:
+    """A restore or `ls` reads every folder list first: those must not make it fetch
+    the packs of file data they would otherwise be scattered through."""
+    src = tmp_path / "src"
+    build_tree(src, random.Random(2))
+    blobs, store = codec(), MemoryPackStore()
+    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    reader = await read_index(blobs, store, snapshot)
+    files, trees = await walk_snapshot(reader, snapshot.tree)
+    tree_ids = {*trees.values(), snapshot.tree}
+    data_ids = {cid for f in files.values() for cid, _ in f.chunks}
+    packs = chunks_by_pack(reader.index)
+    tree_packs = {p for p, ids in packs.items() if ids & tree_ids}
+    data_packs = {p for p, ids in packs.items() if ids & data_ids}
+    assert len(tree_packs) == 1 and len(data_packs) > 1
+    assert not tree_packs & data_packs
 
 
 async def test_restore_over_old_files_and_symlinks_writes_no_further(tmp_path: Path) -> None:
