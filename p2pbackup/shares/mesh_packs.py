@@ -67,12 +67,20 @@ class MeshPackStore:
 
     async def put(self, pack_id: bytes, data: bytes) -> PackReceipt:
         r = self.redundancy
-        shares: list[bytes] = await self.run_sync(encode_pack, data, r.k, r.n)
-        lease = int(self.now()) + r.lease_seconds
-        descriptor: ShareDescriptor = await self.run_sync(
-            describe_pack, self.owner, pack_id, shares, r.k, len(data), lease
-        )
-        candidates = (await self.dht.lookup(pack_id)).contacts
+        candidates: list[Contact] = []
+
+        async def look_up() -> None:
+            candidates.extend((await self.dht.lookup(pack_id)).contacts)
+
+        # The lookup waits on the network while the coding keeps a core busy: run
+        # them side by side, since the last pack of a backup waits for both.
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(look_up)
+            shares: list[bytes] = await self.run_sync(encode_pack, data, r.k, r.n)
+            lease = int(self.now()) + r.lease_seconds
+            descriptor: ShareDescriptor = await self.run_sync(
+                describe_pack, self.owner, pack_id, shares, r.k, len(data), lease
+            )
         plan, _, sent = await place_shares(
             self.dht,
             pack_id,
