@@ -231,13 +231,16 @@ class RestoreEngine:
         "Documents/*.txt") matching one of the fnmatch patterns, or lying inside a
         folder that does. Files that cannot be rebuilt are listed in
         `stats.failures` (by their path under `target`) with a reason and not left
-        behind; raises `P2PBackupError`
-        only when nothing can be restored (the root tree cannot be read).
+        behind. Raises `P2PBackupError` when nothing can be restored (the root tree
+        cannot be read), and when the target runs out of space or quota: then the
+        restore stops at once rather than fail every file left, keeps the files it
+        finished, and removes any it had begun.
 
         `index_blobs` (default: the snapshot's own) and `released` say where chunks
         are once a prune has repacked some (`IndexState.index_blobs`)."""
         self.stats = RestoreStats()
         self._index_problems = []
+        self._halt = _Halt()
         reader = BlobReader(self.codec, self.packs, {})
         blobs = snapshot.index if index_blobs is None else index_blobs
         reader.index = await load_index(reader, blobs, self._index_problems, released)
@@ -254,7 +257,11 @@ class RestoreEngine:
             plan = _Plan(tuple(include), _Prefetch(self.packs, fetches, self.parallel_packs))
             await self._walk(reader, root_tree, root, b"", not include, [], plan)
             reader.clear()
-            await self._write_data(plan.files, plan.prefetch)
+            if self._halt.reason is None:
+                await self._write_data(plan.files, plan.prefetch)
+            fetches.cancel_scope.cancel()
+        if self._halt.reason is not None:
+            await self._stop_full(target, plan)
         spread = [f for f in plan.files if f.spread]
         for start in range(0, len(spread), FINISH_BATCH):
             batch = spread[start : start + FINISH_BATCH]
@@ -281,6 +288,17 @@ class RestoreEngine:
         await self._report(force=True)
         return self.stats
 
+    async def _stop_full(self, target: str | os.PathLike[str], plan: _Plan) -> None:
+        """The target is full: remove the files spread over several packs (each still
+        has holes until the end) and say how far the restore got."""
+        spread = [(f.path, f.entry, False) for f in plan.files if f.spread]
+        await self.run_sync(_finish_files, spread)
+        raise P2PBackupError(
+            f"restore stopped: {self._halt.reason} in {os.fsdecode(target)}; "
+            f"{self.stats.files_restored} files were restored before it filled: "
+            "free some space and restore again"
+        )
+
     def _fail(self, path: bytes, reason: str) -> None:
         self.stats.failures.append((os.fsdecode(path), reason))
 
@@ -306,6 +324,8 @@ class RestoreEngine:
         included path are in `uncreated` until something inside them is restored,
         so a subset restore does not leave a skeleton of empty folders. A folder
         whose list cannot be read is reported and not created."""
+        if self._halt.reason is not None:
+            return
         makes: list[_Make] = []
         visits: list[tuple[TreeEntry, bytes, bytes, bool, Tree]] = []
         waiting = 0  # files made when their data comes, which need this folder too
@@ -344,7 +364,10 @@ class RestoreEngine:
         if makes or waiting:
             makes = [_Make(folder, None) for folder in uncreated] + makes
             uncreated.clear()
-            reasons = await self.run_sync(_make_entries, makes)
+            try:
+                reasons = await self.run_sync(_make_entries, makes, self._halt)
+            except _TargetFull as full:
+                makes, reasons = makes[: len(full.done)], full.done
             for make, reason in zip(makes, reasons, strict=True):
                 kind = make.entry.kind if make.entry is not None else EntryKind.DIR
                 if reason is not None:
@@ -410,7 +433,7 @@ class RestoreEngine:
         writes: dict[_FilePlan, list[_Piece]],
     ) -> None:
         async with limiter:
-            if all(file.failed is not None for file in writes):
+            if self._halt.reason is not None or all(file.failed is not None for file in writes):
                 return
             try:
                 pack = await prefetch.get(pack_id)
@@ -425,12 +448,19 @@ class RestoreEngine:
     ) -> None:
         """Write what files have in one pack, in one worker call: a hand-off per chunk
         or per file cost more than the writes."""
+        if self._halt.reason is not None:  # filled while this pack was on its way
+            return
         todo = [file for file in writes if file.failed is None]
         items = [
             _Write(file.path, None if file.spread else file.entry, writes[file]) for file in todo
         ]
-        outcomes = await self.run_sync(_write_pack, self.codec, pack_id, pack, items)
-        for file, (written, error, unset) in zip(todo, outcomes, strict=True):
+        try:
+            outcomes = await self.run_sync(
+                _write_pack, self.codec, pack_id, pack, items, self._halt
+            )
+        except _TargetFull as full:
+            outcomes = full.done
+        for file, (written, error, unset) in zip(todo, outcomes, strict=False):
             self.stats.bytes += written
             if error is not None:
                 file.failed = file.failed or error
@@ -450,6 +480,34 @@ class RestoreEngine:
 
 def _why(exc: OSError) -> str:
     return exc.strerror or str(exc)
+
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class _TargetFull(Exception):
+    """The target is out of space or quota, so every write after this one would fail
+    too. `done` holds the outcomes of the items before the one that failed."""
+
+    def __init__(self, reason: str, done: list[Any]) -> None:
+        super().__init__(reason)
+        self.done = done
+
+
+@dataclass
+class _Halt:
+    """Shared with the workers: once one finds the target full, the others stop
+    before their next file instead of each finding out with a failed write."""
+
+    reason: str | None = None
+
+    def check(self, done: list[Any]) -> None:
+        if self.reason is not None:
+            raise _TargetFull(self.reason, done)
+
+    def full(self, exc: OSError, done: list[Any]) -> _TargetFull:
+        self.reason = self.reason or _why(exc).lower()
+        return _TargetFull(self.reason, done)
 
 
 def _included(relative: bytes, patterns: tuple[str, ...]) -> bool:
@@ -484,10 +542,11 @@ class _Make:
     file: _FilePlan | None = None
 
 
-def _make_entries(makes: list[_Make]) -> list[str | None]:
+def _make_entries(makes: list[_Make], halt: _Halt) -> list[str | None]:
     """Worker side of `_walk`: create each path in order; why each failed, or None."""
     reasons: list[str | None] = []
     for make in makes:
+        halt.check(reasons)
         entry = make.entry
         try:
             if entry is None or entry.kind is EntryKind.DIR:
@@ -498,9 +557,14 @@ def _make_entries(makes: list[_Make]) -> list[str | None]:
                 fd = _create(make.path)
                 try:
                     os.ftruncate(fd, entry.size)
+                except OSError:
+                    _remove_partial(make.path)
+                    raise
                 finally:
                     os.close(fd)
         except OSError as exc:
+            if exc.errno in _FULL:
+                raise halt.full(exc, reasons) from None
             reasons.append(_why(exc))
             continue
         reasons.append(None)
@@ -567,10 +631,17 @@ class _Write:
 
 
 def _write_pack(
-    codec: BlobCodec, pack_id: bytes, pack: bytes, writes: list[_Write]
+    codec: BlobCodec, pack_id: bytes, pack: bytes, writes: list[_Write], halt: _Halt
 ) -> list[tuple[int, str | None, str | None]]:
-    """Worker side of `_write_files`."""
-    return [_write_file(codec, pack_id, pack, write) for write in writes]
+    """Worker side of `_write_files`; stops with `_TargetFull` once the target is."""
+    outcomes: list[tuple[int, str | None, str | None]] = []
+    for write in writes:
+        halt.check(outcomes)
+        try:
+            outcomes.append(_write_file(codec, pack_id, pack, write))
+        except OSError as exc:  # only space or quota: the file is gone already
+            raise halt.full(exc, outcomes) from None
+    return outcomes
 
 
 def _write_file(
@@ -578,7 +649,8 @@ def _write_file(
 ) -> tuple[int, str | None, str | None]:
     """(bytes written, why the file failed or None, why its mode or mtime was not set
     or None). A file that fails is removed if it was created here; a spread one is
-    removed at the end of the restore."""
+    removed at the end of the restore. Out of space or quota, the `OSError` is raised
+    once the file is removed."""
     fd: int | None = None
     written = 0
     try:
@@ -610,6 +682,8 @@ def _write_file(
     except (_ChunkFailed, OSError) as exc:
         if write.entry is not None and fd is not None:
             _remove_partial(write.path)
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            raise
         return 0, _why(exc) if isinstance(exc, OSError) else str(exc), None
 
 

@@ -3,6 +3,7 @@ and never left behind half-written or with wrong bytes; everything else is resto
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 from pathlib import Path
@@ -159,3 +160,40 @@ async def test_a_valid_blob_under_the_wrong_id_is_never_written(tmp_path: Path) 
     ]
     assert "does not match its chunk id" in stats.failures[0][1]
     expect_rest_restored(src, out, {b"same-size-a"})
+
+
+@pytest.mark.parametrize("budget", [0.5, 0.0], ids=["half-way", "first-write"])
+async def test_a_full_target_stops_the_restore_and_keeps_only_whole_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: float
+) -> None:
+    """Out of space, every later write fails too: the restore stops at once with one
+    clear error, keeps the files it finished and leaves no file half-written."""
+    blobs, store = codec(32 * 1024), MemoryPackStore()
+    src, snapshot = await setup(tmp_path, store)
+    total = sum(f.stat().st_size for f in src.rglob("*") if f.is_file())
+    room = int(total * budget)
+    refusals = 0
+    real_pwrite = os.pwrite
+
+    def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
+        nonlocal room, refusals
+        if len(data) > room:
+            refusals += 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        room -= len(data)
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    out = tmp_path / "out"
+    with pytest.raises(P2PBackupError, match="restore stopped: no space left on device") as err:
+        await restorer(blobs, store).run(snapshot, out)
+    monkeypatch.undo()
+    assert refusals == 1  # it stopped at the first refusal
+    kept = {k: v for k, v in snapshot_of(out / "src").items() if v[0] == "file"}
+    originals = snapshot_of(src)
+    assert all(record == originals[path] for path, record in kept.items())
+    whole = sum(1 for v in originals.values() if v[0] == "file")
+    assert len(kept) < whole
+    assert f"{len(kept)} files were restored" in str(err.value)
+    if budget:
+        assert kept
