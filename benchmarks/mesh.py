@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,10 +173,16 @@ def _tree_bytes(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def run_mesh(dataset: Dataset, workdir: Path, log: Any = print) -> MeshResult:
+def run_mesh(
+    dataset: Dataset,
+    workdir: Path,
+    log: Any = print,
+    before_first_backup: Callable[[int], None] = lambda owner: None,
+) -> MeshResult:
     """Start the mesh, back up twice, restore, verify, read peak memory, stop it all.
 
-    `log` gets a line before each step: a five-minute run should say what it is doing."""
+    `log` gets a line before each step: a five-minute run should say what it is doing.
+    `before_first_backup(owner)` runs just before each first backup, on an idle mesh."""
     out = MeshResult()
     sources = [str(root) for root in dataset.roots]
     target = workdir / "restored"
@@ -194,6 +201,7 @@ def run_mesh(dataset: Dataset, workdir: Path, log: Any = print) -> MeshResult:
         out.ready_seconds = time.perf_counter() - started
 
         for owner in range(FIRST_BACKUPS):
+            before_first_backup(owner)
             log(f"first backup by peer {owner}")
             out.firsts.append(_timed(mesh, owner, "backup", *sources))
         log("second backup (unchanged)")
