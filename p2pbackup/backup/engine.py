@@ -7,7 +7,8 @@ before it finishes another pack, so memory stays at a few packs whatever
 the file sizes. A pack's chunks enter the catalog only once the pack is
 placed, so a killed backup, run again, sends only what is missing; the run
 then indexes every chunk no placed index blob lists yet, its own and any a
-killed run left behind.
+killed run left behind. The index blobs go out while the last data packs are
+still being placed, and count only once every one of those is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import dataclasses
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -172,6 +173,10 @@ class BackupEngine:
         # Read-ahead chunks neither the mesh nor this run had when their window was taken.
         self._fresh: set[bytes] = set()
         self._index_written: list[Locator] = []  # index blobs this run placed
+        # Data packs handed to the mesh and not placed yet: pack id -> its chunks.
+        self._in_flight: dict[bytes, list[tuple[bytes, Locator]]] = {}
+        # Index packs placed this run, recorded once every data pack is.
+        self._index_placed: list[tuple[Pack, PackReceipt, list[bytes]]] = []
         self.placed: set[bytes] = set()  # ids of the packs this run placed
         self._last_progress = -float("inf")
 
@@ -224,9 +229,9 @@ class BackupEngine:
                     pack = packer.flush()
                     if pack is not None:
                         await self._start_upload(uploads, pack, self._data_placed)
-            self._remember_ready(force=True)
-            async with trio.open_nursery() as uploads:
                 await self._store_index(uploads)
+            self._remember_ready(force=True)
+            self._record_index()
         except BaseExceptionGroup as group:
             raise _plain_error(group) from None
         finally:
@@ -267,8 +272,8 @@ class BackupEngine:
                 pack = self._packer.flush()
                 if pack is not None:
                     await self._start_upload(uploads, pack, self._data_placed)
-            async with trio.open_nursery() as uploads:
                 await self._store_index(uploads)
+            self._record_index()
         except BaseExceptionGroup as group:
             raise _plain_error(group) from None
         return list(self._index_written)
@@ -468,6 +473,10 @@ class BackupEngine:
     # ---- packs ---------------------------------------------------------
 
     async def _start_upload(self, uploads: trio.Nursery, pack: Pack, on_placed: OnPlaced) -> None:
+        if on_placed == self._data_placed:
+            self._in_flight[pack.pack_id] = [
+                (cid, Locator(pack.pack_id, off, length)) for cid, off, length in pack.entries
+            ]
         # Acquire before spawning: the walk waits here, so at most `parallel_uploads`
         # finished packs are alive besides the one the packer is filling.
         token = object()
@@ -486,7 +495,7 @@ class BackupEngine:
         await self._report()
 
     def _data_placed(self, pack: Pack, receipt: PackReceipt) -> None:
-        entries = [(cid, Locator(pack.pack_id, off, length)) for cid, off, length in pack.entries]
+        entries = self._in_flight.pop(pack.pack_id)
         self.catalog.record_pack(
             pack.pack_id, receipt.k, receipt.n, len(pack.data), receipt.placed, entries
         )
@@ -499,27 +508,26 @@ class BackupEngine:
         self._remember_ready(force=True)  # one transaction per placed pack
 
     async def _store_index(self, uploads: trio.Nursery) -> None:
-        """Write index blobs for every placed chunk no placed index blob lists yet.
+        """Write index blobs for every chunk placed or on its way that no placed index
+        blob lists yet, while the last data packs are still being placed: the end of
+        a backup waited for both, one after the other.
 
         At most `index_entries` chunks per blob; nothing at all when every chunk is
         indexed already (an unchanged tree sends nothing). A chunk counts as indexed
-        only once the pack holding its index blob is placed."""
-        if self.catalog.unindexed_count() == 0:
+        only once the pack holding its index blob is placed and `_record_index` has
+        run, after every data pack is placed: an index pack placed by a run whose
+        data then failed is never recorded, and the next run indexes those chunks."""
+        on_way = dict(self._in_flight)
+        if self.catalog.unindexed_count() == 0 and not on_way:
             return
         packer = self.codec.packer()
         covered: dict[bytes, list[bytes]] = {}  # index blob id -> the chunk ids it lists
 
         def placed(pack: Pack, receipt: PackReceipt) -> None:
-            blobs = [Locator(pack.pack_id, off, length) for _, off, length in pack.entries]
             listed = [cid for blob_id, _, _ in pack.entries for cid in covered.pop(blob_id)]
-            self._index_written.extend(blobs)
-            self.catalog.record_index_pack(
-                pack.pack_id, receipt.k, receipt.n, len(pack.data), receipt.placed, blobs, listed
-            )
+            self._index_placed.append((pack, receipt, listed))
 
-        after = b""
-        while page := self.catalog.unindexed(after, self.index_entries):
-            after = page[-1][0]
+        async def write(page: list[tuple[bytes, Locator]]) -> None:
             blob = cbor2.dumps({cid: loc.to_wire() for cid, loc in page})
             blob_id = self.codec.chunk_id(blob)
             sealed = await self.run_sync(self.codec.seal, blob_id, blob)
@@ -527,9 +535,41 @@ class BackupEngine:
             self.stats.index_blobs += 1
             for pack in packer.add(blob_id, sealed):
                 await self._start_upload(uploads, pack, placed)
+
+        batch: list[tuple[bytes, Locator]] = []
+        for entry in self._unindexed(on_way):
+            batch.append(entry)
+            if len(batch) == self.index_entries:
+                await write(batch)
+                batch = []
+        if batch:
+            await write(batch)
         tail = packer.flush()
         if tail is not None:
             await self._start_upload(uploads, tail, placed)
+
+    def _unindexed(
+        self, on_way: dict[bytes, list[tuple[bytes, Locator]]]
+    ) -> Iterator[tuple[bytes, Locator]]:
+        """Placed chunks no index lists, a page at a time, then the chunks on their way."""
+        after = b""
+        while page := self.catalog.unindexed(after, self.index_entries):
+            after = page[-1][0]
+            # A pack that was on its way when the index began is listed from `on_way`.
+            yield from ((cid, loc) for cid, loc in page if loc.pack_id not in on_way)
+        for entries in on_way.values():
+            yield from entries
+
+    def _record_index(self) -> None:
+        """Every data pack of this run is placed: record its index packs as placed, and
+        the chunks they list as indexed."""
+        for pack, receipt, listed in self._index_placed:
+            blobs = [Locator(pack.pack_id, off, length) for _, off, length in pack.entries]
+            self._index_written.extend(blobs)
+            self.catalog.record_index_pack(
+                pack.pack_id, receipt.k, receipt.n, len(pack.data), receipt.placed, blobs, listed
+            )
+        self._index_placed = []
 
     async def _report(self, force: bool = False) -> None:
         if self.progress is None:

@@ -117,6 +117,53 @@ async def test_rerun_finishes_and_sends_only_what_is_missing(tmp_path: Path, whe
     assert snapshot_of(out / "src") == snapshot_of(src)
 
 
+class LastDataFailsLate(MemoryPackStore):
+    """Holds the put of pack number `hold` until a later put (the index, written while
+    the last data packs are still on their way) is placed, then refuses it."""
+
+    def __init__(self, hold: int) -> None:
+        super().__init__()
+        self.hold = hold
+        self.started = 0
+        self.later_placed = trio.Event()
+        self.refused: bytes | None = None
+
+    async def put(self, pack_id: bytes, data: bytes) -> PackReceipt:
+        number, self.started = self.started, self.started + 1
+        if number == self.hold:
+            await self.later_placed.wait()
+            self.refused = pack_id
+            raise P2PBackupError("no peer has room for this pack")
+        receipt = await super().put(pack_id, data)
+        if number > self.hold:
+            self.later_placed.set()
+        return receipt
+
+
+async def test_an_index_placed_before_its_data_failed_is_not_recorded(tmp_path: Path) -> None:
+    """The index goes out while the last data packs are still being placed. If one of
+    those then fails, the index must not count: the rerun indexes every chunk again
+    and its snapshot restores."""
+    src = tmp_path / "src"
+    build(src)
+    clean_packs, _ = await clean_run(tmp_path, src)
+    blobs, catalog = codec(), Catalog(tmp_path / "catalog.db")
+    store = LastDataFailsLate(hold=clean_packs - 1)
+    with pytest.raises(P2PBackupError, match="no peer has room"):
+        await backup(blobs, catalog, store, src, parallel_uploads=4)
+    assert store.refused is not None and store.later_placed.is_set()  # the index went out
+    assert catalog.index_blobs() == []
+    assert catalog.unindexed_count() == len(list(catalog.chunk_ids())) > 0
+
+    store.hold = -1
+    snapshot, eng = await backup(blobs, catalog, store, src)
+    assert catalog.unindexed_count() == 0
+    assert eng.stats.index_blobs == 1
+    result = await restorer(blobs, store).run(snapshot, tmp_path / "out")
+    assert result.failures == []
+    assert snapshot_of(tmp_path / "out" / "src") == snapshot_of(src)
+
+
 class CancellingStore(MemoryPackStore):
     """Cancels the backup (as Ctrl-C would) once a few packs are placed."""
 
