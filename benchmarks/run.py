@@ -388,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     filesystem = filesystem_of(workdir)
     if filesystem is not None:
         log(f"run folder {workdir}: {filesystem.describe()}")
+        if filesystem.journal is False:
+            log(
+                "[yellow]the restore here will be slow if many files were removed in the "
+                "last few minutes (an earlier run, a test run); --workdir picks another "
+                "filesystem[/]"
+            )
     try:
         mesh = run_mesh(dataset, workdir, log, before_first_backup=measure_limit)
     finally:
