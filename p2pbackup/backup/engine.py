@@ -228,7 +228,7 @@ class BackupEngine:
                 for packer in (self._packer, self._tree_packer):
                     pack = packer.flush()
                     if pack is not None:
-                        await self._start_upload(uploads, pack, self._data_placed)
+                        await self._upload_data(uploads, pack)
                 await self._store_index(uploads)
             self._remember_ready(force=True)
             self._record_index()
@@ -271,7 +271,7 @@ class BackupEngine:
                     await self._add_sealed(uploads, chunk_id, sealed, held=False)
                 pack = self._packer.flush()
                 if pack is not None:
-                    await self._start_upload(uploads, pack, self._data_placed)
+                    await self._upload_data(uploads, pack)
                 await self._store_index(uploads)
             self._record_index()
         except BaseExceptionGroup as group:
@@ -463,7 +463,7 @@ class BackupEngine:
         self._claims[chunk_id] = PACKED
         self._fresh.discard(chunk_id)
         for pack in (packer or self._packer).add(chunk_id, sealed):
-            await self._start_upload(uploads, pack, self._data_placed)
+            await self._upload_data(uploads, pack)
 
     async def _store_tree(self, uploads: trio.Nursery, tree: Tree) -> bytes:
         # A tree's encoding depends only on its entries, so an unchanged folder gives
@@ -472,11 +472,14 @@ class BackupEngine:
 
     # ---- packs ---------------------------------------------------------
 
+    async def _upload_data(self, uploads: trio.Nursery, pack: Pack) -> None:
+        """Place a pack of file data or trees; the index lists it while it is on its way."""
+        self._in_flight[pack.pack_id] = [
+            (cid, Locator(pack.pack_id, off, length)) for cid, off, length in pack.entries
+        ]
+        await self._start_upload(uploads, pack, self._data_placed)
+
     async def _start_upload(self, uploads: trio.Nursery, pack: Pack, on_placed: OnPlaced) -> None:
-        if on_placed == self._data_placed:
-            self._in_flight[pack.pack_id] = [
-                (cid, Locator(pack.pack_id, off, length)) for cid, off, length in pack.entries
-            ]
         # Acquire before spawning: the walk waits here, so at most `parallel_uploads`
         # finished packs are alive besides the one the packer is filling.
         token = object()
