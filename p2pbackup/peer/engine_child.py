@@ -52,6 +52,9 @@ class PipePackStore:
         self.channel = channel
         self._next_id = 0
         self._waiting: dict[int, tuple[trio.Event, list[dict[str, Any]]]] = {}
+        # Asked, then given up on (a failed upload cancels the others): the peer's
+        # answer may still come and is dropped.
+        self._abandoned: set[int] = set()
 
     async def put(self, pack_id: bytes, data: bytes) -> PackReceipt:
         frame = await self._ask({"op": "put", "pack_id": pack_id, "data": data})
@@ -76,12 +79,18 @@ class PipePackStore:
             await done.wait()
         finally:
             del self._waiting[request["id"]]
+            if not answer:
+                self._abandoned.add(request["id"])
         return answer[0]
 
     def answer(self, frame: dict[str, Any]) -> None:
-        waiting = self._waiting.get(frame.get("id", -1))
+        key = frame.get("id", -1)
+        if key in self._abandoned:
+            self._abandoned.discard(key)
+            return
+        waiting = self._waiting.get(key)
         if waiting is None:
-            raise P2PBackupError(f"an answer for no pack in flight: {frame.get('id')!r}")
+            raise P2PBackupError(f"an answer for no pack in flight: {key!r}")
         done, answer = waiting
         answer.append(frame)
         done.set()

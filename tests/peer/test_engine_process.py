@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.packstore import MemoryPackStore, PackReceipt
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer import engine_process
+from p2pbackup.peer.engine_child import PipePackStore
 from p2pbackup.peer.engine_process import (
     BackupJob,
     EngineProcesses,
@@ -242,3 +244,28 @@ async def test_child_stops_when_its_peer_goes_away(tmp_path: Path) -> None:
         assert await busy.wait() == 0
     await busy.stdout.aclose()
     assert not alive(busy.pid)
+
+
+class SentFrames:
+    """The engine side of the pipe, keeping what it sends."""
+
+    def __init__(self) -> None:
+        self.frames: list[dict[str, Any]] = []
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        self.frames.append(frame)
+
+
+async def test_an_answer_to_a_request_given_up_on_is_dropped() -> None:
+    """A failed upload cancels the others while the peer is still placing them: their
+    answers must not bring the engine process down before it reports the failure."""
+    channel = SentFrames()
+    store = PipePackStore(channel)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(store.put, bytes(32), b"pack")
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    asked = channel.frames[0]["id"]
+    store.answer({"op": "placed", "id": asked, "receipt": [bytes(32), 3, 10, 10, 40]})
+    with pytest.raises(P2PBackupError, match="no pack in flight"):
+        store.answer({"op": "placed", "id": asked + 1, "receipt": [bytes(32), 3, 10, 10, 40]})
