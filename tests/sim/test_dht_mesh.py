@@ -51,8 +51,8 @@ async def test_records_written_with_w3_survive_30_percent_of_peers_crashing(
     assert len(mesh.live()) == len(mesh.peers) - 3 * (len(mesh.peers) // 10)
     for key, value in written.items():
         reader = rng.choice(mesh.live())
-        record = await reader.peer.dht.get(key)
-        assert record is not None and record.value == value
+        found = await reader.peer.dht.get(key)
+        assert found is not None and found.value == value
 
 
 async def test_a_record_written_during_a_partition_is_read_as_newest_after_it_heals(
