@@ -45,6 +45,9 @@ class FrameDecoder:
         end = PREFIX.size + length
         if len(self._buffer) < end:
             return None
-        frame = bytes(self._buffer[PREFIX.size : end])
+        # One copy out of the buffer: slicing the bytearray first would make two, and
+        # every share and every pack crosses here (fresh pages are dear on a VM).
+        with memoryview(self._buffer) as view:
+            frame = bytes(view[PREFIX.size : end])
         del self._buffer[:end]
         return frame
