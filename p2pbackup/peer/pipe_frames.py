@@ -13,7 +13,7 @@ import cbor2
 import trio
 
 from p2pbackup.errors import P2PBackupError, WireError
-from p2pbackup.wire.frames import FrameDecoder, encode_frame
+from p2pbackup.wire.frames import FrameDecoder, frame_prefix
 
 # A frame carries at most one pack (a few MiB) or a snapshot; anything near this is a bug.
 MAX_FRAME = 256 * 1024 * 1024
@@ -34,9 +34,12 @@ class FrameChannel:
         self._send_lock = trio.Lock()
 
     async def send(self, frame: dict[str, Any]) -> None:
-        data = encode_frame(cbor2.dumps(frame), MAX_FRAME)
+        body = cbor2.dumps(frame)
+        prefix = frame_prefix(len(body), MAX_FRAME)
         async with self._send_lock:
-            await self._send.send_all(data)
+            # Apart: joining them copied every pack once more on its way.
+            await self._send.send_all(prefix)
+            await self._send.send_all(body)
 
     async def receive(self) -> dict[str, Any] | None:
         """The next frame, or None once the other end closed its side cleanly."""

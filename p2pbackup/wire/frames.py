@@ -16,9 +16,14 @@ DEFAULT_MAX_FRAME = 8 * 1024 * 1024
 
 
 def encode_frame(payload: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
-    if len(payload) > max_frame:
-        raise WireError(f"frame of {len(payload)} bytes exceeds the limit of {max_frame}")
-    return PREFIX.pack(len(payload)) + payload
+    return frame_prefix(len(payload), max_frame) + payload
+
+
+def frame_prefix(length: int, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
+    """The prefix alone, for a sender that writes a large payload after it uncopied."""
+    if length > max_frame:
+        raise WireError(f"frame of {length} bytes exceeds the limit of {max_frame}")
+    return PREFIX.pack(length)
 
 
 class FrameDecoder:
