@@ -23,12 +23,13 @@ from p2pbackup.net.contact import Contact
 from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, Handshake, SecureChannel
 from p2pbackup.net.transport import Address, Handler, Remote, Reply, answer_request
 from p2pbackup.wire.common import ErrorReply
-from p2pbackup.wire.frames import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
+from p2pbackup.wire.frames import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame, frame_prefix
 from p2pbackup.wire.messages import REQUEST_ID_MAX, Message, decode_message, encode_message
 
 log = logging.getLogger("p2pbackup.net.tcp")
 
 RECEIVE_CHUNK = 256 * 1024
+SEND_APART = 64 * 1024  # frames at least this big go out as prefix, then body
 
 
 class _Closed(Exception):
@@ -339,7 +340,12 @@ class TcpTransport:
         limit = self.options.max_frame + ABYTES
         try:
             async for payload in conn.outbox_receive:
-                await conn.stream.send_all(encode_frame(conn.channel.seal(payload), limit))
+                sealed = conn.channel.seal(payload)
+                if len(sealed) < SEND_APART:
+                    await conn.stream.send_all(encode_frame(sealed, limit))
+                else:  # a share: joining prefix and body would copy it once more
+                    await conn.stream.send_all(frame_prefix(len(sealed), limit))
+                    await conn.stream.send_all(sealed)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.debug("cannot write to %s: %s", conn.label, _reason(exc))
             conn.close()
