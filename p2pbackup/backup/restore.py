@@ -418,7 +418,7 @@ class RestoreEngine:
                 empty[file] = []
             for piece in file.pieces:
                 by_pack[piece[2].pack_id].setdefault(file, []).append(piece)
-        if empty:
+        if empty:  # in no pack: created and finished with nothing to write
             await self._write_files(b"", b"", empty)
         limiter = trio.CapacityLimiter(self.parallel_packs)
         async with trio.open_nursery() as nursery:
