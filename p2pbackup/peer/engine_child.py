@@ -206,6 +206,12 @@ def main() -> None:
         trio.run(serve)
     except KeyboardInterrupt:
         sys.exit(130)
+    # The job is over and its files are closed; the peer waits for this process to
+    # end. Tearing down the interpreter's objects one by one took 50-70 ms of that
+    # wait after a backup of 8,000 files: skip it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
