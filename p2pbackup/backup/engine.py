@@ -36,6 +36,7 @@ from p2pbackup.backup.scan import (
     Prepared,
     Scanner,
     file_state,
+    opened_state,
 )
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
@@ -365,11 +366,9 @@ class BackupEngine:
         finally:
             reader.close()
         chunks = tuple(chunk_ids)
-        try:
-            after = await self.run_sync(stat_entry, entry.path)
-        except OSError:
-            return chunks  # gone already: saved as read, nothing to remember
-        self._remember_unless_changed(entry, file_state(after), chunks)
+        opened = opened_state(reader)
+        if opened is not None:
+            self._remember_unless_changed(entry, opened, chunks)
         return chunks
 
     async def _take_prepared(
@@ -384,8 +383,8 @@ class BackupEngine:
                 await self._add_sealed(uploads, chunk_id, sealed, chunk_id not in self._fresh)
             chunk_ids.append((chunk_id, length))
         chunks = tuple(chunk_ids)
-        if prepared.after is not None:
-            self._remember_unless_changed(entry, prepared.after, chunks)
+        if prepared.opened is not None:
+            self._remember_unless_changed(entry, prepared.opened, chunks)
         await self._report()
         return chunks
 
@@ -399,11 +398,15 @@ class BackupEngine:
             for cid, _, sealed in prepared.chunks
         )
 
-    def _remember_unless_changed(self, entry: FsEntry, after: FileState, chunks: ChunkList) -> None:
-        # A file that changed while it was read is saved as read but not remembered,
-        # so the next run reads it again instead of trusting a mixed chunk list.
+    def _remember_unless_changed(
+        self, entry: FsEntry, opened: FileState, chunks: ChunkList
+    ) -> None:
+        # A file that changed between the listing and the read, or whose read came to
+        # another size, is saved as read but not remembered: the next run reads it
+        # again instead of trusting a mixed chunk list. One written during or after
+        # the read no longer has the state remembered here, so it is read again too.
         before = file_state(entry)
-        if after == before and sum(n for _, n in chunks) == before.size:
+        if opened == before and sum(n for _, n in chunks) == before.size:
             self._remember(entry.path, before, chunks)
 
     def _remember(self, path: bytes, state: FileState, chunks: ChunkList) -> None:

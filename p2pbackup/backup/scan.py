@@ -52,7 +52,7 @@ class Prepared:
     sealed bytes are None."""
 
     chunks: tuple[tuple[bytes, int, bytes | None], ...]  # (chunk id, plain length, sealed)
-    after: FileState | None  # its state once read; None if it vanished meanwhile
+    opened: FileState | None  # its state before it was read; None if unknown
 
 
 @dataclass(eq=False)
@@ -120,24 +120,25 @@ def prepare_files(
                         claims[chunk_id] = here
                         sealed = codec.seal(chunk_id, plain)
                     chunks.append((chunk_id, len(plain), sealed))
-                # The state of the file just read, from its descriptor: one path
-                # lookup fewer per file than an lstat.
-                after = _state_after(reader)
             finally:
                 reader.close()
         except OSError as exc:
             out[path] = exc
             continue
-        out[path] = Prepared(tuple(chunks), after)
+        out[path] = Prepared(tuple(chunks), opened_state(reader))
     return out
 
 
-def _state_after(reader: ChunkReader) -> FileState | None:
-    try:
-        st = reader.fstat()
-        return FileState(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-    except OSError:
+def opened_state(reader: ChunkReader) -> FileState | None:
+    """The state a file had before it was read, from the descriptor it was read through.
+
+    Recorded with the chunks read, it makes any write during or after the read
+    show as a change to the next run; a second stat after the read, once per
+    file, would cost more than the check is worth."""
+    st = reader.opened
+    if st is None:
         return None  # saved as read, and not remembered: read again next time
+    return FileState(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 class Scanner:

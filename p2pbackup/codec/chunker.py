@@ -57,9 +57,12 @@ class ChunkReader:
         *,
         whole: bool = False,
         size: int | None = None,
+        opened: os.stat_result | None = None,
     ) -> None:
         self._stream = stream
         self._done = False
+        # The file's state when it was opened, before any byte was read (see `open_chunker`).
+        self.opened = opened
         # Read one byte more than expected, to see a file that grew. Asking for the
         # chunk limit instead cost a 4 MiB allocation (and its page faults) per small
         # file: reading a tree of headers took three times as long.
@@ -93,10 +96,6 @@ class ChunkReader:
         while (chunk := self.next_chunk()) is not None:
             yield chunk
 
-    def fstat(self) -> os.stat_result:
-        """The state of the file being read, from its open descriptor."""
-        return os.fstat(self._stream.fileno())
-
     def close(self) -> None:
         self._done = True
         self._stream.close()
@@ -109,14 +108,18 @@ class ChunkReader:
 
 
 def open_chunker(path: str | bytes, params: ChunkParams = DEFAULT_PARAMS) -> ChunkReader:
-    """Open a file for chunking; raises `OSError` if it cannot be read."""
+    """Open a file for chunking; raises `OSError` if it cannot be read.
+
+    The reader's `opened` is the file's state before its first byte was read: a
+    catalog that records it with the chunks read sees any later write as a change."""
     stream = open(path, "rb", buffering=0)  # noqa: SIM115 - the reader owns and closes it
     try:
-        size = os.fstat(stream.fileno()).st_size
+        opened = os.fstat(stream.fileno())
     except OSError:
         stream.close()
         raise
-    return ChunkReader(stream, params, whole=size <= params.max_size, size=size)
+    size = opened.st_size
+    return ChunkReader(stream, params, whole=size <= params.max_size, size=size, opened=opened)
 
 
 def chunk_bytes(data: bytes, params: ChunkParams = DEFAULT_PARAMS) -> list[bytes]:

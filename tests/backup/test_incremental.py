@@ -8,11 +8,16 @@ import os
 import random
 from pathlib import Path
 
+import pytest
+
+from p2pbackup.backup.blobs import BlobCodec, ChunkReader
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.packstore import MemoryPackStore
 from p2pbackup.codec.chunker import chunk_bytes
 from tests.backup.fs import (
     BASE_NS,
+    KEYS,
+    PACK_TARGET,
     PARAMS,
     backup,
     codec,
@@ -123,6 +128,41 @@ async def test_a_rewrite_that_keeps_size_and_mtime_is_still_seen(tmp_path: Path)
     out = tmp_path / "out"
     await restorer(blobs, store).run(snapshot, out)
     assert (out / "data" / "f").read_bytes() == b"b" * 3000
+
+
+class _WritesWhileReading(BlobCodec):
+    """Rewrites `victim` (same size, a later mtime) right after the engine opens it."""
+
+    def __init__(self, victim: Path) -> None:
+        super().__init__(KEYS, PARAMS, pack_target=PACK_TARGET)
+        self.victim = bytes(victim)
+        self.armed = False
+
+    def open_chunker(self, path: str | bytes) -> ChunkReader:
+        reader = super().open_chunker(path)
+        if self.armed and path == self.victim:
+            self.armed = False
+            size = os.path.getsize(path)
+            write(path, b"n" * size, mtime_ns=BASE_NS + 10**9)
+        return reader
+
+
+@pytest.mark.parametrize("size", [3000, 100_000])  # read ahead whole, or streamed
+async def test_a_file_written_while_it_is_read_is_read_again(tmp_path: Path, size: int) -> None:
+    src = tmp_path / "data"
+    src.mkdir()
+    write(src / "f", b"o" * size, mtime_ns=BASE_NS)
+    blobs, store = _WritesWhileReading(src / "f"), MemoryPackStore()
+    blobs.armed = True
+    catalog = Catalog(tmp_path / "catalog.db")
+    await backup(blobs, catalog, store, src)
+    snapshot, eng = await backup(blobs, catalog, store, src)
+    # Whatever the first run read, the second reads the file again: its state is no
+    # longer the one it had when the first run opened it.
+    assert eng.stats.bytes_read == size
+    out = tmp_path / "out"
+    await restorer(blobs, store).run(snapshot, out)
+    assert (out / "data" / "f").read_bytes() == b"n" * size
 
 
 async def test_identical_files_are_stored_once(tmp_path: Path) -> None:
