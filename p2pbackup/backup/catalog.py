@@ -7,10 +7,12 @@ in WAL mode; a pack's chunks are committed in one transaction once all its
 shares are placed, so a killed backup, run again, resends only what is
 missing.
 
-A placed chunk is also listed as *unindexed* until an index blob naming it is
-itself placed. A snapshot can only be restored from chunks some index blob
-lists, so a backup writes index blobs for every unindexed chunk, including
-those a killed earlier run placed but never got to index.
+A placed data pack also stays *unindexed* until index blobs listing its chunks
+are themselves placed. A snapshot can only be restored from chunks some index
+blob lists, so a backup writes index blobs for the chunks of every unindexed
+pack, including those a killed earlier run placed but never got to index. The
+mark is per pack, not per chunk: two rows per chunk written and deleted again
+cost a first backup more than all its other catalog writes but one.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ CREATE TABLE IF NOT EXISTS packs (
     k INTEGER NOT NULL,
     n INTEGER NOT NULL,
     size INTEGER NOT NULL,
-    placed INTEGER NOT NULL
+    placed INTEGER NOT NULL,
+    indexed INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS files (
     path BLOB PRIMARY KEY,
@@ -56,9 +59,6 @@ CREATE TABLE IF NOT EXISTS index_blobs (
 CREATE TABLE IF NOT EXISTS indexed_snapshots (
     snapshot_id BLOB PRIMARY KEY
 );
-CREATE TABLE IF NOT EXISTS unindexed (
-    chunk_id BLOB PRIMARY KEY
-);
 CREATE TABLE IF NOT EXISTS released (
     pack_id BLOB PRIMARY KEY
 );
@@ -73,6 +73,18 @@ QUERY_BATCH = 500
 def _batches(items: list[bytes]) -> Iterator[list[bytes]]:
     for start in range(0, len(items), QUERY_BATCH):
         yield items[start : start + QUERY_BATCH]
+
+
+@dataclass(frozen=True)
+class IndexPack:
+    """A placed pack of index blobs, as `Catalog.record_index` records it."""
+
+    pack_id: bytes
+    k: int
+    n: int
+    size: int
+    placed: int
+    blobs: tuple[Locator, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +107,21 @@ class Catalog:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
         if "ctime_ns" not in columns:  # a catalog written before files kept their ctime
             self._db.execute("ALTER TABLE files ADD COLUMN ctime_ns INTEGER NOT NULL DEFAULT 0")
+        self._mark_packs_not_chunks()
+
+    def _mark_packs_not_chunks(self) -> None:
+        """A catalog that listed unindexed chunks one by one: mark their packs instead."""
+        with self._transaction():
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(packs)")}
+            if "indexed" not in columns:
+                self._db.execute("ALTER TABLE packs ADD COLUMN indexed INTEGER NOT NULL DEFAULT 1")
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+            if "unindexed" in tables:
+                self._db.execute(
+                    "UPDATE packs SET indexed = 0 WHERE pack_id IN (SELECT c.pack_id "
+                    "FROM unindexed u JOIN chunks c ON c.chunk_id = u.chunk_id)"
+                )
+                self._db.execute("DROP TABLE unindexed")
 
     def close(self) -> None:
         self._db.close()
@@ -132,54 +159,52 @@ class Catalog:
         placed: int,
         chunks: Iterable[tuple[bytes, Locator]],
     ) -> None:
-        """A pack is in the mesh: remember it and every chunk in it, atomically. Its chunks
-        stay unindexed until `record_index_pack` names them."""
+        """A data pack is in the mesh: remember it and every chunk in it, atomically. It
+        stays unindexed until `record_index` marks it."""
         rows = [(cid, loc.pack_id, loc.offset, loc.length) for cid, loc in chunks]
         with self._transaction():
             self._db.execute(
-                "INSERT OR REPLACE INTO packs VALUES (?, ?, ?, ?, ?)", (pack_id, k, n, size, placed)
+                "INSERT OR REPLACE INTO packs VALUES (?, ?, ?, ?, ?, 0)",
+                (pack_id, k, n, size, placed),
             )
             self._db.executemany("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", rows)
-            self._db.executemany(
-                "INSERT OR IGNORE INTO unindexed VALUES (?)", ((row[0],) for row in rows)
-            )
 
-    def unindexed(self, after: bytes, limit: int) -> list[tuple[bytes, Locator]]:
-        """Up to `limit` placed chunks no placed index blob lists yet, in chunk id order
-        from just after `after` (pass b"" to start)."""
+    def unindexed_packs(self) -> list[bytes]:
+        """Placed data packs whose chunks no placed index blob lists yet."""
+        rows = self._db.execute("SELECT pack_id FROM packs WHERE indexed = 0 ORDER BY pack_id")
+        return [row[0] for row in rows]
+
+    def pack_chunks(self, pack_id: bytes) -> list[tuple[bytes, Locator]]:
+        """The chunks a pack holds, as far as this catalog knows."""
         rows = self._db.execute(
-            "SELECT u.chunk_id, c.pack_id, c.offset, c.length FROM unindexed u "
-            "JOIN chunks c ON c.chunk_id = u.chunk_id "
-            "WHERE u.chunk_id > ? ORDER BY u.chunk_id LIMIT ?",
-            (after, limit),
+            "SELECT chunk_id, offset, length FROM chunks WHERE pack_id = ?", (pack_id,)
         )
-        return [(row[0], Locator(row[1], row[2], row[3])) for row in rows]
+        return [(row[0], Locator(pack_id, row[1], row[2])) for row in rows]
 
     def unindexed_count(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM unindexed").fetchone()[0])
+        """How many chunks lie in unindexed packs."""
+        row = self._db.execute(
+            "SELECT count(*) FROM chunks c JOIN packs p ON p.pack_id = c.pack_id "
+            "WHERE p.indexed = 0"
+        ).fetchone()
+        return int(row[0])
 
-    def record_index_pack(
-        self,
-        pack_id: bytes,
-        k: int,
-        n: int,
-        size: int,
-        placed: int,
-        blobs: Iterable[Locator],
-        chunk_ids: Iterable[bytes],
-    ) -> None:
-        """A pack of index blobs is in the mesh: remember the blobs and that the chunks
-        they list are indexed, atomically."""
+    def record_index(self, packs: Iterable[IndexPack], indexed: Iterable[bytes]) -> None:
+        """Packs of index blobs are in the mesh: remember them and their blobs, and mark
+        the data packs `indexed` whose chunks those blobs list, all in one transaction,
+        so no data pack counts as indexed by a blob the catalog does not know."""
         with self._transaction():
-            self._db.execute(
-                "INSERT OR REPLACE INTO packs VALUES (?, ?, ?, ?, ?)", (pack_id, k, n, size, placed)
-            )
+            for pack in packs:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO packs VALUES (?, ?, ?, ?, ?, 1)",
+                    (pack.pack_id, pack.k, pack.n, pack.size, pack.placed),
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO index_blobs VALUES (?, ?, ?)",
+                    ((loc.pack_id, loc.offset, loc.length) for loc in pack.blobs),
+                )
             self._db.executemany(
-                "INSERT OR IGNORE INTO index_blobs VALUES (?, ?, ?)",
-                ((loc.pack_id, loc.offset, loc.length) for loc in blobs),
-            )
-            self._db.executemany(
-                "DELETE FROM unindexed WHERE chunk_id = ?", ((cid,) for cid in chunk_ids)
+                "UPDATE packs SET indexed = 1 WHERE pack_id = ?", ((p,) for p in indexed)
             )
 
     def add_locators(self, entries: Iterable[tuple[bytes, Locator]]) -> None:
@@ -209,11 +234,6 @@ class Catalog:
         ids = [(p,) for p in pack_ids]
         with self._transaction():
             self._db.executemany("INSERT OR IGNORE INTO released VALUES (?)", ids)
-            self._db.executemany(
-                "DELETE FROM unindexed WHERE chunk_id IN "
-                "(SELECT chunk_id FROM chunks WHERE pack_id = ?)",
-                ids,
-            )
             self._db.executemany("DELETE FROM chunks WHERE pack_id = ?", ids)
             self._db.executemany("DELETE FROM packs WHERE pack_id = ?", ids)
             self._db.executemany("DELETE FROM index_blobs WHERE pack_id = ?", ids)

@@ -26,7 +26,7 @@ import cbor2
 import trio
 
 from p2pbackup.backup.blobs import BlobCodec, Pack, Packer
-from p2pbackup.backup.catalog import Catalog, ChunkList, FileState
+from p2pbackup.backup.catalog import Catalog, ChunkList, FileState, IndexPack
 from p2pbackup.backup.packstore import PackReceipt, PackStore
 from p2pbackup.backup.scan import (
     LISTINGS_AHEAD,
@@ -176,8 +176,10 @@ class BackupEngine:
         self._index_written: list[Locator] = []  # index blobs this run placed
         # Data packs handed to the mesh and not placed yet: pack id -> its chunks.
         self._in_flight: dict[bytes, list[tuple[bytes, Locator]]] = {}
-        # Index packs placed this run, recorded once every data pack is.
-        self._index_placed: list[tuple[Pack, PackReceipt, list[bytes]]] = []
+        # Index packs placed this run, recorded once every data pack is, and the data
+        # packs their blobs list.
+        self._index_placed: list[IndexPack] = []
+        self._indexing: list[bytes] = []
         self.placed: set[bytes] = set()  # ids of the packs this run placed
         self._last_progress = -float("inf")
 
@@ -519,31 +521,35 @@ class BackupEngine:
         a backup waited for both, one after the other.
 
         At most `index_entries` chunks per blob; nothing at all when every chunk is
-        indexed already (an unchanged tree sends nothing). A chunk counts as indexed
-        only once the pack holding its index blob is placed and `_record_index` has
-        run, after every data pack is placed: an index pack placed by a run whose
-        data then failed is never recorded, and the next run indexes those chunks."""
+        indexed already (an unchanged tree sends nothing). A data pack counts as
+        indexed only once the packs holding its index blobs are placed and
+        `_record_index` has run, after every data pack is placed: an index pack
+        placed by a run whose data then failed is never recorded, and the next run
+        indexes those packs' chunks."""
         on_way = dict(self._in_flight)
-        if self.catalog.unindexed_count() == 0 and not on_way:
+        # A pack that was on its way when the index began is listed from `on_way`.
+        placed_before = [p for p in self.catalog.unindexed_packs() if p not in on_way]
+        if not placed_before and not on_way:
             return
+        self._indexing = [*placed_before, *on_way]
         packer = self.codec.packer()
-        covered: dict[bytes, list[bytes]] = {}  # index blob id -> the chunk ids it lists
 
         def placed(pack: Pack, receipt: PackReceipt) -> None:
-            listed = [cid for blob_id, _, _ in pack.entries for cid in covered.pop(blob_id)]
-            self._index_placed.append((pack, receipt, listed))
+            blobs = tuple(Locator(pack.pack_id, off, length) for _, off, length in pack.entries)
+            self._index_placed.append(
+                IndexPack(pack.pack_id, receipt.k, receipt.n, len(pack.data), receipt.placed, blobs)
+            )
 
         async def write(page: list[tuple[bytes, Locator]]) -> None:
             blob = cbor2.dumps({cid: loc.to_wire() for cid, loc in page})
             blob_id = self.codec.chunk_id(blob)
             sealed = await self.run_sync(self.codec.seal, blob_id, blob)
-            covered[blob_id] = [cid for cid, _ in page]
             self.stats.index_blobs += 1
             for pack in packer.add(blob_id, sealed):
                 await self._start_upload(uploads, pack, placed)
 
         batch: list[tuple[bytes, Locator]] = []
-        for entry in self._unindexed(on_way):
+        for entry in self._unindexed(placed_before, on_way):
             batch.append(entry)
             if len(batch) == self.index_entries:
                 await write(batch)
@@ -555,27 +561,23 @@ class BackupEngine:
             await self._start_upload(uploads, tail, placed)
 
     def _unindexed(
-        self, on_way: dict[bytes, list[tuple[bytes, Locator]]]
+        self, placed: list[bytes], on_way: dict[bytes, list[tuple[bytes, Locator]]]
     ) -> Iterator[tuple[bytes, Locator]]:
-        """Placed chunks no index lists, a page at a time, then the chunks on their way."""
-        after = b""
-        while page := self.catalog.unindexed(after, self.index_entries):
-            after = page[-1][0]
-            # A pack that was on its way when the index began is listed from `on_way`.
-            yield from ((cid, loc) for cid, loc in page if loc.pack_id not in on_way)
+        """The chunks of unindexed packs, one pack at a time, then of those on their way."""
+        for pack_id in placed:
+            yield from self.catalog.pack_chunks(pack_id)
         for entries in on_way.values():
             yield from entries
 
     def _record_index(self) -> None:
-        """Every data pack of this run is placed: record its index packs as placed, and
-        the chunks they list as indexed."""
-        for pack, receipt, listed in self._index_placed:
-            blobs = [Locator(pack.pack_id, off, length) for _, off, length in pack.entries]
-            self._index_written.extend(blobs)
-            self.catalog.record_index_pack(
-                pack.pack_id, receipt.k, receipt.n, len(pack.data), receipt.placed, blobs, listed
-            )
-        self._index_placed = []
+        """Every data pack and index pack of this run is placed: record the index packs,
+        and the data packs they list as indexed."""
+        if not self._index_placed:
+            return
+        self.catalog.record_index(self._index_placed, self._indexing)
+        for pack in self._index_placed:
+            self._index_written.extend(pack.blobs)
+        self._index_placed, self._indexing = [], []
 
     async def _report(self, force: bool = False) -> None:
         if self.progress is None:

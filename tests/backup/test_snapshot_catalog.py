@@ -102,3 +102,34 @@ def test_catalog_from_before_ctime_is_upgraded(tmp_path: Path) -> None:
     catalog.remember_file(b"/x", state, ((cid, 5),))
     assert catalog.file_chunks(b"/x", state) == ((cid, 5),)
     assert catalog.file_chunks(b"/x", FileState(5, 6, 7, 9)) is None
+
+
+def test_catalog_that_listed_unindexed_chunks_marks_their_packs(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(
+        "CREATE TABLE chunks (chunk_id BLOB PRIMARY KEY, pack_id BLOB NOT NULL, "
+        "offset INTEGER NOT NULL, length INTEGER NOT NULL);"
+        "CREATE TABLE packs (pack_id BLOB PRIMARY KEY, k INTEGER NOT NULL, "
+        "n INTEGER NOT NULL, size INTEGER NOT NULL, placed INTEGER NOT NULL);"
+        "CREATE TABLE unindexed (chunk_id BLOB PRIMARY KEY);"
+    )
+    indexed, half = b"i" * 32, b"h" * 32
+    rows = [(bytes([n]) * 32, pack, n * 10, 10) for n, pack in enumerate([indexed, half, half])]
+    db.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?)", rows)
+    db.executemany("INSERT INTO packs VALUES (?, 3, 10, 30, 10)", [(indexed,), (half,)])
+    db.execute("INSERT INTO unindexed VALUES (?)", (rows[2][0],))  # one of `half`'s two
+    db.commit()
+    db.close()
+
+    catalog = Catalog(path)
+    # The whole pack is listed again: an index entry twice costs nothing, one missing
+    # would leave a chunk no restore can find.
+    assert catalog.unindexed_packs() == [half]
+    assert catalog.unindexed_count() == 2
+    assert sorted(catalog.pack_chunks(half)) == [
+        (rows[1][0], Locator(half, 10, 10)),
+        (rows[2][0], Locator(half, 20, 10)),
+    ]
+    catalog.close()
+    assert Catalog(path).unindexed_packs() == [half]  # upgraded once, still marked
