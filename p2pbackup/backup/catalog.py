@@ -250,6 +250,10 @@ class Catalog:
 
     # ---- files ---------------------------------------------------------
 
+    def remembers_files(self) -> bool:
+        """Whether any file is remembered: a first backup has nothing to look up."""
+        return self._db.execute("SELECT 1 FROM files LIMIT 1").fetchone() is not None
+
     def file_chunks(self, path: bytes, state: FileState) -> ChunkList | None:
         """The chunk ids of an unchanged file whose chunks are all known to be in the mesh."""
         return self.unchanged_files({path: state}).get(path)

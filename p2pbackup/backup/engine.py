@@ -219,6 +219,7 @@ class BackupEngine:
                         self.run_sync,
                         self.excludes,
                         claims=self._claims,
+                        look_up=self.catalog.remembers_files(),
                     )
                     scanning.start_soon(scanner.scan, tops, send, scanning)
                     walk = _Walk(uploads, scanner, listings)

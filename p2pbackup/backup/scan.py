@@ -152,6 +152,7 @@ class Scanner:
         excludes: tuple[str, ...] = (),
         windows_ahead: int = 3,
         claims: Claims | None = None,
+        look_up: bool = True,
     ) -> None:
         if windows_ahead < 1:
             raise ValueError("windows_ahead must be at least 1")
@@ -160,6 +161,10 @@ class Scanner:
         self.run_sync = run_sync
         self.excludes = excludes
         self.claims: Claims = {} if claims is None else claims
+        # False when the catalog remembered no file as the run began: a first backup
+        # would look every folder up and find nothing. Files this run remembers are
+        # not walked again.
+        self.look_up = look_up
         # Taken when a window's read starts, given back when the engine takes its result.
         self._budget = trio.Semaphore(windows_ahead)
 
@@ -215,7 +220,11 @@ class Scanner:
 
     def _window(self, entries: Sequence[FsEntry], place: Claim, first: int) -> Window:
         files = [(i, c) for i, c in enumerate(entries, first) if c.kind is EntryKind.FILE]
-        known = self.catalog.unchanged_files({f.path: file_state(f) for _, f in files})
+        known = (
+            self.catalog.unchanged_files({f.path: file_state(f) for _, f in files})
+            if self.look_up
+            else {}
+        )
         read = [(i, f) for i, f in files if f.path not in known and f.size <= SMALL_FILE]
         batch = [f.path for _, f in read]
         return Window(entries, known, batch, [(*place, i) for i, _ in read], first)
