@@ -13,6 +13,9 @@ implementations keep one contract:
   else's share by reusing its pack id.
 - `get` never serves a share whose bytes no longer match the digest recorded
   when it was stored; such a share is dropped, so repair notices it is gone.
+  The digest is the share's Merkle root, the one its descriptor signs: a peer
+  that has just checked a share against its descriptor passes the root to
+  `put` rather than hashing the bytes a second time.
 
 `FileShareStore` is crash-safe by ordering: a share file is complete and
 fsynced before its index row commits, and on open the index and the files are
@@ -37,6 +40,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple, Protocol
 
+from p2pbackup.codec.erasure import share_root
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.home import write_atomically
 from p2pbackup.store.capacity import format_size
@@ -97,8 +101,11 @@ class ShareStore(Protocol):
         owner: bytes,
         lease_expiry: int,
         now: int,
+        root: bytes | None = None,
     ) -> None:
-        """Hold a share; raises `StoreFull` or `ShareRejected` with a reason, storing nothing."""
+        """Hold a share; raises `StoreFull` or `ShareRejected` with a reason, storing nothing.
+
+        `root` is the share's Merkle root when the caller has checked it already."""
         ...
 
     def get(self, pack_id: bytes, index: int) -> StoredShare | None:
@@ -148,8 +155,17 @@ class ShareStore(Protocol):
 
 
 def digest_of(data: bytes) -> bytes:
-    """BLAKE2b-256 of a share's bytes: what `get` checks before serving it."""
+    """A share's Merkle root: what `get` checks before serving it."""
+    return share_root(data)
+
+
+def _flat_digest(data: bytes) -> bytes:
+    """BLAKE2b-256 of the bytes: the digest of rows written before schema version 2."""
     return hashlib.blake2b(data, digest_size=DIGEST_BYTES).digest()
+
+
+def _matches(data: bytes, digest: bytes, merkle: int) -> bool:
+    return (digest_of(data) if merkle else _flat_digest(data)) == digest
 
 
 def _check_key(pack_id: bytes, index: int) -> None:
@@ -231,6 +247,7 @@ class MemoryShareStore:
         owner: bytes,
         lease_expiry: int,
         now: int,
+        root: bytes | None = None,
     ) -> None:
         """Hold a share; see the module docstring for the re-put and refusal rules."""
         _check_put(pack_id, index, data, descriptor, owner, lease_expiry, now)
@@ -333,7 +350,7 @@ class MemoryShareStore:
         """Nothing to release."""
 
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
     pack_id BLOB NOT NULL,
@@ -344,6 +361,7 @@ CREATE TABLE IF NOT EXISTS shares (
     stored_at INTEGER NOT NULL,
     descriptor BLOB NOT NULL,
     digest BLOB NOT NULL,
+    merkle INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (pack_id, idx)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS shares_by_expiry ON shares (lease_expiry);
@@ -377,6 +395,9 @@ class FileShareStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(shares)")}
+            if "merkle" not in columns:  # rows written before version 2 keep a flat digest
+                self._db.execute("ALTER TABLE shares ADD COLUMN merkle INTEGER NOT NULL DEFAULT 0")
             self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             self.recovered = self._reconcile()
             self._used = int(
@@ -496,22 +517,28 @@ class FileShareStore:
         owner: bytes,
         lease_expiry: int,
         now: int,
+        root: bytes | None = None,
     ) -> None:
-        """Write the file (atomically, fsynced), then commit its row; see the module docstring."""
+        """Write the file (atomically, fsynced), then commit its row; see the module docstring.
+
+        A wrong `root` stores a share that `get` then drops as corrupt: never one served."""
         _check_put(pack_id, index, data, descriptor, owner, lease_expiry, now)
-        digest = digest_of(data)
+        digest = digest_of(data) if root is None else root
         key = (pack_id, index)
         with self._mutex:
             row = self._db.execute(
-                "SELECT owner, size, digest, lease_expiry FROM shares "
+                "SELECT owner, size, digest, lease_expiry, merkle FROM shares "
                 "WHERE pack_id = ? AND idx = ?",
                 key,
             ).fetchone()
             if row is not None and bytes(row[0]) != owner:
                 raise _owner_conflict(pack_id, index)
             path = self.path_of(pack_id, index)
-            if row is not None and bytes(row[2]) == digest:
-                if not self._file_matches(path, digest):
+            same = row is not None and (
+                bytes(row[2]) == digest if row[4] else _flat_digest(data) == bytes(row[2])
+            )
+            if same:
+                if not self._file_matches(path, bytes(row[2]), row[4]):
                     # The held copy rotted or vanished: the re-put heals it in place.
                     self._make_dirs(path.parent)
                     write_atomically(path, data)
@@ -530,8 +557,8 @@ class FileShareStore:
             try:
                 self._db.execute(
                     "INSERT OR REPLACE INTO shares "
-                    "(pack_id, idx, size, owner, lease_expiry, stored_at, descriptor, digest) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "(pack_id, idx, size, owner, lease_expiry, stored_at, descriptor, digest, "
+                    "merkle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
                     (pack_id, index, len(data), owner, lease_expiry, now, descriptor, digest),
                 )
             except BaseException:
@@ -553,9 +580,9 @@ class FileShareStore:
             _fsync_dir(created.parent)
 
     @staticmethod
-    def _file_matches(path: Path, digest: bytes) -> bool:
+    def _file_matches(path: Path, digest: bytes, merkle: int) -> bool:
         try:
-            return digest_of(path.read_bytes()) == digest
+            return _matches(path.read_bytes(), digest, merkle)
         except FileNotFoundError:
             return False
 
@@ -564,7 +591,7 @@ class FileShareStore:
         _check_key(pack_id, index)
         with self._mutex:
             row = self._db.execute(
-                "SELECT owner, lease_expiry, stored_at, descriptor, digest "
+                "SELECT owner, lease_expiry, stored_at, descriptor, digest, merkle "
                 "FROM shares WHERE pack_id = ? AND idx = ?",
                 (pack_id, index),
             ).fetchone()
@@ -575,7 +602,7 @@ class FileShareStore:
                 data = path.read_bytes()
             except FileNotFoundError:
                 data = None
-            if data is None or digest_of(data) != bytes(row[4]):
+            if data is None or not _matches(data, bytes(row[4]), row[5]):
                 log.warning(
                     "share store: share %s is %s; dropping it so it is repaired, not served",
                     _short(pack_id, index),

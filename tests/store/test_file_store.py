@@ -223,3 +223,39 @@ def test_kill_9_mid_puts_reopens_cleanly(tmp_path: Path) -> None:
         assert store.used_bytes == sum(size for _, _, size, _ in listed)
         on_disk = {p.name for p in stray_files(root)}
         assert on_disk == {f"{p.hex()}.{i}" for p, i, _, _ in listed}
+
+
+def test_a_wrong_root_from_the_caller_is_never_served(tmp_path: Path) -> None:
+    with FileShareStore(tmp_path, 1000) as store:
+        store.put(pack(1), 0, b"good", b"d", OWNER_A, 10, 0, root=digest_of(b"good"))
+        store.put(pack(2), 0, b"lied about", b"d", OWNER_A, 10, 0, root=digest_of(b"other"))
+        assert store.get(pack(1), 0) is not None
+        assert store.get(pack(2), 0) is None  # dropped as corrupt, so repair sees it gone
+        assert store.indices(pack(2)) == []
+
+
+def test_shares_stored_with_a_flat_digest_are_still_checked(tmp_path: Path) -> None:
+    """An index written before digests were Merkle roots: its rows keep their BLAKE2b of
+    the bytes, are served while the bytes match, and dropped once they do not."""
+    with FileShareStore(tmp_path, 1000) as store:
+        for n in (1, 2):
+            store.put(pack(n), 0, b"old share %d" % n, b"d", OWNER_A, 10, 0)
+    db = sqlite3.connect(tmp_path / "index.sqlite3")
+    db.executescript(
+        "CREATE TABLE old AS SELECT pack_id, idx, size, owner, lease_expiry, stored_at, "
+        "descriptor, digest FROM shares; DROP TABLE shares; ALTER TABLE old RENAME TO shares;"
+    )
+    for n in (1, 2):
+        flat = hashlib.blake2b(b"old share %d" % n, digest_size=32).digest()
+        db.execute("UPDATE shares SET digest = ? WHERE pack_id = ?", (flat, pack(n)))
+    db.commit()
+    db.close()
+    with FileShareStore(tmp_path, 1000) as store:
+        store.path_of(pack(2), 0).write_bytes(b"old share X")  # rotted, same size
+        got = store.get(pack(1), 0)
+        assert got is not None and got.data == b"old share 1"
+        assert store.get(pack(2), 0) is None
+        # Put again (a repair): same bytes, no second copy of the space.
+        store.put(pack(1), 0, b"old share 1", b"d", OWNER_A, 20, 0)
+        assert store.used_bytes == len(b"old share 1")
+        assert store.get(pack(1), 0) is not None
