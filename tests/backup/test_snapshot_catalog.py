@@ -86,15 +86,20 @@ async def test_catalog_state_survives_reopen(tmp_path: Path) -> None:
     assert snapshot_of(out / "src") == snapshot_of(src)
 
 
+def _older_catalog(path: Path, schema: str) -> sqlite3.Connection:
+    """A catalog file as an earlier version left it; the caller fills and closes it."""
+    db = sqlite3.connect(path)
+    db.executescript(schema)
+    return db
+
+
 def test_catalog_from_before_ctime_is_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path)
-    db.execute(
+    _older_catalog(
+        path,
         "CREATE TABLE files (path BLOB PRIMARY KEY, size INTEGER NOT NULL, "
-        "mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, chunks BLOB NOT NULL)"
-    )
-    db.commit()
-    db.close()
+        "mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL, chunks BLOB NOT NULL)",
+    ).close()
     catalog = Catalog(path)
     state = FileState(5, 6, 7, 8)
     cid = bytes(32)
@@ -106,13 +111,13 @@ def test_catalog_from_before_ctime_is_upgraded(tmp_path: Path) -> None:
 
 def test_catalog_that_listed_unindexed_chunks_marks_their_packs(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    db = sqlite3.connect(path)
-    db.executescript(
+    db = _older_catalog(
+        path,
         "CREATE TABLE chunks (chunk_id BLOB PRIMARY KEY, pack_id BLOB NOT NULL, "
         "offset INTEGER NOT NULL, length INTEGER NOT NULL);"
         "CREATE TABLE packs (pack_id BLOB PRIMARY KEY, k INTEGER NOT NULL, "
         "n INTEGER NOT NULL, size INTEGER NOT NULL, placed INTEGER NOT NULL);"
-        "CREATE TABLE unindexed (chunk_id BLOB PRIMARY KEY);"
+        "CREATE TABLE unindexed (chunk_id BLOB PRIMARY KEY);",
     )
     indexed, half = b"i" * 32, b"h" * 32
     rows = [(bytes([n]) * 32, pack, n * 10, 10) for n, pack in enumerate([indexed, half, half])]
