@@ -110,8 +110,15 @@ class Catalog:
         self._mark_packs_not_chunks()
 
     def _mark_packs_not_chunks(self) -> None:
-        """A catalog that listed unindexed chunks one by one: mark their packs instead."""
-        with self._transaction():
+        """A catalog that listed unindexed chunks one by one: mark their packs instead.
+
+        Write-locked from the start: the peer and an engine process may open the same
+        catalog at once, and two read transactions both turning into writers would
+        leave one of them refused."""
+        if not self._needs_pack_marks():
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(packs)")}
             if "indexed" not in columns:
                 self._db.execute("ALTER TABLE packs ADD COLUMN indexed INTEGER NOT NULL DEFAULT 1")
@@ -122,6 +129,15 @@ class Catalog:
                     "FROM unindexed u JOIN chunks c ON c.chunk_id = u.chunk_id)"
                 )
                 self._db.execute("DROP TABLE unindexed")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _needs_pack_marks(self) -> bool:
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(packs)")}
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+        return "indexed" not in columns or "unindexed" in tables
 
     def close(self) -> None:
         self._db.close()
