@@ -150,6 +150,10 @@ class Catalog:
         ).fetchone()
         return None if row is None else Locator(row[0], row[1], row[2])
 
+    def holds_chunks(self) -> bool:
+        """Whether any chunk is known to be in the mesh."""
+        return self._db.execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is not None
+
     def has_chunk(self, chunk_id: bytes) -> bool:
         row = self._db.execute("SELECT 1 FROM chunks WHERE chunk_id = ?", (chunk_id,)).fetchone()
         return row is not None

@@ -182,6 +182,9 @@ class BackupEngine:
         self._indexing: list[bytes] = []
         self.placed: set[bytes] = set()  # ids of the packs this run placed
         self._last_progress = -float("inf")
+        # Whether the mesh holds exactly what this run placed: see `_held`.
+        self._began_empty = False
+        self._scanner: Scanner | None = None
 
     async def run(
         self,
@@ -196,6 +199,7 @@ class BackupEngine:
         Raises `P2PBackupError` when a path is missing or a pack cannot be placed;
         files that cannot be read are left out and listed in `stats.errors`."""
         self._reset()
+        self._began_empty = not self.catalog.holds_chunks()
         roots = [absolute(Path(os.fspath(p))) for p in paths]
         if not roots:
             raise P2PBackupError("name at least one path to back up")
@@ -221,6 +225,7 @@ class BackupEngine:
                         claims=self._claims,
                         look_up=self.catalog.remembers_files(),
                     )
+                    self._scanner = scanner
                     scanning.start_soon(scanner.scan, tops, send, scanning)
                     walk = _Walk(uploads, scanner, listings)
                     entries = []
@@ -436,11 +441,11 @@ class BackupEngine:
     ) -> bytes:
         """Store one chunk (file data or a tree) unless the mesh or this run has it."""
         chunk_id = self.codec.chunk_id(plain)
-        if chunk_id in self._pending or self.catalog.has_chunk(chunk_id):
+        if chunk_id in self._pending or self._held({chunk_id}):
             self.stats.chunks_reused += 1
             return chunk_id
         sealed = await self.run_sync(self.codec.seal, chunk_id, plain)
-        await self._add_sealed(uploads, chunk_id, sealed, packer=packer)
+        await self._add_sealed(uploads, chunk_id, sealed, held=False, packer=packer)
         return chunk_id
 
     def _note_fresh(self, prepared: dict[bytes, Prepared | OSError]) -> None:
@@ -450,7 +455,19 @@ class BackupEngine:
         until this run packs it; any later copy is then pending or placed."""
         ids = {cid for p in prepared.values() if isinstance(p, Prepared) for cid, _, _ in p.chunks}
         ids -= self._pending
-        self._fresh |= ids - self.catalog.known_chunks(ids)
+        self._fresh |= ids - self._held(ids)
+
+    def _held(self, chunk_ids: set[bytes]) -> set[bytes]:
+        """Which of these chunks, none of them pending, the mesh holds.
+
+        When the catalog held no chunk as the run began, the mesh holds exactly the
+        chunks this run packed and placed, and each of those is still claimed as
+        `PACKED` unless the scanner dropped the claims: a first backup then answers
+        without a catalog query per folder and per tree."""
+        scanner = self._scanner
+        if self._began_empty and not (scanner is not None and scanner.claims_dropped):
+            return {cid for cid in chunk_ids if self._claims.get(cid) == PACKED}
+        return self.catalog.known_chunks(chunk_ids)
 
     async def _add_sealed(
         self,
@@ -471,7 +488,7 @@ class BackupEngine:
         """`_add_sealed` up to the packs it finished, which the caller uploads. Apart,
         because most chunks finish no pack and need not wait on anything."""
         if held is None:
-            held = self.catalog.has_chunk(chunk_id)
+            held = bool(self._held({chunk_id}))
         if held or chunk_id in self._pending:
             self.stats.chunks_reused += 1
             return []

@@ -165,6 +165,9 @@ class Scanner:
         # would look every folder up and find nothing. Files this run remembers are
         # not walked again.
         self.look_up = look_up
+        # Set once the claims were dropped for memory: a PACKED claim then no longer
+        # proves a chunk was packed this run (see `BackupEngine._held`).
+        self.claims_dropped = False
         # Taken when a window's read starts, given back when the engine takes its result.
         self._budget = trio.Semaphore(windows_ahead)
 
@@ -231,6 +234,7 @@ class Scanner:
 
     async def _read(self, window: Window) -> None:
         if len(self.claims) > MAX_CLAIMS:
+            self.claims_dropped = True
             self.claims.clear()
         window.prepared = await self.run_sync(
             prepare_files, self.codec, window.batch, self.claims, window.places

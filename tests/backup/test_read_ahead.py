@@ -3,15 +3,28 @@ saved when the file that claimed the chunk could not be read."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from p2pbackup.backup import scan
 from p2pbackup.backup.blobs import BlobCodec, ChunkReader
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.packstore import MemoryPackStore
 from p2pbackup.backup.scan import Claims, Prepared, prepare_files
 from p2pbackup.peer.offload import to_thread
-from tests.backup.fs import KEYS, PACK_TARGET, PARAMS, backup, restorer, snapshot_of, write
+from tests.backup.fs import (
+    KEYS,
+    PACK_TARGET,
+    PARAMS,
+    backup,
+    codec,
+    restorer,
+    snapshot_of,
+    write,
+)
 
 
 class CountingCodec(BlobCodec):
@@ -126,4 +139,33 @@ async def test_a_file_whose_chunk_went_unsealed_is_read_again(tmp_path: Path) ->
     assert stats.files_failed == 0
     assert (out / "src" / "b").read_bytes() == content
     assert not (out / "src" / "a").exists()
+    catalog.close()
+
+
+async def test_a_first_backup_still_dedups_once_its_claims_are_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first backup tells placed chunks from its claims, not the catalog. Once the
+    claims are dropped for memory, it must ask the catalog again: a copy of a chunk
+    placed earlier in the run is not packed a second time."""
+    monkeypatch.setattr(scan, "MAX_CLAIMS", 3)
+    src = tmp_path / "src"
+    rng = random.Random(5)
+    shared = rng.randbytes(1000)  # under the minimum chunk: one chunk per file
+    for folder in range(12):
+        (src / f"d{folder:02}").mkdir(parents=True)
+        write(src / f"d{folder:02}" / "shared.h", shared)
+        for i in range(4):
+            write(src / f"d{folder:02}" / f"own{i}.h", rng.randbytes(1000))
+        (src / f"d{folder:02}" / "empty").mkdir()  # the same empty tree in every folder
+    blobs = codec(pack_target=4096)
+    store = MemoryPackStore()
+    catalog = Catalog(tmp_path / "catalog.db")
+    snapshot, eng = await backup(blobs, catalog, store, src)
+    # 48 own files, 1 shared file, 1 empty tree, 12 folder trees and the root's two.
+    assert eng.stats.chunks_new == 48 + 1 + 1 + 12 + 2
+    assert eng.stats.packs > 3  # packs were placed while the walk went on
+    out = tmp_path / "out"
+    await restorer(blobs, store).run(snapshot, out)
+    assert snapshot_of(out / "src") == snapshot_of(src)
     catalog.close()
