@@ -18,6 +18,11 @@ from p2pbackup.wire.frames import FrameDecoder, frame_prefix
 # A frame carries at most one pack (a few MiB) or a snapshot; anything near this is a bug.
 MAX_FRAME = 256 * 1024 * 1024
 RECEIVE_CHUNK = 1024 * 1024
+# Once begun, a frame is finished even if its sender is cancelled: cut off, it would
+# garble every frame after it (a failed upload cancels the others while one of them is
+# halfway through a pack, and the failure itself must still get through). The other
+# end always reads on, or exits and breaks the pipe; this bounds it if it does neither.
+FINISH_FRAME_SECONDS = 60.0
 
 
 class BrokenPipeFrame(P2PBackupError):
@@ -32,14 +37,22 @@ class FrameChannel:
         self._send = send
         self._decoder = FrameDecoder(MAX_FRAME)
         self._send_lock = trio.Lock()
+        self._cut_off = False
 
     async def send(self, frame: dict[str, Any]) -> None:
         body = cbor2.dumps(frame)
         prefix = frame_prefix(len(body), MAX_FRAME)
         async with self._send_lock:
-            # Apart: joining them copied every pack once more on its way.
-            await self._send.send_all(prefix)
-            await self._send.send_all(body)
+            if self._cut_off:
+                raise BrokenPipeFrame("an earlier frame on this pipe was cut off")
+            with trio.CancelScope(shield=True) as finishing:
+                finishing.deadline = trio.current_time() + FINISH_FRAME_SECONDS
+                # Apart: joining them copied every pack once more on its way.
+                await self._send.send_all(prefix)
+                await self._send.send_all(body)
+            if finishing.cancelled_caught:
+                self._cut_off = True
+                raise BrokenPipeFrame("the other end stopped reading in the middle of a frame")
 
     async def receive(self) -> dict[str, Any] | None:
         """The next frame, or None once the other end closed its side cleanly."""
