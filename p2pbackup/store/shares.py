@@ -373,7 +373,8 @@ class FileShareStore:
     """Shares as files under `root/shares/ab/cd/<pack id hex>.<index>`, indexed in SQLite.
 
     One lock serialises every call, so threads from `trio.to_thread` may call
-    concurrently; an exclusive `flock` on `root/lock` keeps a second process
+    concurrently, except the writing of a new share's file, which runs beside
+    other calls (see `put`); an exclusive `flock` on `root/lock` keeps a second process
     (a second peer on the same home) from opening the store and reconciling
     away files the first is still writing.
     """
@@ -386,6 +387,10 @@ class FileShareStore:
         self._shares_dir = self._root / "shares"
         self._shares_dir.mkdir(parents=True, exist_ok=True)
         self._mutex = threading.RLock()
+        # New shares whose files are being written outside the lock, and the signal that
+        # one is done: a second put of the same share waits for the first.
+        self._writing: set[ShareKey] = set()
+        self._written = threading.Condition(self._mutex)
         self._lock_fd = self._acquire_lock()
         self._corrupt_dropped = 0
         try:
@@ -525,7 +530,10 @@ class FileShareStore:
         _check_put(pack_id, index, data, descriptor, owner, lease_expiry, now)
         digest = digest_of(data) if root is None else root
         key = (pack_id, index)
+        path = self.path_of(pack_id, index)
         with self._mutex:
+            while key in self._writing:  # the same share, put twice at once
+                self._written.wait()
             row = self._db.execute(
                 "SELECT owner, size, digest, lease_expiry, merkle FROM shares "
                 "WHERE pack_id = ? AND idx = ?",
@@ -533,15 +541,13 @@ class FileShareStore:
             ).fetchone()
             if row is not None and bytes(row[0]) != owner:
                 raise _owner_conflict(pack_id, index)
-            path = self.path_of(pack_id, index)
             same = row is not None and (
                 bytes(row[2]) == digest if row[4] else _flat_digest(data) == bytes(row[2])
             )
             if same:
                 if not self._file_matches(path, bytes(row[2]), row[4]):
                     # The held copy rotted or vanished: the re-put heals it in place.
-                    self._make_dirs(path.parent)
-                    write_atomically(path, data)
+                    self._write_share(path, data)
                 if lease_expiry >= row[3]:
                     self._db.execute(
                         "UPDATE shares SET descriptor = ?, lease_expiry = ? "
@@ -552,31 +558,68 @@ class FileShareStore:
             old_size = int(row[1]) if row is not None else 0
             if self._used - old_size + len(data) > self._capacity:
                 raise _full_error(len(data), self._used - old_size, self._capacity)
-            self._make_dirs(path.parent)
-            write_atomically(path, data)
-            try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO shares "
-                    "(pack_id, idx, size, owner, lease_expiry, stored_at, descriptor, digest, "
-                    "merkle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                    (pack_id, index, len(data), owner, lease_expiry, now, descriptor, digest),
-                )
-            except BaseException:
-                # No row, no file: a failed put must not leave unaccounted bytes behind.
-                # (A failed replace leaves the old row, which `get` then finds corrupt.)
-                if row is None:
-                    path.unlink(missing_ok=True)
-                raise
-            self._used += len(data) - old_size
+            if row is not None:
+                # A held share replaced, all under the lock: no reader sees it half done.
+                # A failed replace leaves the old row, which `get` then finds corrupt.
+                self._write_share(path, data)
+                self._insert_row(key, data, descriptor, owner, lease_expiry, now, digest)
+                self._used += len(data) - old_size
+                return
+            # Counted from here, so puts at once cannot overfill the store.
+            self._used += len(data)
+            self._writing.add(key)
+        # A new share's file is written and synced without the lock, so the shares of
+        # several packs arriving at once wait for the disk side by side, not in turn.
+        # No row names it until it is durable, so no reader looks for it meanwhile,
+        # and a crash leaves a file without a row, which opening the store deletes.
+        try:
+            self._write_share(path, data)
+            with self._mutex:
+                self._insert_row(key, data, descriptor, owner, lease_expiry, now, digest)
+        except BaseException:
+            with self._mutex:  # no row, no file, no bytes counted
+                self._used -= len(data)
+                path.unlink(missing_ok=True)
+            raise
+        finally:
+            with self._mutex:
+                self._writing.discard(key)
+                self._written.notify_all()
 
-    def _make_dirs(self, directory: Path) -> None:
-        """Create fan-out directories, fsyncing each parent so new entries survive power loss."""
+    def _insert_row(
+        self,
+        key: ShareKey,
+        data: bytes,
+        descriptor: bytes,
+        owner: bytes,
+        lease_expiry: int,
+        now: int,
+        digest: bytes,
+    ) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO shares "
+            "(pack_id, idx, size, owner, lease_expiry, stored_at, descriptor, digest, merkle) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            (*key, len(data), owner, lease_expiry, now, descriptor, digest),
+        )
+
+    def _write_share(self, path: Path, data: bytes) -> None:
+        """Write a share's file atomically, creating its fan-out directories, all durable
+        before this returns.
+
+        The directories are synced after the file, not each as it is made: on a
+        journaling file system the file's sync commits the new directories with it,
+        and the later syncs of their parents find nothing left to commit. Synced one
+        by one, a fresh store paid four journal commits per share instead of two."""
         missing: list[Path] = []
+        directory = path.parent
         while not directory.exists() and directory != self._shares_dir:
             missing.append(directory)
             directory = directory.parent
         for created in reversed(missing):
             created.mkdir(exist_ok=True)
+        write_atomically(path, data)
+        for created in missing:
             _fsync_dir(created.parent)
 
     @staticmethod

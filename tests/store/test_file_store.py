@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pbackup.store import FileShareStore, StoreLocked
+from p2pbackup.store import FileShareStore, StoreLocked, shares
 from p2pbackup.store.shares import digest_of
 from tests.store.conftest import OWNER_A, OWNER_B, pack
 
@@ -158,6 +158,88 @@ def test_concurrent_threads(tmp_path: Path) -> None:
             thread.join()
         assert store.stats()["shares"] == 80
         assert store.used_bytes == 80 * 500
+
+
+def test_new_shares_wait_for_the_disk_side_by_side(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shares of several packs arrive at a holder at once; one put's fsync must not hold
+    up the others (each would otherwise wait for every earlier one's journal commit)."""
+    both_writing = threading.Barrier(2, timeout=10)
+    write = shares.write_atomically
+
+    def write_when_both_are_writing(path: Path, data: bytes) -> None:
+        both_writing.wait()  # broken after 10 s if the puts are serialised
+        write(path, data)
+
+    monkeypatch.setattr(shares, "write_atomically", write_when_both_are_writing)
+    errors: list[BaseException] = []
+    with FileShareStore(tmp_path, 10**6) as store:
+
+        def put(n: int) -> None:
+            try:
+                store.put(pack(n), 0, bytes([n]) * 100, b"d", OWNER_A, 10, 0)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=put, args=(n,)) for n in (1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert [store.get(pack(n), 0) is not None for n in (1, 2)] == [True, True]
+        assert store.used_bytes == 200
+
+
+def test_the_same_share_put_twice_at_once_is_stored_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    write = shares.write_atomically
+
+    def slow_write(path: Path, data: bytes) -> None:
+        release.wait(10)
+        write(path, data)
+
+    monkeypatch.setattr(shares, "write_atomically", slow_write)
+    with FileShareStore(tmp_path, 150) as store:
+        first = threading.Thread(
+            target=store.put, args=(pack(1), 0, b"x" * 100, b"d", OWNER_A, 10, 0)
+        )
+        second = threading.Thread(
+            target=store.put, args=(pack(1), 0, b"x" * 100, b"d", OWNER_A, 20, 0)
+        )
+        first.start()
+        time.sleep(0.1)
+        second.start()
+        time.sleep(0.2)
+        assert second.is_alive()  # waiting for the first, not writing beside it
+        release.set()
+        first.join()
+        second.join()
+        assert store.used_bytes == 100 and store.stats()["shares"] == 1
+        assert store.get(pack(1), 0).lease_expiry == 20  # type: ignore[union-attr]
+    assert stray_files(tmp_path) == [
+        tmp_path / "shares" / pack(1).hex()[:2] / pack(1).hex()[2:4] / f"{pack(1).hex()}.0"
+    ]
+
+
+def test_a_failed_write_leaves_nothing_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_write(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    with FileShareStore(tmp_path, 150) as store:
+        monkeypatch.setattr(shares, "write_atomically", failing_write)
+        with pytest.raises(OSError, match="No space"):
+            store.put(pack(1), 0, b"x" * 100, b"d", OWNER_A, 10, 0)
+        assert store.used_bytes == 0 and not store.has(pack(1), 0)
+        assert stray_files(tmp_path) == []
+        monkeypatch.undo()
+        store.put(pack(1), 0, b"x" * 100, b"d", OWNER_A, 10, 0)  # the space is still free
+        assert store.used_bytes == 100
 
 
 _CHILD = textwrap.dedent(
