@@ -18,7 +18,7 @@ from p2pbackup.dht.messages import FindNode, Ping, Pong
 from p2pbackup.errors import PeerUnreachable, RemoteError
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.handshake import ABYTES, Handshake, SecureChannel
-from p2pbackup.net.tcp import TcpOptions, TcpTransport
+from p2pbackup.net.tcp import SEND_APART, SmallFirst, TcpOptions, TcpTransport
 from p2pbackup.net.transport import Remote
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 from p2pbackup.wire.messages import Message, encode_message
@@ -277,3 +277,16 @@ async def test_a_peer_that_vanishes_mid_request_fails_only_that_call(
                 calls.start_soon(call)
                 await stopped.wait()
                 await server.aclose()
+
+
+async def test_small_frames_go_out_ahead_of_queued_shares() -> None:
+    """A DHT request queued behind shares on the same connection must not wait for
+    megabytes to go out first; frames are sealed as they leave, so order is free."""
+    send, receive = trio.open_memory_channel[bytes](64)
+    big = [bytes([n]) * SEND_APART for n in range(3)]
+    for frame in (big[0], big[1], b"find-1", big[2], b"find-2"):
+        send.send_nowait(frame)
+    send.close()
+    frames = SmallFirst(receive)
+    order = [await frames.next() for _ in range(6)]
+    assert order == [b"find-1", big[0], b"find-2", big[1], big[2], None]
