@@ -193,18 +193,27 @@ class DhtNode:
             self.table.add_hearsay(contact, now)
 
     async def lookup(
-        self, target: bytes, count: int | None = None, *, keep_hearsay: bool = False
+        self,
+        target: bytes,
+        count: int | None = None,
+        *,
+        keep_hearsay: bool = False,
+        alpha: int | None = None,
     ) -> LookupOutcome:
         """The `count` (default k) live peers closest to `target` (ourselves excluded).
 
         A caller that needs only a share set's neighbourhood asks for fewer than
         k: the walk ends once that many nearest have answered, at half the cost.
+        `alpha` overrides how many queries are in flight at once: placing or
+        fetching a share set asks about as many peers as it has shares, so the
+        walk takes one round trip where it took three.
         Peers named in answers enter the routing table only with `keep_hearsay`
         (joining, when the table is empty); otherwise only peers that answered
         us do, so a liar's made-up names cannot crowd out real ones.
         """
         wanted = self.config.k if count is None else max(1, min(count, self.config.k))
-        state = Lookup(target, wanted, self.config.alpha, local_id=self.node_id)
+        parallel = self.config.alpha if alpha is None else max(1, alpha)
+        state = Lookup(target, wanted, parallel, local_id=self.node_id)
         state.seed(self.table.closest(target))
 
         async def query(contact: Contact) -> Iterable[Contact] | None:

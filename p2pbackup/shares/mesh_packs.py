@@ -70,7 +70,7 @@ class MeshPackStore:
         candidates: list[Contact] = []
 
         async def look_up() -> None:
-            candidates.extend((await self.dht.lookup(pack_id)).contacts)
+            candidates.extend((await self.dht.lookup(pack_id, alpha=r.n)).contacts)
 
         # The lookup waits on the network while the coding keeps a core busy: run
         # them side by side, since the last pack of a backup waits for both.
@@ -97,7 +97,7 @@ class MeshPackStore:
     # ---- get -------------------------------------------------------------
 
     async def get(self, pack_id: bytes) -> bytes:
-        candidates = (await self.dht.lookup(pack_id)).contacts
+        candidates = (await self.dht.lookup(pack_id, alpha=self.redundancy.n)).contacts
         gathered: dict[int, bytes] = {}
         chosen: ShareDescriptor | None = None
         problems: list[str] = []

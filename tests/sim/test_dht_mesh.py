@@ -117,3 +117,23 @@ async def test_peers_crashing_mid_lookup_and_mid_write_do_not_stall_the_caller(
         with trio.fail_after(30):
             write = await source.peer.dht.put(record)
     assert len(write.acks) >= 3
+
+
+async def test_a_wider_lookup_finds_the_same_peers_in_fewer_round_trips(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Placement asks n peers at once: the same k closest, sooner (virtual time)."""
+    mesh = await build_mesh(nursery, 200, seed=5)
+    rng = random.Random(3)
+    took = {10: 0.0, 3: 0.0}  # the wide one first: the other then starts from its finds
+    for _ in range(20):
+        source = rng.choice(mesh.live())
+        target = rng.randbytes(20)
+        found = {}
+        for alpha in took:
+            began = trio.current_time()
+            outcome = await source.peer.dht.lookup(target, alpha=alpha)
+            took[alpha] += trio.current_time() - began
+            found[alpha] = [c.node_id for c in outcome.contacts]
+        assert found[10] == found[3]
+    assert took[10] < 0.8 * took[3]
