@@ -206,7 +206,7 @@ class DhtNode:
         k: the walk ends once that many nearest have answered, at half the cost.
         `alpha` overrides how many queries are in flight at once: placing or
         fetching a share set asks about as many peers as it has shares, so the
-        walk takes one round trip where it took three.
+        walk needs fewer round trips (in a mesh of ten, one instead of three).
         Peers named in answers enter the routing table only with `keep_hearsay`
         (joining, when the table is empty); otherwise only peers that answered
         us do, so a liar's made-up names cannot crowd out real ones.
