@@ -554,6 +554,9 @@ class BackupEngine:
         `_record_index` has run, after every data pack is placed: an index pack
         placed by a run whose data then failed is never recorded, and the next run
         indexes those packs' chunks."""
+        # The last packs' uploads start first: building the index is tens of
+        # milliseconds of work with no await in it, and they would wait for it.
+        await trio.lowlevel.checkpoint()
         on_way = dict(self._in_flight)
         # A pack that was on its way when the index began is listed from `on_way`.
         placed_before = [p for p in self.catalog.unindexed_packs() if p not in on_way]

@@ -209,3 +209,25 @@ async def test_index_is_split_into_bounded_blobs(tmp_path: Path) -> None:
     assert result.failures == []
     assert snapshot_of(out / "data") == snapshot_of(src)
     assert os.path.isdir(out / "data" / "sub3" / "inner")
+
+
+async def test_the_last_packs_leave_before_the_index_is_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building the index takes tens of milliseconds with no await in it: the packs
+    flushed at the end of the walk must already be on their way by then."""
+    src = tmp_path / "data"
+    build_many(src, random.Random(6))
+    blobs, store = codec(), MemoryPackStore()
+    catalog = Catalog(tmp_path / "catalog.db")
+    puts_when_indexing: list[int] = []
+    unindexed = Catalog.unindexed_packs
+
+    def note_puts(self: Catalog) -> list[bytes]:
+        puts_when_indexing.append(store.puts)
+        return unindexed(self)
+
+    monkeypatch.setattr(Catalog, "unindexed_packs", note_puts)
+    snapshot, eng = await backup(blobs, catalog, store, src)
+    index_packs = len({locator.pack_id for locator in snapshot.index})
+    assert puts_when_indexing == [store.puts - index_packs]
