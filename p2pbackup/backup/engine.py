@@ -176,6 +176,9 @@ class BackupEngine:
         self._index_written: list[Locator] = []  # index blobs this run placed
         # Data packs handed to the mesh and not placed yet: pack id -> its chunks.
         self._in_flight: dict[bytes, list[tuple[bytes, Locator]]] = {}
+        # Uploads spawned, and those that have begun handing their pack to the store.
+        self._uploads_spawned = 0
+        self._uploads_begun = 0
         # Index packs placed this run, recorded once every data pack is, and the data
         # packs their blobs list.
         self._index_placed: list[IndexPack] = []
@@ -517,9 +520,11 @@ class BackupEngine:
         # finished packs are alive besides the one the packer is filling.
         token = object()
         await self._uploads.acquire_on_behalf_of(token)
+        self._uploads_spawned += 1
         uploads.start_soon(self._upload, pack, token, on_placed)
 
     async def _upload(self, pack: Pack, token: object, on_placed: OnPlaced) -> None:
+        self._uploads_begun += 1
         try:
             receipt = await self.packs.put(pack.pack_id, pack.data)
         finally:
@@ -554,9 +559,10 @@ class BackupEngine:
         `_record_index` has run, after every data pack is placed: an index pack
         placed by a run whose data then failed is never recorded, and the next run
         indexes those packs' chunks."""
-        # The last packs' uploads start first: building the index is tens of
+        # The last packs' uploads begin first: building the index is tens of
         # milliseconds of work with no await in it, and they would wait for it.
-        await trio.lowlevel.checkpoint()
+        while self._uploads_begun < self._uploads_spawned:
+            await trio.lowlevel.checkpoint()
         on_way = dict(self._in_flight)
         # A pack that was on its way when the index began is listed from `on_way`.
         placed_before = [p for p in self.catalog.unindexed_packs() if p not in on_way]

@@ -228,6 +228,6 @@ async def test_the_last_packs_leave_before_the_index_is_built(
         return unindexed(self)
 
     monkeypatch.setattr(Catalog, "unindexed_packs", note_puts)
-    snapshot, eng = await backup(blobs, catalog, store, src)
+    snapshot, _ = await backup(blobs, catalog, store, src)
     index_packs = len({locator.pack_id for locator in snapshot.index})
     assert puts_when_indexing == [store.puts - index_packs]
