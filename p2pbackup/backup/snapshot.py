@@ -29,6 +29,10 @@ from p2pbackup.wire.schema import (
 SNAPSHOT_INDEX_NAME = b"snapshots"
 SNAPSHOT_ID_BYTES = 16
 PACK_ID_BYTES = 20
+# Built once: a restore checks a locator per chunk of the index.
+_PACK_ID = bytes_field(exact=PACK_ID_BYTES)
+_OFFSET = int_field(0, 2**40)
+_LENGTH = int_field(1, 2**40)
 _SNAPSHOT_AAD = b"p2pbackup-snapshot-v1"
 _FORGET_AAD = b"p2pbackup-forget-v1"
 _RELEASED_AAD = b"p2pbackup-released-v1"
@@ -54,8 +58,7 @@ class Locator:
     def from_wire(cls, value: Any) -> Locator:
         if not isinstance(value, list) or len(value) != 3:
             raise WireError("a locator is [pack id, offset, length]")
-        pack_id = bytes_field(exact=PACK_ID_BYTES)(value[0])
-        return cls(pack_id, int_field(0, 2**40)(value[1]), int_field(1, 2**40)(value[2]))
+        return cls(_PACK_ID(value[0]), _OFFSET(value[1]), _LENGTH(value[2]))
 
 
 @dataclass(frozen=True)
