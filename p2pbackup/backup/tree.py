@@ -74,18 +74,21 @@ def _int_field(value: Any, name: str, lo: int, hi: int) -> int:
     return value
 
 
-def _chunk_refs(value: Any) -> tuple[tuple[bytes, int], ...]:
+def _chunk_refs(value: Any) -> tuple[tuple[tuple[bytes, int], ...], int]:
+    """The references and the sum of their lengths."""
     if type(value) is not list or len(value) > MAX_CHUNKS_PER_FILE:
         raise WireError(f"field 'chunks': expected a list of at most {MAX_CHUNKS_PER_FILE}")
     refs = []
+    total = 0
     for ref in value:
         if type(ref) is not list or len(ref) != 2:
             raise WireError("a chunk reference is [chunk id, length]")
         chunk_id, length = ref
         if type(chunk_id) is not bytes or len(chunk_id) != CHUNK_ID_BYTES:
             raise WireError(f"a chunk id is {CHUNK_ID_BYTES} bytes")
-        refs.append((chunk_id, _int_field(length, "chunks", 0, 2**32)))
-    return tuple(refs)
+        total += _int_field(length, "chunks", 0, 2**32)
+        refs.append((chunk_id, length))
+    return tuple(refs), total
 
 
 def _entry_from_wire(value: Any) -> TreeEntry:
@@ -109,7 +112,7 @@ def _entry_from_wire(value: Any) -> TreeEntry:
     _int_field(mtime, "mtime", -(2**62), 2**62)
     _int_field(size, "size", 0, 2**62)
     chunks_value, subtree, target = value.get("chunks"), value.get("subtree"), value.get("target")
-    chunks = () if chunks_value is None else _chunk_refs(chunks_value)
+    chunks, total = ((), 0) if chunks_value is None else _chunk_refs(chunks_value)
     if subtree is not None and (type(subtree) is not bytes or len(subtree) != CHUNK_ID_BYTES):
         raise WireError(f"field 'subtree': expected {CHUNK_ID_BYTES} bytes")
     if target is not None and (type(target) is not bytes or len(target) > _MAX_TARGET):
@@ -118,7 +121,7 @@ def _entry_from_wire(value: Any) -> TreeEntry:
         raise WireError("a directory entry needs its subtree")
     if kind is EntryKind.SYMLINK and target is None:
         raise WireError("a symlink entry needs its target")
-    if kind is EntryKind.FILE and sum(length for _, length in chunks) != size:
+    if kind is EntryKind.FILE and total != size:
         raise WireError("a file's chunk lengths do not add up to its size")
     return TreeEntry(name, kind, mode, mtime, size, chunks, subtree, target)
 
