@@ -31,7 +31,7 @@ log = logging.getLogger("p2pbackup.net.tcp")
 
 RECEIVE_CHUNK = 256 * 1024
 SEND_APART = 64 * 1024  # frames at least this big go out as prefix, then body
-HELD_BIG = 2  # big frames the writer holds back while small ones go first
+HELD_BIG = 2  # big frames the writer may hold back, besides the next, for small ones
 
 
 class _Closed(Exception):
@@ -373,8 +373,8 @@ class SmallFirst:
     A backup queues shares of several packs on each connection, and the DHT
     lookup for its next pack asks the same peers: in order, each small request
     waited behind megabytes of shares. Frames are sealed as they are sent, so
-    sending them out of order is safe; at most `HELD_BIG` big frames wait here
-    besides those in the outbox, so memory stays bounded."""
+    sending them out of order is safe; at most `HELD_BIG` + 1 big frames wait
+    here besides those in the outbox, so memory stays bounded."""
 
     def __init__(self, outbox: trio.MemoryReceiveChannel[bytes]) -> None:
         self._outbox = outbox
