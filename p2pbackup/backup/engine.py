@@ -52,6 +52,12 @@ PROGRESS_EVERY = 0.25
 INDEX_BLOB_ENTRIES = 50_000
 # Unchanged-file rows are written to the catalog in batches of about this many.
 REMEMBER_BATCH = 1000
+# A file changed this recently before a run began (or during it) is saved but not
+# remembered: a write in the same tick of the file system's clock as the state the
+# run took would leave that state as it was, and later runs would skip the file for
+# good (Git calls such files "racily clean"). Two seconds cover the coarsest clocks
+# in use (FAT keeps mtimes to 2 s); the cost is one more read of files just written.
+RACY_SECONDS = 2.0
 
 OnPlaced = Callable[[Pack, PackReceipt], None]
 
@@ -141,6 +147,7 @@ class BackupEngine:
         parallel_uploads: int = 4,
         now: Callable[[], float] = time.time,
         index_entries: int = INDEX_BLOB_ENTRIES,
+        racy_seconds: float = RACY_SECONDS,
     ) -> None:
         if parallel_uploads < 1:
             raise ValueError("parallel_uploads must be at least 1")
@@ -154,6 +161,7 @@ class BackupEngine:
         self.excludes = excludes
         self.parallel_uploads = parallel_uploads
         self.index_entries = index_entries
+        self.racy_seconds = racy_seconds
         self.now = now
         self.stats = BackupStats()
         self._uploads = trio.CapacityLimiter(parallel_uploads)
@@ -165,6 +173,7 @@ class BackupEngine:
         # Folder lists go to packs of their own: a restore or `ls` walks every tree
         # before it needs any file data, and fetched the data packs for them.
         self._tree_packer: Packer = self.codec.packer()
+        self._settled_ns = 0  # set when a run begins: see `_remember_unless_changed`
         self._pending: set[bytes] = set()  # chunk ids packed this run but not yet placed
         self._claims: Claims = {}  # chunk id -> where in walk order it is first sealed
         self._waiting: dict[bytes, list[_WaitingFile]] = {}  # pending chunk id -> its files
@@ -202,6 +211,8 @@ class BackupEngine:
         Raises `P2PBackupError` when a path is missing or a pack cannot be placed;
         files that cannot be read are left out and listed in `stats.errors`."""
         self._reset()
+        # Files whose mtime and ctime are both before this are remembered.
+        self._settled_ns = int((self.now() - self.racy_seconds) * 1_000_000_000)
         self._began_empty = not self.catalog.holds_chunks()
         roots = [absolute(Path(os.fspath(p))) for p in paths]
         if not roots:
@@ -418,9 +429,15 @@ class BackupEngine:
         # A file that changed between the listing and the read, or whose read came to
         # another size, is saved as read but not remembered: the next run reads it
         # again instead of trusting a mixed chunk list. One written during or after
-        # the read no longer has the state remembered here, so it is read again too.
+        # the read no longer has the state remembered here, so it is read again too,
+        # unless it fell in the same tick of the file system's clock: a file changed
+        # just before the run is not remembered either (see `RACY_SECONDS`).
         before = file_state(entry)
-        if opened == before and sum(n for _, n in chunks) == before.size:
+        if (
+            opened == before
+            and sum(n for _, n in chunks) == before.size
+            and max(before.mtime_ns, before.ctime_ns) < self._settled_ns
+        ):
             self._remember(entry.path, before, chunks)
 
     def _remember(self, path: bytes, state: FileState, chunks: ChunkList) -> None:

@@ -39,6 +39,9 @@ def codec(pack_target: int = PACK_TARGET, params: ChunkParams = PARAMS) -> BlobC
 
 def engine(blobs: BlobCodec, catalog: Catalog, store: PackStore, **kwargs: Any) -> BackupEngine:
     kwargs.setdefault("run_sync", inline)
+    # Trees here are written just before each backup: only the test of the racy
+    # rule keeps the engine from remembering files that new.
+    kwargs.setdefault("racy_seconds", 0.0)
     return BackupEngine(blobs, catalog, store, **kwargs)
 
 

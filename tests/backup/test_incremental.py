@@ -6,12 +6,14 @@ from __future__ import annotations
 import math
 import os
 import random
+import time
 from pathlib import Path
 
 import pytest
 
 from p2pbackup.backup.blobs import BlobCodec, ChunkReader
 from p2pbackup.backup.catalog import Catalog
+from p2pbackup.backup.engine import RACY_SECONDS
 from p2pbackup.backup.packstore import MemoryPackStore
 from p2pbackup.codec.chunker import chunk_bytes
 from tests.backup.fs import (
@@ -231,3 +233,27 @@ async def test_the_last_packs_leave_before_the_index_is_built(
     snapshot, _ = await backup(blobs, catalog, store, src)
     index_packs = len({locator.pack_id for locator in snapshot.index})
     assert puts_when_indexing == [store.puts - index_packs]
+
+
+async def test_a_file_changed_just_before_a_backup_is_read_again_next_time(
+    tmp_path: Path,
+) -> None:
+    """A write in the same tick of the file system's clock as the state a backup took
+    would leave that state as it was; a file that new is saved, not remembered."""
+    src = tmp_path / "data"
+    build_many(src, random.Random(7))
+    blobs, store = codec(), MemoryPackStore()
+    catalog = Catalog(tmp_path / "catalog.db")
+    racy = {"racy_seconds": RACY_SECONDS}
+    _, first = await backup(blobs, catalog, store, src, **racy)
+    _, second = await backup(blobs, catalog, store, src, **racy)
+    assert first.stats.files == second.stats.files == FILES
+    assert second.stats.files_unchanged == 0 and second.stats.bytes_read == first.stats.bytes
+    assert second.stats.chunks_new == 0  # read again, but nothing new to send
+
+    # The same files, once their last change is older than the window, are skipped.
+    later = time.time() + RACY_SECONDS + 1
+    _, third = await backup(blobs, catalog, store, src, now=lambda: later, **racy)
+    _, fourth = await backup(blobs, catalog, store, src, now=lambda: later, **racy)
+    assert third.stats.files_unchanged == 0
+    assert fourth.stats.files_unchanged == FILES and fourth.stats.bytes_read == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from cli.demo import compare_trees
 from cli.localmesh import CLI, LocalMesh
+from p2pbackup.backup.engine import RACY_SECONDS
 from tests.peer.trees import change_some, make_tree
 
 pytestmark = pytest.mark.timeout(600)
@@ -36,6 +38,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("source") / "tree"
     root.mkdir()
     assert make_tree(root) > 1000
+    time.sleep(RACY_SECONDS)  # a tree this new would not be remembered by its first backup
     return root
 
 

@@ -16,6 +16,7 @@ import trio.testing
 
 from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
+from p2pbackup.backup.engine import RACY_SECONDS
 from p2pbackup.backup.packstore import MemoryPackStore, PackReceipt
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer import engine_process
@@ -93,6 +94,7 @@ def child_pids() -> set[int]:
 async def test_backup_in_a_process_restores_identical(tmp_path: Path) -> None:
     src = tmp_path / "src"
     build_tree(src, random.Random(4))
+    await trio.sleep(RACY_SECONDS)  # a tree this new would not be remembered
     store = MemoryPackStore()
     progress = Recorder()
     job = BackupJob(tmp_path / "catalog.db", (str(src),), "test-host", ("t1",))
