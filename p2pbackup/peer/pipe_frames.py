@@ -45,8 +45,8 @@ class FrameChannel:
         async with self._send_lock:
             if self._cut_off:
                 raise BrokenPipeFrame("an earlier frame on this pipe was cut off")
-            with trio.CancelScope(shield=True) as finishing:
-                finishing.deadline = trio.current_time() + FINISH_FRAME_SECONDS
+            deadline = trio.current_time() + FINISH_FRAME_SECONDS
+            with trio.CancelScope(shield=True, deadline=deadline) as finishing:
                 # Apart: joining them copied every pack once more on its way.
                 await self._send.send_all(prefix)
                 await self._send.send_all(body)
