@@ -25,6 +25,7 @@ from cli.progress import live_progress
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import parse_address
 from p2pbackup.peer import control
+from p2pbackup.peer.heap import keep_freed_pages
 from p2pbackup.peer.home import Home
 from p2pbackup.store.capacity import format_size, parse_size
 
@@ -228,6 +229,7 @@ def serve(
     async def run() -> None:
         await PeerService(home, options).run()
 
+    keep_freed_pages()  # every share is a new MiB-sized buffer: decision 0013
     try:
         trio.run(run)
     except OSError as exc:

@@ -37,6 +37,7 @@ from p2pbackup.backup.restore import RestoreEngine
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.peer.heap import keep_freed_pages
 from p2pbackup.peer.offload import inline
 from p2pbackup.peer.pipe_frames import FrameChannel
 
@@ -205,6 +206,7 @@ def main() -> None:
     # the catalog's statements) or die young anyway.
     gc.freeze()
     gc.set_threshold(20_000, 20, 100)
+    keep_freed_pages()  # packs of 4 MiB cross the pipe both ways: decision 0013
 
     async def serve() -> None:
         frames_in = trio.lowlevel.FdStream(os.dup(0))

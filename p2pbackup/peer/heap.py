@@ -1,0 +1,47 @@
+"""Keep the C heap's freed pages in the process instead of handing them back.
+
+A peer moves shares and packs of one to four MiB: each is received, decrypted,
+decoded, hashed and written, and every step makes a new buffer of that size.
+glibc serves such buffers with fresh pages (mmap, or heap it just trimmed), and
+on a virtual machine the first touch of each 4 KiB page is a fault: copying a
+1.4 MB share cost 1.3 ms, against 0.06 ms into pages already mapped. Raising
+the mmap and trim thresholds keeps big buffers on the heap and the heap's free
+top mapped, up to `TRIM_BYTES`, so the next share reuses the same pages.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+# From glibc's malloc.h.
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+# Above the biggest frame (8 MiB) and pack, so none of them is mmapped on its own.
+MMAP_BYTES = 16 * 1024 * 1024
+# A free heap top above this is returned to the system: an idle peer keeps at most
+# this much it does not use.
+TRIM_BYTES = 64 * 1024 * 1024
+
+
+def keep_freed_pages() -> bool:
+    """Set the thresholds where glibc's `mallopt` exists; whether it did."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    mallopt.restype = ctypes.c_int
+    done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_BYTES)) and bool(
+        mallopt(M_TRIM_THRESHOLD, TRIM_BYTES)
+    )
+    if not done:
+        log.debug("mallopt refused the heap thresholds; keeping the defaults")
+    return done
