@@ -1,15 +1,18 @@
 """The connection handshake and the encrypted channel after it, sans-IO.
 
 Both sides send a hello at once (version, Ed25519 identity key, a fresh
-X25519 key, the address they listen on). Each then signs a digest of both
-hellos under its role and sends the signature with its secretstream header.
-Signing both ephemeral keys binds the session keys (crypto_kx) to the two
-identities: a man in the middle can relay hellos but cannot sign for either
-side, and a replayed proof fails against fresh ephemeral keys.
+X25519 key, the address they listen on, the channel ciphers they offer).
+Each then signs a digest of both hellos under its role and sends the
+signature with its channel header. Signing both ephemeral keys binds the
+session keys (crypto_kx) to the two identities: a man in the middle can
+relay hellos but cannot sign for either side, and a replayed proof fails
+against fresh ephemeral keys. The cipher lists are signed too, so no one
+between can talk the two sides down to a cipher both would not pick.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +20,7 @@ import cbor2
 from nacl import bindings
 from nacl.encoding import RawEncoder
 from nacl.hash import blake2b
+from nacl.utils import random as random_bytes
 
 from p2pbackup.crypto.identity import (
     PUBLIC_KEY_BYTES,
@@ -36,11 +40,18 @@ from p2pbackup.wire.schema import (
     str_field,
 )
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_HANDSHAKE_FRAME = 1024
-_CONTEXT = b"p2pbackup handshake v1"
+_CONTEXT = b"p2pbackup handshake v2"
 _HEADER_BYTES = bindings.crypto_secretstream_xchacha20poly1305_HEADERBYTES
-ABYTES = bindings.crypto_secretstream_xchacha20poly1305_ABYTES
+
+SECRETSTREAM = "xchacha20poly1305-secretstream"
+AEGIS256 = "aegis256"
+_AEGIS_COUNTER_BYTES = bindings.crypto_aead_aegis256_NPUBBYTES - _HEADER_BYTES
+# Whichever cipher a connection uses, a sealed frame is at most this much longer.
+ABYTES = max(
+    bindings.crypto_secretstream_xchacha20poly1305_ABYTES, bindings.crypto_aead_aegis256_ABYTES
+)
 
 _HELLO = map_of(
     {
@@ -48,6 +59,7 @@ _HELLO = map_of(
         "pk": bytes_field(exact=PUBLIC_KEY_BYTES),
         "eph": bytes_field(exact=bindings.crypto_kx_PUBLIC_KEY_BYTES),
         "listen": optional(list_of(lambda v: v, 2)),
+        "ciphers": list_of(str_field(64), 8),
     }
 )
 _AUTH = map_of({"sig": bytes_field(exact=SIGNATURE_BYTES), "hdr": bytes_field(exact=_HEADER_BYTES)})
@@ -78,8 +90,54 @@ def _listen_from_wire(value: list[Any] | None) -> Address | None:
         raise HandshakeError(f"malformed hello: listen {exc}") from None
 
 
+def _aes_in_hardware() -> bool:
+    """Whether this CPU runs AES in hardware: libsodium offers AES-256-GCM only then."""
+    try:
+        bindings.crypto_aead_aes256gcm_encrypt(b"", None, bytes(12), bytes(32))
+    except Exception:  # nacl's EnsureError: "not available on this CPU"
+        return False
+    return True
+
+
+def offered_ciphers() -> tuple[str, ...]:
+    """This peer's channel ciphers, best first.
+
+    AEGIS-256 seals a 1.4 MB share in 0.2 ms where secretstream takes 1.1 ms,
+    but only with AES in hardware; without it, it is slower than ChaCha20."""
+    return (AEGIS256, SECRETSTREAM) if _aes_in_hardware() else (SECRETSTREAM,)
+
+
+def choose_cipher(initiator_offers: list[str], responder_offers: list[str]) -> str:
+    """The first cipher the initiator offers that the responder offers too."""
+    for cipher in initiator_offers:
+        if cipher in responder_offers and cipher in CHANNELS:
+            return cipher
+    raise HandshakeError(
+        f"no channel cipher in common (offered {initiator_offers}, {responder_offers})"
+    )
+
+
 class SecureChannel:
-    """Encrypts what we send and decrypts what we receive, one frame at a time."""
+    """Encrypts what we send and decrypts what we receive, one frame at a time.
+
+    Each direction has its own key; a frame must arrive in the order it was
+    sealed, so a forged, replayed, dropped-then-resent or reordered frame fails."""
+
+    header: bytes  # sent in the proof; the other side's goes to `start_receiving`
+
+    def start_receiving(self, header: bytes) -> None:
+        raise NotImplementedError
+
+    def seal(self, payload: bytes) -> bytes:
+        raise NotImplementedError
+
+    def open(self, ciphertext: bytes) -> bytes:
+        """Decrypt one frame; a forged, replayed or reordered frame raises `WireError`."""
+        raise NotImplementedError
+
+
+class SecretStreamChannel(SecureChannel):
+    """libsodium's secretstream (XChaCha20-Poly1305), which numbers frames itself."""
 
     def __init__(self, tx_key: bytes, rx_key: bytes) -> None:
         self._push = bindings.crypto_secretstream_xchacha20poly1305_state()
@@ -95,7 +153,6 @@ class SecureChannel:
         return bindings.crypto_secretstream_xchacha20poly1305_push(self._push, payload)
 
     def open(self, ciphertext: bytes) -> bytes:
-        """Decrypt one frame; a forged, replayed or reordered frame raises `WireError`."""
         if self._pull is None:
             raise WireError("encrypted frame before the handshake finished")
         try:
@@ -105,6 +162,47 @@ class SecureChannel:
         except Exception:  # CryptoError, or ValueError on a frame shorter than the tag
             raise WireError("a frame failed authentication") from None
         return bytes(payload)
+
+
+class AegisChannel(SecureChannel):
+    """AEGIS-256 with the nonce made of a random per-direction header and a frame
+    counter, as secretstream numbers its frames: a frame opens only as the next one.
+
+    The keys come from fresh ephemeral keys, so no (key, nonce) pair ever repeats;
+    the random header is there should a key ever be reused by mistake."""
+
+    def __init__(self, tx_key: bytes, rx_key: bytes) -> None:
+        self._tx_key, self._rx_key = tx_key, rx_key
+        self.header = random_bytes(_HEADER_BYTES)
+        self._rx_header: bytes | None = None
+        self._sent = 0
+        self._received = 0
+
+    def start_receiving(self, header: bytes) -> None:
+        self._rx_header = header
+
+    def seal(self, payload: bytes) -> bytes:
+        nonce = self.header + self._sent.to_bytes(_AEGIS_COUNTER_BYTES, "little")
+        self._sent += 1
+        return bindings.crypto_aead_aegis256_encrypt(payload, None, nonce, self._tx_key)
+
+    def open(self, ciphertext: bytes) -> bytes:
+        if self._rx_header is None:
+            raise WireError("encrypted frame before the handshake finished")
+        nonce = self._rx_header + self._received.to_bytes(_AEGIS_COUNTER_BYTES, "little")
+        try:
+            payload = bindings.crypto_aead_aegis256_decrypt(ciphertext, None, nonce, self._rx_key)
+        except Exception:  # CryptoError, or a frame shorter than the tag
+            raise WireError("a frame failed authentication") from None
+        self._received += 1
+        return payload
+
+
+# By name, each made from the (send, receive) session keys.
+CHANNELS: dict[str, Callable[[bytes, bytes], SecureChannel]] = {
+    AEGIS256: AegisChannel,
+    SECRETSTREAM: SecretStreamChannel,
+}
 
 
 @dataclass(frozen=True)
@@ -123,10 +221,12 @@ class Handshake:
         initiator: bool,
         listen: Address | None,
         expected_node_id: bytes | None = None,
+        ciphers: tuple[str, ...] | None = None,
     ) -> None:
         self.identity = identity
         self.initiator = initiator
         self.expected_node_id = expected_node_id
+        self.ciphers = list(ciphers if ciphers is not None else offered_ciphers())
         self._eph_pk, self._eph_sk = bindings.crypto_kx_keypair()
         self._hello = cbor2.dumps(
             {
@@ -134,6 +234,7 @@ class Handshake:
                 "pk": identity.public_key,
                 "eph": self._eph_pk,
                 "listen": list(listen) if listen is not None else None,
+                "ciphers": self.ciphers,
             }
         )
         self._remote: Remote | None = None
@@ -167,7 +268,9 @@ class Handshake:
             rx, tx = bindings.crypto_kx_server_session_keys(
                 self._eph_pk, self._eph_sk, hello["eph"]
             )
-        self._channel = SecureChannel(tx, rx)
+        offers = (self.ciphers, hello["ciphers"])
+        cipher = choose_cipher(*(offers if self.initiator else reversed(offers)))
+        self._channel = CHANNELS[cipher](tx, rx)
         signature = self.identity.sign(self._role(self.initiator) + self._transcript)
         return cbor2.dumps({"sig": signature, "hdr": self._channel.header})
 

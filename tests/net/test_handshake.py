@@ -7,7 +7,15 @@ import pytest
 
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import HandshakeError, WireError
-from p2pbackup.net.handshake import Established, Handshake
+from p2pbackup.net import handshake
+from p2pbackup.net.handshake import (
+    AEGIS256,
+    SECRETSTREAM,
+    AegisChannel,
+    Established,
+    Handshake,
+    SecretStreamChannel,
+)
 
 
 def run(initiator: Handshake, responder: Handshake) -> tuple[Established, Established]:
@@ -70,25 +78,82 @@ def test_a_proof_from_an_old_session_does_not_verify() -> None:
         a2.receive_auth(old_proof)
 
 
-def test_the_channel_refuses_tampered_replayed_and_reordered_frames() -> None:
-    _, _, a, b = pair()
-    at_alice, at_bob = run(a, b)
+def both_offering(*ciphers: str) -> tuple[Handshake, Handshake]:
+    a = Handshake(Identity.generate(), initiator=True, listen=None, ciphers=ciphers)
+    b = Handshake(Identity.generate(), initiator=False, listen=None, ciphers=ciphers)
+    return a, b
+
+
+@pytest.mark.parametrize("cipher", [AEGIS256, SECRETSTREAM])
+def test_the_channel_refuses_tampered_replayed_and_reordered_frames(cipher: str) -> None:
+    at_alice, at_bob = run(*both_offering(cipher))
     first, second = at_alice.channel.seal(b"one"), at_alice.channel.seal(b"two")
     tampered = bytearray(first)
     tampered[-1] ^= 1
     with pytest.raises(WireError):
         at_bob.channel.open(bytes(tampered))
-    _, _, a, b = pair()
-    at_alice, at_bob = run(a, b)
+    at_alice, at_bob = run(*both_offering(cipher))
     first, second = at_alice.channel.seal(b"one"), at_alice.channel.seal(b"two")
     with pytest.raises(WireError):
         at_bob.channel.open(second)  # out of order
-    _, _, a, b = pair()
-    at_alice, at_bob = run(a, b)
+    at_alice, at_bob = run(*both_offering(cipher))
     first = at_alice.channel.seal(b"one")
     assert at_bob.channel.open(first) == b"one"
     with pytest.raises(WireError):
         at_bob.channel.open(first)  # replayed
+    with pytest.raises(WireError):
+        at_bob.channel.open(first[:5])  # shorter than a tag
+    # A frame sealed the other way round does not open as one of ours.
+    with pytest.raises(WireError):
+        at_alice.channel.open(at_alice.channel.seal(b"three"))
+
+
+@pytest.mark.parametrize("cipher", [AEGIS256, SECRETSTREAM])
+def test_frames_of_any_size_cross_in_order(cipher: str) -> None:
+    at_alice, at_bob = run(*both_offering(cipher))
+    for payload in (b"", b"x", bytes(range(256)) * 5470):  # up to a share's size
+        assert at_bob.channel.open(at_alice.channel.seal(payload)) == payload
+        assert at_alice.channel.open(at_bob.channel.seal(payload)) == payload
+
+
+@pytest.mark.parametrize(
+    ("initiator", "responder", "chosen"),
+    [
+        ((AEGIS256, SECRETSTREAM), (AEGIS256, SECRETSTREAM), AegisChannel),
+        ((AEGIS256, SECRETSTREAM), (SECRETSTREAM,), SecretStreamChannel),
+        ((SECRETSTREAM,), (AEGIS256, SECRETSTREAM), SecretStreamChannel),
+        ((SECRETSTREAM, AEGIS256), (AEGIS256, SECRETSTREAM), SecretStreamChannel),
+        (("rot13", AEGIS256), (AEGIS256, "rot13"), AegisChannel),
+    ],
+)
+def test_both_sides_pick_the_initiators_first_cipher_in_common(
+    initiator: tuple[str, ...], responder: tuple[str, ...], chosen: type
+) -> None:
+    a = Handshake(Identity.generate(), initiator=True, listen=None, ciphers=initiator)
+    b = Handshake(Identity.generate(), initiator=False, listen=None, ciphers=responder)
+    at_a, at_b = run(a, b)
+    assert type(at_a.channel) is chosen and type(at_b.channel) is chosen
+    assert at_b.channel.open(at_a.channel.seal(b"hello")) == b"hello"
+
+
+def test_no_cipher_in_common_is_refused() -> None:
+    a = Handshake(Identity.generate(), initiator=True, listen=None, ciphers=(AEGIS256,))
+    b = Handshake(Identity.generate(), initiator=False, listen=None, ciphers=(SECRETSTREAM,))
+    with pytest.raises(HandshakeError, match="no channel cipher in common"):
+        a.receive_hello(b.hello())
+    with pytest.raises(HandshakeError, match="no channel cipher in common"):
+        b.receive_hello(a.hello())
+
+
+def test_a_relayed_hello_stripped_of_a_cipher_fails_the_proof() -> None:
+    """A man in the middle cannot talk both sides down to a cipher they would not pick."""
+    a, b = both_offering(AEGIS256, SECRETSTREAM)
+    downgraded = cbor2.loads(a.hello())
+    downgraded["ciphers"] = [SECRETSTREAM]
+    proof_r = b.receive_hello(cbor2.dumps(downgraded))
+    a.receive_hello(b.hello())
+    with pytest.raises(HandshakeError, match="could not prove"):
+        a.receive_auth(proof_r)
 
 
 @pytest.mark.parametrize(
@@ -101,6 +166,10 @@ def test_the_channel_refuses_tampered_replayed_and_reordered_frames() -> None:
         cbor2.dumps({"v": 1, "pk": b"\0" * 31, "eph": b"\0" * 32, "listen": None}),
         cbor2.dumps({"v": 1, "pk": b"\0" * 32, "eph": b"\0" * 32, "listen": ["h", 0]}),
         cbor2.dumps({"v": 1, "pk": b"\0" * 32, "eph": b"\0" * 32, "listen": None, "x": 1}),
+        cbor2.dumps({"v": 2, "pk": b"\0" * 32, "eph": b"\0" * 32, "listen": None, "ciphers": [1]}),
+        cbor2.dumps(
+            {"v": 2, "pk": b"\0" * 32, "eph": b"\0" * 32, "listen": None, "ciphers": "aegis"}
+        ),
     ],
 )
 def test_malformed_hellos_raise_only_handshake_errors(hello: bytes) -> None:
@@ -115,3 +184,21 @@ def test_our_own_key_presented_back_is_refused() -> None:
     mirror = Handshake(alice, initiator=False, listen=None)
     with pytest.raises(HandshakeError, match="our own identity"):
         a.receive_hello(mirror.hello())
+
+
+def test_without_aes_in_hardware_only_secretstream_is_offered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert handshake.offered_ciphers()[-1] == SECRETSTREAM
+
+    def unavailable(*args: object) -> bytes:
+        raise RuntimeError("Construction not available on this CPU")
+
+    monkeypatch.setattr(handshake.bindings, "crypto_aead_aes256gcm_encrypt", unavailable)
+    assert handshake.offered_ciphers() == (SECRETSTREAM,)
+    a = Handshake(
+        Identity.generate(), initiator=True, listen=None, ciphers=(AEGIS256, SECRETSTREAM)
+    )
+    b = Handshake(Identity.generate(), initiator=False, listen=None)
+    at_a, _ = run(a, b)
+    assert isinstance(at_a.channel, SecretStreamChannel)
