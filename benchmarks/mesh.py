@@ -35,6 +35,13 @@ FIRST_BACKUPS = 3
 # decided the ratio rather than the code.
 RESTORES = 3
 MESH_READY_TIMEOUT = 60.0
+# Each timed step waits until the machine is this idle over QUIET_WINDOW seconds:
+# an owner's peer starts its next engine process when a job ends (about 0.3 CPU
+# seconds of imports), and that must not land in the next step's time, nor in
+# the codec limit measured just before a first backup.
+QUIET_IDLE = 0.85
+QUIET_WINDOW = 0.25
+QUIET_TIMEOUT = 15.0
 
 
 @dataclass
@@ -143,6 +150,26 @@ def _timed(mesh: LocalMesh, index: int, *args: str) -> Timed:
     return Timed(wall, result, done.returncode, used, index)
 
 
+def wait_for_quiet(log: Any = print) -> bool:
+    """Wait until the machine's CPUs were `QUIET_IDLE` idle over one window; False
+    (and a logged line) if that did not happen within `QUIET_TIMEOUT`."""
+    deadline = time.monotonic() + QUIET_TIMEOUT
+    while time.monotonic() < deadline:
+        before = _cpu_times()
+        time.sleep(QUIET_WINDOW)
+        after = _cpu_times()
+        spent = [b - a for a, b in zip(before, after, strict=True)]
+        if sum(spent) and (spent[3] + spent[4]) / sum(spent) >= QUIET_IDLE:
+            return True
+    log(f"the machine was not {QUIET_IDLE:.0%} idle within {QUIET_TIMEOUT:g}s; going on")
+    return False
+
+
+def _cpu_times() -> list[int]:
+    """All CPUs' ticks from /proc/stat: user, nice, system, idle, iowait, irq, ..."""
+    return [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far, all threads (0 if gone)."""
     try:
@@ -213,13 +240,16 @@ def run_mesh(
         out.ready_seconds = time.perf_counter() - started
 
         for owner in range(FIRST_BACKUPS):
+            wait_for_quiet(log)
             before_first_backup(owner)
             log(f"first backup by peer {owner}")
             out.firsts.append(_timed(mesh, owner, "backup", *sources))
+        wait_for_quiet(log)
         log("second backup (unchanged)")
         out.second = _timed(mesh, 0, "backup", *sources)
         out.file_creation_seconds.append(create_files(workdir / "probe-before", dataset.files))
         for i, target in enumerate(targets, 1):
+            wait_for_quiet(log)
             log(f"restore {i} of {RESTORES}")
             out.restores.append(_timed(mesh, 0, "restore", "latest", "--target", str(target)))
         out.file_creation_seconds.append(create_files(workdir / "probe-after", dataset.files))
