@@ -30,12 +30,12 @@ from benchmarks.pipeline import LEASE_SECONDS, K, N
 from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
-from p2pbackup.backup.packstore import PackReceipt
+from p2pbackup.base.offload import RunSync, inline, to_thread
 from p2pbackup.codec.descriptor import describe_pack
 from p2pbackup.codec.erasure import encode_pack
+from p2pbackup.codec.packstore import PackReceipt
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.crypto.keys import OwnerKeys
-from p2pbackup.peer.offload import RunSync, inline, to_thread
 
 T = TypeVar("T")
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.dataset import Dataset
-from cli.demo import compare_trees
-from cli.localmesh import LocalMesh
+from p2pbackup.cli.demo import compare_trees
+from p2pbackup.cli.localmesh import LocalMesh
 
 PEERS = 10
 # Each of the first few peers makes its own first backup, and the fastest counts,

@@ -27,7 +27,6 @@ import trio
 
 from p2pbackup.backup.blobs import BlobCodec, Pack, Packer
 from p2pbackup.backup.catalog import Catalog, ChunkList, FileState, IndexPack
-from p2pbackup.backup.packstore import PackReceipt, PackStore
 from p2pbackup.backup.scan import (
     LISTINGS_AHEAD,
     PACKED,
@@ -41,8 +40,9 @@ from p2pbackup.backup.scan import (
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
 from p2pbackup.backup.walk import FsEntry, absolute, stat_entry
+from p2pbackup.base.offload import RunSync, to_thread
+from p2pbackup.codec.packstore import PackReceipt, PackStore
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.peer.offload import RunSync, to_thread
 
 T = TypeVar("T")
 ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]

@@ -32,11 +32,11 @@ import trio
 
 from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.engine import PROGRESS_EVERY, ProgressFn, stats_dict
-from p2pbackup.backup.packstore import PackStore
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
+from p2pbackup.base.offload import RunSync, to_thread
+from p2pbackup.codec.packstore import PackStore
 from p2pbackup.errors import P2PBackupError, WireError
-from p2pbackup.peer.offload import RunSync, to_thread
 
 PACK_CACHE = 8
 FINISH_BATCH = 512  # files given their mode and mtime per worker call

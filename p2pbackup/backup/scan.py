@@ -23,7 +23,7 @@ from p2pbackup.backup.blobs import BlobCodec, ChunkReader
 from p2pbackup.backup.catalog import Catalog, ChunkList, FileState
 from p2pbackup.backup.tree import EntryKind
 from p2pbackup.backup.walk import FsEntry, list_directory
-from p2pbackup.peer.offload import RunSync
+from p2pbackup.base.offload import RunSync
 
 # Files up to one chunk are read ahead in batches; bigger ones stream through the engine.
 SMALL_FILE = 1024 * 1024

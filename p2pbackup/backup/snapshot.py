@@ -15,6 +15,7 @@ import cbor2
 from nacl.exceptions import CryptoError
 from nacl.secret import Aead
 
+from p2pbackup.base.ids import PACK_ID_BYTES
 from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.wire.schema import (
     bytes_field,
@@ -28,7 +29,6 @@ from p2pbackup.wire.schema import (
 
 SNAPSHOT_INDEX_NAME = b"snapshots"
 SNAPSHOT_ID_BYTES = 16
-PACK_ID_BYTES = 20
 # Built once: a restore checks a locator per chunk of the index.
 _PACK_ID = bytes_field(exact=PACK_ID_BYTES)
 _OFFSET = int_field(0, 2**40)

@@ -185,3 +185,15 @@ def describe_pack(
     return sign_descriptor(
         identity, pack_id, k, len(shares), length, [share_root(s) for s in shares], lease_expiry
     )
+
+
+def same_share_set(ours: ShareDescriptor, theirs: ShareDescriptor) -> bool:
+    """Both describe the same shares (leases may differ: renewals arrive one by one)."""
+    return (ours.owner, ours.pack_id, ours.k, ours.n, ours.length, ours.roots) == (
+        theirs.owner,
+        theirs.pack_id,
+        theirs.k,
+        theirs.n,
+        theirs.length,
+        theirs.roots,
+    )

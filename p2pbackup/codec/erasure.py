@@ -19,10 +19,11 @@ from collections.abc import Mapping
 
 import zfec
 
+from p2pbackup.base import defaults
 from p2pbackup.errors import P2PBackupError
 
-DEFAULT_K = 3
-DEFAULT_N = 10
+DEFAULT_K = defaults.SHARES_NEEDED
+DEFAULT_N = defaults.SHARES_TOTAL
 MAX_N = 255
 BLOCK_SIZE = 64 * 1024
 HASH_BYTES = 32

@@ -13,7 +13,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 
-PACK_ID_BYTES = 20
+from p2pbackup.base.ids import PACK_ID_BYTES
+
 DEFAULT_TARGET = 4 * 1024 * 1024
 
 Entry = tuple[bytes, int, int]  # chunk id, offset in the pack, length of the sealed blob

@@ -14,7 +14,8 @@ from nacl.exceptions import BadSignatureError
 from nacl.hash import blake2b
 from nacl.signing import SigningKey, VerifyKey
 
-NODE_ID_BYTES = 20
+from p2pbackup.base.ids import NODE_ID_BYTES
+
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 

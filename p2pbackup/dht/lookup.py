@@ -12,7 +12,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from p2pbackup.dht.routing import id_int
+from p2pbackup.base.ids import id_int
 from p2pbackup.net.contact import Contact
 
 

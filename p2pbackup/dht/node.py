@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import trio
 
+from p2pbackup.base.ids import distance
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.lookup import Lookup, LookupStats
 from p2pbackup.dht.messages import (
@@ -282,12 +283,8 @@ class DhtNode:
         """The N closest peers to `key` among the mesh and ourselves; and whether we are one."""
         found = (await self.lookup(key)).contacts
         n = self.config.replicas
-        mine = int.from_bytes(self.node_id, "big") ^ int.from_bytes(key, "big")
-        closer = sum(
-            1
-            for c in found[:n]
-            if int.from_bytes(c.node_id, "big") ^ int.from_bytes(key, "big") < mine
-        )
+        mine = distance(self.node_id, key)
+        closer = sum(1 for c in found[:n] if distance(c.node_id, key) < mine)
         include_self = closer < n
         return found[: n - 1 if include_self else n], include_self
 

@@ -16,19 +16,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from p2pbackup.base.ids import id_int
 from p2pbackup.crypto.identity import NODE_ID_BYTES
 from p2pbackup.net.contact import Contact
 
 ID_BITS = NODE_ID_BYTES * 8
 REPLACEMENTS_PER_BUCKET = 20
-
-
-def id_int(node_id: bytes) -> int:
-    return int.from_bytes(node_id, "big")
-
-
-def distance(a: bytes, b: bytes) -> int:
-    return id_int(a) ^ id_int(b)
 
 
 class AddOutcome(enum.Enum):

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 
 import trio
 
-from p2pbackup.backup.packstore import PackStore
+from p2pbackup.base.offload import RunSync
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.codec.erasure import encode_pack
+from p2pbackup.codec.packstore import PackStore
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError, WireError
-from p2pbackup.maintenance.messages import AuditProof, QueryShare, ShareHeld
 from p2pbackup.maintenance.survey import Survey
 from p2pbackup.net.contact import Contact
-from p2pbackup.peer.offload import RunSync
 from p2pbackup.shares.placing import place_shares
+from p2pbackup.shares.upkeep_messages import AuditProof, QueryShare, ShareHeld
 
 
 @dataclass(frozen=True)

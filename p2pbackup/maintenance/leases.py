@@ -17,44 +17,18 @@ from __future__ import annotations
 import trio
 
 from p2pbackup.codec.descriptor import ShareDescriptor
-from p2pbackup.crypto.identity import Identity, verify_signature
+from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError, WireError
-from p2pbackup.maintenance.messages import (
+from p2pbackup.net.contact import Contact
+from p2pbackup.shares.lease_rules import release_for
+from p2pbackup.shares.upkeep_messages import (
     LeaseRenewed,
     QueryShare,
-    ReleaseShare,
     RenewLease,
     ShareHeld,
     ShareReleased,
 )
-from p2pbackup.maintenance.survey import same_share_set
-from p2pbackup.net.contact import Contact
-
-_RELEASE_CONTEXT = b"p2pbackup-release-v1\x00"
-
-
-def release_payload(pack_id: bytes) -> bytes:
-    return _RELEASE_CONTEXT + pack_id
-
-
-def release_for(identity: Identity, pack_id: bytes) -> ReleaseShare:
-    return ReleaseShare(pack_id, identity.public_key, identity.sign(release_payload(pack_id)))
-
-
-def release_is_genuine(message: ReleaseShare) -> bool:
-    return verify_signature(message.owner, release_payload(message.pack_id), message.signature)
-
-
-def newer_lease(held: ShareDescriptor, offered_bytes: bytes) -> ShareDescriptor | None:
-    """The offered descriptor if it is the owner's, for the same shares, with a later lease."""
-    try:
-        offered = ShareDescriptor.from_bytes(offered_bytes)
-    except WireError:
-        return None
-    if offered.lease_expiry <= held.lease_expiry or not same_share_set(held, offered):
-        return None
-    return offered if offered.verify() else None
 
 
 async def renew_pack(

@@ -19,19 +19,20 @@ from dataclasses import dataclass, field
 
 import trio
 
+from p2pbackup.base.ids import distance
+from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.codec.erasure import decode_pack, encode_pack
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.check import audit_claim
-from p2pbackup.maintenance.heard import AuditLog
-from p2pbackup.maintenance.leases import newer_lease
-from p2pbackup.maintenance.messages import QueryShare, ShareHeld
-from p2pbackup.maintenance.survey import RepairPlan, Survey, distance
+from p2pbackup.maintenance.survey import RepairPlan, Survey
 from p2pbackup.net.contact import Contact
-from p2pbackup.peer.offload import RunSync, to_thread
+from p2pbackup.shares.audit_log import AuditLog
+from p2pbackup.shares.lease_rules import newer_lease
 from p2pbackup.shares.messages import GetShare, ShareData
 from p2pbackup.shares.placing import place_shares
+from p2pbackup.shares.upkeep_messages import QueryShare, ShareHeld
 from p2pbackup.store.shares import ShareInfo, ShareStore
 
 log = logging.getLogger("p2pbackup.maintenance")

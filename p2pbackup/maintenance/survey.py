@@ -15,27 +15,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from p2pbackup.codec.descriptor import ShareDescriptor
+from p2pbackup.base.ids import distance
+from p2pbackup.codec.descriptor import ShareDescriptor, same_share_set
 from p2pbackup.codec.erasure import block_count, verify_block
 from p2pbackup.errors import WireError
-from p2pbackup.maintenance.messages import Audit, AuditProof
 from p2pbackup.net.contact import Contact
-
-
-def distance(node_id: bytes, key: bytes) -> int:
-    return int.from_bytes(node_id, "big") ^ int.from_bytes(key, "big")
-
-
-def same_share_set(ours: ShareDescriptor, theirs: ShareDescriptor) -> bool:
-    """Both describe the same shares (leases may differ: renewals arrive one by one)."""
-    return (ours.owner, ours.pack_id, ours.k, ours.n, ours.length, ours.roots) == (
-        theirs.owner,
-        theirs.pack_id,
-        theirs.k,
-        theirs.n,
-        theirs.length,
-        theirs.roots,
-    )
+from p2pbackup.shares.upkeep_messages import Audit, AuditProof
 
 
 @dataclass(frozen=True)

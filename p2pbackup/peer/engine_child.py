@@ -32,13 +32,13 @@ import trio
 from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
-from p2pbackup.backup.packstore import PackReceipt, PackUnavailable
 from p2pbackup.backup.restore import RestoreEngine
 from p2pbackup.backup.snapshot import Locator, Snapshot
+from p2pbackup.base.offload import inline
+from p2pbackup.codec.packstore import PackReceipt, PackUnavailable
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.heap import keep_freed_pages
-from p2pbackup.peer.offload import inline
 from p2pbackup.peer.pipe_frames import FrameChannel
 
 Job = Callable[

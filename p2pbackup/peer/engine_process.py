@@ -25,8 +25,8 @@ from typing import Any
 
 import trio
 
-from p2pbackup.backup.packstore import PackStore
 from p2pbackup.backup.snapshot import Locator, Snapshot
+from p2pbackup.codec.packstore import PackStore
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.control import Progress

@@ -17,6 +17,7 @@ from typing import Any
 
 import platformdirs
 
+from p2pbackup.base.files import write_atomically
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import P2PBackupError
 
@@ -26,26 +27,6 @@ _SOCKET_PATH_MAX = 100  # sockaddr_un allows 108 bytes; keep a margin
 
 class HomeError(P2PBackupError):
     """The home directory is missing, not initialised, or already initialised."""
-
-
-def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Temp file, fsync, rename, fsync the directory: a crash leaves old or new, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ from p2pbackup.backup.retention import RetentionPolicy, apply_policy
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.snapshot_index import IndexState, SnapshotIndex, find_snapshot
 from p2pbackup.backup.tree import EntryKind, Tree
+from p2pbackup.base import defaults
+from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
@@ -36,7 +38,6 @@ from p2pbackup.peer.engine_process import (
     run_backup_process,
     run_restore_process,
 )
-from p2pbackup.peer.offload import RunSync, to_thread
 from p2pbackup.peer.upkeep import REPACK_BELOW, Upkeep
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
 
@@ -77,7 +78,7 @@ class OwnerService:
         *,
         run_sync: RunSync = to_thread,
         parallel_uploads: int = 4,
-        renew_interval: float = 7 * 86_400.0,
+        renew_interval: float = defaults.RENEW_INTERVAL,
         engine_process: bool = False,
     ) -> None:
         self.keys = keys

@@ -16,11 +16,11 @@ from typing import Any
 
 import trio
 
+from p2pbackup.base import defaults
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.heard import AuditLog
 from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
@@ -28,6 +28,7 @@ from p2pbackup.peer.control import ControlServer, Operation, Progress
 from p2pbackup.peer.home import Home
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
+from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.mesh_packs import Redundancy
 from p2pbackup.store.capacity import format_size
@@ -45,8 +46,8 @@ class ServeOptions:
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
     # How long storage peers keep this owner's new or renewed shares, and how often
     # the owner renews them.
-    lease_seconds: int = 90 * 86_400
-    renew_interval: float = 7 * 86_400.0
+    lease_seconds: int = defaults.LEASE_SECONDS
+    renew_interval: float = defaults.RENEW_INTERVAL
 
 
 class PeerService:
@@ -64,9 +65,9 @@ class PeerService:
         if master is not None:
             settings = home.owner_settings()
             redundancy = Redundancy(
-                k=int(settings.get("k", 3)),
-                n=int(settings.get("n", 10)),
-                happy=int(settings.get("happy", 7)),
+                k=int(settings.get("k", defaults.SHARES_NEEDED)),
+                n=int(settings.get("n", defaults.SHARES_TOTAL)),
+                happy=int(settings.get("happy", defaults.HAPPY)),
                 lease_seconds=options.lease_seconds,
             )
             self.owner = OwnerService(

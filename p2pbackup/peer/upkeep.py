@@ -26,17 +26,17 @@ import trio
 
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
-from p2pbackup.backup.packstore import PackUnavailable
 from p2pbackup.backup.prune import PrunePlan, pack_extents, plan_prune, used_chunks
 from p2pbackup.backup.restore import BlobReader, load_index
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.snapshot_index import SnapshotIndex
+from p2pbackup.base.offload import RunSync, to_thread
+from p2pbackup.codec.packstore import PackUnavailable
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.leases import release_pack, renew_pack
 from p2pbackup.peer.control import Progress
-from p2pbackup.peer.offload import RunSync, to_thread
 
 log = logging.getLogger("p2pbackup.owner")
 PARALLEL_PACKS = 8

@@ -12,12 +12,22 @@ import logging
 import time
 from collections.abc import Callable
 
+from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.codec.erasure import block_count, block_proof, share_block
 from p2pbackup.errors import P2PBackupError, WireError
-from p2pbackup.maintenance.heard import AuditLog
-from p2pbackup.maintenance.leases import newer_lease, release_is_genuine
-from p2pbackup.maintenance.messages import (
+from p2pbackup.net.transport import Remote
+from p2pbackup.shares.audit_log import AuditLog
+from p2pbackup.shares.lease_rules import newer_lease, release_is_genuine
+from p2pbackup.shares.messages import (
+    SHARE_REQUESTS,
+    GetShare,
+    NoShare,
+    PutShare,
+    ShareData,
+    ShareStored,
+)
+from p2pbackup.shares.upkeep_messages import (
     MAINTENANCE_REQUESTS,
     Audit,
     AuditProof,
@@ -27,16 +37,6 @@ from p2pbackup.maintenance.messages import (
     RenewLease,
     ShareHeld,
     ShareReleased,
-)
-from p2pbackup.net.transport import Remote
-from p2pbackup.peer.offload import RunSync, to_thread
-from p2pbackup.shares.messages import (
-    SHARE_REQUESTS,
-    GetShare,
-    NoShare,
-    PutShare,
-    ShareData,
-    ShareStored,
 )
 from p2pbackup.store.shares import ShareStore
 from p2pbackup.wire.messages import Message

@@ -18,15 +18,16 @@ from dataclasses import dataclass
 
 import trio
 
-from p2pbackup.backup.packstore import PackReceipt, PackUnavailable
+from p2pbackup.base import defaults
+from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.descriptor import ShareDescriptor, describe_pack
 from p2pbackup.codec.erasure import decode_pack, encode_pack
 from p2pbackup.codec.packs import pack_matches
+from p2pbackup.codec.packstore import PackReceipt, PackUnavailable
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.net.contact import Contact
-from p2pbackup.peer.offload import RunSync, to_thread
 from p2pbackup.shares.messages import GetShare, ShareData
 from p2pbackup.shares.placing import place_shares
 
@@ -39,10 +40,10 @@ class PlacementFailed(P2PBackupError):
 
 @dataclass(frozen=True)
 class Redundancy:
-    k: int = 3
-    n: int = 10
-    happy: int = 7
-    lease_seconds: int = 90 * 24 * 3600
+    k: int = defaults.SHARES_NEEDED
+    n: int = defaults.SHARES_TOTAL
+    happy: int = defaults.HAPPY
+    lease_seconds: int = defaults.LEASE_SECONDS
 
 
 class MeshPackStore:

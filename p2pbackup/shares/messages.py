@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from p2pbackup.base.ids import PACK_ID_BYTES
 from p2pbackup.codec.descriptor import MAX_DESCRIPTOR_BYTES
 from p2pbackup.wire.messages import Message, MessageType, register
 from p2pbackup.wire.schema import bytes_field, int_field
 
-PACK_ID_BYTES = 20
 # A pack is about 4 MiB and at most one 4 MiB chunk plus overhead; a share is
 # a k-th of that. The limit leaves room for k=1 while staying under the frame.
 MAX_SHARE_BYTES = 6 * 1024 * 1024

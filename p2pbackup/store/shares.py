@@ -40,14 +40,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple, Protocol
 
+from p2pbackup.base.files import write_atomically
+from p2pbackup.base.ids import PACK_ID_BYTES
 from p2pbackup.codec.erasure import share_root
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.peer.home import write_atomically
 from p2pbackup.store.capacity import format_size
 
 log = logging.getLogger(__name__)
 
-PACK_ID_BYTES = 20
 OWNER_BYTES = 32
 MAX_INDEX = 254
 DIGEST_BYTES = 32

@@ -15,10 +15,10 @@ import trio
 from p2pbackup.backup.blobs import BlobCodec, ChunkParams
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
-from p2pbackup.backup.packstore import PackStore
 from p2pbackup.backup.restore import BlobReader, RestoreEngine, load_index
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
+from p2pbackup.codec.packstore import PackStore
 from p2pbackup.crypto.keys import OwnerKeys
 
 PARAMS = ChunkParams(min_size=1024, avg_size=4096, max_size=16 * 1024)

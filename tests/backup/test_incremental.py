@@ -14,8 +14,8 @@ import pytest
 from p2pbackup.backup.blobs import BlobCodec, ChunkReader
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import RACY_SECONDS
-from p2pbackup.backup.packstore import MemoryPackStore
 from p2pbackup.codec.chunker import chunk_bytes
+from p2pbackup.codec.packstore import MemoryPackStore
 from tests.backup.fs import (
     BASE_NS,
     KEYS,

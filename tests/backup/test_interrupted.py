@@ -11,9 +11,9 @@ import pytest
 import trio
 
 from p2pbackup.backup.catalog import Catalog, FileState
-from p2pbackup.backup.packstore import MemoryPackStore, PackReceipt
+from p2pbackup.base.offload import to_thread
+from p2pbackup.codec.packstore import MemoryPackStore, PackReceipt
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.peer.offload import to_thread
 from tests.backup.fs import backup, codec, restorer, snapshot_of, write
 
 

@@ -12,9 +12,9 @@ import trio
 from p2pbackup.backup.blobs import BlobCodec, Pack, Packer
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
-from p2pbackup.backup.packstore import MemoryPackStore, PackReceipt
+from p2pbackup.base.offload import to_thread
 from p2pbackup.codec.chunker import KIB, MIB, ChunkParams
-from p2pbackup.peer.offload import to_thread
+from p2pbackup.codec.packstore import MemoryPackStore, PackReceipt
 from tests.backup.fs import KEYS, restorer
 
 BIG_PARAMS = ChunkParams(min_size=16 * KIB, avg_size=64 * KIB, max_size=256 * KIB)

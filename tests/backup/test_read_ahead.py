@@ -12,9 +12,9 @@ import pytest
 from p2pbackup.backup import scan
 from p2pbackup.backup.blobs import BlobCodec, ChunkReader
 from p2pbackup.backup.catalog import Catalog
-from p2pbackup.backup.packstore import MemoryPackStore
 from p2pbackup.backup.scan import Claims, Prepared, prepare_files
-from p2pbackup.peer.offload import to_thread
+from p2pbackup.base.offload import to_thread
+from p2pbackup.codec.packstore import MemoryPackStore
 from tests.backup.fs import (
     KEYS,
     PACK_TARGET,

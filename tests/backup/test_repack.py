@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pbackup.backup.catalog import Catalog
-from p2pbackup.backup.packstore import MemoryPackStore
 from p2pbackup.backup.prune import pack_extents, plan_prune, used_chunks
 from p2pbackup.backup.restore import BlobReader, load_index
 from p2pbackup.backup.snapshot import Locator, Snapshot
+from p2pbackup.codec.packstore import MemoryPackStore
 from p2pbackup.peer.upkeep import _rescue
 from tests.backup.fs import backup, codec, engine, restorer, snapshot_of, write
 

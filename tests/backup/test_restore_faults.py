@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from p2pbackup.backup.catalog import Catalog
-from p2pbackup.backup.packstore import MemoryPackStore
 from p2pbackup.backup.snapshot import Snapshot
+from p2pbackup.codec.packstore import MemoryPackStore
 from p2pbackup.errors import P2PBackupError
 from tests.backup.fs import (
     backup,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from p2pbackup.backup.catalog import Catalog
-from p2pbackup.backup.packstore import MemoryPackStore
+from p2pbackup.codec.packstore import MemoryPackStore
 from tests.backup.fs import BASE_NS, backup, codec, restorer, snapshot_of, write
 
 

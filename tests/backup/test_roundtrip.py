@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from p2pbackup.backup.catalog import Catalog
-from p2pbackup.backup.packstore import MemoryPackStore
+from p2pbackup.base.offload import to_thread
+from p2pbackup.codec.packstore import MemoryPackStore
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.peer.offload import to_thread
 from tests.backup.fs import (
     BASE_NS,
     backup,

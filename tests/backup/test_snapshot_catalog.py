@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from p2pbackup.backup.catalog import Catalog, FileState
-from p2pbackup.backup.packstore import MemoryPackStore
 from p2pbackup.backup.snapshot import Locator, Snapshot, open_snapshot, seal_snapshot
+from p2pbackup.codec.packstore import MemoryPackStore
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError
 from tests.backup.fs import KEYS, backup, codec, restorer, snapshot_of, write

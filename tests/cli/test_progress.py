@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli.progress import pack_detail
+from p2pbackup.cli.progress import pack_detail
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cli.app import _check_text, _prune_text
+from p2pbackup.cli.app import _check_text, _prune_text
 
 
 def test_one_pack_and_one_snapshot_read_in_the_singular() -> None:

@@ -21,6 +21,7 @@ from hypothesis.stateful import (
 )
 from kademlia.node import Node, NodeHeap
 
+from p2pbackup.base.ids import distance, id_int
 from p2pbackup.crypto.identity import NODE_ID_BYTES
 from p2pbackup.dht.routing import (
     ID_BITS,
@@ -28,8 +29,6 @@ from p2pbackup.dht.routing import (
     AddOutcome,
     AddResult,
     RoutingTable,
-    distance,
-    id_int,
 )
 from p2pbackup.net.contact import Contact
 

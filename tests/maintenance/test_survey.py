@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import random
 
+from p2pbackup.base.ids import distance
 from p2pbackup.codec.descriptor import describe_pack
 from p2pbackup.codec.erasure import block_proof, encode_pack, share_block
 from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.keys import OwnerKeys
-from p2pbackup.maintenance.messages import AuditProof
-from p2pbackup.maintenance.survey import Survey, distance
+from p2pbackup.maintenance.survey import Survey
 from p2pbackup.net.contact import Contact
+from p2pbackup.shares.upkeep_messages import AuditProof
 
 OWNER = OwnerKeys.from_master(bytes(32)).identity
 RNG = random.Random(3)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.demo import compare_trees
-from cli.localmesh import CLI, LocalMesh
 from p2pbackup.backup.engine import RACY_SECONDS
+from p2pbackup.cli.demo import compare_trees
+from p2pbackup.cli.localmesh import CLI, LocalMesh
 from tests.peer.trees import change_some, make_tree
 
 pytestmark = pytest.mark.timeout(600)

@@ -17,7 +17,7 @@ import trio.testing
 from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import RACY_SECONDS
-from p2pbackup.backup.packstore import MemoryPackStore, PackReceipt
+from p2pbackup.codec.packstore import MemoryPackStore, PackReceipt
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer import engine_process
 from p2pbackup.peer.engine_child import PipePackStore

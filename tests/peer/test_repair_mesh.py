@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cli.demo import compare_trees
-from cli.localmesh import LocalMesh
+from p2pbackup.cli.demo import compare_trees
+from p2pbackup.cli.localmesh import LocalMesh
 
 pytestmark = pytest.mark.timeout(300)
 PEERS = 16

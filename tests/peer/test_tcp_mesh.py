@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.localmesh import LocalMesh
+from p2pbackup.cli.localmesh import LocalMesh
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -89,7 +89,7 @@ def test_p2pbackup_home_environment_works_like_the_option(tmp_path: Path) -> Non
     import os
     import subprocess
 
-    from cli.localmesh import CLI
+    from p2pbackup.cli.localmesh import CLI
 
     env = dict(os.environ, P2PBACKUP_HOME=str(tmp_path / "viaenv"))
     result = subprocess.run([*CLI, "init", "--json"], env=env, capture_output=True, text=True)

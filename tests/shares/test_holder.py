@@ -7,13 +7,13 @@ from dataclasses import replace
 
 import pytest
 
+from p2pbackup.base.offload import inline
 from p2pbackup.codec.descriptor import ShareDescriptor, describe_pack
 from p2pbackup.codec.erasure import encode_pack
 from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.net.transport import Remote
-from p2pbackup.peer.offload import inline
 from p2pbackup.shares.holder import ShareHolder, ShareRefused
 from p2pbackup.shares.messages import GetShare, NoShare, PutShare, ShareData, ShareStored
 from p2pbackup.store.shares import MemoryShareStore, StoreFull

@@ -7,7 +7,7 @@ import trio
 
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.net.sim import seed_trio_scheduler
-from simulations.mesh import SimMesh
+from p2pbackup.simulations.mesh import SimMesh
 
 TEST_DHT = DhtConfig(rpc_timeout=2.0, refresh_interval=600.0, republish_interval=300.0)
 

@@ -9,7 +9,7 @@ import trio.testing
 
 from p2pbackup.dht.records import value_record
 from p2pbackup.net.sim import seed_trio_scheduler
-from simulations.mesh import SimMesh
+from p2pbackup.simulations.mesh import SimMesh
 from tests.sim.conftest import TEST_DHT
 
 

@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 from p2pbackup.dht.records import RecordKind, set_record, value_record
-from simulations.mesh import SimMesh
+from p2pbackup.simulations.mesh import SimMesh
 from tests.sim.conftest import build_mesh
 
 

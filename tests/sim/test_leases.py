@@ -6,18 +6,18 @@ import random
 
 import trio
 
+from p2pbackup.base.offload import inline
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.maintenance.leases import release_pack, renew_pack
 from p2pbackup.maintenance.maintainer import MaintenanceConfig
-from p2pbackup.maintenance.messages import RenewLease
 from p2pbackup.net.contact import Contact
-from p2pbackup.peer.offload import inline
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
-from simulations.mesh import SimMesh
-from simulations.storage import StorageMesh, virtual_now
+from p2pbackup.shares.upkeep_messages import RenewLease
+from p2pbackup.simulations.mesh import SimMesh
+from p2pbackup.simulations.storage import StorageMesh, virtual_now
 
 DAY = 86_400
 HOUR = 3_600

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from simulations.markov import DurabilityModel, disagreement, estimate
+from p2pbackup.simulations.markov import DurabilityModel, disagreement, estimate
 
 HOURS_PER_YEAR = 8760.0
 PROPERTY = settings(max_examples=60, deadline=None)

@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 import trio
 
-from cli.demo import compare_trees
+from p2pbackup.base.offload import inline
+from p2pbackup.cli.demo import compare_trees
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.peer.offload import inline
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.upkeep import Upkeep
 from p2pbackup.shares.mesh_packs import Redundancy
-from simulations.storage import StorageMesh
+from p2pbackup.simulations.storage import StorageMesh
 from tests.sim.conftest import build_mesh
 from tests.sim.test_leases import CONFIG
 

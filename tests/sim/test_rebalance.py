@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from simulations.storage import StorageMesh
+from p2pbackup.simulations.storage import StorageMesh
 from tests.sim.test_leases import CONFIG, placed
 
 

@@ -7,14 +7,14 @@ import random
 
 import trio
 
+from p2pbackup.base.offload import inline
 from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
-from p2pbackup.maintenance.messages import Audit, AuditProof
 from p2pbackup.net.transport import Remote
-from p2pbackup.peer.offload import inline
+from p2pbackup.shares.upkeep_messages import Audit, AuditProof
+from p2pbackup.simulations.mesh import SimMesh
 from p2pbackup.store.shares import MemoryShareStore
 from p2pbackup.wire.messages import Message
-from simulations.mesh import SimMesh
 from tests.sim.conftest import build_mesh
 from tests.sim.test_share_placement import equip, holders, owner_store
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulations.report import WALL_FIELDS, gini, reproducible, timeline, write_report
+from p2pbackup.simulations.report import WALL_FIELDS, gini, reproducible, timeline, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PACK_PLOTS = [

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from simulations.catalog import SCENARIOS, flat, run_named
-from simulations.report import reproducible, write_report
+from p2pbackup.simulations.catalog import SCENARIOS, flat, run_named
+from p2pbackup.simulations.report import reproducible, write_report
 
 SMALL = {"peers": 30, "packs": 20, "days": 1.0, "audit_hours": 2.0}
 STORAGE = [name for name in SCENARIOS if name != "lookups"]
@@ -100,7 +100,15 @@ def test_simulate_refuses_an_unwritable_report_folder_before_running() -> None:
     import sys
 
     run = subprocess.run(
-        [sys.executable, "-m", "cli.app", "simulate", "lookups", "--out", "/proc/no/such"],
+        [
+            sys.executable,
+            "-m",
+            "p2pbackup.cli.app",
+            "simulate",
+            "lookups",
+            "--out",
+            "/proc/no/such",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -7,17 +7,17 @@ import os
 import pytest
 import trio
 
-from p2pbackup.backup.packstore import PackUnavailable
+from p2pbackup.base.offload import inline
 from p2pbackup.codec.packs import pack_id_of
+from p2pbackup.codec.packstore import PackUnavailable
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.net.transport import Remote
-from p2pbackup.peer.offload import inline
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.mesh_packs import MeshPackStore, PlacementFailed, Redundancy
 from p2pbackup.shares.messages import GetShare, ShareData
+from p2pbackup.simulations.mesh import SimMesh, SimPeer
 from p2pbackup.store.shares import MemoryShareStore
 from p2pbackup.wire.messages import Message
-from simulations.mesh import SimMesh, SimPeer
 from tests.sim.conftest import build_mesh
 
 KEYS = OwnerKeys.from_master(bytes(range(32)))

@@ -16,10 +16,10 @@ from typing import Any
 
 import trio
 
-from simulations.markov import estimate
-from simulations.model_check import repair_rate, with_model
-from simulations.storage_run import event_window, run_storage_scenario
-from simulations.world import HOUR, Progress, SimPeer, World, WorldParams
+from p2pbackup.simulations.markov import estimate
+from p2pbackup.simulations.model_check import repair_rate, with_model
+from p2pbackup.simulations.storage_run import event_window, run_storage_scenario
+from p2pbackup.simulations.world import HOUR, Progress, SimPeer, World, WorldParams
 
 SUMMARY = "peers return with empty disks: do audits find the loss and repair it in time?"
 

@@ -27,17 +27,17 @@ from typing import Any
 
 import trio
 
+from p2pbackup.base.offload import inline
 from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.maintainer import MaintenanceConfig
-from p2pbackup.peer.offload import inline
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
+from p2pbackup.simulations.mesh import SimMesh, SimPeer
+from p2pbackup.simulations.report import gini
+from p2pbackup.simulations.storage import StorageMesh, virtual_now
 from p2pbackup.store.shares import MemoryShareStore
-from simulations.mesh import SimMesh, SimPeer
-from simulations.report import gini
-from simulations.storage import StorageMesh, virtual_now
 
 HOUR = 3_600.0
 DAY = 86_400.0

@@ -17,8 +17,8 @@ from typing import Any
 
 import trio
 
-from simulations.storage_run import event_window, run_storage_scenario
-from simulations.world import Progress, World, WorldParams
+from p2pbackup.simulations.storage_run import event_window, run_storage_scenario
+from p2pbackup.simulations.world import Progress, World, WorldParams
 
 SUMMARY = "with the owner gone, do packs survive a month of crashes and joins, at what cost?"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-CLI = [sys.executable, "-m", "cli.app"]
+CLI = [sys.executable, "-m", "p2pbackup.cli.app"]
 
 
 @dataclass

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 
 import trio
 
-from p2pbackup.maintenance.heard import AuditLog
+from p2pbackup.base.offload import inline
 from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
-from p2pbackup.peer.offload import inline
+from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
+from p2pbackup.simulations.mesh import SimMesh, SimPeer
 from p2pbackup.store.shares import MemoryShareStore
-from simulations.mesh import SimMesh, SimPeer
 
 # Virtual time starts at 0; leases and descriptors want a wall-clock-like epoch.
 EPOCH = 1_700_000_000.0

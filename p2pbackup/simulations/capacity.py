@@ -15,8 +15,8 @@ from typing import Any
 
 import trio
 
-from simulations.storage_run import event_window, run_storage_scenario
-from simulations.world import Progress, World, WorldParams
+from p2pbackup.simulations.storage_run import event_window, run_storage_scenario
+from p2pbackup.simulations.world import Progress, World, WorldParams
 
 SUMMARY = "unequal, small disks: do full peers pass shares on, and does repair still find room?"
 

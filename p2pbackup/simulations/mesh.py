@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from p2pbackup.base.ids import distance
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.net.sim import SimNetwork
@@ -126,12 +127,7 @@ class SimMesh:
 
     def true_closest(self, target: bytes, count: int) -> list[bytes]:
         """Ground truth: the node ids of the `count` live peers closest to `target`."""
-        key = int.from_bytes(target, "big")
-        ids = sorted(
-            (p.node_id for p in self.live()),
-            key=lambda node_id: int.from_bytes(node_id, "big") ^ key,
-        )
-        return ids[:count]
+        return sorted((p.node_id for p in self.live()), key=lambda i: distance(i, target))[:count]
 
     def stop(self) -> None:
         """Stop every peer and the network, so the enclosing nursery can exit."""

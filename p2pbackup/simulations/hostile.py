@@ -17,13 +17,13 @@ from typing import Any
 
 from p2pbackup.dht.messages import FindNode, Nodes
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.messages import Audit, AuditProof, QueryShare, RenewLease
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.messages import GetShare, NoShare, PutShare, ShareData, ShareStored
+from p2pbackup.shares.upkeep_messages import Audit, AuditProof, QueryShare, RenewLease
+from p2pbackup.simulations.storage_run import run_storage_scenario
+from p2pbackup.simulations.world import Progress, SimPeer, World, WorldParams
 from p2pbackup.wire.messages import Message
-from simulations.storage_run import run_storage_scenario
-from simulations.world import Progress, SimPeer, World, WorldParams
 
 SUMMARY = "a fifth of the peers drop, corrupt or lie: is anything lost, is bad data ever used?"
 KINDS = ("drop", "corrupt", "lie")

@@ -14,8 +14,8 @@ from typing import Any
 
 import trio
 
-from simulations.storage_run import run_storage_scenario
-from simulations.world import HOUR, Progress, World, WorldParams
+from p2pbackup.simulations.storage_run import run_storage_scenario
+from p2pbackup.simulations.world import HOUR, Progress, World, WorldParams
 
 SUMMARY = (
     "a fifth of the peers (one site) vanish at once: how deep is the dip, how fast the repair?"

@@ -15,9 +15,9 @@ from typing import Any
 
 import trio
 
-from simulations.mesh import SimMesh
-from simulations.stats import median, percentile
-from simulations.world import Progress
+from p2pbackup.simulations.mesh import SimMesh
+from p2pbackup.simulations.stats import median, percentile
+from p2pbackup.simulations.world import Progress
 
 SUMMARY = "do iterative lookups find the true k closest peers, and in how many hops?"
 SETTLE_SECONDS = 60.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulations.markov import disagreement
-from simulations.world import WorldParams
+from p2pbackup.simulations.markov import disagreement
+from p2pbackup.simulations.world import WorldParams
 
 
 def repair_rate(params: WorldParams, lost_after: int = 2) -> float:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulations import (
+from p2pbackup.simulations import (
     capacity,
     churn,
     correlated_failure,
@@ -19,8 +19,8 @@ from simulations import (
     partition,
     repair,
 )
-from simulations.runner import run_scenario
-from simulations.world import Progress
+from p2pbackup.simulations.runner import run_scenario
+from p2pbackup.simulations.world import Progress
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from simulations.world import DAY, HOUR, Progress, World, WorldParams
+from p2pbackup.simulations.world import DAY, HOUR, Progress, World, WorldParams
 
 Drive = Callable[[World], Awaitable[dict[str, Any]]]
 # After the scenario's last event the mesh gets this long to settle before the end.

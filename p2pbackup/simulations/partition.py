@@ -19,9 +19,9 @@ import trio
 from p2pbackup.backup.snapshot import Snapshot
 from p2pbackup.backup.snapshot_index import SnapshotIndex
 from p2pbackup.errors import P2PBackupError
-from simulations.storage import virtual_now
-from simulations.storage_run import run_storage_scenario
-from simulations.world import HOUR, Progress, World, WorldParams
+from p2pbackup.simulations.storage import virtual_now
+from p2pbackup.simulations.storage_run import run_storage_scenario
+from p2pbackup.simulations.world import HOUR, Progress, World, WorldParams
 
 SUMMARY = "the mesh splits for hours and heals: do snapshots written on both sides merge?"
 

@@ -20,8 +20,9 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import trio
 import typer
 
-from cli.durations import parse_duration
-from cli.progress import live_progress
+from p2pbackup.base import defaults
+from p2pbackup.cli.durations import parse_duration
+from p2pbackup.cli.progress import live_progress
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import parse_address
 from p2pbackup.peer import control
@@ -116,10 +117,14 @@ def init(
         None, "--passphrase-file", help="Derive the owner keys from the passphrase in this file."
     ),
     shares_needed: int = typer.Option(
-        3, "--shares-needed", "-k", help="Shares that rebuild a pack."
+        defaults.SHARES_NEEDED, "--shares-needed", "-k", help="Shares that rebuild a pack."
     ),
-    shares_total: int = typer.Option(10, "--shares-total", "-n", help="Shares made of each pack."),
-    happy: int = typer.Option(7, "--happy", help="Fewest distinct peers a backup accepts."),
+    shares_total: int = typer.Option(
+        defaults.SHARES_TOTAL, "--shares-total", "-n", help="Shares made of each pack."
+    ),
+    happy: int = typer.Option(
+        defaults.HAPPY, "--happy", help="Fewest distinct peers a backup accepts."
+    ),
     peer_only: bool = typer.Option(
         False, "--peer-only", help="Only store others' shares; no owner keys on this home."
     ),
@@ -531,9 +536,9 @@ def simulate(
     list_scenarios: bool = typer.Option(False, "--list", help="List the scenarios."),
 ) -> None:
     """Run a scenario on the simulated network and virtual clock; write its report."""
-    from simulations.catalog import SCENARIOS, default_out, flat, run_named
-    from simulations.report import write_report
-    from simulations.world import stderr_progress
+    from p2pbackup.simulations.catalog import SCENARIOS, default_out, flat, run_named
+    from p2pbackup.simulations.report import write_report
+    from p2pbackup.simulations.world import stderr_progress
 
     if list_scenarios or scenario is None:
         for name, entry in SCENARIOS.items():

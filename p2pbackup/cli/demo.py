@@ -24,7 +24,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from cli.localmesh import CLI, LocalMesh
+from p2pbackup.cli.localmesh import CLI, LocalMesh
 from p2pbackup.store.capacity import format_size
 
 PEERS = 10

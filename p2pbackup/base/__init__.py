@@ -1,0 +1,1 @@
+"""What every layer uses: CPU offload, durable file writes, ids and distances, defaults."""
