@@ -1,4 +1,4 @@
-"""Shared helpers for the backup engine tests: owners, engines and tree comparison."""
+"""Shared helpers for the backup engine tests: owners, engines, sample trees and tree comparison."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ PARAMS = ChunkParams(min_size=1024, avg_size=4096, max_size=16 * 1024)
 PACK_TARGET = 64 * 1024
 KEYS = OwnerKeys.from_master(bytes(32))
 BASE_NS = 1_600_000_000_123_456_789
+NON_UTF8 = b"raw-\xff\xfe-name.bin"
 
 
 async def inline(fn: Callable[..., Any], *args: Any) -> Any:
@@ -56,6 +57,40 @@ async def backup(
 def restorer(blobs: BlobCodec, store: PackStore, **kwargs: Any) -> RestoreEngine:
     kwargs.setdefault("run_sync", inline)
     return RestoreEngine(blobs, store, **kwargs)
+
+
+def build_tree(root: Path, rng: random.Random) -> None:
+    """Nested folders, empty files and folders, symlinks, odd names, a few MB of noise."""
+    root.mkdir()
+    (root / "nested" / "deeper" / "deepest").mkdir(parents=True)
+    (root / "empty-dir").mkdir()
+    (root / "empty-outer" / "empty-inner").mkdir(parents=True)
+    (root / "café").mkdir()
+    (root / "locked").mkdir()
+    ns = iter(range(BASE_NS, BASE_NS + 10**9, 1_000_003))
+    write(root / "a.txt", b"hello\n", mode=0o600, mtime_ns=next(ns))
+    write(root / "empty.bin", b"", mode=0o644, mtime_ns=next(ns))
+    write(root / "tool.sh", b"#!/bin/sh\necho hi\n", mode=0o755, mtime_ns=next(ns))
+    write(root / "big.bin", rng.randbytes(3 * 1024 * 1024 + 123), mtime_ns=next(ns))
+    write(root / "café" / "naïve ☃.txt", "naïve ☃\n".encode() * 50, mtime_ns=next(ns))
+    write(root / "nested" / "deeper" / "deepest" / "leaf.txt", b"leaf" * 3000, mtime_ns=next(ns))
+    write(root / "nested" / "mid.bin", rng.randbytes(40_000), mode=0o640, mtime_ns=next(ns))
+    write(root / "locked" / "inside.txt", b"inside", mode=0o400, mtime_ns=next(ns))
+    write(os.path.join(os.fsencode(root), NON_UTF8), b"bytes name", mtime_ns=next(ns))
+    os.symlink("a.txt", root / "link-rel")
+    os.symlink("../nowhere/at/all", root / "nested" / "link-dangling")
+    for link in (root / "link-rel", root / "nested" / "link-dangling"):
+        stamp = next(ns)
+        os.utime(link, ns=(stamp, stamp), follow_symlinks=False)
+    # Folder modes and mtimes last, deepest first, as creating entries changes them.
+    folders = sorted(
+        (Path(d) for d, _, _ in os.walk(root)), key=lambda p: len(p.parts), reverse=True
+    )
+    for folder in folders:
+        stamp = next(ns)
+        os.utime(folder, ns=(stamp, stamp))
+    os.chmod(root / "locked", 0o500)
+    os.chmod(root / "empty-outer", 0o750)
 
 
 def rand_bytes(rng: random.Random, n: int) -> bytes:

@@ -30,8 +30,7 @@ from p2pbackup.peer.engine_process import (
     start_frame,
 )
 from p2pbackup.peer.pipe_frames import FrameChannel
-from tests.backup.fs import KEYS, restorer, snapshot_of
-from tests.backup.test_roundtrip import build_tree
+from tests.backup.fs import KEYS, build_tree, restorer, snapshot_of
 
 pytestmark = pytest.mark.slow
 
