@@ -17,16 +17,17 @@ import dataclasses
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import cbor2
 import trio
 
 from p2pbackup.backup.blobs import BlobCodec, Pack, Packer
 from p2pbackup.backup.catalog import Catalog, ChunkList, FileState, IndexPack
+from p2pbackup.backup.progress import ProgressFn, Reporter, RunStats
 from p2pbackup.backup.scan import (
     LISTINGS_AHEAD,
     PACKED,
@@ -45,8 +46,6 @@ from p2pbackup.codec.packstore import PackReceipt, PackStore
 from p2pbackup.errors import P2PBackupError
 
 T = TypeVar("T")
-ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
-PROGRESS_EVERY = 0.25
 # One index blob lists at most this many chunks (about 3 MiB of CBOR): a huge first
 # backup writes several blobs that pack and place like any other data, not one giant one.
 INDEX_BLOB_ENTRIES = 50_000
@@ -63,7 +62,9 @@ OnPlaced = Callable[[Pack, PackReceipt], None]
 
 
 @dataclass
-class BackupStats:
+class BackupStats(RunStats):
+    PROBLEMS = "errors"
+
     files: int = 0
     dirs: int = 0
     bytes: int = 0
@@ -75,16 +76,6 @@ class BackupStats:
     packs: int = 0
     index_blobs: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return stats_dict(self, "errors")
-
-
-def stats_dict(stats: Any, problems: str) -> dict[str, Any]:
-    """A stats dataclass as JSON-ready fields; its (path, reason) list becomes objects."""
-    out = dataclasses.asdict(stats)
-    out[problems] = [{"path": p, "reason": r} for p, r in out[problems]]
-    return out
 
 
 @dataclass(frozen=True)
@@ -193,7 +184,7 @@ class BackupEngine:
         self._index_placed: list[IndexPack] = []
         self._indexing: list[bytes] = []
         self.placed: set[bytes] = set()  # ids of the packs this run placed
-        self._last_progress = -float("inf")
+        self._reporter = Reporter(self.progress)
         # Whether the mesh holds exactly what this run placed: see `_held`.
         self._began_empty = False
         self._scanner: Scanner | None = None
@@ -634,9 +625,4 @@ class BackupEngine:
         self._index_placed, self._indexing = [], []
 
     async def _report(self, force: bool = False) -> None:
-        if self.progress is None:
-            return
-        now = trio.current_time()
-        if force or now - self._last_progress >= PROGRESS_EVERY:
-            self._last_progress = now
-            await self.progress(self.stats.as_dict())
+        await self._reporter.report(self.stats, force)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from p2pbackup.backup.restore import BlobReader
+from p2pbackup.backup.blob_reader import BlobReader
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree
 from p2pbackup.errors import P2PBackupError

@@ -22,23 +22,22 @@ import errno
 import fnmatch
 import os
 import stat
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cbor2
 import trio
 
+from p2pbackup.backup.blob_reader import BlobReader, load_index
 from p2pbackup.backup.blobs import BlobCodec
-from p2pbackup.backup.engine import PROGRESS_EVERY, ProgressFn, stats_dict
+from p2pbackup.backup.progress import ProgressFn, Reporter, RunStats
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
 from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.packstore import PackStore
-from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.errors import P2PBackupError
 
-PACK_CACHE = 8
 FINISH_BATCH = 512  # files given their mode and mtime per worker call
 _GLOB_CHARS = "*?["
 
@@ -46,16 +45,15 @@ _Piece = tuple[int, bytes, Locator]  # (offset in the file, chunk id, where it l
 
 
 @dataclass
-class RestoreStats:
+class RestoreStats(RunStats):
+    PROBLEMS = "failures"
+
     files_restored: int = 0
     files_failed: int = 0
     dirs: int = 0
     symlinks: int = 0
     bytes: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return stats_dict(self, "failures")
 
 
 @dataclass(eq=False)
@@ -122,77 +120,6 @@ class _Plan:
     dirs: list[tuple[bytes, TreeEntry]] = field(default_factory=list)  # deepest first
 
 
-class BlobReader:
-    """Reads sealed blobs out of packs, keeping the last few packs in memory."""
-
-    def __init__(self, codec: BlobCodec, packs: PackStore, index: dict[bytes, Locator]) -> None:
-        self.codec = codec
-        self.packs = packs
-        self.index = index
-        self._cache: OrderedDict[bytes, bytes] = OrderedDict()
-
-    async def pack(self, pack_id: bytes) -> bytes:
-        cached = self._cache.get(pack_id)
-        if cached is not None:
-            self._cache.move_to_end(pack_id)
-            return cached
-        data = await self.packs.get(pack_id)
-        self._cache[pack_id] = data
-        while len(self._cache) > PACK_CACHE:
-            self._cache.popitem(last=False)
-        return data
-
-    def clear(self) -> None:
-        """Drop the cached packs (restore is done with trees once data starts)."""
-        self._cache.clear()
-
-    async def blob(self, chunk_id: bytes) -> bytes:
-        locator = self.index.get(chunk_id)
-        if locator is None:
-            raise P2PBackupError(f"chunk {chunk_id.hex()[:12]} is in no index of this owner")
-        return await self.at(locator, chunk_id)
-
-    async def at(self, locator: Locator, chunk_id: bytes | None) -> bytes:
-        pack = await self.pack(locator.pack_id)
-        sealed = pack[locator.offset : locator.offset + locator.length]
-        return self.codec.open(chunk_id, sealed)
-
-
-async def load_index(
-    reader: BlobReader,
-    locators: tuple[Locator, ...],
-    problems: list[str] | None = None,
-    released: frozenset[bytes] = frozenset(),
-) -> dict[bytes, Locator]:
-    """Read the owner's index blobs into one map from chunk id to locator.
-
-    A location inside a `released` pack is skipped: a repack or a second device may
-    have left another copy of that chunk, and the released one is going away.
-    Raises `P2PBackupError` on the first blob that cannot be read, unless `problems`
-    is given: then each such blob's reason goes there and the rest are still read."""
-    index: dict[bytes, Locator] = {}
-    for locator in locators:
-        try:
-            try:
-                raw = cbor2.loads(await reader.at(locator, None))
-            except P2PBackupError:
-                raise
-            except Exception as exc:
-                raise WireError(f"undecodable index blob: {type(exc).__name__}") from None
-            if not isinstance(raw, dict):
-                raise WireError("an index blob must be a map")
-            for chunk_id, value in raw.items():
-                if isinstance(chunk_id, bytes) and len(chunk_id) == 32:
-                    found = Locator.from_wire(value)
-                    if found.pack_id not in released:
-                        index[chunk_id] = found
-        except P2PBackupError as exc:
-            if problems is None:
-                raise
-            problems.append(f"index blob in pack {locator.pack_id.hex()[:12]}: {exc}")
-    return index
-
-
 class RestoreEngine:
     """Rebuilds snapshots into folders from one owner's packs."""
 
@@ -210,11 +137,10 @@ class RestoreEngine:
         self.codec = codec
         self.packs = packs
         self.run_sync = run_sync
-        self.progress = progress
         self.parallel_packs = parallel_packs
         self.stats = RestoreStats()
         self._index_problems: list[str] = []
-        self._last_progress = -float("inf")
+        self._reporter = Reporter(progress)
 
     async def run(
         self,
@@ -470,12 +396,7 @@ class RestoreEngine:
         await self._report()
 
     async def _report(self, force: bool = False) -> None:
-        if self.progress is None:
-            return
-        now = trio.current_time()
-        if force or now - self._last_progress >= PROGRESS_EVERY:
-            self._last_progress = now
-            await self.progress(self.stats.as_dict())
+        await self._reporter.report(self.stats, force)
 
 
 def _why(exc: OSError) -> str:

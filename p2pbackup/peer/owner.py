@@ -16,10 +16,11 @@ from typing import Any
 
 import trio
 
+from p2pbackup.backup.blob_reader import BlobReader, load_index
 from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
-from p2pbackup.backup.restore import BlobReader, RestoreEngine, load_index
+from p2pbackup.backup.restore import RestoreEngine
 from p2pbackup.backup.retention import RetentionPolicy, apply_policy
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.snapshot_index import IndexState, SnapshotIndex, find_snapshot

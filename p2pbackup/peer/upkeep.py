@@ -24,10 +24,10 @@ from typing import Any
 
 import trio
 
+from p2pbackup.backup.blob_reader import BlobReader, load_index
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
 from p2pbackup.backup.prune import PrunePlan, pack_extents, plan_prune, used_chunks
-from p2pbackup.backup.restore import BlobReader, load_index
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.snapshot_index import SnapshotIndex
 from p2pbackup.base.offload import RunSync, to_thread

@@ -12,10 +12,11 @@ from typing import Any
 import cbor2
 import trio
 
+from p2pbackup.backup.blob_reader import BlobReader, load_index
 from p2pbackup.backup.blobs import BlobCodec, ChunkParams
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
-from p2pbackup.backup.restore import BlobReader, RestoreEngine, load_index
+from p2pbackup.backup.restore import RestoreEngine
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
 from p2pbackup.codec.packstore import PackStore

@@ -10,9 +10,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from p2pbackup.backup.blob_reader import BlobReader, load_index
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.prune import pack_extents, plan_prune, used_chunks
-from p2pbackup.backup.restore import BlobReader, load_index
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.codec.packstore import MemoryPackStore
 from p2pbackup.peer.upkeep import _rescue

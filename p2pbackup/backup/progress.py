@@ -1,0 +1,48 @@
+"""What a backup or restore tells its caller while it runs, and how often.
+
+Both engines count their work in a stats dataclass and hand it, as JSON-ready
+fields, to a progress callback. A report per chunk or per file would cost more
+than the work it describes and flood a front end, so reports go out at most
+every `PROGRESS_EVERY` seconds of trio's clock (virtual time in the simulator),
+and once more, forced, when the run ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+import trio
+
+ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
+PROGRESS_EVERY = 0.25
+
+
+@dataclasses.dataclass
+class RunStats:
+    """A run's counters; `PROBLEMS` names its list of (path, reason) pairs."""
+
+    PROBLEMS: ClassVar[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as JSON-ready values; the (path, reason) pairs become objects."""
+        out = dataclasses.asdict(self)
+        out[self.PROBLEMS] = [{"path": p, "reason": r} for p, r in out[self.PROBLEMS]]
+        return out
+
+
+class Reporter:
+    """Hands a run's stats to `progress` (when there is one), a few times a second at most."""
+
+    def __init__(self, progress: ProgressFn | None) -> None:
+        self.progress = progress
+        self._last = -float("inf")
+
+    async def report(self, stats: RunStats, force: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = trio.current_time()
+        if force or now - self._last >= PROGRESS_EVERY:
+            self._last = now
+            await self.progress(stats.as_dict())
