@@ -38,7 +38,7 @@ from p2pbackup.backup.scan import (
     file_state,
     opened_state,
 )
-from p2pbackup.backup.snapshot import Locator, Snapshot
+from p2pbackup.backup.snapshot import SNAPSHOT_ID_BYTES, Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
 from p2pbackup.backup.walk import FsEntry, absolute, stat_entry
 from p2pbackup.base.offload import RunSync, to_thread
@@ -137,6 +137,7 @@ class BackupEngine:
         excludes: tuple[str, ...] = (),
         parallel_uploads: int = 4,
         now: Callable[[], float] = time.time,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
         index_entries: int = INDEX_BLOB_ENTRIES,
         racy_seconds: float = RACY_SECONDS,
     ) -> None:
@@ -154,6 +155,8 @@ class BackupEngine:
         self.index_entries = index_entries
         self.racy_seconds = racy_seconds
         self.now = now
+        # Where snapshot ids come from: a seeded source replays a run exactly.
+        self.random_bytes = random_bytes
         self.stats = BackupStats()
         self._uploads = trio.CapacityLimiter(parallel_uploads)
         self._reset()
@@ -253,7 +256,7 @@ class BackupEngine:
             # are not read again by the next run.
             self._remember_ready(force=True)
         snapshot = Snapshot(
-            snapshot_id=secrets.token_bytes(16),
+            snapshot_id=self.random_bytes(SNAPSHOT_ID_BYTES),
             time=self.now(),
             host=host,
             paths=tuple(os.fsdecode(r) for r in roots),

@@ -134,3 +134,20 @@ async def test_bad_paths_are_refused(tmp_path: Path) -> None:
     with pytest.raises(P2PBackupError, match="share a final name"):
         await backup(blobs, catalog, store, tmp_path / "a" / "x", tmp_path / "b" / "x")
     assert store.puts == 0
+
+
+async def test_a_seeded_engine_names_its_snapshot_the_same_each_time(tmp_path: Path) -> None:
+    """Snapshot ids come from the randomness the engine is given, so a seeded run replays."""
+    write(tmp_path / "a.txt", b"same", mtime_ns=BASE_NS)
+    ids = []
+    for run in range(2):
+        snapshot, _ = await backup(
+            codec(),
+            Catalog(tmp_path / f"c{run}.db"),
+            MemoryPackStore(),
+            tmp_path / "a.txt",
+            random_bytes=random.Random(11).randbytes,
+            now=lambda: 1_700_000_000.0,
+        )
+        ids.append(snapshot.snapshot_id)
+    assert ids == [random.Random(11).randbytes(16)] * 2
