@@ -31,7 +31,14 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["Decision", "RetentionPolicy", "SnapshotLike", "apply_policy", "default_group"]
+__all__ = [
+    "COUNT_FIELDS",
+    "Decision",
+    "RetentionPolicy",
+    "SnapshotLike",
+    "apply_policy",
+    "default_group",
+]
 
 
 class SnapshotLike(Protocol):
@@ -53,7 +60,8 @@ class SnapshotLike(Protocol):
     def tags(self) -> tuple[str, ...]: ...
 
 
-_COUNT_FIELDS = (
+# The rules that keep a number of snapshots, by their field names.
+COUNT_FIELDS = (
     "keep_last",
     "keep_hourly",
     "keep_daily",
@@ -80,7 +88,7 @@ class RetentionPolicy:
     def __post_init__(self) -> None:
         # Reject nonsense at construction: a negative count silently meaning
         # "none" (or restic's "unlimited") would make a typo delete backups.
-        for name in _COUNT_FIELDS:
+        for name in COUNT_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, not {type(value).__name__}")
@@ -98,7 +106,7 @@ class RetentionPolicy:
         `forget` must refuse such a policy: applied literally it would forget
         every snapshot, which is never what someone who forgot a flag meant.
         """
-        return not self.keep_tags and all(getattr(self, name) == 0 for name in _COUNT_FIELDS)
+        return not self.keep_tags and all(getattr(self, name) == 0 for name in COUNT_FIELDS)
 
 
 @dataclass(frozen=True)

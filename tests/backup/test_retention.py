@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pbackup.backup.retention import (
+    COUNT_FIELDS,
     Decision,
     RetentionPolicy,
     SnapshotLike,
@@ -20,14 +21,6 @@ from p2pbackup.backup.retention import (
 from p2pbackup.backup.snapshot import Snapshot
 
 UTC = datetime.UTC
-COUNT_FIELDS = (
-    "keep_last",
-    "keep_hourly",
-    "keep_daily",
-    "keep_weekly",
-    "keep_monthly",
-    "keep_yearly",
-)
 
 
 @dataclass(frozen=True)
