@@ -9,7 +9,9 @@ and once more, forced, when the run ends.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
@@ -30,6 +32,23 @@ class RunStats:
         out = dataclasses.asdict(self)
         out[self.PROBLEMS] = [{"path": p, "reason": r} for p, r in out[self.PROBLEMS]]
         return out
+
+
+@dataclasses.dataclass
+class RestoreStats(RunStats):
+    PROBLEMS = "failures"
+
+    files_restored: int = 0
+    files_failed: int = 0
+    dirs: int = 0
+    symlinks: int = 0
+    bytes: int = 0
+    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    # `builtins.bytes`: inside this class, `bytes` names the byte count.
+    def fail(self, path: builtins.bytes, reason: str) -> None:
+        """List a path that was not restored as it should be, with why."""
+        self.failures.append((os.fsdecode(path), reason))
 
 
 class Reporter:

@@ -1,0 +1,250 @@
+"""The worker side of a restore: creating paths, writing files from a pack, finishing them.
+
+These run in a worker thread (`run_sync`), a batch per call: a hand-off per
+file or per chunk cost more than the work. A path is never written through a
+symlink left in the target, a file whose chunk fails its check is removed
+rather than left with a hole, and once the target is out of space or quota
+every worker stops before its next file (`Halt`) instead of each failing in
+turn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+from dataclasses import dataclass
+from typing import Any
+
+from p2pbackup.backup.blobs import BlobCodec
+from p2pbackup.backup.snapshot import Locator
+from p2pbackup.backup.tree import EntryKind, TreeEntry
+from p2pbackup.errors import P2PBackupError
+
+Piece = tuple[int, bytes, Locator]  # (offset in the file, chunk id, where it lies)
+
+
+@dataclass(eq=False)
+class FilePlan:
+    """One file to restore: where its chunks lie, and how writing it went."""
+
+    path: bytes
+    entry: TreeEntry
+    pieces: tuple[Piece, ...]
+    spread: bool = False  # over several packs: made at walk time, finished at the end
+    failed: str | None = None
+    unset: str | None = None  # restored, but why its mode or mtime could not be set
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class TargetFull(Exception):
+    """The target is out of space or quota, so every write after this one would fail
+    too. `done` holds the outcomes of the items before the one that failed."""
+
+    def __init__(self, reason: str, done: list[Any]) -> None:
+        super().__init__(reason)
+        self.done = done
+
+
+@dataclass
+class Halt:
+    """Shared with the workers: once one finds the target full, the others stop
+    before their next file instead of each finding out with a failed write."""
+
+    reason: str | None = None
+
+    def check(self, done: list[Any]) -> None:
+        if self.reason is not None:
+            raise TargetFull(self.reason, done)
+
+    def full(self, exc: OSError, done: list[Any]) -> TargetFull:
+        self.reason = self.reason or _why(exc).lower()
+        return TargetFull(self.reason, done)
+
+
+@dataclass(frozen=True)
+class Make:
+    """A path to create: `entry` says what; None is a folder on the way to an included
+    path. `file` is the plan of a file spread over several packs."""
+
+    path: bytes
+    entry: TreeEntry | None
+    file: FilePlan | None = None
+
+
+def make_entries(makes: list[Make], halt: Halt) -> list[str | None]:
+    """Worker side of the folder walk: create each path in order; why each failed, or None."""
+    reasons: list[str | None] = []
+    for make in makes:
+        halt.check(reasons)
+        entry = make.entry
+        try:
+            if entry is None or entry.kind is EntryKind.DIR:
+                _make_dir(make.path)
+            elif entry.kind is EntryKind.SYMLINK:
+                _make_symlink(make.path, entry)
+            else:
+                fd = _create(make.path)
+                try:
+                    os.ftruncate(fd, entry.size)
+                except OSError:
+                    _remove_partial(make.path)
+                    raise
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            if exc.errno in _FULL:
+                raise halt.full(exc, reasons) from None
+            reasons.append(_why(exc))
+            continue
+        reasons.append(None)
+    return reasons
+
+
+def finish_files(items: list[tuple[bytes, TreeEntry, bool]]) -> list[str | None]:
+    """Worker side of the last step: set each restored path's mode and mtime (True) or
+    remove a file that could not be rebuilt (False); why setting failed, or None."""
+    reasons: list[str | None] = []
+    for path, entry, restored in items:
+        try:
+            if restored:
+                _set_meta(path, entry)
+            else:
+                _remove_partial(path)
+        except OSError as exc:
+            reasons.append(_why(exc))
+            continue
+        reasons.append(None)
+    return reasons
+
+
+def _make_dir(path: bytes) -> None:
+    # A symlink where a folder goes would send the folder's contents elsewhere.
+    if os.path.islink(path):
+        os.unlink(path)
+    os.makedirs(path, 0o700, exist_ok=True)
+
+
+def _create(path: bytes) -> int:
+    """Open `path` as a new empty file for writing, replacing a symlink in the way."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    try:
+        return os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+    os.unlink(path)  # a symlink: writing through it would land elsewhere
+    return os.open(path, flags, 0o600)
+
+
+def _make_symlink(path: bytes, entry: TreeEntry) -> None:
+    assert entry.target is not None
+    if os.path.lexists(path) and not stat.S_ISDIR(os.lstat(path).st_mode):
+        os.unlink(path)
+    os.symlink(entry.target, path)
+    os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+
+
+def _set_meta(path: bytes, entry: TreeEntry) -> None:
+    os.chmod(path, entry.mode)
+    os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
+
+
+@dataclass(frozen=True)
+class Write:
+    """What one file has in one pack. `entry` is given when the file lies whole in
+    it: then the file is created, written and finished here."""
+
+    path: bytes
+    entry: TreeEntry | None
+    pieces: list[Piece]
+
+
+def write_pack(
+    codec: BlobCodec, pack_id: bytes, pack: bytes, writes: list[Write], halt: Halt
+) -> list[tuple[int, str | None, str | None]]:
+    """Worker side of `RestoreEngine._write_files`; stops with `TargetFull` once the target is."""
+    outcomes: list[tuple[int, str | None, str | None]] = []
+    for write in writes:
+        halt.check(outcomes)
+        try:
+            outcomes.append(_write_file(codec, pack_id, pack, write))
+        except OSError as exc:  # only space or quota: the file is gone already
+            raise halt.full(exc, outcomes) from None
+    return outcomes
+
+
+def _write_file(
+    codec: BlobCodec, pack_id: bytes, pack: bytes, write: Write
+) -> tuple[int, str | None, str | None]:
+    """(bytes written, why the file failed or None, why its mode or mtime was not set
+    or None). A file that fails is removed if it was created here; a spread one is
+    removed at the end of the restore. Out of space or quota, the `OSError` is raised
+    once the file is removed."""
+    fd: int | None = None
+    written = 0
+    try:
+        try:
+            for offset, chunk_id, locator in write.pieces:
+                sealed = pack[locator.offset : locator.offset + locator.length]
+                try:
+                    # Opened with its id: the content must hash to it, or nothing of
+                    # it is written.
+                    plain = codec.open(chunk_id, sealed)
+                except P2PBackupError as exc:
+                    where = f"chunk {chunk_id.hex()[:12]} in pack {pack_id.hex()[:12]}"
+                    raise _ChunkFailed(f"{where}: {exc}") from None
+                if fd is None:  # once the first chunk has passed
+                    if write.entry is not None:
+                        fd = _create(write.path)
+                    else:
+                        fd = os.open(write.path, os.O_WRONLY | os.O_NOFOLLOW)
+                _write_at(fd, offset, plain)
+                written += len(plain)
+            if write.entry is None:
+                return written, None, None
+            if fd is None:  # an empty file
+                fd = _create(write.path)
+            return written, None, _finish_open(fd, write.entry)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    except (_ChunkFailed, OSError) as exc:
+        if write.entry is not None and fd is not None:
+            _remove_partial(write.path)
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            raise
+        return 0, _why(exc) if isinstance(exc, OSError) else str(exc), None
+
+
+class _ChunkFailed(Exception):
+    """A chunk failed its check: its file cannot be rebuilt from this pack."""
+
+
+def _finish_open(fd: int, entry: TreeEntry) -> str | None:
+    """Give an open file its mode and mtime; why that failed, or None."""
+    try:
+        os.fchmod(fd, entry.mode)
+        os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
+    except OSError as exc:
+        return _why(exc)
+    return None
+
+
+def _write_at(fd: int, offset: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:  # pwrite may write less than asked
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _remove_partial(path: bytes) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
