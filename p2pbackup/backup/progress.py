@@ -35,6 +35,23 @@ class RunStats:
 
 
 @dataclasses.dataclass
+class BackupStats(RunStats):
+    PROBLEMS = "errors"
+
+    files: int = 0
+    dirs: int = 0
+    bytes: int = 0
+    bytes_read: int = 0
+    bytes_sent: int = 0
+    chunks_new: int = 0
+    chunks_reused: int = 0
+    files_unchanged: int = 0
+    packs: int = 0
+    index_blobs: int = 0
+    errors: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class RestoreStats(RunStats):
     PROBLEMS = "failures"
 
