@@ -1,7 +1,8 @@
 """What a backup or restore tells its caller while it runs, and how often.
 
-Both engines count their work in a stats dataclass and hand it, as JSON-ready
-fields, to a progress callback. A report per chunk or per file would cost more
+Both engines count their work in a stats dataclass of this module and hand it,
+as JSON-ready fields (the CLI's --json and the peer's control socket show them
+as they are), to a progress callback. A report per chunk or per file would cost more
 than the work it describes and flood a front end, so reports go out at most
 every `PROGRESS_EVERY` seconds of trio's clock (virtual time in the simulator),
 and once more, forced, when the run ends.
@@ -36,6 +37,8 @@ class RunStats:
 
 @dataclasses.dataclass
 class BackupStats(RunStats):
+    """What a backup run read, reused and sent; `errors` lists the paths left out."""
+
     PROBLEMS = "errors"
 
     files: int = 0
@@ -53,6 +56,8 @@ class BackupStats(RunStats):
 
 @dataclasses.dataclass
 class RestoreStats(RunStats):
+    """What a restore made and wrote; `failures` lists what was not restored as saved."""
+
     PROBLEMS = "failures"
 
     files_restored: int = 0
