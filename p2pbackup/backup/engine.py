@@ -136,7 +136,7 @@ class BackupEngine:
             self._reporter,
             self.index_entries,
         )
-        self._packing = Packing(self.codec, self.catalog, self.run_sync, self._uploads, self.stats)
+        self._packing = Packing(self._uploads)
         self._prepared: dict[bytes, Prepared | OSError] = {}  # small files read ahead
         self._known: dict[bytes, ChunkList] = {}  # unchanged files the scanner found
 

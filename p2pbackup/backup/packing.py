@@ -11,34 +11,25 @@ from __future__ import annotations
 
 import trio
 
-from p2pbackup.backup.blobs import BlobCodec, Pack, Packer
-from p2pbackup.backup.catalog import Catalog
-from p2pbackup.backup.progress import BackupStats
+from p2pbackup.backup.blobs import Pack, Packer
 from p2pbackup.backup.scan import PACKED, Claims, Prepared, Scanner
 from p2pbackup.backup.tree import Tree
 from p2pbackup.backup.uploads import Uploads
-from p2pbackup.base.offload import RunSync
 
 
 class Packing:
     """One run's packers and what it knows of which chunks the mesh or the run has.
 
-    `began_empty`: the catalog held no chunk as the run began (see `held`)."""
+    It packs for one run's `uploads`, under that run's codec, catalog, worker
+    hand-off and stats. `began_empty`: the catalog held no chunk as the run began
+    (see `held`)."""
 
-    def __init__(
-        self,
-        codec: BlobCodec,
-        catalog: Catalog,
-        run_sync: RunSync,
-        uploads: Uploads,
-        stats: BackupStats,
-        began_empty: bool = False,
-    ) -> None:
-        self.codec = codec
-        self.catalog = catalog
-        self.run_sync = run_sync
+    def __init__(self, uploads: Uploads, began_empty: bool = False) -> None:
         self.uploads = uploads
-        self.stats = stats
+        self.codec = codec = uploads.codec
+        self.catalog = uploads.catalog
+        self.run_sync = uploads.run_sync
+        self.stats = uploads.stats
         self.began_empty = began_empty
         self.packer: Packer = codec.packer()
         self.tree_packer: Packer = codec.packer()
