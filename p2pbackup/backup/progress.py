@@ -81,6 +81,8 @@ class Reporter:
         self._last = -float("inf")
 
     async def report(self, stats: RunStats, force: bool = False) -> None:
+        """Send `stats` unless a report went out less than `PROGRESS_EVERY` ago;
+        `force` sends it anyway (the end of a run)."""
         if self.progress is None:
             return
         now = trio.current_time()

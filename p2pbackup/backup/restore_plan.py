@@ -208,6 +208,8 @@ class TreeWalk:
         return unmade
 
     async def _visit(self, visit: _Visit, uncreated: list[bytes]) -> None:
+        """Walk a subfolder; it is finished at the end (deepest first) only if it was
+        made, or something inside it was restored."""
         if visit.included:
             await self.walk(visit.subtree, visit.path, visit.relative, True, [])
         else:
