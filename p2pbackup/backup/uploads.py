@@ -122,8 +122,8 @@ class Uploads:
             self._waiting.setdefault(cid, []).append(waiting)
 
     def remember_ready(self, *, force: bool = False) -> None:
-        """Write the files ready to remember, in batches: a transaction per file cost
-        more than the file's read. `force` writes what there is."""
+        """Write the files ready to remember a batch at a time, not a transaction
+        each; `force` writes what there is."""
         if self._ready and (force or len(self._ready) >= REMEMBER_BATCH):
             self.catalog.remember_files(self._ready)
             self._ready = []
