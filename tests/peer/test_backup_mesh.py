@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,8 +11,8 @@ import pytest
 
 from p2pbackup.backup.engine import RACY_SECONDS
 from p2pbackup.cli.demo import compare_trees
-from p2pbackup.cli.localmesh import CLI, LocalMesh
-from tests.peer.trees import change_some, make_tree
+from p2pbackup.cli.localmesh import CLI, SAFETY_DEADLINE, LocalMesh
+from tests.peer.trees import change_some, make_tree, wait_until_settled
 
 pytestmark = pytest.mark.timeout(600)
 PEERS = 12
@@ -24,13 +23,19 @@ def mesh12(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
     root = tmp_path_factory.mktemp("mesh12")
     with LocalMesh(root, PEERS, serve_args=("--rpc-timeout", "3s")) as mesh:
         mesh.start()
-        assert mesh.wait_until(
-            lambda: all(
-                mesh.control(i, "status")["routing_table_size"] == PEERS - 1 for i in range(PEERS)
-            ),
-            timeout=30,
-        )
+        mesh.wait_for_tables()
         yield mesh
+
+
+@pytest.fixture
+def background() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Commands a test runs beside the mesh; whatever still runs at its end is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +43,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("source") / "tree"
     root.mkdir()
     assert make_tree(root) > 1000
-    time.sleep(RACY_SECONDS)  # a tree this new would not be remembered by its first backup
+    wait_until_settled(root, RACY_SECONDS)  # else its first backup would not remember it
     return root
 
 
@@ -103,9 +108,7 @@ def test_backup_incremental_kill_three_restore_and_recover(
     fresh = mesh12.add_peer()
     mesh12.cli(fresh.index, "init", "--recover", check=True, stdin=phrase)
     mesh12.start_peer(fresh.index, bootstrap=mesh12.peers[1].listen)
-    assert mesh12.wait_until(
-        lambda: mesh12.control(fresh.index, "status")["routing_table_size"] >= 8, timeout=30
-    )
+    mesh12.wait_for_tables(at_least=8, indices=[fresh.index])
     seen = mesh12.cli_json(fresh.index, "snapshots")["snapshots"]
     assert [s["id"] for s in seen] == [s["id"] for s in listed]
     recovered = mesh12.cli_json(
@@ -132,7 +135,7 @@ def test_corrupted_shares_on_disk_are_detected_and_rebuilt_from_others(
     owner = 2
     mesh12.cli_json(owner, "backup", str(tree))
     victims = [p for p in mesh12.peers[3:6] if p.alive]
-    held_before = {p.index: mesh12.control(p.index, "status")["shares_held"] for p in victims}
+    held_before = {p.index: mesh12.status(p.index)["shares_held"] for p in victims}
     corrupted = 0
     for peer in victims:
         for share in (peer.home / "shares").rglob("*"):
@@ -146,12 +149,12 @@ def test_corrupted_shares_on_disk_are_detected_and_rebuilt_from_others(
     assert restored["files_failed"] == 0
     _identical(tree, tmp_path / "out" / "tree")
     # The holders noticed the rot when asked and dropped those shares.
-    held_after = {p.index: mesh12.control(p.index, "status")["shares_held"] for p in victims}
+    held_after = {p.index: mesh12.status(p.index)["shares_held"] for p in victims}
     assert sum(held_after.values()) < sum(held_before.values())
 
 
 def test_a_backup_killed_halfway_completes_when_run_again(
-    mesh12: LocalMesh, tmp_path: Path
+    mesh12: LocalMesh, tmp_path: Path, background: list[subprocess.Popen[bytes]]
 ) -> None:
     owner = 1
     source = tmp_path / "data"
@@ -164,20 +167,19 @@ def test_a_backup_killed_halfway_completes_when_run_again(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        # Kill the owner's peer once a few packs are out, well before the end.
-        assert mesh12.wait_until(
-            lambda: _shares_everywhere(mesh12) >= total_before + 20, timeout=120, step=0.05
-        )
-        mesh12.stop_peer(owner, signal.SIGKILL)
-    finally:
-        backup.wait(timeout=30)
+    background.append(backup)
+    # Kill the owner's peer once a few packs are out, well before the end.
+    mesh12.wait_for(
+        "twenty shares of the backup placed",
+        lambda: _shares_everywhere(mesh12) >= total_before + 20,
+    )
+    mesh12.stop_peer(owner, signal.SIGKILL)
+    # The command ends when its peer's control connection does.
+    backup.wait(timeout=SAFETY_DEADLINE)
     assert backup.returncode != 0
     placed_early = _shares_everywhere(mesh12) - total_before
     mesh12.start_peer(owner, bootstrap=mesh12.peers[2].listen)
-    assert mesh12.wait_until(
-        lambda: mesh12.control(owner, "status")["routing_table_size"] >= 7, timeout=30
-    )
+    mesh12.wait_for_tables(at_least=7, indices=[owner])
     again = mesh12.cli_json(owner, "backup", str(source))
     assert again["files"] == 12
     full = 48 * 2**20 * 10 // 3
@@ -190,7 +192,7 @@ def test_a_backup_killed_halfway_completes_when_run_again(
 
 
 def _shares_everywhere(mesh: LocalMesh) -> int:
-    return sum(mesh.control(p.index, "status")["shares_held"] for p in mesh.peers if p.alive)
+    return sum(mesh.status(p.index)["shares_held"] for p in mesh.peers if p.alive)
 
 
 def _random(size: int, seed: int) -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,18 +21,9 @@ def mesh10(tmp_path: Path) -> Iterator[LocalMesh]:
         yield mesh
 
 
-def _table_size(mesh: LocalMesh, index: int) -> int:
-    return int(mesh.control(index, "status")["routing_table_size"])
-
-
 def test_ten_processes_learn_each_other_within_ten_seconds(mesh10: LocalMesh) -> None:
     # Measured from the launch of the nine processes, their start-up included.
-    started = mesh10.launched_at
-    everyone = mesh10.wait_until(
-        lambda: all(_table_size(mesh10, i) == 9 for i in range(10)), timeout=10
-    )
-    assert everyone, [_table_size(mesh10, i) for i in range(10)]
-    took = time.monotonic() - started
+    took = mesh10.wait_for_tables() - mesh10.launched_at
     print(f"all ten routing tables complete {took:.1f}s after launch")
     assert took < 10
     listed = mesh10.cli_json(4, "peers")["peers"]
@@ -45,7 +35,7 @@ def test_ten_processes_learn_each_other_within_ten_seconds(mesh10: LocalMesh) ->
 
 
 def test_a_record_written_through_one_peer_is_read_through_another(mesh10: LocalMesh) -> None:
-    mesh10.wait_until(lambda: all(_table_size(mesh10, i) == 9 for i in range(10)), timeout=10)
+    mesh10.wait_for_tables()
     written = mesh10.cli_json(2, "debug", "record-put", "greeting", "hello mesh")
     assert written["acks"] >= 3
     read = mesh10.cli_json(7, "debug", "record-get", written["key"])
