@@ -107,6 +107,27 @@ def test_owner_repair_then_forget_and_prune_frees_every_share(
     second = mesh.cli_json(owner, "backup", str(source))
     assert second["packs"] >= 1
 
+    _three_holders_die_and_the_owner_repairs(mesh, owner)
+
+    ids = [s["id"] for s in mesh.cli_json(owner, "snapshots")["snapshots"]]
+    assert ids == [first["snapshot_id"], second["snapshot_id"]]
+    live = [p.index for p in mesh.peers if p.alive and p.index != owner]
+    _forget_the_first_and_prune(mesh, owner, ids[0], live, source, tmp_path / "out")
+
+    # Forgetting what is left and pruning frees every share on every peer.
+    ids = ids[1:]
+    dry = mesh.cli_json(owner, "forget", *ids, "--prune", "--dry-run")
+    assert dry["prune"]["packs_kept"] == 0 and dry["prune"]["packs_released"] > 0
+    assert mesh.cli_json(owner, "snapshots")["snapshots"] != []
+    gone = mesh.cli_json(owner, "forget", *ids, "--prune")
+    assert gone["prune"]["packs_released"] > 0 and gone["prune"]["packs_kept"] == 0
+    assert mesh.cli_json(owner, "snapshots")["snapshots"] == []
+    held = [mesh.status(i) for i in live]
+    assert sum(s["shares_held"] for s in held) == 0
+    assert sum(s["bytes_used"] for s in held) == 0
+
+
+def _three_holders_die_and_the_owner_repairs(mesh: LocalMesh, owner: int) -> None:
     holders = sorted(
         (p for p in mesh.peers if p.index != owner),
         key=lambda p: -mesh.status(p.index)["shares_held"],
@@ -123,35 +144,23 @@ def test_owner_repair_then_forget_and_prune_frees_every_share(
     renewed = mesh.control(owner, "renew")
     assert renewed["packs_renewed"] == renewed["packs"] > 0
 
-    ids = [s["id"] for s in mesh.cli_json(owner, "snapshots")["snapshots"]]
-    assert ids == [first["snapshot_id"], second["snapshot_id"]]
-    live = [p for p in mesh.peers if p.alive and p.index != owner]
-    used_before = sum(mesh.status(p.index)["bytes_used"] for p in live)
 
-    # Forgetting the first snapshot repacks its mostly unused pack: file2, still in
-    # use, moves to a new pack, and the old pack is released.
-    pruned = mesh.cli_json(owner, "forget", ids[0], "--prune")["prune"]
+def _forget_the_first_and_prune(
+    mesh: LocalMesh, owner: int, first: str, live: list[int], source: Path, out: Path
+) -> None:
+    """Forgetting the first snapshot repacks its mostly unused pack: file2, still in
+    use, moves to a new pack, and the old pack is released."""
+    used_before = sum(mesh.status(i)["bytes_used"] for i in live)
+    pruned = mesh.cli_json(owner, "forget", first, "--prune")["prune"]
     assert pruned["packs_repacked"] >= 1 and pruned["packs_written"] >= 1, pruned
     assert 0 < pruned["bytes_repacked"] < 2_000_000
     assert pruned["packs_released"] >= pruned["packs_repacked"]
-    used_after = sum(mesh.status(p.index)["bytes_used"] for p in live)
+    used_after = sum(mesh.status(i)["bytes_used"] for i in live)
     assert used_after < used_before * 3 // 4, (used_before, used_after)
     health = mesh.cli_json(owner, "check", "--read-data")
     assert health["chunk_errors"] == [] and health["healthy"] == health["packs"]
-    mesh.cli_json(owner, "restore", "latest", "--target", str(tmp_path / "out"))
-    files, _, problems = compare_trees(source, tmp_path / "out" / "data")
+    mesh.cli_json(owner, "restore", "latest", "--target", str(out))
+    files, _, problems = compare_trees(source, out / "data")
     assert files == 4 and problems == []
     again = mesh.cli_json(owner, "prune")
     assert again["packs_repacked"] == again["packs_released"] == 0
-
-    # Forgetting what is left and pruning frees every share on every peer.
-    ids = ids[1:]
-    dry = mesh.cli_json(owner, "forget", *ids, "--prune", "--dry-run")
-    assert dry["prune"]["packs_kept"] == 0 and dry["prune"]["packs_released"] > 0
-    assert mesh.cli_json(owner, "snapshots")["snapshots"] != []
-    gone = mesh.cli_json(owner, "forget", *ids, "--prune")
-    assert gone["prune"]["packs_released"] > 0 and gone["prune"]["packs_kept"] == 0
-    assert mesh.cli_json(owner, "snapshots")["snapshots"] == []
-    held = [mesh.status(p.index) for p in live]
-    assert sum(s["shares_held"] for s in held) == 0
-    assert sum(s["bytes_used"] for s in held) == 0
