@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from p2pbackup.cli.localmesh import LocalMesh
+from p2pbackup.cli.localmesh import SAFETY_DEADLINE, LocalMesh
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -85,3 +86,26 @@ def test_p2pbackup_home_environment_works_like_the_option(tmp_path: Path) -> Non
     result = subprocess.run([*CLI, "init", "--json"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "viaenv" / "node.key").exists()
+
+
+def test_a_wait_that_never_comes_true_names_what_it_waited_for(tmp_path: Path) -> None:
+    mesh = LocalMesh(tmp_path / "idle", 1)
+    with pytest.raises(TimeoutError, match=r"the impossible: not so after 0\.2s"):
+        mesh.wait_for("the impossible", lambda: False, deadline=0.2)
+    looks: list[float] = []
+
+    def third_look() -> bool:
+        looks.append(time.monotonic())
+        return len(looks) == 3
+
+    assert mesh.wait_for("a third look", third_look, step=0.01) == pytest.approx(looks[-1])
+
+
+def test_a_peer_that_cannot_start_fails_the_wait_at_once(tmp_path: Path) -> None:
+    # Never initialised: `serve` exits with an error, and the wait says so with its log.
+    with LocalMesh(tmp_path / "broken", 1) as mesh:
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="peer 0 exited early") as info:
+            mesh.start_peer(0, bootstrap=None)
+        assert "init" in str(info.value)
+        assert time.monotonic() - started < SAFETY_DEADLINE / 2
