@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,9 @@ PASSPHRASE_KEYS = {
 # from the limits, so a failure says which of the two moved.
 CHEAP_PASSPHRASE_MASTER = "f218328b3e5e617cb7c4e3b45a2937af8e178a969d54e40c4d7e1fc356be6330"
 OWNER_SALT = "2918d2013a680d4825ec78bdecc2d51c"
+# A passphrase with accents, which keyboards and systems type composed or decomposed.
+ACCENTED = "Grüße aus Zürich, café"
+ACCENTED_CHEAP_MASTER = "fa6de521f68615707be875daf454adb1be7651e8a8e9a7ec7278c12806fffb60"
 
 
 def _hex_keys(keys: OwnerKeys) -> dict[str, str]:
@@ -81,14 +85,23 @@ def test_the_owner_salt_label_and_default_limits_are_pinned() -> None:
     assert (DEFAULT_OPSLIMIT, DEFAULT_MEMLIMIT) == (3, 256 * 2**20)
 
 
-def test_the_passphrase_path_is_pinned_apart_from_its_limits() -> None:
+@pytest.mark.parametrize(
+    ("passphrase", "master"),
+    [
+        (PASSPHRASE, CHEAP_PASSPHRASE_MASTER),
+        (unicodedata.normalize("NFC", ACCENTED), ACCENTED_CHEAP_MASTER),
+        (unicodedata.normalize("NFD", ACCENTED), ACCENTED_CHEAP_MASTER),
+    ],
+)
+def test_the_passphrase_path_is_pinned_apart_from_its_limits(passphrase: str, master: str) -> None:
+    # An accented passphrase gives one key however it was typed, composed or not.
     keys = OwnerKeys.from_passphrase(
-        PASSPHRASE,
+        passphrase,
         bytes.fromhex(OWNER_SALT),
         opslimit=argon2id.OPSLIMIT_MIN,
         memlimit=argon2id.MEMLIMIT_MIN,
     )
-    assert keys.master.hex() == CHEAP_PASSPHRASE_MASTER
+    assert keys.master.hex() == master
 
 
 def test_the_owner_passphrase_gives_the_pinned_keys() -> None:
