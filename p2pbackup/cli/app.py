@@ -133,7 +133,6 @@ def init(
     from p2pbackup.crypto.keys import (
         OwnerKeys,
         new_recovery_phrase,
-        passphrase_salt,
         validate_phrase,
     )
 
@@ -153,7 +152,7 @@ def init(
             secret = passphrase_file.read_text().strip("\r\n")
         except OSError as exc:
             fail(f"cannot read {passphrase_file}: {exc.strerror or exc}")
-        keys = OwnerKeys.from_passphrase(secret, passphrase_salt("p2pbackup owner"))
+        keys = OwnerKeys.from_owner_passphrase(secret)
     elif recover:
         keys = OwnerKeys.from_phrase(validate_phrase(sys.stdin.read()))
     else:

@@ -4,6 +4,11 @@ Each peer is a separate `p2pbackup serve` process with its own home under
 one root directory. The first peer listens on an OS-chosen port, which it
 writes to its state file; the others bootstrap through it. `close` stops
 every process it started, politely first.
+
+Waiting is by event: a wait polls the peers' own state (their state files,
+their control sockets) until the condition holds. Its deadline is only a
+safety net against a hung mesh; how long something took is for the caller
+to measure and judge.
 """
 
 from __future__ import annotations
@@ -14,13 +19,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 CLI = [sys.executable, "-m", "p2pbackup.cli.app"]
+# Seconds any one wait may take before the mesh is taken for hung. Generous on purpose:
+# a loaded machine slows peers down, and a slow peer is not a broken one.
+SAFETY_DEADLINE = 120.0
+# Seconds between two looks at a peer's state while waiting.
+POLL_STEP = 0.05
 
 
 @dataclass
@@ -64,7 +74,7 @@ class LocalMesh:
         self.size = len(self.peers)
         return peer
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = SAFETY_DEADLINE) -> None:
         self.init_all()
         self.start_peer(0, bootstrap=None, timeout=timeout)
         self.launched_at = time.monotonic()
@@ -85,7 +95,7 @@ class LocalMesh:
         index: int,
         *,
         bootstrap: str | bool | None = True,
-        timeout: float = 30.0,
+        timeout: float = SAFETY_DEADLINE,
         wait: bool = True,
         port: int = 0,
     ) -> LocalPeer:
@@ -110,20 +120,23 @@ class LocalMesh:
             self.wait_listening(index, timeout)
         return peer
 
-    def wait_listening(self, index: int, timeout: float = 30.0) -> str:
+    def wait_listening(self, index: int, timeout: float = SAFETY_DEADLINE) -> str:
+        """The peer's address, once its state file says it listens (written only then)."""
         peer = self.peers[index]
         state_file = peer.home / "peer.json"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def listening() -> bool:
             if peer.process is not None and peer.process.poll() is not None:
                 raise RuntimeError(f"peer {index} exited early:\n{self.log_tail(index)}")
             try:
-                state = json.loads(state_file.read_text())
-                peer.listen = str(state["listen"])
-                return peer.listen
+                peer.listen = str(json.loads(state_file.read_text())["listen"])
             except (FileNotFoundError, ValueError, KeyError):
-                time.sleep(0.05)
-        raise TimeoutError(f"peer {index} did not start within {timeout:g}s")
+                return False
+            return True
+
+        self.wait_for(f"peer {index} listening", listening, deadline=timeout)
+        assert peer.listen is not None
+        return peer.listen
 
     def stop_peer(self, index: int, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         """Stop one peer with `sig` (SIGKILL for a crash); its exit status."""
@@ -203,13 +216,48 @@ class LocalMesh:
         path = Home(self.peers[index].home).control_socket
         return trio.run(call, path, op, args)
 
+    def status(self, index: int) -> dict[str, Any]:
+        """The peer's own account of itself, as `status --json` gives it."""
+        return self.control(index, "status")
+
     def wait_until(self, predicate: Callable[[], bool], timeout: float, step: float = 0.2) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(step)
-        return predicate()
+        """Whether `predicate` came to hold within `timeout` seconds."""
+        return _poll(predicate, timeout, step) is not None
+
+    def wait_for(
+        self,
+        what: str,
+        condition: Callable[[], bool],
+        *,
+        step: float = POLL_STEP,
+        deadline: float = SAFETY_DEADLINE,
+    ) -> float:
+        """Poll `condition` until it holds; the monotonic time it was first seen to.
+
+        Past the safety deadline the mesh is taken for hung: `TimeoutError` names
+        `what` and shows the logs of any peer that died meanwhile."""
+        seen = _poll(condition, deadline, step)
+        if seen is None:
+            dead = [p.index for p in self.peers if p.process is not None and not p.alive]
+            logs = "".join(f"\npeer {i}:\n{self.log_tail(i)}" for i in dead)
+            raise TimeoutError(f"{what}: not so after {deadline:g}s{logs}")
+        return seen
+
+    def wait_for_tables(
+        self,
+        at_least: int | None = None,
+        indices: Iterable[int] | None = None,
+        step: float = 0.1,
+    ) -> float:
+        """Until each of these peers (every running one by default) has `at_least` others
+        in its routing table (every other peer of the mesh by default); when that was seen."""
+        chosen = [p.index for p in self.peers if p.alive] if indices is None else list(indices)
+        wanted = self.size - 1 if at_least is None else at_least
+
+        def full() -> bool:
+            return all(self.status(i)["routing_table_size"] >= wanted for i in chosen)
+
+        return self.wait_for(f"routing tables of peers {chosen} holding {wanted}", full, step=step)
 
     def log_tail(self, index: int, lines: int = 20) -> str:
         try:
@@ -217,3 +265,15 @@ class LocalMesh:
         except FileNotFoundError:
             return "(no log)"
         return "\n".join(text.splitlines()[-lines:])
+
+
+def _poll(condition: Callable[[], bool], timeout: float, step: float) -> float | None:
+    """The monotonic time `condition` was first seen to hold, looking every `step`
+    seconds; None if it still did not at the end of `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while True:
+        if condition():
+            return time.monotonic()
+        if time.monotonic() >= end:
+            return None
+        time.sleep(step)

@@ -28,6 +28,9 @@ SALT_BYTES = argon2id.SALTBYTES
 MIN_PASSPHRASE_CHARS = 12
 DEFAULT_OPSLIMIT = argon2id.OPSLIMIT_MODERATE
 DEFAULT_MEMLIMIT = argon2id.MEMLIMIT_MODERATE
+# The salt label of every passphrase owner. Nothing stores the salt, so recovery on a new
+# machine rebuilds it from this label: changing it strands every passphrase backup.
+OWNER_PASSPHRASE_LABEL = "p2pbackup owner"
 
 # BLAKE2b personalisations (at most 16 bytes): one per purpose, so keys never collide.
 _PERSON_PHRASE = b"p2pb:phrase"
@@ -183,3 +186,10 @@ class OwnerKeys:
             stretched, digest_size=KEY_BYTES, person=_PERSON_PASSPHRASE, encoder=RawEncoder
         )
         return cls.from_master(master)
+
+    @classmethod
+    def from_owner_passphrase(cls, passphrase: str) -> OwnerKeys:
+        """Keys from an owner's passphrase alone, as `init --passphrase-file` derives them:
+        the salt comes from the fixed owner label and the limits are the defaults, so the
+        same passphrase gives the same keys on any machine."""
+        return cls.from_passphrase(passphrase, passphrase_salt(OWNER_PASSPHRASE_LABEL))

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from p2pbackup.backup.engine import RACY_SECONDS
 from p2pbackup.cli.demo import compare_trees
-from p2pbackup.cli.localmesh import CLI, LocalMesh
-from tests.peer.trees import change_some, make_tree
+from p2pbackup.cli.localmesh import CLI, SAFETY_DEADLINE, LocalMesh
+from tests.peer.trees import change_some, make_tree, wait_until_settled
 
 pytestmark = pytest.mark.timeout(600)
 PEERS = 12
@@ -24,13 +24,19 @@ def mesh12(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
     root = tmp_path_factory.mktemp("mesh12")
     with LocalMesh(root, PEERS, serve_args=("--rpc-timeout", "3s")) as mesh:
         mesh.start()
-        assert mesh.wait_until(
-            lambda: all(
-                mesh.control(i, "status")["routing_table_size"] == PEERS - 1 for i in range(PEERS)
-            ),
-            timeout=30,
-        )
+        mesh.wait_for_tables()
         yield mesh
+
+
+@pytest.fixture
+def background() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Commands a test runs beside the mesh; whatever still runs at its end is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +44,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("source") / "tree"
     root.mkdir()
     assert make_tree(root) > 1000
-    time.sleep(RACY_SECONDS)  # a tree this new would not be remembered by its first backup
+    wait_until_settled(root, RACY_SECONDS)  # else its first backup would not remember it
     return root
 
 
@@ -54,28 +60,8 @@ def test_backup_incremental_kill_three_restore_and_recover(
     mesh12: LocalMesh, tree: Path, tmp_path: Path
 ) -> None:
     owner = 0
-    first = mesh12.cli_json(owner, "backup", str(tree), "--tag", "first")
-    assert first["files"] > 1000 and first["errors"] == []
-    assert first["chunks_new"] > 1000 and first["bytes_sent"] > first["bytes"] // 2
-    health = mesh12.cli_json(owner, "check", "--read-data")
-    assert health["packs"] > 0 and health["healthy"] == health["packs"]
-    assert health["min_live_shares"] == 10 and health["unrecoverable"] == 0
-    assert health["chunks_read"] >= first["chunks_new"] and health["chunk_errors"] == []
-
-    # Unchanged: nothing is read, nothing is sent.
-    second = mesh12.cli_json(owner, "backup", str(tree))
-    assert second["files_unchanged"] == second["files"] == first["files"]
-    assert second["bytes_read"] == 0
-    assert second["chunks_new"] == 0 and second["bytes_sent"] == 0
-
-    # 1% changed: only their chunks and the trees above them are new.
-    changed = change_some(tree, 0.01)
-    third = mesh12.cli_json(owner, "backup", str(tree))
-    assert third["files_unchanged"] == third["files"] - len(changed)
-    assert third["bytes_read"] == sum(p.stat().st_size for p in changed)
-    touched_dirs = {parent for p in changed for parent in p.relative_to(tree).parents}
-    assert len(changed) <= third["chunks_new"] <= len(changed) + len(touched_dirs) + 2
-    assert third["bytes_sent"] < first["bytes_sent"] // 20
+    first = _first_backup_is_whole_and_healthy(mesh12, owner, tree)
+    third = _later_backups_read_and_send_only_changes(mesh12, owner, tree, first)
 
     listed = mesh12.cli_json(owner, "snapshots")["snapshots"]
     assert len(listed) == 3 and listed[0]["tags"] == ["first"]
@@ -97,33 +83,74 @@ def test_backup_incremental_kill_three_restore_and_recover(
     assert subset["files_restored"] == 1
     assert (tmp_path / "sub" / "tree" / "big" / "video.bin").stat().st_size == 50 * 2**20
 
-    # The owner loses everything but the phrase: a new home restores the tree.
-    phrase = mesh12.peers[owner].recovery_phrase
+    ids = [s["id"] for s in listed]
+    fresh = _recover_on_a_new_home(mesh12, owner, tree, ids, tmp_path)
+    _forget_from_the_new_home(mesh12, owner, fresh, ids)
+
+
+def _first_backup_is_whole_and_healthy(mesh: LocalMesh, owner: int, tree: Path) -> dict[str, Any]:
+    first = mesh.cli_json(owner, "backup", str(tree), "--tag", "first")
+    assert first["files"] > 1000 and first["errors"] == []
+    assert first["chunks_new"] > 1000 and first["bytes_sent"] > first["bytes"] // 2
+    health = mesh.cli_json(owner, "check", "--read-data")
+    assert health["packs"] > 0 and health["healthy"] == health["packs"]
+    assert health["min_live_shares"] == 10 and health["unrecoverable"] == 0
+    assert health["chunks_read"] >= first["chunks_new"] and health["chunk_errors"] == []
+    return first
+
+
+def _later_backups_read_and_send_only_changes(
+    mesh: LocalMesh, owner: int, tree: Path, first: dict[str, Any]
+) -> dict[str, Any]:
+    # Unchanged: nothing is read, nothing is sent.
+    second = mesh.cli_json(owner, "backup", str(tree))
+    assert second["files_unchanged"] == second["files"] == first["files"]
+    assert second["bytes_read"] == 0
+    assert second["chunks_new"] == 0 and second["bytes_sent"] == 0
+
+    # 1% changed: only their chunks and the trees above them are new.
+    changed = change_some(tree, 0.01)
+    third = mesh.cli_json(owner, "backup", str(tree))
+    assert third["files_unchanged"] == third["files"] - len(changed)
+    assert third["bytes_read"] == sum(p.stat().st_size for p in changed)
+    touched_dirs = {parent for p in changed for parent in p.relative_to(tree).parents}
+    assert len(changed) <= third["chunks_new"] <= len(changed) + len(touched_dirs) + 2
+    assert third["bytes_sent"] < first["bytes_sent"] // 20
+    return third
+
+
+def _recover_on_a_new_home(
+    mesh: LocalMesh, owner: int, tree: Path, ids: list[str], tmp_path: Path
+) -> int:
+    """The owner loses everything but the phrase: a new home sees every snapshot and
+    restores the tree."""
+    phrase = mesh.peers[owner].recovery_phrase
     assert phrase is not None
-    fresh = mesh12.add_peer()
-    mesh12.cli(fresh.index, "init", "--recover", check=True, stdin=phrase)
-    mesh12.start_peer(fresh.index, bootstrap=mesh12.peers[1].listen)
-    assert mesh12.wait_until(
-        lambda: mesh12.control(fresh.index, "status")["routing_table_size"] >= 8, timeout=30
-    )
-    seen = mesh12.cli_json(fresh.index, "snapshots")["snapshots"]
-    assert [s["id"] for s in seen] == [s["id"] for s in listed]
-    recovered = mesh12.cli_json(
+    fresh = mesh.add_peer()
+    mesh.cli(fresh.index, "init", "--recover", check=True, stdin=phrase)
+    mesh.start_peer(fresh.index, bootstrap=mesh.peers[1].listen)
+    mesh.wait_for_tables(at_least=8, indices=[fresh.index])
+    seen = mesh.cli_json(fresh.index, "snapshots")["snapshots"]
+    assert [s["id"] for s in seen] == ids
+    recovered = mesh.cli_json(
         fresh.index, "restore", "latest", "--target", str(tmp_path / "recovered")
     )
     assert recovered["files_failed"] == 0
     _identical(tree, tmp_path / "recovered" / "tree")
+    return fresh.index
 
-    # Forget from the new device; the old one sees the same list (tombstones in the set).
-    refused = mesh12.cli(fresh.index, "forget")
+
+def _forget_from_the_new_home(mesh: LocalMesh, owner: int, fresh: int, ids: list[str]) -> None:
+    """Forget from the new device; the old one sees the same list (tombstones in the set)."""
+    refused = mesh.cli(fresh, "forget")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
-    dry = mesh12.cli_json(fresh.index, "forget", "--keep-last", "2", "--dry-run")
-    assert [s["id"] for s in dry["forget"]] == [listed[0]["id"]]
-    assert len(mesh12.cli_json(owner, "snapshots")["snapshots"]) == 3
-    done = mesh12.cli_json(fresh.index, "forget", "--keep-last", "1", "--keep-tag", "first")
-    assert [s["id"] for s in done["forget"]] == [listed[1]["id"]]
-    left = [s["id"] for s in mesh12.cli_json(owner, "snapshots")["snapshots"]]
-    assert left == [listed[0]["id"], listed[2]["id"]]
+    dry = mesh.cli_json(fresh, "forget", "--keep-last", "2", "--dry-run")
+    assert [s["id"] for s in dry["forget"]] == [ids[0]]
+    assert len(mesh.cli_json(owner, "snapshots")["snapshots"]) == 3
+    done = mesh.cli_json(fresh, "forget", "--keep-last", "1", "--keep-tag", "first")
+    assert [s["id"] for s in done["forget"]] == [ids[1]]
+    left = [s["id"] for s in mesh.cli_json(owner, "snapshots")["snapshots"]]
+    assert left == [ids[0], ids[2]]
 
 
 def test_corrupted_shares_on_disk_are_detected_and_rebuilt_from_others(
@@ -132,7 +159,7 @@ def test_corrupted_shares_on_disk_are_detected_and_rebuilt_from_others(
     owner = 2
     mesh12.cli_json(owner, "backup", str(tree))
     victims = [p for p in mesh12.peers[3:6] if p.alive]
-    held_before = {p.index: mesh12.control(p.index, "status")["shares_held"] for p in victims}
+    held_before = {p.index: mesh12.status(p.index)["shares_held"] for p in victims}
     corrupted = 0
     for peer in victims:
         for share in (peer.home / "shares").rglob("*"):
@@ -146,12 +173,12 @@ def test_corrupted_shares_on_disk_are_detected_and_rebuilt_from_others(
     assert restored["files_failed"] == 0
     _identical(tree, tmp_path / "out" / "tree")
     # The holders noticed the rot when asked and dropped those shares.
-    held_after = {p.index: mesh12.control(p.index, "status")["shares_held"] for p in victims}
+    held_after = {p.index: mesh12.status(p.index)["shares_held"] for p in victims}
     assert sum(held_after.values()) < sum(held_before.values())
 
 
 def test_a_backup_killed_halfway_completes_when_run_again(
-    mesh12: LocalMesh, tmp_path: Path
+    mesh12: LocalMesh, tmp_path: Path, background: list[subprocess.Popen[bytes]]
 ) -> None:
     owner = 1
     source = tmp_path / "data"
@@ -164,20 +191,19 @@ def test_a_backup_killed_halfway_completes_when_run_again(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        # Kill the owner's peer once a few packs are out, well before the end.
-        assert mesh12.wait_until(
-            lambda: _shares_everywhere(mesh12) >= total_before + 20, timeout=120, step=0.05
-        )
-        mesh12.stop_peer(owner, signal.SIGKILL)
-    finally:
-        backup.wait(timeout=30)
+    background.append(backup)
+    # Kill the owner's peer once a few packs are out, well before the end.
+    mesh12.wait_for(
+        "twenty shares of the backup placed",
+        lambda: _shares_everywhere(mesh12) >= total_before + 20,
+    )
+    mesh12.stop_peer(owner, signal.SIGKILL)
+    # The command ends when its peer's control connection does.
+    backup.wait(timeout=SAFETY_DEADLINE)
     assert backup.returncode != 0
     placed_early = _shares_everywhere(mesh12) - total_before
     mesh12.start_peer(owner, bootstrap=mesh12.peers[2].listen)
-    assert mesh12.wait_until(
-        lambda: mesh12.control(owner, "status")["routing_table_size"] >= 7, timeout=30
-    )
+    mesh12.wait_for_tables(at_least=7, indices=[owner])
     again = mesh12.cli_json(owner, "backup", str(source))
     assert again["files"] == 12
     full = 48 * 2**20 * 10 // 3
@@ -190,7 +216,7 @@ def test_a_backup_killed_halfway_completes_when_run_again(
 
 
 def _shares_everywhere(mesh: LocalMesh) -> int:
-    return sum(mesh.control(p.index, "status")["shares_held"] for p in mesh.peers if p.alive)
+    return sum(mesh.status(p.index)["shares_held"] for p in mesh.peers if p.alive)
 
 
 def _random(size: int, seed: int) -> bytes:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pbackup.cli.localmesh import LocalMesh
+from p2pbackup.cli.localmesh import SAFETY_DEADLINE, LocalMesh
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -22,18 +22,9 @@ def mesh10(tmp_path: Path) -> Iterator[LocalMesh]:
         yield mesh
 
 
-def _table_size(mesh: LocalMesh, index: int) -> int:
-    return int(mesh.control(index, "status")["routing_table_size"])
-
-
 def test_ten_processes_learn_each_other_within_ten_seconds(mesh10: LocalMesh) -> None:
     # Measured from the launch of the nine processes, their start-up included.
-    started = mesh10.launched_at
-    everyone = mesh10.wait_until(
-        lambda: all(_table_size(mesh10, i) == 9 for i in range(10)), timeout=10
-    )
-    assert everyone, [_table_size(mesh10, i) for i in range(10)]
-    took = time.monotonic() - started
+    took = mesh10.wait_for_tables() - mesh10.launched_at
     print(f"all ten routing tables complete {took:.1f}s after launch")
     assert took < 10
     listed = mesh10.cli_json(4, "peers")["peers"]
@@ -45,7 +36,7 @@ def test_ten_processes_learn_each_other_within_ten_seconds(mesh10: LocalMesh) ->
 
 
 def test_a_record_written_through_one_peer_is_read_through_another(mesh10: LocalMesh) -> None:
-    mesh10.wait_until(lambda: all(_table_size(mesh10, i) == 9 for i in range(10)), timeout=10)
+    mesh10.wait_for_tables()
     written = mesh10.cli_json(2, "debug", "record-put", "greeting", "hello mesh")
     assert written["acks"] >= 3
     read = mesh10.cli_json(7, "debug", "record-get", written["key"])
@@ -95,3 +86,26 @@ def test_p2pbackup_home_environment_works_like_the_option(tmp_path: Path) -> Non
     result = subprocess.run([*CLI, "init", "--json"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "viaenv" / "node.key").exists()
+
+
+def test_a_wait_that_never_comes_true_names_what_it_waited_for(tmp_path: Path) -> None:
+    mesh = LocalMesh(tmp_path / "idle", 1)
+    with pytest.raises(TimeoutError, match=r"the impossible: not so after 0\.2s"):
+        mesh.wait_for("the impossible", lambda: False, deadline=0.2)
+    looks: list[float] = []
+
+    def third_look() -> bool:
+        looks.append(time.monotonic())
+        return len(looks) == 3
+
+    assert mesh.wait_for("a third look", third_look, step=0.01) == pytest.approx(looks[-1])
+
+
+def test_a_peer_that_cannot_start_fails_the_wait_at_once(tmp_path: Path) -> None:
+    # Never initialised: `serve` exits with an error, and the wait says so with its log.
+    with LocalMesh(tmp_path / "broken", 1) as mesh:
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="peer 0 exited early") as info:
+            mesh.start_peer(0, bootstrap=None)
+        assert "init" in str(info.value)
+        assert time.monotonic() - started < SAFETY_DEADLINE / 2

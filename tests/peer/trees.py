@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 BIG_FILE = "big/video.bin"
@@ -58,3 +59,17 @@ def change_some(root: Path, fraction: float, seed: int = 11) -> list[Path]:
     for path in chosen:
         path.write_bytes(rng.randbytes(rng.randrange(1, 12_000)))
     return chosen
+
+
+def wait_until_settled(root: Path, racy_seconds: float) -> None:
+    """Return once every entry under `root` was last changed more than `racy_seconds` ago.
+
+    A backup does not remember files changed that recently before it began (their
+    change and its scan may share a tick of the file system's clock), so a test that
+    counts what a second run skips starts its first run only then. Change times cannot
+    be set back, so this waits for the clock to pass the newest one."""
+    states = [entry.lstat() for entry in [root, *root.rglob("*")]]
+    newest_ns = max(max(state.st_mtime_ns, state.st_ctime_ns) for state in states)
+    settled_ns = newest_ns + int(racy_seconds * 1_000_000_000)
+    while (now_ns := time.time_ns()) <= settled_ns:
+        time.sleep((settled_ns - now_ns) / 1_000_000_000 + 0.01)
