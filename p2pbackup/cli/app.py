@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import os
+import random
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -232,7 +233,8 @@ def serve(
     home = STATE.home
 
     async def run() -> None:
-        await PeerService(home, options).run()
+        # The process edge: the peer's randomness is seeded from the system here.
+        await PeerService(home, options, random.Random()).run()
 
     keep_freed_pages()  # every share is a new MiB-sized buffer: decision 0013
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random
 import socket
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +80,14 @@ class OwnerService:
         parallel_uploads: int = 4,
         renew_interval: float = defaults.RENEW_INTERVAL,
         engine_process: bool = False,
+        clock: Callable[[], float] = trio.current_time,
+        rng: random.Random | None = None,
     ) -> None:
         self.keys = keys
+        # Durations are read off the event loop's clock (virtual in the simulator), and
+        # audits draw from a generator that descends from the peer's own.
+        self.clock = clock
+        self.rng = rng if rng is not None else random.Random(dht.rng.getrandbits(64))
         self.codec = BlobCodec(keys)
         self.catalog_path = catalog_path
         self.catalog = Catalog(catalog_path)
@@ -99,6 +105,7 @@ class OwnerService:
             redundancy.lease_seconds,
             renew_interval,
             run_sync=run_sync,
+            clock=clock,
         )
         self.run_sync = run_sync
         self.parallel_uploads = parallel_uploads
@@ -130,11 +137,11 @@ class OwnerService:
         tags = _strings(args.get("tags"), "tags")
         excludes = _strings(args.get("excludes"), "excludes")
         host = args.get("host") if isinstance(args.get("host"), str) else socket.gethostname()
-        started = time.monotonic()
+        started = self.clock()
         async with self._backup_lock:
             state = await self.index.state()
             snapshots = state.snapshots
-            self.catalog.release(state.released - self.catalog.released())
+            await self.run_sync(self._forget_released, state.released)
             await self._learn_chunks(state)
             parent = _latest_of(snapshots, paths)
             extra: dict[str, Any] = {}
@@ -166,34 +173,48 @@ class OwnerService:
                 snapshot = await engine.run(list(paths), host=str(host), tags=tags, parent=parent)
                 stats = engine.stats.as_dict()
             await self.index.add(snapshot)
-            self.catalog.mark_indexed(snapshot.snapshot_id)
+            await self.run_sync(self.catalog.mark_indexed, snapshot.snapshot_id)
         return {
             "snapshot_id": snapshot.snapshot_id.hex(),
             "short_id": snapshot.short_id,
             "parent": parent.snapshot_id.hex() if parent else None,
             **stats,
             **extra,
-            "seconds": round(time.monotonic() - started, 3),
+            "seconds": round(self.clock() - started, 3),
         }
 
     async def _learn_chunks(self, state: IndexState) -> None:
         """Chunks other devices (or this owner before a recovery) placed need not be sent
         again, nor chunks another device's prune moved."""
         reader = BlobReader(self.codec, self.packs, {})
+        run = self.run_sync
         for snapshot in state.snapshots:
-            if self.catalog.is_indexed(snapshot.snapshot_id):
+            if await run(self.catalog.is_indexed, snapshot.snapshot_id):
                 continue
             index = await load_index(reader, snapshot.index, released=state.released)
-            self.catalog.add_locators(index.items())
-            for locator in snapshot.index:
-                self.catalog.add_index_blob(locator)
-            self.catalog.mark_indexed(snapshot.snapshot_id)
-        known = set(self.catalog.index_blobs())
+            await run(self._learn_index, index, snapshot.index, snapshot.snapshot_id)
+        known = set(await run(self.catalog.index_blobs))
         for locator in state.reindexed:
             if locator not in known and locator.pack_id not in state.released:
                 index = await load_index(reader, (locator,), released=state.released)
-                self.catalog.add_locators(index.items())
-                self.catalog.add_index_blob(locator)
+                await run(self._learn_index, index, (locator,), None)
+
+    def _learn_index(
+        self,
+        index: dict[bytes, Locator],
+        blobs: tuple[Locator, ...],
+        snapshot_id: bytes | None,
+    ) -> None:
+        """Record what one read of index blobs taught (catalog writes: off the event loop)."""
+        self.catalog.add_locators(index.items())
+        for locator in blobs:
+            self.catalog.add_index_blob(locator)
+        if snapshot_id is not None:
+            self.catalog.mark_indexed(snapshot_id)
+
+    def _forget_released(self, released: frozenset[bytes]) -> None:
+        """Packs another device released are no longer deduplicated against."""
+        self.catalog.release(released - self.catalog.released())
 
     # ---- browsing --------------------------------------------------------
 
@@ -257,7 +278,7 @@ class OwnerService:
     async def _each_pack(
         self, args: dict[str, Any], progress: Progress, *, repair: bool
     ) -> dict[str, Any]:
-        started = time.monotonic()
+        started = self.clock()
         state = await self.index.state()
         reader = BlobReader(self.codec, self.packs, {})
         locators = state.index_blobs()
@@ -266,7 +287,7 @@ class OwnerService:
         index_errors: list[str] = []
         index = await load_index(reader, locators, index_errors, state.released)
         packs = sorted({loc.pack_id for loc in index.values()} | {loc.pack_id for loc in locators})
-        rng = random.Random()
+        rng = self.rng
         owner = self.keys.identity.public_key
         healths: list[PackHealth] = []
         placed = 0
@@ -303,7 +324,7 @@ class OwnerService:
             result["shares_rebuilt"] = placed
         if args.get("read_data"):
             result["chunks_read"], result["chunk_errors"] = await self._read_all(reader, index)
-        result["seconds"] = round(time.monotonic() - started, 3)
+        result["seconds"] = round(self.clock() - started, 3)
         return result
 
     async def _read_all(
@@ -381,10 +402,10 @@ class OwnerService:
         target = Path(_text(args, "target"))
         if not target.is_absolute():
             raise P2PBackupError("the restore target must be an absolute path")
-        if target.exists() and any(target.iterdir()):
+        if await self.run_sync(_holds_anything, target):
             raise P2PBackupError(f"{target} is not empty; restore into a new or empty folder")
         includes = _strings(args.get("includes"), "includes")
-        started = time.monotonic()
+        started = self.clock()
         extra: dict[str, Any] = {}
         if self.engines is not None:
             job = RestoreJob(snapshot, target, includes, state.index_blobs(), state.released)
@@ -407,7 +428,7 @@ class OwnerService:
             "snapshot_id": snapshot.snapshot_id.hex(),
             **stats,
             **extra,
-            "seconds": round(time.monotonic() - started, 3),
+            "seconds": round(self.clock() - started, 3),
         }
 
 
@@ -423,3 +444,8 @@ def _latest_of(snapshots: list[Snapshot], paths: tuple[str, ...]) -> Snapshot | 
     wanted = {os.path.abspath(p) for p in paths}
     same = [s for s in snapshots if set(s.paths) == wanted]
     return same[-1] if same else None
+
+
+def _holds_anything(folder: Path) -> bool:
+    """Whether a restore target already has entries (a directory listing: off the loop)."""
+    return folder.exists() and any(folder.iterdir())

@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,13 +54,14 @@ class ServeOptions:
 class PeerService:
     """One running peer of a home, with its control operations."""
 
-    def __init__(self, home: Home, options: ServeOptions) -> None:
+    def __init__(self, home: Home, options: ServeOptions, rng: random.Random) -> None:
+        """`rng` seeds the peer's, the maintainer's and the owner's generators."""
         self.home = home
         self.options = options
         identity = home.identity()
         self.transport = TcpTransport(identity, options.listen)
         config = PeerConfig(dht=options.dht, bootstrap=options.bootstrap)
-        self.peer = Peer(identity, self.transport, config, random.Random())
+        self.peer = Peer(identity, self.transport, config, _child_of(rng))
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:
@@ -77,6 +79,8 @@ class PeerService:
                 redundancy,
                 renew_interval=options.renew_interval,
                 engine_process=True,
+                clock=time.monotonic,
+                rng=_child_of(rng),
             )
             self.peer.add_task(self.owner.upkeep.keep_leases)
             if self.owner.engines is not None:
@@ -88,7 +92,7 @@ class PeerService:
         for kind in HOLDER_REQUESTS:
             self.peer.add_handler(kind, holder.handle)
         self.maintainer = Maintainer(
-            self.peer.dht, self.shares, options.maintenance, random.Random(), audit_log=audit_log
+            self.peer.dht, self.shares, options.maintenance, _child_of(rng), audit_log=audit_log
         )
         self.peer.add_task(self.maintainer.run)
 
@@ -204,3 +208,8 @@ class PeerService:
             "seq": record.seq,
             "values": sorted(record.values),
         }
+
+
+def _child_of(rng: random.Random) -> random.Random:
+    """A generator of its own for one part of the peer, drawn from the process's."""
+    return random.Random(rng.getrandbits(64))

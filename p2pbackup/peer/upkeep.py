@@ -58,6 +58,7 @@ class Upkeep:
         renew_interval: float,
         *,
         now: Callable[[], float] = time.time,
+        clock: Callable[[], float] = trio.current_time,
         run_sync: RunSync = to_thread,
     ) -> None:
         self.dht = dht
@@ -68,6 +69,7 @@ class Upkeep:
         self.lease_seconds = lease_seconds
         self.renew_interval = renew_interval
         self.now = now
+        self.clock = clock
         self.last_renewal: dict[str, Any] = {}
 
     async def keep_leases(
@@ -84,7 +86,7 @@ class Upkeep:
 
     async def renew_all(self, progress: Progress | None = None) -> dict[str, Any]:
         """Extend the lease of every placed, unreleased pack to now + the lease period."""
-        started = time.monotonic()
+        started = self.clock()
         packs = sorted(self.catalog.pack_ids())
         expiry = int(self.now()) + self.lease_seconds
         renewed = holders = 0
@@ -107,7 +109,7 @@ class Upkeep:
             "packs_renewed": renewed,
             "shares_renewed": holders,
             "lease_expiry": expiry,
-            "seconds": round(time.monotonic() - started, 3),
+            "seconds": round(self.clock() - started, 3),
         }
         log.info("renewed %d of %d packs until %d", renewed, len(packs), expiry)
         return self.last_renewal
@@ -126,7 +128,7 @@ class Upkeep:
 
         `kept` overrides the snapshot list, for `forget --prune --dry-run`: the packs
         that forget would free."""
-        started = time.monotonic()
+        started = self.clock()
         state = await self.index.state()
         snapshots = state.snapshots if kept is None else kept
         kept_ids = {s.snapshot_id for s in snapshots}
@@ -187,7 +189,7 @@ class Upkeep:
             "bytes_repacked": sum(loc.length for p in repacked for _, loc in plan.repack[p]),
             "packs_written": written,
             "shares_dropped": dropped,
-            "seconds": round(time.monotonic() - started, 3),
+            "seconds": round(self.clock() - started, 3),
         }
 
     async def _repack(
@@ -225,7 +227,7 @@ class Upkeep:
         """Record the packs as released, forget them, and ask their holders to drop them."""
         # The mesh learns first: from then on no device dedups against these packs.
         await self.index.release(doomed)
-        self.catalog.release(doomed)
+        await self.run_sync(self.catalog.release, doomed)
         limiter = trio.CapacityLimiter(PARALLEL_PACKS)
         dropped = 0
 
