@@ -14,19 +14,37 @@ import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cbor2
 import trio
 
 from p2pbackup.errors import NoPeerRunning, P2PBackupError, WireError
+from p2pbackup.peer.contracts import Args, plain
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 
 log = logging.getLogger("p2pbackup.control")
 
 Progress = Callable[[dict[str, Any]], Awaitable[None]]
-Operation = Callable[[dict[str, Any], Progress], Awaitable[dict[str, Any]]]
+# An operation as the socket serves it: the request's arguments in, the answer's map out.
+Operation = Callable[[Args, Progress], Awaitable[dict[str, Any]]]
 MAX_CONTROL_FRAME = 64 * 1024 * 1024
+
+Req = TypeVar("Req")
+
+
+def endpoint(
+    parse: Callable[[Args], Req], handler: Callable[[Req, Progress], Awaitable[Any]]
+) -> Operation:
+    """`handler` served on the socket: arguments checked by `parse` on the way in, the
+    typed answer made a plain map on the way out."""
+
+    async def operation(args: Args, progress: Progress) -> dict[str, Any]:
+        answer = plain(await handler(parse(args), progress))
+        assert isinstance(answer, dict), "an operation answers with a map"
+        return answer
+
+    return operation
 
 
 async def _read_frame(stream: trio.abc.ReceiveStream, decoder: FrameDecoder) -> Any:
