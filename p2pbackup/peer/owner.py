@@ -33,10 +33,9 @@ from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.control import Operation, Progress, endpoint
+from p2pbackup.peer.engine_frames import BackupJob, RestoreJob
 from p2pbackup.peer.engine_process import (
-    BackupJob,
     EngineProcesses,
-    RestoreJob,
     run_backup_process,
     run_restore_process,
 )
