@@ -28,15 +28,7 @@ from p2pbackup.cli.common import (
     fail,
     user_errors,
 )
-from p2pbackup.peer.requests import (
-    BackupRequest,
-    CheckRequest,
-    ForgetRequest,
-    LsRequest,
-    NoArgs,
-    PruneRequest,
-    RestoreRequest,
-)
+from p2pbackup.peer import requests
 
 if TYPE_CHECKING:
     from p2pbackup.crypto.keys import OwnerKeys
@@ -129,7 +121,7 @@ def backup(
     for path in absolute:
         if not os.path.lexists(path):
             fail(f"{path} does not exist")
-    request = BackupRequest(tuple(absolute), tuple(tag), tuple(exclude))
+    request = requests.BackupRequest(tuple(absolute), tuple(tag), tuple(exclude))
     result = call_showing_progress("backup", request, "backup")
     emit(result, as_json, render.backup_text)
     if result.get("errors"):
@@ -154,7 +146,7 @@ def ls_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List the files of a snapshot."""
-    emit(call_peer("ls", LsRequest(snapshot, path)), as_json, render.ls_text)
+    emit(call_peer("ls", requests.LsRequest(snapshot, path)), as_json, render.ls_text)
 
 
 @user_errors
@@ -167,7 +159,7 @@ def restore(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Restore a snapshot (or the parts matching --include) into TARGET."""
-    request = RestoreRequest(snapshot, os.path.abspath(target), tuple(include))
+    request = requests.RestoreRequest(snapshot, os.path.abspath(target), tuple(include))
     result = call_showing_progress("restore", request, "restore")
     emit(result, as_json, render.restore_text)
     if result["files_failed"]:
@@ -184,7 +176,7 @@ def check(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Audit the shares of every pack the snapshots use (and with --read-data, the data)."""
-    result = call_showing_progress("check", CheckRequest(read_data), "packs")
+    result = call_showing_progress("check", requests.CheckRequest(read_data), "packs")
     emit(result, as_json, render.check_text)
     if result["unrecoverable"] or result.get("chunk_errors") or result.get("index_errors"):
         _unrecoverable(result)
@@ -193,7 +185,7 @@ def check(
 @user_errors
 def repair(as_json: bool = JSON_OPTION) -> None:
     """Rebuild now every share of this owner's packs that is not live (needs k per pack)."""
-    result = call_showing_progress("repair", NoArgs(), "packs")
+    result = call_showing_progress("repair", requests.NoArgs(), "packs")
     emit(result, as_json, render.repair_text)
     if result["unrecoverable"]:
         _unrecoverable(result)
@@ -218,7 +210,7 @@ def forget(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Forget snapshots: those named, or those the --keep-* rules do not keep (as restic)."""
-    request = ForgetRequest(
+    request = requests.ForgetRequest(
         tuple(snapshots or ()),
         keep_last=keep_last,
         keep_hourly=keep_hourly,
@@ -241,5 +233,5 @@ def prune_command(
 ) -> None:
     """Release the packs no kept snapshot uses and repack the mostly unused ones; their
     holders free the space."""
-    request = PruneRequest(dry_run, repack_below / 100)
+    request = requests.PruneRequest(dry_run, repack_below / 100)
     emit(call_showing_progress("prune", request, "packs"), as_json, render.prune_text)

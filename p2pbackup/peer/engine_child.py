@@ -34,20 +34,7 @@ from p2pbackup.base.offload import inline
 from p2pbackup.codec.packstore import PackReceipt, PackUnavailable
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.peer.engine_frames import (
-    Answer,
-    BackupJob,
-    Failed,
-    Get,
-    Outcome,
-    PackData,
-    Placed,
-    Put,
-    Report,
-    RestoreJob,
-    Start,
-    decode_from_peer,
-)
+from p2pbackup.peer import engine_frames as frames
 from p2pbackup.peer.heap import keep_freed_pages
 from p2pbackup.peer.pipe_frames import FrameChannel
 
@@ -60,27 +47,27 @@ class PipePackStore:
     def __init__(self, channel: FrameChannel) -> None:
         self.channel = channel
         self._next_id = 0
-        self._waiting: dict[int, tuple[trio.Event, list[Answer]]] = {}
+        self._waiting: dict[int, tuple[trio.Event, list[frames.Answer]]] = {}
         # Asked, then given up on (a failed upload cancels the others): the peer's
         # answer may still come and is dropped.
         self._abandoned: set[int] = set()
 
     async def put(self, pack_id: bytes, data: bytes) -> PackReceipt:
-        answer = await self._ask(lambda key: Put(key, pack_id, data))
-        if not isinstance(answer, Placed):
+        answer = await self._ask(lambda key: frames.Put(key, pack_id, data))
+        if not isinstance(answer, frames.Placed):
             raise P2PBackupError(_reason(answer, "the peer could not place a pack"))
         return answer.receipt
 
     async def get(self, pack_id: bytes) -> bytes:
-        answer = await self._ask(lambda key: Get(key, pack_id))
-        if not isinstance(answer, PackData):
+        answer = await self._ask(lambda key: frames.Get(key, pack_id))
+        if not isinstance(answer, frames.PackData):
             raise PackUnavailable(_reason(answer, "the peer could not fetch a pack"))
         return answer.data
 
-    async def _ask(self, request: Callable[[int], Put | Get]) -> Answer:
+    async def _ask(self, request: Callable[[int], frames.Put | frames.Get]) -> frames.Answer:
         self._next_id += 1
         key = self._next_id
-        done, answer = trio.Event(), list[Answer]()
+        done, answer = trio.Event(), list[frames.Answer]()
         self._waiting[key] = (done, answer)
         try:
             await self.channel.send(request(key).encode())
@@ -91,7 +78,7 @@ class PipePackStore:
                 self._abandoned.add(key)
         return answer[0]
 
-    def answer(self, frame: Answer) -> None:
+    def answer(self, frame: frames.Answer) -> None:
         if frame.id in self._abandoned:
             self._abandoned.discard(frame.id)
             return
@@ -103,20 +90,20 @@ class PipePackStore:
         done.set()
 
 
-def _reason(answer: Answer, otherwise: str) -> str:
-    return answer.message if isinstance(answer, Failed) and answer.message else otherwise
+def _reason(answer: frames.Answer, otherwise: str) -> str:
+    return answer.message if isinstance(answer, frames.Failed) and answer.message else otherwise
 
 
 async def _listen(channel: FrameChannel, store: PipePackStore, scope: trio.CancelScope) -> None:
     """Route the peer's answers; when the peer goes away, so does this job."""
     while (frame := await channel.receive()) is not None:
-        store.answer(decode_from_peer(frame))
+        store.answer(frames.decode_from_peer(frame))
     scope.cancel()
 
 
 async def _backup(
-    job: BackupJob, codec: BlobCodec, store: PipePackStore, progress: ProgressFn
-) -> Outcome:
+    job: frames.BackupJob, codec: BlobCodec, store: PipePackStore, progress: ProgressFn
+) -> frames.Outcome:
     catalog = Catalog(job.catalog)
     try:
         engine = BackupEngine(
@@ -135,15 +122,15 @@ async def _backup(
                 list(job.paths), host=job.host, tags=job.tags, parent=job.parent
             )
         except P2PBackupError as exc:
-            return Outcome(error=str(exc), stats=engine.stats.as_dict())
-        return Outcome(snapshot=snapshot, stats=engine.stats.as_dict())
+            return frames.Outcome(error=str(exc), stats=engine.stats.as_dict())
+        return frames.Outcome(snapshot=snapshot, stats=engine.stats.as_dict())
     finally:
         catalog.close()
 
 
 async def _restore(
-    job: RestoreJob, codec: BlobCodec, store: PipePackStore, progress: ProgressFn
-) -> Outcome:
+    job: frames.RestoreJob, codec: BlobCodec, store: PipePackStore, progress: ProgressFn
+) -> frames.Outcome:
     engine = RestoreEngine(codec, store, run_sync=inline, progress=progress)
     try:
         stats = await engine.run(
@@ -154,14 +141,16 @@ async def _restore(
             released=job.released,
         )
     except P2PBackupError as exc:
-        return Outcome(error=str(exc))
-    return Outcome(stats=stats.as_dict())
+        return frames.Outcome(error=str(exc))
+    return frames.Outcome(stats=stats.as_dict())
 
 
-async def _run_job(start: Start, store: PipePackStore, progress: ProgressFn) -> Outcome:
+async def _run_job(
+    start: frames.Start, store: PipePackStore, progress: ProgressFn
+) -> frames.Outcome:
     codec = BlobCodec(OwnerKeys.from_master(start.master))
     job = start.job
-    if isinstance(job, BackupJob):
+    if isinstance(job, frames.BackupJob):
         return await _backup(job, codec, store, progress)
     return await _restore(job, codec, store, progress)
 
@@ -170,12 +159,12 @@ async def run_child(channel: FrameChannel) -> None:
     frame = await channel.receive()
     if frame is None:
         return
-    start = Start.decode(frame)
+    start = frames.Start.decode(frame)
     before = resource.getrusage(resource.RUSAGE_SELF)
     store = PipePackStore(channel)
 
     async def progress(stats: dict[str, Any]) -> None:
-        await channel.send(Report(stats).encode())
+        await channel.send(frames.Report(stats).encode())
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_listen, channel, store, nursery.cancel_scope)
@@ -183,7 +172,7 @@ async def run_child(channel: FrameChannel) -> None:
             result = await _run_job(start, store, progress)
         except Exception as exc:  # a bug: its traceback goes to the peer's log
             traceback.print_exc(file=sys.stderr)
-            result = Outcome(error=f"the {frame['job']} process failed: {exc!r}")
+            result = frames.Outcome(error=f"the {frame['job']} process failed: {exc!r}")
         result.process = _usage(before)
         await channel.send(result.encode())
         nursery.cancel_scope.cancel()

@@ -111,6 +111,7 @@ class OwnerService:
             self.index,
             redundancy.lease_seconds,
             renew_interval,
+            self.new_engine,
             run_sync=run_sync,
             clock=clock,
         )
@@ -187,18 +188,25 @@ class OwnerService:
                 self.keys, job, self.packs, progress, self.engines
             )
             return snapshot, child.stats, child.process
-        engine = BackupEngine(
+        engine = self.new_engine(progress, request.excludes)
+        paths = list(request.paths)
+        snapshot = await engine.run(paths, host=host, tags=request.tags, parent=parent)
+        return snapshot, engine.stats.as_dict(), None
+
+    def new_engine(
+        self, progress: Progress | None = None, excludes: tuple[str, ...] = ()
+    ) -> BackupEngine:
+        """A backup engine in this process, on this owner's catalog and packs: the
+        simulator's backups and every prune's repack."""
+        return BackupEngine(
             self.codec,
             self.catalog,
             self.packs,
             run_sync=self.run_sync,
             progress=progress,
-            excludes=request.excludes,
+            excludes=excludes,
             parallel_uploads=self.parallel_uploads,
         )
-        paths = list(request.paths)
-        snapshot = await engine.run(paths, host=host, tags=request.tags, parent=parent)
-        return snapshot, engine.stats.as_dict(), None
 
     async def _learn_chunks(self, state: IndexState) -> None:
         """Chunks other devices (or this owner before a recovery) placed need not be sent

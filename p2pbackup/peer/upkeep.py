@@ -43,7 +43,6 @@ log = logging.getLogger("p2pbackup.owner")
 PARALLEL_PACKS = 8
 REQUEST_TIMEOUT = 30.0
 FIRST_RENEWAL_DELAY = 60.0
-PARALLEL_UPLOADS = 4
 
 
 class Upkeep:
@@ -55,6 +54,7 @@ class Upkeep:
         index: SnapshotIndex,
         lease_seconds: int,
         renew_interval: float,
+        new_engine: Callable[[], BackupEngine],
         *,
         now: Callable[[], float] = time.time,
         clock: Callable[[], float] = trio.current_time,
@@ -67,6 +67,8 @@ class Upkeep:
         self.index = index
         self.lease_seconds = lease_seconds
         self.renew_interval = renew_interval
+        # The owner's: a repack writes its packs as a backup does.
+        self.new_engine = new_engine
         self.now = now
         self.clock = clock
         self.last_renewal: RenewResult | None = None
@@ -218,13 +220,7 @@ class Upkeep:
 
         Returns the new index blobs, the packs whose blobs all moved, and the packs
         written. A pack that cannot be rebuilt now is left as it is."""
-        engine = BackupEngine(
-            reader.codec,
-            self.catalog,
-            reader.packs,
-            run_sync=self.run_sync,
-            parallel_uploads=PARALLEL_UPLOADS,
-        )
+        engine = self.new_engine()
         moved: list[bytes] = []
 
         async def blobs() -> AsyncIterator[tuple[bytes, bytes]]:
