@@ -64,8 +64,22 @@ def _step(console: Console, text: str) -> None:
 def _run(console: Console, mesh: LocalMesh, source: Path, root: Path) -> int:
     started = time.monotonic()
     console.rule("[bold]p2pbackup demo")
+    phrase = _start_mesh(console, mesh)
+    _back_up_twice(console, mesh, source)
+    _kill_the_owners_machine(console, mesh)
+    fresh = _recover(console, mesh, phrase)
+    if fresh is None:
+        return 1
+    target = root / "restored"
+    if not _restore(console, mesh, fresh, target):
+        return 1
+    return _compare(console, source, target / source.name, started)
+
+
+def _start_mesh(console: Console, mesh: LocalMesh) -> str:
+    """Make the owner's home and start every peer; the owner's recovery phrase."""
     owner = mesh.cli_json(0, "init")
-    phrase = owner["recovery_phrase"]
+    phrase: str = owner["recovery_phrase"]
     _step(console, f"owner home created; recovery phrase: [italic]{phrase[:28]}…[/]")
     with console.status(f"starting {PEERS} peers on 127.0.0.1"):
         mesh.start()
@@ -76,7 +90,10 @@ def _run(console: Console, mesh: LocalMesh, source: Path, root: Path) -> int:
             timeout=30,
         )
     _step(console, f"{PEERS} peer processes know each other (bootstrap {mesh.bootstrap})")
+    return phrase
 
+
+def _back_up_twice(console: Console, mesh: LocalMesh, source: Path) -> None:
     console.print(f"backing up [bold]{source}[/] through peer 0 …")
     first = _timed_cli(mesh, 0, "backup", str(source))
     console.print(f"  {first.stdout.strip()}")
@@ -87,6 +104,8 @@ def _run(console: Console, mesh: LocalMesh, source: Path, root: Path) -> int:
         f"{format_size(again['bytes_sent'])} sent",
     )
 
+
+def _kill_the_owners_machine(console: Console, mesh: LocalMesh) -> None:
     for index in KILLED:
         mesh.stop_peer(index, signal.SIGKILL)
     console.print(
@@ -94,12 +113,15 @@ def _run(console: Console, mesh: LocalMesh, source: Path, root: Path) -> int:
         "(peer 0 was the owner's machine)"
     )
 
+
+def _recover(console: Console, mesh: LocalMesh, phrase: str) -> int | None:
+    """A new machine joins with the phrase alone; its peer's index, or None if it failed."""
     survivor = next(p for p in mesh.peers if p.alive)
     fresh = mesh.add_peer()
     recovered = mesh.cli(fresh.index, "init", "--recover", "--json", stdin=phrase)
     if recovered.returncode != 0:
         console.print(f"[red]✗ recovery failed: {recovered.stderr.strip()}")
-        return 1
+        return None
     mesh.start_peer(fresh.index, bootstrap=survivor.listen)
     mesh.wait_until(
         lambda: mesh.control(fresh.index, "status")["routing_table_size"] >= PEERS - len(KILLED),
@@ -108,17 +130,23 @@ def _run(console: Console, mesh: LocalMesh, source: Path, root: Path) -> int:
     _step(console, "a new machine joined with nothing but the recovery phrase")
     listing = mesh.cli_json(fresh.index, "snapshots")["snapshots"]
     _step(console, f"it sees the owner's {len(listing)} snapshots")
+    return fresh.index
 
-    target = root / "restored"
+
+def _restore(console: Console, mesh: LocalMesh, index: int, target: Path) -> bool:
     console.print(f"restoring the latest snapshot into {target} …")
-    restored = _timed_cli(mesh, fresh.index, "restore", "latest", "--target", str(target))
+    restored = _timed_cli(mesh, index, "restore", "latest", "--target", str(target))
     console.print(f"  {restored.stdout.strip()}")
     if restored.returncode != 0:
         console.print(f"[red]✗ restore failed: {restored.stderr.strip()}")
-        return 1
+        return False
+    return True
 
+
+def _compare(console: Console, source: Path, copy: Path, started: float) -> int:
+    """Compare the restored tree with the original, print the summary; the exit status."""
     with console.status("comparing every file byte for byte"):
-        files, size, problems = compare_trees(source, target / source.name)
+        files, size, problems = compare_trees(source, copy)
     table = Table(title="summary", show_header=False)
     table.add_row("source", str(source))
     table.add_row("files compared", f"{files:,}")

@@ -3,7 +3,8 @@
 Frames are the same length-prefixed CBOR as the mesh uses. A request is
 `{"op": NAME, "args": {...}}`; the peer answers with any number of
 `{"progress": {...}}` frames and then one `{"ok": true, "result": {...}}` or
-`{"ok": false, "error": "one line"}`. The socket lives in the peer's home
+`{"ok": false, "error": "one line"}`, which is also the answer to a frame
+that does not decode or a request that is not one. The socket lives in the peer's home
 with owner-only permissions: whoever can reach it owns the peer.
 """
 
@@ -13,20 +14,39 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import cbor2
 import trio
 
 from p2pbackup.errors import NoPeerRunning, P2PBackupError, WireError
+from p2pbackup.peer.contracts import Args, ContractError, plain
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 
 log = logging.getLogger("p2pbackup.control")
 
 Progress = Callable[[dict[str, Any]], Awaitable[None]]
-Operation = Callable[[dict[str, Any], Progress], Awaitable[dict[str, Any]]]
+# An operation as the socket serves it: the request's arguments in, the answer's map out.
+Operation = Callable[[Args, Progress], Awaitable[dict[str, Any]]]
 MAX_CONTROL_FRAME = 64 * 1024 * 1024
+
+Req = TypeVar("Req")
+
+
+def endpoint(
+    parse: Callable[[Args], Req], handler: Callable[[Req, Progress], Awaitable[Any]]
+) -> Operation:
+    """`handler` served on the socket: arguments checked by `parse` on the way in, the
+    typed answer made a plain map on the way out."""
+
+    async def operation(args: Args, progress: Progress) -> dict[str, Any]:
+        answer = plain(await handler(parse(args), progress))
+        assert isinstance(answer, dict), "an operation answers with a map"
+        return answer
+
+    return operation
 
 
 async def _read_frame(stream: trio.abc.ReceiveStream, decoder: FrameDecoder) -> Any:
@@ -69,15 +89,6 @@ class ControlServer:
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         async with stream:
-            decoder = FrameDecoder(MAX_CONTROL_FRAME)
-            try:
-                request = await _read_frame(stream, decoder)
-            except WireError as exc:
-                log.warning("control: %s", exc)
-                return
-            if request is None:
-                return
-
             sending = trio.Lock()
 
             async def progress(update: dict[str, Any]) -> None:
@@ -89,28 +100,52 @@ class ControlServer:
                     await _send(stream, {"progress": update})
 
             try:
-                reply = await self._dispatch(request, progress)
-            except P2PBackupError as exc:
-                reply = {"ok": False, "error": str(exc)}
+                frame = await _read_frame(stream, FrameDecoder(MAX_CONTROL_FRAME))
+                if frame is None:
+                    return
+                reply = await self._dispatch(ControlRequest.from_frame(frame), progress)
+            except P2PBackupError as exc:  # a refused request among them, in one line
+                if isinstance(exc, WireError):
+                    log.warning("control: %s", exc)
+                reply = _refusal(str(exc))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return  # the client went away
             except Exception:
                 log.exception("control operation failed")
-                reply = {"ok": False, "error": "internal error in the peer; see its log"}
+                reply = _refusal("internal error in the peer; see its log")
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 async with sending:
                     await _send(stream, reply)
 
-    async def _dispatch(self, request: Any, progress: Progress) -> dict[str, Any]:
-        if not isinstance(request, dict) or not isinstance(request.get("op"), str):
-            raise P2PBackupError("malformed control request")
-        operation = self.operations.get(request["op"])
+    async def _dispatch(self, request: ControlRequest, progress: Progress) -> dict[str, Any]:
+        operation = self.operations.get(request.op)
         if operation is None:
-            raise P2PBackupError(f"unknown operation {request['op']!r}")
-        args = request.get("args") or {}
+            raise ContractError(f"unknown operation {request.op!r}")
+        return {"ok": True, "result": await operation(request.args, progress)}
+
+
+@dataclass(frozen=True)
+class ControlRequest:
+    """The envelope of every request: which operation, with which arguments."""
+
+    op: str
+    args: Args
+
+    @classmethod
+    def from_frame(cls, frame: Any) -> ControlRequest:
+        if not isinstance(frame, dict) or not isinstance(frame.get("op"), str):
+            raise ContractError("malformed control request")
+        args = frame.get("args") or {}
         if not isinstance(args, dict):
-            raise P2PBackupError("control arguments must be a map")
-        return {"ok": True, "result": await operation(args, progress)}
+            raise ContractError("control arguments must be a map")
+        return cls(frame["op"], args)
+
+    def to_frame(self) -> dict[str, Any]:
+        return {"op": self.op, "args": dict(self.args)}
+
+
+def _refusal(message: str) -> dict[str, Any]:
+    return {"ok": False, "error": message}
 
 
 async def call(
@@ -125,7 +160,7 @@ async def call(
     except (FileNotFoundError, ConnectionRefusedError):
         raise NoPeerRunning(f"no peer is running for this home (no answer on {path})") from None
     async with stream:
-        await _send(stream, {"op": op, "args": args or {}})
+        await _send(stream, ControlRequest(op, args or {}).to_frame())
         decoder = FrameDecoder(MAX_CONTROL_FRAME)
         while True:
             frame = await _read_frame(stream, decoder)

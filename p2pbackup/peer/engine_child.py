@@ -9,9 +9,7 @@ the restore asks for. So the per-file work (reading, hashing, sealing,
 opening, writing) has a core and an interpreter lock of its own, while the
 peer's event loop keeps serving the mesh.
 
-Frames from the peer: `start` (once, naming the job), then per pack `placed`,
-`pack` or `failed`. Frames to the peer: `put` and `get` per pack, `progress`,
-and finally `done` or `error`. The child stops as soon as its standard input
+The frames both ways are typed in `engine_frames`. The child stops as soon as its standard input
 closes: a peer that died or gave up takes its job with it.
 """
 
@@ -24,7 +22,6 @@ import resource
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import trio
@@ -33,17 +30,14 @@ from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
 from p2pbackup.backup.restore import RestoreEngine
-from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.base.offload import inline
 from p2pbackup.codec.packstore import PackReceipt, PackUnavailable
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.peer import engine_frames as frames
 from p2pbackup.peer.heap import keep_freed_pages
 from p2pbackup.peer.pipe_frames import FrameChannel
 
-Job = Callable[
-    [dict[str, Any], BlobCodec, "PipePackStore", "ProgressFn"], Awaitable[dict[str, Any]]
-]
 ProgressFn = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -53,65 +47,64 @@ class PipePackStore:
     def __init__(self, channel: FrameChannel) -> None:
         self.channel = channel
         self._next_id = 0
-        self._waiting: dict[int, tuple[trio.Event, list[dict[str, Any]]]] = {}
+        self._waiting: dict[int, tuple[trio.Event, list[frames.Answer]]] = {}
         # Asked, then given up on (a failed upload cancels the others): the peer's
         # answer may still come and is dropped.
         self._abandoned: set[int] = set()
 
     async def put(self, pack_id: bytes, data: bytes) -> PackReceipt:
-        frame = await self._ask({"op": "put", "pack_id": pack_id, "data": data})
-        if frame["op"] != "placed":
-            raise P2PBackupError(str(frame.get("message", "the peer could not place a pack")))
-        pid, k, n, placed, sent = frame["receipt"]
-        return PackReceipt(bytes(pid), int(k), int(n), int(placed), int(sent))
+        answer = await self._ask(lambda key: frames.Put(key, pack_id, data))
+        if not isinstance(answer, frames.Placed):
+            raise P2PBackupError(_reason(answer, "the peer could not place a pack"))
+        return answer.receipt
 
     async def get(self, pack_id: bytes) -> bytes:
-        frame = await self._ask({"op": "get", "pack_id": pack_id})
-        if frame["op"] != "pack":
-            raise PackUnavailable(str(frame.get("message", "the peer could not fetch a pack")))
-        return bytes(frame["data"])
+        answer = await self._ask(lambda key: frames.Get(key, pack_id))
+        if not isinstance(answer, frames.PackData):
+            raise PackUnavailable(_reason(answer, "the peer could not fetch a pack"))
+        return answer.data
 
-    async def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def _ask(self, request: Callable[[int], frames.Put | frames.Get]) -> frames.Answer:
         self._next_id += 1
-        request["id"] = self._next_id
-        done, answer = trio.Event(), list[dict[str, Any]]()
-        self._waiting[self._next_id] = (done, answer)
+        key = self._next_id
+        done, answer = trio.Event(), list[frames.Answer]()
+        self._waiting[key] = (done, answer)
         try:
-            await self.channel.send(request)
+            await self.channel.send(request(key).encode())
             await done.wait()
         finally:
-            del self._waiting[request["id"]]
+            del self._waiting[key]
             if not answer:
-                self._abandoned.add(request["id"])
+                self._abandoned.add(key)
         return answer[0]
 
-    def answer(self, frame: dict[str, Any]) -> None:
-        key = frame.get("id", -1)
-        if key in self._abandoned:
-            self._abandoned.discard(key)
+    def answer(self, frame: frames.Answer) -> None:
+        if frame.id in self._abandoned:
+            self._abandoned.discard(frame.id)
             return
-        waiting = self._waiting.get(key)
+        waiting = self._waiting.get(frame.id)
         if waiting is None:
-            raise P2PBackupError(f"an answer for no pack in flight: {key!r}")
+            raise P2PBackupError(f"an answer for no pack in flight: {frame.id!r}")
         done, answer = waiting
         answer.append(frame)
         done.set()
 
 
+def _reason(answer: frames.Answer, otherwise: str) -> str:
+    return answer.message if isinstance(answer, frames.Failed) and answer.message else otherwise
+
+
 async def _listen(channel: FrameChannel, store: PipePackStore, scope: trio.CancelScope) -> None:
     """Route the peer's answers; when the peer goes away, so does this job."""
     while (frame := await channel.receive()) is not None:
-        if frame["op"] in ("placed", "pack", "failed"):
-            store.answer(frame)
-        else:
-            raise P2PBackupError(f"unexpected frame from the peer: {frame['op']}")
+        store.answer(frames.decode_from_peer(frame))
     scope.cancel()
 
 
 async def _backup(
-    start: dict[str, Any], codec: BlobCodec, store: PipePackStore, progress: ProgressFn
-) -> dict[str, Any]:
-    catalog = Catalog(Path(start["catalog"]))
+    job: frames.BackupJob, codec: BlobCodec, store: PipePackStore, progress: ProgressFn
+) -> frames.Outcome:
+    catalog = Catalog(job.catalog)
     try:
         engine = BackupEngine(
             codec,
@@ -121,77 +114,85 @@ async def _backup(
             # lock to worker threads than it gains from overlapping their reads.
             run_sync=inline,
             progress=progress,
-            excludes=tuple(start["excludes"]),
-            parallel_uploads=int(start["parallel_uploads"]),
+            excludes=job.excludes,
+            parallel_uploads=job.parallel_uploads,
         )
-        parent = Snapshot.from_wire(start["parent"]) if start.get("parent") else None
         try:
-            paths, tags = list(start["paths"]), tuple(start["tags"])
-            snapshot = await engine.run(paths, host=start["host"], tags=tags, parent=parent)
+            snapshot = await engine.run(
+                list(job.paths), host=job.host, tags=job.tags, parent=job.parent
+            )
         except P2PBackupError as exc:
-            return {"op": "error", "message": str(exc), "stats": engine.stats.as_dict()}
-        return {"op": "done", "snapshot": snapshot.to_wire(), "stats": engine.stats.as_dict()}
+            return frames.Outcome(error=str(exc), stats=engine.stats.as_dict())
+        return frames.Outcome(snapshot=snapshot, stats=engine.stats.as_dict())
     finally:
         catalog.close()
 
 
 async def _restore(
-    start: dict[str, Any], codec: BlobCodec, store: PipePackStore, progress: ProgressFn
-) -> dict[str, Any]:
+    job: frames.RestoreJob, codec: BlobCodec, store: PipePackStore, progress: ProgressFn
+) -> frames.Outcome:
     engine = RestoreEngine(codec, store, run_sync=inline, progress=progress)
-    blobs = start.get("index_blobs")
     try:
         stats = await engine.run(
-            Snapshot.from_wire(start["snapshot"]),
-            start["target"],
-            tuple(start["includes"]),
-            index_blobs=None if blobs is None else tuple(Locator.from_wire(b) for b in blobs),
-            released=frozenset(bytes(p) for p in start["released"]),
+            job.snapshot,
+            job.target,
+            job.includes,
+            index_blobs=job.index_blobs,
+            released=job.released,
         )
     except P2PBackupError as exc:
-        return {"op": "error", "message": str(exc)}
-    return {"op": "done", "stats": stats.as_dict()}
+        return frames.Outcome(error=str(exc))
+    return frames.Outcome(stats=stats.as_dict())
 
 
-JOBS: dict[str, Job] = {"backup": _backup, "restore": _restore}
+async def _run_job(
+    start: frames.Start, store: PipePackStore, progress: ProgressFn
+) -> frames.Outcome:
+    codec = BlobCodec(OwnerKeys.from_master(start.master))
+    job = start.job
+    if isinstance(job, frames.BackupJob):
+        return await _backup(job, codec, store, progress)
+    return await _restore(job, codec, store, progress)
 
 
 async def run_child(channel: FrameChannel) -> None:
-    start = await channel.receive()
-    if start is None:
+    frame = await channel.receive()
+    if frame is None:
         return
-    job = JOBS.get(str(start.get("job"))) if start["op"] == "start" else None
-    if job is None:
-        raise P2PBackupError(f"the engine process cannot run {start.get('job')!r}")
+    start = frames.Start.decode(frame)
     before = resource.getrusage(resource.RUSAGE_SELF)
     store = PipePackStore(channel)
 
     async def progress(stats: dict[str, Any]) -> None:
-        await channel.send({"op": "progress", "stats": stats})
+        await channel.send(frames.Report(stats).encode())
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_listen, channel, store, nursery.cancel_scope)
-        codec = BlobCodec(OwnerKeys.from_master(bytes(start["master"])))
         try:
-            result = await job(start, codec, store, progress)
+            result = await _run_job(start, store, progress)
         except Exception as exc:  # a bug: its traceback goes to the peer's log
             traceback.print_exc(file=sys.stderr)
-            result = {"op": "error", "message": f"the {start['job']} process failed: {exc!r}"}
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
-        result["process"] = {
-            "peak_rss_kib": after.ru_maxrss,
-            "cpu_seconds": round(user + system, 3),
-            # Apart, because a restore's kernel time (creating files) swings tenfold on
-            # a shared machine while its own work does not.
-            "user_seconds": round(user, 3),
-            "system_seconds": round(system, 3),
-            # Each fault on a fresh page costs kernel time: a pack held too briefly
-            # shows here before it shows anywhere else.
-            "minor_faults": after.ru_minflt - before.ru_minflt,
-        }
-        await channel.send(result)
+            result = frames.Outcome(error=f"the {frame['job']} process failed: {exc!r}")
+        result.process = _usage(before)
+        await channel.send(result.encode())
         nursery.cancel_scope.cancel()
+
+
+def _usage(before: resource.struct_rusage) -> dict[str, Any]:
+    """What the job cost this process since `before`."""
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
+    return {
+        "peak_rss_kib": after.ru_maxrss,
+        "cpu_seconds": round(user + system, 3),
+        # Apart, because a restore's kernel time (creating files) swings tenfold on
+        # a shared machine while its own work does not.
+        "user_seconds": round(user, 3),
+        "system_seconds": round(system, 3),
+        # Each fault on a fresh page costs kernel time: a pack held too briefly
+        # shows here before it shows anywhere else.
+        "minor_faults": after.ru_minflt - before.ru_minflt,
+    }
 
 
 def main() -> None:

@@ -20,69 +20,35 @@ import fcntl
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import trio
 
-from p2pbackup.backup.snapshot import Locator, Snapshot
+from p2pbackup.backup.snapshot import Snapshot
 from p2pbackup.codec.packstore import PackStore
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.control import Progress
+from p2pbackup.peer.engine_frames import (
+    BackupJob,
+    Failed,
+    Get,
+    Job,
+    Outcome,
+    PackData,
+    Placed,
+    Put,
+    Report,
+    RestoreJob,
+    Start,
+    decode_from_engine,
+)
 from p2pbackup.peer.pipe_frames import FrameChannel
 
 CHILD = [sys.executable, "-m", "p2pbackup.peer.engine_child"]
 PIPE_BYTES = 1024 * 1024
 # After its `done` frame a child only closes its catalog; past this it is killed.
 CHILD_EXIT_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class BackupJob:
-    """Everything a backup child needs besides the keys."""
-
-    catalog: Path
-    paths: tuple[str, ...]
-    host: str
-    tags: tuple[str, ...] = ()
-    excludes: tuple[str, ...] = ()
-    parent: Snapshot | None = None
-    parallel_uploads: int = 4
-
-    def fields(self) -> dict[str, Any]:
-        return {
-            "job": "backup",
-            "catalog": str(self.catalog),
-            "paths": list(self.paths),
-            "host": self.host,
-            "tags": list(self.tags),
-            "excludes": list(self.excludes),
-            "parent": self.parent.to_wire() if self.parent else None,
-            "parallel_uploads": self.parallel_uploads,
-        }
-
-
-@dataclass(frozen=True)
-class RestoreJob:
-    """Everything a restore child needs besides the keys (see `RestoreEngine.run`)."""
-
-    snapshot: Snapshot
-    target: Path
-    includes: tuple[str, ...] = ()
-    index_blobs: tuple[Locator, ...] | None = None
-    released: frozenset[bytes] = frozenset()
-
-    def fields(self) -> dict[str, Any]:
-        blobs = self.index_blobs
-        return {
-            "job": "restore",
-            "snapshot": self.snapshot.to_wire(),
-            "target": str(self.target),
-            "includes": list(self.includes),
-            "index_blobs": None if blobs is None else [loc.to_wire() for loc in blobs],
-            "released": sorted(self.released),
-        }
 
 
 @dataclass
@@ -95,8 +61,8 @@ class ChildResult:
     process: dict[str, Any]
 
     @classmethod
-    def of(cls, done: dict[str, Any]) -> ChildResult:
-        return cls(dict(done.get("stats") or {}), dict(done.get("process") or {}))
+    def of(cls, done: Outcome) -> ChildResult:
+        return cls(dict(done.stats or {}), dict(done.process or {}))
 
 
 class EngineProcesses:
@@ -177,7 +143,9 @@ async def run_backup_process(
 ) -> tuple[Snapshot, ChildResult]:
     """Run one backup in a child process; raises `P2PBackupError` with the child's reason."""
     done = await _run_child(keys, job, packs, progress, processes)
-    return Snapshot.from_wire(done["snapshot"]), ChildResult.of(done)
+    if done.snapshot is None:
+        raise P2PBackupError("the backup process finished without a snapshot")
+    return done.snapshot, ChildResult.of(done)
 
 
 async def run_restore_process(
@@ -191,18 +159,18 @@ async def run_restore_process(
     return ChildResult.of(await _run_child(keys, job, packs, progress, processes))
 
 
-def start_frame(keys: OwnerKeys, job: BackupJob | RestoreJob) -> dict[str, Any]:
+def start_frame(keys: OwnerKeys, job: Job) -> dict[str, Any]:
     """The first frame a child reads: the job and the master secret its keys come from."""
-    return {"op": "start", "master": keys.master, **job.fields()}
+    return Start(keys.master, job).encode()
 
 
 async def _run_child(
     keys: OwnerKeys,
-    job: BackupJob | RestoreJob,
+    job: Job,
     packs: PackStore,
     progress: Progress,
     processes: EngineProcesses | None,
-) -> dict[str, Any]:
+) -> Outcome:
     """The child's `done` frame."""
     process = await (processes.take() if processes is not None else _start_child())
     assert process.stdin is not None and process.stdout is not None
@@ -229,26 +197,24 @@ async def _run_child(
 
 async def _serve(
     channel: FrameChannel, packs: PackStore, progress: Progress, process: trio.Process
-) -> dict[str, Any]:
+) -> Outcome:
     """Carry out the child's puts and gets until its `done`; raises `P2PBackupError` with
     its reason."""
 
-    async def answer(request: Any, op: str, pack_id: bytes, data: bytes | None) -> None:
-        reply: dict[str, Any]
+    async def answer(request: Put | Get) -> None:
+        reply: Placed | PackData | Failed
         try:
-            if op == "put":
-                receipt = await packs.put(pack_id, bytes(data or b""))
-                wire = [receipt.pack_id, receipt.k, receipt.n, receipt.placed, receipt.bytes_sent]
-                reply = {"op": "placed", "receipt": wire}
+            if isinstance(request, Put):
+                reply = Placed(request.id, await packs.put(request.pack_id, request.data))
             else:
-                reply = {"op": "pack", "data": await packs.get(pack_id)}
+                reply = PackData(request.id, await packs.get(request.pack_id))
         except P2PBackupError as exc:
-            reply = {"op": "failed", "message": str(exc)}
+            reply = Failed(request.id, str(exc))
         # A child gone meanwhile is reported by the loop below, which reads its end.
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await channel.send({**reply, "id": request})
+            await channel.send(reply.encode())
 
-    outcome: dict[str, Any] | P2PBackupError
+    outcome: Outcome | P2PBackupError
     async with trio.open_nursery() as requests:
         try:
             while True:
@@ -259,19 +225,16 @@ async def _serve(
                         f"the engine process stopped before it finished (exit status {code}); "
                         "see the peer's log"
                     )
-                op = frame["op"]
-                if op in ("put", "get"):
-                    pack_id = bytes(frame["pack_id"])
-                    requests.start_soon(answer, frame["id"], op, pack_id, frame.get("data"))
-                elif op == "progress":
-                    await progress(frame["stats"])
-                elif op == "error":
-                    raise P2PBackupError(str(frame["message"]))
-                elif op == "done":
-                    outcome = frame  # every request was answered: the engine waited
-                    break
+                sent = decode_from_engine(frame)
+                if isinstance(sent, Put | Get):
+                    requests.start_soon(answer, sent)
+                elif isinstance(sent, Report):
+                    await progress(dict(sent.stats))
+                elif sent.error is not None:
+                    raise P2PBackupError(sent.error)
                 else:
-                    raise P2PBackupError(f"unexpected frame from the engine process: {op}")
+                    outcome = sent  # every request was answered: the engine waited
+                    break
         except P2PBackupError as exc:  # raised out here, not inside the nursery's group
             outcome = exc
         requests.cancel_scope.cancel()  # puts and gets still in flight when the child failed

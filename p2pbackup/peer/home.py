@@ -68,14 +68,11 @@ class Home:
         return identity
 
     def identity(self) -> Identity:
-        try:
-            seed = self.identity_file.read_bytes()
-        except FileNotFoundError:
+        seed = _secret(self.identity_file)
+        if seed is None:
             raise HomeError(
                 f"{self.path} has no peer identity; run `p2pbackup --home {self.path} init` first"
-            ) from None
-        if len(seed) != 32:
-            raise HomeError(f"{self.identity_file} is damaged ({len(seed)} bytes, expected 32)")
+            )
         return Identity.from_seed(seed)
 
     # ---- the owner --------------------------------------------------------
@@ -107,13 +104,7 @@ class Home:
         write_atomically(self.owner_key_file, master)
 
     def owner_master(self) -> bytes | None:
-        try:
-            master = self.owner_key_file.read_bytes()
-        except FileNotFoundError:
-            return None
-        if len(master) != 32:
-            raise HomeError(f"{self.owner_key_file} is damaged ({len(master)} bytes, expected 32)")
-        return master
+        return _secret(self.owner_key_file)
 
     def owner_settings(self) -> dict[str, Any]:
         try:
@@ -133,3 +124,14 @@ class Home:
         except (FileNotFoundError, ValueError):
             return None
         return value if isinstance(value, dict) else None
+
+
+def _secret(path: Path) -> bytes | None:
+    """The 32-byte secret kept in `path`, None if there is none; a damaged one is an error."""
+    try:
+        secret = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if len(secret) != 32:
+        raise HomeError(f"{path} is damaged ({len(secret)} bytes, expected 32)")
+    return secret

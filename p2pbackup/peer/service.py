@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +25,20 @@ from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
-from p2pbackup.peer.control import ControlServer, Operation, Progress
+from p2pbackup.peer.contracts import Args, plain
+from p2pbackup.peer.control import ControlServer, Operation, Progress, endpoint
 from p2pbackup.peer.home import Home
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
+from p2pbackup.peer.requests import NoArgs, RecordGetRequest, RecordPutRequest
+from p2pbackup.peer.results import (
+    KnownPeer,
+    PeerList,
+    PeerState,
+    RecordFound,
+    RecordWritten,
+    StatusResult,
+)
 from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.mesh_packs import Redundancy
@@ -53,13 +64,14 @@ class ServeOptions:
 class PeerService:
     """One running peer of a home, with its control operations."""
 
-    def __init__(self, home: Home, options: ServeOptions) -> None:
+    def __init__(self, home: Home, options: ServeOptions, rng: random.Random) -> None:
+        """`rng` seeds the peer's, the maintainer's and the owner's generators."""
         self.home = home
         self.options = options
         identity = home.identity()
         self.transport = TcpTransport(identity, options.listen)
         config = PeerConfig(dht=options.dht, bootstrap=options.bootstrap)
-        self.peer = Peer(identity, self.transport, config, random.Random())
+        self.peer = Peer(identity, self.transport, config, _child_of(rng))
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:
@@ -77,6 +89,8 @@ class PeerService:
                 redundancy,
                 renew_interval=options.renew_interval,
                 engine_process=True,
+                clock=time.monotonic,
+                rng=_child_of(rng),
             )
             self.peer.add_task(self.owner.upkeep.keep_leases)
             if self.owner.engines is not None:
@@ -88,16 +102,16 @@ class PeerService:
         for kind in HOLDER_REQUESTS:
             self.peer.add_handler(kind, holder.handle)
         self.maintainer = Maintainer(
-            self.peer.dht, self.shares, options.maintenance, random.Random(), audit_log=audit_log
+            self.peer.dht, self.shares, options.maintenance, _child_of(rng), audit_log=audit_log
         )
         self.peer.add_task(self.maintainer.run)
 
     def operations(self) -> dict[str, Operation]:
         operations: dict[str, Operation] = {
-            "status": self._status,
-            "peers": self._peers,
-            "record_put": self._record_put,
-            "record_get": self._record_get,
+            "status": endpoint(NoArgs.from_args, self._status),
+            "peers": endpoint(NoArgs.from_args, self._peers),
+            "record_put": endpoint(RecordPutRequest.from_args, self._record_put),
+            "record_get": endpoint(RecordGetRequest.from_args, self._record_get),
         }
         if self.owner is not None:
             operations.update(self.owner.operations())
@@ -106,7 +120,7 @@ class PeerService:
                 operations[name] = self._no_owner
         return operations
 
-    async def _no_owner(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    async def _no_owner(self, args: Args, progress: Progress) -> dict[str, Any]:
         raise P2PBackupError(
             "this home holds no owner key; it was initialised before owners existed "
             "or with `init --peer-only`"
@@ -120,7 +134,7 @@ class PeerService:
                 await nursery.start(self._stop_on_signal, nursery.cancel_scope)
                 await nursery.start(self.peer.run)
                 await nursery.start(control.serve)
-                self.home.write_state(self._state())
+                self.home.write_state(plain(self._state()))
                 log.info("peer %s listening on %s:%d", *self._ident())
                 task_status.started()
         finally:
@@ -133,9 +147,9 @@ class PeerService:
         host, port = self.transport.listen
         return self.peer.node_id.hex(), host, port
 
-    def _state(self) -> dict[str, Any]:
+    def _state(self) -> PeerState:
         node_id, host, port = self._ident()
-        return {"node_id": node_id, "listen": f"{host}:{port}", "pid": os.getpid()}
+        return PeerState(node_id, f"{host}:{port}", os.getpid())
 
     async def _stop_on_signal(
         self,
@@ -152,55 +166,50 @@ class PeerService:
 
     # ---- control operations -------------------------------------------
 
-    async def _status(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        state = self._state()
-        state["routing_table_size"] = len(self.peer.dht.table)
-        state["records_held"] = len(self.peer.dht.records)
-        state["joined"] = self.peer.joined.is_set()
-        stats = self.shares.stats()
-        state["shares_held"] = stats.get("shares", 0)
-        state["bytes_used"] = self.shares.used_bytes
-        state["capacity"] = self.shares.capacity
-        state["capacity_human"] = format_size(self.shares.capacity)
-        state["maintenance"] = self.maintainer.stats.as_dict()
-        state["owner"] = (
-            self.owner.keys.identity.public_key.hex() if self.owner is not None else None
+    async def _status(self, request: NoArgs, progress: Progress) -> StatusResult:
+        owner = self.owner.keys.identity.public_key.hex() if self.owner is not None else None
+        return StatusResult(
+            state=self._state(),
+            routing_table_size=len(self.peer.dht.table),
+            records_held=len(self.peer.dht.records),
+            joined=self.peer.joined.is_set(),
+            shares_held=self.shares.stats().get("shares", 0),
+            bytes_used=self.shares.used_bytes,
+            capacity=self.shares.capacity,
+            capacity_human=format_size(self.shares.capacity),
+            maintenance=self.maintainer.stats.as_dict(),
+            owner=owner,
         )
-        return state
 
-    async def _peers(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        peers = [
-            {"node_id": c.node_id.hex(), "address": f"{c.host}:{c.port}"}
-            for c in self.peer.dht.table
-        ]
-        return {"peers": sorted(peers, key=lambda p: p["node_id"])}
+    async def _peers(self, request: NoArgs, progress: Progress) -> PeerList:
+        peers = [KnownPeer(c.node_id.hex(), f"{c.host}:{c.port}") for c in self.peer.dht.table]
+        return PeerList(sorted(peers, key=lambda p: p.node_id))
 
-    async def _record_put(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        name, value = args.get("name"), args.get("value")
-        if not isinstance(name, bytes) or not isinstance(value, bytes):
-            raise P2PBackupError("record_put needs bytes `name` and `value`")
+    async def _record_put(self, request: RecordPutRequest, progress: Progress) -> RecordWritten:
         identity = self.peer.identity
-        if args.get("kind") == "set":
-            record = set_record(identity, name, [value])
+        if request.kind == "set":
+            record = set_record(identity, request.name, [request.value])
         else:
-            current = await self.peer.dht.get(value_record(identity, name, 0, b"").key)
+            current = await self.peer.dht.get(value_record(identity, request.name, 0, b"").key)
             seq = 0 if current is None else current.seq + 1
-            record = value_record(identity, name, seq, value)
+            record = value_record(identity, request.name, seq, request.value)
         write = await self.peer.dht.put(record)
-        return {"key": record.key.hex(), "seq": record.seq, "acks": len(write.acks)}
+        return RecordWritten(record.key.hex(), record.seq, len(write.acks))
 
-    async def _record_get(self, args: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        key = args.get("key")
-        if not isinstance(key, bytes) or len(key) != 20:
-            raise P2PBackupError("record_get needs a 20-byte `key`")
-        record = await self.peer.dht.get(key)
+    async def _record_get(self, request: RecordGetRequest, progress: Progress) -> RecordFound:
+        record = await self.peer.dht.get(request.key)
         if record is None:
-            return {"found": False}
-        return {
-            "found": True,
-            "owner": record.owner.hex(),
-            "name": record.name,
-            "kind": "set" if record.kind is RecordKind.SET else "value",
-            "seq": record.seq,
-            "values": sorted(record.values),
-        }
+            return RecordFound(found=False)
+        return RecordFound(
+            found=True,
+            owner=record.owner.hex(),
+            name=record.name,
+            kind="set" if record.kind is RecordKind.SET else "value",
+            seq=record.seq,
+            values=sorted(record.values),
+        )
+
+
+def _child_of(rng: random.Random) -> random.Random:
+    """A generator of its own for one part of the peer, drawn from the process's."""
+    return random.Random(rng.getrandbits(64))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import trio
 
@@ -29,7 +28,7 @@ from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
 from p2pbackup.backup.prune import PrunePlan, pack_extents, plan_prune, used_chunks
 from p2pbackup.backup.snapshot import Locator, Snapshot
-from p2pbackup.backup.snapshot_index import SnapshotIndex
+from p2pbackup.backup.snapshot_index import IndexState, SnapshotIndex
 from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.packstore import PackUnavailable
 from p2pbackup.crypto.identity import Identity
@@ -37,14 +36,13 @@ from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.leases import release_pack, renew_pack
 from p2pbackup.peer.control import Progress
+from p2pbackup.peer.requests import PruneRequest
+from p2pbackup.peer.results import PruneResult, RenewResult
 
 log = logging.getLogger("p2pbackup.owner")
 PARALLEL_PACKS = 8
 REQUEST_TIMEOUT = 30.0
 FIRST_RENEWAL_DELAY = 60.0
-PARALLEL_UPLOADS = 4
-# A pack whose used blobs fill less than this share of it is repacked by prune.
-REPACK_BELOW = 0.5
 
 
 class Upkeep:
@@ -56,8 +54,10 @@ class Upkeep:
         index: SnapshotIndex,
         lease_seconds: int,
         renew_interval: float,
+        new_engine: Callable[[], BackupEngine],
         *,
         now: Callable[[], float] = time.time,
+        clock: Callable[[], float] = trio.current_time,
         run_sync: RunSync = to_thread,
     ) -> None:
         self.dht = dht
@@ -67,8 +67,11 @@ class Upkeep:
         self.index = index
         self.lease_seconds = lease_seconds
         self.renew_interval = renew_interval
+        # The owner's: a repack writes its packs as a backup does.
+        self.new_engine = new_engine
         self.now = now
-        self.last_renewal: dict[str, Any] = {}
+        self.clock = clock
+        self.last_renewal: RenewResult | None = None
 
     async def keep_leases(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -82,9 +85,9 @@ class Upkeep:
                 log.warning("renewing leases: %s", exc)
             await trio.sleep(self.renew_interval)
 
-    async def renew_all(self, progress: Progress | None = None) -> dict[str, Any]:
+    async def renew_all(self, progress: Progress | None = None) -> RenewResult:
         """Extend the lease of every placed, unreleased pack to now + the lease period."""
-        started = time.monotonic()
+        started = self.clock()
         packs = sorted(self.catalog.pack_ids())
         expiry = int(self.now()) + self.lease_seconds
         renewed = holders = 0
@@ -102,33 +105,60 @@ class Upkeep:
         async with trio.open_nursery() as nursery:
             for pack_id in packs:
                 nursery.start_soon(one, pack_id)
-        self.last_renewal = {
-            "packs": len(packs),
-            "packs_renewed": renewed,
-            "shares_renewed": holders,
-            "lease_expiry": expiry,
-            "seconds": round(time.monotonic() - started, 3),
-        }
+        self.last_renewal = RenewResult(
+            packs=len(packs),
+            packs_renewed=renewed,
+            shares_renewed=holders,
+            lease_expiry=expiry,
+            seconds=round(self.clock() - started, 3),
+        )
         log.info("renewed %d of %d packs until %d", renewed, len(packs), expiry)
         return self.last_renewal
 
     async def prune(
         self,
         reader: BlobReader,
-        dry_run: bool,
+        request: PruneRequest,
         progress: Progress,
         kept: list[Snapshot] | None = None,
-        *,
-        repack_below: float = REPACK_BELOW,
-    ) -> dict[str, Any]:
+    ) -> PruneResult:
         """Release every pack the kept snapshots do not use and repack the mostly unused
         ones (caller holds the backup lock).
 
         `kept` overrides the snapshot list, for `forget --prune --dry-run`: the packs
         that forget would free."""
-        started = time.monotonic()
+        started = self.clock()
         state = await self.index.state()
         snapshots = state.snapshots if kept is None else kept
+        plan, rescued = await self._plan(reader, state, snapshots, request.repack_below)
+        if request.dry_run:
+            doomed, repacked, written, dropped = plan.release, sorted(plan.repack), 0, 0
+        else:
+            doomed, repacked, written, dropped = await self._carry_out(
+                reader, plan, rescued, progress
+            )
+        return PruneResult(
+            dry_run=request.dry_run,
+            snapshots=len(snapshots),
+            packs_kept=plan.kept,
+            packs_released=len(doomed),
+            packs_repacked=len(repacked),
+            bytes_repacked=sum(loc.length for p in repacked for _, loc in plan.repack[p]),
+            packs_written=written,
+            shares_dropped=dropped,
+            seconds=round(self.clock() - started, 3),
+        )
+
+    async def _plan(
+        self,
+        reader: BlobReader,
+        state: IndexState,
+        snapshots: list[Snapshot],
+        repack_below: float,
+    ) -> tuple[PrunePlan, list[Locator]]:
+        """What to release and repack, and the index blobs of forgotten snapshots to keep.
+
+        Leaves `reader` knowing every chunk location read, for the repack."""
         kept_ids = {s.snapshot_id for s in snapshots}
         gone = [s for s in (*state.snapshots, *state.forgotten) if s.snapshot_id not in kept_ids]
         # The blobs kept snapshots read (theirs and every repack's), and the blobs that
@@ -158,37 +188,30 @@ class Upkeep:
         sizes = pack_extents(everything)
         for pack_id, _, _, size, _ in self.catalog.packs():
             sizes[pack_id] = max(size, sizes.get(pack_id, 0))
-        plan = plan_prune(index, used, index_packs, known, sizes, repack_below)
+        return plan_prune(index, used, index_packs, known, sizes, repack_below), rescued
+
+    async def _carry_out(
+        self, reader: BlobReader, plan: PrunePlan, rescued: list[Locator], progress: Progress
+    ) -> tuple[list[bytes], list[bytes], int, int]:
+        """Repack, publish the new locations, release: the packs released and repacked,
+        and the packs written and shares dropped."""
         doomed = plan.release
+        new_blobs: list[Locator] = []
         repacked: list[bytes] = []
         written = dropped = 0
-        if not dry_run:
-            new_blobs: list[Locator] = []
-            if plan.repack:
-                new_blobs, repacked, placed = await self._repack(reader, plan, progress)
-                written = len(placed)
-                # A pack that could not be fetched stays whole, and is not released;
-                # nor is one the repack (re)wrote.
-                keep = (set(plan.repack) - set(repacked)) | placed
-                doomed = [p for p in doomed if p not in keep]
-            if new_blobs or rescued:
-                # Before any release: the kept snapshots must find the new locations.
-                await self.index.reindex(new_blobs + rescued)
-            if doomed:
-                dropped = await self._release(doomed, progress)
-        else:
-            repacked = sorted(plan.repack)
-        return {
-            "dry_run": dry_run,
-            "snapshots": len(snapshots),
-            "packs_kept": plan.kept,
-            "packs_released": len(doomed),
-            "packs_repacked": len(repacked),
-            "bytes_repacked": sum(loc.length for p in repacked for _, loc in plan.repack[p]),
-            "packs_written": written,
-            "shares_dropped": dropped,
-            "seconds": round(time.monotonic() - started, 3),
-        }
+        if plan.repack:
+            new_blobs, repacked, placed = await self._repack(reader, plan, progress)
+            written = len(placed)
+            # A pack that could not be fetched stays whole, and is not released;
+            # nor is one the repack (re)wrote.
+            keep = (set(plan.repack) - set(repacked)) | placed
+            doomed = [p for p in doomed if p not in keep]
+        if new_blobs or rescued:
+            # Before any release: the kept snapshots must find the new locations.
+            await self.index.reindex(new_blobs + rescued)
+        if doomed:
+            dropped = await self._release(doomed, progress)
+        return doomed, repacked, written, dropped
 
     async def _repack(
         self, reader: BlobReader, plan: PrunePlan, progress: Progress
@@ -197,13 +220,7 @@ class Upkeep:
 
         Returns the new index blobs, the packs whose blobs all moved, and the packs
         written. A pack that cannot be rebuilt now is left as it is."""
-        engine = BackupEngine(
-            reader.codec,
-            self.catalog,
-            reader.packs,
-            run_sync=self.run_sync,
-            parallel_uploads=PARALLEL_UPLOADS,
-        )
+        engine = self.new_engine()
         moved: list[bytes] = []
 
         async def blobs() -> AsyncIterator[tuple[bytes, bytes]]:
@@ -225,7 +242,7 @@ class Upkeep:
         """Record the packs as released, forget them, and ask their holders to drop them."""
         # The mesh learns first: from then on no device dedups against these packs.
         await self.index.release(doomed)
-        self.catalog.release(doomed)
+        await self.run_sync(self.catalog.release, doomed)
         limiter = trio.CapacityLimiter(PARALLEL_PACKS)
         dropped = 0
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from p2pbackup.cli.app import _check_text, _prune_text
+from p2pbackup.cli.render import check_text, prune_text
 
 
 def test_one_pack_and_one_snapshot_read_in_the_singular() -> None:
@@ -16,7 +16,7 @@ def test_one_pack_and_one_snapshot_read_in_the_singular() -> None:
         "packs_written": 2,
         "shares_dropped": 20,
     }
-    assert _prune_text(pruned).splitlines() == [
+    assert prune_text(pruned).splitlines() == [
         "1 pack kept whole for 1 snapshot",
         "repacked 1 mostly unused pack (1.14 MiB in use) into 2 new packs",
         "released 2 packs (20 shares dropped at once; the rest go when their leases run out)",
@@ -29,4 +29,4 @@ def test_one_pack_and_one_snapshot_read_in_the_singular() -> None:
         "unrecoverable": 0,
         "min_live_shares": 10,
     }
-    assert _check_text(health).startswith("2 packs in 1 snapshot: 2 with every share")
+    assert check_text(health).startswith("2 packs in 1 snapshot: 2 with every share")

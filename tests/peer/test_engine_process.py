@@ -21,10 +21,9 @@ from p2pbackup.codec.packstore import MemoryPackStore, PackReceipt
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer import engine_process
 from p2pbackup.peer.engine_child import PipePackStore
+from p2pbackup.peer.engine_frames import BackupJob, RestoreJob, decode_from_peer
 from p2pbackup.peer.engine_process import (
-    BackupJob,
     EngineProcesses,
-    RestoreJob,
     run_backup_process,
     run_restore_process,
     start_frame,
@@ -33,6 +32,7 @@ from p2pbackup.peer.pipe_frames import FrameChannel
 from tests.backup.fs import KEYS, build_tree, restorer, snapshot_of
 
 pytestmark = pytest.mark.slow
+RECEIPT = [bytes(32), 3, 10, 10, 40]
 
 
 class Recorder:
@@ -267,6 +267,6 @@ async def test_an_answer_to_a_request_given_up_on_is_dropped() -> None:
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
     asked = channel.frames[0]["id"]
-    store.answer({"op": "placed", "id": asked, "receipt": [bytes(32), 3, 10, 10, 40]})
+    store.answer(decode_from_peer({"op": "placed", "id": asked, "receipt": RECEIPT}))
     with pytest.raises(P2PBackupError, match="no pack in flight"):
-        store.answer({"op": "placed", "id": asked + 1, "receipt": [bytes(32), 3, 10, 10, 40]})
+        store.answer(decode_from_peer({"op": "placed", "id": asked + 1, "receipt": RECEIPT}))

@@ -1,4 +1,5 @@
-"""Frames between a peer and its engine process survive a cancelled sender."""
+"""Frames between a peer and its engine process: survive a cancelled sender, keep their
+shape, and a malformed one is refused by name."""
 
 from __future__ import annotations
 
@@ -8,7 +9,17 @@ import pytest
 import trio
 import trio.testing
 
+from p2pbackup.codec.packstore import PackReceipt
 from p2pbackup.peer import pipe_frames
+from p2pbackup.peer.contracts import ContractError
+from p2pbackup.peer.engine_frames import (
+    Outcome,
+    Placed,
+    Put,
+    Start,
+    decode_from_engine,
+    decode_from_peer,
+)
 from p2pbackup.peer.pipe_frames import BrokenPipeFrame, FrameChannel
 
 
@@ -52,3 +63,37 @@ async def test_a_reader_that_stops_reading_breaks_the_channel(
         await writer.send({"op": "put", "data": bytes(1024 * 1024)})
     with pytest.raises(BrokenPipeFrame, match="cut off"):
         await writer.send({"op": "error", "message": "too late"})
+
+
+def test_typed_frames_are_the_maps_both_ends_always_sent() -> None:
+    receipt = PackReceipt(bytes(32), 3, 10, 10, 40)
+    placed = {"op": "placed", "receipt": [bytes(32), 3, 10, 10, 40], "id": 7}
+    assert Placed(7, receipt).encode() == placed and list(Placed(7, receipt).encode()) == [
+        "op",
+        "receipt",
+        "id",
+    ]
+    assert decode_from_peer(placed) == Placed(7, receipt)
+    assert list(Put(1, b"p", b"d").encode()) == ["op", "pack_id", "data", "id"]
+    assert decode_from_engine(Put(1, b"p", b"d").encode()) == Put(1, b"p", b"d")
+    done = Outcome(stats={"files": 1}, process={"cpu_seconds": 0.1})
+    assert list(done.encode()) == ["op", "stats", "process"]
+    failed = Outcome(error="only 2 of the 7 peers", stats={}, process={})
+    assert list(failed.encode()) == ["op", "message", "stats", "process"]
+    back = decode_from_engine(failed.encode())
+    assert isinstance(back, Outcome) and back.error == "only 2 of the 7 peers"
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        ({"op": "put", "pack_id": b"p", "id": 1}, "lacks a valid `data`"),
+        ({"op": "progress"}, "lacks a valid `stats`"),
+        ({"op": "launch"}, "unexpected frame from the engine process: launch"),
+    ],
+)
+def test_a_frame_missing_a_field_is_refused_by_name(frame: dict[str, object], error: str) -> None:
+    with pytest.raises(ContractError, match=error):
+        decode_from_engine(frame)
+    with pytest.raises(ContractError, match="cannot run 'nothing'"):
+        Start.decode({"op": "start", "job": "nothing", "master": bytes(32)})

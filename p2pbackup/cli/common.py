@@ -1,0 +1,114 @@
+"""What every command shares: the typer application, `--home`, errors, output, the peer.
+
+Every command that needs the peer talks to the one running for `--home`
+through its control socket. User mistakes and expected failures print one
+line on stderr and exit non-zero; `--json` prints one object on stdout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
+
+import trio
+import typer
+
+from p2pbackup.cli.progress import live_progress
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.peer import control
+from p2pbackup.peer.home import Home
+from p2pbackup.peer.requests import NoArgs
+
+app = typer.Typer(
+    name="p2pbackup",
+    help="A peer-to-peer backup mesh with no central server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+debug_app = typer.Typer(help="Low-level tools for looking inside the mesh.", no_args_is_help=True)
+app.add_typer(debug_app, name="debug", hidden=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Result = dict[str, Any]
+Render = Callable[[Result], str]
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object.")
+PARTIAL = 3  # exit status of a backup or restore that left some files out
+NO_ARGS = NoArgs()
+
+
+class Request(Protocol):
+    def to_args(self) -> dict[str, Any]: ...
+
+
+class State:
+    home: Home
+
+
+STATE = State()
+
+
+@app.callback()
+def main_options(
+    home: str = typer.Option(
+        None, "--home", help="Peer home directory (default: $P2PBACKUP_HOME or the data dir)."
+    ),
+) -> None:
+    STATE.home = Home.resolve(home)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def user_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the project's errors and bad values into one line and an exit status."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except P2PBackupError as exc:
+            fail(str(exc))
+        except ValueError as exc:
+            fail(str(exc), 2)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+    return wrapper
+
+
+def emit(result: Result, as_json: bool, human: Render) -> None:
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=_jsonable))
+    else:
+        typer.echo(human(result))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def call_peer(
+    op: str,
+    request: Request = NO_ARGS,
+    on_progress: Callable[[Result], None] | None = None,
+) -> Result:
+    return trio.run(control.call, STATE.home.control_socket, op, request.to_args(), on_progress)
+
+
+def call_showing_progress(op: str, request: Request, kind: str) -> Result:
+    """Call the peer with a progress line on the terminal while it works."""
+    with live_progress(op, kind) as update:
+        return call_peer(op, request, update)
+
+
+def show(op: str, as_json: bool, human: Render) -> None:
+    """Print what an operation without arguments answers."""
+    emit(call_peer(op), as_json, human)

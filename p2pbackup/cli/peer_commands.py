@@ -1,0 +1,158 @@
+"""The peer's own commands: serve a home, look at the running peer, run the simulator.
+
+`serve` is the process edge of a peer: it reads the options, seeds the
+peer's randomness and runs it in the foreground. The others ask the running
+peer one question each, or (`simulate`) run a scenario on virtual time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+from pathlib import Path
+
+import trio
+import typer
+
+from p2pbackup.cli import render
+from p2pbackup.cli.common import JSON_OPTION, STATE, call_peer, emit, fail, show, user_errors
+from p2pbackup.cli.durations import parse_duration
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.net.contact import parse_address
+from p2pbackup.peer.heap import keep_freed_pages
+from p2pbackup.peer.requests import RecordGetRequest, RecordPutRequest
+from p2pbackup.store.capacity import parse_size
+
+
+@user_errors
+def serve(
+    listen: str = typer.Option("127.0.0.1:7400", help="HOST:PORT to accept peers on."),
+    bootstrap: list[str] = typer.Option([], help="HOST:PORT of a peer to join through."),
+    rpc_timeout: str = typer.Option("5s", help="Deadline of one remote call."),
+    refresh_interval: str = typer.Option("1h", help="How often idle buckets are refreshed."),
+    republish_interval: str = typer.Option("1h", help="How often held records are republished."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    capacity: str = typer.Option("20GiB", help="Disk space offered to other owners' shares."),
+    audit_interval: str = typer.Option(
+        "1h", help="How often held shares are audited and repaired."
+    ),
+    repair_threshold: int = typer.Option(
+        7, help="Rebuild lost shares at once when fewer than this many are live."
+    ),
+    lease: str = typer.Option("90d", help="How long peers keep this owner's shares unrenewed."),
+    renew_interval: str = typer.Option("7d", help="How often this owner renews its leases."),
+) -> None:
+    """Run this home's peer in the foreground until SIGINT or SIGTERM."""
+    from p2pbackup.dht.config import DhtConfig
+    from p2pbackup.maintenance.maintainer import MaintenanceConfig
+    from p2pbackup.peer.service import PeerService, ServeOptions
+
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    options = ServeOptions(
+        listen=parse_address(listen, any_port=True),
+        bootstrap=tuple(parse_address(b) for b in bootstrap),
+        dht=DhtConfig(
+            rpc_timeout=parse_duration(rpc_timeout),
+            refresh_interval=parse_duration(refresh_interval),
+            republish_interval=parse_duration(republish_interval),
+        ),
+        capacity=parse_size(capacity),
+        maintenance=MaintenanceConfig(
+            audit_interval=parse_duration(audit_interval), repair_threshold=repair_threshold
+        ),
+        lease_seconds=max(1, int(parse_duration(lease))),
+        renew_interval=parse_duration(renew_interval),
+    )
+    home = STATE.home
+
+    async def run() -> None:
+        # The process edge: the peer's randomness is seeded from the system here.
+        await PeerService(home, options, random.Random()).run()
+
+    keep_freed_pages()  # every share is a new MiB-sized buffer: decision 0013
+    try:
+        trio.run(run)
+    except OSError as exc:
+        fail(f"cannot serve on {listen}: {exc.strerror or exc}")
+
+
+@user_errors
+def status(as_json: bool = JSON_OPTION) -> None:
+    """Show the running peer's state."""
+    show("status", as_json, lambda r: render.table_text(r, 20))
+
+
+@user_errors
+def peers(as_json: bool = JSON_OPTION) -> None:
+    """List the peers in the running peer's routing table."""
+    show("peers", as_json, render.peers_text)
+
+
+@user_errors
+def simulate(
+    scenario: str = typer.Argument(None, help="Scenario name; see --list."),
+    peers: int = typer.Option(None, "--peers", min=2, help="Number of peers."),
+    days: float = typer.Option(None, "--days", min=0.01, help="Simulated days."),
+    packs: int = typer.Option(None, "--packs", min=1, help="Packs the owner backs up."),
+    lookups: int = typer.Option(None, "--lookups", min=1, help="Lookups to run (lookups)."),
+    seed: int = typer.Option(1, "--seed", help="Seed: the same seed replays the same run."),
+    out: Path = typer.Option(
+        None, "--out", help="Report folder [default: sim-reports/SCENARIO-seedS]."
+    ),
+    as_json: bool = JSON_OPTION,
+    list_scenarios: bool = typer.Option(False, "--list", help="List the scenarios."),
+) -> None:
+    """Run a scenario on the simulated network and virtual clock; write its report."""
+    from p2pbackup.simulations.catalog import SCENARIOS, default_out, flat, run_named
+    from p2pbackup.simulations.report import write_report
+    from p2pbackup.simulations.world import stderr_progress
+
+    if list_scenarios or scenario is None:
+        for name, entry in SCENARIOS.items():
+            typer.echo(f"{name:20} {entry.summary}")
+        return
+    # Simulated peers log as real ones do; a hostile run's rejected shares are
+    # findings for the report, not warnings for the terminal.
+    logging.getLogger("p2pbackup").setLevel(logging.ERROR)
+    options = {"peers": peers, "lookups": lookups, "packs": packs, "days": days}
+    chosen = {k: v for k, v in options.items() if v is not None}
+    if scenario not in SCENARIOS:
+        raise P2PBackupError(
+            f"unknown scenario {scenario!r}; `p2pbackup simulate --list` names them"
+        )
+    folder = out if out is not None else default_out(scenario, seed)
+    try:  # before the run, not after minutes of it
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise P2PBackupError(f"cannot write the report to {folder}: {exc.strerror}") from None
+    result = run_named(scenario, seed, chosen, None if as_json else stderr_progress)
+    write_report(result, folder)
+    summary = {**flat(result), "report": str(folder / "report.md")}
+    emit(summary, as_json, lambda r: render.table_text(r, 34))
+
+
+@user_errors
+def record_put(
+    name: str,
+    value: str,
+    kind: str = typer.Option("value", help="value or set"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Write a record signed by this peer through the running peer."""
+    result = call_peer("record_put", RecordPutRequest(name.encode(), value.encode(), kind))
+    emit(result, as_json, render.record_put_text)
+
+
+@user_errors
+def record_get(key: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Quorum-read the record under KEY (hex) through the running peer."""
+    result = call_peer("record_get", RecordGetRequest(bytes.fromhex(key)))
+    if result.get("found"):
+        result["values"] = [v.decode(errors="replace") for v in result["values"]]
+        result["name"] = result["name"].decode(errors="replace")
+    emit(result, as_json, render.record_get_text)

@@ -1,0 +1,146 @@
+"""How the peer's answers read on a terminal: one summary per command, without `--json`.
+
+Each takes the answer's map, the same one `--json` prints, so what a person
+reads and what a script reads cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+from p2pbackup.store.capacity import format_size
+
+Result = dict[str, Any]
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def when(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def table_text(r: Result, width: int) -> str:
+    """One `key value` line per field: status and simulation summaries."""
+    return "\n".join(f"{key:{width}} {value}" for key, value in r.items())
+
+
+def init_text(r: Result) -> str:
+    lines = [f"initialised {r['home']}", f"node id {r['node_id']}"]
+    if "recovery_phrase" in r:
+        lines += [
+            "",
+            "Recovery phrase (shown once; write it down and keep it safe):",
+            "",
+            f"    {r['recovery_phrase']}",
+            "",
+            "With these words alone, `init --recover` on a new machine gets every backup back.",
+        ]
+    return "\n".join(lines)
+
+
+def peers_text(r: Result) -> str:
+    return "\n".join(f"{p['node_id']}  {p['address']}" for p in r["peers"]) or "no known peers"
+
+
+def backup_text(r: Result) -> str:
+    return (
+        f"snapshot {r['short_id']} saved: {r['files']} files, {format_size(r['bytes'])}; "
+        f"{r['files_unchanged']} unchanged, {r['chunks_new']} new chunks "
+        f"({r['chunks_reused']} reused), {format_size(r['bytes_sent'])} sent to peers "
+        f"in {r['seconds']:.1f}s"
+    )
+
+
+def snapshots_text(r: Result) -> str:
+    if not r["snapshots"]:
+        return "no snapshots yet"
+    lines = [f"{'ID':10}{'TIME':21}{'HOST':16}{'FILES':>8} {'SIZE':>10}  PATHS"]
+    for s in r["snapshots"]:
+        tags = f"  [{', '.join(s['tags'])}]" if s["tags"] else ""
+        lines.append(
+            f"{s['short_id']:10}{when(s['time']):21}{s['host'][:15]:16}{s['files']:>8} "
+            f"{format_size(s['bytes']):>10}  {', '.join(s['paths'])}{tags}"
+        )
+    return "\n".join(lines)
+
+
+def ls_text(r: Result) -> str:
+    lines = []
+    for e in r["entries"]:
+        kind = {"dir": "d", "symlink": "l"}.get(e["type"], "-")
+        target = f" -> {e['target']}" if "target" in e else ""
+        lines.append(
+            f"{kind}{e['mode'] & 0o7777:04o} {e['size']:>12} {when(e['mtime'])}  "
+            f"{e['path']}{target}"
+        )
+    return "\n".join(lines) or "nothing matches"
+
+
+def restore_text(r: Result) -> str:
+    return (
+        f"restored {r['files_restored']} files, {format_size(r['bytes'])} "
+        f"in {r['seconds']:.1f}s" + (f"; {r['files_failed']} failed" if r["files_failed"] else "")
+    )
+
+
+def check_text(r: Result) -> str:
+    text = (
+        f"{count(r['packs'], 'pack')} in {count(r['snapshots'], 'snapshot')}: "
+        f"{r['healthy']} with every share, "
+        f"{r['degraded']} degraded, {r['unrecoverable']} unrecoverable; "
+        f"fewest live shares {r['min_live_shares']}"
+    )
+    if "chunks_read" in r:
+        text += f"\n{r['chunks_read']} chunks read and verified, {len(r['chunk_errors'])} errors"
+    for error in r.get("index_errors", [])[:5]:
+        text += f"\nunreadable index: {error}"
+    return text
+
+
+def repair_text(r: Result) -> str:
+    return check_text(r) + f"\nrebuilt and placed {r['shares_rebuilt']} shares"
+
+
+def forget_text(r: Result) -> str:
+    verb = "would forget" if r["dry_run"] else "forgot"
+    lines = [f"keep {count(len(r['keep']), 'snapshot')}, {verb} {len(r['forget'])}"]
+    for s in r["keep"]:
+        lines.append(f"  keep   {s['short_id']}  {when(s['time'])}  {', '.join(s['reasons'])}")
+    for s in r["forget"]:
+        lines.append(f"  forget {s['short_id']}  {when(s['time'])}")
+    if "prune" in r:
+        lines.append(prune_text(r["prune"]))
+    return "\n".join(lines)
+
+
+def prune_text(r: Result) -> str:
+    would = r["dry_run"]
+    kept = count(r["packs_kept"], "pack")
+    lines = [f"{kept} kept whole for {count(r['snapshots'], 'snapshot')}"]
+    if r["packs_repacked"]:
+        verb = "would repack" if would else "repacked"
+        moved = format_size(r["bytes_repacked"])
+        into = "" if would else f" into {count(r['packs_written'], 'new pack')}"
+        repacked = count(r["packs_repacked"], "mostly unused pack")
+        lines.append(f"{verb} {repacked} ({moved} in use){into}")
+    if would:
+        lines.append(f"would release {count(r['packs_released'], 'pack')}")
+    else:
+        lines.append(
+            f"released {count(r['packs_released'], 'pack')} "
+            f"({count(r['shares_dropped'], 'share')} dropped at "
+            "once; the rest go when their leases run out)"
+        )
+    return "\n".join(lines)
+
+
+def record_put_text(r: Result) -> str:
+    return f"stored {r['key']} seq {r['seq']} on {r['acks']} peers"
+
+
+def record_get_text(r: Result) -> str:
+    return json.dumps(r)

@@ -1,0 +1,122 @@
+"""How well the mesh holds an owner's packs: `check` and `repair` behind the control socket.
+
+Every pack any snapshot reads (its data and its index blobs) is surveyed:
+each share audited, and with `repair` every one not proven live rebuilt and
+placed again. An index blob that cannot be read is reported, and its pack is
+checked like the others: it may be the only way back to it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import trio
+
+from p2pbackup.backup.restore import BlobReader, load_index
+from p2pbackup.backup.snapshot import Locator
+from p2pbackup.backup.snapshot_index import IndexState
+from p2pbackup.base.offload import RunSync
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.maintenance.check import PackHealth, check_pack, repair_pack
+from p2pbackup.peer.control import Progress
+from p2pbackup.peer.results import HealthReport
+from p2pbackup.shares.mesh_packs import MeshPackStore
+
+PARALLEL_PACKS = 8
+REQUEST_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class PackSurvey:
+    """What a survey of one owner's packs needs from its peer."""
+
+    packs: MeshPackStore
+    owner: bytes
+    rng: random.Random
+    run_sync: RunSync
+
+
+async def survey_packs(
+    survey: PackSurvey,
+    reader: BlobReader,
+    state: IndexState,
+    progress: Progress,
+    *,
+    repair: bool,
+    read_data: bool,
+) -> HealthReport:
+    """The health of every pack the snapshots use (the report's `seconds` left at 0)."""
+    locators = state.index_blobs()
+    index_errors: list[str] = []
+    index = await load_index(reader, locators, index_errors, state.released)
+    packs = sorted({loc.pack_id for loc in index.values()} | {loc.pack_id for loc in locators})
+    healths, placed = await _each_pack(survey, packs, progress, repair)
+    chunks_read: int | None = None
+    chunk_errors: list[str] | None = None
+    if read_data:
+        chunks_read, chunk_errors = await _read_all(reader, index)
+    return HealthReport(
+        snapshots=len(state.snapshots),
+        packs=len(packs),
+        healthy=sum(1 for h in healths if h.n and h.live == h.n),
+        degraded=sum(1 for h in healths if h.recoverable and h.live < h.n),
+        unrecoverable=sum(1 for h in healths if not h.recoverable),
+        min_live_shares=min((h.live for h in healths), default=0),
+        unrecoverable_packs=sorted(h.pack_id.hex() for h in healths if not h.recoverable),
+        index_errors=index_errors,
+        # The counts above are what the repair found; this is what it rebuilt.
+        shares_rebuilt=placed if repair else None,
+        chunks_read=chunks_read,
+        chunk_errors=chunk_errors,
+    )
+
+
+async def _each_pack(
+    survey: PackSurvey, packs: list[bytes], progress: Progress, repair: bool
+) -> tuple[list[PackHealth], int]:
+    """Each pack's health, and the shares a repair placed."""
+    dht = survey.packs.dht
+    healths: list[PackHealth] = []
+    placed = 0
+    limiter = trio.CapacityLimiter(PARALLEL_PACKS)
+
+    async def one(pack_id: bytes) -> None:
+        nonlocal placed
+        async with limiter:
+            if repair:
+                health, rebuilt = await repair_pack(
+                    dht,
+                    survey.packs,
+                    pack_id,
+                    survey.owner,
+                    survey.rng,
+                    REQUEST_TIMEOUT,
+                    survey.run_sync,
+                )
+                placed += rebuilt
+            else:
+                health = await check_pack(dht, pack_id, survey.owner, survey.rng, REQUEST_TIMEOUT)
+            healths.append(health)
+            await progress({"packs_checked": len(healths), "packs": len(packs)})
+
+    async with trio.open_nursery() as nursery:
+        for pack_id in packs:
+            nursery.start_soon(one, pack_id)
+    return healths, placed
+
+
+async def _read_all(reader: BlobReader, index: dict[bytes, Locator]) -> tuple[int, list[str]]:
+    """Fetch every pack once and open every chunk against its id."""
+    by_pack: dict[bytes, list[tuple[bytes, Locator]]] = {}
+    for chunk_id, locator in index.items():
+        by_pack.setdefault(locator.pack_id, []).append((chunk_id, locator))
+    read, errors = 0, []
+    for pack_id, chunks in sorted(by_pack.items()):
+        try:
+            for chunk_id, locator in chunks:
+                await reader.at(locator, chunk_id)
+                read += 1
+        except P2PBackupError as exc:
+            errors.append(f"pack {pack_id.hex()[:12]}: {exc}")
+    return read, errors

@@ -1,0 +1,100 @@
+"""The control socket: requests answered, progress passed on, bad requests refused in one
+line, and the server serving on after each."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import pytest
+import trio
+
+from p2pbackup.errors import NoPeerRunning, P2PBackupError
+from p2pbackup.peer.control import MAX_CONTROL_FRAME, ControlServer, Progress, call, endpoint
+from p2pbackup.peer.requests import LsRequest
+from p2pbackup.peer.results import ListedEntry, Listing
+from p2pbackup.wire.frames import FrameDecoder, encode_frame
+
+
+async def listing(request: LsRequest, progress: Progress) -> Listing:
+    for done in (1, 2):
+        await progress({"packs_checked": done, "packs": 2})
+    entry = ListedEntry(request.path or "/", "dir", 0, 0o755, 1.5)
+    return Listing(request.snapshot, [entry])
+
+
+async def echo(args: Any, progress: Progress) -> dict[str, Any]:
+    return {"args": dict(args)}
+
+
+async def serving(nursery: trio.Nursery, tmp_path: Path) -> Path:
+    path = tmp_path / "control.sock"
+    operations = {"ls": endpoint(LsRequest.from_args, listing), "echo": echo}
+    await nursery.start(ControlServer(path, operations).serve)
+    return path
+
+
+async def raw_exchange(path: Path, payload: bytes) -> dict[str, Any]:
+    """Send `payload` as one frame's body and read the one answer."""
+    stream = await trio.open_unix_socket(os.fspath(path))
+    async with stream:
+        await stream.send_all(encode_frame(payload, MAX_CONTROL_FRAME))
+        decoder = FrameDecoder(MAX_CONTROL_FRAME)
+        while (body := decoder.next_frame()) is None:
+            data = await stream.receive_some(65536)
+            assert data, "the server closed without answering"
+            decoder.feed(data)
+    answer = cbor2.loads(body)
+    assert isinstance(answer, dict)
+    return answer
+
+
+async def test_a_request_goes_round_with_its_progress(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    path = await serving(nursery, tmp_path)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    updates: list[dict[str, Any]] = []
+    result = await call(path, "ls", {"snapshot": "latest", "path": "etc"}, updates.append)
+    assert result == {
+        "snapshot": "latest",
+        "entries": [{"path": "etc", "type": "dir", "size": 0, "mode": 0o755, "mtime": 1.5}],
+    }
+    assert updates == [{"packs_checked": 1, "packs": 2}, {"packs_checked": 2, "packs": 2}]
+    # Bytes go as bytes, both ways.
+    assert await call(path, "echo", {"key": b"\x00\xff"}) == {"args": {"key": b"\x00\xff"}}
+
+
+async def test_an_unknown_operation_or_bad_argument_is_refused_in_one_line(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    path = await serving(nursery, tmp_path)
+    with pytest.raises(P2PBackupError, match=r"^unknown operation 'nope'$"):
+        await call(path, "nope")
+    with pytest.raises(P2PBackupError, match=r"^missing `snapshot`$"):
+        await call(path, "ls", {"path": "etc"})
+    assert (await call(path, "ls", {"snapshot": "s1"}))["snapshot"] == "s1"
+
+
+@pytest.mark.parametrize(
+    ("payload", "error"),
+    [
+        (b"\xff\xfe not cbor", "undecodable control frame"),
+        (cbor2.dumps(["ls", {}]), "malformed control request"),
+        (cbor2.dumps({"op": "ls", "args": [1, 2]}), "control arguments must be a map"),
+    ],
+)
+async def test_a_malformed_frame_is_refused_and_the_server_serves_on(
+    nursery: trio.Nursery, tmp_path: Path, payload: bytes, error: str
+) -> None:
+    path = await serving(nursery, tmp_path)
+    answer = await raw_exchange(path, payload)
+    assert answer["ok"] is False and answer["error"].startswith(error)
+    assert await call(path, "echo", {"n": 1}) == {"args": {"n": 1}}
+
+
+async def test_no_server_is_no_peer_running(tmp_path: Path) -> None:
+    with pytest.raises(NoPeerRunning, match="no peer is running"):
+        await call(tmp_path / "control.sock", "status")
