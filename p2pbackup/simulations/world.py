@@ -112,7 +112,11 @@ class World:
     doubled_samples: int = 0
     series: Series = field(default_factory=Series)
     started: float = field(default_factory=time.perf_counter)
-    _lookup_rng: random.Random = field(default_factory=random.Random)
+    # Probe lookups and bootstrap choices: drawn from the seed, apart from the mesh's stream.
+    _lookup_rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._lookup_rng = random.Random(self.params.seed ^ 0x100C)
 
     # ---- building -----------------------------------------------------
 
@@ -143,7 +147,6 @@ class World:
             storage.equip(sim_peer, capacity(i) if capacity else 2**40)
         keys = OwnerKeys.from_master(mesh.rng.randbytes(32))
         world = cls(nursery, params, mesh, storage, redundancy, keys, owner, progress)
-        world._lookup_rng = random.Random(params.seed ^ 0x100C)
         if setup is not None:
             setup(world)
         await world._back_up()
