@@ -84,8 +84,10 @@ def by_id(mesh: SimMesh) -> dict[bytes, SimPeer]:
     return {p.node_id: p for p in mesh.peers}
 
 
-def xor(a: bytes, b: bytes) -> int:
-    return int.from_bytes(a, "big") ^ int.from_bytes(b, "big")
+def by_distance(mesh: SimMesh, pack_id: bytes) -> list[SimPeer]:
+    """Every peer but the owner (the first), closest to the pack first: placement's order."""
+    target = int.from_bytes(pack_id, "big")
+    return sorted(mesh.peers[1:], key=lambda p: int.from_bytes(p.node_id, "big") ^ target)
 
 
 async def placed(nursery: trio.Nursery, seed: int, packs: int) -> tuple[StorageMesh, list[bytes]]:

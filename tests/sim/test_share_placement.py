@@ -14,6 +14,7 @@ from p2pbackup.store.shares import MemoryShareStore
 from p2pbackup.wire.messages import Message
 from tests.sim.helpers import (
     build_mesh,
+    by_distance,
     by_id,
     equip,
     hold,
@@ -21,7 +22,6 @@ from tests.sim.helpers import (
     new_pack,
     owner_store,
     place_pack,
-    xor,
 )
 
 
@@ -37,9 +37,7 @@ async def test_share_i_goes_to_the_ith_closest_peer_and_never_two_on_one(
     held = holders(stores, pack_id)
     assert owner.node_id not in held  # the owner's own peer holds none of its shares
     assert all(len(indices) == 1 for indices in held.values())
-    others = sorted(
-        (p for p in mesh.peers if p is not owner), key=lambda p: xor(p.node_id, pack_id)
-    )
+    others = by_distance(mesh, pack_id)
     assert [held[p.node_id][0] for p in others[:10]] == list(range(10))
     assert await owner_store(mesh.peers[7]).get(pack_id) == data
 
@@ -51,9 +49,7 @@ async def test_a_full_peer_refuses_and_the_next_closest_takes_its_share(
     stores = equip(mesh)
     owner = mesh.peers[0]
     data, pack_id = new_pack(mesh, 120_000)
-    others = sorted(
-        (p for p in mesh.peers if p is not owner), key=lambda p: xor(p.node_id, pack_id)
-    )
+    others = by_distance(mesh, pack_id)
     full = others[0]
     stores[full.node_id] = tiny = MemoryShareStore(10)
     hold(full, tiny)
