@@ -34,7 +34,7 @@ from p2pbackup.dht.config import DhtConfig
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.maintainer import MaintenanceConfig
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
-from p2pbackup.simulations.mesh import SimMesh, SimPeer
+from p2pbackup.simulations.mesh import MeshParams, SimMesh, SimPeer
 from p2pbackup.simulations.report import gini
 from p2pbackup.simulations.storage import StorageMesh, virtual_now
 from p2pbackup.store.shares import MemoryShareStore
@@ -63,11 +63,9 @@ def stderr_progress(line: str) -> None:
 
 
 @dataclass(frozen=True)
-class WorldParams:
-    peers: int = 100
-    packs: int = 200
+class WorldParams(MeshParams):
+    packs: int = 100
     days: float = 1.0
-    seed: int = 1
     snapshots: int = 10  # the packs are backed up in this many incremental snapshots
     pack_bytes: int = 30_000
     audit_hours: float = 6.0
