@@ -19,6 +19,7 @@ import trio
 
 from p2pbackup.simulations.model_check import with_model
 from p2pbackup.simulations.world import DAY, HOUR, Progress, World, WorldParams
+from p2pbackup.simulations.world_result import finish, restore_all
 
 P = TypeVar("P", bound=WorldParams)
 Drive = Callable[[World], Awaitable[dict[str, Any]]]
@@ -102,8 +103,8 @@ async def run_storage_scenario(
         world.sample()
         if world.owner.node_id in world.away:
             await world.come_back(world.owner)
-        extra.update(await world.restore_all(world.owner))
-        result = world.finish(name, summary, extra)
+        extra.update(await restore_all(world, world.owner))
+        result = finish(world, name, summary, extra)
         world.stop()
     return result
 
