@@ -50,6 +50,14 @@ def equip(mesh: SimMesh, capacity: int = 2**30) -> dict[bytes, MemoryShareStore]
     return stores
 
 
+async def equipped_mesh(
+    nursery: trio.Nursery, peers: int, seed: int
+) -> tuple[SimMesh, dict[bytes, MemoryShareStore]]:
+    """A mesh of `peers` from `seed`, every peer with a share store; the stores by node id."""
+    mesh = await build_mesh(nursery, peers, seed)
+    return mesh, equip(mesh)
+
+
 def hold(sim_peer: SimPeer, store: MemoryShareStore) -> None:
     """The peer answers share requests from `store`."""
     holder = ShareHolder(store, run_sync=inline)

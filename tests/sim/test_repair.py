@@ -13,7 +13,7 @@ from p2pbackup.shares.upkeep_messages import Audit, AuditProof
 from p2pbackup.simulations.mesh import SimMesh
 from p2pbackup.store.shares import MemoryShareStore
 from p2pbackup.wire.messages import Message
-from tests.sim.helpers import build_mesh, by_id, equip, holders, place_pack
+from tests.sim.helpers import by_id, equipped_mesh, holders, place_pack
 
 CONFIG = MaintenanceConfig(audit_interval=600.0, request_timeout=5.0, share_timeout=10.0)
 
@@ -49,8 +49,7 @@ def live_shares(
 async def test_crashed_holders_are_replaced_with_the_owner_offline(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    mesh = await build_mesh(nursery, 40, seed=21)
-    stores = equip(mesh)
+    mesh, stores = await equipped_mesh(nursery, 40, seed=21)
     packs = [(await place_pack(mesh, 150_000))[1] for _ in range(6)]
     mesh.crash(mesh.peers[0])  # the owner goes away for good
     peers = by_id(mesh)
@@ -72,8 +71,7 @@ async def test_crashed_holders_are_replaced_with_the_owner_offline(
 async def test_a_lying_holder_and_a_deleting_holder_are_found_and_replaced(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    mesh = await build_mesh(nursery, 30, seed=22)
-    stores = equip(mesh)
+    mesh, stores = await equipped_mesh(nursery, 30, seed=22)
     _, pack_id = await place_pack(mesh, 200_000)
     mesh.crash(mesh.peers[0])
     held = holders(stores, pack_id)

@@ -136,6 +136,7 @@ def test_flat_output_names_the_figures_scripts_read() -> None:
         assert key in out
 
 
+@pytest.mark.slow
 def test_a_month_of_churn_with_the_owner_gone_loses_nothing() -> None:
     """The maintenance acceptance run: 100 peers, 200 packs, 30 days, 40 crashes
     some hours apart and 20 joins, the owner offline throughout."""

@@ -13,10 +13,9 @@ from p2pbackup.simulations.mesh import SimPeer
 from p2pbackup.store.shares import MemoryShareStore
 from p2pbackup.wire.messages import Message
 from tests.sim.helpers import (
-    build_mesh,
     by_distance,
     by_id,
-    equip,
+    equipped_mesh,
     hold,
     holders,
     new_pack,
@@ -28,8 +27,7 @@ from tests.sim.helpers import (
 async def test_share_i_goes_to_the_ith_closest_peer_and_never_two_on_one(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    mesh = await build_mesh(nursery, 40, seed=5)
-    stores = equip(mesh)
+    mesh, stores = await equipped_mesh(nursery, 40, seed=5)
     owner = mesh.peers[0]
     data, pack_id = new_pack(mesh, 300_000)
     receipt = await owner_store(owner).put(pack_id, data)
@@ -45,8 +43,7 @@ async def test_share_i_goes_to_the_ith_closest_peer_and_never_two_on_one(
 async def test_a_full_peer_refuses_and_the_next_closest_takes_its_share(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    mesh = await build_mesh(nursery, 30, seed=6)
-    stores = equip(mesh)
+    mesh, stores = await equipped_mesh(nursery, 30, seed=6)
     owner = mesh.peers[0]
     data, pack_id = new_pack(mesh, 120_000)
     others = by_distance(mesh, pack_id)
@@ -63,8 +60,7 @@ async def test_a_full_peer_refuses_and_the_next_closest_takes_its_share(
 async def test_too_few_peers_stops_with_how_many_were_found(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    mesh = await build_mesh(nursery, 6, seed=7)
-    equip(mesh)
+    mesh, _ = await equipped_mesh(nursery, 6, seed=7)
     with pytest.raises(PlacementFailed, match=r"only 5 distinct peers took a share.*7 needed"):
         await place_pack(mesh, 50_000)
 
@@ -88,8 +84,7 @@ async def test_bad_shares_are_skipped_and_k_good_ones_rebuild(
     nursery: trio.Nursery,
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    mesh = await build_mesh(nursery, 40, seed=8)
-    stores = equip(mesh)
+    mesh, stores = await equipped_mesh(nursery, 40, seed=8)
     owner = mesh.peers[0]
     data, pack_id = await place_pack(mesh, 200_000)
     peers = by_id(mesh)
@@ -109,8 +104,7 @@ async def test_bad_shares_are_skipped_and_k_good_ones_rebuild(
 async def test_three_dead_holders_out_of_ten_do_not_matter(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    mesh = await build_mesh(nursery, 40, seed=9)
-    stores = equip(mesh)
+    mesh, stores = await equipped_mesh(nursery, 40, seed=9)
     owner = mesh.peers[0]
     data, pack_id = await place_pack(mesh, 200_000)
     peers = by_id(mesh)
