@@ -1,11 +1,12 @@
 """The frame every storage scenario runs in: build, drive, heal, restore, report.
 
-A scenario file supplies its parameters, a summary line and a `drive`
-coroutine with its events; this frame does the rest the same way for all, so
-their reports compare: the owner backs up and (unless the scenario keeps it)
-goes offline, every storage peer maintains its shares, the sampler records
-each simulated hour, and after the last simulated day the owner comes back
-and restores every snapshot through the real restore path.
+A scenario file declares a `StorageScenario`: its parameters, a summary
+line and a `drive` coroutine with its events; this frame does the rest the
+same way for all, so their reports compare: the owner backs up and (unless
+the scenario keeps it) goes offline, every storage peer maintains its
+shares, the sampler records each simulated hour, and after the last
+simulated day the owner comes back and restores every snapshot through the
+real restore path.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ async def run_storage_scenario(
     owner_stays: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
+    """Build the world, hand it to `drive` for the scenario's events, then heal and restore."""
     async with trio.open_nursery() as nursery:
         world = await World.build(
             nursery, params, capacity=capacity, setup=setup, progress=progress
