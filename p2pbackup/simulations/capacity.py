@@ -15,15 +15,12 @@ from typing import Any
 
 import trio
 
-from p2pbackup.simulations.storage_run import event_window, run_storage_scenario
-from p2pbackup.simulations.world import Progress, World, WorldParams
-
-SUMMARY = "unequal, small disks: do full peers pass shares on, and does repair still find room?"
+from p2pbackup.simulations.storage_run import StorageScenario, event_window
+from p2pbackup.simulations.world import World, WorldParams
 
 
 @dataclass(frozen=True)
 class CapacityParams(WorldParams):
-    peers: int = 100
     packs: int = 200
     days: float = 2.0
     headroom: float = 2.0  # total capacity over the bytes stored
@@ -41,28 +38,29 @@ def disk_sizes(params: CapacityParams) -> list[int]:
     return [int(r * scale) for r in raw]
 
 
-async def run_capacity(params: CapacityParams, progress: Progress | None = None) -> dict[str, Any]:
+async def drive(world: World, params: CapacityParams, rng: random.Random) -> dict[str, Any]:
+    window = event_window(params)
+    start = trio.current_time()
+    victims = rng.sample(world.storage_peers(), int(params.crashes * len(world.storage_peers())))
+    times = sorted(rng.uniform(0, window) for _ in victims)
+    for at, sim_peer in zip(times, victims, strict=True):
+        await trio.sleep_until(start + at)
+        world.crash(sim_peer)
+    full = sum(1 for s in world.storage.live_stores() if s.used_bytes > 0.9 * s.capacity)
     sizes = disk_sizes(params)
+    return {
+        "crashed": len(victims),
+        "smallest_disk": min(sizes),
+        "largest_disk": max(sizes),
+        "peers_over_90_percent_full": full,
+    }
 
-    async def drive(world: World) -> dict[str, Any]:
-        rng = random.Random(params.seed ^ 0xC2A5)
-        window = event_window(params)
-        start = trio.current_time()
-        victims = rng.sample(
-            world.storage_peers(), int(params.crashes * len(world.storage_peers()))
-        )
-        times = sorted(rng.uniform(0, window) for _ in victims)
-        for at, sim_peer in zip(times, victims, strict=True):
-            await trio.sleep_until(start + at)
-            world.crash(sim_peer)
-        full = sum(1 for s in world.storage.live_stores() if s.used_bytes > 0.9 * s.capacity)
-        return {
-            "crashed": len(victims),
-            "smallest_disk": min(sizes),
-            "largest_disk": max(sizes),
-            "peers_over_90_percent_full": full,
-        }
 
-    return await run_storage_scenario(
-        "capacity", SUMMARY, params, drive, capacity=lambda i: sizes[i], progress=progress
-    )
+SCENARIO = StorageScenario(
+    "capacity",
+    "unequal, small disks: do full peers pass shares on, and does repair still find room?",
+    CapacityParams,
+    salt=0xC2A5,
+    drive=drive,
+    disks=disk_sizes,
+)

@@ -20,6 +20,7 @@ from p2pbackup.simulations import (
     repair,
 )
 from p2pbackup.simulations.runner import run_scenario
+from p2pbackup.simulations.storage_run import StorageScenario
 from p2pbackup.simulations.world import Progress
 
 
@@ -30,22 +31,20 @@ class Scenario:
     run: Callable[..., Any]
 
 
+# Each storage scenario's file declares it whole; the order here is `--list`'s.
+STORAGE: tuple[StorageScenario[Any], ...] = (
+    repair.SCENARIO,
+    churn.SCENARIO,
+    correlated_failure.SCENARIO,
+    partition.SCENARIO,
+    disk_loss.SCENARIO,
+    flash_crowd.SCENARIO,
+    hostile.SCENARIO,
+    capacity.SCENARIO,
+)
 SCENARIOS: dict[str, Scenario] = {
     "lookups": Scenario(lookups.SUMMARY, lookups.LookupsParams, lookups.run_lookups),
-    "repair": Scenario(repair.SUMMARY, repair.RepairParams, repair.run_repair),
-    "churn": Scenario(churn.SUMMARY, churn.ChurnParams, churn.run_churn),
-    "correlated-failure": Scenario(
-        correlated_failure.SUMMARY,
-        correlated_failure.CorrelatedParams,
-        correlated_failure.run_correlated,
-    ),
-    "partition": Scenario(partition.SUMMARY, partition.PartitionParams, partition.run_partition),
-    "disk-loss": Scenario(disk_loss.SUMMARY, disk_loss.DiskLossParams, disk_loss.run_disk_loss),
-    "flash-crowd": Scenario(
-        flash_crowd.SUMMARY, flash_crowd.FlashCrowdParams, flash_crowd.run_flash_crowd
-    ),
-    "hostile": Scenario(hostile.SUMMARY, hostile.HostileParams, hostile.run_hostile),
-    "capacity": Scenario(capacity.SUMMARY, capacity.CapacityParams, capacity.run_capacity),
+    **{s.name: Scenario(s.summary, s.params, s.run) for s in STORAGE},
 }
 
 

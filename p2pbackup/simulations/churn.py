@@ -18,18 +18,13 @@ from typing import Any
 
 import trio
 
-from p2pbackup.simulations.markov import estimate
-from p2pbackup.simulations.model_check import repair_rate, with_model
-from p2pbackup.simulations.storage_run import event_window, run_storage_scenario
-from p2pbackup.simulations.world import HOUR, Progress, SimPeer, World, WorldParams
-
-SUMMARY = "heavy-tailed sessions (Weibull 0.5): do packs survive peers that come and go?"
+from p2pbackup.simulations.model_check import world_model
+from p2pbackup.simulations.storage_run import StorageScenario, event_window
+from p2pbackup.simulations.world import HOUR, SimPeer, World, WorldParams
 
 
 @dataclass(frozen=True)
 class ChurnParams(WorldParams):
-    peers: int = 100
-    packs: int = 100
     days: float = 3.0
     median_session_hours: float = 12.0
     mean_gap_hours: float = 4.0
@@ -41,42 +36,37 @@ def session_hours(rng: random.Random, median: float) -> float:
     return rng.weibullvariate(median / math.log(2) ** 2, 0.5)
 
 
-async def run_churn(params: ChurnParams, progress: Progress | None = None) -> dict[str, Any]:
-    async def drive(world: World) -> dict[str, Any]:
-        rng = random.Random(params.seed ^ 0xC4C4)
-        window_end = trio.current_time() + event_window(params)
-        departures = {"leaves": 0, "returns": 0, "gone": 0}
+async def drive(world: World, params: ChurnParams, rng: random.Random) -> dict[str, Any]:
+    window_end = trio.current_time() + event_window(params)
+    departures = {"leaves": 0, "returns": 0, "gone": 0}
 
-        async def life(sim_peer: SimPeer) -> None:
-            while True:
-                await trio.sleep(session_hours(rng, params.median_session_hours) * HOUR)
-                if trio.current_time() >= window_end:
-                    return
-                if rng.random() < params.permanent:
-                    world.crash(sim_peer)
-                    departures["gone"] += 1
-                    return
-                world.leave(sim_peer)
-                departures["leaves"] += 1
-                await trio.sleep(rng.expovariate(1.0 / params.mean_gap_hours) * HOUR)
-                await world.come_back(sim_peer)
-                departures["returns"] += 1
+    async def life(sim_peer: SimPeer) -> None:
+        while True:
+            await trio.sleep(session_hours(rng, params.median_session_hours) * HOUR)
+            if trio.current_time() >= window_end:
+                return
+            if rng.random() < params.permanent:
+                world.crash(sim_peer)
+                departures["gone"] += 1
+                return
+            world.leave(sim_peer)
+            departures["leaves"] += 1
+            await trio.sleep(rng.expovariate(1.0 / params.mean_gap_hours) * HOUR)
+            await world.come_back(sim_peer)
+            departures["returns"] += 1
 
-        for sim_peer in world.storage_peers():
-            world.nursery.start_soon(life, sim_peer)
-        await trio.sleep_until(window_end)
-        peer_hours = len(world.storage_peers()) * (window_end / HOUR)
-        failure_rate = departures["gone"] / max(peer_hours, 1.0)
-        model = estimate(
-            world.redundancy.k,
-            world.redundancy.n,
-            world.redundancy.n,  # every missing share is rebuilt once noticed
-            failure_rate,
-            repair_rate(params),
-            params.days * 24,
-            len(world.packs),
-        )
-        return {**departures, "model": model}
+    for sim_peer in world.storage_peers():
+        world.nursery.start_soon(life, sim_peer)
+    await trio.sleep_until(window_end)
+    peer_hours = len(world.storage_peers()) * (window_end / HOUR)
+    failure_rate = departures["gone"] / max(peer_hours, 1.0)
+    return {**departures, "model": world_model(world, params, failure_rate)}
 
-    result = await run_storage_scenario("churn", SUMMARY, params, drive, progress=progress)
-    return with_model(result)
+
+SCENARIO = StorageScenario(
+    "churn",
+    "heavy-tailed sessions (Weibull 0.5): do packs survive peers that come and go?",
+    ChurnParams,
+    salt=0xC4C4,
+    drive=drive,
+)

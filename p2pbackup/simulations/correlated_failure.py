@@ -14,36 +14,32 @@ from typing import Any
 
 import trio
 
-from p2pbackup.simulations.storage_run import run_storage_scenario
-from p2pbackup.simulations.world import HOUR, Progress, World, WorldParams
-
-SUMMARY = (
-    "a fifth of the peers (one site) vanish at once: how deep is the dip, how fast the repair?"
-)
+from p2pbackup.simulations.storage_run import StorageScenario
+from p2pbackup.simulations.world import HOUR, World, WorldParams
 
 
 @dataclass(frozen=True)
 class CorrelatedParams(WorldParams):
-    peers: int = 100
     packs: int = 200
     days: float = 2.0
     site: float = 0.2
     at_hours: float = 6.0
 
 
-async def run_correlated(
-    params: CorrelatedParams, progress: Progress | None = None
-) -> dict[str, Any]:
-    async def drive(world: World) -> dict[str, Any]:
-        rng = random.Random(params.seed ^ 0x517E)
-        await trio.sleep(params.at_hours * HOUR)
-        peers = world.storage_peers()
-        site = rng.sample(peers, int(params.site * len(peers)))
-        for sim_peer in site:
-            world.crash(sim_peer)
-        world.note(f"site of {len(site)} peers gone at hour {params.at_hours:g}")
-        return {"site_peers": len(site)}
+async def drive(world: World, params: CorrelatedParams, rng: random.Random) -> dict[str, Any]:
+    await trio.sleep(params.at_hours * HOUR)
+    peers = world.storage_peers()
+    site = rng.sample(peers, int(params.site * len(peers)))
+    for sim_peer in site:
+        world.crash(sim_peer)
+    world.note(f"site of {len(site)} peers gone at hour {params.at_hours:g}")
+    return {"site_peers": len(site)}
 
-    return await run_storage_scenario(
-        "correlated-failure", SUMMARY, params, drive, progress=progress
-    )
+
+SCENARIO = StorageScenario(
+    "correlated-failure",
+    "a fifth of the peers (one site) vanish at once: how deep is the dip, how fast the repair?",
+    CorrelatedParams,
+    salt=0x517E,
+    drive=drive,
+)

@@ -16,51 +16,44 @@ from typing import Any
 
 import trio
 
-from p2pbackup.simulations.markov import estimate
-from p2pbackup.simulations.model_check import repair_rate, with_model
-from p2pbackup.simulations.storage_run import event_window, run_storage_scenario
-from p2pbackup.simulations.world import HOUR, Progress, SimPeer, World, WorldParams
-
-SUMMARY = "peers return with empty disks: do audits find the loss and repair it in time?"
+from p2pbackup.simulations.model_check import world_model
+from p2pbackup.simulations.storage_run import StorageScenario, event_window
+from p2pbackup.simulations.world import HOUR, SimPeer, World, WorldParams
 
 
 @dataclass(frozen=True)
 class DiskLossParams(WorldParams):
-    peers: int = 100
-    packs: int = 100
     days: float = 3.0
     losses: float = 0.33  # share of storage peers whose disk is lost during the run
     offline_hours: float = 1.0
 
 
-async def run_disk_loss(params: DiskLossParams, progress: Progress | None = None) -> dict[str, Any]:
-    async def drive(world: World) -> dict[str, Any]:
-        rng = random.Random(params.seed ^ 0xD15C)
-        window = event_window(params)
-        start = trio.current_time()
-        victims = rng.sample(world.storage_peers(), int(params.losses * len(world.storage_peers())))
-        events = sorted((rng.uniform(0, window), i) for i in range(len(victims)))
+async def drive(world: World, params: DiskLossParams, rng: random.Random) -> dict[str, Any]:
+    window = event_window(params)
+    start = trio.current_time()
+    victims = rng.sample(world.storage_peers(), int(params.losses * len(world.storage_peers())))
+    events = sorted((rng.uniform(0, window), i) for i in range(len(victims)))
 
-        async def lose(sim_peer: SimPeer) -> None:
-            world.leave(sim_peer)
-            await trio.sleep(params.offline_hours * HOUR)
-            await world.come_back(sim_peer, empty=True)
+    async def lose(sim_peer: SimPeer) -> None:
+        world.leave(sim_peer)
+        await trio.sleep(params.offline_hours * HOUR)
+        await world.come_back(sim_peer, empty=True)
 
-        for at, i in events:
-            await trio.sleep_until(start + at)
-            world.nursery.start_soon(lose, victims[i])
-        await trio.sleep_until(start + window)
-        peer_hours = max(len(world.storage_peers()) * window / HOUR, 1.0)
-        model = estimate(
-            world.redundancy.k,
-            world.redundancy.n,
-            world.redundancy.n,
-            len(victims) / peer_hours,
-            repair_rate(params),
-            params.days * 24,
-            len(world.packs),
-        )
-        return {"disks_lost": len(victims), "model": model}
+    for at, i in events:
+        await trio.sleep_until(start + at)
+        world.nursery.start_soon(lose, victims[i])
+    await trio.sleep_until(start + window)
+    peer_hours = max(len(world.storage_peers()) * window / HOUR, 1.0)
+    return {
+        "disks_lost": len(victims),
+        "model": world_model(world, params, len(victims) / peer_hours),
+    }
 
-    result = await run_storage_scenario("disk-loss", SUMMARY, params, drive, progress=progress)
-    return with_model(result)
+
+SCENARIO = StorageScenario(
+    "disk-loss",
+    "peers return with empty disks: do audits find the loss and repair it in time?",
+    DiskLossParams,
+    salt=0xD15C,
+    drive=drive,
+)

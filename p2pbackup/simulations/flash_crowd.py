@@ -14,39 +14,38 @@ from typing import Any
 
 import trio
 
-from p2pbackup.simulations.storage_run import run_storage_scenario
-from p2pbackup.simulations.world import HOUR, Progress, World, WorldParams
-
-SUMMARY = "the mesh doubles in an hour: do shares move to the newcomers, and lookups keep up?"
+from p2pbackup.simulations.storage_run import StorageScenario
+from p2pbackup.simulations.world import HOUR, World, WorldParams
 
 
 @dataclass(frozen=True)
 class FlashCrowdParams(WorldParams):
-    peers: int = 100
-    packs: int = 100
     days: float = 2.0
     at_hours: float = 6.0
     growth: float = 1.0  # newcomers as a share of the mesh
 
 
-async def run_flash_crowd(
-    params: FlashCrowdParams, progress: Progress | None = None
-) -> dict[str, Any]:
-    async def drive(world: World) -> dict[str, Any]:
-        rng = random.Random(params.seed ^ 0xF1A5)
-        await trio.sleep(params.at_hours * HOUR)
-        count = int(params.growth * len(world.mesh.live()))
-        times = sorted(rng.uniform(0, HOUR) for _ in range(count))
-        start = trio.current_time()
+async def drive(world: World, params: FlashCrowdParams, rng: random.Random) -> dict[str, Any]:
+    await trio.sleep(params.at_hours * HOUR)
+    count = int(params.growth * len(world.mesh.live()))
+    times = sorted(rng.uniform(0, HOUR) for _ in range(count))
+    start = trio.current_time()
 
-        async def arrive(at: float) -> None:
-            await trio.sleep_until(start + at)
-            await world.join()
+    async def arrive(at: float) -> None:
+        await trio.sleep_until(start + at)
+        await world.join()
 
-        async with trio.open_nursery() as arrivals:
-            for at in times:
-                arrivals.start_soon(arrive, at)
-        world.note(f"{count} peers joined within the hour")
-        return {"joined": count}
+    async with trio.open_nursery() as arrivals:
+        for at in times:
+            arrivals.start_soon(arrive, at)
+    world.note(f"{count} peers joined within the hour")
+    return {"joined": count}
 
-    return await run_storage_scenario("flash-crowd", SUMMARY, params, drive, progress=progress)
+
+SCENARIO = StorageScenario(
+    "flash-crowd",
+    "the mesh doubles in an hour: do shares move to the newcomers, and lookups keep up?",
+    FlashCrowdParams,
+    salt=0xF1A5,
+    drive=drive,
+)

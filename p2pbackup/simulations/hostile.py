@@ -21,18 +21,15 @@ from p2pbackup.net.contact import Contact
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.messages import GetShare, NoShare, PutShare, ShareData, ShareStored
 from p2pbackup.shares.upkeep_messages import Audit, AuditProof, QueryShare, RenewLease
-from p2pbackup.simulations.storage_run import run_storage_scenario
-from p2pbackup.simulations.world import Progress, SimPeer, World, WorldParams
+from p2pbackup.simulations.storage_run import StorageScenario
+from p2pbackup.simulations.world import SimPeer, World, WorldParams
 from p2pbackup.wire.messages import Message
 
-SUMMARY = "a fifth of the peers drop, corrupt or lie: is anything lost, is bad data ever used?"
 KINDS = ("drop", "corrupt", "lie")
 
 
 @dataclass(frozen=True)
 class HostileParams(WorldParams):
-    peers: int = 100
-    packs: int = 100
     days: float = 2.0
     hostile: float = 0.2
 
@@ -79,20 +76,21 @@ def turn_hostile(world: World, sim_peer: SimPeer, kind: str, rng: random.Random)
     world.hostile.add(sim_peer.node_id)
 
 
-async def run_hostile(params: HostileParams, progress: Progress | None = None) -> dict[str, Any]:
-    rng = random.Random(params.seed ^ 0xBAD)
+def setup(world: World, params: HostileParams, rng: random.Random) -> dict[str, Any]:
+    """Turn a share of the storage peers hostile, the kinds taken in turn; count each kind."""
     kinds: dict[str, int] = {kind: 0 for kind in KINDS}
+    peers = world.storage_peers()
+    for i, sim_peer in enumerate(rng.sample(peers, int(params.hostile * len(peers)))):
+        kind = KINDS[i % len(KINDS)]
+        turn_hostile(world, sim_peer, kind, rng)
+        kinds[kind] += 1
+    return {f"hostile_{kind}": count for kind, count in kinds.items()}
 
-    def setup(world: World) -> None:
-        peers = world.storage_peers()
-        for i, sim_peer in enumerate(rng.sample(peers, int(params.hostile * len(peers)))):
-            kind = KINDS[i % len(KINDS)]
-            turn_hostile(world, sim_peer, kind, rng)
-            kinds[kind] += 1
 
-    async def drive(world: World) -> dict[str, Any]:
-        return {f"hostile_{kind}": count for kind, count in kinds.items()}
-
-    return await run_storage_scenario(
-        "hostile", SUMMARY, params, drive, setup=setup, progress=progress
-    )
+SCENARIO = StorageScenario(
+    "hostile",
+    "a fifth of the peers drop, corrupt or lie: is anything lost, is bad data ever used?",
+    HostileParams,
+    salt=0xBAD,
+    setup=setup,
+)

@@ -31,6 +31,14 @@ def _addresses(bootstrap: Address | tuple[Address, ...] | None) -> tuple[Address
     return bootstrap
 
 
+@dataclass(frozen=True)
+class MeshParams:
+    """What every scenario's mesh is made from: how many peers, and the seed."""
+
+    peers: int = 100
+    seed: int = 1
+
+
 @dataclass
 class SimPeer:
     peer: Peer

@@ -20,16 +20,12 @@ from p2pbackup.backup.snapshot import Snapshot
 from p2pbackup.backup.snapshot_index import SnapshotIndex
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.simulations.storage import virtual_now
-from p2pbackup.simulations.storage_run import run_storage_scenario
-from p2pbackup.simulations.world import HOUR, Progress, World, WorldParams
-
-SUMMARY = "the mesh splits for hours and heals: do snapshots written on both sides merge?"
+from p2pbackup.simulations.storage_run import StorageScenario
+from p2pbackup.simulations.world import HOUR, World, WorldParams
 
 
 @dataclass(frozen=True)
 class PartitionParams(WorldParams):
-    peers: int = 100
-    packs: int = 100
     days: float = 1.0
     at_hours: float = 4.0
     partition_hours: float = 6.0
@@ -58,38 +54,40 @@ async def _publish(index: SnapshotIndex, snapshot: Snapshot) -> bool:
     return True
 
 
-async def run_partition(
-    params: PartitionParams, progress: Progress | None = None
-) -> dict[str, Any]:
-    async def drive(world: World) -> dict[str, Any]:
-        rng = random.Random(params.seed ^ 0x5917)
-        laptop = SnapshotIndex(world.owner.peer.dht, world.keys)
-        before = _snapshot(rng, "laptop")
-        wrote = {"before": await _publish(laptop, before)}
-        await trio.sleep(params.at_hours * HOUR)
-        peers = world.storage_peers()
-        rng.shuffle(peers)
-        other_side = peers[: len(peers) // 2]
-        world.mesh.network.partition({p.address for p in other_side})
-        world.note(f"partition: {len(other_side)} peers cut off from the owner")
-        desktop = SnapshotIndex(rng.choice(other_side).peer.dht, world.keys)
-        on_laptop, on_desktop = _snapshot(rng, "laptop"), _snapshot(rng, "desktop")
-        await trio.sleep(HOUR)
-        wrote["laptop"] = await _publish(laptop, on_laptop)
-        wrote["desktop"] = await _publish(desktop, on_desktop)
-        await trio.sleep_until(trio.current_time() + (params.partition_hours - 1) * HOUR)
-        world.mesh.network.heal()
-        world.note("partition healed")
-        # Republishing runs every few hours: give it two rounds, then read by quorum.
-        await trio.sleep(2 * world.mesh.dht.republish_interval + HOUR)
-        listed = {s.snapshot_id for s in await laptop.list()}
-        expected = {before.snapshot_id, on_laptop.snapshot_id, on_desktop.snapshot_id}
-        return {
-            "snapshots_written": sum(wrote.values()),
-            "snapshots_listed_after_heal": len(listed & expected),
-            "index_merged": expected <= listed,
-        }
+async def drive(world: World, params: PartitionParams, rng: random.Random) -> dict[str, Any]:
+    laptop = SnapshotIndex(world.owner.peer.dht, world.keys)
+    before = _snapshot(rng, "laptop")
+    wrote = {"before": await _publish(laptop, before)}
+    await trio.sleep(params.at_hours * HOUR)
+    peers = world.storage_peers()
+    rng.shuffle(peers)
+    other_side = peers[: len(peers) // 2]
+    world.mesh.network.partition({p.address for p in other_side})
+    world.note(f"partition: {len(other_side)} peers cut off from the owner")
+    desktop = SnapshotIndex(rng.choice(other_side).peer.dht, world.keys)
+    on_laptop, on_desktop = _snapshot(rng, "laptop"), _snapshot(rng, "desktop")
+    await trio.sleep(HOUR)
+    wrote["laptop"] = await _publish(laptop, on_laptop)
+    wrote["desktop"] = await _publish(desktop, on_desktop)
+    await trio.sleep_until(trio.current_time() + (params.partition_hours - 1) * HOUR)
+    world.mesh.network.heal()
+    world.note("partition healed")
+    # Republishing runs every few hours: give it two rounds, then read by quorum.
+    await trio.sleep(2 * world.mesh.dht.republish_interval + HOUR)
+    listed = {s.snapshot_id for s in await laptop.list()}
+    expected = {before.snapshot_id, on_laptop.snapshot_id, on_desktop.snapshot_id}
+    return {
+        "snapshots_written": sum(wrote.values()),
+        "snapshots_listed_after_heal": len(listed & expected),
+        "index_merged": expected <= listed,
+    }
 
-    return await run_storage_scenario(
-        "partition", SUMMARY, params, drive, owner_stays=True, progress=progress
-    )
+
+SCENARIO = StorageScenario(
+    "partition",
+    "the mesh splits for hours and heals: do snapshots written on both sides merge?",
+    PartitionParams,
+    salt=0x5917,
+    drive=drive,
+    owner_stays=True,
+)

@@ -17,15 +17,12 @@ from typing import Any
 
 import trio
 
-from p2pbackup.simulations.storage_run import event_window, run_storage_scenario
-from p2pbackup.simulations.world import Progress, World, WorldParams
-
-SUMMARY = "with the owner gone, do packs survive a month of crashes and joins, at what cost?"
+from p2pbackup.simulations.storage_run import StorageScenario, event_window
+from p2pbackup.simulations.world import World, WorldParams
 
 
 @dataclass(frozen=True)
 class RepairParams(WorldParams):
-    peers: int = 100
     packs: int = 200
     days: float = 30.0
     audit_hours: float = 24.0  # a month-long run: daily audits, as a home mesh might
@@ -33,28 +30,33 @@ class RepairParams(WorldParams):
     joins: int | None = None  # default: 20% of peers
 
 
-async def run_repair(params: RepairParams, progress: Progress | None = None) -> dict[str, Any]:
-    async def drive(world: World) -> dict[str, Any]:
-        rng = random.Random(params.seed ^ 0xC4A05)
-        crashes = params.crashes if params.crashes is not None else params.peers * 2 // 5
-        joins = params.joins if params.joins is not None else params.peers // 5
-        window = event_window(params)
-        events = sorted(
-            [(rng.uniform(0, window), "crash") for _ in range(crashes)]
-            + [(rng.uniform(0, window), "join") for _ in range(joins)]
-        )
-        start = trio.current_time()
-        done = {"crashes": 0, "joins": 0}
-        for at, kind in events:
-            await trio.sleep_until(start + at)
-            if kind == "crash":
-                candidates = world.storage_peers()
-                if len(candidates) > world.redundancy.n:
-                    world.crash(world.mesh.rng.choice(candidates))
-                    done["crashes"] += 1
-            else:
-                await world.join()
-                done["joins"] += 1
-        return done
+async def drive(world: World, params: RepairParams, rng: random.Random) -> dict[str, Any]:
+    crashes = params.crashes if params.crashes is not None else params.peers * 2 // 5
+    joins = params.joins if params.joins is not None else params.peers // 5
+    window = event_window(params)
+    events = sorted(
+        [(rng.uniform(0, window), "crash") for _ in range(crashes)]
+        + [(rng.uniform(0, window), "join") for _ in range(joins)]
+    )
+    start = trio.current_time()
+    done = {"crashes": 0, "joins": 0}
+    for at, kind in events:
+        await trio.sleep_until(start + at)
+        if kind == "crash":
+            candidates = world.storage_peers()
+            if len(candidates) > world.redundancy.n:
+                world.crash(world.mesh.rng.choice(candidates))
+                done["crashes"] += 1
+        else:
+            await world.join()
+            done["joins"] += 1
+    return done
 
-    return await run_storage_scenario("repair", SUMMARY, params, drive, progress=progress)
+
+SCENARIO = StorageScenario(
+    "repair",
+    "with the owner gone, do packs survive a month of crashes and joins, at what cost?",
+    RepairParams,
+    salt=0xC4A05,
+    drive=drive,
+)

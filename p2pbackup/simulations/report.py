@@ -2,14 +2,18 @@
 
 The folder is meant to be diffed between runs, so everything except `timing.json` (and the
 last line of `report.md`) depends only on the scenario result, never on the machine or clock.
+Plots are optional (the `[sim]` extra): without matplotlib the figures and the report are
+still written, and the report says how to get the plots.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -18,6 +22,7 @@ if TYPE_CHECKING:
 WALL_FIELDS = ("wall_seconds", "sim_seconds_per_wall_second")
 CLI_OPTIONS = ("peers", "lookups", "packs", "days")  # params `p2pbackup simulate` accepts
 MB = 1_000_000
+NO_PLOTS = "No plots: they need matplotlib, `pip install 'p2pbackup[sim]'`."
 
 
 def gini(values: Sequence[float]) -> float:
@@ -134,13 +139,21 @@ def _plots() -> list[Plot]:
     ]
 
 
-def write_plots(result: dict[str, Any], out: Path) -> list[Path]:
-    """Render every plot whose data is present; matplotlib is imported only here."""
-    import matplotlib
+def load_pyplot() -> ModuleType | None:
+    """matplotlib's pyplot on a file-only backend, or None when the `[sim]` extra is missing:
+    plots are optional, the run's figures are not."""
+    try:
+        import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
 
+
+def write_plots(result: dict[str, Any], out: Path, plt: ModuleType) -> list[Path]:
+    """Render every plot whose data is present with `plt` (pyplot, see `load_pyplot`)."""
     # storage_per_peer sits beside the series but is looked up the same way.
     data = {**(result.get("series") or {}), "storage_per_peer": result.get("storage_per_peer")}
     t = timeline(result.get("series") or {})
@@ -245,8 +258,11 @@ def _model_findings(model: dict[str, Any] | None, lost: Any) -> list[str]:
     return found
 
 
-def render_markdown(result: dict[str, Any], plots: Sequence[Path]) -> str:
-    """The human report; only the final timing line varies between equal runs."""
+def render_markdown(result: dict[str, Any], plots: Sequence[Path], *, plotted: bool = True) -> str:
+    """The human report; only the final timing line varies between equal runs.
+
+    Without `plotted` (no matplotlib), the plots section says how to get them.
+    """
     params, metrics = result.get("params", {}), result.get("metrics", {})
     inline = ", ".join(f"{key} = {_fmt(params[key])}" for key in sorted(params)) or "defaults"
     lines = [
@@ -269,6 +285,7 @@ def render_markdown(result: dict[str, Any], plots: Sequence[Path]) -> str:
         "## Plots",
         "",
         *(f"![{path.stem.replace('_', ' ')}]({path.name})\n" for path in plots),
+        *([] if plotted else [NO_PLOTS, ""]),
     ]
     timing = ", ".join(f"{key} = {_fmt(result[key])}" for key in WALL_FIELDS if key in result)
     lines.append(f"_Timing (not reproducible): {timing or 'not recorded'}._")
@@ -282,7 +299,10 @@ def write_report(result: dict[str, Any], out: Path) -> list[Path]:
     data.write_text(json.dumps(reproducible(result), indent=2, sort_keys=True) + "\n")
     wall = {key: result[key] for key in WALL_FIELDS if key in result}
     timing.write_text(json.dumps(wall, indent=2, sort_keys=True) + "\n")
-    plots = write_plots(result, out)
+    plt = load_pyplot()
+    if plt is None:
+        print(NO_PLOTS, file=sys.stderr)
+    plots = [] if plt is None else write_plots(result, out, plt)
     report = out / "report.md"
-    report.write_text(render_markdown(result, plots))
+    report.write_text(render_markdown(result, plots, plotted=plt is not None))
     return [data, timing, *plots, report]

@@ -5,9 +5,9 @@ incremental snapshots), then drives its own events: crashes, sessions that
 end and resume, disks that come back empty, partitions, hostile peers. Every
 simulated hour a sampler records what the report plots: packs at each
 live-share count, packs lost, restore availability, repair traffic, probe
-lookups' hops and latency, live peers. At the end `restore_all` fetches
-every pack through the real restore path and compares it with what was
-backed up, so a corrupted share passed off as good data would show.
+lookups' hops and latency, live peers. At the end `world_result.restore_all`
+fetches every pack through the real restore path and compares it with what
+was backed up, so a corrupted share passed off as good data would show.
 
 Ground truth comes from the stores themselves: a share is live when an
 honest peer that is up holds it; it is durable while its disk exists (the
@@ -34,8 +34,7 @@ from p2pbackup.dht.config import DhtConfig
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.maintainer import MaintenanceConfig
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
-from p2pbackup.simulations.mesh import SimMesh, SimPeer
-from p2pbackup.simulations.report import gini
+from p2pbackup.simulations.mesh import MeshParams, SimMesh, SimPeer
 from p2pbackup.simulations.storage import StorageMesh, virtual_now
 from p2pbackup.store.shares import MemoryShareStore
 
@@ -63,11 +62,9 @@ def stderr_progress(line: str) -> None:
 
 
 @dataclass(frozen=True)
-class WorldParams:
-    peers: int = 100
-    packs: int = 200
+class WorldParams(MeshParams):
+    packs: int = 100
     days: float = 1.0
-    seed: int = 1
     snapshots: int = 10  # the packs are backed up in this many incremental snapshots
     pack_bytes: int = 30_000
     audit_hours: float = 6.0
@@ -112,7 +109,11 @@ class World:
     doubled_samples: int = 0
     series: Series = field(default_factory=Series)
     started: float = field(default_factory=time.perf_counter)
-    _lookup_rng: random.Random = field(default_factory=random.Random)
+    # Probe lookups and bootstrap choices: drawn from the seed, apart from the mesh's stream.
+    _lookup_rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._lookup_rng = random.Random(self.params.seed ^ 0x100C)
 
     # ---- building -----------------------------------------------------
 
@@ -143,7 +144,6 @@ class World:
             storage.equip(sim_peer, capacity(i) if capacity else 2**40)
         keys = OwnerKeys.from_master(mesh.rng.randbytes(32))
         world = cls(nursery, params, mesh, storage, redundancy, keys, owner, progress)
-        world._lookup_rng = random.Random(params.seed ^ 0x100C)
         if setup is not None:
             setup(world)
         await world._back_up()
@@ -326,120 +326,6 @@ class World:
                     f"day {hours // 24:g}/{self.params.days:g}: {len(self.mesh.live())} peers up, "
                     f"{len(self.lost)} packs lost, {wall:.0f} s"
                 )
-
-    # ---- the end ----------------------------------------------------------
-
-    async def restore_all(self, via: SimPeer) -> dict[str, int]:
-        """Fetch every pack through the restore path; count wrong bytes, never expected."""
-        store = self.pack_store(via)
-        limiter = trio.Semaphore(RESTORE_CONCURRENCY)
-        restored: set[bytes] = set()
-        corrupt = failed = 0
-
-        async def one(pack_id: bytes) -> None:
-            nonlocal corrupt, failed
-            async with limiter:
-                try:
-                    data = await store.get(pack_id)
-                except P2PBackupError as exc:
-                    failed += 1
-                    self.note(f"restore of {pack_id.hex()[:12]} failed: {exc}")
-                    return
-            if hashlib.blake2b(data).digest() == self.digests[pack_id]:
-                restored.add(pack_id)
-            else:
-                corrupt += 1
-
-        async with trio.open_nursery() as nursery:
-            for pack_id in self.packs:
-                nursery.start_soon(one, pack_id)
-        snapshots_ok = sum(all(p in restored for p in snap) for snap in self.snapshots)
-        return {
-            "restore_packs_ok": len(restored),
-            "restore_packs_failed": failed,
-            "restore_packs_corrupt": corrupt,
-            "snapshots_restorable_at_end": snapshots_ok,
-        }
-
-    def metrics(self) -> dict[str, Any]:
-        """The figures every storage scenario reports."""
-        stats = [m.stats for m in self.storage.maintainers.values()]
-        live, _ = self.shares()
-        final: dict[int, int] = {}
-        for pack_id in self.packs:
-            final[len(live[pack_id])] = final.get(len(live[pack_id]), 0) + 1
-        repair_bytes = sum(s.repair_bytes for s in stats)
-        return {
-            "k": self.redundancy.k,
-            "n": self.redundancy.n,
-            "repair_threshold": self.storage.config.repair_threshold,
-            "packs": len(self.packs),
-            "snapshots": len(self.snapshots),
-            "packs_lost": len(self.lost),
-            "min_live_shares": self.min_live,
-            "min_available_shares": self.min_available,
-            "packs_at_n_at_end": final.get(self.redundancy.n, 0),
-            "live_shares_at_end": {str(c): final[c] for c in sorted(final)},
-            "min_restorable": min(self.series.restorable, default=1.0),
-            "samples_with_two_shares_on_one_peer": self.doubled_samples,
-            "repairs": sum(s.repairs for s in stats),
-            "shares_rebuilt": sum(s.shares_rebuilt for s in stats),
-            "handed_off": sum(s.handed_off for s in stats),
-            "repair_bytes": repair_bytes,
-            "lost_bytes": self.storage.lost_bytes,
-            "repair_bytes_per_lost_byte": round(repair_bytes / max(self.storage.lost_bytes, 1), 3),
-            "shares_outside_n_closest": self.misplaced(),
-            "audits": sum(s.audits for s in stats),
-            "audits_failed": sum(s.audits_failed for s in stats),
-            "messages": self.mesh.network.stats.sent,
-            "messages_by_type": dict(sorted(self.mesh.network.stats.by_type.items())),
-            "simulated_seconds": round(trio.current_time(), 3),
-        }
-
-    def misplaced(self) -> int:
-        """Live shares held outside the n closest live storage peers of their pack."""
-        n = self.redundancy.n
-        candidates = [
-            p.node_id
-            for p in self.mesh.live()
-            if p.node_id in self.storage.stores and p.node_id not in self.hostile
-        ]
-        keys = {node_id: int.from_bytes(node_id, "big") for node_id in candidates}
-        holders: dict[bytes, list[bytes]] = {}
-        for node_id in candidates:
-            for info in self.storage.stores[node_id].list_shares():
-                holders.setdefault(info.pack_id, []).append(node_id)
-        outside = 0
-        for pack_id, held in holders.items():
-            target = int.from_bytes(pack_id, "big")
-            closest = set(sorted(candidates, key=lambda c: keys[c] ^ target)[:n])
-            outside += sum(1 for node_id in held if node_id not in closest)
-        return outside
-
-    def storage_per_peer(self) -> list[int]:
-        return [
-            self.storage.stores[p.node_id].used_bytes
-            for p in self.mesh.live()
-            if p.node_id in self.storage.stores and p.node_id not in self.hostile
-        ]
-
-    def finish(self, scenario: str, summary: str, extra: dict[str, Any]) -> dict[str, Any]:
-        """The result a report is written from; wall-clock fields kept apart."""
-        wall = time.perf_counter() - self.started
-        per_peer = self.storage_per_peer()
-        params = dict(self.params.__dict__)
-        params.pop("seed", None)
-        return {
-            "scenario": scenario,
-            "seed": self.params.seed,
-            "summary": summary,
-            "params": params,
-            "metrics": {**self.metrics(), **extra, "storage_gini": gini(per_peer)},
-            "series": self.series.as_dict(),
-            "storage_per_peer": sorted(per_peer, reverse=True),
-            "wall_seconds": round(wall, 2),
-            "sim_seconds_per_wall_second": round(trio.current_time() / max(wall, 1e-9), 1),
-        }
 
     def stop(self) -> None:
         self.mesh.stop()

@@ -8,9 +8,9 @@ import trio
 import trio.testing
 
 from p2pbackup.dht.records import value_record
-from p2pbackup.net.sim import seed_trio_scheduler
 from p2pbackup.simulations.mesh import SimMesh
-from tests.sim.conftest import TEST_DHT
+from p2pbackup.simulations.runner import pin_trio_scheduler
+from tests.sim.helpers import TEST_DHT
 
 
 def _trace_of_run(seed: int) -> list[tuple[float, tuple[str, int], tuple[str, int], str]]:
@@ -29,7 +29,7 @@ def _trace_of_run(seed: int) -> list[tuple[float, tuple[str, int], tuple[str, in
             mesh.stop()
         return trace
 
-    seed_trio_scheduler(seed)
+    pin_trio_scheduler(seed)
     return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import trio
 import trio.testing
 
 from p2pbackup.dht.records import RecordKind, set_record, value_record
-from p2pbackup.simulations.mesh import SimMesh
-from tests.sim.conftest import build_mesh
+from p2pbackup.simulations.mesh import SimMesh, SimPeer
+from tests.sim.helpers import build_mesh
+
+T = TypeVar("T")
 
 
 async def test_500_peers_join_through_one_and_lookups_find_the_true_k_closest(
@@ -83,13 +87,10 @@ async def test_a_record_written_during_a_partition_is_read_as_newest_after_it_he
     assert snapshots.values == {b"snap-from-a", b"snap-from-b"}
 
 
-async def test_peers_crashing_mid_lookup_and_mid_write_do_not_stall_the_caller(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
-) -> None:
-    mesh = await build_mesh(nursery, 150, seed=3)
-    source = mesh.peers[0]
-    target = bytes(20)
-    victims = [p for p in mesh.peers[1:] if p.node_id in mesh.true_closest(target, 8)][:4]
+async def _crashing_meanwhile(
+    mesh: SimMesh, victims: list[SimPeer], call: Coroutine[Any, Any, T]
+) -> T:
+    """Await `call` while `victims` crash just after its first queries left; within 30 s."""
 
     async def crash_soon() -> None:
         await trio.sleep(0.001)  # the first queries are already in flight
@@ -99,23 +100,24 @@ async def test_peers_crashing_mid_lookup_and_mid_write_do_not_stall_the_caller(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(crash_soon)
         with trio.fail_after(30):
-            outcome = await source.peer.dht.lookup(target)
+            return await call
+
+
+async def test_peers_crashing_mid_lookup_and_mid_write_do_not_stall_the_caller(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh = await build_mesh(nursery, 150, seed=3)
+    source = mesh.peers[0]
+    target = bytes(20)
+    victims = [p for p in mesh.peers[1:] if p.node_id in mesh.true_closest(target, 8)][:4]
+    outcome = await _crashing_meanwhile(mesh, victims, source.peer.dht.lookup(target))
     live_truth = [n for n in mesh.true_closest(target, 21) if n != source.node_id][:20]
     assert [c.node_id for c in outcome.contacts] == live_truth
 
     record = value_record(source.peer.identity, b"mid-write", 1, b"x")
     replicas = mesh.true_closest(record.key, 5)
     doomed = [p for p in mesh.live() if p.node_id in replicas][:2]
-
-    async def crash_replicas() -> None:
-        await trio.sleep(0.001)
-        for victim in doomed:
-            mesh.crash(victim)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(crash_replicas)
-        with trio.fail_after(30):
-            write = await source.peer.dht.put(record)
+    write = await _crashing_meanwhile(mesh, doomed, source.peer.dht.put(record))
     assert len(write.acks) >= 3
 
 

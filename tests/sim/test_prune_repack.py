@@ -19,8 +19,7 @@ from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.upkeep import Upkeep
 from p2pbackup.shares.mesh_packs import Redundancy
 from p2pbackup.simulations.storage import StorageMesh
-from tests.sim.conftest import build_mesh
-from tests.sim.test_leases import CONFIG
+from tests.sim.helpers import STORAGE_CONFIG, build_mesh
 
 KEYS = OwnerKeys.from_master(bytes(range(7, 39)))
 
@@ -32,7 +31,7 @@ async def quiet(_: dict[str, Any]) -> None:
 async def owners(nursery: trio.Nursery, tmp_path: Path) -> tuple[StorageMesh, list[OwnerService]]:
     """Two devices of one owner (peers 0 and 1) over 18 storage peers."""
     mesh = await build_mesh(nursery, 20, seed=5)
-    storage = StorageMesh(mesh, CONFIG)
+    storage = StorageMesh(mesh, STORAGE_CONFIG)
     for sim_peer in mesh.peers[2:]:
         storage.equip(sim_peer)
     devices = [

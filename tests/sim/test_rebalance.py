@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from p2pbackup.simulations.storage import StorageMesh
-from tests.sim.test_leases import CONFIG, placed
+from tests.sim.helpers import STORAGE_CONFIG, placed
 
 
 def holders(storage: StorageMesh, pack_id: bytes) -> dict[bytes, list[int]]:
@@ -28,7 +28,7 @@ async def test_shares_move_to_closer_newcomers(
 ) -> None:
     storage, packs = await placed(nursery, 41, 4)
     mesh = storage.mesh
-    await trio.sleep(2 * CONFIG.audit_interval)  # holders get to know their siblings
+    await trio.sleep(2 * STORAGE_CONFIG.audit_interval)  # holders get to know their siblings
     for _ in range(40):  # the mesh triples: most packs get newcomers among their closest
         sim_peer = await mesh.add_peer(mesh.peers[1].address)
         storage.equip(sim_peer)
@@ -37,7 +37,7 @@ async def test_shares_move_to_closer_newcomers(
         len(set(holders(storage, p)) - closest_storage_peers(storage, p, 10)) for p in packs
     )
     assert misplaced >= 10  # the joins really moved the closest peers
-    await trio.sleep(3 * CONFIG.audit_interval)  # all inside the 12 h lease
+    await trio.sleep(3 * STORAGE_CONFIG.audit_interval)  # all inside the 12 h lease
     for pack_id in packs:
         held = holders(storage, pack_id)
         assert sorted(i for indices in held.values() for i in indices) == list(range(10))

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 import trio
 
 from p2pbackup.base.offload import inline
-from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.upkeep_messages import Audit, AuditProof
 from p2pbackup.simulations.mesh import SimMesh
 from p2pbackup.store.shares import MemoryShareStore
 from p2pbackup.wire.messages import Message
-from tests.sim.conftest import build_mesh
-from tests.sim.test_share_placement import equip, holders, owner_store
+from tests.sim.helpers import by_id, equipped_mesh, holders, place_pack
 
 CONFIG = MaintenanceConfig(audit_interval=600.0, request_timeout=5.0, share_timeout=10.0)
 
@@ -52,19 +49,13 @@ def live_shares(
 async def test_crashed_holders_are_replaced_with_the_owner_offline(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    mesh = await build_mesh(nursery, 40, seed=21)
-    stores = equip(mesh)
-    owner = mesh.peers[0]
-    packs = []
-    for _ in range(6):
-        data = os.urandom(150_000)
-        packs.append(pack_id_of(data))
-        await owner_store(owner).put(packs[-1], data)
-    mesh.crash(owner)  # the owner goes away for good
-    by_id = {p.node_id: p for p in mesh.peers}
+    mesh, stores = await equipped_mesh(nursery, 40, seed=21)
+    packs = [(await place_pack(mesh, 150_000))[1] for _ in range(6)]
+    mesh.crash(mesh.peers[0])  # the owner goes away for good
+    peers = by_id(mesh)
     # Three holders of the first pack die (and of whatever else they held).
     for node_ids in list(live_shares(mesh, stores, packs[0]).values())[:3]:
-        mesh.crash(by_id[node_ids[0]])
+        mesh.crash(peers[node_ids[0]])
     assert len(live_shares(mesh, stores, packs[0])) == 7
     maintainers = maintain(mesh, stores)
     await trio.sleep(4 * CONFIG.audit_interval)
@@ -80,22 +71,17 @@ async def test_crashed_holders_are_replaced_with_the_owner_offline(
 async def test_a_lying_holder_and_a_deleting_holder_are_found_and_replaced(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    mesh = await build_mesh(nursery, 30, seed=22)
-    stores = equip(mesh)
-    owner = mesh.peers[0]
-    data = os.urandom(200_000)
-    pack_id = pack_id_of(data)
-    await owner_store(owner).put(pack_id, data)
-    mesh.crash(owner)
+    mesh, stores = await equipped_mesh(nursery, 30, seed=22)
+    _, pack_id = await place_pack(mesh, 200_000)
+    mesh.crash(mesh.peers[0])
     held = holders(stores, pack_id)
-    by_id = {p.node_id: p for p in mesh.peers}
     liar, deleter = list(held)[:2]
 
     async def garbage(remote: Remote, message: Message) -> Message:
         assert isinstance(message, Audit)
-        return AuditProof(os.urandom(1000), (os.urandom(32),))
+        return AuditProof(mesh.rng.randbytes(1000), (mesh.rng.randbytes(32),))
 
-    by_id[liar].peer.add_handler(Audit, garbage)
+    by_id(mesh)[liar].peer.add_handler(Audit, garbage)
     stores[deleter].delete(pack_id, held[deleter][0])
     lied_index, deleted_index = held[liar][0], held[deleter][0]
     maintain(mesh, stores)

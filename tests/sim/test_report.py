@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,18 @@ def test_long_run_report_gives_duration_in_days(tmp_path: Path) -> None:
     written = write_report(result, tmp_path)
     assert [p.name for p in written if p.suffix == ".png"] == ["live_peers.png"]
     assert "119 simulated hours (4.96 days)" in (tmp_path / "report.md").read_text()
+
+
+def test_without_matplotlib_the_report_is_written_and_says_once_how_to_get_plots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
+    written = write_report(_result(), tmp_path)
+    assert sorted(p.name for p in written) == ["report.md", "result.json", "timing.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md", "result.json", "timing.json"]
+    hint = "pip install 'p2pbackup[sim]'"
+    report = (tmp_path / "report.md").read_text()
+    assert report.count(hint) == 1 and "| repair_ratio | 1.25 |" in report
+    assert "![" not in report
+    assert capsys.readouterr().err.count(hint) == 1
+    assert json.loads((tmp_path / "result.json").read_text()) == reproducible(_result())
