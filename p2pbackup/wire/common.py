@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from p2pbackup.wire.messages import Message, MessageType, register
 from p2pbackup.wire.schema import str_field
@@ -14,6 +15,5 @@ class ErrorReply(Message):
     """A request was understood but refused; `reason` is for the caller's log or user."""
 
     TYPE = MessageType.ERROR
-    FIELDS = {"reason": str_field(1000)}
 
-    reason: str
+    reason: Annotated[str, str_field(1000)]
