@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar, TypeVar, get_args, get_origin, get_
 import cbor2
 
 from p2pbackup.errors import WireError
-from p2pbackup.wire.schema import Check, WireField, check_fields, int_field
+from p2pbackup.wire.schema import Check, WireField, check_fields, int_field, load_map
 
 REQUEST_ID_MAX = 2**32 - 1
 
@@ -112,12 +112,7 @@ def encode_message(request_id: int, message: Message) -> bytes:
 
 def decode_message(payload: bytes) -> tuple[int, Message]:
     """Parse and check one frame's payload; raises only `WireError`."""
-    try:
-        raw = cbor2.loads(payload)
-    except Exception as exc:  # cbor2 raises many types on garbage; all mean the same here
-        raise WireError(f"undecodable CBOR: {type(exc).__name__}") from None
-    if not isinstance(raw, dict):
-        raise WireError(f"a message must be a map, got {type(raw).__name__}")
+    raw = load_map(payload, "message", undecodable="CBOR")
     kind = raw.pop("t", None)
     if not isinstance(kind, str):
         raise WireError("message has no type")
