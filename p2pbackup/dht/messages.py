@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from p2pbackup.crypto.identity import NODE_ID_BYTES
 from p2pbackup.dht.records import RECORD_CHECK, Record
 from p2pbackup.net.contact import CONTACT_CHECK, Contact
-from p2pbackup.wire.messages import Message, MessageType, register
+from p2pbackup.wire.messages import Message, MessageType, message
 from p2pbackup.wire.schema import WireField, bool_field, bytes_field, str_field
 
 MAX_CONTACTS = 64
@@ -21,67 +20,47 @@ Contacts = Annotated[
 ]
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.PING)
 class Ping(Message):
-    TYPE = MessageType.PING
+    """Still there? A full bucket asks its oldest contact before taking a newcomer."""
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.PONG)
 class Pong(Message):
-    TYPE = MessageType.PONG
+    """Still here: the answer is that a reply came at all."""
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.FIND_NODE)
 class FindNode(Message):
-    TYPE = MessageType.FIND_NODE
-
     target: NodeId
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.NODES)
 class Nodes(Message):
-    TYPE = MessageType.NODES
-
     contacts: Contacts
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.STORE_RECORD)
 class StoreRecord(Message):
-    TYPE = MessageType.STORE_RECORD
-
     record: Annotated[Record, _RECORD]
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.STORED)
 class Stored(Message):
     """Reply to StoreRecord; a refusal carries its reason."""
-
-    TYPE = MessageType.STORED
 
     ok: Annotated[bool, bool_field()]
     reason: Annotated[str, str_field(500)] = ""
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.GET_RECORD)
 class GetRecord(Message):
-    TYPE = MessageType.GET_RECORD
-
     key: NodeId
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.RECORD)
 class RecordReply(Message):
     """The replica's record for the key (or none) and closer contacts it knows."""
-
-    TYPE = MessageType.RECORD
 
     record: Annotated[Record | None, _RECORD.or_none()]
     contacts: Contacts

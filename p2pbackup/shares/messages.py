@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from p2pbackup.base.ids import PACK_ID_BYTES
 from p2pbackup.codec.descriptor import MAX_DESCRIPTOR_BYTES
-from p2pbackup.wire.messages import Message, MessageType, register
+from p2pbackup.wire.messages import Message, MessageType, message
 from p2pbackup.wire.schema import bytes_field, int_field
 
 # A pack is about 4 MiB and at most one 4 MiB chunk plus overhead; a share is
@@ -20,49 +19,38 @@ Descriptor = Annotated[bytes, bytes_field(max_len=MAX_DESCRIPTOR_BYTES)]
 ShareBytes = Annotated[bytes, bytes_field(max_len=MAX_SHARE_BYTES)]
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.PUT_SHARE)
 class PutShare(Message):
     """Hold share `index` of a pack; the descriptor is signed by the pack's owner."""
 
-    TYPE = MessageType.PUT_SHARE
-
     pack_id: PackId
     index: ShareIndex
     descriptor: Descriptor
     data: ShareBytes
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.SHARE_STORED)
 class ShareStored(Message):
-    TYPE = MessageType.SHARE_STORED
+    """Reply to PutShare: the share is held."""
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.GET_SHARE)
 class GetShare(Message):
     """Send whichever share of this pack you hold (a peer never holds two)."""
 
-    TYPE = MessageType.GET_SHARE
-
     pack_id: PackId
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.SHARE)
 class ShareData(Message):
-    TYPE = MessageType.SHARE
-
     index: ShareIndex
     descriptor: Descriptor
     data: ShareBytes
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.NO_SHARE)
 class NoShare(Message):
-    TYPE = MessageType.NO_SHARE
+    """Reply to GetShare: this peer holds no share of that pack."""
 
 
 SHARE_REQUESTS: tuple[type[Message], ...] = (PutShare, GetShare)

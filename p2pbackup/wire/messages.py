@@ -1,9 +1,9 @@
 """Typed messages and their CBOR encoding.
 
-Each message is a frozen dataclass with a `MessageType`; every field is
-declared once, its strict check riding in its annotation
+Each message is a frozen dataclass declared with `@message(MessageType.X)`;
+every field is declared once, its strict check riding in its annotation
 (`Annotated[bytes, bytes_field(exact=20)]`, or a `WireField` for a nested
-object), and `register` reads those into the schema that encoding and
+object), and registration reads those into the schema that encoding and
 decoding follow. Layers declare their own messages and register them here;
 `decode_message` refuses anything unregistered or off-schema with a
 `WireError` and nothing else, whatever the bytes.
@@ -12,8 +12,19 @@ decoding follow. Layers declare their own messages and register them here;
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
+from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
-from typing import Annotated, Any, ClassVar, TypeVar, get_args, get_origin, get_type_hints
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    TypeVar,
+    dataclass_transform,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 import cbor2
 
@@ -54,7 +65,7 @@ class MessageType(enum.StrEnum):
 
 
 class Message:
-    """Base of every message; subclasses are frozen dataclasses passed to `register`."""
+    """Base of every message; subclasses are declared with `@message(...)`."""
 
     TYPE: ClassVar[MessageType]
     # Derived by `register` from the field annotations, in field order.
@@ -88,6 +99,18 @@ def register(cls: M) -> M:
     cls.CHECKS = {name: field.check for name, field in wire_fields}
     _REGISTRY[cls.TYPE.value] = cls
     return cls
+
+
+@dataclass_transform(frozen_default=True)
+def message(kind: MessageType) -> Callable[[M], M]:
+    """Declare a message of `kind`: a frozen dataclass, registered for decoding."""
+
+    def declare(cls: M) -> M:
+        cls.TYPE = kind
+        dataclass(frozen=True)(cls)  # fills in the class itself (no slots)
+        return register(cls)
+
+    return declare
 
 
 def _declared(cls: type[Message], name: str, hint: Any) -> WireField:
