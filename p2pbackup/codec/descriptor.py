@@ -30,7 +30,7 @@ from p2pbackup.crypto.identity import (
     verify_signature,
 )
 from p2pbackup.errors import WireError
-from p2pbackup.wire.schema import bytes_field, check_fields, int_field, list_of
+from p2pbackup.wire.schema import bytes_field, check_fields, int_field, list_of, load_map
 
 DESCRIPTOR_VERSION = 1
 MAX_PACK_BYTES = 1 << 31
@@ -97,12 +97,7 @@ class ShareDescriptor:
         """
         if len(data) > MAX_DESCRIPTOR_BYTES:
             raise WireError(f"descriptor of {len(data)} bytes exceeds {MAX_DESCRIPTOR_BYTES}")
-        try:
-            raw = cbor2.loads(data)
-        except Exception as exc:  # cbor2 raises many types on garbage; all mean the same here
-            raise WireError(f"undecodable descriptor: {type(exc).__name__}") from None
-        if not isinstance(raw, dict):
-            raise WireError(f"a descriptor must be a map, got {type(raw).__name__}")
+        raw = load_map(data, "descriptor")
         fields = check_fields(raw, _FIELDS)
         k, n, length = fields["k"], fields["n"], fields["len"]
         try:

@@ -2,120 +2,65 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
 from p2pbackup.crypto.identity import NODE_ID_BYTES
 from p2pbackup.dht.records import RECORD_CHECK, Record
 from p2pbackup.net.contact import CONTACT_CHECK, Contact
-from p2pbackup.wire.messages import Message, MessageType, register
-from p2pbackup.wire.schema import bool_field, bytes_field, list_of, optional, str_field
+from p2pbackup.wire.messages import Message, MessageType, message
+from p2pbackup.wire.schema import WireField, bool_field, bytes_field, str_field
 
 MAX_CONTACTS = 64
-_CONTACTS = list_of(CONTACT_CHECK, MAX_CONTACTS)
+_RECORD = WireField(RECORD_CHECK, Record.to_wire, Record.from_wire)
+
+NodeId = Annotated[bytes, bytes_field(exact=NODE_ID_BYTES)]
+Contacts = Annotated[
+    tuple[Contact, ...],
+    WireField(CONTACT_CHECK, Contact.to_wire, Contact.from_wire).many(MAX_CONTACTS),
+]
 
 
-def _contacts_to_wire(contacts: tuple[Contact, ...]) -> list[dict[str, Any]]:
-    return [c.to_wire() for c in contacts]
-
-
-def _contacts_from_wire(value: list[dict[str, Any]]) -> tuple[Contact, ...]:
-    return tuple(Contact.from_wire(c) for c in value)
-
-
-@register
-@dataclass(frozen=True)
+@message(MessageType.PING)
 class Ping(Message):
-    TYPE = MessageType.PING
-    FIELDS = {}
+    """Still there? A full bucket asks its oldest contact before taking a newcomer."""
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.PONG)
 class Pong(Message):
-    TYPE = MessageType.PONG
-    FIELDS = {}
+    """Still here: the answer is that a reply came at all."""
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.FIND_NODE)
 class FindNode(Message):
-    TYPE = MessageType.FIND_NODE
-    FIELDS = {"target": bytes_field(exact=NODE_ID_BYTES)}
-
-    target: bytes
+    target: NodeId
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.NODES)
 class Nodes(Message):
-    TYPE = MessageType.NODES
-    FIELDS = {"contacts": _CONTACTS}
-
-    contacts: tuple[Contact, ...]
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"contacts": _contacts_to_wire(self.contacts)}
-
-    @classmethod
-    def from_wire(cls, checked: dict[str, Any]) -> Nodes:
-        return cls(_contacts_from_wire(checked["contacts"]))
+    contacts: Contacts
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.STORE_RECORD)
 class StoreRecord(Message):
-    TYPE = MessageType.STORE_RECORD
-    FIELDS = {"record": RECORD_CHECK}
-
-    record: Record
-
-    def to_wire(self) -> dict[str, Any]:
-        return {"record": self.record.to_wire()}
-
-    @classmethod
-    def from_wire(cls, checked: dict[str, Any]) -> StoreRecord:
-        return cls(Record.from_wire(checked["record"]))
+    record: Annotated[Record, _RECORD]
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.STORED)
 class Stored(Message):
     """Reply to StoreRecord; a refusal carries its reason."""
 
-    TYPE = MessageType.STORED
-    FIELDS = {"ok": bool_field(), "reason": str_field(500)}
-
-    ok: bool
-    reason: str = ""
+    ok: Annotated[bool, bool_field()]
+    reason: Annotated[str, str_field(500)] = ""
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.GET_RECORD)
 class GetRecord(Message):
-    TYPE = MessageType.GET_RECORD
-    FIELDS = {"key": bytes_field(exact=NODE_ID_BYTES)}
-
-    key: bytes
+    key: NodeId
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.RECORD)
 class RecordReply(Message):
     """The replica's record for the key (or none) and closer contacts it knows."""
 
-    TYPE = MessageType.RECORD
-    FIELDS = {"record": optional(RECORD_CHECK), "contacts": _CONTACTS}
-
-    record: Record | None
-    contacts: tuple[Contact, ...]
-
-    def to_wire(self) -> dict[str, Any]:
-        record = None if self.record is None else self.record.to_wire()
-        return {"record": record, "contacts": _contacts_to_wire(self.contacts)}
-
-    @classmethod
-    def from_wire(cls, checked: dict[str, Any]) -> RecordReply:
-        record = checked["record"]
-        parsed = None if record is None else Record.from_wire(record)
-        return cls(parsed, _contacts_from_wire(checked["contacts"]))
+    record: Annotated[Record | None, _RECORD.or_none()]
+    contacts: Contacts

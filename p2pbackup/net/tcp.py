@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections import deque
 from dataclasses import dataclass, field
 
 import trio
@@ -22,6 +21,7 @@ from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import HandshakeError, PeerUnreachable, RemoteError, WireError
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, Handshake, SecureChannel
+from p2pbackup.net.outbox import SEND_APART, SmallFirst
 from p2pbackup.net.transport import Address, Handler, Remote, Reply, answer_request
 from p2pbackup.wire.common import ErrorReply
 from p2pbackup.wire.frames import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame, frame_prefix
@@ -30,8 +30,6 @@ from p2pbackup.wire.messages import REQUEST_ID_MAX, Message, decode_message, enc
 log = logging.getLogger("p2pbackup.net.tcp")
 
 RECEIVE_CHUNK = 256 * 1024
-SEND_APART = 64 * 1024  # frames at least this big go out as prefix, then body
-HELD_BIG = 2  # big frames the writer may hold back, besides the next, for small ones
 
 
 class _Closed(Exception):
@@ -365,43 +363,6 @@ class TcpTransport:
             conn.close()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
-
-
-class SmallFirst:
-    """An outbox's frames, each small one ahead of the big ones queued before it.
-
-    A backup queues shares of several packs on each connection, and the DHT
-    lookup for its next pack asks the same peers: in order, each small request
-    waited behind megabytes of shares. Frames are sealed as they are sent, so
-    sending them out of order is safe; at most `HELD_BIG` + 1 big frames wait
-    here besides those in the outbox, so memory stays bounded."""
-
-    def __init__(self, outbox: trio.MemoryReceiveChannel[bytes]) -> None:
-        self._outbox = outbox
-        self._small: deque[bytes] = deque()
-        self._big: deque[bytes] = deque()
-        self._open = True
-
-    async def next(self) -> bytes | None:
-        """The next frame to send, or None once the outbox is closed and empty."""
-        if not self._small and not self._big:
-            if not self._open:
-                return None
-            try:
-                self._hold(await self._outbox.receive())
-            except trio.EndOfChannel:
-                return None
-        while self._open and len(self._big) <= HELD_BIG:
-            try:
-                self._hold(self._outbox.receive_nowait())
-            except trio.WouldBlock:
-                break
-            except trio.EndOfChannel:
-                self._open = False
-        return self._small.popleft() if self._small else self._big.popleft()
-
-    def _hold(self, frame: bytes) -> None:
-        (self._small if len(frame) < SEND_APART else self._big).append(frame)
 
 
 def _usable(conn: _Connection | None, expected: bytes | None) -> bool:

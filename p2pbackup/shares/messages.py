@@ -2,77 +2,55 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated
 
 from p2pbackup.base.ids import PACK_ID_BYTES
 from p2pbackup.codec.descriptor import MAX_DESCRIPTOR_BYTES
-from p2pbackup.wire.messages import Message, MessageType, register
+from p2pbackup.wire.messages import Message, MessageType, message
 from p2pbackup.wire.schema import bytes_field, int_field
 
 # A pack is about 4 MiB and at most one 4 MiB chunk plus overhead; a share is
 # a k-th of that. The limit leaves room for k=1 while staying under the frame.
 MAX_SHARE_BYTES = 6 * 1024 * 1024
-_PACK_ID = bytes_field(exact=PACK_ID_BYTES)
-_INDEX = int_field(0, 254)
+
+PackId = Annotated[bytes, bytes_field(exact=PACK_ID_BYTES)]
+ShareIndex = Annotated[int, int_field(0, 254)]
+Descriptor = Annotated[bytes, bytes_field(max_len=MAX_DESCRIPTOR_BYTES)]
+ShareBytes = Annotated[bytes, bytes_field(max_len=MAX_SHARE_BYTES)]
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.PUT_SHARE)
 class PutShare(Message):
     """Hold share `index` of a pack; the descriptor is signed by the pack's owner."""
 
-    TYPE = MessageType.PUT_SHARE
-    FIELDS = {
-        "pack_id": _PACK_ID,
-        "index": _INDEX,
-        "descriptor": bytes_field(max_len=MAX_DESCRIPTOR_BYTES),
-        "data": bytes_field(max_len=MAX_SHARE_BYTES),
-    }
-
-    pack_id: bytes
-    index: int
-    descriptor: bytes
-    data: bytes
+    pack_id: PackId
+    index: ShareIndex
+    descriptor: Descriptor
+    data: ShareBytes
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.SHARE_STORED)
 class ShareStored(Message):
-    TYPE = MessageType.SHARE_STORED
-    FIELDS = {}
+    """Reply to PutShare: the share is held."""
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.GET_SHARE)
 class GetShare(Message):
     """Send whichever share of this pack you hold (a peer never holds two)."""
 
-    TYPE = MessageType.GET_SHARE
-    FIELDS = {"pack_id": _PACK_ID}
-
-    pack_id: bytes
+    pack_id: PackId
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.SHARE)
 class ShareData(Message):
-    TYPE = MessageType.SHARE
-    FIELDS = {
-        "index": _INDEX,
-        "descriptor": bytes_field(max_len=MAX_DESCRIPTOR_BYTES),
-        "data": bytes_field(max_len=MAX_SHARE_BYTES),
-    }
-
-    index: int
-    descriptor: bytes
-    data: bytes
+    index: ShareIndex
+    descriptor: Descriptor
+    data: ShareBytes
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.NO_SHARE)
 class NoShare(Message):
-    TYPE = MessageType.NO_SHARE
-    FIELDS = {}
+    """Reply to GetShare: this peer holds no share of that pack."""
 
 
 SHARE_REQUESTS: tuple[type[Message], ...] = (PutShare, GetShare)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated
 
-from p2pbackup.wire.messages import Message, MessageType, register
+from p2pbackup.wire.messages import Message, MessageType, message
 from p2pbackup.wire.schema import str_field
 
 
-@register
-@dataclass(frozen=True)
+@message(MessageType.ERROR)
 class ErrorReply(Message):
     """A request was understood but refused; `reason` is for the caller's log or user."""
 
-    TYPE = MessageType.ERROR
-    FIELDS = {"reason": str_field(1000)}
-
-    reason: str
+    reason: Annotated[str, str_field(1000)]

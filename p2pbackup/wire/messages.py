@@ -1,22 +1,35 @@
 """Typed messages and their CBOR encoding.
 
-Each message is a frozen dataclass with a `MessageType` and a schema of
-strict field checks. Layers declare their own messages and register them
-here; `decode_message` refuses anything unregistered or off-schema with a
+Each message is a frozen dataclass declared with `@message(MessageType.X)`;
+every field is declared once, its strict check riding in its annotation
+(`Annotated[bytes, bytes_field(exact=20)]`, or a `WireField` for a nested
+object), and registration reads those into the schema that encoding and
+decoding follow. Layers declare their own messages and register them here;
+`decode_message` refuses anything unregistered or off-schema with a
 `WireError` and nothing else, whatever the bytes.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
-from typing import Any, ClassVar, TypeVar
+from typing import (
+    Annotated,
+    Any,
+    ClassVar,
+    TypeVar,
+    dataclass_transform,
+    get_args,
+    get_origin,
+    get_type_hints,
+)
 
 import cbor2
 
 from p2pbackup.errors import WireError
-from p2pbackup.wire.schema import Check, check_fields, int_field
+from p2pbackup.wire.schema import Check, WireField, check_fields, int_field, load_map
 
 REQUEST_ID_MAX = 2**32 - 1
 
@@ -52,20 +65,21 @@ class MessageType(enum.StrEnum):
 
 
 class Message:
-    """Base of every message; subclasses are frozen dataclasses."""
+    """Base of every message; subclasses are declared with `@message(...)`."""
 
     TYPE: ClassVar[MessageType]
-    FIELDS: ClassVar[Mapping[str, Check]]
-    OPTIONAL: ClassVar[frozenset[str]] = frozenset()
+    # Derived by `register` from the field annotations, in field order.
+    WIRE_FIELDS: ClassVar[tuple[tuple[str, WireField], ...]] = ()
+    CHECKS: ClassVar[dict[str, Check]] = {}
 
     def to_wire(self) -> dict[str, Any]:
-        """Plain CBOR-ready fields; override when a field is a nested object."""
-        return {f.name: getattr(self, f.name) for f in dataclass_fields(self)}  # type: ignore[arg-type]
+        """CBOR-ready fields, in declaration order."""
+        return {name: field.encode(getattr(self, name)) for name, field in self.WIRE_FIELDS}
 
     @classmethod
     def from_wire(cls, checked: dict[str, Any]) -> Message:
         """Build from fields that already passed the schema."""
-        return cls(**checked)
+        return cls(**{name: field.decode(checked[name]) for name, field in cls.WIRE_FIELDS})
 
 
 M = TypeVar("M", bound=type[Message])
@@ -73,10 +87,40 @@ _REGISTRY: dict[str, type[Message]] = {}
 
 
 def register(cls: M) -> M:
+    """Admit a message type, reading each field's check from its annotation."""
+    hints = get_type_hints(cls, include_extras=True)
+    wire_fields = tuple(
+        (f.name, _declared(cls, f.name, hints[f.name]))
+        for f in dataclass_fields(cls)  # type: ignore[arg-type]
+    )
     if cls.TYPE.value in _REGISTRY:
         raise RuntimeError(f"message type {cls.TYPE} registered twice")
+    cls.WIRE_FIELDS = wire_fields
+    cls.CHECKS = {name: field.check for name, field in wire_fields}
     _REGISTRY[cls.TYPE.value] = cls
     return cls
+
+
+@dataclass_transform(frozen_default=True)
+def message(kind: MessageType) -> Callable[[M], M]:
+    """Declare a message of `kind`: a frozen dataclass, registered for decoding."""
+
+    def declare(cls: M) -> M:
+        cls.TYPE = kind
+        dataclass(frozen=True)(cls)  # fills in the class itself (no slots)
+        return register(cls)
+
+    return declare
+
+
+def _declared(cls: type[Message], name: str, hint: Any) -> WireField:
+    """The one check (or `WireField`) in a field's `Annotated` type."""
+    declared = get_args(hint)[1:] if get_origin(hint) is Annotated else ()
+    if len(declared) == 1 and isinstance(declared[0], WireField):
+        return declared[0]
+    if len(declared) == 1 and callable(declared[0]):
+        return WireField(declared[0])
+    raise RuntimeError(f"{cls.__name__}.{name} needs one check in Annotated[type, check]")
 
 
 _REQUEST_ID = int_field(0, REQUEST_ID_MAX)
@@ -91,12 +135,7 @@ def encode_message(request_id: int, message: Message) -> bytes:
 
 def decode_message(payload: bytes) -> tuple[int, Message]:
     """Parse and check one frame's payload; raises only `WireError`."""
-    try:
-        raw = cbor2.loads(payload)
-    except Exception as exc:  # cbor2 raises many types on garbage; all mean the same here
-        raise WireError(f"undecodable CBOR: {type(exc).__name__}") from None
-    if not isinstance(raw, dict):
-        raise WireError(f"a message must be a map, got {type(raw).__name__}")
+    raw = load_map(payload, "message", undecodable="CBOR")
     kind = raw.pop("t", None)
     if not isinstance(kind, str):
         raise WireError("message has no type")
@@ -106,7 +145,7 @@ def decode_message(payload: bytes) -> tuple[int, Message]:
     if "id" not in raw:
         raise WireError("message has no request id")
     request_id = _REQUEST_ID(raw.pop("id"))
-    checked = check_fields(raw, cls.FIELDS, cls.OPTIONAL)
+    checked = check_fields(raw, cls.CHECKS)
     try:
         return request_id, cls.from_wire(checked)
     except WireError:

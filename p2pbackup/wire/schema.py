@@ -2,13 +2,17 @@
 
 A check takes a decoded value and returns it (possibly normalised) or raises
 `WireError`. Messages declare one check per field; anything not declared is
-refused, so a peer cannot smuggle fields past a schema.
+refused, so a peer cannot smuggle fields past a schema. A `WireField` adds the
+conversions for an attribute that is not sent as it is (a nested object).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+import cbor2
 
 from p2pbackup.errors import WireError
 
@@ -101,6 +105,20 @@ def map_of(fields: Mapping[str, Check], *, optional_keys: frozenset[str] = froze
     return check
 
 
+def load_map(payload: bytes, what: str, *, undecodable: str | None = None) -> dict[Any, Any]:
+    """CBOR that must decode to a map; raises only `WireError`, whatever the bytes.
+
+    `what` names the thing in errors; `undecodable` overrides it for garbage.
+    """
+    try:
+        raw = cbor2.loads(payload)
+    except Exception as exc:  # cbor2 raises many types on garbage; all mean the same here
+        raise WireError(f"undecodable {undecodable or what}: {type(exc).__name__}") from None
+    if not isinstance(raw, dict):
+        raise WireError(f"a {what} must be a map, got {type(raw).__name__}")
+    return raw
+
+
 def check_fields(
     value: dict[Any, Any], fields: Mapping[str, Check], optional_keys: frozenset[str] = frozenset()
 ) -> dict[str, Any]:
@@ -119,3 +137,46 @@ def check_fields(
         except WireError as exc:
             raise WireError(f"field {name!r}: {exc}") from None
     return out
+
+
+Convert = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WireField:
+    """How one attribute travels: checked on the way in, converted both ways.
+
+    A conversion of None sends or keeps the value as it is, which most fields do.
+    """
+
+    check: Check
+    to_wire: Convert | None = None
+    from_wire: Convert | None = None
+
+    def encode(self, value: Any) -> Any:
+        return value if self.to_wire is None else self.to_wire(value)
+
+    def decode(self, checked: Any) -> Any:
+        return checked if self.from_wire is None else self.from_wire(checked)
+
+    def or_none(self) -> WireField:
+        """The same field, which may also be None (sent as CBOR null)."""
+        to_wire, from_wire = self.to_wire, self.from_wire
+        return WireField(
+            optional(self.check),
+            None if to_wire is None else lambda v: None if v is None else to_wire(v),
+            None if from_wire is None else lambda v: None if v is None else from_wire(v),
+        )
+
+    def many(self, max_items: int) -> WireField:
+        """A tuple of such values, sent as a list of at most `max_items`."""
+        to_wire, from_wire = self.to_wire or _same, self.from_wire or _same
+        return WireField(
+            list_of(self.check, max_items),
+            lambda values: [to_wire(v) for v in values],
+            lambda values: tuple(from_wire(v) for v in values),
+        )
+
+
+def _same(value: Any) -> Any:
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import cbor2
@@ -21,6 +22,7 @@ from p2pbackup.wire.messages import (
     MessageType,
     decode_message,
     encode_message,
+    register,
     registered_types,
 )
 
@@ -321,3 +323,24 @@ def test_mistyped_field_refused(request_id: int, message: Message, data: st.Data
     body[field] = bad
     with pytest.raises(WireError):
         decode_message(cbor2.dumps(body))
+
+
+def test_a_field_without_a_check_is_refused_at_registration() -> None:
+    @dataclass(frozen=True)
+    class Unchecked(Message):
+        TYPE = MessageType.PING
+
+        target: bytes
+
+    with pytest.raises(RuntimeError, match="needs one check"):
+        register(Unchecked)
+    with pytest.raises(RuntimeError, match="registered twice"):
+        register(dht.Ping)
+    assert decode_message(encode_message(1, dht.Ping())) == (1, dht.Ping())
+
+
+def test_registration_reads_each_check_from_the_annotation() -> None:
+    assert [name for name, _ in dht.RecordReply.WIRE_FIELDS] == ["record", "contacts"]
+    assert list(dht.Stored.CHECKS) == ["ok", "reason"]
+    with pytest.raises(WireError, match="expected 20 bytes"):
+        dht.FindNode.CHECKS["target"](b"\x00")
