@@ -11,8 +11,8 @@ from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
+from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.leases import release_pack, renew_pack
-from p2pbackup.maintenance.maintainer import MaintenanceConfig
 from p2pbackup.net.contact import Contact
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
 from p2pbackup.shares.upkeep_messages import RenewLease

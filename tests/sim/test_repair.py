@@ -9,7 +9,8 @@ import trio
 
 from p2pbackup.base.offload import inline
 from p2pbackup.codec.packs import pack_id_of
-from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
+from p2pbackup.maintenance.config import MaintenanceConfig
+from p2pbackup.maintenance.maintainer import Maintainer
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.upkeep_messages import Audit, AuditProof
 from p2pbackup.simulations.mesh import SimMesh
