@@ -20,15 +20,10 @@ from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.maintenance.audit import query_share
 from p2pbackup.net.contact import Contact
 from p2pbackup.shares.lease_rules import release_for
-from p2pbackup.shares.upkeep_messages import (
-    LeaseRenewed,
-    QueryShare,
-    RenewLease,
-    ShareHeld,
-    ShareReleased,
-)
+from p2pbackup.shares.upkeep_messages import LeaseRenewed, RenewLease, ShareReleased
 
 
 async def renew_pack(
@@ -40,17 +35,15 @@ async def renew_pack(
     holders: list[tuple[Contact, ShareDescriptor]] = []
 
     async def ask(contact: Contact) -> None:
-        try:
-            reply = await dht.transport.request(contact, QueryShare(pack_id), timeout)
-        except P2PBackupError:
+        holding = await query_share(dht, contact, pack_id, timeout)
+        if holding is None or holding.held is None:
             return
-        if isinstance(reply.message, ShareHeld):
-            try:
-                descriptor = ShareDescriptor.from_bytes(reply.message.descriptor)
-            except WireError:
-                return
-            if descriptor.owner == identity.public_key and descriptor.pack_id == pack_id:
-                holders.append((contact, descriptor))
+        try:
+            descriptor = ShareDescriptor.from_bytes(holding.held.descriptor)
+        except WireError:
+            return
+        if descriptor.owner == identity.public_key and descriptor.pack_id == pack_id:
+            holders.append((contact, descriptor))
 
     async with trio.open_nursery() as nursery:
         for contact in closest:

@@ -25,7 +25,7 @@ from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.codec.erasure import decode_pack, encode_pack
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.check import audit_claim
+from p2pbackup.maintenance.audit import audit_claim
 from p2pbackup.maintenance.config import SURVEY_MARGIN, MaintenanceConfig, MaintenanceStats
 from p2pbackup.maintenance.survey import RepairPlan, Survey
 from p2pbackup.net.contact import Contact

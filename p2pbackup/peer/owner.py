@@ -29,7 +29,8 @@ from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.check import PackHealth, check_pack, repair_pack
+from p2pbackup.maintenance.owner_check import PackHealth, check_pack
+from p2pbackup.maintenance.repair import repair_pack
 from p2pbackup.peer.control import Operation, Progress
 from p2pbackup.peer.engine_process import (
     BackupJob,
