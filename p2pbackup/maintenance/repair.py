@@ -1,8 +1,10 @@
 """Rebuilding a pack's missing shares and placing them on peers that hold none.
 
-An owner can read its pack back from any k shares; it encodes the pack
-again, keeps only the missing indices and places them closest first, so a
-rebuilt share lands where a lookup for the pack will look.
+Two peers repair: an owner, who can read its pack back from any k shares,
+and a set's keeper, who holds one share and fetches the others from its
+proven siblings. Both then encode the pack again, keep only the missing
+indices and place them closest first, so a rebuilt share lands where a
+lookup for the pack will look.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ import random
 
 from p2pbackup.base.offload import RunSync
 from p2pbackup.codec.descriptor import ShareDescriptor
-from p2pbackup.codec.erasure import encode_pack
+from p2pbackup.codec.erasure import decode_pack, encode_pack
 from p2pbackup.codec.packstore import PackStore
 from p2pbackup.dht.node import DhtNode
+from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.owner_check import PackHealth, survey_pack
+from p2pbackup.maintenance.survey import RepairPlan
 from p2pbackup.net.contact import Contact
+from p2pbackup.shares.messages import GetShare, ShareData
 from p2pbackup.shares.placing import place_shares
 
 
@@ -76,3 +81,54 @@ async def repair_pack(
         timeout,
     )
     return health, len(placed)
+
+
+async def rebuild_from_siblings(
+    dht: DhtNode,
+    run_sync: RunSync,
+    pack_id: bytes,
+    descriptor: ShareDescriptor,
+    descriptor_bytes: bytes,
+    mine: tuple[int, bytes],
+    plan: RepairPlan,
+    timeout: float,
+) -> tuple[dict[int, Contact], int]:
+    """The keeper's repair: our share `mine` (index, data) and enough fetched from the
+    plan's sources make k; returns where each rebuilt share went and the bytes moved."""
+    my_index, my_share = mine
+    gathered = {my_index: my_share}
+    for index, contact in plan.sources:
+        if len(gathered) >= descriptor.k:
+            break
+        if index in gathered:
+            continue
+        share = await _fetch(dht, contact, pack_id, timeout)
+        if share is not None and share.index == index:
+            ok = await run_sync(descriptor.check_share, index, share.data)
+            if ok:
+                gathered[index] = share.data
+    if len(gathered) < descriptor.k:
+        raise P2PBackupError(f"only {len(gathered)} of {descriptor.k} shares fetched")
+    data = await run_sync(decode_pack, gathered, descriptor.k, descriptor.n, descriptor.length)
+    placed, sent = await _place_rebuilt(
+        dht,
+        run_sync,
+        pack_id,
+        descriptor,
+        descriptor_bytes,
+        data,
+        plan.missing,
+        plan.targets,
+        timeout,
+    )
+    return placed, sent + sum(len(s) for s in gathered.values()) - len(my_share)
+
+
+async def _fetch(
+    dht: DhtNode, contact: Contact, pack_id: bytes, timeout: float
+) -> ShareData | None:
+    try:
+        reply = await dht.transport.request(contact, GetShare(pack_id), timeout)
+    except P2PBackupError:
+        return None
+    return reply.message if isinstance(reply.message, ShareData) else None

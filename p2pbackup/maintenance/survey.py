@@ -118,6 +118,10 @@ class Survey:
     def live(self) -> int:
         return len(self.proven)
 
+    def claimed(self) -> set[int]:
+        """Share indices some sibling proved or at least claimed."""
+        return {i for _, i in self.claims.values()} | set(self.proven)
+
     def takers(
         self, closest: list[Contact], avoid: set[bytes] | frozenset[bytes] = frozenset()
     ) -> tuple[Contact, ...]:
