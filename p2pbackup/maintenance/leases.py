@@ -19,8 +19,8 @@ import trio
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
-from p2pbackup.errors import P2PBackupError, WireError
-from p2pbackup.maintenance.audit import query_share
+from p2pbackup.errors import WireError
+from p2pbackup.maintenance.audit import answer, ask, query_share
 from p2pbackup.net.contact import Contact
 from p2pbackup.shares.lease_rules import release_for
 from p2pbackup.shares.upkeep_messages import LeaseRenewed, RenewLease, ShareReleased
@@ -34,7 +34,7 @@ async def renew_pack(
     closest = (await dht.lookup(pack_id)).contacts
     holders: list[tuple[Contact, ShareDescriptor]] = []
 
-    async def ask(contact: Contact) -> None:
+    async def query(contact: Contact) -> None:
         holding = await query_share(dht, contact, pack_id, timeout)
         if holding is None or holding.held is None:
             return
@@ -47,7 +47,7 @@ async def renew_pack(
 
     async with trio.open_nursery() as nursery:
         for contact in closest:
-            nursery.start_soon(ask, contact)
+            nursery.start_soon(query, contact)
     sound = [d for _, d in holders if d.verify()]
     if not sound:
         return 0
@@ -56,11 +56,8 @@ async def renew_pack(
 
     async def renew(contact: Contact) -> None:
         nonlocal kept
-        try:
-            reply = await dht.transport.request(contact, RenewLease(pack_id, renewed), timeout)
-        except P2PBackupError:
-            return
-        if isinstance(reply.message, LeaseRenewed) and reply.message.lease_expiry >= lease_expiry:
+        reply = answer(await ask(dht, contact, RenewLease(pack_id, renewed), timeout), LeaseRenewed)
+        if reply is not None and reply.lease_expiry >= lease_expiry:
             kept += 1
 
     async with trio.open_nursery() as nursery:
@@ -79,12 +76,9 @@ async def release_pack(dht: DhtNode, identity: Identity, pack_id: bytes, timeout
 
     async def release(contact: Contact) -> None:
         nonlocal dropped
-        try:
-            reply = await dht.transport.request(contact, message, timeout)
-        except P2PBackupError:
-            return
-        if isinstance(reply.message, ShareReleased):
-            dropped += reply.message.count
+        reply = answer(await ask(dht, contact, message, timeout), ShareReleased)
+        if reply is not None:
+            dropped += reply.count
 
     async with trio.open_nursery() as nursery:
         for contact in closest:

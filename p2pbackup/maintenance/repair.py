@@ -17,6 +17,7 @@ from p2pbackup.codec.erasure import decode_pack, encode_pack
 from p2pbackup.codec.packstore import PackStore
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.maintenance.audit import answer, ask
 from p2pbackup.maintenance.owner_check import PackHealth, survey_pack
 from p2pbackup.maintenance.survey import RepairPlan
 from p2pbackup.net.contact import Contact
@@ -102,7 +103,7 @@ async def rebuild_from_siblings(
             break
         if index in gathered:
             continue
-        share = await _fetch(dht, contact, pack_id, timeout)
+        share = answer(await ask(dht, contact, GetShare(pack_id), timeout), ShareData)
         if share is not None and share.index == index:
             ok = await run_sync(descriptor.check_share, index, share.data)
             if ok:
@@ -122,13 +123,3 @@ async def rebuild_from_siblings(
         timeout,
     )
     return placed, sent + sum(len(s) for s in gathered.values()) - len(my_share)
-
-
-async def _fetch(
-    dht: DhtNode, contact: Contact, pack_id: bytes, timeout: float
-) -> ShareData | None:
-    try:
-        reply = await dht.transport.request(contact, GetShare(pack_id), timeout)
-    except P2PBackupError:
-        return None
-    return reply.message if isinstance(reply.message, ShareData) else None
