@@ -114,6 +114,8 @@ class Maintainer:
     # ---- one share set -----------------------------------------------------
 
     async def maintain(self, pack_id: bytes, index: int) -> None:
+        """This round for one held share: do what `Rounds` decides, and when a quiet
+        round finds trouble (or was never enough), survey the set in full."""
         stored = await self.run_sync(self.store.get, pack_id, index)
         if stored is None:
             self.rounds.forget(pack_id)
