@@ -277,7 +277,7 @@ def test_a_keeper_of_a_set_with_failures_surveys_in_full_every_round() -> None:
 
 def test_a_holder_outside_the_n_closest_hands_its_share_to_a_closer_free_peer() -> None:
     rounds = rounds_for(12)
-    survey = surveyed(12, WHOLE, index=3)  # peer 3 lost share 3, which we now hold
+    survey = surveyed(12, WHOLE, index=3)  # we hold share 3; peer 3, far closer, holds none
     assert rounds.settle(PACK, 3, survey, PEERS) == HandOver([PEERS[3]])
     rounds.on_handed_over(PACK)
     assert rounds.stats.handed_off == 1
