@@ -45,7 +45,7 @@ def serve(
 ) -> None:
     """Run this home's peer in the foreground until SIGINT or SIGTERM."""
     from p2pbackup.dht.config import DhtConfig
-    from p2pbackup.maintenance.maintainer import MaintenanceConfig
+    from p2pbackup.maintenance.config import MaintenanceConfig
     from p2pbackup.peer.service import PeerService, ServeOptions
 
     logging.basicConfig(

@@ -19,16 +19,11 @@ import trio
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
-from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.errors import WireError
+from p2pbackup.maintenance.audit import answer, ask, query_share
 from p2pbackup.net.contact import Contact
 from p2pbackup.shares.lease_rules import release_for
-from p2pbackup.shares.upkeep_messages import (
-    LeaseRenewed,
-    QueryShare,
-    RenewLease,
-    ShareHeld,
-    ShareReleased,
-)
+from p2pbackup.shares.upkeep_messages import LeaseRenewed, RenewLease, ShareReleased
 
 
 async def renew_pack(
@@ -39,22 +34,20 @@ async def renew_pack(
     closest = (await dht.lookup(pack_id)).contacts
     holders: list[tuple[Contact, ShareDescriptor]] = []
 
-    async def ask(contact: Contact) -> None:
-        try:
-            reply = await dht.transport.request(contact, QueryShare(pack_id), timeout)
-        except P2PBackupError:
+    async def query(contact: Contact) -> None:
+        holding = await query_share(dht, contact, pack_id, timeout)
+        if holding is None or holding.held is None:
             return
-        if isinstance(reply.message, ShareHeld):
-            try:
-                descriptor = ShareDescriptor.from_bytes(reply.message.descriptor)
-            except WireError:
-                return
-            if descriptor.owner == identity.public_key and descriptor.pack_id == pack_id:
-                holders.append((contact, descriptor))
+        try:
+            descriptor = ShareDescriptor.from_bytes(holding.held.descriptor)
+        except WireError:
+            return
+        if descriptor.owner == identity.public_key and descriptor.pack_id == pack_id:
+            holders.append((contact, descriptor))
 
     async with trio.open_nursery() as nursery:
         for contact in closest:
-            nursery.start_soon(ask, contact)
+            nursery.start_soon(query, contact)
     sound = [d for _, d in holders if d.verify()]
     if not sound:
         return 0
@@ -63,11 +56,8 @@ async def renew_pack(
 
     async def renew(contact: Contact) -> None:
         nonlocal kept
-        try:
-            reply = await dht.transport.request(contact, RenewLease(pack_id, renewed), timeout)
-        except P2PBackupError:
-            return
-        if isinstance(reply.message, LeaseRenewed) and reply.message.lease_expiry >= lease_expiry:
+        reply = answer(await ask(dht, contact, RenewLease(pack_id, renewed), timeout), LeaseRenewed)
+        if reply is not None and reply.lease_expiry >= lease_expiry:
             kept += 1
 
     async with trio.open_nursery() as nursery:
@@ -86,12 +76,9 @@ async def release_pack(dht: DhtNode, identity: Identity, pack_id: bytes, timeout
 
     async def release(contact: Contact) -> None:
         nonlocal dropped
-        try:
-            reply = await dht.transport.request(contact, message, timeout)
-        except P2PBackupError:
-            return
-        if isinstance(reply.message, ShareReleased):
-            dropped += reply.message.count
+        reply = answer(await ask(dht, contact, message, timeout), ShareReleased)
+        if reply is not None:
+            dropped += reply.count
 
     async with trio.open_nursery() as nursery:
         for contact in closest:

@@ -118,6 +118,20 @@ class Survey:
     def live(self) -> int:
         return len(self.proven)
 
+    def claimed(self) -> set[int]:
+        """Share indices some sibling proved or at least claimed."""
+        return {i for _, i in self.claims.values()} | set(self.proven)
+
+    def takers(
+        self, closest: list[Contact], avoid: set[bytes] | frozenset[bytes] = frozenset()
+    ) -> tuple[Contact, ...]:
+        """The peers of `closest` that may take a rebuilt share, closest first.
+
+        Holders already have one; failed peers get nothing new: they lost a share
+        or lie about it. Peers in `avoid` are left out too."""
+        holding = {c.node_id for c in self.proven.values()} | set(self.claims) | self.failed | avoid
+        return tuple(c for c in closest if c.node_id not in holding)
+
     def repairer(self) -> Contact:
         """The closest proven holder: the one that repairs this set."""
         return min(self.proven.values(), key=lambda c: distance(c.node_id, self.pack_id))
@@ -154,8 +168,5 @@ class Survey:
         missing = tuple(i for i in range(n) if i not in self.proven and i not in suspected)
         if not missing:
             return None
-        # Failed peers get nothing new: they lost a share or lie about it.
-        holding = {c.node_id for c in self.proven.values()} | set(self.claims) | self.failed | avoid
-        targets = tuple(c for c in closest if c.node_id not in holding)
         sources = tuple(sorted(self.proven.items()))
-        return RepairPlan(missing, targets, sources)
+        return RepairPlan(missing, self.takers(closest, avoid), sources)

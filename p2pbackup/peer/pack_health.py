@@ -18,7 +18,8 @@ from p2pbackup.backup.snapshot import Locator
 from p2pbackup.backup.snapshot_index import IndexState
 from p2pbackup.base.offload import RunSync
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.check import PackHealth, check_pack, repair_pack
+from p2pbackup.maintenance.owner_check import PackHealth, check_pack
+from p2pbackup.maintenance.repair import repair_pack
 from p2pbackup.peer.control import Progress
 from p2pbackup.peer.results import HealthReport
 from p2pbackup.shares.mesh_packs import MeshPackStore

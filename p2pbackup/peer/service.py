@@ -22,7 +22,8 @@ from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
+from p2pbackup.maintenance.config import MaintenanceConfig
+from p2pbackup.maintenance.maintainer import Maintainer
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
 from p2pbackup.peer.contracts import Args, plain

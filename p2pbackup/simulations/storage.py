@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import trio
 
 from p2pbackup.base.offload import inline
-from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
+from p2pbackup.maintenance.config import MaintenanceConfig
+from p2pbackup.maintenance.maintainer import Maintainer
 from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.simulations.mesh import SimMesh, SimPeer

@@ -32,7 +32,7 @@ from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.maintainer import MaintenanceConfig
+from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
 from p2pbackup.simulations.mesh import MeshParams, SimMesh, SimPeer
 from p2pbackup.simulations.storage import StorageMesh, virtual_now

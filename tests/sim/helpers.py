@@ -15,7 +15,7 @@ from p2pbackup.base.offload import inline
 from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
-from p2pbackup.maintenance.maintainer import MaintenanceConfig
+from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
 from p2pbackup.simulations.mesh import SimMesh, SimPeer

@@ -7,7 +7,8 @@ import random
 import trio
 
 from p2pbackup.base.offload import inline
-from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
+from p2pbackup.maintenance.config import MaintenanceConfig
+from p2pbackup.maintenance.maintainer import Maintainer
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.upkeep_messages import Audit, AuditProof
 from p2pbackup.simulations.mesh import SimMesh

@@ -1,0 +1,66 @@
+"""Asking a peer about its share of a pack, and making it prove the claim.
+
+Owners checking their packs, holders surveying their siblings and owners
+renewing or releasing leases all send one request to each of many peers,
+where a peer that is gone or answers oddly is simply left out. Holders and
+owners then audit each claim alike. One place for both keeps a silent
+peer, an odd answer and a failed proof meaning the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import TypeVar
+
+from p2pbackup.dht.node import DhtNode
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.maintenance.survey import Survey
+from p2pbackup.net.contact import Contact
+from p2pbackup.net.transport import Remote, Reply
+from p2pbackup.shares.upkeep_messages import AuditProof, QueryShare, ShareHeld
+from p2pbackup.wire.messages import Message
+
+M = TypeVar("M", bound=Message)
+
+
+async def ask(dht: DhtNode, contact: Contact, message: Message, timeout: float) -> Reply | None:
+    """One request to one peer; None when it cannot be reached or answers with an error."""
+    try:
+        return await dht.transport.request(contact, message, timeout)
+    except P2PBackupError:
+        return None
+
+
+def answer(reply: Reply | None, kind: type[M]) -> M | None:
+    """The reply's message when it is the kind asked for; None for no or another answer."""
+    if reply is None or not isinstance(reply.message, kind):
+        return None
+    return reply.message
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A peer's answer to QUERY_SHARE: who answered, and the share it holds, if any."""
+
+    remote: Remote
+    held: ShareHeld | None
+
+
+async def query_share(
+    dht: DhtNode, contact: Contact, pack_id: bytes, timeout: float
+) -> Holding | None:
+    """Ask one peer which share of the pack it holds; None when it does not answer."""
+    reply = await ask(dht, contact, QueryShare(pack_id), timeout)
+    if reply is None:
+        return None
+    return Holding(reply.remote, answer(reply, ShareHeld))
+
+
+async def audit_claim(
+    dht: DhtNode, survey: Survey, contact: Contact, rng: random.Random, timeout: float
+) -> bool:
+    """Challenge one holder's claim and record the verdict in `survey`; True if proven."""
+    challenge = survey.challenge(contact, rng)
+    proof = answer(await ask(dht, contact, challenge, timeout), AuditProof)
+    return survey.on_proof(contact, proof)

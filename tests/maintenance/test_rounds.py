@@ -1,0 +1,321 @@
+"""A holder's round-by-round decisions about its share sets, with no network at all.
+
+Surveys here are filled in by hand (who claimed, who proved, who was silent):
+the audits themselves are tested with the survey. What is tested is what the
+holder makes of them: who keeps the set, when a failing holder's share is
+rebuilt, when a round is skipped or cut short, and when a full survey returns.
+"""
+
+from __future__ import annotations
+
+import random
+
+from p2pbackup.base.ids import distance
+from p2pbackup.codec.descriptor import describe_pack
+from p2pbackup.codec.erasure import encode_pack
+from p2pbackup.codec.packs import pack_id_of
+from p2pbackup.crypto.keys import OwnerKeys
+from p2pbackup.maintenance.config import MaintenanceConfig
+from p2pbackup.maintenance.rounds import (
+    AuditSiblings,
+    DropCopy,
+    FullSurvey,
+    HandOver,
+    Nearby,
+    Repair,
+    Rounds,
+    Skip,
+    VetAuditor,
+)
+from p2pbackup.maintenance.survey import Survey
+from p2pbackup.net.contact import Contact
+from p2pbackup.shares.audit_log import AuditLog
+
+OWNER = OwnerKeys.from_master(bytes(32)).identity
+_DATA = random.Random(11).randbytes(3000)
+PACK = pack_id_of(_DATA)
+DESCRIPTOR = describe_pack(OWNER, PACK, encode_pack(_DATA, 3, 10), 3, len(_DATA), 2**40)
+DESCRIPTOR_BYTES = DESCRIPTOR.to_bytes()
+_ids = random.Random(5)
+# Nearest to the pack first: peer i holds share i for i < 10; 10 and up hold none.
+PEERS = sorted(
+    (Contact(_ids.randbytes(20), "10.0.0.1", 4000 + i) for i in range(14)),
+    key=lambda c: distance(c.node_id, PACK),
+)
+CONFIG = MaintenanceConfig(audit_interval=100.0, lost_after=2, quiet_rounds=3, light_rounds=5)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def table_of(contacts: list[Contact]) -> Nearby:
+    """A routing table that knows exactly these contacts."""
+    return lambda target, count: sorted(contacts, key=lambda c: distance(c.node_id, target))[:count]
+
+
+def rounds_for(
+    holder: int, *, clock: Clock | None = None, table: list[Contact] | None = None, seed: int = 1
+) -> Rounds:
+    log = AuditLog(clock or Clock())
+    nearby = table_of(PEERS[:10] if table is None else table)
+    return Rounds(PEERS[holder].node_id, CONFIG, random.Random(seed), log, nearby)
+
+
+def surveyed(
+    holder: int,
+    proven: set[int],
+    silent: dict[int, int | None] | None = None,
+    index: int | None = None,
+) -> Survey:
+    """What a full survey by `holder` (of share `index`, by default its own number)
+    found: `proven` peers proved their own index; `silent` peers (peer -> the index
+    we knew it held, if any) did not answer."""
+    index = holder if index is None else index
+    survey = Survey(PACK, DESCRIPTOR, PEERS[holder], index, DESCRIPTOR_BYTES)
+    for i in proven - {index}:
+        survey.answered.add(PEERS[i].node_id)
+        survey.claims[PEERS[i].node_id] = (PEERS[i], i)
+        survey.proven[i] = PEERS[i]
+    for i, known in (silent or {}).items():
+        survey.on_silent(PEERS[i], known)
+    return survey
+
+
+def quiet(holder: int) -> Survey:
+    return Survey(PACK, DESCRIPTOR, PEERS[holder], holder, DESCRIPTOR_BYTES)
+
+
+WHOLE = set(range(10))
+
+
+# ---- keeper election -------------------------------------------------------
+
+
+def test_the_closest_proven_holder_keeps_a_whole_set_and_audits_every_sibling() -> None:
+    rounds = rounds_for(0)
+    assert rounds.start(PACK, 10) == FullSurvey()
+    assert rounds.settle(PACK, 0, surveyed(0, WHOLE), PEERS) is None
+    step = rounds.start(PACK, 10)
+    assert isinstance(step, AuditSiblings)
+    assert sorted(i for _, i in step.targets) == list(range(1, 10))
+
+
+def test_another_holder_watches_only_the_keeper() -> None:
+    rounds = rounds_for(4)
+    rounds.settle(PACK, 4, surveyed(4, WHOLE - {0}), PEERS)  # peer 0 is gone: peer 1 keeps
+    assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[1], 1)])
+
+
+def test_only_the_keeper_repairs() -> None:
+    found = WHOLE - {6, 7, 8, 9}  # under the threshold
+    keeper, other = rounds_for(0), rounds_for(3)
+    action = keeper.settle(PACK, 0, surveyed(0, found), PEERS)
+    assert isinstance(action, Repair)
+    assert action.plan.missing == (6, 7, 8, 9)
+    assert action.plan.targets == tuple(PEERS[6:])  # the closest peers known to hold none
+    assert other.settle(PACK, 3, surveyed(3, found), PEERS) is None
+
+
+# ---- suspects and unseen shares ---------------------------------------------
+
+
+def test_a_silent_holder_is_only_suspect_until_lost_after_surveys() -> None:
+    rounds = rounds_for(0)
+    for survey_number in range(1, CONFIG.lost_after):
+        action = rounds.settle(PACK, 0, surveyed(0, WHOLE - {9}, {9: 9}), PEERS)
+        assert action is None, survey_number  # above the threshold: give it time
+    action = rounds.settle(PACK, 0, surveyed(0, WHOLE - {9}, {9: 9}), PEERS)
+    assert isinstance(action, Repair) and action.plan.missing == (9,)
+    assert PEERS[9] not in action.plan.targets  # lost: it gets no rebuilt share
+
+
+def test_a_holder_that_proves_again_is_no_longer_counted_failing() -> None:
+    rounds = rounds_for(0)
+    rounds.settle(PACK, 0, surveyed(0, WHOLE - {9}, {9: 9}), PEERS)
+    rounds.settle(PACK, 0, surveyed(0, WHOLE), PEERS)  # back after a reboot
+    assert rounds.settle(PACK, 0, surveyed(0, WHOLE - {9}, {9: 9}), PEERS) is None
+
+
+def test_an_index_nobody_claims_is_rebuilt_at_the_second_survey_missing_it() -> None:
+    rounds = rounds_for(0)
+    assert rounds.settle(PACK, 0, surveyed(0, WHOLE - {8}), PEERS) is None
+    action = rounds.settle(PACK, 0, surveyed(0, WHOLE - {8}), PEERS)
+    assert isinstance(action, Repair) and action.plan.missing == (8,)
+
+
+def test_under_the_threshold_suspects_are_rebuilt_at_once() -> None:
+    rounds = rounds_for(0)
+    action = rounds.settle(PACK, 0, surveyed(0, set(range(6)), {6: 6, 7: None}), PEERS)
+    assert isinstance(action, Repair) and action.plan.missing == (6, 7, 8, 9)
+
+
+def test_a_silent_sibling_is_asked_again_at_the_next_survey() -> None:
+    rounds = rounds_for(0)
+    rounds.settle(PACK, 0, surveyed(0, WHOLE - {9}, {9: 9}), PEERS)
+    known = rounds.known_siblings(PACK)
+    assert known[PEERS[9].node_id] == (PEERS[9], 9)
+    assert PEERS[0].node_id not in known
+
+
+def test_a_peer_that_took_a_rebuilt_share_and_denies_it_counts_as_failed() -> None:
+    rounds = rounds_for(0)
+    rounds.on_repaired(PACK, {9: PEERS[10]}, 1234)
+    assert (rounds.stats.repairs, rounds.stats.shares_rebuilt) == (1, 1)
+    assert rounds.stats.repair_bytes == 1234
+    survey = surveyed(0, WHOLE - {9})
+    survey.answered.add(PEERS[10].node_id)  # answered, but holds nothing
+    rounds.settle(PACK, 0, survey, PEERS)
+    assert PEERS[10].node_id in survey.failed
+
+
+def test_look_wider_only_under_the_threshold_with_unclaimed_indices() -> None:
+    rounds = rounds_for(0)
+    assert rounds.look_wider(surveyed(0, set(range(5))))
+    assert not rounds.look_wider(surveyed(0, WHOLE - {9}))
+    claimed = surveyed(0, set(range(5)), {i: i for i in range(5, 10)})
+    assert not rounds.look_wider(claimed)
+
+
+# ---- skipping a watched set --------------------------------------------------
+
+
+def test_a_set_a_closer_holder_audited_lately_is_skipped_and_its_auditor_vetted() -> None:
+    clock = Clock()
+    rounds = rounds_for(5, clock=clock)
+    rounds.audit_log.note(PACK, PEERS[2].node_id, PEERS[2])
+    assert rounds.start(PACK, 10) == Skip()
+    assert rounds.stats.keeper_heard == 1
+    # Not proven to us: the next round audits it before trusting it.
+    step = rounds.start(PACK, 10)
+    assert step == VetAuditor(PEERS[2].node_id, PEERS[2])
+    rounds.on_vetted(PACK, step, 2)
+    assert rounds.start(PACK, 10) == Skip()  # now trusted, and heard lately
+    assert rounds.stats.keeper_heard == 2
+
+
+def test_an_auditor_farther_than_us_or_heard_too_long_ago_does_not_count() -> None:
+    clock = Clock()
+    rounds = rounds_for(5, clock=clock)
+    rounds.audit_log.note(PACK, PEERS[8].node_id, PEERS[8])
+    assert rounds.start(PACK, 10) == FullSurvey()
+    rounds.audit_log.note(PACK, PEERS[2].node_id, PEERS[2])
+    clock.now += 2 * CONFIG.audit_interval + 1
+    assert rounds.start(PACK, 10) == FullSurvey()
+    assert rounds.stats.keeper_heard == 0
+
+
+def test_a_holder_skips_while_its_trusted_keeper_audits_it() -> None:
+    clock = Clock()
+    rounds = rounds_for(4, clock=clock)
+    rounds.settle(PACK, 4, surveyed(4, WHOLE), PEERS)
+    rounds.audit_log.note(PACK, PEERS[0].node_id)
+    assert rounds.start(PACK, 10) == Skip()
+    clock.now += 3 * CONFIG.audit_interval  # the keeper went quiet: audit it ourselves
+    assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[0], 0)])
+
+
+def test_a_closer_newcomer_in_the_routing_table_brings_the_survey_back() -> None:
+    table = PEERS[:10]
+    rounds = rounds_for(9, table=table)
+    rounds.settle(PACK, 9, surveyed(9, WHOLE), PEERS)
+    assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[0], 0)])
+    table.append(newcomer_closer_than(PEERS[9]))  # now n peers are closer than us
+    assert rounds.start(PACK, 10) == FullSurvey()
+
+
+def newcomer_closer_than(holder: Contact) -> Contact:
+    ids = random.Random(9)
+    mine = distance(holder.node_id, PACK)
+    while True:
+        candidate = Contact(ids.randbytes(20), "10.0.0.2", 4000)
+        if distance(candidate.node_id, PACK) < mine:
+            return candidate
+
+
+# ---- quiet rounds and their end -----------------------------------------------
+
+
+def test_a_failed_quiet_audit_brings_the_full_survey_back() -> None:
+    rounds = rounds_for(0)
+    rounds.settle(PACK, 0, surveyed(0, WHOLE), PEERS)
+    step = rounds.start(PACK, 10)
+    assert isinstance(step, AuditSiblings)
+    audits = quiet(0)
+    for contact, i in step.targets:
+        audits.claims[contact.node_id] = (contact, i)
+        if i == 6:
+            audits.failed.add(contact.node_id)
+        else:
+            audits.proven[i] = contact
+    assert not rounds.on_audits(PACK, audits, len(step.targets))
+    assert rounds.start(PACK, 10) == FullSurvey()
+
+
+def test_quiet_rounds_run_out_and_the_full_survey_returns() -> None:
+    rounds = rounds_for(0)
+    rounds.settle(PACK, 0, surveyed(0, WHOLE), PEERS)
+    for _ in range(CONFIG.quiet_rounds):
+        step = rounds.start(PACK, 10)
+        assert isinstance(step, AuditSiblings)
+        assert rounds.on_audits(PACK, surveyed(0, WHOLE), len(step.targets))
+    assert rounds.start(PACK, 10) == FullSurvey()
+
+
+def test_a_keeper_of_a_set_with_failures_surveys_in_full_every_round() -> None:
+    rounds = rounds_for(0)
+    rounds.settle(PACK, 0, surveyed(0, WHOLE - {9}, {9: 9}), PEERS)
+    assert rounds.start(PACK, 10) == FullSurvey()
+
+
+# ---- rebalancing ---------------------------------------------------------------
+
+
+def test_a_holder_outside_the_n_closest_hands_its_share_to_a_closer_free_peer() -> None:
+    rounds = rounds_for(12)
+    survey = surveyed(12, WHOLE, index=3)  # we hold share 3; peer 3, far closer, holds none
+    assert rounds.settle(PACK, 3, survey, PEERS) == HandOver([PEERS[3]])
+    rounds.on_handed_over(PACK)
+    assert rounds.stats.handed_off == 1
+
+
+def test_a_second_copy_of_an_index_a_closer_sibling_proved_is_dropped() -> None:
+    rounds = rounds_for(12)
+    survey = Survey(PACK, DESCRIPTOR, PEERS[12], 4, DESCRIPTOR_BYTES)
+    for i in WHOLE:
+        survey.claims[PEERS[i].node_id] = (PEERS[i], i)
+        survey.proven[i] = PEERS[i]  # peer 4 is closer and proved index 4 too
+    assert rounds.settle(PACK, 4, survey, PEERS) == DropCopy()
+    rounds.on_dropped(PACK)
+    assert rounds.stats.duplicates_dropped == 1
+    assert rounds.known_siblings(PACK) == {}
+
+
+def test_forgetting_a_pack_clears_what_was_known_of_it() -> None:
+    rounds = rounds_for(0)
+    rounds.audit_log.note(PACK, PEERS[1].node_id)
+    rounds.settle(PACK, 0, surveyed(0, WHOLE - {9}, {9: 9}), PEERS)
+    rounds.on_expired(PACK)
+    assert rounds.stats.expired == 1
+    assert rounds.known_siblings(PACK) == {}
+    assert rounds.audit_log.auditors(PACK, 1e9) == []
+    assert rounds.start(PACK, 10) == FullSurvey()
+
+
+# ---- randomness ------------------------------------------------------------------
+
+
+def test_round_jitter_comes_from_the_seed() -> None:
+    def pauses(seed: int) -> list[float]:
+        rounds = rounds_for(0, seed=seed)
+        return [rounds.pause() for _ in range(20)]
+
+    first, again, other = pauses(3), pauses(3), pauses(4)
+    assert first == again
+    assert first != other
+    interval = CONFIG.audit_interval
+    assert all(0.5 * interval <= p < 1.5 * interval for p in first)
