@@ -18,7 +18,7 @@ import pytest
 
 from p2pbackup.store import FileShareStore, StoreLocked, shares
 from p2pbackup.store.shares import digest_of
-from tests.store.conftest import OWNER_A, OWNER_B, pack
+from tests.store.helpers import OWNER_A, OWNER_B, pack
 
 REPO = Path(__file__).resolve().parents[2]
 
