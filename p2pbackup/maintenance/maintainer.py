@@ -33,7 +33,7 @@ from p2pbackup.shares.lease_rules import newer_lease
 from p2pbackup.shares.messages import GetShare, ShareData
 from p2pbackup.shares.placing import place_shares
 from p2pbackup.shares.upkeep_messages import QueryShare, ShareHeld
-from p2pbackup.store.shares import ShareInfo, ShareStore
+from p2pbackup.store import ShareInfo, ShareStore
 
 log = logging.getLogger("p2pbackup.maintenance")
 

@@ -13,7 +13,7 @@ from p2pbackup.maintenance.maintainer import Maintainer, MaintenanceConfig
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.upkeep_messages import Audit, AuditProof
 from p2pbackup.simulations.mesh import SimMesh
-from p2pbackup.store.shares import MemoryShareStore
+from p2pbackup.store import MemoryShareStore
 from p2pbackup.wire.messages import Message
 from tests.sim.conftest import build_mesh
 from tests.sim.test_share_placement import equip, holders, owner_store

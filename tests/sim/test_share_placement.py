@@ -16,7 +16,7 @@ from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.mesh_packs import MeshPackStore, PlacementFailed, Redundancy
 from p2pbackup.shares.messages import GetShare, ShareData
 from p2pbackup.simulations.mesh import SimMesh, SimPeer
-from p2pbackup.store.shares import MemoryShareStore
+from p2pbackup.store import MemoryShareStore
 from p2pbackup.wire.messages import Message
 from tests.sim.conftest import build_mesh
 
