@@ -16,7 +16,6 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 
 from p2pbackup.store import layout
 from p2pbackup.store.admission import (
@@ -33,7 +32,7 @@ from p2pbackup.store.index import Row, ShareIndex
 from p2pbackup.store.quota import QuotaStore
 from p2pbackup.store.recovery import reconcile
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("p2pbackup.store.shares")  # the name log lines have always carried
 
 
 class FileShareStore(QuotaStore):
@@ -86,12 +85,7 @@ class FileShareStore(QuotaStore):
     def __enter__(self) -> FileShareStore:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:

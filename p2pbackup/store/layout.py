@@ -16,7 +16,7 @@ from p2pbackup.base.files import write_atomically
 from p2pbackup.store.admission import MAX_INDEX
 from p2pbackup.store.contract import ShareKey
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("p2pbackup.store.shares")  # the name log lines have always carried
 
 _SHARE_NAME = re.compile(r"([0-9a-f]{40})\.(\d{1,3})")
 

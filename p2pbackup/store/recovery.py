@@ -15,7 +15,7 @@ from pathlib import Path
 from p2pbackup.store.index import ShareIndex
 from p2pbackup.store.layout import scan
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("p2pbackup.store.shares")  # the name log lines have always carried
 
 
 def reconcile(root: Path, shares_dir: Path, index: ShareIndex) -> dict[str, int]:
