@@ -45,7 +45,7 @@ from p2pbackup.net.contact import Contact
 from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.lease_rules import newer_lease
 from p2pbackup.shares.placing import place_shares
-from p2pbackup.store.shares import ShareInfo, ShareStore, StoredShare
+from p2pbackup.store import ShareInfo, ShareStore, StoredShare
 
 log = logging.getLogger("p2pbackup.maintenance")
 

@@ -43,8 +43,8 @@ from p2pbackup.peer.results import (
 from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.mesh_packs import Redundancy
+from p2pbackup.store import FileShareStore
 from p2pbackup.store.capacity import format_size
-from p2pbackup.store.shares import FileShareStore
 
 log = logging.getLogger("p2pbackup.service")
 

@@ -38,7 +38,7 @@ from p2pbackup.shares.upkeep_messages import (
     ShareHeld,
     ShareReleased,
 )
-from p2pbackup.store.shares import ShareStore
+from p2pbackup.store import ShareStore
 from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.shares")

@@ -17,7 +17,7 @@ from p2pbackup.maintenance.maintainer import Maintainer
 from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.simulations.mesh import SimMesh, SimPeer
-from p2pbackup.store.shares import MemoryShareStore
+from p2pbackup.store import MemoryShareStore
 
 # Virtual time starts at 0; leases and descriptors want a wall-clock-like epoch.
 EPOCH = 1_700_000_000.0

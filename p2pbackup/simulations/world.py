@@ -36,7 +36,7 @@ from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
 from p2pbackup.simulations.mesh import MeshParams, SimMesh, SimPeer
 from p2pbackup.simulations.storage import StorageMesh, virtual_now
-from p2pbackup.store.shares import MemoryShareStore
+from p2pbackup.store import MemoryShareStore
 
 HOUR = 3_600.0
 DAY = 86_400.0

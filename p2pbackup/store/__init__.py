@@ -1,9 +1,7 @@
 """This peer's share store on disk: content-addressed files, an SQLite index, quotas, leases."""
 
 from p2pbackup.store.capacity import format_size, parse_size
-from p2pbackup.store.shares import (
-    FileShareStore,
-    MemoryShareStore,
+from p2pbackup.store.contract import (
     ShareInfo,
     ShareKey,
     ShareRejected,
@@ -12,6 +10,8 @@ from p2pbackup.store.shares import (
     StoreFull,
     StoreLocked,
 )
+from p2pbackup.store.file_store import FileShareStore
+from p2pbackup.store.memory import MemoryShareStore
 
 __all__ = [
     "FileShareStore",

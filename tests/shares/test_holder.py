@@ -16,7 +16,7 @@ from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.holder import ShareHolder, ShareRefused
 from p2pbackup.shares.messages import GetShare, NoShare, PutShare, ShareData, ShareStored
-from p2pbackup.store.shares import MemoryShareStore, StoreFull
+from p2pbackup.store import MemoryShareStore, StoreFull
 
 NOW = 1_700_000_000
 OWNER = OwnerKeys.from_master(bytes(32)).identity

@@ -20,7 +20,7 @@ from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
 from p2pbackup.simulations.mesh import SimMesh, SimPeer
 from p2pbackup.simulations.storage import StorageMesh, virtual_now
-from p2pbackup.store.shares import MemoryShareStore
+from p2pbackup.store import MemoryShareStore
 
 TEST_DHT = DhtConfig(rpc_timeout=2.0, refresh_interval=600.0, republish_interval=300.0)
 KEYS = OwnerKeys.from_master(bytes(range(32)))

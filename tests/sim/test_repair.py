@@ -12,7 +12,7 @@ from p2pbackup.maintenance.maintainer import Maintainer
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.upkeep_messages import Audit, AuditProof
 from p2pbackup.simulations.mesh import SimMesh
-from p2pbackup.store.shares import MemoryShareStore
+from p2pbackup.store import MemoryShareStore
 from p2pbackup.wire.messages import Message
 from tests.sim.helpers import by_id, equipped_mesh, holders, place_pack
 

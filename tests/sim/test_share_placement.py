@@ -10,7 +10,7 @@ from p2pbackup.net.transport import Remote
 from p2pbackup.shares.mesh_packs import PlacementFailed
 from p2pbackup.shares.messages import GetShare, ShareData
 from p2pbackup.simulations.mesh import SimPeer
-from p2pbackup.store.shares import MemoryShareStore
+from p2pbackup.store import MemoryShareStore
 from p2pbackup.wire.messages import Message
 from tests.sim.helpers import (
     by_distance,

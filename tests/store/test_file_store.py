@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from p2pbackup.store import FileShareStore, StoreLocked, shares
-from p2pbackup.store.shares import digest_of
-from tests.store.conftest import OWNER_A, OWNER_B, pack
+from p2pbackup.store import FileShareStore, StoreLocked, layout
+from p2pbackup.store.admission import digest_of
+from tests.store.helpers import OWNER_A, OWNER_B, pack
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -166,13 +166,13 @@ def test_new_shares_wait_for_the_disk_side_by_side(
     """Shares of several packs arrive at a holder at once; one put's fsync must not hold
     up the others (each would otherwise wait for every earlier one's journal commit)."""
     both_writing = threading.Barrier(2, timeout=10)
-    write = shares.write_atomically
+    write = layout.write_atomically
 
     def write_when_both_are_writing(path: Path, data: bytes) -> None:
         both_writing.wait()  # broken after 10 s if the puts are serialised
         write(path, data)
 
-    monkeypatch.setattr(shares, "write_atomically", write_when_both_are_writing)
+    monkeypatch.setattr(layout, "write_atomically", write_when_both_are_writing)
     errors: list[BaseException] = []
     with FileShareStore(tmp_path, 10**6) as store:
 
@@ -196,13 +196,13 @@ def test_the_same_share_put_twice_at_once_is_stored_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
-    write = shares.write_atomically
+    write = layout.write_atomically
 
     def slow_write(path: Path, data: bytes) -> None:
         release.wait(10)
         write(path, data)
 
-    monkeypatch.setattr(shares, "write_atomically", slow_write)
+    monkeypatch.setattr(layout, "write_atomically", slow_write)
     with FileShareStore(tmp_path, 150) as store:
         first = threading.Thread(
             target=store.put, args=(pack(1), 0, b"x" * 100, b"d", OWNER_A, 10, 0)
@@ -232,7 +232,7 @@ def test_a_failed_write_leaves_nothing_counted(
         raise OSError(28, "No space left on device")
 
     with FileShareStore(tmp_path, 150) as store:
-        monkeypatch.setattr(shares, "write_atomically", failing_write)
+        monkeypatch.setattr(layout, "write_atomically", failing_write)
         with pytest.raises(OSError, match="No space"):
             store.put(pack(1), 0, b"x" * 100, b"d", OWNER_A, 10, 0)
         assert store.used_bytes == 0 and not store.has(pack(1), 0)

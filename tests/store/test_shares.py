@@ -15,7 +15,7 @@ from p2pbackup.store import (
     ShareStore,
     StoreFull,
 )
-from tests.store.conftest import OWNER_A, OWNER_B, pack
+from tests.store.helpers import OWNER_A, OWNER_B, pack
 
 CAPACITY = 10_000
 

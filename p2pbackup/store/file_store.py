@@ -1,0 +1,241 @@
+"""A peer's real share store: one file per share, one index row per file, safe against
+a kill -9 at any point and against a second process opening the same home.
+
+Crash safety comes from ordering: a share file is complete and fsynced before its
+index row commits, and on open the index and the files are reconciled (see
+`p2pbackup.store.recovery`). A crash therefore loses at most the share being put,
+which its sender was never told was stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from p2pbackup.store import layout
+from p2pbackup.store.admission import (
+    Held,
+    PutStep,
+    digest_of,
+    flat_digest,
+    matches,
+    plan_put,
+    short,
+)
+from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare, StoreLocked
+from p2pbackup.store.index import Row, ShareIndex
+from p2pbackup.store.quota import QuotaStore
+from p2pbackup.store.recovery import reconcile
+
+log = logging.getLogger("p2pbackup.store.shares")  # the name log lines have always carried
+
+
+class FileShareStore(QuotaStore):
+    """Shares as files under `root/shares/ab/cd/<pack id hex>.<index>`, indexed in SQLite.
+
+    One lock serialises every call, so threads from `trio.to_thread` may call
+    concurrently, except the writing of a new share's file, which runs beside
+    other calls (see `_put`); an exclusive `flock` on `root/lock` keeps a second process
+    (a second peer on the same home) from opening the store and reconciling
+    away files the first is still writing.
+    """
+
+    def __init__(self, root: Path, capacity: int) -> None:
+        super().__init__(capacity)
+        self._root = Path(root)
+        self._shares_dir = self._root / "shares"
+        self._shares_dir.mkdir(parents=True, exist_ok=True)
+        self._mutex = threading.RLock()
+        # New shares whose files are being written outside the lock, and the signal that
+        # one is done: a second put of the same share waits for the first.
+        self._writing: set[ShareKey] = set()
+        self._written = threading.Condition(self._mutex)
+        self._lock_fd = self._acquire_lock()
+        try:
+            self._index = ShareIndex(self._root / "index.sqlite3")
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+        try:
+            self.recovered = reconcile(self._root, self._shares_dir, self._index)
+            self._used = self._index.total_size()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._index.close()
+            os.close(self._lock_fd)
+            raise
+
+    def _acquire_lock(self) -> int:
+        fd = os.open(self._root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreLocked(
+                f"share store {self._root} is in use by another process; "
+                "stop the other peer or give this one its own --home"
+            ) from None
+        return fd
+
+    def __enter__(self) -> FileShareStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the index and release the process lock (idempotent)."""
+        with self._mutex:
+            if self._lock_fd < 0:
+                return
+            self._index.close()
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def path_of(self, pack_id: bytes, index: int) -> Path:
+        """Where a share's file lives; two levels of fan-out keep directories small."""
+        return layout.path_of(self._shares_dir, pack_id, index)
+
+    # -- the put path ----------------------------------------------------------
+
+    def _put(self, share: StoredShare, root: bytes | None) -> None:
+        """Write the file (atomically, fsynced), then commit its row.
+
+        A wrong `root` stores a share that `get` then drops as corrupt: never one served."""
+        digest = digest_of(share.data) if root is None else root
+        key = (share.pack_id, share.index)
+        with self._mutex:
+            while key in self._writing:  # the same share, put twice at once
+                self._written.wait()
+            row = self._index.row(key)
+            step = plan_put(share, _held(row, share.data, digest), self._used, self._capacity)
+            if row is not None and step in (PutStep.KEEP, PutStep.EXTEND):
+                self._refresh(share, row, step)
+                return
+            if row is not None:
+                # A held share replaced, all under the lock: no reader sees it half done.
+                # A failed replace leaves the old row, which `get` then finds corrupt.
+                self._write(share, digest)
+                self._used += len(share.data) - row.size
+                return
+            # Counted from here, so puts at once cannot overfill the store.
+            self._used += len(share.data)
+            self._writing.add(key)
+        self._add(share, digest)
+
+    def _refresh(self, share: StoredShare, row: Row, step: PutStep) -> None:
+        """A re-put of a held share: heal its file if it rotted, take a later lease."""
+        path = self.path_of(share.pack_id, share.index)
+        data = layout.read_share(path)
+        if data is None or not matches(data, row.digest, row.merkle):
+            # The held copy rotted or vanished: the re-put heals it in place.
+            layout.write_share(self._shares_dir, path, share.data)
+        if step is PutStep.EXTEND:
+            self._index.extend(share)
+
+    def _write(self, share: StoredShare, digest: bytes) -> None:
+        """The file, durable, then the row that names it."""
+        path = self.path_of(share.pack_id, share.index)
+        layout.write_share(self._shares_dir, path, share.data)
+        with self._mutex:
+            self._index.insert(share, digest)
+
+    def _add(self, share: StoredShare, digest: bytes) -> None:
+        """Store a new share whose bytes `_put` has already counted.
+
+        Its file is written and synced without the lock, so the shares of several
+        packs arriving at once wait for the disk side by side, not in turn. No row
+        names it until it is durable, so no reader looks for it meanwhile, and a
+        crash leaves a file without a row, which opening the store deletes."""
+        key = (share.pack_id, share.index)
+        try:
+            self._write(share, digest)
+        except BaseException:
+            with self._mutex:  # no row, no file, no bytes counted
+                self._used -= len(share.data)
+                self.path_of(*key).unlink(missing_ok=True)
+            raise
+        finally:
+            with self._mutex:
+                self._writing.discard(key)
+                self._written.notify_all()
+
+    # -- reading and collecting ----------------------------------------------
+
+    def _get(self, pack_id: bytes, index: int) -> StoredShare | None:
+        """The share if its file still hashes to the recorded digest; else drop it."""
+        with self._mutex:
+            row = self._index.row((pack_id, index))
+            if row is None:
+                return None
+            data = layout.read_share(self.path_of(pack_id, index))
+            if data is None or not matches(data, row.digest, row.merkle):
+                log.warning(
+                    "share store: share %s is %s; dropping it so it is repaired, not served",
+                    short(pack_id, index),
+                    "missing" if data is None else "corrupt (digest mismatch)",
+                )
+                self._corrupt_dropped += 1
+                self._delete(pack_id, index)
+                return None
+            return StoredShare(
+                pack_id, index, data, row.descriptor, row.owner, row.lease_expiry, row.stored_at
+            )
+
+    def _has(self, pack_id: bytes, index: int) -> bool:
+        with self._mutex:
+            return self._index.has((pack_id, index))
+
+    def indices(self, pack_id: bytes) -> list[int]:
+        """The indices of this pack's shares held here."""
+        with self._mutex:
+            return self._index.indices(pack_id)
+
+    def _delete(self, pack_id: bytes, index: int) -> bool:
+        """Drop the row, then the file: a crash between leaves an orphan the next open removes."""
+        with self._mutex:
+            size = self._index.delete((pack_id, index))
+            self.path_of(pack_id, index).unlink(missing_ok=True)
+            if size is None:
+                return False
+            self._used -= size
+            return True
+
+    def list_shares(self) -> Iterator[ShareInfo]:
+        """Every indexed share in key order (fetched up front: safe to delete while iterating)."""
+        with self._mutex:
+            return iter(self._index.listing())
+
+    def _renew(
+        self, pack_id: bytes, owner: bytes, lease_expiry: int, descriptor: bytes | None
+    ) -> int:
+        with self._mutex:
+            return self._index.renew(pack_id, owner, lease_expiry, descriptor)
+
+    def _expired(self, now: int) -> list[ShareKey]:
+        with self._mutex:
+            return self._index.expired(now)
+
+    def _census(self) -> tuple[int, int, int]:
+        with self._mutex:
+            return self._index.census()
+
+    def stats(self) -> dict[str, int]:
+        """Counts and byte totals for status output and metrics, plus what recovery cleaned."""
+        result = super().stats()
+        result.update({f"recovered_{name}": count for name, count in self.recovered.items()})
+        return result
+
+
+def _held(row: Row | None, data: bytes, digest: bytes) -> Held | None:
+    """What a put needs of the held row; a row of schema version 1 is compared by
+    hashing the incoming bytes flat, as it was stored."""
+    if row is None:
+        return None
+    same = row.digest == (digest if row.merkle else flat_digest(data))
+    return Held(row.owner, row.size, row.lease_expiry, same)

@@ -1,0 +1,87 @@
+"""Where a file share store keeps each share's bytes, and how a file gets there durably.
+
+Files live under `root/shares/ab/cd/<pack id hex>.<index>`: the name alone says which
+share a file holds, so an unclean stop can be reconciled against the index, and two
+levels of fan-out keep each directory small.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+from p2pbackup.base.files import write_atomically
+from p2pbackup.store.admission import MAX_INDEX
+from p2pbackup.store.contract import ShareKey
+
+log = logging.getLogger("p2pbackup.store.shares")  # the name log lines have always carried
+
+_SHARE_NAME = re.compile(r"([0-9a-f]{40})\.(\d{1,3})")
+
+
+def path_of(shares_dir: Path, pack_id: bytes, index: int) -> Path:
+    """Where a share's file lives; two levels of fan-out keep directories small."""
+    hexid = pack_id.hex()
+    return shares_dir / hexid[:2] / hexid[2:4] / f"{hexid}.{index}"
+
+
+def read_share(path: Path) -> bytes | None:
+    """A share file's bytes, or None when it is gone."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def write_share(shares_dir: Path, path: Path, data: bytes) -> None:
+    """Write a share's file atomically, creating its fan-out directories, all durable
+    before this returns.
+
+    The directories are synced after the file, not each as it is made: on a
+    journaling file system the file's sync commits the new directories with it,
+    and the later syncs of their parents find nothing left to commit. Synced one
+    by one, a fresh store paid four journal commits per share instead of two."""
+    missing: list[Path] = []
+    directory = path.parent
+    while not directory.exists() and directory != shares_dir:
+        missing.append(directory)
+        directory = directory.parent
+    for created in reversed(missing):
+        created.mkdir(exist_ok=True)
+    write_atomically(path, data)
+    for created in missing:
+        _fsync_dir(created.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def scan(shares_dir: Path) -> tuple[dict[ShareKey, tuple[Path, int]], int]:
+    """The share files on disk with their sizes, after deleting the temp files a write
+    left when it was cut short; returns them and how many temps were removed.
+
+    A file whose name is not one this layout gives is logged and left alone: it is
+    not ours to delete."""
+    files: dict[ShareKey, tuple[Path, int]] = {}
+    temps_removed = 0
+    for dirpath, _dirnames, filenames in os.walk(shares_dir):
+        for name in filenames:
+            path = Path(dirpath) / name
+            if name.startswith(".") and name.endswith(".tmp"):
+                path.unlink(missing_ok=True)
+                temps_removed += 1
+                continue
+            match = _SHARE_NAME.fullmatch(name)
+            key = (bytes.fromhex(match.group(1)), int(match.group(2))) if match else None
+            if key is None or key[1] > MAX_INDEX or path_of(shares_dir, *key) != path:
+                log.warning("share store: ignoring unexpected file %s", path)
+                continue
+            files[key] = (path, path.stat().st_size)
+    return files, temps_removed
