@@ -5,13 +5,13 @@ from p2pbackup.store.contract import (
     ShareInfo,
     ShareKey,
     ShareRejected,
-    ShareStore,
     StoredShare,
     StoreFull,
     StoreLocked,
 )
 from p2pbackup.store.file_store import FileShareStore
 from p2pbackup.store.memory import MemoryShareStore
+from p2pbackup.store.quota import ShareStore
 
 __all__ = [
     "FileShareStore",

@@ -21,9 +21,8 @@ implementations keep one contract:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 from p2pbackup.errors import P2PBackupError
 
@@ -61,68 +60,3 @@ class ShareInfo(NamedTuple):
     idx: int  # `index` would shadow tuple.index
     size: int
     lease_expiry: int
-
-
-class ShareStore(Protocol):
-    """What the peer needs from wherever it keeps other owners' shares."""
-
-    def put(
-        self,
-        pack_id: bytes,
-        index: int,
-        data: bytes,
-        descriptor: bytes,
-        owner: bytes,
-        lease_expiry: int,
-        now: int,
-        root: bytes | None = None,
-    ) -> None:
-        """Hold a share; raises `StoreFull` or `ShareRejected` with a reason, storing nothing.
-
-        `root` is the share's Merkle root when the caller has checked it already."""
-        ...
-
-    def get(self, pack_id: bytes, index: int) -> StoredShare | None:
-        """The share, verified against its recorded digest, or None."""
-        ...
-
-    def has(self, pack_id: bytes, index: int) -> bool:
-        """Whether the share is indexed (cheap: does not read the data)."""
-        ...
-
-    def indices(self, pack_id: bytes) -> list[int]:
-        """The indices of this pack's shares held here (normally none or one)."""
-        ...
-
-    def delete(self, pack_id: bytes, index: int) -> bool:
-        """Drop the share; False when it was not held."""
-        ...
-
-    def list_shares(self) -> Iterator[ShareInfo]:
-        """Every held share as (pack_id, index, size, lease_expiry)."""
-        ...
-
-    def renew(
-        self, pack_id: bytes, owner: bytes, lease_expiry: int, descriptor: bytes | None = None
-    ) -> int:
-        """Set the lease of `owner`'s shares of `pack_id` (and the descriptor that says so,
-        if given); returns how many were updated."""
-        ...
-
-    def expired(self, now: int) -> list[ShareKey]:
-        """Keys whose lease has run out (`lease_expiry <= now`), soonest first."""
-        ...
-
-    @property
-    def used_bytes(self) -> int: ...
-
-    @property
-    def capacity(self) -> int: ...
-
-    def stats(self) -> dict[str, int]:
-        """Counts and byte totals for status output and metrics."""
-        ...
-
-    def close(self) -> None:
-        """Release files and locks; the store is unusable afterwards."""
-        ...

@@ -29,13 +29,13 @@ from p2pbackup.store.admission import (
 )
 from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare, StoreLocked
 from p2pbackup.store.index import Row, ShareIndex
-from p2pbackup.store.quota import QuotaStore
+from p2pbackup.store.quota import ShareStore
 from p2pbackup.store.recovery import reconcile
 
 log = logging.getLogger("p2pbackup.store.shares")  # the name log lines have always carried
 
 
-class FileShareStore(QuotaStore):
+class FileShareStore(ShareStore):
     """Shares as files under `root/shares/ab/cd/<pack id hex>.<index>`, indexed in SQLite.
 
     One lock serialises every call, so threads from `trio.to_thread` may call

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 from p2pbackup.store.admission import Held, PutStep, plan_put
 from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare
-from p2pbackup.store.quota import QuotaStore
+from p2pbackup.store.quota import ShareStore
 
 
-class MemoryShareStore(QuotaStore):
+class MemoryShareStore(ShareStore):
     """Holds shares as `StoredShare` records; nothing rots, so nothing is dropped as corrupt."""
 
     def __init__(self, capacity: int) -> None:

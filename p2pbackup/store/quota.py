@@ -7,13 +7,16 @@ peer's cannot drift apart in what they refuse or how they count.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 
 from p2pbackup.store.admission import check_key, check_owner, check_put, check_time
-from p2pbackup.store.contract import ShareKey, StoredShare
+from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare
 
 
-class QuotaStore(ABC):
-    """Checks each call, then hands it to the subclass's `_`-named step of the same name.
+class ShareStore(ABC):
+    """The share-store contract (see `p2pbackup.store.contract`).
+
+    Checks each call, then hands it to the subclass's `_`-named step of the same name.
 
     Subclasses keep `_used` equal to the bytes of the shares they hold."""
 
@@ -35,7 +38,10 @@ class QuotaStore(ABC):
         now: int,
         root: bytes | None = None,
     ) -> None:
-        """Hold a share; see `p2pbackup.store.contract` for the re-put and refusal rules."""
+        """Hold a share; raises `StoreFull` or `ShareRejected` with a reason, storing nothing.
+
+        `root` is the share's Merkle root when the caller has checked it already; see
+        `p2pbackup.store.contract` for the re-put and refusal rules."""
         share = StoredShare(pack_id, index, data, descriptor, owner, lease_expiry, now)
         check_put(share)
         self._put(share, root)
@@ -114,3 +120,15 @@ class QuotaStore(ABC):
     @abstractmethod
     def _census(self) -> tuple[int, int, int]:
         """How many shares, distinct packs and distinct owners are held."""
+
+    @abstractmethod
+    def indices(self, pack_id: bytes) -> list[int]:
+        """The indices of this pack's shares held here (normally none or one)."""
+
+    @abstractmethod
+    def list_shares(self) -> Iterator[ShareInfo]:
+        """Every held share as (pack_id, index, size, lease_expiry)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release files and locks; the store is unusable afterwards."""
