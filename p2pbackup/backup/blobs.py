@@ -11,6 +11,9 @@ and without an id the AEAD still proves the blob is this owner's and intact.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 from p2pbackup.codec import chunks
 from p2pbackup.codec.chunker import DEFAULT_PARAMS, ChunkParams, ChunkReader, open_chunker
 from p2pbackup.codec.chunks import ZSTD_LEVEL, CorruptBlob
@@ -30,8 +33,10 @@ class BlobCodec:
         *,
         pack_target: int = DEFAULT_TARGET,
         zstd_level: int = ZSTD_LEVEL,
+        random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self.keys = keys
+        self.random_bytes = random_bytes  # nonces; seeded only in the simulator
         self.chunk_params = chunk_params
         self.pack_target = pack_target
         self.zstd_level = zstd_level
@@ -44,7 +49,9 @@ class BlobCodec:
         """Compress and encrypt one blob. `chunk_id` is checked on open, not bound as AAD
         (see the module docstring)."""
         del chunk_id  # part of the engine's call; the id is verified from content on open
-        return chunks.seal(self.keys.data_key, None, plain, level=self.zstd_level)
+        return chunks.seal(
+            self.keys.data_key, None, plain, level=self.zstd_level, random_bytes=self.random_bytes
+        )
 
     def open(self, chunk_id: bytes | None, sealed: bytes) -> bytes:
         """Decrypt one blob; with a chunk id, also prove the content is that chunk.

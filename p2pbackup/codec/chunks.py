@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import os
 import threading
+from collections.abc import Callable
 
 import zstandard
 from nacl.bindings import (
@@ -113,13 +114,21 @@ def _decompress(inner: bytes) -> bytes:
 
 
 def seal(
-    data_key: bytes, chunk_id: bytes | None, plain: bytes, *, level: int = ZSTD_LEVEL
+    data_key: bytes,
+    chunk_id: bytes | None,
+    plain: bytes,
+    *,
+    level: int = ZSTD_LEVEL,
+    random_bytes: Callable[[int], bytes] = os.urandom,
 ) -> bytes:
     """Compress (if it helps) and encrypt `plain`; `chunk_id` is the associated data (or
-    none when None), see the module docstring."""
+    none when None), see the module docstring.
+
+    `random_bytes` draws the nonce. Only the simulator hands in a seeded source, so a
+    seed replays the same pack ids; a real owner keeps the operating system's."""
     if len(data_key) != KEY_BYTES:
         raise ValueError(f"a data key is {KEY_BYTES} bytes, not {len(data_key)}")
-    nonce = os.urandom(NONCE_BYTES)
+    nonce = random_bytes(NONCE_BYTES)
     inner = _compress(plain, level)
     return nonce + crypto_aead_xchacha20poly1305_ietf_encrypt(
         inner, _aad(chunk_id), nonce, data_key

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import random
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,12 @@ from p2pbackup.backup.restore import RestoreEngine
 from p2pbackup.backup.retention import apply_policy
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.snapshot_index import IndexState, SnapshotIndex, find_snapshot
-from p2pbackup.backup.tree import EntryKind, Tree
 from p2pbackup.base import defaults
 from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.peer.browse import list_entries
 from p2pbackup.peer.control import Operation, Progress, endpoint
 from p2pbackup.peer.engine_frames import BackupJob, RestoreJob
 from p2pbackup.peer.engine_process import (
@@ -90,20 +91,26 @@ class OwnerService:
         engine_process: bool = False,
         clock: Callable[[], float] = trio.current_time,
         rng: random.Random | None = None,
+        now: Callable[[], float] = time.time,
+        random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
         self.keys = keys
         # Durations are read off the event loop's clock (virtual in the simulator), and
         # audits draw from a generator that descends from the peer's own.
         self.clock = clock
         self.rng = rng if rng is not None else random.Random(dht.rng.getrandbits(64))
-        self.codec = BlobCodec(keys)
+        # The wall clock and the nonces and snapshot ids stay the system's on a real
+        # peer; a simulated owner hands in virtual and seeded ones, to replay a seed.
+        self.now = now
+        self.random_bytes = random_bytes
+        self.codec = BlobCodec(keys, random_bytes=random_bytes)
         self.catalog_path = catalog_path
         self.catalog = Catalog(catalog_path)
         # A real peer backs up and restores in a child process (see `engine_process`);
         # the simulator and the in-process tests run the same engines here, on their
         # own clock.
         self.engines = EngineProcesses() if engine_process else None
-        self.packs = MeshPackStore(dht, keys.identity, redundancy, run_sync=run_sync)
+        self.packs = MeshPackStore(dht, keys.identity, redundancy, run_sync=run_sync, now=now)
         self.index = SnapshotIndex(dht, keys)
         self.upkeep = Upkeep(
             dht,
@@ -115,6 +122,7 @@ class OwnerService:
             self.new_engine,
             run_sync=run_sync,
             clock=clock,
+            now=now,
         )
         self.run_sync = run_sync
         self.parallel_uploads = parallel_uploads
@@ -207,6 +215,8 @@ class OwnerService:
             progress=progress,
             excludes=excludes,
             parallel_uploads=self.parallel_uploads,
+            now=self.now,
+            random_bytes=self.random_bytes,
         )
 
     async def _learn_chunks(self, state: IndexState) -> None:
@@ -258,7 +268,7 @@ class OwnerService:
         reader.index = await load_index(reader, state.index_blobs(), problems, state.released)
         entries: list[ListedEntry] = []
         try:
-            await _list(reader, snapshot.tree, b"", os.fsencode(prefix), entries)
+            await list_entries(reader, snapshot.tree, b"", os.fsencode(prefix), entries)
         except P2PBackupError as exc:
             note = f"; unreadable index: {'; '.join(problems[:3])}" if problems else ""
             raise P2PBackupError(f"{exc}{note}") from None
@@ -351,34 +361,6 @@ class OwnerService:
             stats = restored.as_dict()
         seconds = round(self.clock() - started, 3)
         return RestoreResult(snapshot.snapshot_id.hex(), stats, process, seconds)
-
-
-async def _list(
-    reader: BlobReader,
-    tree_id: bytes,
-    relative: bytes,
-    prefix: bytes,
-    out: list[ListedEntry],
-) -> None:
-    """The entries under `prefix` in the tree `tree_id`, depth first."""
-    tree = Tree.decode(await reader.blob(tree_id))
-    for entry in tree.entries:
-        path = os.path.join(relative, entry.name)
-        inside = not prefix or path == prefix or path.startswith(prefix + b"/")
-        leads_there = prefix.startswith(path + b"/")
-        if inside:
-            out.append(
-                ListedEntry(
-                    os.fsdecode(path),
-                    entry.kind.name.lower(),
-                    entry.size,
-                    entry.mode,
-                    entry.mtime_ns / 1e9,
-                    os.fsdecode(entry.target) if entry.target else None,
-                )
-            )
-        if entry.kind is EntryKind.DIR and entry.subtree and (inside or leads_there):
-            await _list(reader, entry.subtree, path, prefix, out)
 
 
 def _latest_of(snapshots: list[Snapshot], paths: tuple[str, ...]) -> Snapshot | None:
