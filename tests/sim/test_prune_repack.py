@@ -4,6 +4,7 @@ a state the next prune finishes."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.upkeep import Upkeep
 from p2pbackup.shares.mesh_packs import Redundancy
+from p2pbackup.simulations.runner import pin_trio_scheduler
 from p2pbackup.simulations.storage import StorageMesh
 from tests.sim.helpers import STORAGE_CONFIG, build_mesh
 
 KEYS = OwnerKeys.from_master(bytes(range(7, 39)))
+EPOCH = 1_700_000_000.0  # the owners' wall clock at virtual time 0
 
 
 async def quiet(_: dict[str, Any]) -> None:
@@ -36,7 +39,14 @@ async def owners(nursery: trio.Nursery, tmp_path: Path) -> tuple[StorageMesh, li
         storage.equip(sim_peer)
     devices = [
         OwnerService(
-            KEYS, mesh.peers[i].peer.dht, tmp_path / f"device{i}.db", Redundancy(), run_sync=inline
+            KEYS,
+            mesh.peers[i].peer.dht,
+            tmp_path / f"device{i}.db",
+            Redundancy(),
+            run_sync=inline,
+            # Virtual wall clock, seeded nonces and snapshot ids: the seed names the run.
+            now=lambda: EPOCH + trio.current_time(),
+            random_bytes=random.Random(i).randbytes,
         )
         for i in range(2)
     ]
@@ -49,7 +59,15 @@ def tree(root: Path) -> Path:
     root.mkdir(parents=True)
     for i in range(6):
         (root / f"file{i}.bin").write_bytes(rng.randbytes(1_200_000))
+    settle_times(root)
     return root
+
+
+def settle_times(root: Path) -> None:
+    """Fixed times for the tree and its files: their folder list is then the same bytes
+    in every run, and so are the ids of the packs it lands in."""
+    for path in [root, *root.iterdir()]:
+        os.utime(path, (EPOCH - 3600, EPOCH - 3600))
 
 
 async def two_snapshots(device: OwnerService, source: Path) -> list[str]:
@@ -57,6 +75,7 @@ async def two_snapshots(device: OwnerService, source: Path) -> list[str]:
     rng = random.Random(4)
     for i in (0, 1, 3, 4):  # two of each three-file pack rewritten
         (source / f"file{i}.bin").write_bytes(rng.randbytes(1_200_000))
+    settle_times(source)
     await device.backup({"paths": [str(source)]}, quiet)
     listed = await device.snapshots({}, quiet)
     return [s["id"] for s in listed["snapshots"]]
@@ -147,3 +166,36 @@ async def test_an_unreadable_index_blob_is_reported_and_the_rest_still_listed(
     listed = await laptop.ls({"snapshot": "latest"}, quiet)
     paths = sorted(e["path"] for e in listed["entries"])
     assert paths == ["data", *(f"data/file{i}.bin" for i in range(6))]
+
+
+def _prune_run(folder: Path) -> tuple[list[tuple[float, Any, Any, str]], dict[str, Any]]:
+    """The message trace of two backups and a repacking prune, and what the prune said."""
+
+    async def main() -> tuple[list[tuple[float, Any, Any, str]], dict[str, Any]]:
+        async with trio.open_nursery() as nursery:
+            storage, (laptop, _) = await owners(nursery, folder)
+            trace: list[tuple[float, Any, Any, str]] = []
+            storage.mesh.network.trace = trace
+            ids = await two_snapshots(laptop, tree(folder / "data"))
+            forgot = await laptop.forget({"snapshots": [ids[0]], "prune": True}, quiet)
+            nursery.cancel_scope.cancel()
+        return trace, forgot
+
+    folder.mkdir()
+    pin_trio_scheduler(5)
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_prune_over_real_files_replays_from_its_seed(tmp_path: Path) -> None:
+    first_trace, first = _prune_run(tmp_path / "a")
+    second_trace, second = _prune_run(tmp_path / "b")
+    assert len(first_trace) > 500 and first["prune"]["packs_repacked"] == 2
+    assert first_trace == second_trace
+    # The same snapshots and the same prune; only the folder backed up was named apart.
+    for side in ("keep", "forget"):
+        assert [(s["id"], s["time"]) for s in first[side]] == [
+            (s["id"], s["time"]) for s in second[side]
+        ]
+    assert {k: v for k, v in first["prune"].items() if k != "seconds"} == {
+        k: v for k, v in second["prune"].items() if k != "seconds"
+    }
