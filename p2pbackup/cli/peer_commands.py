@@ -42,6 +42,7 @@ def serve(
     ),
     lease: str = typer.Option("90d", help="How long peers keep this owner's shares unrenewed."),
     renew_interval: str = typer.Option("7d", help="How often this owner renews its leases."),
+    max_lease: str = typer.Option("400d", help="Longest lease kept on others' shares."),
 ) -> None:
     """Run this home's peer in the foreground until SIGINT or SIGTERM."""
     from p2pbackup.dht.config import DhtConfig
@@ -67,6 +68,7 @@ def serve(
         ),
         lease_seconds=max(1, int(parse_duration(lease))),
         renew_interval=parse_duration(renew_interval),
+        max_lease=max(1, int(parse_duration(max_lease))),
     )
     home = STATE.home
 

@@ -42,6 +42,7 @@ from p2pbackup.peer.results import (
 )
 from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
+from p2pbackup.shares.lease_rules import MAX_LEASE_SECONDS
 from p2pbackup.shares.mesh_packs import Redundancy
 from p2pbackup.store import FileShareStore
 from p2pbackup.store.capacity import format_size
@@ -60,6 +61,8 @@ class ServeOptions:
     # the owner renews them.
     lease_seconds: int = defaults.LEASE_SECONDS
     renew_interval: float = defaults.RENEW_INTERVAL
+    # The longest lease this peer keeps others' shares for, whatever they signed.
+    max_lease: int = MAX_LEASE_SECONDS
 
 
 class PeerService:
@@ -99,7 +102,9 @@ class PeerService:
         self.shares = FileShareStore(home.shares_dir, options.capacity)
         own_owner = self.owner.keys.identity.public_key if self.owner is not None else None
         audit_log = AuditLog()
-        holder = ShareHolder(self.shares, own_owner=own_owner, audit_log=audit_log)
+        holder = ShareHolder(
+            self.shares, own_owner=own_owner, audit_log=audit_log, max_lease=options.max_lease
+        )
         for kind in HOLDER_REQUESTS:
             self.peer.add_handler(kind, holder.handle)
         self.maintainer = Maintainer(

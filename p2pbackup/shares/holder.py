@@ -4,6 +4,7 @@ A share is accepted only with a descriptor signed by the pack's owner and
 only if the bytes match the descriptor's Merkle root for that index, so a
 peer never stores (or later serves) bytes nobody vouched for. A peer holds
 at most one share of a pack: two on one disk would make one failure cost two.
+A lease is kept no longer than the holder's own maximum, whatever was signed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from p2pbackup.codec.erasure import block_count, block_proof, share_block
 from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.audit_log import AuditLog
-from p2pbackup.shares.lease_rules import newer_lease, release_is_genuine
+from p2pbackup.shares.lease_rules import (
+    MAX_LEASE_SECONDS,
+    capped_lease,
+    newer_lease,
+    release_is_genuine,
+)
 from p2pbackup.shares.messages import (
     SHARE_REQUESTS,
     GetShare,
@@ -82,6 +88,7 @@ class ShareHolder:
         now: Callable[[], float] = time.time,
         own_owner: bytes | None = None,
         audit_log: AuditLog | None = None,
+        max_lease: int = MAX_LEASE_SECONDS,
     ) -> None:
         # The owner this peer backs up for: its shares must live elsewhere, or
         # losing this machine would lose a share together with the originals.
@@ -91,6 +98,7 @@ class ShareHolder:
         self.now = now
         # Shared with this peer's maintainer: an audit by the keeper is its heartbeat.
         self.audit_log = audit_log
+        self.max_lease = max_lease
 
     async def handle(self, remote: Remote, message: Message) -> Message:
         if isinstance(message, PutShare):
@@ -128,7 +136,7 @@ class ShareHolder:
             message.data,
             message.descriptor,
             descriptor.owner,
-            descriptor.lease_expiry,
+            capped_lease(descriptor.lease_expiry, now, self.max_lease),
             int(now),
             # Checked against the signed descriptor just now: the store need not hash
             # the bytes again.
@@ -157,15 +165,12 @@ class ShareHolder:
             held = ShareDescriptor.from_bytes(stored.descriptor)
             offered = await self.run_sync(newer_lease, held, message.descriptor)
             if offered is None:  # not later, or not the owner's: keep what we have
-                return LeaseRenewed(held.lease_expiry)
+                return LeaseRenewed(stored.lease_expiry)
+            kept = capped_lease(offered.lease_expiry, self.now(), self.max_lease)
             await self.run_sync(
-                self.store.renew,
-                message.pack_id,
-                stored.owner,
-                offered.lease_expiry,
-                message.descriptor,
+                self.store.renew, message.pack_id, stored.owner, kept, message.descriptor
             )
-            return LeaseRenewed(offered.lease_expiry)
+            return LeaseRenewed(kept)
         return NoShare()
 
     async def _release(self, message: ReleaseShare) -> Message:

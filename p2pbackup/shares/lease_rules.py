@@ -4,6 +4,10 @@ A replayed old descriptor cannot cut a lease short, and only the owner's
 signature over a pack id ends a lease early. These rules are shared by the
 holder, which applies them to what it is sent, and by the maintainer, which
 adopts a sibling's newer lease during its surveys.
+
+A holder also keeps nothing longer than it chose to: whatever an owner signs,
+the lease it keeps ends at most `max_lease` seconds from now, so a stranger
+cannot fill its disk with shares that never expire.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from p2pbackup.errors import WireError
 from p2pbackup.shares.upkeep_messages import ReleaseShare
 
 _RELEASE_CONTEXT = b"p2pbackup-release-v1\x00"
+# The longest lease a holder keeps by default: well past an owner's 90-day lease
+# and its weekly renewals, far short of a squatter's forever.
+MAX_LEASE_SECONDS = 400 * 86_400
 
 
 def release_payload(pack_id: bytes) -> bytes:
@@ -37,3 +44,8 @@ def newer_lease(held: ShareDescriptor, offered_bytes: bytes) -> ShareDescriptor 
     if offered.lease_expiry <= held.lease_expiry or not same_share_set(held, offered):
         return None
     return offered if offered.verify() else None
+
+
+def capped_lease(lease_expiry: int, now: float, max_lease: int) -> int:
+    """The lease this holder keeps: the signed one, but never past now plus its maximum."""
+    return min(lease_expiry, int(now) + max_lease)
