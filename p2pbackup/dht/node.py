@@ -30,7 +30,7 @@ from p2pbackup.dht.messages import (
     StoreRecord,
 )
 from p2pbackup.dht.quorum import QuorumRead, QuorumWrite
-from p2pbackup.dht.record_store import RecordStore
+from p2pbackup.dht.record_store import RecordStore, near_key
 from p2pbackup.dht.records import Record, covers
 from p2pbackup.dht.routing import AddOutcome, RoutingTable
 from p2pbackup.errors import P2PBackupError, QuorumNotReached, RecordRejected
@@ -41,6 +41,7 @@ from p2pbackup.wire.messages import Message
 log = logging.getLogger("p2pbackup.dht")
 
 DHT_REQUESTS = (Ping, FindNode, StoreRecord, GetRecord)
+_REFUSALS_LOGGED = 1024  # distinct writers whose refused records are logged
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class DhtNode:
             questionable_after=config.questionable_after,
         )
         self._failures: dict[bytes, int] = {}
+        self._refused: set[bytes] = set()  # writers whose refusal was logged
         self._nursery: trio.Nursery | None = None
 
     # ---- serving -------------------------------------------------------
@@ -93,15 +95,31 @@ class DhtNode:
         if isinstance(message, FindNode):
             return Nodes(tuple(self.table.closest(message.target, exclude=remote.node_id)))
         if isinstance(message, StoreRecord):
-            try:
-                self.records.put(message.record)
-            except RecordRejected as exc:
-                return Stored(False, str(exc))
-            return Stored(True)
+            return self._store_for(remote, message.record)
         if isinstance(message, GetRecord):
             contacts = tuple(self.table.closest(message.key, exclude=remote.node_id))
             return RecordReply(self.records.get(message.key), contacts)
         raise P2PBackupError(f"not a DHT request: {message.TYPE}")
+
+    def _store_for(self, remote: Remote, record: Record) -> Stored:
+        """Keep a replica's copy if the key is ours to keep and the budgets allow."""
+        try:
+            if not near_key(
+                self.node_id, record.key, self._closest(record.key, remote), self.config.k
+            ):
+                raise RecordRejected("this peer is not among the closest to the record's key")
+            self.records.put(record)
+        except RecordRejected as exc:
+            # One line per refused writer, not per refusal: a flood must not flood the log.
+            if remote.node_id not in self._refused and len(self._refused) < _REFUSALS_LOGGED:
+                self._refused.add(remote.node_id)
+                log.info("refused a record from %s: %s", remote.node_id.hex()[:12], exc)
+            return Stored(False, str(exc))
+        return Stored(True)
+
+    def _closest(self, key: bytes, writer: Remote) -> list[Contact]:
+        # The writer counts itself among the replicas it chose: it is not a rival.
+        return self.table.closest(key, exclude=writer.node_id)
 
     def observe(self, remote: Remote) -> None:
         """A peer proved its id on a connection: it is alive and belongs in the table."""
