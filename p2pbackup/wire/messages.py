@@ -6,7 +6,9 @@ every field is declared once, its strict check riding in its annotation
 object), and registration reads those into the schema that encoding and
 decoding follow. Layers declare their own messages and register them here;
 `decode_message` refuses anything unregistered or off-schema with a
-`WireError` and nothing else, whatever the bytes.
+`WireError` and nothing else, whatever the bytes. A field declared with the
+default None is left out of the map while it is None, so a message gains
+an optional field without changing the bytes it is sent as without it.
 """
 
 from __future__ import annotations
@@ -71,10 +73,16 @@ class Message:
     # Derived by `register` from the field annotations, in field order.
     WIRE_FIELDS: ClassVar[tuple[tuple[str, WireField], ...]] = ()
     CHECKS: ClassVar[dict[str, Check]] = {}
+    # Fields declared `= None`: absent from the map while None.
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset()
 
     def to_wire(self) -> dict[str, Any]:
         """CBOR-ready fields, in declaration order."""
-        return {name: field.encode(getattr(self, name)) for name, field in self.WIRE_FIELDS}
+        return {
+            name: field.encode(value)
+            for name, field in self.WIRE_FIELDS
+            if (value := getattr(self, name)) is not None or name not in self.OPTIONAL
+        }
 
     @classmethod
     def from_wire(cls, checked: dict[str, Any]) -> Message:
@@ -97,6 +105,11 @@ def register(cls: M) -> M:
         raise RuntimeError(f"message type {cls.TYPE} registered twice")
     cls.WIRE_FIELDS = wire_fields
     cls.CHECKS = {name: field.check for name, field in wire_fields}
+    cls.OPTIONAL = frozenset(
+        f.name
+        for f in dataclass_fields(cls)  # type: ignore[arg-type]
+        if f.default is None
+    )
     _REGISTRY[cls.TYPE.value] = cls
     return cls
 
@@ -145,7 +158,7 @@ def decode_message(payload: bytes) -> tuple[int, Message]:
     if "id" not in raw:
         raise WireError("message has no request id")
     request_id = _REQUEST_ID(raw.pop("id"))
-    checked = check_fields(raw, cls.CHECKS)
+    checked = check_fields(raw, cls.CHECKS, cls.OPTIONAL)
     try:
         return request_id, cls.from_wire(checked)
     except WireError:
