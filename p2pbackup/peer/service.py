@@ -41,6 +41,7 @@ from p2pbackup.peer.results import (
     StatusResult,
 )
 from p2pbackup.shares.audit_log import AuditLog
+from p2pbackup.shares.fetch_rules import SiblingCheck
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.lease_rules import MAX_LEASE_SECONDS
 from p2pbackup.shares.mesh_packs import Redundancy
@@ -103,7 +104,11 @@ class PeerService:
         own_owner = self.owner.keys.identity.public_key if self.owner is not None else None
         audit_log = AuditLog()
         holder = ShareHolder(
-            self.shares, own_owner=own_owner, audit_log=audit_log, max_lease=options.max_lease
+            self.shares,
+            own_owner=own_owner,
+            audit_log=audit_log,
+            max_lease=options.max_lease,
+            siblings=SiblingCheck(self.peer.dht, _child_of(rng)),
         )
         for kind in HOLDER_REQUESTS:
             self.peer.add_handler(kind, holder.handle)

@@ -5,6 +5,8 @@ only if the bytes match the descriptor's Merkle root for that index, so a
 peer never stores (or later serves) bytes nobody vouched for. A peer holds
 at most one share of a pack: two on one disk would make one failure cost two.
 A lease is kept no longer than the holder's own maximum, whatever was signed.
+A share is handed back only to its owner and the pack's other holders
+(`fetch_rules`), so nobody else can collect a pack's shares.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from p2pbackup.codec.erasure import block_count, block_proof, share_block
 from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.audit_log import AuditLog
+from p2pbackup.shares.fetch_rules import SiblingCheck, fetch_is_owners
 from p2pbackup.shares.lease_rules import (
     MAX_LEASE_SECONDS,
     capped_lease,
@@ -89,6 +92,7 @@ class ShareHolder:
         own_owner: bytes | None = None,
         audit_log: AuditLog | None = None,
         max_lease: int = MAX_LEASE_SECONDS,
+        siblings: SiblingCheck | None = None,
     ) -> None:
         # The owner this peer backs up for: its shares must live elsewhere, or
         # losing this machine would lose a share together with the originals.
@@ -99,12 +103,14 @@ class ShareHolder:
         # Shared with this peer's maintainer: an audit by the keeper is its heartbeat.
         self.audit_log = audit_log
         self.max_lease = max_lease
+        # Without it only the owner is served: a holder cannot be challenged.
+        self.siblings = siblings
 
     async def handle(self, remote: Remote, message: Message) -> Message:
         if isinstance(message, PutShare):
             return await self._put(message)
         if isinstance(message, GetShare):
-            return await self._get(message)
+            return await self._get(remote, message)
         if isinstance(message, QueryShare):
             return await self._query(message)
         if isinstance(message, Audit):
@@ -143,12 +149,32 @@ class ShareHolder:
             root=descriptor.roots[message.index],
         )
 
-    async def _get(self, message: GetShare) -> Message:
+    async def _get(self, remote: Remote, message: GetShare) -> Message:
         for index in await self.run_sync(self.store.indices, message.pack_id):
             stored = await self.run_sync(self.store.get, message.pack_id, index)
-            if stored is not None:  # None: it rotted on disk and the store dropped it
+            if stored is None:  # it rotted on disk and the store dropped it
+                continue
+            if await self._may_fetch(remote, message, stored.descriptor, index):
                 return ShareData(stored.index, stored.descriptor, stored.data)
+            log.debug(
+                "refused share %s of %s to %s: neither its owner nor a holder",
+                index,
+                message.pack_id.hex()[:12],
+                remote.node_id.hex()[:12],
+            )
+            break
         return NoShare()
+
+    async def _may_fetch(
+        self, remote: Remote, message: GetShare, descriptor_bytes: bytes, index: int
+    ) -> bool:
+        """The owner, or a peer that proves it holds another share of the pack."""
+        descriptor = ShareDescriptor.from_bytes(descriptor_bytes)
+        if await self.run_sync(fetch_is_owners, descriptor, message, remote.node_id):
+            return True
+        if self.siblings is None:
+            return False
+        return await self.siblings.holds_sibling(remote, descriptor, index)
 
     async def _query(self, message: QueryShare) -> Message:
         for index in await self.run_sync(self.store.indices, message.pack_id):

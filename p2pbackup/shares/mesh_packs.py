@@ -28,7 +28,8 @@ from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.net.contact import Contact
-from p2pbackup.shares.messages import GetShare, ShareData
+from p2pbackup.shares.fetch_rules import owner_fetch
+from p2pbackup.shares.messages import ShareData
 from p2pbackup.shares.placing import place_shares
 
 log = logging.getLogger("p2pbackup.shares")
@@ -106,9 +107,8 @@ class MeshPackStore:
 
         async def fetch(contact: Contact) -> None:
             try:
-                reply = await self.dht.transport.request(
-                    contact, GetShare(pack_id), self.share_timeout
-                )
+                request = owner_fetch(self.owner, pack_id, self.dht.node_id)
+                reply = await self.dht.transport.request(contact, request, self.share_timeout)
             except P2PBackupError as exc:
                 problems.append(f"{contact}: {exc}")
                 await send.send((contact, None))

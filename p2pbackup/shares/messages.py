@@ -6,6 +6,7 @@ from typing import Annotated
 
 from p2pbackup.base.ids import PACK_ID_BYTES
 from p2pbackup.codec.descriptor import MAX_DESCRIPTOR_BYTES
+from p2pbackup.crypto.identity import SIGNATURE_BYTES
 from p2pbackup.wire.messages import Message, MessageType, message
 from p2pbackup.wire.schema import bytes_field, int_field
 
@@ -36,9 +37,13 @@ class ShareStored(Message):
 
 @message(MessageType.GET_SHARE)
 class GetShare(Message):
-    """Send whichever share of this pack you hold (a peer never holds two)."""
+    """Send whichever share of this pack you hold (a peer never holds two).
+
+    Only the pack's owner and its other holders are answered: the owner signs
+    `owner_proof` (see `fetch_rules`), a holder is challenged to prove its share."""
 
     pack_id: PackId
+    owner_proof: Annotated[bytes | None, bytes_field(exact=SIGNATURE_BYTES)] = None
 
 
 @message(MessageType.SHARE)

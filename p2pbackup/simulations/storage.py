@@ -15,6 +15,7 @@ from p2pbackup.base.offload import inline
 from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.maintainer import Maintainer
 from p2pbackup.shares.audit_log import AuditLog
+from p2pbackup.shares.fetch_rules import SiblingCheck
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.simulations.mesh import SimMesh, SimPeer
 from p2pbackup.store import MemoryShareStore
@@ -48,7 +49,11 @@ class StorageMesh:
         """A holder for the peer's store (kept across restarts, like a disk)."""
         audit_log = AuditLog()
         store = self.stores[sim_peer.node_id]
-        holder = ShareHolder(store, run_sync=inline, now=virtual_now, audit_log=audit_log)
+        # Seeded from the node id, as the maintainer is: a run replays from its seed.
+        siblings = SiblingCheck(sim_peer.peer.dht, random.Random(b"siblings" + sim_peer.node_id))
+        holder = ShareHolder(
+            store, run_sync=inline, now=virtual_now, audit_log=audit_log, siblings=siblings
+        )
         for kind in HOLDER_REQUESTS:
             sim_peer.peer.add_handler(kind, holder.handle)
         self.audit_logs[sim_peer.node_id] = audit_log

@@ -14,8 +14,9 @@ from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.net.transport import Remote
+from p2pbackup.shares.fetch_rules import owner_fetch
 from p2pbackup.shares.holder import ShareHolder, ShareRefused
-from p2pbackup.shares.messages import GetShare, NoShare, PutShare, ShareData, ShareStored
+from p2pbackup.shares.messages import NoShare, PutShare, ShareData, ShareStored
 from p2pbackup.store import MemoryShareStore, StoreFull
 
 NOW = 1_700_000_000
@@ -43,9 +44,10 @@ async def test_a_sound_share_is_kept_and_served_back() -> None:
     assert isinstance(
         await h.handle(CALLER, PutShare(pack_id, 4, descriptor, shares[4])), ShareStored
     )
-    served = await h.handle(CALLER, GetShare(pack_id))
+    served = await h.handle(CALLER, owner_fetch(OWNER, pack_id, CALLER.node_id))
     assert served == ShareData(4, descriptor, shares[4])
-    assert isinstance(await h.handle(CALLER, GetShare(os.urandom(20))), NoShare)
+    unknown = os.urandom(20)
+    assert isinstance(await h.handle(CALLER, owner_fetch(OWNER, unknown, CALLER.node_id)), NoShare)
 
 
 @pytest.mark.parametrize(

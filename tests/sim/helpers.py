@@ -16,6 +16,7 @@ from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.maintenance.config import MaintenanceConfig
+from p2pbackup.shares.fetch_rules import SiblingCheck
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
 from p2pbackup.simulations.mesh import SimMesh, SimPeer
@@ -59,8 +60,9 @@ async def equipped_mesh(
 
 
 def hold(sim_peer: SimPeer, store: MemoryShareStore) -> None:
-    """The peer answers share requests from `store`."""
-    holder = ShareHolder(store, run_sync=inline)
+    """The peer answers share requests from `store`; it challenges siblings that fetch."""
+    siblings = SiblingCheck(sim_peer.peer.dht, random.Random(b"siblings" + sim_peer.node_id))
+    holder = ShareHolder(store, run_sync=inline, siblings=siblings)
     for kind in HOLDER_REQUESTS:
         sim_peer.peer.add_handler(kind, holder.handle)
 
