@@ -1,0 +1,51 @@
+"""Reading one frame off a stream, under deadlines a slow sender cannot stretch.
+
+A frame's deadline runs from its first byte to its last, not per read: a
+sender trickling a byte at a time would otherwise hold a frame's buffer for
+as long as it liked. A silent connection with nothing begun is idle instead,
+and ends after the longer idle deadline.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from p2pbackup.errors import WireError
+from p2pbackup.wire.frames import FrameDecoder
+
+RECEIVE_CHUNK = 256 * 1024
+
+
+class Closed(Exception):
+    """The far end closed the connection cleanly, or stayed idle too long."""
+
+
+async def receive_frame(
+    stream: trio.abc.ReceiveStream,
+    decoder: FrameDecoder,
+    frame_timeout: float,
+    idle_timeout: float,
+) -> bytes:
+    """The next frame; raises `Closed` on a clean end, `WireError` on a bad or stalled one."""
+    deadline: float | None = None
+    while True:
+        frame = decoder.next_frame()
+        if frame is not None:
+            return frame
+        if deadline is None and decoder.buffered:
+            deadline = trio.current_time() + frame_timeout
+        with trio.move_on_at(
+            deadline if deadline is not None else trio.current_time() + idle_timeout
+        ):
+            data = await stream.receive_some(RECEIVE_CHUNK)
+            if not data:
+                if decoder.buffered:
+                    raise WireError(f"connection closed inside a frame ({decoder.buffered} bytes)")
+                raise Closed
+            decoder.feed(data)
+            continue
+        if decoder.buffered:
+            raise WireError(
+                f"truncated frame: {decoder.buffered} bytes, not finished within {frame_timeout:g}s"
+            )
+        raise Closed  # idle
