@@ -1,0 +1,75 @@
+"""A sender trickling a frame loses its connection at the frame's deadline, and
+the buffer it made this peer hold goes with it."""
+
+from __future__ import annotations
+
+import logging
+import struct
+
+import pytest
+import trio
+
+from p2pbackup.dht.messages import Ping, Pong
+from p2pbackup.net.tcp import TcpOptions
+from tests.net.bounds_support import (
+    authenticate,
+    contact_of,
+    raw_streams,
+    serving,
+    wait_closed,
+)
+
+# A deadline per read would be met by each byte below; the frame needs 20 s.
+OPTIONS = TcpOptions(max_frame=64 * 1024, handshake_timeout=5.0, frame_timeout=0.5)
+FRAME_BYTES = 800
+TRICKLE = 0.025
+
+
+async def test_a_trickled_frame_is_closed_at_its_deadline_and_its_buffer_freed(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="p2pbackup.net.tcp")
+    async with serving(nursery, OPTIONS) as server, serving(nursery, OPTIONS) as honest:
+        async with raw_streams(1, server.listen) as (stream,):
+            await authenticate(stream)
+            closed = trio.Event()
+            nursery.start_soon(wait_closed, stream, closed)
+            await stream.send_all(struct.pack(">I", FRAME_BYTES))
+            held = 0
+            for _ in range(FRAME_BYTES - 1):  # one byte short: never a whole frame
+                if closed.is_set():
+                    break
+                try:
+                    await stream.send_all(b"\0")
+                except trio.BrokenResourceError:
+                    break
+                held = max(held, server.held_bytes)
+                await trio.sleep(TRICKLE)
+            await closed.wait()
+        assert held > 0, "the trickled bytes were never seen as held"
+        assert server.held_bytes == 0
+        assert any("not finished within" in r.getMessage() for r in caplog.records)
+        reply = await honest.request(contact_of(server), Ping(), timeout=5)
+        assert isinstance(reply.message, Pong)
+
+
+async def test_a_trickled_handshake_is_closed_at_the_handshake_deadline(
+    nursery: trio.Nursery,
+) -> None:
+    options = TcpOptions(handshake_timeout=0.5, frame_timeout=30.0)
+    async with serving(nursery, options) as server:
+        async with raw_streams(1, server.listen) as (stream,):
+            closed = trio.Event()
+            nursery.start_soon(wait_closed, stream, closed)
+            await stream.send_all(struct.pack(">I", 1000))
+            for _ in range(999):
+                if closed.is_set():
+                    break
+                try:
+                    await stream.send_all(b"\0")
+                except trio.BrokenResourceError:
+                    break
+                await trio.sleep(TRICKLE)
+            await closed.wait()
+        assert server.unauthenticated_count == 0
+        assert server.held_bytes == 0
