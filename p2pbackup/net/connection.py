@@ -15,6 +15,7 @@ import trio
 
 from p2pbackup.errors import WireError
 from p2pbackup.net.handshake import SecureChannel
+from p2pbackup.net.limits import ByteBudget
 from p2pbackup.net.transport import Remote
 from p2pbackup.wire.frames import FrameDecoder
 from p2pbackup.wire.messages import REQUEST_ID_MAX, Message
@@ -49,15 +50,17 @@ class Connection:
     label: str
     outbox_send: trio.MemorySendChannel[Outgoing]
     outbox_receive: trio.MemoryReceiveChannel[Outgoing]
+    # Shared by all connections: what they hold together.
+    budget: ByteBudget
     pending: dict[int, Waiter] = field(default_factory=dict)
     closed: bool = False
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     # Bytes of replies made but not yet written, queued or waiting to queue.
     owed: int = 0
-    _room: trio.Event = field(default_factory=trio.Event)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(0 if self.initiator else 1, 2)
+        self.budget.take(self.decoder.buffered)  # what came in right after the handshake
 
     def next_request_id(self) -> int:
         return next(self._ids) % (REQUEST_ID_MAX + 1)
@@ -65,18 +68,24 @@ class Connection:
     def is_reply(self, request_id: int) -> bool:
         return request_id % 2 == (0 if self.initiator else 1)
 
+    def owe(self, size: int) -> None:
+        """A reply of `size` bytes was made for the far end."""
+        self.owed += size
+        self.budget.take(size)
+
     def paid(self, size: int) -> None:
         """`size` bytes of replies left (written or dropped): reading may resume."""
-        self.owed = max(0, self.owed - size)
-        self._room.set()
+        size = min(size, self.owed)
+        self.owed -= size
+        self.budget.give(size)
 
     async def wait_for_room(self, budget: int, patience: float) -> None:
-        """Return once the owed replies fit the budget; a remote that reads none of
-        them for `patience` seconds loses the connection (`WireError`)."""
-        while self.owed > budget:
-            self._room = trio.Event()
+        """Return once the owed replies fit this connection's budget, and while the
+        shared budget is spent, once they are sent; a remote that reads none of them
+        for `patience` seconds loses the connection (`WireError`)."""
+        while self.owed > budget or (self.owed and self.budget.over):
             with trio.move_on_after(patience):
-                await self._room.wait()
+                await self.budget.freed()
                 continue
             raise WireError(f"{self.owed} bytes of replies left unread for {patience:g}s")
 
@@ -91,6 +100,6 @@ class Connection:
                 self.outbox_receive.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                 break
-        self.owed = 0
+        self.paid(self.owed)
+        self.budget.give(self.decoder.buffered)
         self.decoder = FrameDecoder(0)
-        self._room.set()

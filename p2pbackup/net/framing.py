@@ -11,9 +11,13 @@ from __future__ import annotations
 import trio
 
 from p2pbackup.errors import WireError
-from p2pbackup.wire.frames import FrameDecoder
+from p2pbackup.net.limits import ByteBudget
+from p2pbackup.wire.frames import PREFIX, FrameDecoder
 
 RECEIVE_CHUNK = 256 * 1024
+# Read at least this much at a time even with the budget spent, so every
+# connection can still finish a small frame.
+LEAST_CHUNK = 16 * 1024
 
 
 class Closed(Exception):
@@ -25,24 +29,37 @@ async def receive_frame(
     decoder: FrameDecoder,
     frame_timeout: float,
     idle_timeout: float,
+    budget: ByteBudget | None = None,
 ) -> bytes:
-    """The next frame; raises `Closed` on a clean end, `WireError` on a bad or stalled one."""
+    """The next frame; raises `Closed` on a clean end, `WireError` on a bad or stalled one.
+
+    With a `budget`, bytes buffered count against it; a frame begun while it is
+    spent waits (within its deadline) for room before reading on."""
     deadline: float | None = None
     while True:
         frame = decoder.next_frame()
         if frame is not None:
+            if budget is not None:
+                budget.give(PREFIX.size + len(frame))
             return frame
         if deadline is None and decoder.buffered:
             deadline = trio.current_time() + frame_timeout
         with trio.move_on_at(
             deadline if deadline is not None else trio.current_time() + idle_timeout
         ):
-            data = await stream.receive_some(RECEIVE_CHUNK)
+            chunk = RECEIVE_CHUNK
+            if budget is not None:
+                while decoder.buffered and budget.over:
+                    await budget.freed()
+                chunk = max(LEAST_CHUNK, min(RECEIVE_CHUNK, budget.room))
+            data = await stream.receive_some(chunk)
             if not data:
                 if decoder.buffered:
                     raise WireError(f"connection closed inside a frame ({decoder.buffered} bytes)")
                 raise Closed
             decoder.feed(data)
+            if budget is not None:
+                budget.take(len(data))
             continue
         if decoder.buffered:
             raise WireError(

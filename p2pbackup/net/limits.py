@@ -3,8 +3,9 @@
 A peer answers whoever connects, so every resource a stranger can make it
 spend needs a ceiling that does not depend on the stranger's good will:
 descriptors (caps kept below the process's limit, so files and our own dials
-still open), and requests and dials over time (token buckets). Buckets read
-an injected clock, so the same rules run on virtual time and in tests.
+still open), memory (one byte budget over all connections), and requests and
+dials over time (token buckets). Buckets read an injected clock, so the same
+rules run on virtual time and in tests.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import resource
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+
+import trio
 
 log = logging.getLogger("p2pbackup.net.limits")
 
@@ -87,3 +90,36 @@ class RateLimit:
             return False
         self._refusing.add(key)
         return True
+
+
+class ByteBudget:
+    """Bytes every connection together may make this peer hold: frames being
+    received and replies not yet sent. Past it, connections that already hold
+    something wait for it to shrink, and only those with nothing held go on,
+    so a small request is still read while big ones queue."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._freed = trio.Event()
+
+    @property
+    def over(self) -> bool:
+        return self.used > self.limit
+
+    @property
+    def room(self) -> int:
+        return self.limit - self.used
+
+    def take(self, size: int) -> None:
+        self.used += size
+
+    def give(self, size: int) -> None:
+        if size:
+            self.used -= size
+            self._freed.set()
+            self._freed = trio.Event()
+
+    async def freed(self) -> None:
+        """Return the next time some bytes are given back."""
+        await self._freed.wait()

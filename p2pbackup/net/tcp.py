@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import trio
 
@@ -25,42 +24,17 @@ from p2pbackup.net.connection import Connection, Outgoing, Waiter
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.framing import Closed, receive_frame
 from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, Handshake
-from p2pbackup.net.limits import RateLimit
+from p2pbackup.net.limits import ByteBudget, RateLimit
+from p2pbackup.net.options import TcpOptions
 from p2pbackup.net.outbox import SEND_APART, SmallFirst
 from p2pbackup.net.transport import Address, Handler, Reply, answer_request
 from p2pbackup.wire.common import ErrorReply
-from p2pbackup.wire.frames import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame, frame_prefix
+from p2pbackup.wire.frames import FrameDecoder, encode_frame, frame_prefix
 from p2pbackup.wire.messages import Message, decode_message, encode_message
 
 log = logging.getLogger("p2pbackup.net.tcp")
 
 RATE_REFUSAL = "too many requests from this peer; slow down"
-
-
-@dataclass(frozen=True)
-class TcpOptions:
-    max_frame: int = DEFAULT_MAX_FRAME
-    # The whole handshake, and a whole frame from its first byte to its last,
-    # must finish within these; a silent connection with nothing pending is
-    # dropped after `idle_timeout`.
-    handshake_timeout: float = 10.0
-    frame_timeout: float = 30.0
-    idle_timeout: float = 600.0
-    max_concurrent_requests: int = 64
-    outbox_frames: int = 64
-    # Connections in all, and strangers still in their handshake; None: from
-    # the descriptor limit, leaving room for files and our own dials.
-    max_connections: int | None = None
-    max_unauthenticated: int | None = None
-    # While a connection owes more than this in unsent replies, its requests wait.
-    reply_budget: int = 16 * 1024 * 1024
-    # Per identity, over all its connections.
-    requests_per_second: float = 200.0
-    request_burst: float = 1000.0
-    # Per address, whatever identity it claimed.
-    dials_per_minute: float = 6.0
-    dial_burst: float = 6.0
-    accept_pause: float = 0.1
 
 
 class TcpTransport:
@@ -90,6 +64,8 @@ class TcpTransport:
         )
         self._live: set[Connection] = set()
         self._requests = RateLimit(options.requests_per_second, options.request_burst, clock)
+        self._budget = ByteBudget(options.memory_budget)
+        self._answering = trio.CapacityLimiter(options.max_answering)
 
     @property
     def listen(self) -> Address:
@@ -266,11 +242,17 @@ class TcpTransport:
             label=f"{label} ({established.remote.node_id.hex()[:12]})",
             outbox_send=send,
             outbox_receive=receive,
+            budget=self._budget,
         )
 
-    async def _receive(self, stream: trio.abc.ReceiveStream, decoder: FrameDecoder) -> bytes:
+    async def _receive(
+        self, stream: trio.abc.ReceiveStream, decoder: FrameDecoder, counted: bool = False
+    ) -> bytes:
         options = self.options
-        return await receive_frame(stream, decoder, options.frame_timeout, options.idle_timeout)
+        budget = self._budget if counted else None  # handshake frames are capped apart
+        return await receive_frame(
+            stream, decoder, options.frame_timeout, options.idle_timeout, budget
+        )
 
     async def _run_connection(self, conn: Connection) -> None:
         """Read frames until the connection ends; each request is answered in its own task."""
@@ -306,7 +288,7 @@ class TcpTransport:
         while True:
             # A remote that does not read its replies gets no more of them made.
             await conn.wait_for_room(options.reply_budget, options.idle_timeout)
-            ciphertext = await self._receive(conn.stream, conn.decoder)
+            ciphertext = await self._receive(conn.stream, conn.decoder, counted=True)
             request_id, message = decode_message(conn.channel.open(ciphertext))
             if conn.is_reply(request_id):
                 waiter = conn.pending.get(request_id)
@@ -340,9 +322,9 @@ class TcpTransport:
             handler = self._handler
             if handler is None:
                 return
-            await self._send_reply(
-                conn, request_id, await answer_request(handler, conn.remote, message)
-            )
+            async with self._answering:
+                reply = await answer_request(handler, conn.remote, message)
+            await self._send_reply(conn, request_id, reply)
         finally:
             limiter.release_on_behalf_of(token)
 
@@ -352,8 +334,12 @@ class TcpTransport:
             payload = self._encode(request_id, reply)
         except WireError as exc:
             payload = self._encode(request_id, ErrorReply(str(exc)))
-        conn.owed += len(payload)
-        await conn.outbox_send.send(Outgoing(payload, reply=True))
+        conn.owe(len(payload))
+        try:
+            await conn.outbox_send.send(Outgoing(payload, reply=True))
+        except BaseException:  # cancelled or closed: it was never queued
+            conn.paid(len(payload))
+            raise
 
     async def _write_loop(self, conn: Connection) -> None:
         limit = self.options.max_frame + ABYTES

@@ -13,7 +13,8 @@ from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.messages import Pong
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.handshake import Handshake, SecureChannel
-from p2pbackup.net.tcp import TcpOptions, TcpTransport
+from p2pbackup.net.options import TcpOptions
+from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Remote
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 from p2pbackup.wire.messages import Message

@@ -13,7 +13,8 @@ import trio
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.messages import Ping, Pong
 from p2pbackup.net.limits import FD_HEADROOM, connection_caps
-from p2pbackup.net.tcp import TcpOptions, TcpTransport
+from p2pbackup.net.options import TcpOptions
+from p2pbackup.net.tcp import TcpTransport
 from tests.net.bounds_support import authenticate, contact_of, raw_streams, serving, wait_closed
 
 CAP = 4

@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from p2pbackup.dht.messages import Ping, Pong
-from p2pbackup.net.tcp import TcpOptions
+from p2pbackup.net.options import TcpOptions
 from tests.net.bounds_support import (
     authenticate,
     contact_of,

@@ -8,7 +8,7 @@ import trio.testing
 
 from p2pbackup.dht.messages import Ping
 from p2pbackup.net.handshake import SecureChannel
-from p2pbackup.net.tcp import TcpOptions
+from p2pbackup.net.options import TcpOptions
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.messages import ShareData
 from p2pbackup.wire.frames import encode_frame
