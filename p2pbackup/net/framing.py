@@ -30,11 +30,13 @@ async def receive_frame(
     frame_timeout: float,
     idle_timeout: float,
     budget: ByteBudget | None = None,
+    most: int = RECEIVE_CHUNK,
 ) -> bytes:
     """The next frame; raises `Closed` on a clean end, `WireError` on a bad or stalled one.
 
     With a `budget`, bytes buffered count against it; a frame begun while it is
-    spent waits (within its deadline) for room before reading on."""
+    spent waits (within its deadline) for room before reading on. No read takes
+    more than `most` bytes, so a handshake leaves little of what follows buffered."""
     deadline: float | None = None
     while True:
         frame = decoder.next_frame()
@@ -47,22 +49,39 @@ async def receive_frame(
         with trio.move_on_at(
             deadline if deadline is not None else trio.current_time() + idle_timeout
         ):
-            chunk = RECEIVE_CHUNK
-            if budget is not None:
-                while decoder.buffered and budget.over:
-                    await budget.freed()
-                chunk = max(LEAST_CHUNK, min(RECEIVE_CHUNK, budget.room))
-            data = await stream.receive_some(chunk)
+            data = await _read(stream, decoder, budget, most)
             if not data:
                 if decoder.buffered:
                     raise WireError(f"connection closed inside a frame ({decoder.buffered} bytes)")
                 raise Closed
             decoder.feed(data)
-            if budget is not None:
-                budget.take(len(data))
             continue
         if decoder.buffered:
             raise WireError(
                 f"truncated frame: {decoder.buffered} bytes, not finished within {frame_timeout:g}s"
             )
         raise Closed  # idle
+
+
+async def _read(
+    stream: trio.abc.ReceiveStream, decoder: FrameDecoder, budget: ByteBudget | None, most: int
+) -> bytes | bytearray:
+    """One read, counted against `budget`: a frame's first bytes are a small read
+    any connection may make; the rest are reserved first, so reads racing one
+    another cannot together pass the budget."""
+    if budget is None:
+        return await stream.receive_some(most)
+    if not decoder.buffered:
+        first = await stream.receive_some(min(most, LEAST_CHUNK))
+        budget.take(len(first))
+        return first
+    while budget.room <= 0:
+        await budget.freed()
+    reserved = min(most, budget.room)
+    budget.take(reserved)
+    data: bytes | bytearray = b""
+    try:
+        data = await stream.receive_some(reserved)
+    finally:
+        budget.give(reserved - len(data))
+    return data

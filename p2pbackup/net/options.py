@@ -35,8 +35,8 @@ class TcpOptions:
     memory_budget: int = 96 * 1024 * 1024
     max_answering: int = 16
     # Per identity, over all its connections.
-    requests_per_second: float = 200.0
-    request_burst: float = 1000.0
+    requests_per_second: float = 500.0
+    request_burst: float = 2000.0
     # Per address, whatever identity it claimed.
     dials_per_minute: float = 6.0
     dial_burst: float = 6.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import trio
 
@@ -29,11 +30,12 @@ from p2pbackup.net.options import TcpOptions
 from p2pbackup.net.outbox import SEND_APART, SmallFirst
 from p2pbackup.net.transport import Address, Handler, Reply, answer_request
 from p2pbackup.wire.common import ErrorReply
-from p2pbackup.wire.frames import FrameDecoder, encode_frame, frame_prefix
+from p2pbackup.wire.frames import PREFIX, FrameDecoder, encode_frame, frame_prefix
 from p2pbackup.wire.messages import Message, decode_message, encode_message
 
 log = logging.getLogger("p2pbackup.net.tcp")
 
+HANDSHAKE_READ = PREFIX.size + MAX_HANDSHAKE_FRAME
 RATE_REFUSAL = "too many requests from this peer; slow down"
 
 
@@ -249,9 +251,12 @@ class TcpTransport:
         self, stream: trio.abc.ReceiveStream, decoder: FrameDecoder, counted: bool = False
     ) -> bytes:
         options = self.options
-        budget = self._budget if counted else None  # handshake frames are capped apart
+        if not counted:  # handshake frames: capped apart, and read no further than them
+            return await receive_frame(
+                stream, decoder, options.frame_timeout, options.idle_timeout, most=HANDSHAKE_READ
+            )
         return await receive_frame(
-            stream, decoder, options.frame_timeout, options.idle_timeout, budget
+            stream, decoder, options.frame_timeout, options.idle_timeout, self._budget
         )
 
     async def _run_connection(self, conn: Connection) -> None:
@@ -305,28 +310,30 @@ class TcpTransport:
                     )
                 await self._send_reply(conn, request_id, ErrorReply(RATE_REFUSAL))
                 continue
-            # A peer that floods us with requests waits for its earlier ones.
-            token = object()
+            # A peer that floods us with requests waits for its earlier ones, and
+            # every connection waits its turn to be answered at all; the request
+            # counts against the budget until then.
+            token = _Ticket(limiter, len(ciphertext))
             await limiter.acquire_on_behalf_of(token)
-            nursery.start_soon(self._answer, conn, request_id, message, limiter, token)
+            await self._answering.acquire_on_behalf_of(token)
+            self._budget.take(token.weight)
+            nursery.start_soon(self._answer, conn, request_id, message, token)
 
     async def _answer(
-        self,
-        conn: Connection,
-        request_id: int,
-        message: Message,
-        limiter: trio.CapacityLimiter,
-        token: object,
+        self, conn: Connection, request_id: int, message: Message, ticket: _Ticket
     ) -> None:
         try:
             handler = self._handler
             if handler is None:
                 return
-            async with self._answering:
+            try:
                 reply = await answer_request(handler, conn.remote, message)
+            finally:
+                self._answering.release_on_behalf_of(ticket)
+                self._budget.give(ticket.weight)
             await self._send_reply(conn, request_id, reply)
         finally:
-            limiter.release_on_behalf_of(token)
+            ticket.limiter.release_on_behalf_of(ticket)
 
     async def _send_reply(self, conn: Connection, request_id: int, reply: Message) -> None:
         """Queue a reply, counting it as owed until the writer has sent it."""
@@ -370,6 +377,14 @@ class TcpTransport:
             conn.close()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+
+
+@dataclass(eq=False)
+class _Ticket:
+    """One request being answered: the tokens it holds and the bytes it weighs."""
+
+    limiter: trio.CapacityLimiter
+    weight: int
 
 
 def _usable(conn: Connection | None, expected: bytes | None) -> bool:
