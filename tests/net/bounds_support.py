@@ -105,3 +105,15 @@ async def wait_closed(stream: trio.SocketStream, closed: trio.Event) -> None:
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     closed.set()
+
+
+async def trickle(stream: trio.SocketStream, closed: trio.Event, count: int, pause: float) -> None:
+    """Send `count` bytes one at a time, `pause` seconds apart, until the far end closes."""
+    for _ in range(count):
+        if closed.is_set():
+            return
+        try:
+            await stream.send_all(b"\0")
+        except trio.BrokenResourceError:
+            return
+        await trio.sleep(pause)

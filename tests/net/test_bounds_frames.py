@@ -8,6 +8,7 @@ import struct
 
 import pytest
 import trio
+import trio.testing
 
 from p2pbackup.dht.messages import Ping, Pong
 from p2pbackup.net.options import TcpOptions
@@ -16,6 +17,7 @@ from tests.net.bounds_support import (
     contact_of,
     raw_streams,
     serving,
+    trickle,
     wait_closed,
 )
 
@@ -35,18 +37,12 @@ async def test_a_trickled_frame_is_closed_at_its_deadline_and_its_buffer_freed(
             closed = trio.Event()
             nursery.start_soon(wait_closed, stream, closed)
             await stream.send_all(struct.pack(">I", FRAME_BYTES))
-            held = 0
-            for _ in range(FRAME_BYTES - 1):  # one byte short: never a whole frame
-                if closed.is_set():
-                    break
-                try:
-                    await stream.send_all(b"\0")
-                except trio.BrokenResourceError:
-                    break
-                held = max(held, server.held_bytes)
-                await trio.sleep(TRICKLE)
+            await stream.send_all(b"\0" * 10)
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+            assert server.held_bytes > 0, "the trickled bytes were never seen as held"
+            # One byte short: never a whole frame, whatever the deadline.
+            await trickle(stream, closed, FRAME_BYTES - 11, TRICKLE)
             await closed.wait()
-        assert held > 0, "the trickled bytes were never seen as held"
         assert server.held_bytes == 0
         assert any("not finished within" in r.getMessage() for r in caplog.records)
         reply = await honest.request(contact_of(server), Ping(), timeout=5)
@@ -62,14 +58,7 @@ async def test_a_trickled_handshake_is_closed_at_the_handshake_deadline(
             closed = trio.Event()
             nursery.start_soon(wait_closed, stream, closed)
             await stream.send_all(struct.pack(">I", 1000))
-            for _ in range(999):
-                if closed.is_set():
-                    break
-                try:
-                    await stream.send_all(b"\0")
-                except trio.BrokenResourceError:
-                    break
-                await trio.sleep(TRICKLE)
+            await trickle(stream, closed, 999, TRICKLE)
             await closed.wait()
         assert server.unauthenticated_count == 0
         assert server.held_bytes == 0
