@@ -41,6 +41,9 @@ class Admission:
         self.max_connections = max_connections or total
         self.max_unauthenticated = max_unauthenticated or strangers
         self.sockets = 0  # open TCP streams, both ways
+        # Accepted connections not yet through their handshake, counted from the
+        # accept itself so a burst of accepts cannot pass the cap before any starts.
+        self.strangers = 0
         # The frame buffers of connections still in their handshake.
         self.handshaking: set[FrameDecoder] = set()
         self.dials = dials
@@ -69,12 +72,13 @@ class Admission:
                     await trio.aclose_forcefully(stream)
                     continue
                 self.sockets += 1
+                self.strangers += 1
                 take(stream)
 
     def _over_cap(self, stream: trio.SocketStream) -> bool:
         """Whether a new connection must be turned away; logged once per run of them."""
         full = self.sockets >= self.max_connections
-        if not full and len(self.handshaking) < self.max_unauthenticated:
+        if not full and self.strangers < self.max_unauthenticated:
             self._turning_away = False
             return False
         if not self._turning_away:
@@ -84,7 +88,7 @@ class Admission:
                 peer_label(stream),
                 self.sockets,
                 self.max_connections,
-                len(self.handshaking),
+                self.strangers,
                 self.max_unauthenticated,
             )
         return True

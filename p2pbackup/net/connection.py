@@ -1,5 +1,5 @@
 """One authenticated TCP connection's state: the calls awaiting replies on it,
-and the bytes of replies it owes the far end.
+the requests being answered on it, and the bytes of replies it owes the far end.
 
 The owed bytes are kept here because they are what a remote that never reads
 its replies would make this peer hold: the reader stops taking requests while
@@ -30,6 +30,14 @@ class Outgoing:
 
     def __len__(self) -> int:
         return len(self.payload)
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One request being answered: the tokens it holds and the bytes it weighs."""
+
+    limiter: trio.CapacityLimiter
+    weight: int
 
 
 class Waiter:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import trio
 
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import HandshakeError, PeerUnreachable, RemoteError, WireError
 from p2pbackup.net.admission import Admission, peer_label
-from p2pbackup.net.connection import Connection, Outgoing, Waiter
+from p2pbackup.net.connection import Connection, Outgoing, Ticket, Waiter
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.framing import Closed, receive_frame
 from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, Handshake
@@ -79,7 +78,7 @@ class TcpTransport:
 
     @property
     def unauthenticated_count(self) -> int:
-        return len(self.admission.handshaking)
+        return self.admission.strangers
 
     @property
     def held_bytes(self) -> int:
@@ -124,6 +123,8 @@ class TcpTransport:
                 log.warning("closing connection from %s: %s", label, _reason(exc))
                 await trio.aclose_forcefully(stream)
                 return
+            finally:
+                self.admission.strangers -= 1
             self._by_node[conn.remote.node_id] = conn
             await self._run_connection(conn)
         finally:
@@ -313,14 +314,14 @@ class TcpTransport:
             # A peer that floods us with requests waits for its earlier ones, and
             # every connection waits its turn to be answered at all; the request
             # counts against the budget until then.
-            token = _Ticket(limiter, len(ciphertext))
+            token = Ticket(limiter, len(ciphertext))
             await limiter.acquire_on_behalf_of(token)
             await self._answering.acquire_on_behalf_of(token)
             self._budget.take(token.weight)
             nursery.start_soon(self._answer, conn, request_id, message, token)
 
     async def _answer(
-        self, conn: Connection, request_id: int, message: Message, ticket: _Ticket
+        self, conn: Connection, request_id: int, message: Message, ticket: Ticket
     ) -> None:
         try:
             handler = self._handler
@@ -377,14 +378,6 @@ class TcpTransport:
             conn.close()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
-
-
-@dataclass(eq=False)
-class _Ticket:
-    """One request being answered: the tokens it holds and the bytes it weighs."""
-
-    limiter: trio.CapacityLimiter
-    weight: int
 
 
 def _usable(conn: Connection | None, expected: bytes | None) -> bool:
