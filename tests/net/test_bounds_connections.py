@@ -41,8 +41,9 @@ async def test_idle_strangers_past_the_cap_are_closed_and_a_peer_is_still_served
             events = await _count_closed(streams, nursery)
             # Each stream past the cap is closed at once; the first CAP wait for
             # their handshake deadline, a minute away.
-            for event in events[CAP:]:
-                await event.wait()
+            with trio.fail_after(60):  # a hang on failure, never a pass on time
+                for event in events[CAP:]:
+                    await event.wait()
             assert not any(event.is_set() for event in events[:CAP])
             assert server.unauthenticated_count == CAP
             reply = await honest.request(contact_of(server), Ping(), timeout=5)
