@@ -107,13 +107,15 @@ async def wait_closed(stream: trio.SocketStream, closed: trio.Event) -> None:
     closed.set()
 
 
-async def trickle(stream: trio.SocketStream, closed: trio.Event, count: int, pause: float) -> None:
-    """Send `count` bytes one at a time, `pause` seconds apart, until the far end closes."""
-    for _ in range(count):
+async def trickle(stream: trio.SocketStream, closed: trio.Event, count: int, pause: float) -> int:
+    """Send up to `count` bytes one at a time, `pause` seconds apart, until the far
+    end closes; how many were sent."""
+    for sent in range(count):
         if closed.is_set():
-            return
+            return sent
         try:
             await stream.send_all(b"\0")
         except trio.BrokenResourceError:
-            return
+            return sent
         await trio.sleep(pause)
+    return count

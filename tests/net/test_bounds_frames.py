@@ -41,8 +41,9 @@ async def test_a_trickled_frame_is_closed_at_its_deadline_and_its_buffer_freed(
             await trio.testing.wait_all_tasks_blocked(cushion=0.05)
             assert server.held_bytes > 0, "the trickled bytes were never seen as held"
             # One byte short: never a whole frame, whatever the deadline.
-            await trickle(stream, closed, FRAME_BYTES - 11, TRICKLE)
+            sent = await trickle(stream, closed, FRAME_BYTES - 11, TRICKLE)
             await closed.wait()
+        assert sent < FRAME_BYTES - 11, "the connection outlived its trickle"
         assert server.held_bytes == 0
         assert any("not finished within" in r.getMessage() for r in caplog.records)
         reply = await honest.request(contact_of(server), Ping(), timeout=5)
@@ -58,7 +59,8 @@ async def test_a_trickled_handshake_is_closed_at_the_handshake_deadline(
             closed = trio.Event()
             nursery.start_soon(wait_closed, stream, closed)
             await stream.send_all(struct.pack(">I", 1000))
-            await trickle(stream, closed, 999, TRICKLE)
+            sent = await trickle(stream, closed, 999, TRICKLE)
             await closed.wait()
+        assert sent < 999, "the handshake outlived its trickle"
         assert server.unauthenticated_count == 0
         assert server.held_bytes == 0
