@@ -82,7 +82,11 @@ class Maintainer:
         task_status.started()
         while True:
             await trio.sleep(self.rounds.pause())
-            await self.round()
+            try:
+                await self.round()
+            except OSError as exc:  # listing or collecting failed: the next round tries again
+                self.stats.errors += 1
+                log.warning("maintenance round ended early: %s", exc)
 
     async def round(self) -> None:
         """One pass over every held share, then garbage collection."""
@@ -98,6 +102,9 @@ class Maintainer:
                 except P2PBackupError as exc:
                     self.stats.errors += 1
                     log.info("maintaining %s: %s", pack_id.hex()[:12], exc)
+                except OSError as exc:  # a disk or descriptor error costs this pack a round
+                    self.stats.errors += 1
+                    log.warning("maintaining %s: %s", pack_id.hex()[:12], exc)
 
         async with trio.open_nursery() as nursery:
             for pack_id, index in held:

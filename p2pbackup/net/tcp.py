@@ -11,117 +11,62 @@ listener and every other connection go on.
 
 from __future__ import annotations
 
-import itertools
 import logging
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable
 
 import trio
 
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import HandshakeError, PeerUnreachable, RemoteError, WireError
+from p2pbackup.net.admission import Admission, peer_label
+from p2pbackup.net.connection import Connection, Outgoing, Ticket, Waiter
 from p2pbackup.net.contact import Contact
-from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, Handshake, SecureChannel
+from p2pbackup.net.framing import Closed, receive_frame
+from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, Handshake
+from p2pbackup.net.limits import ByteBudget, RateLimit
+from p2pbackup.net.options import TcpOptions
 from p2pbackup.net.outbox import SEND_APART, SmallFirst
-from p2pbackup.net.transport import Address, Handler, Remote, Reply, answer_request
+from p2pbackup.net.transport import Address, Handler, Reply, answer_request
 from p2pbackup.wire.common import ErrorReply
-from p2pbackup.wire.frames import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame, frame_prefix
-from p2pbackup.wire.messages import REQUEST_ID_MAX, Message, decode_message, encode_message
+from p2pbackup.wire.frames import PREFIX, FrameDecoder, encode_frame, frame_prefix
+from p2pbackup.wire.messages import Message, decode_message, encode_message
 
 log = logging.getLogger("p2pbackup.net.tcp")
 
-RECEIVE_CHUNK = 256 * 1024
-
-
-class _Closed(Exception):
-    """The far end closed the connection cleanly."""
-
-
-@dataclass(frozen=True)
-class TcpOptions:
-    max_frame: int = DEFAULT_MAX_FRAME
-    handshake_timeout: float = 10.0
-    # A frame that has started must finish within this; a silent connection
-    # with nothing pending is dropped after `idle_timeout`.
-    frame_timeout: float = 30.0
-    idle_timeout: float = 600.0
-    max_concurrent_requests: int = 64
-    outbox_frames: int = 64
-
-
-class _Waiter:
-    __slots__ = ("event", "message")
-
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.message: Message | None = None
-
-
-@dataclass(eq=False)
-class _Connection:
-    stream: trio.abc.Stream
-    decoder: FrameDecoder
-    channel: SecureChannel
-    remote: Remote
-    initiator: bool
-    label: str
-    outbox_send: trio.MemorySendChannel[bytes]
-    outbox_receive: trio.MemoryReceiveChannel[bytes]
-    pending: dict[int, _Waiter] = field(default_factory=dict)
-    closed: bool = False
-    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
-
-    def __post_init__(self) -> None:
-        self._ids = itertools.count(0 if self.initiator else 1, 2)
-
-    def next_request_id(self) -> int:
-        return next(self._ids) % (REQUEST_ID_MAX + 1)
-
-    def is_reply(self, request_id: int) -> bool:
-        return request_id % 2 == (0 if self.initiator else 1)
-
-    def close(self) -> None:
-        self.closed = True
-        self.scope.cancel()
-        for waiter in self.pending.values():
-            waiter.event.set()  # with no message: the caller sees the peer as unreachable
-
-
-async def _receive_frame(
-    stream: trio.abc.ReceiveStream, decoder: FrameDecoder, options: TcpOptions
-) -> bytes:
-    """The next frame; raises `_Closed` on a clean end, `WireError` on a bad or stalled one."""
-    while True:
-        frame = decoder.next_frame()
-        if frame is not None:
-            return frame
-        wait = options.frame_timeout if decoder.buffered else options.idle_timeout
-        with trio.move_on_after(wait):
-            data = await stream.receive_some(RECEIVE_CHUNK)
-            if not data:
-                if decoder.buffered:
-                    raise WireError(f"connection closed inside a frame ({decoder.buffered} bytes)")
-                raise _Closed
-            decoder.feed(data)
-            continue
-        if decoder.buffered:
-            raise WireError(f"truncated frame: {decoder.buffered} bytes, then {wait:g}s of silence")
-        raise _Closed  # idle
+HANDSHAKE_READ = PREFIX.size + MAX_HANDSHAKE_FRAME
+RATE_REFUSAL = "too many requests from this peer; slow down"
 
 
 class TcpTransport:
     """A peer's TCP endpoint; `serve` must run for requests to work."""
 
     def __init__(
-        self, identity: Identity, listen: Address, options: TcpOptions | None = None
+        self,
+        identity: Identity,
+        listen: Address,
+        options: TcpOptions | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.identity = identity
-        self.options = options or TcpOptions()
+        self.options = options = options or TcpOptions()
         self._listen = listen
         self._handler: Handler | None = None
         self._nursery: trio.Nursery | None = None
-        self._by_node: dict[bytes, _Connection] = {}
-        self._by_address: dict[Address, _Connection] = {}
+        self._by_node: dict[bytes, Connection] = {}
+        self._by_address: dict[Address, Connection] = {}
         self._dial_locks: dict[Address, trio.Lock] = {}
+        self.admission = Admission(
+            options.max_connections,
+            options.max_unauthenticated,
+            RateLimit(options.dials_per_minute / 60, options.dial_burst, clock),
+            options.accept_pause,
+        )
+        self._live: set[Connection] = set()
+        self._requests = RateLimit(options.requests_per_second, options.request_burst, clock)
+        self._budget = ByteBudget(options.memory_budget)
+        self._answering = trio.CapacityLimiter(options.max_answering)
 
     @property
     def listen(self) -> Address:
@@ -130,6 +75,17 @@ class TcpTransport:
     @property
     def connection_count(self) -> int:
         return len({id(c) for c in [*self._by_node.values(), *self._by_address.values()]})
+
+    @property
+    def unauthenticated_count(self) -> int:
+        return self.admission.strangers
+
+    @property
+    def held_bytes(self) -> int:
+        """What connections make this peer hold: partly received frames and unsent replies."""
+        return sum(d.buffered for d in self.admission.handshaking) + sum(
+            c.decoder.buffered + c.owed for c in self._live
+        )
 
     async def serve(
         self, handler: Handler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -142,7 +98,12 @@ class TcpTransport:
         try:
             async with trio.open_nursery() as nursery:
                 self._handler, self._nursery = handler, nursery
-                await nursery.start(trio.serve_listeners, self._accepted, listeners)
+
+                def take(stream: trio.SocketStream) -> None:
+                    nursery.start_soon(self._accepted, stream)
+
+                for listener in listeners:
+                    nursery.start_soon(self.admission.accept_loop, listener, take)
                 task_status.started()
         finally:
             self._handler = self._nursery = None
@@ -154,24 +115,20 @@ class TcpTransport:
     # ---- incoming --------------------------------------------------------
 
     async def _accepted(self, stream: trio.SocketStream) -> None:
-        label = _peer_label(stream)
+        label = peer_label(stream)
         try:
-            with trio.fail_after(self.options.handshake_timeout):
+            try:
                 conn = await self._handshake(stream, initiator=False, expected=None, label=label)
-        except trio.TooSlowError:
-            log.warning(
-                "closing connection from %s: no handshake within %gs",
-                label,
-                self.options.handshake_timeout,
-            )
-            await trio.aclose_forcefully(stream)
-            return
-        except (HandshakeError, WireError, _Closed, trio.BrokenResourceError, OSError) as exc:
-            log.warning("closing connection from %s: %s", label, _reason(exc))
-            await trio.aclose_forcefully(stream)
-            return
-        self._by_node[conn.remote.node_id] = conn
-        await self._run_connection(conn)
+            except (HandshakeError, WireError, Closed, trio.BrokenResourceError, OSError) as exc:
+                log.warning("closing connection from %s: %s", label, _reason(exc))
+                await trio.aclose_forcefully(stream)
+                return
+            finally:
+                self.admission.strangers -= 1
+            self._by_node[conn.remote.node_id] = conn
+            await self._run_connection(conn)
+        finally:
+            self.admission.sockets -= 1
 
     # ---- outgoing --------------------------------------------------------
 
@@ -185,7 +142,7 @@ class TcpTransport:
                 reply = await self._exchange(conn, message)
             except (HandshakeError, WireError) as exc:
                 raise PeerUnreachable(f"{where}: {exc}") from None
-            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, _Closed):
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, Closed):
                 raise PeerUnreachable(f"{where} is unreachable") from None
             if reply is None:
                 raise PeerUnreachable(f"{where} closed the connection")
@@ -194,7 +151,7 @@ class TcpTransport:
             return Reply(conn.remote, reply)
         raise PeerUnreachable(f"{where} did not answer within {timeout:g}s")
 
-    async def _connection(self, address: Address, expected: bytes | None) -> _Connection:
+    async def _connection(self, address: Address, expected: bytes | None) -> Connection:
         conn = self._by_node.get(expected) if expected is not None else None
         if conn is None or conn.closed:
             conn = self._by_address.get(address)
@@ -210,32 +167,40 @@ class TcpTransport:
                 return conn
             return await self._dial(address, expected)
 
-    async def _dial(self, address: Address, expected: bytes | None) -> _Connection:
+    async def _dial(self, address: Address, expected: bytes | None) -> Connection:
         nursery = self._nursery
         if nursery is None:
             raise PeerUnreachable("this peer's transport is not running")
+        where = f"{address[0]}:{address[1]}"
+        self.admission.check_dial(address)
         stream = await trio.open_tcp_stream(*address)
+        self.admission.sockets += 1
         try:
-            conn = await self._handshake(
-                stream, initiator=True, expected=expected, label=f"{address[0]}:{address[1]}"
-            )
+            conn = await self._handshake(stream, initiator=True, expected=expected, label=where)
         except BaseException:
+            self.admission.sockets -= 1
             await trio.aclose_forcefully(stream)
             raise
         self._by_address[address] = conn
         self._by_node[conn.remote.node_id] = conn
-        nursery.start_soon(self._run_connection, conn)
+        nursery.start_soon(self._run_dialled, conn)
         return conn
 
-    async def _exchange(self, conn: _Connection, message: Message) -> Message | None:
+    async def _run_dialled(self, conn: Connection) -> None:
+        try:
+            await self._run_connection(conn)
+        finally:
+            self.admission.sockets -= 1
+
+    async def _exchange(self, conn: Connection, message: Message) -> Message | None:
         request_id = conn.next_request_id()
         payload = self._encode(request_id, message)
-        waiter = _Waiter()
+        waiter = Waiter()
         conn.pending[request_id] = waiter
         try:
             if conn.closed:
                 return None
-            await conn.outbox_send.send(payload)
+            await conn.outbox_send.send(Outgoing(payload, reply=False))
             await waiter.event.wait()
         finally:
             conn.pending.pop(request_id, None)
@@ -251,18 +216,27 @@ class TcpTransport:
 
     async def _handshake(
         self, stream: trio.abc.Stream, *, initiator: bool, expected: bytes | None, label: str
-    ) -> _Connection:
+    ) -> Connection:
+        """The whole handshake, within `handshake_timeout` and holding at most its frames."""
         decoder = FrameDecoder(MAX_HANDSHAKE_FRAME)
         handshake = Handshake(
             self.identity, initiator=initiator, listen=self._listen, expected_node_id=expected
         )
-        await stream.send_all(encode_frame(handshake.hello(), MAX_HANDSHAKE_FRAME))
-        proof = handshake.receive_hello(await _receive_frame(stream, decoder, self.options))
-        await stream.send_all(encode_frame(proof, MAX_HANDSHAKE_FRAME))
-        established = handshake.receive_auth(await _receive_frame(stream, decoder, self.options))
+        limit = self.options.handshake_timeout
+        self.admission.handshaking.add(decoder)
+        try:
+            with trio.fail_after(limit):
+                await stream.send_all(encode_frame(handshake.hello(), MAX_HANDSHAKE_FRAME))
+                proof = handshake.receive_hello(await self._receive(stream, decoder))
+                await stream.send_all(encode_frame(proof, MAX_HANDSHAKE_FRAME))
+                established = handshake.receive_auth(await self._receive(stream, decoder))
+        except trio.TooSlowError:
+            raise HandshakeError(f"no handshake within {limit:g}s") from None
+        finally:
+            self.admission.handshaking.discard(decoder)
         decoder.max_frame = self.options.max_frame + ABYTES
-        send, receive = trio.open_memory_channel[bytes](self.options.outbox_frames)
-        return _Connection(
+        send, receive = trio.open_memory_channel[Outgoing](self.options.outbox_frames)
+        return Connection(
             stream=stream,
             decoder=decoder,
             channel=established.channel,
@@ -271,10 +245,24 @@ class TcpTransport:
             label=f"{label} ({established.remote.node_id.hex()[:12]})",
             outbox_send=send,
             outbox_receive=receive,
+            budget=self._budget,
         )
 
-    async def _run_connection(self, conn: _Connection) -> None:
+    async def _receive(
+        self, stream: trio.abc.ReceiveStream, decoder: FrameDecoder, counted: bool = False
+    ) -> bytes:
+        options = self.options
+        if not counted:  # handshake frames: capped apart, and read no further than them
+            return await receive_frame(
+                stream, decoder, options.frame_timeout, options.idle_timeout, most=HANDSHAKE_READ
+            )
+        return await receive_frame(
+            stream, decoder, options.frame_timeout, options.idle_timeout, self._budget
+        )
+
+    async def _run_connection(self, conn: Connection) -> None:
         """Read frames until the connection ends; each request is answered in its own task."""
+        self._live.add(conn)
         try:
             with conn.scope:
                 async with trio.open_nursery() as nursery:
@@ -283,26 +271,30 @@ class TcpTransport:
                     nursery.cancel_scope.cancel()
         finally:
             conn.close()
+            self._live.discard(conn)
             self._forget(conn)
             await trio.aclose_forcefully(conn.stream)
 
-    async def _read_until_closed(self, conn: _Connection, nursery: trio.Nursery) -> None:
+    async def _read_until_closed(self, conn: Connection, nursery: trio.Nursery) -> None:
         # Errors end here, not in the nursery, so they are logged as one reason.
         limiter = trio.CapacityLimiter(self.options.max_concurrent_requests)
         try:
             await self._read_loop(conn, nursery, limiter)
         except (WireError, HandshakeError) as exc:
             log.warning("closing connection with %s: %s", conn.label, exc)
-        except (_Closed, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+        except (Closed, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.debug("connection with %s ended: %s", conn.label, _reason(exc))
         except Exception:  # a bug here must cost one connection, not the peer
             log.exception("closing connection with %s after an internal error", conn.label)
 
     async def _read_loop(
-        self, conn: _Connection, nursery: trio.Nursery, limiter: trio.CapacityLimiter
+        self, conn: Connection, nursery: trio.Nursery, limiter: trio.CapacityLimiter
     ) -> None:
+        options = self.options
         while True:
-            ciphertext = await _receive_frame(conn.stream, conn.decoder, self.options)
+            # A remote that does not read its replies gets no more of them made.
+            await conn.wait_for_room(options.reply_budget, options.idle_timeout)
+            ciphertext = await self._receive(conn.stream, conn.decoder, counted=True)
             request_id, message = decode_message(conn.channel.open(ciphertext))
             if conn.is_reply(request_id):
                 waiter = conn.pending.get(request_id)
@@ -310,48 +302,71 @@ class TcpTransport:
                     waiter.message = message
                     waiter.event.set()
                 continue
-            # A peer that floods us with requests waits for its earlier ones.
-            token = object()
+            if not self._requests.allow(conn.remote.node_id):
+                if self._requests.first_refusal(conn.remote.node_id):
+                    log.warning(
+                        "refusing requests from %s: more than %g a second",
+                        conn.label,
+                        options.requests_per_second,
+                    )
+                await self._send_reply(conn, request_id, ErrorReply(RATE_REFUSAL))
+                continue
+            # A peer that floods us with requests waits for its earlier ones, and
+            # every connection waits its turn to be answered at all; the request
+            # counts against the budget until then.
+            token = Ticket(limiter, len(ciphertext))
             await limiter.acquire_on_behalf_of(token)
-            nursery.start_soon(self._answer, conn, request_id, message, limiter, token)
+            await self._answering.acquire_on_behalf_of(token)
+            self._budget.take(token.weight)
+            nursery.start_soon(self._answer, conn, request_id, message, token)
 
     async def _answer(
-        self,
-        conn: _Connection,
-        request_id: int,
-        message: Message,
-        limiter: trio.CapacityLimiter,
-        token: object,
+        self, conn: Connection, request_id: int, message: Message, ticket: Ticket
     ) -> None:
         try:
             handler = self._handler
             if handler is None:
                 return
-            reply = await answer_request(handler, conn.remote, message)
             try:
-                payload = self._encode(request_id, reply)
-            except WireError as exc:
-                payload = self._encode(request_id, ErrorReply(str(exc)))
-            await conn.outbox_send.send(payload)
+                reply = await answer_request(handler, conn.remote, message)
+            finally:
+                self._answering.release_on_behalf_of(ticket)
+                self._budget.give(ticket.weight)
+            await self._send_reply(conn, request_id, reply)
         finally:
-            limiter.release_on_behalf_of(token)
+            ticket.limiter.release_on_behalf_of(ticket)
 
-    async def _write_loop(self, conn: _Connection) -> None:
+    async def _send_reply(self, conn: Connection, request_id: int, reply: Message) -> None:
+        """Queue a reply, counting it as owed until the writer has sent it."""
+        try:
+            payload = self._encode(request_id, reply)
+        except WireError as exc:
+            payload = self._encode(request_id, ErrorReply(str(exc)))
+        conn.owe(len(payload))
+        try:
+            await conn.outbox_send.send(Outgoing(payload, reply=True))
+        except BaseException:  # cancelled or closed: it was never queued
+            conn.paid(len(payload))
+            raise
+
+    async def _write_loop(self, conn: Connection) -> None:
         limit = self.options.max_frame + ABYTES
         try:
             frames = SmallFirst(conn.outbox_receive)
-            while (payload := await frames.next()) is not None:
-                sealed = conn.channel.seal(payload)
+            while (outgoing := await frames.next()) is not None:
+                sealed = conn.channel.seal(outgoing.payload)
                 if len(sealed) < SEND_APART:
                     await conn.stream.send_all(encode_frame(sealed, limit))
                 else:  # a share: joining prefix and body would copy it once more
                     await conn.stream.send_all(frame_prefix(len(sealed), limit))
                     await conn.stream.send_all(sealed)
+                if outgoing.reply:
+                    conn.paid(len(outgoing))
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.debug("cannot write to %s: %s", conn.label, _reason(exc))
             conn.close()
 
-    def _forget(self, conn: _Connection) -> None:
+    def _forget(self, conn: Connection) -> None:
         if self._by_node.get(conn.remote.node_id) is conn:
             del self._by_node[conn.remote.node_id]
         for address, known in list(self._by_address.items()):
@@ -365,21 +380,13 @@ class TcpTransport:
             self._nursery.cancel_scope.cancel()
 
 
-def _usable(conn: _Connection | None, expected: bytes | None) -> bool:
+def _usable(conn: Connection | None, expected: bytes | None) -> bool:
     if conn is None or conn.closed:
         return False
     return expected is None or conn.remote.node_id == expected
 
 
-def _peer_label(stream: trio.SocketStream) -> str:
-    try:
-        host, port = stream.socket.getpeername()[:2]
-    except OSError:
-        return "an unknown address"
-    return f"{host}:{port}"
-
-
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, _Closed):
+    if isinstance(exc, Closed):
         return "closed by the peer"
     return str(exc) or type(exc).__name__

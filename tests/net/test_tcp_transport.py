@@ -18,8 +18,9 @@ from p2pbackup.dht.messages import FindNode, Ping, Pong
 from p2pbackup.errors import PeerUnreachable, RemoteError
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.handshake import ABYTES, Handshake, SecureChannel
+from p2pbackup.net.options import TcpOptions
 from p2pbackup.net.outbox import SEND_APART, SmallFirst
-from p2pbackup.net.tcp import TcpOptions, TcpTransport
+from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Remote
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 from p2pbackup.wire.messages import Message, encode_message
