@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from p2pbackup.shares.lease_rules import MAX_LEASE_SECONDS
+
 # Peers beyond n that a survey looks up and asks: holders that joins pushed just
 # outside the n closest still count, and repair finds takers among them.
 SURVEY_MARGIN = 5
@@ -17,6 +19,9 @@ SURVEY_MARGIN = 5
 @dataclass(frozen=True)
 class MaintenanceConfig:
     audit_interval: float = 3600.0
+    # A sibling's later lease is adopted up to now plus this, as the holder caps what
+    # it is sent: an owner-signed 2^40 s lease must not outlive the holder's rule.
+    max_lease: int = MAX_LEASE_SECONDS
     repair_threshold: int = 7
     # A holder that failed this many rounds in a row counts as lost; before
     # that its share is rebuilt only when the set is under the threshold.

@@ -43,7 +43,7 @@ from p2pbackup.maintenance.rounds import (
 from p2pbackup.maintenance.survey import Survey
 from p2pbackup.net.contact import Contact
 from p2pbackup.shares.audit_log import AuditLog
-from p2pbackup.shares.lease_rules import newer_lease
+from p2pbackup.shares.lease_rules import capped_lease, newer_lease
 from p2pbackup.shares.placing import place_shares
 from p2pbackup.store import ShareInfo, ShareStore, StoredShare
 
@@ -234,13 +234,8 @@ class Maintainer:
         offered = await self.run_sync(newer_lease, survey.descriptor, descriptor_bytes)
         if offered is None:
             return
-        await self.run_sync(
-            self.store.renew,
-            survey.pack_id,
-            offered.owner,
-            offered.lease_expiry,
-            descriptor_bytes,
-        )
+        kept = capped_lease(offered.lease_expiry, self.now(), self.config.max_lease)
+        await self.run_sync(self.store.renew, survey.pack_id, offered.owner, kept, descriptor_bytes)
         survey.descriptor = offered
         self.stats.leases_adopted += 1
 

@@ -7,6 +7,7 @@ socket and state file are gone when it returns.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -112,8 +113,9 @@ class PeerService:
         )
         for kind in HOLDER_REQUESTS:
             self.peer.add_handler(kind, holder.handle)
+        maintenance = dataclasses.replace(options.maintenance, max_lease=options.max_lease)
         self.maintainer = Maintainer(
-            self.peer.dht, self.shares, options.maintenance, _child_of(rng), audit_log=audit_log
+            self.peer.dht, self.shares, maintenance, _child_of(rng), audit_log=audit_log
         )
         self.peer.add_task(self.maintainer.run)
 

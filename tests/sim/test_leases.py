@@ -71,3 +71,33 @@ async def test_a_released_pack_is_dropped_at_once(
     assert await release_pack(owner.peer.dht, stranger.identity, packs[1], 5.0) == 0
     assert shares_of(storage, packs[1]) == 10
     storage.mesh.stop()
+
+
+async def test_a_sibling_adopts_a_huge_lease_only_up_to_its_own_maximum(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage, packs = await placed(nursery, 33, 1)
+    owner = storage.mesh.peers[0]
+    holders = [p for p in storage.mesh.peers[1:] if storage.stores[p.node_id].indices(packs[0])]
+    stored = storage.stores[holders[0].node_id]
+    held = stored.get(packs[0], stored.indices(packs[0])[0])
+    assert held is not None
+    # The owner's key signs a lease of 2^40 s; one holder is sent it, the rest learn
+    # of it from that holder during their surveys.
+    huge = ShareDescriptor.from_bytes(held.descriptor).renewed(LEASE_KEYS.identity, 2**40)
+    contact = Contact(holders[0].node_id, *holders[0].address)
+    await owner.peer.dht.transport.request(contact, RenewLease(packs[0], huge.to_bytes()), 5.0)
+    for _ in range(20):  # surveys spread the lease within a few rounds
+        if sum(m.stats.leases_adopted for m in storage.maintainers.values()) >= 9:
+            break
+        await trio.sleep(STORAGE_CONFIG.audit_interval)
+    assert sum(m.stats.leases_adopted for m in storage.maintainers.values()) >= 9
+    ceiling = int(virtual_now()) + STORAGE_CONFIG.max_lease
+    leases = [
+        info.lease_expiry
+        for store in storage.live_stores()
+        for info in store.list_shares()
+        if info.pack_id == packs[0]
+    ]
+    assert len(leases) == 10 and all(lease <= ceiling for lease in leases)
+    storage.mesh.stop()
