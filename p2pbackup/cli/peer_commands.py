@@ -8,6 +8,7 @@ peer one question each, or (`simulate`) run a scenario on virtual time.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 from pathlib import Path
@@ -69,6 +70,9 @@ def serve(
         renew_interval=parse_duration(renew_interval),
     )
     home = STATE.home
+    # The home is its user's alone, now and all the peer creates later: decision 0018.
+    os.umask(0o077)
+    home.secure()
 
     async def run() -> None:
         # The process edge: the peer's randomness is seeded from the system here.
