@@ -72,7 +72,7 @@ def serve(
     home = STATE.home
     # The home is its user's alone, now and all the peer creates later: decision 0018.
     os.umask(0o077)
-    home.secure()
+    home.prepare_to_serve()
 
     async def run() -> None:
         # The process edge: the peer's randomness is seeded from the system here.

@@ -22,7 +22,7 @@ import platformdirs
 from p2pbackup.base.files import write_atomically
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.peer.private import close_tree, is_private_dir
+from p2pbackup.peer.private import claim_dir, close_tree, is_private_dir
 
 ENV_HOME = "P2PBACKUP_HOME"
 _SOCKET_PATH_MAX = 100  # sockaddr_un allows 108 bytes; keep a margin
@@ -74,12 +74,12 @@ class Home:
         if self.is_initialised():
             raise HomeError(f"{self.path} is already initialised (found {self.identity_file.name})")
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.secure()
+        self.tighten()
         identity = Identity.generate()
         write_atomically(self.identity_file, identity.seed)
         return identity
 
-    def secure(self) -> None:
+    def tighten(self) -> None:
         """Close an existing home to every other user, down to its last file; a home
         another user owns is refused, as its owner could change anything in it."""
         try:
@@ -89,6 +89,14 @@ class Home:
         if owner != os.geteuid():
             raise HomeError(f"{self.path} belongs to uid {owner}; run the peer as that user")
         close_tree(self.path)
+
+    def prepare_to_serve(self) -> None:
+        """Tighten the home and claim the control socket's folder, before anything
+        starts: a folder another user made first is refused here, in one line."""
+        if not self.path.exists():
+            return  # `identity` says to run init; no empty home is left behind
+        self.tighten()
+        claim_dir(self.control_socket.parent)
 
     def identity(self) -> Identity:
         seed = _secret(self.identity_file)
