@@ -269,3 +269,45 @@ def test_state_that_is_damaged_or_not_an_object_reads_as_none(home: Home) -> Non
     assert home.read_state() is None
     home.state_file.write_text('"a string"')
     assert home.read_state() is None
+
+
+# ---- the home is its user's alone -------------------------------------------
+
+
+def test_tighten_closes_every_folder_and_file_but_follows_no_symlink(
+    home: Home, tmp_path: Path
+) -> None:
+    home.create()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the peer's")
+    outside.chmod(0o644)
+    (home.path / "link").symlink_to(outside)
+    nested = home.path / "shares" / "ab"
+    nested.mkdir(parents=True)
+    (nested / "old-share").write_bytes(b"x")
+    for path in (home.path, home.path / "shares", nested):
+        path.chmod(0o755)
+    for path in (nested / "old-share", home.identity_file):
+        path.chmod(0o644)
+    home.tighten()
+    assert [_mode(p) for p in (home.path, home.path / "shares", nested)] == [0o700] * 3
+    assert _mode(nested / "old-share") == _mode(home.identity_file) == 0o600
+    assert _mode(outside) == 0o644
+
+
+def test_preparing_to_serve_a_missing_home_leaves_nothing_behind(tmp_path: Path) -> None:
+    missing = Home(tmp_path / "never-initialised")
+    missing.prepare_to_serve()
+    assert not missing.path.exists()
+    with pytest.raises(HomeError, match="init"):
+        missing.identity()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root; CI is root")
+def test_a_home_another_user_owns_is_refused(home: Home) -> None:
+    home.create()
+    os.chown(home.path, 65534, 65534)
+    home.path.chmod(0o755)
+    with pytest.raises(HomeError, match="belongs to uid 65534"):
+        home.prepare_to_serve()
+    assert _mode(home.path) == 0o755
