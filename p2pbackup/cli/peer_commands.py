@@ -8,6 +8,7 @@ peer one question each, or (`simulate`) run a scenario on virtual time.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 from pathlib import Path
@@ -71,6 +72,9 @@ def serve(
         max_lease=max(1, int(parse_duration(max_lease))),
     )
     home = STATE.home
+    # The home is its user's alone, now and all the peer creates later: decision 0018.
+    os.umask(0o077)
+    home.prepare_to_serve()
 
     async def run() -> None:
         # The process edge: the peer's randomness is seeded from the system here.

@@ -4,8 +4,10 @@ Frames are the same length-prefixed CBOR as the mesh uses. A request is
 `{"op": NAME, "args": {...}}`; the peer answers with any number of
 `{"progress": {...}}` frames and then one `{"ok": true, "result": {...}}` or
 `{"ok": false, "error": "one line"}`, which is also the answer to a frame
-that does not decode or a request that is not one. The socket lives in the peer's home
-with owner-only permissions: whoever can reach it owns the peer.
+that does not decode or a request that is not one. Whoever reaches the socket owns the
+peer, and whoever answers on it is believed: so the socket lives in a folder only its
+user may enter, the server hangs up on any other user without a word, and the client
+sends nothing to a socket, a folder or a server that is not its own user's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import trio
 
 from p2pbackup.errors import NoPeerRunning, P2PBackupError, WireError
 from p2pbackup.peer.contracts import Args, ContractError, plain
+from p2pbackup.peer.private import LocalAccessError, check_own, claim_dir, peer_uid
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 
 log = logging.getLogger("p2pbackup.control")
@@ -75,6 +78,7 @@ class ControlServer:
         self.operations = operations
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        claim_dir(self.path.parent)
         self.path.unlink(missing_ok=True)  # a stale socket from a killed peer
         sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
         try:
@@ -89,6 +93,10 @@ class ControlServer:
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         async with stream:
+            uid = peer_uid(stream.socket)
+            if uid is not None and uid != os.geteuid():
+                log.warning("control: hung up on a connection from uid %d", uid)
+                return
             sending = trio.Lock()
 
             async def progress(update: dict[str, Any]) -> None:
@@ -154,12 +162,23 @@ async def call(
     args: dict[str, Any] | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run one operation on the peer behind `path`; its error becomes a `P2PBackupError`."""
+    """Run one operation on the peer behind `path`; its error becomes a `P2PBackupError`.
+
+    Nothing is sent unless the socket, its folder and the process listening on it are
+    this user's: `LocalAccessError` otherwise."""
     try:
+        check_own(path.parent, "folder")
+        check_own(path, "socket")
         stream = await trio.open_unix_socket(os.fspath(path))
     except (FileNotFoundError, ConnectionRefusedError):
         raise NoPeerRunning(f"no peer is running for this home (no answer on {path})") from None
     async with stream:
+        uid = peer_uid(stream.socket)
+        if uid is not None and uid != os.geteuid():
+            raise LocalAccessError(
+                f"refusing the control socket: the process on {path} runs as uid {uid}, "
+                "not as this user"
+            )
         await _send(stream, ControlRequest(op, args or {}).to_frame())
         decoder = FrameDecoder(MAX_CONTROL_FRAME)
         while True:

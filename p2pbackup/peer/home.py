@@ -1,8 +1,10 @@
 """A peer's home directory: its keys, its control socket, its state.
 
 `--home` or `P2PBACKUP_HOME` picks the directory, else the platform's data
-dir, so several peers can share one machine. Secrets are written atomically
-with owner-only permissions.
+dir, so several peers can share one machine. The home is its user's alone:
+folders 0700 and files 0600, tightened at `init` and `serve` whatever an older
+version or a copy left, since it holds the keys and a catalog of every path
+backed up. Secrets are written atomically.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import platformdirs
 from p2pbackup.base.files import write_atomically
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.peer.private import claim_dir, close_tree, is_private_dir
 
 ENV_HOME = "P2PBACKUP_HOME"
 _SOCKET_PATH_MAX = 100  # sockaddr_un allows 108 bytes; keep a margin
@@ -48,12 +51,20 @@ class Home:
 
     @property
     def control_socket(self) -> Path:
-        """Inside the home unless the path is too long for a Unix socket."""
+        """Inside the home unless the path is too long for a Unix socket; then in this
+        user's own runtime folder under a name the home's path gives, so the CLI finds
+        it where the peer put it. Never straight in a shared folder: another user
+        could bind the name first (decision 0018)."""
         inside = self.path / "control.sock"
-        if len(os.fsencode(inside)) <= _SOCKET_PATH_MAX:
+        if _fits(inside):
             return inside
         digest = hashlib.blake2b(os.fsencode(self.path), digest_size=10).hexdigest()
-        return Path(tempfile.gettempdir()) / f"p2pbackup-{digest}.sock"
+        runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+        if os.path.isabs(runtime) and is_private_dir(Path(runtime)):
+            candidate = Path(runtime) / f"p2pbackup-{digest}.sock"
+            if _fits(candidate):
+                return candidate
+        return user_temp_dir() / f"{digest}.sock"
 
     def is_initialised(self) -> bool:
         return self.identity_file.exists()
@@ -63,9 +74,29 @@ class Home:
         if self.is_initialised():
             raise HomeError(f"{self.path} is already initialised (found {self.identity_file.name})")
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.tighten()
         identity = Identity.generate()
         write_atomically(self.identity_file, identity.seed)
         return identity
+
+    def tighten(self) -> None:
+        """Close an existing home to every other user, down to its last file; a home
+        another user owns is refused, as its owner could change anything in it."""
+        try:
+            owner = self.path.stat().st_uid
+        except FileNotFoundError:
+            return  # nothing to close; `identity` says what to do
+        if owner != os.geteuid():
+            raise HomeError(f"{self.path} belongs to uid {owner}; run the peer as that user")
+        close_tree(self.path)
+
+    def prepare_to_serve(self) -> None:
+        """Tighten the home and claim the control socket's folder, before anything
+        starts: a folder another user made first is refused here, in one line."""
+        if not self.path.exists():
+            return  # `identity` says to run init; no empty home is left behind
+        self.tighten()
+        claim_dir(self.control_socket.parent)
 
     def identity(self) -> Identity:
         seed = _secret(self.identity_file)
@@ -116,7 +147,7 @@ class Home:
         return value if isinstance(value, dict) else {}
 
     def write_state(self, state: dict[str, Any]) -> None:
-        write_atomically(self.state_file, json.dumps(state, indent=2).encode(), mode=0o644)
+        write_atomically(self.state_file, json.dumps(state, indent=2).encode())
 
     def read_state(self) -> dict[str, Any] | None:
         try:
@@ -124,6 +155,17 @@ class Home:
         except (FileNotFoundError, ValueError):
             return None
         return value if isinstance(value, dict) else None
+
+
+def user_temp_dir() -> Path:
+    """The control sockets' folder when neither the home nor XDG_RUNTIME_DIR will do:
+    named for the user, so the CLI finds it, and checked by whoever uses it, as another
+    user may have made it first."""
+    return Path(tempfile.gettempdir()) / f"p2pbackup-{os.geteuid()}"
+
+
+def _fits(socket_path: Path) -> bool:
+    return len(os.fsencode(socket_path)) <= _SOCKET_PATH_MAX
 
 
 def _secret(path: Path) -> bytes | None:

@@ -12,13 +12,14 @@ import os
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import platformdirs
 import pytest
 
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.peer.home import ENV_HOME, Home, HomeError
+from p2pbackup.peer.home import ENV_HOME, Home, HomeError, user_temp_dir
 
 
 def _mode(path: Path) -> int:
@@ -80,37 +81,83 @@ def test_a_chosen_home_is_made_absolute_and_user_expanded(
 # ---- the control socket -------------------------------------------------
 
 
+@pytest.fixture
+def no_runtime_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a long home's socket goes must not hang on the session that runs the tests."""
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+
+
 def test_the_control_socket_is_inside_a_short_home(home: Home) -> None:
     assert home.control_socket == home.path / "control.sock"
 
 
+@pytest.mark.usefixtures("no_runtime_dir")
 def test_a_socket_path_of_exactly_the_limit_stays_inside() -> None:
     # "/" + 86 letters + "/control.sock" is 100 bytes; one more letter is too long.
     fits = Home(Path("/" + "a" * 86))
     assert len(os.fsencode(fits.control_socket)) == 100
     assert fits.control_socket == fits.path / "control.sock"
     over = Home(Path("/" + "a" * 87))
-    assert over.control_socket.parent == Path(tempfile.gettempdir())
+    assert over.control_socket.parent == user_temp_dir()
 
 
-def test_a_long_home_puts_its_socket_in_the_temp_dir_under_a_stable_name() -> None:
+@pytest.mark.usefixtures("no_runtime_dir")
+def test_a_long_home_puts_its_socket_in_a_folder_of_the_user_under_a_stable_name() -> None:
     deep = Home(Path("/" + "/".join(["nested-folder"] * 10)))
     path = deep.control_socket
-    assert path.parent == Path(tempfile.gettempdir())
-    assert path.name.startswith("p2pbackup-") and path.suffix == ".sock"
-    assert len(path.name) == len("p2pbackup-") + 20 + len(".sock")
+    # Not straight in the shared temp dir, where another user could bind the name first.
+    assert path.parent == Path(tempfile.gettempdir()) / f"p2pbackup-{os.geteuid()}"
+    assert path.suffix == ".sock" and len(path.name) == 20 + len(".sock")
     assert len(os.fsencode(path)) <= 100
     # The CLI and the serving peer compute it apart: the same home gives the same path.
     assert Home(Path(str(deep.path))).control_socket == path
     other = Home(deep.path / "other")
-    assert other.control_socket != path
+    assert other.control_socket != path and other.control_socket.parent == path.parent
 
 
+@pytest.mark.usefixtures("no_runtime_dir")
 def test_the_socket_limit_counts_bytes_not_characters() -> None:
     # 45 two-byte letters: 59 characters in all, but 104 bytes once encoded.
     wide = Home(Path("/" + "é" * 45))
     assert len(str(wide.path / "control.sock")) < 100
-    assert wide.control_socket.parent == Path(tempfile.gettempdir())
+    assert wide.control_socket.parent == user_temp_dir()
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A folder with a short path (as /run/user/1000 is), made 0700 and removed after."""
+    with tempfile.TemporaryDirectory(prefix="run-") as made:
+        yield Path(made)
+
+
+def test_a_long_home_uses_a_private_runtime_dir_when_there_is_one(
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = short_dir
+    assert _mode(runtime) == 0o700
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    deep = Home(Path("/" + "/".join(["nested-folder"] * 10)))
+    path = deep.control_socket
+    assert path.parent == runtime
+    assert path.name.startswith("p2pbackup-") and path.suffix == ".sock"
+    assert len(path.name) == len("p2pbackup-") + 20 + len(".sock")
+    assert Home(deep.path / "other").control_socket != path
+
+
+def test_a_runtime_dir_others_may_enter_or_too_deep_is_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = Home(Path("/" + "/".join(["nested-folder"] * 10)))
+    open_to_all = tmp_path / "run"
+    open_to_all.mkdir()
+    open_to_all.chmod(0o755)
+    for runtime in (str(open_to_all), "relative/run", str(tmp_path / "missing"), ""):
+        monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+        assert deep.control_socket.parent == user_temp_dir(), runtime
+    too_deep = tmp_path / ("r" * 90)
+    too_deep.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(too_deep))
+    assert deep.control_socket.parent == user_temp_dir()
 
 
 # ---- init and the peer identity -------------------------------------------
@@ -206,14 +253,14 @@ def test_the_owner_files_have_fixed_names(home: Home) -> None:
 # ---- the running peer's state ---------------------------------------------
 
 
-def test_state_round_trips_and_is_readable_by_others(home: Home) -> None:
+def test_state_round_trips_and_is_owner_only(home: Home) -> None:
     home.create()
     assert home.read_state() is None
     state = {"listen": "127.0.0.1:7400", "pid": 1234, "nested": {"a": [1, 2]}}
     home.write_state(state)
     assert home.state_file == home.path / "peer.json"
     assert home.read_state() == state
-    assert _mode(home.state_file) == 0o644
+    assert _mode(home.state_file) == 0o600
 
 
 def test_state_that_is_damaged_or_not_an_object_reads_as_none(home: Home) -> None:
@@ -222,3 +269,45 @@ def test_state_that_is_damaged_or_not_an_object_reads_as_none(home: Home) -> Non
     assert home.read_state() is None
     home.state_file.write_text('"a string"')
     assert home.read_state() is None
+
+
+# ---- the home is its user's alone -------------------------------------------
+
+
+def test_tighten_closes_every_folder_and_file_but_follows_no_symlink(
+    home: Home, tmp_path: Path
+) -> None:
+    home.create()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the peer's")
+    outside.chmod(0o644)
+    (home.path / "link").symlink_to(outside)
+    nested = home.path / "shares" / "ab"
+    nested.mkdir(parents=True)
+    (nested / "old-share").write_bytes(b"x")
+    for path in (home.path, home.path / "shares", nested):
+        path.chmod(0o755)
+    for path in (nested / "old-share", home.identity_file):
+        path.chmod(0o644)
+    home.tighten()
+    assert [_mode(p) for p in (home.path, home.path / "shares", nested)] == [0o700] * 3
+    assert _mode(nested / "old-share") == _mode(home.identity_file) == 0o600
+    assert _mode(outside) == 0o644
+
+
+def test_preparing_to_serve_a_missing_home_leaves_nothing_behind(tmp_path: Path) -> None:
+    missing = Home(tmp_path / "never-initialised")
+    missing.prepare_to_serve()
+    assert not missing.path.exists()
+    with pytest.raises(HomeError, match="init"):
+        missing.identity()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root; CI is root")
+def test_a_home_another_user_owns_is_refused(home: Home) -> None:
+    home.create()
+    os.chown(home.path, 65534, 65534)
+    home.path.chmod(0o755)
+    with pytest.raises(HomeError, match="belongs to uid 65534"):
+        home.prepare_to_serve()
+    assert _mode(home.path) == 0o755
