@@ -43,7 +43,10 @@ async def serving(
     handler: Handler = pong,
     clock: Callable[[], float] | None = None,
 ) -> AsyncIterator[TcpTransport]:
-    """A transport serving until the block ends; its connections close with it."""
+    """A transport serving until the block ends; its connections close with it.
+
+    Its rate limits read `clock` (a `FakeClock` unless given), so no test's outcome
+    depends on how fast the machine runs it."""
     transport = TcpTransport(
         Identity.generate(), ("127.0.0.1", 0), options, clock=clock or FakeClock()
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 import cbor2
 import pytest
@@ -24,35 +24,16 @@ from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Remote
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 from p2pbackup.wire.messages import Message, encode_message
+from tests.net.bounds_support import Handler, contact_of, pong
+from tests.net.bounds_support import serving as serving_with
 
 OPTIONS = TcpOptions(max_frame=64 * 1024, handshake_timeout=1.0, frame_timeout=1.0)
-Handler = Callable[[Remote, Message], Awaitable[Message]]
 
 
-async def pong(remote: Remote, message: Message) -> Message:
-    return Pong()
-
-
-@asynccontextmanager
-async def serving(
-    nursery: trio.Nursery, handler: Handler = pong, identity: Identity | None = None
-) -> AsyncIterator[TcpTransport]:
-    transport = TcpTransport(identity or Identity.generate(), ("127.0.0.1", 0), OPTIONS)
-    scope = trio.CancelScope()
-
-    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with scope:
-            await transport.serve(handler, task_status=task_status)
-
-    await nursery.start(run)
-    try:
-        yield transport
-    finally:
-        scope.cancel()
-
-
-def contact_of(transport: TcpTransport) -> Contact:
-    return Contact(transport.identity.node_id, *transport.listen)
+def serving(
+    nursery: trio.Nursery, handler: Handler = pong
+) -> AbstractAsyncContextManager[TcpTransport]:
+    return serving_with(nursery, OPTIONS, handler)
 
 
 async def test_request_reply_with_proven_identity(nursery: trio.Nursery) -> None:
