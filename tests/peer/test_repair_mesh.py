@@ -13,6 +13,7 @@ import pytest
 
 from p2pbackup.cli.demo import compare_trees
 from p2pbackup.cli.localmesh import LocalMesh
+from tests.peer.trees import random_files
 
 pytestmark = pytest.mark.timeout(300)
 PEERS = 16
@@ -47,11 +48,7 @@ def test_holders_killed_while_the_owner_is_away_are_replaced_within_a_minute(
     tmp_path: Path, auditing_mesh: LocalMesh
 ) -> None:
     mesh = auditing_mesh
-    source = tmp_path / "data"
-    source.mkdir()
-    rng = random.Random(5)
-    for i in range(6):
-        (source / f"file{i}.bin").write_bytes(rng.randbytes(1_500_000))
+    source = random_files(tmp_path / "data", 6, 1_500_000, random.Random(5))
     owner = 0
     backup = mesh.cli_json(owner, "backup", str(source))
     assert backup["packs"] >= 2
@@ -93,11 +90,8 @@ def test_owner_repair_then_forget_and_prune_frees_every_share(
     tmp_path: Path, idle_mesh: LocalMesh
 ) -> None:
     mesh = idle_mesh
-    source = tmp_path / "data"
-    source.mkdir()
     rng = random.Random(6)
-    for i in range(4):
-        (source / f"file{i}.bin").write_bytes(rng.randbytes(1_200_000))
+    source = random_files(tmp_path / "data", 4, 1_200_000, rng)
     owner = 0
     first = mesh.cli_json(owner, "backup", str(source))
     # Files of 2 chunks each, 3 files to a 4 MiB pack: with two of them rewritten, the

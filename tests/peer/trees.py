@@ -73,3 +73,11 @@ def wait_until_settled(root: Path, racy_seconds: float) -> None:
     settled_ns = newest_ns + int(racy_seconds * 1_000_000_000)
     while (now_ns := time.time_ns()) <= settled_ns:
         time.sleep((settled_ns - now_ns) / 1_000_000_000 + 0.01)
+
+
+def random_files(root: Path, count: int, size: int, rng: random.Random) -> Path:
+    """`count` files of `size` incompressible bytes from `rng`, in a new folder `root`."""
+    root.mkdir()
+    for i in range(count):
+        (root / f"file{i}.bin").write_bytes(rng.randbytes(size))
+    return root
