@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,9 @@ class DhtConfig:
     # was not heard from for this long (BEP 5 uses 15 minutes): in a busy mesh,
     # pinging on every newcomer was a fifth of all traffic.
     questionable_after: float = 900.0
+    # Address kinds ("loopback", "lan") whose every address counts as a block of its
+    # own in the per-block limits: meshes on one host or LAN need it, nothing else.
+    exempt_blocks: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         if self.read_quorum + self.write_quorum <= self.replicas:

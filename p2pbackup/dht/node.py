@@ -31,9 +31,11 @@ from p2pbackup.dht.messages import (
 )
 from p2pbackup.dht.quorum import QuorumRead, QuorumWrite
 from p2pbackup.dht.record_store import RecordStore, near_key
+from p2pbackup.dht.peer_book import PeerBook
 from p2pbackup.dht.records import Record, covers
 from p2pbackup.dht.routing import AddOutcome, RoutingTable
 from p2pbackup.errors import P2PBackupError, QuorumNotReached, RecordRejected
+from p2pbackup.net.blocks import block_of
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.transport import Address, Remote, Transport
 from p2pbackup.wire.messages import Message
@@ -72,6 +74,8 @@ class DhtNode:
             now=trio.current_time(),
             questionable_after=config.questionable_after,
         )
+        # First-hand history: verified addresses and how long each peer has answered.
+        self.peers = PeerBook()
         self._failures: dict[bytes, int] = {}
         self._refused: set[bytes] = set()  # writers whose refusal was logged
         self._nursery: trio.Nursery | None = None
@@ -149,6 +153,14 @@ class DhtNode:
         else:
             self.table.ping_answered(oldest, trio.current_time())
 
+    def block_of(self, contact: Contact) -> str:
+        """The contact's address block, under this mesh's exemptions."""
+        return block_of(contact, self.config.exempt_blocks)
+
+    def vetted(self, node_id: bytes, period: float) -> bool:
+        """Has this peer answered us, first-hand, for at least `period` seconds?"""
+        return self.peers.vetted(node_id, trio.current_time(), period)
+
     # ---- calls ---------------------------------------------------------
 
     async def call(self, target: Contact | Address, message: Message) -> Message | None:
@@ -160,6 +172,8 @@ class DhtNode:
             if isinstance(target, Contact):
                 self._failed(target)
             return None
+        if isinstance(target, Contact):
+            self.peers.answered(target, trio.current_time())
         self.observe(reply.remote)
         return reply.message
 
@@ -174,6 +188,8 @@ class DhtNode:
         if contact is None:
             host, port = target.address if isinstance(target, Contact) else target
             contact = Contact(reply.remote.node_id, host, port)
+        host, port = target.address if isinstance(target, Contact) else target
+        self.peers.answered(Contact(reply.remote.node_id, host, port), trio.current_time())
         self._seen(contact)
         return contact
 
