@@ -29,9 +29,9 @@ from p2pbackup.dht.messages import (
     Stored,
     StoreRecord,
 )
+from p2pbackup.dht.peer_book import PeerBook
 from p2pbackup.dht.quorum import QuorumRead, QuorumWrite
 from p2pbackup.dht.record_store import RecordStore, near_key
-from p2pbackup.dht.peer_book import PeerBook
 from p2pbackup.dht.records import Record, covers
 from p2pbackup.dht.routing import AddOutcome, RoutingTable
 from p2pbackup.errors import P2PBackupError, QuorumNotReached, RecordRejected
