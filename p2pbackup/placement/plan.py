@@ -1,14 +1,24 @@
 """Placing one pack's shares, sans-IO.
 
 Share i goes to the i-th closest live peer to the pack id. A peer that
-refuses (full disk) or fails hands its share to the next closest peer not
-yet used, so no peer ever holds two shares of one pack. The plan says which
-requests to send; the driver reports how each went.
+refuses (full disk), fails, or says it stored the share but cannot prove it
+hands its share to the next closest peer not yet used, so no peer ever holds
+two shares of one pack. The plan says which requests to send; the driver
+reports how each went, and only a share reported stored (proven, where the
+driver proves) counts as placed.
+
+Given `block_of`, the plan also spreads a pack over address blocks: each
+share goes to the closest unused peer in a block holding the fewest of the
+pack's shares (placed or on their way). Where the candidates span as many
+blocks as there are shares, no block gets two; where they do not, shares
+fill the blocks there are, evenly. Identities cost nothing, addresses do,
+so many identities in one network cannot gather a pack.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from p2pbackup.net.contact import Contact
@@ -22,22 +32,35 @@ class PlacementPlan:
     placed: dict[int, Contact] = field(default_factory=dict)
     refusals: list[str] = field(default_factory=list)
     failures: int = 0
+    unproven: int = 0  # peers that said they stored a share and could not prove it
+    # The address block of a candidate; None places by distance alone.
+    block_of: Callable[[Contact], str] | None = None
 
     def __post_init__(self) -> None:
-        self._next_candidate = 0
+        self._asked = 0
+        self._remaining: list[Contact] = list(self.candidates)
         self._in_flight: dict[int, Contact] = {}
         self._unassigned: list[int] = list(range(self.shares))
 
     def assignments(self) -> list[tuple[int, Contact]]:
         """Shares to send now, each to a peer that has none of this pack."""
         out: list[tuple[int, Contact]] = []
-        while self._unassigned and self._next_candidate < len(self.candidates):
+        while self._unassigned and self._remaining:
             index = self._unassigned.pop(0)
-            contact = self.candidates[self._next_candidate]
-            self._next_candidate += 1
+            contact = self._remaining.pop(self._next_position())
+            self._asked += 1
             self._in_flight[index] = contact
             out.append((index, contact))
         return out
+
+    def _next_position(self) -> int:
+        """Where in the remaining candidates the next share goes: the closest, or, when
+        spreading, the closest in a block holding the fewest of this pack's shares."""
+        if self.block_of is None:
+            return 0
+        block_of = self.block_of
+        held = Counter(block_of(c) for c in (*self.placed.values(), *self._in_flight.values()))
+        return min(range(len(self._remaining)), key=lambda i: held[block_of(self._remaining[i])])
 
     def on_stored(self, index: int) -> None:
         self.placed[index] = self._in_flight.pop(index)
@@ -52,11 +75,17 @@ class PlacementPlan:
         self.failures += 1
         self._unassigned.append(index)
 
+    def on_unproven(self, index: int) -> None:
+        """The peer said it stored the share, then could not prove it: a failure."""
+        self._in_flight.pop(index)
+        self.unproven += 1
+        self._unassigned.append(index)
+
     @property
     def done(self) -> bool:
         if self._in_flight:
             return False
-        return not self._unassigned or self._next_candidate >= len(self.candidates)
+        return not self._unassigned or not self._remaining
 
     @property
     def happy_enough(self) -> bool:
@@ -66,8 +95,13 @@ class PlacementPlan:
         """Why the pack could not be placed, in words a user can act on."""
         reasons = sorted(set(self.refusals))
         detail = f"; refusals: {', '.join(reasons[:3])}" if reasons else ""
+        unproven = (
+            f", {self.unproven} said they stored one but could not prove it"
+            if self.unproven
+            else ""
+        )
         return (
             f"only {len(self.placed)} distinct peers took a share of this pack, "
-            f"{self.happy} needed (asked {self._next_candidate} of {len(self.candidates)} peers "
-            f"found, {self.failures} did not answer{detail})"
+            f"{self.happy} needed (asked {self._asked} of {len(self.candidates)} peers "
+            f"found, {self.failures} did not answer{unproven}{detail})"
         )

@@ -2,7 +2,11 @@
 
 Putting a pack erasure-codes it, signs a descriptor, looks up the peers
 closest to the pack id and hands share i to the i-th of them, moving a
-refused or failed share on to the next closest peer (`PlacementPlan`).
+refused or failed share on to the next closest peer (`PlacementPlan`). A
+peer's "stored" is a claim: each share counts only once its peer has proven
+it (an audit of a random block against the signed root), and a pack counts
+as put only with `happy` proven shares, so a backup never reports saved what
+the mesh does not hold.
 Getting a pack asks the closest peers for whatever share each holds, checks
 every share against its signed descriptor and rebuilds from the first k
 good ones; a corrupted or forged share costs one more question, not the pack.
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +38,10 @@ from p2pbackup.shares.messages import ShareData
 from p2pbackup.shares.placing import place_shares
 
 log = logging.getLogger("p2pbackup.shares")
+# Set to "1" in a peer's environment, its owner counts a share placed on the peer's
+# word alone. Only the benchmark sets it, to measure what the proofs cost: it is not
+# an option, since such an owner may report saved a snapshot the mesh does not hold.
+UNPROVEN_FOR_BENCH = "P2PBACKUP_BENCH_UNPROVEN_SHARES"
 
 
 class PlacementFailed(P2PBackupError):
@@ -57,8 +66,13 @@ class MeshPackStore:
         share_timeout: float = 60.0,
         run_sync: RunSync = to_thread,
         now: Callable[[], float] = time.time,
+        prove: bool = True,
+        rng: random.Random | None = None,
     ) -> None:
         self.dht = dht
+        # Audit blocks come from the peer's generator (seeded in the simulator).
+        self.rng = rng if rng is not None else dht.rng
+        self.prove = prove
         self.owner = owner
         self.redundancy = redundancy
         self.share_timeout = share_timeout
@@ -91,6 +105,7 @@ class MeshPackStore:
             candidates,
             happy=r.happy,
             timeout=self.share_timeout,
+            prove=self.rng if self.prove else None,
         )
         if not plan.happy_enough:
             raise PlacementFailed(f"pack {pack_id.hex()[:12]}: {plan.shortfall()}")

@@ -2,24 +2,42 @@
 
 Shares go out in parallel; a refusal or a failure moves that share on to the
 next candidate, so no peer gets two shares of one pack and a full disk costs
-one more request, not the share.
+one more request, not the share. Shares spread over address blocks where the
+candidates allow (see `PlacementPlan`).
+
+With `prove`, a peer's `ShareStored` is only a claim: the placer then audits
+a random block of the share it sent, and the share counts as placed only when
+the proof checks against the owner-signed root. A peer that cannot prove it
+is treated as one that failed, and its share moves on.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
+import random
 from collections.abc import Mapping, Sequence
 
 import trio
 
+from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.dht.node import DhtNode
-from p2pbackup.errors import PeerUnreachable, RemoteError
+from p2pbackup.errors import P2PBackupError, PeerUnreachable, RemoteError
 from p2pbackup.net.contact import Contact
 from p2pbackup.placement.plan import PlacementPlan
 from p2pbackup.shares.messages import PutShare, ShareStored
+from p2pbackup.shares.proving import challenge, proves
+from p2pbackup.shares.upkeep_messages import Audit
 
 log = logging.getLogger("p2pbackup.shares")
+
+
+class Outcome(enum.Enum):
+    STORED = "stored"
+    REFUSED = "refused"
+    FAILED = "failed"
+    UNPROVEN = "unproven"
 
 
 async def place_shares(
@@ -31,45 +49,94 @@ async def place_shares(
     *,
     happy: int,
     timeout: float,
+    prove: random.Random | None = None,
 ) -> tuple[PlacementPlan, dict[int, Contact], int]:
     """Place every share of `shares` (index -> bytes); returns the plan, where each went,
-    and the bytes sent."""
+    and the bytes sent. With `prove`, each share counts only once its peer answered an
+    audit of a block drawn from that generator (draws happen in this task, in the
+    order of the plan, so a seeded run replays)."""
     indices = sorted(shares)
-    plan = PlacementPlan(len(indices), happy, candidates)
-    send, receive = trio.open_memory_channel[tuple[int, str | None, bool]](math.inf)
+    plan = PlacementPlan(len(indices), happy, candidates, block_of=dht.block_of)
+    signed = ShareDescriptor.from_bytes(descriptor) if prove is not None else None
+    send, receive = trio.open_memory_channel[tuple[int, Outcome, str]](math.inf)
     sent = 0
 
-    async def place(slot: int, contact: Contact) -> None:
+    async def place(slot: int, contact: Contact, audit: Audit | None) -> None:
         index = indices[slot]
         message = PutShare(pack_id, index, descriptor, shares[index])
-        try:
-            reply = await dht.transport.request(contact, message, timeout)
-        except RemoteError as exc:
-            await send.send((slot, str(exc), False))
-            return
-        except PeerUnreachable as exc:
-            log.info("share %d of %s: %s", index, pack_id.hex()[:12], exc)
-            await send.send((slot, None, False))
-            return
-        dht.observe(reply.remote)
-        await send.send((slot, None, isinstance(reply.message, ShareStored)))
+        outcome, reason = await _put(dht, contact, message, timeout)
+        if outcome is Outcome.STORED and audit is not None:
+            assert signed is not None
+            outcome = await _prove(dht, contact, signed, audit, timeout)
+            if outcome is Outcome.UNPROVEN:
+                log.warning(
+                    "share %d of %s: %s said it stored it and could not prove it",
+                    index,
+                    pack_id.hex()[:12],
+                    contact,
+                )
+        await send.send((slot, outcome, reason))
 
     async with trio.open_nursery() as nursery:
         in_flight = 0
         while True:
             for slot, contact in plan.assignments():
-                nursery.start_soon(place, slot, contact)
+                audit = None
+                if signed is not None and prove is not None:
+                    audit = challenge(signed, indices[slot], prove)
+                nursery.start_soon(place, slot, contact, audit)
                 sent += len(shares[indices[slot]])
                 in_flight += 1
             if in_flight == 0:
                 break
-            slot, refusal, stored = await receive.receive()
+            slot, outcome, reason = await receive.receive()
             in_flight -= 1
-            if stored:
-                plan.on_stored(slot)
-            elif refusal is not None:
-                plan.on_refused(slot, refusal)
-            else:
-                plan.on_failed(slot)
+            _report(plan, slot, outcome, reason)
     placed = {indices[slot]: contact for slot, contact in plan.placed.items()}
     return plan, placed, sent
+
+
+def _report(plan: PlacementPlan, slot: int, outcome: Outcome, reason: str) -> None:
+    if outcome is Outcome.STORED:
+        plan.on_stored(slot)
+    elif outcome is Outcome.REFUSED:
+        plan.on_refused(slot, reason)
+    elif outcome is Outcome.UNPROVEN:
+        plan.on_unproven(slot)
+    else:
+        plan.on_failed(slot)
+
+
+async def _put(
+    dht: DhtNode, contact: Contact, message: PutShare, timeout: float
+) -> tuple[Outcome, str]:
+    """Hand one share to one peer; how it went, and the peer's reason for a refusal."""
+    try:
+        reply = await dht.transport.request(contact, message, timeout)
+    except RemoteError as exc:
+        return Outcome.REFUSED, str(exc)
+    except PeerUnreachable as exc:
+        log.info("share %d of %s: %s", message.index, message.pack_id.hex()[:12], exc)
+        return Outcome.FAILED, ""
+    dht.observe(reply.remote)
+    stored = isinstance(reply.message, ShareStored)
+    return (Outcome.STORED if stored else Outcome.FAILED), ""
+
+
+async def _prove(
+    dht: DhtNode, contact: Contact, descriptor: ShareDescriptor, audit: Audit, timeout: float
+) -> Outcome:
+    """Audit the share just handed over; STORED only when the proof checks."""
+    try:
+        reply = await dht.transport.request(contact, audit, timeout)
+    except P2PBackupError:
+        answer = None
+    else:
+        answer = reply.message
+    now = trio.current_time()
+    if not proves(descriptor, audit, answer):
+        dht.peers.failed_audit(contact.node_id, now)
+        return Outcome.UNPROVEN
+    # It answered, first-hand, at the address we dialled.
+    dht.peers.answered(contact, now)
+    return Outcome.STORED
