@@ -63,7 +63,7 @@ from p2pbackup.peer.results import (
     SnapshotList,
 )
 from p2pbackup.peer.upkeep import Upkeep
-from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
+from p2pbackup.shares.mesh_packs import UNPROVEN_FOR_BENCH, MeshPackStore, Redundancy
 
 
 class OwnerService:
@@ -110,7 +110,14 @@ class OwnerService:
         # the simulator and the in-process tests run the same engines here, on their
         # own clock.
         self.engines = EngineProcesses() if engine_process else None
-        self.packs = MeshPackStore(dht, keys.identity, redundancy, run_sync=run_sync, now=now)
+        self.packs = MeshPackStore(
+            dht,
+            keys.identity,
+            redundancy,
+            run_sync=run_sync,
+            now=now,
+            prove=os.environ.get(UNPROVEN_FOR_BENCH) != "1",
+        )
         self.index = SnapshotIndex(dht, keys)
         self.upkeep = Upkeep(
             dht,
