@@ -1,8 +1,10 @@
 """The real thing: ten `p2pbackup serve` processes on loopback.
 
-Peers 0, 1 and 2, each an owner of its own, make a first backup of the
-dataset in turn; peer 0 then backs it up unchanged and restores it three
-times, each into a folder of its own.
+Peers 0 to 5, each an owner of its own, make a first backup of the dataset
+in turn; peer 0 then backs it up unchanged and restores it three times, each
+into a folder of its own. The odd peers count a share placed on its holder's
+word, without the proof the others ask for, so the first backups alternate
+with and without proofs and their medians say what the proofs cost.
 
 Every cost the pipeline limit leaves out is in here: the control socket and the
 CLI process, DHT lookups, share placement over TCP to nine other processes
@@ -22,13 +24,16 @@ from typing import Any
 
 from benchmarks.dataset import Dataset
 from p2pbackup.cli.demo import compare_trees
-from p2pbackup.cli.localmesh import LocalMesh
+from p2pbackup.cli.localmesh import LocalMesh, LocalPeer
+from p2pbackup.shares.mesh_packs import UNPROVEN_FOR_BENCH
 
 PEERS = 10
 # Each of the first few peers makes its own first backup, and the fastest counts,
 # as the pipeline limit is the best of its runs: on a shared machine noise only
 # ever adds time, so the best run is the truest on both sides of the ratio.
 FIRST_BACKUPS = 3
+# As many again, alternating with those, by owners that count shares unproven.
+UNPROVEN_OWNERS = frozenset({1, 3, 5})
 # The restore is measured the same way: the fastest of three counts against the
 # fastest first backup. Compared with one restore, a restore whose kernel took
 # twice its usual time creating the same files (seen in one run in thirteen)
@@ -84,6 +89,8 @@ class MeshResult:
 
     ready_seconds: float = 0.0
     firsts: list[Timed] = field(default_factory=list)  # one first backup per owner
+    # The same by owners counting shares on their holders' word, without proofs.
+    unproven: list[Timed] = field(default_factory=list)
     second: Timed | None = None
     restores: list[Timed] = field(default_factory=list)  # each into its own folder
     verified_files: int = 0
@@ -112,6 +119,7 @@ class MeshResult:
             "ready_seconds": round(self.ready_seconds, 3),
             "first_backup": self.first.as_dict() if self.first else None,
             "first_backups": [timed.as_dict() for timed in self.firsts],
+            "first_backups_unproven": [timed.as_dict() for timed in self.unproven],
             "second_backup": self.second.as_dict() if self.second else None,
             "restore": self.restore.as_dict() if self.restore else None,
             "restores": [timed.as_dict() for timed in self.restores],
@@ -126,6 +134,19 @@ class MeshResult:
             "create_empty_files_seconds": [round(t, 3) for t in self.file_creation_seconds],
             "peer_home_bytes": self.store_bytes,
         }
+
+
+class BenchMesh(LocalMesh):
+    """The mesh, with the owners in `UNPROVEN_OWNERS` started without share proofs."""
+
+    def start_peer(self, index: int, **options: Any) -> LocalPeer:
+        if index not in UNPROVEN_OWNERS:
+            return super().start_peer(index, **options)
+        os.environ[UNPROVEN_FOR_BENCH] = "1"  # the child's environment is copied at start
+        try:
+            return super().start_peer(index, **options)
+        finally:
+            del os.environ[UNPROVEN_FOR_BENCH]
 
 
 def _timed(mesh: LocalMesh, index: int, *args: str) -> Timed:
@@ -225,7 +246,7 @@ def run_mesh(
     out = MeshResult()
     sources = [str(root) for root in dataset.roots]
     targets = [workdir / f"restored-{i}" for i in range(1, RESTORES + 1)]
-    with LocalMesh(workdir / "mesh", PEERS, serve_args=("--rpc-timeout", "3s")) as mesh:
+    with BenchMesh(workdir / "mesh", PEERS, serve_args=("--rpc-timeout", "3s")) as mesh:
         log(f"starting {PEERS} peers")
         started = time.perf_counter()
         mesh.start()
@@ -239,11 +260,13 @@ def run_mesh(
             raise RuntimeError(f"routing tables did not fill within {MESH_READY_TIMEOUT:g}s")
         out.ready_seconds = time.perf_counter() - started
 
-        for owner in range(FIRST_BACKUPS):
+        for owner in range(FIRST_BACKUPS + len(UNPROVEN_OWNERS)):
             wait_for_quiet(log)
             before_first_backup(owner)
-            log(f"first backup by peer {owner}")
-            out.firsts.append(_timed(mesh, owner, "backup", *sources))
+            unproven = owner in UNPROVEN_OWNERS
+            log(f"first backup by peer {owner}" + (", shares unproven" if unproven else ""))
+            timed = _timed(mesh, owner, "backup", *sources)
+            (out.unproven if unproven else out.firsts).append(timed)
         wait_for_quiet(log)
         log("second backup (unchanged)")
         out.second = _timed(mesh, 0, "backup", *sources)
@@ -262,7 +285,7 @@ def run_mesh(
         out.store_bytes = [_tree_bytes(peer.home) for peer in mesh.peers]
         out.engine_rss_kib = [
             int(timed.engine_process.get("peak_rss_kib", 0))
-            for timed in [*out.firsts, out.second, *out.restores]
+            for timed in [*out.firsts, *out.unproven, out.second, *out.restores]
         ]
 
     for i, target in enumerate(targets, 1):

@@ -11,6 +11,10 @@ process without a network, with and without worker-thread hops, so a missed
 target points at the codec, the engine, or the mesh. A peer runs the engine
 inline, in an engine process of its own, so the inline row is the one to
 compare with the mesh.
+
+Owners count a share placed only once its holder proved it. What that costs
+is measured in the same run: first backups by owners that take their
+holders' word alternate with the others, and the medians are compared.
 """
 
 from __future__ import annotations
@@ -24,28 +28,29 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.dataset import Dataset, choose, warm_cache
-from benchmarks.engine import EngineResult, run_engine
-from benchmarks.filesystem import Filesystem, filesystem_of
-from benchmarks.mesh import MeshResult, Timed, run_mesh
+from benchmarks.dataset import choose, warm_cache
+from benchmarks.engine import run_engine
+from benchmarks.figures import (
+    MB,
+    PEAK_TARGET_MB,
+    RATIO_TARGET,
+    Run,
+    median_run,
+    rate,
+    spread,
+)
+from benchmarks.filesystem import filesystem_of
+from benchmarks.mesh import Timed, run_mesh
 from benchmarks.pipeline import PipelineResult, run_pipeline
 from p2pbackup.peer.heap import keep_freed_pages
 
-MB = 1_000_000
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
-RATIO_TARGET = 0.5  # backup must reach half the single-thread codec limit
-PEAK_TARGET_MB = 300  # per process (peers and their engine processes), VmHWM
-
-
-def _rate(size: int, seconds: float) -> float:
-    return size / seconds / MB if seconds > 0 else 0.0
 
 
 def _mark(ok: bool) -> str:
@@ -54,75 +59,6 @@ def _mark(ok: bool) -> str:
 
 def _plain(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
-
-
-@dataclass
-class Run:
-    """Every measurement of one benchmark run, and the verdicts drawn from them."""
-
-    dataset: Dataset
-    pipelines: list[PipelineResult]
-    threaded: EngineResult
-    inline: EngineResult
-    mesh: MeshResult
-    load: dict[str, list[float]] = field(default_factory=dict)
-    total_seconds: float = 0.0
-    filesystem: Filesystem | None = None  # where the mesh and the restore wrote
-
-    @property
-    def pipe(self) -> PipelineResult:
-        return min(self.pipelines, key=lambda p: p.seconds)
-
-    @property
-    def first(self) -> Timed:
-        assert self.mesh.first is not None
-        return self.mesh.first
-
-    @property
-    def second(self) -> Timed:
-        assert self.mesh.second is not None
-        return self.mesh.second
-
-    @property
-    def restore(self) -> Timed:
-        assert self.mesh.restore is not None
-        return self.mesh.restore
-
-    def rate(self, seconds: float) -> float:
-        return _rate(self.dataset.bytes, seconds)
-
-    @property
-    def limit(self) -> float:
-        return self.rate(self.pipe.seconds)
-
-    @property
-    def backup_rate(self) -> float:
-        return self.rate(self.first.peer_seconds)
-
-    @property
-    def restore_rate(self) -> float:
-        return self.rate(self.restore.peer_seconds)
-
-    @property
-    def ratio(self) -> float:
-        return self.backup_rate / self.limit if self.limit else 0.0
-
-    @property
-    def peak_mb(self) -> float:
-        """The largest peak of any process: a peer, or an engine process a peer started."""
-        return max(self.mesh.peak_rss_kib + self.mesh.engine_rss_kib, default=0) * 1024 / MB
-
-    @property
-    def ratio_ok(self) -> bool:
-        return self.ratio >= RATIO_TARGET
-
-    @property
-    def restore_ok(self) -> bool:
-        return self.restore_rate >= self.backup_rate
-
-    @property
-    def peak_ok(self) -> bool:
-        return self.peak_mb <= PEAK_TARGET_MB
 
 
 def _cpu(timed: Timed) -> str:
@@ -193,6 +129,13 @@ def table(run: Run) -> Table:
             f"{run.first.result.get('packs', 0)} packs, "
             f"{run.first.result.get('bytes_sent', 0) / MB:.1f} MB sent; {_cpu(run.first)}",
             f"≥ {RATIO_TARGET:g}x limit: {run.ratio:.2f}x {_mark(run.ratio_ok)}",
+        ),
+        (
+            f"  the same without share proofs (median of {len(run.mesh.unproven)}, alternated)",
+            median_run(run.mesh.unproven),
+            "runs " + ", ".join(f"{t.peer_seconds:.2f}" for t in run.mesh.unproven) + " s; "
+            f"with proofs: median {median_run(run.mesh.firsts).peer_seconds:.2f} s",
+            f"proofs cost: {run.proofs_cost:.2f}x",
         ),
         (
             "second backup (unchanged)",
@@ -276,6 +219,9 @@ def markdown(run: Run) -> str:
         f"{run.first.peer_seconds:.1f} | "
         f"{run.backup_rate:.1f} | ≥ {RATIO_TARGET:g}x limit: {run.ratio:.2f}x "
         f"{_plain(run.ratio_ok)} |",
+        f"| first backup with share proofs / without, median (range) of "
+        f"{len(run.mesh.firsts)} each, alternated | {spread(run.mesh.firsts)} / "
+        f"{spread(run.mesh.unproven)} | | proofs cost {run.proofs_cost:.2f}x |",
         f"| second backup, unchanged | {run.second.peer_seconds:.1f} | "
         f"{run.rate(run.second.peer_seconds):.1f} | |",
         f"| restore (best of {len(run.mesh.restores)}) | {run.restore.peer_seconds:.1f} | "
@@ -334,6 +280,10 @@ def report(run: Run) -> dict[str, Any]:
                 "value": round(run.restore_rate / run.backup_rate, 3) if run.backup_rate else 0,
                 "pass": run.restore_ok,
             },
+            "proofs_cost_first_backup": {
+                "value": round(run.proofs_cost, 3),
+                "meaning": "median first backup with share proofs / without",
+            },
             "peak_rss_mb": {
                 "value": round(run.peak_mb, 1),
                 "target": f"<= {PEAK_TARGET_MB}",
@@ -382,14 +332,14 @@ def main(argv: list[str] | None = None) -> int:
         # run (page faults, other processes) would flatter the ratio; the best won't.
         pipelines.append(run_pipeline(dataset))
         took = pipelines[-1].seconds
-        rate = _rate(dataset.bytes, took)
-        log(f"pipeline limit, before peer {owner}'s first backup: {took:.2f}s, {rate:.1f} MB/s")
+        speed = rate(dataset.bytes, took)
+        log(f"pipeline limit, before peer {owner}'s first backup: {took:.2f}s, {speed:.1f} MB/s")
 
     engines = []
     for threaded in (True, False):
         engines.append(run_engine(dataset, threaded))
         eng = engines[-1]
-        log(f"engine, {eng.mode}: {eng.seconds:.2f}s, {_rate(dataset.bytes, eng.seconds):.1f} MB/s")
+        log(f"engine, {eng.mode}: {eng.seconds:.2f}s, {rate(dataset.bytes, eng.seconds):.1f} MB/s")
 
     workdir = Path(tempfile.mkdtemp(prefix="p2pbackup-bench-", dir=options.workdir))
     filesystem = filesystem_of(workdir)
