@@ -2,8 +2,8 @@
 
 `ShareStored` is a claim anyone can make: a peer that keeps nothing answers
 it as easily as one that keeps everything. A proof is not: the peer must send
-a block the placer picked at random after the share left, with its Merkle
-path up to the root the owner signed. Placing shares (owners, and repairers
+a block the placer picked at random and names only once the share is there,
+with its Merkle path up to the root the owner signed. Placing shares (owners, and repairers
 that ask for it) uses this, so a share no peer can prove is not counted.
 """
 
