@@ -23,7 +23,7 @@ from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import parse_address
 from p2pbackup.peer.heap import keep_freed_pages
 from p2pbackup.peer.requests import RecordGetRequest, RecordPutRequest
-from p2pbackup.store.capacity import parse_size
+from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, parse_quota, parse_size
 
 
 @user_errors
@@ -35,6 +35,10 @@ def serve(
     republish_interval: str = typer.Option("1h", help="How often held records are republished."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
     capacity: str = typer.Option("20GiB", help="Disk space offered to other owners' shares."),
+    owner_quota: str = typer.Option(
+        DEFAULT_OWNER_QUOTA,
+        help="Most of --capacity one owner may use: a size, a percentage or a fraction.",
+    ),
     audit_interval: str = typer.Option(
         "1h", help="How often held shares are audited and repaired."
     ),
@@ -64,6 +68,7 @@ def serve(
             republish_interval=parse_duration(republish_interval),
         ),
         capacity=parse_size(capacity),
+        owner_quota=parse_quota(owner_quota, parse_size(capacity)),
         maintenance=MaintenanceConfig(
             audit_interval=parse_duration(audit_interval), repair_threshold=repair_threshold
         ),

@@ -48,10 +48,10 @@ class Holding:
 
 
 async def query_share(
-    dht: DhtNode, contact: Contact, pack_id: bytes, timeout: float
+    dht: DhtNode, contact: Contact, pack_id: bytes, owner: bytes, timeout: float
 ) -> Holding | None:
-    """Ask one peer which share of the pack it holds; None when it does not answer."""
-    reply = await ask(dht, contact, QueryShare(pack_id), timeout)
+    """Ask one peer which share of `owner`'s pack it holds; None when it does not answer."""
+    reply = await ask(dht, contact, QueryShare(pack_id, owner), timeout)
     if reply is None:
         return None
     return Holding(reply.remote, answer(reply, ShareHeld))

@@ -35,7 +35,7 @@ async def renew_pack(
     holders: list[tuple[Contact, ShareDescriptor]] = []
 
     async def query(contact: Contact) -> None:
-        holding = await query_share(dht, contact, pack_id, timeout)
+        holding = await query_share(dht, contact, pack_id, identity.public_key, timeout)
         if holding is None or holding.held is None:
             return
         try:

@@ -37,6 +37,7 @@ from p2pbackup.maintenance.rounds import (
     HandOver,
     Repair,
     Rounds,
+    SetMemory,
     Skip,
     VetAuditor,
 )
@@ -63,6 +64,8 @@ class Maintainer:
     stats: MaintenanceStats = field(default_factory=MaintenanceStats)
     # What to do about each held set; shares `stats` with this loop.
     rounds: Rounds = field(init=False)
+    # Per (pack id, owner): the memory of a set that shares its pack id with another's.
+    _aside: dict[tuple[bytes, bytes], SetMemory] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rounds = Rounds(
@@ -92,38 +95,54 @@ class Maintainer:
         """One pass over every held share, then garbage collection."""
         self.stats.rounds += 1
         await self.collect_garbage()
-        held = [(info.pack_id, info.idx) for info in await self.run_sync(self._held)]
+        held: dict[bytes, list[tuple[int, bytes]]] = {}
+        for info in await self.run_sync(self._held):
+            held.setdefault(info.pack_id, []).append((info.idx, info.owner))
         limiter = trio.CapacityLimiter(self.config.parallel_packs)
 
-        async def one(pack_id: bytes, index: int) -> None:
+        kept = {(pack_id, owner) for pack_id, shares in held.items() for _, owner in shares}
+        self._aside = {key: memory for key, memory in self._aside.items() if key in kept}
+
+        async def one(pack_id: bytes, shares: list[tuple[int, bytes]]) -> None:
             async with limiter:
-                try:
-                    await self.maintain(pack_id, index)
-                except P2PBackupError as exc:
-                    self.stats.errors += 1
-                    log.info("maintaining %s: %s", pack_id.hex()[:12], exc)
-                except OSError as exc:  # a disk or descriptor error costs this pack a round
-                    self.stats.errors += 1
-                    log.warning("maintaining %s: %s", pack_id.hex()[:12], exc)
+                for index, owner in shares:
+                    # Two owners' sets under one pack id (one squats it): `Rounds` remembers
+                    # by pack id, so each set's memory is brought back for its turn only.
+                    memory = self._aside.pop((pack_id, owner), None)
+                    if memory is not None:
+                        self.rounds.bring_back(pack_id, memory)
+                    await self._maintain_one(pack_id, index, owner)
+                    if len(shares) > 1:
+                        self._aside[(pack_id, owner)] = self.rounds.set_aside(pack_id)
 
         async with trio.open_nursery() as nursery:
-            for pack_id, index in held:
-                nursery.start_soon(one, pack_id, index)
+            for pack_id, shares in held.items():
+                nursery.start_soon(one, pack_id, shares)
+
+    async def _maintain_one(self, pack_id: bytes, index: int, owner: bytes) -> None:
+        try:
+            await self.maintain(pack_id, index, owner)
+        except P2PBackupError as exc:
+            self.stats.errors += 1
+            log.info("maintaining %s: %s", pack_id.hex()[:12], exc)
+        except OSError as exc:  # a disk or descriptor error costs this pack a round
+            self.stats.errors += 1
+            log.warning("maintaining %s: %s", pack_id.hex()[:12], exc)
 
     def _held(self) -> list[ShareInfo]:
         return list(self.store.list_shares())
 
     async def collect_garbage(self) -> None:
-        for pack_id, index in await self.run_sync(self.store.expired, int(self.now())):
-            if await self.run_sync(self.store.delete, pack_id, index):
+        for pack_id, index, owner in await self.run_sync(self.store.expired, int(self.now())):
+            if await self.run_sync(self.store.delete, pack_id, index, owner):
                 self.rounds.on_expired(pack_id)
 
     # ---- one share set -----------------------------------------------------
 
-    async def maintain(self, pack_id: bytes, index: int) -> None:
+    async def maintain(self, pack_id: bytes, index: int, owner: bytes) -> None:
         """This round for one held share: do what `Rounds` decides, and when a quiet
         round finds trouble (or was never enough), survey the set in full."""
-        stored = await self.run_sync(self.store.get, pack_id, index)
+        stored = await self.run_sync(self.store.get, pack_id, index, owner)
         if stored is None:
             self.rounds.forget(pack_id)
             return  # deleted or rotted meanwhile
@@ -156,7 +175,11 @@ class Maintainer:
         """A closer peer audited us, but we never checked it: ask what it holds and audit
         it, and if it proves its share, watch it as the keeper. False: survey."""
         holding = await query_share(
-            self.dht, step.contact, survey.pack_id, self.config.request_timeout
+            self.dht,
+            step.contact,
+            survey.pack_id,
+            survey.descriptor.owner,
+            self.config.request_timeout,
         )
         held = holding.held if holding is not None else None
         if held is None or not survey.on_holding(step.contact, held.index, held.descriptor):
@@ -207,7 +230,11 @@ class Maintainer:
 
         async def ask(contact: Contact) -> None:
             holding = await query_share(
-                self.dht, contact, survey.pack_id, self.config.request_timeout
+                self.dht,
+                contact,
+                survey.pack_id,
+                survey.descriptor.owner,
+                self.config.request_timeout,
             )
             if holding is None:
                 remembered = known.get(contact.node_id)
@@ -266,23 +293,25 @@ class Maintainer:
                 len(placed),
             )
         elif isinstance(action, DropCopy):
-            if await self.run_sync(self.store.delete, pack_id, index):
+            owner = survey.descriptor.owner
+            if await self.run_sync(self.store.delete, pack_id, index, owner):
                 self.rounds.on_dropped(pack_id)
                 log.info(
                     "dropped share %d of %s: a closer sibling holds it", index, pack_id.hex()[:12]
                 )
         elif isinstance(action, HandOver):
-            await self._hand_over(pack_id, index, latest, data, action.takers)
+            await self._hand_over(survey, index, latest, data, action.takers)
 
     async def _hand_over(
         self,
-        pack_id: bytes,
+        survey: Survey,
         index: int,
         descriptor_bytes: bytes,
         data: bytes,
         takers: list[Contact],
     ) -> None:
         """Give our share to the closest taker that accepts it, then delete ours."""
+        pack_id = survey.pack_id
         _, placed, _ = await place_shares(
             self.dht,
             pack_id,
@@ -293,6 +322,6 @@ class Maintainer:
             timeout=self.config.share_timeout,
         )
         if placed:
-            await self.run_sync(self.store.delete, pack_id, index)
+            await self.run_sync(self.store.delete, pack_id, index, survey.descriptor.owner)
             self.rounds.on_handed_over(pack_id)
             log.info("handed share %d of %s to %s", index, pack_id.hex()[:12], placed[index])

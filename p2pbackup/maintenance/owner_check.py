@@ -52,7 +52,7 @@ async def survey_pack(
     answers: list[tuple[Contact, ShareHeld]] = []
 
     async def ask(contact: Contact) -> None:
-        holding = await query_share(dht, contact, pack_id, timeout)
+        holding = await query_share(dht, contact, pack_id, owner, timeout)
         if holding is not None and holding.held is not None:
             answers.append((contact, holding.held))
 

@@ -103,7 +103,8 @@ async def rebuild_from_siblings(
             break
         if index in gathered:
             continue
-        share = answer(await ask(dht, contact, GetShare(pack_id), timeout), ShareData)
+        request = GetShare(pack_id, descriptor.owner)
+        share = answer(await ask(dht, contact, request, timeout), ShareData)
         if share is not None and share.index == index:
             ok = await run_sync(descriptor.check_share, index, share.data)
             if ok:

@@ -99,6 +99,16 @@ class HandOver:
 Action = Repair | DropCopy | HandOver
 
 
+@dataclass(frozen=True)
+class SetMemory:
+    """All `Rounds` remembers of one share set, as `set_aside` takes it out."""
+
+    view: _View | None
+    siblings: dict[bytes, tuple[Contact, int]] | None
+    placed: set[bytes] | None
+    unseen: dict[int, int] | None
+
+
 @dataclass
 class Rounds:
     """One storage peer's memory of its share sets and the decisions drawn from it."""
@@ -319,6 +329,28 @@ class Rounds:
         self._unseen.pop(pack_id, None)
         self._placed.pop(pack_id, None)
         self.audit_log.forget(pack_id)
+
+    def set_aside(self, pack_id: bytes) -> SetMemory:
+        """Take out what is remembered of one set: a peer holding two owners' sets under
+        one pack id (a squatter's beside the owner's) keeps each one's memory apart."""
+        return SetMemory(
+            self._views.pop(pack_id, None),
+            self._siblings.pop(pack_id, None),
+            self._placed.pop(pack_id, None),
+            self._unseen.pop(pack_id, None),
+        )
+
+    def bring_back(self, pack_id: bytes, memory: SetMemory) -> None:
+        """Put back what `set_aside` took out, replacing what is remembered now."""
+        self.set_aside(pack_id)
+        if memory.view is not None:
+            self._views[pack_id] = memory.view
+        if memory.siblings is not None:
+            self._siblings[pack_id] = memory.siblings
+        if memory.placed is not None:
+            self._placed[pack_id] = memory.placed
+        if memory.unseen is not None:
+            self._unseen[pack_id] = memory.unseen
 
     # ---- helpers -----------------------------------------------------------
 

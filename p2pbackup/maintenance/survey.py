@@ -85,7 +85,7 @@ class Survey:
     def challenge(self, contact: Contact, rng: random.Random) -> Audit:
         _, index = self.claims[contact.node_id]
         block = rng.randrange(block_count(self.descriptor.share_size))
-        audit = Audit(self.pack_id, index, block)
+        audit = Audit(self.pack_id, self.descriptor.owner, index, block)
         self._challenges[contact.node_id] = audit
         return audit
 

@@ -47,7 +47,7 @@ from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.lease_rules import MAX_LEASE_SECONDS
 from p2pbackup.shares.mesh_packs import Redundancy
 from p2pbackup.store import FileShareStore
-from p2pbackup.store.capacity import format_size
+from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, format_size, parse_quota
 
 log = logging.getLogger("p2pbackup.service")
 
@@ -58,6 +58,8 @@ class ServeOptions:
     bootstrap: tuple[Address, ...] = ()
     dht: DhtConfig = field(default_factory=DhtConfig)
     capacity: int = 20 * 2**30
+    # The most of `capacity` one owner may use; None: DEFAULT_OWNER_QUOTA of it.
+    owner_quota: int | None = None
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
     # How long storage peers keep this owner's new or renewed shares, and how often
     # the owner renews them.
@@ -101,7 +103,10 @@ class PeerService:
             self.peer.add_task(self.owner.upkeep.keep_leases)
             if self.owner.engines is not None:
                 self.peer.add_task(self.owner.engines.keep_one_ready)
-        self.shares = FileShareStore(home.shares_dir, options.capacity)
+        quota = options.owner_quota
+        if quota is None:
+            quota = parse_quota(DEFAULT_OWNER_QUOTA, options.capacity)
+        self.shares = FileShareStore(home.shares_dir, options.capacity, quota)
         own_owner = self.owner.keys.identity.public_key if self.owner is not None else None
         audit_log = AuditLog()
         holder = ShareHolder(

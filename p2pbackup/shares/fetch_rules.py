@@ -31,12 +31,12 @@ def fetch_payload(pack_id: bytes, caller: bytes) -> bytes:
 
 def owner_fetch(owner: Identity, pack_id: bytes, caller: bytes) -> GetShare:
     """The owner's request for its pack's share, made from the peer with node id `caller`."""
-    return GetShare(pack_id, owner.sign(fetch_payload(pack_id, caller)))
+    return GetShare(pack_id, owner.public_key, owner.sign(fetch_payload(pack_id, caller)))
 
 
 def fetch_is_owners(descriptor: ShareDescriptor, message: GetShare, caller: bytes) -> bool:
     """True when the request carries the descriptor's owner's signature for this caller."""
-    if message.owner_proof is None:
+    if message.owner_proof is None or message.owner != descriptor.owner:
         return False
     payload = fetch_payload(message.pack_id, caller)
     return verify_signature(descriptor.owner, payload, message.owner_proof)
@@ -52,18 +52,20 @@ class SiblingCheck:
     async def holds_sibling(
         self, remote: Remote, descriptor: ShareDescriptor, my_index: int
     ) -> bool:
-        """True once the caller proved a random block of a share of the pack other than ours."""
+        """True once the caller proved a random block of a share of the pack other than ours,
+        held for the same owner: another owner's share under this pack id proves nothing."""
         contact = remote.contact()
         if contact is None:
             return False
-        held = await self.dht.call(contact, QueryShare(descriptor.pack_id))
+        held = await self.dht.call(contact, QueryShare(descriptor.pack_id, descriptor.owner))
         if not isinstance(held, ShareHeld) or held.index == my_index:
             return False
         if not 0 <= held.index < descriptor.n:
             return False
         blocks = block_count(descriptor.share_size)
         block = self.rng.randrange(blocks)
-        proof = await self.dht.call(contact, Audit(descriptor.pack_id, held.index, block))
+        challenge = Audit(descriptor.pack_id, descriptor.owner, held.index, block)
+        proof = await self.dht.call(contact, challenge)
         if not isinstance(proof, AuditProof):
             return False
         root = descriptor.roots[held.index]

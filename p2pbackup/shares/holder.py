@@ -3,7 +3,10 @@
 A share is accepted only with a descriptor signed by the pack's owner and
 only if the bytes match the descriptor's Merkle root for that index, so a
 peer never stores (or later serves) bytes nobody vouched for. A peer holds
-at most one share of a pack: two on one disk would make one failure cost two.
+at most one share of an owner's pack: two on one disk would make one failure
+cost two. Shares are kept by owner and pack id, and every request about a held
+share names the owner, so a stranger's share under someone else's pack id
+neither blocks nor answers for the real one.
 A lease is kept no longer than the holder's own maximum, whatever was signed.
 A share is handed back only to its owner and the pack's other holders
 (`fetch_rules`), so nobody else can collect a pack's shares.
@@ -133,7 +136,8 @@ class ShareHolder:
         )
         if descriptor.owner == self.own_owner:
             raise ShareRefused("this peer belongs to the pack's owner and holds none of its shares")
-        others = [i for i in self.store.indices(message.pack_id) if i != message.index]
+        held = self.store.indices(message.pack_id, descriptor.owner)
+        others = [i for i in held if i != message.index]
         if others:
             raise ShareRefused(f"already holds share {others[0]} of this pack")
         self.store.put(
@@ -150,8 +154,9 @@ class ShareHolder:
         )
 
     async def _get(self, remote: Remote, message: GetShare) -> Message:
-        for index in await self.run_sync(self.store.indices, message.pack_id):
-            stored = await self.run_sync(self.store.get, message.pack_id, index)
+        owner = message.owner
+        for index in await self.run_sync(self.store.indices, message.pack_id, owner):
+            stored = await self.run_sync(self.store.get, message.pack_id, index, owner)
             if stored is None:  # it rotted on disk and the store dropped it
                 continue
             if await self._may_fetch(remote, message, stored.descriptor, index):
@@ -177,15 +182,20 @@ class ShareHolder:
         return await self.siblings.holds_sibling(remote, descriptor, index)
 
     async def _query(self, message: QueryShare) -> Message:
-        for index in await self.run_sync(self.store.indices, message.pack_id):
-            stored = await self.run_sync(self.store.get, message.pack_id, index)
+        owner = message.owner
+        for index in await self.run_sync(self.store.indices, message.pack_id, owner):
+            stored = await self.run_sync(self.store.get, message.pack_id, index, owner)
             if stored is not None:
                 return ShareHeld(stored.index, stored.descriptor)
         return NoShare()
 
     async def _renew(self, message: RenewLease) -> Message:
-        for index in await self.run_sync(self.store.indices, message.pack_id):
-            stored = await self.run_sync(self.store.get, message.pack_id, index)
+        try:  # the share renewed is the one of the owner the descriptor names
+            owner = ShareDescriptor.from_bytes(message.descriptor).owner
+        except WireError as exc:
+            raise ShareRefused(f"malformed descriptor: {exc}") from None
+        for index in await self.run_sync(self.store.indices, message.pack_id, owner):
+            stored = await self.run_sync(self.store.get, message.pack_id, index, owner)
             if stored is None:
                 continue
             held = ShareDescriptor.from_bytes(stored.descriptor)
@@ -203,14 +213,13 @@ class ShareHolder:
         if not release_is_genuine(message):
             raise ShareRefused("the release is not signed by the pack's owner")
         dropped = 0
-        for index in await self.run_sync(self.store.indices, message.pack_id):
-            stored = await self.run_sync(self.store.get, message.pack_id, index)
-            if stored is not None and stored.owner == message.owner:
-                dropped += await self.run_sync(self.store.delete, message.pack_id, index)
+        owner = message.owner
+        for index in await self.run_sync(self.store.indices, message.pack_id, owner):
+            dropped += await self.run_sync(self.store.delete, message.pack_id, index, owner)
         return ShareReleased(dropped)
 
     async def _audit(self, remote: Remote, message: Audit) -> Message:
-        stored = await self.run_sync(self.store.get, message.pack_id, message.index)
+        stored = await self.run_sync(self.store.get, message.pack_id, message.index, message.owner)
         if stored is None or message.block >= block_count(len(stored.data)):
             raise P2PBackupError("no such share or block held here")
         block = share_block(stored.data, message.block)

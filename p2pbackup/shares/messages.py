@@ -6,7 +6,7 @@ from typing import Annotated
 
 from p2pbackup.base.ids import PACK_ID_BYTES
 from p2pbackup.codec.descriptor import MAX_DESCRIPTOR_BYTES
-from p2pbackup.crypto.identity import SIGNATURE_BYTES
+from p2pbackup.crypto.identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES
 from p2pbackup.wire.messages import Message, MessageType, message
 from p2pbackup.wire.schema import bytes_field, int_field
 
@@ -18,6 +18,9 @@ PackId = Annotated[bytes, bytes_field(exact=PACK_ID_BYTES)]
 ShareIndex = Annotated[int, int_field(0, 254)]
 Descriptor = Annotated[bytes, bytes_field(max_len=MAX_DESCRIPTOR_BYTES)]
 ShareBytes = Annotated[bytes, bytes_field(max_len=MAX_SHARE_BYTES)]
+# The pack's owner key: a holder keeps shares by owner and pack id, so a request about
+# a held share names whose share it means (another owner may use the same pack id).
+OwnerKey = Annotated[bytes, bytes_field(exact=PUBLIC_KEY_BYTES)]
 
 
 @message(MessageType.PUT_SHARE)
@@ -37,12 +40,13 @@ class ShareStored(Message):
 
 @message(MessageType.GET_SHARE)
 class GetShare(Message):
-    """Send whichever share of this pack you hold (a peer never holds two).
+    """Send whichever share of `owner`'s pack you hold (a peer never holds two).
 
     Only the pack's owner and its other holders are answered: the owner signs
     `owner_proof` (see `fetch_rules`), a holder is challenged to prove its share."""
 
     pack_id: PackId
+    owner: OwnerKey
     owner_proof: Annotated[bytes | None, bytes_field(exact=SIGNATURE_BYTES)] = None
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from p2pbackup.codec.descriptor import MAX_LEASE_EXPIRY
 from p2pbackup.codec.erasure import BLOCK_SIZE, HASH_BYTES
 from p2pbackup.crypto.identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES
-from p2pbackup.shares.messages import Descriptor, PackId, ShareIndex
+from p2pbackup.shares.messages import Descriptor, OwnerKey, PackId, ShareIndex
 from p2pbackup.wire.messages import Message, MessageType, message
 from p2pbackup.wire.schema import WireField, bytes_field, int_field
 
@@ -18,9 +18,10 @@ MerklePath = Annotated[tuple[bytes, ...], WireField(bytes_field(exact=HASH_BYTES
 
 @message(MessageType.QUERY_SHARE)
 class QueryShare(Message):
-    """Which share of this pack do you hold, under which descriptor? (no data)"""
+    """Which share of `owner`'s pack do you hold, under which descriptor? (no data)"""
 
     pack_id: PackId
+    owner: OwnerKey
 
 
 @message(MessageType.SHARE_HELD)
@@ -31,9 +32,10 @@ class ShareHeld(Message):
 
 @message(MessageType.AUDIT)
 class Audit(Message):
-    """Prove you still hold share `index` of this pack: send block `block` and its path."""
+    """Prove you still hold share `index` of `owner`'s pack: send block `block` and its path."""
 
     pack_id: PackId
+    owner: OwnerKey
     index: ShareIndex
     block: Annotated[int, int_field(0, 2**40)]
 
@@ -46,7 +48,9 @@ class AuditProof(Message):
 
 @message(MessageType.RENEW_LEASE)
 class RenewLease(Message):
-    """The owner's newer descriptor for a pack whose share you hold: keep it longer."""
+    """The owner's newer descriptor for a pack whose share you hold: keep it longer.
+
+    The owner is the one the descriptor names and signs, so it needs no field of its own."""
 
     pack_id: PackId
     descriptor: Descriptor

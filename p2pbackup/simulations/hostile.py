@@ -1,9 +1,11 @@
 """Scenario `hostile`: a fraction of the peers drop, corrupt or lie.
 
 Before the owner backs up, a fifth of the storage peers (by default) turn
-hostile, in three kinds taken in turn: droppers accept shares and keep
+hostile, in kinds taken in turn: droppers accept shares and keep
 nothing; corrupters keep shares but hand out flipped bytes and answer audits
-with garbage; liars answer routing questions with made-up peers. Their
+with garbage; liars answer routing questions with made-up peers; squatters
+know the owner's pack ids before it backs up and put a junk share of their own
+under each on the peers closest to it, in the slot the owner's share will need. Their
 shares (but for the liars') never count as live. The run must lose no pack, and the final restore
 must never take a corrupted share for good data: every share is checked
 against the owner-signed Merkle roots before it is used.
@@ -11,10 +13,18 @@ against the owner-signed Merkle roots before it is used.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from dataclasses import dataclass
 from typing import Any
 
+import trio
+
+from p2pbackup.base.ids import distance
+from p2pbackup.codec.descriptor import MAX_LEASE_EXPIRY, describe_pack
+from p2pbackup.codec.erasure import encode_pack
+from p2pbackup.codec.packs import pack_id_of
+from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.messages import FindNode, Nodes
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import Contact
@@ -25,7 +35,8 @@ from p2pbackup.simulations.storage_run import StorageScenario
 from p2pbackup.simulations.world import SimPeer, World, WorldParams
 from p2pbackup.wire.messages import Message
 
-KINDS = ("drop", "corrupt", "lie")
+KINDS = ("drop", "corrupt", "lie", "squat")
+SQUAT_MARGIN = 4  # squatted peers per pack beyond the n closest
 
 
 @dataclass(frozen=True)
@@ -70,10 +81,76 @@ def turn_hostile(world: World, sim_peer: SimPeer, kind: str, rng: random.Random)
         peer.add_handler(FindNode, lie)
         world.liars.add(sim_peer.node_id)
         return
+    if kind == "squat":
+        world.nursery.start_soon(squat, world, sim_peer)
+        world.hostile.add(sim_peer.node_id)
+        return
     behaviour = drop if kind == "drop" else corrupt
     for message_type in (PutShare, GetShare, QueryShare, RenewLease, Audit):
         peer.add_handler(message_type, behaviour)
     world.hostile.add(sim_peer.node_id)
+
+
+def junk_shares(
+    squatter: Identity,
+    pack_id: bytes,
+    n: int,
+    lease_expiry: int = MAX_LEASE_EXPIRY,
+    data: bytes = b"j",
+) -> list[PutShare]:
+    """A set of `n` shares of `data` under someone else's `pack_id`, soundly signed by the
+    squatter's own key (one copy per index, k = 1): any holder's checks pass them."""
+    shares = encode_pack(data, 1, n)
+    descriptor = describe_pack(squatter, pack_id, shares, 1, len(data), lease_expiry)
+    signed = descriptor.to_bytes()
+    return [PutShare(pack_id, index, signed, share) for index, share in enumerate(shares)]
+
+
+def planned_packs(params: WorldParams) -> list[bytes]:
+    """The owner's pack ids, drawn as `World._back_up` draws its data: the strongest
+    squatter knows every pack id before the owner places a share of it."""
+    data_rng = random.Random(params.seed ^ 0xDA7A)
+    return [pack_id_of(data_rng.randbytes(params.pack_bytes)) for _ in range(params.packs)]
+
+
+async def squat(world: World, sim_peer: SimPeer) -> None:
+    """Before the owner's shares arrive, put a junk share under each of its pack ids on the
+    peers closest to it, at the index the owner would place there (closest first)."""
+    peer = sim_peer.peer
+    n = world.redundancy.n
+
+    async def one(message: PutShare, target: SimPeer) -> None:
+        contact = Contact(target.node_id, *target.address)
+        with contextlib.suppress(P2PBackupError):
+            await peer.dht.transport.request(contact, message, 30.0)
+
+    async with trio.open_nursery() as nursery:
+        for pack_id in planned_packs(world.params):
+            junk = junk_shares(peer.identity, pack_id, n)
+            others = [p for p in world.storage_peers() if p is not sim_peer]
+            others.sort(key=lambda p: distance(p.node_id, pack_id))
+            for index, target in enumerate(others[: n + SQUAT_MARGIN]):
+                nursery.start_soon(one, junk[index % n], target)
+
+
+def squat_figures(world: World) -> dict[str, int]:
+    """Junk shares honest peers hold under the owner's pack ids, and how many of those
+    sit beside the owner's own share of the pack: each such slot was squatted first."""
+    owner = world.keys.identity.public_key
+    packs = set(world.packs)
+    junk = beside = 0
+    for node_id, store in world.storage.stores.items():
+        if node_id in world.hostile:
+            continue
+        held: dict[bytes, set[bytes]] = {}
+        for info in store.list_shares():
+            if info.pack_id in packs:
+                held.setdefault(info.pack_id, set()).add(info.owner)
+        for owners in held.values():
+            strangers = len(owners - {owner})
+            junk += strangers
+            beside += strangers if owner in owners else 0
+    return {"squat_junk_held": junk, "squat_beside_owner": beside}
 
 
 def setup(world: World, params: HostileParams, rng: random.Random) -> dict[str, Any]:
@@ -87,10 +164,16 @@ def setup(world: World, params: HostileParams, rng: random.Random) -> dict[str, 
     return {f"hostile_{kind}": count for kind, count in kinds.items()}
 
 
+async def drive(world: World, params: HostileParams, rng: random.Random) -> dict[str, Any]:
+    """Report, once the owner has backed up, what the squatters took of its slots."""
+    return squat_figures(world)
+
+
 SCENARIO = StorageScenario(
     "hostile",
     "a fifth of the peers drop, corrupt or lie: is anything lost, is bad data ever used?",
     HostileParams,
     salt=0xBAD,
     setup=setup,
+    drive=drive,
 )

@@ -245,6 +245,7 @@ class World:
         up = {p.node_id for p in self.mesh.live()}
         network, home = self.mesh.network, self.owner.address
         peers = {p.node_id: p for p in self.mesh.peers}
+        owner = self.keys.identity.public_key  # others' shares under its pack ids: not its
         for node_id, store in self.storage.stores.items():
             sim_peer = peers[node_id]
             if node_id in self.hostile or not (node_id in up or node_id in self.away):
@@ -252,7 +253,7 @@ class World:
             reachable = node_id in up and network.connected(home, sim_peer.address)
             seen: set[bytes] = set()
             for info in store.list_shares():
-                if info.pack_id not in live:
+                if info.pack_id not in live or info.owner != owner:
                     continue
                 durable[info.pack_id].add(info.idx)
                 if reachable:

@@ -97,9 +97,11 @@ def misplaced(world: World) -> int:
     ]
     keys = {node_id: int.from_bytes(node_id, "big") for node_id in candidates}
     holders: dict[bytes, list[bytes]] = {}
+    owner = world.keys.identity.public_key  # the owner's shares, not others' junk
     for node_id in candidates:
         for info in world.storage.stores[node_id].list_shares():
-            holders.setdefault(info.pack_id, []).append(node_id)
+            if info.owner == owner:
+                holders.setdefault(info.pack_id, []).append(node_id)
     outside = 0
     for pack_id, held in holders.items():
         target = int.from_bytes(pack_id, "big")

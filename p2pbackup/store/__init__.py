@@ -2,6 +2,7 @@
 
 from p2pbackup.store.capacity import format_size, parse_size
 from p2pbackup.store.contract import (
+    OwnerQuotaFull,
     ShareInfo,
     ShareKey,
     ShareRejected,
@@ -16,6 +17,7 @@ from p2pbackup.store.quota import ShareStore
 __all__ = [
     "FileShareStore",
     "MemoryShareStore",
+    "OwnerQuotaFull",
     "ShareInfo",
     "ShareKey",
     "ShareRejected",

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from p2pbackup.base.ids import PACK_ID_BYTES
 from p2pbackup.codec.erasure import share_root
 from p2pbackup.store.capacity import format_size
-from p2pbackup.store.contract import ShareRejected, StoredShare, StoreFull
+from p2pbackup.store.contract import OwnerQuotaFull, ShareRejected, StoredShare, StoreFull
 
 OWNER_BYTES = 32
 MAX_INDEX = 254
@@ -74,15 +74,24 @@ def _describe(value: object) -> str:
     return type(value).__name__
 
 
-def short(pack_id: bytes, index: int) -> str:
+def short(pack_id: bytes, index: int, owner: bytes | None = None) -> str:
     """A share's name short enough for a log line."""
-    return f"{pack_id.hex()[:16]}….{index}"
+    mine = "" if owner is None else f" of owner {owner.hex()[:8]}"
+    return f"{pack_id.hex()[:16]}….{index}{mine}"
+
+
+class Room(NamedTuple):
+    """The space a put must fit in: the store's, and what its owner may use of it."""
+
+    used: int
+    capacity: int
+    owner_used: int
+    owner_quota: int
 
 
 class Held(NamedTuple):
-    """What a put needs to know of the share already held under its key."""
+    """What a put needs to know of the share already held under its key (same owner)."""
 
-    owner: bytes
     size: int
     lease_expiry: int
     same: bool  # the held bytes are the ones being put
@@ -97,20 +106,20 @@ class PutStep(Enum):
     ADD = "add"  # nothing is held under the key
 
 
-def plan_put(share: StoredShare, held: Held | None, used: int, capacity: int) -> PutStep:
-    """The step a put takes, or `ShareRejected` / `StoreFull` when it must store nothing.
+def plan_put(share: StoredShare, held: Held | None, room: Room) -> PutStep:
+    """The step a put takes, or `StoreFull` / `OwnerQuotaFull` when it must store nothing.
 
+    The key includes the owner, so `held` is this owner's own share: another
+    owner's share under the same pack id is a different key and never in the way.
     A re-put of held bytes costs no space, so it is never refused as full; a
     replacement needs room only for what it adds beyond the bytes it frees."""
-    if held is not None and held.owner != share.owner:
-        raise ShareRejected(
-            f"share {short(share.pack_id, share.index)} is already held for another owner"
-        )
     if held is not None and held.same:
         return PutStep.EXTEND if share.lease_expiry >= held.lease_expiry else PutStep.KEEP
     freed = held.size if held is not None else 0
-    if used - freed + len(share.data) > capacity:
-        raise _full_error(len(share.data), used - freed, capacity)
+    if room.used - freed + len(share.data) > room.capacity:
+        raise _full_error(len(share.data), room.used - freed, room.capacity)
+    if room.owner_used - freed + len(share.data) > room.owner_quota:
+        raise _quota_error(share.owner, len(share.data), room.owner_used - freed, room.owner_quota)
     return PutStep.ADD if held is None else PutStep.REPLACE
 
 
@@ -119,4 +128,12 @@ def _full_error(needed: int, used: int, capacity: int) -> StoreFull:
     return StoreFull(
         f"store full: {free} bytes free ({format_size(free)}), {needed} bytes needed "
         f"({format_size(needed)}) of capacity {capacity} bytes ({format_size(capacity)})"
+    )
+
+
+def _quota_error(owner: bytes, needed: int, used: int, quota: int) -> OwnerQuotaFull:
+    free = max(0, quota - used)
+    return OwnerQuotaFull(
+        f"owner quota full: owner {owner.hex()[:8]} may use {quota} bytes "
+        f"({format_size(quota)}) here, {free} bytes free, {needed} bytes needed"
     )

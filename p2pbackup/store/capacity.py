@@ -57,3 +57,26 @@ def format_size(size: int) -> str:
         prefix = candidate
     text = f"{value:.2f}".rstrip("0").rstrip(".")
     return f"{text} {prefix}iB"
+
+
+# What one owner may use of a holder's capacity unless told otherwise: half, so no
+# single identity (a squatter's included) can take the space every owner shares,
+# while an owner with few peers can still place a share of each pack on each.
+DEFAULT_OWNER_QUOTA = "50%"
+
+_FRACTION = re.compile(r"(?P<number>\d+(?:\.\d*)?|\.\d+)\s*(?P<percent>%?)")
+
+
+def parse_quota(text: str, capacity: int) -> int:
+    """Bytes one owner may use: a size ('2GiB'), a percentage of `capacity` ('50%') or a
+    fraction of it ('0.5'); never more than `capacity`. ValueError names the forms."""
+    match = _FRACTION.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is not None and (match.group("percent") or "." in match.group("number")):
+        share = Fraction(match.group("number")) / (100 if match.group("percent") else 1)
+        if share > 1:
+            raise ValueError(f"an owner quota of {text!r} is more than the whole capacity")
+        return min(capacity, int(share * capacity))
+    try:
+        return min(capacity, parse_size(text))
+    except ValueError:
+        raise ValueError(f"cannot read owner quota {text!r}; use a size or 50% or 0.5") from None

@@ -9,9 +9,14 @@ implementations keep one contract:
   how many bytes are free and how many were needed, and leaves nothing behind;
   putting a share that is already held (same key, same bytes) costs no space
   and may only extend its lease.
-- A share is refused (`ShareRejected`) when its key is malformed or when the key
-  is already held for a different owner, so no peer can overwrite someone
-  else's share by reusing its pack id.
+- A share is named by its owner's key, its pack id and its index: two owners'
+  shares under one pack id are two shares that never touch, so nobody can
+  overwrite, block or squat another owner's slot by reusing its pack id.
+  Every call that names one share names its owner.
+- `put` also refuses with `OwnerQuotaFull` (a `StoreFull`) when the share would
+  take its owner past the per-owner quota, so one identity cannot fill the
+  space every other owner shares.
+- A share is refused (`ShareRejected`) when its key is malformed.
 - `get` never serves a share whose bytes no longer match the digest recorded
   when it was stored; such a share is dropped, so repair notices it is gone.
   The digest is the share's Merkle root, the one its descriptor signs: a peer
@@ -26,16 +31,25 @@ from typing import NamedTuple
 
 from p2pbackup.errors import P2PBackupError
 
-ShareKey = tuple[bytes, int]
-"""(pack id, share index): names one share of one pack."""
+
+class ShareKey(NamedTuple):
+    """Names one share: one owner's share `idx` of pack `pack_id`."""
+
+    pack_id: bytes
+    idx: int  # `index` would shadow tuple.index
+    owner: bytes
 
 
 class StoreFull(P2PBackupError):
     """The share does not fit in the space this peer offers; place it on another peer."""
 
 
+class OwnerQuotaFull(StoreFull):
+    """The share would take its owner past what this peer holds for any one owner."""
+
+
 class ShareRejected(P2PBackupError, ValueError):
-    """The share is malformed or its key is held for a different owner."""
+    """The share or its key is malformed."""
 
 
 class StoreLocked(P2PBackupError):
@@ -60,3 +74,4 @@ class ShareInfo(NamedTuple):
     idx: int  # `index` would shadow tuple.index
     size: int
     lease_expiry: int
+    owner: bytes

@@ -36,7 +36,8 @@ log = logging.getLogger("p2pbackup.store.shares")  # the name log lines have alw
 
 
 class FileShareStore(ShareStore):
-    """Shares as files under `root/shares/ab/cd/<pack id hex>.<index>`, indexed in SQLite.
+    """Shares as files under `root/shares/ab/cd/<pack id hex>.<index>.<owner hex>`,
+    indexed in SQLite.
 
     One lock serialises every call, so threads from `trio.to_thread` may call
     concurrently, except the writing of a new share's file, which runs beside
@@ -45,8 +46,8 @@ class FileShareStore(ShareStore):
     away files the first is still writing.
     """
 
-    def __init__(self, root: Path, capacity: int) -> None:
-        super().__init__(capacity)
+    def __init__(self, root: Path, capacity: int, owner_quota: int | None = None) -> None:
+        super().__init__(capacity, owner_quota)
         self._root = Path(root)
         self._shares_dir = self._root / "shares"
         self._shares_dir.mkdir(parents=True, exist_ok=True)
@@ -63,7 +64,8 @@ class FileShareStore(ShareStore):
             raise
         try:
             self.recovered = reconcile(self._root, self._shares_dir, self._index)
-            self._used = self._index.total_size()
+            for owner, size in self._index.usage().items():
+                self._account(owner, size)
         except BaseException:
             with contextlib.suppress(Exception):
                 self._index.close()
@@ -97,9 +99,9 @@ class FileShareStore(ShareStore):
             os.close(self._lock_fd)
             self._lock_fd = -1
 
-    def path_of(self, pack_id: bytes, index: int) -> Path:
+    def path_of(self, pack_id: bytes, index: int, owner: bytes) -> Path:
         """Where a share's file lives; two levels of fan-out keep directories small."""
-        return layout.path_of(self._shares_dir, pack_id, index)
+        return layout.path_of(self._shares_dir, ShareKey(pack_id, index, owner))
 
     # -- the put path ----------------------------------------------------------
 
@@ -108,12 +110,12 @@ class FileShareStore(ShareStore):
 
         A wrong `root` stores a share that `get` then drops as corrupt: never one served."""
         digest = digest_of(share.data) if root is None else root
-        key = (share.pack_id, share.index)
+        key = _key(share)
         with self._mutex:
             while key in self._writing:  # the same share, put twice at once
                 self._written.wait()
             row = self._index.row(key)
-            step = plan_put(share, _held(row, share.data, digest), self._used, self._capacity)
+            step = plan_put(share, _held(row, share.data, digest), self._room(share.owner))
             if row is not None and step in (PutStep.KEEP, PutStep.EXTEND):
                 self._refresh(share, row, step)
                 return
@@ -121,16 +123,16 @@ class FileShareStore(ShareStore):
                 # A held share replaced, all under the lock: no reader sees it half done.
                 # A failed replace leaves the old row, which `get` then finds corrupt.
                 self._write(share, digest)
-                self._used += len(share.data) - row.size
+                self._account(share.owner, len(share.data) - row.size)
                 return
             # Counted from here, so puts at once cannot overfill the store.
-            self._used += len(share.data)
+            self._account(share.owner, len(share.data))
             self._writing.add(key)
         self._add(share, digest)
 
     def _refresh(self, share: StoredShare, row: Row, step: PutStep) -> None:
         """A re-put of a held share: heal its file if it rotted, take a later lease."""
-        path = self.path_of(share.pack_id, share.index)
+        path = layout.path_of(self._shares_dir, _key(share))
         data = layout.read_share(path)
         if data is None or not matches(data, row.digest, row.merkle):
             # The held copy rotted or vanished: the re-put heals it in place.
@@ -140,7 +142,7 @@ class FileShareStore(ShareStore):
 
     def _write(self, share: StoredShare, digest: bytes) -> None:
         """The file, durable, then the row that names it."""
-        path = self.path_of(share.pack_id, share.index)
+        path = layout.path_of(self._shares_dir, _key(share))
         layout.write_share(self._shares_dir, path, share.data)
         with self._mutex:
             self._index.insert(share, digest)
@@ -152,13 +154,13 @@ class FileShareStore(ShareStore):
         packs arriving at once wait for the disk side by side, not in turn. No row
         names it until it is durable, so no reader looks for it meanwhile, and a
         crash leaves a file without a row, which opening the store deletes."""
-        key = (share.pack_id, share.index)
+        key = _key(share)
         try:
             self._write(share, digest)
         except BaseException:
             with self._mutex:  # no row, no file, no bytes counted
-                self._used -= len(share.data)
-                self.path_of(*key).unlink(missing_ok=True)
+                self._account(share.owner, -len(share.data))
+                layout.path_of(self._shares_dir, key).unlink(missing_ok=True)
             raise
         finally:
             with self._mutex:
@@ -167,43 +169,48 @@ class FileShareStore(ShareStore):
 
     # -- reading and collecting ----------------------------------------------
 
-    def _get(self, pack_id: bytes, index: int) -> StoredShare | None:
+    def _get(self, key: ShareKey) -> StoredShare | None:
         """The share if its file still hashes to the recorded digest; else drop it."""
         with self._mutex:
-            row = self._index.row((pack_id, index))
+            row = self._index.row(key)
             if row is None:
                 return None
-            data = layout.read_share(self.path_of(pack_id, index))
+            data = layout.read_share(layout.path_of(self._shares_dir, key))
             if data is None or not matches(data, row.digest, row.merkle):
                 log.warning(
                     "share store: share %s is %s; dropping it so it is repaired, not served",
-                    short(pack_id, index),
+                    short(*key),
                     "missing" if data is None else "corrupt (digest mismatch)",
                 )
                 self._corrupt_dropped += 1
-                self._delete(pack_id, index)
+                self._delete(key)
                 return None
             return StoredShare(
-                pack_id, index, data, row.descriptor, row.owner, row.lease_expiry, row.stored_at
+                key.pack_id,
+                key.idx,
+                data,
+                row.descriptor,
+                key.owner,
+                row.lease_expiry,
+                row.stored_at,
             )
 
-    def _has(self, pack_id: bytes, index: int) -> bool:
+    def _has(self, key: ShareKey) -> bool:
         with self._mutex:
-            return self._index.has((pack_id, index))
+            return self._index.has(key)
 
-    def indices(self, pack_id: bytes) -> list[int]:
-        """The indices of this pack's shares held here."""
+    def _indices(self, pack_id: bytes, owner: bytes | None) -> list[int]:
         with self._mutex:
-            return self._index.indices(pack_id)
+            return self._index.indices(pack_id, owner)
 
-    def _delete(self, pack_id: bytes, index: int) -> bool:
+    def _delete(self, key: ShareKey) -> bool:
         """Drop the row, then the file: a crash between leaves an orphan the next open removes."""
         with self._mutex:
-            size = self._index.delete((pack_id, index))
-            self.path_of(pack_id, index).unlink(missing_ok=True)
+            size = self._index.delete(key)
+            layout.path_of(self._shares_dir, key).unlink(missing_ok=True)
             if size is None:
                 return False
-            self._used -= size
+            self._account(key.owner, -size)
             return True
 
     def list_shares(self) -> Iterator[ShareInfo]:
@@ -238,4 +245,8 @@ def _held(row: Row | None, data: bytes, digest: bytes) -> Held | None:
     if row is None:
         return None
     same = row.digest == (digest if row.merkle else flat_digest(data))
-    return Held(row.owner, row.size, row.lease_expiry, same)
+    return Held(row.size, row.lease_expiry, same)
+
+
+def _key(share: StoredShare) -> ShareKey:
+    return ShareKey(share.pack_id, share.index, share.owner)

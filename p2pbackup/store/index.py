@@ -2,8 +2,11 @@
 and expiry never read share data, and a row that commits only after its file is
 durable is the store's record of what it has acknowledged.
 
-The schema is an on-disk format: version 1 rows (no `merkle` column) keep the flat
-digest they were written with and are still checked against it.
+The schema is an on-disk format. Version 1 rows (no `merkle` column) keep the flat
+digest they were written with and are still checked against it. Version 3 keys a
+row by owner as well as pack id and index, so two owners' shares under one pack
+id coexist; an older table is rebuilt in one transaction when the store opens, so
+a kill at any point leaves either the old table or the new one, never half of each.
 """
 
 from __future__ import annotations
@@ -16,28 +19,29 @@ from typing import NamedTuple
 
 from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare
 
-_SCHEMA_VERSION = 2
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS shares (
+SCHEMA_VERSION = 3
+_TABLE = """
+CREATE TABLE {name} (
     pack_id BLOB NOT NULL,
     idx INTEGER NOT NULL,
-    size INTEGER NOT NULL,
     owner BLOB NOT NULL,
+    size INTEGER NOT NULL,
     lease_expiry INTEGER NOT NULL,
     stored_at INTEGER NOT NULL,
     descriptor BLOB NOT NULL,
     digest BLOB NOT NULL,
     merkle INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (pack_id, idx)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS shares_by_expiry ON shares (lease_expiry);
+    PRIMARY KEY (pack_id, idx, owner)
+) WITHOUT ROWID
 """
+_EXPIRY_INDEX = "CREATE INDEX shares_by_expiry ON shares (lease_expiry)"
+_COLUMNS = "pack_id, idx, owner, size, lease_expiry, stored_at, descriptor, digest, merkle"
+_KEY = "pack_id = ? AND idx = ? AND owner = ?"
 
 
 class Row(NamedTuple):
     """One share's row: all a put, a get or a check needs without the file."""
 
-    owner: bytes
     size: int
     lease_expiry: int
     stored_at: int
@@ -55,15 +59,35 @@ class ShareIndex:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(shares)")}
-            if "merkle" not in columns:  # rows written before version 2 keep a flat digest
-                self._db.execute("ALTER TABLE shares ADD COLUMN merkle INTEGER NOT NULL DEFAULT 0")
-            self._db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            self._open_schema()
         except BaseException:
             with contextlib.suppress(Exception):
                 self._db.close()
             raise
+
+    def _open_schema(self) -> None:
+        """Create the table, or bring an older one up to this version."""
+        columns = {row[1]: row[5] for row in self._db.execute("PRAGMA table_info(shares)")}
+        if not columns:
+            with self.transaction():
+                self._db.execute(_TABLE.format(name="shares"))
+                self._db.execute(_EXPIRY_INDEX)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            return
+        if columns.get("owner"):  # the owner is part of the key: version 3 already
+            return
+        with self.transaction():
+            # Rows written before version 2 keep a flat digest: merkle 0.
+            merkle = "merkle" if "merkle" in columns else "0"
+            self._db.execute(_TABLE.format(name="shares_v3"))
+            self._db.execute(
+                f"INSERT INTO shares_v3 ({_COLUMNS}) SELECT pack_id, idx, owner, size, "
+                f"lease_expiry, stored_at, descriptor, digest, {merkle} FROM shares"
+            )
+            self._db.execute("DROP TABLE shares")
+            self._db.execute("ALTER TABLE shares_v3 RENAME TO shares")
+            self._db.execute(_EXPIRY_INDEX)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self._db.close()
@@ -81,15 +105,14 @@ class ShareIndex:
 
     def row(self, key: ShareKey) -> Row | None:
         found = self._db.execute(
-            "SELECT owner, size, lease_expiry, stored_at, descriptor, digest, merkle "
-            "FROM shares WHERE pack_id = ? AND idx = ?",
+            f"SELECT size, lease_expiry, stored_at, descriptor, digest, merkle "
+            f"FROM shares WHERE {_KEY}",
             key,
         ).fetchone()
         if found is None:
             return None
-        owner, size, lease, stored_at, descriptor, digest, merkle = found
+        size, lease, stored_at, descriptor, digest, merkle = found
         return Row(
-            bytes(owner),
             int(size),
             int(lease),
             int(stored_at),
@@ -101,14 +124,12 @@ class ShareIndex:
     def insert(self, share: StoredShare, digest: bytes) -> None:
         """Record a share whose file is durable, replacing any row under its key."""
         self._db.execute(
-            "INSERT OR REPLACE INTO shares "
-            "(pack_id, idx, size, owner, lease_expiry, stored_at, descriptor, digest, merkle) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            f"INSERT OR REPLACE INTO shares ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
             (
                 share.pack_id,
                 share.index,
-                len(share.data),
                 share.owner,
+                len(share.data),
                 share.lease_expiry,
                 share.stored_at,
                 share.descriptor,
@@ -119,33 +140,41 @@ class ShareIndex:
     def extend(self, share: StoredShare) -> None:
         """Give a held share the lease and descriptor of a re-put of it."""
         self._db.execute(
-            "UPDATE shares SET descriptor = ?, lease_expiry = ? WHERE pack_id = ? AND idx = ?",
-            (share.descriptor, share.lease_expiry, share.pack_id, share.index),
+            f"UPDATE shares SET descriptor = ?, lease_expiry = ? WHERE {_KEY}",
+            (share.descriptor, share.lease_expiry, share.pack_id, share.index, share.owner),
         )
 
     def delete(self, key: ShareKey) -> int | None:
         """Drop a row; the size it recorded, or None when there was none."""
-        found = self._db.execute(
-            "DELETE FROM shares WHERE pack_id = ? AND idx = ? RETURNING size", key
-        ).fetchone()
+        found = self._db.execute(f"DELETE FROM shares WHERE {_KEY} RETURNING size", key).fetchone()
         return None if found is None else int(found[0])
 
     def has(self, key: ShareKey) -> bool:
-        found = self._db.execute("SELECT 1 FROM shares WHERE pack_id = ? AND idx = ?", key)
+        found = self._db.execute(f"SELECT 1 FROM shares WHERE {_KEY}", key)
         return found.fetchone() is not None
 
-    def indices(self, pack_id: bytes) -> list[int]:
+    def indices(self, pack_id: bytes, owner: bytes | None) -> list[int]:
         rows = self._db.execute(
-            "SELECT idx FROM shares WHERE pack_id = ? ORDER BY idx", (pack_id,)
+            "SELECT idx FROM shares WHERE pack_id = ? AND (? IS NULL OR owner = ?) ORDER BY idx",
+            (pack_id, owner, owner),
         ).fetchall()
         return [int(r[0]) for r in rows]
+
+    def owners_of(self, pack_id: bytes, index: int) -> list[bytes]:
+        """Whose shares are held under (pack id, index)."""
+        rows = self._db.execute(
+            "SELECT owner FROM shares WHERE pack_id = ? AND idx = ? ORDER BY owner",
+            (pack_id, index),
+        ).fetchall()
+        return [bytes(r[0]) for r in rows]
 
     def listing(self) -> list[ShareInfo]:
         """Every row in key order, fetched whole so callers may delete while iterating."""
         rows = self._db.execute(
-            "SELECT pack_id, idx, size, lease_expiry FROM shares ORDER BY pack_id, idx"
+            "SELECT pack_id, idx, size, lease_expiry, owner FROM shares "
+            "ORDER BY pack_id, idx, owner"
         ).fetchall()
-        return [ShareInfo(bytes(p), int(i), int(s), int(e)) for p, i, s, e in rows]
+        return [ShareInfo(bytes(p), int(i), int(s), int(e), bytes(o)) for p, i, s, e, o in rows]
 
     def renew(
         self, pack_id: bytes, owner: bytes, lease_expiry: int, descriptor: bytes | None
@@ -159,11 +188,11 @@ class ShareIndex:
 
     def expired(self, now: int) -> list[ShareKey]:
         rows = self._db.execute(
-            "SELECT pack_id, idx FROM shares WHERE lease_expiry <= ? "
-            "ORDER BY lease_expiry, pack_id, idx",
+            "SELECT pack_id, idx, owner FROM shares WHERE lease_expiry <= ? "
+            "ORDER BY lease_expiry, pack_id, idx, owner",
             (now,),
         ).fetchall()
-        return [(bytes(p), int(i)) for p, i in rows]
+        return [ShareKey(bytes(p), int(i), bytes(o)) for p, i, o in rows]
 
     def census(self) -> tuple[int, int, int]:
         shares, packs, owners = self._db.execute(
@@ -171,5 +200,7 @@ class ShareIndex:
         ).fetchone()
         return int(shares), int(packs), int(owners)
 
-    def total_size(self) -> int:
-        return int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM shares").fetchone()[0])
+    def usage(self) -> dict[bytes, int]:
+        """Bytes held per owner."""
+        rows = self._db.execute("SELECT owner, SUM(size) FROM shares GROUP BY owner").fetchall()
+        return {bytes(o): int(s) for o, s in rows}

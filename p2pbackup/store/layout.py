@@ -1,8 +1,10 @@
 """Where a file share store keeps each share's bytes, and how a file gets there durably.
 
-Files live under `root/shares/ab/cd/<pack id hex>.<index>`: the name alone says which
-share a file holds, so an unclean stop can be reconciled against the index, and two
-levels of fan-out keep each directory small.
+Files live under `root/shares/ab/cd/<pack id hex>.<index>.<owner hex>`: the name alone
+says which share a file holds, so an unclean stop can be reconciled against the index,
+and two levels of fan-out keep each directory small. Stores written before shares were
+keyed by owner named files `<pack id hex>.<index>`; `scan` reports those apart, so
+opening the store can rename them (see `p2pbackup.store.recovery`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 from p2pbackup.base.files import write_atomically
 from p2pbackup.store.admission import MAX_INDEX
@@ -18,11 +21,20 @@ from p2pbackup.store.contract import ShareKey
 
 log = logging.getLogger("p2pbackup.store.shares")  # the name log lines have always carried
 
-_SHARE_NAME = re.compile(r"([0-9a-f]{40})\.(\d{1,3})")
+_SHARE_NAME = re.compile(r"([0-9a-f]{40})\.(\d{1,3})(?:\.([0-9a-f]{64}))?")
+
+LegacyKey = tuple[bytes, int]
+"""(pack id, index): how a file was named before shares were keyed by owner."""
 
 
-def path_of(shares_dir: Path, pack_id: bytes, index: int) -> Path:
+def path_of(shares_dir: Path, key: ShareKey) -> Path:
     """Where a share's file lives; two levels of fan-out keep directories small."""
+    hexid = key.pack_id.hex()
+    return shares_dir / hexid[:2] / hexid[2:4] / f"{hexid}.{key.idx}.{key.owner.hex()}"
+
+
+def legacy_path_of(shares_dir: Path, pack_id: bytes, index: int) -> Path:
+    """Where a store written before shares were keyed by owner kept a share."""
     hexid = pack_id.hex()
     return shares_dir / hexid[:2] / hexid[2:4] / f"{hexid}.{index}"
 
@@ -52,10 +64,10 @@ def write_share(shares_dir: Path, path: Path, data: bytes) -> None:
         created.mkdir(exist_ok=True)
     write_atomically(path, data)
     for created in missing:
-        _fsync_dir(created.parent)
+        fsync_dir(created.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -63,13 +75,21 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def scan(shares_dir: Path) -> tuple[dict[ShareKey, tuple[Path, int]], int]:
+class Scan(NamedTuple):
+    """The share files found on disk, with their paths and sizes."""
+
+    files: dict[ShareKey, tuple[Path, int]]
+    legacy: dict[LegacyKey, tuple[Path, int]]  # named before shares were keyed by owner
+    temps_removed: int
+
+
+def scan(shares_dir: Path) -> Scan:
     """The share files on disk with their sizes, after deleting the temp files a write
-    left when it was cut short; returns them and how many temps were removed.
+    left when it was cut short.
 
     A file whose name is not one this layout gives is logged and left alone: it is
     not ours to delete."""
-    files: dict[ShareKey, tuple[Path, int]] = {}
+    found = Scan({}, {}, 0)
     temps_removed = 0
     for dirpath, _dirnames, filenames in os.walk(shares_dir):
         for name in filenames:
@@ -78,10 +98,23 @@ def scan(shares_dir: Path) -> tuple[dict[ShareKey, tuple[Path, int]], int]:
                 path.unlink(missing_ok=True)
                 temps_removed += 1
                 continue
-            match = _SHARE_NAME.fullmatch(name)
-            key = (bytes.fromhex(match.group(1)), int(match.group(2))) if match else None
-            if key is None or key[1] > MAX_INDEX or path_of(shares_dir, *key) != path:
+            if not _note(found, shares_dir, path, _SHARE_NAME.fullmatch(name)):
                 log.warning("share store: ignoring unexpected file %s", path)
-                continue
-            files[key] = (path, path.stat().st_size)
-    return files, temps_removed
+    return found._replace(temps_removed=temps_removed)
+
+
+def _note(found: Scan, shares_dir: Path, path: Path, match: re.Match[str] | None) -> bool:
+    """File `path` under its key in `found`; False when its name is not one of ours."""
+    if match is None or int(match.group(2)) > MAX_INDEX:
+        return False
+    pack_id, index = bytes.fromhex(match.group(1)), int(match.group(2))
+    if match.group(3) is None:
+        if legacy_path_of(shares_dir, pack_id, index) != path:
+            return False
+        found.legacy[(pack_id, index)] = (path, path.stat().st_size)
+        return True
+    key = ShareKey(pack_id, index, bytes.fromhex(match.group(3)))
+    if path_of(shares_dir, key) != path:
+        return False
+    found.files[key] = (path, path.stat().st_size)
+    return True

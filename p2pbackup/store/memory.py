@@ -12,49 +12,54 @@ from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare
 from p2pbackup.store.quota import ShareStore
 
 
+def _key(share: StoredShare) -> ShareKey:
+    return ShareKey(share.pack_id, share.index, share.owner)
+
+
 class MemoryShareStore(ShareStore):
     """Holds shares as `StoredShare` records; nothing rots, so nothing is dropped as corrupt."""
 
-    def __init__(self, capacity: int) -> None:
-        super().__init__(capacity)
+    def __init__(self, capacity: int, owner_quota: int | None = None) -> None:
+        super().__init__(capacity, owner_quota)
         self._shares: dict[ShareKey, StoredShare] = {}
 
     def _put(self, share: StoredShare, root: bytes | None) -> None:
-        key = (share.pack_id, share.index)
+        key = _key(share)
         old = self._shares.get(key)
         held = None
         if old is not None:
-            held = Held(old.owner, len(old.data), old.lease_expiry, old.data == share.data)
-        step = plan_put(share, held, self._used, self._capacity)
+            held = Held(len(old.data), old.lease_expiry, old.data == share.data)
+        step = plan_put(share, held, self._room(share.owner))
         if step is PutStep.KEEP:
             return
         if old is not None and step is PutStep.EXTEND:
             self._shares[key] = dataclasses.replace(share, stored_at=old.stored_at)
             return
         self._shares[key] = share
-        self._used += len(share.data) - (held.size if held is not None else 0)
+        self._account(share.owner, len(share.data) - (held.size if held is not None else 0))
 
-    def _get(self, pack_id: bytes, index: int) -> StoredShare | None:
-        return self._shares.get((pack_id, index))
+    def _get(self, key: ShareKey) -> StoredShare | None:
+        return self._shares.get(key)
 
-    def _has(self, pack_id: bytes, index: int) -> bool:
-        return (pack_id, index) in self._shares
+    def _has(self, key: ShareKey) -> bool:
+        return key in self._shares
 
-    def indices(self, pack_id: bytes) -> list[int]:
-        """The indices of this pack's shares held here."""
-        return sorted(i for p, i in self._shares if p == pack_id)
+    def _indices(self, pack_id: bytes, owner: bytes | None) -> list[int]:
+        return sorted(
+            k.idx for k in self._shares if k.pack_id == pack_id and owner in (None, k.owner)
+        )
 
-    def _delete(self, pack_id: bytes, index: int) -> bool:
-        old = self._shares.pop((pack_id, index), None)
+    def _delete(self, key: ShareKey) -> bool:
+        old = self._shares.pop(key, None)
         if old is None:
             return False
-        self._used -= len(old.data)
+        self._account(old.owner, -len(old.data))
         return True
 
     def list_shares(self) -> Iterator[ShareInfo]:
         """Every held share, in key order (a snapshot: safe to delete while iterating)."""
         rows = [
-            ShareInfo(s.pack_id, s.index, len(s.data), s.lease_expiry)
+            ShareInfo(s.pack_id, s.index, len(s.data), s.lease_expiry, s.owner)
             for _, s in sorted(self._shares.items())
         ]
         return iter(rows)
@@ -64,7 +69,7 @@ class MemoryShareStore(ShareStore):
     ) -> int:
         count = 0
         for key, share in self._shares.items():
-            if share.pack_id == pack_id and share.owner == owner:
+            if key.pack_id == pack_id and key.owner == owner:
                 self._shares[key] = dataclasses.replace(
                     share,
                     descriptor=share.descriptor if descriptor is None else descriptor,
@@ -75,14 +80,14 @@ class MemoryShareStore(ShareStore):
 
     def _expired(self, now: int) -> list[ShareKey]:
         due = [s for s in self._shares.values() if s.lease_expiry <= now]
-        due.sort(key=lambda s: (s.lease_expiry, s.pack_id, s.index))
-        return [(s.pack_id, s.index) for s in due]
+        due.sort(key=lambda s: (s.lease_expiry, s.pack_id, s.index, s.owner))
+        return [_key(s) for s in due]
 
     def _census(self) -> tuple[int, int, int]:
         return (
             len(self._shares),
-            len({s.pack_id for s in self._shares.values()}),
-            len({s.owner for s in self._shares.values()}),
+            len({k.pack_id for k in self._shares}),
+            len({k.owner for k in self._shares}),
         )
 
     def close(self) -> None:

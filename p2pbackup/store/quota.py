@@ -1,7 +1,7 @@
 """The half of the share-store contract that does not care where bytes live: every call
-checked before it reaches a store, the space offered and the space used, and the
-figures status output reads. Written once, so the simulator's stores and a real
-peer's cannot drift apart in what they refuse or how they count.
+checked before it reaches a store, the space offered and the space used (in all and
+per owner), and the figures status output reads. Written once, so the simulator's
+stores and a real peer's cannot drift apart in what they refuse or how they count.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
-from p2pbackup.store.admission import check_key, check_owner, check_put, check_time
+from p2pbackup.store.admission import Room, check_key, check_owner, check_put, check_time
 from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare
 
 
@@ -18,14 +18,32 @@ class ShareStore(ABC):
 
     Checks each call, then hands it to the subclass's `_`-named step of the same name.
 
-    Subclasses keep `_used` equal to the bytes of the shares they hold."""
+    Subclasses report every byte they start or stop holding through `_account`,
+    which keeps `_used` and each owner's share of it."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, owner_quota: int | None = None) -> None:
         if capacity < 0:
             raise ValueError(f"capacity cannot be negative, got {capacity}")
+        if owner_quota is not None and owner_quota < 0:
+            raise ValueError(f"owner quota cannot be negative, got {owner_quota}")
         self._capacity = capacity
+        # None: any one owner may fill the whole capacity.
+        self._owner_quota = capacity if owner_quota is None else min(owner_quota, capacity)
         self._used = 0
+        self._by_owner: dict[bytes, int] = {}
         self._corrupt_dropped = 0
+
+    def _account(self, owner: bytes, delta: int) -> None:
+        """Count `delta` bytes more (or fewer) held for `owner`."""
+        self._used += delta
+        left = self._by_owner.get(owner, 0) + delta
+        if left:
+            self._by_owner[owner] = left
+        else:
+            self._by_owner.pop(owner, None)
+
+    def _room(self, owner: bytes) -> Room:
+        return Room(self._used, self._capacity, self.owner_used(owner), self._owner_quota)
 
     def put(
         self,
@@ -46,20 +64,27 @@ class ShareStore(ABC):
         check_put(share)
         self._put(share, root)
 
-    def get(self, pack_id: bytes, index: int) -> StoredShare | None:
-        """The share, verified against its recorded digest, or None."""
-        check_key(pack_id, index)
-        return self._get(pack_id, index)
+    def get(self, pack_id: bytes, index: int, owner: bytes) -> StoredShare | None:
+        """`owner`'s share, verified against its recorded digest, or None."""
+        key = _checked(pack_id, index, owner)
+        return self._get(key)
 
-    def has(self, pack_id: bytes, index: int) -> bool:
-        """Whether the share is held; does not read or verify the data."""
-        check_key(pack_id, index)
-        return self._has(pack_id, index)
+    def has(self, pack_id: bytes, index: int, owner: bytes) -> bool:
+        """Whether `owner`'s share is held; does not read or verify the data."""
+        return self._has(_checked(pack_id, index, owner))
 
-    def delete(self, pack_id: bytes, index: int) -> bool:
-        """Drop the share; False when it was not held."""
-        check_key(pack_id, index)
-        return self._delete(pack_id, index)
+    def delete(self, pack_id: bytes, index: int, owner: bytes) -> bool:
+        """Drop `owner`'s share; False when it was not held."""
+        return self._delete(_checked(pack_id, index, owner))
+
+    def indices(self, pack_id: bytes, owner: bytes | None = None) -> list[int]:
+        """The indices of `owner`'s shares of this pack held here (normally none or one);
+        without `owner`, those of every owner (for status and tests: a peer answering
+        about a share always names the owner)."""
+        check_key(pack_id, 0)
+        if owner is not None:
+            check_owner(owner)
+        return self._indices(pack_id, owner)
 
     def renew(
         self, pack_id: bytes, owner: bytes, lease_expiry: int, descriptor: bytes | None = None
@@ -79,6 +104,14 @@ class ShareStore(ABC):
     def used_bytes(self) -> int:
         return self._used
 
+    def owner_used(self, owner: bytes) -> int:
+        """Bytes held here for `owner`."""
+        return self._by_owner.get(owner, 0)
+
+    @property
+    def owner_quota(self) -> int:
+        return self._owner_quota
+
     @property
     def capacity(self) -> int:
         return self._capacity
@@ -92,6 +125,7 @@ class ShareStore(ABC):
             "owners": owners,
             "used_bytes": self._used,
             "capacity": self._capacity,
+            "owner_quota": self._owner_quota,
             "free_bytes": max(0, self._capacity - self._used),
             "corrupt_dropped": self._corrupt_dropped,
         }
@@ -101,13 +135,13 @@ class ShareStore(ABC):
         """Store a share that passed the checks; `share.stored_at` is the caller's `now`."""
 
     @abstractmethod
-    def _get(self, pack_id: bytes, index: int) -> StoredShare | None: ...
+    def _get(self, key: ShareKey) -> StoredShare | None: ...
 
     @abstractmethod
-    def _has(self, pack_id: bytes, index: int) -> bool: ...
+    def _has(self, key: ShareKey) -> bool: ...
 
     @abstractmethod
-    def _delete(self, pack_id: bytes, index: int) -> bool: ...
+    def _delete(self, key: ShareKey) -> bool: ...
 
     @abstractmethod
     def _renew(
@@ -122,13 +156,18 @@ class ShareStore(ABC):
         """How many shares, distinct packs and distinct owners are held."""
 
     @abstractmethod
-    def indices(self, pack_id: bytes) -> list[int]:
-        """The indices of this pack's shares held here (normally none or one)."""
+    def _indices(self, pack_id: bytes, owner: bytes | None) -> list[int]: ...
 
     @abstractmethod
     def list_shares(self) -> Iterator[ShareInfo]:
-        """Every held share as (pack_id, index, size, lease_expiry)."""
+        """Every held share as (pack_id, index, size, lease_expiry, owner), in key order."""
 
     @abstractmethod
     def close(self) -> None:
         """Release files and locks; the store is unusable afterwards."""
+
+
+def _checked(pack_id: bytes, index: int, owner: bytes) -> ShareKey:
+    check_key(pack_id, index)
+    check_owner(owner)
+    return ShareKey(pack_id, index, owner)

@@ -25,10 +25,10 @@ class FailingStore(MemoryShareStore):
         self.asked: list[bytes] = []
 
     def list_shares(self) -> Iterator[ShareInfo]:
-        yield ShareInfo(self.failing, 0, 10, 1 << 40)
-        yield ShareInfo(b"\2" * 32, 0, 10, 1 << 40)
+        yield ShareInfo(self.failing, 0, 10, 1 << 40, b"\3" * 32)
+        yield ShareInfo(b"\2" * 32, 0, 10, 1 << 40, b"\3" * 32)
 
-    def get(self, pack_id: bytes, index: int) -> StoredShare | None:
+    def get(self, pack_id: bytes, index: int, owner: bytes) -> StoredShare | None:
         self.asked.append(pack_id)
         if pack_id == self.failing:
             raise OSError(errno.EMFILE, "Too many open files")

@@ -162,8 +162,8 @@ def test_corrupted_shares_on_disk_are_detected_and_rebuilt_from_others(
     held_before = {p.index: mesh12.status(p.index)["shares_held"] for p in victims}
     corrupted = 0
     for peer in victims:
-        for share in (peer.home / "shares").rglob("*"):
-            if share.is_file() and share.suffix[1:].isdigit():
+        for share in (peer.home / "shares" / "shares").rglob("*"):
+            if share.is_file() and not share.name.startswith("."):
                 data = bytearray(share.read_bytes())
                 data[len(data) // 2] ^= 0xFF
                 share.write_bytes(bytes(data))

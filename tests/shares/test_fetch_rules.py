@@ -32,15 +32,17 @@ async def test_the_owners_signed_request_is_served_to_the_peer_it_names_only() -
 
 async def test_no_proof_or_another_keys_proof_gets_no_share() -> None:
     h, pack_id = await _holding()
-    assert isinstance(await h.handle(CALLER, GetShare(pack_id)), NoShare)
-    squatter = owner_fetch(Identity.generate(), pack_id, CALLER.node_id)
-    assert isinstance(await h.handle(CALLER, squatter), NoShare)
+    assert isinstance(await h.handle(CALLER, GetShare(pack_id, OWNER.public_key)), NoShare)
+    signed = owner_fetch(Identity.generate(), pack_id, CALLER.node_id)
+    assert isinstance(await h.handle(CALLER, signed), NoShare)  # asks for its own share
+    forged = GetShare(pack_id, OWNER.public_key, signed.owner_proof)
+    assert isinstance(await h.handle(CALLER, forged), NoShare)
 
 
 def test_a_request_without_proof_is_sent_as_before_and_one_with_it_round_trips() -> None:
     pack_id = b"\x44" * 20
-    plain = encode_message(7, GetShare(pack_id))
+    plain = encode_message(7, GetShare(pack_id, OWNER.public_key))
     assert b"owner_proof" not in plain
     signed = owner_fetch(OWNER, pack_id, CALLER.node_id)
     assert decode_message(encode_message(7, signed)) == (7, signed)
-    assert decode_message(plain) == (7, GetShare(pack_id))
+    assert decode_message(plain) == (7, GetShare(pack_id, OWNER.public_key))

@@ -10,7 +10,7 @@ from p2pbackup.shares.lease_rules import MAX_LEASE_SECONDS
 from p2pbackup.shares.messages import PutShare
 from p2pbackup.shares.upkeep_messages import LeaseRenewed, RenewLease
 from p2pbackup.store import MemoryShareStore
-from tests.shares.test_holder import CALLER, NOW, pack
+from tests.shares.test_holder import CALLER, NOW, OWNER, pack
 
 FOREVER = 2**40  # a squatter's lease: junk that would never expire
 
@@ -26,18 +26,18 @@ async def test_a_junk_share_with_a_2_pow_40_second_lease_is_capped() -> None:
     squatter = Identity.generate()
     pack_id, shares, descriptor = pack(lease=FOREVER, owner=squatter)
     await h.handle(CALLER, PutShare(pack_id, 0, descriptor, shares[0]))
-    stored = h.store.get(pack_id, 0)
+    stored = h.store.get(pack_id, 0, squatter.public_key)
     assert stored is not None
     assert stored.lease_expiry == NOW + MAX_LEASE_SECONDS
     # It expires with the cap, not in 35,000 years.
-    assert h.store.expired(NOW + MAX_LEASE_SECONDS) == [(pack_id, 0)]
+    assert h.store.expired(NOW + MAX_LEASE_SECONDS) == [(pack_id, 0, squatter.public_key)]
 
 
 async def test_a_lease_within_the_cap_is_kept_as_signed() -> None:
     h = holder()
     pack_id, shares, descriptor = pack(lease=NOW + 3600)
     await h.handle(CALLER, PutShare(pack_id, 3, descriptor, shares[3]))
-    stored = h.store.get(pack_id, 3)
+    stored = h.store.get(pack_id, 3, OWNER.public_key)
     assert stored is not None and stored.lease_expiry == NOW + 3600
 
 
@@ -49,7 +49,7 @@ async def test_a_renewal_to_2_pow_40_seconds_is_capped_too() -> None:
     renewed = ShareDescriptor.from_bytes(descriptor).renewed(owner, FOREVER).to_bytes()
     reply = await h.handle(CALLER, RenewLease(pack_id, renewed))
     assert reply == LeaseRenewed(NOW + 86_400)
-    stored = h.store.get(pack_id, 1)
+    stored = h.store.get(pack_id, 1, owner.public_key)
     assert stored is not None and stored.lease_expiry == NOW + 86_400
     # The same renewal again changes nothing and says what is kept.
     assert await h.handle(CALLER, RenewLease(pack_id, renewed)) == LeaseRenewed(NOW + 86_400)

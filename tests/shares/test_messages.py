@@ -28,6 +28,7 @@ def _exact(size: int) -> st.SearchStrategy[bytes]:
 
 
 pack_ids = _exact(20)
+owners = _exact(PUBLIC_KEY_BYTES)
 indices = st.integers(0, 254)
 descriptors = st.binary(max_size=64)
 data = st.binary(max_size=64)
@@ -35,12 +36,12 @@ data = st.binary(max_size=64)
 MESSAGES: dict[type[Message], st.SearchStrategy[Message]] = {
     sh.PutShare: st.builds(sh.PutShare, pack_ids, indices, descriptors, data),
     sh.ShareStored: st.just(sh.ShareStored()),
-    sh.GetShare: st.builds(sh.GetShare, pack_ids, st.none() | _exact(64)),
+    sh.GetShare: st.builds(sh.GetShare, pack_ids, owners, st.none() | _exact(64)),
     sh.ShareData: st.builds(sh.ShareData, indices, descriptors, data),
     sh.NoShare: st.just(sh.NoShare()),
-    up.QueryShare: st.builds(up.QueryShare, pack_ids),
+    up.QueryShare: st.builds(up.QueryShare, pack_ids, owners),
     up.ShareHeld: st.builds(up.ShareHeld, indices, descriptors),
-    up.Audit: st.builds(up.Audit, pack_ids, indices, st.integers(0, 2**40)),
+    up.Audit: st.builds(up.Audit, pack_ids, owners, indices, st.integers(0, 2**40)),
     up.AuditProof: st.builds(
         up.AuditProof, data, st.lists(_exact(HASH_BYTES), max_size=up.MAX_PROOF).map(tuple)
     ),
@@ -62,7 +63,7 @@ REFUSED: dict[str, list[Any]] = {
     "block": [-1, 2**40 + 1, False],
     "proof": [[b"\x00" * (HASH_BYTES - 1)], [b"\x00" * HASH_BYTES] * (up.MAX_PROOF + 1), b""],
     "lease_expiry": [-1, MAX_LEASE_EXPIRY + 1, 1.5],
-    "owner": [b"\x00" * (PUBLIC_KEY_BYTES - 1), b"\x00" * (PUBLIC_KEY_BYTES + 1)],
+    "owner": [b"\x00" * (PUBLIC_KEY_BYTES - 1), b"\x00" * (PUBLIC_KEY_BYTES + 1), None],
     "signature": [b"\x00" * (SIGNATURE_BYTES - 1), b"\x00" * (SIGNATURE_BYTES + 1)],
     "count": [-1, 256, None],
     # Left out when absent, never sent as null.

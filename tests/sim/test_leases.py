@@ -42,7 +42,8 @@ async def test_renewal_keeps_shares_and_reaches_holders_the_owner_missed(
     # For the second pack, the owner reaches one holder only; siblings catch up by survey.
     holder = next(p for p in storage.mesh.peers[1:] if storage.stores[p.node_id].indices(packs[1]))
     stored = storage.stores[holder.node_id]
-    descriptor = stored.get(packs[1], stored.indices(packs[1])[0])
+    owner_key = LEASE_KEYS.identity.public_key
+    descriptor = stored.get(packs[1], stored.indices(packs[1])[0], owner_key)
     assert descriptor is not None
     renewed = ShareDescriptor.from_bytes(descriptor.descriptor).renewed(LEASE_KEYS.identity, later)
     contact = Contact(holder.node_id, *holder.address)
@@ -54,7 +55,7 @@ async def test_renewal_keeps_shares_and_reaches_holders_the_owner_missed(
     # An old descriptor replayed cannot cut the lease back.
     old = ShareDescriptor.from_bytes(descriptor.descriptor).to_bytes()
     await owner.peer.dht.transport.request(contact, RenewLease(packs[1], old), 5.0)
-    kept = stored.get(packs[1], stored.indices(packs[1])[0])
+    kept = stored.get(packs[1], stored.indices(packs[1])[0], owner_key)
     assert kept is not None and kept.lease_expiry == later
     storage.mesh.stop()
 
@@ -80,7 +81,7 @@ async def test_a_sibling_adopts_a_huge_lease_only_up_to_its_own_maximum(
     owner = storage.mesh.peers[0]
     holders = [p for p in storage.mesh.peers[1:] if storage.stores[p.node_id].indices(packs[0])]
     stored = storage.stores[holders[0].node_id]
-    held = stored.get(packs[0], stored.indices(packs[0])[0])
+    held = stored.get(packs[0], stored.indices(packs[0])[0], LEASE_KEYS.identity.public_key)
     assert held is not None
     # The owner's key signs a lease of 2^40 s; one holder is sent it, the rest learn
     # of it from that holder during their surveys.

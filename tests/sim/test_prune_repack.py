@@ -157,8 +157,9 @@ async def test_an_unreadable_index_blob_is_reported_and_the_rest_still_listed(
     state = await laptop.index.state()
     first_index = state.snapshots[0].index[0].pack_id  # lists the first backup's chunks
     for store in storage.live_stores():
-        for index in store.indices(first_index):
-            store.delete(first_index, index)
+        for info in store.list_shares():
+            if info.pack_id == first_index:
+                store.delete(first_index, info.idx, info.owner)
 
     health = await laptop.check({}, quiet)
     assert len(health["index_errors"]) == 1 and first_index.hex() in health["unrecoverable_packs"]

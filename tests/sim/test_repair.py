@@ -14,7 +14,7 @@ from p2pbackup.shares.upkeep_messages import Audit, AuditProof
 from p2pbackup.simulations.mesh import SimMesh
 from p2pbackup.store import MemoryShareStore
 from p2pbackup.wire.messages import Message
-from tests.sim.helpers import by_id, equipped_mesh, holders, place_pack
+from tests.sim.helpers import KEYS, by_id, equipped_mesh, holders, place_pack
 
 CONFIG = MaintenanceConfig(audit_interval=600.0, request_timeout=5.0, share_timeout=10.0)
 
@@ -83,7 +83,7 @@ async def test_a_lying_holder_and_a_deleting_holder_are_found_and_replaced(
         return AuditProof(mesh.rng.randbytes(1000), (mesh.rng.randbytes(32),))
 
     by_id(mesh)[liar].peer.add_handler(Audit, garbage)
-    stores[deleter].delete(pack_id, held[deleter][0])
+    stores[deleter].delete(pack_id, held[deleter][0], KEYS.identity.public_key)
     lied_index, deleted_index = held[liar][0], held[deleter][0]
     maintain(mesh, stores)
     await trio.sleep(6 * CONFIG.audit_interval)

@@ -13,6 +13,7 @@ from p2pbackup.simulations.mesh import SimPeer
 from p2pbackup.store import MemoryShareStore
 from p2pbackup.wire.messages import Message
 from tests.sim.helpers import (
+    KEYS,
     by_distance,
     by_id,
     equipped_mesh,
@@ -69,7 +70,7 @@ def make_liar(sim_peer: SimPeer, store: MemoryShareStore, pack_id: bytes) -> Non
     """This peer now serves its share with one byte flipped, as a lying peer would."""
 
     async def lie(remote: Remote, message: Message) -> Message:
-        stored = store.get(pack_id, store.indices(pack_id)[0])
+        stored = store.get(pack_id, store.indices(pack_id)[0], KEYS.identity.public_key)
         assert stored is not None
         tampered = bytes([stored.data[0] ^ 1]) + stored.data[1:]
         return ShareData(stored.index, stored.descriptor, tampered)

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pbackup.store import format_size, parse_size
+from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, parse_quota
 
 
 @pytest.mark.parametrize(
@@ -72,3 +73,30 @@ def test_format_then_parse_round_trips_within_rounding(size: int) -> None:
 @given(st.integers(min_value=0, max_value=2**62))
 def test_plain_byte_counts_are_exact(size: int) -> None:
     assert parse_size(str(size)) == size
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("50%", 500),
+        ("12.5%", 125),
+        ("0.5", 500),
+        (".25", 250),
+        ("100%", 1000),
+        ("300", 300),
+        ("1KiB", 1000),  # a size past the capacity is the capacity
+        ("2kB", 1000),
+    ],
+)
+def test_parse_quota(text: str, expected: int) -> None:
+    assert parse_quota(text, 1000) == expected
+
+
+@pytest.mark.parametrize("text", ["150%", "1.5", "half", "-5%", ""])
+def test_parse_quota_refuses_nonsense(text: str) -> None:
+    with pytest.raises(ValueError, match="quota"):
+        parse_quota(text, 1000)
+
+
+def test_the_default_quota_is_half_the_capacity() -> None:
+    assert parse_quota(DEFAULT_OWNER_QUOTA, 20 * 2**30) == 10 * 2**30

@@ -31,8 +31,8 @@ def test_layout_and_wal(tmp_path: Path) -> None:
     with FileShareStore(tmp_path, 1000) as store:
         store.put(pack(1), 7, b"data", b"d", OWNER_A, 10, 0)
         hexid = pack(1).hex()
-        path = tmp_path / "shares" / hexid[:2] / hexid[2:4] / f"{hexid}.7"
-        assert store.path_of(pack(1), 7) == path
+        path = tmp_path / "shares" / hexid[:2] / hexid[2:4] / f"{hexid}.7.{OWNER_A.hex()}"
+        assert store.path_of(pack(1), 7, OWNER_A) == path
         assert path.read_bytes() == b"data"
         assert stray_files(tmp_path) == [path]
     db = sqlite3.connect(tmp_path / "index.sqlite3")
@@ -46,14 +46,14 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
     with FileShareStore(tmp_path, 10_000) as store:
         for n in range(5):
             store.put(pack(n), n, bytes([n]) * (100 + n), b"desc%d" % n, OWNER_A, 50 + n, n)
-        store.delete(pack(4), 4)
+        store.delete(pack(4), 4, OWNER_A)
         listed = list(store.list_shares())
         used = store.used_bytes
     with FileShareStore(tmp_path, 10_000) as store:
         assert list(store.list_shares()) == listed
         assert store.used_bytes == used == sum(100 + n for n in range(4))
         for n in range(4):
-            got = store.get(pack(n), n)
+            got = store.get(pack(n), n, OWNER_A)
             assert got is not None
             assert (got.data, got.descriptor, got.lease_expiry, got.stored_at) == (
                 bytes([n]) * (100 + n),
@@ -69,10 +69,10 @@ def test_crash_leftovers_are_cleaned_on_open(tmp_path: Path) -> None:
         store.put(pack(1), 0, b"kept", b"d", OWNER_A, 10, 0)
         store.put(pack(2), 0, b"row without file", b"d", OWNER_A, 10, 0)
         store.put(pack(3), 0, b"resized", b"d", OWNER_A, 10, 0)
-        lost = store.path_of(pack(2), 0)
-        resized = store.path_of(pack(3), 0)
+        lost = store.path_of(pack(2), 0, OWNER_A)
+        resized = store.path_of(pack(3), 0, OWNER_A)
         # A file whose row never committed (killed between rename and commit).
-        orphan = store.path_of(pack(4), 1)
+        orphan = store.path_of(pack(4), 1, OWNER_A)
         orphan.parent.mkdir(parents=True)
         orphan.write_bytes(b"orphan")
         # A temp file from a write that never reached its rename.
@@ -84,7 +84,7 @@ def test_crash_leftovers_are_cleaned_on_open(tmp_path: Path) -> None:
     resized.write_bytes(b"resized and longer")
 
     with FileShareStore(tmp_path, 10_000) as store:
-        assert [(p, i) for p, i, _, _ in store.list_shares()] == [(pack(1), 0)]
+        assert [(p, i) for p, i, _, _, _ in store.list_shares()] == [(pack(1), 0)]
         assert store.used_bytes == 4
         assert not orphan.exists()
         assert not temp.exists()
@@ -94,7 +94,7 @@ def test_crash_leftovers_are_cleaned_on_open(tmp_path: Path) -> None:
         assert stats["recovered_orphans_deleted"] == 1
         assert stats["recovered_temps_removed"] == 1
         assert stats["recovered_rows_dropped"] == 2
-        got = store.get(pack(1), 0)
+        got = store.get(pack(1), 0, OWNER_A)
         assert got is not None and got.data == b"kept"
 
 
@@ -102,30 +102,30 @@ def test_bit_rot_is_never_served(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     with FileShareStore(tmp_path, 10_000) as store:
         store.put(pack(1), 2, b"A" * 64, b"d", OWNER_A, 10, 0)
         store.put(pack(2), 0, b"B" * 64, b"d", OWNER_A, 10, 0)
-        path = store.path_of(pack(1), 2)
+        path = store.path_of(pack(1), 2, OWNER_A)
         rotted = bytearray(path.read_bytes())
         rotted[17] ^= 0x01
         path.write_bytes(bytes(rotted))
-        assert store.has(pack(1), 2)  # cheap check: not yet noticed
-        assert store.get(pack(1), 2) is None
+        assert store.has(pack(1), 2, OWNER_A)  # cheap check: not yet noticed
+        assert store.get(pack(1), 2, OWNER_A) is None
         assert "corrupt" in caplog.text
-        assert not store.has(pack(1), 2)
+        assert not store.has(pack(1), 2, OWNER_A)
         assert not path.exists()
         assert store.used_bytes == 64
         assert store.stats()["corrupt_dropped"] == 1
-        got = store.get(pack(2), 0)
+        got = store.get(pack(2), 0, OWNER_A)
         assert got is not None and got.data == b"B" * 64
     with FileShareStore(tmp_path, 10_000) as store:
-        assert not store.has(pack(1), 2)
+        assert not store.has(pack(1), 2, OWNER_A)
 
 
 def test_identical_reput_heals_a_rotted_file(tmp_path: Path) -> None:
     with FileShareStore(tmp_path, 100) as store:
         store.put(pack(1), 0, b"C" * 64, b"d", OWNER_A, 10, 0)
-        path = store.path_of(pack(1), 0)
+        path = store.path_of(pack(1), 0, OWNER_A)
         path.write_bytes(b"D" * 64)
         store.put(pack(1), 0, b"C" * 64, b"d", OWNER_A, 10, 0)
-        got = store.get(pack(1), 0)
+        got = store.get(pack(1), 0, OWNER_A)
         assert got is not None and got.data == b"C" * 64
         assert store.used_bytes == 64
 
@@ -146,7 +146,7 @@ def test_concurrent_threads(tmp_path: Path) -> None:
         def worker(owner: bytes, base: int) -> None:
             for n in range(base, base + 20):
                 store.put(pack(n), 0, bytes([n % 256]) * 500, b"d", owner, 10, 0)
-                assert store.get(pack(n), 0) is not None
+                assert store.get(pack(n), 0, owner) is not None
 
         threads = [
             threading.Thread(target=worker, args=(owner, base))
@@ -188,7 +188,7 @@ def test_new_shares_wait_for_the_disk_side_by_side(
         for thread in threads:
             thread.join()
         assert errors == []
-        assert [store.get(pack(n), 0) is not None for n in (1, 2)] == [True, True]
+        assert [store.get(pack(n), 0, OWNER_A) is not None for n in (1, 2)] == [True, True]
         assert store.used_bytes == 200
 
 
@@ -219,10 +219,8 @@ def test_the_same_share_put_twice_at_once_is_stored_once(
         first.join()
         second.join()
         assert store.used_bytes == 100 and store.stats()["shares"] == 1
-        assert store.get(pack(1), 0).lease_expiry == 20  # type: ignore[union-attr]
-    assert stray_files(tmp_path) == [
-        tmp_path / "shares" / pack(1).hex()[:2] / pack(1).hex()[2:4] / f"{pack(1).hex()}.0"
-    ]
+        assert store.get(pack(1), 0, OWNER_A).lease_expiry == 20  # type: ignore[union-attr]
+    assert stray_files(tmp_path) == [store.path_of(pack(1), 0, OWNER_A)]
 
 
 def test_a_failed_write_leaves_nothing_counted(
@@ -235,7 +233,7 @@ def test_a_failed_write_leaves_nothing_counted(
         monkeypatch.setattr(layout, "write_atomically", failing_write)
         with pytest.raises(OSError, match="No space"):
             store.put(pack(1), 0, b"x" * 100, b"d", OWNER_A, 10, 0)
-        assert store.used_bytes == 0 and not store.has(pack(1), 0)
+        assert store.used_bytes == 0 and not store.has(pack(1), 0, OWNER_A)
         assert stray_files(tmp_path) == []
         monkeypatch.undo()
         store.put(pack(1), 0, b"x" * 100, b"d", OWNER_A, 10, 0)  # the space is still free
@@ -292,28 +290,28 @@ def test_kill_9_mid_puts_reopens_cleanly(tmp_path: Path) -> None:
 
     with FileShareStore(root, 10**9) as store:
         listed = list(store.list_shares())
-        held = {p: i for p, i, _, _ in listed}
+        held = {p: i for p, i, _, _, _ in listed}
         # Every put the child reported done survived; at most the one in flight did not.
         for n in range(acknowledged + 1):
             assert held.get(pack(n)) == n % 255
         # The put in flight may have committed without printing: at most one more.
         assert len(listed) - (acknowledged + 1) in (0, 1)
-        for pack_id, index, size, _ in listed:
-            got = store.get(pack_id, index)
+        for pack_id, index, size, _, owner in listed:
+            got = store.get(pack_id, index, owner)
             assert got is not None, "an indexed share must be readable"
             assert got.data == hashlib.shake_256(pack_id).digest(size)
-        assert store.used_bytes == sum(size for _, _, size, _ in listed)
+        assert store.used_bytes == sum(size for _, _, size, _, _ in listed)
         on_disk = {p.name for p in stray_files(root)}
-        assert on_disk == {f"{p.hex()}.{i}" for p, i, _, _ in listed}
+        assert on_disk == {f"{p.hex()}.{i}.{o.hex()}" for p, i, _, _, o in listed}
 
 
 def test_a_wrong_root_from_the_caller_is_never_served(tmp_path: Path) -> None:
     with FileShareStore(tmp_path, 1000) as store:
         store.put(pack(1), 0, b"good", b"d", OWNER_A, 10, 0, root=digest_of(b"good"))
         store.put(pack(2), 0, b"lied about", b"d", OWNER_A, 10, 0, root=digest_of(b"other"))
-        assert store.get(pack(1), 0) is not None
-        assert store.get(pack(2), 0) is None  # dropped as corrupt, so repair sees it gone
-        assert store.indices(pack(2)) == []
+        assert store.get(pack(1), 0, OWNER_A) is not None
+        assert store.get(pack(2), 0, OWNER_A) is None  # dropped as corrupt, so repair sees it gone
+        assert store.indices(pack(2), OWNER_A) == []
 
 
 def test_shares_stored_with_a_flat_digest_are_still_checked(tmp_path: Path) -> None:
@@ -333,11 +331,11 @@ def test_shares_stored_with_a_flat_digest_are_still_checked(tmp_path: Path) -> N
     db.commit()
     db.close()
     with FileShareStore(tmp_path, 1000) as store:
-        store.path_of(pack(2), 0).write_bytes(b"old share X")  # rotted, same size
-        got = store.get(pack(1), 0)
+        store.path_of(pack(2), 0, OWNER_A).write_bytes(b"old share X")  # rotted, same size
+        got = store.get(pack(1), 0, OWNER_A)
         assert got is not None and got.data == b"old share 1"
-        assert store.get(pack(2), 0) is None
+        assert store.get(pack(2), 0, OWNER_A) is None
         # Put again (a repair): same bytes, no second copy of the space.
         store.put(pack(1), 0, b"old share 1", b"d", OWNER_A, 20, 0)
         assert store.used_bytes == len(b"old share 1")
-        assert store.get(pack(1), 0) is not None
+        assert store.get(pack(1), 0, OWNER_A) is not None

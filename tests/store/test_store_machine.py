@@ -2,9 +2,11 @@
 reads, deletes, lease expiry and power cuts that hypothesis can find.
 
 The model is a dict of what the store acknowledged, kept by the contract's rules
-written out again here, independently of the store's own code: a put that raised
-stored nothing, a re-put of held bytes costs nothing and only lengthens the lease,
-and a share leaves only by `delete` or by collection once its lease has run out.
+written out again here, independently of the store's own code: shares are keyed by
+pack id, index and owner, so two owners' shares under one pack id and index live
+side by side; a put that raised stored nothing, a re-put of held bytes costs
+nothing and only lengthens the lease, no owner holds more than its quota, and a
+share leaves only by `delete` or by collection once its lease has run out.
 """
 
 from __future__ import annotations
@@ -25,19 +27,23 @@ from hypothesis.stateful import (
     rule,
 )
 
-from p2pbackup.store import FileShareStore, ShareRejected, StoreFull
+from p2pbackup.store import FileShareStore, OwnerQuotaFull, ShareKey, StoreFull
 from tests.store.helpers import OWNER_A, OWNER_B, pack
 
 CAPACITY = 600  # two of the largest shares, or four of the next: exact fits are common
+QUOTA = 450  # one owner alone cannot fill the store: the quota and the capacity both bind
 
 PACKS = 3  # few packs, so shares meet under one key and one pack often
-keys = st.tuples(st.integers(0, PACKS - 1).map(pack), st.integers(0, 2))
+OWNERS = (OWNER_A, OWNER_B)
+keys = st.builds(
+    ShareKey, st.integers(0, PACKS - 1).map(pack), st.integers(0, 2), st.sampled_from(OWNERS)
+)
 # Few distinct contents, so re-puts of the same bytes and replacements both happen,
 # and sizes that make the store fill up within a few puts.
 contents = st.builds(
     lambda fill, size: bytes([fill]) * size, st.integers(0, 1), st.sampled_from([1, 64, 150, 300])
 )
-owners = st.sampled_from([OWNER_A, OWNER_B])
+owners = st.sampled_from(OWNERS)
 descriptors = st.sampled_from([b"desc-1", b"desc-2"])
 
 
@@ -47,7 +53,6 @@ class Held:
 
     data: bytes
     descriptor: bytes
-    owner: bytes
     lease_expiry: int
     stored_at: int
 
@@ -58,34 +63,39 @@ class FileStoreMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.root = Path(tempfile.mkdtemp(prefix="store-machine-"))
-        self.store = FileShareStore(self.root, CAPACITY)
-        self.model: dict[tuple[bytes, int], Held] = {}
+        self.store = FileShareStore(self.root, CAPACITY, QUOTA)
+        self.model: dict[ShareKey, Held] = {}
         self.now = 0
 
     def teardown(self) -> None:
         self.store.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def used(self) -> int:
-        return sum(len(held.data) for held in self.model.values())
+    def used(self, owner: bytes | None = None) -> int:
+        return sum(len(h.data) for k, h in self.model.items() if owner in (None, k.owner))
 
     @initialize(shares=st.lists(st.tuples(st.integers(0, 2), contents), max_size=3))
     def start_with_one_owners_pack(self, shares: list[tuple[int, bytes]]) -> None:
         """Begin as a holder often is: several shares of one pack from one owner."""
         for index, data in shares:
-            self.check_put((pack(0), index), data, OWNER_A, b"desc-1", 20)
+            self.check_put(ShareKey(pack(0), index, OWNER_A), data, b"desc-1", 20)
 
-    @rule(
-        key=keys,
-        data=contents,
-        owner=owners,
-        descriptor=descriptors,
-        lease=st.integers(1, 40),
-    )
-    def put(
-        self, key: tuple[bytes, int], data: bytes, owner: bytes, descriptor: bytes, lease: int
+    @rule(key=keys, data=contents, descriptor=descriptors, lease=st.integers(1, 40))
+    def put(self, key: ShareKey, data: bytes, descriptor: bytes, lease: int) -> None:
+        self.check_put(key, data, descriptor, lease)
+
+    @precondition(lambda self: self.model)
+    @rule(pick=st.data(), data=contents, descriptor=descriptors, lease=st.integers(1, 40))
+    def squat_a_held_key(
+        self, pick: st.DataObject, data: bytes, descriptor: bytes, lease: int
     ) -> None:
-        self.check_put(key, data, owner, descriptor, lease)
+        """The other owner puts under a pack id and index already held: a share of its own
+        beside the held one, which it neither replaces nor blocks."""
+        held = pick.draw(st.sampled_from(sorted(self.model)))
+        other = OWNER_B if held.owner == OWNER_A else OWNER_A
+        before = self.model[held]
+        self.check_put(held._replace(owner=other), data, descriptor, lease)
+        assert self.model[held] == before
 
     @precondition(lambda self: self.model)
     @rule(
@@ -100,17 +110,16 @@ class FileStoreMachine(RuleBasedStateMachine):
     ) -> None:
         """Another share of a held pack for the same owner, as an owner spreading a pack
         over few peers sends: a holder then keeps several shares of one pack."""
-        pack_id, _ = held = pick.draw(st.sampled_from(sorted(self.model)))
-        self.check_put((pack_id, index), data, self.model[held].owner, descriptor, lease)
+        held = pick.draw(st.sampled_from(sorted(self.model)))
+        self.check_put(held._replace(idx=index), data, descriptor, lease)
 
-    def check_put(
-        self, key: tuple[bytes, int], data: bytes, owner: bytes, descriptor: bytes, lease: int
-    ) -> None:
-        offered = Held(data, descriptor, owner, self.now + lease, self.now)
-        refusal, after = self.expect_put(self.model.get(key), offered)
+    def check_put(self, key: ShareKey, data: bytes, descriptor: bytes, lease: int) -> None:
+        offered = Held(data, descriptor, self.now + lease, self.now)
+        refusal, after = self.expect_put(key, self.model.get(key), offered)
+        pack_id, index, owner = key
         try:
-            self.store.put(*key, data, descriptor, owner, offered.lease_expiry, self.now)
-        except (ShareRejected, StoreFull) as refused:
+            self.store.put(pack_id, index, data, descriptor, owner, offered.lease_expiry, self.now)
+        except StoreFull as refused:
             assert type(refused) is refusal, f"refused with {refused!r}, expected {refusal}"
         else:
             assert refusal is None, f"put accepted, expected {refusal.__name__}"
@@ -118,11 +127,9 @@ class FileStoreMachine(RuleBasedStateMachine):
             self.model[key] = after
 
     def expect_put(
-        self, old: Held | None, offered: Held
+        self, key: ShareKey, old: Held | None, offered: Held
     ) -> tuple[type[Exception] | None, Held | None]:
         """The contract's outcome of a put: the refusal due, and what is held after it."""
-        if old is not None and old.owner != offered.owner:
-            return ShareRejected, old
         if old is not None and old.data == offered.data:
             if offered.lease_expiry < old.lease_expiry:
                 return None, old
@@ -130,21 +137,23 @@ class FileStoreMachine(RuleBasedStateMachine):
         freed = len(old.data) if old is not None else 0
         if self.used() - freed + len(offered.data) > CAPACITY:
             return StoreFull, old
+        if self.used(key.owner) - freed + len(offered.data) > QUOTA:
+            return OwnerQuotaFull, old
         return None, offered
 
     @rule(key=keys)
-    def get(self, key: tuple[bytes, int]) -> None:
+    def get(self, key: ShareKey) -> None:
         got = self.store.get(*key)
         held = self.model.get(key)
         if held is None:
             assert got is None
             return
         assert got is not None, "an acknowledged share was lost"
-        assert (got.pack_id, got.index) == key
-        assert Held(got.data, got.descriptor, got.owner, got.lease_expiry, got.stored_at) == held
+        assert (got.pack_id, got.index, got.owner) == key
+        assert Held(got.data, got.descriptor, got.lease_expiry, got.stored_at) == held
 
     @rule(key=keys)
-    def delete(self, key: tuple[bytes, int]) -> None:
+    def delete(self, key: ShareKey) -> None:
         assert self.store.delete(*key) == (key in self.model)
         self.model.pop(key, None)
 
@@ -157,11 +166,11 @@ class FileStoreMachine(RuleBasedStateMachine):
     def renew_a_held_pack(self, data: st.DataObject, lease: int) -> None:
         """Renewal aimed at what is held, so one often covers several shares of a pack."""
         key = data.draw(st.sampled_from(sorted(self.model)))
-        self.check_renew(key[0], self.model[key].owner, lease)
+        self.check_renew(key.pack_id, key.owner, lease)
 
     def check_renew(self, pack_id: bytes, owner: bytes, lease: int) -> None:
         lease_expiry = self.now + lease
-        mine = [k for k, h in self.model.items() if k[0] == pack_id and h.owner == owner]
+        mine = [k for k in self.model if k.pack_id == pack_id and k.owner == owner]
         event(f"renew covers {len(mine)} shares")
         assert self.store.renew(pack_id, owner, lease_expiry) == len(mine)
         for key in mine:
@@ -192,7 +201,11 @@ class FileStoreMachine(RuleBasedStateMachine):
         self.store.close()
         left = 0
         free = [
-            (pack(n), i) for n in range(PACKS) for i in range(3) if (pack(n), i) not in self.model
+            ShareKey(pack(n), i, owner)
+            for n in range(PACKS)
+            for i in range(3)
+            for owner in OWNERS
+            if ShareKey(pack(n), i, owner) not in self.model
         ]
         if debris and free:
             orphan = self.store.path_of(*free[0])
@@ -200,7 +213,7 @@ class FileStoreMachine(RuleBasedStateMachine):
             orphan.write_bytes(b"never acknowledged")
             (orphan.parent / f".{orphan.name}.cut.tmp").write_bytes(b"never acknow")
             left = 1
-        self.store = FileShareStore(self.root, CAPACITY)
+        self.store = FileShareStore(self.root, CAPACITY, QUOTA)
         assert self.store.recovered == {
             "temps_removed": left,
             "rows_dropped": 0,
@@ -210,13 +223,18 @@ class FileStoreMachine(RuleBasedStateMachine):
     @invariant()
     def nothing_acknowledged_is_lost(self) -> None:
         """Held are exactly the shares acknowledged and neither deleted nor collected."""
-        expected = sorted((*k, len(h.data), h.lease_expiry) for k, h in self.model.items())
+        expected = [
+            (k.pack_id, k.idx, len(h.data), h.lease_expiry, k.owner)
+            for k, h in sorted(self.model.items())
+        ]
         assert [tuple(info) for info in self.store.list_shares()] == expected
 
     @invariant()
     def bytes_used_is_the_sum_of_held_shares(self) -> None:
         assert self.store.used_bytes == self.used()
         assert self.store.stats()["used_bytes"] == self.used()
+        for owner in OWNERS:
+            assert self.store.owner_used(owner) == self.used(owner) <= QUOTA
 
     @invariant()
     def never_over_capacity(self) -> None:
