@@ -20,7 +20,7 @@ from p2pbackup.wire.messages import Message
 def challenge(descriptor: ShareDescriptor, index: int, rng: random.Random) -> Audit:
     """An audit of a random block of share `index`, drawn from `rng`."""
     block = rng.randrange(block_count(descriptor.share_size))
-    return Audit(pack_id=descriptor.pack_id, index=index, block=block)
+    return Audit(pack_id=descriptor.pack_id, owner=descriptor.owner, index=index, block=block)
 
 
 def proves(descriptor: ShareDescriptor, audit: Audit, answer: Message | None) -> bool:
