@@ -2,10 +2,11 @@
 
 Each round, for every pack it holds a share of, a peer looks up the peers
 closest to the pack id, asks each which share it holds, audits every claim,
-and, if it is the closest proven holder and shares are missing, rebuilds
+and, if it is the set's keeper and shares are missing, rebuilds
 them from any k and places them on the closest peers holding none. A holder
 that finds itself outside the n closest peers hands its share to a closer
-peer that holds none (rebalancing). Expired shares are deleted. No owner
+peer that holds none (rebalancing: a copy, ours goes once the copy is
+proven over several rounds). Expired shares are deleted. No owner
 and no decryption key take part: shares are ciphertext.
 
 What to do is decided by `Rounds`, which remembers each set between rounds;
@@ -29,6 +30,7 @@ from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.audit import audit_claim, query_share
 from p2pbackup.maintenance.config import SURVEY_MARGIN, MaintenanceConfig, MaintenanceStats
+from p2pbackup.maintenance.holder_rules import FirstHand
 from p2pbackup.maintenance.repair import rebuild_from_siblings
 from p2pbackup.maintenance.rounds import (
     Action,
@@ -72,6 +74,12 @@ class Maintainer:
             self.audit_log,
             lambda target, count: self.dht.table.closest(target, count),
             self.stats,
+            first_hand=FirstHand(
+                lambda node_id: self.dht.vetted(node_id, self.config.vetting_period),
+                self.dht.block_of,
+            ),
+            now=trio.current_time,
+            failed_audit=lambda node_id: self.dht.peers.failed_audit(node_id, trio.current_time()),
         )
 
     @property
@@ -145,7 +153,7 @@ class Maintainer:
         descriptor_bytes = survey.descriptor_bytes
 
         async def audit(contact: Contact, sibling_index: int) -> None:
-            if survey.on_holding(contact, sibling_index, descriptor_bytes):
+            if survey.on_holding(contact, sibling_index, descriptor_bytes, fresh=False):
                 await self._audit(survey, contact)
 
         async with trio.open_nursery() as nursery:
@@ -161,7 +169,9 @@ class Maintainer:
         held = holding.held if holding is not None else None
         if held is None or not survey.on_holding(step.contact, held.index, held.descriptor):
             return False
-        if not await self._audit(survey, step.contact):
+        proven = await self._audit(survey, step.contact)
+        self.rounds.learn(survey.pack_id, survey)
+        if not proven:
             return False
         self.rounds.on_vetted(survey.pack_id, step, held.index)
         return True
@@ -269,7 +279,9 @@ class Maintainer:
             if await self.run_sync(self.store.delete, pack_id, index):
                 self.rounds.on_dropped(pack_id)
                 log.info(
-                    "dropped share %d of %s: a closer sibling holds it", index, pack_id.hex()[:12]
+                    "dropped share %d of %s: closer siblings proved the whole set",
+                    index,
+                    pack_id.hex()[:12],
                 )
         elif isinstance(action, HandOver):
             await self._hand_over(pack_id, index, latest, data, action.takers)
@@ -282,7 +294,8 @@ class Maintainer:
         data: bytes,
         takers: list[Contact],
     ) -> None:
-        """Give our share to the closest taker that accepts it, then delete ours."""
+        """Copy our share to the closest taker that accepts it; ours stays until the taker
+        has established the index with us (`Rounds` then says `DropCopy`)."""
         _, placed, _ = await place_shares(
             self.dht,
             pack_id,
@@ -293,6 +306,5 @@ class Maintainer:
             timeout=self.config.share_timeout,
         )
         if placed:
-            await self.run_sync(self.store.delete, pack_id, index)
             self.rounds.on_handed_over(pack_id)
-            log.info("handed share %d of %s to %s", index, pack_id.hex()[:12], placed[index])
+            log.info("copied share %d of %s to %s", index, pack_id.hex()[:12], placed[index])
