@@ -30,7 +30,7 @@ DID_ITS_THING = {
     "partition": lambda m: m["snapshots_written"] == 3 and m["index_merged"],
     "disk-loss": lambda m: m["disks_lost"] >= 5 and m["repairs"] > 0,
     "flash-crowd": lambda m: m["joined"] >= 29 and m["handed_off"] > 0,
-    "hostile": lambda m: m["hostile_drop"] + m["hostile_corrupt"] + m["hostile_lie"] == 5,
+    "hostile": lambda m: sum(m[f"hostile_{k}"] for k in ("drop", "corrupt", "lie", "steal")) == 5,
     "capacity": lambda m: m["smallest_disk"] < m["largest_disk"] and m["crashed"] == 2,
 }
 
