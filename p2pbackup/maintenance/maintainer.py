@@ -76,7 +76,7 @@ class Maintainer:
             self.stats,
             first_hand=FirstHand(
                 lambda node_id: self.dht.vetted(node_id, self.config.vetting_period),
-                self.dht.block_of,
+                lambda contact: self.dht.block_of(contact),
             ),
             now=trio.current_time,
             failed_audit=lambda node_id: self.dht.peers.failed_audit(node_id, trio.current_time()),

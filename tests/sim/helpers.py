@@ -101,7 +101,11 @@ def by_distance(mesh: SimMesh, pack_id: bytes) -> list[SimPeer]:
 
 
 async def placed(
-    nursery: trio.Nursery, seed: int, packs: int, config: MaintenanceConfig = STORAGE_CONFIG
+    nursery: trio.Nursery,
+    seed: int,
+    packs: int,
+    config: MaintenanceConfig = STORAGE_CONFIG,
+    lease: int = LEASE,
 ) -> tuple[StorageMesh, list[bytes]]:
     """20 peers with storage and maintenance; the first places `packs` packs, 12 h leases."""
     mesh = await SimMesh.create(nursery, seed, dht=QUIET_DHT)
@@ -113,7 +117,7 @@ async def placed(
     store = MeshPackStore(
         owner.peer.dht,
         LEASE_KEYS.identity,
-        Redundancy(lease_seconds=LEASE),
+        Redundancy(lease_seconds=lease),
         share_timeout=10.0,
         run_sync=inline,
         now=virtual_now,

@@ -14,8 +14,10 @@ import trio
 from p2pbackup.simulations.storage import StorageMesh
 from tests.sim.helpers import HOUR, STORAGE_CONFIG, placed
 
-# Hourly rounds, newcomers vetted after an hour: the move fits in the 12 h lease.
+# Hourly rounds, newcomers vetted after an hour, leases of a day: copies, their proofs
+# over three rounds and the drops (farthest first) all fit.
 REBALANCE = dataclasses.replace(STORAGE_CONFIG, audit_interval=HOUR, vetting_period=HOUR)
+LEASE = 24 * HOUR
 
 
 def holders(storage: StorageMesh, pack_id: bytes) -> dict[bytes, list[int]]:
@@ -36,7 +38,7 @@ def closest_storage_peers(storage: StorageMesh, pack_id: bytes, count: int) -> s
 async def test_shares_move_to_closer_newcomers(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    storage, packs = await placed(nursery, 41, 4, REBALANCE)
+    storage, packs = await placed(nursery, 41, 4, REBALANCE, LEASE)
     mesh = storage.mesh
     await trio.sleep(2 * REBALANCE.audit_interval)  # holders get to know their siblings
     for _ in range(40):  # the mesh triples: most packs get newcomers among their closest
@@ -48,7 +50,7 @@ async def test_shares_move_to_closer_newcomers(
     )
     assert misplaced >= 10  # the joins really moved the closest peers
     fewest = 10
-    for _ in range(8 * 6):  # eight hours, all inside the 12 h lease
+    for _ in range(12 * 6):  # twelve hours, all inside the lease
         await trio.sleep(REBALANCE.audit_interval / 6)
         for pack_id in packs:
             indices = {i for held in holders(storage, pack_id).values() for i in held}
