@@ -37,6 +37,23 @@ class MaintenanceConfig:
     # table, or any failed audit, brings the full survey back at once.
     quiet_rounds: int = 11
     light_rounds: int = 48
+    # A sibling's index counts (to drop our copy, to trust it as keeper or auditor)
+    # once it proved it to us in this many rounds, at least `audit_interval / 4`
+    # apart, spanning at least `proof_span` audit intervals: decision 0021.
+    proof_rounds: int = 3
+    proof_span: float = 1.0
+    # A peer takes rebalanced shares, and is preferred for rebuilt ones, only once it
+    # answered us first-hand at its address this long with no failed audit.
+    vetting_period: float = 3 * 86_400.0
+
+    @property
+    def proof_span_seconds(self) -> float:
+        return self.proof_span * self.audit_interval
+
+    @property
+    def forced_surveys(self) -> int:
+        """Full surveys after a hand-over: enough for the taker to establish its index."""
+        return 2 * self.proof_rounds + 2
 
 
 @dataclass

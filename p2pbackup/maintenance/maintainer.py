@@ -2,10 +2,11 @@
 
 Each round, for every pack it holds a share of, a peer looks up the peers
 closest to the pack id, asks each which share it holds, audits every claim,
-and, if it is the closest proven holder and shares are missing, rebuilds
+and, if it is the set's keeper and shares are missing, rebuilds
 them from any k and places them on the closest peers holding none. A holder
 that finds itself outside the n closest peers hands its share to a closer
-peer that holds none (rebalancing). Expired shares are deleted. No owner
+peer that holds none (rebalancing: a copy, ours goes once the copy is
+proven over several rounds). Expired shares are deleted. No owner
 and no decryption key take part: shares are ciphertext.
 
 What to do is decided by `Rounds`, which remembers each set between rounds;
@@ -29,6 +30,7 @@ from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.audit import audit_claim, query_share
 from p2pbackup.maintenance.config import SURVEY_MARGIN, MaintenanceConfig, MaintenanceStats
+from p2pbackup.maintenance.holder_rules import FirstHand
 from p2pbackup.maintenance.repair import rebuild_from_siblings
 from p2pbackup.maintenance.rounds import (
     Action,
@@ -37,10 +39,10 @@ from p2pbackup.maintenance.rounds import (
     HandOver,
     Repair,
     Rounds,
-    SetMemory,
     Skip,
     VetAuditor,
 )
+from p2pbackup.maintenance.set_memory import SetsApart
 from p2pbackup.maintenance.survey import Survey
 from p2pbackup.net.contact import Contact
 from p2pbackup.shares.audit_log import AuditLog
@@ -64,8 +66,8 @@ class Maintainer:
     stats: MaintenanceStats = field(default_factory=MaintenanceStats)
     # What to do about each held set; shares `stats` with this loop.
     rounds: Rounds = field(init=False)
-    # Per (pack id, owner): the memory of a set that shares its pack id with another's.
-    _aside: dict[tuple[bytes, bytes], SetMemory] = field(init=False, default_factory=dict)
+    # The memory of a set that shares its pack id with another owner's.
+    _apart: SetsApart = field(init=False)
 
     def __post_init__(self) -> None:
         self.rounds = Rounds(
@@ -75,7 +77,14 @@ class Maintainer:
             self.audit_log,
             lambda target, count: self.dht.table.closest(target, count),
             self.stats,
+            first_hand=FirstHand(
+                lambda node_id: self.dht.vetted(node_id, self.config.vetting_period),
+                lambda contact: self.dht.block_of(contact),
+            ),
+            now=trio.current_time,
+            failed_audit=lambda node_id: self.dht.peers.failed_audit(node_id, trio.current_time()),
         )
+        self._apart = SetsApart(self.rounds.per_pack)
 
     @property
     def me(self) -> Contact:
@@ -101,19 +110,17 @@ class Maintainer:
         limiter = trio.CapacityLimiter(self.config.parallel_packs)
 
         kept = {(pack_id, owner) for pack_id, shares in held.items() for _, owner in shares}
-        self._aside = {key: memory for key, memory in self._aside.items() if key in kept}
+        self._apart.keep_only(kept)
 
         async def one(pack_id: bytes, shares: list[tuple[int, bytes]]) -> None:
             async with limiter:
                 for index, owner in shares:
                     # Two owners' sets under one pack id (one squats it): `Rounds` remembers
                     # by pack id, so each set's memory is brought back for its turn only.
-                    memory = self._aside.pop((pack_id, owner), None)
-                    if memory is not None:
-                        self.rounds.bring_back(pack_id, memory)
+                    self._apart.bring_back(pack_id, owner)
                     await self._maintain_one(pack_id, index, owner)
                     if len(shares) > 1:
-                        self._aside[(pack_id, owner)] = self.rounds.set_aside(pack_id)
+                        self._apart.set_aside(pack_id, owner)
 
         async with trio.open_nursery() as nursery:
             for pack_id, shares in held.items():
@@ -164,7 +171,7 @@ class Maintainer:
         descriptor_bytes = survey.descriptor_bytes
 
         async def audit(contact: Contact, sibling_index: int) -> None:
-            if survey.on_holding(contact, sibling_index, descriptor_bytes):
+            if survey.on_holding(contact, sibling_index, descriptor_bytes, fresh=False):
                 await self._audit(survey, contact)
 
         async with trio.open_nursery() as nursery:
@@ -184,7 +191,9 @@ class Maintainer:
         held = holding.held if holding is not None else None
         if held is None or not survey.on_holding(step.contact, held.index, held.descriptor):
             return False
-        if not await self._audit(survey, step.contact):
+        proven = await self._audit(survey, step.contact)
+        self.rounds.learn(survey.pack_id, survey)
+        if not proven:
             return False
         self.rounds.on_vetted(survey.pack_id, step, held.index)
         return True
@@ -297,7 +306,9 @@ class Maintainer:
             if await self.run_sync(self.store.delete, pack_id, index, owner):
                 self.rounds.on_dropped(pack_id)
                 log.info(
-                    "dropped share %d of %s: a closer sibling holds it", index, pack_id.hex()[:12]
+                    "dropped share %d of %s: closer siblings proved the whole set",
+                    index,
+                    pack_id.hex()[:12],
                 )
         elif isinstance(action, HandOver):
             await self._hand_over(survey, index, latest, data, action.takers)
@@ -310,7 +321,8 @@ class Maintainer:
         data: bytes,
         takers: list[Contact],
     ) -> None:
-        """Give our share to the closest taker that accepts it, then delete ours."""
+        """Copy our share to the closest taker that accepts it; ours stays until the taker
+        has established the index with us (`Rounds` then says `DropCopy`)."""
         pack_id = survey.pack_id
         _, placed, _ = await place_shares(
             self.dht,
@@ -322,6 +334,5 @@ class Maintainer:
             timeout=self.config.share_timeout,
         )
         if placed:
-            await self.run_sync(self.store.delete, pack_id, index, survey.descriptor.owner)
             self.rounds.on_handed_over(pack_id)
-            log.info("handed share %d of %s to %s", index, pack_id.hex()[:12], placed[index])
+            log.info("copied share %d of %s to %s", index, pack_id.hex()[:12], placed[index])

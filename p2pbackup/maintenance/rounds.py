@@ -5,13 +5,11 @@ a holder remembers what the last one found: who keeps the set, which siblings
 proved their shares, which failed and how often in a row, which indices nobody
 claimed. From that it decides each round whether to skip the set, audit a few
 siblings, vet a closer auditor or survey in full, and after a survey whether
-to repair, drop a second copy or hand its share to a closer peer.
-
-`Rounds` holds that memory and makes those decisions; the `Maintainer` only
-performs the I/O a decision calls for and reports the outcome back. Time
-reaches the decisions only through the audit log's clock and randomness only
-through the seeded `random.Random`, so the simulator replays the same
-decisions on virtual time.
+to repair, drop a second copy or hand its share to a closer peer. It acts
+only on what it saw first-hand: indices established over spaced rounds
+(`proofs`), peers it vetted itself (`holder_rules`, decision 0021). The
+`Maintainer` performs the I/O; clocks and randomness are injected, so the
+simulator replays the same decisions on virtual time.
 """
 
 from __future__ import annotations
@@ -19,12 +17,39 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from p2pbackup.base.ids import distance
 from p2pbackup.maintenance.config import MaintenanceConfig, MaintenanceStats
+from p2pbackup.maintenance.holder_rules import (
+    FirstHand,
+    copy_pending,
+    handover_takers,
+    keeper_of,
+    may_drop,
+    spread_plan,
+)
+from p2pbackup.maintenance.keepers import KeeperWatch
+from p2pbackup.maintenance.proofs import ProofHistory
+from p2pbackup.maintenance.steps import (
+    Action,
+    AuditSiblings,
+    DropCopy,
+    FullSurvey,
+    HandOver,
+    Repair,
+    Skip,
+    Step,
+    VetAuditor,
+)
 from p2pbackup.maintenance.survey import RepairPlan, Survey
 from p2pbackup.net.contact import Contact
 from p2pbackup.shares.audit_log import AuditLog
+
+# Callers import the decisions (steps, actions) from here, in one place.
+__all__ = ["Action", "AuditSiblings", "DropCopy", "FullSurvey", "HandOver", "Nearby"]
+__all__ += ["Repair", "Rounds", "Skip", "Step", "VetAuditor"]
 
 # The routing table's known contacts closest to a target: (target, count) -> nearest first.
 Nearby = Callable[[bytes, int], list[Contact]]
@@ -37,76 +62,7 @@ class _View:
     targets: list[tuple[Contact, int]]  # every sibling for the keeper, else the keeper
     keeper: bytes
     rounds_left: int
-    neighbours: frozenset[bytes]  # peers known closer to the pack than us at that survey
-    # Siblings that proved their share to us at that survey: only their audits of us
-    # count as the set being watched (a holder with bad data could audit us too).
-    trusted: frozenset[bytes] = frozenset()
-
-
-# ---- what to do this round, before any survey ------------------------------
-
-
-@dataclass(frozen=True)
-class Skip:
-    """Someone nearer watches the set: nothing to do for it this round."""
-
-
-@dataclass(frozen=True)
-class AuditSiblings:
-    """Audit these holders the last survey named; `Rounds.on_audits` says if that was all."""
-
-    targets: list[tuple[Contact, int]]
-
-
-@dataclass(frozen=True)
-class VetAuditor:
-    """Ask this closer auditor what it holds and audit it; report with `on_vetted`."""
-
-    auditor: bytes
-    contact: Contact
-
-
-@dataclass(frozen=True)
-class FullSurvey:
-    """Look the set up, ask and audit every sibling, then `settle` what was found."""
-
-
-Step = Skip | AuditSiblings | VetAuditor | FullSurvey
-
-
-# ---- what to do after a full survey ----------------------------------------
-
-
-@dataclass(frozen=True)
-class Repair:
-    """We keep the set and shares are missing: rebuild them as the plan says."""
-
-    plan: RepairPlan
-
-
-@dataclass(frozen=True)
-class DropCopy:
-    """A closer sibling proved our very index: ours is a second copy, delete it."""
-
-
-@dataclass(frozen=True)
-class HandOver:
-    """We are outside the n closest: give our share to the first of these that takes it."""
-
-    takers: list[Contact]
-
-
-Action = Repair | DropCopy | HandOver
-
-
-@dataclass(frozen=True)
-class SetMemory:
-    """All `Rounds` remembers of one share set, as `set_aside` takes it out."""
-
-    view: _View | None
-    siblings: dict[bytes, tuple[Contact, int]] | None
-    placed: set[bytes] | None
-    unseen: dict[int, int] | None
+    neighbours: frozenset[bytes]  # vetted peers known closer to the pack than us then
 
 
 @dataclass
@@ -120,6 +76,18 @@ class Rounds:
     audit_log: AuditLog
     nearby: Nearby
     stats: MaintenanceStats = field(default_factory=MaintenanceStats)
+    # Vetting and address blocks, as this peer saw them itself.
+    first_hand: FirstHand = field(kw_only=True)
+    # The clock proofs are spaced on (the audit log's).
+    now: Callable[[], float] = field(kw_only=True)
+    # Told of every sibling that claimed a share and could not prove it: vetting restarts.
+    failed_audit: Callable[[bytes], None] = field(kw_only=True, default=lambda _: None)
+    proofs: ProofHistory = field(init=False)
+    # Per pack whose copy went to a taker (or that a closer vetted sibling also holds):
+    # full surveys left before ours may go. Bounded: a copy that cannot go yet is
+    # looked at again at the usual full surveys.
+    _pending: dict[bytes, int] = field(default_factory=dict)
+    keepers: KeeperWatch = field(init=False)
     # Per node id: surveys in a row it failed in (any pack); `lost_after` makes it lost.
     _failures: dict[bytes, int] = field(default_factory=dict)
     _views: dict[bytes, _View] = field(default_factory=dict)
@@ -133,6 +101,13 @@ class Rounds:
     # Per held pack: share indices no peer claimed, and in how many surveys running.
     _unseen: dict[bytes, dict[int, int]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        config = self.config
+        self.proofs = ProofHistory(
+            config.proof_rounds, config.proof_span_seconds, config.audit_interval / 4
+        )
+        self.keepers = KeeperWatch(config.lost_after)
+
     def pause(self) -> float:
         """Seconds until the next round; jitter spreads the holders of one set over it."""
         return self.config.audit_interval * (0.5 + self.rng.random())
@@ -142,6 +117,10 @@ class Rounds:
     def start(self, pack_id: bytes, n: int) -> Step:
         """The first decision of a round for one held set of `n` shares."""
         view = self._views.get(pack_id)
+        forced = self._pending.get(pack_id, 0)
+        if forced > 0:
+            self._pending[pack_id] = forced - 1
+            return FullSurvey()
         if view is None:
             return self._first_look(pack_id, n)
         if view.rounds_left <= 0:
@@ -150,24 +129,24 @@ class Rounds:
             del self._views[pack_id]
             return FullSurvey()
         view.rounds_left -= 1
-        if view.keeper != self.node_id and self._closer_auditor(pack_id, view.trusted) is not None:
+        if view.keeper != self.node_id and self._closer_auditor(pack_id, trusted=True) is not None:
             self.stats.keeper_heard += 1
             return Skip()
         if view.targets:
             return AuditSiblings(list(view.targets))
-        auditor = self._closer_auditor(pack_id, None)
+        auditor = self._closer_auditor(pack_id, trusted=False)
         contact = self.audit_log.contact(auditor) if auditor is not None else None
         if auditor is None or contact is None:
             return FullSurvey()
         return VetAuditor(auditor, contact)
 
     def _first_look(self, pack_id: bytes, n: int) -> Step:
-        """With no view of the set yet, did a holder closer to the pack audit us lately?
+        """With no view of the set yet, did a closer holder we established audit us lately?
 
-        Then someone nearer watches the set (the keeper is the closest): skip this
-        round. Right after a backup this spares most first surveys. The auditor is
-        not proven to us, so the next round vets it unless a trusted one is heard."""
-        auditor = self._closer_auditor(pack_id, None)
+        Then someone nearer watches the set: skip this round. An auditor we never
+        established proves nothing (an identity ground close to the pack could
+        audit us to silence our repairs): we survey."""
+        auditor = self._closer_auditor(pack_id, trusted=True)
         if auditor is None:
             return FullSurvey()
         neighbours = self._closer_than_me(pack_id, self.nearby(pack_id, n))
@@ -178,28 +157,49 @@ class Rounds:
     def on_audits(self, pack_id: bytes, survey: Survey, audited: int) -> bool:
         """The quiet audits of `audited` holders are in; True when all proved their shares
         (nothing more this round), False when a full survey must follow."""
+        self.learn(pack_id, survey)
         if survey.live == audited + 1 and not survey.failed:
             return True
         self._views.pop(pack_id, None)
         return False
 
     def on_vetted(self, pack_id: bytes, step: VetAuditor, index: int) -> None:
-        """The closer auditor proved its share `index`: watch it as the set's keeper."""
+        """The closer auditor proved its share `index`: audit it as the set's keeper; its
+        audits of us let us rest once it established that index."""
         view = self._views.get(pack_id)
         if view is None:
             return
         view.targets = [(step.contact, index)]
         view.keeper = step.auditor
-        view.trusted = frozenset({step.auditor})
+
+    def learn(self, pack_id: bytes, survey: Survey) -> None:
+        """Add a survey's or an audit's verdicts to each sibling's proof history."""
+        now = self.now()
+        for node_id, (_, index) in survey.passed.items():
+            if node_id != self.node_id:
+                self.proofs.passed(pack_id, node_id, index, now)
+        for node_id in survey.flunked:
+            self.proofs.flunked(pack_id, node_id)
+        for node_id in survey.lied:
+            self.failed_audit(node_id)
 
     def known_siblings(self, pack_id: bytes) -> dict[bytes, tuple[Contact, int]]:
         """Holders the last survey proved or suspected: the next survey asks them too."""
         return self._siblings.get(pack_id, {})
 
     def look_wider(self, survey: Survey) -> bool:
-        """Under the threshold with shares nobody claimed: before rebuilding, look
-        farther, where joins may have pushed their holders."""
-        return survey.live < self.config.repair_threshold and self._unclaimed(survey)
+        """Shares nobody claimed, about to be rebuilt (under the threshold, or unseen
+        too long): first look farther, where joins may have pushed their holders."""
+        if len(survey.claimed()) == survey.descriptor.n:
+            return False
+        streaks = self._unseen.get(survey.pack_id, {})
+        claimed = survey.claimed()
+        due = any(
+            streaks.get(i, 0) + 1 >= self.config.lost_after
+            for i in range(survey.descriptor.n)
+            if i not in claimed
+        )
+        return due or survey.live < self.config.repair_threshold
 
     # ---- after a survey ----------------------------------------------------
 
@@ -207,7 +207,7 @@ class Rounds:
         self, pack_id: bytes, index: int, survey: Survey, closest: list[Contact]
     ) -> Action | None:
         """Learn from a full survey, then say what to do about the set, if anything."""
-        self._remember_view(pack_id, index, survey, closest)
+        self.learn(pack_id, survey)
         suspects = self._count_failures(pack_id, survey)
         # Remembered until someone else proves their index: a lost sibling's index
         # then stays claimed-and-failed (rebuilt now) rather than turning unseen.
@@ -216,16 +216,39 @@ class Rounds:
             for node_id, (contact, i) in survey.claims.items()
             if node_id != self.node_id and survey.proven.get(i, contact) is contact
         }
-        plan = survey.plan(
-            closest,
-            threshold=self.config.repair_threshold,
-            suspects=suspects,
-            unseen_grace=self._unseen_grace(pack_id, survey),
-            avoid=self._lost(),
-        )
-        if plan is not None:
-            return Repair(plan) if plan.targets else None
+        grace = self._unseen_grace(pack_id, survey)
+
+        def plan(keeper: bytes) -> RepairPlan | None:
+            return survey.plan(
+                closest,
+                threshold=self.config.repair_threshold,
+                suspects=suspects,
+                unseen_grace=grace,
+                avoid=self._lost(),
+                keeper=keeper,
+            )
+
+        keeper = self._keeper(pack_id, survey, plan)
+        self._remember_view(pack_id, index, survey, closest, keeper)
+        found = plan(keeper.node_id)
+        if found is not None:
+            return Repair(spread_plan(survey, found, self.first_hand)) if found.targets else None
         return self._rebalance(pack_id, index, closest, survey)
+
+    def _keeper(
+        self, pack_id: bytes, survey: Survey, plan: Callable[[bytes], RepairPlan | None]
+    ) -> Contact:
+        """The set's keeper in our view; one that left it wanting repair for `lost_after`
+        surveys running is passed over from then on, and the next one repairs."""
+        assert survey.me is not None
+        if survey.live == survey.descriptor.n and not survey.failed:
+            self.keepers.whole(pack_id)
+        established = partial(self.proofs.established, pack_id)
+        keeper = keeper_of(survey, survey.me, established, self.keepers.passed_over(pack_id))
+        idle = keeper.node_id != self.node_id and plan(self.node_id) is not None
+        if not self.keepers.idle(pack_id, keeper.node_id if idle else None):
+            return keeper
+        return keeper_of(survey, survey.me, established, self.keepers.passed_over(pack_id))
 
     def _count_failures(self, pack_id: bytes, survey: Survey) -> set[bytes]:
         """Count this survey's failures against each peer; returns the suspects, peers
@@ -248,11 +271,11 @@ class Rounds:
         return {n for n, count in self._failures.items() if count >= self.config.lost_after}
 
     def _remember_view(
-        self, pack_id: bytes, index: int, survey: Survey, closest: list[Contact]
+        self, pack_id: bytes, index: int, survey: Survey, closest: list[Contact], keeper: Contact
     ) -> None:
-        """After a full survey: who keeps this set, and whom the next rounds audit.
+        """After a full survey: whom the next rounds audit.
 
-        The keeper (the closest proven holder, the one that repairs) audits every
+        The keeper (`holder_rules.keeper_of`, the one that repairs) audits every
         sibling while the set stays whole; every other holder watches only the
         keeper. A failed audit, or the rounds used up, brings a full survey back."""
         self._views.pop(pack_id, None)
@@ -261,41 +284,34 @@ class Rounds:
         neighbours = self._closer_than_me(
             pack_id, closest + self.nearby(pack_id, survey.descriptor.n)
         )
-        keeper = survey.repairer()
-        trusted = frozenset(c.node_id for c in survey.proven.values())
         if keeper.node_id == self.node_id:
             if survey.live == survey.descriptor.n and not survey.failed:
                 siblings = [(c, i) for i, c in survey.proven.items() if i != index]
                 self._views[pack_id] = _View(
-                    siblings, keeper.node_id, self.config.quiet_rounds, neighbours, trusted
+                    siblings, keeper.node_id, self.config.quiet_rounds, neighbours
                 )
             return
-        keeper_index = next(i for i, c in survey.proven.items() if c is keeper)
+        keeper_index = survey.passed[keeper.node_id][1]
         self._views[pack_id] = _View(
-            [(keeper, keeper_index)],
-            keeper.node_id,
-            self.config.light_rounds,
-            neighbours,
-            trusted,
+            [(keeper, keeper_index)], keeper.node_id, self.config.light_rounds, neighbours
         )
 
     def _rebalance(
         self, pack_id: bytes, index: int, closest: list[Contact], survey: Survey
     ) -> Action | None:
-        """Outside the n closest live peers? Hand the share to a closer peer holding none.
-
-        A share whose index a closer sibling proved this round is a second copy
-        (left by a repair that could not see us): it is dropped instead."""
-        keeper_of_index = survey.proven.get(index)
-        if keeper_of_index is not None and keeper_of_index.node_id != self.node_id:
-            return DropCopy()
-        n = survey.descriptor.n
-        mine = distance(self.node_id, pack_id)
-        closer = [c for c in closest if distance(c.node_id, pack_id) < mine]
-        if len(closer) < n:
+        """Copy-then-drop: outside the n closest vetted peers, copy our share to a closer
+        vetted one; once closer holders established n indices, ours by a vetted taker
+        (or a repair's second copy), delete ours. Until then survey in full each round."""
+        assert survey.me is not None
+        if copy_pending(survey, survey.me, index, self.first_hand):
+            if may_drop(
+                survey, survey.me, index, self.first_hand, partial(self.proofs.established, pack_id)
+            ):
+                return DropCopy()
+            self._pending.setdefault(pack_id, self.config.forced_surveys)
             return None
-        holding = set(survey.claims) | survey.failed
-        takers = [c for c in closer[:n] if c.node_id not in holding]
+        self._pending.pop(pack_id, None)
+        takers = handover_takers(survey, survey.me, closest, self.first_hand)
         return HandOver(takers) if takers else None
 
     # ---- outcomes ----------------------------------------------------------
@@ -313,8 +329,8 @@ class Rounds:
         self.stats.duplicates_dropped += 1
 
     def on_handed_over(self, pack_id: bytes) -> None:
-        """A closer peer took our share and ours is deleted."""
-        self.forget(pack_id)
+        """A closer peer took a copy of our share; ours stays until it proves it."""
+        self._pending[pack_id] = self.config.forced_surveys
         self.stats.handed_off += 1
 
     def on_expired(self, pack_id: bytes) -> None:
@@ -324,48 +340,36 @@ class Rounds:
 
     def forget(self, pack_id: bytes) -> None:
         """We hold no share of this pack any more."""
-        self._views.pop(pack_id, None)
-        self._siblings.pop(pack_id, None)
-        self._unseen.pop(pack_id, None)
-        self._placed.pop(pack_id, None)
+        for table in self.per_pack():
+            table.pop(pack_id, None)
         self.audit_log.forget(pack_id)
 
-    def set_aside(self, pack_id: bytes) -> SetMemory:
-        """Take out what is remembered of one set: a peer holding two owners' sets under
-        one pack id (a squatter's beside the owner's) keeps each one's memory apart."""
-        return SetMemory(
-            self._views.pop(pack_id, None),
-            self._siblings.pop(pack_id, None),
-            self._placed.pop(pack_id, None),
-            self._unseen.pop(pack_id, None),
+    def per_pack(self) -> tuple[dict[bytes, Any], ...]:
+        """Every table this peer keeps per held pack (`set_memory` moves entries out)."""
+        own: tuple[dict[bytes, Any], ...] = (
+            self._views,
+            self._siblings,
+            self._placed,
+            self._unseen,
+            self._pending,
         )
-
-    def bring_back(self, pack_id: bytes, memory: SetMemory) -> None:
-        """Put back what `set_aside` took out, replacing what is remembered now."""
-        self.set_aside(pack_id)
-        if memory.view is not None:
-            self._views[pack_id] = memory.view
-        if memory.siblings is not None:
-            self._siblings[pack_id] = memory.siblings
-        if memory.placed is not None:
-            self._placed[pack_id] = memory.placed
-        if memory.unseen is not None:
-            self._unseen[pack_id] = memory.unseen
+        return own + self.proofs.per_pack() + self.keepers.per_pack()
 
     # ---- helpers -----------------------------------------------------------
 
-    def _closer_auditor(self, pack_id: bytes, trusted: frozenset[bytes] | None) -> bytes | None:
+    def _closer_auditor(self, pack_id: bytes, *, trusted: bool) -> bytes | None:
         """A holder nearer the pack than us that audited us lately: the set is watched.
 
-        Only auditors in `trusted` count (None: any). The keeper's rounds come at
-        most 1.5 intervals apart (jitter), so silence for two intervals means we
-        look at the set ourselves."""
-        window = 2 * self.config.audit_interval
+        With `trusted`, only auditors whose index we established (and did not pass
+        over as keeper) count. The keeper's rounds come at most 1.5 intervals apart
+        (jitter), so silence for two intervals means we look at the set ourselves."""
         mine = distance(self.node_id, pack_id)
-        auditors = self.audit_log.auditors(pack_id, window)
-        closer = [
-            a for a in auditors if distance(a, pack_id) < mine and (trusted is None or a in trusted)
-        ]
+        demoted = self.keepers.passed_over(pack_id)
+        auditors = self.audit_log.auditors(pack_id, 2 * self.config.audit_interval)
+        closer = [a for a in auditors if distance(a, pack_id) < mine]
+        if trusted:
+            established = partial(self.proofs.established, pack_id)
+            closer = [a for a in closer if a not in demoted and established(a) is not None]
         return min(closer, key=lambda a: distance(a, pack_id), default=None)
 
     def _newcomers_closer(self, pack_id: bytes, n: int, view: _View) -> bool:
@@ -375,11 +379,12 @@ class Rounds:
         return len(closer) >= n and not closer <= view.neighbours
 
     def _closer_than_me(self, pack_id: bytes, contacts: list[Contact]) -> frozenset[bytes]:
+        """Vetted peers closer to the pack than us: only these displace us."""
         mine = distance(self.node_id, pack_id)
-        return frozenset(c.node_id for c in contacts if distance(c.node_id, pack_id) < mine)
-
-    def _unclaimed(self, survey: Survey) -> bool:
-        return len(survey.claimed()) < survey.descriptor.n
+        vetted = self.first_hand.vetted
+        return frozenset(
+            c.node_id for c in contacts if distance(c.node_id, pack_id) < mine and vetted(c.node_id)
+        )
 
     def _unseen_grace(self, pack_id: bytes, survey: Survey) -> set[int]:
         """Indices nobody claimed, seen missing in fewer than `lost_after` surveys.

@@ -45,15 +45,32 @@ class Survey:
     proven: dict[int, Contact] = field(default_factory=dict)
     failed: set[bytes] = field(default_factory=set)
     answered: set[bytes] = field(default_factory=set)
+    # Every claim proven this time, closer or not: `proven` keeps one holder per index.
+    passed: dict[bytes, tuple[Contact, int]] = field(default_factory=dict)
+    # Challenged and not proven; of those, `lied` answered a claim made just now
+    # with no proof, or with a proof that does not verify.
+    flunked: set[bytes] = field(default_factory=set)
+    lied: set[bytes] = field(default_factory=set)
+    _fresh: set[bytes] = field(default_factory=set)
     _challenges: dict[bytes, Audit] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.me is not None and self.my_index is not None:
             self.proven[self.my_index] = self.me
 
-    def on_holding(self, contact: Contact, index: int | None, descriptor: bytes | None) -> bool:
-        """A sibling's answer to QUERY_SHARE; True when its claim should be audited."""
+    def on_holding(
+        self,
+        contact: Contact,
+        index: int | None,
+        descriptor: bytes | None,
+        *,
+        fresh: bool = True,
+    ) -> bool:
+        """A sibling's answer to QUERY_SHARE (`fresh`), or the claim a past survey
+        remembered (not fresh); True when the claim should be audited."""
         self.answered.add(contact.node_id)
+        if fresh:
+            self._fresh.add(contact.node_id)
         if index is None or descriptor is None:
             return False
         if descriptor == self.descriptor_bytes:
@@ -103,7 +120,11 @@ class Survey:
         )
         if not ok:
             self.failed.add(contact.node_id)
+            self.flunked.add(contact.node_id)
+            if proof is not None or contact.node_id in self._fresh:
+                self.lied.add(contact.node_id)
             return False
+        self.passed[contact.node_id] = (contact, audit.index)
         held = self.proven.get(audit.index)
         # Two proven holders of one index: keep the closer one in the count.
         if held is None or distance(contact.node_id, self.pack_id) < distance(
@@ -144,6 +165,7 @@ class Survey:
         suspects: set[bytes],
         unseen_grace: set[int] | frozenset[int] = frozenset(),
         avoid: set[bytes] | frozenset[bytes] = frozenset(),
+        keeper: bytes | None = None,
     ) -> RepairPlan | None:
         """What to rebuild, if anything, when this holder is the repairer.
 
@@ -151,12 +173,14 @@ class Survey:
         result). `suspects` are node ids that failed recently but are not
         yet counted as lost; their shares are rebuilt only below `threshold`,
         and so are the indices in `unseen_grace`, which nobody claimed lately.
-        Peers in `avoid` (failed again and again) get no rebuilt share.
+        Peers in `avoid` (failed again and again) get no rebuilt share. `keeper`
+        names the holder that repairs, when the caller chose it (default: the
+        closest proven holder).
         """
         n = self.descriptor.n
         if self.me is None or self.live < self.descriptor.k:
             return None
-        if self.repairer().node_id != self.me.node_id:
+        if (keeper or self.repairer().node_id) != self.me.node_id:
             return None
         suspected = {
             index

@@ -68,6 +68,9 @@ class WorldParams(MeshParams):
     snapshots: int = 10  # the packs are backed up in this many incremental snapshots
     pack_bytes: int = 30_000
     audit_hours: float = 6.0
+    # How long a peer must have answered before it takes rebalanced shares (and is
+    # preferred for rebuilt ones): days on a real mesh, hours in a run of a day or two.
+    vetting_hours: float = 12.0
     probe_lookups: int = 3  # per sampled hour
     join_concurrency: int = 25
 
@@ -137,6 +140,7 @@ class World:
             repair_threshold=redundancy.happy,
             request_timeout=10.0,
             share_timeout=30.0,
+            vetting_period=params.vetting_hours * HOUR,
         )
         storage = StorageMesh(mesh, config)
         owner = mesh.peers[0]  # holds none of its own shares, as on a real peer

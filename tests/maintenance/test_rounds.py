@@ -9,6 +9,7 @@ rebuilt, when a round is skipped or cut short, and when a full survey returns.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from p2pbackup.base.ids import distance
 from p2pbackup.codec.descriptor import describe_pack
@@ -16,6 +17,7 @@ from p2pbackup.codec.erasure import encode_pack
 from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.maintenance.config import MaintenanceConfig
+from p2pbackup.maintenance.holder_rules import FirstHand
 from p2pbackup.maintenance.rounds import (
     AuditSiblings,
     DropCopy,
@@ -58,17 +60,32 @@ def table_of(contacts: list[Contact]) -> Nearby:
     return lambda target, count: sorted(contacts, key=lambda c: distance(c.node_id, target))[:count]
 
 
+def own_block(contact: Contact) -> str:
+    """Every test peer in a block of its own, unless a test says otherwise."""
+    return f"{contact.host}:{contact.port}"
+
+
 def rounds_for(
-    holder: int, *, clock: Clock | None = None, table: list[Contact] | None = None, seed: int = 1
+    holder: int,
+    *,
+    clock: Clock | None = None,
+    table: list[Contact] | None = None,
+    seed: int = 1,
+    vetted: set[bytes] | None = None,
+    blocks: Callable[[Contact], str] = own_block,
 ) -> Rounds:
-    log = AuditLog(clock or Clock())
+    """Peer `holder`'s rounds; every peer is vetted unless `vetted` names the few that are."""
+    clock = clock or Clock()
+    log = AuditLog(clock)
     nearby = table_of(PEERS[:10] if table is None else table)
-    return Rounds(PEERS[holder].node_id, CONFIG, random.Random(seed), log, nearby)
+    first_hand = FirstHand(lambda node_id: vetted is None or node_id in vetted, blocks)
+    rng = random.Random(seed)
+    return Rounds(PEERS[holder].node_id, CONFIG, rng, log, nearby, first_hand=first_hand, now=clock)
 
 
 def surveyed(
     holder: int,
-    proven: set[int],
+    proven: set[int] | frozenset[int],
     silent: dict[int, int | None] | None = None,
     index: int | None = None,
 ) -> Survey:
@@ -81,16 +98,28 @@ def surveyed(
         survey.answered.add(PEERS[i].node_id)
         survey.claims[PEERS[i].node_id] = (PEERS[i], i)
         survey.proven[i] = PEERS[i]
+        survey.passed[PEERS[i].node_id] = (PEERS[i], i)
     for i, known in (silent or {}).items():
         survey.on_silent(PEERS[i], known)
     return survey
 
 
+WHOLE = frozenset(range(10))
+
+
+def twin(holder: int, index: int, other: Contact, proven: frozenset[int] = WHOLE) -> Survey:
+    """A survey by `holder` (holding `index`) in which `other` proves that index too."""
+    survey = surveyed(holder, proven, index=index)
+    survey.answered.add(other.node_id)
+    survey.claims[other.node_id] = (other, index)
+    survey.passed[other.node_id] = (other, index)
+    if distance(other.node_id, PACK) < distance(PEERS[holder].node_id, PACK):
+        survey.proven[index] = other
+    return survey
+
+
 def quiet(holder: int) -> Survey:
     return Survey(PACK, DESCRIPTOR, PEERS[holder], holder, DESCRIPTOR_BYTES)
-
-
-WHOLE = set(range(10))
 
 
 # ---- keeper election -------------------------------------------------------
@@ -181,21 +210,56 @@ def test_look_wider_only_under_the_threshold_with_unclaimed_indices() -> None:
     assert not rounds.look_wider(claimed)
 
 
+def test_look_wider_before_an_index_unseen_too_long_is_rebuilt() -> None:
+    rounds = rounds_for(0)
+    rounds.settle(PACK, 0, surveyed(0, WHOLE - {9}), PEERS)  # unseen once: grace
+    assert rounds.look_wider(surveyed(0, WHOLE - {9}))
+
+
 # ---- skipping a watched set --------------------------------------------------
 
 
-def test_a_set_a_closer_holder_audited_lately_is_skipped_and_its_auditor_vetted() -> None:
+def establish(rounds: Rounds, clock: Clock, holder: int, proven: frozenset[int]) -> None:
+    """Full surveys by `holder` in which `proven` peers prove their index, as many and
+    as spaced as establishing takes (`proof_rounds`, over `proof_span` intervals)."""
+    for _ in range(CONFIG.proof_rounds):
+        rounds.settle(PACK, holder, surveyed(holder, proven), PEERS)
+        clock.now += CONFIG.audit_interval / 2
+
+
+def test_a_set_an_established_closer_holder_audited_lately_is_skipped() -> None:
     clock = Clock()
     rounds = rounds_for(5, clock=clock)
+    establish(rounds, clock, 5, WHOLE)
+    rounds.forget(PACK)  # a fresh start, e.g. the share was stored again
+    establish(rounds, clock, 5, WHOLE)
+    rounds._views.clear()
     rounds.audit_log.note(PACK, PEERS[2].node_id, PEERS[2])
     assert rounds.start(PACK, 10) == Skip()
     assert rounds.stats.keeper_heard == 1
-    # Not proven to us: the next round audits it before trusting it.
+
+
+def test_an_auditor_we_never_established_does_not_silence_our_round() -> None:
+    clock = Clock()
+    rounds = rounds_for(5, clock=clock)
+    rounds.audit_log.note(PACK, PEERS[2].node_id, PEERS[2])
+    assert rounds.start(PACK, 10) == FullSurvey()  # was Skip: any closer auditor counted
+    assert rounds.stats.keeper_heard == 0
+
+
+def test_a_closer_auditor_proven_once_is_watched_but_not_yet_trusted() -> None:
+    clock = Clock()
+    rounds = rounds_for(5, clock=clock)
+    establish(rounds, clock, 5, WHOLE)
+    rounds._views[PACK].targets = []  # as a first look leaves it
+    rounds.audit_log.note(PACK, PEERS[9].node_id, PEERS[9])  # farther: no keeper of ours
+    rounds.audit_log.note(PACK, PEERS[3].node_id, PEERS[3])
+    rounds.proofs.flunked(PACK, PEERS[3].node_id)  # its history is gone
+    rounds._views[PACK].keeper = PEERS[3].node_id
     step = rounds.start(PACK, 10)
-    assert step == VetAuditor(PEERS[2].node_id, PEERS[2])
-    rounds.on_vetted(PACK, step, 2)
-    assert rounds.start(PACK, 10) == Skip()  # now trusted, and heard lately
-    assert rounds.stats.keeper_heard == 2
+    assert step == VetAuditor(PEERS[3].node_id, PEERS[3])
+    rounds.on_vetted(PACK, step, 3)
+    assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[3], 3)])  # audited, not trusted
 
 
 def test_an_auditor_farther_than_us_or_heard_too_long_ago_does_not_count() -> None:
@@ -209,10 +273,13 @@ def test_an_auditor_farther_than_us_or_heard_too_long_ago_does_not_count() -> No
     assert rounds.stats.keeper_heard == 0
 
 
-def test_a_holder_skips_while_its_trusted_keeper_audits_it() -> None:
+def test_a_holder_skips_while_its_established_keeper_audits_it() -> None:
     clock = Clock()
     rounds = rounds_for(4, clock=clock)
     rounds.settle(PACK, 4, surveyed(4, WHOLE), PEERS)
+    rounds.audit_log.note(PACK, PEERS[0].node_id)
+    assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[0], 0)])  # proven once only
+    establish(rounds, clock, 4, WHOLE)
     rounds.audit_log.note(PACK, PEERS[0].node_id)
     assert rounds.start(PACK, 10) == Skip()
     clock.now += 3 * CONFIG.audit_interval  # the keeper went quiet: audit it ourselves
@@ -283,13 +350,17 @@ def test_a_holder_outside_the_n_closest_hands_its_share_to_a_closer_free_peer() 
     assert rounds.stats.handed_off == 1
 
 
-def test_a_second_copy_of_an_index_a_closer_sibling_proved_is_dropped() -> None:
-    rounds = rounds_for(12)
-    survey = Survey(PACK, DESCRIPTOR, PEERS[12], 4, DESCRIPTOR_BYTES)
-    for i in WHOLE:
-        survey.claims[PEERS[i].node_id] = (PEERS[i], i)
-        survey.proven[i] = PEERS[i]  # peer 4 is closer and proved index 4 too
-    assert rounds.settle(PACK, 4, survey, PEERS) == DropCopy()
+def test_a_second_copy_goes_once_closer_holders_established_the_whole_set() -> None:
+    clock = Clock()
+    rounds = rounds_for(12, clock=clock)
+    # Peer 4, closer, holds index 4 as we do (a repair that could not see us).
+    assert rounds.settle(PACK, 4, twin(12, 4, PEERS[4]), PEERS) is None
+    assert rounds.start(PACK, 10) == FullSurvey()  # its proofs are awaited, round by round
+    for _ in range(CONFIG.proof_rounds - 2):
+        clock.now += CONFIG.audit_interval / 2
+        assert rounds.settle(PACK, 4, twin(12, 4, PEERS[4]), PEERS) is None
+    clock.now += CONFIG.audit_interval / 2
+    assert rounds.settle(PACK, 4, twin(12, 4, PEERS[4]), PEERS) == DropCopy()
     rounds.on_dropped(PACK)
     assert rounds.stats.duplicates_dropped == 1
     assert rounds.known_siblings(PACK) == {}

@@ -110,3 +110,18 @@ def test_nothing_to_do_for_a_whole_set_or_with_fewer_than_k() -> None:
     assert full.plan(peers, threshold=7, suspects=set()) is None
     lost, peers, _ = _surveyed(0, {1})
     assert lost.plan(peers, threshold=7, suspects=set()) is None
+
+
+def test_every_pass_is_kept_and_a_fresh_claim_not_proven_counts_as_a_lie() -> None:
+    pack_id, shares, descriptor, peers = setup(40_000)
+    survey = survey_from(0, pack_id, descriptor, peers)
+    for i in (1, 2, 3):
+        survey.on_holding(peers[i], i, descriptor, fresh=i != 3)
+        audit = survey.challenge(peers[i], RNG)
+        survey.on_proof(peers[i], answer(shares[i], audit.block) if i == 1 else None)
+    survey.on_holding(peers[4], 1, descriptor)  # a second holder of index 1
+    survey.on_proof(peers[4], answer(shares[1], survey.challenge(peers[4], RNG).block))
+    assert survey.passed == {peers[1].node_id: (peers[1], 1), peers[4].node_id: (peers[4], 1)}
+    assert survey.flunked == {peers[2].node_id, peers[3].node_id}
+    # Peer 3's claim was remembered, not made just now: it may have let its copy go.
+    assert survey.lied == {peers[2].node_id}

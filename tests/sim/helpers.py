@@ -100,18 +100,24 @@ def by_distance(mesh: SimMesh, pack_id: bytes) -> list[SimPeer]:
     return sorted(mesh.peers[1:], key=lambda p: int.from_bytes(p.node_id, "big") ^ target)
 
 
-async def placed(nursery: trio.Nursery, seed: int, packs: int) -> tuple[StorageMesh, list[bytes]]:
+async def placed(
+    nursery: trio.Nursery,
+    seed: int,
+    packs: int,
+    config: MaintenanceConfig = STORAGE_CONFIG,
+    lease: int = LEASE,
+) -> tuple[StorageMesh, list[bytes]]:
     """20 peers with storage and maintenance; the first places `packs` packs, 12 h leases."""
     mesh = await SimMesh.create(nursery, seed, dht=QUIET_DHT)
     await mesh.grow(20)
-    storage = StorageMesh(mesh, STORAGE_CONFIG)
+    storage = StorageMesh(mesh, config)
     owner = mesh.peers[0]  # holds none of its own shares, as on a real peer
     for sim_peer in mesh.peers[1:]:
         storage.equip(sim_peer)
     store = MeshPackStore(
         owner.peer.dht,
         LEASE_KEYS.identity,
-        Redundancy(lease_seconds=LEASE),
+        Redundancy(lease_seconds=lease),
         share_timeout=10.0,
         run_sync=inline,
         now=virtual_now,

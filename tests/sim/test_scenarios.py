@@ -31,7 +31,7 @@ DID_ITS_THING = {
     "disk-loss": lambda m: m["disks_lost"] >= 5 and m["repairs"] > 0,
     "flash-crowd": lambda m: m["joined"] >= 29 and m["handed_off"] > 0,
     "hostile": lambda m: (
-        sum(v for key, v in m.items() if key.startswith("hostile_")) == 5
+        sum(m[f"hostile_{k}"] for k in ("drop", "corrupt", "lie", "steal", "squat")) == 5
         and m["squat_beside_owner"] > 0
     ),
     "capacity": lambda m: m["smallest_disk"] < m["largest_disk"] and m["crashed"] == 2,
