@@ -213,6 +213,11 @@ class DhtNode:
             self._first_hand(oldest, reply)
             self.table.ping_answered(oldest, trio.current_time())
 
+    @property
+    def checks_pending(self) -> int:
+        """Dial-backs queued or under way."""
+        return len(self._dial_backs.pending)
+
     def block_of(self, contact: Contact) -> str:
         """The contact's address block, under this mesh's exemptions."""
         return block_of(contact, self.config.exempt_blocks)
