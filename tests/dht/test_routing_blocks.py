@@ -51,7 +51,9 @@ class FloodedTable(RuleBasedStateMachine):
         return Contact(distance.to_bytes(NODE_ID_BYTES, "big"), host[0], 4000 + host[1])
 
     @rule(spec=id_specs, host=hosts, answers=st.booleans(), later=st.floats(0, 2000))
-    def add(self, spec: tuple[int, int], host: tuple[str, int], answers: bool, later: float) -> None:
+    def add(
+        self, spec: tuple[int, int], host: tuple[str, int], answers: bool, later: float
+    ) -> None:
         contact = self._contact(spec, host)
         self.now += later
         if answers:

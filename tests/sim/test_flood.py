@@ -11,6 +11,7 @@ and once the attackers leave, a quorum read must still return it.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import Counter
 
@@ -82,10 +83,8 @@ class Sybils:
 
     async def ping_all(self, pairs: list[tuple[int, tuple[str, int]]]) -> None:
         async def one(index: int, address: tuple[str, int]) -> None:
-            try:
+            with contextlib.suppress(P2PBackupError):
                 await self.transports[index].request(address, Ping(), 2.0)
-            except P2PBackupError:
-                pass
 
         async with trio.open_nursery() as nursery:
             for index, address in pairs:
