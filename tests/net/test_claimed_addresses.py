@@ -27,7 +27,7 @@ from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.peer.peer import Peer, PeerConfig
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 from p2pbackup.wire.messages import decode_message, encode_message
-from tests.net.bounds_support import FakeClock, contact_of, read_frame, serving
+from tests.net.bounds_support import FakeClock, read_frame, serving
 
 CLAIMANTS = 50
 
@@ -117,15 +117,16 @@ async def test_fifty_identities_claiming_another_address_are_not_dialled_nor_han
                 await settled(peer)
             assert len(claimants) == CLAIMANTS
             # An honest peer listening where it says is checked and then handed out.
-            pong = await honest.request(contact_of(peer.transport), Ping(), 5)
+            pong = await honest.request(Contact(peer.node_id, *peer.transport.listen), Ping(), 5)
             assert isinstance(pong.message, Pong)
             await settled(peer)
 
             assert victim.dialled <= 1  # one dial-back for the address, whoever claimed it
             assert not any(c.node_id in peer.dht.table for c in claimants)
+            at_peer = Contact(peer.node_id, *peer.transport.listen)
             seen: set[tuple[bytes, tuple[str, int]]] = set()
             for target in [c.node_id for c in claimants[:10]] + [honest.identity.node_id]:
-                reply = await asker.request(contact_of(peer.transport), FindNode(target), 5)
+                reply = await asker.request(at_peer, FindNode(target), 5)
                 assert isinstance(reply.message, Nodes)
                 seen |= {(c.node_id, c.address) for c in reply.message.contacts}
             assert not any(address == victim.address for _, address in seen)
