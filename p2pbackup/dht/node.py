@@ -18,6 +18,7 @@ import trio
 
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.dial_back import DialBacks
+from p2pbackup.dht.joining import join
 from p2pbackup.dht.lookup import Lookup, LookupStats
 from p2pbackup.dht.messages import (
     FindNode,
@@ -83,16 +84,16 @@ class DhtNode:
         self.replication = Replication(self)
         self._failures: dict[bytes, int] = {}
         self._refused: set[bytes] = set()  # writers whose refusal was logged
-        self._nursery: trio.Nursery | None = None
+        self.nursery: trio.Nursery | None = None
 
     # ---- serving -------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Background upkeep (eviction probes, bucket refresh, republish) until cancelled."""
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
+            self.nursery = nursery
             nursery.start_soon(self._refresh_loop)
-            nursery.start_soon(self._republish_loop)
+            nursery.start_soon(self.replication.republish_loop)
             for _ in range(self.config.dial_backs):
                 nursery.start_soon(self._check_loop)
             task_status.started()
@@ -193,8 +194,8 @@ class DhtNode:
     def _seen(self, contact: Contact) -> None:
         self._failures.pop(contact.node_id, None)
         result = self.table.add(contact, trio.current_time())
-        if result.outcome is AddOutcome.PENDING and result.ping is not None and self._nursery:
-            self._nursery.start_soon(self._probe_oldest, result.ping)
+        if result.outcome is AddOutcome.PENDING and result.ping is not None and self.nursery:
+            self.nursery.start_soon(self._probe_oldest, result.ping)
 
     def _failed(self, contact: Contact) -> None:
         count = self._failures.get(contact.node_id, 0) + 1
@@ -260,34 +261,9 @@ class DhtNode:
 
     async def bootstrap(self, addresses: Iterable[Address]) -> int:
         """Join through known addresses: ping them, then look ourselves up."""
-        joined = 0
-        for address in addresses:
-            if await self.ping(address) is not None:
-                joined += 1
-        if joined:
-            await self.lookup(self.node_id, keep_hearsay=True)
-            await self._fill_empty_buckets()
-        return joined
+        return await join(self, addresses)
 
-    async def _fill_empty_buckets(self) -> None:
-        """Ask for contacts in every empty bucket beyond our nearest neighbour.
-
-        The self-lookup only walks our own neighbourhood; a bucket with no
-        contact at all would strand lookups into that part of the id space.
-        The paper refreshes those buckets with full lookups; one question to
-        the contact nearest a random id in the bucket fills it almost always
-        at a twentieth of the cost, and the periodic refresh mends the rest.
-        """
-        for index in self.table.empty_buckets_beyond_nearest():
-            if self.table.bucket_size(index):
-                continue  # an earlier answer filled it already
-            target = self.table.random_id_in_bucket(index, self.rng.getrandbits(160))
-            for contact in self.table.closest(target, 1):
-                reply = await self.call(contact, FindNode(target))
-                if isinstance(reply, Nodes):
-                    self._learn_hearsay(reply.contacts)
-
-    def _learn_hearsay(self, contacts: Iterable[Contact]) -> None:
+    def learn_hearsay(self, contacts: Iterable[Contact]) -> None:
         now = trio.current_time()
         for contact in contacts:
             self.table.add_hearsay(contact, now)
@@ -364,7 +340,7 @@ class DhtNode:
                 else:
                     state.on_reply(contact, contacts)
                     if keep_hearsay:
-                        self._learn_hearsay(contacts)
+                        self.learn_hearsay(contacts)
         self.table.touch_bucket(self.table.bucket_index(state.target), trio.current_time())
 
     # ---- records -------------------------------------------------------
@@ -394,11 +370,3 @@ class DhtNode:
             for index in self.table.stale_buckets(now, interval):
                 target = self.table.random_id_in_bucket(index, self.rng.getrandbits(160))
                 await self.lookup(target, count=self.config.alpha)
-
-    async def _republish_loop(self) -> None:
-        """Push held records to the current closest peers, so churn does not erase them."""
-        interval = self.config.republish_interval
-        while True:
-            await trio.sleep(interval * (0.9 + 0.2 * self.rng.random()))
-            for record in self.records:
-                await self.replication.republish(record)

@@ -83,6 +83,14 @@ class Replication:
             for contact in replicas:
                 nursery.start_soon(store, contact)
 
+    async def republish_loop(self) -> None:
+        """Push held records to the current closest peers, so churn does not erase them."""
+        interval = self.node.config.republish_interval
+        while True:
+            await trio.sleep(interval * (0.9 + 0.2 * self.node.rng.random()))
+            for record in self.node.records:
+                await self.republish(record)
+
     async def republish(self, record: Record) -> None:
         """Push a held record to its current replicas, so churn does not erase it."""
         replicas, _ = await self._replica_set(record.key)
