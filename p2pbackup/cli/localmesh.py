@@ -100,7 +100,10 @@ class LocalMesh:
         port: int = 0,
     ) -> LocalPeer:
         peer = self.peers[index]
-        args = ["serve", "--listen", f"{self.host}:{port}", *self.serve_args]
+        # Every peer here shares one host: each must count as its own address block, or
+        # the per-network limits (decision 0023) would take the mesh for one flood.
+        args = ["serve", "--listen", f"{self.host}:{port}", "--exempt-blocks", "loopback"]
+        args += self.serve_args
         if bootstrap is True:
             args += ["--bootstrap", self.bootstrap]
         elif isinstance(bootstrap, str):

@@ -48,10 +48,16 @@ def serve(
     lease: str = typer.Option("90d", help="How long peers keep this owner's shares unrenewed."),
     renew_interval: str = typer.Option("7d", help="How often this owner renews its leases."),
     max_lease: str = typer.Option("400d", help="Longest lease kept on others' shares."),
+    exempt_blocks: str = typer.Option(
+        "",
+        help="Address kinds (loopback,lan) whose every address counts as its own block "
+        "in the per-network limits; for meshes on one host or LAN.",
+    ),
 ) -> None:
     """Run this home's peer in the foreground until SIGINT or SIGTERM."""
     from p2pbackup.dht.config import DhtConfig
     from p2pbackup.maintenance.config import MaintenanceConfig
+    from p2pbackup.net.blocks import exempt_kinds
     from p2pbackup.peer.service import PeerService, ServeOptions
 
     logging.basicConfig(
@@ -59,6 +65,10 @@ def serve(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    try:
+        exempt = exempt_kinds(exempt_blocks.split(","))
+    except ValueError as exc:
+        fail(f"--exempt-blocks: {exc}")
     options = ServeOptions(
         listen=parse_address(listen, any_port=True),
         bootstrap=tuple(parse_address(b) for b in bootstrap),
@@ -66,6 +76,7 @@ def serve(
             rpc_timeout=parse_duration(rpc_timeout),
             refresh_interval=parse_duration(refresh_interval),
             republish_interval=parse_duration(republish_interval),
+            exempt_blocks=exempt,
         ),
         capacity=parse_size(capacity),
         owner_quota=parse_quota(owner_quota, parse_size(capacity)),

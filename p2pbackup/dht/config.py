@@ -23,6 +23,16 @@ class DhtConfig:
     # Address kinds ("loopback", "lan") whose every address counts as a block of its
     # own in the per-block limits: meshes on one host or LAN need it, nothing else.
     exempt_blocks: frozenset[str] = field(default_factory=frozenset)
+    # Contacts of one address block a routing table keeps per bucket and in all, and a
+    # lookup keeps among its k nearest (go-ethereum's bucketIPLimit/tableIPLimit): ids
+    # are free, addresses are not, so a flood from a few networks fills a few slots.
+    bucket_block_limit: int = 2
+    table_block_limit: int = 10
+    lookup_block_limit: int = 2
+    # Dial-backs that check a claimed listen address: how many at once, and how long
+    # before one address is tried again (whatever id claimed it).
+    dial_backs: int = 8
+    dial_back_cooldown: float = 60.0
 
     def __post_init__(self) -> None:
         if self.read_quorum + self.write_quorum <= self.replicas:
@@ -31,3 +41,5 @@ class DhtConfig:
             raise ValueError("quorums must lie between 1 and N")
         if self.replicas > self.k:
             raise ValueError("N cannot exceed k")
+        if min(self.bucket_block_limit, self.table_block_limit, self.lookup_block_limit) < 1:
+            raise ValueError("block limits must be at least 1")

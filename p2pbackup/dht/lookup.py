@@ -4,12 +4,17 @@ The driver asks `next_queries()` which peers to contact, reports each answer
 with `on_reply` or `on_failure`, and stops when `done`. The lookup ends when
 the k closest peers it has heard of have all answered or failed, which is
 what makes the result the true k closest live peers on a healthy mesh.
+
+With a block function, the k nearest counted are at most `per_block` from
+one address block; the rest of a block wait as spares for when those fail.
+A flood of identities from a few networks, all naming each other, then
+fills a few places of the window, and honest peers fill the others.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from p2pbackup.base.ids import id_int
@@ -28,6 +33,7 @@ class _Candidate:
     contact: Contact
     distance: int
     hop: int
+    block: str = ""
     state: _State = _State.NEW
 
 
@@ -47,6 +53,8 @@ class Lookup:
     alpha: int = 3
     local_id: bytes | None = None
     stats: LookupStats = field(default_factory=LookupStats)
+    block_of: Callable[[Contact], str] | None = None
+    per_block: int = 2
 
     def __post_init__(self) -> None:
         self._target = id_int(self.target)
@@ -62,18 +70,35 @@ class Lookup:
         for contact in contacts:
             if contact.node_id == self.local_id or contact.node_id in self._candidates:
                 continue
-            candidate = _Candidate(contact, id_int(contact.node_id) ^ self._target, hop)
+            block = "" if self.block_of is None else self.block_of(contact)
+            candidate = _Candidate(contact, id_int(contact.node_id) ^ self._target, hop, block)
             self._candidates[contact.node_id] = candidate
             self._shortlist.append(candidate)
             changed = True
         if changed:
             self._shortlist.sort(key=lambda c: c.distance)
-            # Farther than 3k is never needed: the k closest can only come from nearer peers.
-            del self._shortlist[3 * self.k :]
+            # Farther than 3k is never needed: the k closest can only come from nearer
+            # peers (and each block needs few spares beyond its own share of the window).
+            self._shortlist = self._capped(self._shortlist, 3 * self.k, 3 * self.per_block)
         return changed
 
+    def _capped(self, candidates: list[_Candidate], count: int, per_block: int) -> list[_Candidate]:
+        """The first `count` candidates, at most `per_block` of each block."""
+        if self.block_of is None:
+            return candidates[:count]
+        kept: list[_Candidate] = []
+        seen: dict[str, int] = {}
+        for candidate in candidates:
+            if len(kept) >= count:
+                break
+            taken = seen.get(candidate.block, 0)
+            if taken < per_block:
+                seen[candidate.block] = taken + 1
+                kept.append(candidate)
+        return kept
+
     def _window(self) -> list[_Candidate]:
-        return self._shortlist[: self.k]
+        return self._capped(self._shortlist, self.k, self.per_block)
 
     def in_flight(self) -> int:
         return sum(1 for c in self._candidates.values() if c.state is _State.IN_FLIGHT)

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import trio
 
-from p2pbackup.base.ids import distance
 from p2pbackup.dht.config import DhtConfig
+from p2pbackup.dht.dial_back import DialBacks
+from p2pbackup.dht.joining import join
 from p2pbackup.dht.lookup import Lookup, LookupStats
 from p2pbackup.dht.messages import (
     FindNode,
@@ -30,14 +31,15 @@ from p2pbackup.dht.messages import (
     StoreRecord,
 )
 from p2pbackup.dht.peer_book import PeerBook
-from p2pbackup.dht.quorum import QuorumRead, QuorumWrite
+from p2pbackup.dht.quorum import QuorumWrite
 from p2pbackup.dht.record_store import RecordStore, near_key
-from p2pbackup.dht.records import Record, covers
-from p2pbackup.dht.routing import AddOutcome, RoutingTable
-from p2pbackup.errors import P2PBackupError, QuorumNotReached, RecordRejected
+from p2pbackup.dht.records import Record
+from p2pbackup.dht.replication import Replication
+from p2pbackup.dht.routing import AddOutcome, BlockLimits, RoutingTable
+from p2pbackup.errors import P2PBackupError, RecordRejected
 from p2pbackup.net.blocks import block_of
 from p2pbackup.net.contact import Contact
-from p2pbackup.net.transport import Address, Remote, Transport
+from p2pbackup.net.transport import Address, Remote, Reply, Transport
 from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.dht")
@@ -73,21 +75,27 @@ class DhtNode:
             config.k,
             now=trio.current_time(),
             questionable_after=config.questionable_after,
+            limits=BlockLimits(self.block_of, config.bucket_block_limit, config.table_block_limit),
         )
         # First-hand history: verified addresses and how long each peer has answered.
         self.peers = PeerBook()
+        self._dial_backs = DialBacks(config.dial_back_cooldown)
+        self._to_check, self._checks = trio.open_memory_channel[Contact](math.inf)
+        self.replication = Replication(self)
         self._failures: dict[bytes, int] = {}
         self._refused: set[bytes] = set()  # writers whose refusal was logged
-        self._nursery: trio.Nursery | None = None
+        self.nursery: trio.Nursery | None = None
 
     # ---- serving -------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Background upkeep (eviction probes, bucket refresh, republish) until cancelled."""
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
+            self.nursery = nursery
             nursery.start_soon(self._refresh_loop)
-            nursery.start_soon(self._republish_loop)
+            nursery.start_soon(self.replication.republish_loop)
+            for _ in range(self.config.dial_backs):
+                nursery.start_soon(self._check_loop)
             task_status.started()
             await trio.sleep_forever()
 
@@ -97,12 +105,11 @@ class DhtNode:
         if isinstance(message, Ping):
             return Pong()
         if isinstance(message, FindNode):
-            return Nodes(tuple(self.table.closest(message.target, exclude=remote.node_id)))
+            return Nodes(self._vouch_for(message.target, remote))
         if isinstance(message, StoreRecord):
             return self._store_for(remote, message.record)
         if isinstance(message, GetRecord):
-            contacts = tuple(self.table.closest(message.key, exclude=remote.node_id))
-            return RecordReply(self.records.get(message.key), contacts)
+            return RecordReply(self.records.get(message.key), self._vouch_for(message.key, remote))
         raise P2PBackupError(f"not a DHT request: {message.TYPE}")
 
     def _store_for(self, remote: Remote, record: Record) -> Stored:
@@ -121,21 +128,74 @@ class DhtNode:
             return Stored(False, str(exc))
         return Stored(True)
 
+    def _vouch_for(self, target: bytes, asker: Remote) -> tuple[Contact, ...]:
+        """The contacts near `target` we hand out: only those that answered us there.
+
+        Hearsay among them is checked now, so it can be handed out next time.
+        """
+        nearest = self.table.closest(target, exclude=asker.node_id)
+        unproven = [c for c in nearest if not self.peers.verified(c)]
+        if not unproven:
+            return tuple(nearest)
+        for contact in unproven:
+            self._check(contact)
+        return tuple(self.table.closest(target, exclude=asker.node_id, accept=self.peers.verified))
+
     def _closest(self, key: bytes, writer: Remote) -> list[Contact]:
         # The writer counts itself among the replicas it chose: it is not a rival.
         return self.table.closest(key, exclude=writer.node_id)
 
     def observe(self, remote: Remote) -> None:
-        """A peer proved its id on a connection: it is alive and belongs in the table."""
+        """A peer proved its id on a connection: it is alive and may belong in the table.
+
+        Where it says it listens is only a claim: the contact enters the table once
+        it answered us at that address, checked by a dial-back if need be.
+        """
         contact = remote.contact()
-        if contact is not None:
+        if contact is None:
+            return
+        if self.peers.verified(contact):
             self._seen(contact)
+        else:
+            self._check(contact)
+
+    def _check(self, contact: Contact) -> None:
+        """Queue a dial-back to `contact`'s address (bounded; see `DialBacks`)."""
+        if self._dial_backs.offer(contact.address, trio.current_time()):
+            self._to_check.send_nowait(contact)
+
+    async def _check_loop(self) -> None:
+        """Dial claimed addresses themselves (never the claimant's own connection)."""
+        async for contact in self._checks:
+            try:
+                reply = await self.transport.request(
+                    contact.address, Ping(), self.config.rpc_timeout
+                )
+            except P2PBackupError as exc:
+                log.debug("dial-back to %s failed: %s", contact, exc)
+                continue
+            finally:
+                self._dial_backs.done(contact.address)
+            if reply.remote.node_id == contact.node_id:
+                self._first_hand(contact, reply)
+
+    def _first_hand(self, dialled: Contact, reply: Reply) -> bool:
+        """Record what a reply proved: `dialled.node_id` answers at `dialled.address`.
+
+        Only when the reply came over a connection we dialled to that address;
+        one the remote opened to us proves its id, not where it listens.
+        """
+        if reply.dialled != dialled.address or reply.remote.node_id != dialled.node_id:
+            return False
+        self.peers.answered(dialled, trio.current_time())
+        self._seen(dialled)
+        return True
 
     def _seen(self, contact: Contact) -> None:
         self._failures.pop(contact.node_id, None)
         result = self.table.add(contact, trio.current_time())
-        if result.outcome is AddOutcome.PENDING and result.ping is not None and self._nursery:
-            self._nursery.start_soon(self._probe_oldest, result.ping)
+        if result.outcome is AddOutcome.PENDING and result.ping is not None and self.nursery:
+            self.nursery.start_soon(self._probe_oldest, result.ping)
 
     def _failed(self, contact: Contact) -> None:
         count = self._failures.get(contact.node_id, 0) + 1
@@ -147,11 +207,17 @@ class DhtNode:
 
     async def _probe_oldest(self, oldest: Contact) -> None:
         try:
-            await self.transport.request(oldest, Ping(), self.config.rpc_timeout)
+            reply = await self.transport.request(oldest, Ping(), self.config.rpc_timeout)
         except P2PBackupError:
             self.table.remove(oldest.node_id)
         else:
+            self._first_hand(oldest, reply)
             self.table.ping_answered(oldest, trio.current_time())
+
+    @property
+    def checks_pending(self) -> int:
+        """Dial-backs queued or under way."""
+        return len(self._dial_backs.pending)
 
     def block_of(self, contact: Contact) -> str:
         """The contact's address block, under this mesh's exemptions."""
@@ -172,9 +238,9 @@ class DhtNode:
             if isinstance(target, Contact):
                 self._failed(target)
             return None
-        if isinstance(target, Contact):
-            self.peers.answered(target, trio.current_time())
-        self.observe(reply.remote)
+        dialled = target if isinstance(target, Contact) else Contact(reply.remote.node_id, *target)
+        if not self._first_hand(dialled, reply):
+            self.observe(reply.remote)
         return reply.message
 
     async def ping(self, target: Contact | Address) -> Contact | None:
@@ -184,45 +250,20 @@ class DhtNode:
         except P2PBackupError as exc:
             log.info("ping %s failed: %s", target, exc)
             return None
-        contact = reply.remote.contact()
-        if contact is None:
-            host, port = target.address if isinstance(target, Contact) else target
-            contact = Contact(reply.remote.node_id, host, port)
         host, port = target.address if isinstance(target, Contact) else target
-        self.peers.answered(Contact(reply.remote.node_id, host, port), trio.current_time())
-        self._seen(contact)
+        contact = Contact(reply.remote.node_id, host, port)
+        if not self._first_hand(contact, reply):
+            self.observe(reply.remote)
+            return reply.remote.contact() or contact
+        if reply.remote.contact() != contact:
+            self.observe(reply.remote)  # it names another address too: check that one
         return contact
 
     async def bootstrap(self, addresses: Iterable[Address]) -> int:
         """Join through known addresses: ping them, then look ourselves up."""
-        joined = 0
-        for address in addresses:
-            if await self.ping(address) is not None:
-                joined += 1
-        if joined:
-            await self.lookup(self.node_id, keep_hearsay=True)
-            await self._fill_empty_buckets()
-        return joined
+        return await join(self, addresses)
 
-    async def _fill_empty_buckets(self) -> None:
-        """Ask for contacts in every empty bucket beyond our nearest neighbour.
-
-        The self-lookup only walks our own neighbourhood; a bucket with no
-        contact at all would strand lookups into that part of the id space.
-        The paper refreshes those buckets with full lookups; one question to
-        the contact nearest a random id in the bucket fills it almost always
-        at a twentieth of the cost, and the periodic refresh mends the rest.
-        """
-        for index in self.table.empty_buckets_beyond_nearest():
-            if self.table.bucket_size(index):
-                continue  # an earlier answer filled it already
-            target = self.table.random_id_in_bucket(index, self.rng.getrandbits(160))
-            for contact in self.table.closest(target, 1):
-                reply = await self.call(contact, FindNode(target))
-                if isinstance(reply, Nodes):
-                    self._learn_hearsay(reply.contacts)
-
-    def _learn_hearsay(self, contacts: Iterable[Contact]) -> None:
+    def learn_hearsay(self, contacts: Iterable[Contact]) -> None:
         now = trio.current_time()
         for contact in contacts:
             self.table.add_hearsay(contact, now)
@@ -248,7 +289,14 @@ class DhtNode:
         """
         wanted = self.config.k if count is None else max(1, min(count, self.config.k))
         parallel = self.config.alpha if alpha is None else max(1, alpha)
-        state = Lookup(target, wanted, parallel, local_id=self.node_id)
+        state = Lookup(
+            target,
+            wanted,
+            parallel,
+            local_id=self.node_id,
+            block_of=self.block_of,
+            per_block=self.config.lookup_block_limit,
+        )
         state.seed(self.table.closest(target))
 
         async def query(contact: Contact) -> Iterable[Contact] | None:
@@ -292,88 +340,18 @@ class DhtNode:
                 else:
                     state.on_reply(contact, contacts)
                     if keep_hearsay:
-                        self._learn_hearsay(contacts)
+                        self.learn_hearsay(contacts)
         self.table.touch_bucket(self.table.bucket_index(state.target), trio.current_time())
 
     # ---- records -------------------------------------------------------
 
     async def put(self, record: Record) -> QuorumWrite:
         """Write to the N closest peers; raises `QuorumNotReached` under W acks."""
-        record.check()
-        replicas, include_self = await self._replica_set(record.key)
-        write = QuorumWrite(len(replicas) + include_self, self.config.write_quorum)
-        if include_self:
-            self._store_locally(record, write)
-        await self._store_on(replicas, record, write)
-        if not write.succeeded:
-            reasons = "; ".join(sorted(set(write.refusals))) or "no answer"
-            raise QuorumNotReached(
-                f"record stored on {len(write.acks)} of {write.targets} peers, "
-                f"{write.w} needed ({reasons})"
-            )
-        return write
-
-    async def _replica_set(self, key: bytes) -> tuple[list[Contact], bool]:
-        """The N closest peers to `key` among the mesh and ourselves; and whether we are one."""
-        found = (await self.lookup(key)).contacts
-        n = self.config.replicas
-        mine = distance(self.node_id, key)
-        closer = sum(1 for c in found[:n] if distance(c.node_id, key) < mine)
-        include_self = closer < n
-        return found[: n - 1 if include_self else n], include_self
-
-    def _store_locally(self, record: Record, write: QuorumWrite) -> None:
-        local = Contact(self.node_id, *self.transport.listen)
-        try:
-            self.records.put(record)
-        except RecordRejected as exc:
-            write.on_refusal(str(exc))
-        else:
-            write.on_ack(local)
-
-    async def _store_on(self, replicas: list[Contact], record: Record, write: QuorumWrite) -> None:
-        async def store(contact: Contact) -> None:
-            reply = await self.call(contact, StoreRecord(record))
-            if isinstance(reply, Stored) and reply.ok:
-                write.on_ack(contact)
-            elif isinstance(reply, Stored):
-                write.on_refusal(reply.reason)
-            else:
-                write.on_failure()
-
-        async with trio.open_nursery() as nursery:
-            for contact in replicas:
-                nursery.start_soon(store, contact)
+        return await self.replication.put(record)
 
     async def get(self, key: bytes) -> Record | None:
         """Quorum read of the newest record under `key`, with read repair."""
-        replicas, include_self = await self._replica_set(key)
-        read = QuorumRead(key, self.config.read_quorum)
-        if include_self:
-            read.on_answer(Contact(self.node_id, *self.transport.listen), self.records.get(key))
-
-        async def fetch(contact: Contact) -> None:
-            reply = await self.call(contact, GetRecord(key))
-            if isinstance(reply, RecordReply):
-                read.on_answer(contact, reply.record)
-            else:
-                read.on_failure()
-
-        async with trio.open_nursery() as nursery:
-            for contact in replicas:
-                nursery.start_soon(fetch, contact)
-        if not read.enough:
-            raise QuorumNotReached(
-                f"{len(read.answers)} of {len(replicas) + include_self} replicas answered, "
-                f"{read.r} needed"
-            )
-        merged = read.merged()
-        stale = [c for c in read.stale() if c.node_id != self.node_id]
-        if merged is not None and include_self and not covers(self.records.get(key), merged):
-            self._store_locally(merged, QuorumWrite(1, 1))
-        if merged is not None and stale:
-            await self._store_on(stale, merged, QuorumWrite(len(stale), len(stale)))
-        return merged
+        return await self.replication.get(key)
 
     # ---- upkeep --------------------------------------------------------
 
@@ -392,12 +370,3 @@ class DhtNode:
             for index in self.table.stale_buckets(now, interval):
                 target = self.table.random_id_in_bucket(index, self.rng.getrandbits(160))
                 await self.lookup(target, count=self.config.alpha)
-
-    async def _republish_loop(self) -> None:
-        """Push held records to the current closest peers, so churn does not erase them."""
-        interval = self.config.republish_interval
-        while True:
-            await trio.sleep(interval * (0.9 + 0.2 * self.rng.random()))
-            for record in self.records:
-                replicas, _ = await self._replica_set(record.key)
-                await self._store_on(replicas, record, QuorumWrite(len(replicas), 1))

@@ -5,6 +5,12 @@ splitting: the buckets near our id are exactly the split buckets of the
 paper, the far ones identical). Buckets keep least-recently-seen order. When
 a bucket is full, `add` answers with the contact to ping; the driver pings it
 and reports back, so no I/O or clock lives here: times are passed in.
+
+A contact that answers its probe is never evicted for a newcomer (the
+paper's rule: long-lived contacts are the likeliest to stay). With a block
+function, at most `bucket_block_limit` contacts of one address block sit in a
+bucket and `table_block_limit` in the table, replacements included, so a
+flood of identities from a few networks takes a few slots (decision 0023).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class AddOutcome(enum.Enum):
     UPDATED = "updated"
     PENDING = "pending"  # bucket full: ping `AddResult.ping` and report
     IGNORED = "ignored"  # our own id
+    LIMITED = "limited"  # its address block already has its share of the table
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +54,33 @@ class _Bucket:
         self.pinging: int | None = None
 
 
+BlockOf = Callable[[Contact], str]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockLimits:
+    """At most `per_bucket` contacts of one block in a bucket and `per_table` in all."""
+
+    block_of: BlockOf
+    per_bucket: int = 2
+    per_table: int = 10
+
+
 class RoutingTable:
     """Contacts by XOR distance with at most `k` live contacts per bucket."""
 
     def __init__(
-        self, local_id: bytes, k: int = 20, now: float = 0.0, questionable_after: float = 0.0
+        self,
+        local_id: bytes,
+        k: int = 20,
+        now: float = 0.0,
+        questionable_after: float = 0.0,
+        limits: BlockLimits | None = None,
     ) -> None:
         self.local_id = local_id
+        self.limits = limits
+        self._block: dict[int, str] = {}  # block of every live contact, with limits
+        self._per_block: dict[str, int] = {}  # live contacts per block
         self.k = k
         # A full bucket probes its oldest contact for a newcomer only when that contact
         # went unheard this long (BEP 5's "questionable" node); 0 probes every time.
@@ -91,16 +118,21 @@ class RoutingTable:
         bucket = self._buckets[self.bucket_index(contact.node_id)]
         bucket.last_touched = now
         if key in bucket.contacts:
-            bucket.contacts[key] = self._all[key] = contact  # the address may have changed
+            if not self._fits(bucket, key, contact):
+                return AddResult(AddOutcome.LIMITED)  # moved into a block that is full
+            self._place(bucket, key, contact)  # the address may have changed
             bucket.contacts.move_to_end(key)
             self._heard[key] = now
             return AddResult(AddOutcome.UPDATED)
+        if not self._fits(bucket, key, contact):
+            return AddResult(AddOutcome.LIMITED)
         if len(bucket.contacts) < self.k:
-            bucket.contacts[key] = self._all[key] = contact
+            self._place(bucket, key, contact)
             bucket.replacements.pop(key, None)
             self._heard[key] = now
-            self._occupied.add(self.bucket_index(contact.node_id))
             return AddResult(AddOutcome.ADDED)
+        if key not in bucket.replacements and not self._queue_fits(bucket, contact):
+            return AddResult(AddOutcome.LIMITED)
         bucket.replacements[key] = contact
         bucket.replacements.move_to_end(key)
         while len(bucket.replacements) > REPLACEMENTS_PER_BUCKET:
@@ -114,6 +146,51 @@ class RoutingTable:
         bucket.pinging = oldest_key
         return AddResult(AddOutcome.PENDING, oldest)
 
+    def _fits(self, bucket: _Bucket, key: int, contact: Contact) -> bool:
+        """Would `contact` (as `key`) stay within its block's limits in `bucket`?"""
+        limits = self.limits
+        if limits is None:
+            return True
+        block = limits.block_of(contact)
+        if self._block.get(key) == block:
+            return True  # already counted there
+        in_bucket = sum(1 for other in bucket.contacts if self._block.get(other) == block)
+        return in_bucket < limits.per_bucket and self._per_block.get(block, 0) < limits.per_table
+
+    def _queue_fits(self, bucket: _Bucket, contact: Contact) -> bool:
+        """Replacements obey the per-bucket limit too, or one block would fill the queue."""
+        if self.limits is None:
+            return True
+        block_of, block = self.limits.block_of, self.limits.block_of(contact)
+        waiting = sum(1 for other in bucket.replacements.values() if block_of(other) == block)
+        return waiting < self.limits.per_bucket
+
+    def _place(self, bucket: _Bucket, key: int, contact: Contact) -> None:
+        """Put `contact` in `bucket` as a live contact, keeping the block counts."""
+        bucket.contacts[key] = self._all[key] = contact
+        self._occupied.add(self.bucket_index(contact.node_id))
+        if self.limits is None:
+            return
+        block = self.limits.block_of(contact)
+        old = self._block.get(key)
+        if old != block:
+            self._uncount(key)
+            self._block[key] = block
+            self._per_block[block] = self._per_block.get(block, 0) + 1
+
+    def _uncount(self, key: int) -> None:
+        old = self._block.pop(key, None)
+        if old is not None:
+            left = self._per_block[old] - 1
+            if left:
+                self._per_block[old] = left
+            else:
+                del self._per_block[old]
+
+    def block_count(self, block: str) -> int:
+        """Live contacts of one address block (0 without limits)."""
+        return self._per_block.get(block, 0)
+
     def add_hearsay(self, contact: Contact, now: float) -> bool:
         """Take a contact another peer vouched for, only where a bucket has room.
 
@@ -125,12 +202,11 @@ class RoutingTable:
         if key == self._local or key in self._all:
             return False
         bucket = self._buckets[self.bucket_index(contact.node_id)]
-        if len(bucket.contacts) >= self.k:
+        if len(bucket.contacts) >= self.k or not self._fits(bucket, key, contact):
             return False
-        bucket.contacts[key] = self._all[key] = contact
+        self._place(bucket, key, contact)
         bucket.contacts.move_to_end(key, last=False)  # least trusted: first to be probed
         bucket.last_touched = now
-        self._occupied.add(self.bucket_index(contact.node_id))
         return True
 
     def ping_answered(self, contact: Contact, now: float) -> None:
@@ -154,25 +230,38 @@ class RoutingTable:
             return False
         del self._all[key]
         self._heard.pop(key, None)
-        if bucket.replacements:
-            new_key, new = bucket.replacements.popitem(last=True)
-            bucket.contacts[new_key] = self._all[new_key] = new
+        self._uncount(key)
+        # The freshest replacement whose block still has room takes the place.
+        for new_key, new in reversed(bucket.replacements.items()):
+            if self._fits(bucket, new_key, new):
+                del bucket.replacements[new_key]
+                self._place(bucket, new_key, new)
+                break
         if not bucket.contacts:
             self._occupied.discard(self.bucket_index(node_id))
         return True
 
     def closest(
-        self, target: bytes, count: int | None = None, exclude: bytes | None = None
+        self,
+        target: bytes,
+        count: int | None = None,
+        exclude: bytes | None = None,
+        accept: Callable[[Contact], bool] | None = None,
     ) -> list[Contact]:
-        """The `count` (default k) known contacts closest to `target`, nearest first."""
+        """The `count` (default k) known contacts closest to `target`, nearest first.
+
+        `accept`, when given, passes over the contacts it says no to."""
         count = self.k if count is None else count
-        if exclude is None:
+        if exclude is None and accept is None:
             return self._nearest(target, count, None)
-        skip = id_int(exclude)
-        return self._nearest(target, count, lambda key: key != skip)
+        skip = -1 if exclude is None else id_int(exclude)
+        if accept is None:
+            return self._nearest(target, count, lambda key, _: key != skip)
+        chosen = accept
+        return self._nearest(target, count, lambda key, c: key != skip and chosen(c))
 
     def _nearest(
-        self, target: bytes, count: int, accept: Callable[[int], bool] | None
+        self, target: bytes, count: int, accept: Callable[[int, Contact], bool] | None
     ) -> list[Contact]:
         target_int = id_int(target)
         # By the XOR metric the bucket `target` falls in holds the nearest contacts,
@@ -190,7 +279,7 @@ class RoutingTable:
             wanted = count - len(nearest)
             if wanted <= 0:
                 break
-            candidates = group if accept is None else ((k, c) for k, c in group if accept(k))
+            candidates = group if accept is None else ((k, c) for k, c in group if accept(k, c))
             nearest += heapq.nsmallest(wanted, candidates, key=lambda kv: kv[0] ^ target_int)
         return [c for _, c in nearest]
 

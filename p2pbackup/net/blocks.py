@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from functools import lru_cache
 
 from p2pbackup.net.contact import Contact
 
@@ -34,14 +35,20 @@ def exempt_kinds(names: Iterable[str]) -> frozenset[str]:
 
 def block_of(contact: Contact, exempt: frozenset[str] = frozenset()) -> str:
     """A key naming the contact's address block; equal keys mean one block."""
+    return _block(contact.host, contact.port, exempt)
+
+
+@lru_cache(maxsize=65536)
+def _block(host: str, port: int, exempt: frozenset[str]) -> str:
+    # Cached: routing tables and lookups ask for the same few thousand addresses all day.
     try:
-        ip = ipaddress.ip_address(contact.host)
+        ip = ipaddress.ip_address(host)
     except ValueError:
-        return f"name:{contact.host.lower()}"  # a host name: its own block
+        return f"name:{host.lower()}"  # a host name: its own block
     if (LOOPBACK in exempt and ip.is_loopback) or (
         LAN in exempt and ip.is_private and not ip.is_loopback
     ):
-        return f"own:{contact.host}:{contact.port}"
+        return f"own:{host}:{port}"
     prefix = 24 if ip.version == 4 else 48
     network = ipaddress.ip_network(f"{ip}/{prefix}", strict=False)
     return f"net:{network.network_address}/{prefix}"

@@ -263,7 +263,7 @@ class SimTransport:
             raise PeerUnreachable(f"malformed reply from {address}: {exc}") from None
         if isinstance(reply, ErrorReply):
             raise RemoteError(reply.reason)
-        return Reply(peer._remote, reply)
+        return Reply(peer._remote, reply, address)
 
     def _arrive(self, address: Address, payload: Packet, pending: _Pending, latency: float) -> None:
         """The request reaches `address`: a live peer answers it in its own nursery."""

@@ -148,7 +148,8 @@ class TcpTransport:
                 raise PeerUnreachable(f"{where} closed the connection")
             if isinstance(reply, ErrorReply):
                 raise RemoteError(reply.reason)
-            return Reply(conn.remote, reply)
+            dialled = address if self._by_address.get(address) is conn else None
+            return Reply(conn.remote, reply, dialled)
         raise PeerUnreachable(f"{where} did not answer within {timeout:g}s")
 
     async def _connection(self, address: Address, expected: bytes | None) -> Connection:

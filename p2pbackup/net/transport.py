@@ -42,6 +42,9 @@ class Remote:
 class Reply:
     remote: Remote
     message: Message
+    # The address this reply came back from when we dialled it; None when it came over
+    # a connection the remote opened, which proves nothing about where it listens.
+    dialled: Address | None = None
 
 
 Handler = Callable[[Remote, Message], Awaitable[Message]]

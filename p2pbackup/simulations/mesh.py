@@ -77,9 +77,13 @@ class SimMesh:
         return cls(nursery, rng, network, dht)
 
     def _new_address(self) -> Address:
+        """Each peer in an IPv4 /24 of its own, as strangers on the internet are.
+
+        The per-block limits (decision 0023) would otherwise see one mesh as one
+        flood; 10.0.1.1, 10.0.2.1, ... and on into 11.x.y.1 past 65,535 peers."""
         host = self._next_host
         self._next_host += 1
-        return (f"10.{host >> 16 & 255}.{host >> 8 & 255}.{host & 255}", 4000)
+        return (f"{10 + (host >> 16)}.{host >> 8 & 255}.{host & 255}.1", 4000)
 
     async def add_peer(
         self, bootstrap: Address | tuple[Address, ...] | None = None, *, wait_joined: bool = True

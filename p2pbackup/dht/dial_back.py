@@ -1,0 +1,45 @@
+"""Which addresses to check by dialling back, sans-IO.
+
+A peer that connects to us names the address it listens at, and a lookup's
+answers name addresses of others; anyone can name any address, so such a
+contact is used only after we dialled it and the same id answered there
+(decision 0023). Checking is cheap but not free, and a flood of identities
+all naming one victim's address must not turn this peer into a dialler of
+that victim: one check per address per cooldown, whatever id claimed it,
+and a bounded queue of checks worked off a few at a time; claims beyond that
+are dropped (the claimant is checked on a later request, after the cooldown).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+Address = tuple[str, int]
+REMEMBERED = 4096  # addresses whose last check is remembered
+QUEUED = 256  # checks waiting or under way
+
+
+class DialBacks:
+    def __init__(self, cooldown: float, capacity: int = REMEMBERED, queued: int = QUEUED) -> None:
+        self.cooldown = cooldown
+        self.capacity = capacity
+        self.queued = queued
+        self.pending: set[Address] = set()  # queued or being dialled
+        self._tried: OrderedDict[Address, float] = OrderedDict()
+
+    def offer(self, address: Address, now: float) -> bool:
+        """Should `address` be checked? If so it is pending until `done`."""
+        if len(self.pending) >= self.queued or address in self.pending:
+            return False
+        last = self._tried.get(address)
+        if last is not None and now - last < self.cooldown:
+            return False
+        self.pending.add(address)
+        self._tried[address] = now
+        self._tried.move_to_end(address)
+        while len(self._tried) > self.capacity:
+            self._tried.popitem(last=False)
+        return True
+
+    def done(self, address: Address) -> None:
+        self.pending.discard(address)

@@ -1,0 +1,60 @@
+"""Joining the mesh: a bootstrap ping, a walk to our own neighbourhood, and a second look.
+
+Peers hand out only contacts they have dialled back (decision 0023), so
+peers that join together do not hear of each other on their first walk;
+a second self-lookup, once those checks are done, introduces them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import trio
+
+from p2pbackup.dht.messages import FindNode, Nodes
+from p2pbackup.net.transport import Address
+
+if TYPE_CHECKING:
+    from p2pbackup.dht.node import DhtNode
+
+
+async def join(node: DhtNode, addresses: Iterable[Address]) -> int:
+    """Ping the bootstrap addresses, then look ourselves up; how many answered."""
+    joined = 0
+    for address in addresses:
+        if await node.ping(address) is not None:
+            joined += 1
+    if joined:
+        await node.lookup(node.node_id, keep_hearsay=True)
+        await fill_empty_buckets(node)
+        if node.nursery is not None:
+            node.nursery.start_soon(look_again, node)
+    return joined
+
+
+async def look_again(node: DhtNode) -> None:
+    """Look ourselves up again once the peers met while joining have checked us
+    (each check takes at most one RPC timeout)."""
+    await trio.sleep(2 * node.config.rpc_timeout)
+    await node.lookup(node.node_id)
+
+
+async def fill_empty_buckets(node: DhtNode) -> None:
+    """Ask for contacts in every empty bucket beyond our nearest neighbour.
+
+    The self-lookup only walks our own neighbourhood; a bucket with no
+    contact at all would strand lookups into that part of the id space.
+    The paper refreshes those buckets with full lookups; one question to
+    the contact nearest a random id in the bucket fills it almost always
+    at a twentieth of the cost, and the periodic refresh mends the rest.
+    """
+    table = node.table
+    for index in table.empty_buckets_beyond_nearest():
+        if table.bucket_size(index):
+            continue  # an earlier answer filled it already
+        target = table.random_id_in_bucket(index, node.rng.getrandbits(160))
+        for contact in table.closest(target, 1):
+            reply = await node.call(contact, FindNode(target))
+            if isinstance(reply, Nodes):
+                node.learn_hearsay(reply.contacts)

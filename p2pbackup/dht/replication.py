@@ -1,0 +1,129 @@
+"""Quorum writes and reads of records over a node's lookups and calls.
+
+Replicas are the N nearest peers to a key that answered us first-hand,
+spread over address blocks (`replicas.spread_over_blocks`); a read counts
+only answers from replicas that answered at the address we dialled, so a
+flood of identities cannot hold the only copies nor outvote the real ones
+(decision 0023).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import trio
+
+from p2pbackup.base.ids import distance
+from p2pbackup.dht.messages import GetRecord, RecordReply, Stored, StoreRecord
+from p2pbackup.dht.quorum import QuorumRead, QuorumWrite
+from p2pbackup.dht.records import Record, covers
+from p2pbackup.dht.replicas import spread_over_blocks
+from p2pbackup.errors import QuorumNotReached, RecordRejected
+from p2pbackup.net.contact import Contact
+
+if TYPE_CHECKING:
+    from p2pbackup.dht.node import DhtNode
+
+
+class Replication:
+    """One node's record writes, reads and republishing."""
+
+    def __init__(self, node: DhtNode) -> None:
+        self.node = node
+
+    async def put(self, record: Record) -> QuorumWrite:
+        """Write to the N closest peers; raises `QuorumNotReached` under W acks."""
+        record.check()
+        replicas, include_self = await self._replica_set(record.key)
+        write = QuorumWrite(len(replicas) + include_self, self.node.config.write_quorum)
+        if include_self:
+            self._store_locally(record, write)
+        await self._store_on(replicas, record, write)
+        if not write.succeeded:
+            reasons = "; ".join(sorted(set(write.refusals))) or "no answer"
+            raise QuorumNotReached(
+                f"record stored on {len(write.acks)} of {write.targets} peers, "
+                f"{write.w} needed ({reasons})"
+            )
+        return write
+
+    async def _replica_set(self, key: bytes) -> tuple[list[Contact], bool]:
+        """The N closest peers to `key` among the mesh and ourselves; and whether we are one.
+
+        Only peers that answered us first-hand, spread over address blocks.
+        """
+        found = [c for c in (await self.node.lookup(key)).contacts if self.node.peers.verified(c)]
+        n = self.node.config.replicas
+        nearest = spread_over_blocks(found, n, self.node.block_of)
+        mine = distance(self.node.node_id, key)
+        if sum(1 for c in nearest if distance(c.node_id, key) < mine) < n:
+            return spread_over_blocks(found, n - 1, self.node.block_of), True
+        return nearest, False
+
+    def _store_locally(self, record: Record, write: QuorumWrite) -> None:
+        local = Contact(self.node.node_id, *self.node.transport.listen)
+        try:
+            self.node.records.put(record)
+        except RecordRejected as exc:
+            write.on_refusal(str(exc))
+        else:
+            write.on_ack(local)
+
+    async def _store_on(self, replicas: list[Contact], record: Record, write: QuorumWrite) -> None:
+        async def store(contact: Contact) -> None:
+            reply = await self.node.call(contact, StoreRecord(record))
+            if isinstance(reply, Stored) and reply.ok:
+                write.on_ack(contact)
+            elif isinstance(reply, Stored):
+                write.on_refusal(reply.reason)
+            else:
+                write.on_failure()
+
+        async with trio.open_nursery() as nursery:
+            for contact in replicas:
+                nursery.start_soon(store, contact)
+
+    async def republish_loop(self) -> None:
+        """Push held records to the current closest peers, so churn does not erase them."""
+        interval = self.node.config.republish_interval
+        while True:
+            await trio.sleep(interval * (0.9 + 0.2 * self.node.rng.random()))
+            for record in self.node.records:
+                await self.republish(record)
+
+    async def republish(self, record: Record) -> None:
+        """Push a held record to its current replicas, so churn does not erase it."""
+        replicas, _ = await self._replica_set(record.key)
+        await self._store_on(replicas, record, QuorumWrite(len(replicas), 1))
+
+    async def get(self, key: bytes) -> Record | None:
+        """Quorum read of the newest record under `key`, with read repair."""
+        replicas, include_self = await self._replica_set(key)
+        read = QuorumRead(key, self.node.config.read_quorum)
+        if include_self:
+            local = Contact(self.node.node_id, *self.node.transport.listen)
+            read.on_answer(local, self.node.records.get(key))
+
+        async def fetch(contact: Contact) -> None:
+            reply = await self.node.call(contact, GetRecord(key))
+            # Only a replica that answered at the address we dialled counts toward R.
+            if isinstance(reply, RecordReply) and self.node.peers.verified(contact):
+                read.on_answer(contact, reply.record)
+            else:
+                read.on_failure()
+
+        async with trio.open_nursery() as nursery:
+            for contact in replicas:
+                nursery.start_soon(fetch, contact)
+        if not read.enough:
+            raise QuorumNotReached(
+                f"{len(read.answers)} of {len(replicas) + include_self} replicas answered, "
+                f"{read.r} needed"
+            )
+        merged = read.merged()
+        stale = [c for c in read.stale() if c.node_id != self.node.node_id]
+        if merged is not None and include_self and not covers(self.node.records.get(key), merged):
+            self._store_locally(merged, QuorumWrite(1, 1))
+        if merged is not None and stale:
+            await self._store_on(stale, merged, QuorumWrite(len(stale), len(stale)))
+        return merged

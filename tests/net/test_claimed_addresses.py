@@ -1,0 +1,188 @@
+"""Finding 7: addresses taken on trust.
+
+Fifty identities connect to a real peer over TCP, each claiming in its
+handshake to listen at an address that belongs to someone else (a listener
+this test owns and that counts who dials it), and each sends a request. The
+peer may check the claim by dialling it back, once a minute for the address
+whatever id claimed it; it must neither put the claimants in its routing
+table nor hand them out in FIND_NODE replies. An honest peer that listens
+where it says is checked the same way and is handed out.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import trio
+
+from p2pbackup.crypto.identity import Identity
+from p2pbackup.dht.config import DhtConfig
+from p2pbackup.dht.messages import FindNode, Nodes, Ping, Pong
+from p2pbackup.net.contact import Contact
+from p2pbackup.net.handshake import Handshake
+from p2pbackup.net.options import TcpOptions
+from p2pbackup.net.tcp import TcpTransport
+from p2pbackup.peer.peer import Peer, PeerConfig
+from p2pbackup.wire.frames import FrameDecoder, encode_frame
+from p2pbackup.wire.messages import decode_message, encode_message
+from tests.net.bounds_support import FakeClock, read_frame, serving
+
+CLAIMANTS = 50
+
+
+class CountingListener:
+    """Someone else's address: counts every connection made to it, speaks nothing."""
+
+    def __init__(self) -> None:
+        self.dialled = 0
+        self.address: tuple[str, int] = ("127.0.0.1", 0)
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.address = ("127.0.0.1", listeners[0].socket.getsockname()[1])
+        task_status.started()
+        await trio.serve_listeners(self._take, listeners)
+
+    async def _take(self, stream: trio.SocketStream) -> None:
+        self.dialled += 1
+        await trio.aclose_forcefully(stream)
+
+
+@asynccontextmanager
+async def running_peer(nursery: trio.Nursery) -> AsyncIterator[Peer]:
+    """A whole peer (DHT and all) on 127.0.0.1, loopback exempt as a local mesh has it."""
+    dht = DhtConfig(rpc_timeout=2.0, exempt_blocks=frozenset({"loopback"}))
+    transport = TcpTransport(Identity.generate(), ("127.0.0.1", 0), TcpOptions(), clock=FakeClock())
+    peer = Peer(transport.identity, transport, PeerConfig(dht=dht), random.Random(7))
+    scope = trio.CancelScope()
+
+    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with scope:
+            await peer.run(task_status=task_status)
+
+    await nursery.start(run)
+    try:
+        yield peer
+    finally:
+        scope.cancel()
+
+
+async def claim_and_ping(peer: Peer, claimed: tuple[str, int]) -> Identity:
+    """Connect as a fresh identity that says it listens at `claimed`; send one PING."""
+    identity = Identity.generate()
+    stream = await trio.open_tcp_stream(*peer.transport.listen)
+    try:
+        handshake = Handshake(identity, initiator=True, listen=claimed)
+        decoder = FrameDecoder(1 << 20)
+        await stream.send_all(encode_frame(handshake.hello()))
+        proof = handshake.receive_hello(await read_frame(stream, decoder))
+        await stream.send_all(encode_frame(proof))
+        channel = handshake.receive_auth(await read_frame(stream, decoder)).channel
+        await stream.send_all(encode_frame(channel.seal(encode_message(0, Ping()))))
+        _, reply = decode_message(channel.open(await read_frame(stream, decoder)))
+        assert isinstance(reply, Pong)
+    finally:
+        await trio.aclose_forcefully(stream)
+    return identity
+
+
+async def settled(peer: Peer) -> None:
+    """The peer has finished checking the addresses it was told."""
+    while peer.dht.checks_pending:
+        await trio.sleep(0.01)
+
+
+async def test_fifty_identities_claiming_another_address_are_not_dialled_nor_handed_out(
+    nursery: trio.Nursery,
+) -> None:
+    victim = CountingListener()
+    victim_scope = trio.CancelScope()
+
+    async def run_victim(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with victim_scope:
+            await victim.run(task_status=task_status)
+
+    await nursery.start(run_victim)
+    try:
+        async with (
+            running_peer(nursery) as peer,
+            serving(nursery, TcpOptions()) as honest,
+            serving(nursery, TcpOptions()) as asker,
+        ):
+            claimants = []
+            for _wave in range(2):  # the same flood again, within the minute
+                claimants += [await claim_and_ping(peer, victim.address) for _ in range(25)]
+                await settled(peer)
+            assert len(claimants) == CLAIMANTS
+            # An honest peer listening where it says is checked and then handed out.
+            pong = await honest.request(Contact(peer.node_id, *peer.transport.listen), Ping(), 5)
+            assert isinstance(pong.message, Pong)
+            await settled(peer)
+
+            assert victim.dialled <= 1  # one dial-back for the address, whoever claimed it
+            assert not any(c.node_id in peer.dht.table for c in claimants)
+            at_peer = Contact(peer.node_id, *peer.transport.listen)
+            seen: set[tuple[bytes, tuple[str, int]]] = set()
+            for target in [c.node_id for c in claimants[:10]] + [honest.identity.node_id]:
+                reply = await asker.request(at_peer, FindNode(target), 5)
+                assert isinstance(reply.message, Nodes)
+                seen |= {(c.node_id, c.address) for c in reply.message.contacts}
+            assert not any(address == victim.address for _, address in seen)
+            assert (honest.identity.node_id, honest.listen) in seen
+            assert peer.dht.table.get(honest.identity.node_id) == Contact(
+                honest.identity.node_id, *honest.listen
+            )
+    finally:
+        victim_scope.cancel()
+
+
+async def answer_over_own_connection(
+    peer: Peer, claimed: tuple[str, int], connected: trio.Event, identity: Identity
+) -> None:
+    """Connect claiming `claimed`, then answer every request the peer sends back on it."""
+    stream = await trio.open_tcp_stream(*peer.transport.listen)
+    try:
+        handshake = Handshake(identity, initiator=True, listen=claimed)
+        decoder = FrameDecoder(1 << 20)
+        await stream.send_all(encode_frame(handshake.hello()))
+        proof = handshake.receive_hello(await read_frame(stream, decoder))
+        await stream.send_all(encode_frame(proof))
+        channel = handshake.receive_auth(await read_frame(stream, decoder)).channel
+        connected.set()
+        while True:
+            request_id, _ = decode_message(channel.open(await read_frame(stream, decoder)))
+            await stream.send_all(encode_frame(channel.seal(encode_message(request_id, Pong()))))
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def test_an_answer_over_the_claimants_own_connection_does_not_verify_its_claim(
+    nursery: trio.Nursery,
+) -> None:
+    """The transport reuses a connection the remote opened for a request to its id; a
+    reply over it proves the id, not that the id listens at the address we asked for."""
+    victim = CountingListener()
+    victim_scope = trio.CancelScope()
+
+    async def run_victim(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with victim_scope:
+            await victim.run(task_status=task_status)
+
+    await nursery.start(run_victim)
+    try:
+        async with running_peer(nursery) as peer:
+            liar, connected = Identity.generate(), trio.Event()
+            async with trio.open_nursery() as inner:
+                inner.start_soon(answer_over_own_connection, peer, victim.address, connected, liar)
+                await connected.wait()
+                claimed = Contact(liar.node_id, *victim.address)
+                # As a lookup would, having been told of `claimed` by a colluder.
+                assert isinstance(await peer.dht.call(claimed, Ping()), Pong)
+                await settled(peer)
+                assert not peer.dht.peers.verified(claimed)
+                assert liar.node_id not in peer.dht.table
+                inner.cancel_scope.cancel()
+    finally:
+        victim_scope.cancel()
