@@ -1,115 +1,49 @@
-"""Finding 3 (the routing part): two hundred identities take an owner's view of the mesh.
+"""Finding 3: two hundred identities take an owner's view of the mesh.
 
 Hostile identities from two /24s (one provider's worth of addresses) each
 ping the owner once; forty of them, ground to be nearer the owner's index
 record than every honest peer, also ping every honest peer, and all of them
-answer lookups with each other and acknowledge every record without keeping
-it. The owner's routing table must hold at most the table limit from each
-of their blocks, the owner's record must land on at least W honest replicas,
-and once the attackers leave, a quorum read must still return it.
+answer lookups with each other and acknowledge every record and share
+without keeping it. The owner's routing table must hold at most the table
+limit from each of their blocks; the owner's record must land on at least W
+honest replicas; a backup must count only shares honest peers proved; and
+once the attackers leave, the snapshot must still be found and restored.
 """
 
 from __future__ import annotations
 
-import contextlib
 import random
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import trio
 import trio.testing
 
-from p2pbackup.base.ids import distance
-from p2pbackup.crypto.identity import Identity
-from p2pbackup.dht.messages import (
-    FindNode,
-    GetRecord,
-    Nodes,
-    Ping,
-    Pong,
-    RecordReply,
-    Stored,
-    StoreRecord,
-)
+from p2pbackup.backup.snapshot_index import SnapshotIndex
+from p2pbackup.base.offload import inline
+from p2pbackup.cli.demo import compare_trees
+from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.records import value_record
-from p2pbackup.errors import P2PBackupError
-from p2pbackup.net.contact import Contact
-from p2pbackup.net.sim import SimTransport
-from p2pbackup.net.transport import Remote
-from p2pbackup.simulations.mesh import SimMesh
-from p2pbackup.wire.messages import Message
-from tests.sim.helpers import TEST_DHT
+from p2pbackup.peer.owner import OwnerService
+from p2pbackup.shares.mesh_packs import Redundancy
+from p2pbackup.simulations.mesh import SimMesh, SimPeer
+from p2pbackup.simulations.storage import StorageMesh
+from tests.sim.helpers import STORAGE_CONFIG, TEST_DHT
+from tests.sim.sybils import HOSTILE, Sybils, ground, settled
 
 HONEST = 60
-HOSTILE = 200
 NEAR_KEY = 40  # of the hostile ids, ground nearer the record's key than every honest peer
-BLOCKS = ("198.51.100", "198.51.101")
+KEYS = OwnerKeys.from_master(bytes(range(21, 53)))
+EPOCH = 1_700_000_000.0
 
 
-class Sybils:
-    """Hostile identities on the simulated network that vouch only for each other."""
-
-    def __init__(self, mesh: SimMesh, identities: list[Identity]) -> None:
-        self.mesh = mesh
-        self.contacts: list[Contact] = []
-        self.transports: list[SimTransport] = []
-        for i, identity in enumerate(identities):
-            host = f"{BLOCKS[i % 2]}.{i // 2 + 1}"
-            self.contacts.append(Contact(identity.node_id, host, 4000))
-            self.transports.append(mesh.network.transport(identity, (host, 4000)))
-        self.scope = trio.CancelScope()
-        self.stored = 0
-
-    def nearest(self, target: bytes) -> tuple[Contact, ...]:
-        return tuple(sorted(self.contacts, key=lambda c: distance(c.node_id, target))[:20])
-
-    async def handle(self, remote: Remote, message: Message) -> Message:
-        if isinstance(message, Ping):
-            return Pong()
-        if isinstance(message, FindNode):
-            return Nodes(self.nearest(message.target))
-        if isinstance(message, StoreRecord):
-            self.stored += 1
-            return Stored(True)  # "stored", and dropped
-        if isinstance(message, GetRecord):
-            return RecordReply(None, self.nearest(message.key))
-        raise P2PBackupError("no")
-
-    async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with self.scope:
-            async with trio.open_nursery() as nursery:
-                for transport in self.transports:
-                    await nursery.start(transport.serve, self.handle)
-                task_status.started()
-
-    async def ping_all(self, pairs: list[tuple[int, tuple[str, int]]]) -> None:
-        async def one(index: int, address: tuple[str, int]) -> None:
-            with contextlib.suppress(P2PBackupError):
-                await self.transports[index].request(address, Ping(), 2.0)
-
-        async with trio.open_nursery() as nursery:
-            for index, address in pairs:
-                nursery.start_soon(one, index, address)
-
-    def leave(self) -> None:
-        self.scope.cancel()
-
-
-def _ground(rng: random.Random, key: bytes, honest: list[bytes]) -> list[Identity]:
-    """Identities as an attacker makes them: 40 nearer `key` than all of `honest`, 160 any."""
-    bound = min(distance(i, key) for i in honest)
-    near: list[Identity] = []
-    while len(near) < NEAR_KEY:
-        identity = Identity.from_seed(rng.randbytes(32))
-        if distance(identity.node_id, key) < bound:
-            near.append(identity)
-    anyhow = [Identity.from_seed(rng.randbytes(32)) for _ in range(HOSTILE - NEAR_KEY)]
-    return near + anyhow
-
-
-async def _settled(mesh: SimMesh) -> None:
-    """Every peer has finished checking the addresses it was told."""
-    while any(p.peer.dht.checks_pending for p in mesh.live()):
-        await trio.sleep(0.5)
+async def flood(mesh: SimMesh, owner: SimPeer, sybils: Sybils) -> None:
+    """Every hostile id pings the owner; those near the key ping every honest peer too."""
+    pings = [(i, owner.address) for i in range(HOSTILE)]
+    pings += [(i, p.address) for i in range(NEAR_KEY) for p in mesh if p is not owner]
+    await sybils.ping_all(pings)
+    await settled(mesh)
 
 
 async def test_two_hundred_identities_neither_take_the_table_nor_hold_the_only_copies(
@@ -119,13 +53,11 @@ async def test_two_hundred_identities_neither_take_the_table_nor_hold_the_only_c
     await mesh.grow(HONEST)
     owner = mesh.peers[7]
     record = value_record(owner.peer.identity, b"snapshot-index", 1, b"every snapshot")
-    sybils = Sybils(mesh, _ground(random.Random(15), record.key, [p.node_id for p in mesh]))
+    sybils = Sybils(
+        mesh, ground(random.Random(15), record.key, [p.node_id for p in mesh], NEAR_KEY)
+    )
     await nursery.start(sybils.serve)
-
-    pings = [(i, owner.address) for i in range(HOSTILE)]
-    pings += [(i, p.address) for i in range(NEAR_KEY) for p in mesh if p is not owner]
-    await sybils.ping_all(pings)
-    await _settled(mesh)
+    await flood(mesh, owner, sybils)
 
     table = owner.peer.dht.table
     hostile = {c.node_id for c in sybils.contacts}
@@ -140,3 +72,59 @@ async def test_two_hundred_identities_neither_take_the_table_nor_hold_the_only_c
     for reader in (owner, mesh.peers[30]):
         found = await reader.peer.dht.get(record.key)
         assert found is not None and found.value == b"every snapshot"
+
+
+async def quiet(_: dict[str, Any]) -> None:
+    return None
+
+
+def device(sim_peer: SimPeer, catalog: Path, seed: int) -> OwnerService:
+    return OwnerService(
+        KEYS,
+        sim_peer.peer.dht,
+        catalog,
+        Redundancy(),
+        run_sync=inline,
+        now=lambda: EPOCH + trio.current_time(),
+        random_bytes=random.Random(seed).randbytes,
+    )
+
+
+async def test_a_backup_under_the_flood_is_proven_and_survives_the_attackers_leaving(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    """The whole owner path: backed up while flooded, restored on a fresh device (nothing
+    but the keys) after every attacker left, byte for byte."""
+    mesh = await SimMesh.create(nursery, 16, dht=TEST_DHT)
+    await mesh.grow(40)
+    storage = StorageMesh(mesh, STORAGE_CONFIG)
+    for sim_peer in mesh.peers[2:]:
+        storage.equip(sim_peer)
+    owner, other = mesh.peers[0], mesh.peers[1]
+    key = SnapshotIndex(owner.peer.dht, KEYS).key
+    sybils = Sybils(mesh, ground(random.Random(16), key, [p.node_id for p in mesh], NEAR_KEY))
+    await nursery.start(sybils.serve)
+    await flood(mesh, owner, sybils)
+
+    source = tmp_path / "data"
+    source.mkdir()
+    rng = random.Random(17)
+    for i in range(5):
+        (source / f"file{i}.bin").write_bytes(rng.randbytes(700_000))
+    laptop = device(owner, tmp_path / "laptop.db", 1)
+    await laptop.backup({"paths": [str(source)]}, quiet)
+    laptop.close()
+    assert sybils.shares_taken > 0  # the attackers were offered shares and said "stored"
+    holders: dict[bytes, set[bytes]] = {}
+    for node_id, store in storage.stores.items():
+        for info in store.list_shares():
+            holders.setdefault(info.pack_id, set()).add(node_id)
+    # Every pack the backup counted sits on at least `happy` honest peers that proved it.
+    assert holders and all(len(h) >= Redundancy().happy for h in holders.values())
+
+    sybils.leave()
+    fresh = device(other, tmp_path / "fresh.db", 2)
+    await fresh.restore({"snapshot": "latest", "target": str(tmp_path / "out")}, quiet)
+    fresh.close()
+    files, _, problems = compare_trees(source, tmp_path / "out" / "data")
+    assert files == 5 and problems == []
