@@ -310,7 +310,7 @@ class TcpTransport:
                         conn.label,
                         options.requests_per_second,
                     )
-                await self._send_reply(conn, request_id, ErrorReply(RATE_REFUSAL))
+                await self._send_reply(conn, self._encode(request_id, ErrorReply(RATE_REFUSAL)))
                 continue
             # A peer that floods us with requests waits for its earlier ones, and
             # every connection waits its turn to be answered at all; the request
@@ -328,21 +328,25 @@ class TcpTransport:
             handler = self._handler
             if handler is None:
                 return
-            try:
+            try:  # only the encoded reply is kept (and counted) while it waits
                 reply = await answer_request(handler, conn.remote, message)
+                payload = self._reply_payload(request_id, reply)
+                del reply
             finally:
                 self._answering.release_on_behalf_of(ticket)
                 self._budget.give(ticket.weight)
-            await self._send_reply(conn, request_id, reply)
+            await self._send_reply(conn, payload)
         finally:
             ticket.limiter.release_on_behalf_of(ticket)
 
-    async def _send_reply(self, conn: Connection, request_id: int, reply: Message) -> None:
-        """Queue a reply, counting it as owed until the writer has sent it."""
+    def _reply_payload(self, request_id: int, reply: Message) -> bytes:
         try:
-            payload = self._encode(request_id, reply)
+            return self._encode(request_id, reply)
         except WireError as exc:
-            payload = self._encode(request_id, ErrorReply(str(exc)))
+            return self._encode(request_id, ErrorReply(str(exc)))
+
+    async def _send_reply(self, conn: Connection, payload: bytes) -> None:
+        """Queue an encoded reply, counting it as owed until the writer has sent it."""
         conn.owe(len(payload))
         try:
             await conn.outbox_send.send(Outgoing(payload, reply=True))
@@ -355,14 +359,17 @@ class TcpTransport:
         try:
             frames = SmallFirst(conn.outbox_receive)
             while (outgoing := await frames.next()) is not None:
+                size, reply = len(outgoing), outgoing.reply
                 sealed = conn.channel.seal(outgoing.payload)
+                del outgoing  # the sealed copy stands for the counted payload
                 if len(sealed) < SEND_APART:
                     await conn.stream.send_all(encode_frame(sealed, limit))
                 else:  # a share: joining prefix and body would copy it once more
                     await conn.stream.send_all(frame_prefix(len(sealed), limit))
                     await conn.stream.send_all(sealed)
-                if outgoing.reply:
-                    conn.paid(len(outgoing))
+                del sealed  # nor kept while the outbox is empty
+                if reply:
+                    conn.paid(size)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.debug("cannot write to %s: %s", conn.label, _reason(exc))
             conn.close()

@@ -82,9 +82,12 @@ async def raw_streams(
             await trio.aclose_forcefully(stream)
 
 
-async def authenticate(stream: trio.SocketStream) -> SecureChannel:
-    """Complete the handshake as a fresh identity; the channel to seal requests with."""
-    handshake = Handshake(Identity.generate(), initiator=True, listen=None)
+async def authenticate(
+    stream: trio.SocketStream, identity: Identity | None = None
+) -> SecureChannel:
+    """Complete the handshake as `identity` (a fresh one unless given); the channel to
+    seal requests with."""
+    handshake = Handshake(identity or Identity.generate(), initiator=True, listen=None)
     decoder = FrameDecoder(1024)
     await stream.send_all(encode_frame(handshake.hello()))
     proof = handshake.receive_hello(await read_frame(stream, decoder))
