@@ -12,6 +12,7 @@ import os
 import random
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import trio
 import typer
@@ -24,6 +25,9 @@ from p2pbackup.net.contact import parse_address
 from p2pbackup.peer.heap import keep_freed_pages
 from p2pbackup.peer.requests import RecordGetRequest, RecordPutRequest
 from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, parse_quota, parse_size
+
+if TYPE_CHECKING:
+    from p2pbackup.peer.service import ServeOptions
 
 
 @user_errors
@@ -53,40 +57,19 @@ def serve(
         help="Address kinds (loopback,lan) whose every address counts as its own block "
         "in the per-network limits; for meshes on one host or LAN.",
     ),
+    vetting: str = typer.Option(
+        "3d", help="How long a peer must answer before it takes shares by rebalancing."
+    ),
 ) -> None:
     """Run this home's peer in the foreground until SIGINT or SIGTERM."""
-    from p2pbackup.dht.config import DhtConfig
-    from p2pbackup.maintenance.config import MaintenanceConfig
-    from p2pbackup.net.blocks import exempt_kinds
-    from p2pbackup.peer.service import PeerService, ServeOptions
+    from p2pbackup.peer.service import PeerService
 
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
-        exempt = exempt_kinds(exempt_blocks.split(","))
-    except ValueError as exc:
-        fail(f"--exempt-blocks: {exc}")
-    options = ServeOptions(
-        listen=parse_address(listen, any_port=True),
-        bootstrap=tuple(parse_address(b) for b in bootstrap),
-        dht=DhtConfig(
-            rpc_timeout=parse_duration(rpc_timeout),
-            refresh_interval=parse_duration(refresh_interval),
-            republish_interval=parse_duration(republish_interval),
-            exempt_blocks=exempt,
-        ),
-        capacity=parse_size(capacity),
-        owner_quota=parse_quota(owner_quota, parse_size(capacity)),
-        maintenance=MaintenanceConfig(
-            audit_interval=parse_duration(audit_interval), repair_threshold=repair_threshold
-        ),
-        lease_seconds=max(1, int(parse_duration(lease))),
-        renew_interval=parse_duration(renew_interval),
-        max_lease=max(1, int(parse_duration(max_lease))),
-    )
+    options = _serve_options(dict(locals()))
     home = STATE.home
     # The home is its user's alone, now and all the peer creates later: decision 0018.
     os.umask(0o077)
@@ -101,6 +84,40 @@ def serve(
         trio.run(run)
     except OSError as exc:
         fail(f"cannot serve on {listen}: {exc.strerror or exc}")
+
+
+def _serve_options(raw: dict[str, Any]) -> ServeOptions:
+    """`serve`'s options, parsed and checked; a bad one ends the command in one line."""
+    from p2pbackup.dht.config import DhtConfig
+    from p2pbackup.maintenance.config import MaintenanceConfig
+    from p2pbackup.net.blocks import exempt_kinds
+    from p2pbackup.peer.service import ServeOptions
+
+    try:
+        exempt = exempt_kinds(raw["exempt_blocks"].split(","))
+    except ValueError as exc:
+        fail(f"--exempt-blocks: {exc}")
+    capacity = parse_size(raw["capacity"])
+    return ServeOptions(
+        listen=parse_address(raw["listen"], any_port=True),
+        bootstrap=tuple(parse_address(b) for b in raw["bootstrap"]),
+        dht=DhtConfig(
+            rpc_timeout=parse_duration(raw["rpc_timeout"]),
+            refresh_interval=parse_duration(raw["refresh_interval"]),
+            republish_interval=parse_duration(raw["republish_interval"]),
+            exempt_blocks=exempt,
+        ),
+        capacity=capacity,
+        owner_quota=parse_quota(raw["owner_quota"], capacity),
+        maintenance=MaintenanceConfig(
+            audit_interval=parse_duration(raw["audit_interval"]),
+            repair_threshold=raw["repair_threshold"],
+            vetting_period=parse_duration(raw["vetting"]),
+        ),
+        lease_seconds=max(1, int(parse_duration(raw["lease"]))),
+        renew_interval=parse_duration(raw["renew_interval"]),
+        max_lease=max(1, int(parse_duration(raw["max_lease"]))),
+    )
 
 
 @user_errors

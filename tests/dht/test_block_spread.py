@@ -92,3 +92,14 @@ def test_serve_refuses_an_unknown_exempt_kind_in_one_line(tmp_path: Path) -> Non
         run.stderr
         == "error: --exempt-blocks: unknown address kind(s) wan: choose from lan, loopback\n"
     )
+
+
+def test_serve_refuses_an_unreadable_vetting_period_in_one_line(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [*CLI, "--home", f"{tmp_path}/home", "serve", "--vetting", "soon"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert run.stderr == "error: cannot read duration 'soon'; use forms like 30s, 10m, 1h30m, 7d\n"
