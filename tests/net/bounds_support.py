@@ -125,3 +125,38 @@ async def trickle(stream: trio.SocketStream, closed: trio.Event, count: int, pau
             return sent
         await trio.sleep(pause)
     return count
+
+
+class CountingListener:
+    """Someone else's address: counts every connection made to it, speaks nothing."""
+
+    def __init__(self) -> None:
+        self.dialled = 0
+        self.address: tuple[str, int] = ("127.0.0.1", 0)
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.address = ("127.0.0.1", listeners[0].socket.getsockname()[1])
+        task_status.started()
+        await trio.serve_listeners(self._take, listeners)
+
+    async def _take(self, stream: trio.SocketStream) -> None:
+        self.dialled += 1
+        await trio.aclose_forcefully(stream)
+
+
+@asynccontextmanager
+async def counting_listener(nursery: trio.Nursery) -> AsyncIterator[CountingListener]:
+    """A `CountingListener` on a free port of 127.0.0.1, stopped on leaving."""
+    listener = CountingListener()
+    scope = trio.CancelScope()
+
+    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with scope:
+            await listener.run(task_status=task_status)
+
+    await nursery.start(run)
+    try:
+        yield listener
+    finally:
+        scope.cancel()

@@ -16,7 +16,7 @@ from p2pbackup.errors import PeerUnreachable, RemoteError
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.options import TcpOptions
 from p2pbackup.net.tcp import RATE_REFUSAL
-from tests.net.bounds_support import FakeClock, contact_of, serving
+from tests.net.bounds_support import FakeClock, contact_of, counting_listener, serving
 
 
 async def test_an_identity_over_its_request_rate_is_refused_until_the_bucket_refills(
@@ -43,50 +43,24 @@ async def test_an_identity_over_its_request_rate_is_refused_until_the_bucket_ref
             assert isinstance((await other.request(contact_of(server), Ping(), 5)).message, Pong)
 
 
-class CountingListener:
-    """Something listening at the claimed address that counts who dials it."""
-
-    def __init__(self) -> None:
-        self.dialled = 0
-        self.address: tuple[str, int] = ("127.0.0.1", 0)
-
-    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.address = ("127.0.0.1", listeners[0].socket.getsockname()[1])
-        task_status.started()
-        await trio.serve_listeners(self._take, listeners)
-
-    async def _take(self, stream: trio.SocketStream) -> None:
-        self.dialled += 1
-        await trio.aclose_forcefully(stream)
-
-
 async def test_many_identities_claiming_one_address_get_it_dialled_a_few_times_a_minute(
     nursery: trio.Nursery,
 ) -> None:
-    victim = CountingListener()
-    scope = trio.CancelScope()
-
-    async def run_victim(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with scope:
-            await victim.run(task_status=task_status)
-
-    await nursery.start(run_victim)
     clock = FakeClock()
     options = TcpOptions(dials_per_minute=3.0, dial_burst=3.0)
-    try:
-        async with serving(nursery, options, clock=clock) as peer:
-            claims = [Contact(Identity.generate().node_id, *victim.address) for _ in range(50)]
-            for contact in claims:
-                with pytest.raises(PeerUnreachable):
-                    await peer.request(contact, Ping(), timeout=5)
-            await trio.testing.wait_all_tasks_blocked(cushion=0.2)
-            assert victim.dialled == 3
-            clock.now += 20.0  # a minute's third: one more dial
-            for contact in claims[:10]:
-                with pytest.raises(PeerUnreachable):
-                    await peer.request(contact, Ping(), timeout=5)
-            await trio.testing.wait_all_tasks_blocked(cushion=0.2)
-            assert victim.dialled == 4
-    finally:
-        scope.cancel()
+    async with (
+        counting_listener(nursery) as victim,
+        serving(nursery, options, clock=clock) as peer,
+    ):
+        claims = [Contact(Identity.generate().node_id, *victim.address) for _ in range(50)]
+        for contact in claims:
+            with pytest.raises(PeerUnreachable):
+                await peer.request(contact, Ping(), timeout=5)
+        await trio.testing.wait_all_tasks_blocked(cushion=0.2)
+        assert victim.dialled == 3
+        clock.now += 20.0  # a minute's third: one more dial
+        for contact in claims[:10]:
+            with pytest.raises(PeerUnreachable):
+                await peer.request(contact, Ping(), timeout=5)
+        await trio.testing.wait_all_tasks_blocked(cushion=0.2)
+        assert victim.dialled == 4

@@ -27,27 +27,9 @@ from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.peer.peer import Peer, PeerConfig
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 from p2pbackup.wire.messages import decode_message, encode_message
-from tests.net.bounds_support import FakeClock, read_frame, serving
+from tests.net.bounds_support import FakeClock, counting_listener, read_frame, serving
 
 CLAIMANTS = 50
-
-
-class CountingListener:
-    """Someone else's address: counts every connection made to it, speaks nothing."""
-
-    def __init__(self) -> None:
-        self.dialled = 0
-        self.address: tuple[str, int] = ("127.0.0.1", 0)
-
-    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.address = ("127.0.0.1", listeners[0].socket.getsockname()[1])
-        task_status.started()
-        await trio.serve_listeners(self._take, listeners)
-
-    async def _take(self, stream: trio.SocketStream) -> None:
-        self.dialled += 1
-        await trio.aclose_forcefully(stream)
 
 
 @asynccontextmanager
@@ -97,45 +79,35 @@ async def settled(peer: Peer) -> None:
 async def test_fifty_identities_claiming_another_address_are_not_dialled_nor_handed_out(
     nursery: trio.Nursery,
 ) -> None:
-    victim = CountingListener()
-    victim_scope = trio.CancelScope()
-
-    async def run_victim(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with victim_scope:
-            await victim.run(task_status=task_status)
-
-    await nursery.start(run_victim)
-    try:
-        async with (
-            running_peer(nursery) as peer,
-            serving(nursery, TcpOptions()) as honest,
-            serving(nursery, TcpOptions()) as asker,
-        ):
-            claimants = []
-            for _wave in range(2):  # the same flood again, within the minute
-                claimants += [await claim_and_ping(peer, victim.address) for _ in range(25)]
-                await settled(peer)
-            assert len(claimants) == CLAIMANTS
-            # An honest peer listening where it says is checked and then handed out.
-            pong = await honest.request(Contact(peer.node_id, *peer.transport.listen), Ping(), 5)
-            assert isinstance(pong.message, Pong)
+    async with (
+        counting_listener(nursery) as victim,
+        running_peer(nursery) as peer,
+        serving(nursery, TcpOptions()) as honest,
+        serving(nursery, TcpOptions()) as asker,
+    ):
+        claimants = []
+        for _wave in range(2):  # the same flood again, within the minute
+            claimants += [await claim_and_ping(peer, victim.address) for _ in range(25)]
             await settled(peer)
+        assert len(claimants) == CLAIMANTS
+        # An honest peer listening where it says is checked and then handed out.
+        pong = await honest.request(Contact(peer.node_id, *peer.transport.listen), Ping(), 5)
+        assert isinstance(pong.message, Pong)
+        await settled(peer)
 
-            assert victim.dialled <= 1  # one dial-back for the address, whoever claimed it
-            assert not any(c.node_id in peer.dht.table for c in claimants)
-            at_peer = Contact(peer.node_id, *peer.transport.listen)
-            seen: set[tuple[bytes, tuple[str, int]]] = set()
-            for target in [c.node_id for c in claimants[:10]] + [honest.identity.node_id]:
-                reply = await asker.request(at_peer, FindNode(target), 5)
-                assert isinstance(reply.message, Nodes)
-                seen |= {(c.node_id, c.address) for c in reply.message.contacts}
-            assert not any(address == victim.address for _, address in seen)
-            assert (honest.identity.node_id, honest.listen) in seen
-            assert peer.dht.table.get(honest.identity.node_id) == Contact(
-                honest.identity.node_id, *honest.listen
-            )
-    finally:
-        victim_scope.cancel()
+        assert victim.dialled <= 1  # one dial-back for the address, whoever claimed it
+        assert not any(c.node_id in peer.dht.table for c in claimants)
+        at_peer = Contact(peer.node_id, *peer.transport.listen)
+        seen: set[tuple[bytes, tuple[str, int]]] = set()
+        for target in [c.node_id for c in claimants[:10]] + [honest.identity.node_id]:
+            reply = await asker.request(at_peer, FindNode(target), 5)
+            assert isinstance(reply.message, Nodes)
+            seen |= {(c.node_id, c.address) for c in reply.message.contacts}
+        assert not any(address == victim.address for _, address in seen)
+        assert (honest.identity.node_id, honest.listen) in seen
+        assert peer.dht.table.get(honest.identity.node_id) == Contact(
+            honest.identity.node_id, *honest.listen
+        )
 
 
 async def answer_over_own_connection(
@@ -163,26 +135,15 @@ async def test_an_answer_over_the_claimants_own_connection_does_not_verify_its_c
 ) -> None:
     """The transport reuses a connection the remote opened for a request to its id; a
     reply over it proves the id, not that the id listens at the address we asked for."""
-    victim = CountingListener()
-    victim_scope = trio.CancelScope()
-
-    async def run_victim(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with victim_scope:
-            await victim.run(task_status=task_status)
-
-    await nursery.start(run_victim)
-    try:
-        async with running_peer(nursery) as peer:
-            liar, connected = Identity.generate(), trio.Event()
-            async with trio.open_nursery() as inner:
-                inner.start_soon(answer_over_own_connection, peer, victim.address, connected, liar)
-                await connected.wait()
-                claimed = Contact(liar.node_id, *victim.address)
-                # As a lookup would, having been told of `claimed` by a colluder.
-                assert isinstance(await peer.dht.call(claimed, Ping()), Pong)
-                await settled(peer)
-                assert not peer.dht.peers.verified(claimed)
-                assert liar.node_id not in peer.dht.table
-                inner.cancel_scope.cancel()
-    finally:
-        victim_scope.cancel()
+    async with counting_listener(nursery) as victim, running_peer(nursery) as peer:
+        liar, connected = Identity.generate(), trio.Event()
+        async with trio.open_nursery() as inner:
+            inner.start_soon(answer_over_own_connection, peer, victim.address, connected, liar)
+            await connected.wait()
+            claimed = Contact(liar.node_id, *victim.address)
+            # As a lookup would, having been told of `claimed` by a colluder.
+            assert isinstance(await peer.dht.call(claimed, Ping()), Pong)
+            await settled(peer)
+            assert not peer.dht.peers.verified(claimed)
+            assert liar.node_id not in peer.dht.table
+            inner.cancel_scope.cancel()
