@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -80,26 +81,29 @@ def test_dial_backs_try_an_address_once_per_cooldown_and_a_bounded_number_at_onc
     assert len(checks.pending) == 3
 
 
-def test_serve_refuses_an_unknown_exempt_kind_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("option", "code", "error"),
+    [
+        (
+            ["--exempt-blocks", "loopback,wan"],
+            1,
+            "error: --exempt-blocks: unknown address kind(s) wan: choose from lan, loopback\n",
+        ),
+        (
+            ["--vetting", "soon"],
+            2,
+            "error: cannot read duration 'soon'; use forms like 30s, 10m, 1h30m, 7d\n",
+        ),
+    ],
+)
+def test_serve_refuses_a_bad_trust_option_in_one_line(
+    tmp_path: Path, option: list[str], code: int, error: str
+) -> None:
     run = subprocess.run(
-        [*CLI, "--home", f"{tmp_path}/home", "serve", "--exempt-blocks", "loopback,wan"],
+        [*CLI, "--home", f"{tmp_path}/home", "serve", *option],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert run.returncode == 1
-    assert (
-        run.stderr
-        == "error: --exempt-blocks: unknown address kind(s) wan: choose from lan, loopback\n"
-    )
-
-
-def test_serve_refuses_an_unreadable_vetting_period_in_one_line(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [*CLI, "--home", f"{tmp_path}/home", "serve", "--vetting", "soon"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.returncode == 2
-    assert run.stderr == "error: cannot read duration 'soon'; use forms like 30s, 10m, 1h30m, 7d\n"
+    assert run.returncode == code
+    assert run.stderr == error
