@@ -32,7 +32,7 @@ from p2pbackup.backup.snapshot import (
 )
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
-from p2pbackup.dht.records import record_key, set_record
+from p2pbackup.dht.records import Record, record_key, set_record
 from p2pbackup.errors import P2PBackupError, QuorumNotReached
 
 log = logging.getLogger("p2pbackup.backup")
@@ -82,7 +82,7 @@ class SnapshotIndex:
     async def _write(self, values: list[bytes], what: str) -> int:
         record = set_record(self.keys.identity, SNAPSHOT_INDEX_NAME, values)
         try:
-            write = await self.dht.put(record)
+            write = await self.dht.publish(record)
         except QuorumNotReached as exc:
             raise QuorumNotReached(
                 f"cannot {what} the snapshot in the mesh: {exc}{_HINT}"
@@ -108,6 +108,17 @@ class SnapshotIndex:
         ]
         return await self._write(values, "record repacked chunks of") if values else 0
 
+    async def _keep(self, record: Record) -> None:
+        """Keep what the mesh holds of our index among this peer's own records, and write
+        it back by quorum when it was news: a recovering owner's first read makes it the
+        index's keeper, and heals replicas that lost entries (decision 0025)."""
+        if not await self.dht.keep_own(record):
+            return
+        try:
+            await self.dht.put(record)
+        except QuorumNotReached as exc:
+            log.info("re-publishing the snapshot index: %s", exc)
+
     async def list(self) -> list[Snapshot]:
         """Every snapshot of this owner not forgotten, oldest first."""
         return (await self.state()).snapshots
@@ -120,6 +131,7 @@ class SnapshotIndex:
             raise QuorumNotReached(f"cannot read the snapshot list: {exc}{_HINT}") from None
         if record is None:
             return IndexState([], frozenset())
+        await self._keep(record)
         key = self.keys.snapshot_key
         snapshots, forgotten, released, reindexed = [], set(), set(), set()
         for value in record.values:

@@ -33,7 +33,7 @@ from p2pbackup.dht.messages import (
 from p2pbackup.dht.peer_book import PeerBook
 from p2pbackup.dht.quorum import QuorumWrite
 from p2pbackup.dht.record_store import RecordStore, near_key
-from p2pbackup.dht.records import Record
+from p2pbackup.dht.records import Record, covers
 from p2pbackup.dht.replication import Replication
 from p2pbackup.dht.routing import AddOutcome, BlockLimits, RoutingTable
 from p2pbackup.errors import P2PBackupError, RecordRejected
@@ -64,12 +64,16 @@ class DhtNode:
         config: DhtConfig,
         rng: random.Random,
         records: RecordStore | None = None,
+        own: RecordStore | None = None,
     ) -> None:
         self.transport = transport
         self.node_id = node_id
         self.config = config
         self.rng = rng
         self.records = records if records is not None else RecordStore()
+        # What this peer signed and published: it re-publishes these from here, so a
+        # mesh that lost every replica heals from the writer alone (decision 0025).
+        self.own = own if own is not None else RecordStore()
         self.table = RoutingTable(
             node_id,
             config.k,
@@ -107,19 +111,20 @@ class DhtNode:
         if isinstance(message, FindNode):
             return Nodes(self._vouch_for(message.target, remote))
         if isinstance(message, StoreRecord):
-            return self._store_for(remote, message.record)
+            return await self._store_for(remote, message.record)
         if isinstance(message, GetRecord):
             return RecordReply(self.records.get(message.key), self._vouch_for(message.key, remote))
         raise P2PBackupError(f"not a DHT request: {message.TYPE}")
 
-    def _store_for(self, remote: Remote, record: Record) -> Stored:
-        """Keep a replica's copy if the key is ours to keep and the budgets allow."""
+    async def _store_for(self, remote: Remote, record: Record) -> Stored:
+        """Keep a replica's copy if the key is ours to keep and the budgets allow;
+        acknowledged only once the copy is durable."""
         try:
             if not near_key(
                 self.node_id, record.key, self._closest(record.key, remote), self.config.k
             ):
                 raise RecordRejected("this peer is not among the closest to the record's key")
-            self.records.put(record)
+            await self.records.store(record)
         except RecordRejected as exc:
             # One line per refused writer, not per refusal: a flood must not flood the log.
             if remote.node_id not in self._refused and len(self._refused) < _REFUSALS_LOGGED:
@@ -352,6 +357,21 @@ class DhtNode:
     async def get(self, key: bytes) -> Record | None:
         """Quorum read of the newest record under `key`, with read repair."""
         return await self.replication.get(key)
+
+    async def publish(self, record: Record) -> QuorumWrite:
+        """Write a record this peer signed: kept durably among its own first, then written
+        by quorum; raises `QuorumNotReached` under W acks (the record stays kept, and is
+        re-published on schedule)."""
+        await self.own.store(record)
+        return await self.replication.put(record)
+
+    async def keep_own(self, record: Record) -> bool:
+        """Keep a record this peer signed, as read from the mesh (a recovering owner);
+        True when it told us something we did not keep yet."""
+        if covers(self.own.get(record.key), record):
+            return False
+        await self.own.store(record)
+        return True
 
     # ---- upkeep --------------------------------------------------------
 

@@ -9,6 +9,7 @@ flood of identities cannot hold the only copies nor outvote the real ones
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import trio
@@ -24,6 +25,8 @@ from p2pbackup.net.contact import Contact
 if TYPE_CHECKING:
     from p2pbackup.dht.node import DhtNode
 
+log = logging.getLogger("p2pbackup.dht")
+
 
 class Replication:
     """One node's record writes, reads and republishing."""
@@ -37,7 +40,7 @@ class Replication:
         replicas, include_self = await self._replica_set(record.key)
         write = QuorumWrite(len(replicas) + include_self, self.node.config.write_quorum)
         if include_self:
-            self._store_locally(record, write)
+            await self._store_locally(record, write)
         await self._store_on(replicas, record, write)
         if not write.succeeded:
             reasons = "; ".join(sorted(set(write.refusals))) or "no answer"
@@ -60,10 +63,11 @@ class Replication:
             return spread_over_blocks(found, n - 1, self.node.block_of), True
         return nearest, False
 
-    def _store_locally(self, record: Record, write: QuorumWrite) -> None:
+    async def _store_locally(self, record: Record, write: QuorumWrite) -> None:
+        """Our own copy as a replica counts as an ack only once it is durable."""
         local = Contact(self.node.node_id, *self.node.transport.listen)
         try:
-            self.node.records.put(record)
+            await self.node.records.store(record)
         except RecordRejected as exc:
             write.on_refusal(str(exc))
         else:
@@ -84,12 +88,26 @@ class Replication:
                 nursery.start_soon(store, contact)
 
     async def republish_loop(self) -> None:
-        """Push held records to the current closest peers, so churn does not erase them."""
+        """Push held records to the current closest peers, so churn does not erase them;
+        and write our own records again by quorum, so lost replicas come back."""
         interval = self.node.config.republish_interval
         while True:
             await trio.sleep(interval * (0.9 + 0.2 * self.node.rng.random()))
+            await self.republish_own()
             for record in self.node.records:
                 await self.republish(record)
+
+    async def republish_own(self) -> int:
+        """Quorum-write every record this peer signed; how many reached their quorum."""
+        written = 0
+        for record in self.node.own:
+            try:
+                await self.put(record)
+            except (QuorumNotReached, RecordRejected) as exc:
+                log.info("re-publishing record %s: %s", record.key.hex()[:12], exc)
+            else:
+                written += 1
+        return written
 
     async def republish(self, record: Record) -> None:
         """Push a held record to its current replicas, so churn does not erase it."""
@@ -123,7 +141,7 @@ class Replication:
         merged = read.merged()
         stale = [c for c in read.stale() if c.node_id != self.node.node_id]
         if merged is not None and include_self and not covers(self.node.records.get(key), merged):
-            self._store_locally(merged, QuorumWrite(1, 1))
+            await self._store_locally(merged, QuorumWrite(1, 1))
         if merged is not None and stale:
             await self._store_on(stale, merged, QuorumWrite(len(stale), len(stale)))
         return merged

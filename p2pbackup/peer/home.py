@@ -121,6 +121,16 @@ class Home:
         return self.path / "catalog.sqlite3"
 
     @property
+    def records_file(self) -> Path:
+        """The records this peer holds as a replica of others' (and its own) keys."""
+        return self.path / "records.sqlite3"
+
+    @property
+    def own_records_file(self) -> Path:
+        """The records this peer signed, which it re-publishes (decision 0025)."""
+        return self.path / "own-records.sqlite3"
+
+    @property
     def shares_dir(self) -> Path:
         return self.path / "shares"
 

@@ -45,12 +45,13 @@ class Peer:
         config: PeerConfig,
         rng: random.Random,
         records: RecordStore | None = None,
+        own: RecordStore | None = None,
     ) -> None:
         self.identity = identity
         self.transport = transport
         self.config = config
         self.rng = rng
-        self.dht = DhtNode(transport, identity.node_id, config.dht, rng, records)
+        self.dht = DhtNode(transport, identity.node_id, config.dht, rng, records, own)
         self._handlers: dict[type[Message], RequestHandler] = {
             kind: self.dht.handle for kind in DHT_REQUESTS
         }
@@ -94,12 +95,26 @@ class Peer:
                     nursery.start_soon(self._join)
                 else:
                     self.joined.set()
+                if len(self.dht.own):
+                    nursery.start_soon(self._republish_own)
                 task_status.started()
         await self.transport.aclose()
 
     def stop(self) -> None:
         if self._cancel is not None:
             self._cancel.cancel()
+
+    async def _republish_own(self) -> None:
+        """Once joined, write this peer's own records again: their replicas may all have
+        restarted empty. Retried a few times while too few peers answer (the peers of a
+        mesh restart together); after that the DHT's schedule carries on."""
+        await self.joined.wait()
+        delay = self.config.join_retry
+        while await self.dht.replication.republish_own() < len(self.dht.own):
+            if delay > self.config.join_retry_max:
+                return
+            await trio.sleep(delay * (0.5 + self.rng.random()))
+            delay *= 2
 
     async def _join(self) -> None:
         """Keep trying the bootstrap addresses: the first peers of a mesh start together."""

@@ -21,6 +21,7 @@ import trio
 from p2pbackup.base import defaults
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
+from p2pbackup.dht.record_store import RecordStore
 from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.config import MaintenanceConfig
@@ -79,7 +80,16 @@ class PeerService:
         identity = home.identity()
         self.transport = TcpTransport(identity, options.listen)
         config = PeerConfig(dht=options.dht, bootstrap=options.bootstrap)
-        self.peer = Peer(identity, self.transport, config, _child_of(rng))
+        # Records outlive a restart or a power cut: decision 0025.
+        self.records = RecordStore.on_disk(home.records_file)
+        try:
+            self.own_records = RecordStore.on_disk(home.own_records_file)
+        except BaseException:
+            self.records.close()
+            raise
+        self.peer = Peer(
+            identity, self.transport, config, _child_of(rng), self.records, self.own_records
+        )
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:
@@ -158,6 +168,8 @@ class PeerService:
         finally:
             self.home.state_file.unlink(missing_ok=True)
             self.shares.close()
+            self.records.close()
+            self.own_records.close()
             if self.owner is not None:
                 self.owner.close()
 
@@ -211,7 +223,7 @@ class PeerService:
             current = await self.peer.dht.get(value_record(identity, request.name, 0, b"").key)
             seq = 0 if current is None else current.seq + 1
             record = value_record(identity, request.name, seq, request.value)
-        write = await self.peer.dht.put(record)
+        write = await self.peer.dht.publish(record)
         return RecordWritten(record.key.hex(), record.seq, len(write.acks))
 
     async def _record_get(self, request: RecordGetRequest, progress: Progress) -> RecordFound:
