@@ -92,7 +92,7 @@ def test_a_refused_record_never_reaches_the_file(tmp_path: Path) -> None:
     older = value_record(OWNERS[0], b"v", 4, b"old")
     for record in (forged, older):
         with pytest.raises(RecordRejected):
-            _run(lambda record=record: store.store(record))
+            trio.run(store.store, record)
     assert [r.value for r in list_records(path)] == [b"new"]
     store.close()
 
