@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import subprocess
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import trio
 
 from p2pbackup.base.offload import inline
+from p2pbackup.cli.localmesh import CLI
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.record_disk import RecordDisk, RecordFileError, list_records
 from p2pbackup.dht.record_store import RecordStore
@@ -182,3 +184,16 @@ def test_the_file_is_its_users_alone(tmp_path: Path) -> None:
     path = tmp_path / "records.sqlite3"
     RecordStore.on_disk(path, run_sync=inline).close()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_serve_stops_on_a_damaged_records_file_in_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    base = [*CLI, "--home", str(home)]
+    subprocess.run([*base, "init", "--peer-only"], capture_output=True, check=True, timeout=60)
+    _garbage(home / "records.sqlite3")
+    run = subprocess.run(
+        [*base, "serve", "--listen", "127.0.0.1:0"], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode != 0
+    assert run.stderr.startswith("error: cannot read the records file ")
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
