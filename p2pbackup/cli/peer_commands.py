@@ -36,7 +36,9 @@ def serve(
     bootstrap: list[str] = typer.Option([], help="HOST:PORT of a peer to join through."),
     rpc_timeout: str = typer.Option("5s", help="Deadline of one remote call."),
     refresh_interval: str = typer.Option("1h", help="How often idle buckets are refreshed."),
-    republish_interval: str = typer.Option("1h", help="How often held records are republished."),
+    republish_interval: str = typer.Option(
+        "1h", help="How often the records this peer signed or holds are written again."
+    ),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
     capacity: str = typer.Option("20GiB", help="Disk space offered to other owners' shares."),
     owner_quota: str = typer.Option(
