@@ -141,15 +141,15 @@ class FileShareStore(ShareStore):
         """A re-put of a held share: heal its file if it rotted, take a later lease."""
         key = _key(share)
         path = layout.path_of(self._shares_dir, key)
-        data = layout.read_share(path)
-        if data is None or not matches(data[row.header :], row.digest, row.merkle):
+        data = layout.read_share(path, row.header)
+        if data is None or not matches(data, row.digest, row.merkle):
             # The held copy rotted or vanished: the re-put heals it in place, under
             # the header the row describes.
             held = StoredShare(
                 *key[:2], share.data, row.descriptor, key.owner, row.lease_expiry, row.stored_at
             )
             head = framing.header(held)
-            layout.write_share(self._shares_dir, path, head + share.data)
+            layout.write_share(self._shares_dir, path, share.data, head)
             if len(head) != row.header:
                 self._index.set_header(key, len(head))
         if step is PutStep.EXTEND:
@@ -159,7 +159,7 @@ class FileShareStore(ShareStore):
         """The file, durable, then the row that names it."""
         path = layout.path_of(self._shares_dir, _key(share))
         head = framing.header(share)
-        layout.write_share(self._shares_dir, path, head + share.data)
+        layout.write_share(self._shares_dir, path, share.data, head)
         with self._mutex:
             self._index.insert(share, digest, len(head))
 
@@ -191,10 +191,10 @@ class FileShareStore(ShareStore):
             row = self._index.row(key)
             if row is None:
                 return None
-            blob = layout.read_share(layout.path_of(self._shares_dir, key))
-            data = None if blob is None else blob[row.header :]
+            path = layout.path_of(self._shares_dir, key)
+            data = layout.read_share(path, row.header)
             if data is not None and not matches(data, row.digest, row.merkle):
-                found = self._reindexed(key, row, blob)
+                found = self._reindexed(key, row, layout.read_share(path))
                 if found is not None:
                     return found
             if data is None or not matches(data, row.digest, row.merkle):

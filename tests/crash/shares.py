@@ -90,11 +90,21 @@ def check_put(root: Path, acked: tuple[str, ...]) -> None:
     with FileShareStore(root, CAPACITY) as store:
         got = _served(store, HELD)
         assert got is not None and got.data == HELD.data, "a held share was lost"
-        for n, s in enumerate(NEW):
-            got = _served(store, s)
-            if f"new{n}" in acked:
-                assert got is not None and got.data == s.data, f"acknowledged new{n} lost"
-        _listing_agrees(store)
+        _check_new(store, acked)
+
+
+def check_first_put(root: Path, acked: tuple[str, ...]) -> None:
+    """A store made by the workload itself: it opens, and holds what it acknowledged."""
+    with FileShareStore(root, CAPACITY) as store:
+        _check_new(store, acked)
+
+
+def _check_new(store: FileShareStore, acked: tuple[str, ...]) -> None:
+    for n, s in enumerate(NEW):
+        got = _served(store, s)
+        if f"new{n}" in acked:
+            assert got is not None and got.data == s.data, f"acknowledged new{n} lost"
+    _listing_agrees(store)
 
 
 def check_renew(root: Path, acked: tuple[str, ...]) -> None:
@@ -121,7 +131,19 @@ def _listing_agrees(store: FileShareStore) -> None:
 
 
 def workload(name: str, sync: str = "FULL") -> Workload:
-    """The share-store workload `name` (put, renew, replace) at a synchronous setting."""
-    checks = {"put": check_put, "renew": check_renew, "replace": check_replace}
-    script = f"from tests.crash.shares import run_{name}; run_{name}({sync!r})"
-    return Workload(f"share {name}", prepare, script, checks[name])
+    """The share-store workload `name` (put, renew, replace, or first-put: a put into
+    a store that does not exist yet) at a synchronous setting."""
+    checks = {
+        "put": check_put,
+        "renew": check_renew,
+        "replace": check_replace,
+        "first-put": check_first_put,
+    }
+    run = "run_put" if name == "first-put" else f"run_{name}"
+    script = f"from tests.crash.shares import {run}; {run}({sync!r})"
+    start = _empty if name == "first-put" else prepare
+    return Workload(f"share {name}", start, script, checks[name])
+
+
+def _empty(root: Path) -> None:
+    """Nothing: the workload creates the store."""

@@ -17,7 +17,7 @@ from tests.crash.harness import explore
 from tests.crash.shares import workload
 
 
-@pytest.mark.parametrize("name", ["put", "renew", "replace"])
+@pytest.mark.parametrize("name", ["put", "first-put", "renew", "replace"])
 def test_every_crash_state_keeps_what_was_acknowledged(name: str, tmp_path: Path) -> None:
     report = explore(workload(name), tmp_path)
     # Every cut point was visited; most collapse onto the same few disk states.

@@ -169,9 +169,9 @@ def test_new_shares_wait_for_the_disk_side_by_side(
     both_writing = threading.Barrier(2, timeout=10)
     write = layout.write_atomically
 
-    def write_when_both_are_writing(path: Path, data: bytes) -> None:
+    def write_when_both_are_writing(path: Path, data: bytes, head: bytes = b"") -> None:
         both_writing.wait()  # broken after 10 s if the puts are serialised
-        write(path, data)
+        write(path, data, head=head)
 
     monkeypatch.setattr(layout, "write_atomically", write_when_both_are_writing)
     errors: list[BaseException] = []
@@ -199,9 +199,9 @@ def test_the_same_share_put_twice_at_once_is_stored_once(
     release = threading.Event()
     write = layout.write_atomically
 
-    def slow_write(path: Path, data: bytes) -> None:
+    def slow_write(path: Path, data: bytes, head: bytes = b"") -> None:
         release.wait(10)
-        write(path, data)
+        write(path, data, head=head)
 
     monkeypatch.setattr(layout, "write_atomically", slow_write)
     with FileShareStore(tmp_path, 150) as store:
@@ -227,7 +227,7 @@ def test_the_same_share_put_twice_at_once_is_stored_once(
 def test_a_failed_write_leaves_nothing_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def failing_write(path: Path, data: bytes) -> None:
+    def failing_write(path: Path, data: bytes, head: bytes = b"") -> None:
         raise OSError(28, "No space left on device")
 
     with FileShareStore(tmp_path, 150) as store:
