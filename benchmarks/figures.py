@@ -10,6 +10,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from benchmarks.dataset import Dataset
+from benchmarks.durability import Durability
 from benchmarks.engine import EngineResult
 from benchmarks.filesystem import Filesystem
 from benchmarks.mesh import MeshResult, Timed
@@ -36,6 +37,7 @@ class Run:
     load: dict[str, list[float]] = field(default_factory=dict)
     total_seconds: float = 0.0
     filesystem: Filesystem | None = None  # where the mesh and the restore wrote
+    durability: Durability | None = None  # synchronous FULL against NORMAL, same disk
 
     @property
     def pipe(self) -> PipelineResult:

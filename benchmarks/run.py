@@ -35,6 +35,8 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.dataset import choose, warm_cache
+from benchmarks.durability import rows as durability_rows
+from benchmarks.durability import run_durability
 from benchmarks.engine import run_engine
 from benchmarks.figures import (
     MB,
@@ -189,6 +191,8 @@ def table(run: Run) -> Table:
         f"≤ {PEAK_TARGET_MB} MB {_mark(run.peak_ok)}",
     )
     t.add_row("mesh ready (10 routing tables full)", f"{mesh.ready_seconds:.2f}", "", "", "")
+    for measure, detail in durability_rows(run.durability) if run.durability else []:
+        t.add_row(measure, "", "", detail, "")
     t.add_row("machine: filesystem of the run folder", "", "", _filesystem(run), "")
     return t
 
@@ -234,6 +238,8 @@ def markdown(run: Run) -> str:
         f"restores (reference) | {probes} | | |",
         f"| machine: filesystem of the mesh and the restore | | | {_filesystem(run)} |",
     ]
+    for measure, detail in durability_rows(run.durability) if run.durability else []:
+        lines.insert(-1, f"| {measure} | | | {detail} |")
     return "\n".join(lines)
 
 
@@ -294,6 +300,7 @@ def report(run: Run) -> dict[str, Any]:
             "restore_identical": {"pass": not run.mesh.problems},
         },
         "filesystem": run.filesystem.as_dict() if run.filesystem else None,
+        "durability": run.durability.as_dict() if run.durability else None,
         "total_seconds": round(run.total_seconds, 1),
     }
 
@@ -354,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
                 "filesystem[/]"
             )
     try:
+        durability = run_durability(workdir)
+        for measure, detail in durability_rows(durability):
+            log(f"{measure}: {detail}")
         mesh = run_mesh(dataset, workdir, log, before_first_backup=measure_limit)
     finally:
         if options.keep:
@@ -363,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load["end"] = list(os.getloadavg())
     run = Run(dataset, pipelines, engines[0], engines[1], mesh, load, filesystem=filesystem)
+    run.durability = durability
     run.total_seconds = time.monotonic() - began
     log(f"load average (1 min): {load['start'][0]:.1f} at start, {load['end'][0]:.1f} at end")
     console.print(table(run))

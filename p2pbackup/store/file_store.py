@@ -2,9 +2,11 @@
 a kill -9 at any point and against a second process opening the same home.
 
 Crash safety comes from ordering: a share file is complete and fsynced before its
-index row commits, and on open the index and the files are reconciled (see
-`p2pbackup.store.recovery`). A crash therefore loses at most the share being put,
-which its sender was never told was stored.
+index row commits, and the commit itself is synced before `put` returns, so what a
+sender was told is stored survives a power cut. Each file carries its owner's signed
+descriptor in a small header (`p2pbackup.store.framing`), so on open a file the index
+does not know is checked and indexed again, never deleted while it verifies (see
+`p2pbackup.store.recovery`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from p2pbackup.store import layout
+from p2pbackup.store import framing, layout
 from p2pbackup.store.admission import (
     Held,
     PutStep,
@@ -46,7 +48,9 @@ class FileShareStore(ShareStore):
     away files the first is still writing.
     """
 
-    def __init__(self, root: Path, capacity: int, owner_quota: int | None = None) -> None:
+    def __init__(
+        self, root: Path, capacity: int, owner_quota: int | None = None, *, _sync: str = "FULL"
+    ) -> None:
         super().__init__(capacity, owner_quota)
         self._root = Path(root)
         self._shares_dir = self._root / "shares"
@@ -58,7 +62,10 @@ class FileShareStore(ShareStore):
         self._written = threading.Condition(self._mutex)
         self._lock_fd = self._acquire_lock()
         try:
-            self._index = ShareIndex(self._root / "index.sqlite3")
+            self._index = ShareIndex(self._root / "index.sqlite3", _sync=_sync)
+            # The index, the lock and the shares directory may have just been created:
+            # their names are made durable before anything stored in them is acknowledged.
+            layout.fsync_dir(self._root)
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -132,20 +139,29 @@ class FileShareStore(ShareStore):
 
     def _refresh(self, share: StoredShare, row: Row, step: PutStep) -> None:
         """A re-put of a held share: heal its file if it rotted, take a later lease."""
-        path = layout.path_of(self._shares_dir, _key(share))
-        data = layout.read_share(path)
+        key = _key(share)
+        path = layout.path_of(self._shares_dir, key)
+        data = layout.read_share(path, row.header)
         if data is None or not matches(data, row.digest, row.merkle):
-            # The held copy rotted or vanished: the re-put heals it in place.
-            layout.write_share(self._shares_dir, path, share.data)
+            # The held copy rotted or vanished: the re-put heals it in place, under
+            # the header the row describes.
+            held = StoredShare(
+                *key[:2], share.data, row.descriptor, key.owner, row.lease_expiry, row.stored_at
+            )
+            head = framing.header(held)
+            layout.write_share(self._shares_dir, path, share.data, head)
+            if len(head) != row.header:
+                self._index.set_header(key, len(head))
         if step is PutStep.EXTEND:
             self._index.extend(share)
 
     def _write(self, share: StoredShare, digest: bytes) -> None:
         """The file, durable, then the row that names it."""
         path = layout.path_of(self._shares_dir, _key(share))
-        layout.write_share(self._shares_dir, path, share.data)
+        head = framing.header(share)
+        layout.write_share(self._shares_dir, path, share.data, head)
         with self._mutex:
-            self._index.insert(share, digest)
+            self._index.insert(share, digest, len(head))
 
     def _add(self, share: StoredShare, digest: bytes) -> None:
         """Store a new share whose bytes `_put` has already counted.
@@ -153,7 +169,7 @@ class FileShareStore(ShareStore):
         Its file is written and synced without the lock, so the shares of several
         packs arriving at once wait for the disk side by side, not in turn. No row
         names it until it is durable, so no reader looks for it meanwhile, and a
-        crash leaves a file without a row, which opening the store deletes."""
+        crash leaves a file without a row, which opening the store indexes again."""
         key = _key(share)
         try:
             self._write(share, digest)
@@ -175,7 +191,12 @@ class FileShareStore(ShareStore):
             row = self._index.row(key)
             if row is None:
                 return None
-            data = layout.read_share(layout.path_of(self._shares_dir, key))
+            path = layout.path_of(self._shares_dir, key)
+            data = layout.read_share(path, row.header)
+            if data is not None and not matches(data, row.digest, row.merkle):
+                found = self._reindexed(key, row, layout.read_share(path))
+                if found is not None:
+                    return found
             if data is None or not matches(data, row.digest, row.merkle):
                 log.warning(
                     "share store: share %s is %s; dropping it so it is repaired, not served",
@@ -195,6 +216,16 @@ class FileShareStore(ShareStore):
                 row.stored_at,
             )
 
+    def _reindexed(self, key: ShareKey, row: Row, blob: bytes | None) -> StoredShare | None:
+        """A file that disagrees with its row but verifies by its own header: a crash
+        cut a replacement between its file and its row, and the file is the share."""
+        found = None if blob is None else framing.verified(key, blob)
+        if found is None:
+            return None
+        self._index.insert(found.share, found.root, found.header_bytes)
+        self._account(key.owner, len(found.share.data) - row.size)
+        return found.share
+
     def _has(self, key: ShareKey) -> bool:
         with self._mutex:
             return self._index.has(key)
@@ -204,10 +235,12 @@ class FileShareStore(ShareStore):
             return self._index.indices(pack_id, owner)
 
     def _delete(self, key: ShareKey) -> bool:
-        """Drop the row, then the file: a crash between leaves an orphan the next open removes."""
+        """Unlink the file, then drop the row: a crash between leaves a row without a
+        file, which the next open drops. (Dropped the other way round, the file would
+        verify and be indexed again.)"""
         with self._mutex:
-            size = self._index.delete(key)
             layout.path_of(self._shares_dir, key).unlink(missing_ok=True)
+            size = self._index.delete(key)
             if size is None:
                 return False
             self._account(key.owner, -size)

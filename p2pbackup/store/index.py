@@ -7,6 +7,13 @@ digest they were written with and are still checked against it. Version 3 keys a
 row by owner as well as pack id and index, so two owners' shares under one pack
 id coexist; an older table is rebuilt in one transaction when the store opens, so
 a kill at any point leaves either the old table or the new one, never half of each.
+Version 4 records the length of the header a share file starts with (0 for a file
+written before headers), added in one transaction the same way.
+
+`synchronous=FULL`: in WAL mode a commit returns only once the log is synced, so a
+row, the store's promise that a share is held, survives a power cut the moment it
+commits. NORMAL would sync only at checkpoints, and a row the owner was told of
+could roll back (decision 0027).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import NamedTuple
 
 from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _TABLE = """
 CREATE TABLE {name} (
     pack_id BLOB NOT NULL,
@@ -31,11 +38,13 @@ CREATE TABLE {name} (
     descriptor BLOB NOT NULL,
     digest BLOB NOT NULL,
     merkle INTEGER NOT NULL DEFAULT 0,
+    header INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (pack_id, idx, owner)
 ) WITHOUT ROWID
 """
 _EXPIRY_INDEX = "CREATE INDEX shares_by_expiry ON shares (lease_expiry)"
 _COLUMNS = "pack_id, idx, owner, size, lease_expiry, stored_at, descriptor, digest, merkle"
+_SYNC_MODES = ("FULL", "NORMAL")
 _KEY = "pack_id = ? AND idx = ? AND owner = ?"
 
 
@@ -48,17 +57,21 @@ class Row(NamedTuple):
     descriptor: bytes
     digest: bytes
     merkle: int  # 1: `digest` is the Merkle root; 0: a flat BLAKE2b (schema version 1)
+    header: int  # bytes before the share's data in its file (0: written before headers)
 
 
 class ShareIndex:
     """The `shares` table behind a connection in autocommit mode: each write commits
     as it runs, except inside `transaction`. Callers serialise access themselves."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, _sync: str = "FULL") -> None:
+        # `_sync` exists so the benchmark can measure what FULL costs against NORMAL.
+        if _sync not in _SYNC_MODES:
+            raise ValueError(f"synchronous mode must be one of {_SYNC_MODES}, got {_sync!r}")
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA synchronous={_sync}")
             self._open_schema()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -75,6 +88,7 @@ class ShareIndex:
                 self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return
         if columns.get("owner"):  # the owner is part of the key: version 3 already
+            self._add_header_column(columns)
             return
         with self.transaction():
             # Rows written before version 2 keep a flat digest: merkle 0.
@@ -87,6 +101,14 @@ class ShareIndex:
             self._db.execute("DROP TABLE shares")
             self._db.execute("ALTER TABLE shares_v3 RENAME TO shares")
             self._db.execute(_EXPIRY_INDEX)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _add_header_column(self, columns: dict[str, int]) -> None:
+        """Version 3 to 4: every existing file is headerless, so 0 is right for each."""
+        if "header" in columns:
+            return
+        with self.transaction():
+            self._db.execute("ALTER TABLE shares ADD COLUMN header INTEGER NOT NULL DEFAULT 0")
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
@@ -105,13 +127,13 @@ class ShareIndex:
 
     def row(self, key: ShareKey) -> Row | None:
         found = self._db.execute(
-            f"SELECT size, lease_expiry, stored_at, descriptor, digest, merkle "
+            f"SELECT size, lease_expiry, stored_at, descriptor, digest, merkle, header "
             f"FROM shares WHERE {_KEY}",
             key,
         ).fetchone()
         if found is None:
             return None
-        size, lease, stored_at, descriptor, digest, merkle = found
+        size, lease, stored_at, descriptor, digest, merkle, header = found
         return Row(
             int(size),
             int(lease),
@@ -119,12 +141,14 @@ class ShareIndex:
             bytes(descriptor),
             bytes(digest),
             int(merkle),
+            int(header),
         )
 
-    def insert(self, share: StoredShare, digest: bytes) -> None:
+    def insert(self, share: StoredShare, digest: bytes, header: int) -> None:
         """Record a share whose file is durable, replacing any row under its key."""
         self._db.execute(
-            f"INSERT OR REPLACE INTO shares ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            f"INSERT OR REPLACE INTO shares ({_COLUMNS}, header) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
             (
                 share.pack_id,
                 share.index,
@@ -134,6 +158,7 @@ class ShareIndex:
                 share.stored_at,
                 share.descriptor,
                 digest,
+                header,
             ),
         )
 
@@ -143,6 +168,10 @@ class ShareIndex:
             f"UPDATE shares SET descriptor = ?, lease_expiry = ? WHERE {_KEY}",
             (share.descriptor, share.lease_expiry, share.pack_id, share.index, share.owner),
         )
+
+    def set_header(self, key: ShareKey, header: int) -> None:
+        """Record the header length of a share file written again in place."""
+        self._db.execute(f"UPDATE shares SET header = ? WHERE {_KEY}", (header, *key))
 
     def delete(self, key: ShareKey) -> int | None:
         """Drop a row; the size it recorded, or None when there was none."""
@@ -167,6 +196,11 @@ class ShareIndex:
             (pack_id, index),
         ).fetchall()
         return [bytes(r[0]) for r in rows]
+
+    def file_sizes(self) -> dict[ShareKey, int]:
+        """Each row's key and the size its file must have: header plus share."""
+        rows = self._db.execute("SELECT pack_id, idx, owner, size + header FROM shares")
+        return {ShareKey(bytes(p), int(i), bytes(o)): int(s) for p, i, o, s in rows.fetchall()}
 
     def listing(self) -> list[ShareInfo]:
         """Every row in key order, fetched whole so callers may delete while iterating."""

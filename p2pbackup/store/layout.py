@@ -39,17 +39,20 @@ def legacy_path_of(shares_dir: Path, pack_id: bytes, index: int) -> Path:
     return shares_dir / hexid[:2] / hexid[2:4] / f"{hexid}.{index}"
 
 
-def read_share(path: Path) -> bytes | None:
-    """A share file's bytes, or None when it is gone."""
+def read_share(path: Path, skip: int = 0) -> bytes | None:
+    """A share file's bytes after its first `skip` (its header), or None when it is gone.
+    Read past the header, not sliced after: a share is large and one copy is enough."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as handle:
+            handle.seek(skip)
+            return handle.read()
     except FileNotFoundError:
         return None
 
 
-def write_share(shares_dir: Path, path: Path, data: bytes) -> None:
-    """Write a share's file atomically, creating its fan-out directories, all durable
-    before this returns.
+def write_share(shares_dir: Path, path: Path, data: bytes, head: bytes = b"") -> None:
+    """Write a share's file (`head`, then `data`) atomically, creating its fan-out
+    directories, all durable before this returns.
 
     The directories are synced after the file, not each as it is made: on a
     journaling file system the file's sync commits the new directories with it,
@@ -62,7 +65,7 @@ def write_share(shares_dir: Path, path: Path, data: bytes) -> None:
         directory = directory.parent
     for created in reversed(missing):
         created.mkdir(exist_ok=True)
-    write_atomically(path, data)
+    write_atomically(path, data, head=head)
     for created in missing:
         fsync_dir(created.parent)
 

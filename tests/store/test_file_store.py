@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pbackup.store import FileShareStore, StoreLocked, layout
+from p2pbackup.store import FileShareStore, StoreLocked, framing, layout
 from p2pbackup.store.admission import digest_of
 from tests.store.helpers import OWNER_A, OWNER_B, pack
 
@@ -33,7 +33,8 @@ def test_layout_and_wal(tmp_path: Path) -> None:
         hexid = pack(1).hex()
         path = tmp_path / "shares" / hexid[:2] / hexid[2:4] / f"{hexid}.7.{OWNER_A.hex()}"
         assert store.path_of(pack(1), 7, OWNER_A) == path
-        assert path.read_bytes() == b"data"
+        assert path.read_bytes().startswith(framing.MAGIC)
+        assert path.read_bytes().endswith(b"data")
         assert stray_files(tmp_path) == [path]
     db = sqlite3.connect(tmp_path / "index.sqlite3")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -104,7 +105,7 @@ def test_bit_rot_is_never_served(tmp_path: Path, caplog: pytest.LogCaptureFixtur
         store.put(pack(2), 0, b"B" * 64, b"d", OWNER_A, 10, 0)
         path = store.path_of(pack(1), 2, OWNER_A)
         rotted = bytearray(path.read_bytes())
-        rotted[17] ^= 0x01
+        rotted[-17] ^= 0x01
         path.write_bytes(bytes(rotted))
         assert store.has(pack(1), 2, OWNER_A)  # cheap check: not yet noticed
         assert store.get(pack(1), 2, OWNER_A) is None
@@ -168,9 +169,9 @@ def test_new_shares_wait_for_the_disk_side_by_side(
     both_writing = threading.Barrier(2, timeout=10)
     write = layout.write_atomically
 
-    def write_when_both_are_writing(path: Path, data: bytes) -> None:
+    def write_when_both_are_writing(path: Path, data: bytes, head: bytes = b"") -> None:
         both_writing.wait()  # broken after 10 s if the puts are serialised
-        write(path, data)
+        write(path, data, head=head)
 
     monkeypatch.setattr(layout, "write_atomically", write_when_both_are_writing)
     errors: list[BaseException] = []
@@ -198,9 +199,9 @@ def test_the_same_share_put_twice_at_once_is_stored_once(
     release = threading.Event()
     write = layout.write_atomically
 
-    def slow_write(path: Path, data: bytes) -> None:
+    def slow_write(path: Path, data: bytes, head: bytes = b"") -> None:
         release.wait(10)
-        write(path, data)
+        write(path, data, head=head)
 
     monkeypatch.setattr(layout, "write_atomically", slow_write)
     with FileShareStore(tmp_path, 150) as store:
@@ -226,7 +227,7 @@ def test_the_same_share_put_twice_at_once_is_stored_once(
 def test_a_failed_write_leaves_nothing_counted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def failing_write(path: Path, data: bytes) -> None:
+    def failing_write(path: Path, data: bytes, head: bytes = b"") -> None:
         raise OSError(28, "No space left on device")
 
     with FileShareStore(tmp_path, 150) as store:
@@ -320,6 +321,8 @@ def test_shares_stored_with_a_flat_digest_are_still_checked(tmp_path: Path) -> N
     with FileShareStore(tmp_path, 1000) as store:
         for n in (1, 2):
             store.put(pack(n), 0, b"old share %d" % n, b"d", OWNER_A, 10, 0)
+            # Files were headerless then.
+            store.path_of(pack(n), 0, OWNER_A).write_bytes(b"old share %d" % n)
     db = sqlite3.connect(tmp_path / "index.sqlite3")
     db.executescript(
         "CREATE TABLE old AS SELECT pack_id, idx, size, owner, lease_expiry, stored_at, "

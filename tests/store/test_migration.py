@@ -70,7 +70,7 @@ def assert_migrated(root: Path) -> None:
         files = sorted(p for p in (root / "shares").rglob("*") if p.is_file())
         assert files == sorted(store.path_of(*key) for key in SHARES)
     db = sqlite3.connect(root / "index.sqlite3")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == index.SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == index.SCHEMA_VERSION == 4
     db.close()
 
 
@@ -125,3 +125,21 @@ def test_a_stop_inside_the_index_migration_leaves_the_old_index(
     db.close()
     monkeypatch.undo()
     assert_migrated(tmp_path)
+
+
+def test_a_version_3_index_gains_the_header_column_and_serves_bare_files(tmp_path: Path) -> None:
+    """Files written before headers keep working through their rows (header 0)."""
+    with FileShareStore(tmp_path, 10_000) as store:
+        store.put(pack(1), 0, b"bare share", b"d", OWNER_A, 10, 0)
+        store.path_of(pack(1), 0, OWNER_A).write_bytes(b"bare share")
+    db = sqlite3.connect(tmp_path / "index.sqlite3")
+    db.executescript("ALTER TABLE shares DROP COLUMN header; PRAGMA user_version = 3;")
+    db.close()
+    with FileShareStore(tmp_path, 10_000) as store:
+        got = store.get(pack(1), 0, OWNER_A)
+        assert got is not None and got.data == b"bare share"
+        assert store.stats()["recovered_orphans_deleted"] == 0
+    db = sqlite3.connect(tmp_path / "index.sqlite3")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert db.execute("SELECT header FROM shares").fetchall() == [(0,)]
+    db.close()

@@ -218,6 +218,7 @@ class FileStoreMachine(RuleBasedStateMachine):
             "temps_removed": left,
             "rows_dropped": 0,
             "orphans_deleted": left,
+            "reindexed": 0,
         }
 
     @invariant()
