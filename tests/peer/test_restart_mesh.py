@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pytest
 
 from p2pbackup.cli.localmesh import CLI, LocalMesh
@@ -105,6 +106,18 @@ def test_a_peer_killed_or_stopped_starts_again_rejoins_and_remembers(
     assert mesh.stop_peer(victim, signal.SIGTERM) == 0
     restart(mesh, victim)
     assert _maintenance(mesh, victim) == kept
+
+    # A saved state that does not decode costs the memory, not the start; it is replaced.
+    assert mesh.stop_peer(victim, signal.SIGTERM) == 0
+    saved = home / "maintenance.cbor"
+    saved.write_bytes(b"\x00 not what a peer wrote")
+    restart(mesh, victim)
+    assert _maintenance(mesh, victim)["rounds"] == 0
+    warned = [line for line in mesh.log_tail(victim, 200).splitlines() if str(saved) in line]
+    assert len(warned) == 1 and "starting afresh" in warned[0]
+    assert mesh.stop_peer(victim, signal.SIGTERM) == 0
+    assert cbor2.loads(saved.read_bytes())["stats"]["rounds"] == 0
+    restart(mesh, victim)  # the mesh whole again for the next test
 
 
 def test_a_holder_killed_at_random_moments_serves_every_share_it_acknowledged(
