@@ -109,7 +109,6 @@ class LocalMesh:
         elif isinstance(bootstrap, str):
             args += ["--bootstrap", bootstrap]
         peer.home.mkdir(parents=True, exist_ok=True)
-        (peer.home / "peer.json").unlink(missing_ok=True)
         log = open(peer.home / "serve.log", "ab")  # noqa: SIM115 - owned by the child
         peer.process = subprocess.Popen(
             [*CLI, "--home", str(peer.home), *args],
@@ -132,9 +131,13 @@ class LocalMesh:
             if peer.process is not None and peer.process.poll() is not None:
                 raise RuntimeError(f"peer {index} exited early:\n{self.log_tail(index)}")
             try:
-                peer.listen = str(json.loads(state_file.read_text())["listen"])
-            except (FileNotFoundError, ValueError, KeyError):
+                state = json.loads(state_file.read_text())
+            except (FileNotFoundError, ValueError):
                 return False
+            # A state file a killed peer left names its pid, not this process's.
+            if peer.process is not None and state.get("pid") != peer.process.pid:
+                return False
+            peer.listen = str(state["listen"])
             return True
 
         self.wait_for(f"peer {index} listening", listening, deadline=timeout)

@@ -8,13 +8,15 @@ and whether it failed an audit. From that come two facts the mesh logic
 relies on: an address is *verified* once the id answered there, and a peer is
 *vetted* once it has answered for a whole vetting period without failing an
 audit (as Storj vets new nodes before trusting them with much data).
-Times are passed in; the book never reads a clock.
+Times are passed in; the book never reads a clock. A restart keeps the book
+(`to_plain`, `load_plain`): it must not forget whom it vetted for days.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from p2pbackup.net.contact import Contact
 
@@ -67,3 +69,31 @@ class PeerBook:
         """Answered us for at least `period` seconds, with no failed audit meanwhile."""
         since = self.known_since(node_id)
         return since is not None and now - since >= period
+
+    # ---- across restarts -------------------------------------------------
+
+    def to_plain(self, shift: float) -> list[list[Any]]:
+        """Each acquaintance, least recently heard first, its times plus `shift` (the
+        caller's clock to wall-clock time, so they mean something after a restart)."""
+        return [
+            [
+                node_id,
+                known.address[0],
+                known.address[1],
+                known.first_seen + shift,
+                known.last_seen + shift,
+            ]
+            for node_id, known in self._known.items()
+        ]
+
+    def load_plain(self, rows: list[Any], shift: float, now: float) -> None:
+        """Take back what `to_plain` gave, times less this process's `shift` and never
+        later than `now`; raises `ValueError` or `TypeError` on rows it did not write."""
+        loaded: OrderedDict[bytes, Acquaintance] = OrderedDict()
+        for node_id, host, port, first, last in rows[-self.capacity :]:
+            if not (isinstance(node_id, bytes) and isinstance(host, str) and isinstance(port, int)):
+                raise TypeError("a peer book row of the wrong types")
+            loaded[node_id] = Acquaintance(
+                (host, port), min(float(first) - shift, now), min(float(last) - shift, now)
+            )
+        self._known = loaded

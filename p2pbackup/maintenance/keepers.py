@@ -47,6 +47,22 @@ class KeeperWatch:
         self._passed_over.pop(pack_id, None)
         self._streak.pop(pack_id, None)
 
+    def to_plain(self) -> dict[str, dict[bytes, Any]]:
+        passed_over = {pack_id: sorted(ids) for pack_id, ids in self._passed_over.items()}
+        return {"passed_over": passed_over, "streak": {p: list(s) for p, s in self._streak.items()}}
+
+    def load_plain(self, plain: dict[str, dict[bytes, Any]]) -> None:
+        """Take back what `to_plain` gave."""
+        passed_over = {_id(p): {_id(n) for n in ids} for p, ids in plain["passed_over"].items()}
+        streak = {_id(p): (_id(n), int(c)) for p, (n, c) in plain["streak"].items()}
+        self._passed_over, self._streak = passed_over, streak
+
     def per_pack(self) -> tuple[dict[bytes, Any], ...]:
         """The tables kept per pack, for a caller that sets one set's memory aside."""
         return (self._passed_over, self._streak)
+
+
+def _id(value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise TypeError(f"an id must be bytes, not {type(value).__name__}")
+    return value

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -64,6 +64,8 @@ class Maintainer:
     # Shared with this peer's share holder, which notes who audited it.
     audit_log: AuditLog = field(default_factory=AuditLog)
     stats: MaintenanceStats = field(default_factory=MaintenanceStats)
+    # Awaited at the end of every round: the service saves what a restart keeps.
+    after_round: Callable[[], Awaitable[None]] | None = None
     # What to do about each held set; shares `stats` with this loop.
     rounds: Rounds = field(init=False)
     # The memory of a set that shares its pack id with another owner's.
@@ -99,6 +101,8 @@ class Maintainer:
             except OSError as exc:  # listing or collecting failed: the next round tries again
                 self.stats.errors += 1
                 log.warning("maintenance round ended early: %s", exc)
+            if self.after_round is not None:
+                await self.after_round()
 
     async def round(self) -> None:
         """One pass over every held share, then garbage collection."""

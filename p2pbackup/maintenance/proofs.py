@@ -68,6 +68,28 @@ class ProofHistory:
     def forget(self, pack_id: bytes) -> None:
         self._packs.pop(pack_id, None)
 
+    def to_plain(self, shift: float) -> dict[bytes, list[list[Any]]]:
+        """Per pack, each sibling's record (oldest first), its times plus `shift`."""
+        return {
+            pack_id: [
+                [n, r.index, r.first + shift, r.last + shift, r.rounds] for n, r in recs.items()
+            ]
+            for pack_id, recs in self._packs.items()
+        }
+
+    def load_plain(self, packs: dict[bytes, list[Any]], shift: float, now: float) -> None:
+        """Take back what `to_plain` gave, times less `shift` and never later than `now`."""
+        loaded: dict[bytes, OrderedDict[bytes, _Record]] = {}
+        for pack_id, rows in packs.items():
+            records: OrderedDict[bytes, _Record] = OrderedDict()
+            for node_id, index, first, last, rounds in rows[-SIBLINGS_PER_PACK:]:
+                if not isinstance(node_id, bytes) or not isinstance(pack_id, bytes):
+                    raise TypeError("a proof record of the wrong types")
+                when = (min(float(first) - shift, now), min(float(last) - shift, now))
+                records[node_id] = _Record(int(index), *when, int(rounds))
+            loaded[pack_id] = records
+        self._packs = loaded
+
     def per_pack(self) -> tuple[dict[bytes, Any], ...]:
         """The tables kept per pack, for a caller that sets one set's memory aside."""
         return (self._packs,)

@@ -39,6 +39,7 @@ from p2pbackup.maintenance.steps import (
     FullSurvey,
     HandOver,
     Repair,
+    SetView,
     Skip,
     Step,
     VetAuditor,
@@ -53,16 +54,6 @@ __all__ += ["Repair", "Rounds", "Skip", "Step", "VetAuditor"]
 
 # The routing table's known contacts closest to a target: (target, count) -> nearest first.
 Nearby = Callable[[bytes, int], list[Contact]]
-
-
-@dataclass
-class _View:
-    """What the last full survey of a set found, for the quiet rounds after it."""
-
-    targets: list[tuple[Contact, int]]  # every sibling for the keeper, else the keeper
-    keeper: bytes
-    rounds_left: int
-    neighbours: frozenset[bytes]  # vetted peers known closer to the pack than us then
 
 
 @dataclass
@@ -90,7 +81,7 @@ class Rounds:
     keepers: KeeperWatch = field(init=False)
     # Per node id: surveys in a row it failed in (any pack); `lost_after` makes it lost.
     _failures: dict[bytes, int] = field(default_factory=dict)
-    _views: dict[bytes, _View] = field(default_factory=dict)
+    _views: dict[bytes, SetView] = field(default_factory=dict)
     # Per held pack: the siblings (and their share index) the last survey proved or
     # suspected. Joins can push a holder out of a survey's lookup window; asking
     # the known holders too keeps such a share from being counted missing.
@@ -150,7 +141,7 @@ class Rounds:
         if auditor is None:
             return FullSurvey()
         neighbours = self._closer_than_me(pack_id, self.nearby(pack_id, n))
-        self._views[pack_id] = _View([], auditor, self.config.light_rounds, neighbours)
+        self._views[pack_id] = SetView([], auditor, self.config.light_rounds, neighbours)
         self.stats.keeper_heard += 1
         return Skip()
 
@@ -287,12 +278,12 @@ class Rounds:
         if keeper.node_id == self.node_id:
             if survey.live == survey.descriptor.n and not survey.failed:
                 siblings = [(c, i) for i, c in survey.proven.items() if i != index]
-                self._views[pack_id] = _View(
+                self._views[pack_id] = SetView(
                     siblings, keeper.node_id, self.config.quiet_rounds, neighbours
                 )
             return
         keeper_index = survey.passed[keeper.node_id][1]
-        self._views[pack_id] = _View(
+        self._views[pack_id] = SetView(
             [(keeper, keeper_index)], keeper.node_id, self.config.light_rounds, neighbours
         )
 
@@ -344,6 +335,12 @@ class Rounds:
             table.pop(pack_id, None)
         self.audit_log.forget(pack_id)
 
+    def kept(self) -> dict[str, dict[bytes, Any]]:
+        """What a restart keeps (`saved_state`), to fill in place; not views: it surveys."""
+        names = ("pending", "failures", "siblings", "placed", "unseen")
+        tables = (self._pending, self._failures, self._siblings, self._placed, self._unseen)
+        return dict(zip(names, tables, strict=True))
+
     def per_pack(self) -> tuple[dict[bytes, Any], ...]:
         """Every table this peer keeps per held pack (`set_memory` moves entries out)."""
         own: tuple[dict[bytes, Any], ...] = (
@@ -372,7 +369,7 @@ class Rounds:
             closer = [a for a in closer if a not in demoted and established(a) is not None]
         return min(closer, key=lambda a: distance(a, pack_id), default=None)
 
-    def _newcomers_closer(self, pack_id: bytes, n: int, view: _View) -> bool:
+    def _newcomers_closer(self, pack_id: bytes, n: int, view: SetView) -> bool:
         """Does the routing table know n peers closer to the pack than us, some of them
         new since the last survey? Then we may be outside the n closest: rebalance."""
         closer = self._closer_than_me(pack_id, self.nearby(pack_id, n))

@@ -12,6 +12,17 @@ from dataclasses import dataclass
 from p2pbackup.maintenance.survey import RepairPlan
 from p2pbackup.net.contact import Contact
 
+
+@dataclass
+class SetView:
+    """What the last full survey of a set found, for the quiet rounds after it."""
+
+    targets: list[tuple[Contact, int]]  # every sibling for the keeper, else the keeper
+    keeper: bytes
+    rounds_left: int
+    neighbours: frozenset[bytes]  # vetted peers known closer to the pack than us then
+
+
 # ---- what to do this round, before any survey ------------------------------
 
 

@@ -9,6 +9,8 @@ backed up. Secrets are written atomically.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -98,6 +100,43 @@ class Home:
         self.tighten()
         claim_dir(self.control_socket.parent)
 
+    @property
+    def maintenance_file(self) -> Path:
+        """What the peer's maintenance keeps across restarts (decision 0030)."""
+        return self.path / "maintenance.cbor"
+
+    @property
+    def serve_lock(self) -> Path:
+        return self.path / "serve.lock"
+
+    def claim(self) -> ServeClaim:
+        """This process serves the home: refused in one line while another peer does.
+
+        The claim is an `flock`, which the kernel drops with its process however that
+        ends; so a state file or control socket found once it is ours was left by a
+        peer that was killed, and both are removed before anything else starts."""
+        fd = os.open(self.serve_lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise HomeError(self._already_served()) from None
+        self.state_file.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if self.control_socket.is_socket():
+                self.control_socket.unlink()
+        return ServeClaim(fd)
+
+    def _already_served(self) -> str:
+        state = self.read_state() or {}
+        known = [
+            f"{label} {state[key]}"
+            for key, label in (("pid", "pid"), ("listen", "listening on"))
+            if key in state
+        ]
+        running = f" ({', '.join(known)})" if known else ""
+        return f"a peer is already running for {self.path}{running}; stop it first"
+
     def identity(self) -> Identity:
         seed = _secret(self.identity_file)
         if seed is None:
@@ -165,6 +204,18 @@ class Home:
         except (FileNotFoundError, ValueError):
             return None
         return value if isinstance(value, dict) else None
+
+
+class ServeClaim:
+    """The lock a serving peer holds on its home until `release` or its exit."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def user_temp_dir() -> Path:

@@ -2,7 +2,9 @@
 
 `serve` runs this in the foreground until SIGINT or SIGTERM; everything it
 starts lives in one nursery, so a signal cancels it all and the control
-socket and state file are gone when it returns.
+socket and state file are gone when it returns. A SIGKILL leaves them
+behind; the next start on the home removes them once it holds the home's
+lock (`Home.claim`), so no cleanup by hand is ever needed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import trio
 
 from p2pbackup.base import defaults
+from p2pbackup.crypto.identity import Identity
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.record_store import RecordStore
@@ -31,6 +34,7 @@ from p2pbackup.net.transport import Address
 from p2pbackup.peer.contracts import Args, plain
 from p2pbackup.peer.control import ControlServer, Operation, Progress, endpoint
 from p2pbackup.peer.home import Home
+from p2pbackup.peer.memory_file import MemoryFile
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
 from p2pbackup.peer.requests import NoArgs, RecordGetRequest, RecordPutRequest
@@ -78,6 +82,16 @@ class PeerService:
         self.home = home
         self.options = options
         identity = home.identity()
+        # First of all: a second peer on this home stops here, before it opens anything.
+        self.claim = home.claim()
+        try:
+            self._build(identity, rng)
+        except BaseException:
+            self.claim.release()
+            raise
+
+    def _build(self, identity: Identity, rng: random.Random) -> None:
+        home, options = self.home, self.options
         self.transport = TcpTransport(identity, options.listen)
         config = PeerConfig(dht=options.dht, bootstrap=options.bootstrap)
         # Records outlive a restart or a power cut: decision 0025.
@@ -132,6 +146,8 @@ class PeerService:
         self.maintainer = Maintainer(
             self.peer.dht, self.shares, maintenance, _child_of(rng), audit_log=audit_log
         )
+        self.memory = MemoryFile(home.maintenance_file, self.maintainer)
+        self.maintainer.after_round = self.memory.save
         self.peer.add_task(self.maintainer.run)
 
     def operations(self) -> dict[str, Operation]:
@@ -156,6 +172,7 @@ class PeerService:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         control = ControlServer(self.home.control_socket, self.operations())
+        self.memory.load()
         try:
             async with trio.open_nursery() as nursery:
                 # Handle SIGTERM before anyone can learn this peer runs (the state file).
@@ -167,11 +184,13 @@ class PeerService:
                 task_status.started()
         finally:
             self.home.state_file.unlink(missing_ok=True)
+            self.memory.save_now()
             self.shares.close()
             self.records.close()
             self.own_records.close()
             if self.owner is not None:
                 self.owner.close()
+            self.claim.release()
 
     def _ident(self) -> tuple[str, str, int]:
         host, port = self.transport.listen

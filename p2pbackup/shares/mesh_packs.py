@@ -97,7 +97,7 @@ class MeshPackStore:
             descriptor: ShareDescriptor = await self.run_sync(
                 describe_pack, self.owner, pack_id, shares, r.k, len(data), lease
             )
-        plan, _, sent = await place_shares(
+        plan, placed, sent = await place_shares(
             self.dht,
             pack_id,
             descriptor.to_bytes(),
@@ -109,6 +109,11 @@ class MeshPackStore:
         )
         if not plan.happy_enough:
             raise PlacementFailed(f"pack {pack_id.hex()[:12]}: {plan.shortfall()}")
+        # Which holder acknowledged which share: what a holder must still serve after
+        # a crash, as its owner saw it.
+        if log.isEnabledFor(logging.DEBUG):
+            held = " ".join(f"{i}@{c.node_id.hex()}" for i, c in sorted(placed.items()))
+            log.debug("placed %s: %s", pack_id.hex(), held)
         return PackReceipt(pack_id, r.k, r.n, len(plan.placed), sent)
 
     # ---- get -------------------------------------------------------------
