@@ -87,11 +87,12 @@ class RecordStore:
         max_records: int = MAX_RECORDS,
         owner_budget: int = OWNER_BUDGET,
         total_budget: int = TOTAL_BUDGET,
+        _sync: str = "FULL",
     ) -> RecordStore:
         """The store backed by the records file at `path`, with what it holds loaded.
 
         Raises `RecordFileError` (one line) when the file cannot be read."""
-        disk = RecordDisk(path)
+        disk = RecordDisk(path, _sync=_sync)
         store = cls(
             max_records,
             owner_budget=owner_budget,

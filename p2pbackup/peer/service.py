@@ -87,6 +87,7 @@ class PeerService:
         try:
             self._build(identity, rng)
         except BaseException:
+            self._close_stores()
             self.claim.release()
             raise
 
@@ -185,12 +186,18 @@ class PeerService:
         finally:
             self.home.state_file.unlink(missing_ok=True)
             self.memory.save_now()
-            self.shares.close()
-            self.records.close()
-            self.own_records.close()
-            if self.owner is not None:
-                self.owner.close()
+            self._close_stores()
             self.claim.release()
+
+    def _close_stores(self) -> None:
+        """Close what `_build` opened, as far as it got."""
+        for name in ("shares", "records", "own_records"):
+            store = getattr(self, name, None)
+            if store is not None:
+                store.close()
+        owner = getattr(self, "owner", None)
+        if owner is not None:
+            owner.close()
 
     def _ident(self) -> tuple[str, str, int]:
         host, port = self.transport.listen

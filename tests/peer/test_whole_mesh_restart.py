@@ -1,14 +1,17 @@
 """The power goes in a home lab: twelve real peer processes SIGKILLed at once.
 
 Started again on their homes, with no cleanup by hand, the peers rejoin; the
-owner lists every snapshot it made and restores them byte-identical, and a new
-machine with nothing but the recovery phrase does the same.
+owner lists every snapshot it made and restores them byte-identical. Then the
+replicas of the snapshot index die and come back without their records file,
+the owner's re-publish heals them, and a new machine with nothing but the
+recovery phrase lists and restores everything.
 """
 
 from __future__ import annotations
 
 import random
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,13 +26,17 @@ from tests.peer.trees import wait_until_settled
 pytestmark = pytest.mark.timeout(400)
 PEERS = 12
 OWNER = 0
+WRITE_QUORUM = 3
 # Headers of several kinds from the system (text, deep folders, symlinks), if present.
 SYSTEM_PARTS = ("openssl", "X11", "GL", "arpa", "net", "netinet")
 
 
+SERVE = ("--rpc-timeout", "3s", "--republish-interval", "3s")
+
+
 @pytest.fixture
 def mesh(tmp_path: Path) -> Iterator[LocalMesh]:
-    with LocalMesh(tmp_path / "mesh", PEERS, serve_args=("--rpc-timeout", "3s")) as started:
+    with LocalMesh(tmp_path / "mesh", PEERS, serve_args=SERVE) as started:
         started.start()
         started.wait_for_tables()
         yield started
@@ -58,17 +65,14 @@ def _identical(original: Path, copy: Path) -> None:
     assert problems == []
 
 
-class SnapshotIndexLost(AssertionError):
-    """The owner's snapshot list after the restart is not the one before it."""
+def _record_files(home: Path, name: str) -> list[Path]:
+    return [home / f"{name}{suffix}" for suffix in ("", "-wal", "-shm")]
 
 
-# Only this one failure is expected, and strictly: once DHT records are kept on disk
-# the test passes, and the mark must go.
-@pytest.mark.xfail(
-    strict=True,
-    raises=SnapshotIndexLost,
-    reason="the snapshot index is a DHT record its replicas hold in memory only",
-)
+def _record_holders(mesh: LocalMesh) -> list[int]:
+    return [p.index for p in mesh.peers if p.alive and mesh.status(p.index)["records_held"]]
+
+
 def test_every_peer_killed_at_once_then_everything_is_still_there(
     mesh: LocalMesh, tmp_path: Path
 ) -> None:
@@ -83,16 +87,33 @@ def test_every_peer_killed_at_once_then_everything_is_still_there(
     kill_all(mesh)
     for peer in mesh.peers:  # what the kill left behind, none of it cleaned by hand
         assert (peer.home / "peer.json").exists()
+    # The owner also forgets what it signed: only the replicas' files can bring the
+    # snapshot index back.
+    for path in _record_files(mesh.peers[OWNER].home, "own-records.sqlite3"):
+        path.unlink(missing_ok=True)
     mesh.start()
     mesh.wait_for_tables()
-
-    # The snapshot index lives in DHT records: it must have survived on the replicas.
     listed = [s["id"] for s in mesh.cli_json(OWNER, "snapshots")["snapshots"]]
-    if listed != ids:
-        raise SnapshotIndexLost(f"listed {listed}, made {ids}")
+    assert listed == ids
     restored = mesh.cli_json(OWNER, "restore", "latest", "--target", str(tmp_path / "out"))
     assert restored["files_failed"] == 0
     _identical(tree, tmp_path / "out" / "tree")
+
+    # Every replica of the index dies and comes back without its records file; the
+    # owner, which kept what its `snapshots` read, heals them by its re-publish.
+    replicas = _record_holders(mesh)
+    assert len(replicas) >= WRITE_QUORUM
+    for index in replicas:
+        mesh.stop_peer(index, signal.SIGKILL)
+        for path in _record_files(mesh.peers[index].home, "records.sqlite3"):
+            path.unlink(missing_ok=True)
+    for index in replicas:
+        mesh.start_peer(index, bootstrap=mesh.peers[OWNER].listen)
+    mesh.wait_for_tables(at_least=PEERS // 2, indices=replicas)
+    mesh.wait_for(
+        "the owner's re-publish reaching a write quorum",
+        lambda: len(_record_holders(mesh)) >= WRITE_QUORUM,
+    )
 
     # A new machine, the phrase alone.
     phrase = mesh.peers[OWNER].recovery_phrase
