@@ -111,7 +111,12 @@ class PackFetch:
 
     async def _look_up(self) -> None:
         try:
-            contacts = (await self.dht.lookup(self.pack_id, alpha=self.n)).contacts
+            memory = self.gathering.memory
+
+            def skip(contact: Contact) -> bool:  # known to hang or fail: not worth a wait
+                return memory.suspect(contact.node_id, trio.current_time())
+
+            contacts = (await self.dht.lookup(self.pack_id, alpha=self.n, skip=skip)).contacts
         except P2PBackupError:
             contacts = []
         await self._send.send(_Found(list(contacts)))

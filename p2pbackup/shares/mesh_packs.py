@@ -96,7 +96,8 @@ class MeshPackStore:
         candidates: list[Contact] = []
 
         async def look_up() -> None:
-            candidates.extend((await self.dht.lookup(pack_id, alpha=r.n)).contacts)
+            found = await self.dht.lookup(pack_id, alpha=r.n, skip=self._suspect)
+            candidates.extend(found.contacts)
 
         # The lookup waits on the network while the coding keeps a core busy: run
         # them side by side, since the last pack of a backup waits for both.
@@ -122,6 +123,10 @@ class MeshPackStore:
         if not plan.happy_enough:
             raise PlacementFailed(f"pack {pack_id.hex()[:12]}: {plan.shortfall()}")
         return PackReceipt(pack_id, r.k, r.n, len(plan.placed), sent)
+
+    def _suspect(self, contact: Contact) -> bool:
+        """For lookups: a peer that failed or hung lately is not worth a wait."""
+        return self.holders.suspect(contact.node_id, trio.current_time())
 
     # ---- get -------------------------------------------------------------
 
