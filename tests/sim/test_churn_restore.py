@@ -20,7 +20,7 @@ from p2pbackup.codec.packstore import PackReceipt
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
 from p2pbackup.simulations.mesh import SimMesh
 from tests.backup.fs import KEYS, backup, codec, restorer, snapshot_of, write
-from tests.sim.helpers import QUIET_DHT, equip, inline
+from tests.sim.helpers import QUIET_DHT, build_mesh, equip, inline
 
 LOST = 5
 LOSE_AFTER = 6  # packs restored before the holders go
@@ -97,3 +97,20 @@ async def test_a_restore_losing_five_holders_midway_finishes_without_waiting_out
     assert all(store.holders.stalls.get(p.node_id, 0) <= 1 for p in lost)
     assert disturbed <= undisturbed + LOST * stall, (undisturbed, disturbed, stall)
     mesh.stop()
+
+
+async def test_a_lookup_passes_over_the_peers_it_is_told_to_skip_without_waiting(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Peers that hang cost a lookup its RPC timeout; ones the caller knows hang are
+    skipped unasked, and the walk ends without them, as soon as without the hang."""
+    mesh = await build_mesh(nursery, 40, seed=6)
+    source, target = mesh.peers[0], bytes(20)
+    hung = [p for p in mesh.peers[1:] if p.node_id in mesh.true_closest(target, 6)][:3]
+    mesh.network.partition({p.address for p in hung})
+    known = {p.node_id for p in hung}
+    began = trio.current_time()
+    outcome = await source.peer.dht.lookup(target, skip=lambda c: c.node_id in known)
+    took = trio.current_time() - began
+    assert not known & {c.node_id for c in outcome.contacts}
+    assert took < source.peer.dht.config.rpc_timeout  # nobody's timeout was waited out
