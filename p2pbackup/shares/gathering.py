@@ -102,10 +102,13 @@ class HolderMemory:
         return any([self.suspect(node_id, now) for node_id in list(self._marked)])
 
     def ranked(self, contacts: Iterable[Contact], now: float) -> list[Contact]:
-        """`contacts` in their order, the suspect ones moved to the end."""
+        """`contacts` in their order, the suspect ones moved to the end, those marked
+        longest ago first: a holder that failed a while back is likelier to be back than
+        one that failed just now."""
         items = list(contacts)
         good = [c for c in items if not self.suspect(c.node_id, now)]
-        return good + [c for c in items if self.suspect(c.node_id, now)]
+        bad = [c for c in items if self.suspect(c.node_id, now)]
+        return good + sorted(bad, key=lambda c: self._marked[c.node_id])
 
 
 @dataclass

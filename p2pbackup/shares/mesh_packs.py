@@ -46,6 +46,9 @@ log = logging.getLogger("p2pbackup.shares")
 UNPROVEN_FOR_BENCH = "P2PBACKUP_BENCH_UNPROVEN_SHARES"
 
 
+PUT_STALL = StallRule(floor=5.0)
+
+
 class PlacementFailed(P2PBackupError):
     """Too few distinct peers took a share of a pack."""
 
@@ -71,6 +74,7 @@ class MeshPackStore:
         prove: bool = True,
         rng: random.Random | None = None,
         stall: StallRule | None = None,
+        put_stall: StallRule | None = None,
     ) -> None:
         self.dht = dht
         # Audit blocks come from the peer's generator (seeded in the simulator).
@@ -83,11 +87,13 @@ class MeshPackStore:
         self.now = now
         # Holders that failed or hung lately go last, and a request silent for a few
         # times what shares took lately asks another holder (decision 0029). Gets and
-        # puts keep their own pace: a put carries the share one way, a get the other.
+        # puts keep their own pace: a put carries the share one way, a get the other,
+        # and a put that stalls is given up, so it gets a longer floor (a holder's disk
+        # may be busy syncing).
         rule = stall if stall is not None else StallRule()
         self.holders = HolderMemory(rule)
         self.fetch_pace = Pace(rule)
-        self.put_pace = Pace(rule)
+        self.put_pace = Pace(put_stall if put_stall is not None else PUT_STALL)
 
     # ---- put -------------------------------------------------------------
 
@@ -98,6 +104,11 @@ class MeshPackStore:
         async def look_up() -> None:
             found = await self.dht.lookup(pack_id, alpha=r.n, skip=self._suspect)
             candidates.extend(found.contacts)
+            # The lookup passed over suspects unasked; they stay candidates, the last
+            # ones, or a mesh that lost a few peers for a while could not place at all.
+            named = {c.node_id for c in candidates}
+            nearby = self.dht.table.closest(pack_id, 2 * r.n)
+            candidates.extend(c for c in nearby if c.node_id not in named and self._suspect(c))
 
         # The lookup waits on the network while the coding keeps a core busy: run
         # them side by side, since the last pack of a backup waits for both.

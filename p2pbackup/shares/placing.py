@@ -19,7 +19,8 @@ import enum
 import logging
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
 import trio
 
@@ -34,6 +35,7 @@ from p2pbackup.shares.proving import challenge, proves
 from p2pbackup.shares.upkeep_messages import Audit
 
 log = logging.getLogger("p2pbackup.shares")
+_T = TypeVar("_T")
 
 
 class Outcome(enum.Enum):
@@ -61,12 +63,13 @@ async def place_shares(
     audit of a block drawn from that generator (draws happen in this task, in the
     order of the plan, so a seeded run replays).
 
-    With `holders`, peers that failed or hung lately are tried last; with `pace`, a
-    peer that has not stored (and proven) its share within `pace.stall_after()` counts
-    as failed and the share moves on, instead of waiting out `timeout`."""
+    With `holders`, peers that failed or hung lately are left out while `happy` others
+    remain, and tried last otherwise; with `pace`, a peer that has not stored (and
+    proven) its share within `pace.stall_after()` counts as failed and the share moves
+    on, instead of waiting out `timeout`."""
     indices = sorted(shares)
     if holders is not None:
-        candidates = holders.ranked(candidates, trio.current_time())
+        candidates = _trusted(holders, candidates, happy)
     plan = PlacementPlan(len(indices), happy, candidates, block_of=dht.block_of)
     signed = ShareDescriptor.from_bytes(descriptor) if prove is not None else None
     send, receive = trio.open_memory_channel[tuple[int, Outcome, str]](math.inf)
@@ -76,8 +79,8 @@ async def place_shares(
         index = indices[slot]
         message = PutShare(pack_id, index, descriptor, shares[index])
         started = trio.current_time()
-        outcome, reason = Outcome.FAILED, ""
-        with trio.move_on_after(math.inf if pace is None else pace.stall_after()) as stall:
+
+        async def attempt() -> tuple[Outcome, str]:
             outcome, reason = await _put(dht, contact, message, timeout)
             if outcome is Outcome.STORED and audit is not None:
                 assert signed is not None
@@ -89,8 +92,12 @@ async def place_shares(
                         pack_id.hex()[:12],
                         contact,
                     )
+            return outcome, reason
+
+        got = await _paced(pace, started, attempt)
+        outcome, reason = got if got is not None else (Outcome.FAILED, "")
         if holders is not None:
-            _remember(holders, pace, contact, outcome, started, stall.cancelled_caught)
+            _remember(holders, pace, contact, outcome, started, got is None)
         await send.send((slot, outcome, reason))
 
     async with trio.open_nursery() as nursery:
@@ -110,6 +117,41 @@ async def place_shares(
             _report(plan, slot, outcome, reason)
     placed = {indices[slot]: contact for slot, contact in plan.placed.items()}
     return plan, placed, sent
+
+
+async def _paced(pace: Pace | None, started: float, work: Callable[[], Awaitable[_T]]) -> _T | None:
+    """`work`'s result, or None (and `work` cancelled) once it ran past the pace's stall
+    interval as that stands at each look: the first puts of a run start before any
+    answer set the pace, and must not keep the patient first guess."""
+    if pace is None:
+        return await work()
+    done: list[_T] = []
+    async with trio.open_nursery() as nursery:
+
+        async def run() -> None:
+            done.append(await work())
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(run)
+        while True:
+            deadline = started + pace.stall_after()
+            now = trio.current_time()
+            if now >= deadline:
+                nursery.cancel_scope.cancel()
+                break
+            await trio.sleep_until(min(deadline, now + pace.rule.floor))
+    return done[0] if done else None
+
+
+def _trusted(holders: HolderMemory, candidates: Sequence[Contact], happy: int) -> list[Contact]:
+    """The candidates without the peers that failed or hung lately when `happy` others are
+    left (the pack then gets fewer than n shares, and maintenance tops it up later);
+    else all of them, those last. With every candidate used, as in a small mesh, each
+    pack would otherwise hand a share to a hung peer and wait a stall for it."""
+    now = trio.current_time()
+    ranked = holders.ranked(candidates, now)
+    healthy = [c for c in ranked if not holders.suspect(c.node_id, now)]
+    return healthy if len(healthy) >= happy else ranked
 
 
 def _remember(

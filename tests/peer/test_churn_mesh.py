@@ -54,8 +54,8 @@ def _folder(root: Path, files: int, size: int, seed: int) -> Path:
     return root
 
 
-def _start(mesh: LocalMesh, *args: str) -> subprocess.Popen[bytes]:
-    home = str(mesh.peers[OWNER].home)
+def _start(mesh: LocalMesh, owner: int, *args: str) -> subprocess.Popen[bytes]:
+    home = str(mesh.peers[owner].home)
     return subprocess.Popen(
         [*CLI, "--home", home, *args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -88,7 +88,7 @@ def test_a_restore_losing_five_holders_midway_finishes_identical(
     source = _folder(tmp_path / "data", 96, 512 * 1024, seed=1)
     mesh.cli_json(OWNER, "backup", str(source))
     target = tmp_path / "out"
-    restore = _start(mesh, "restore", "latest", "--target", str(target))
+    restore = _start(mesh, OWNER, "restore", "latest", "--target", str(target))
     try:
         mesh.wait_for("the restore writing", lambda: _written(target) > 0, step=0.01)
         _signal(mesh, HUNG, signal.SIGSTOP)
@@ -106,10 +106,12 @@ def test_a_restore_losing_five_holders_midway_finishes_identical(
 
 
 def test_a_backup_losing_a_holder_midway_finishes(mesh: LocalMesh, tmp_path: Path) -> None:
+    """Another owner, whose peer saw nothing of the restore's losses."""
+    owner = 1
     source = _folder(tmp_path / "more", 48, 512 * 1024, seed=2)
     hung = 4
     held = mesh.status(hung)["shares_held"]
-    backup = _start(mesh, "backup", str(source))
+    backup = _start(mesh, owner, "backup", str(source))
     try:
         mesh.wait_for(
             "a share of the backup on the peer that hangs",
@@ -125,7 +127,7 @@ def test_a_backup_losing_a_holder_midway_finishes(mesh: LocalMesh, tmp_path: Pat
             backup.kill()
     assert result["files"] == 48 and result["errors"] == []
     target = tmp_path / "out"
-    restored = mesh.cli_json(OWNER, "restore", "latest", "--target", str(target))
+    restored = mesh.cli_json(owner, "restore", "latest", "--target", str(target))
     assert restored["files_failed"] == 0
     files, _, problems = compare_trees(source, target / "more")
     assert files == 48 and problems == []

@@ -80,6 +80,9 @@ def test_a_remembered_holder_is_asked_only_after_every_other() -> None:
     wide = gathering(needed=11, memory=memory)
     healthy = [p for p in PEERS if p not in (PEERS[0], PEERS[2])]
     assert wide.to_ask(1.0) == [*healthy, PEERS[0], PEERS[2]]  # the suspects, last of all
+    # Of the suspects, the one marked most lately goes last: likeliest still gone.
+    memory.failed(PEERS[0].node_id, 2.0)
+    assert memory.ranked([PEERS[0], PEERS[1], PEERS[2]], 3.0) == [PEERS[1], PEERS[2], PEERS[0]]
     # A holder's mark fades after `remember`: it takes its place again.
     assert not memory.suspect(PEERS[0].node_id, 200.0)
 
