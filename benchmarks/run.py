@@ -34,6 +34,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.churn import ChurnResult, churn_only, churn_table, run_churn
 from benchmarks.dataset import choose, warm_cache
 from benchmarks.durability import rows as durability_rows
 from benchmarks.durability import run_durability
@@ -315,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="run the mesh and restore in a new folder here (default: the system's temp folder)",
     )
+    parser.add_argument(
+        "--churn",
+        choices=("also", "only", "skip"),
+        default="also",
+        help="the restore-under-churn row: after the others (also), alone, or not at all",
+    )
     options = parser.parse_args(argv)
     if options.workdir is not None and not options.workdir.is_dir():
         parser.error(f"--workdir {options.workdir}: no such folder")
@@ -332,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     dataset = choose(options.source)
     log(f"dataset {dataset.name}: {dataset.files:,} files, {dataset.bytes / MB:.1f} MB")
     warm_cache(dataset)
+    if options.churn == "only":
+        return churn_only(dataset, options, console, log)
     pipelines: list[PipelineResult] = []
 
     def measure_limit(owner: int) -> None:
@@ -360,11 +369,14 @@ def main(argv: list[str] | None = None) -> int:
                 "last few minutes (an earlier run, a test run); --workdir picks another "
                 "filesystem[/]"
             )
+    churn: ChurnResult | None = None
     try:
         durability = run_durability(workdir)
         for measure, detail in durability_rows(durability):
             log(f"{measure}: {detail}")
         mesh = run_mesh(dataset, workdir, log, before_first_backup=measure_limit)
+        if options.churn == "also":
+            churn = run_churn(dataset, workdir, log)
     finally:
         if options.keep:
             log(f"kept {workdir}")
@@ -379,12 +391,17 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table(run))
     for problem in mesh.problems[:10]:
         console.print(f"[red]  {problem}")
+    if churn is not None:
+        console.print(churn_table(churn))
     # Plain print: rich would wrap the lines and break the Markdown table.
     print("\nMarkdown for README.md:\n")
     print(markdown(run), flush=True)
 
     options.output.parent.mkdir(parents=True, exist_ok=True)
-    options.output.write_text(json.dumps(report(run), indent=2) + "\n")
+    record = report(run)
+    if churn is not None:
+        record["restore_under_churn"] = churn.as_dict()
+    options.output.write_text(json.dumps(record, indent=2) + "\n")
     log(f"wrote {options.output}")
     return 0
 

@@ -280,6 +280,7 @@ class DhtNode:
         *,
         keep_hearsay: bool = False,
         alpha: int | None = None,
+        skip: Callable[[Contact], bool] | None = None,
     ) -> LookupOutcome:
         """The `count` (default k) live peers closest to `target` (ourselves excluded).
 
@@ -291,6 +292,8 @@ class DhtNode:
         Peers named in answers enter the routing table only with `keep_hearsay`
         (joining, when the table is empty); otherwise only peers that answered
         us do, so a liar's made-up names cannot crowd out real ones.
+        Contacts `skip` names (a caller's peers known to hang) are passed over unasked,
+        as if they had failed: the walk would wait its whole timeout for each.
         """
         wanted = self.config.k if count is None else max(1, min(count, self.config.k))
         parallel = self.config.alpha if alpha is None else max(1, alpha)
@@ -305,6 +308,8 @@ class DhtNode:
         state.seed(self.table.closest(target))
 
         async def query(contact: Contact) -> Iterable[Contact] | None:
+            if skip is not None and skip(contact):
+                return None
             reply = await self.call(contact, FindNode(target))
             return reply.contacts if isinstance(reply, Nodes) else None
 

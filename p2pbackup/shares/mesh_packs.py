@@ -9,13 +9,14 @@ as put only with `happy` proven shares, so a backup never reports saved what
 the mesh does not hold.
 Getting a pack asks the closest peers for whatever share each holds, checks
 every share against its signed descriptor and rebuilds from the first k
-good ones; a corrupted or forged share costs one more question, not the pack.
+good ones; a corrupted or forged share costs one more question, not the pack,
+and a holder that hangs costs one stall interval, not the request timeout
+(`mesh_fetch`, `gathering`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
@@ -33,7 +34,8 @@ from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.net.contact import Contact
-from p2pbackup.shares.fetch_rules import owner_fetch
+from p2pbackup.shares.gathering import HolderMemory, Pace, StallRule
+from p2pbackup.shares.mesh_fetch import PackFetch
 from p2pbackup.shares.messages import ShareData
 from p2pbackup.shares.placing import place_shares
 
@@ -42,6 +44,9 @@ log = logging.getLogger("p2pbackup.shares")
 # word alone. Only the benchmark sets it, to measure what the proofs cost: it is not
 # an option, since such an owner may report saved a snapshot the mesh does not hold.
 UNPROVEN_FOR_BENCH = "P2PBACKUP_BENCH_UNPROVEN_SHARES"
+
+
+PUT_STALL = StallRule(floor=5.0)
 
 
 class PlacementFailed(P2PBackupError):
@@ -68,6 +73,8 @@ class MeshPackStore:
         now: Callable[[], float] = time.time,
         prove: bool = True,
         rng: random.Random | None = None,
+        stall: StallRule | None = None,
+        put_stall: StallRule | None = None,
     ) -> None:
         self.dht = dht
         # Audit blocks come from the peer's generator (seeded in the simulator).
@@ -78,6 +85,15 @@ class MeshPackStore:
         self.share_timeout = share_timeout
         self.run_sync = run_sync
         self.now = now
+        # Holders that failed or hung lately go last, and a request silent for a few
+        # times what shares took lately asks another holder (decision 0029). Gets and
+        # puts keep their own pace: a put carries the share one way, a get the other,
+        # and a put that stalls is given up, so it gets a longer floor (a holder's disk
+        # may be busy syncing).
+        rule = stall if stall is not None else StallRule()
+        self.holders = HolderMemory(rule)
+        self.fetch_pace = Pace(rule)
+        self.put_pace = Pace(put_stall if put_stall is not None else PUT_STALL)
 
     # ---- put -------------------------------------------------------------
 
@@ -86,7 +102,13 @@ class MeshPackStore:
         candidates: list[Contact] = []
 
         async def look_up() -> None:
-            candidates.extend((await self.dht.lookup(pack_id, alpha=r.n)).contacts)
+            found = await self.dht.lookup(pack_id, alpha=r.n, skip=self._suspect)
+            candidates.extend(found.contacts)
+            # The lookup passed over suspects unasked; they stay candidates, the last
+            # ones, or a mesh that lost a few peers for a while could not place at all.
+            named = {c.node_id for c in candidates}
+            nearby = self.dht.table.closest(pack_id, 2 * r.n)
+            candidates.extend(c for c in nearby if c.node_id not in named and self._suspect(c))
 
         # The lookup waits on the network while the coding keeps a core busy: run
         # them side by side, since the last pack of a backup waits for both.
@@ -106,6 +128,8 @@ class MeshPackStore:
             happy=r.happy,
             timeout=self.share_timeout,
             prove=self.rng if self.prove else None,
+            holders=self.holders,
+            pace=self.put_pace,
         )
         if not plan.happy_enough:
             raise PlacementFailed(f"pack {pack_id.hex()[:12]}: {plan.shortfall()}")
@@ -116,56 +140,40 @@ class MeshPackStore:
             log.debug("placed %s: %s", pack_id.hex(), held)
         return PackReceipt(pack_id, r.k, r.n, len(plan.placed), sent)
 
+    def _suspect(self, contact: Contact) -> bool:
+        """For lookups: a peer that failed or hung lately is not worth a wait."""
+        return self.holders.suspect(contact.node_id, trio.current_time())
+
     # ---- get -------------------------------------------------------------
 
     async def get(self, pack_id: bytes) -> bytes:
-        candidates = (await self.dht.lookup(pack_id, alpha=self.redundancy.n)).contacts
-        gathered: dict[int, bytes] = {}
-        chosen: ShareDescriptor | None = None
-        problems: list[str] = []
-        send, receive = trio.open_memory_channel[tuple[Contact, ShareData | None]](math.inf)
+        r = self.redundancy
 
-        async def fetch(contact: Contact) -> None:
-            try:
-                request = owner_fetch(self.owner, pack_id, self.dht.node_id)
-                reply = await self.dht.transport.request(contact, request, self.share_timeout)
-            except P2PBackupError as exc:
-                problems.append(f"{contact}: {exc}")
-                await send.send((contact, None))
-                return
-            self.dht.observe(reply.remote)
-            share = reply.message if isinstance(reply.message, ShareData) else None
-            await send.send((contact, share))
+        async def verify(share: ShareData, chosen: ShareDescriptor | None) -> ShareDescriptor | str:
+            verdict: ShareDescriptor | str = await self.run_sync(
+                self._verify, pack_id, share, chosen
+            )
+            return verdict
 
-        queue = list(candidates)
-        async with trio.open_nursery() as nursery:
-            in_flight = 0
-            while True:
-                needed = self.redundancy.k if chosen is None else chosen.k
-                # Ask as many peers as shares are still missing, plus one spare.
-                while queue and in_flight < needed - len(gathered) + 1:
-                    nursery.start_soon(fetch, queue.pop(0))
-                    in_flight += 1
-                if in_flight == 0 or len(gathered) >= needed:
-                    nursery.cancel_scope.cancel()
-                    break
-                contact, share = await receive.receive()
-                in_flight -= 1
-                if share is None or share.index in gathered:
-                    continue
-                verdict = await self.run_sync(self._verify, pack_id, share, chosen)
-                if isinstance(verdict, str):
-                    log.warning("bad share from %s: %s", contact, verdict)
-                    problems.append(f"{contact}: {verdict}")
-                    continue
-                chosen = verdict
-                gathered[share.index] = share.data
+        fetch = PackFetch(
+            self.dht,
+            self.owner,
+            pack_id,
+            k=r.k,
+            n=r.n,
+            timeout=self.share_timeout,
+            memory=self.holders,
+            pace=self.fetch_pace,
+            verify=verify,
+        )
+        got = await fetch.run()
+        chosen, gathered = got.descriptor, got.shares
         if chosen is None or len(gathered) < chosen.k:
-            k = self.redundancy.k if chosen is None else chosen.k
-            detail = f"; {problems[0]}" if problems else ""
+            k = r.k if chosen is None else chosen.k
+            detail = f"; {got.problems[0]}" if got.problems else ""
             raise PackUnavailable(
                 f"pack {pack_id.hex()[:12]}: {len(gathered)} of the {k} shares needed found "
-                f"among the {len(candidates)} closest peers{detail}"
+                f"from the {got.asked} peers asked{detail}"
             )
         data: bytes = await self.run_sync(decode_pack, gathered, chosen.k, chosen.n, chosen.length)
         if not pack_matches(pack_id, data):

@@ -2,7 +2,9 @@
 
 Shares go out in parallel; a refusal or a failure moves that share on to the
 next candidate, so no peer gets two shares of one pack and a full disk costs
-one more request, not the share. Shares spread over address blocks where the
+one more request, not the share. An owner's placement also moves a share on
+when its peer stays silent past a stall interval, and tries peers that failed
+or hung lately last (decision 0029). Shares spread over address blocks where the
 candidates allow (see `PlacementPlan`).
 
 With `prove`, a peer's `ShareStored` is only a claim: the placer then audits
@@ -17,7 +19,8 @@ import enum
 import logging
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
 import trio
 
@@ -26,11 +29,13 @@ from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError, PeerUnreachable, RemoteError
 from p2pbackup.net.contact import Contact
 from p2pbackup.placement.plan import PlacementPlan
+from p2pbackup.shares.gathering import HolderMemory, Pace
 from p2pbackup.shares.messages import PutShare, ShareStored
 from p2pbackup.shares.proving import challenge, proves
 from p2pbackup.shares.upkeep_messages import Audit
 
 log = logging.getLogger("p2pbackup.shares")
+_T = TypeVar("_T")
 
 
 class Outcome(enum.Enum):
@@ -50,12 +55,21 @@ async def place_shares(
     happy: int,
     timeout: float,
     prove: random.Random | None = None,
+    holders: HolderMemory | None = None,
+    pace: Pace | None = None,
 ) -> tuple[PlacementPlan, dict[int, Contact], int]:
     """Place every share of `shares` (index -> bytes); returns the plan, where each went,
     and the bytes sent. With `prove`, each share counts only once its peer answered an
     audit of a block drawn from that generator (draws happen in this task, in the
-    order of the plan, so a seeded run replays)."""
+    order of the plan, so a seeded run replays).
+
+    With `holders`, peers that failed or hung lately are left out while `happy` others
+    remain, and tried last otherwise; with `pace`, a peer that has not stored (and
+    proven) its share within `pace.stall_after()` counts as failed and the share moves
+    on, instead of waiting out `timeout`."""
     indices = sorted(shares)
+    if holders is not None:
+        candidates = _trusted(holders, candidates, happy)
     plan = PlacementPlan(len(indices), happy, candidates, block_of=dht.block_of)
     signed = ShareDescriptor.from_bytes(descriptor) if prove is not None else None
     send, receive = trio.open_memory_channel[tuple[int, Outcome, str]](math.inf)
@@ -64,17 +78,26 @@ async def place_shares(
     async def place(slot: int, contact: Contact, audit: Audit | None) -> None:
         index = indices[slot]
         message = PutShare(pack_id, index, descriptor, shares[index])
-        outcome, reason = await _put(dht, contact, message, timeout)
-        if outcome is Outcome.STORED and audit is not None:
-            assert signed is not None
-            outcome = await _prove(dht, contact, signed, audit, timeout)
-            if outcome is Outcome.UNPROVEN:
-                log.warning(
-                    "share %d of %s: %s said it stored it and could not prove it",
-                    index,
-                    pack_id.hex()[:12],
-                    contact,
-                )
+        started = trio.current_time()
+
+        async def attempt() -> tuple[Outcome, str]:
+            outcome, reason = await _put(dht, contact, message, timeout)
+            if outcome is Outcome.STORED and audit is not None:
+                assert signed is not None
+                outcome = await _prove(dht, contact, signed, audit, timeout)
+                if outcome is Outcome.UNPROVEN:
+                    log.warning(
+                        "share %d of %s: %s said it stored it and could not prove it",
+                        index,
+                        pack_id.hex()[:12],
+                        contact,
+                    )
+            return outcome, reason
+
+        got = await _paced(pace, started, attempt)
+        outcome, reason = got if got is not None else (Outcome.FAILED, "")
+        if holders is not None:
+            _remember(holders, pace, contact, outcome, started, got is None)
         await send.send((slot, outcome, reason))
 
     async with trio.open_nursery() as nursery:
@@ -94,6 +117,62 @@ async def place_shares(
             _report(plan, slot, outcome, reason)
     placed = {indices[slot]: contact for slot, contact in plan.placed.items()}
     return plan, placed, sent
+
+
+async def _paced(pace: Pace | None, started: float, work: Callable[[], Awaitable[_T]]) -> _T | None:
+    """`work`'s result, or None (and `work` cancelled) once it ran past the pace's stall
+    interval as that stands at each look: the first puts of a run start before any
+    answer set the pace, and must not keep the patient first guess."""
+    if pace is None:
+        return await work()
+    done: list[_T] = []
+    async with trio.open_nursery() as nursery:
+
+        async def run() -> None:
+            done.append(await work())
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(run)
+        while True:
+            deadline = started + pace.stall_after()
+            now = trio.current_time()
+            if now >= deadline:
+                nursery.cancel_scope.cancel()
+                break
+            await trio.sleep_until(min(deadline, now + pace.rule.floor))
+    return done[0] if done else None
+
+
+def _trusted(holders: HolderMemory, candidates: Sequence[Contact], happy: int) -> list[Contact]:
+    """The candidates without the peers that failed or hung lately when `happy` others are
+    left (the pack then gets fewer than n shares, and maintenance tops it up later);
+    else all of them, those last. With every candidate used, as in a small mesh, each
+    pack would otherwise hand a share to a hung peer and wait a stall for it."""
+    now = trio.current_time()
+    ranked = holders.ranked(candidates, now)
+    healthy = [c for c in ranked if not holders.suspect(c.node_id, now)]
+    return healthy if len(healthy) >= happy else ranked
+
+
+def _remember(
+    holders: HolderMemory,
+    pace: Pace | None,
+    contact: Contact,
+    outcome: Outcome,
+    started: float,
+    stalled: bool,
+) -> None:
+    """What this placement teaches the operation's later ones about the peer."""
+    now = trio.current_time()
+    if stalled:
+        log.info("%s stored nothing within the stall interval: its share moves on", contact)
+        holders.stalled(contact.node_id, now)
+    elif outcome is Outcome.FAILED:
+        holders.failed(contact.node_id, now)
+    else:
+        holders.answered(contact.node_id)
+        if outcome is Outcome.STORED and pace is not None:
+            pace.observe(now - started)
 
 
 def _report(plan: PlacementPlan, slot: int, outcome: Outcome, reason: str) -> None:

@@ -1,0 +1,141 @@
+"""Whom a pack's fetch asks and when a silent holder counts as stalled, without a network."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from p2pbackup.net.contact import Contact
+from p2pbackup.shares.gathering import Gathering, HolderMemory, Pace, StallRule
+
+RULE = StallRule(floor=1.0, ceiling=10.0, factor=4.0, window=8, remember=100.0)
+PEERS = [Contact(bytes([i]) * 32, "10.0.0.1", 4000 + i) for i in range(12)]
+
+
+def gathering(needed: int = 3, memory: HolderMemory | None = None) -> Gathering:
+    g = Gathering(memory or HolderMemory(RULE), Pace(RULE), needed)
+    g.offer(PEERS)
+    return g
+
+
+def test_the_pace_starts_at_the_ceiling_and_follows_the_slow_end_within_bounds() -> None:
+    pace = Pace(RULE)
+    assert pace.stall_after() == 10.0  # nothing seen yet: patient
+    pace.observe(0.1)
+    assert pace.stall_after() == 1.0  # 4 x 0.1, raised to the floor
+    for _ in range(7):
+        pace.observe(0.5)
+    assert pace.stall_after() == pytest.approx(2.0)
+    pace.observe(30.0)
+    assert pace.stall_after() == 10.0  # a slow link lengthens it, up to the ceiling
+
+
+def test_asks_k_plus_a_spare_nearest_first_then_replaces_a_stalled_one() -> None:
+    g = gathering()
+    assert g.to_ask(0.0) == PEERS[:4]
+    assert g.to_ask(0.0) == []  # all four live: nothing more
+    assert g.deadline() == 10.0
+    assert g.check(9.9) == []
+    assert g.check(10.0) == PEERS[:4]  # nothing came from any of them
+    assert g.to_ask(10.0) == PEERS[4:8]  # four more, the stalled ones still open
+    assert g.in_flight == 8 and g.active == 4
+
+
+def test_a_stalled_holders_late_share_still_counts_and_clears_it() -> None:
+    g = gathering()
+    g.to_ask(0.0)
+    g.check(10.0)
+    assert g.memory.suspect(PEERS[0].node_id, 10.0)
+    g.got_share(PEERS[0], 12.0, good=True)
+    assert g.gathered == 1
+    assert not g.memory.suspect(PEERS[0].node_id, 12.0)
+
+
+def test_whichever_k_arrive_first_win() -> None:
+    g = gathering()
+    g.to_ask(0.0)
+    for peer in PEERS[1:4]:
+        g.got_share(peer, 0.2, good=True)
+    assert g.enough and g.to_ask(0.3) == []
+
+
+def test_a_bad_share_or_none_asks_the_next_holder() -> None:
+    g = gathering()
+    g.to_ask(0.0)
+    g.got_share(PEERS[0], 0.1, good=False)
+    g.got_nothing(PEERS[1])
+    assert g.to_ask(0.1) == PEERS[4:6]
+    assert not g.memory.suspect(PEERS[0].node_id, 0.1)  # it answered: not a suspect
+
+
+def test_a_remembered_holder_is_asked_only_after_every_other() -> None:
+    memory = HolderMemory(RULE)
+    memory.stalled(PEERS[0].node_id, 0.0)
+    memory.failed(PEERS[2].node_id, 0.0)
+    g = gathering(memory=memory)
+    assert g.to_ask(1.0) == [PEERS[1], PEERS[3], PEERS[4], PEERS[5]]
+    g.offer(PEERS)  # offered again: ignored
+    assert g.to_ask(1.0) == []
+    wide = gathering(needed=11, memory=memory)
+    healthy = [p for p in PEERS if p not in (PEERS[0], PEERS[2])]
+    assert wide.to_ask(1.0) == [*healthy, PEERS[0], PEERS[2]]  # the suspects, last of all
+    # Of the suspects, the one marked most lately goes last: likeliest still gone.
+    memory.failed(PEERS[0].node_id, 2.0)
+    assert memory.ranked([PEERS[0], PEERS[1], PEERS[2]], 3.0) == [PEERS[1], PEERS[2], PEERS[0]]
+    # A holder's mark fades after `remember`: it takes its place again.
+    assert not memory.suspect(PEERS[0].node_id, 200.0)
+
+
+def test_a_holder_counts_one_stall_however_many_packs_wait_on_it() -> None:
+    memory = HolderMemory(RULE)
+    for start in (0.0, 1.0, 2.0):  # three packs that asked it at once
+        g = gathering(memory=memory)
+        g.to_ask(start)
+        g.check(start + 10.0)
+    assert memory.stalls[PEERS[0].node_id] == 1
+
+
+def test_exhausted_only_once_nothing_is_queued_or_open() -> None:
+    g = Gathering(HolderMemory(RULE), Pace(RULE), 3)
+    g.offer(PEERS[:2])
+    g.to_ask(0.0)
+    assert not g.exhausted
+    g.failed(PEERS[0], 0.1)
+    g.got_nothing(PEERS[1])
+    assert g.exhausted and not g.enough
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    needed=st.integers(1, 5),
+    events=st.lists(st.tuples(st.integers(0, 3), st.floats(0.0, 20.0)), max_size=60),
+)
+def test_never_asks_a_holder_twice_and_keeps_enough_requests_live(
+    needed: int, events: list[tuple[int, float]]
+) -> None:
+    """Whatever happens to the requests, no holder is asked twice for one pack, and
+    while holders are left, as many live requests run as shares are missing plus one."""
+    g = gathering(needed)
+    asked: list[Contact] = []
+    now = 0.0
+    for kind, step in events:
+        now += step
+        asked += g.to_ask(now)
+        if g.enough:
+            break
+        if not g.queue_left:
+            break
+        assert g.active >= needed - g.gathered + 1
+        open_ = [c for c in asked if g.is_open(c)]
+        if kind == 3:
+            g.check(now)
+            continue
+        target = open_[int(step * 7) % len(open_)]
+        if kind == 0:
+            g.got_share(target, now, good=True)
+        elif kind == 1:
+            g.got_nothing(target)
+        else:
+            g.failed(target, now)
+    assert len(asked) == len({c.node_id for c in asked})
