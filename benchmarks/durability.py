@@ -1,6 +1,7 @@
-"""What acknowledging only durable writes costs: share puts and catalog pack commits
-with SQLite's `synchronous=FULL` (what the stores run) against NORMAL (what they ran
-before decision 0027), on the same disk in the same minutes.
+"""What acknowledging only durable writes costs: share puts, catalog pack commits and
+record puts with SQLite's `synchronous=FULL` (what the stores run) against NORMAL
+(what the share index and catalog ran before decision 0027; records were in memory
+before decision 0025), on the same disk in the same minutes.
 
 Rounds alternate the two settings, so a disk that speeds up or slows down during
 the run weighs on both; each side reports its median and range, and the cost is
@@ -18,8 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.snapshot import Locator
+from p2pbackup.base.offload import inline
+from p2pbackup.crypto.identity import Identity
+from p2pbackup.dht.record_store import RecordStore
+from p2pbackup.dht.records import value_record
 from p2pbackup.store import FileShareStore
 from p2pbackup.store.admission import digest_of
 
@@ -30,6 +37,7 @@ SHARE_BYTES = 256 * 1024  # about a share of a 1 MiB pack at k=3, rounded down
 PACK_COMMITS = 64
 CHUNKS_PER_PACK = 64
 OWNER = b"O" * 32
+RECORDS = 64
 
 
 @dataclass
@@ -59,6 +67,7 @@ class Durability:
             "rounds": ROUNDS,
             "shares": {"count": SHARES, "bytes": SHARE_BYTES},
             "pack_commits": {"count": PACK_COMMITS, "chunks": CHUNKS_PER_PACK},
+            "record_puts": {"count": RECORDS},
             "seconds": self.runs,
             "full_over_normal": {name: round(self.cost(name), 3) for name in self.runs},
         }
@@ -90,7 +99,29 @@ def _pack_commits(folder: Path, setting: str) -> float:
         catalog.close()
 
 
-WORKLOADS = {"share puts": _share_puts, "catalog pack commits": _pack_commits}
+def _record_puts(folder: Path, setting: str) -> float:
+    """A replica's record puts, each awaited until it may be acknowledged."""
+    writer = Identity.from_seed(bytes([5]) * 32)
+    records = [value_record(writer, b"r%d" % n, 0, os.urandom(200)) for n in range(RECORDS)]
+    store = RecordStore.on_disk(folder / "records.sqlite3", run_sync=inline, _sync=setting)
+
+    async def puts() -> float:
+        began = time.perf_counter()
+        for record in records:
+            await store.store(record)
+        return time.perf_counter() - began
+
+    try:
+        return trio.run(puts)
+    finally:
+        store.close()
+
+
+WORKLOADS = {
+    "share puts": _share_puts,
+    "catalog pack commits": _pack_commits,
+    "record puts": _record_puts,
+}
 
 
 def run_durability(workdir: Path) -> Durability:
