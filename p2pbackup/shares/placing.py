@@ -81,18 +81,7 @@ async def place_shares(
         started = trio.current_time()
 
         async def attempt() -> tuple[Outcome, str]:
-            outcome, reason = await _put(dht, contact, message, timeout)
-            if outcome is Outcome.STORED and audit is not None:
-                assert signed is not None
-                outcome = await _prove(dht, contact, signed, audit, timeout)
-                if outcome is Outcome.UNPROVEN:
-                    log.warning(
-                        "share %d of %s: %s said it stored it and could not prove it",
-                        index,
-                        pack_id.hex()[:12],
-                        contact,
-                    )
-            return outcome, reason
+            return await _store_and_prove(dht, contact, message, signed, audit, timeout)
 
         got = await _paced(pace, started, attempt)
         outcome, reason = got if got is not None else (Outcome.FAILED, "")
@@ -117,6 +106,29 @@ async def place_shares(
             _report(plan, slot, outcome, reason)
     placed = {indices[slot]: contact for slot, contact in plan.placed.items()}
     return plan, placed, sent
+
+
+async def _store_and_prove(
+    dht: DhtNode,
+    contact: Contact,
+    message: PutShare,
+    signed: ShareDescriptor | None,
+    audit: Audit | None,
+    timeout: float,
+) -> tuple[Outcome, str]:
+    """Put one share, then, with an audit, have its peer prove it holds it."""
+    outcome, reason = await _put(dht, contact, message, timeout)
+    if outcome is Outcome.STORED and audit is not None:
+        assert signed is not None
+        outcome = await _prove(dht, contact, signed, audit, timeout)
+        if outcome is Outcome.UNPROVEN:
+            log.warning(
+                "share %d of %s: %s said it stored it and could not prove it",
+                message.index,
+                message.pack_id.hex()[:12],
+                contact,
+            )
+    return outcome, reason
 
 
 async def _paced(pace: Pace | None, started: float, work: Callable[[], Awaitable[_T]]) -> _T | None:
