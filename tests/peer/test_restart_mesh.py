@@ -159,6 +159,8 @@ def test_a_holder_killed_at_random_moments_serves_every_share_it_acknowledged(
     assert failed == [] and len(done) == backups
 
     stored = acknowledged(mesh, OWNER, holder_id)
-    assert len(stored) >= backups  # one data pack a backup at least
+    # The owner passes over a holder that failed it for a while (decision 0029), so
+    # after a kill the holder takes fewer shares; still, many were acknowledged.
+    assert len(stored) >= backups // 2
     problems = served(owner_keys(mesh, OWNER), address_of(mesh, holder), stored)
     assert problems == {}
