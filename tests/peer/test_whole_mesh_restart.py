@@ -98,6 +98,8 @@ def test_every_peer_killed_at_once_then_everything_is_still_there(
     restored = mesh.cli_json(OWNER, "restore", "latest", "--target", str(tmp_path / "out"))
     assert restored["files_failed"] == 0
     _identical(tree, tmp_path / "out" / "tree")
+    # A new machine, the phrase alone; then it goes, so only the owner can heal below.
+    _recover_and_restore(mesh, tree, ids, tmp_path / "first-recovery")
 
     # Every replica of the index dies and comes back without its records file; the
     # owner, which kept what its `snapshots` read, heals them by its re-publish.
@@ -116,7 +118,12 @@ def test_every_peer_killed_at_once_then_everything_is_still_there(
         lambda: len(_record_holders(mesh)) >= WRITE_QUORUM,
     )
 
-    # A new machine, the phrase alone.
+    _recover_and_restore(mesh, tree, ids, tmp_path / "second-recovery")
+
+
+def _recover_and_restore(mesh: LocalMesh, tree: Path, ids: list[str], target: Path) -> None:
+    """A new home from the recovery phrase alone lists `ids` and restores `tree` intact;
+    its peer is stopped afterwards."""
     phrase = mesh.peers[OWNER].recovery_phrase
     assert phrase is not None
     fresh = mesh.add_peer()
@@ -125,8 +132,7 @@ def test_every_peer_killed_at_once_then_everything_is_still_there(
     mesh.wait_for_tables(at_least=8, indices=[fresh.index])
     seen = mesh.cli_json(fresh.index, "snapshots")["snapshots"]
     assert [s["id"] for s in seen] == ids
-    recovered = mesh.cli_json(
-        fresh.index, "restore", "latest", "--target", str(tmp_path / "recovered")
-    )
+    recovered = mesh.cli_json(fresh.index, "restore", "latest", "--target", str(target))
     assert recovered["files_failed"] == 0
-    _identical(tree, tmp_path / "recovered" / "tree")
+    _identical(tree, target / "tree")
+    mesh.stop_peer(fresh.index)
