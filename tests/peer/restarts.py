@@ -1,4 +1,4 @@
-"""Helpers for tests that kill and restart real peer processes."""
+"""Helpers for tests that kill and restart real peer processes, and recover an owner."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import trio
 
+from p2pbackup.cli.demo import compare_trees
 from p2pbackup.cli.localmesh import LocalMesh
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.crypto.identity import Identity
@@ -144,3 +145,23 @@ def address_of(mesh: LocalMesh, index: int) -> tuple[str, int]:
     assert listen is not None
     host, port = listen.rsplit(":", 1)
     return host, int(port)
+
+
+def recover_and_restore(
+    mesh: LocalMesh, owner: int, tree: Path, ids: list[str], target: Path
+) -> int:
+    """The owner loses everything but the phrase: a new home lists exactly the snapshots
+    `ids` and restores `tree` intact under `target`. Returns the new peer's index."""
+    phrase = mesh.peers[owner].recovery_phrase
+    assert phrase is not None
+    fresh = mesh.add_peer()
+    mesh.cli(fresh.index, "init", "--recover", check=True, stdin=phrase)
+    mesh.start_peer(fresh.index, bootstrap=mesh.peers[1].listen)
+    mesh.wait_for_tables(at_least=8, indices=[fresh.index])
+    seen = mesh.cli_json(fresh.index, "snapshots")["snapshots"]
+    assert [s["id"] for s in seen] == ids
+    recovered = mesh.cli_json(fresh.index, "restore", "latest", "--target", str(target))
+    assert recovered["files_failed"] == 0
+    files, _, problems = compare_trees(tree, target / tree.name)
+    assert files > 0 and problems == []
+    return fresh.index

@@ -15,6 +15,7 @@ import pytest
 from p2pbackup.backup.engine import RACY_SECONDS
 from p2pbackup.cli.demo import compare_trees
 from p2pbackup.cli.localmesh import CLI, SAFETY_DEADLINE, LocalMesh
+from tests.peer.restarts import recover_and_restore
 from tests.peer.trees import change_some, make_tree, wait_until_settled
 
 pytestmark = pytest.mark.timeout(600)
@@ -86,7 +87,7 @@ def test_backup_incremental_kill_three_restore_and_recover(
     assert (tmp_path / "sub" / "tree" / "big" / "video.bin").stat().st_size == 50 * 2**20
 
     ids = [s["id"] for s in listed]
-    fresh = _recover_on_a_new_home(mesh12, owner, tree, ids, tmp_path)
+    fresh = recover_and_restore(mesh12, owner, tree, ids, tmp_path / "recovered")
     _forget_from_the_new_home(mesh12, owner, fresh, ids)
 
 
@@ -119,27 +120,6 @@ def _later_backups_read_and_send_only_changes(
     assert len(changed) <= third["chunks_new"] <= len(changed) + len(touched_dirs) + 2
     assert third["bytes_sent"] < first["bytes_sent"] // 20
     return third
-
-
-def _recover_on_a_new_home(
-    mesh: LocalMesh, owner: int, tree: Path, ids: list[str], tmp_path: Path
-) -> int:
-    """The owner loses everything but the phrase: a new home sees every snapshot and
-    restores the tree."""
-    phrase = mesh.peers[owner].recovery_phrase
-    assert phrase is not None
-    fresh = mesh.add_peer()
-    mesh.cli(fresh.index, "init", "--recover", check=True, stdin=phrase)
-    mesh.start_peer(fresh.index, bootstrap=mesh.peers[1].listen)
-    mesh.wait_for_tables(at_least=8, indices=[fresh.index])
-    seen = mesh.cli_json(fresh.index, "snapshots")["snapshots"]
-    assert [s["id"] for s in seen] == ids
-    recovered = mesh.cli_json(
-        fresh.index, "restore", "latest", "--target", str(tmp_path / "recovered")
-    )
-    assert recovered["files_failed"] == 0
-    _identical(tree, tmp_path / "recovered" / "tree")
-    return fresh.index
 
 
 def _forget_from_the_new_home(mesh: LocalMesh, owner: int, fresh: int, ids: list[str]) -> None:
@@ -187,7 +167,6 @@ def test_a_backup_killed_halfway_completes_when_run_again(
     source.mkdir()
     for i in range(12):
         (source / f"part{i:02d}.bin").write_bytes(_random(4 * 2**20, seed=i))
-    total_before = _shares_everywhere(mesh12)
     catalog = mesh12.peers[owner].home / "catalog.sqlite3"
     packs_before, bytes_before = _committed(catalog)
     backup = subprocess.Popen(
@@ -206,8 +185,8 @@ def test_a_backup_killed_halfway_completes_when_run_again(
     backup.wait(timeout=SAFETY_DEADLINE)
     assert backup.returncode != 0
     packs_after, bytes_after = _committed(catalog)
-    packs, pack_bytes = packs_after - packs_before, bytes_after - bytes_before
-    assert _shares_everywhere(mesh12) - total_before >= packs * 7
+    assert packs_after >= packs_before + 2
+    pack_bytes = bytes_after - bytes_before
     mesh12.start_peer(owner, bootstrap=mesh12.peers[2].listen)
     mesh12.wait_for_tables(at_least=7, indices=[owner])
     again = mesh12.cli_json(owner, "backup", str(source))
@@ -231,9 +210,6 @@ def _committed(catalog: Path) -> tuple[int, int]:
         count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM packs").fetchone()
     return int(count), int(size)
 
-
-def _shares_everywhere(mesh: LocalMesh) -> int:
-    return sum(mesh.status(p.index)["shares_held"] for p in mesh.peers if p.alive)
 
 
 def _random(size: int, seed: int) -> bytes:

@@ -30,6 +30,7 @@ from p2pbackup.peer.engine_process import (
 )
 from p2pbackup.peer.pipe_frames import FrameChannel
 from tests.backup.fs import KEYS, build_tree, restorer, snapshot_of
+from tests.peer.restarts import engine_children
 
 pytestmark = pytest.mark.slow
 RECEIPT = [bytes(32), 3, 10, 10, 40]
@@ -76,18 +77,7 @@ def alive(pid: int) -> bool:
 
 def child_pids() -> set[int]:
     """The engine processes this test process started and has not reaped."""
-    out = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rpartition(")")[2].split()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat[1]) == os.getpid() and b"engine_child" in cmdline:
-            out.add(int(entry.name))
-    return out
+    return engine_children(os.getpid())
 
 
 async def test_backup_in_a_process_restores_identical(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import pytest
 from p2pbackup.backup.engine import RACY_SECONDS
 from p2pbackup.cli.demo import compare_trees
 from p2pbackup.cli.localmesh import LocalMesh
-from tests.peer.restarts import kill_all
+from tests.peer.restarts import kill_all, recover_and_restore
 from tests.peer.trees import wait_until_settled
 
 pytestmark = pytest.mark.timeout(400)
@@ -99,7 +99,7 @@ def test_every_peer_killed_at_once_then_everything_is_still_there(
     assert restored["files_failed"] == 0
     _identical(tree, tmp_path / "out" / "tree")
     # A new machine, the phrase alone; then it goes, so only the owner can heal below.
-    _recover_and_restore(mesh, tree, ids, tmp_path / "first-recovery")
+    mesh.stop_peer(recover_and_restore(mesh, OWNER, tree, ids, tmp_path / "first-recovery"))
 
     # Every replica of the index dies and comes back without its records file; the
     # owner, which kept what its `snapshots` read, heals them by its re-publish.
@@ -118,21 +118,4 @@ def test_every_peer_killed_at_once_then_everything_is_still_there(
         lambda: len(_record_holders(mesh)) >= WRITE_QUORUM,
     )
 
-    _recover_and_restore(mesh, tree, ids, tmp_path / "second-recovery")
-
-
-def _recover_and_restore(mesh: LocalMesh, tree: Path, ids: list[str], target: Path) -> None:
-    """A new home from the recovery phrase alone lists `ids` and restores `tree` intact;
-    its peer is stopped afterwards."""
-    phrase = mesh.peers[OWNER].recovery_phrase
-    assert phrase is not None
-    fresh = mesh.add_peer()
-    mesh.cli(fresh.index, "init", "--recover", check=True, stdin=phrase)
-    mesh.start_peer(fresh.index, bootstrap=mesh.peers[1].listen)
-    mesh.wait_for_tables(at_least=8, indices=[fresh.index])
-    seen = mesh.cli_json(fresh.index, "snapshots")["snapshots"]
-    assert [s["id"] for s in seen] == ids
-    recovered = mesh.cli_json(fresh.index, "restore", "latest", "--target", str(target))
-    assert recovered["files_failed"] == 0
-    _identical(tree, target / "tree")
-    mesh.stop_peer(fresh.index)
+    recover_and_restore(mesh, OWNER, tree, ids, tmp_path / "second-recovery")
