@@ -211,7 +211,6 @@ def _committed(catalog: Path) -> tuple[int, int]:
     return int(count), int(size)
 
 
-
 def _random(size: int, seed: int) -> bytes:
     import random
 
