@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from p2pbackup.base.sqlite import write_transaction
 from p2pbackup.dht.records import Record, RecordKind, SignedEntry
 from p2pbackup.errors import P2PBackupError
 
@@ -122,13 +123,8 @@ class RecordDisk:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(self._db):
                 yield
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
             raise self._error(exc) from None
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from p2pbackup.base.sqlite import write_transaction
 from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare
 
 SCHEMA_VERSION = 4
@@ -114,16 +114,9 @@ class ShareIndex:
     def close(self) -> None:
         self._db.close()
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
         """Writes inside commit together or not at all."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        return write_transaction(self._db)
 
     def row(self, key: ShareKey) -> Row | None:
         found = self._db.execute(
