@@ -149,14 +149,23 @@ class CountingListener:
 async def counting_listener(nursery: trio.Nursery) -> AsyncIterator[CountingListener]:
     """A `CountingListener` on a free port of 127.0.0.1, stopped on leaving."""
     listener = CountingListener()
+    async with running_in(nursery, listener.run):
+        yield listener
+
+
+@asynccontextmanager
+async def running_in(
+    nursery: trio.Nursery, serve: Callable[..., Awaitable[None]]
+) -> AsyncIterator[None]:
+    """Start `serve` (a task that reports when it is up) in `nursery`; cancel it on leaving."""
     scope = trio.CancelScope()
 
     async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with scope:
-            await listener.run(task_status=task_status)
+            await serve(task_status=task_status)
 
     await nursery.start(run)
     try:
-        yield listener
+        yield
     finally:
         scope.cancel()

@@ -21,13 +21,19 @@ from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.messages import FindNode, Nodes, Ping, Pong
 from p2pbackup.net.contact import Contact
-from p2pbackup.net.handshake import Handshake
+from p2pbackup.net.handshake import Handshake, SecureChannel
 from p2pbackup.net.options import TcpOptions
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.peer.peer import Peer, PeerConfig
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 from p2pbackup.wire.messages import decode_message, encode_message
-from tests.net.bounds_support import FakeClock, counting_listener, read_frame, serving
+from tests.net.bounds_support import (
+    FakeClock,
+    counting_listener,
+    read_frame,
+    running_in,
+    serving,
+)
 
 CLAIMANTS = 50
 
@@ -38,17 +44,20 @@ async def running_peer(nursery: trio.Nursery) -> AsyncIterator[Peer]:
     dht = DhtConfig(rpc_timeout=2.0, exempt_blocks=frozenset({"loopback"}))
     transport = TcpTransport(Identity.generate(), ("127.0.0.1", 0), TcpOptions(), clock=FakeClock())
     peer = Peer(transport.identity, transport, PeerConfig(dht=dht), random.Random(7))
-    scope = trio.CancelScope()
-
-    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with scope:
-            await peer.run(task_status=task_status)
-
-    await nursery.start(run)
-    try:
+    async with running_in(nursery, peer.run):
         yield peer
-    finally:
-        scope.cancel()
+
+
+async def _join_as(
+    stream: trio.SocketStream, identity: Identity, claimed: tuple[str, int]
+) -> tuple[SecureChannel, FrameDecoder]:
+    """Complete the handshake on `stream` as `identity`, saying it listens at `claimed`."""
+    handshake = Handshake(identity, initiator=True, listen=claimed)
+    decoder = FrameDecoder(1 << 20)
+    await stream.send_all(encode_frame(handshake.hello()))
+    proof = handshake.receive_hello(await read_frame(stream, decoder))
+    await stream.send_all(encode_frame(proof))
+    return handshake.receive_auth(await read_frame(stream, decoder)).channel, decoder
 
 
 async def claim_and_ping(peer: Peer, claimed: tuple[str, int]) -> Identity:
@@ -56,12 +65,7 @@ async def claim_and_ping(peer: Peer, claimed: tuple[str, int]) -> Identity:
     identity = Identity.generate()
     stream = await trio.open_tcp_stream(*peer.transport.listen)
     try:
-        handshake = Handshake(identity, initiator=True, listen=claimed)
-        decoder = FrameDecoder(1 << 20)
-        await stream.send_all(encode_frame(handshake.hello()))
-        proof = handshake.receive_hello(await read_frame(stream, decoder))
-        await stream.send_all(encode_frame(proof))
-        channel = handshake.receive_auth(await read_frame(stream, decoder)).channel
+        channel, decoder = await _join_as(stream, identity, claimed)
         await stream.send_all(encode_frame(channel.seal(encode_message(0, Ping()))))
         _, reply = decode_message(channel.open(await read_frame(stream, decoder)))
         assert isinstance(reply, Pong)
@@ -116,12 +120,7 @@ async def answer_over_own_connection(
     """Connect claiming `claimed`, then answer every request the peer sends back on it."""
     stream = await trio.open_tcp_stream(*peer.transport.listen)
     try:
-        handshake = Handshake(identity, initiator=True, listen=claimed)
-        decoder = FrameDecoder(1 << 20)
-        await stream.send_all(encode_frame(handshake.hello()))
-        proof = handshake.receive_hello(await read_frame(stream, decoder))
-        await stream.send_all(encode_frame(proof))
-        channel = handshake.receive_auth(await read_frame(stream, decoder)).channel
+        channel, decoder = await _join_as(stream, identity, claimed)
         connected.set()
         while True:
             request_id, _ = decode_message(channel.open(await read_frame(stream, decoder)))
