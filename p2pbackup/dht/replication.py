@@ -95,7 +95,8 @@ class Replication:
             await trio.sleep(interval * (0.9 + 0.2 * self.node.rng.random()))
             await self.republish_own()
             for record in self.node.records:
-                await self.republish(record)
+                if self.node.own.get(record.key) is None:  # ours went out just above
+                    await self.republish(record)
 
     async def republish_own(self) -> int:
         """Quorum-write every record this peer signed; how many reached their quorum."""
