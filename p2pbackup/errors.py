@@ -35,3 +35,30 @@ class QuorumNotReached(P2PBackupError):
 
 class NoPeerRunning(P2PBackupError):
     """No peer is serving the given home directory."""
+
+
+def os_error_line(exc: OSError) -> str:
+    """An `OSError` as the user should read it: the path it concerns and the system's
+    reason (`/x/y: permission denied`), never the exception's repr."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    reason = reason[:1].lower() + reason[1:]
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    named = " -> ".join(_decoded(p) for p in paths)
+    return f"{named}: {reason}" if named else reason
+
+
+def _decoded(path: object) -> str:
+    if isinstance(path, bytes):
+        return path.decode(errors="surrogateescape")
+    return str(path)
+
+
+def sole_error(exc: BaseException) -> BaseException:
+    """The one exception inside (nested) exception groups, or `exc` itself.
+
+    trio wraps an error raised inside a nursery in a group, one level per
+    nursery; a group of one says no more than the error it holds, and that
+    error's own line is what the user must see."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

@@ -16,7 +16,7 @@ import trio
 import typer
 
 from p2pbackup.cli.progress import live_progress
-from p2pbackup.errors import P2PBackupError
+from p2pbackup.errors import P2PBackupError, os_error_line, sole_error
 from p2pbackup.peer import control
 from p2pbackup.peer.home import Home
 from p2pbackup.peer.requests import NoArgs
@@ -36,7 +36,13 @@ R = TypeVar("R")
 Result = dict[str, Any]
 Render = Callable[[Result], str]
 JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object.")
-PARTIAL = 3  # exit status of a backup or restore that left some files out
+# Exit statuses (decision 0033): 0 everything asked was done; 1 an error, so nothing or
+# not everything was done; 2 the command line itself is wrong; 3 partial: done, but
+# some entries were left out, each listed with its reason; 130 interrupted.
+ERROR = 1
+USAGE = 2
+PARTIAL = 3
+INTERRUPTED = 130
 NO_ARGS = NoArgs()
 
 
@@ -60,26 +66,39 @@ def main_options(
     STATE.home = Home.resolve(home)
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
+def fail(message: str, code: int = ERROR) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
 def user_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn the project's errors and bad values into one line and an exit status."""
+    """Turn the project's errors, the system's errors about the user's paths and bad
+    values into one line and an exit status, whatever exception group trio wrapped
+    them in; anything else is a bug and keeps its traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except P2PBackupError as exc:
-            fail(str(exc))
-        except ValueError as exc:
-            fail(str(exc), 2)
-        except KeyboardInterrupt:
-            fail("interrupted", 130)
+        except (Exception, KeyboardInterrupt, BaseExceptionGroup) as caught:
+            explain(caught)
+            raise
 
     return wrapper
+
+
+def explain(caught: BaseException) -> None:
+    """End the command with `caught`'s one line if it is a user-facing error; return if
+    it is not (a bug, or typer's own exit)."""
+    exc = sole_error(caught)
+    if isinstance(exc, P2PBackupError):
+        fail(str(exc))
+    if isinstance(exc, OSError):
+        fail(os_error_line(exc))
+    if isinstance(exc, ValueError):
+        fail(str(exc), USAGE)
+    if isinstance(exc, KeyboardInterrupt):
+        fail("interrupted", INTERRUPTED)
 
 
 def emit(result: Result, as_json: bool, human: Render) -> None:

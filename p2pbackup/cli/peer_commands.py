@@ -7,6 +7,7 @@ peer one question each, or (`simulate`) run a scenario on virtual time.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import random
@@ -18,9 +19,18 @@ import trio
 import typer
 
 from p2pbackup.cli import render
-from p2pbackup.cli.common import JSON_OPTION, STATE, call_peer, emit, fail, show, user_errors
+from p2pbackup.cli.common import (
+    JSON_OPTION,
+    STATE,
+    USAGE,
+    call_peer,
+    emit,
+    fail,
+    show,
+    user_errors,
+)
 from p2pbackup.cli.durations import parse_duration
-from p2pbackup.errors import P2PBackupError
+from p2pbackup.errors import P2PBackupError, sole_error
 from p2pbackup.net.contact import parse_address
 from p2pbackup.peer.heap import keep_freed_pages
 from p2pbackup.peer.requests import RecordGetRequest, RecordPutRequest
@@ -28,6 +38,8 @@ from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, parse_quota, parse_siz
 
 if TYPE_CHECKING:
     from p2pbackup.peer.service import ServeOptions
+
+_LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
 @user_errors
@@ -84,8 +96,18 @@ def serve(
     keep_freed_pages()  # every share is a new MiB-sized buffer: decision 0013
     try:
         trio.run(run)
-    except OSError as exc:
-        fail(f"cannot serve on {listen}: {exc.strerror or exc}")
+    except (OSError, BaseExceptionGroup) as caught:
+        _cannot_listen(caught, listen)
+        raise
+
+
+def _cannot_listen(caught: BaseException, listen: str) -> None:
+    """End `serve` with one line if it could not take its address (trio hands the
+    error up wrapped in a group per nursery); return for any other error."""
+    exc = sole_error(caught)
+    if isinstance(exc, OSError) and exc.errno in _LISTEN_ERRNOS:
+        reason = (exc.strerror or str(exc)).lower()
+        fail(f"cannot listen on {listen}: {reason}")
 
 
 def _serve_options(raw: dict[str, Any]) -> ServeOptions:
@@ -98,7 +120,7 @@ def _serve_options(raw: dict[str, Any]) -> ServeOptions:
     try:
         exempt = exempt_kinds(raw["exempt_blocks"].split(","))
     except ValueError as exc:
-        fail(f"--exempt-blocks: {exc}")
+        fail(f"--exempt-blocks: {exc}", USAGE)
     capacity = parse_size(raw["capacity"])
     return ServeOptions(
         listen=parse_address(raw["listen"], any_port=True),

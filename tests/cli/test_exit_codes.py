@@ -1,0 +1,66 @@
+"""The exit status and the one line of a command, whatever wraps its error."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+import typer
+
+from p2pbackup.cli.common import user_errors
+from p2pbackup.errors import P2PBackupError, os_error_line
+
+
+def ends(error: BaseException, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """(exit status, stderr) of a command that raised `error`."""
+
+    @user_errors
+    def command() -> None:
+        raise error
+
+    with pytest.raises(typer.Exit) as ended:
+        command()
+    return ended.value.exit_code, capsys.readouterr().err
+
+
+def nested(error: Exception) -> ExceptionGroup[Exception]:
+    """`error` as trio hands it up through two nurseries."""
+    return ExceptionGroup("outer", [ExceptionGroup("inner", [error])])
+
+
+def test_a_group_of_one_project_error_is_that_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ends(nested(P2PBackupError("no peer")), capsys) == (1, "error: no peer\n")
+
+
+def test_a_group_of_one_os_error_is_its_path_and_reason(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    denied = PermissionError(errno.EACCES, "Permission denied", "/srv/x")
+    assert ends(nested(denied), capsys) == (1, "error: /srv/x: permission denied\n")
+    assert ends(denied, capsys) == (1, "error: /srv/x: permission denied\n")
+
+
+def test_a_bad_value_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ends(ValueError("bad size '3 parsecs'"), capsys) == (2, "error: bad size '3 parsecs'\n")
+
+
+def test_an_interrupt_is_130(capsys: pytest.CaptureFixture[str]) -> None:
+    assert ends(KeyboardInterrupt(), capsys) == (130, "error: interrupted\n")
+
+
+def test_a_bug_keeps_its_traceback() -> None:
+    @user_errors
+    def command() -> None:
+        raise nested(KeyError("bug"))
+
+    with pytest.raises(ExceptionGroup):
+        command()
+
+
+def test_an_os_error_line_names_bytes_paths_and_both_ends_of_a_rename() -> None:
+    assert os_error_line(FileNotFoundError(errno.ENOENT, "No such file", b"/a\xff")) == (
+        "/a\udcff: no such file"
+    )
+    moved = OSError(errno.EXDEV, "Invalid cross-device link", "/a", None, "/b")
+    assert os_error_line(moved) == "/a -> /b: invalid cross-device link"
+    assert os_error_line(OSError("plain")) == "plain"
