@@ -23,7 +23,13 @@ from typing import Any, TypeVar
 import cbor2
 import trio
 
-from p2pbackup.errors import NoPeerRunning, P2PBackupError, WireError
+from p2pbackup.errors import (
+    NoPeerRunning,
+    P2PBackupError,
+    WireError,
+    os_error_line,
+    sole_error,
+)
 from p2pbackup.peer.contracts import Args, ContractError, plain
 from p2pbackup.peer.private import LocalAccessError, check_own, claim_dir, peer_uid
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
@@ -112,15 +118,10 @@ class ControlServer:
                 if frame is None:
                     return
                 reply = await self._dispatch(ControlRequest.from_frame(frame), progress)
-            except P2PBackupError as exc:  # a refused request among them, in one line
-                if isinstance(exc, WireError):
-                    log.warning("control: %s", exc)
-                reply = _refusal(str(exc))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return  # the client went away
-            except Exception:
-                log.exception("control operation failed")
-                reply = _refusal("internal error in the peer; see its log")
+            except Exception as exc:
+                reply = _refusal(_explain(exc))
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 async with sending:
                     await _send(stream, reply)
@@ -150,6 +151,23 @@ class ControlRequest:
 
     def to_frame(self) -> dict[str, Any]:
         return {"op": self.op, "args": dict(self.args)}
+
+
+def _explain(caught: Exception) -> str:
+    """The one line a failed operation answers with, whatever nurseries wrapped its error
+    in: the project's own message, or the path and reason of a system error (a user's
+    path that is missing, unwritable or not a folder); only a bug's traceback is logged."""
+    exc = sole_error(caught)
+    if isinstance(exc, P2PBackupError):  # a refused request among them
+        if isinstance(exc, WireError):
+            log.warning("control: %s", exc)
+        return str(exc)
+    if isinstance(exc, OSError):
+        line = os_error_line(exc)
+        log.warning("control: %s", line)
+        return line
+    log.error("control operation failed", exc_info=caught)
+    return "internal error in the peer; see its log"
 
 
 def _refusal(message: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from p2pbackup.backup.restore import RestoreEngine
 from p2pbackup.base.offload import inline
 from p2pbackup.codec.packstore import PackReceipt, PackUnavailable
 from p2pbackup.crypto.keys import OwnerKeys
-from p2pbackup.errors import P2PBackupError
+from p2pbackup.errors import P2PBackupError, os_error_line, sole_error
 from p2pbackup.peer import engine_frames as frames
 from p2pbackup.peer.heap import keep_freed_pages
 from p2pbackup.peer.pipe_frames import FrameChannel
@@ -170,12 +170,24 @@ async def run_child(channel: FrameChannel) -> None:
         nursery.start_soon(_listen, channel, store, nursery.cancel_scope)
         try:
             result = await _run_job(start, store, progress)
-        except Exception as exc:  # a bug: its traceback goes to the peer's log
-            traceback.print_exc(file=sys.stderr)
-            result = frames.Outcome(error=f"the {frame['job']} process failed: {exc!r}")
+        except Exception as exc:
+            result = frames.Outcome(error=_failure_line(exc, frame.get("job")))
         result.process = _usage(before)
         await channel.send(result.encode())
         nursery.cancel_scope.cancel()
+
+
+def _failure_line(caught: Exception, job: object) -> str:
+    """One line for an error that ended the job: the path and reason of a system error
+    on the user's files (a target under a read-only folder, a path that vanished), the
+    message of the project's own; only a bug's traceback goes to the peer's log."""
+    exc = sole_error(caught)
+    if isinstance(exc, OSError):
+        return os_error_line(exc)
+    if isinstance(exc, P2PBackupError):
+        return str(exc)
+    traceback.print_exception(caught, file=sys.stderr)
+    return f"the {job} process failed ({type(exc).__name__}: {exc}); see the peer's log"
 
 
 def _usage(before: resource.struct_rusage) -> dict[str, Any]:
