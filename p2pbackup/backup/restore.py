@@ -38,11 +38,13 @@ from p2pbackup.backup.restore_files import (
     TargetFull,
     Write,
     finish_files,
+    open_target,
+    remove_empty,
     write_pack,
 )
 from p2pbackup.backup.restore_plan import Plan, TreeWalk
 from p2pbackup.backup.snapshot import Locator, Snapshot
-from p2pbackup.backup.tree import Tree
+from p2pbackup.backup.tree import EntryKind, Tree
 from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.packstore import PackStore
 from p2pbackup.errors import P2PBackupError
@@ -103,8 +105,10 @@ class RestoreEngine:
         blobs = snapshot.index if index_blobs is None else index_blobs
         reader, root_tree = await self._open_root(snapshot, blobs, released)
         root = os.fsencode(target)
-        await self.run_sync(os.makedirs, root, 0o700, True)
+        made = await self.run_sync(open_target, root)
         plan = await self._restore(reader, root_tree, root, tuple(include))
+        if include:
+            await self._check_includes(snapshot, root_tree, plan, root if made else None)
         if self._halt.reason is not None:
             await self._stop_full(target, plan)
         await self._finish_spread(plan)
@@ -176,6 +180,32 @@ class RestoreEngine:
             f"{self.stats.files_restored} files were restored before it filled: "
             "free some space and restore again"
         )
+
+    async def _check_includes(
+        self, snapshot: Snapshot, root_tree: Tree, plan: Plan, made: bytes | None
+    ) -> None:
+        """An include pattern that matched nothing: an error when none matched (the
+        folder this restore made is removed), else listed as not restored. Either way
+        the user learns what the snapshot's paths look like: they begin with each
+        backed-up path's final name, which is easy to leave out."""
+        missed = [p for p in plan.include if p not in plan.matched]
+        if not missed:
+            return
+        tops = [
+            os.fsdecode(e.name) + ("/..." if e.kind is EntryKind.DIR else "")
+            for e in root_tree.entries
+        ]
+        shown = ", ".join(tops[:5]) + (", ..." if len(tops) > 5 else "")
+        where = f"paths start with the backed-up folder's name: {shown or 'none'}"
+        if len(missed) == len(plan.include):
+            if made is not None:
+                await self.run_sync(remove_empty, made)
+            quoted = " or ".join(repr(p) for p in missed)
+            raise P2PBackupError(
+                f"no path in snapshot {snapshot.short_id} matches {quoted}; {where}"
+            )
+        for pattern in missed:
+            self.stats.failures.append((f"--include {pattern!r}", f"matches nothing; {where}"))
 
     def _index_note(self) -> str:
         if not self._index_problems:

@@ -108,6 +108,32 @@ def make_entries(makes: list[Make], halt: Halt) -> list[str | None]:
     return reasons
 
 
+def open_target(root: bytes) -> bool:
+    """Make the restore's folder (and its parents), and check it can be written in
+    before anything is planned: else every entry would fail one by one and the
+    restore would report nothing restored, as if there were nothing to restore.
+    Whether the folder was made here; `P2PBackupError` naming it and why otherwise."""
+    where = os.fsdecode(root)
+    existed = os.path.isdir(root)
+    try:
+        os.makedirs(root, 0o700, exist_ok=True)
+    except OSError as exc:
+        raise P2PBackupError(
+            f"cannot create the restore folder {where}: {_why(exc).lower()}"
+        ) from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        read_only = os.statvfs(root).f_flag & os.ST_RDONLY
+        reason = "read-only file system" if read_only else "permission denied"
+        raise P2PBackupError(f"cannot restore into {where}: {reason}; nothing was restored")
+    return not existed
+
+
+def remove_empty(folder: bytes) -> None:
+    """Remove a folder this restore made, if it is still empty."""
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)
+
+
 def finish_files(items: list[tuple[bytes, TreeEntry, bool]]) -> list[str | None]:
     """Worker side of the last step: set each restored path's mode and mtime (True) or
     remove a file that could not be rebuilt (False); why setting failed, or None."""

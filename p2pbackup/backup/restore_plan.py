@@ -38,6 +38,7 @@ class Plan:
     prefetch: Prefetch
     files: list[FilePlan] = field(default_factory=list)
     dirs: list[tuple[bytes, TreeEntry]] = field(default_factory=list)  # deepest first
+    matched: set[str] = field(default_factory=set)  # the include patterns that matched
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,15 @@ class _Folder:
 
 def included(relative: bytes, patterns: tuple[str, ...]) -> bool:
     """True when `relative` matches a pattern or lies inside a folder that does."""
-    if not patterns:
-        return True
+    return not patterns or bool(matching(relative, patterns))
+
+
+def matching(relative: bytes, patterns: tuple[str, ...]) -> list[str]:
+    """The patterns `relative` matches or lies inside a match of."""
     text = os.fsdecode(relative)
-    return any(
-        fnmatch.fnmatchcase(text, p) or text.startswith(p.rstrip("/") + "/") for p in patterns
-    )
+    return [
+        p for p in patterns if fnmatch.fnmatchcase(text, p) or text.startswith(p.rstrip("/") + "/")
+    ]
 
 
 def may_contain(relative: bytes, patterns: tuple[str, ...]) -> bool:
@@ -136,6 +140,8 @@ class TreeWalk:
         for visit in folder.visits:
             if visit.path not in unmade:
                 await self._visit(visit, uncreated)
+            elif self.halt.reason is None:
+                await self._fail_subtree(visit, unmade[visit.path])
 
     async def _plan_folder(
         self, tree: Tree, out_dir: bytes, relative: bytes, whole: bool
@@ -145,7 +151,7 @@ class TreeWalk:
         for entry in tree.entries:
             path = os.path.join(out_dir, entry.name)
             rel = os.path.join(relative, entry.name)
-            wanted = whole or included(rel, patterns)
+            wanted = whole or self._wanted(rel)
             if entry.kind is EntryKind.DIR:
                 if wanted or may_contain(rel, patterns):
                     await self._plan_dir(folder, entry, path, rel, wanted)
@@ -156,6 +162,12 @@ class TreeWalk:
             else:
                 self._plan_file(folder, path, entry)
         return folder
+
+    def _wanted(self, rel: bytes) -> bool:
+        """Whether an include pattern selects `rel`; notes which ones did."""
+        hits = matching(rel, self.plan.include)
+        self.plan.matched.update(hits)
+        return bool(hits)
 
     async def _plan_dir(
         self, folder: _Folder, entry: TreeEntry, path: bytes, rel: bytes, wanted: bool
@@ -182,10 +194,13 @@ class TreeWalk:
             self.plan.files.append(file)
             folder.waiting += 1
 
-    async def _make(self, folder: _Folder, uncreated: list[bytes]) -> set[bytes]:
+    async def _make(self, folder: _Folder, uncreated: list[bytes]) -> dict[bytes, str]:
         """Create the folder's planned entries, after the folders on the way to them
-        when this is the first thing restored below those; the paths not made."""
-        unmade: set[bytes] = set()
+        when this is the first thing restored below those; the paths not made, with
+        why. A folder of `folder.visits` not made is listed by `walk` with what it
+        held."""
+        unmade: dict[bytes, str] = {}
+        visited = {visit.path for visit in folder.visits}
         if not folder.makes and not folder.waiting:
             return unmade
         makes = [Make(path, None) for path in uncreated] + folder.makes
@@ -197,8 +212,9 @@ class TreeWalk:
         for make, reason in zip(makes, reasons, strict=True):
             kind = make.entry.kind if make.entry is not None else EntryKind.DIR
             if reason is not None:
-                self.stats.fail(make.path, reason)
-                unmade.add(make.path)
+                unmade[make.path] = reason
+                if make.path not in visited:
+                    self.stats.fail(make.path, reason)
                 if kind is EntryKind.FILE:
                     self.stats.files_failed += 1
             elif kind is EntryKind.SYMLINK:
@@ -220,3 +236,35 @@ class TreeWalk:
                 return
         self.plan.dirs.append((visit.path, visit.entry))
         self.stats.dirs += 1
+
+    async def _fail_subtree(self, visit: _Visit, reason: str) -> None:
+        """A folder that could not be made: list it with why and how many of the entries
+        it holds (those the restore asked for) are lost with it; its files count as not
+        restored."""
+        files, entries = await self._count(visit)
+        self.stats.files_failed += files
+        held = "the 1 entry under it is" if entries == 1 else f"the {entries} entries under it are"
+        self.stats.fail(visit.path, f"{reason}; {held} not restored")
+
+    async def _count(self, visit: _Visit) -> tuple[int, int]:
+        """(files, entries) the restore would have made under `visit`; a folder list
+        that cannot be read counts as its folder alone."""
+        patterns = self.plan.include
+        files = entries = 0
+        stack = [(visit.subtree, visit.relative, visit.included)]
+        while stack:
+            tree, relative, whole = stack.pop()
+            for entry in tree.entries:
+                rel = os.path.join(relative, entry.name)
+                wanted = whole or included(rel, patterns)
+                entries += wanted
+                if entry.kind is EntryKind.FILE:
+                    files += wanted
+                elif entry.kind is EntryKind.DIR and (wanted or may_contain(rel, patterns)):
+                    assert entry.subtree is not None
+                    try:
+                        subtree = Tree.decode(await self.reader.blob(entry.subtree))
+                    except P2PBackupError:
+                        continue
+                    stack.append((subtree, rel, wanted))
+        return files, entries

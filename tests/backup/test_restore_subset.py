@@ -9,6 +9,7 @@ import pytest
 
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.codec.packstore import MemoryPackStore
+from p2pbackup.errors import P2PBackupError
 from tests.backup.fs import BASE_NS, backup, codec, restorer, snapshot_of, write
 
 
@@ -41,7 +42,6 @@ def build(root: Path) -> None:
         ),
         (("src/docs/*.md", "src/top.txt"), {"src", "src/docs", "src/docs/b.md", "src/top.txt"}),
         (("src/empty",), {"src", "src/empty"}),
-        (("nothing/here",), set()),
     ],
 )
 async def test_include_patterns(
@@ -63,3 +63,33 @@ async def test_include_patterns(
     if expected:
         assert os.stat(out / "src").st_mtime_ns == os.stat(src).st_mtime_ns
     assert stats.files_restored == sum(1 for r in restored.values() if r[0] == "file")
+
+
+async def test_an_include_that_matches_nothing_is_an_error_naming_the_top_paths(
+    tmp_path: Path,
+) -> None:
+    # Patterns start with the backed-up folder's name: "docs/*" is the easy mistake.
+    src = tmp_path / "src"
+    build(src)
+    blobs, store = codec(), MemoryPackStore()
+    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    out = tmp_path / "out"
+    with pytest.raises(P2PBackupError) as raised:
+        await restorer(blobs, store).run(snapshot, out, ("docs/*",))
+    message = str(raised.value)
+    assert f"no path in snapshot {snapshot.short_id} matches 'docs/*'" in message
+    assert "paths start with the backed-up folder's name: src/..." in message
+    assert not out.exists()  # the folder it made for nothing is gone
+
+
+async def test_an_include_matching_nothing_beside_one_that_matches_is_listed(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "src"
+    build(src)
+    blobs, store = codec(), MemoryPackStore()
+    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    stats = await restorer(blobs, store).run(snapshot, tmp_path / "out", ("src/top.txt", "nope"))
+    assert stats.files_restored == 1
+    assert [path for path, _ in stats.failures] == ["--include 'nope'"]
+    assert "matches nothing; paths start with" in stats.failures[0][1]
