@@ -41,6 +41,7 @@ _REPACK_OPTION = typer.Option(
     help="Repack packs whose used data fills less than this percent of them (0: never).",
 )
 _DRY_RUN_OPTION = typer.Option(False, "--dry-run", help="Show what would go; change nothing.")
+LISTED = 20  # entries left out named on stderr; `--json` has every one
 
 
 @user_errors
@@ -123,13 +124,19 @@ def backup(
     request = requests.BackupRequest(tuple(absolute), tuple(tag), tuple(exclude))
     result = call_showing_progress("backup", request, "backup")
     emit(result, as_json, render.backup_text)
-    if result.get("errors"):
-        for error in result["errors"][:20]:
-            typer.echo(f"warning: {error['path']}: {error['reason']}", err=True)
-        fail(
-            f"{len(result['errors'])} paths could not be read; the snapshot leaves them out",
-            PARTIAL,
-        )
+    errors = result.get("errors") or []
+    if errors:
+        _list_left_out("warning", errors)
+        fail(f"{len(errors)} paths could not be read; the snapshot leaves them out", PARTIAL)
+
+
+def _list_left_out(label: str, problems: list[Result]) -> None:
+    """Name on stderr each entry a backup or restore left out, with why (the first
+    `LISTED`; `--json` has them all)."""
+    for problem in problems[:LISTED]:
+        typer.echo(f"{label}: {problem['path']}: {problem['reason']}", err=True)
+    if len(problems) > LISTED:
+        typer.echo(f"{label}: ... and {len(problems) - LISTED} more (--json lists all)", err=True)
 
 
 @user_errors
@@ -145,7 +152,10 @@ def ls_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List the files of a snapshot."""
-    emit(call_peer("ls", requests.LsRequest(snapshot, path)), as_json, render.ls_text)
+    result = call_peer("ls", requests.LsRequest(snapshot, path))
+    if path.strip("/") and not result["entries"]:
+        fail(f"no path {path!r} in snapshot {result['snapshot'][:8]}")
+    emit(result, as_json, render.ls_text)
 
 
 @user_errors
@@ -158,13 +168,26 @@ def restore(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Restore a snapshot (or the parts matching --include) into TARGET."""
-    request = requests.RestoreRequest(snapshot, os.path.abspath(target), tuple(include))
+    folder = os.path.abspath(target)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        fail(f"--target {folder} is a file, not a folder")
+    request = requests.RestoreRequest(snapshot, folder, tuple(include))
     result = call_showing_progress("restore", request, "restore")
-    emit(result, as_json, render.restore_text)
-    if result["files_failed"]:
-        for failure in result["failures"][:20]:
-            typer.echo(f"not restored: {failure['path']}: {failure['reason']}", err=True)
-        fail(f"{result['files_failed']} files could not be rebuilt; the rest are restored", PARTIAL)
+    failures = result["failures"]
+    nothing = not (result["files_restored"] or result["dirs"] or result["symlinks"])
+    if as_json or not (failures and nothing):
+        emit(result, as_json, render.restore_text)
+    if failures:
+        _list_left_out("not restored", failures)
+        if nothing:
+            fail(f"nothing was restored into {folder}")
+        lost = result["files_failed"]
+        fail(
+            f"{len(failures)} {'entry' if len(failures) == 1 else 'entries'} not restored as saved"
+            + (f" ({lost} {'file' if lost == 1 else 'files'})" if lost else "")
+            + "; the rest are restored",
+            PARTIAL,
+        )
 
 
 @user_errors
