@@ -1,5 +1,6 @@
-"""A restore's account of what it did not do: a folder that cannot be made counts every
-entry under it, and a target that cannot be written is an error, not "0 files"."""
+"""A backup's and a restore's account of what they did not do: an unreadable folder is
+listed, a folder that cannot be made counts every entry under it, and a target that
+cannot be written is an error, not "0 files"."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pbackup.backup import restore_files
+from p2pbackup.backup import restore_files, scan
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.codec.packstore import MemoryPackStore
 from p2pbackup.errors import P2PBackupError
@@ -93,3 +94,24 @@ async def test_a_target_that_cannot_be_written_is_an_error_and_restores_nothing(
             f"cannot create the restore folder {target / 'new'}: read-only file system"
         )
         assert os.listdir(target) == []
+
+
+async def test_a_folder_the_backup_cannot_read_is_listed_and_the_rest_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    build(src)
+    list_directory = scan.list_directory
+
+    def refuse_lost(path: bytes, excludes: object) -> object:
+        if path.endswith(b"/lost"):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return list_directory(path, excludes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scan, "list_directory", refuse_lost)
+    blobs, store = codec(), MemoryPackStore()
+    snapshot, engine = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    assert engine.stats.errors == [(str(src / "lost"), "Permission denied")]
+    assert engine.stats.files == 1
+    restored = await restorer(blobs, store).run(snapshot, tmp_path / "out")
+    assert restored.files_restored == 1 and restored.failures == []
