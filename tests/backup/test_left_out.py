@@ -115,3 +115,21 @@ async def test_a_folder_the_backup_cannot_read_is_listed_and_the_rest_saved(
     assert engine.stats.files == 1
     restored = await restorer(blobs, store).run(snapshot, tmp_path / "out")
     assert restored.files_restored == 1 and restored.failures == []
+
+
+async def test_a_target_that_cannot_be_made_names_it_and_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "src"
+    build(src)
+    blobs, store = codec(), MemoryPackStore()
+    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+
+    def refuse(path: bytes, mode: int = 0o777, exist_ok: bool = False) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    monkeypatch.setattr(os, "makedirs", refuse)
+    target = tmp_path / "locked" / "new"
+    with pytest.raises(P2PBackupError) as raised:
+        await restorer(blobs, store).run(snapshot, target)
+    assert str(raised.value) == f"cannot create the restore folder {target}: permission denied"
