@@ -92,8 +92,10 @@ class RestoreEngine:
         "Documents/*.txt") matching one of the fnmatch patterns, or lying inside a
         folder that does. Files that cannot be rebuilt are listed in
         `stats.failures` (by their path under `target`) with a reason and not left
-        behind. Raises `P2PBackupError` when nothing can be restored (the root tree
-        cannot be read), and when the target runs out of space or quota: then the
+        behind, and so is a folder that cannot be made, with the count of entries lost
+        with it. Raises `P2PBackupError` when nothing can be restored (the root tree
+        cannot be read, the target cannot be made or written in, no include pattern
+        matches anything), and when the target runs out of space or quota: then the
         restore stops at once rather than fail every file left, keeps the files it
         finished, and removes any it had begun.
 

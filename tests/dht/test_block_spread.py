@@ -86,7 +86,7 @@ def test_dial_backs_try_an_address_once_per_cooldown_and_a_bounded_number_at_onc
     [
         (
             ["--exempt-blocks", "loopback,wan"],
-            1,
+            2,  # a bad option value is a usage error, as for --vetting: decision 0033
             "error: --exempt-blocks: unknown address kind(s) wan: choose from lan, loopback\n",
         ),
         (
