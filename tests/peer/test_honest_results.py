@@ -101,6 +101,7 @@ def test_restore_into_an_unwritable_folder_restores_nothing_and_fails(
         line = one_error_line(restored, 1)
         assert line == f"cannot restore into {target}: read-only file system; nothing was restored"
         assert "restored 0 files" not in restored.stdout + restored.stderr
+        assert restored.stdout == ""
 
 
 def test_an_include_that_matches_nothing_shows_the_snapshots_paths(
