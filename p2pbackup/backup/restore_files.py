@@ -20,6 +20,7 @@ from typing import Any
 from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.snapshot import Locator
 from p2pbackup.backup.tree import EntryKind, TreeEntry
+from p2pbackup.codec.chunker import ZERO_MIN, data_spans, is_zeros
 from p2pbackup.errors import P2PBackupError
 
 Piece = tuple[int, bytes, Locator]  # (offset in the file, chunk id, where it lies)
@@ -210,34 +211,39 @@ def write_pack(
 def _write_file(
     codec: BlobCodec, pack_id: bytes, pack: bytes, write: Write
 ) -> tuple[int, str | None, str | None]:
-    """(bytes written, why the file failed or None, why its mode or mtime was not set
+    """(bytes restored, why the file failed or None, why its mode or mtime was not set
     or None). A file that fails is removed if it was created here; a spread one is
     removed at the end of the restore. Out of space or quota, the `OSError` is raised
-    once the file is removed."""
+    once the file is removed.
+
+    An all-zero chunk is not written: the file is new (created empty, or at its
+    size with nothing in it), so the range is a hole and reads as zeros."""
     fd: int | None = None
-    written = 0
+    written = end = data_end = 0
     try:
         try:
             for offset, chunk_id, locator in write.pieces:
-                sealed = pack[locator.offset : locator.offset + locator.length]
-                try:
-                    # Opened with its id: the content must hash to it, or nothing of
-                    # it is written.
-                    plain = codec.open(chunk_id, sealed)
-                except P2PBackupError as exc:
-                    where = f"chunk {chunk_id.hex()[:12]} in pack {pack_id.hex()[:12]}"
-                    raise _ChunkFailed(f"{where}: {exc}") from None
+                # A hole's chunk is known by its id once met: nothing to open.
+                length = codec.zero_length(chunk_id)
+                plain = (
+                    b"" if length is not None else _open(codec, pack_id, pack, chunk_id, locator)
+                )
                 if fd is None:  # once the first chunk has passed
                     if write.entry is not None:
                         fd = _create(write.path)
                     else:
                         fd = os.open(write.path, os.O_WRONLY | os.O_NOFOLLOW)
-                _write_at(fd, offset, plain)
-                written += len(plain)
+                if length is None and not is_zeros(plain):
+                    data_end = max(data_end, _write_data(fd, offset, plain))
+                length = len(plain) if length is None else length
+                written += length
+                end = max(end, offset + length)
             if write.entry is None:
                 return written, None, None
             if fd is None:  # an empty file
                 fd = _create(write.path)
+            if end > data_end:  # it ends in a hole
+                os.ftruncate(fd, end)
             return written, None, _finish_open(fd, write.entry)
         finally:
             if fd is not None:
@@ -248,6 +254,19 @@ def _write_file(
         if isinstance(exc, OSError) and exc.errno in _FULL:
             raise
         return 0, _why(exc) if isinstance(exc, OSError) else str(exc), None
+
+
+def _open(
+    codec: BlobCodec, pack_id: bytes, pack: bytes, chunk_id: bytes, locator: Locator
+) -> bytes:
+    """One chunk's plain bytes, opened with its id: the content must hash to it, or
+    nothing of it is written."""
+    sealed = pack[locator.offset : locator.offset + locator.length]
+    try:
+        return codec.open(chunk_id, sealed)
+    except P2PBackupError as exc:
+        where = f"chunk {chunk_id.hex()[:12]} in pack {pack_id.hex()[:12]}"
+        raise _ChunkFailed(f"{where}: {exc}") from None
 
 
 class _ChunkFailed(Exception):
@@ -264,7 +283,21 @@ def _finish_open(fd: int, entry: TreeEntry) -> str | None:
     return None
 
 
-def _write_at(fd: int, offset: int, data: bytes) -> None:
+def _write_data(fd: int, offset: int, plain: bytes) -> int:
+    """Write a chunk at `offset` in a new file, but for its runs of zeros, which the
+    file then has as holes; where the last byte written ends."""
+    if len(plain) < ZERO_MIN:
+        _write_at(fd, offset, plain)
+        return offset + len(plain)
+    end = offset
+    view = memoryview(plain)
+    for start, stop in data_spans(plain):
+        _write_at(fd, offset + start, view[start:stop])
+        end = offset + stop
+    return end
+
+
+def _write_at(fd: int, offset: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:  # pwrite may write less than asked
         written = os.pwrite(fd, view, offset)

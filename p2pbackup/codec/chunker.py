@@ -4,15 +4,24 @@ An insert in the middle of a big file then moves only the cut points near it,
 so a second backup sends a few new chunks instead of the whole tail. Files are
 read as a stream through a buffer of about twice the maximum chunk size, so
 memory stays bounded whatever the file size.
+
+A big file that may have holes is read through `HoleReader`: its holes are fed
+to the chunker as zeros, never read from disk, and a chunk lying in a hole is
+handed out as the shared `zeros` of its length. The chunks are exactly those of
+a plain read (cut points depend on the bytes alone), so they dedup with every
+earlier snapshot of the file.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import io
 import os
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from pyfastcdc import FastCDC
 
@@ -46,13 +55,141 @@ class ChunkParams:
 
 DEFAULT_PARAMS = ChunkParams()
 
+# The smallest chunk worth telling apart as all zeros: a restore leaves a hole for
+# it, and it is at least one file system block.
+ZERO_MIN = 4 * KIB
+_ZERO_FILL = memoryview(bytes(MIB))  # what a hole reads as, a MiB at a time
+_SEEK_DATA: int | None = getattr(os, "SEEK_DATA", None)
+_SEEK_HOLE: int | None = getattr(os, "SEEK_HOLE", None)
+
+
+@functools.lru_cache(maxsize=8)
+def zeros(n: int) -> bytes:
+    """`n` zero bytes, shared: the chunks of a long hole are all one length, and
+    comparing a chunk with the very object it is costs nothing."""
+    return bytes(n)
+
+
+def is_zeros(data: bytes) -> bool:
+    """Whether `data` is all zero bytes and at least `ZERO_MIN` long. Cheap for data:
+    the first byte almost always settles it, and only then is it compared."""
+    n = len(data)
+    return n >= ZERO_MIN and not data[0] and not data[-1] and data == zeros(n)
+
+
+_RUN_STEP = 64 * KIB
+
+
+def data_spans(data: bytes) -> list[tuple[int, int]]:
+    """The (start, end) spans of `data` outside its runs of `ZERO_MIN` zero bytes or
+    more: what a restore writes, leaving the runs as holes in a new file.
+
+    Data without such a run costs one search, which skips `ZERO_MIN` bytes at each
+    non-zero byte it meets; a run costs a comparison per 64 KiB of it."""
+    block = zeros(ZERO_MIN)
+    spans: list[tuple[int, int]] = []
+    pos, n = 0, len(data)
+    while pos < n and (run := data.find(block, pos)) >= 0:
+        if run > pos:
+            spans.append((pos, run))
+        pos = run + ZERO_MIN
+        for step in (_RUN_STEP, ZERO_MIN):
+            while data[pos : pos + step] == zeros(step):
+                pos += step
+        tail = data[pos : pos + ZERO_MIN]
+        pos += len(tail) - len(tail.lstrip(b"\0"))
+    if pos < n:
+        spans.append((pos, n))
+    return spans
+
+
+def may_have_holes(st: os.stat_result) -> bool:
+    """Fewer blocks allocated than the size needs: the file may be sparse (or
+    compressed, or inline). A dense file costs no system call to rule out."""
+    blocks = getattr(st, "st_blocks", None)
+    return _SEEK_DATA is not None and blocks is not None and blocks * 512 < st.st_size
+
+
+class HoleReader(io.RawIOBase):
+    """A file read as a stream whose holes read as zeros without touching the disk.
+
+    The file system says where data and holes lie (`SEEK_DATA`, `SEEK_HOLE`), a
+    region at a time. One that cannot say (EINVAL, EOPNOTSUPP) is read plainly
+    from there on. `covers` tells whether a span lies in a hole seen so far."""
+
+    def __init__(self, raw: io.FileIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self._fd = raw.fileno()
+        self._pos = 0
+        self._data_end = 0  # [pos, data_end) is data
+        self._hole_end = 0  # [pos, hole_end) is a hole
+        self._mapped = True  # False once the file system could not say
+        self._holes: deque[tuple[int, int]] = deque()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self._pos >= max(self._data_end, self._hole_end) and not self._find():
+            return 0
+        pos = self._pos
+        if pos < self._hole_end:
+            n = min(len(buffer), self._hole_end - pos, len(_ZERO_FILL))
+            buffer[:n] = _ZERO_FILL[:n]
+        else:
+            n = self._raw.readinto(buffer[: min(len(buffer), self._data_end - pos)]) or 0
+            if n == 0:  # shorter than it was: the end
+                self._data_end = self._hole_end = pos
+                return 0
+        self._pos = pos + n
+        return n
+
+    def _find(self) -> bool:
+        """Map the region at the current position; False at the end of the file."""
+        pos, fd = self._pos, self._fd
+        if self._mapped:
+            assert _SEEK_DATA is not None and _SEEK_HOLE is not None
+            try:
+                data = os.lseek(fd, pos, _SEEK_DATA)
+                hole = os.lseek(fd, data, _SEEK_HOLE) if data == pos else data
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:  # the file system cannot say
+                    data = hole = -1
+                else:  # no data at or after `pos`: a hole up to the end, or the end
+                    data = hole = os.lseek(fd, 0, os.SEEK_END)
+                    if data <= pos:
+                        return False
+            if data > pos:
+                self._hole_end = data
+                self._holes.append((pos, data))
+                return True
+            # Data up to `hole`; none found at `pos` after all means the file system
+            # cannot say, or the file changed under us: read the rest plainly.
+            self._mapped = hole > pos
+        os.lseek(fd, pos, os.SEEK_SET)
+        self._data_end = hole if self._mapped else pos + (1 << 62)
+        return True
+
+    def covers(self, offset: int, length: int) -> bool:
+        """Whether [offset, offset + length) lies in one hole. Asked in increasing
+        offset order: holes ending before `offset` are forgotten."""
+        holes = self._holes
+        while holes and holes[0][1] <= offset:
+            holes.popleft()
+        return bool(holes) and holes[0][0] <= offset and offset + length <= holes[0][1]
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
 
 class ChunkReader:
     """Yields one chunk at a time from a binary stream; `close()` closes the stream."""
 
     def __init__(
         self,
-        stream: BinaryIO,
+        stream: BinaryIO | HoleReader,
         params: ChunkParams = DEFAULT_PARAMS,
         *,
         whole: bool = False,
@@ -67,7 +204,7 @@ class ChunkReader:
         # chunk limit instead cost a 4 MiB allocation (and its page faults) per small
         # file: reading a tree of headers took three times as long.
         limit = params.max_size if size is None else min(size, params.max_size)
-        head = stream.read(limit + 1) if whole else b""
+        head = cast(BinaryIO, stream).read(limit + 1) if whole else b""
         if whole and len(head) <= min(limit, params.min_size):
             # FastCDC never cuts before `min_size`: such a file is one chunk (or none).
             self._chunks: Iterator[bytes | memoryview] = iter([head] if head else [])
@@ -79,7 +216,13 @@ class ChunkReader:
         else:
             if whole:  # it grew since it was measured: stream it after all
                 stream.seek(0)
-            self._chunks = (chunk.data for chunk in params.fastcdc().cut_stream(stream))
+            cuts = params.fastcdc().cut_stream(stream)
+            if isinstance(stream, HoleReader):
+                self._chunks = (
+                    zeros(c.length) if stream.covers(c.offset, c.length) else c.data for c in cuts
+                )
+            else:
+                self._chunks = (chunk.data for chunk in cuts)
 
     def next_chunk(self) -> bytes | None:
         """The next chunk's bytes (a copy: pyfastcdc reuses its buffer), or None at the end."""
@@ -111,15 +254,19 @@ def open_chunker(path: str | bytes, params: ChunkParams = DEFAULT_PARAMS) -> Chu
     """Open a file for chunking; raises `OSError` if it cannot be read.
 
     The reader's `opened` is the file's state before its first byte was read: a
-    catalog that records it with the chunks read sees any later write as a change."""
-    stream = open(path, "rb", buffering=0)  # noqa: SIM115 - the reader owns and closes it
+    catalog that records it with the chunks read sees any later write as a change.
+    A file of one chunk at most is read whole, holes and all: mapping them would
+    cost more system calls than reading them."""
+    raw = open(path, "rb", buffering=0)  # noqa: SIM115 - the reader owns and closes it
     try:
-        opened = os.fstat(stream.fileno())
+        opened = os.fstat(raw.fileno())
     except OSError:
-        stream.close()
+        raw.close()
         raise
     size = opened.st_size
-    return ChunkReader(stream, params, whole=size <= params.max_size, size=size, opened=opened)
+    whole = size <= params.max_size
+    stream = HoleReader(raw) if not whole and may_have_holes(opened) else raw
+    return ChunkReader(stream, params, whole=whole, size=size, opened=opened)
 
 
 def chunk_bytes(data: bytes, params: ChunkParams = DEFAULT_PARAMS) -> list[bytes]:
