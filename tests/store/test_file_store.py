@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from p2pbackup.store import FileShareStore, StoreLocked, framing, layout
+from p2pbackup.store import FileShareStore, StoreFull, StoreLocked, framing, layout
 from p2pbackup.store.admission import digest_of
 from tests.store.helpers import OWNER_A, OWNER_B, pack
 
@@ -232,7 +232,8 @@ def test_a_failed_write_leaves_nothing_counted(
 
     with FileShareStore(tmp_path, 150) as store:
         monkeypatch.setattr(layout, "write_atomically", failing_write)
-        with pytest.raises(OSError, match="No space"):
+        # A full disk is a refusal the owner is told, not a fault.
+        with pytest.raises(StoreFull, match="disk full"):
             store.put(pack(1), 0, b"x" * 100, b"d", OWNER_A, 10, 0)
         assert store.used_bytes == 0 and not store.has(pack(1), 0, OWNER_A)
         assert stray_files(tmp_path) == []
