@@ -10,6 +10,7 @@ from __future__ import annotations
 from p2pbackup.cli import owner_commands as owner
 from p2pbackup.cli import peer_commands as peer
 from p2pbackup.cli.common import app, debug_app
+from p2pbackup.cli.config_commands import config_app
 
 app.command()(owner.init)
 app.command()(peer.serve)
@@ -24,6 +25,7 @@ app.command()(owner.forget)
 app.command("prune")(owner.prune_command)
 app.command()(owner.repair)
 app.command()(peer.simulate)
+app.add_typer(config_app, name="config")
 debug_app.command("record-put")(peer.record_put)
 debug_app.command("record-get")(peer.record_get)
 

@@ -29,6 +29,8 @@ from p2pbackup.cli.common import (
     user_errors,
 )
 from p2pbackup.peer import requests
+from p2pbackup.placement.plan import refusal_summary
+from p2pbackup.shares.redundancy import default_happy, parse_redundancy
 
 if TYPE_CHECKING:
     from p2pbackup.crypto.keys import OwnerKeys
@@ -59,8 +61,10 @@ def init(
     shares_total: int = typer.Option(
         defaults.SHARES_TOTAL, "--shares-total", "-n", help="Shares made of each pack."
     ),
-    happy: int = typer.Option(
-        defaults.HAPPY, "--happy", help="Fewest distinct peers a backup accepts."
+    happy: int | None = typer.Option(
+        None,
+        "--happy",
+        help="Fewest distinct peers a backup accepts [default: K + half of N-K, rounded up: 7].",
     ),
     peer_only: bool = typer.Option(
         False, "--peer-only", help="Only store others' shares; no owner keys on this home."
@@ -72,6 +76,8 @@ def init(
         fail(f"{home.path} is already initialised")
     if not 1 <= shares_needed <= shares_total <= 255:
         fail("need 1 <= --shares-needed <= --shares-total <= 255", 2)
+    if happy is None:
+        happy = default_happy(shares_needed, shares_total)
     if not shares_needed <= happy <= shares_total:
         fail("--happy must lie between --shares-needed and --shares-total", 2)
     keys, phrase = (None, None) if peer_only else _owner_keys(passphrase_file, recover)
@@ -114,6 +120,14 @@ def backup(
     exclude: list[str] = typer.Option(
         [], "--exclude", help="Skip names or paths matching this pattern (repeatable)."
     ),
+    redundancy: str | None = typer.Option(
+        None,
+        "--redundancy",
+        help="K-of-N for this run's new packs instead of the setting (`config set`).",
+    ),
+    happy: int | None = typer.Option(
+        None, "--happy", min=1, max=255, help="Fewest distinct peers for this run's packs."
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Back up PATHS into a new snapshot; unchanged files are not read again."""
@@ -121,9 +135,16 @@ def backup(
     for path in absolute:
         if not os.path.lexists(path):
             fail(f"{path} does not exist")
-    request = requests.BackupRequest(tuple(absolute), tuple(tag), tuple(exclude))
+    if redundancy is not None:
+        parse_redundancy(redundancy, happy)  # a typo fails here, before the peer is asked
+    request = requests.BackupRequest(
+        tuple(absolute), tuple(tag), tuple(exclude), redundancy=redundancy, happy=happy
+    )
     result = call_showing_progress("backup", request, "backup")
     emit(result, as_json, render.backup_text)
+    if result.get("refused"):
+        refused = [(bytes.fromhex(p["peer"]), p["reason"]) for p in result["refused"]]
+        typer.echo(f"warning: {refusal_summary(refused)}; their shares went to others", err=True)
     errors = result.get("errors") or []
     if errors:
         _list_left_out("warning", errors)
@@ -205,12 +226,32 @@ def check(
 
 
 @user_errors
-def repair(as_json: bool = JSON_OPTION) -> None:
+def repair(
+    reencode: bool = typer.Option(
+        False,
+        "--reencode",
+        help="Also encode again every pack whose K-of-N differ from `config show` "
+        "(after `config set redundancy`); pack ids and snapshots stay valid.",
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Rebuild now every share of this owner's packs that is not live (needs k per pack)."""
-    result = call_showing_progress("repair", requests.NoArgs(), "packs")
-    emit(result, as_json, render.repair_text)
+    result = call_showing_progress("repair", requests.RepairRequest(reencode), "packs")
+    emit(result, as_json, _repair_text)
+    errors = result.get("reencode_errors") or []
+    for error in errors[:20]:
+        typer.echo(f"not re-encoded: {error}", err=True)
     if result["unrecoverable"]:
         _unrecoverable(result)
+    if errors:
+        fail(f"{render.count(len(errors), 'pack')} could not be re-encoded", PARTIAL)
+
+
+def _repair_text(r: Result) -> str:
+    text = render.repair_text(r)
+    if "packs_reencoded" in r:
+        text += f"\nre-encoded {render.count(r['packs_reencoded'], 'pack')}"
+    return text
 
 
 def _unrecoverable(result: Result) -> None:

@@ -51,7 +51,10 @@ async def renew_pack(
     sound = [d for _, d in holders if d.verify()]
     if not sound:
         return 0
-    renewed = sound[0].renewed(identity, lease_expiry).to_bytes()
+    # The latest set: after a `repair --reencode` a holder out of reach may still show
+    # the old one, which must not be renewed past the new (decision 0034).
+    newest = max(sound, key=lambda d: d.lease_expiry)
+    renewed = newest.renewed(identity, lease_expiry).to_bytes()
     kept = 0
 
     async def renew(contact: Contact) -> None:

@@ -10,19 +10,26 @@ lookup for the pack will look.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+
+import trio
 
 from p2pbackup.base.offload import RunSync
-from p2pbackup.codec.descriptor import ShareDescriptor
+from p2pbackup.codec.descriptor import ShareDescriptor, describe_pack, same_share_set
 from p2pbackup.codec.erasure import decode_pack, encode_pack
 from p2pbackup.codec.packstore import PackStore
+from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
-from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.audit import answer, ask
+from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.maintenance.audit import answer, ask, query_share
 from p2pbackup.maintenance.owner_check import PackHealth, survey_pack
 from p2pbackup.maintenance.survey import RepairPlan
 from p2pbackup.net.contact import Contact
+from p2pbackup.shares.lease_rules import release_for
+from p2pbackup.shares.mesh_packs import PlacementFailed
 from p2pbackup.shares.messages import GetShare, ShareData
 from p2pbackup.shares.placing import place_shares
+from p2pbackup.shares.redundancy import Redundancy, too_few_peers
 
 
 async def _place_rebuilt(
@@ -124,3 +131,85 @@ async def rebuild_from_siblings(
         timeout,
     )
     return placed, sent + sum(len(s) for s in gathered.values()) - len(my_share)
+
+
+async def reencode_pack(
+    dht: DhtNode,
+    packs: PackStore,
+    pack_id: bytes,
+    identity: Identity,
+    target: Redundancy,
+    rng: random.Random,
+    timeout: float,
+    run_sync: RunSync,
+    now: Callable[[], float],
+) -> tuple[PackHealth, int] | None:
+    """The owner's re-encoding of one pack to `target`'s k/n (decision 0034): read it back
+    from any k shares, encode it again, place and prove the new set, then release what
+    is left of the old one. The pack id is the hash of the pack's bytes, so it and every
+    snapshot naming it stay valid. Returns the new set's health and the shares placed,
+    or None when the pack has `target`'s k/n already (a plain repair then).
+
+    The new set's lease is later than any of the old set's: a holder of an old share
+    gives it up for a new one, never the other way round."""
+    survey, closest = await survey_pack(dht, pack_id, identity.public_key, rng, timeout)
+    if survey is None:
+        return PackHealth(pack_id, 0, 0, 0), 0
+    old = survey.descriptor
+    if (old.k, old.n) == (target.k, target.n):
+        return None
+    health = PackHealth(pack_id, survey.live, old.k, old.n)
+    if not health.recoverable:
+        return health, 0
+    if len(closest) < target.happy:  # checked first: no old share is given up for nothing
+        raise PlacementFailed(f"pack {pack_id.hex()[:12]}: {too_few_peers(len(closest), target)}")
+    data = await packs.get(pack_id)
+    shares = await run_sync(encode_pack, data, target.k, target.n)
+    lease = max(int(now()) + target.lease_seconds, old.lease_expiry + 1)
+    new = await run_sync(describe_pack, identity, pack_id, shares, target.k, len(data), lease)
+    # Peers holding no share of the pack first: an old share is replaced only where needed.
+    holding = {c.node_id for c in survey.proven.values()} | set(survey.claims)
+    order = [c for c in closest if c.node_id not in holding]
+    order += [c for c in closest if c.node_id in holding]
+    plan, placed, _ = await place_shares(
+        dht,
+        pack_id,
+        new.to_bytes(),
+        dict(enumerate(shares)),
+        order,
+        happy=target.happy,
+        timeout=timeout,
+        prove=rng,
+    )
+    if not plan.happy_enough:
+        raise PlacementFailed(f"pack {pack_id.hex()[:12]} as {target.label}: {plan.shortfall()}")
+    await _release_set(dht, identity, pack_id, old, closest, timeout)
+    return PackHealth(pack_id, len(placed), new.k, new.n), len(placed)
+
+
+async def _release_set(
+    dht: DhtNode,
+    identity: Identity,
+    pack_id: bytes,
+    old: ShareDescriptor,
+    closest: list[Contact],
+    timeout: float,
+) -> None:
+    """Release the pack at the peers that still show a share of the `old` set (each holds
+    one share of the pack at most, so none of them holds a new one)."""
+    release = release_for(identity, pack_id)
+
+    async def one(contact: Contact) -> None:
+        holding = await query_share(dht, contact, pack_id, identity.public_key, timeout)
+        if holding is None or holding.held is None:
+            return
+        try:
+            theirs = ShareDescriptor.from_bytes(holding.held.descriptor)
+        except WireError:
+            return
+        if same_share_set(theirs, old):
+            await ask(dht, contact, release, timeout)
+
+    async with trio.open_nursery() as nursery:
+        for contact in closest:
+            nursery.start_soon(one, contact)

@@ -195,6 +195,17 @@ class Home:
             raise HomeError(f"{self.owner_settings_file} is not valid JSON") from None
         return value if isinstance(value, dict) else {}
 
+    def update_owner_settings(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change some of the owner's settings durably (temp file, fsync, rename), keeping
+        the rest; the running peer reads them again at its next backup. Returns them all."""
+        if not self.has_owner():
+            raise HomeError(
+                f"{self.path} holds no owner key; settings belong to a home made by `init`"
+            )
+        settings = {**self.owner_settings(), **changes}
+        write_atomically(self.owner_settings_file, json.dumps(settings, indent=2).encode())
+        return settings
+
     def write_state(self, state: dict[str, Any]) -> None:
         write_atomically(self.state_file, json.dumps(state, indent=2).encode())
 

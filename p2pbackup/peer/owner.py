@@ -26,14 +26,15 @@ from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
 from p2pbackup.backup.restore import RestoreEngine
 from p2pbackup.backup.retention import apply_policy
-from p2pbackup.backup.snapshot import Locator, Snapshot
-from p2pbackup.backup.snapshot_index import IndexState, SnapshotIndex, find_snapshot
+from p2pbackup.backup.snapshot import Snapshot
+from p2pbackup.backup.snapshot_index import SnapshotIndex, find_snapshot
 from p2pbackup.base import defaults
 from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.browse import list_entries
+from p2pbackup.peer.chunk_learning import learn_chunks
 from p2pbackup.peer.control import Operation, Progress, endpoint
 from p2pbackup.peer.engine_frames import BackupJob, RestoreJob
 from p2pbackup.peer.engine_process import (
@@ -49,6 +50,7 @@ from p2pbackup.peer.requests import (
     LsRequest,
     NoArgs,
     PruneRequest,
+    RepairRequest,
     RestoreRequest,
 )
 from p2pbackup.peer.results import (
@@ -63,7 +65,8 @@ from p2pbackup.peer.results import (
     SnapshotList,
 )
 from p2pbackup.peer.upkeep import Upkeep
-from p2pbackup.shares.mesh_packs import UNPROVEN_FOR_BENCH, MeshPackStore, Redundancy
+from p2pbackup.shares.mesh_packs import UNPROVEN_FOR_BENCH, MeshPackStore
+from p2pbackup.shares.redundancy import Redundancy, chosen_redundancy
 
 
 class OwnerService:
@@ -93,8 +96,12 @@ class OwnerService:
         rng: random.Random | None = None,
         now: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = os.urandom,
+        settings: Callable[[], Redundancy] | None = None,
     ) -> None:
         self.keys = keys
+        # The owner's redundancy as it stands now: read again at each backup and repair,
+        # so `config set redundancy` needs no restart (decision 0034).
+        self.settings = settings if settings is not None else lambda: redundancy
         # Durations are read off the event loop's clock (virtual in the simulator), and
         # audits draw from a generator that descends from the peer's own.
         self.clock = clock
@@ -143,7 +150,7 @@ class OwnerService:
         self.ls = endpoint(LsRequest.from_args, self.list_files)
         self.restore = endpoint(RestoreRequest.from_args, self.restore_snapshot)
         self.check = endpoint(CheckRequest.from_args, self.check_packs)
-        self.repair = endpoint(NoArgs.from_args, self.repair_packs)
+        self.repair = endpoint(RepairRequest.from_args, self.repair_packs)
         self.forget = endpoint(ForgetRequest.from_args, self.forget_snapshots)
         self.prune = endpoint(PruneRequest.from_args, self.prune_packs)
         self.renew = endpoint(NoArgs.from_args, self.renew_leases)
@@ -170,13 +177,19 @@ class OwnerService:
         host = request.host if request.host is not None else socket.gethostname()
         started = self.clock()
         async with self._backup_lock:
-            state = await self.index.state()
-            await self.run_sync(self._forget_released, state.released)
-            await self._learn_chunks(state)
-            parent = _latest_of(state.snapshots, request.paths)
-            snapshot, stats, process = await self._run_backup(request, host, parent, progress)
-            await self.index.add(snapshot)
-            await self.run_sync(self.catalog.mark_indexed, snapshot.snapshot_id)
+            chosen = await self._redundancy(request)
+            self.packs.redundancy_for_new_packs(chosen)
+            self.packs.refused.clear()
+            try:
+                state = await self.index.state()
+                await learn_chunks(self.codec, self.packs, self.catalog, state, self.run_sync)
+                parent = _latest_of(state.snapshots, request.paths)
+                snapshot, stats, process = await self._run_backup(request, host, parent, progress)
+                await self.index.add(snapshot)
+                await self.run_sync(self.catalog.mark_indexed, snapshot.snapshot_id)
+            finally:
+                if request.redundancy is not None or request.happy is not None:
+                    self.packs.redundancy_for_new_packs(await self.run_sync(self.settings))
         return BackupResult(
             snapshot.snapshot_id.hex(),
             snapshot.short_id,
@@ -184,7 +197,14 @@ class OwnerService:
             stats,
             process,
             round(self.clock() - started, 3),
+            chosen.label,
+            [{"peer": p.hex(), "reason": r} for p, r in self.packs.refused.items()] or None,
         )
+
+    async def _redundancy(self, request: BackupRequest) -> Redundancy:
+        """The owner's redundancy, read now, or the one this backup asks for."""
+        setting: Redundancy = await self.run_sync(self.settings)
+        return chosen_redundancy(setting, request.redundancy, request.happy)
 
     async def _run_backup(
         self, request: BackupRequest, host: str, parent: Snapshot | None, progress: Progress
@@ -226,39 +246,6 @@ class OwnerService:
             random_bytes=self.random_bytes,
         )
 
-    async def _learn_chunks(self, state: IndexState) -> None:
-        """Chunks other devices (or this owner before a recovery) placed need not be sent
-        again, nor chunks another device's prune moved."""
-        reader = BlobReader(self.codec, self.packs, {})
-        run = self.run_sync
-        for snapshot in state.snapshots:
-            if await run(self.catalog.is_indexed, snapshot.snapshot_id):
-                continue
-            index = await load_index(reader, snapshot.index, released=state.released)
-            await run(self._learn_index, index, snapshot.index, snapshot.snapshot_id)
-        known = set(await run(self.catalog.index_blobs))
-        for locator in state.reindexed:
-            if locator not in known and locator.pack_id not in state.released:
-                index = await load_index(reader, (locator,), released=state.released)
-                await run(self._learn_index, index, (locator,), None)
-
-    def _learn_index(
-        self,
-        index: dict[bytes, Locator],
-        blobs: tuple[Locator, ...],
-        snapshot_id: bytes | None,
-    ) -> None:
-        """Record what one read of index blobs taught (catalog writes: off the event loop)."""
-        self.catalog.add_locators(index.items())
-        for locator in blobs:
-            self.catalog.add_index_blob(locator)
-        if snapshot_id is not None:
-            self.catalog.mark_indexed(snapshot_id)
-
-    def _forget_released(self, released: frozenset[bytes]) -> None:
-        """Packs another device released are no longer deduplicated against."""
-        self.catalog.release(released - self.catalog.released())
-
     # ---- browsing --------------------------------------------------------
 
     async def list_snapshots(self, request: NoArgs, progress: Progress) -> SnapshotList:
@@ -287,15 +274,30 @@ class OwnerService:
         """Live, audited shares of every pack a snapshot uses; with read_data, every chunk."""
         return await self._survey(progress, repair=False, read_data=request.read_data)
 
-    async def repair_packs(self, request: NoArgs, progress: Progress) -> HealthReport:
-        """Rebuild now every share of every pack a snapshot uses that is not proven live."""
-        return await self._survey(progress, repair=True, read_data=False)
+    async def repair_packs(self, request: RepairRequest, progress: Progress) -> HealthReport:
+        """Rebuild now every share of every pack a snapshot uses that is not proven live;
+        with `reencode`, first encode again each pack whose k/n differ from the setting."""
+        target = await self.run_sync(self.settings) if request.reencode else None
+        if target is None:
+            return await self._survey(progress, repair=True, read_data=False)
+        async with self._backup_lock:  # new packs and re-encoded ones: one redundancy
+            self.packs.redundancy_for_new_packs(target)
+            return await self._survey(progress, repair=True, read_data=False, reencode=target)
 
-    async def _survey(self, progress: Progress, *, repair: bool, read_data: bool) -> HealthReport:
+    async def _survey(
+        self,
+        progress: Progress,
+        *,
+        repair: bool,
+        read_data: bool,
+        reencode: Redundancy | None = None,
+    ) -> HealthReport:
         started = self.clock()
         state = await self.index.state()
         reader = BlobReader(self.codec, self.packs, {})
-        survey = PackSurvey(self.packs, self.keys.identity.public_key, self.rng, self.run_sync)
+        survey = PackSurvey(
+            self.packs, self.keys.identity.public_key, self.rng, self.run_sync, reencode
+        )
         report = await survey_packs(
             survey, reader, state, progress, repair=repair, read_data=read_data
         )
@@ -319,6 +321,7 @@ class OwnerService:
                 await self.index.forget([s.snapshot_id for s in forget])
             pruned = None
             if request.prune:
+                self.packs.redundancy_for_new_packs(await self.run_sync(self.settings))
                 reader = BlobReader(self.codec, self.packs, {})
                 pruned = await self.upkeep.prune(reader, request.pruning(), progress, keep)
         return ForgetResult(
@@ -330,7 +333,8 @@ class OwnerService:
 
     async def prune_packs(self, request: PruneRequest, progress: Progress) -> PruneResult:
         """Release the packs no kept snapshot uses any more."""
-        async with self._backup_lock:
+        async with self._backup_lock:  # repacked blobs go to packs of the current setting
+            self.packs.redundancy_for_new_packs(await self.run_sync(self.settings))
             reader = BlobReader(self.codec, self.packs, {})
             return await self.upkeep.prune(reader, request, progress)
 

@@ -9,7 +9,7 @@ checked like the others: it may be the only way back to it.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -19,10 +19,10 @@ from p2pbackup.backup.snapshot_index import IndexState
 from p2pbackup.base.offload import RunSync
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.owner_check import PackHealth, check_pack
-from p2pbackup.maintenance.repair import repair_pack
+from p2pbackup.maintenance.repair import reencode_pack, repair_pack
 from p2pbackup.peer.control import Progress
 from p2pbackup.peer.results import HealthReport
-from p2pbackup.shares.mesh_packs import MeshPackStore
+from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
 
 PARALLEL_PACKS = 8
 REQUEST_TIMEOUT = 30.0
@@ -36,6 +36,8 @@ class PackSurvey:
     owner: bytes
     rng: random.Random
     run_sync: RunSync
+    # With a repair: encode again every pack whose k/n differ from this (decision 0034).
+    reencode: Redundancy | None = None
 
 
 async def survey_packs(
@@ -52,7 +54,7 @@ async def survey_packs(
     index_errors: list[str] = []
     index = await load_index(reader, locators, index_errors, state.released)
     packs = sorted({loc.pack_id for loc in index.values()} | {loc.pack_id for loc in locators})
-    healths, placed = await _each_pack(survey, packs, progress, repair)
+    healths, placed, reencoded = await _each_pack(survey, packs, progress, repair)
     chunks_read: int | None = None
     chunk_errors: list[str] | None = None
     if read_data:
@@ -70,22 +72,35 @@ async def survey_packs(
         shares_rebuilt=placed if repair else None,
         chunks_read=chunks_read,
         chunk_errors=chunk_errors,
+        packs_reencoded=len(reencoded.done) if survey.reencode else None,
+        reencode_errors=reencoded.errors if survey.reencode else None,
     )
+
+
+@dataclass
+class _Reencoded:
+    done: list[bytes] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
 
 async def _each_pack(
     survey: PackSurvey, packs: list[bytes], progress: Progress, repair: bool
-) -> tuple[list[PackHealth], int]:
-    """Each pack's health, and the shares a repair placed."""
+) -> tuple[list[PackHealth], int, _Reencoded]:
+    """Each pack's health, the shares a repair placed, and what it encoded again."""
     dht = survey.packs.dht
     healths: list[PackHealth] = []
     placed = 0
+    reencoded = _Reencoded()
     limiter = trio.CapacityLimiter(PARALLEL_PACKS)
 
     async def one(pack_id: bytes) -> None:
         nonlocal placed
         async with limiter:
-            if repair:
+            again = await _reencode(survey, pack_id, reencoded) if repair else None
+            if again is not None:
+                health, rebuilt = again
+                placed += rebuilt
+            elif repair:
                 health, rebuilt = await repair_pack(
                     dht,
                     survey.packs,
@@ -104,7 +119,35 @@ async def _each_pack(
     async with trio.open_nursery() as nursery:
         for pack_id in packs:
             nursery.start_soon(one, pack_id)
-    return healths, placed
+    return healths, placed, reencoded
+
+
+async def _reencode(
+    survey: PackSurvey, pack_id: bytes, reencoded: _Reencoded
+) -> tuple[PackHealth, int] | None:
+    """The pack encoded again to the survey's redundancy; None when it needs no new
+    encoding (or could not get one: the error is kept, and a plain repair follows)."""
+    if survey.reencode is None:
+        return None
+    packs = survey.packs
+    try:
+        again = await reencode_pack(
+            packs.dht,
+            packs,
+            pack_id,
+            packs.owner,
+            survey.reencode,
+            survey.rng,
+            REQUEST_TIMEOUT,
+            survey.run_sync,
+            packs.now,
+        )
+    except P2PBackupError as exc:
+        reencoded.errors.append(str(exc))
+        return None
+    if again is not None and again[1]:
+        reencoded.done.append(pack_id)
+    return again
 
 
 async def _read_all(reader: BlobReader, index: dict[bytes, Locator]) -> tuple[int, list[str]]:

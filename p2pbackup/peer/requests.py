@@ -49,6 +49,9 @@ class BackupRequest:
     tags: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
     host: str | None = None  # None: this machine's name
+    # 'K-of-N' for this run's new packs, and its happy; None: the owner's setting.
+    redundancy: str | None = None
+    happy: int | None = None
 
     @classmethod
     def from_args(cls, args: Args) -> Self:
@@ -56,11 +59,19 @@ class BackupRequest:
         if not paths:
             raise ContractError("name at least one path to back up")
         host = args.get("host")
+        redundancy = args.get("redundancy")
+        if redundancy is not None and not isinstance(redundancy, str):
+            raise ContractError("`redundancy` is text such as 2-of-4")
+        happy = args.get("happy")
+        if happy is not None and (not isinstance(happy, int) or isinstance(happy, bool)):
+            raise ContractError("`happy` is a whole number")
         return cls(
             paths,
             strings(args, "tags"),
             strings(args, "excludes"),
             host if isinstance(host, str) else None,
+            redundancy,
+            happy,
         )
 
     def to_args(self) -> dict[str, Any]:
@@ -71,6 +82,10 @@ class BackupRequest:
         }
         if self.host is not None:
             args["host"] = self.host
+        if self.redundancy is not None:
+            args["redundancy"] = self.redundancy
+        if self.happy is not None:
+            args["happy"] = self.happy
         return args
 
 
@@ -114,6 +129,19 @@ class CheckRequest:
 
     def to_args(self) -> dict[str, Any]:
         return {"read_data": self.read_data}
+
+
+@dataclass(frozen=True)
+class RepairRequest:
+    # Also encode again every pack whose k/n differ from the owner's redundancy.
+    reencode: bool = False
+
+    @classmethod
+    def from_args(cls, args: Args) -> Self:
+        return cls(_flag(args, "reencode"))
+
+    def to_args(self) -> dict[str, Any]:
+        return {"reencode": self.reencode}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,10 @@ class BackupResult:
     # The engine process's peak memory and CPU time, when the backup ran in one.
     engine_process: Summary | None = field(default=None, metadata=OMIT_NONE)
     seconds: float = 0.0
+    # The K-of-N of this run's new packs, and the peers that refused a share and why
+    # (`{"peer": id, "reason": ...}`; their shares went to other peers).
+    redundancy: str | None = field(default=None, metadata=OMIT_NONE)
+    refused: list[Summary] | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,10 @@ class HealthReport:
     shares_rebuilt: int | None = field(default=None, metadata=OMIT_NONE)  # repair only
     chunks_read: int | None = field(default=None, metadata=OMIT_NONE)  # --read-data only
     chunk_errors: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    # repair --reencode only: packs encoded again to the owner's k/n, and those that
+    # could not be (each kept its old encoding).
+    packs_reencoded: int | None = field(default=None, metadata=OMIT_NONE)
+    reencode_errors: list[str] | None = field(default=None, metadata=OMIT_NONE)
     seconds: float = 0.0
 
 
@@ -123,6 +131,11 @@ class StatusResult:
     bytes_used: int
     capacity: int
     capacity_human: str
+    # What owners can still place here: the capacity left or the disk's free space (less
+    # a reserve), whichever is less; and the disk's free space itself.
+    free: int
+    free_human: str
+    disk_free: int
     maintenance: Summary
     owner: str | None
 

@@ -50,7 +50,7 @@ from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.fetch_rules import SiblingCheck
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.lease_rules import MAX_LEASE_SECONDS
-from p2pbackup.shares.mesh_packs import Redundancy
+from p2pbackup.shares.redundancy import Redundancy, redundancy_of
 from p2pbackup.store import FileShareStore
 from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, format_size, parse_quota
 
@@ -108,13 +108,12 @@ class PeerService:
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:
-            settings = home.owner_settings()
-            redundancy = Redundancy(
-                k=int(settings.get("k", defaults.SHARES_NEEDED)),
-                n=int(settings.get("n", defaults.SHARES_TOTAL)),
-                happy=int(settings.get("happy", defaults.HAPPY)),
-                lease_seconds=options.lease_seconds,
-            )
+            lease = options.lease_seconds
+
+            def settings() -> Redundancy:  # read at each backup: `config set` needs no restart
+                return redundancy_of(home.owner_settings(), lease)
+
+            redundancy = settings()
             self.owner = OwnerService(
                 OwnerKeys.from_master(master),
                 self.peer.dht,
@@ -124,6 +123,7 @@ class PeerService:
                 engine_process=True,
                 clock=time.monotonic,
                 rng=_child_of(rng),
+                settings=settings,
             )
             self.peer.add_task(self.owner.upkeep.keep_leases)
             if self.owner.engines is not None:
@@ -224,6 +224,10 @@ class PeerService:
 
     async def _status(self, request: NoArgs, progress: Progress) -> StatusResult:
         owner = self.owner.keys.identity.public_key.hex() if self.owner is not None else None
+        # What owners can still place here: capacity or disk, whichever is less.
+        free, disk_free = await trio.to_thread.run_sync(
+            lambda: (self.shares.free_bytes, self.shares.disk_free())
+        )
         return StatusResult(
             state=self._state(),
             routing_table_size=len(self.peer.dht.table),
@@ -233,6 +237,9 @@ class PeerService:
             bytes_used=self.shares.used_bytes,
             capacity=self.shares.capacity,
             capacity_human=format_size(self.shares.capacity),
+            free=free,
+            free_human=format_size(free),
+            disk_free=disk_free,
             maintenance=self.maintainer.stats.as_dict(),
             owner=owner,
         )

@@ -18,7 +18,7 @@ so many identities in one network cannot gather a pack.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from p2pbackup.net.contact import Contact
@@ -31,6 +31,8 @@ class PlacementPlan:
     candidates: Sequence[Contact]
     placed: dict[int, Contact] = field(default_factory=dict)
     refusals: list[str] = field(default_factory=list)
+    # Who refused, with the reason each gave (a full disk, a quota), for the owner.
+    refused: list[tuple[Contact, str]] = field(default_factory=list)
     failures: int = 0
     unproven: int = 0  # peers that said they stored a share and could not prove it
     # The address block of a candidate; None places by distance alone.
@@ -66,8 +68,9 @@ class PlacementPlan:
         self.placed[index] = self._in_flight.pop(index)
 
     def on_refused(self, index: int, reason: str) -> None:
-        self._in_flight.pop(index)
+        contact = self._in_flight.pop(index)
         self.refusals.append(reason)
+        self.refused.append((contact, reason))
         self._unassigned.append(index)
 
     def on_failed(self, index: int) -> None:
@@ -93,15 +96,39 @@ class PlacementPlan:
 
     def shortfall(self) -> str:
         """Why the pack could not be placed, in words a user can act on."""
-        reasons = sorted(set(self.refusals))
-        detail = f"; refusals: {', '.join(reasons[:3])}" if reasons else ""
         unproven = (
             f", {self.unproven} said they stored one but could not prove it"
             if self.unproven
             else ""
         )
+        refused = f"; {self.refusal_summary()}" if self.refused else ""
         return (
             f"only {len(self.placed)} distinct peers took a share of this pack, "
             f"{self.happy} needed (asked {self._asked} of {len(self.candidates)} peers "
-            f"found, {self.failures} did not answer{unproven}{detail})"
+            f"found, {self.failures} did not answer{unproven}){refused}"
         )
+
+    def refusal_summary(self) -> str:
+        """Which peers refused a share and why, each once: '2 peers refused shares: a1b2c3
+        disk full, d4e5f6 owner quota full'; empty when none did."""
+        return refusal_summary((c.node_id, reason) for c, reason in self.refused)
+
+
+def refusal_summary(refused: Iterable[tuple[bytes, str]], most: int = 5) -> str:
+    """Peers (by id) and their reasons as one line, each peer once with its first reason."""
+    first: dict[bytes, str] = {}
+    for peer, reason in refused:
+        first.setdefault(peer, short_reason(reason))
+    if not first:
+        return ""
+    named = [f"{peer.hex()[:6]} {reason}" for peer, reason in first.items()]
+    more = f", and {len(named) - most} more" if len(named) > most else ""
+    peers = "peer" if len(first) == 1 else "peers"
+    return f"{len(first)} {peers} refused shares: {', '.join(named[:most])}{more}"
+
+
+def short_reason(reason: str) -> str:
+    """A holder's reason up to its first colon ('disk full: 3 MiB free...' -> 'disk
+    full'), so one line can name several peers; the full one is in the holder's log."""
+    head = reason.split(":", 1)[0].strip()
+    return head[:60] if head else "refused"

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from p2pbackup.base.offload import RunSync, to_thread
-from p2pbackup.codec.descriptor import ShareDescriptor
+from p2pbackup.codec.descriptor import ShareDescriptor, same_share_set
 from p2pbackup.codec.erasure import block_count, block_proof, share_block
 from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.net.transport import Remote
@@ -137,6 +137,10 @@ class ShareHolder:
         if descriptor.owner == self.own_owner:
             raise ShareRefused("this peer belongs to the pack's owner and holds none of its shares")
         held = self.store.indices(message.pack_id, descriptor.owner)
+        if held and self._replaces(message.pack_id, held, descriptor):
+            for index in held:
+                self.store.delete(message.pack_id, index, descriptor.owner)
+            held = []
         others = [i for i in held if i != message.index]
         if others:
             raise ShareRefused(f"already holds share {others[0]} of this pack")
@@ -152,6 +156,24 @@ class ShareHolder:
             # the bytes again.
             root=descriptor.roots[message.index],
         )
+
+    def _replaces(self, pack_id: bytes, held: list[int], offered: ShareDescriptor) -> bool:
+        """Whether the offered share belongs to a set of this pack encoded again (other
+        k/n) that replaces the one held: only with a later lease, so the old set's
+        repairs cannot push the new set out again (decision 0034). Another share of
+        the same set is refused as before, as is an older set."""
+        stored = self.store.get(pack_id, held[0], offered.owner)
+        if stored is None:  # it rotted and was dropped: nothing held stands in the way
+            return False
+        try:
+            current = ShareDescriptor.from_bytes(stored.descriptor)
+        except WireError:
+            return True  # what we hold cannot be vouched for; the signed newcomer can
+        if same_share_set(current, offered):
+            return False
+        if offered.lease_expiry <= current.lease_expiry:
+            raise ShareRefused("holds a newer encoding of this pack")
+        return True
 
     async def _get(self, remote: Remote, message: GetShare) -> Message:
         owner = message.owner

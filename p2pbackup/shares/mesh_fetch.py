@@ -142,13 +142,15 @@ class PackFetch:
         if share is None:
             gathering.got_nothing(contact)
             return
-        if share.index in result.shares:
-            gathering.got_share(contact, now, good=False)
-            return
+        # Checked before the index is: a pack encoded again (decision 0034) has two sets
+        # whose indices overlap, and a share of the other set is for `verify` to keep.
         verdict = await self.verify(share, result.descriptor)
         if isinstance(verdict, str):
             log.warning("bad share from %s: %s", contact, verdict)
             result.problems.append(f"{contact}: {verdict}")
+            gathering.got_share(contact, now, good=False)
+            return
+        if share.index in result.shares:
             gathering.got_share(contact, now, good=False)
             return
         result.descriptor = verdict

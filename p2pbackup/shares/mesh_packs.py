@@ -20,13 +20,11 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import trio
 
-from p2pbackup.base import defaults
 from p2pbackup.base.offload import RunSync, to_thread
-from p2pbackup.codec.descriptor import ShareDescriptor, describe_pack
+from p2pbackup.codec.descriptor import ShareDescriptor, describe_pack, same_share_set
 from p2pbackup.codec.erasure import decode_pack, encode_pack
 from p2pbackup.codec.packs import pack_matches
 from p2pbackup.codec.packstore import PackReceipt, PackUnavailable
@@ -34,10 +32,12 @@ from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.net.contact import Contact
+from p2pbackup.placement.plan import PlacementPlan, short_reason
 from p2pbackup.shares.gathering import HolderMemory, Pace, StallRule
 from p2pbackup.shares.mesh_fetch import PackFetch
 from p2pbackup.shares.messages import ShareData
 from p2pbackup.shares.placing import place_shares
+from p2pbackup.shares.redundancy import Redundancy, too_few_peers
 
 log = logging.getLogger("p2pbackup.shares")
 # Set to "1" in a peer's environment, its owner counts a share placed on the peer's
@@ -53,12 +53,7 @@ class PlacementFailed(P2PBackupError):
     """Too few distinct peers took a share of a pack."""
 
 
-@dataclass(frozen=True)
-class Redundancy:
-    k: int = defaults.SHARES_NEEDED
-    n: int = defaults.SHARES_TOTAL
-    happy: int = defaults.HAPPY
-    lease_seconds: int = defaults.LEASE_SECONDS
+__all__ = ["UNPROVEN_FOR_BENCH", "MeshPackStore", "PlacementFailed", "Redundancy"]
 
 
 class MeshPackStore:
@@ -90,6 +85,9 @@ class MeshPackStore:
         # puts keep their own pace: a put carries the share one way, a get the other,
         # and a put that stalls is given up, so it gets a longer floor (a holder's disk
         # may be busy syncing).
+        # Peers that refused a share (a full disk, a quota) since the owner last cleared
+        # this, each with its first reason: what a backup tells its user.
+        self.refused: dict[bytes, str] = {}
         rule = stall if stall is not None else StallRule()
         self.holders = HolderMemory(rule)
         self.fetch_pace = Pace(rule)
@@ -131,14 +129,20 @@ class MeshPackStore:
             holders=self.holders,
             pace=self.put_pace,
         )
+        for contact, reason in plan.refused:
+            self.refused.setdefault(contact.node_id, short_reason(reason))
         if not plan.happy_enough:
-            raise PlacementFailed(f"pack {pack_id.hex()[:12]}: {plan.shortfall()}")
+            raise PlacementFailed(f"pack {pack_id.hex()[:12]}: {_shortfall(plan, r)}")
         # Which holder acknowledged which share: what a holder must still serve after
         # a crash, as its owner saw it.
         if log.isEnabledFor(logging.DEBUG):
             held = " ".join(f"{i}@{c.node_id.hex()}" for i, c in sorted(placed.items()))
             log.debug("placed %s: %s", pack_id.hex(), held)
         return PackReceipt(pack_id, r.k, r.n, len(plan.placed), sent)
+
+    def redundancy_for_new_packs(self, redundancy: Redundancy) -> None:
+        """Packs put from now on use `redundancy`; packs already placed keep theirs."""
+        self.redundancy = redundancy
 
     def _suspect(self, contact: Contact) -> bool:
         """For lookups: a peer that failed or hung lately is not worth a wait."""
@@ -149,11 +153,17 @@ class MeshPackStore:
     async def get(self, pack_id: bytes) -> bytes:
         r = self.redundancy
 
+        # Shares of another set of this pack (one re-encoded to other k/n, or the set it
+        # replaces): kept aside, so a pack whose holders are half way through a
+        # `repair --reencode` still rebuilds from whichever set has k.
+        others: dict[tuple[bytes, ...], tuple[ShareDescriptor, dict[int, bytes]]] = {}
+
         async def verify(share: ShareData, chosen: ShareDescriptor | None) -> ShareDescriptor | str:
-            verdict: ShareDescriptor | str = await self.run_sync(
-                self._verify, pack_id, share, chosen
-            )
-            return verdict
+            verdict: ShareDescriptor | str = await self.run_sync(self._verify, pack_id, share)
+            if isinstance(verdict, str) or chosen is None or same_share_set(verdict, chosen):
+                return verdict
+            others.setdefault(verdict.roots, (verdict, {}))[1][share.index] = share.data
+            return "descriptor disagrees with the other shares"
 
         fetch = PackFetch(
             self.dht,
@@ -168,6 +178,9 @@ class MeshPackStore:
         )
         got = await fetch.run()
         chosen, gathered = got.descriptor, got.shares
+        for descriptor, shares in others.values():
+            if (chosen is None or len(gathered) < chosen.k) and len(shares) >= descriptor.k:
+                chosen, gathered = descriptor, shares
         if chosen is None or len(gathered) < chosen.k:
             k = r.k if chosen is None else chosen.k
             detail = f"; {got.problems[0]}" if got.problems else ""
@@ -180,9 +193,7 @@ class MeshPackStore:
             raise PackUnavailable(f"pack {pack_id.hex()[:12]} rebuilt to the wrong bytes")
         return data
 
-    def _verify(
-        self, pack_id: bytes, share: ShareData, chosen: ShareDescriptor | None
-    ) -> ShareDescriptor | str:
+    def _verify(self, pack_id: bytes, share: ShareData) -> ShareDescriptor | str:
         """The share's descriptor if the share is sound, else why not."""
         try:
             descriptor = ShareDescriptor.from_bytes(share.descriptor)
@@ -192,12 +203,16 @@ class MeshPackStore:
             return "descriptor not signed by this owner"
         if descriptor.pack_id != pack_id or share.index >= descriptor.n:
             return "descriptor for another pack"
-        if chosen is not None and (descriptor.k, descriptor.n, descriptor.length) != (
-            chosen.k,
-            chosen.n,
-            chosen.length,
-        ):
-            return "descriptor disagrees with the other shares"
         if not descriptor.check_share(share.index, share.data):
             return f"share {share.index} does not match its signed root"
         return descriptor
+
+
+def _shortfall(plan: PlacementPlan, r: Redundancy) -> str:
+    """Why a pack could not be placed: a mesh too small for the redundancy (with the
+    command that fixes it), or peers that failed or refused (naming them)."""
+    found = len({c.node_id for c in plan.candidates})
+    if found >= r.happy:
+        return plan.shortfall()
+    refused = plan.refusal_summary()
+    return too_few_peers(found, r) + (f"; {refused}" if refused else "")

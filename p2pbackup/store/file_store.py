@@ -12,9 +12,12 @@ does not know is checked and indexed again, never deleted while it verifies (see
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
+import shutil
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,12 +32,17 @@ from p2pbackup.store.admission import (
     plan_put,
     short,
 )
-from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare, StoreLocked
+from p2pbackup.store.capacity import format_size
+from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare, StoreFull, StoreLocked
 from p2pbackup.store.index import Row, ShareIndex
 from p2pbackup.store.quota import ShareStore
 from p2pbackup.store.recovery import reconcile
 
 log = logging.getLogger("p2pbackup.store.shares")  # the name log lines have always carried
+# What the store leaves free on its disk, for its index, its headers and the rest of the
+# home: a share that would eat into it is refused as "disk full" before it is written.
+DISK_RESERVE = 4 * 2**20
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class FileShareStore(ShareStore):
@@ -59,6 +67,7 @@ class FileShareStore(ShareStore):
         # New shares whose files are being written outside the lock, and the signal that
         # one is done: a second put of the same share waits for the first.
         self._writing: set[ShareKey] = set()
+        self._writing_bytes = 0  # theirs, not on the disk yet: a full disk counts them
         self._written = threading.Condition(self._mutex)
         self._lock_fd = self._acquire_lock()
         try:
@@ -126,6 +135,7 @@ class FileShareStore(ShareStore):
             if row is not None and step in (PutStep.KEEP, PutStep.EXTEND):
                 self._refresh(share, row, step)
                 return
+            self._check_disk(len(share.data))
             if row is not None:
                 # A held share replaced, all under the lock: no reader sees it half done.
                 # A failed replace leaves the old row, which `get` then finds corrupt.
@@ -135,7 +145,26 @@ class FileShareStore(ShareStore):
             # Counted from here, so puts at once cannot overfill the store.
             self._account(share.owner, len(share.data))
             self._writing.add(key)
+            self._writing_bytes += len(share.data)
         self._add(share, digest)
+
+    def disk_free(self) -> int:
+        """Bytes free on the disk that holds the shares, for this process's user."""
+        return shutil.disk_usage(self._shares_dir).free
+
+    @property
+    def free_bytes(self) -> int:
+        """What this store can still take: its capacity or its disk, whichever is less."""
+        with self._mutex:
+            on_disk = self.disk_free() - DISK_RESERVE - self._writing_bytes
+        return max(0, min(super().free_bytes, on_disk))
+
+    def _check_disk(self, needed: int) -> None:
+        """Refuse a share the disk has no room for (what is being written counted), with
+        a reason the owner is told, before any byte of it is written."""
+        free = self.disk_free() - DISK_RESERVE - self._writing_bytes
+        if needed > free:
+            raise _disk_full(needed, max(0, free))
 
     def _refresh(self, share: StoredShare, row: Row, step: PutStep) -> None:
         """A re-put of a held share: heal its file if it rotted, take a later lease."""
@@ -159,9 +188,19 @@ class FileShareStore(ShareStore):
         """The file, durable, then the row that names it."""
         path = layout.path_of(self._shares_dir, _key(share))
         head = framing.header(share)
-        layout.write_share(self._shares_dir, path, share.data, head)
-        with self._mutex:
-            self._index.insert(share, digest, len(head))
+        try:
+            layout.write_share(self._shares_dir, path, share.data, head)
+            with self._mutex:
+                self._index.insert(share, digest, len(head))
+        except OSError as exc:  # the disk filled under us: a refusal, not a fault
+            if exc.errno not in _DISK_FULL:
+                raise
+            raise _disk_full(len(share.data), self.disk_free()) from None
+        except sqlite3.OperationalError as exc:
+            if "full" not in str(exc):
+                raise
+            path.unlink(missing_ok=True)
+            raise _disk_full(len(share.data), self.disk_free()) from None
 
     def _add(self, share: StoredShare, digest: bytes) -> None:
         """Store a new share whose bytes `_put` has already counted.
@@ -181,6 +220,7 @@ class FileShareStore(ShareStore):
         finally:
             with self._mutex:
                 self._writing.discard(key)
+                self._writing_bytes -= len(share.data)
                 self._written.notify_all()
 
     # -- reading and collecting ----------------------------------------------
@@ -279,6 +319,12 @@ def _held(row: Row | None, data: bytes, digest: bytes) -> Held | None:
         return None
     same = row.digest == (digest if row.merkle else flat_digest(data))
     return Held(row.size, row.lease_expiry, same)
+
+
+def _disk_full(needed: int, free: int) -> StoreFull:
+    return StoreFull(
+        f"disk full: {format_size(free)} free on this peer's disk, {format_size(needed)} needed"
+    )
 
 
 def _key(share: StoredShare) -> ShareKey:

@@ -116,6 +116,11 @@ class ShareStore(ABC):
     def capacity(self) -> int:
         return self._capacity
 
+    @property
+    def free_bytes(self) -> int:
+        """What the store can still take; a store on a disk also counts the disk's room."""
+        return max(0, self._capacity - self._used)
+
     def stats(self) -> dict[str, int]:
         """Counts and byte totals for status output and metrics."""
         shares, packs, owners = self._census()
@@ -126,7 +131,7 @@ class ShareStore(ABC):
             "used_bytes": self._used,
             "capacity": self._capacity,
             "owner_quota": self._owner_quota,
-            "free_bytes": max(0, self._capacity - self._used),
+            "free_bytes": self.free_bytes,
             "corrupt_dropped": self._corrupt_dropped,
         }
 

@@ -83,5 +83,7 @@ def test_results_keep_their_keys_in_the_order_json_showed() -> None:
     pruned = plain(PruneResult(False, 1, 2, 3, 4, 5, 6, 7, 0.5))
     assert list(pruned)[:2] == ["dry_run", "snapshots"] and pruned["seconds"] == 0.5
     assert plain(RecordFound(found=False)) == {"found": False}
-    status = StatusResult(PeerState("id", "h:1", 7), 1, 2, True, 3, 4, 5, "5 B", {}, None)
+    status = StatusResult(
+        PeerState("id", "h:1", 7), 1, 2, True, 3, 4, 5, "5 B", 1, "1 B", 9, {}, None
+    )
     assert list(plain(status))[:4] == ["node_id", "listen", "pid", "routing_table_size"]

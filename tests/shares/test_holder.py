@@ -110,3 +110,28 @@ async def test_the_owners_own_peer_refuses_its_shares() -> None:
         await h.handle(CALLER, PutShare(pack_id, 0, descriptor, shares[0]))
     other_id, other_shares, other_descriptor = pack(owner=Identity.generate())
     await h.handle(CALLER, PutShare(other_id, 0, other_descriptor, other_shares[0]))
+
+
+def _encoded(data: bytes, k: int, n: int, lease: int) -> tuple[list[bytes], bytes]:
+    shares = encode_pack(data, k, n)
+    return shares, describe_pack(OWNER, pack_id_of(data), shares, k, len(data), lease).to_bytes()
+
+
+async def test_a_later_encoding_of_a_pack_replaces_the_share_held_never_the_reverse() -> None:
+    h = holder()
+    data = os.urandom(90_000)
+    pack_id = pack_id_of(data)
+    old_shares, old = _encoded(data, 3, 10, NOW + 3600)
+    new_shares, new = _encoded(data, 2, 4, NOW + 7200)
+    await h.handle(CALLER, PutShare(pack_id, 5, old, old_shares[5]))
+    # The owner's `repair --reencode`: the new set's share takes the old one's place.
+    await h.handle(CALLER, PutShare(pack_id, 1, new, new_shares[1]))
+    assert h.store.indices(pack_id, OWNER.public_key) == [1]
+    served = await h.handle(CALLER, owner_fetch(OWNER, pack_id, CALLER.node_id))
+    assert served == ShareData(1, new, new_shares[1])
+    # A repair of the old set (an earlier lease) cannot push it out again.
+    with pytest.raises(ShareRefused, match="newer encoding"):
+        await h.handle(CALLER, PutShare(pack_id, 5, old, old_shares[5]))
+    with pytest.raises(ShareRefused, match="already holds share 1"):
+        await h.handle(CALLER, PutShare(pack_id, 2, new, new_shares[2]))
+    assert h.store.used_bytes == len(new_shares[1])

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from p2pbackup.store import FileShareStore, StoreLocked, framing, layout
+from p2pbackup.store import FileShareStore, StoreFull, StoreLocked, framing, layout
 from p2pbackup.store.admission import digest_of
+from p2pbackup.store.file_store import DISK_RESERVE
 from tests.store.helpers import OWNER_A, OWNER_B, pack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -232,7 +233,8 @@ def test_a_failed_write_leaves_nothing_counted(
 
     with FileShareStore(tmp_path, 150) as store:
         monkeypatch.setattr(layout, "write_atomically", failing_write)
-        with pytest.raises(OSError, match="No space"):
+        # A full disk is a refusal the owner is told, not a fault.
+        with pytest.raises(StoreFull, match="disk full"):
             store.put(pack(1), 0, b"x" * 100, b"d", OWNER_A, 10, 0)
         assert store.used_bytes == 0 and not store.has(pack(1), 0, OWNER_A)
         assert stray_files(tmp_path) == []
@@ -342,3 +344,25 @@ def test_shares_stored_with_a_flat_digest_are_still_checked(tmp_path: Path) -> N
         store.put(pack(1), 0, b"old share 1", b"d", OWNER_A, 20, 0)
         assert store.used_bytes == len(b"old share 1")
         assert store.get(pack(1), 0, OWNER_A) is not None
+
+
+def test_free_space_is_the_capacity_or_the_disk_whichever_is_less(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FileShareStore(tmp_path, 10**9) as store:
+        monkeypatch.setattr(store, "disk_free", lambda: DISK_RESERVE + 500)
+        assert store.free_bytes == 500 and store.stats()["free_bytes"] == 500
+        monkeypatch.setattr(store, "disk_free", lambda: 10**12)
+        assert store.free_bytes == 10**9
+
+
+def test_a_share_the_disk_cannot_hold_is_refused_before_it_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FileShareStore(tmp_path, 10**9) as store:
+        monkeypatch.setattr(store, "disk_free", lambda: DISK_RESERVE + 50)
+        with pytest.raises(StoreFull, match="disk full: 50 B free on this peer's disk"):
+            store.put(pack(1), 0, b"x" * 100, b"d", OWNER_A, 10, 0)
+        assert store.used_bytes == 0 and stray_files(tmp_path) == []
+        store.put(pack(2), 0, b"x" * 40, b"d", OWNER_A, 10, 0)
+        assert store.has(pack(2), 0, OWNER_A)
