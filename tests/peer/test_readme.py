@@ -8,7 +8,6 @@ ones with free ports (a friend's peer of the README is one the test runs).
 from __future__ import annotations
 
 import filecmp
-import json
 import os
 import re
 import signal
@@ -17,6 +16,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ from p2pbackup.cli.localmesh import LocalMesh
 pytestmark = pytest.mark.timeout(300)
 
 ROOT = Path(__file__).resolve().parents[2]
+# Seconds a block may run: far more than it needs (about 20 s), less than the test's timeout.
+BLOCK_DEADLINE = 200
 BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
 
 
@@ -59,39 +62,51 @@ def reader(tmp_path: Path) -> Iterator[dict[str, str]]:
     yield env
 
 
-def run_block(block: str, env: dict[str, str], out: Path) -> subprocess.CompletedProcess[str]:
-    """`block` through `bash -e`, in a session of its own; output to files, since the
-    peers it starts in the background would hold a pipe open."""
+@contextmanager
+def bash(block: str, env: dict[str, str], out: Path) -> Iterator[Ran]:
+    """Run `block` through `bash -e` in a process group of its own, output to files
+    (peers it starts in the background would hold a pipe open); on the way out,
+    whatever of the group still runs gets SIGTERM, then SIGKILL."""
     with open(out.with_suffix(".out"), "w") as stdout, open(out.with_suffix(".err"), "w") as err:
-        done = subprocess.run(
-            ["bash", "-e", "-c", block],
-            env=env,
-            stdout=stdout,
-            stderr=err,
-            start_new_session=True,
-            timeout=240,
+        process = subprocess.Popen(
+            ["bash", "-e", "-c", block], env=env, stdout=stdout, stderr=err, start_new_session=True
         )
-    return subprocess.CompletedProcess(
-        done.args,
-        done.returncode,
-        out.with_suffix(".out").read_text(),
-        out.with_suffix(".err").read_text(),
-    )
-
-
-def stop_background(home: Path) -> None:
-    """Stop a peer the block left running (its pid is in its state file), and wait."""
-    state = home / "peer.json"
-    if not state.exists():
-        return
-    pid = json.loads(state.read_text())["pid"]
     try:
-        os.kill(pid, signal.SIGTERM)
+        try:
+            code = process.wait(BLOCK_DEADLINE)
+        except subprocess.TimeoutExpired:
+            code = None  # a command that never returns: the block does not run as written
+        read = out.with_suffix(".out").read_text(), out.with_suffix(".err").read_text()
+        yield Ran(code, *read)
+    finally:
+        end_group(process)
+
+
+@dataclass(frozen=True)
+class Ran:
+    code: int | None  # None: still running at the deadline
+    stdout: str
+    stderr: str
+
+
+def end_group(process: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        end = time.monotonic() + 15
+        while time.monotonic() < end and (process.poll() is None or _group_alive(process.pid)):
+            time.sleep(0.05)
+    process.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
     except ProcessLookupError:
-        return
-    end = time.monotonic() + 30
-    while state.exists() and time.monotonic() < end:
-        time.sleep(0.05)
+        return False
+    return True
 
 
 def test_running_peers_by_hand_runs_as_written(reader: dict[str, str], tmp_path: Path) -> None:
@@ -101,9 +116,8 @@ def test_running_peers_by_hand_runs_as_written(reader: dict[str, str], tmp_path:
         "127.0.0.1:7401", f"127.0.0.1:{b}"
     )
     home = Path(reader["HOME"])
-    try:
-        done = run_block(script, reader, tmp_path / "by-hand")
-        assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    with bash(script, reader, tmp_path / "by-hand") as done:
+        assert done.code == 0, f"{done.stdout}\n{done.stderr}"
         # The log went to the files named, not to the terminal.
         assert "INFO" not in done.stdout + done.stderr
         assert "listening" in (home / "peerB" / "serve.log").read_text()
@@ -115,9 +129,6 @@ def test_running_peers_by_hand_runs_as_written(reader: dict[str, str], tmp_path:
             while (home / peer / "peer.json").exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert not (home / peer / "peer.json").exists()
-    finally:
-        for peer in ("peerA", "peerB"):
-            stop_background(home / peer)
 
 
 def make_files(home: Path) -> dict[str, bytes]:
@@ -151,12 +162,9 @@ def test_backing_up_with_friends_runs_as_written_on_a_mesh_of_four(
         script = block.replace("192.168.1.20:7400", ours).replace(
             "192.168.1.30:7400", friends.bootstrap
         )
-        try:
-            done = run_block(script, reader, tmp_path / "friends-block")
-            assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+        with bash(script, reader, tmp_path / "friends-block") as done:
+            assert done.code == 0, f"{done.stdout}\n{done.stderr}"
             assert "INFO" not in done.stdout + done.stderr
-        finally:
-            stop_background(home / "p2p")
     restored = home / "restored" / "Documents" / "taxes"
     assert sorted(p.name for p in restored.iterdir()) == ["2025.txt", "receipts.csv"]
     for name in ("2025.txt", "receipts.csv"):
