@@ -30,6 +30,7 @@ def command_paths() -> Iterator[list[str]]:
 
 
 def help_of(path: list[str]) -> str:
+    # Wide enough that no help line wraps inside a phrase the tests look for.
     result = CliRunner().invoke(app, [*path, "--help"], env={"TERMINAL_WIDTH": "100"})
     assert result.exit_code == 0, result.output
     return result.output
