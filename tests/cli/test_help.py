@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 import typer.main
+import typer.rich_utils
 from typer.testing import CliRunner
 
 from p2pbackup.cli.app import app
@@ -29,9 +30,15 @@ def command_paths() -> Iterator[list[str]]:
     yield from walk(root, [])
 
 
+@pytest.fixture(autouse=True)
+def wide_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wide enough that no help line wraps inside a phrase the tests look for (typer
+    reads $TERMINAL_WIDTH once, at import, so the environment cannot set it here)."""
+    monkeypatch.setattr(typer.rich_utils, "MAX_WIDTH", 100)
+
+
 def help_of(path: list[str]) -> str:
-    # Wide enough that no help line wraps inside a phrase the tests look for.
-    result = CliRunner().invoke(app, [*path, "--help"], env={"TERMINAL_WIDTH": "100"})
+    result = CliRunner().invoke(app, [*path, "--help"])
     assert result.exit_code == 0, result.output
     return result.output
 
