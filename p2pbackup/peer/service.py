@@ -247,11 +247,11 @@ class PeerService:
                 await nursery.start(self._report_joined)
                 task_status.started()
         finally:
-            self._event("stopped")
             self.home.state_file.unlink(missing_ok=True)
             self.memory.save_now()
             self._close_stores()
             self.claim.release()
+            self._event("stopped")
 
     def _close_stores(self) -> None:
         """Close what `_build` opened, as far as it got."""
