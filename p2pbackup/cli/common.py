@@ -16,6 +16,7 @@ import trio
 import typer
 
 from p2pbackup.cli.progress import live_progress
+from p2pbackup.cli.readable_help import ReadableGroup
 from p2pbackup.errors import P2PBackupError, os_error_line, sole_error
 from p2pbackup.peer import control
 from p2pbackup.peer.home import Home
@@ -27,8 +28,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=ReadableGroup,
 )
-debug_app = typer.Typer(help="Low-level tools for looking inside the mesh.", no_args_is_help=True)
+debug_app = typer.Typer(
+    help="Low-level tools for looking inside the mesh.", no_args_is_help=True, cls=ReadableGroup
+)
 app.add_typer(debug_app, name="debug", hidden=True)
 
 P = ParamSpec("P")
@@ -60,7 +64,10 @@ STATE = State()
 @app.callback()
 def main_options(
     home: str = typer.Option(
-        None, "--home", help="Peer home directory (default: $P2PBACKUP_HOME or the data dir)."
+        None,
+        "--home",
+        metavar="DIR",
+        help="Peer home directory (default: $P2PBACKUP_HOME or the data dir).",
     ),
 ) -> None:
     STATE.home = Home.resolve(home)

@@ -53,13 +53,20 @@ def init(
         False, "--recover", help="Take an existing recovery phrase from standard input."
     ),
     passphrase_file: Path = typer.Option(
-        None, "--passphrase-file", help="Derive the owner keys from the passphrase in this file."
+        None,
+        "--passphrase-file",
+        metavar="FILE",
+        help="Derive the owner keys from the passphrase in this file.",
     ),
     shares_needed: int = typer.Option(
-        defaults.SHARES_NEEDED, "--shares-needed", "-k", help="Shares that rebuild a pack."
+        defaults.SHARES_NEEDED,
+        "--shares-needed",
+        "-k",
+        metavar="K",
+        help="Shares that rebuild a pack.",
     ),
     shares_total: int = typer.Option(
-        defaults.SHARES_TOTAL, "--shares-total", "-n", help="Shares made of each pack."
+        defaults.SHARES_TOTAL, "--shares-total", "-n", metavar="N", help="Shares made of each pack."
     ),
     happy: int | None = typer.Option(
         None,
@@ -116,9 +123,14 @@ def _owner_keys(passphrase_file: Path | None, recover: bool) -> tuple[OwnerKeys,
 @user_errors
 def backup(
     paths: list[Path] = typer.Argument(..., help="Files and folders to back up."),
-    tag: list[str] = typer.Option([], "--tag", help="Label the snapshot (repeatable)."),
+    tag: list[str] = typer.Option(
+        [], "--tag", metavar="TAG", help="Label the snapshot (repeatable)."
+    ),
     exclude: list[str] = typer.Option(
-        [], "--exclude", help="Skip names or paths matching this pattern (repeatable)."
+        [],
+        "--exclude",
+        metavar="PATTERN",
+        help="Skip names or paths matching this pattern (repeatable).",
     ),
     redundancy: str | None = typer.Option(
         None,
@@ -182,9 +194,11 @@ def ls_command(
 @user_errors
 def restore(
     snapshot: str = typer.Argument(..., help="Snapshot id (or a prefix of it), or `latest`."),
-    target: Path = typer.Option(..., "--target", help="A new or empty folder to restore into."),
+    target: Path = typer.Option(
+        ..., "--target", metavar="DIR", help="A new or empty folder to restore into."
+    ),
     include: list[str] = typer.Option(
-        [], "--include", help="Only paths matching this pattern (repeatable)."
+        [], "--include", metavar="PATTERN", help="Only paths matching this pattern (repeatable)."
     ),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -266,7 +280,9 @@ def forget(
     keep_daily: int = typer.Option(0, "--keep-daily", min=0, help="Keep N daily."),
     keep_weekly: int = typer.Option(0, "--keep-weekly", min=0, help="Keep N weekly."),
     keep_monthly: int = typer.Option(0, "--keep-monthly", min=0, help="Keep N monthly."),
-    keep_tag: list[str] = typer.Option(None, "--keep-tag", help="Keep every snapshot with T."),
+    keep_tag: list[str] = typer.Option(
+        None, "--keep-tag", metavar="TAG", help="Keep every snapshot with TAG."
+    ),
     prune: bool = typer.Option(False, "--prune", help="Then release packs no snapshot uses."),
     repack_below: int = _REPACK_OPTION,
     dry_run: bool = _DRY_RUN_OPTION,
@@ -294,7 +310,6 @@ def prune_command(
     dry_run: bool = _DRY_RUN_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Release the packs no kept snapshot uses and repack the mostly unused ones; their
-    holders free the space."""
+    """Release the packs no kept snapshot uses, repack the mostly unused ones."""
     request = requests.PruneRequest(dry_run, repack_below / 100)
     emit(call_showing_progress("prune", request, "packs"), as_json, render.prune_text)

@@ -1,17 +1,21 @@
 """The peer's own commands: serve a home, look at the running peer, run the simulator.
 
 `serve` is the process edge of a peer: it reads the options, seeds the
-peer's randomness and runs it in the foreground. The others ask the running
-peer one question each, or (`simulate`) run a scenario on virtual time.
+peer's randomness and runs it in the foreground; with `--json` it prints one
+JSON object per event as it happens (JSON Lines on stdout, decision 0036).
+The others ask the running peer one question each, or (`simulate`) run a
+scenario on virtual time.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import random
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +36,7 @@ from p2pbackup.cli.common import (
 from p2pbackup.cli.durations import parse_duration
 from p2pbackup.errors import P2PBackupError, sole_error
 from p2pbackup.net.contact import parse_address
+from p2pbackup.peer.control import NoPeerRunning
 from p2pbackup.peer.heap import keep_freed_pages
 from p2pbackup.peer.requests import RecordGetRequest, RecordPutRequest
 from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, parse_quota, parse_size
@@ -44,54 +49,77 @@ _LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 
 @user_errors
 def serve(
-    listen: str = typer.Option("127.0.0.1:7400", help="HOST:PORT to accept peers on."),
-    bootstrap: list[str] = typer.Option([], help="HOST:PORT of a peer to join through."),
-    rpc_timeout: str = typer.Option("5s", help="Deadline of one remote call."),
-    refresh_interval: str = typer.Option("1h", help="How often idle buckets are refreshed."),
-    republish_interval: str = typer.Option(
-        "1h", help="How often the records this peer signed or holds are written again."
+    listen: str = typer.Option(
+        "127.0.0.1:7400", metavar="HOST:PORT", help="Address to accept peers on."
     ),
-    log_level: str = typer.Option("info", help="debug, info, warning or error."),
-    capacity: str = typer.Option("20GiB", help="Disk space offered to other owners' shares."),
+    bootstrap: list[str] = typer.Option(
+        [], metavar="HOST:PORT", help="A peer to join through (repeatable)."
+    ),
+    rpc_timeout: str = typer.Option("5s", metavar="DURATION", help="Deadline of one remote call."),
+    refresh_interval: str = typer.Option(
+        "1h", metavar="DURATION", help="How often idle buckets are refreshed."
+    ),
+    republish_interval: str = typer.Option(
+        "1h",
+        metavar="DURATION",
+        help="How often the records this peer signed or holds are written again.",
+    ),
+    log_level: str = typer.Option("info", metavar="LEVEL", help="debug, info, warning or error."),
+    capacity: str = typer.Option(
+        "20GiB", metavar="SIZE", help="Disk space offered to other owners' shares."
+    ),
     owner_quota: str = typer.Option(
         DEFAULT_OWNER_QUOTA,
+        metavar="QUOTA",
         help="Most of --capacity one owner may use: a size, a percentage or a fraction.",
     ),
     audit_interval: str = typer.Option(
-        "1h", help="How often held shares are audited and repaired."
+        "1h", metavar="DURATION", help="How often held shares are audited and repaired."
     ),
     repair_threshold: int = typer.Option(
         7, help="Rebuild lost shares at once when fewer than this many are live."
     ),
-    lease: str = typer.Option("90d", help="How long peers keep this owner's shares unrenewed."),
-    renew_interval: str = typer.Option("7d", help="How often this owner renews its leases."),
-    max_lease: str = typer.Option("400d", help="Longest lease kept on others' shares."),
+    lease: str = typer.Option(
+        "90d", metavar="DURATION", help="How long peers keep this owner's shares unrenewed."
+    ),
+    renew_interval: str = typer.Option(
+        "7d", metavar="DURATION", help="How often this owner renews its leases."
+    ),
+    max_lease: str = typer.Option(
+        "400d", metavar="DURATION", help="Longest lease kept on others' shares."
+    ),
     exempt_blocks: str = typer.Option(
         "",
+        metavar="KINDS",
         help="Address kinds (loopback,lan) whose every address counts as its own block "
         "in the per-network limits; for meshes on one host or LAN.",
     ),
     vetting: str = typer.Option(
-        "3d", help="How long a peer must answer before it takes shares by rebalancing."
+        "3d",
+        metavar="DURATION",
+        help="How long a peer must answer before it takes shares by rebalancing.",
+    ),
+    log_file: Path = typer.Option(
+        None, "--log-file", metavar="FILE", help="Append the log to FILE instead of stderr."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON object per event as it happens (JSON Lines)."
     ),
 ) -> None:
     """Run this home's peer in the foreground until SIGINT or SIGTERM."""
     from p2pbackup.peer.service import PeerService
 
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
     options = _serve_options(dict(locals()))
     home = STATE.home
     # The home is its user's alone, now and all the peer creates later: decision 0018.
     os.umask(0o077)
+    _start_log(log_level, log_file)
     home.prepare_to_serve()
 
     async def run() -> None:
         # The process edge: the peer's randomness is seeded from the system here.
-        await PeerService(home, options, random.Random()).run()
+        events = _print_event if as_json else None
+        await PeerService(home, options, random.Random(), events).run()
 
     keep_freed_pages()  # every share is a new MiB-sized buffer: decision 0013
     try:
@@ -108,6 +136,27 @@ def _cannot_listen(caught: BaseException, listen: str) -> None:
     if isinstance(exc, OSError) and exc.errno in _LISTEN_ERRNOS:
         reason = (exc.strerror or str(exc)).lower()
         fail(f"cannot listen on {listen}: {reason}")
+
+
+def _start_log(level: str, path: Path | None) -> None:
+    try:
+        handler = logging.StreamHandler(sys.stderr) if path is None else logging.FileHandler(path)
+    except OSError as exc:
+        fail(f"cannot write the log to {path}: {exc.strerror or exc}")
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[handler],
+    )
+
+
+def _print_event(event: dict[str, Any]) -> None:
+    """One line of JSON on stdout, flushed at once: a reader sees each event as it happens."""
+    try:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):  # nobody reads any more; the peer carries on
+        pass
 
 
 def _serve_options(raw: dict[str, Any]) -> ServeOptions:
@@ -145,14 +194,40 @@ def _serve_options(raw: dict[str, Any]) -> ServeOptions:
 
 
 @user_errors
-def status(as_json: bool = JSON_OPTION) -> None:
-    """Show the running peer's state."""
-    show("status", as_json, lambda r: render.table_text(r, 20))
+def status(
+    as_json: bool = JSON_OPTION,
+    wait: str = typer.Option(
+        None,
+        "--wait",
+        metavar="DURATION",
+        help="Wait up to DURATION for the peer to start and join its mesh (e.g. 30s).",
+    ),
+) -> None:
+    """Show the running peer's state: who it is, its peers, the space it offers."""
+    result = call_peer("status") if wait is None else _wait_joined(parse_duration(wait))
+    emit(result, as_json, render.status_text)
+
+
+def _wait_joined(deadline: float) -> dict[str, Any]:
+    """The peer's status once it answers and has joined; an error after `deadline` s."""
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            result = call_peer("status")
+        except NoPeerRunning:
+            result = {"joined": False}
+        if result["joined"]:
+            return result
+        if time.monotonic() >= end:
+            what = "has not joined its mesh" if "node_id" in result else "is not running"
+            span = render.duration(deadline)
+            raise P2PBackupError(f"the peer of {STATE.home.path} {what} after {span}")
+        time.sleep(0.2)
 
 
 @user_errors
 def peers(as_json: bool = JSON_OPTION) -> None:
-    """List the peers in the running peer's routing table."""
+    """List the peers the running peer knows, with when each last showed life."""
     show("peers", as_json, render.peers_text)
 
 
@@ -165,7 +240,10 @@ def simulate(
     lookups: int = typer.Option(None, "--lookups", min=1, help="Lookups to run (lookups)."),
     seed: int = typer.Option(1, "--seed", help="Seed: the same seed replays the same run."),
     out: Path = typer.Option(
-        None, "--out", help="Report folder [default: sim-reports/SCENARIO-seedS]."
+        None,
+        "--out",
+        metavar="DIR",
+        help="Report folder (default: sim-reports/SCENARIO-seedS).",
     ),
     as_json: bool = JSON_OPTION,
     list_scenarios: bool = typer.Option(False, "--list", help="List the scenarios."),
@@ -203,8 +281,8 @@ def simulate(
 def record_put(
     name: str,
     value: str,
-    kind: str = typer.Option("value", help="value or set"),
-    as_json: bool = typer.Option(False, "--json"),
+    kind: str = typer.Option("value", metavar="KIND", help="value or set"),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Write a record signed by this peer through the running peer."""
     result = call_peer("record_put", RecordPutRequest(name.encode(), value.encode(), kind))
@@ -212,7 +290,7 @@ def record_put(
 
 
 @user_errors
-def record_get(key: str, as_json: bool = typer.Option(False, "--json")) -> None:
+def record_get(key: str, as_json: bool = JSON_OPTION) -> None:
     """Quorum-read the record under KEY (hex) through the running peer."""
     result = call_peer("record_get", RecordGetRequest(bytes.fromhex(key)))
     if result.get("found"):

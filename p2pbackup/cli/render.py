@@ -42,8 +42,97 @@ def init_text(r: Result) -> str:
     return "\n".join(lines)
 
 
+def age(seconds: float) -> str:
+    """How long ago, in the largest whole unit: "just now", "40 s ago", "3 days ago"."""
+    if seconds < 1:
+        return "just now"
+    return f"{duration(seconds)} ago"
+
+
+def duration(seconds: float) -> str:
+    """A span of time in its largest whole unit: "40 s", "3 min", "2 h", "1 day"."""
+    for unit, size in (("day", 86_400), ("h", 3_600), ("min", 60)):
+        if seconds >= size:
+            whole = int(seconds // size)
+            return count(whole, unit) if unit == "day" else f"{whole} {unit}"
+    return f"{int(seconds)} s"
+
+
+# Labels where the field's own name would read badly.
+_LABELS = {"routing_table_size": "peers known", "pid": "process id"}
+
+
+def _is_size(key: str) -> bool:
+    """Fields that count bytes, whatever their number: shown in KiB, MiB, GiB."""
+    return (
+        key in ("capacity", "free") or key.endswith(("bytes", "_free")) or key.startswith("bytes")
+    )
+
+
+def _value(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "-"
+    if isinstance(value, int) and _is_size(key):
+        return format_size(value)
+    if isinstance(value, int | float) and key.endswith("seconds"):
+        return duration(value)
+    return str(value)
+
+
+def fields_text(r: Result, indent: str = "") -> str:
+    """One aligned `label  value` line per field; a map's fields indented under its label.
+
+    Sizes read in binary units and spans of time in words, by the field's name,
+    so fields a newer peer adds read right without a change here."""
+    shown = {k: v for k, v in r.items() if not k.endswith("_human")}
+    width = max((len(_LABELS.get(k, k)) for k in shown), default=0)
+    lines = []
+    for key, value in shown.items():
+        label = _LABELS.get(key, key).replace("_", " ")
+        if isinstance(value, dict):
+            lines += [f"{indent}{label}", fields_text(value, indent + "  ")]
+        else:
+            lines.append(f"{indent}{label:{width}}  {_value(key, value)}")
+    return "\n".join(lines)
+
+
+def status_text(r: Result) -> str:
+    return fields_text(r)
+
+
 def peers_text(r: Result) -> str:
-    return "\n".join(f"{p['node_id']}  {p['address']}" for p in r["peers"]) or "no known peers"
+    """Peers heard from lately first; those unheard past `quiet_after` apart, as maybe gone."""
+    if not r["peers"]:
+        return "no known peers"
+    quiet_after = r.get("quiet_after") or float("inf")
+
+    def is_quiet(p: Result) -> bool:
+        ago = p.get("seen_seconds_ago")
+        return ago is not None and ago > quiet_after
+
+    def line(p: Result) -> str:
+        ago = p.get("seen_seconds_ago")
+        seen = "unknown" if ago is None else age(ago)
+        return f"{p['node_id'][:16]:18}{p['address']:24}{seen}"
+
+    recent = sorted((p for p in r["peers"] if not is_quiet(p)), key=_ago)
+    quiet = sorted((p for p in r["peers"] if is_quiet(p)), key=_ago)
+    lines = [f"{'NODE ID':18}{'ADDRESS':24}LAST SEEN", *map(line, recent)]
+    if quiet:
+        lines += [
+            "",
+            f"not heard from in over {duration(quiet_after)} (may have stopped):",
+            *map(line, quiet),
+        ]
+    lines += ["", f"{count(len(recent), 'peer')} heard from lately, {len(quiet)} quiet"]
+    return "\n".join(lines)
+
+
+def _ago(p: Result) -> float:
+    ago = p.get("seen_seconds_ago")
+    return float("inf") if ago is None else float(ago)
 
 
 def backup_text(r: Result) -> str:

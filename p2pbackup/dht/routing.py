@@ -110,6 +110,10 @@ class RoutingTable:
     def get(self, node_id: bytes) -> Contact | None:
         return self._all.get(id_int(node_id))
 
+    def heard(self, node_id: bytes) -> float | None:
+        """When a contact in the table last showed life (the `now` it was seen with)."""
+        return self._heard.get(id_int(node_id))
+
     def add(self, contact: Contact, now: float) -> AddResult:
         """Record that `contact` was seen alive."""
         key = id_int(contact.node_id)

@@ -144,11 +144,16 @@ class StatusResult:
 class KnownPeer:
     node_id: str
     address: str
+    # When it last showed life to this peer (wall clock), and how many seconds ago.
+    last_seen: float | None = None
+    seen_seconds_ago: float | None = None
 
 
 @dataclass(frozen=True)
 class PeerList:
     peers: list[KnownPeer]
+    # Seconds unheard after which a peer may well be gone: nothing it does is that rare.
+    quiet_after: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ starts lives in one nursery, so a signal cancels it all and the control
 socket and state file are gone when it returns. A SIGKILL leaves them
 behind; the next start on the home removes them once it holds the home's
 lock (`Home.claim`), so no cleanup by hand is ever needed.
+
+What happens while it runs (listening, joined, each owner's request, each
+maintenance round, stopping) goes to `on_event` as one map per event, for
+`serve --json` (decision 0036).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +61,15 @@ from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, format_size, parse_quo
 
 log = logging.getLogger("p2pbackup.service")
 
+# Told of each event as it happens; `serve --json` prints them as JSON Lines.
+EventSink = Callable[[dict[str, Any]], None]
+# Questions a script polls (`status --wait`): answering them is not an event.
+QUIET_OPERATIONS = frozenset({"status", "peers"})
+# What a finished request's event repeats of its answer (the rest is the client's).
+_SUMMARY = ("short_id", "files", "files_restored", "files_failed", "bytes", "unrecoverable")
+# A peer in the table unheard this many refresh intervals is shown as quiet by `peers`.
+QUIET_INTERVALS = 2
+
 
 @dataclass(frozen=True)
 class ServeOptions:
@@ -77,10 +91,17 @@ class ServeOptions:
 class PeerService:
     """One running peer of a home, with its control operations."""
 
-    def __init__(self, home: Home, options: ServeOptions, rng: random.Random) -> None:
+    def __init__(
+        self,
+        home: Home,
+        options: ServeOptions,
+        rng: random.Random,
+        on_event: EventSink | None = None,
+    ) -> None:
         """`rng` seeds the peer's, the maintainer's and the owner's generators."""
         self.home = home
         self.options = options
+        self.on_event = on_event
         identity = home.identity()
         # First of all: a second peer on this home stops here, before it opens anything.
         self.claim = home.claim()
@@ -148,7 +169,7 @@ class PeerService:
             self.peer.dht, self.shares, maintenance, _child_of(rng), audit_log=audit_log
         )
         self.memory = MemoryFile(home.maintenance_file, self.maintainer)
-        self.maintainer.after_round = self.memory.save
+        self.maintainer.after_round = self._after_round
         self.peer.add_task(self.maintainer.run)
 
     def operations(self) -> dict[str, Operation]:
@@ -163,7 +184,47 @@ class PeerService:
         else:
             for name in ("backup", "snapshots", "ls", "restore"):
                 operations[name] = self._no_owner
-        return operations
+        if self.on_event is None:
+            return operations
+        return {
+            name: op if name in QUIET_OPERATIONS else self._reported(name, op)
+            for name, op in operations.items()
+        }
+
+    def _event(self, name: str, **fields: Any) -> None:
+        if self.on_event is not None:
+            self.on_event({"event": name, "time": round(time.time(), 3), **fields})
+
+    def _reported(self, name: str, operation: Operation) -> Operation:
+        """`operation`, with an event when it starts and one when it ends, either way."""
+
+        async def reported(args: Args, progress: Progress) -> dict[str, Any]:
+            self._event("request_started", op=name)
+            started = time.monotonic()
+            outcome: dict[str, Any] = {"ok": False}
+            try:
+                answer = await operation(args, progress)
+                outcome = {"ok": True, **{k: answer[k] for k in _SUMMARY if k in answer}}
+                return answer
+            except Exception as exc:
+                outcome["error"] = str(exc) if isinstance(exc, P2PBackupError) else "internal"
+                raise
+            finally:
+                seconds = round(time.monotonic() - started, 3)
+                self._event("request_finished", op=name, seconds=seconds, **outcome)
+
+        return reported
+
+    async def _after_round(self) -> None:
+        await self.memory.save()
+        self._event("maintenance_round", **self.maintainer.stats.as_dict())
+
+    async def _report_joined(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        await self.peer.joined.wait()
+        self._event("joined", routing_table_size=len(self.peer.dht.table))
 
     async def _no_owner(self, args: Args, progress: Progress) -> dict[str, Any]:
         raise P2PBackupError(
@@ -182,12 +243,15 @@ class PeerService:
                 await nursery.start(control.serve)
                 self.home.write_state(plain(self._state()))
                 log.info("peer %s listening on %s:%d", *self._ident())
+                self._event("listening", **plain(self._state()))
+                await nursery.start(self._report_joined)
                 task_status.started()
         finally:
             self.home.state_file.unlink(missing_ok=True)
             self.memory.save_now()
             self._close_stores()
             self.claim.release()
+            self._event("stopped")
 
     def _close_stores(self) -> None:
         """Close what `_build` opened, as far as it got."""
@@ -217,6 +281,7 @@ class PeerService:
             task_status.started()
             async for signum in signals:
                 log.info("stopping on %s", signal.Signals(signum).name)
+                self._event("stopping", signal=signal.Signals(signum).name)
                 scope.cancel()
                 return
 
@@ -245,8 +310,18 @@ class PeerService:
         )
 
     async def _peers(self, request: NoArgs, progress: Progress) -> PeerList:
-        peers = [KnownPeer(c.node_id.hex(), f"{c.host}:{c.port}") for c in self.peer.dht.table]
-        return PeerList(sorted(peers, key=lambda p: p.node_id))
+        """The routing table's contacts, each with how long ago it last showed life."""
+        table, now, wall = self.peer.dht.table, trio.current_time(), time.time()
+        peers = []
+        for contact in table:
+            heard = table.heard(contact.node_id)
+            ago = None if heard is None else round(max(now - heard, 0.0), 1)
+            seen = None if ago is None else round(wall - ago, 1)
+            peers.append(
+                KnownPeer(contact.node_id.hex(), f"{contact.host}:{contact.port}", seen, ago)
+            )
+        quiet_after = QUIET_INTERVALS * self.options.dht.refresh_interval
+        return PeerList(sorted(peers, key=lambda p: p.node_id), quiet_after)
 
     async def _record_put(self, request: RecordPutRequest, progress: Progress) -> RecordWritten:
         identity = self.peer.identity
