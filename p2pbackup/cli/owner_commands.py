@@ -71,7 +71,7 @@ def init(
     happy: int | None = typer.Option(
         None,
         "--happy",
-        help="Fewest distinct peers a backup accepts [default: K + half of N-K, rounded up: 7].",
+        help="Fewest distinct peers a backup accepts (default: K + half of N-K, rounded up: 7).",
     ),
     peer_only: bool = typer.Option(
         False, "--peer-only", help="Only store others' shares; no owner keys on this home."
