@@ -96,6 +96,9 @@ class TreeEntry:
 
 
 _KINDS = {kind.value: kind for kind in EntryKind}
+# Plain ints: comparing or hashing an enum member costs a Python call per entry.
+_LAST_V1_KIND = int(EntryKind.SYMLINK)
+_DEVICE_KINDS = frozenset(int(kind) for kind in DEVICES)
 _FIELDS = frozenset(
     {"name", "kind", "mode", "mtime", "size", "chunks", "subtree", "target"}
     | {"rdev", "link", "xattrs"}
@@ -107,6 +110,13 @@ _MAX_TARGET = 65536
 # every entry of every folder, and the generic checks (a closure call, a try and a
 # dict per field) took a seventh of a restore of 8,000 small files. `type(x) is int`
 # refuses booleans, as the schema's checks do.
+
+
+# A frozen dataclass's __init__ sets each field through object.__setattr__; with the
+# fields of version 2 that was a third of an entry's decoding. The checked values
+# go straight into the new entry's __dict__ instead: a field added to TreeEntry
+# must be set there too.
+_new_entry = object.__new__
 
 
 def _int_field(value: Any, name: str, lo: int, hi: int) -> int:
@@ -187,7 +197,7 @@ def _entry_from_wire(value: Any, version: int) -> TreeEntry:
     if not name or b"/" in name or name in (b".", b".."):
         raise WireError(f"unsafe entry name {name!r}")
     kind = _KINDS.get(kind_value) if type(kind_value) is int else None
-    if kind is None or (version == 1 and kind > EntryKind.SYMLINK):
+    if kind is None or (version == 1 and kind_value > _LAST_V1_KIND):
         raise WireError(f"field 'kind': {kind_value!r} is no kind of entry in this version")
     _int_field(mode, "mode", 0, 0o177777)
     _int_field(mtime, "mtime", -(2**62), 2**62)
@@ -202,18 +212,31 @@ def _entry_from_wire(value: Any, version: int) -> TreeEntry:
         raise WireError("a directory entry needs its subtree")
     if kind is EntryKind.SYMLINK and target is None:
         raise WireError("a symlink entry needs its target")
-    if kind > EntryKind.SYMLINK and (chunks or subtree is not None or target is not None):
+    if kind_value > _LAST_V1_KIND and (chunks or subtree is not None or target is not None):
         raise WireError(f"a {kind.name.lower()} has no data, subtree or target")
     if kind is EntryKind.FILE and total != size:
         raise WireError("a file's chunk lengths do not add up to its size")
-    entry = TreeEntry(name, kind, mode, mtime, size, chunks, subtree, target)
+    entry = _new_entry(TreeEntry)
+    entry.__dict__.update(
+        name=name,
+        kind=kind,
+        mode=mode,
+        mtime_ns=mtime,
+        size=size,
+        chunks=chunks,
+        subtree=subtree,
+        target=target,
+        rdev=None,
+        link=0,
+        xattrs=(),
+    )
     # Most entries have none of the version-2 fields: one length test skips them.
     if len(value) > 5 + (chunks_value is not None) + (subtree is not None) + (target is not None):
+        if version == 1:
+            raise WireError("a version-1 tree holds no hard links or extended attributes")
         entry = _v2_fields(entry, value)
-    elif kind in DEVICES:
+    elif kind_value in _DEVICE_KINDS:
         raise WireError("a device entry, and only one, has field 'rdev'")
-    if version == 1 and not entry.is_v1:
-        raise WireError("a version-1 tree holds no hard links or extended attributes")
     return entry
 
 
