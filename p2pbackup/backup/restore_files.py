@@ -136,11 +136,14 @@ def _make_dir(path: bytes) -> None:
 
 def _create(path: bytes) -> int:
     """Open `path` as a new empty file for writing, replacing a symlink in the way."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    # O_NONBLOCK: a FIFO where the file goes (one an earlier restore made) would
+    # block the open until a reader came; it fails with ENXIO instead, and is
+    # replaced. It changes nothing for a regular file.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
     try:
         return os.open(path, flags, 0o600)
     except OSError as exc:
-        if exc.errno != errno.ELOOP:
+        if exc.errno not in (errno.ELOOP, errno.ENXIO):
             raise
     os.unlink(path)  # a symlink: writing through it would land elsewhere
     return os.open(path, flags, 0o600)

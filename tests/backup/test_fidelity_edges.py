@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,24 @@ async def test_links_whose_first_path_failed_are_listed_not_restored(tmp_path: P
     assert reasons[str(out / "src/b")] == f"hard link to {out / 'src/a'}, not restored"
     assert not os.path.lexists(out / "src/b")
     assert stats.files_failed == 2
+
+
+@pytest.mark.timeout(60)  # the failure this guards against is a restore that never ends
+async def test_a_fifo_left_where_a_file_goes_is_replaced_not_waited_on(tmp_path: Path) -> None:
+    """A restore over an earlier one, where a FIFO has since become a file: opening
+    the FIFO to write would wait for a reader forever."""
+    src = tmp_path / "src"
+    src.mkdir()
+    os.mkfifo(src / "p")
+    blobs, store = codec(), MemoryPackStore()
+    catalog = Catalog(tmp_path / "c.db")
+    first, _ = await backup(blobs, catalog, store, src)
+    os.unlink(src / "p")
+    write(src / "p", b"a file now")
+    second, _ = await backup(blobs, catalog, store, src)
+    out = tmp_path / "out"
+    assert (await restorer(blobs, store).run(first, out)).failures == []
+    assert stat.S_ISFIFO(os.lstat(out / "src/p").st_mode)
+    stats = await restorer(blobs, store).run(second, out)
+    assert stats.failures == [] and stats.files_restored == 1
+    assert (out / "src/p").read_bytes() == b"a file now"
