@@ -184,8 +184,8 @@ class RestoreEngine:
         """Walk the trees, making folders, then write the data pack by pack; the first
         packs are fetched while the walk goes on."""
         async with trio.open_nursery() as fetches:
-            plan = Plan(include, Prefetch(self.packs, fetches, self.parallel_packs))
-            plan.devices = self.devices
+            prefetch = Prefetch(self.packs, fetches, self.parallel_packs)
+            plan = Plan(include, prefetch, devices=self.devices)
             walk = TreeWalk(reader, self.run_sync, self._halt, self.stats, plan, self._index_note())
             await walk.walk(root_tree, root, b"", not include, [])
             reader.clear()
