@@ -35,7 +35,7 @@ from p2pbackup.backup.scan import (
     opened_state,
 )
 from p2pbackup.backup.snapshot import SNAPSHOT_ID_BYTES, Locator, Snapshot
-from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
+from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry, Xattrs
 from p2pbackup.backup.uploads import INDEX_BLOB_ENTRIES, Uploads, plain_error
 from p2pbackup.backup.walk import FsEntry, absolute, stat_entry
 from p2pbackup.base.offload import RunSync, to_thread
@@ -74,6 +74,15 @@ def _roots(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[bytes], list[b
         if not os.path.lexists(root):
             raise P2PBackupError(f"{os.fsdecode(root)} does not exist")
     return roots, names
+
+
+def _stat_root(root: bytes) -> FsEntry:
+    """A path to back up: a symlink to a folder is saved as the folder (what a user
+    naming it means); any other symlink, and every symlink inside, as a link."""
+    entry = stat_entry(root)
+    if entry.kind is EntryKind.SYMLINK and os.path.isdir(root):
+        return stat_entry(root, follow=True)
+    return entry
 
 
 class BackupEngine:
@@ -139,6 +148,7 @@ class BackupEngine:
         self._packing = Packing(self._uploads)
         self._prepared: dict[bytes, Prepared | OSError] = {}  # small files read ahead
         self._known: dict[bytes, ChunkList] = {}  # unchanged files the scanner found
+        self._links: dict[tuple[int, int], int] = {}  # link group by (st_dev, st_ino)
 
     async def run(
         self,
@@ -216,7 +226,7 @@ class BackupEngine:
         """Save every root, with the scanner listing and reading a little ahead of the
         walk; the id of the tree that lists the roots."""
         tops = [
-            dataclasses.replace(await self.run_sync(stat_entry, root), name=name)
+            dataclasses.replace(await self.run_sync(_stat_root, root), name=name)
             for root, name in zip(roots, names, strict=True)
         ]
         async with trio.open_nursery() as scanning:
@@ -244,14 +254,33 @@ class BackupEngine:
     ) -> TreeEntry | None:
         if entry.kind is EntryKind.DIR:
             return await self._save_dir(walk, entry)
-        if entry.kind is EntryKind.SYMLINK:
-            return TreeEntry(
-                entry.name, entry.kind, entry.mode, entry.mtime_ns, target=entry.target
-            )
         if entry.kind is EntryKind.FILE:
             return await self._save_file(walk.uploads, entry, scanned)
-        self.stats.errors.append((os.fsdecode(entry.path), "not a file, folder or symlink"))
-        return None
+        if entry.kind is None:
+            self.stats.errors.append((os.fsdecode(entry.path), "an unknown kind of file"))
+            return None
+        link, xattrs = self._kept(entry)
+        return TreeEntry(
+            entry.name,
+            entry.kind,
+            entry.mode,
+            entry.mtime_ns,
+            target=entry.target,
+            rdev=entry.rdev,
+            link=link,
+            xattrs=xattrs,
+        )
+
+    def _kept(self, entry: FsEntry) -> tuple[int, Xattrs]:
+        """An entry's hard-link group (0: none) and its extended attributes; attributes
+        that could not be read are listed as errors."""
+        if entry.xattr_error is not None:
+            self.stats.errors.append((os.fsdecode(entry.path), entry.xattr_error))
+        link = 0
+        if entry.nlink > 1 and entry.kind is not EntryKind.DIR:
+            # Numbered in walk order: an unchanged tree gets the same numbers next run.
+            link = self._links.setdefault((entry.device, entry.inode), len(self._links) + 1)
+        return link, entry.xattrs
 
     async def _save_dir(self, walk: _Walk, entry: FsEntry) -> TreeEntry | None:
         # The scanner lists folders in this same depth-first order.
@@ -276,7 +305,10 @@ class BackupEngine:
                     saved.append(result)
         self.stats.dirs += 1
         subtree = await self._packing.store_tree(walk.uploads, Tree(tuple(saved)))
-        return TreeEntry(entry.name, EntryKind.DIR, entry.mode, entry.mtime_ns, subtree=subtree)
+        _, xattrs = self._kept(entry)
+        return TreeEntry(
+            entry.name, EntryKind.DIR, entry.mode, entry.mtime_ns, subtree=subtree, xattrs=xattrs
+        )
 
     async def _save_file(
         self, uploads: trio.Nursery, entry: FsEntry, scanned: bool
@@ -302,9 +334,13 @@ class BackupEngine:
         self.stats.files += 1
         self.stats.bytes += size
         await self._report()
-        return TreeEntry(
+        saved = TreeEntry(
             entry.name, EntryKind.FILE, entry.mode, entry.mtime_ns, size=size, chunks=chunks
         )
+        if entry.nlink > 1 or entry.xattrs or entry.xattr_error:  # rare: one test for most
+            link, xattrs = self._kept(entry)
+            saved = dataclasses.replace(saved, link=link, xattrs=xattrs)
+        return saved
 
     async def _read_file(self, uploads: trio.Nursery, entry: FsEntry) -> ChunkList:
         prepared = self._prepared.pop(entry.path, None)

@@ -38,13 +38,15 @@ from p2pbackup.backup.restore_files import (
     TargetFull,
     Write,
     finish_files,
+    make_links,
     open_target,
     remove_empty,
     write_pack,
+    xattrs_of_made,
 )
 from p2pbackup.backup.restore_plan import Plan, TreeWalk
 from p2pbackup.backup.snapshot import Locator, Snapshot
-from p2pbackup.backup.tree import EntryKind, Tree
+from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
 from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.packstore import PackStore
 from p2pbackup.errors import P2PBackupError
@@ -65,13 +67,16 @@ class RestoreEngine:
         run_sync: RunSync = to_thread,
         progress: ProgressFn | None = None,
         parallel_packs: int = 4,
+        devices: bool | None = None,
     ) -> None:
+        """`devices`: whether device nodes may be made (default: when running as root)."""
         if parallel_packs < 1:
             raise ValueError("parallel_packs must be at least 1")
         self.codec = codec
         self.packs = packs
         self.run_sync = run_sync
         self.parallel_packs = parallel_packs
+        self.devices = os.geteuid() == 0 if devices is None else devices
         self.stats = RestoreStats()
         self._index_problems: list[str] = []
         self._halt = Halt()
@@ -119,14 +124,51 @@ class RestoreEngine:
                 self.stats.files_failed += 1
                 self.stats.fail(file.path, file.failed)
             elif file.unset is not None:
-                self.stats.fail(file.path, f"restored, but mode or mtime not set: {file.unset}")
+                self.stats.fail(file.path, f"restored, but {file.unset}")
+        await self._finish_links(plan)
+        await self._finish_xattrs(plan)
         # Deepest first: a parent's mode may forbid entering it.
         reasons = await self.run_sync(finish_files, [(p, e, True) for p, e in plan.dirs])
         for (path, _), reason in zip(plan.dirs, reasons, strict=True):
             if reason is not None:
-                self.stats.fail(path, f"mode or mtime not set: {reason}")
+                self.stats.fail(path, reason)
         await self._report(force=True)
         return self.stats
+
+    async def _finish_links(self, plan: Plan) -> None:
+        """Link the later paths of each hard-link group to its first, now written; a
+        group whose first path was not restored leaves its links unrestored too."""
+        if not plan.links:
+            return
+        failed = plan.unmade | {f.path for f in plan.files if f.failed is not None}
+        todo = []
+        for path, holder, entry in plan.links:
+            if holder in failed:
+                self._link_failed(path, entry, f"hard link to {os.fsdecode(holder)}, not restored")
+            else:
+                todo.append((path, holder, entry))
+        reasons = await self.run_sync(make_links, [(path, holder) for path, holder, _ in todo])
+        for (path, _, entry), reason in zip(todo, reasons, strict=True):
+            if reason is not None:
+                self._link_failed(path, entry, reason)
+            elif entry.kind is EntryKind.FILE:
+                self.stats.files_restored += 1
+            elif entry.kind is EntryKind.SYMLINK:
+                self.stats.symlinks += 1
+
+    def _link_failed(self, path: bytes, entry: TreeEntry, reason: str) -> None:
+        self.stats.fail(path, reason)
+        if entry.kind is EntryKind.FILE:
+            self.stats.files_failed += 1
+
+    async def _finish_xattrs(self, plan: Plan) -> None:
+        """Extended attributes of the symlinks and special files the walk made."""
+        if not plan.xattrs:
+            return
+        reasons = await self.run_sync(xattrs_of_made, plan.xattrs)
+        for (path, _), reason in zip(plan.xattrs, reasons, strict=True):
+            if reason is not None:
+                self.stats.fail(path, f"restored, but {reason}")
 
     async def _open_root(
         self, snapshot: Snapshot, blobs: tuple[Locator, ...], released: frozenset[bytes]
@@ -148,7 +190,8 @@ class RestoreEngine:
         """Walk the trees, making folders, then write the data pack by pack; the first
         packs are fetched while the walk goes on."""
         async with trio.open_nursery() as fetches:
-            plan = Plan(include, Prefetch(self.packs, fetches, self.parallel_packs))
+            prefetch = Prefetch(self.packs, fetches, self.parallel_packs)
+            plan = Plan(include, prefetch, devices=self.devices)
             walk = TreeWalk(reader, self.run_sync, self._halt, self.stats, plan, self._index_note())
             await walk.walk(root_tree, root, b"", not include, [])
             reader.clear()

@@ -19,7 +19,7 @@ from typing import Any
 
 from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.snapshot import Locator
-from p2pbackup.backup.tree import EntryKind, TreeEntry
+from p2pbackup.backup.tree import EntryKind, TreeEntry, Xattrs
 from p2pbackup.codec.chunker import ZERO_MIN, data_spans, is_zeros
 from p2pbackup.errors import P2PBackupError
 
@@ -91,6 +91,8 @@ def make_entries(makes: list[Make], halt: Halt) -> list[str | None]:
                 _make_dir(make.path)
             elif entry.kind is EntryKind.SYMLINK:
                 _make_symlink(make.path, entry)
+            elif entry.kind is not EntryKind.FILE:
+                _make_special(make.path, entry)
             else:
                 fd = _create(make.path)
                 try:
@@ -136,19 +138,19 @@ def remove_empty(folder: bytes) -> None:
 
 
 def finish_files(items: list[tuple[bytes, TreeEntry, bool]]) -> list[str | None]:
-    """Worker side of the last step: set each restored path's mode and mtime (True) or
-    remove a file that could not be rebuilt (False); why setting failed, or None."""
+    """Worker side of the last step: set each restored path's extended attributes,
+    mode and mtime (True) or remove a file that could not be rebuilt (False); what
+    could not be set, or None."""
     reasons: list[str | None] = []
     for path, entry, restored in items:
         try:
             if restored:
-                _set_meta(path, entry)
+                reasons.append(_set_meta(path, entry))
             else:
                 _remove_partial(path)
+                reasons.append(None)
         except OSError as exc:
-            reasons.append(_why(exc))
-            continue
-        reasons.append(None)
+            reasons.append(f"mode or mtime not set: {_why(exc)}")
     return reasons
 
 
@@ -161,11 +163,14 @@ def _make_dir(path: bytes) -> None:
 
 def _create(path: bytes) -> int:
     """Open `path` as a new empty file for writing, replacing a symlink in the way."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    # O_NONBLOCK: a FIFO where the file goes (one an earlier restore made) would
+    # block the open until a reader came; it fails with ENXIO instead, and is
+    # replaced. It changes nothing for a regular file.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
     try:
         return os.open(path, flags, 0o600)
     except OSError as exc:
-        if exc.errno != errno.ELOOP:
+        if exc.errno not in (errno.ELOOP, errno.ENXIO):
             raise
     os.unlink(path)  # a symlink: writing through it would land elsewhere
     return os.open(path, flags, 0o600)
@@ -179,9 +184,75 @@ def _make_symlink(path: bytes, entry: TreeEntry) -> None:
     os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
 
 
-def _set_meta(path: bytes, entry: TreeEntry) -> None:
+def _set_meta(path: bytes, entry: TreeEntry) -> str | None:
+    # Attributes first: a user.* attribute needs write permission, which the mode
+    # may take away.
+    unset = set_xattrs(path, entry.xattrs) if entry.xattrs else None
     os.chmod(path, entry.mode)
     os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
+    return unset
+
+
+_NODE_TYPE = {
+    EntryKind.FIFO: stat.S_IFIFO,
+    EntryKind.SOCKET: stat.S_IFSOCK,
+    EntryKind.CHAR_DEVICE: stat.S_IFCHR,
+    EntryKind.BLOCK_DEVICE: stat.S_IFBLK,
+}
+
+
+def _make_special(path: bytes, entry: TreeEntry) -> None:
+    """A FIFO, socket or device node, with its mode and mtime. mknod makes a socket
+    file without binding one; a device node needs root (the plan asks only then)."""
+    if os.path.lexists(path) and not stat.S_ISDIR(os.lstat(path).st_mode):
+        os.unlink(path)
+    device = os.makedev(*entry.rdev) if entry.rdev is not None else 0
+    os.mknod(path, _NODE_TYPE[entry.kind] | 0o600, device)
+    os.chmod(path, entry.mode)
+    os.utime(path, ns=(entry.mtime_ns, entry.mtime_ns))
+
+
+def set_xattrs(where: bytes | int, xattrs: Xattrs, follow: bool = True) -> str | None:
+    """Set extended attributes on a path or open file; which could not be set and why,
+    or None. One refused attribute (a file system without them, a namespace that
+    needs root) does not stop the others."""
+    refused: list[str] = []
+    reason = ""
+    for name, value in xattrs:
+        try:
+            os.setxattr(where, name, value, follow_symlinks=follow)
+        except OSError as exc:
+            refused.append(os.fsdecode(name))
+            reason = reason or _why(exc)
+    if not refused:
+        return None
+    return f"extended attributes {', '.join(refused)} not set: {reason}"
+
+
+def xattrs_of_made(items: list[tuple[bytes, TreeEntry]]) -> list[str | None]:
+    """Worker side: the extended attributes of symlinks and special files made by the
+    walk (never followed); what could not be set, or None."""
+    return [set_xattrs(path, entry.xattrs, follow=False) for path, entry in items]
+
+
+def make_links(items: list[tuple[bytes, bytes]]) -> list[str | None]:
+    """Worker side: hard-link each path to its group's first restored path, replacing
+    anything but a folder in the way; why each failed, or None."""
+    reasons: list[str | None] = []
+    for path, holder in items:
+        try:
+            try:
+                os.link(holder, path, follow_symlinks=False)
+            except FileExistsError:
+                if stat.S_ISDIR(os.lstat(path).st_mode):
+                    raise
+                os.unlink(path)
+                os.link(holder, path, follow_symlinks=False)
+        except OSError as exc:
+            reasons.append(f"hard link not made: {_why(exc)}")
+            continue
+        reasons.append(None)
+    return reasons
 
 
 @dataclass(frozen=True)
@@ -274,13 +345,15 @@ class _ChunkFailed(Exception):
 
 
 def _finish_open(fd: int, entry: TreeEntry) -> str | None:
-    """Give an open file its mode and mtime; why that failed, or None."""
+    """Give an open file its extended attributes, mode and mtime; what could not be
+    set, or None."""
+    unset = set_xattrs(fd, entry.xattrs) if entry.xattrs else None
     try:
         os.fchmod(fd, entry.mode)
         os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
     except OSError as exc:
-        return _why(exc)
-    return None
+        return f"mode or mtime not set: {_why(exc)}"
+    return unset
 
 
 def _write_data(fd: int, offset: int, plain: bytes) -> int:

@@ -10,6 +10,11 @@ the prefetch as it goes, in the order the data phase will want them.
 A subset restore keeps the folders on the way to an included path uncreated
 until something inside them is restored, so it leaves no skeleton of empty
 folders.
+
+Of a group of hard links, the first path the walk meets (among the included
+ones) is restored as its entry says; the others become links to it once it is
+written. Device nodes are made only where the restore may make them (as root);
+elsewhere they are listed as not restored.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from p2pbackup.backup.progress import RestoreStats
 from p2pbackup.backup.restore_fetch import Prefetch
 from p2pbackup.backup.restore_files import FilePlan, Halt, Make, Piece, TargetFull, make_entries
 from p2pbackup.backup.snapshot import Locator
-from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
+from p2pbackup.backup.tree import DEVICES, EntryKind, Tree, TreeEntry
 from p2pbackup.base.offload import RunSync
 from p2pbackup.errors import P2PBackupError
 
@@ -39,6 +44,11 @@ class Plan:
     files: list[FilePlan] = field(default_factory=list)
     dirs: list[tuple[bytes, TreeEntry]] = field(default_factory=list)  # deepest first
     matched: set[str] = field(default_factory=set)  # the include patterns that matched
+    devices: bool = False  # whether device nodes may be made: only root can
+    holders: dict[int, bytes] = field(default_factory=dict)  # link group: its first path
+    links: list[tuple[bytes, bytes, TreeEntry]] = field(default_factory=list)  # path, holder
+    unmade: set[bytes] = field(default_factory=set)  # paths the walk failed to make
+    xattrs: list[tuple[bytes, TreeEntry]] = field(default_factory=list)  # made, with xattrs
 
 
 @dataclass(frozen=True)
@@ -155,12 +165,12 @@ class TreeWalk:
             if entry.kind is EntryKind.DIR:
                 if wanted or may_contain(rel, patterns):
                     await self._plan_dir(folder, entry, path, rel, wanted)
-            elif not wanted:
+            elif not wanted or (entry.link and self._plan_link(folder, path, entry)):
                 continue
-            elif entry.kind is EntryKind.SYMLINK:
-                folder.makes.append(Make(path, entry))
-            else:
+            elif entry.kind is EntryKind.FILE:
                 self._plan_file(folder, path, entry)
+            else:
+                self._plan_node(folder, path, entry)
         return folder
 
     def _wanted(self, rel: bytes) -> bool:
@@ -168,6 +178,24 @@ class TreeWalk:
         hits = matching(rel, self.plan.include)
         self.plan.matched.update(hits)
         return bool(hits)
+
+    def _plan_link(self, folder: _Folder, path: bytes, entry: TreeEntry) -> bool:
+        """True when `path` is a later link of a group whose first path is planned:
+        it is linked to it at the end."""
+        holder = self.plan.holders.setdefault(entry.link, path)
+        if holder == path:
+            return False
+        self.plan.links.append((path, holder, entry))
+        folder.waiting += 1  # its folder must be made
+        return True
+
+    def _plan_node(self, folder: _Folder, path: bytes, entry: TreeEntry) -> None:
+        """A symlink, FIFO, socket or device node: made with the folder's entries."""
+        if entry.kind in DEVICES and not self.plan.devices:
+            self.stats.fail(path, "device nodes need root")
+            self.plan.unmade.add(path)
+            return
+        folder.makes.append(Make(path, entry))
 
     async def _plan_dir(
         self, folder: _Folder, entry: TreeEntry, path: bytes, rel: bytes, wanted: bool
@@ -217,10 +245,15 @@ class TreeWalk:
                     self.stats.fail(make.path, reason)
                 if kind is EntryKind.FILE:
                     self.stats.files_failed += 1
-            elif kind is EntryKind.SYMLINK:
+                continue
+            if kind is EntryKind.SYMLINK:
                 self.stats.symlinks += 1
             elif make.file is not None:
                 self.plan.files.append(make.file)
+            # A folder or spread file gets its attributes when it is finished.
+            if make.entry is not None and make.entry.xattrs and kind > EntryKind.DIR:
+                self.plan.xattrs.append((make.path, make.entry))
+        self.plan.unmade.update(unmade)
         return unmade
 
     async def _visit(self, visit: _Visit, uncreated: list[bytes]) -> None:

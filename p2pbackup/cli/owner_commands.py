@@ -122,7 +122,11 @@ def _owner_keys(passphrase_file: Path | None, recover: bool) -> tuple[OwnerKeys,
 
 @user_errors
 def backup(
-    paths: list[Path] = typer.Argument(..., help="Files and folders to back up."),
+    paths: list[Path] = typer.Argument(
+        ...,
+        help="Files and folders to back up. A symlink to a folder named here is saved "
+        "as the folder; symlinks inside are kept as links.",
+    ),
     tag: list[str] = typer.Option(
         [], "--tag", metavar="TAG", help="Label the snapshot (repeatable)."
     ),

@@ -157,10 +157,21 @@ def snapshots_text(r: Result) -> str:
     return "\n".join(lines)
 
 
+# As `ls -l` marks them.
+_TYPE_LETTER = {
+    "dir": "d",
+    "symlink": "l",
+    "fifo": "p",
+    "socket": "s",
+    "char_device": "c",
+    "block_device": "b",
+}
+
+
 def ls_text(r: Result) -> str:
     lines = []
     for e in r["entries"]:
-        kind = {"dir": "d", "symlink": "l"}.get(e["type"], "-")
+        kind = _TYPE_LETTER.get(e["type"], "-")
         target = f" -> {e['target']}" if "target" in e else ""
         lines.append(
             f"{kind}{e['mode'] & 0o7777:04o} {e['size']:>12} {when(e['mtime'])}  "

@@ -25,7 +25,7 @@ chunk_lists = st.lists(
 @st.composite
 def entries(draw: st.DrawFn) -> TreeEntry:
     name = draw(names)
-    kind = draw(st.sampled_from(EntryKind))
+    kind = draw(st.sampled_from([EntryKind.FILE, EntryKind.DIR, EntryKind.SYMLINK]))
     mode, mtime = draw(st.integers(0, 0o177777)), draw(st.integers(-(2**62), 2**62))
     if kind is EntryKind.FILE:
         chunks = tuple(draw(chunk_lists))
@@ -92,7 +92,7 @@ def test_a_bad_entry_is_refused_with_its_reason(changes: dict[str, Any], reason:
 
 
 def test_a_tree_that_is_no_tree_is_refused() -> None:
-    for data in (b"\xff", cbor2.dumps([1]), cbor2.dumps({"v": 2, "entries": []})):
+    for data in (b"\xff", cbor2.dumps([1]), cbor2.dumps({"v": 3, "entries": []})):
         with pytest.raises(WireError):
             Tree.decode(data)
     twice = cbor2.dumps({"v": 1, "entries": [cbor2.loads(wire())["entries"][0]] * 2})
