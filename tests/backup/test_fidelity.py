@@ -59,6 +59,10 @@ async def test_every_entry_comes_back_as_it_was(tmp_path: Path) -> None:
     assert after["sparse.img"][2] == SPARSE_SIZE and sparse_content_matches(
         out / "docs/sparse.img", SPARSE_SIZE
     )
+    # Holes kept: the allocated blocks of the restored file within 10% of the original's.
+    blocks = (real / "sparse.img").stat().st_blocks, (out / "docs/sparse.img").stat().st_blocks
+    assert blocks[0] < SPARSE_SIZE // 512 // 100, blocks  # the original is sparse
+    assert abs(blocks[1] - blocks[0]) <= blocks[0] / 10, blocks
     if IS_ROOT:
         assert stat.S_ISCHR(after["specials/null"][0]) and after["specials/null"][5] == 0x103
         assert after["specials/fifo"][4] == 2
