@@ -18,7 +18,6 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import trio
 
@@ -37,10 +36,9 @@ from p2pbackup.backup.scan import (
 from p2pbackup.backup.snapshot import SNAPSHOT_ID_BYTES, Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry, Xattrs
 from p2pbackup.backup.uploads import INDEX_BLOB_ENTRIES, Uploads, plain_error
-from p2pbackup.backup.walk import FsEntry, absolute, stat_entry
+from p2pbackup.backup.walk import FsEntry, backup_roots, stat_root
 from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.packstore import PackStore
-from p2pbackup.errors import P2PBackupError
 
 # A file changed this recently before a run began (or during it) is saved but not
 # remembered: a write in the same tick of the file system's clock as the state the
@@ -57,32 +55,6 @@ class _Walk:
     uploads: trio.Nursery
     scanner: Scanner
     listings: trio.MemoryReceiveChannel[Listing]
-
-
-def _roots(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[bytes], list[bytes]]:
-    """The paths to back up, made absolute, and the names they are saved under.
-
-    Refuses no path at all, two paths with one final name (one would hide the
-    other in the root tree), and a path that does not exist."""
-    roots = [absolute(Path(os.fspath(p))) for p in paths]
-    if not roots:
-        raise P2PBackupError("name at least one path to back up")
-    names = [os.path.basename(r.rstrip(b"/")) or b"root" for r in roots]
-    if len(set(names)) != len(names):
-        raise P2PBackupError("two backup paths share a final name; back them up separately")
-    for root in roots:
-        if not os.path.lexists(root):
-            raise P2PBackupError(f"{os.fsdecode(root)} does not exist")
-    return roots, names
-
-
-def _stat_root(root: bytes) -> FsEntry:
-    """A path to back up: a symlink to a folder is saved as the folder (what a user
-    naming it means); any other symlink, and every symlink inside, as a link."""
-    entry = stat_entry(root)
-    if entry.kind is EntryKind.SYMLINK and os.path.isdir(root):
-        return stat_entry(root, follow=True)
-    return entry
 
 
 class BackupEngine:
@@ -166,7 +138,7 @@ class BackupEngine:
         # Files whose mtime and ctime are both before this are remembered.
         self._settled_ns = int((self.now() - self.racy_seconds) * 1_000_000_000)
         self._packing.began_empty = not self.catalog.holds_chunks()
-        roots, names = _roots(paths)
+        roots, names = backup_roots(paths)
         try:
             async with trio.open_nursery() as uploads:
                 root_tree = await self._save_roots(uploads, roots, names)
@@ -226,7 +198,7 @@ class BackupEngine:
         """Save every root, with the scanner listing and reading a little ahead of the
         walk; the id of the tree that lists the roots."""
         tops = [
-            dataclasses.replace(await self.run_sync(_stat_root, root), name=name)
+            dataclasses.replace(await self.run_sync(stat_root, root), name=name)
             for root, name in zip(roots, names, strict=True)
         ]
         async with trio.open_nursery() as scanning:

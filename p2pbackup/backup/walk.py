@@ -13,6 +13,7 @@ import errno
 import fnmatch
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from p2pbackup.backup.tree import (
     EntryKind,
     Xattrs,
 )
+from p2pbackup.errors import P2PBackupError
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,3 +166,29 @@ def is_excluded(path: bytes, patterns: tuple[str, ...]) -> bool:
 
 def absolute(path: str | Path) -> bytes:
     return os.fsencode(os.path.abspath(os.fspath(path)))
+
+
+def backup_roots(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[bytes], list[bytes]]:
+    """The paths to back up, made absolute, and the names they are saved under.
+
+    Refuses no path at all, two paths with one final name (one would hide the
+    other in the root tree), and a path that does not exist."""
+    roots = [absolute(Path(os.fspath(p))) for p in paths]
+    if not roots:
+        raise P2PBackupError("name at least one path to back up")
+    names = [os.path.basename(r.rstrip(b"/")) or b"root" for r in roots]
+    if len(set(names)) != len(names):
+        raise P2PBackupError("two backup paths share a final name; back them up separately")
+    for root in roots:
+        if not os.path.lexists(root):
+            raise P2PBackupError(f"{os.fsdecode(root)} does not exist")
+    return roots, names
+
+
+def stat_root(root: bytes) -> FsEntry:
+    """A path to back up: a symlink to a folder is saved as the folder (what a user
+    naming it means); any other symlink, and every symlink inside, as a link."""
+    entry = stat_entry(root)
+    if entry.kind is EntryKind.SYMLINK and os.path.isdir(root):
+        return stat_entry(root, follow=True)
+    return entry

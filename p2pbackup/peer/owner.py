@@ -99,8 +99,7 @@ class OwnerService:
         settings: Callable[[], Redundancy] | None = None,
     ) -> None:
         self.keys = keys
-        # The owner's redundancy as it stands now: read again at each backup and repair,
-        # so `config set redundancy` needs no restart (decision 0034).
+        # Read again at each backup and repair: `config set` needs no restart (0034).
         self.settings = settings if settings is not None else lambda: redundancy
         # Durations are read off the event loop's clock (virtual in the simulator), and
         # audits draw from a generator that descends from the peer's own.
@@ -113,9 +112,8 @@ class OwnerService:
         self.codec = BlobCodec(keys, random_bytes=random_bytes)
         self.catalog_path = catalog_path
         self.catalog = Catalog(catalog_path)
-        # A real peer backs up and restores in a child process (see `engine_process`);
-        # the simulator and the in-process tests run the same engines here, on their
-        # own clock.
+        # A real peer backs up and restores in a child process (`engine_process`);
+        # the simulator and in-process tests run the same engines here.
         self.engines = EngineProcesses() if engine_process else None
         self.packs = MeshPackStore(
             dht,

@@ -8,7 +8,7 @@ from typing import Any
 
 import cbor2
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from p2pbackup.backup.tree import (
@@ -77,7 +77,7 @@ def test_a_v2_tree_decodes_to_what_was_encoded(tree: Tree) -> None:
     assert version == (1 if all(e.is_v1 for e in tree.entries) else 2)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trees, st.data())
 def test_mutated_trees_raise_only_wire_errors(tree: Tree, data: st.DataObject) -> None:
     encoded = bytearray(tree.encode())
@@ -104,7 +104,7 @@ cbor_values = st.recursive(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trees, st.data())
 def test_a_field_given_any_value_raises_only_wire_errors(tree: Tree, data: st.DataObject) -> None:
     """Structured damage: a field of one entry replaced by any CBOR value, or added."""
