@@ -139,6 +139,7 @@ def backup(
     redundancy: str | None = typer.Option(
         None,
         "--redundancy",
+        metavar="K-of-N",
         help="K-of-N for this run's new packs instead of the setting (`config set`).",
     ),
     happy: int | None = typer.Option(
