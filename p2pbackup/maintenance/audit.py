@@ -13,8 +13,9 @@ import random
 from dataclasses import dataclass
 from typing import TypeVar
 
+from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.dht.node import DhtNode
-from p2pbackup.errors import P2PBackupError
+from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.maintenance.survey import Survey
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.transport import Remote, Reply
@@ -55,6 +56,20 @@ async def query_share(
     if reply is None:
         return None
     return Holding(reply.remote, answer(reply, ShareHeld))
+
+
+async def held_descriptor(
+    dht: DhtNode, contact: Contact, pack_id: bytes, owner: bytes, timeout: float
+) -> ShareDescriptor | None:
+    """The descriptor of the share of `owner`'s pack a peer says it holds; None when it
+    holds none, does not answer, or answers with one that does not parse."""
+    holding = await query_share(dht, contact, pack_id, owner, timeout)
+    if holding is None or holding.held is None:
+        return None
+    try:
+        return ShareDescriptor.from_bytes(holding.held.descriptor)
+    except WireError:
+        return None
 
 
 async def audit_claim(

@@ -19,8 +19,7 @@ import trio
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
-from p2pbackup.errors import WireError
-from p2pbackup.maintenance.audit import answer, ask, query_share
+from p2pbackup.maintenance.audit import answer, ask, held_descriptor
 from p2pbackup.net.contact import Contact
 from p2pbackup.shares.lease_rules import release_for
 from p2pbackup.shares.upkeep_messages import LeaseRenewed, RenewLease, ShareReleased
@@ -35,12 +34,8 @@ async def renew_pack(
     holders: list[tuple[Contact, ShareDescriptor]] = []
 
     async def query(contact: Contact) -> None:
-        holding = await query_share(dht, contact, pack_id, identity.public_key, timeout)
-        if holding is None or holding.held is None:
-            return
-        try:
-            descriptor = ShareDescriptor.from_bytes(holding.held.descriptor)
-        except WireError:
+        descriptor = await held_descriptor(dht, contact, pack_id, identity.public_key, timeout)
+        if descriptor is None:
             return
         if descriptor.owner == identity.public_key and descriptor.pack_id == pack_id:
             holders.append((contact, descriptor))

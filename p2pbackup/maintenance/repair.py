@@ -20,8 +20,8 @@ from p2pbackup.codec.erasure import decode_pack, encode_pack
 from p2pbackup.codec.packstore import PackStore
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
-from p2pbackup.errors import P2PBackupError, WireError
-from p2pbackup.maintenance.audit import answer, ask, query_share
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.maintenance.audit import answer, ask, held_descriptor
 from p2pbackup.maintenance.owner_check import PackHealth, survey_pack
 from p2pbackup.maintenance.survey import RepairPlan
 from p2pbackup.net.contact import Contact
@@ -200,14 +200,8 @@ async def _release_set(
     release = release_for(identity, pack_id)
 
     async def one(contact: Contact) -> None:
-        holding = await query_share(dht, contact, pack_id, identity.public_key, timeout)
-        if holding is None or holding.held is None:
-            return
-        try:
-            theirs = ShareDescriptor.from_bytes(holding.held.descriptor)
-        except WireError:
-            return
-        if same_share_set(theirs, old):
+        theirs = await held_descriptor(dht, contact, pack_id, identity.public_key, timeout)
+        if theirs is not None and same_share_set(theirs, old):
             await ask(dht, contact, release, timeout)
 
     async with trio.open_nursery() as nursery:
