@@ -1,4 +1,5 @@
-"""A read-only folder even root cannot write in, for tests of unwritable restore targets."""
+"""Small tmpfs mounts for tests: a read-only folder even root cannot write in, for
+unwritable restore targets, and a small disk that fills, for full-disk holders."""
 
 from __future__ import annotations
 
@@ -11,19 +12,23 @@ import pytest
 
 
 @contextlib.contextmanager
-def read_only(folder: Path) -> Iterator[Path]:
-    """`folder`, made and mounted as an empty read-only tmpfs until the block ends; the
-    test is skipped, with the reason, where mounting is not allowed."""
+def tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """`folder`, made and mounted as an empty tmpfs with `options` until the block ends;
+    the test is skipped, with the reason, where mounting is not allowed."""
     folder.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
         capture_output=True,
         text=True,
         check=False,
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs: {mounted.stderr.strip()}")
+        pytest.skip(f"cannot mount a tmpfs ({options}): {mounted.stderr.strip()}")
     try:
         yield folder
     finally:
-        subprocess.run(["umount", str(folder)], check=True)
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def read_only(folder: Path) -> contextlib.AbstractContextManager[Path]:
+    return tmpfs(folder, "ro,size=1m")

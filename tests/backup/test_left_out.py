@@ -27,6 +27,19 @@ def build(root: Path) -> None:
     (root / "lost" / "link").symlink_to("b.txt")
 
 
+def refuse_folder(monkeypatch: pytest.MonkeyPatch, suffix: bytes) -> None:
+    """Creating a folder whose path ends in `suffix` fails, as on a folder the user
+    may not write in (tests run as root, where permissions refuse nothing)."""
+    make_dir = restore_files._make_dir
+
+    def refuse(path: bytes) -> None:
+        if path.endswith(suffix):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        make_dir(path)
+
+    monkeypatch.setattr(restore_files, "_make_dir", refuse)
+
+
 async def test_a_folder_that_cannot_be_made_counts_every_entry_under_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -34,14 +47,7 @@ async def test_a_folder_that_cannot_be_made_counts_every_entry_under_it(
     build(src)
     blobs, store = codec(), MemoryPackStore()
     snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
-    make_dir = restore_files._make_dir
-
-    def refuse_lost(path: bytes) -> None:
-        if path.endswith(b"/lost"):
-            raise PermissionError(errno.EACCES, "Permission denied", path)
-        make_dir(path)
-
-    monkeypatch.setattr(restore_files, "_make_dir", refuse_lost)
+    refuse_folder(monkeypatch, b"/lost")
     out = tmp_path / "out"
     stats = await restorer(blobs, store).run(snapshot, out)
     assert stats.files_restored == 1 and (out / "src" / "keep" / "a.txt").exists()
@@ -59,14 +65,7 @@ async def test_a_subset_counts_only_the_included_entries_under_a_lost_folder(
     build(src)
     blobs, store = codec(), MemoryPackStore()
     snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
-    make_dir = restore_files._make_dir
-
-    def refuse_deeper(path: bytes) -> None:
-        if path.endswith(b"/deeper"):
-            raise PermissionError(errno.EACCES, "Permission denied", path)
-        make_dir(path)
-
-    monkeypatch.setattr(restore_files, "_make_dir", refuse_deeper)
+    refuse_folder(monkeypatch, b"/deeper")
     stats = await restorer(blobs, store).run(snapshot, tmp_path / "out", ("src/lost/deeper",))
     assert stats.files_restored == 0 and stats.files_failed == 1
     assert [reason for _, reason in stats.failures] == [

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 
 from p2pbackup.cli.demo import compare_trees
 from p2pbackup.cli.localmesh import LocalMesh
+from tests.mounts import tmpfs
 
 pytestmark = pytest.mark.timeout(300)
 DISK = 20 * 2**20
@@ -30,19 +30,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 20 MiB tmpfs, unmounted at the end; skipped where it cannot be mounted."""
     if os.geteuid() != 0:
         pytest.skip("mounting a 20 MiB tmpfs needs root")
-    where = tmp_path / "small-disk"
-    where.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK}", "tmpfs", str(where)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "small-disk", f"size={DISK}") as where:
         yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def _files(root: Path, count: int, size: int, seed: int) -> Path:
