@@ -264,6 +264,13 @@ def repair(
         _unrecoverable(result)
     if errors:
         fail(f"{render.count(len(errors), 'pack')} could not be re-encoded", PARTIAL)
+    if result.get("still_short"):
+        fail(
+            f"{render.count(result['still_short'], 'pack')} still below n shares: too few "
+            "peers took the rebuilt ones; add peers or choose a smaller N "
+            "(`config set redundancy`, then `repair --reencode`)",
+            PARTIAL,
+        )
 
 
 def _repair_text(r: Result) -> str:

@@ -54,7 +54,7 @@ async def survey_packs(
     index_errors: list[str] = []
     index = await load_index(reader, locators, index_errors, state.released)
     packs = sorted({loc.pack_id for loc in index.values()} | {loc.pack_id for loc in locators})
-    healths, placed, reencoded = await _each_pack(survey, packs, progress, repair)
+    healths, placed, reencoded, short = await _each_pack(survey, packs, progress, repair)
     chunks_read: int | None = None
     chunk_errors: list[str] | None = None
     if read_data:
@@ -70,6 +70,7 @@ async def survey_packs(
         index_errors=index_errors,
         # The counts above are what the repair found; this is what it rebuilt.
         shares_rebuilt=placed if repair else None,
+        still_short=short if repair else None,
         chunks_read=chunks_read,
         chunk_errors=chunk_errors,
         packs_reencoded=len(reencoded.done) if survey.reencode else None,
@@ -85,16 +86,17 @@ class _Reencoded:
 
 async def _each_pack(
     survey: PackSurvey, packs: list[bytes], progress: Progress, repair: bool
-) -> tuple[list[PackHealth], int, _Reencoded]:
-    """Each pack's health, the shares a repair placed, and what it encoded again."""
+) -> tuple[list[PackHealth], int, _Reencoded, int]:
+    """Each pack's health, the shares a repair placed, what it encoded again, and how
+    many recoverable packs the repair left under n shares (too few peers took them)."""
     dht = survey.packs.dht
     healths: list[PackHealth] = []
-    placed = 0
+    placed = short = 0
     reencoded = _Reencoded()
     limiter = trio.CapacityLimiter(PARALLEL_PACKS)
 
     async def one(pack_id: bytes) -> None:
-        nonlocal placed
+        nonlocal placed, short
         async with limiter:
             again = await _reencode(survey, pack_id, reencoded) if repair else None
             if again is not None:
@@ -111,6 +113,7 @@ async def _each_pack(
                     survey.run_sync,
                 )
                 placed += rebuilt
+                short += health.recoverable and health.live + rebuilt < health.n
             else:
                 health = await check_pack(dht, pack_id, survey.owner, survey.rng, REQUEST_TIMEOUT)
             healths.append(health)
@@ -119,7 +122,7 @@ async def _each_pack(
     async with trio.open_nursery() as nursery:
         for pack_id in packs:
             nursery.start_soon(one, pack_id)
-    return healths, placed, reencoded
+    return healths, placed, reencoded, short
 
 
 async def _reencode(

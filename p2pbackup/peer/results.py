@@ -73,6 +73,8 @@ class HealthReport:
     unrecoverable_packs: list[str]
     index_errors: list[str]
     shares_rebuilt: int | None = field(default=None, metadata=OMIT_NONE)  # repair only
+    # repair only: recoverable packs still under n shares after it (too few peers took them).
+    still_short: int | None = field(default=None, metadata=OMIT_NONE)
     chunks_read: int | None = field(default=None, metadata=OMIT_NONE)  # --read-data only
     chunk_errors: list[str] | None = field(default=None, metadata=OMIT_NONE)
     # repair --reencode only: packs encoded again to the owner's k/n, and those that

@@ -62,6 +62,12 @@ def test_four_peers_back_up_after_one_documented_command(mesh4: LocalMesh, tmp_p
     assert restored["files_failed"] == 0
     _identical(tree, tmp_path / "out" / "tree")
 
+    # Three holders for n = 4: a repair cannot bring a pack to n, and says so.
+    repaired = mesh4.cli(0, "repair")
+    assert repaired.returncode == 3, repaired.stderr
+    assert repaired.stderr.count("\n") == 1 and "Traceback" not in repaired.stderr
+    assert "still below n shares: too few peers took the rebuilt ones" in repaired.stderr
+
 
 def test_reencode_moves_old_packs_and_a_recovery_reads_both_encodings(
     mesh4: LocalMesh, tmp_path: Path
