@@ -19,7 +19,7 @@ from p2pbackup.backup.engine import BackupEngine
 from p2pbackup.backup.restore import RestoreEngine
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
-from p2pbackup.codec.packstore import PackStore
+from p2pbackup.codec.packstore import MemoryPackStore, PackStore
 from p2pbackup.crypto.keys import OwnerKeys
 
 PARAMS = ChunkParams(min_size=1024, avg_size=4096, max_size=16 * 1024)
@@ -53,6 +53,17 @@ async def backup(
     eng = engine(blobs, catalog, store, **kwargs)
     snapshot = await eng.run(list(paths), host="test-host")
     return snapshot, eng
+
+
+async def backed_up(
+    tmp_path: Path, build: Callable[[Path], None]
+) -> tuple[BlobCodec, MemoryPackStore, Snapshot]:
+    """The tree `build` makes in `tmp_path/src`, backed up into a pack store in memory."""
+    src = tmp_path / "src"
+    build(src)
+    blobs, store = codec(), MemoryPackStore()
+    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    return blobs, store, snapshot
 
 
 def restorer(blobs: BlobCodec, store: PackStore, **kwargs: Any) -> RestoreEngine:

@@ -14,7 +14,7 @@ from p2pbackup.backup import restore_files, scan
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.codec.packstore import MemoryPackStore
 from p2pbackup.errors import P2PBackupError
-from tests.backup.fs import backup, codec, restorer, write
+from tests.backup.fs import backed_up, backup, codec, restorer, write
 from tests.mounts import read_only
 
 
@@ -43,10 +43,7 @@ def refuse_folder(monkeypatch: pytest.MonkeyPatch, suffix: bytes) -> None:
 async def test_a_folder_that_cannot_be_made_counts_every_entry_under_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    src = tmp_path / "src"
-    build(src)
-    blobs, store = codec(), MemoryPackStore()
-    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    blobs, store, snapshot = await backed_up(tmp_path, build)
     refuse_folder(monkeypatch, b"/lost")
     out = tmp_path / "out"
     stats = await restorer(blobs, store).run(snapshot, out)
@@ -61,10 +58,7 @@ async def test_a_folder_that_cannot_be_made_counts_every_entry_under_it(
 async def test_a_subset_counts_only_the_included_entries_under_a_lost_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    src = tmp_path / "src"
-    build(src)
-    blobs, store = codec(), MemoryPackStore()
-    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    blobs, store, snapshot = await backed_up(tmp_path, build)
     refuse_folder(monkeypatch, b"/deeper")
     stats = await restorer(blobs, store).run(snapshot, tmp_path / "out", ("src/lost/deeper",))
     assert stats.files_restored == 0 and stats.files_failed == 1
@@ -76,10 +70,7 @@ async def test_a_subset_counts_only_the_included_entries_under_a_lost_folder(
 async def test_a_target_that_cannot_be_written_is_an_error_and_restores_nothing(
     tmp_path: Path,
 ) -> None:
-    src = tmp_path / "src"
-    build(src)
-    blobs, store = codec(), MemoryPackStore()
-    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    blobs, store, snapshot = await backed_up(tmp_path, build)
     target = tmp_path / "ro"
     with read_only(target):
         with pytest.raises(P2PBackupError) as raised:
@@ -119,10 +110,7 @@ async def test_a_folder_the_backup_cannot_read_is_listed_and_the_rest_saved(
 async def test_a_target_that_cannot_be_made_names_it_and_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    src = tmp_path / "src"
-    build(src)
-    blobs, store = codec(), MemoryPackStore()
-    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    blobs, store, snapshot = await backed_up(tmp_path, build)
 
     def refuse(path: bytes, mode: int = 0o777, exist_ok: bool = False) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", path)

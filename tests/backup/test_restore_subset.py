@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from p2pbackup.backup.catalog import Catalog
-from p2pbackup.codec.packstore import MemoryPackStore
 from p2pbackup.errors import P2PBackupError
-from tests.backup.fs import BASE_NS, backup, codec, restorer, snapshot_of, write
+from tests.backup.fs import BASE_NS, backed_up, restorer, snapshot_of, write
 
 
 def build(root: Path) -> None:
@@ -47,11 +45,8 @@ def build(root: Path) -> None:
 async def test_include_patterns(
     tmp_path: Path, include: tuple[str, ...], expected: set[str]
 ) -> None:
-    src = tmp_path / "src"
-    build(src)
-    blobs, store = codec(), MemoryPackStore()
-    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
-    out = tmp_path / "out"
+    blobs, store, snapshot = await backed_up(tmp_path, build)
+    src, out = tmp_path / "src", tmp_path / "out"
     stats = await restorer(blobs, store).run(snapshot, out, include)
     assert stats.failures == []
     restored = snapshot_of(out)
@@ -69,10 +64,7 @@ async def test_an_include_that_matches_nothing_is_an_error_naming_the_top_paths(
     tmp_path: Path,
 ) -> None:
     # Patterns start with the backed-up folder's name: "docs/*" is the easy mistake.
-    src = tmp_path / "src"
-    build(src)
-    blobs, store = codec(), MemoryPackStore()
-    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    blobs, store, snapshot = await backed_up(tmp_path, build)
     out = tmp_path / "out"
     with pytest.raises(P2PBackupError) as raised:
         await restorer(blobs, store).run(snapshot, out, ("docs/*",))
@@ -85,10 +77,7 @@ async def test_an_include_that_matches_nothing_is_an_error_naming_the_top_paths(
 async def test_an_include_matching_nothing_beside_one_that_matches_is_listed(
     tmp_path: Path,
 ) -> None:
-    src = tmp_path / "src"
-    build(src)
-    blobs, store = codec(), MemoryPackStore()
-    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    blobs, store, snapshot = await backed_up(tmp_path, build)
     stats = await restorer(blobs, store).run(snapshot, tmp_path / "out", ("src/top.txt", "nope"))
     assert stats.files_restored == 1
     assert [path for path, _ in stats.failures] == ["--include 'nope'"]
