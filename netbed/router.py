@@ -125,18 +125,19 @@ class UpnpDaemon:
             process.kill()
             process.wait()
 
-    def forget(self) -> None:
-        """Drop every mapping from the router's rules and lease file, as a reboot would."""
+    def _flush(self) -> None:
         for chain in UPNP_CHAINS:
             flush = ["nft", "flush", "chain", "inet", "filter", chain]
             namespaces.run(namespaces.in_ns(self.ns, flush))
-        (self.workdir / "leases").unlink(missing_ok=True)
 
     def restart(self, *, forget: bool = True, rules: tuple[str, ...] = ()) -> None:
-        """Stop, optionally forget every mapping, and start again with `rules`."""
+        """Restart as a router reboot does: the kernel's rules go, and the daemon
+        restores the mappings from its lease file unless it must `forget` them.
+        `rules` are the new extra permission lines."""
         self.stop()
+        self._flush()
         if forget:
-            self.forget()
+            (self.workdir / "leases").unlink(missing_ok=True)
         self.start(rules)
 
     def ruleset(self) -> str:

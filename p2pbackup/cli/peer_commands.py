@@ -105,6 +105,15 @@ def serve(
     as_json: bool = typer.Option(
         False, "--json", help="Print one JSON object per event as it happens (JSON Lines)."
     ),
+    no_port_mapping: bool = typer.Option(
+        False,
+        "--no-port-mapping",
+        help="Do not ask the router to forward a port (UPnP IGD, NAT-PMP); "
+        "never asked on a loopback address.",
+    ),
+    port_mapping_lease: str = typer.Option(
+        "1h", metavar="DURATION", help="Lease asked of the router; renewed halfway through."
+    ),
 ) -> None:
     """Run this home's peer in the foreground until SIGINT or SIGTERM."""
     from p2pbackup.peer.service import PeerService
@@ -190,6 +199,8 @@ def _serve_options(raw: dict[str, Any]) -> ServeOptions:
         lease_seconds=max(1, int(parse_duration(raw["lease"]))),
         renew_interval=parse_duration(raw["renew_interval"]),
         max_lease=max(1, int(parse_duration(raw["max_lease"]))),
+        port_mapping=not raw["no_port_mapping"],
+        port_mapping_lease=max(2, int(parse_duration(raw["port_mapping_lease"]))),
     )
 
 

@@ -140,6 +140,8 @@ class StatusResult:
     disk_free: int
     maintenance: Summary
     owner: str | None
+    # The router's mapping of this peer's port (external, protocol, lease_expires_in).
+    port_mapping: Summary | None = None
 
 
 @dataclass(frozen=True)

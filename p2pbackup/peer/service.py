@@ -34,6 +34,8 @@ from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.maintainer import Maintainer
+from p2pbackup.net.contact import Route
+from p2pbackup.net.port_mapping import MapperConfig, PortMapper, mappable
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
 from p2pbackup.peer.contracts import Args, plain
@@ -86,6 +88,9 @@ class ServeOptions:
     renew_interval: float = defaults.RENEW_INTERVAL
     # The longest lease this peer keeps others' shares for, whatever they signed.
     max_lease: int = MAX_LEASE_SECONDS
+    # Ask the home router to forward a public port (UPnP IGD, NAT-PMP): decision 0038.
+    port_mapping: bool = True
+    port_mapping_lease: int = 3600
 
 
 class PeerService:
@@ -171,6 +176,28 @@ class PeerService:
         self.memory = MemoryFile(home.maintenance_file, self.maintainer)
         self.maintainer.after_round = self._after_round
         self.peer.add_task(self.maintainer.run)
+        self.port_mapper = self._port_mapper(_child_of(rng))
+
+    def _port_mapper(self, rng: random.Random) -> PortMapper | None:
+        """Keep the listen port mapped on the home router, unless told not to or on
+        loopback (decision 0038)."""
+        options = self.options
+        if not options.port_mapping or not mappable(options.listen):
+            return None
+        leased = MapperConfig(lease=options.port_mapping_lease)
+        mapper = PortMapper(options.listen, self._on_mapped, rng, leased)
+        self.peer.add_task(mapper.run)
+        return mapper
+
+    def _on_mapped(self, external: tuple[str, int] | None) -> None:
+        """Advertise the router's mapped address as a route to this peer, or stop."""
+        routes = [r for r in self.transport.routes if r != self._mapped]
+        self._mapped = None if external is None else Route(*external)
+        if self._mapped is not None:
+            routes.insert(0, self._mapped)
+        self.transport.set_advertised(self.transport.listen, tuple(routes))
+
+    _mapped: Route | None = None
 
     def operations(self) -> dict[str, Operation]:
         operations: dict[str, Operation] = {
@@ -307,6 +334,7 @@ class PeerService:
             disk_free=disk_free,
             maintenance=self.maintainer.stats.as_dict(),
             owner=owner,
+            port_mapping=None if self.port_mapper is None else self.port_mapper.status(),
         )
 
     async def _peers(self, request: NoArgs, progress: Progress) -> PeerList:
