@@ -60,7 +60,9 @@ def start_nat(ns: str) -> None:
     namespaces.run(namespaces.in_ns(ns, ["nft", "-f", "-"]), input=RULESET)
 
 
-def daemon_config(wan_address: str, lan_net: str, rules: tuple[str, ...], lease_file: str) -> str:
+def daemon_config(
+    wan_address: str, lan_net: str, rules: tuple[str, ...], lease_file: str, upnp: bool = True
+) -> str:
     """A miniupnpd configuration: UPnP IGD and NAT-PMP on the LAN side only.
 
     `rules` come before the default permission (any LAN host may map any port
@@ -72,7 +74,7 @@ def daemon_config(wan_address: str, lan_net: str, rules: tuple[str, ...], lease_
         f"ext_ip={wan_address}",
         f"http_port={UPNP_HTTP_PORT}",
         "enable_natpmp=yes",
-        "enable_upnp=yes",
+        f"enable_upnp={'yes' if upnp else 'no'}",
         "secure_mode=yes",
         "system_uptime=yes",
         f"lease_file={lease_file}",
@@ -97,13 +99,14 @@ class UpnpDaemon:
     def log_path(self) -> Path:
         return self.workdir / "miniupnpd.log"
 
-    def start(self, rules: tuple[str, ...] = ()) -> None:
-        """Start the daemon; `rules` are extra permission lines (e.g. `deny 7400-7400 ...`)."""
+    def start(self, rules: tuple[str, ...] = (), *, upnp: bool = True) -> None:
+        """Start the daemon; `rules` are extra permission lines (e.g. `deny 7400-7400 ...`);
+        with `upnp` False it offers NAT-PMP alone."""
         if self.process is not None:
             raise namespaces.TestbedError("miniupnpd already runs")
         config = self.workdir / "miniupnpd.conf"
         leases = str(self.workdir / "leases")
-        config.write_text(daemon_config(self.wan_address, self.lan_net, rules, leases))
+        config.write_text(daemon_config(self.wan_address, self.lan_net, rules, leases, upnp))
         command = ["miniupnpd", "-d", "-f", str(config), "-P", str(self.workdir / "pid")]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -130,15 +133,17 @@ class UpnpDaemon:
             flush = ["nft", "flush", "chain", "inet", "filter", chain]
             namespaces.run(namespaces.in_ns(self.ns, flush))
 
-    def restart(self, *, forget: bool = True, rules: tuple[str, ...] = ()) -> None:
+    def restart(
+        self, *, forget: bool = True, rules: tuple[str, ...] = (), upnp: bool = True
+    ) -> None:
         """Restart as a router reboot does: the kernel's rules go, and the daemon
         restores the mappings from its lease file unless it must `forget` them.
-        `rules` are the new extra permission lines."""
+        `rules` are the new extra permission lines; `upnp` False leaves NAT-PMP alone."""
         self.stop()
         self._flush()
         if forget:
             (self.workdir / "leases").unlink(missing_ok=True)
-        self.start(rules)
+        self.start(rules, upnp=upnp)
 
     def ruleset(self) -> str:
         """The router's nft ruleset as text: where a live mapping shows as a DNAT rule."""

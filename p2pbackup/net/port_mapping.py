@@ -232,8 +232,9 @@ class PortMapper:
             reason,
             wait,
         )
-        if isinstance(exc, trio.TooSlowError) or getattr(self.gateway, "broken", False):
-            self.gateway = None  # find the router afresh
+        # Find the router afresh: it may have restarted, changed protocol or address,
+        # and a UPnP device left by a timed-out call cannot be used again.
+        self.gateway = None
         self.mapping = None
         self._report(None)
         return wait

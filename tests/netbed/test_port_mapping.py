@@ -117,3 +117,20 @@ def test_a_clean_stop_removes_the_mapping(mapped: ServePeer, daemon: UpnpDaemon)
     assert mapped.stop() == 0
     assert PORT not in daemon.mapped_ports()
     assert "port mapping of 11.18.2.2:7400 removed" in mapped.log_text()
+
+
+def test_a_router_with_nat_pmp_alone_maps_the_port_too(
+    bed: Testbed, daemon: UpnpDaemon, tmp_path: Path
+) -> None:
+    port = PORT + 4
+    daemon.restart(forget=False, upnp=False)
+    try:
+        peer = ServePeer(bed.hosts["a2"], tmp_path / "a2", port)
+        got = wait_for("a NAT-PMP mapping", peer.mapping)
+        assert got["external"] == f"{bed.wan_address(HOME_A)}:{port}"
+        assert got["protocol"] == "natpmp"
+        assert ping(bed.hosts["pub2"], bed.wan_address(HOME_A), port) == peer.node_id
+        assert peer.stop() == 0
+        assert port not in daemon.mapped_ports()
+    finally:
+        daemon.restart(forget=False)
