@@ -17,6 +17,8 @@ import sys
 CONNECT_TIMEOUT = 1.0
 # The mDNS group, on a port of its own so no mDNS responder takes the probe's datagram.
 GROUP, GROUP_PORT = "224.0.0.251", 5399
+# How long `mcast-listen` waits for a datagram (a bound for a broken run).
+LISTEN_TIMEOUT = 10.0
 
 
 def serve(port: int) -> None:
@@ -40,14 +42,19 @@ def connect(host: str, port: int, timeout: float) -> int:
 
 
 def multicast_listen() -> None:
-    """Print the source of the first datagram sent to the group."""
+    """Print the source of the first datagram sent to the group (`nothing` if none
+    comes within LISTEN_TIMEOUT)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("", GROUP_PORT))
         membership = socket.inet_aton(GROUP) + socket.inet_aton("0.0.0.0")
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+        sock.settimeout(LISTEN_TIMEOUT)
         print("ready", flush=True)
-        _, (host, _) = sock.recvfrom(64)
+        try:
+            _, (host, _) = sock.recvfrom(64)
+        except TimeoutError:
+            host = "nothing"
         print(host, flush=True)
 
 
