@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 IP = "ip"
 PREFIX_STEM = "nb"
@@ -82,15 +85,23 @@ def remove(ns: str) -> None:
 
 
 def remove_leftovers() -> list[str]:
-    """Delete the namespaces left by testbed builders that no longer run; their names."""
+    """Delete the namespaces and work folders left by testbed builders that no longer
+    run; the namespaces' names."""
     gone = []
     for ns in listed():
-        match = _OURS.match(ns)
-        if match is None or _alive(int(match.group(1))):
-            continue
-        remove(ns)
-        gone.append(ns)
+        if _orphaned(ns):
+            remove(ns)
+            gone.append(ns)
+    for folder in Path(tempfile.gettempdir()).glob(f"{PREFIX_STEM}*-bed-*"):
+        if _orphaned(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
     return gone
+
+
+def _orphaned(name: str) -> bool:
+    """Whether `name` is one of ours, made by a process that no longer runs."""
+    match = _OURS.match(name)
+    return match is not None and not _alive(int(match.group(1)))
 
 
 def _alive(pid: int) -> bool:

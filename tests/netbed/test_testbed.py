@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -74,13 +76,17 @@ def test_teardown_leaves_no_namespace_and_no_process() -> None:
     dead = _dead_pid()
     leftover = f"{namespaces.PREFIX_STEM}{dead}-0-core"
     namespaces.run(["ip", "netns", "add", leftover])
+    folder = Path(tempfile.mkdtemp(prefix=f"{namespaces.PREFIX_STEM}{dead}-0-bed-"))
     with Testbed.build() as bed:
         assert leftover not in namespaces.listed()
+        assert not folder.exists()
         process = probe_server(bed.hosts["b2"], 9005)
         made = list(bed.namespaces)
         assert len(made) == 13
         daemon = bed.upnp_daemon.process  # type: ignore[union-attr]
         assert daemon is not None and daemon.poll() is None
+        workdir = bed.workdir
+    assert not workdir.exists()
     assert process.poll() is not None and daemon.poll() is not None
     assert not set(made) & set(namespaces.listed())
 
