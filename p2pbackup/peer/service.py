@@ -34,11 +34,13 @@ from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.maintainer import Maintainer
+from p2pbackup.net.lan_announce import OPEN_TAG
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
 from p2pbackup.peer.contracts import Args, plain
 from p2pbackup.peer.control import ControlServer, Operation, Progress, endpoint
 from p2pbackup.peer.home import Home
+from p2pbackup.peer.lan import LanMeetings
 from p2pbackup.peer.memory_file import MemoryFile
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
@@ -86,6 +88,10 @@ class ServeOptions:
     renew_interval: float = defaults.RENEW_INTERVAL
     # The longest lease this peer keeps others' shares for, whatever they signed.
     max_lease: int = MAX_LEASE_SECONDS
+    # Find the mesh's other peers on the LAN by mDNS, announcing under `lan_tag`
+    # (decision 0039); a peer on loopback announces nothing either way.
+    lan_discovery: bool = True
+    lan_tag: str = OPEN_TAG
 
 
 class PeerService:
@@ -126,6 +132,8 @@ class PeerService:
         self.peer = Peer(
             identity, self.transport, config, _child_of(rng), self.records, self.own_records
         )
+        if options.lan_discovery:
+            self.peer.add_task(LanMeetings(self.peer, options.lan_tag).run)
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:
