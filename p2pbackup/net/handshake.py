@@ -1,17 +1,23 @@
 """The connection handshake and the encrypted channel after it, sans-IO.
 
 Both sides send a hello at once (version, Ed25519 identity key, a fresh
-X25519 key, the address they listen on, the channel ciphers they offer).
+X25519 key, the address they listen on and their other routes, the address
+they see the other side at, the channel ciphers they offer).
 Each then signs a digest of both hellos under its role and sends the
 signature with its channel header. Signing both ephemeral keys binds the
 session keys (crypto_kx) to the two identities: a man in the middle can
 relay hellos but cannot sign for either side, and a replayed proof fails
 against fresh ephemeral keys. The cipher lists are signed too, so no one
 between can talk the two sides down to a cipher both would not pick.
+
+With the proof each side sends the credential its `Gate` makes (a mesh
+membership, or an invite), and checks the other's: a remote the gate
+refuses is dropped before it can make any request.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +36,7 @@ from p2pbackup.crypto.identity import (
     verify_signature,
 )
 from p2pbackup.errors import HandshakeError, WireError
+from p2pbackup.net.contact import MAX_ROUTES, Route, parse_routes
 from p2pbackup.net.transport import Address, Remote
 from p2pbackup.wire.schema import (
     bytes_field,
@@ -41,7 +48,8 @@ from p2pbackup.wire.schema import (
 )
 
 PROTOCOL_VERSION = 2
-MAX_HANDSHAKE_FRAME = 1024
+MAX_HANDSHAKE_FRAME = 4096
+MAX_CREDENTIAL = 2048
 _CONTEXT = b"p2pbackup handshake v2"
 _HEADER_BYTES = bindings.crypto_secretstream_xchacha20poly1305_HEADERBYTES
 
@@ -59,10 +67,20 @@ _HELLO = map_of(
         "pk": bytes_field(exact=PUBLIC_KEY_BYTES),
         "eph": bytes_field(exact=bindings.crypto_kx_PUBLIC_KEY_BYTES),
         "listen": optional(list_of(lambda v: v, 2)),
+        "routes": list_of(str_field(300), MAX_ROUTES),
+        "seen": optional(list_of(lambda v: v, 2)),
         "ciphers": list_of(str_field(64), 8),
-    }
+    },
+    optional_keys=frozenset({"routes", "seen"}),
 )
-_AUTH = map_of({"sig": bytes_field(exact=SIGNATURE_BYTES), "hdr": bytes_field(exact=_HEADER_BYTES)})
+_AUTH = map_of(
+    {
+        "sig": bytes_field(exact=SIGNATURE_BYTES),
+        "hdr": bytes_field(exact=_HEADER_BYTES),
+        "m": bytes_field(max_len=MAX_CREDENTIAL),
+    },
+    optional_keys=frozenset({"m"}),
+)
 _HOST = str_field(253)
 _PORT = int_field(1, 65535)
 
@@ -79,15 +97,48 @@ def _loads(payload: bytes, check: Any, what: str) -> dict[str, Any]:
     return checked
 
 
-def _listen_from_wire(value: list[Any] | None) -> Address | None:
+def _address_from_wire(value: list[Any] | None, what: str) -> Address | None:
     if value is None:
         return None
     if len(value) != 2:
-        raise HandshakeError("malformed hello: listen must be [host, port]")
+        raise HandshakeError(f"malformed hello: {what} must be [host, port]")
     try:
         return _HOST(value[0]), _PORT(value[1])
     except WireError as exc:
-        raise HandshakeError(f"malformed hello: listen {exc}") from None
+        raise HandshakeError(f"malformed hello: {what} {exc}") from None
+
+
+def _routes_from_wire(value: list[str] | None) -> tuple[Route, ...]:
+    try:
+        return parse_routes(value) if value else ()
+    except WireError as exc:
+        raise HandshakeError(f"malformed hello: {exc}") from None
+
+
+class Gate(Protocol):
+    """Who may talk to this peer at all, decided in the handshake before any request."""
+
+    def credential(self, transcript: bytes) -> bytes | None:
+        """What this peer shows the other side (bound to this handshake's transcript)."""
+        ...
+
+    def admit(self, public_key: bytes, credential: bytes | None, transcript: bytes) -> str:
+        """The remote's standing ("member", "joiner", "open"); raises `HandshakeError`
+        with a one-line reason to refuse it."""
+        ...
+
+
+class OpenGate:
+    """An open mesh: everyone may talk, nobody shows anything."""
+
+    def credential(self, transcript: bytes) -> bytes | None:
+        return None
+
+    def admit(self, public_key: bytes, credential: bytes | None, transcript: bytes) -> str:
+        return "open"
+
+
+OPEN_GATE = OpenGate()
 
 
 def _aes_in_hardware() -> bool:
@@ -220,21 +271,30 @@ class Handshake:
         listen: Address | None,
         expected_node_id: bytes | None = None,
         ciphers: tuple[str, ...] | None = None,
+        routes: tuple[Route, ...] = (),
+        seen: Address | None = None,
+        gate: Gate = OPEN_GATE,
     ) -> None:
+        """`seen` is where we see the other side: the address we dialled, or the one
+        its connection came from; it tells a peer behind a NAT its public side."""
         self.identity = identity
         self.initiator = initiator
         self.expected_node_id = expected_node_id
+        self.gate = gate
         self.ciphers = list(ciphers if ciphers is not None else offered_ciphers())
         self._eph_pk, self._eph_sk = bindings.crypto_kx_keypair()
-        self._hello = cbor2.dumps(
-            {
-                "v": PROTOCOL_VERSION,
-                "pk": identity.public_key,
-                "eph": self._eph_pk,
-                "listen": list(listen) if listen is not None else None,
-                "ciphers": self.ciphers,
-            }
-        )
+        hello: dict[str, Any] = {
+            "v": PROTOCOL_VERSION,
+            "pk": identity.public_key,
+            "eph": self._eph_pk,
+            "listen": list(listen) if listen is not None else None,
+            "ciphers": self.ciphers,
+        }
+        if routes:
+            hello["routes"] = [str(route) for route in routes[:MAX_ROUTES]]
+        if seen is not None:
+            hello["seen"] = [seen[0], seen[1]]
+        self._hello = cbor2.dumps(hello)
         self._remote: Remote | None = None
         self._transcript = b""
         self._channel: SecureChannel | None = None
@@ -255,7 +315,13 @@ class Handshake:
             raise HandshakeError(
                 f"expected peer {self.expected_node_id.hex()[:12]}, met {node_id.hex()[:12]}"
             )
-        self._remote = Remote(node_id, public_key, _listen_from_wire(hello["listen"]))
+        self._remote = Remote(
+            node_id,
+            public_key,
+            _address_from_wire(hello["listen"], "listen"),
+            _routes_from_wire(hello.get("routes")),
+            _address_from_wire(hello.get("seen"), "seen"),
+        )
         first, second = (self._hello, payload) if self.initiator else (payload, self._hello)
         self._transcript = blake2b(_CONTEXT + first + second, encoder=RawEncoder)
         if self.initiator:
@@ -270,7 +336,11 @@ class Handshake:
         cipher = choose_cipher(*(offers if self.initiator else reversed(offers)))
         self._channel = CHANNELS[cipher](tx, rx)
         signature = self.identity.sign(self._role(self.initiator) + self._transcript)
-        return cbor2.dumps({"sig": signature, "hdr": self._channel.header})
+        auth: dict[str, Any] = {"sig": signature, "hdr": self._channel.header}
+        credential = self.gate.credential(self._role(self.initiator) + self._transcript)
+        if credential is not None:
+            auth["m"] = credential
+        return cbor2.dumps(auth)
 
     def receive_auth(self, payload: bytes) -> Established:
         """Check the peer's proof of its identity key; the channel is ready after this."""
@@ -280,8 +350,10 @@ class Handshake:
         signed = self._role(not self.initiator) + self._transcript
         if not verify_signature(self._remote.public_key, signed, auth["sig"]):
             raise HandshakeError("the peer could not prove its identity key")
+        standing = self.gate.admit(self._remote.public_key, auth.get("m"), signed)
         self._channel.start_receiving(auth["hdr"])
-        return Established(self._remote, self._channel)
+        remote = dataclasses.replace(self._remote, standing=standing)
+        return Established(remote, self._channel)
 
     @staticmethod
     def _role(initiator: bool) -> bytes:

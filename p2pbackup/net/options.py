@@ -20,6 +20,9 @@ class TcpOptions:
     # dropped after `idle_timeout`.
     handshake_timeout: float = 10.0
     frame_timeout: float = 30.0
+    # One route of several to a peer (its LAN address, a relay) gets this long to open
+    # before the next is tried; the last route gets what is left of the call's timeout.
+    dial_attempt_timeout: float = 3.0
     idle_timeout: float = 600.0
     max_concurrent_requests: int = 64
     outbox_frames: int = 64

@@ -12,6 +12,7 @@ listener and every other connection go on.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -20,22 +21,22 @@ import trio
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import HandshakeError, PeerUnreachable, RemoteError, WireError
 from p2pbackup.net.admission import Admission, peer_label
-from p2pbackup.net.connection import Connection, Outgoing, Ticket, Waiter
-from p2pbackup.net.contact import Contact
+from p2pbackup.net.connection import Connection, Outgoing, Waiter
+from p2pbackup.net.connection_loop import ConnectionLoop, encode_checked
+from p2pbackup.net.contact import Contact, Route
+from p2pbackup.net.dialer import RelayDialer, describe, dial_order, open_route
 from p2pbackup.net.framing import Closed, receive_frame
-from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, Handshake
+from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, OPEN_GATE, Gate, Handshake
 from p2pbackup.net.limits import ByteBudget, RateLimit
 from p2pbackup.net.options import TcpOptions
-from p2pbackup.net.outbox import SEND_APART, SmallFirst
-from p2pbackup.net.transport import Address, Handler, Reply, answer_request
+from p2pbackup.net.transport import Address, Handler, Reply
 from p2pbackup.wire.common import ErrorReply
-from p2pbackup.wire.frames import PREFIX, FrameDecoder, encode_frame, frame_prefix
-from p2pbackup.wire.messages import Message, decode_message, encode_message
+from p2pbackup.wire.frames import PREFIX, FrameDecoder, encode_frame
+from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.net.tcp")
 
 HANDSHAKE_READ = PREFIX.size + MAX_HANDSHAKE_FRAME
-RATE_REFUSAL = "too many requests from this peer; slow down"
 
 
 class TcpTransport:
@@ -48,10 +49,16 @@ class TcpTransport:
         options: TcpOptions | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        gate: Gate = OPEN_GATE,
     ) -> None:
         self.identity = identity
         self.options = options = options or TcpOptions()
+        self.gate = gate
         self._listen = listen
+        # What the handshake tells others: the main address and further routes.
+        self._advertised: Address | None = None
+        self._routes: tuple[Route, ...] = ()
+        self.relay_dialer: RelayDialer | None = None
         self._handler: Handler | None = None
         self._nursery: trio.Nursery | None = None
         self._by_node: dict[bytes, Connection] = {}
@@ -64,13 +71,42 @@ class TcpTransport:
             options.accept_pause,
         )
         self._live: set[Connection] = set()
-        self._requests = RateLimit(options.requests_per_second, options.request_burst, clock)
         self._budget = ByteBudget(options.memory_budget)
-        self._answering = trio.CapacityLimiter(options.max_answering)
+        self._loop = ConnectionLoop(
+            options,
+            self._budget,
+            RateLimit(options.requests_per_second, options.request_burst, clock),
+            lambda: self._handler,
+        )
 
     @property
     def listen(self) -> Address:
+        """The main address others reach this peer at (what it advertises)."""
+        return self._advertised or self._listen
+
+    @property
+    def bound(self) -> Address:
+        """The address the listener is bound to (perhaps 0.0.0.0 or ::)."""
         return self._listen
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        return self._routes
+
+    def set_advertised(
+        self, listen: Address | None = None, routes: tuple[Route, ...] | None = None
+    ) -> None:
+        """Change what new handshakes tell others: the main address (None: the bound
+        one) and, when given, the routes to dial this peer by."""
+        self._advertised = listen
+        if routes is not None:
+            self._routes = routes
+
+    def disconnect(self, node_id: bytes) -> None:
+        """Drop every connection with `node_id` (a peer this one no longer talks to)."""
+        for conn in [*self._by_node.values(), *self._by_address.values()]:
+            if conn.remote.node_id == node_id:
+                conn.close()
 
     @property
     def connection_count(self) -> int:
@@ -118,7 +154,9 @@ class TcpTransport:
         label = peer_label(stream)
         try:
             try:
-                conn = await self._handshake(stream, initiator=False, expected=None, label=label)
+                conn = await self._handshake(
+                    stream, initiator=False, expected=None, label=label, seen=_peer_of(stream)
+                )
             except (HandshakeError, WireError, Closed, trio.BrokenResourceError, OSError) as exc:
                 log.warning("closing connection from %s: %s", label, _reason(exc))
                 await trio.aclose_forcefully(stream)
@@ -130,15 +168,28 @@ class TcpTransport:
         finally:
             self.admission.sockets -= 1
 
+    async def adopt_stream(self, stream: trio.abc.Stream, label: str) -> None:
+        """Serve a connection that reached us another way (through a relay) as if it
+        had been accepted; returns when it ends. The caller bounds how many it adopts."""
+        try:
+            conn = await self._handshake(stream, initiator=False, expected=None, label=label)
+        except (HandshakeError, WireError, Closed, trio.BrokenResourceError, OSError) as exc:
+            log.warning("closing relayed connection from %s: %s", label, _reason(exc))
+            await trio.aclose_forcefully(stream)
+            return
+        self._by_node[conn.remote.node_id] = conn
+        await self._run_connection(conn)
+
     # ---- outgoing --------------------------------------------------------
 
     async def request(self, target: Contact | Address, message: Message, timeout: float) -> Reply:
+        contact = target if isinstance(target, Contact) else None
         address = target.address if isinstance(target, Contact) else target
         expected = target.node_id if isinstance(target, Contact) else None
         where = f"{address[0]}:{address[1]}"
         with trio.move_on_after(timeout):
             try:
-                conn = await self._connection(address, expected)
+                conn = await self._connection(address, expected, contact)
                 reply = await self._exchange(conn, message)
             except (HandshakeError, WireError) as exc:
                 raise PeerUnreachable(f"{where}: {exc}") from None
@@ -152,7 +203,9 @@ class TcpTransport:
             return Reply(conn.remote, reply, dialled)
         raise PeerUnreachable(f"{where} did not answer within {timeout:g}s")
 
-    async def _connection(self, address: Address, expected: bytes | None) -> Connection:
+    async def _connection(
+        self, address: Address, expected: bytes | None, contact: Contact | None = None
+    ) -> Connection:
         conn = self._by_node.get(expected) if expected is not None else None
         if conn is None or conn.closed:
             conn = self._by_address.get(address)
@@ -166,18 +219,41 @@ class TcpTransport:
             if _usable(conn, expected):
                 assert conn is not None
                 return conn
-            return await self._dial(address, expected)
+            routes = dial_order(contact) if contact is not None else [Route(*address)]
+            return await self._dial(address, expected, routes)
 
-    async def _dial(self, address: Address, expected: bytes | None) -> Connection:
+    async def _dial(
+        self, address: Address, expected: bytes | None, routes: list[Route]
+    ) -> Connection:
+        """Try `routes` in order, each within the attempt timeout when others follow; the
+        connection is kept under `address`, the contact's main one, whichever opened."""
+        last: BaseException = PeerUnreachable(f"{address[0]}:{address[1]} has no route")
+        for index, route in enumerate(routes):
+            limit = self.options.dial_attempt_timeout if index + 1 < len(routes) else math.inf
+            with trio.move_on_after(limit):
+                try:
+                    return await self._dial_route(address, expected, route)
+                except (OSError, PeerUnreachable, HandshakeError, WireError) as exc:
+                    last = exc
+                    log.debug("route %s to %s failed: %s", describe(route), address, exc)
+                    continue
+            last = PeerUnreachable(f"{describe(route)} did not open within {limit:g}s")
+        raise last
+
+    async def _dial_route(
+        self, address: Address, expected: bytes | None, route: Route
+    ) -> Connection:
         nursery = self._nursery
         if nursery is None:
             raise PeerUnreachable("this peer's transport is not running")
-        where = f"{address[0]}:{address[1]}"
-        self.admission.check_dial(address)
-        stream = await trio.open_tcp_stream(*address)
+        self.admission.check_dial(route.address)
+        stream = await open_route(route, expected, self.relay_dialer)
         self.admission.sockets += 1
         try:
-            conn = await self._handshake(stream, initiator=True, expected=expected, label=where)
+            seen = route.address if route.relay is None else None
+            conn = await self._handshake(
+                stream, initiator=True, expected=expected, label=describe(route), seen=seen
+            )
         except BaseException:
             self.admission.sockets -= 1
             await trio.aclose_forcefully(stream)
@@ -208,20 +284,29 @@ class TcpTransport:
         return waiter.message
 
     def _encode(self, request_id: int, message: Message) -> bytes:
-        payload = encode_message(request_id, message)
-        if len(payload) > self.options.max_frame:
-            raise WireError(f"a {message.TYPE} message of {len(payload)} bytes exceeds the limit")
-        return payload
+        return encode_checked(request_id, message, self.options.max_frame)
 
     # ---- both directions -------------------------------------------------
 
     async def _handshake(
-        self, stream: trio.abc.Stream, *, initiator: bool, expected: bytes | None, label: str
+        self,
+        stream: trio.abc.Stream,
+        *,
+        initiator: bool,
+        expected: bytes | None,
+        label: str,
+        seen: Address | None = None,
     ) -> Connection:
         """The whole handshake, within `handshake_timeout` and holding at most its frames."""
         decoder = FrameDecoder(MAX_HANDSHAKE_FRAME)
         handshake = Handshake(
-            self.identity, initiator=initiator, listen=self._listen, expected_node_id=expected
+            self.identity,
+            initiator=initiator,
+            listen=self.listen,
+            expected_node_id=expected,
+            routes=self._routes,
+            seen=seen,
+            gate=self.gate,
         )
         limit = self.options.handshake_timeout
         self.admission.handshaking.add(decoder)
@@ -249,130 +334,21 @@ class TcpTransport:
             budget=self._budget,
         )
 
-    async def _receive(
-        self, stream: trio.abc.ReceiveStream, decoder: FrameDecoder, counted: bool = False
-    ) -> bytes:
+    async def _receive(self, stream: trio.abc.ReceiveStream, decoder: FrameDecoder) -> bytes:
+        """A handshake frame: capped apart, and read no further than it."""
         options = self.options
-        if not counted:  # handshake frames: capped apart, and read no further than them
-            return await receive_frame(
-                stream, decoder, options.frame_timeout, options.idle_timeout, most=HANDSHAKE_READ
-            )
         return await receive_frame(
-            stream, decoder, options.frame_timeout, options.idle_timeout, self._budget
+            stream, decoder, options.frame_timeout, options.idle_timeout, most=HANDSHAKE_READ
         )
 
     async def _run_connection(self, conn: Connection) -> None:
         """Read frames until the connection ends; each request is answered in its own task."""
         self._live.add(conn)
         try:
-            with conn.scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._write_loop, conn)
-                    await self._read_until_closed(conn, nursery)
-                    nursery.cancel_scope.cancel()
+            await self._loop.run(conn)
         finally:
-            conn.close()
             self._live.discard(conn)
             self._forget(conn)
-            await trio.aclose_forcefully(conn.stream)
-
-    async def _read_until_closed(self, conn: Connection, nursery: trio.Nursery) -> None:
-        # Errors end here, not in the nursery, so they are logged as one reason.
-        limiter = trio.CapacityLimiter(self.options.max_concurrent_requests)
-        try:
-            await self._read_loop(conn, nursery, limiter)
-        except (WireError, HandshakeError) as exc:
-            log.warning("closing connection with %s: %s", conn.label, exc)
-        except (Closed, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.debug("connection with %s ended: %s", conn.label, _reason(exc))
-        except Exception:  # a bug here must cost one connection, not the peer
-            log.exception("closing connection with %s after an internal error", conn.label)
-
-    async def _read_loop(
-        self, conn: Connection, nursery: trio.Nursery, limiter: trio.CapacityLimiter
-    ) -> None:
-        options = self.options
-        while True:
-            # A remote that does not read its replies gets no more of them made.
-            await conn.wait_for_room(options.reply_budget, options.idle_timeout)
-            ciphertext = await self._receive(conn.stream, conn.decoder, counted=True)
-            request_id, message = decode_message(conn.channel.open(ciphertext))
-            if conn.is_reply(request_id):
-                waiter = conn.pending.get(request_id)
-                if waiter is not None:  # else a reply that came after its caller gave up
-                    waiter.message = message
-                    waiter.event.set()
-                continue
-            if not self._requests.allow(conn.remote.node_id):
-                if self._requests.first_refusal(conn.remote.node_id):
-                    log.warning(
-                        "refusing requests from %s: more than %g a second",
-                        conn.label,
-                        options.requests_per_second,
-                    )
-                await self._send_reply(conn, self._encode(request_id, ErrorReply(RATE_REFUSAL)))
-                continue
-            # A peer that floods us with requests waits for its earlier ones, and
-            # every connection waits its turn to be answered at all; the request
-            # counts against the budget until then.
-            token = Ticket(limiter, len(ciphertext))
-            await limiter.acquire_on_behalf_of(token)
-            await self._answering.acquire_on_behalf_of(token)
-            self._budget.take(token.weight)
-            nursery.start_soon(self._answer, conn, request_id, message, token)
-
-    async def _answer(
-        self, conn: Connection, request_id: int, message: Message, ticket: Ticket
-    ) -> None:
-        try:
-            handler = self._handler
-            if handler is None:
-                return
-            try:  # only the encoded reply is kept (and counted) while it waits
-                reply = await answer_request(handler, conn.remote, message)
-                payload = self._reply_payload(request_id, reply)
-                del reply
-            finally:
-                self._answering.release_on_behalf_of(ticket)
-                self._budget.give(ticket.weight)
-            await self._send_reply(conn, payload)
-        finally:
-            ticket.limiter.release_on_behalf_of(ticket)
-
-    def _reply_payload(self, request_id: int, reply: Message) -> bytes:
-        try:
-            return self._encode(request_id, reply)
-        except WireError as exc:
-            return self._encode(request_id, ErrorReply(str(exc)))
-
-    async def _send_reply(self, conn: Connection, payload: bytes) -> None:
-        """Queue an encoded reply, counting it as owed until the writer has sent it."""
-        conn.owe(len(payload))
-        try:
-            await conn.outbox_send.send(Outgoing(payload, reply=True))
-        except BaseException:  # cancelled or closed: it was never queued
-            conn.paid(len(payload))
-            raise
-
-    async def _write_loop(self, conn: Connection) -> None:
-        limit = self.options.max_frame + ABYTES
-        try:
-            frames = SmallFirst(conn.outbox_receive)
-            while (outgoing := await frames.next()) is not None:
-                size, reply = len(outgoing), outgoing.reply
-                sealed = conn.channel.seal(outgoing.payload)
-                del outgoing  # the sealed copy stands for the counted payload
-                if len(sealed) < SEND_APART:
-                    await conn.stream.send_all(encode_frame(sealed, limit))
-                else:  # a share: joining prefix and body would copy it once more
-                    await conn.stream.send_all(frame_prefix(len(sealed), limit))
-                    await conn.stream.send_all(sealed)
-                del sealed  # nor kept while the outbox is empty
-                if reply:
-                    conn.paid(size)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.debug("cannot write to %s: %s", conn.label, _reason(exc))
-            conn.close()
 
     def _forget(self, conn: Connection) -> None:
         if self._by_node.get(conn.remote.node_id) is conn:
@@ -392,6 +368,14 @@ def _usable(conn: Connection | None, expected: bytes | None) -> bool:
     if conn is None or conn.closed:
         return False
     return expected is None or conn.remote.node_id == expected
+
+
+def _peer_of(stream: trio.SocketStream) -> Address | None:
+    try:
+        name = stream.socket.getpeername()
+    except OSError:
+        return None
+    return (str(name[0]), int(name[1]))
 
 
 def _reason(exc: BaseException) -> str:

@@ -2,8 +2,8 @@
 
 A transport delivers requests to a handler and answers to the caller. It
 authenticates the remote: `Remote.node_id` is proven (by a handshake on TCP,
-by construction in the simulator), while `Remote.listen` is only what the
-remote claims as the address it can be reached at.
+by construction in the simulator), while `Remote.listen` and `Remote.routes`
+are only what the remote claims as the ways it can be reached.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Protocol
 import trio
 
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.net.contact import Contact
+from p2pbackup.net.contact import Contact, Route
 from p2pbackup.wire.common import ErrorReply
 from p2pbackup.wire.messages import Message
 
@@ -30,12 +30,20 @@ class Remote:
     node_id: bytes
     public_key: bytes
     listen: Address | None
+    # Further ways to dial the remote, as it claims them (its LAN address, relays).
+    routes: tuple[Route, ...] = ()
+    # Where the remote saw this peer at: the address it dialled, or the one our
+    # connection came from (a NAT's public side). A claim, like `listen`.
+    observed: Address | None = None
+    # What the handshake's gate made of the remote: "member", "joiner" (holds an
+    # invite, may only redeem it) or "open" (an open mesh admits everyone).
+    standing: str = "open"
 
     def contact(self) -> Contact | None:
         """A routable contact, if the remote said where it listens."""
         if self.listen is None:
             return None
-        return Contact(self.node_id, self.listen[0], self.listen[1])
+        return Contact(self.node_id, self.listen[0], self.listen[1], self.routes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ import trio.testing
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.messages import Ping, Pong
 from p2pbackup.errors import PeerUnreachable, RemoteError
+from p2pbackup.net.connection_loop import RATE_REFUSAL
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.options import TcpOptions
-from p2pbackup.net.tcp import RATE_REFUSAL
 from tests.net.bounds_support import FakeClock, contact_of, counting_listener, serving
 
 

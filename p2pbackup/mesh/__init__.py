@@ -1,0 +1,1 @@
+"""Membership of a private mesh: its id, invites, member certificates, expulsion."""
