@@ -127,15 +127,23 @@ class LanDiscovery:
             log.info("LAN discovery idle: %s is on no LAN interface", self.listen[0])
             task_status.started()
             return
+        from zeroconf import Error
+
         try:
             zc = await trio.to_thread.run_sync(_open, list(self._plan.addresses))
-        except OSError as exc:
+        except (OSError, Error) as exc:
+            # The peer goes on without it: bootstrap addresses still work.
             log.warning("LAN discovery off: cannot open the mDNS sockets: %s", exc)
             task_status.started()
             return
         browser: Any = None
         try:
-            browser = await trio.to_thread.run_sync(self._browse, zc)
+            try:
+                browser = await trio.to_thread.run_sync(self._browse, zc)
+            except (OSError, Error) as exc:
+                log.warning("LAN discovery off: cannot browse: %s", exc)
+                task_status.started()
+                return
             task_status.started()
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._announce, zc)
@@ -168,7 +176,7 @@ class LanDiscovery:
         try:
             # Probing the name takes a second or two; it blocks only this worker thread.
             await trio.to_thread.run_sync(lambda: zc.register_service(info, allow_name_change=True))
-        except Error as exc:
+        except (OSError, Error) as exc:
             log.warning("cannot announce this peer on the LAN: %s", exc)
             return
         log.info(
@@ -205,7 +213,7 @@ class LanDiscovery:
             try:
                 info = ServiceInfo(SERVICE_TYPE, name)
                 found = await trio.to_thread.run_sync(info.request, zc, LOOKUP_MS)
-            except Error as exc:
+            except (OSError, Error) as exc:
                 self._refused(name, str(exc))
                 return
             if not found:
@@ -247,11 +255,18 @@ def _open(addresses: list[str]) -> Any:
 
 
 def _close(zc: Any, browser: Any) -> None:
-    """Stop browsing, say goodbye (unregister) and close: zeroconf's thread ends."""
-    if browser is not None:
-        browser.cancel()
-    zc.unregister_all_services()
-    zc.close()
+    """Stop browsing, say goodbye (unregister) and close: zeroconf's thread ends.
+    A failure here is logged, never raised: the peer is stopping anyway."""
+    from zeroconf import Error
+
+    try:
+        if browser is not None:
+            browser.cancel()
+        zc.unregister_all_services()
+    except (OSError, RuntimeError, Error) as exc:
+        log.debug("LAN discovery: goodbye not sent: %s", exc)
+    finally:
+        zc.close()
 
 
 __all__ = ["LanDiscovery", "LanPlan", "local_interfaces", "plan_for"]

@@ -42,8 +42,12 @@ class LanMeetings:
         tag: str,
         introductions: Introductions | None = None,
         discovery: DiscoveryFactory = LanDiscovery,
+        bound: Callable[[], tuple[str, int]] | None = None,
     ) -> None:
+        """`bound` gives the address the listener is bound to (perhaps 0.0.0.0), read once
+        it listens; by default the transport's advertised one."""
         self.peer = peer
+        self._bound = bound or (lambda: peer.transport.listen)
         self.tag = tag
         self.introductions = introductions or Introductions()
         self._discovery = discovery
@@ -54,9 +58,7 @@ class LanMeetings:
         self._join_again = False
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        discovery = self._discovery(
-            self.peer.node_id, self.peer.transport.listen, self.tag, self.found
-        )
+        discovery = self._discovery(self.peer.node_id, self._bound(), self.tag, self.found)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(discovery.run)
@@ -67,12 +69,8 @@ class LanMeetings:
         if self._nursery is None:
             return
         now = trio.current_time()
-        table = self.peer.dht.table
-        addresses = [
-            address
-            for address in finding.addresses
-            if table.get(finding.node_id) != Contact(finding.node_id, *address)
-        ]
+        known = self.peer.dht.table.get(finding.node_id)
+        addresses = [a for a in finding.addresses if known is None or known.address != a]
         admitted = [a for a in addresses if self.introductions.admit(finding.node_id, a, now)]
         if admitted:
             self._meeting += 1
@@ -84,17 +82,25 @@ class LanMeetings:
         return self._meeting > 0
 
     async def _meet(self, node_id: bytes, addresses: list[tuple[str, int]]) -> None:
+        dht = self.peer.dht
         try:
             for host, port in addresses:
-                contact = await self.peer.dht.ping(Contact(node_id, host, port))
-                if contact is not None and contact.node_id == node_id:
-                    self.met += 1
-                    log.info("met %s on the LAN", contact)
-                    await self._join(contact)
-                    return
-                log.debug(
-                    "LAN peer %s at %s:%d did not prove that id", node_id.hex()[:12], host, port
-                )
+                announced = Contact(node_id, host, port)
+                proved = await dht.ping(announced)
+                if proved is None or proved.node_id != node_id:
+                    log.debug(
+                        "LAN peer %s at %s:%d did not prove that id", node_id.hex()[:12], host, port
+                    )
+                    continue
+                if not dht.peers.verified(announced):
+                    # It answered over a connection it opened to us, which proves its id but
+                    # not the address: dial the address itself (whoever answers there is
+                    # proven there, as a dial-back would).
+                    await dht.ping(announced.address)
+                self.met += 1
+                log.info("met %s on the LAN", announced)
+                await self._join(announced)
+                return
         finally:
             self._meeting -= 1
 

@@ -133,7 +133,8 @@ class PeerService:
             identity, self.transport, config, _child_of(rng), self.records, self.own_records
         )
         if options.lan_discovery:
-            self.peer.add_task(LanMeetings(self.peer, options.lan_tag).run)
+            lan = LanMeetings(self.peer, options.lan_tag, bound=lambda: self.transport.bound)
+            self.peer.add_task(lan.run)
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:

@@ -31,6 +31,7 @@ CLI = [sys.executable, "-m", "p2pbackup.cli.app"]
 PORT = 7400
 FINDERS = (0, 1, 2)  # LAN discovery on
 HIDDEN = (3, 4)  # --no-lan-discovery
+WILDCARD = 2
 SAFETY = 90.0  # a hung mesh, not a slow one
 # python-zeroconf announcing a forged record: the peer's own code, given another tag or id.
 _ANNOUNCE = """
@@ -65,7 +66,9 @@ def _init(home: Path) -> str:
 
 
 def _serve(lan: LanBridge, home: Path, index: int, *extra: str) -> subprocess.Popen[Any]:
-    args = ["--listen", f"{lan.address(index)}:{PORT}", "--exempt-blocks", "lan"]
+    # One finder listens on every interface: it announces its LAN address, not 0.0.0.0.
+    host = "0.0.0.0" if index == WILDCARD else lan.address(index)
+    args = ["--listen", f"{host}:{PORT}", "--exempt-blocks", "lan"]
     args += ["--log-level", "debug", "--log-file", str(home / "serve.log"), *extra]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     return lan.popen(
@@ -98,8 +101,12 @@ def _listening(home: Path, process: subprocess.Popen[Any]) -> bool:
 
 
 def _peers(home: Path) -> set[str]:
+    return set(_addresses(home))
+
+
+def _addresses(home: Path) -> dict[str, str]:
     answer = trio.run(call, Home(home).control_socket, "peers", {})
-    return {peer["node_id"] for peer in answer["peers"]}
+    return {peer["node_id"]: peer["address"] for peer in answer["peers"]}
 
 
 def _log(home: Path) -> str:
@@ -155,6 +162,7 @@ def test_lan_peers_find_each_other_and_nobody_else(lan: LanBridge, tmp_path: Pat
             ).stdout
         )
         assert {p["node_id"] for p in listed["peers"]} == {ids[j] for j in FINDERS if j != i}
+    assert _addresses(homes[0])[ids[WILDCARD]] == f"{lan.address(WILDCARD)}:{PORT}"
     for i in HIDDEN:
         assert _peers(homes[i]) == set()
     # The other mesh's announcer was never dialled: its peer heard from no finder at all.
