@@ -85,6 +85,14 @@ def plan_for(listen_host: str, interfaces: Iterable[Interface]) -> LanPlan:
     return LanPlan(tuple(a for a, _ in chosen), tuple(dict.fromkeys(n for _, n in chosen)))
 
 
+def _may_be_on_a_lan(listen_host: str) -> bool:
+    """Whether a listen address can be on a LAN at all (not loopback, not a name)."""
+    try:
+        return not ipaddress.ip_address(listen_host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def local_interfaces() -> list[Interface]:
     """This host's interface addresses with their prefix lengths (via ifaddr)."""
     import ifaddr
@@ -121,8 +129,9 @@ class LanDiscovery:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._token = trio.lowlevel.current_trio_token()
-        interfaces = await trio.to_thread.run_sync(self._interfaces)
-        self._plan = plan_for(self.listen[0], interfaces)
+        if _may_be_on_a_lan(self.listen[0]):
+            interfaces = await trio.to_thread.run_sync(self._interfaces)
+            self._plan = plan_for(self.listen[0], interfaces)
         if not self._plan.addresses:
             log.info("LAN discovery idle: %s is on no LAN interface", self.listen[0])
             task_status.started()
