@@ -71,11 +71,15 @@ class LanBridge:
         lan = cls(hosts)
         try:
             lan._build()
+            works = lan._multicast_works()
         except (subprocess.CalledProcessError, OSError) as exc:
             lan.close()
             detail = getattr(exc, "stderr", b"") or b""
             pytest.skip(f"cannot make network namespaces: {exc} {detail.decode().strip()}")
-        if not lan._multicast_works():
+        except BaseException:
+            lan.close()
+            raise
+        if not works:
             lan.close()
             pytest.skip("multicast does not cross the namespace bridge")
         return lan
