@@ -99,6 +99,11 @@ def serve(
         metavar="DURATION",
         help="How long a peer must answer before it takes shares by rebalancing.",
     ),
+    lan_discovery: bool = typer.Option(
+        True,
+        "--lan-discovery/--no-lan-discovery",
+        help="Find the mesh's peers on the LAN by mDNS, and announce this one there.",
+    ),
     log_file: Path = typer.Option(
         None, "--log-file", metavar="FILE", help="Append the log to FILE instead of stderr."
     ),
@@ -201,6 +206,7 @@ def _serve_options(raw: dict[str, Any]) -> ServeOptions:
         max_lease=max(1, int(parse_duration(raw["max_lease"]))),
         port_mapping=not raw["no_port_mapping"],
         port_mapping_lease=max(2, int(parse_duration(raw["port_mapping_lease"]))),
+        lan_discovery=raw["lan_discovery"],
     )
 
 

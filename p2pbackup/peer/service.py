@@ -36,11 +36,13 @@ from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.maintainer import Maintainer
 from p2pbackup.net.contact import Route
 from p2pbackup.net.port_mapping import MapperConfig, PortMapper, mappable
+from p2pbackup.net.lan_announce import OPEN_TAG
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
 from p2pbackup.peer.contracts import Args, plain
 from p2pbackup.peer.control import ControlServer, Operation, Progress, endpoint
 from p2pbackup.peer.home import Home
+from p2pbackup.peer.lan import LanMeetings
 from p2pbackup.peer.memory_file import MemoryFile
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
@@ -91,6 +93,10 @@ class ServeOptions:
     # Ask the home router to forward a public port (UPnP IGD, NAT-PMP): decision 0038.
     port_mapping: bool = True
     port_mapping_lease: int = 3600
+    # Find the mesh's other peers on the LAN by mDNS, announcing under `lan_tag`
+    # (decision 0039); a peer on loopback announces nothing either way.
+    lan_discovery: bool = True
+    lan_tag: str = OPEN_TAG
 
 
 class PeerService:
@@ -131,6 +137,9 @@ class PeerService:
         self.peer = Peer(
             identity, self.transport, config, _child_of(rng), self.records, self.own_records
         )
+        if options.lan_discovery:
+            lan = LanMeetings(self.peer, options.lan_tag, bound=lambda: self.transport.bound)
+            self.peer.add_task(lan.run)
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:
