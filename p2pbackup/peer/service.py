@@ -35,8 +35,8 @@ from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.maintainer import Maintainer
 from p2pbackup.net.contact import Route
-from p2pbackup.net.port_mapping import MapperConfig, PortMapper, mappable
 from p2pbackup.net.lan_announce import OPEN_TAG
+from p2pbackup.net.port_mapping import MapperConfig, PortMapper, mappable
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
 from p2pbackup.peer.contracts import Args, plain
