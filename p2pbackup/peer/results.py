@@ -140,6 +140,8 @@ class StatusResult:
     disk_free: int
     maintenance: Summary
     owner: str | None
+    # How others can reach this peer: state, confirmed addresses, routes, observed hosts.
+    reachability: Summary | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,10 @@ from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.maintainer import Maintainer
+from p2pbackup.net.contact import format_address
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
+from p2pbackup.peer.addresses import keep_addresses
 from p2pbackup.peer.contracts import Args, plain
 from p2pbackup.peer.control import ControlServer, Operation, Progress, endpoint
 from p2pbackup.peer.home import Home
@@ -86,6 +88,8 @@ class ServeOptions:
     renew_interval: float = defaults.RENEW_INTERVAL
     # The longest lease this peer keeps others' shares for, whatever they signed.
     max_lease: int = MAX_LEASE_SECONDS
+    # How others reach this peer (`--advertise`), checked like any candidate: decision 0041.
+    advertise: tuple[Address, ...] = ()
 
 
 class PeerService:
@@ -171,6 +175,9 @@ class PeerService:
         self.memory = MemoryFile(home.maintenance_file, self.maintainer)
         self.maintainer.after_round = self._after_round
         self.peer.add_task(self.maintainer.run)
+        self.addresses = keep_addresses(
+            self.peer, self.transport, options.advertise, _child_of(rng)
+        )
 
     def operations(self) -> dict[str, Operation]:
         operations: dict[str, Operation] = {
@@ -269,7 +276,7 @@ class PeerService:
 
     def _state(self) -> PeerState:
         node_id, host, port = self._ident()
-        return PeerState(node_id, f"{host}:{port}", os.getpid())
+        return PeerState(node_id, format_address((host, port)), os.getpid())
 
     async def _stop_on_signal(
         self,
@@ -307,6 +314,7 @@ class PeerService:
             disk_free=disk_free,
             maintenance=self.maintainer.stats.as_dict(),
             owner=owner,
+            reachability=self.addresses.state.summary(trio.current_time()),
         )
 
     async def _peers(self, request: NoArgs, progress: Progress) -> PeerList:
@@ -318,7 +326,7 @@ class PeerService:
             ago = None if heard is None else round(max(now - heard, 0.0), 1)
             seen = None if ago is None else round(wall - ago, 1)
             peers.append(
-                KnownPeer(contact.node_id.hex(), f"{contact.host}:{contact.port}", seen, ago)
+                KnownPeer(contact.node_id.hex(), format_address(contact.address), seen, ago)
             )
         quiet_after = QUIET_INTERVALS * self.options.dht.refresh_interval
         return PeerList(sorted(peers, key=lambda p: p.node_id), quiet_after)
