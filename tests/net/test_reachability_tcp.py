@@ -98,13 +98,19 @@ async def test_a_checker_refuses_before_dialling_anyone_else() -> None:
         dialled.append(address)
 
     responder = DialBackResponder(recording)
-    remote = Remote(bytes(20), bytes(32), None, far=("198.51.100.7", 50000))
-    answer = await responder.handle(remote, DialMeBack("203.0.113.1:80"))
-    assert answer == DialledBack(False, False, answer.reason) and "comes from" in answer.reason
-    relayed = Remote(bytes(20), bytes(32), None, far=None)
-    assert not (await responder.handle(relayed, DialMeBack("198.51.100.7:7000"))).tried
+
+    async def answer(far: Address | None, target: str) -> DialledBack:
+        reply = await responder.handle(
+            Remote(bytes(20), bytes(32), None, far=far), DialMeBack(target)
+        )
+        assert isinstance(reply, DialledBack)
+        return reply
+
+    elsewhere = await answer(("198.51.100.7", 50000), "203.0.113.1:80")
+    assert not elsewhere.tried and "comes from" in elsewhere.reason
+    assert not (await answer(None, "198.51.100.7:7000")).tried  # through a relay
     assert dialled == []
-    assert (await responder.handle(remote, DialMeBack("198.51.100.7:7000"))).ok
+    assert (await answer(("198.51.100.7", 50000), "198.51.100.7:7000")).ok
     assert dialled == [("198.51.100.7", 7000)]
 
 
