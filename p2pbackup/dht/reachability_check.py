@@ -149,7 +149,12 @@ class ReachabilityCheck:
                 nursery.start_soon(ask, contact)
         tried = [a for a in answers if a.tried]
         if not tried:
-            return False
+            if not answers:
+                return False  # nobody answered: ask again soon
+            # Every checker refused (the address is not one it may dial for us): that
+            # will not change by asking again soon.
+            self.state.failed(candidate, f"not checked: {answers[0].reason}", now)
+            return True
         confirmations = sum(1 for a in tried if a.ok)
         why = next((a.reason for a in tried if not a.ok), "")
         self.state.checked(candidate, confirmations, len(tried), trio.current_time(), why)

@@ -133,7 +133,10 @@ class Reachability:
         host, port = self.bound
         if not is_wildcard(host):
             return [self.bound]
-        return [(ip, port) for ip in usable_hosts(self.interfaces, host)]
+        hosts = usable_hosts(self.interfaces, host)
+        # Loopback only when there is nothing else: others could never dial it.
+        outward = [ip for ip in hosts if kind_of(ip) != "loopback"]
+        return [(ip, port) for ip in outward or hosts]
 
     def due(self, now: float) -> list[Address]:
         """The candidates to check now: never checked, or not for `recheck` seconds."""

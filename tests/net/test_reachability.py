@@ -80,8 +80,9 @@ def test_listening_anywhere_names_the_best_interface_until_something_is_confirme
     state = Reachability(("0.0.0.0", 7000), interfaces=HOME)
     assert usable_hosts(HOME, "0.0.0.0") == ["192.168.1.20", "127.0.0.1"]
     assert state.main_address(0.0) == ("192.168.1.20", 7000)
-    # The LAN address is for same-LAN dialers: never checked from outside.
-    assert state.due(0.0) == [("127.0.0.1", 7000)]
+    # The LAN address is for same-LAN dialers: never checked from outside; loopback is
+    # named only when there is nothing else.
+    assert state.due(0.0) == []
     for block in ("a", "b"):
         state.observed("203.0.113.5", block, 0.0)
     assert ("203.0.113.5", 7000) in state.due(0.0)
