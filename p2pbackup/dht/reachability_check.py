@@ -86,8 +86,7 @@ class ReachabilityCheck:
             return delay
         self._retry = RETRY_FIRST
         now = trio.current_time()
-        ends = [r.when + self.state.recheck - now for r in self.state.results.values()]
-        return max(1.0, min(ends, default=self.state.recheck))
+        return max(1.0, self.state.next_due(now) - now)
 
     def _publish(self) -> None:
         now = trio.current_time()

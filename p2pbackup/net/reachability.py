@@ -149,6 +149,15 @@ class Reachability:
             )
         ]
 
+    def next_due(self, now: float) -> float:
+        """When the next candidate comes due (now, if one is); `recheck` ahead if none."""
+        times = [
+            now if (result := self.results.get(c)) is None else result.when + self.recheck
+            for c in self.candidates(now)
+            if kind_of(c[0]) not in ROUTE_ONLY
+        ]
+        return min(times, default=now + self.recheck)
+
     def confirmed(self, now: float) -> list[Address]:
         return [c for c in self.candidates(now) if (r := self.results.get(c)) and r.confirmed]
 

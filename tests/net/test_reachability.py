@@ -146,8 +146,14 @@ def test_a_peer_nobody_can_dial_is_relayed_and_named_by_its_observed_address() -
 
 def test_checked_candidates_come_due_again() -> None:
     state = Reachability(("203.0.113.5", 7000), recheck=100.0)
+    assert state.next_due(0.0) == 0.0
     state.checked(("203.0.113.5", 7000), 2, 2, 0.0)
     assert state.due(50.0) == [] and state.due(100.0) == [("203.0.113.5", 7000)]
+    assert state.next_due(50.0) == 100.0
+    # A candidate that went away (an observed address no longer reported) is not waited on.
+    state.results[("198.51.100.1", 7000)] = state.results[("203.0.113.5", 7000)]
+    state.checked(("203.0.113.5", 7000), 2, 2, 60.0)
+    assert state.next_due(70.0) == 160.0
 
 
 # ---- the dial order ----------------------------------------------------------

@@ -6,6 +6,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import trio
+import trio.testing
+
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.dial_me_back import DialledBack, DialMeBack
 from p2pbackup.dht.node import DhtNode
@@ -102,3 +105,18 @@ async def test_observed_addresses_count_from_two_blocks_and_never_from_joiners()
     assert check.state.tally.hosts_seen(0.0) == [] and woken == []
     check.heard(remote("192.0.2.1"))
     assert check.state.tally.hosts_seen(0.0) == ["198.18.0.9"] and woken == [1]
+
+
+async def test_a_new_relay_is_advertised_at_once() -> None:
+    check, _, published = _mesh([DialledBack(False, True, "cannot connect")] * 2)
+    for block in ("192.0.2.1", "198.51.100.7"):
+        check.state.observed("198.18.0.9", block, trio.current_time())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(check.run)
+        await trio.testing.wait_all_tasks_blocked()
+        assert check.state.state(trio.current_time()) == "unknown"
+        relay = Route("192.0.2.50", 7000, bytes(range(20)))
+        check.state.set_relays([relay])  # as the relay client does when one takes us
+        await trio.testing.wait_all_tasks_blocked()
+        assert published[-1] == (("198.18.0.9", 7000), (relay,))
+        nursery.cancel_scope.cancel()
