@@ -170,9 +170,13 @@ class ReachabilityCheck:
         host, port = candidate
         if kind_of(host) != "name":
             return candidate
+        # The family our listener takes: a name may resolve to both.
+        family = trio.socket.AF_INET6 if ":" in self.state.bound[0] else trio.socket.AF_INET
         with trio.move_on_after(RESOLVE_TIMEOUT):
             try:
-                found = await trio.socket.getaddrinfo(host, port, type=trio.socket.SOCK_STREAM)
+                found = await trio.socket.getaddrinfo(
+                    host, port, family, type=trio.socket.SOCK_STREAM
+                )
             except OSError as exc:
                 log.warning("cannot resolve %s: %s", host, exc)
                 return None

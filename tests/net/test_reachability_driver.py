@@ -120,3 +120,12 @@ async def test_a_new_relay_is_advertised_at_once() -> None:
         await trio.testing.wait_all_tasks_blocked()
         assert published[-1] == (("198.18.0.9", 7000), (relay,))
         nursery.cancel_scope.cancel()
+
+
+async def test_an_advertised_name_is_resolved_by_the_asker_and_checked_by_address() -> None:
+    ok = DialledBack(True, True)
+    check, transport, _ = _mesh([ok, ok])
+    check.state.advertised = (("localhost", 7000),)  # from /etc/hosts: no query leaves
+    await check.check_due()
+    assert {address for _, address in transport.asked} == {"127.0.0.1:7000"}
+    assert check.state.confirmed(0.0) == [("localhost", 7000)]
