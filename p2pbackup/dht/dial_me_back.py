@@ -21,6 +21,7 @@ from typing import Annotated
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import parse_address
 from p2pbackup.net.interfaces import kind_of
+from p2pbackup.net.probe import NotDialled
 from p2pbackup.net.transport import Address, Remote
 from p2pbackup.wire.messages import Message, MessageType, message
 from p2pbackup.wire.schema import bool_field, str_field
@@ -108,6 +109,8 @@ class DialBackResponder:
         self.asking.add(remote.node_id)
         try:
             await self.probe(target, remote.node_id, self.timeout)
+        except NotDialled as exc:
+            return DialledBack(False, False, str(exc)[:300])
         except P2PBackupError as exc:
             return DialledBack(False, True, str(exc)[:300])
         finally:

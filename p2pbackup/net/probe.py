@@ -22,10 +22,19 @@ from p2pbackup.net.transport import Address
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 
 
+class NotDialled(PeerUnreachable):
+    """The probe was not made (the address was dialled too often lately): this says
+    nothing about whether the address can be reached."""
+
+
 async def probe(transport: TcpTransport, address: Address, node_id: bytes, timeout: float) -> None:
-    """Return once `node_id` proved itself at `address`; raise `PeerUnreachable` if not."""
+    """Return once `node_id` proved itself at `address`; raise `PeerUnreachable` if not,
+    `NotDialled` if the transport's bounds did not let it try."""
     where = format_address(address)
-    transport.admission.check_dial(address)
+    try:
+        transport.admission.check_dial(address)
+    except PeerUnreachable as exc:
+        raise NotDialled(str(exc)) from None
     options = transport.options
     with trio.move_on_after(timeout) as scope:
         try:

@@ -202,3 +202,16 @@ async def test_a_flood_naming_a_victim_in_its_routes_dials_the_victim_once(
             await settled(peer)
         assert victim.dialled == 1  # one dial-back for the address, whoever named it
         assert not any(liar.node_id in peer.dht.table for liar in liars)
+
+
+async def test_a_probe_the_dial_budget_forbids_is_not_a_failed_check(nursery: trio.Nursery) -> None:
+    """Dials per address are bounded; a check refused for that says nothing of the address."""
+    tight = TcpOptions(handshake_timeout=2.0, dials_per_minute=1, dial_burst=1)
+    async with serving(nursery, OPTIONS) as asker, serving(nursery, tight) as at:
+        responder = DialBackResponder(partial(probe, at), timeout=2.0)
+        remote = Remote(asker.identity.node_id, bytes(32), None, far=asker.listen)
+        target = DialMeBack(format_address(asker.listen))
+        assert await responder.handle(remote, target) == DialledBack(True, True)
+        again = await responder.handle(remote, target)
+        assert isinstance(again, DialledBack) and not again.tried
+        assert "dialled too often" in again.reason
