@@ -50,7 +50,15 @@ _LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 @user_errors
 def serve(
     listen: str = typer.Option(
-        "127.0.0.1:7400", metavar="HOST:PORT", help="Address to accept peers on."
+        "127.0.0.1:7400",
+        metavar="HOST:PORT",
+        help="Address to accept peers on; 0.0.0.0:PORT or [::]:PORT for every interface.",
+    ),
+    advertise: list[str] = typer.Option(
+        [],
+        metavar="HOST:PORT",
+        help="How others reach this peer, if not at --listen (repeatable; names allowed). "
+        "Checked by other peers before it is advertised.",
     ),
     bootstrap: list[str] = typer.Option(
         [], metavar="HOST:PORT", help="A peer to join through (repeatable)."
@@ -207,7 +215,21 @@ def _serve_options(raw: dict[str, Any]) -> ServeOptions:
         port_mapping=not raw["no_port_mapping"],
         port_mapping_lease=max(2, int(parse_duration(raw["port_mapping_lease"]))),
         lan_discovery=raw["lan_discovery"],
+        advertise=tuple(_advertised(text) for text in raw["advertise"]),
     )
+
+
+def _advertised(text: str) -> tuple[str, int]:
+    """One `--advertise` value; a malformed one ends `serve` in one line (exit 2)."""
+    from p2pbackup.net.interfaces import is_wildcard, well_formed_host
+
+    try:
+        host, port = parse_address(text)
+    except ValueError as exc:
+        fail(f"--advertise: {exc}", USAGE)
+    if is_wildcard(host) or not well_formed_host(host):
+        fail(f"--advertise {text}: {host!r} is not an address or host name others can dial", USAGE)
+    return host, port
 
 
 @user_errors

@@ -99,7 +99,12 @@ def fields_text(r: Result, indent: str = "") -> str:
 
 
 def status_text(r: Result) -> str:
-    return fields_text(r)
+    """The peer's fields, then one line on how others reach it."""
+    reachability = r.get("reachability")
+    text = fields_text({k: v for k, v in r.items() if k != "reachability"})
+    if not isinstance(reachability, dict):
+        return text
+    return f"{text}\n{reachability.get('detail') or reachability.get('state')}"
 
 
 def peers_text(r: Result) -> str:

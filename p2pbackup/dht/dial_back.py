@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from p2pbackup.net.contact import Contact
+
 Address = tuple[str, int]
 REMEMBERED = 4096  # addresses whose last check is remembered
 QUEUED = 256  # checks waiting or under way
+ROUTES_TRIED = 3  # direct routes of one contact a check tries
 
 
 class DialBacks:
@@ -43,3 +46,20 @@ class DialBacks:
 
     def done(self, address: Address) -> None:
         self.pending.discard(address)
+
+
+def direct_routes(contact: Contact) -> list[tuple[Address, bool]]:
+    """The addresses a check of `contact` dials, in its order, each with whether it
+    still has to pass `DialBacks.offer` (the main address already did, in `_check`).
+    A contact answering through any of its direct routes is verified; each route's
+    address passes the same per-address bound as a main one, so a flood of contacts
+    naming one victim in their routes dials it no more often than naming it as their
+    address would.
+
+    Relay routes are left out: a dial-back is a fresh dial to an address, which a
+    relay is not."""
+    if not contact.routes:
+        return [(contact.address, False)]
+    direct = [route.address for route in contact.routes if route.relay is None]
+    unique = list(dict.fromkeys(direct))[:ROUTES_TRIED]
+    return [(address, address != contact.address) for address in unique]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import trio
 
 from p2pbackup.dht.config import DhtConfig
-from p2pbackup.dht.dial_back import DialBacks
+from p2pbackup.dht.dial_back import DialBacks, direct_routes
 from p2pbackup.dht.joining import join
 from p2pbackup.dht.lookup import Lookup, LookupStats
 from p2pbackup.dht.messages import (
@@ -170,27 +170,33 @@ class DhtNode:
             self._to_check.send_nowait(contact)
 
     async def _check_loop(self) -> None:
-        """Dial claimed addresses themselves (never the claimant's own connection)."""
+        """Dial claimed addresses themselves (never the claimant's own connection): the
+        main one or, if it names routes, each direct route in turn (`direct_routes`)."""
         async for contact in self._checks:
             try:
-                reply = await self.transport.request(
-                    contact.address, Ping(), self.config.rpc_timeout
-                )
-            except P2PBackupError as exc:
-                log.debug("dial-back to %s failed: %s", contact, exc)
-                continue
+                for address, offer in direct_routes(contact):
+                    if offer and not self._dial_backs.offer(address, trio.current_time()):
+                        continue
+                    try:
+                        reply = await self.transport.request(
+                            address, Ping(), self.config.rpc_timeout
+                        )
+                    except P2PBackupError as exc:
+                        log.debug("dial-back to %s at %s failed: %s", contact, address, exc)
+                        continue
+                    finally:
+                        self._dial_backs.done(address)
+                    if self._first_hand(contact, reply, address):
+                        break
             finally:
                 self._dial_backs.done(contact.address)
-            if reply.remote.node_id == contact.node_id:
-                self._first_hand(contact, reply)
 
-    def _first_hand(self, dialled: Contact, reply: Reply) -> bool:
-        """Record what a reply proved: `dialled.node_id` answers at `dialled.address`.
-
-        Only when the reply came over a connection we dialled to that address;
-        one the remote opened to us proves its id, not where it listens.
+    def _first_hand(self, dialled: Contact, reply: Reply, at: Address | None = None) -> bool:
+        """Record what a reply proved: `dialled.node_id` answers at `dialled.address` (or
+        at `at`, one of its routes). Only when the reply came over a connection we dialled
+        to that address; one the remote opened to us proves its id, not where it listens.
         """
-        if reply.dialled != dialled.address or reply.remote.node_id != dialled.node_id:
+        if reply.dialled != (at or dialled.address) or reply.remote.node_id != dialled.node_id:
             return False
         self.peers.answered(dialled, trio.current_time())
         self._seen(dialled)
@@ -284,11 +290,9 @@ class DhtNode:
     ) -> LookupOutcome:
         """The `count` (default k) live peers closest to `target` (ourselves excluded).
 
-        A caller that needs only a share set's neighbourhood asks for fewer than
-        k: the walk ends once that many nearest have answered, at half the cost.
-        `alpha` overrides how many queries are in flight at once: placing or
-        fetching a share set asks about as many peers as it has shares, so the
-        walk needs fewer round trips (in a mesh of ten, one instead of three).
+        Fewer than k (a share set's neighbourhood) ends the walk once that many nearest
+        answered, at half the cost. `alpha` overrides how many queries are in flight
+        (a share set asks about as many peers as it has shares: fewer round trips).
         Peers named in answers enter the routing table only with `keep_hearsay`
         (joining, when the table is empty); otherwise only peers that answered
         us do, so a liar's made-up names cannot crowd out real ones.
@@ -383,11 +387,9 @@ class DhtNode:
     async def _refresh_loop(self) -> None:
         """Every interval, walk into each bucket nobody looked into meanwhile.
 
-        The paper walks the whole way to the k nearest of a random id; a walk
-        that stops at the alpha nearest learns the same neighbourhood of the
-        bucket for a fraction of the messages, which in a large mesh are most
-        of the idle traffic.
-        """
+        The paper walks to the k nearest of a random id; stopping at the alpha nearest
+        learns the same neighbourhood for a fraction of the messages (most of the idle
+        traffic in a large mesh)."""
         interval = self.config.refresh_interval
         while True:
             await trio.sleep(interval * (0.9 + 0.2 * self.rng.random()))

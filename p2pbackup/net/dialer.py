@@ -3,20 +3,27 @@
 A contact may name several routes (its LAN address, a mapped port, relays);
 the first that opens wins. Each attempt gets its own short timeout so a
 route that swallows packets (a NAT's public side) costs seconds, not the
-caller's whole budget.
+caller's whole budget. The order (`dial_order`) is same LAN first: a route
+on the network of one of our own interfaces answers fastest and costs no
+relay; then direct routes elsewhere; relays last, as they carry every byte
+twice.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Protocol
 
 import trio
 
 from p2pbackup.errors import PeerUnreachable
 from p2pbackup.net.contact import Contact, Route, format_address
+from p2pbackup.net.interfaces import Interface, on_link
 
 log = logging.getLogger("p2pbackup.net.dialer")
+
+SAME_LAN, DIRECT, RELAYED = 0, 1, 2
 
 
 class RelayDialer(Protocol):
@@ -26,16 +33,26 @@ class RelayDialer(Protocol):
     async def open(self, route: Route, target: bytes) -> trio.abc.Stream: ...
 
 
-def dial_order(contact: Contact) -> list[Route]:
-    """The routes to try for `contact`, best first.
+def route_rank(route: Route, interfaces: Iterable[Interface] = ()) -> int:
+    """SAME_LAN, DIRECT or RELAYED: where a route stands in the dial order."""
+    if route.relay is not None:
+        return RELAYED
+    return SAME_LAN if on_link(route.host, interfaces) else DIRECT
+
+
+def dial_order(contact: Contact, interfaces: Iterable[Interface] = ()) -> list[Route]:
+    """The routes to try for `contact`, best first: routes on one of our own networks
+    (`interfaces`), then other direct routes, then relays, each group in the contact's
+    own order.
 
     A contact that names routes names every way to dial it (its main address
     among them only if that one can be dialled); one that names none is
     dialled at its main address.
     """
-    if contact.routes:
-        return list(contact.routes)
-    return [Route(contact.host, contact.port)]
+    if not contact.routes:
+        return [Route(contact.host, contact.port)]
+    ours = tuple(interfaces)
+    return sorted(contact.routes, key=lambda route: route_rank(route, ours))
 
 
 async def open_route(

@@ -295,6 +295,7 @@ class Handshake:
         if seen is not None:
             hello["seen"] = [seen[0], seen[1]]
         self._hello = cbor2.dumps(hello)
+        self._seen = seen
         self._remote: Remote | None = None
         self._transcript = b""
         self._channel: SecureChannel | None = None
@@ -321,6 +322,7 @@ class Handshake:
             _address_from_wire(hello["listen"], "listen"),
             _routes_from_wire(hello.get("routes")),
             _address_from_wire(hello.get("seen"), "seen"),
+            far=self._seen,
         )
         first, second = (self._hello, payload) if self.initiator else (payload, self._hello)
         self._transcript = blake2b(_CONTEXT + first + second, encoder=RawEncoder)

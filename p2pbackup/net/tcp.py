@@ -27,9 +27,10 @@ from p2pbackup.net.contact import Contact, Route
 from p2pbackup.net.dialer import RelayDialer, describe, dial_order, open_route
 from p2pbackup.net.framing import Closed, receive_frame
 from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, OPEN_GATE, Gate, Handshake
+from p2pbackup.net.interfaces import Interface
 from p2pbackup.net.limits import ByteBudget, RateLimit
 from p2pbackup.net.options import TcpOptions
-from p2pbackup.net.transport import Address, Handler, Reply
+from p2pbackup.net.transport import Address, Handler, Remote, Reply
 from p2pbackup.wire.common import ErrorReply
 from p2pbackup.wire.frames import PREFIX, FrameDecoder, encode_frame
 from p2pbackup.wire.messages import Message
@@ -59,6 +60,10 @@ class TcpTransport:
         self._advertised: Address | None = None
         self._routes: tuple[Route, ...] = ()
         self.relay_dialer: RelayDialer | None = None
+        # This machine's interfaces: routes on their networks are dialled first.
+        self.interfaces: tuple[Interface, ...] = ()
+        # Told of each remote a handshake established (what it says it sees us at).
+        self.on_handshake: Callable[[Remote], None] | None = None
         self._handler: Handler | None = None
         self._nursery: trio.Nursery | None = None
         self._by_node: dict[bytes, Connection] = {}
@@ -219,7 +224,7 @@ class TcpTransport:
             if _usable(conn, expected):
                 assert conn is not None
                 return conn
-            routes = dial_order(contact) if contact is not None else [Route(*address)]
+            routes = [Route(*address)] if contact is None else dial_order(contact, self.interfaces)
             return await self._dial(address, expected, routes)
 
     async def _dial(
@@ -320,6 +325,8 @@ class TcpTransport:
             raise HandshakeError(f"no handshake within {limit:g}s") from None
         finally:
             self.admission.handshaking.discard(decoder)
+        if self.on_handshake is not None:
+            self.on_handshake(established.remote)
         decoder.max_frame = self.options.max_frame + ABYTES
         send, receive = trio.open_memory_channel[Outgoing](self.options.outbox_frames)
         return Connection(

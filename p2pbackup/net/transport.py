@@ -38,6 +38,10 @@ class Remote:
     # What the handshake's gate made of the remote: "member", "joiner" (holds an
     # invite, may only redeem it) or "open" (an open mesh admits everyone).
     standing: str = "open"
+    # Where this peer sees the remote: the address it dialled, or the one the remote's
+    # connection came from. Unlike `listen` and `observed`, the socket says so; None
+    # when the connection came another way (through a relay).
+    far: Address | None = None
 
     def contact(self) -> Contact | None:
         """A routable contact, if the remote said where it listens."""

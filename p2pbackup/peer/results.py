@@ -142,6 +142,8 @@ class StatusResult:
     owner: str | None
     # The router's mapping of this peer's port (external, protocol, lease_expires_in).
     port_mapping: Summary | None = None
+    # How others can reach this peer: state, confirmed addresses, routes, observed hosts.
+    reachability: Summary | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,12 @@ from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.maintainer import Maintainer
-from p2pbackup.net.contact import Route
+from p2pbackup.net.contact import format_address
 from p2pbackup.net.lan_announce import OPEN_TAG
 from p2pbackup.net.port_mapping import MapperConfig, PortMapper, mappable
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
+from p2pbackup.peer.addresses import keep_addresses
 from p2pbackup.peer.contracts import Args, plain
 from p2pbackup.peer.control import ControlServer, Operation, Progress, endpoint
 from p2pbackup.peer.home import Home
@@ -97,6 +98,8 @@ class ServeOptions:
     # (decision 0039); a peer on loopback announces nothing either way.
     lan_discovery: bool = True
     lan_tag: str = OPEN_TAG
+    # How others reach this peer (`--advertise`), checked like any candidate: decision 0041.
+    advertise: tuple[Address, ...] = ()
 
 
 class PeerService:
@@ -136,6 +139,9 @@ class PeerService:
             raise
         self.peer = Peer(
             identity, self.transport, config, _child_of(rng), self.records, self.own_records
+        )
+        self.addresses = keep_addresses(
+            self.peer, self.transport, options.advertise, _child_of(rng)
         )
         if options.lan_discovery:
             lan = LanMeetings(self.peer, options.lan_tag, bound=lambda: self.transport.bound)
@@ -189,24 +195,14 @@ class PeerService:
 
     def _port_mapper(self, rng: random.Random) -> PortMapper | None:
         """Keep the listen port mapped on the home router, unless told not to or on
-        loopback (decision 0038)."""
+        loopback (decision 0038); the mapped address is checked like any other."""
         options = self.options
         if not options.port_mapping or not mappable(options.listen):
             return None
         leased = MapperConfig(lease=options.port_mapping_lease)
-        mapper = PortMapper(options.listen, self._on_mapped, rng, leased)
+        mapper = PortMapper(options.listen, self.addresses.state.set_mapped, rng, leased)
         self.peer.add_task(mapper.run)
         return mapper
-
-    def _on_mapped(self, external: tuple[str, int] | None) -> None:
-        """Advertise the router's mapped address as a route to this peer, or stop."""
-        routes = [r for r in self.transport.routes if r != self._mapped]
-        self._mapped = None if external is None else Route(*external)
-        if self._mapped is not None:
-            routes.insert(0, self._mapped)
-        self.transport.set_advertised(self.transport.listen, tuple(routes))
-
-    _mapped: Route | None = None
 
     def operations(self) -> dict[str, Operation]:
         operations: dict[str, Operation] = {
@@ -305,7 +301,7 @@ class PeerService:
 
     def _state(self) -> PeerState:
         node_id, host, port = self._ident()
-        return PeerState(node_id, f"{host}:{port}", os.getpid())
+        return PeerState(node_id, format_address((host, port)), os.getpid())
 
     async def _stop_on_signal(
         self,
@@ -344,6 +340,7 @@ class PeerService:
             maintenance=self.maintainer.stats.as_dict(),
             owner=owner,
             port_mapping=None if self.port_mapper is None else self.port_mapper.status(),
+            reachability=self.addresses.state.summary(trio.current_time()),
         )
 
     async def _peers(self, request: NoArgs, progress: Progress) -> PeerList:
@@ -355,7 +352,7 @@ class PeerService:
             ago = None if heard is None else round(max(now - heard, 0.0), 1)
             seen = None if ago is None else round(wall - ago, 1)
             peers.append(
-                KnownPeer(contact.node_id.hex(), f"{contact.host}:{contact.port}", seen, ago)
+                KnownPeer(contact.node_id.hex(), format_address(contact.address), seen, ago)
             )
         quiet_after = QUIET_INTERVALS * self.options.dht.refresh_interval
         return PeerList(sorted(peers, key=lambda p: p.node_id), quiet_after)

@@ -62,6 +62,9 @@ class MessageType(enum.StrEnum):
     LEASE_RENEWED = "lease_renewed"
     RELEASE_SHARE = "release_share"
     SHARE_RELEASED = "share_released"
+    # reachability
+    DIAL_ME_BACK = "dial_me_back"
+    DIALLED_BACK = "dialled_back"
     # any layer
     ERROR = "error"
 

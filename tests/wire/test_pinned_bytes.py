@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+import p2pbackup.dht.dial_me_back as reach
 import p2pbackup.dht.messages as dht
 import p2pbackup.shares.messages as sh
 import p2pbackup.shares.upkeep_messages as up
@@ -133,6 +134,16 @@ PINNED: list[tuple[Message, str]] = [
     (
         common.ErrorReply("refused: ünïcode"),
         "a366726561736f6e72726566757365643a20c3bc6ec3af636f64656174656572726f726269641903fe",
+    ),
+    (
+        reach.DialMeBack("[2001:db8::5]:7000"),
+        "a36761646472657373725b323030313a6462383a3a355d3a3730303061746c6469616c5f6d655f6261"
+        "636b6269641903ff",
+    ),
+    (
+        reach.DialledBack(False, True, "198.51.100.7:7000: cannot connect"),
+        "a5626f6bf4657472696564f566726561736f6e78213139382e35312e3130302e373a373030303a2063"
+        "616e6e6f7420636f6e6e65637461746c6469616c6c65645f6261636b626964190400",
     ),
 ]
 
