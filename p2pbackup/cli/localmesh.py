@@ -52,6 +52,8 @@ class LocalMesh:
     size: int
     host: str = "127.0.0.1"
     serve_args: Sequence[str] = ()
+    # Port mapping and LAN discovery: only where the mesh has a network of its own.
+    find_routers_and_neighbours: bool = False
     peers: list[LocalPeer] = field(default_factory=list)
     # When the peers after the first were launched (monotonic clock).
     launched_at: float = 0.0
@@ -103,6 +105,10 @@ class LocalMesh:
         # Every peer here shares one host: each must count as its own address block, or
         # the per-network limits (decision 0023) would take the mesh for one flood.
         args = ["serve", "--listen", f"{self.host}:{port}", "--exempt-blocks", "loopback"]
+        if not self.find_routers_and_neighbours:
+            # Peers on loopback have no router to map a port on and no LAN to announce
+            # on; a wildcard listener must not reach the machine's real network either.
+            args += ["--no-port-mapping", "--no-lan-discovery"]
         args += self.serve_args
         if bootstrap is True:
             args += ["--bootstrap", self.bootstrap]
