@@ -62,6 +62,12 @@ class MessageType(enum.StrEnum):
     LEASE_RENEWED = "lease_renewed"
     RELEASE_SHARE = "release_share"
     SHARE_RELEASED = "share_released"
+    # mesh membership
+    ROLL_ASK = "roll_ask"
+    ROLL_ITEMS = "roll_items"
+    ROLL_PUSH = "roll_push"
+    REDEEM_INVITE = "redeem_invite"
+    INVITE_REDEEMED = "invite_redeemed"
     # any layer
     ERROR = "error"
 
