@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 
 import trio
@@ -37,6 +37,7 @@ from p2pbackup.dht.records import Record, covers
 from p2pbackup.dht.replication import Replication
 from p2pbackup.dht.routing import AddOutcome, BlockLimits, RoutingTable
 from p2pbackup.errors import P2PBackupError, RecordRejected
+from p2pbackup.mesh.gate import ROUTABLE
 from p2pbackup.net.blocks import block_of
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.transport import Address, Remote, Reply, Transport
@@ -88,6 +89,8 @@ class DhtNode:
         self.replication = Replication(self)
         self._failures: dict[bytes, int] = {}
         self._refused: set[bytes] = set()  # writers whose refusal was logged
+        # Nodes this peer's mesh expelled: never taken into the table again.
+        self.barred: Collection[bytes] = frozenset()
         self.nursery: trio.Nursery | None = None
 
     # ---- serving -------------------------------------------------------
@@ -154,8 +157,11 @@ class DhtNode:
         """A peer proved its id on a connection: it is alive and may belong in the table.
 
         Where it says it listens is only a claim: the contact enters the table once
-        it answered us at that address, checked by a dial-back if need be.
+        it answered us at that address, checked by a dial-back if need be. A remote
+        the handshake did not admit as a member (one holding only an invite) never does.
         """
+        if remote.standing not in ROUTABLE or remote.node_id in self.barred:
+            return
         contact = remote.contact()
         if contact is None:
             return
@@ -271,6 +277,8 @@ class DhtNode:
     def learn_hearsay(self, contacts: Iterable[Contact]) -> None:
         now = trio.current_time()
         for contact in contacts:
+            if contact.node_id in self.barred:
+                continue
             self.table.add_hearsay(contact, now)
 
     async def lookup(

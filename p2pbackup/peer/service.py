@@ -34,11 +34,18 @@ from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.maintainer import Maintainer
+from p2pbackup.net.contact import format_address
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
 from p2pbackup.peer.contracts import Args, plain
 from p2pbackup.peer.control import ControlServer, Operation, Progress, endpoint
 from p2pbackup.peer.home import Home
+from p2pbackup.peer.membership import (
+    Membership,
+    bootstrap_addresses,
+    load_gate,
+    mesh_operations,
+)
 from p2pbackup.peer.memory_file import MemoryFile
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
@@ -114,8 +121,11 @@ class PeerService:
 
     def _build(self, identity: Identity, rng: random.Random) -> None:
         home, options = self.home, self.options
-        self.transport = TcpTransport(identity, options.listen)
-        config = PeerConfig(dht=options.dht, bootstrap=options.bootstrap)
+        gate, mesh = load_gate(home, identity)
+        self.transport = TcpTransport(identity, options.listen, gate=gate)
+        # A member that joined by invite starts from the members it was given.
+        bootstrap = options.bootstrap or bootstrap_addresses(mesh)
+        config = PeerConfig(dht=options.dht, bootstrap=bootstrap)
         # Records outlive a restart or a power cut: decision 0025.
         self.records = RecordStore.on_disk(home.records_file)
         try:
@@ -125,6 +135,18 @@ class PeerService:
             raise
         self.peer = Peer(
             identity, self.transport, config, _child_of(rng), self.records, self.own_records
+        )
+        self.membership = (
+            None
+            if mesh is None
+            else Membership(
+                home,
+                mesh,
+                self.peer,
+                addresses=self._addresses,
+                disconnect=self.transport.disconnect,
+                rng=_child_of(rng),
+            )
         )
         self.owner: OwnerService | None = None
         master = home.owner_master()
@@ -178,6 +200,7 @@ class PeerService:
             "peers": endpoint(NoArgs.from_args, self._peers),
             "record_put": endpoint(RecordPutRequest.from_args, self._record_put),
             "record_get": endpoint(RecordGetRequest.from_args, self._record_get),
+            **mesh_operations(self.membership),
         }
         if self.owner is not None:
             operations.update(self.owner.operations())
@@ -249,6 +272,8 @@ class PeerService:
         finally:
             self.home.state_file.unlink(missing_ok=True)
             self.memory.save_now()
+            if self.membership is not None:
+                self.membership.save_now()
             self._close_stores()
             self.claim.release()
             self._event("stopped")
@@ -262,6 +287,12 @@ class PeerService:
         owner = getattr(self, "owner", None)
         if owner is not None:
             owner.close()
+
+    def _addresses(self) -> list[str]:
+        """Where others reach this peer, for invites and newcomers: the main address first."""
+        main = format_address(self.transport.listen)
+        routes = [format_address(r.address) for r in self.transport.routes if r.relay is None]
+        return [main, *(r for r in routes if r != main)]
 
     def _ident(self) -> tuple[str, str, int]:
         host, port = self.transport.listen
