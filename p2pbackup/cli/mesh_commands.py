@@ -74,7 +74,7 @@ def invite(
         fail(str(exc), 2)
     if seconds <= 0:
         fail("--expires must be above 0", 2)
-    from p2pbackup.peer.membership import InviteRequest
+    from p2pbackup.peer.mesh_control import InviteRequest
 
     emit(call_peer("invite", InviteRequest(seconds, uses)), as_json, _invite_text)
 
@@ -91,7 +91,7 @@ def expel(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Expel a member: every member refuses it from now on, and its shares are repaired."""
-    from p2pbackup.peer.membership import ExpelRequest
+    from p2pbackup.peer.mesh_control import ExpelRequest
 
     emit(call_peer("expel", ExpelRequest(target)), as_json, _expel_text)
 

@@ -89,8 +89,7 @@ class DhtNode:
         self.replication = Replication(self)
         self._failures: dict[bytes, int] = {}
         self._refused: set[bytes] = set()  # writers whose refusal was logged
-        # Nodes this peer's mesh expelled: never taken into the table again.
-        self.barred: Collection[bytes] = frozenset()
+        self.barred: Collection[bytes] = frozenset()  # expelled: kept out of the table
         self.nursery: trio.Nursery | None = None
 
     # ---- serving -------------------------------------------------------
@@ -157,13 +156,11 @@ class DhtNode:
         """A peer proved its id on a connection: it is alive and may belong in the table.
 
         Where it says it listens is only a claim: the contact enters the table once
-        it answered us at that address, checked by a dial-back if need be. A remote
-        the handshake did not admit as a member (one holding only an invite) never does.
+        it answered us at that address, checked by a dial-back if need be; a remote
+        the handshake admitted only to redeem an invite, or an expelled one, never does.
         """
-        if remote.standing not in ROUTABLE or remote.node_id in self.barred:
-            return
         contact = remote.contact()
-        if contact is None:
+        if contact is None or remote.standing not in ROUTABLE or remote.node_id in self.barred:
             return
         if self.peers.verified(contact):
             self._seen(contact)
@@ -276,9 +273,7 @@ class DhtNode:
 
     def learn_hearsay(self, contacts: Iterable[Contact]) -> None:
         now = trio.current_time()
-        for contact in contacts:
-            if contact.node_id in self.barred:
-                continue
+        for contact in (c for c in contacts if c.node_id not in self.barred):
             self.table.add_hearsay(contact, now)
 
     async def lookup(

@@ -16,14 +16,11 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
-from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.mesh.certs import Certificate, MembershipError, Revocation, binding_holds
-from p2pbackup.mesh.gate import MeshGate, OpenMeshGate
 from p2pbackup.mesh.invites import Invite, InviteBook, new_secret
 from p2pbackup.mesh.messages import (
     MAX_BOOTSTRAP,
@@ -34,14 +31,10 @@ from p2pbackup.mesh.messages import (
     RollPush,
 )
 from p2pbackup.mesh.saved import SavedMesh
-from p2pbackup.net.contact import Contact, format_address, parse_address
-from p2pbackup.net.handshake import Gate
+from p2pbackup.net.contact import Contact, format_address
 from p2pbackup.net.transport import Remote
-from p2pbackup.peer.contracts import Args, ContractError, text, whole
-from p2pbackup.peer.control import Operation, Progress, endpoint
 from p2pbackup.peer.home import Home
 from p2pbackup.peer.peer import Peer
-from p2pbackup.peer.requests import NoArgs
 from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.mesh")
@@ -327,81 +320,3 @@ class Membership:
 
 def _short(key: bytes) -> str:
     return key.hex()[:12]
-
-
-# ---- wiring into a serving peer -------------------------------------------
-
-
-@dataclass(frozen=True)
-class InviteRequest:
-    expires: float  # seconds from now
-    uses: int = 1
-
-    @classmethod
-    def from_args(cls, args: Args) -> InviteRequest:
-        expires = args.get("expires")
-        if not isinstance(expires, int | float) or isinstance(expires, bool) or expires <= 0:
-            raise ContractError("expires must be a number of seconds above 0")
-        return cls(float(expires), whole(args, "uses") or 1)
-
-    def to_args(self) -> dict[str, Any]:
-        return {"expires": self.expires, "uses": self.uses}
-
-
-@dataclass(frozen=True)
-class ExpelRequest:
-    target: str
-
-    @classmethod
-    def from_args(cls, args: Args) -> ExpelRequest:
-        return cls(text(args, "target"))
-
-    def to_args(self) -> dict[str, Any]:
-        return {"target": self.target}
-
-
-def load_gate(home: Home, identity: Identity) -> tuple[Gate, SavedMesh | None]:
-    """The handshake gate of a home, and its private mesh (None: an open mesh)."""
-    data = home.read_mesh()
-    if data is None:
-        return OpenMeshGate(), None  # a home made before meshes had members
-    saved = SavedMesh.from_bytes(data, home.member_identity(), identity.public_key)
-    if saved.open or saved.state is None:
-        return OpenMeshGate(), None
-    return MeshGate(saved.state), saved
-
-
-def bootstrap_addresses(saved: SavedMesh | None) -> tuple[tuple[str, int], ...]:
-    """The member addresses a join gave, those that still read as HOST:PORT."""
-    found = []
-    for address in saved.bootstrap if saved is not None else []:
-        try:
-            found.append(parse_address(address))
-        except ValueError:
-            continue
-    return tuple(found)
-
-
-def mesh_operations(membership: Membership | None) -> dict[str, Operation]:
-    """The control operations `invite`, `members` and `expel`."""
-
-    async def invite(request: InviteRequest, progress: Progress) -> InviteMade:
-        return await _private(membership).invite(request.expires, request.uses)
-
-    async def members(request: NoArgs, progress: Progress) -> MemberList:
-        return _private(membership).members()
-
-    async def expel(request: ExpelRequest, progress: Progress) -> Expelled:
-        return await _private(membership).expel(request.target)
-
-    return {
-        "invite": endpoint(InviteRequest.from_args, invite),
-        "members": endpoint(NoArgs.from_args, members),
-        "expel": endpoint(ExpelRequest.from_args, expel),
-    }
-
-
-def _private(membership: Membership | None) -> Membership:
-    if membership is None:
-        raise MembershipError("this peer's mesh is open: it has no members, invites or roll")
-    return membership

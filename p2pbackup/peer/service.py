@@ -40,13 +40,9 @@ from p2pbackup.net.transport import Address
 from p2pbackup.peer.contracts import Args, plain
 from p2pbackup.peer.control import ControlServer, Operation, Progress, endpoint
 from p2pbackup.peer.home import Home
-from p2pbackup.peer.membership import (
-    Membership,
-    bootstrap_addresses,
-    load_gate,
-    mesh_operations,
-)
+from p2pbackup.peer.membership import Membership
 from p2pbackup.peer.memory_file import MemoryFile
+from p2pbackup.peer.mesh_control import bootstrap_addresses, load_gate, mesh_operations
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
 from p2pbackup.peer.requests import NoArgs, RecordGetRequest, RecordPutRequest
