@@ -11,6 +11,7 @@ user gave it). Every refusal is a `HandshakeError` with a one-line reason.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,8 +176,9 @@ class MeshGate:
             raise HandshakeError("expelled from this mesh")
         if certificate is None and not state.roll.is_member(member):
             raise HandshakeError("not a member of this mesh: no certificate, and not on the roll")
-        if certificate is not None and state.roll.add(shown["cert"]) is not None:
-            state.changed = True
+        if certificate is not None:
+            with contextlib.suppress(MembershipError):  # a full roll admits all the same
+                state.changed |= state.roll.add(shown["cert"]) is not None
         state.saw(member, node_id_of(public_key))
         return MEMBER
 
