@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.mesh.certs import Certificate, bind
 from p2pbackup.mesh.gate import MeshGate, MeshState
+from p2pbackup.mesh.roll import Roll
 from p2pbackup.mesh.saved import founded
 from p2pbackup.net.handshake import Established, Gate, Handshake
 
@@ -39,11 +40,9 @@ def member_of(boss: Node, name: str = "friend") -> Node:
     assert boss.state.roll is not None and boss.state.mesh is not None
     certificate = Certificate.issue(boss.member, member.public_key, name, NOW).to_bytes()
     boss.state.roll.add(certificate)
-    state = MeshState(member, identity.public_key, boss.state.mesh, certificate=certificate)
-    from p2pbackup.mesh.roll import Roll
-
-    state.roll = Roll(boss.state.mesh)
-    state.roll.merge(boss.state.roll.items())
+    roll = Roll(boss.state.mesh)
+    roll.merge(boss.state.roll.items())
+    state = MeshState(member, identity.public_key, boss.state.mesh, roll, certificate)
     return Node(identity, member, state)
 
 

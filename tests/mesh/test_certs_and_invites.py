@@ -13,6 +13,7 @@ from p2pbackup.crypto.identity import Identity
 from p2pbackup.crypto.keys import OwnerKeys, member_identity, new_recovery_phrase
 from p2pbackup.mesh.certs import Certificate, MembershipError, Revocation, parse_item
 from p2pbackup.mesh.invites import PREFIX, Invite, InviteBook, decode_invite, new_secret
+from tests.crypto.test_key_pins import PHRASE
 from tests.mesh.support import NOW
 
 
@@ -22,6 +23,13 @@ def test_the_member_key_comes_back_with_the_phrase_and_is_no_other_key() -> None
     again = member_identity(OwnerKeys.from_phrase(phrase).master)
     assert again.public_key == member_identity(keys.master).public_key
     assert again.public_key != keys.identity.public_key
+
+
+def test_the_member_key_of_a_pinned_phrase_never_drifts() -> None:
+    # A recovered member (and a recovered founder: the mesh id) must derive this again.
+    keys = OwnerKeys.from_phrase(PHRASE)
+    pinned = "2328708e591d803046bff53f4a4b780a423a502e1a9a25b025e913032f66f514"
+    assert member_identity(keys.master).public_key.hex() == pinned
 
 
 def test_a_certificate_verifies_only_under_its_founder() -> None:
