@@ -102,6 +102,7 @@ class Membership:
         peer.dht.barred = self.state.barred
         for kind in (RollAsk, RollPush, RedeemInvite):
             peer.add_handler(kind, self.handle)
+        self._nursery: trio.Nursery | None = None
         peer.add_task(self.keep_in_sync)
 
     # ---- requests from members ----------------------------------------
@@ -152,12 +153,14 @@ class Membership:
     async def keep_in_sync(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        task_status.started()
-        await self.peer.joined.wait()
-        await self.sync(FIRST_SYNCS)
-        while True:
-            await trio.sleep(self.sync_interval * (0.5 + self.rng.random()))
-            await self.sync(1)
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery  # revocations are pushed on from here
+            task_status.started()
+            await self.peer.joined.wait()
+            await self.sync(FIRST_SYNCS)
+            while True:
+                await trio.sleep(self.sync_interval * (0.5 + self.rng.random()))
+                await self.sync(1)
 
     async def sync(self, count: int) -> None:
         """Ask `count` random peers for their roll and keep what we lack."""
@@ -188,7 +191,12 @@ class Membership:
             self._refuse(revocation.member)
         await self._settle()
         if revoked:
-            await self._push(tuple(r.to_bytes() for r in revoked), source)
+            # In the background: whoever told us must not wait for the whole flood.
+            pushed = tuple(r.to_bytes() for r in revoked)
+            if self._nursery is not None:
+                self._nursery.start_soon(self._push, pushed, source)
+            else:
+                await self._push(pushed, source)
 
     async def _settle(self) -> None:
         """Find our own certificate on the roll (a recovered member), then store
