@@ -7,6 +7,7 @@ script's entry point.
 
 from __future__ import annotations
 
+from p2pbackup.cli import mesh_commands as mesh
 from p2pbackup.cli import owner_commands as owner
 from p2pbackup.cli import peer_commands as peer
 from p2pbackup.cli.common import app, debug_app
@@ -16,6 +17,9 @@ app.command()(owner.init)
 app.command()(peer.serve)
 app.command()(peer.status)
 app.command()(peer.peers)
+app.command()(mesh.invite)
+app.command()(mesh.members)
+app.command()(mesh.expel)
 app.command()(owner.backup)
 app.command()(owner.snapshots)
 app.command("ls")(owner.ls_command)

@@ -1,9 +1,10 @@
 """A mesh of real peer processes on loopback, for the demo, benchmarks and tests.
 
 Each peer is a separate `p2pbackup serve` process with its own home under
-one root directory. The first peer listens on an OS-chosen port, which it
-writes to its state file; the others bootstrap through it. `close` stops
-every process it started, politely first.
+one root directory. The first peer founds the mesh and listens on an
+OS-chosen port, which it writes to its state file; the others join with its
+invite and bootstrap through it. `close` stops every process it started,
+politely first.
 
 Waiting is by event: a wait polls the peers' own state (their state files,
 their control sockets) until the condition holds. Its deadline is only a
@@ -54,9 +55,13 @@ class LocalMesh:
     serve_args: Sequence[str] = ()
     # Port mapping and LAN discovery: only where the mesh has a network of its own.
     find_routers_and_neighbours: bool = False
+    # An open mesh admits anyone; a private one (the default) only members by invite.
+    open_mesh: bool = False
     peers: list[LocalPeer] = field(default_factory=list)
     # When the peers after the first were launched (monotonic clock).
     launched_at: float = 0.0
+    # The founder runs since `init_all` started it to invite the others.
+    _founder_for_invites: bool = False
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -65,9 +70,35 @@ class LocalMesh:
     # ---- lifecycle -----------------------------------------------------
 
     def init_all(self) -> None:
-        for peer in self.peers:
-            if not (peer.home / "node.key").exists():
-                peer.recovery_phrase = self.cli_json(peer.index, "init").get("recovery_phrase")
+        """Make every home not made yet. In a private mesh (the default) the first peer
+        founds it and the others join with one invite of the first, which is started
+        for that (and left running: `start` goes on from there)."""
+        fresh = [p for p in self.peers if not (p.home / "node.key").exists()]
+        if self.open_mesh:
+            for peer in fresh:
+                self._init(peer.index, "--open-mesh")
+            return
+        founder = self.peers[0]
+        if founder in fresh:
+            self._init(0)
+            fresh.remove(founder)
+        if not fresh:
+            return
+        if not founder.alive:
+            self.start_peer(0, bootstrap=None)
+            self._founder_for_invites = True
+        code = self.invite(uses=len(fresh))
+        for peer in fresh:
+            self._init(peer.index, "--join", code)
+
+    def _init(self, index: int, *args: str) -> None:
+        shown = self.cli_json(index, "init", *args)
+        self.peers[index].recovery_phrase = shown.get("recovery_phrase")
+
+    def invite(self, uses: int = 1, expires: str = "1h") -> str:
+        """An invite code of the founder (the first peer, running)."""
+        made = self.cli_json(0, "invite", "--uses", str(uses), "--expires", expires)
+        return str(made["code"])
 
     def add_peer(self) -> LocalPeer:
         """A new home beside the others (not initialised, not started)."""
@@ -102,6 +133,11 @@ class LocalMesh:
         port: int = 0,
     ) -> LocalPeer:
         peer = self.peers[index]
+        if index == 0 and self._founder_for_invites:
+            self._founder_for_invites = False
+            if bootstrap in (None, False) and port == 0 and peer.alive:
+                return peer  # started as asked already, to invite the others
+            self.stop_peer(0)
         # Every peer here shares one host: each must count as its own address block, or
         # the per-network limits (decision 0023) would take the mesh for one flood.
         args = ["serve", "--listen", f"{self.host}:{port}", "--exempt-blocks", "loopback"]

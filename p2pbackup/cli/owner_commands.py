@@ -76,8 +76,17 @@ def init(
     peer_only: bool = typer.Option(
         False, "--peer-only", help="Only store others' shares; no owner keys on this home."
     ),
+    join: str = typer.Option(
+        None, "--join", metavar="CODE", help="Join the mesh of this invite code (`invite`)."
+    ),
+    open_mesh: bool = typer.Option(
+        False, "--open-mesh", help="Belong to an open mesh: anyone may join, no invites."
+    ),
 ) -> None:
-    """Create this home: a peer identity and the owner keys behind one recovery phrase."""
+    """Create this home: a peer identity and the owner keys behind one recovery phrase.
+
+    It founds a new private mesh, joins one with `--join CODE`, or with `--recover`
+    rejoins the mesh of the first member `serve --bootstrap` meets."""
     home = STATE.home
     if home.is_initialised():
         fail(f"{home.path} is already initialised")
@@ -88,13 +97,20 @@ def init(
     if not shares_needed <= happy <= shares_total:
         fail("--happy must lie between --shares-needed and --shares-total", 2)
     keys, phrase = (None, None) if peer_only else _owner_keys(passphrase_file, recover)
-    identity = home.create()
+    from p2pbackup.cli.mesh_commands import mesh_for_init
+    from p2pbackup.crypto.identity import Identity
+
+    fresh = Identity.generate()
+    mesh, told = mesh_for_init(fresh, keys, join=join, open_mesh=open_mesh, recover=recover)
+    identity = home.create(fresh)
     result: dict[str, Any] = {"node_id": identity.node_id.hex(), "home": str(home.path)}
     if keys is not None:
         settings = {"k": shares_needed, "n": shares_total, "happy": happy}
         home.write_owner(keys.master, settings)
         result["owner"] = keys.identity.public_key.hex()
         result.update(settings)
+    home.write_mesh(mesh.to_bytes())
+    result.update(told)
     if phrase is not None:
         result["recovery_phrase"] = phrase
     emit(result, as_json, render.init_text)

@@ -30,6 +30,15 @@ def table_text(r: Result, width: int) -> str:
 
 def init_text(r: Result) -> str:
     lines = [f"initialised {r['home']}", f"node id {r['node_id']}"]
+    mesh = str(r.get("mesh"))
+    if mesh == "open":
+        lines.append("an open mesh: anyone may join")
+    elif r.get("founded"):
+        lines.append(f"founded mesh {mesh[:16]}; `invite` lets others join")
+    elif r.get("joined"):
+        lines.append(f"joined mesh {mesh[:16]}")
+    elif "mesh" in r:
+        lines.append("the mesh comes from the first member `serve --bootstrap` meets")
     if "recovery_phrase" in r:
         lines += [
             "",

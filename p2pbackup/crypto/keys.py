@@ -40,6 +40,7 @@ _PERSON_CHUNK_ID = b"p2pb:chunk-id"
 _PERSON_DATA = b"p2pb:data"
 _PERSON_SNAPSHOT = b"p2pb:snapshot"
 _PERSON_SIGNING = b"p2pb:owner-sign"
+_PERSON_MEMBER = b"p2pb:member"
 
 
 class InvalidRecoverySecret(P2PBackupError):
@@ -115,6 +116,14 @@ def passphrase_salt(label: str) -> bytes:
         person=_PERSON_SALT,
         encoder=RawEncoder,
     )
+
+
+def member_identity(master: bytes) -> Identity:
+    """The owner's mesh member key: from the recovery secret, so a recovered owner is
+    the same member of its mesh (and the founder gets its authority back)."""
+    if len(master) != KEY_BYTES:
+        raise InvalidRecoverySecret(f"a master secret is {KEY_BYTES} bytes, not {len(master)}")
+    return Identity.from_seed(_subkey(master, _PERSON_MEMBER))
 
 
 def _subkey(master: bytes, person: bytes) -> bytes:

@@ -1,17 +1,16 @@
 """The DHT on a live transport: the trio driver around the sans-IO pieces.
 
-`DhtNode` answers DHT requests, runs lookups and quorum operations, and keeps
-its routing table fresh. Every remote call goes through the transport with
-the configured timeout; time comes only from trio's clock, randomness only
-from the generator handed in, so the simulator replays a seed exactly.
-"""
+`DhtNode` answers DHT requests, runs lookups and quorum operations, and keeps its
+routing table fresh; every remote call is under the configured timeout. Time comes
+only from trio's clock, randomness only from the generator handed in, so the
+simulator replays a seed exactly."""
 
 from __future__ import annotations
 
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 
 import trio
@@ -37,6 +36,7 @@ from p2pbackup.dht.records import Record, covers
 from p2pbackup.dht.replication import Replication
 from p2pbackup.dht.routing import AddOutcome, BlockLimits, RoutingTable
 from p2pbackup.errors import P2PBackupError, RecordRejected
+from p2pbackup.mesh.gate import ROUTABLE
 from p2pbackup.net.blocks import block_of
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.transport import Address, Remote, Reply, Transport
@@ -88,6 +88,7 @@ class DhtNode:
         self.replication = Replication(self)
         self._failures: dict[bytes, int] = {}
         self._refused: set[bytes] = set()  # writers whose refusal was logged
+        self.barred: Collection[bytes] = frozenset()  # expelled: kept out of the table
         self.nursery: trio.Nursery | None = None
 
     # ---- serving -------------------------------------------------------
@@ -154,10 +155,11 @@ class DhtNode:
         """A peer proved its id on a connection: it is alive and may belong in the table.
 
         Where it says it listens is only a claim: the contact enters the table once
-        it answered us at that address, checked by a dial-back if need be.
+        it answered us at that address, checked by a dial-back if need be; a remote
+        the handshake admitted only to redeem an invite, or an expelled one, never does.
         """
         contact = remote.contact()
-        if contact is None:
+        if contact is None or remote.standing not in ROUTABLE or remote.node_id in self.barred:
             return
         if self.peers.verified(contact):
             self._seen(contact)
@@ -271,12 +273,11 @@ class DhtNode:
         return contact
 
     async def bootstrap(self, addresses: Iterable[Address]) -> int:
-        """Join through known addresses: ping them, then look ourselves up."""
-        return await join(self, addresses)
+        return await join(self, addresses)  # ping them, then look ourselves up
 
     def learn_hearsay(self, contacts: Iterable[Contact]) -> None:
         now = trio.current_time()
-        for contact in contacts:
+        for contact in (c for c in contacts if c.node_id not in self.barred):
             self.table.add_hearsay(contact, now)
 
     async def lookup(

@@ -23,6 +23,7 @@ import platformdirs
 
 from p2pbackup.base.files import write_atomically
 from p2pbackup.crypto.identity import Identity
+from p2pbackup.crypto.keys import member_identity
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.private import claim_dir, close_tree, is_private_dir
 
@@ -71,13 +72,14 @@ class Home:
     def is_initialised(self) -> bool:
         return self.identity_file.exists()
 
-    def create(self) -> Identity:
-        """Make the directory and a fresh node identity; refuses to overwrite one."""
+    def create(self, identity: Identity | None = None) -> Identity:
+        """Make the directory and a node identity (fresh unless given); refuses to
+        overwrite one."""
         if self.is_initialised():
             raise HomeError(f"{self.path} is already initialised (found {self.identity_file.name})")
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.tighten()
-        identity = Identity.generate()
+        identity = identity or Identity.generate()
         write_atomically(self.identity_file, identity.seed)
         return identity
 
@@ -205,6 +207,29 @@ class Home:
         settings = {**self.owner_settings(), **changes}
         write_atomically(self.owner_settings_file, json.dumps(settings, indent=2).encode())
         return settings
+
+    # ---- the mesh --------------------------------------------------------
+
+    @property
+    def mesh_file(self) -> Path:
+        """The mesh this home belongs to: its roll, certificate, invites (decision 0037)."""
+        return self.path / "mesh.cbor"
+
+    def member_identity(self) -> Identity:
+        """This home's member key: the owner's, from the recovery secret, so a recovered
+        owner is the same member; a home without an owner acts as its node key."""
+        master = self.owner_master()
+        return member_identity(master) if master is not None else self.identity()
+
+    def write_mesh(self, data: bytes) -> None:
+        write_atomically(self.mesh_file, data)
+
+    def read_mesh(self) -> bytes | None:
+        """The mesh file's bytes; None for a home made before meshes had members."""
+        try:
+            return self.mesh_file.read_bytes()
+        except FileNotFoundError:
+            return None
 
     def write_state(self, state: dict[str, Any]) -> None:
         write_atomically(self.state_file, json.dumps(state, indent=2).encode())

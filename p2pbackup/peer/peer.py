@@ -19,6 +19,8 @@ from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.node import DHT_REQUESTS, DhtNode
 from p2pbackup.dht.record_store import RecordStore
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.mesh.gate import ROUTABLE
+from p2pbackup.mesh.messages import JOINER_REQUESTS
 from p2pbackup.net.transport import Address, Remote, Transport
 from p2pbackup.wire.messages import Message
 
@@ -74,6 +76,14 @@ class Peer:
             self._nursery.start_soon(task)
 
     async def handle(self, remote: Remote, message: Message) -> Message:
+        if remote.standing not in ROUTABLE and type(message) not in JOINER_REQUESTS:
+            # A joiner holds an invite and may redeem it; nothing else is served.
+            log.info(
+                "refused %s from %s: not a member of this mesh",
+                message.TYPE,
+                remote.node_id.hex()[:12],
+            )
+            raise P2PBackupError("not a member of this mesh: only an invite may be redeemed")
         handler = self._handlers.get(type(message))
         if handler is None:
             raise P2PBackupError(f"{message.TYPE} is not a request this peer answers")

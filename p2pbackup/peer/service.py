@@ -20,31 +20,26 @@ import random
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
-from p2pbackup.base import defaults
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.crypto.keys import OwnerKeys
-from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.record_store import RecordStore
 from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.maintainer import Maintainer
 from p2pbackup.net.contact import format_address
-from p2pbackup.net.lan_announce import OPEN_TAG
-from p2pbackup.net.port_mapping import MapperConfig, PortMapper, mappable
 from p2pbackup.net.tcp import TcpTransport
-from p2pbackup.net.transport import Address
 from p2pbackup.peer.addresses import keep_addresses
 from p2pbackup.peer.contracts import Args, plain
 from p2pbackup.peer.control import ControlServer, Operation, Progress, endpoint
+from p2pbackup.peer.edges import map_port, meet_neighbours
 from p2pbackup.peer.home import Home
-from p2pbackup.peer.lan import LanMeetings
+from p2pbackup.peer.membership import Membership
 from p2pbackup.peer.memory_file import MemoryFile
+from p2pbackup.peer.mesh_control import bootstrap_addresses, load_gate, mesh_operations
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
 from p2pbackup.peer.requests import NoArgs, RecordGetRequest, RecordPutRequest
@@ -56,10 +51,10 @@ from p2pbackup.peer.results import (
     RecordWritten,
     StatusResult,
 )
+from p2pbackup.peer.serve_options import ServeOptions
 from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.fetch_rules import SiblingCheck
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
-from p2pbackup.shares.lease_rules import MAX_LEASE_SECONDS
 from p2pbackup.shares.redundancy import Redundancy, redundancy_of
 from p2pbackup.store import FileShareStore
 from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, format_size, parse_quota
@@ -74,32 +69,6 @@ QUIET_OPERATIONS = frozenset({"status", "peers"})
 _SUMMARY = ("short_id", "files", "files_restored", "files_failed", "bytes", "unrecoverable")
 # A peer in the table unheard this many refresh intervals is shown as quiet by `peers`.
 QUIET_INTERVALS = 2
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    listen: Address
-    bootstrap: tuple[Address, ...] = ()
-    dht: DhtConfig = field(default_factory=DhtConfig)
-    capacity: int = 20 * 2**30
-    # The most of `capacity` one owner may use; None: DEFAULT_OWNER_QUOTA of it.
-    owner_quota: int | None = None
-    maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
-    # How long storage peers keep this owner's new or renewed shares, and how often
-    # the owner renews them.
-    lease_seconds: int = defaults.LEASE_SECONDS
-    renew_interval: float = defaults.RENEW_INTERVAL
-    # The longest lease this peer keeps others' shares for, whatever they signed.
-    max_lease: int = MAX_LEASE_SECONDS
-    # Ask the home router to forward a public port (UPnP IGD, NAT-PMP): decision 0038.
-    port_mapping: bool = True
-    port_mapping_lease: int = 3600
-    # Find the mesh's other peers on the LAN by mDNS, announcing under `lan_tag`
-    # (decision 0039); a peer on loopback announces nothing either way.
-    lan_discovery: bool = True
-    lan_tag: str = OPEN_TAG
-    # How others reach this peer (`--advertise`), checked like any candidate: decision 0041.
-    advertise: tuple[Address, ...] = ()
 
 
 class PeerService:
@@ -128,8 +97,11 @@ class PeerService:
 
     def _build(self, identity: Identity, rng: random.Random) -> None:
         home, options = self.home, self.options
-        self.transport = TcpTransport(identity, options.listen)
-        config = PeerConfig(dht=options.dht, bootstrap=options.bootstrap)
+        gate, mesh = load_gate(home, identity)
+        self.transport = TcpTransport(identity, options.listen, gate=gate)
+        # A member that joined by invite starts from the members it was given.
+        bootstrap = options.bootstrap or bootstrap_addresses(mesh)
+        config = PeerConfig(dht=options.dht, bootstrap=bootstrap)
         # Records outlive a restart or a power cut: decision 0025.
         self.records = RecordStore.on_disk(home.records_file)
         try:
@@ -144,8 +116,30 @@ class PeerService:
             self.peer, self.transport, options.advertise, _child_of(rng)
         )
         if options.lan_discovery:
-            lan = LanMeetings(self.peer, options.lan_tag, bound=lambda: self.transport.bound)
-            self.peer.add_task(lan.run)
+            meet_neighbours(self.peer, self.transport, mesh)
+        self.port_mapper = (
+            map_port(
+                self.peer,
+                options.listen,
+                options.port_mapping_lease,
+                self.addresses.state.set_mapped,
+                _child_of(rng),
+            )
+            if options.port_mapping
+            else None
+        )
+        self.membership = (
+            None
+            if mesh is None
+            else Membership(
+                home,
+                mesh,
+                self.peer,
+                addresses=self._addresses,
+                disconnect=self.transport.disconnect,
+                rng=_child_of(rng),
+            )
+        )
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:
@@ -191,18 +185,6 @@ class PeerService:
         self.memory = MemoryFile(home.maintenance_file, self.maintainer)
         self.maintainer.after_round = self._after_round
         self.peer.add_task(self.maintainer.run)
-        self.port_mapper = self._port_mapper(_child_of(rng))
-
-    def _port_mapper(self, rng: random.Random) -> PortMapper | None:
-        """Keep the listen port mapped on the home router, unless told not to or on
-        loopback (decision 0038); the mapped address is checked like any other."""
-        options = self.options
-        if not options.port_mapping or not mappable(options.listen):
-            return None
-        leased = MapperConfig(lease=options.port_mapping_lease)
-        mapper = PortMapper(options.listen, self.addresses.state.set_mapped, rng, leased)
-        self.peer.add_task(mapper.run)
-        return mapper
 
     def operations(self) -> dict[str, Operation]:
         operations: dict[str, Operation] = {
@@ -210,6 +192,7 @@ class PeerService:
             "peers": endpoint(NoArgs.from_args, self._peers),
             "record_put": endpoint(RecordPutRequest.from_args, self._record_put),
             "record_get": endpoint(RecordGetRequest.from_args, self._record_get),
+            **mesh_operations(self.membership),
         }
         if self.owner is not None:
             operations.update(self.owner.operations())
@@ -281,6 +264,8 @@ class PeerService:
         finally:
             self.home.state_file.unlink(missing_ok=True)
             self.memory.save_now()
+            if self.membership is not None:
+                self.membership.save_now()
             self._close_stores()
             self.claim.release()
             self._event("stopped")
@@ -294,6 +279,12 @@ class PeerService:
         owner = getattr(self, "owner", None)
         if owner is not None:
             owner.close()
+
+    def _addresses(self) -> list[str]:
+        """Where others reach this peer, for invites and newcomers: the main address first."""
+        main = format_address(self.transport.listen)
+        routes = [format_address(r.address) for r in self.transport.routes if r.relay is None]
+        return [main, *(r for r in routes if r != main)]
 
     def _ident(self) -> tuple[str, str, int]:
         host, port = self.transport.listen

@@ -65,6 +65,12 @@ class MessageType(enum.StrEnum):
     # reachability
     DIAL_ME_BACK = "dial_me_back"
     DIALLED_BACK = "dialled_back"
+    # mesh membership
+    ROLL_ASK = "roll_ask"
+    ROLL_ITEMS = "roll_items"
+    ROLL_PUSH = "roll_push"
+    REDEEM_INVITE = "redeem_invite"
+    INVITE_REDEEMED = "invite_redeemed"
     # any layer
     ERROR = "error"
 

@@ -47,7 +47,7 @@ def test_a_public_host_reaches_the_peer_in_home_a_through_its_mapping(
     public = bed.hosts["pub1"]
     # Our handshake completes through the router and proves the peer's node id (the
     # mapped address is advertised once other peers confirmed it: tests/netbed/test_mesh.py).
-    assert dial(public, wan, PORT)[0] == mapped.node_id
+    assert (dial(public, wan, PORT) or [""])[0] == mapped.node_id
     assert unreachable(public, mapped.host.address, PORT)  # only by the mapping
     assert "port mapping by upnp: 11.18.2.2:7400 -> 192.168.10.11:7400" in mapped.log_text()
 

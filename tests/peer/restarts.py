@@ -14,8 +14,12 @@ from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.mesh.gate import MeshGate
+from p2pbackup.mesh.saved import SavedMesh
+from p2pbackup.net.handshake import OPEN_GATE, Gate
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Remote
+from p2pbackup.peer.home import Home
 from p2pbackup.shares.fetch_rules import owner_fetch
 from p2pbackup.shares.messages import ShareData
 from p2pbackup.wire.messages import Message
@@ -91,8 +95,15 @@ def owner_keys(mesh: LocalMesh, owner: int) -> OwnerKeys:
     return OwnerKeys.from_master((mesh.peers[owner].home / "owner.key").read_bytes())
 
 
+def member_gate(home: Path, client: Identity) -> Gate:
+    """The gate of another machine of the home's member: the member key binds `client`."""
+    mine = Home(home)
+    saved = SavedMesh.from_bytes(mine.read_mesh() or b"", mine.member_identity(), client.public_key)
+    return OPEN_GATE if saved.state is None else MeshGate(saved.state)
+
+
 def served(
-    keys: OwnerKeys, address: tuple[str, int], wanted: set[tuple[bytes, int]]
+    keys: OwnerKeys, address: tuple[str, int], wanted: set[tuple[bytes, int]], home: Path
 ) -> dict[tuple[bytes, int], str]:
     """Ask the holder at `address` for each share as its owner does (GET_SHARE, signed);
     the problem with each one not served intact, by share."""
@@ -102,7 +113,7 @@ def served(
 
     async def main() -> dict[tuple[bytes, int], str]:
         client = Identity.generate()
-        transport = TcpTransport(client, ("127.0.0.1", 0))
+        transport = TcpTransport(client, ("127.0.0.1", 0), gate=member_gate(home, client))
         problems: dict[tuple[bytes, int], str] = {}
         async with trio.open_nursery() as nursery:
             await nursery.start(transport.serve, refuse)

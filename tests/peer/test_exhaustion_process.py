@@ -92,7 +92,9 @@ def descriptor_limit(limit: int) -> Iterator[None]:
 
 @pytest.fixture
 def mesh(tmp_path: Path) -> Iterator[LocalMesh]:
-    with LocalMesh(tmp_path / "mesh", PEERS, serve_args=("--rpc-timeout", "2s")) as started:
+    # An open mesh: the attackers are identities the handshake admits, as members would be.
+    serve = ("--rpc-timeout", "2s")
+    with LocalMesh(tmp_path / "mesh", PEERS, serve_args=serve, open_mesh=True) as started:
         started.init_all()
         started.start_peer(OWNER, bootstrap=None)
         with descriptor_limit(VICTIM_DESCRIPTORS):

@@ -153,14 +153,15 @@ def test_backing_up_with_friends_runs_as_written_on_a_mesh_of_four(
     make_files(home)
     # Three friends' peers, each in an address block of its own as on a real LAN.
     with LocalMesh(tmp_path / "friends", 3) as friends:
-        friends.init_all()
+        friends.host = "127.0.2.1"
+        friends.init_all()  # the first friend founds the mesh and invites the others
         for index in range(3):
             friends.host = f"127.0.{index + 2}.1"
             friends.start_peer(index, bootstrap=None if index == 0 else True)
         friends.wait_for_tables()
         ours = f"127.0.1.1:{free_port('127.0.1.1')}"
         script = block.replace("192.168.1.20:7400", ours).replace(
-            "192.168.1.30:7400", friends.bootstrap
+            "p2pb1-your-friends-invite-code", friends.invite()
         )
         with bash(script, reader, tmp_path / "friends-block") as done:
             assert done.code == 0, f"{done.stdout}\n{done.stderr}"

@@ -162,5 +162,6 @@ def test_a_holder_killed_at_random_moments_serves_every_share_it_acknowledged(
     # The owner passes over a holder that failed it for a while (decision 0029), so
     # after a kill the holder takes fewer shares; still, many were acknowledged.
     assert len(stored) >= backups // 2
-    problems = served(owner_keys(mesh, OWNER), address_of(mesh, holder), stored)
+    keys = owner_keys(mesh, OWNER)
+    problems = served(keys, address_of(mesh, holder), stored, mesh.peers[OWNER].home)
     assert problems == {}

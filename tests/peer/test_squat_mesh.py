@@ -38,7 +38,8 @@ OWNER = 0
 def mesh(tmp_path: Path) -> Iterator[LocalMesh]:
     """16 MiB offered per peer: the default owner quota is half of it."""
     serve = ("--capacity", "16MiB", "--rpc-timeout", "2s", "--audit-interval", "1h")
-    with LocalMesh(tmp_path / "mesh", PEERS, serve_args=serve) as started:
+    # An open mesh: the squatter is an identity the handshake admits (a member gone bad).
+    with LocalMesh(tmp_path / "mesh", PEERS, serve_args=serve, open_mesh=True) as started:
         started.start()
         started.wait_for_tables()
         yield started
