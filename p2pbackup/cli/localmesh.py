@@ -140,7 +140,8 @@ class LocalMesh:
             self.stop_peer(0)
         # Every peer here shares one host: each must count as its own address block, or
         # the per-network limits (decision 0023) would take the mesh for one flood.
-        args = ["serve", "--listen", f"{self.host}:{port}", "--exempt-blocks", "loopback"]
+        args = ["serve", "--listen", self.listen_address(index, port)]
+        args += ["--exempt-blocks", "loopback"]
         if not self.find_routers_and_neighbours:
             # Peers on loopback have no router to map a port on and no LAN to announce
             # on; a wildcard listener must not reach the machine's real network either.
@@ -153,7 +154,7 @@ class LocalMesh:
         peer.home.mkdir(parents=True, exist_ok=True)
         log = open(peer.home / "serve.log", "ab")  # noqa: SIM115 - owned by the child
         peer.process = subprocess.Popen(
-            [*CLI, "--home", str(peer.home), *args],
+            [*self.command_prefix(index), *CLI, "--home", str(peer.home), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -163,6 +164,13 @@ class LocalMesh:
         if wait:
             self.wait_listening(index, timeout)
         return peer
+
+    def command_prefix(self, index: int) -> list[str]:
+        """What runs peer `index`'s commands where it lives (a network namespace)."""
+        return []
+
+    def listen_address(self, index: int, port: int) -> str:
+        return f"{self.host}:{port}"
 
     def wait_listening(self, index: int, timeout: float = SAFETY_DEADLINE) -> str:
         """The peer's address, once its state file says it listens (written only then)."""
@@ -238,7 +246,7 @@ class LocalMesh:
         timeout: float = 600,
     ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [*CLI, "--home", str(self.peers[index].home), *args],
+            [*self.command_prefix(index), *CLI, "--home", str(self.peers[index].home), *args],
             capture_output=True,
             text=True,
             input=stdin,

@@ -39,7 +39,7 @@ class ServePeer:
         self.home = home
         self.port = port
         self.log = home.with_suffix(".log")
-        done = self.cli("init", "--peer-only", "--json")
+        done = self.cli("init", "--peer-only", "--open-mesh", "--json")
         self.node_id: str = json.loads(done.stdout)["node_id"]
         with self.log.open("ab") as log:
             listen = f"{host.address}:{port}"
