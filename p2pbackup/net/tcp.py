@@ -29,6 +29,7 @@ from p2pbackup.net.framing import Closed, receive_frame
 from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, OPEN_GATE, Gate, Handshake
 from p2pbackup.net.limits import ByteBudget, RateLimit
 from p2pbackup.net.options import TcpOptions
+from p2pbackup.net.relay_session import SESSION_MAGIC, RelaySessions, first_bytes, refuse_session
 from p2pbackup.net.transport import Address, Handler, Reply
 from p2pbackup.wire.common import ErrorReply
 from p2pbackup.wire.frames import PREFIX, FrameDecoder, encode_frame
@@ -59,6 +60,7 @@ class TcpTransport:
         self._advertised: Address | None = None
         self._routes: tuple[Route, ...] = ()
         self.relay_dialer: RelayDialer | None = None
+        self.relay_sessions: RelaySessions = refuse_session  # a relay serves them
         self._handler: Handler | None = None
         self._nursery: trio.Nursery | None = None
         self._by_node: dict[bytes, Connection] = {}
@@ -154,15 +156,25 @@ class TcpTransport:
         label = peer_label(stream)
         try:
             try:
-                conn = await self._handshake(
-                    stream, initiator=False, expected=None, label=label, seen=_peer_of(stream)
-                )
+                first = await first_bytes(stream, self.options.handshake_timeout, HANDSHAKE_READ)
+                conn = None  # a relayed session goes to the relay, not to a handshake
+                if not first.startswith(SESSION_MAGIC):
+                    conn = await self._handshake(
+                        stream,
+                        initiator=False,
+                        expected=None,
+                        label=label,
+                        seen=_peer_of(stream),
+                        first=first,
+                    )
             except (HandshakeError, WireError, Closed, trio.BrokenResourceError, OSError) as exc:
                 log.warning("closing connection from %s: %s", label, _reason(exc))
                 await trio.aclose_forcefully(stream)
                 return
             finally:
                 self.admission.strangers -= 1
+            if conn is None:
+                return await self.relay_sessions(stream, first, label)
             self._by_node[conn.remote.node_id] = conn
             await self._run_connection(conn)
         finally:
@@ -296,9 +308,11 @@ class TcpTransport:
         expected: bytes | None,
         label: str,
         seen: Address | None = None,
+        first: bytes = b"",
     ) -> Connection:
         """The whole handshake, within `handshake_timeout` and holding at most its frames."""
         decoder = FrameDecoder(MAX_HANDSHAKE_FRAME)
+        decoder.feed(first)
         handshake = Handshake(
             self.identity,
             initiator=initiator,

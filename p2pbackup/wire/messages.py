@@ -62,6 +62,13 @@ class MessageType(enum.StrEnum):
     LEASE_RENEWED = "lease_renewed"
     RELEASE_SHARE = "release_share"
     SHARE_RELEASED = "share_released"
+    # relays
+    RELAY_RESERVE = "relay_reserve"
+    RELAY_RESERVED = "relay_reserved"
+    RELAY_CONNECT = "relay_connect"
+    RELAY_SESSION = "relay_session"
+    RELAY_INCOMING = "relay_incoming"
+    RELAY_ACCEPTED = "relay_accepted"
     # any layer
     ERROR = "error"
 

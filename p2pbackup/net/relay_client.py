@@ -1,0 +1,189 @@
+"""Both ends of relaying, seen from the peers: holding reservations, and dialling through them.
+
+`RelayClient` is what a peer nobody can dial runs: it keeps a reservation
+with up to `want` relays among its candidates, renews each before it runs
+out, picks another relay when one goes away, and reports the live relay
+routes (for the handshake to advertise). When a relay says someone wants a
+session, it opens one and serves it as if it had been accepted.
+
+`RelayConnector` is the `RelayDialer` every peer uses to reach such a peer:
+it asks the relay for a session and hands the stream to the transport, which
+runs the ordinary handshake over it expecting the target's id (decision 0040).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+import trio
+
+from p2pbackup.errors import P2PBackupError, PeerUnreachable, RemoteError
+from p2pbackup.net.contact import Contact, Route
+from p2pbackup.net.relay_session import open_session
+from p2pbackup.net.relay_wire import (
+    RelayAccepted,
+    RelayConnect,
+    RelayIncoming,
+    RelayReserve,
+    RelayReserved,
+    RelaySession,
+)
+from p2pbackup.net.tcp import TcpTransport
+from p2pbackup.net.transport import Address, Remote
+from p2pbackup.wire.messages import Message
+
+log = logging.getLogger("p2pbackup.net.relay")
+
+Candidate = Contact | Address
+RoutesSink = Callable[[tuple[Route, ...]], None]
+
+
+class RelayConnector:
+    """Opens a session to a peer through the relay a route names."""
+
+    def __init__(self, transport: TcpTransport, timeout: float = 5.0) -> None:
+        self.transport = transport
+        self.timeout = timeout
+
+    async def open(self, route: Route, target: bytes) -> trio.abc.Stream:
+        assert route.relay is not None
+        relay = Contact(route.relay, route.host, route.port)
+        try:
+            reply = await self.transport.request(relay, RelayConnect(target), self.timeout)
+        except RemoteError as exc:
+            raise PeerUnreachable(f"relay {route.host}:{route.port} refused: {exc}") from None
+        if not isinstance(reply.message, RelaySession):
+            raise PeerUnreachable(f"relay {route.host}:{route.port} answered {reply.message.TYPE}")
+        return await open_session(route.address, reply.message.token, self.timeout)
+
+
+class RelayClient:
+    """Keeps reservations with up to `want` relays; `on_routes` hears the live routes."""
+
+    def __init__(
+        self,
+        transport: TcpTransport,
+        candidates: Callable[[], Iterable[Candidate]],
+        on_routes: RoutesSink,
+        *,
+        want: int = 2,
+        timeout: float = 5.0,
+        check_interval: float = 30.0,
+        retry: float = 5.0,
+        max_adopting: int = 16,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`check_interval`: the longest time between two renewals, which is how long a
+        relay that vanished quietly goes unnoticed; `retry`: how long a relay that failed
+        is passed over, and how often candidates are looked at again."""
+        self.transport = transport
+        self.candidates = candidates
+        self.on_routes = on_routes
+        self.want = want
+        self.timeout = timeout
+        self.check_interval = check_interval
+        self.retry = retry
+        self.max_adopting = max_adopting
+        self.clock = clock
+        self.live: dict[bytes, Route] = {}  # relay id -> the route through it
+        self._trying: set[Address] = set()
+        self._failed: dict[Address, float] = {}  # address -> when it last failed
+        self._changed = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        self.adopting = 0
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        return tuple(self.live.values())
+
+    def _publish(self) -> None:
+        self.on_routes(self.routes)
+        self._changed.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep reservations until cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            while True:
+                self._changed = trio.Event()
+                for candidate in self._choose():
+                    address = candidate.address if isinstance(candidate, Contact) else candidate
+                    self._trying.add(address)
+                    nursery.start_soon(self._hold, candidate, address)
+                with trio.move_on_after(self.retry):
+                    await self._changed.wait()
+
+    def _choose(self) -> list[Candidate]:
+        """Candidates to try now: not held or being tried, not failed lately, not us."""
+        room = self.want - len(self._trying)
+        if room <= 0:
+            return []
+        now, chosen = self.clock(), []
+        me = self.transport.identity.node_id
+        for candidate in self.candidates():
+            address = candidate.address if isinstance(candidate, Contact) else candidate
+            if isinstance(candidate, Contact) and candidate.node_id == me:
+                continue
+            failed = self._failed.get(address)
+            if address in self._trying or (failed is not None and now - failed < self.retry):
+                continue
+            chosen.append(candidate)
+            if len(chosen) >= room:
+                break
+        return chosen
+
+    async def _hold(self, candidate: Candidate, address: Address) -> None:
+        """Reserve at one relay and renew until it fails; then let `run` pick another."""
+        relay: bytes | None = None
+        try:
+            while True:
+                target = candidate if relay is None else Contact(relay, *address)
+                reply = await self.transport.request(target, RelayReserve(), self.timeout)
+                if not isinstance(reply.message, RelayReserved):
+                    raise PeerUnreachable(f"answered {reply.message.TYPE}")
+                if relay is None:
+                    relay = reply.remote.node_id
+                    if relay == self.transport.identity.node_id or relay in self.live:
+                        return
+                    self.live[relay] = Route(address[0], address[1], relay)
+                    log.info("relayed through %s:%d (%s)", *address, relay.hex()[:12])
+                    self._publish()
+                await trio.sleep(min(self.check_interval, reply.message.ttl / 3))
+        except P2PBackupError as exc:
+            log.warning("relay %s:%d lost: %s; choosing another", *address, exc)
+            self._failed[address] = self.clock()
+        finally:
+            self._trying.discard(address)
+            held = self.live.get(relay) if relay is not None else None
+            if relay is not None and held is not None and held.address == address:
+                del self.live[relay]
+                self._publish()
+            self._changed.set()
+
+    async def handle(self, remote: Remote, message: Message) -> Message:
+        """A relay we hold a reservation with says someone wants a session."""
+        if not isinstance(message, RelayIncoming):
+            raise P2PBackupError(f"{message.TYPE} is not a relayed peer's request")
+        route = self.live.get(remote.node_id)
+        if route is None or self._nursery is None:
+            raise P2PBackupError("this peer holds no reservation with you")
+        if self.adopting >= self.max_adopting:
+            raise P2PBackupError(f"already {self.max_adopting} relayed sessions being opened")
+        self.adopting += 1
+        self._nursery.start_soon(self._come, route, message.token, message.source)
+        return RelayAccepted()
+
+    async def _come(self, route: Route, token: bytes, source: bytes) -> None:
+        label = f"{source.hex()[:12]} via {route}"
+        try:
+            try:
+                stream = await open_session(route.address, token, self.timeout)
+            except PeerUnreachable as exc:
+                log.warning("cannot open a relayed session from %s: %s", label, exc)
+                return
+        finally:
+            self.adopting -= 1
+        await self.transport.adopt_stream(stream, label)
