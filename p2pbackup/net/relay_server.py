@@ -18,6 +18,7 @@ import trio
 
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import Contact
+from p2pbackup.net.limits import RateLimit
 from p2pbackup.net.relay_book import ByteRate, RelayBook, RelayLimits, RelayRefused
 from p2pbackup.net.relay_session import read_opening
 from p2pbackup.net.relay_splice import Splice, Tap
@@ -70,6 +71,8 @@ class RelayServer:
         self._waiting: dict[bytes, _Rendezvous] = {}
         self._rates: dict[bytes, ByteRate] = {}
         self._total = ByteRate(limits.total_rate)
+        # One line a minute for sessions with a bad token, not one each in a flood.
+        self._refusals = RateLimit(1 / 60, 1, clock)
         self.carried = 0  # bytes spliced, both ways, over all sessions
 
     def attach(self) -> None:
@@ -126,7 +129,8 @@ class RelayServer:
         pending = self.book.claim(token)
         first_end = self._waiting.get(token)
         if pending is None:
-            log.warning("relay: closing session from %s: unknown or expired token", label)
+            level = logging.WARNING if self._refusals.allow("token") else logging.DEBUG
+            log.log(level, "relay: closing session from %s: unknown or expired token", label)
             await trio.aclose_forcefully(stream)
             return
         if first_end is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 import p2pbackup.dht.messages as dht
+import p2pbackup.net.relay_wire as relay
 import p2pbackup.shares.messages as sh
 import p2pbackup.shares.upkeep_messages as up
 import p2pbackup.wire.common as common
@@ -134,6 +135,25 @@ PINNED: list[tuple[Message, str]] = [
         common.ErrorReply("refused: ünïcode"),
         "a366726561736f6e72726566757365643a20c3bc6ec3af636f64656174656572726f726269641903fe",
     ),
+    (relay.RelayReserve(), "a261746d72656c61795f726573657276656269641903ff"),
+    (relay.RelayReserved(120), "a36374746c187861746e72656c61795f7265736572766564626964190400"),
+    (
+        relay.RelayConnect(b"\x44" * 20),
+        "a36674617267657454444444444444444444444444444444444444444461746d72656c61795f636f"
+        "6e6e656374626964190401",
+    ),
+    (
+        relay.RelaySession(b"\x55" * 32),
+        "a365746f6b656e582055555555555555555555555555555555555555555555555555555555555555"
+        "5561746d72656c61795f73657373696f6e626964190402",
+    ),
+    (
+        relay.RelayIncoming(b"\x55" * 32, b"\x44" * 20),
+        "a465746f6b656e582055555555555555555555555555555555555555555555555555555555555555"
+        "5566736f7572636554444444444444444444444444444444444444444461746e72656c61795f696e"
+        "636f6d696e67626964190403",
+    ),
+    (relay.RelayAccepted(), "a261746e72656c61795f6163636570746564626964190404"),
 ]
 
 
