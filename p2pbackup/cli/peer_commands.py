@@ -42,6 +42,7 @@ from p2pbackup.peer.requests import RecordGetRequest, RecordPutRequest
 from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, parse_quota, parse_size
 
 if TYPE_CHECKING:
+    from p2pbackup.peer.relaying import RelayOptions
     from p2pbackup.peer.service import ServeOptions
 
 _LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
@@ -98,6 +99,27 @@ def serve(
         "3d",
         metavar="DURATION",
         help="How long a peer must answer before it takes shares by rebalancing.",
+    ),
+    relay: bool = typer.Option(
+        True, "--relay/--no-relay", help="Relay sessions for peers nobody can dial."
+    ),
+    relay_max_peers: int = typer.Option(
+        32, min=0, metavar="N", help="Most peers this relay holds reservations for."
+    ),
+    relay_rate: str = typer.Option(
+        "1MiB/s", metavar="SIZE/s", help="Most this relay carries a second for one peer."
+    ),
+    relay_total_rate: str = typer.Option(
+        "8MiB/s", metavar="SIZE/s", help="Most this relay carries a second for all together."
+    ),
+    relay_sessions_per_peer: int = typer.Option(
+        8, min=1, metavar="N", help="Most relayed sessions to one peer at once."
+    ),
+    use_relay: list[str] = typer.Option(
+        [], metavar="HOST:PORT", help="A relay to reserve with first when relayed (repeatable)."
+    ),
+    relay_only: bool = typer.Option(
+        False, "--relay-only", help="Be reached only through relays, as behind a closed NAT."
     ),
     log_file: Path = typer.Option(
         None, "--log-file", metavar="FILE", help="Append the log to FILE instead of stderr."
@@ -190,7 +212,33 @@ def _serve_options(raw: dict[str, Any]) -> ServeOptions:
         lease_seconds=max(1, int(parse_duration(raw["lease"]))),
         renew_interval=parse_duration(raw["renew_interval"]),
         max_lease=max(1, int(parse_duration(raw["max_lease"]))),
+        relay=_relay_options(raw),
     )
+
+
+def _relay_options(raw: dict[str, Any]) -> RelayOptions:
+    from p2pbackup.net.relay_book import RelayLimits
+    from p2pbackup.peer.relaying import RelayOptions
+
+    limits = RelayLimits(
+        max_peers=raw["relay_max_peers"],
+        rate=_rate(raw["relay_rate"], "--relay-rate"),
+        total_rate=_rate(raw["relay_total_rate"], "--relay-total-rate"),
+        sessions_per_peer=raw["relay_sessions_per_peer"],
+    )
+    through = tuple(parse_address(text) for text in raw["use_relay"])
+    return RelayOptions(raw["relay"], limits, through, raw["relay_only"])
+
+
+def _rate(text: str, option: str) -> float:
+    """Bytes a second from 'SIZE/s' (or a bare SIZE); a bad one ends the command."""
+    try:
+        rate = parse_size(text.removesuffix("/s"))
+    except ValueError as exc:
+        fail(f"{option}: {exc}", USAGE)
+    if rate <= 0:
+        fail(f"{option}: a rate must be more than 0 bytes a second", USAGE)
+    return float(rate)
 
 
 @user_errors

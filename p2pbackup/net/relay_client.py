@@ -98,6 +98,11 @@ class RelayClient:
     def routes(self) -> tuple[Route, ...]:
         return tuple(self.live.values())
 
+    def set_want(self, want: int) -> None:
+        """Hold this many reservations from now on (0: let them go)."""
+        self.want = want
+        self._changed.set()
+
     def _publish(self) -> None:
         self.on_routes(self.routes)
         self._changed.set()
@@ -152,6 +157,9 @@ class RelayClient:
                     log.info("relayed through %s:%d (%s)", *address, relay.hex()[:12])
                     self._publish()
                 await trio.sleep(min(self.check_interval, reply.message.ttl / 3))
+                if len(self.live) > self.want:
+                    log.info("letting relay %s:%d go: %d wanted", *address, self.want)
+                    return
         except P2PBackupError as exc:
             log.warning("relay %s:%d lost: %s; choosing another", *address, exc)
             self._failed[address] = self.clock()

@@ -42,6 +42,7 @@ from p2pbackup.peer.home import Home
 from p2pbackup.peer.memory_file import MemoryFile
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
+from p2pbackup.peer.relaying import Relaying, RelayOptions
 from p2pbackup.peer.requests import NoArgs, RecordGetRequest, RecordPutRequest
 from p2pbackup.peer.results import (
     KnownPeer,
@@ -86,6 +87,8 @@ class ServeOptions:
     renew_interval: float = defaults.RENEW_INTERVAL
     # The longest lease this peer keeps others' shares for, whatever they signed.
     max_lease: int = MAX_LEASE_SECONDS
+    # Serving as a relay, and reaching others through relays (decision 0040).
+    relay: RelayOptions = field(default_factory=RelayOptions)
 
 
 class PeerService:
@@ -126,6 +129,7 @@ class PeerService:
         self.peer = Peer(
             identity, self.transport, config, _child_of(rng), self.records, self.own_records
         )
+        self.relaying = Relaying(self.peer, self.transport, options.relay, self._event)
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:
