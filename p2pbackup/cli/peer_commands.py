@@ -121,6 +121,11 @@ def serve(
     relay_only: bool = typer.Option(
         False, "--relay-only", help="Be reached only through relays, as behind a closed NAT."
     ),
+    hole_punch: bool = typer.Option(
+        True,
+        "--hole-punch/--no-hole-punch",
+        help="Try a direct connection to a relayed peer before relaying.",
+    ),
     log_file: Path = typer.Option(
         None, "--log-file", metavar="FILE", help="Append the log to FILE instead of stderr."
     ),
@@ -227,7 +232,7 @@ def _relay_options(raw: dict[str, Any]) -> RelayOptions:
         sessions_per_peer=raw["relay_sessions_per_peer"],
     )
     through = tuple(parse_address(text) for text in raw["use_relay"])
-    return RelayOptions(raw["relay"], limits, through, raw["relay_only"])
+    return RelayOptions(raw["relay"], limits, through, raw["relay_only"], raw["hole_punch"])
 
 
 def _rate(text: str, option: str) -> float:

@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterable
 import trio
 
 from p2pbackup.errors import P2PBackupError, PeerUnreachable, RemoteError
+from p2pbackup.net import hole_punch
 from p2pbackup.net.contact import Contact, Route
+from p2pbackup.net.hole_punch import PunchPort
 from p2pbackup.net.relay_session import open_session
 from p2pbackup.net.relay_wire import (
     RelayAccepted,
@@ -41,22 +43,52 @@ RoutesSink = Callable[[tuple[Route, ...]], None]
 
 
 class RelayConnector:
-    """Opens a session to a peer through the relay a route names."""
+    """Opens a session to a peer through the relay a route names; with `public_host`
+    (where others see this peer from), it first tries a hole punch to the peer."""
 
-    def __init__(self, transport: TcpTransport, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        transport: TcpTransport,
+        timeout: float = 5.0,
+        public_host: Callable[[], str | None] | None = None,
+    ) -> None:
         self.transport = transport
         self.timeout = timeout
+        self.public_host = public_host
+        self.punched = 0  # sessions that went direct by a hole punch
+        self.seen_host: str | None = None  # where the last relay saw this peer from
 
     async def open(self, route: Route, target: bytes) -> trio.abc.Stream:
         assert route.relay is not None
         relay = Contact(route.relay, route.host, route.port)
+        host = self.public_host() if self.public_host is not None else None
+        port = PunchPort(self.transport.bound[0], listen=False) if host else None
         try:
-            reply = await self.transport.request(relay, RelayConnect(target), self.timeout)
-        except RemoteError as exc:
-            raise PeerUnreachable(f"relay {route.host}:{route.port} refused: {exc}") from None
-        if not isinstance(reply.message, RelaySession):
-            raise PeerUnreachable(f"relay {route.host}:{route.port} answered {reply.message.TYPE}")
-        return await open_session(route.address, reply.message.token, self.timeout)
+            offered = None
+            if port is not None and host is not None:
+                await port.open()
+                offered = hole_punch.offers([host], port.port)
+            try:
+                reply = await self.transport.request(
+                    relay, RelayConnect(target, offered), self.timeout
+                )
+            except RemoteError as exc:
+                raise PeerUnreachable(f"relay {route.host}:{route.port} refused: {exc}") from None
+            if reply.remote.observed is not None:
+                self.seen_host = reply.remote.observed[0]
+            answer = reply.message
+            if not isinstance(answer, RelaySession):
+                raise PeerUnreachable(f"relay {route.host}:{route.port} answered {answer.TYPE}")
+            if port is not None and answer.punch:
+                direct = await port.run(hole_punch.targets(answer.punch), hole_punch.DIAL_WINDOW)
+                if direct is not None:
+                    self.punched += 1
+                    log.info("direct connection to %s by hole punch", target.hex()[:12])
+                    return direct
+            return await open_session(route.address, answer.token, self.timeout)
+        finally:
+            if port is not None:
+                port.close()
 
 
 class RelayClient:
@@ -74,10 +106,12 @@ class RelayClient:
         retry: float = 5.0,
         max_adopting: int = 16,
         clock: Callable[[], float] = time.monotonic,
+        punch: bool = False,
     ) -> None:
         """`check_interval`: the longest time between two renewals, which is how long a
         relay that vanished quietly goes unnoticed; `retry`: how long a relay that failed
-        is passed over, and how often candidates are looked at again."""
+        is passed over, and how often candidates are looked at again; `punch`: answer
+        a dialler's hole punch from the address each relay sees this peer at."""
         self.transport = transport
         self.candidates = candidates
         self.on_routes = on_routes
@@ -87,7 +121,9 @@ class RelayClient:
         self.retry = retry
         self.max_adopting = max_adopting
         self.clock = clock
+        self.punch = punch
         self.live: dict[bytes, Route] = {}  # relay id -> the route through it
+        self.observed: dict[bytes, str] = {}  # relay id -> the host it sees this peer at
         self._trying: set[Address] = set()
         self._failed: dict[Address, float] = {}  # address -> when it last failed
         self._changed = trio.Event()
@@ -149,6 +185,8 @@ class RelayClient:
                 reply = await self.transport.request(target, RelayReserve(), self.timeout)
                 if not isinstance(reply.message, RelayReserved):
                     raise PeerUnreachable(f"answered {reply.message.TYPE}")
+                if reply.remote.observed is not None:
+                    self.observed[reply.remote.node_id] = reply.remote.observed[0]
                 if relay is None:
                     relay = reply.remote.node_id
                     if relay == self.transport.identity.node_id or relay in self.live:
@@ -181,17 +219,46 @@ class RelayClient:
         if self.adopting >= self.max_adopting:
             raise P2PBackupError(f"already {self.max_adopting} relayed sessions being opened")
         self.adopting += 1
-        self._nursery.start_soon(self._come, route, message.token, message.source)
-        return RelayAccepted()
-
-    async def _come(self, route: Route, token: bytes, source: bytes) -> None:
-        label = f"{source.hex()[:12]} via {route}"
         try:
-            try:
-                stream = await open_session(route.address, token, self.timeout)
-            except PeerUnreachable as exc:
-                log.warning("cannot open a relayed session from %s: %s", label, exc)
-                return
+            port, offered = await self._punch_port(remote.node_id, message.punch)
+        except BaseException:
+            self.adopting -= 1
+            raise
+        self._nursery.start_soon(self._come, route, message, port)
+        return RelayAccepted(offered)
+
+    async def _punch_port(
+        self, relay: bytes, asked: tuple[str, ...] | None
+    ) -> tuple[PunchPort | None, tuple[str, ...] | None]:
+        host = self.observed.get(relay)
+        if not (self.punch and asked and host):
+            return None, None
+        port = PunchPort(self.transport.bound[0], listen=True)
+        try:
+            await port.open()
+        except OSError as exc:
+            port.close()
+            log.info("no hole punch: %s", exc.strerror or exc)
+            return None, None
+        return port, hole_punch.offers([host], port.port)
+
+    async def _come(self, route: Route, message: RelayIncoming, port: PunchPort | None) -> None:
+        label = f"{message.source.hex()[:12]} via {route}"
+        try:
+            stream: trio.abc.Stream | None = None
+            if port is not None:
+                to = hole_punch.targets(message.punch)
+                stream = await port.run(to, hole_punch.ANSWER_WINDOW)
+                if stream is not None:
+                    label = f"{message.source.hex()[:12]} by hole punch"
+            if stream is None:
+                try:
+                    stream = await open_session(route.address, message.token, self.timeout)
+                except PeerUnreachable as exc:
+                    log.warning("cannot open a relayed session from %s: %s", label, exc)
+                    return
         finally:
             self.adopting -= 1
+            if port is not None:
+                port.close()
         await self.transport.adopt_stream(stream, label)

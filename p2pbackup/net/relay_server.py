@@ -23,6 +23,7 @@ from p2pbackup.net.relay_book import ByteRate, RelayBook, RelayLimits, RelayRefu
 from p2pbackup.net.relay_session import read_opening
 from p2pbackup.net.relay_splice import Splice, Tap
 from p2pbackup.net.relay_wire import (
+    RelayAccepted,
     RelayConnect,
     RelayIncoming,
     RelayReserve,
@@ -94,18 +95,19 @@ class RelayServer:
             self._holders[remote.node_id] = remote
             return RelayReserved(ttl)
         if isinstance(message, RelayConnect):
-            return await self._connect(remote, message.target)
+            return await self._connect(remote, message)
         raise P2PBackupError(f"{message.TYPE} is not a relay request")
 
-    async def _connect(self, source: Remote, target: bytes) -> Message:
+    async def _connect(self, source: Remote, asked: RelayConnect) -> Message:
+        target = asked.target
         token = self.book.connect(source.node_id, target)
         holder = self._holders.get(target)
         listen = holder.listen if holder is not None and holder.listen else ("0.0.0.0", 1)
         try:
             # Over the holder's own connection: it is what the reservation keeps open.
-            await self.transport.request(
+            reply = await self.transport.request(
                 Contact(target, *listen),
-                RelayIncoming(token, source.node_id),
+                RelayIncoming(token, source.node_id, asked.punch),
                 self.call_timeout,
             )
         except P2PBackupError as exc:
@@ -116,7 +118,8 @@ class RelayServer:
             raise RelayRefused(
                 f"{target.hex()[:12]} cannot be reached through this relay"
             ) from None
-        return RelaySession(token)
+        answer = reply.message
+        return RelaySession(token, answer.punch if isinstance(answer, RelayAccepted) else None)
 
     async def accept_session(self, stream: trio.SocketStream, first: bytes, label: str) -> None:
         """One end of a session came: hold it for the other, or splice the two."""

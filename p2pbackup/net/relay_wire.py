@@ -13,7 +13,7 @@ from typing import Annotated
 
 from p2pbackup.crypto.identity import NODE_ID_BYTES
 from p2pbackup.wire.messages import Message, MessageType, message
-from p2pbackup.wire.schema import bytes_field, int_field
+from p2pbackup.wire.schema import WireField, bytes_field, int_field, str_field
 
 TOKEN_BYTES = 32
 # Read as a frame length these four bytes exceed any frame limit, so no
@@ -25,6 +25,11 @@ PAIRED = b"+"
 
 NodeId = Annotated[bytes, bytes_field(exact=NODE_ID_BYTES)]
 Token = Annotated[bytes, bytes_field(exact=TOKEN_BYTES)]
+# 'HOST:PORT' where a side will try a hole punch from (decision 0040); absent: no punch.
+MAX_PUNCH_ADDRESSES = 4
+Punch = Annotated[
+    tuple[str, ...] | None, WireField(str_field(300)).many(MAX_PUNCH_ADDRESSES).or_none()
+]
 
 
 @message(MessageType.RELAY_RESERVE)
@@ -41,16 +46,20 @@ class RelayReserved(Message):
 
 @message(MessageType.RELAY_CONNECT)
 class RelayConnect(Message):
-    """Open a session to `target`, a peer holding a reservation here."""
+    """Open a session to `target`, a peer holding a reservation here; with `punch`,
+    the asker will also try a direct connection from those addresses."""
 
     target: NodeId
+    punch: Punch = None
 
 
 @message(MessageType.RELAY_SESSION)
 class RelaySession(Message):
-    """The session's token: open a new connection here and send it first."""
+    """The session's token: open a new connection here and send it first; `punch`
+    passes on the target's addresses for a direct try, if it offered them."""
 
     token: Token
+    punch: Punch = None
 
 
 @message(MessageType.RELAY_INCOMING)
@@ -59,11 +68,14 @@ class RelayIncoming(Message):
 
     token: Token
     source: NodeId
+    punch: Punch = None
 
 
 @message(MessageType.RELAY_ACCEPTED)
 class RelayAccepted(Message):
-    """The reserved peer will come to the session."""
+    """The reserved peer will come to the session (after trying a punch from `punch`)."""
+
+    punch: Punch = None
 
 
 RELAY_SERVER_REQUESTS: tuple[type[Message], ...] = (RelayReserve, RelayConnect)

@@ -37,6 +37,8 @@ class RelayOptions:
     through: tuple[Address, ...] = ()
     # Hold reservations and advertise only the relay routes, whatever else is true.
     only: bool = False
+    # Try a direct connection (TCP hole punch) before settling for a relayed one.
+    punch: bool = True
 
 
 class Relaying:
@@ -53,14 +55,18 @@ class Relaying:
         self.transport = transport
         self.options = options
         self._on_event = on_event
-        transport.relay_dialer = RelayConnector(transport)
+        public_host = self._public_host if options.punch else None
+        self.connector = RelayConnector(transport, public_host=public_host)
+        transport.relay_dialer = self.connector
         self.server: RelayServer | None = None
         if options.serve:
             self.server = RelayServer(transport, options.limits)
             self.server.attach()
             for kind in RELAY_SERVER_REQUESTS:
                 peer.add_handler(kind, self.server.handle)
-        self.client = RelayClient(transport, self._candidates, self._advertise, want=0)
+        self.client = RelayClient(
+            transport, self._candidates, self._advertise, want=0, punch=options.punch
+        )
         for kind in RELAY_CLIENT_REQUESTS:
             peer.add_handler(kind, self.client.handle)
         peer.add_task(self.client.run)
@@ -71,6 +77,10 @@ class Relaying:
         """Hold reservations (or give them up as they lapse): for whoever decides
         whether others can dial this peer."""
         self.client.set_want(RELAYS_WANTED if needed else 0)
+
+    def _public_host(self) -> str | None:
+        """Where others see this peer from, as its relays last said."""
+        return next(iter(self.client.observed.values()), None) or self.connector.seen_host
 
     def _candidates(self) -> Iterator[Candidate]:
         yield from self.options.through
