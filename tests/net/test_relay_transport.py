@@ -8,6 +8,7 @@ import logging
 import pytest
 import trio
 
+from benchmarks import relay as relay_benchmark
 from p2pbackup.dht.messages import Ping, Pong
 from p2pbackup.errors import PeerUnreachable
 from p2pbackup.net.contact import Contact, Route
@@ -162,3 +163,9 @@ async def test_a_relay_that_vanishes_mid_transfer_is_replaced_and_the_retry_gets
         await wait_for(lambda: set(client.live) == {second.node_id})
         reply = await dialler.transport.request(hidden.contact(), big, timeout=10)
         assert isinstance(reply.message, ShareStored)
+
+
+async def test_the_relay_benchmark_measures_both_paths() -> None:
+    figures = await relay_benchmark._measure(2, "127.0.0.1")
+    assert figures.payload_bytes == 2 * relay_benchmark.SHARE
+    assert figures.direct_seconds > 0 and figures.relayed_seconds > 0
