@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import trio
 
+from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import P2PBackupError, PeerUnreachable, RemoteError
 from p2pbackup.net import hole_punch
 from p2pbackup.net.contact import Contact, Route
@@ -33,13 +35,29 @@ from p2pbackup.net.relay_wire import (
     RelaySession,
 )
 from p2pbackup.net.tcp import TcpTransport
-from p2pbackup.net.transport import Address, Remote
+from p2pbackup.net.transport import Address, Remote, Reply
 from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.net.relay")
 
 Candidate = Contact | Address
 RoutesSink = Callable[[tuple[Route, ...]], None]
+
+
+class RelayedTransport(Protocol):
+    """What a relayed peer needs of its transport: TCP's, or the simulator's, which
+    delivers through a relay that holds the reservation and never opens a session."""
+
+    identity: Identity
+
+    @property
+    def bound(self) -> Address: ...
+
+    async def request(
+        self, target: Contact | Address, message: Message, timeout: float
+    ) -> Reply: ...
+
+    async def adopt_stream(self, stream: trio.abc.Stream, label: str) -> None: ...
 
 
 class RelayConnector:
@@ -96,7 +114,7 @@ class RelayClient:
 
     def __init__(
         self,
-        transport: TcpTransport,
+        transport: RelayedTransport,
         candidates: Callable[[], Iterable[Candidate]],
         on_routes: RoutesSink,
         *,

@@ -31,7 +31,7 @@ from p2pbackup.net.relay_wire import (
     RelaySession,
 )
 from p2pbackup.net.tcp import TcpTransport
-from p2pbackup.net.transport import Remote
+from p2pbackup.net.transport import Remote, Transport
 from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.net.relay")
@@ -55,7 +55,7 @@ class RelayServer:
 
     def __init__(
         self,
-        transport: TcpTransport,
+        transport: Transport,
         limits: RelayLimits | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
@@ -77,7 +77,9 @@ class RelayServer:
         self.carried = 0  # bytes spliced, both ways, over all sessions
 
     def attach(self) -> None:
-        """Take the sessions the transport's listener recognises."""
+        """Take the sessions the TCP transport's listener recognises (the simulator
+        delivers relayed requests itself: `SimNetwork.carry`)."""
+        assert isinstance(self.transport, TcpTransport)
         self.transport.relay_sessions = self.accept_session
 
     @property
