@@ -122,7 +122,7 @@ class RelayClient:
         timeout: float = 5.0,
         check_interval: float = 30.0,
         retry: float = 5.0,
-        max_adopting: int = 16,
+        max_sessions: int = 32,
         clock: Callable[[], float] = time.monotonic,
         punch: bool = False,
     ) -> None:
@@ -137,7 +137,7 @@ class RelayClient:
         self.timeout = timeout
         self.check_interval = check_interval
         self.retry = retry
-        self.max_adopting = max_adopting
+        self.max_sessions = max_sessions
         self.clock = clock
         self.punch = punch
         self.live: dict[bytes, Route] = {}  # relay id -> the route through it
@@ -146,7 +146,7 @@ class RelayClient:
         self._failed: dict[Address, float] = {}  # address -> when it last failed
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
-        self.adopting = 0
+        self.sessions = 0  # relayed (or punched) sessions being opened or served
 
     @property
     def routes(self) -> tuple[Route, ...]:
@@ -234,15 +234,15 @@ class RelayClient:
         route = self.live.get(remote.node_id)
         if route is None or self._nursery is None:
             raise P2PBackupError("this peer holds no reservation with you")
-        if self.adopting >= self.max_adopting:
-            raise P2PBackupError(f"already {self.max_adopting} relayed sessions being opened")
-        self.adopting += 1
+        if self.sessions >= self.max_sessions:
+            raise P2PBackupError(f"already {self.max_sessions} relayed sessions")
+        self.sessions += 1
         try:
             port, offered = await self._punch_port(remote.node_id, message.punch)
+            self._nursery.start_soon(self._come, route, message, port)
         except BaseException:
-            self.adopting -= 1
+            self.sessions -= 1
             raise
-        self._nursery.start_soon(self._come, route, message, port)
         return RelayAccepted(offered)
 
     async def _punch_port(
@@ -261,22 +261,25 @@ class RelayClient:
         return port, hole_punch.offers([host], port.port)
 
     async def _come(self, route: Route, message: RelayIncoming, port: PunchPort | None) -> None:
+        """Open the session (a punched stream, or the relayed one) and serve it."""
         label = f"{message.source.hex()[:12]} via {route}"
         try:
             stream: trio.abc.Stream | None = None
-            if port is not None:
-                to = hole_punch.targets(message.punch)
-                stream = await port.run(to, hole_punch.ANSWER_WINDOW)
-                if stream is not None:
-                    label = f"{message.source.hex()[:12]} by hole punch"
+            try:
+                if port is not None:
+                    to = hole_punch.targets(message.punch)
+                    stream = await port.run(to, hole_punch.ANSWER_WINDOW)
+                    if stream is not None:
+                        label = f"{message.source.hex()[:12]} by hole punch"
+            finally:
+                if port is not None:
+                    port.close()
             if stream is None:
                 try:
                     stream = await open_session(route.address, message.token, self.timeout)
                 except PeerUnreachable as exc:
                     log.warning("cannot open a relayed session from %s: %s", label, exc)
                     return
+            await self.transport.adopt_stream(stream, label)
         finally:
-            self.adopting -= 1
-            if port is not None:
-                port.close()
-        await self.transport.adopt_stream(stream, label)
+            self.sessions -= 1

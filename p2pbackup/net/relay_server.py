@@ -20,7 +20,7 @@ from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.limits import RateLimit
 from p2pbackup.net.relay_book import ByteRate, RelayBook, RelayLimits, RelayRefused
-from p2pbackup.net.relay_session import read_opening
+from p2pbackup.net.relay_session import split_opening
 from p2pbackup.net.relay_splice import Splice, Tap
 from p2pbackup.net.relay_wire import (
     RelayAccepted,
@@ -125,12 +125,7 @@ class RelayServer:
 
     async def accept_session(self, stream: trio.SocketStream, first: bytes, label: str) -> None:
         """One end of a session came: hold it for the other, or splice the two."""
-        try:
-            token, extra = await read_opening(stream, first, self.limits.token_ttl)
-        except P2PBackupError as exc:
-            log.warning("relay: closing connection from %s: %s", label, exc)
-            await trio.aclose_forcefully(stream)
-            return
+        token, extra = split_opening(first)
         pending = self.book.claim(token)
         first_end = self._waiting.get(token)
         if pending is None:
@@ -160,7 +155,7 @@ class RelayServer:
             if end.taken:
                 await end.done.wait()
                 return
-            log.info("relay: the other end of a session to %s never came", "a reserved peer")
+            log.info("relay: the other end of a session never came within its token's time")
             self.book.cancel(token)
         finally:
             if not end.taken:
@@ -187,6 +182,6 @@ class RelayServer:
         try:
             await splice.run()
         finally:
-            if not self.book.active.get(target, 0) > 1:
+            if self.book.active.get(target, 0) <= 1:  # the last one: the budget goes too
                 self._rates.pop(target, None)
             log.debug("relay: session to %s ended: %s", target.hex()[:12], splice.ending)

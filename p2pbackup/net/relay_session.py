@@ -27,11 +27,14 @@ __all__ = ["SESSION_MAGIC", "RelaySessions", "first_bytes", "open_session", "ref
 
 
 async def first_bytes(stream: trio.abc.ReceiveStream, timeout: float, most: int) -> bytes:
-    """At least the first four bytes of a new connection (at most `most`): enough to
-    tell a relayed session from a handshake, which goes on from them."""
+    """What a new connection sends first (at most `most` bytes): enough to tell a relayed
+    session from a handshake, which goes on from these bytes; of a session, its whole
+    opening, so it is read while the connection still counts as a stranger's."""
     first = b""
     with trio.move_on_after(timeout):
-        while len(first) < len(SESSION_MAGIC):
+        while len(first) < len(SESSION_MAGIC) or (
+            first.startswith(SESSION_MAGIC) and len(first) < SESSION_OPENING
+        ):
             data = await stream.receive_some(most - len(first))
             if not data:
                 raise Closed
@@ -46,19 +49,9 @@ async def refuse_session(stream: trio.SocketStream, first: bytes, label: str) ->
     await trio.aclose_forcefully(stream)
 
 
-async def read_opening(
-    stream: trio.abc.ReceiveStream, first: bytes, timeout: float
-) -> tuple[bytes, bytes]:
-    """The token of a session opening and whatever followed it; raises `HandshakeError`."""
-    data = first
-    with trio.move_on_after(timeout):
-        while len(data) < SESSION_OPENING:
-            more = await stream.receive_some(SESSION_OPENING - len(data))
-            if not more:
-                raise HandshakeError("closed before its session token")
-            data += more
-        return data[len(SESSION_MAGIC) : SESSION_OPENING], data[SESSION_OPENING:]
-    raise HandshakeError(f"no session token within {timeout:g}s")
+def split_opening(first: bytes) -> tuple[bytes, bytes]:
+    """The token of a session's opening (as `first_bytes` read it) and what followed."""
+    return first[len(SESSION_MAGIC) : SESSION_OPENING], first[SESSION_OPENING:]
 
 
 async def open_session(relay: Address, token: bytes, timeout: float) -> trio.SocketStream:

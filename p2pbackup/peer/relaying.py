@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from p2pbackup.net.contact import Contact, Route
 from p2pbackup.net.relay_book import RelayLimits
@@ -93,13 +92,6 @@ class Relaying:
             self.transport.set_advertised(self.transport.listen, routes)
         self._on_event("relayed", routes=[str(route) for route in routes])
         log.info("reachable through %s", ", ".join(map(str, routes)) or "no relay")
-
-    def status(self) -> dict[str, Any]:
-        server = self.server
-        return {
-            "relays": [str(route) for route in self.client.routes],
-            "relaying_for": len(server.book.reservations) if server is not None else 0,
-        }
 
 
 def _dialable(contact: Contact) -> bool:

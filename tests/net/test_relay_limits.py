@@ -166,3 +166,19 @@ async def test_a_reservation_is_granted_for_its_time_to_live(nursery: trio.Nurse
     async with mesh.node(relay=RelayLimits(reservation_ttl=60)) as relay, mesh.node() as asker:
         reply = await asker.transport.request(contact_of(relay.transport), RelayReserve(), 5)
         assert reply.message == RelayReserved(60)
+
+
+async def test_a_session_opening_that_stalls_is_dropped_as_a_stalled_handshake_is(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Until its token is read, a session is a stranger like any handshake: counted
+    against the cap on strangers, and dropped at the handshake's deadline."""
+    mesh = Mesh(nursery)
+    async with mesh.node(relay=RelayLimits(token_ttl=60)) as relay:
+        transport = relay.transport
+        async with raw_streams(1, transport.listen) as (stream,):
+            await stream.send_all(SESSION_MAGIC + bytes(5))  # and never the rest of its token
+            await wait_for(lambda: transport.admission.sockets == 0, step=0.1)
+            assert transport.unauthenticated_count == 0
+            assert await stream.receive_some(10) == b""
+        assert "no handshake within 2s" in caplog.text
