@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.messages import Ping, Pong
 from p2pbackup.errors import PeerUnreachable, RemoteError
+from p2pbackup.net.contact import Contact
 from p2pbackup.net.relay_book import ByteRate, RelayBook, RelayLimits, RelayRefused
 from p2pbackup.net.relay_session import open_session
-from p2pbackup.net.relay_wire import SESSION_MAGIC, RelayConnect, RelayReserve, RelayReserved
+from p2pbackup.net.relay_splice import Splice
+from p2pbackup.net.relay_wire import (
+    PAIRED,
+    SESSION_MAGIC,
+    RelayConnect,
+    RelayIncoming,
+    RelayReserve,
+    RelayReserved,
+)
 from tests.net.bounds_support import FakeClock, contact_of, raw_streams
 from tests.net.relay_support import Mesh, wait_for
 
@@ -182,3 +192,53 @@ async def test_a_session_opening_that_stalls_is_dropped_as_a_stalled_handshake_i
             assert transport.unauthenticated_count == 0
             assert await stream.receive_some(10) == b""
         assert "no handshake within 2s" in caplog.text
+
+
+class _JoinersOnly:
+    """A gate that takes every remote for a joiner: one holding an invite, not yet a member."""
+
+    def credential(self, transcript: bytes) -> bytes | None:
+        return None
+
+    def admit(self, public_key: bytes, credential: bytes | None, transcript: bytes) -> str:
+        return "joiner"
+
+
+async def test_a_relay_serves_members_only(nursery: trio.Nursery) -> None:
+    mesh = Mesh(nursery)
+    async with mesh.node(relay=RelayLimits()) as relay, mesh.node() as joiner:
+        relay.transport.gate = _JoinersOnly()
+        with pytest.raises(RemoteError, match="only members"):
+            await joiner.transport.request(contact_of(relay.transport), RelayReserve(), 5)
+        assert relay.server is not None and not relay.server.book.reservations
+
+
+async def test_a_relayed_peer_takes_sessions_only_from_its_own_relays(
+    nursery: trio.Nursery,
+) -> None:
+    mesh = Mesh(nursery)
+    async with (
+        mesh.node(relay=RelayLimits()) as relay,
+        mesh.node() as hidden,
+        mesh.node(relay=RelayLimits()) as stranger,
+    ):
+        client = await mesh.relayed(hidden, lambda: [relay.transport.listen])
+        incoming = RelayIncoming(bytes(32), stranger.node_id)
+        with pytest.raises(RemoteError, match="holds no reservation with you"):
+            at = Contact(hidden.node_id, *hidden.transport.bound)  # where it really listens
+            await stranger.transport.request(at, incoming, 5)
+        assert client.sessions == 0
+
+
+async def test_a_session_idle_both_ways_is_closed(autojump_clock: trio.testing.MockClock) -> None:
+    pairs = [trio.socket.socketpair() for _ in range(2)]
+    (first, first_far), (second, second_far) = (
+        (trio.SocketStream(a), trio.SocketStream(b)) for a, b in pairs
+    )
+    splice = Splice((first, b""), (second, b""), (ByteRate(1e9),), idle_timeout=300.0)
+    await splice.run()  # returns only once it gives up on the silent session
+    assert splice.ending == "idle for 300s"
+    assert await first_far.receive_some(10) == PAIRED  # both ends were told, then closed
+    assert await first_far.receive_some(10) == b""
+    await first_far.aclose()
+    await second_far.aclose()
