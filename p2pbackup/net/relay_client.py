@@ -120,7 +120,7 @@ class RelayClient:
         *,
         want: int = 2,
         timeout: float = 5.0,
-        check_interval: float = 30.0,
+        check_interval: float = 10.0,
         retry: float = 5.0,
         max_sessions: int = 32,
         clock: Callable[[], float] = time.monotonic,

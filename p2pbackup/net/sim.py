@@ -94,13 +94,11 @@ class SimNetwork:
         (a `RelayBook.reserved`): the same reservations as on TCP, without sessions."""
         self._relays[relay] = holds
 
-    def hops(self, source: Address, target: Contact | Address) -> list[Address] | None:
-        """The way a request goes: straight, or through a relay route of the target's
-        whose relay is up and holds its reservation; None when there is none."""
+    def relayed_hops(self, source: Address, target: Contact | Address) -> list[Address] | None:
+        """The way to a peer behind a NAT: through a relay route of the target's whose
+        relay is up and holds its reservation; None when there is none."""
         address = target.address if isinstance(target, Contact) else target
-        peer = self._endpoints.get(address)
-        if peer is None or peer.reachable:
-            return [source, address]
+        peer = self._endpoints[address]
         for route in target.routes if isinstance(target, Contact) else ():
             holds, relay = self._relays.get(route.address), self._endpoints.get(route.address)
             if route.relay is None or holds is None or relay is None:
@@ -281,20 +279,27 @@ class SimTransport:
         kind = message.TYPE.value
         network.stats.by_type[kind] = network.stats.by_type.get(kind, 0) + 1
 
-        hops = network.hops(self._listen, target)
-        if hops is None:
-            raise PeerUnreachable(f"{address[0]}:{address[1]} is behind a NAT, with no relay")
+        hops: list[Address] | None = None  # a relayed request's way; None: straight there
+        if peer is not None and not peer.reachable:
+            hops = network.relayed_hops(self._listen, target)
+            if hops is None:
+                raise PeerUnreachable(f"{address[0]}:{address[1]} is behind a NAT, with no relay")
         pending = _Pending(trio.lowlevel.current_task())
         now = trio.current_time()
         if network.trace is not None:
             network.trace.append((now, self._listen, address, kind))
-        latency = network._path_latency(hops)
+        if hops is None:
+            latency = network.link_latency(self._listen, address)
+            dropped = network._dropped(self._listen, address)
+        else:
+            latency, dropped = network._path_latency(hops), network._path_dropped(hops)
+        back = None if hops is None else hops[::-1]
         network._at(now + timeout, pending, lambda: pending.finish(None))
-        if not network._path_dropped(hops):
+        if not dropped:
             network._at(
                 now + latency,
                 pending,
-                lambda: self._arrive(address, payload, pending, latency, hops[::-1]),
+                lambda: self._arrive(address, payload, pending, latency, back),
             )
 
         def abort(_: object) -> trio.lowlevel.Abort:
@@ -319,7 +324,7 @@ class SimTransport:
         payload: Packet,
         pending: _Pending,
         latency: float,
-        back: list[Address],
+        back: list[Address] | None,
     ) -> None:
         """The request reaches `address`: a live peer answers it in its own nursery."""
         peer = self.network._endpoint(address)
@@ -333,7 +338,7 @@ class SimTransport:
         payload: Packet,
         pending: _Pending,
         latency: float,
-        back: list[Address],
+        back: list[Address] | None,
     ) -> None:
         assert self._handler is not None
         network = self.network
@@ -344,7 +349,11 @@ class SimTransport:
             return
         reply = await answer_request(self._handler, caller._remote, message)
         encoded = network._pack(request_id, reply)
-        if pending.done or network._path_dropped(back):
+        if back is None:
+            dropped = network._dropped(self._listen, caller.listen)
+        else:
+            dropped = network._path_dropped(back)
+        if pending.done or dropped:
             return
         network._at(trio.current_time() + latency, pending, lambda: pending.finish(encoded))
 
