@@ -258,7 +258,7 @@ class TcpTransport:
         nursery = self._nursery
         if nursery is None:
             raise PeerUnreachable("this peer's transport is not running")
-        self.admission.check_dial(route.address)
+        self.admission.check_dial(route.address if route.relay is None else address)
         stream = await open_route(route, expected, self.relay_dialer)
         self.admission.sockets += 1
         try:

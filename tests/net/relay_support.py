@@ -1,8 +1,9 @@
 """A relay, a relayed peer and a dialler on 127.0.0.1, for the relay tests.
 
 The relayed peer listens on loopback like the others, but names as its main
-address one nobody listens at and advertises only its relay routes: a
-dialler that follows its contact reaches it through a relay or not at all.
+address one nobody listens at (its port on 127.0.0.2, where nothing of it is
+bound) and advertises only its relay routes: a dialler that follows its
+contact reaches it through a relay or not at all.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ from tests.net.bounds_support import serving
 OPTIONS = TcpOptions(
     handshake_timeout=2.0, frame_timeout=5.0, dial_attempt_timeout=2.0, dials_per_minute=600
 )
-# Nobody listens here: port 1 on loopback refuses at once.
-NOWHERE = ("127.0.0.1", 1)
+# Where a relayed peer says it is: loopback, but not where it listens, so refused at once.
+UNREACHABLE_HOST = "127.0.0.2"
 
 
 async def answer(remote: Remote, message: Message) -> Message:
@@ -75,14 +76,18 @@ class Mesh:
 
     @asynccontextmanager
     async def node(
-        self, *, relay: RelayLimits | None = None, tap: Tap | None = None
+        self,
+        *,
+        relay: RelayLimits | None = None,
+        tap: Tap | None = None,
+        options: TcpOptions = OPTIONS,
     ) -> AsyncIterator[Node]:
         holder: list[Node] = []
 
         async def handle(remote: Remote, message: Message) -> Message:
             return await holder[0].handle(remote, message)
 
-        async with serving(self.nursery, OPTIONS, handle, clock=trio.current_time) as transport:
+        async with serving(self.nursery, options, handle, clock=trio.current_time) as transport:
             node = Node(transport)
             holder.append(node)
             if relay is not None:
@@ -103,7 +108,7 @@ class Mesh:
         transport = node.transport
 
         def advertise(routes: tuple[Route, ...]) -> None:
-            transport.set_advertised(NOWHERE, routes)
+            transport.set_advertised((UNREACHABLE_HOST, transport.bound[1]), routes)
 
         advertise(())
         client = RelayClient(

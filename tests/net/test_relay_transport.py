@@ -4,6 +4,8 @@ carries only what the two ends encrypted between themselves."""
 from __future__ import annotations
 
 import logging
+from contextlib import AsyncExitStack
+from dataclasses import replace
 
 import pytest
 import trio
@@ -14,7 +16,7 @@ from p2pbackup.errors import PeerUnreachable
 from p2pbackup.net.contact import Contact, Route
 from p2pbackup.net.relay_book import RelayLimits
 from p2pbackup.shares.messages import GetShare, PutShare, ShareData, ShareStored
-from tests.net.relay_support import NOWHERE, Mesh, wait_for
+from tests.net.relay_support import OPTIONS, UNREACHABLE_HOST, Mesh, wait_for
 
 SECRET = b"a plaintext the relay must never see " * 1000
 
@@ -28,7 +30,7 @@ async def test_a_peer_nobody_can_dial_is_reached_through_its_relay(nursery: trio
     ):
         await mesh.relayed(hidden, lambda: [relay.transport.listen])
         contact = hidden.contact()
-        assert contact.address == NOWHERE
+        assert contact.address == (UNREACHABLE_HOST, hidden.transport.bound[1])
         assert contact.routes == (Route(*relay.transport.listen, relay.node_id),)
 
         reply = await dialler.transport.request(contact, Ping(), timeout=10)
@@ -49,7 +51,7 @@ async def test_without_a_relay_route_the_hidden_peer_is_unreachable(nursery: tri
         mesh.node() as dialler,
     ):
         await mesh.relayed(hidden, lambda: [relay.transport.listen])
-        bare = Contact(hidden.node_id, *NOWHERE)
+        bare = Contact(hidden.node_id, *hidden.contact().address)
         with pytest.raises(PeerUnreachable):
             await dialler.transport.request(bare, Ping(), timeout=5)
 
@@ -95,7 +97,9 @@ async def test_a_relay_that_corrupts_bytes_fails_cleanly_and_another_relay_carri
         await mesh.relayed(hidden, lambda: [bad.transport.listen, good.transport.listen], want=2)
         routes = hidden.contact().routes
         bad_first = Contact(
-            hidden.node_id, *NOWHERE, tuple(sorted(routes, key=lambda r: r.relay != bad.node_id))
+            hidden.node_id,
+            *hidden.contact().address,
+            tuple(sorted(routes, key=lambda r: r.relay != bad.node_id)),
         )
         message = PutShare(bytes(20), 0, b"descriptor", SECRET)
         with (
@@ -106,7 +110,9 @@ async def test_a_relay_that_corrupts_bytes_fails_cleanly_and_another_relay_carri
         assert "failed authentication" in caplog.text
         # The retry goes through the other relay once the bad one's route is left out.
         good_only = Contact(
-            hidden.node_id, *NOWHERE, tuple(r for r in routes if r.relay == good.node_id)
+            hidden.node_id,
+            *hidden.contact().address,
+            tuple(r for r in routes if r.relay == good.node_id),
         )
         reply = await dialler.transport.request(good_only, message, timeout=10)
         assert isinstance(reply.message, ShareStored)
@@ -169,3 +175,20 @@ async def test_the_relay_benchmark_measures_both_paths() -> None:
     figures = await relay_benchmark._measure(2, "127.0.0.1")
     assert figures.payload_bytes == 2 * relay_benchmark.SHARE
     assert figures.direct_seconds > 0 and figures.relayed_seconds > 0
+
+
+async def test_many_peers_behind_one_relay_are_each_dialled_within_the_dial_limits(
+    nursery: trio.Nursery,
+) -> None:
+    """The dial limit counts dials to each peer, not to the relay all of them share."""
+    mesh = Mesh(nursery)
+    strict = replace(OPTIONS, dials_per_minute=6.0, dial_burst=6.0)
+    async with AsyncExitStack() as stack:
+        relay = await stack.enter_async_context(mesh.node(relay=RelayLimits()))
+        dialler = await stack.enter_async_context(mesh.node(options=strict))
+        hidden = [await stack.enter_async_context(mesh.node()) for _ in range(8)]
+        for node in hidden:
+            await mesh.relayed(node, lambda: [relay.transport.listen])
+        for node in hidden:
+            reply = await dialler.transport.request(node.contact(), Ping(), timeout=10)
+            assert reply.remote.node_id == node.node_id
