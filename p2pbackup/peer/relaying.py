@@ -54,6 +54,8 @@ class Relaying:
         self.transport = transport
         self.options = options
         self._on_event = on_event
+        # Whoever decides how this peer is reached hears its live relay routes here.
+        self.on_routes: Callable[[tuple[Route, ...]], None] | None = None
         public_host = self._public_host if options.punch else None
         self.connector = RelayConnector(transport, public_host=public_host)
         transport.relay_dialer = self.connector
@@ -90,6 +92,8 @@ class Relaying:
     def _advertise(self, routes: tuple[Route, ...]) -> None:
         if self.options.only:
             self.transport.set_advertised(self.transport.listen, routes)
+        if self.on_routes is not None:
+            self.on_routes(routes)
         self._on_event("relayed", routes=[str(route) for route in routes])
         log.info("reachable through %s", ", ".join(map(str, routes)) or "no relay")
 
