@@ -181,13 +181,15 @@ class RelayClient:
         if room <= 0:
             return []
         now, chosen = self.clock(), []
+        for address, when in list(self._failed.items()):
+            if now - when >= self.retry:
+                del self._failed[address]
         me = self.transport.identity.node_id
         for candidate in self.candidates():
             address = candidate.address if isinstance(candidate, Contact) else candidate
             if isinstance(candidate, Contact) and candidate.node_id == me:
                 continue
-            failed = self._failed.get(address)
-            if address in self._trying or (failed is not None and now - failed < self.retry):
+            if address in self._trying or address in self._failed:
                 continue
             chosen.append(candidate)
             if len(chosen) >= room:
@@ -217,7 +219,8 @@ class RelayClient:
                     log.info("letting relay %s:%d go: %d wanted", *address, self.want)
                     return
         except P2PBackupError as exc:
-            log.warning("relay %s:%d lost: %s; choosing another", *address, exc)
+            what = "lost" if relay is not None else "refused or unreachable"
+            log.warning("relay %s:%d %s: %s; choosing another", *address, what, exc)
             self._failed[address] = self.clock()
         finally:
             self._trying.discard(address)

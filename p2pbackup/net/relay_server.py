@@ -94,6 +94,8 @@ class RelayServer:
             ttl = self.book.reserve(remote.node_id)
             if remote.node_id not in self._holders:
                 log.info("relay: reservation for %s", remote.node_id.hex()[:12])
+                for lapsed in self._holders.keys() - self.book.reservations.keys():
+                    del self._holders[lapsed]
             self._holders[remote.node_id] = remote
             return RelayReserved(ttl)
         if isinstance(message, RelayConnect):
