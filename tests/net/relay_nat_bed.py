@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -142,8 +143,30 @@ class Bed:
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 
+def remove_leftovers() -> None:
+    """Delete the namespaces of earlier runs whose process is gone (killed mid-test)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    for line in listed.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        match = re.match(r"^rl(\d+)-", name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        Bed(name, [name]).teardown()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def nat_bed() -> Iterator[Bed]:
+    remove_leftovers()
     bed = Bed(f"rl{os.getpid()}-{next(_COUNT)}")
     try:
         bed.build()

@@ -7,9 +7,10 @@ import pytest
 
 from tests.net.relay_nat_bed import RELAY, missing, nat_bed, read_until
 
+WHY_NOT = missing()
 pytestmark = [
     pytest.mark.timeout(120),
-    pytest.mark.skipif(missing() is not None, reason=missing() or ""),
+    pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or ""),
 ]
 
 
