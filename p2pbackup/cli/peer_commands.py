@@ -42,6 +42,7 @@ from p2pbackup.peer.requests import RecordGetRequest, RecordPutRequest
 from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, parse_quota, parse_size
 
 if TYPE_CHECKING:
+    from p2pbackup.peer.relaying import RelayOptions
     from p2pbackup.peer.service import ServeOptions
 
 _LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
@@ -111,6 +112,32 @@ def serve(
         True,
         "--lan-discovery/--no-lan-discovery",
         help="Find the mesh's peers on the LAN by mDNS, and announce this one there.",
+    ),
+    relay: bool = typer.Option(
+        True, "--relay/--no-relay", help="Relay sessions for peers nobody can dial."
+    ),
+    relay_max_peers: int = typer.Option(
+        32, min=0, metavar="N", help="Most peers this relay holds reservations for."
+    ),
+    relay_rate: str = typer.Option(
+        "1MiB/s", metavar="SIZE/s", help="Most this relay carries a second for one peer."
+    ),
+    relay_total_rate: str = typer.Option(
+        "8MiB/s", metavar="SIZE/s", help="Most this relay carries a second for all together."
+    ),
+    relay_sessions_per_peer: int = typer.Option(
+        8, min=1, metavar="N", help="Most relayed sessions to one peer at once."
+    ),
+    use_relay: list[str] = typer.Option(
+        [], metavar="HOST:PORT", help="A relay to reserve with first when relayed (repeatable)."
+    ),
+    relay_only: bool = typer.Option(
+        False, "--relay-only", help="Be reached only through relays, as behind a closed NAT."
+    ),
+    hole_punch: bool = typer.Option(
+        True,
+        "--hole-punch/--no-hole-punch",
+        help="Try a direct connection to a relayed peer before relaying.",
     ),
     log_file: Path = typer.Option(
         None, "--log-file", metavar="FILE", help="Append the log to FILE instead of stderr."
@@ -216,6 +243,7 @@ def _serve_options(raw: dict[str, Any]) -> ServeOptions:
         port_mapping_lease=max(2, int(parse_duration(raw["port_mapping_lease"]))),
         lan_discovery=raw["lan_discovery"],
         advertise=tuple(_advertised(text) for text in raw["advertise"]),
+        relay=_relay_options(raw),
     )
 
 
@@ -230,6 +258,31 @@ def _advertised(text: str) -> tuple[str, int]:
     if is_wildcard(host) or not well_formed_host(host):
         fail(f"--advertise {text}: {host!r} is not an address or host name others can dial", USAGE)
     return host, port
+
+
+def _relay_options(raw: dict[str, Any]) -> RelayOptions:
+    from p2pbackup.net.relay_book import RelayLimits
+    from p2pbackup.peer.relaying import RelayOptions
+
+    limits = RelayLimits(
+        max_peers=raw["relay_max_peers"],
+        rate=_rate(raw["relay_rate"], "--relay-rate"),
+        total_rate=_rate(raw["relay_total_rate"], "--relay-total-rate"),
+        sessions_per_peer=raw["relay_sessions_per_peer"],
+    )
+    through = tuple(parse_address(text) for text in raw["use_relay"])
+    return RelayOptions(raw["relay"], limits, through, raw["relay_only"], raw["hole_punch"])
+
+
+def _rate(text: str, option: str) -> float:
+    """Bytes a second from 'SIZE/s' (or a bare SIZE); a bad one ends the command."""
+    try:
+        rate = parse_size(text.removesuffix("/s"))
+    except ValueError as exc:
+        fail(f"{option}: {exc}", USAGE)
+    if rate <= 0:
+        fail(f"{option}: a rate must be more than 0 bytes a second", USAGE)
+    return float(rate)
 
 
 @user_errors

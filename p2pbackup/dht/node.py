@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import trio
 
 from p2pbackup.dht.config import DhtConfig
-from p2pbackup.dht.dial_back import DialBacks, direct_routes
+from p2pbackup.dht.dial_back import DialBacks
 from p2pbackup.dht.joining import join
 from p2pbackup.dht.lookup import Lookup, LookupStats
 from p2pbackup.dht.messages import (
@@ -34,6 +34,7 @@ from p2pbackup.dht.quorum import QuorumWrite
 from p2pbackup.dht.record_store import RecordStore, near_key
 from p2pbackup.dht.records import Record, covers
 from p2pbackup.dht.replication import Replication
+from p2pbackup.dht.route_check import check_routes
 from p2pbackup.dht.routing import AddOutcome, BlockLimits, RoutingTable
 from p2pbackup.errors import P2PBackupError, RecordRejected
 from p2pbackup.mesh.gate import ROUTABLE
@@ -172,24 +173,10 @@ class DhtNode:
             self._to_check.send_nowait(contact)
 
     async def _check_loop(self) -> None:
-        """Dial claimed addresses themselves (never the claimant's own connection): the
-        main one or, if it names routes, each direct route in turn (`direct_routes`)."""
+        """Dial claimed addresses themselves (never the claimant's own connection)."""
         async for contact in self._checks:
             try:
-                for address, offer in direct_routes(contact):
-                    if offer and not self._dial_backs.offer(address, trio.current_time()):
-                        continue
-                    try:
-                        reply = await self.transport.request(
-                            address, Ping(), self.config.rpc_timeout
-                        )
-                    except P2PBackupError as exc:
-                        log.debug("dial-back to %s at %s failed: %s", contact, address, exc)
-                        continue
-                    finally:
-                        self._dial_backs.done(address)
-                    if self._first_hand(contact, reply, address):
-                        break
+                await check_routes(self, contact, self._dial_backs)
             finally:
                 self._dial_backs.done(contact.address)
 

@@ -54,6 +54,9 @@ class ReachabilityCheck:
         self._wake = trio.Event()
         self._retry = RETRY_FIRST
         self._published: tuple[Address, tuple[Route, ...]] | None = None
+        # Told after each round whether nothing could be confirmed though something was
+        # checked: a peer nobody can dial then holds relay reservations (decision 0040).
+        self.on_relays_needed: Callable[[bool], None] | None = None
         state.on_change = self.poke
 
     def poke(self) -> None:
@@ -90,6 +93,9 @@ class ReachabilityCheck:
 
     def _publish(self) -> None:
         now = trio.current_time()
+        if self.on_relays_needed is not None:
+            confirmed = self.state.confirmed(now)
+            self.on_relays_needed(not confirmed and bool(self.state.unconfirmed(now)))
         advert = (self.state.main_address(now), self.state.routes(now))
         if advert != self._published:
             self._published = advert

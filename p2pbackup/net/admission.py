@@ -110,3 +110,12 @@ def peer_label(stream: trio.SocketStream) -> str:
     except OSError:
         return "an unknown address"
     return f"{host}:{port}"
+
+
+def peer_address(stream: trio.SocketStream) -> tuple[str, int] | None:
+    """Where the far end of an accepted connection is (what a NAT's public side shows)."""
+    try:
+        name = stream.socket.getpeername()
+    except OSError:
+        return None
+    return (str(name[0]), int(name[1]))

@@ -82,7 +82,7 @@ class ConnectionLoop:
         except (WireError, HandshakeError) as exc:
             log.warning("closing connection with %s: %s", conn.label, exc)
         except (Closed, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.debug("connection with %s ended: %s", conn.label, _reason(exc))
+            log.debug("connection with %s ended: %s", conn.label, reason(exc))
         except Exception:  # a bug here must cost one connection, not the peer
             log.exception("closing connection with %s after an internal error", conn.label)
 
@@ -169,11 +169,12 @@ class ConnectionLoop:
                 if reply:
                     conn.paid(size)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-            log.debug("cannot write to %s: %s", conn.label, _reason(exc))
+            log.debug("cannot write to %s: %s", conn.label, reason(exc))
             conn.close()
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """Why a connection ended, in a few words for the log."""
     if isinstance(exc, Closed):
         return "closed by the peer"
     return str(exc) or type(exc).__name__

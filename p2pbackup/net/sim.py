@@ -77,11 +77,41 @@ class SimNetwork:
         self._group_of: dict[Address, int] = {}
         self._latency_cache: dict[tuple[Address, Address], float] = {}
         self._queue: list[tuple[float, int, _Pending, Callable[[], None]]] = []
+        # Relays by address, each with a test of who holds a reservation there.
+        self._relays: dict[Address, Callable[[bytes], bool]] = {}
         self._order = itertools.count()
         self._wake: trio.CancelScope | None = None
 
-    def transport(self, identity: Identity, listen: Address) -> SimTransport:
-        return SimTransport(self, identity, listen)
+    def transport(
+        self, identity: Identity, listen: Address, *, reachable: bool = True
+    ) -> SimTransport:
+        """A peer's endpoint; an unreachable one (behind a NAT) is reached only
+        through a relay that holds its reservation, and reaches everyone."""
+        return SimTransport(self, identity, listen, reachable)
+
+    def carry(self, relay: Address, holds: Callable[[bytes], bool]) -> None:
+        """The peer at `relay` relays for the node ids `holds` says reserved there
+        (a `RelayBook.reserved`): the same reservations as on TCP, without sessions."""
+        self._relays[relay] = holds
+
+    def relayed_hops(self, source: Address, target: Contact | Address) -> list[Address] | None:
+        """The way to a peer behind a NAT: through a relay route of the target's whose
+        relay is up and holds its reservation; None when there is none."""
+        address = target.address if isinstance(target, Contact) else target
+        peer = self._endpoints[address]
+        for route in target.routes if isinstance(target, Contact) else ():
+            holds, relay = self._relays.get(route.address), self._endpoints.get(route.address)
+            if route.relay is None or holds is None or relay is None:
+                continue
+            if relay.identity.node_id == route.relay and holds(peer.identity.node_id):
+                return [source, route.address, address]
+        return None
+
+    def _path_latency(self, hops: list[Address]) -> float:
+        return sum(self.link_latency(a, b) for a, b in itertools.pairwise(hops))
+
+    def _path_dropped(self, hops: list[Address]) -> bool:
+        return any(self._dropped(a, b) for a, b in itertools.pairwise(hops))
 
     def is_up(self, address: Address) -> bool:
         return address in self._endpoints
@@ -195,9 +225,12 @@ class _Pending:
 class SimTransport:
     """One peer's attachment to a `SimNetwork`; same contract as the TCP transport."""
 
-    def __init__(self, network: SimNetwork, identity: Identity, listen: Address) -> None:
+    def __init__(
+        self, network: SimNetwork, identity: Identity, listen: Address, reachable: bool = True
+    ) -> None:
         self.network = network
         self.identity = identity
+        self.reachable = reachable
         self._listen = listen
         self._remote = Remote(identity.node_id, identity.public_key, listen)
         self._handler: Handler | None = None
@@ -207,6 +240,14 @@ class SimTransport:
     @property
     def listen(self) -> Address:
         return self._listen
+
+    @property
+    def bound(self) -> Address:
+        return self._listen
+
+    async def adopt_stream(self, stream: trio.abc.Stream, label: str) -> None:
+        """The simulator delivers relayed requests itself; it never opens a session."""
+        await stream.aclose()
 
     async def serve(
         self, handler: Handler, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -226,7 +267,10 @@ class SimTransport:
                 del self.network._endpoints[self._listen]
             self._handler = self._nursery = None
 
-    async def request(self, target: Contact | Address, message: Message, timeout: float) -> Reply:
+    async def request(
+        self, target: Contact | Address, message: Message, timeout: float, *, dialled: bool = False
+    ) -> Reply:
+        """`dialled` changes nothing here: every simulated request goes to the address."""
         address = target.address if isinstance(target, Contact) else target
         expected = target.node_id if isinstance(target, Contact) else None
         network = self.network
@@ -238,15 +282,27 @@ class SimTransport:
         kind = message.TYPE.value
         network.stats.by_type[kind] = network.stats.by_type.get(kind, 0) + 1
 
+        hops: list[Address] | None = None  # a relayed request's way; None: straight there
+        if peer is not None and not peer.reachable:
+            hops = network.relayed_hops(self._listen, target)
+            if hops is None:
+                raise PeerUnreachable(f"{address[0]}:{address[1]} is behind a NAT, with no relay")
         pending = _Pending(trio.lowlevel.current_task())
         now = trio.current_time()
         if network.trace is not None:
             network.trace.append((now, self._listen, address, kind))
-        latency = network.link_latency(self._listen, address)
+        if hops is None:
+            latency = network.link_latency(self._listen, address)
+            dropped = network._dropped(self._listen, address)
+        else:
+            latency, dropped = network._path_latency(hops), network._path_dropped(hops)
+        back = None if hops is None else hops[::-1]
         network._at(now + timeout, pending, lambda: pending.finish(None))
-        if not network._dropped(self._listen, address):
+        if not dropped:
             network._at(
-                now + latency, pending, lambda: self._arrive(address, payload, pending, latency)
+                now + latency,
+                pending,
+                lambda: self._arrive(address, payload, pending, latency, back),
             )
 
         def abort(_: object) -> trio.lowlevel.Abort:
@@ -265,15 +321,27 @@ class SimTransport:
             raise RemoteError(reply.reason)
         return Reply(peer._remote, reply, address)
 
-    def _arrive(self, address: Address, payload: Packet, pending: _Pending, latency: float) -> None:
+    def _arrive(
+        self,
+        address: Address,
+        payload: Packet,
+        pending: _Pending,
+        latency: float,
+        back: list[Address] | None,
+    ) -> None:
         """The request reaches `address`: a live peer answers it in its own nursery."""
         peer = self.network._endpoint(address)
         if peer is None or peer._nursery is None:
             return  # nobody there: the caller's timeout decides
-        peer._nursery.start_soon(peer._answer, self, payload, pending, latency)
+        peer._nursery.start_soon(peer._answer, self, payload, pending, latency, back)
 
     async def _answer(
-        self, caller: SimTransport, payload: Packet, pending: _Pending, latency: float
+        self,
+        caller: SimTransport,
+        payload: Packet,
+        pending: _Pending,
+        latency: float,
+        back: list[Address] | None,
     ) -> None:
         assert self._handler is not None
         network = self.network
@@ -284,7 +352,11 @@ class SimTransport:
             return
         reply = await answer_request(self._handler, caller._remote, message)
         encoded = network._pack(request_id, reply)
-        if pending.done or network._dropped(self._listen, caller.listen):
+        if back is None:
+            dropped = network._dropped(self._listen, caller.listen)
+        else:
+            dropped = network._path_dropped(back)
+        if pending.done or dropped:
             return
         network._at(trio.current_time() + latency, pending, lambda: pending.finish(encoded))
 

@@ -20,9 +20,9 @@ import trio
 
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import HandshakeError, PeerUnreachable, RemoteError, WireError
-from p2pbackup.net.admission import Admission, peer_label
+from p2pbackup.net.admission import Admission, peer_address, peer_label
 from p2pbackup.net.connection import Connection, Outgoing, Waiter
-from p2pbackup.net.connection_loop import ConnectionLoop, encode_checked
+from p2pbackup.net.connection_loop import ConnectionLoop, encode_checked, reason
 from p2pbackup.net.contact import Contact, Route
 from p2pbackup.net.dialer import RelayDialer, describe, dial_order, open_route
 from p2pbackup.net.framing import Closed, receive_frame
@@ -30,6 +30,7 @@ from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, OPEN_GATE, Gate
 from p2pbackup.net.interfaces import Interface
 from p2pbackup.net.limits import ByteBudget, RateLimit
 from p2pbackup.net.options import TcpOptions
+from p2pbackup.net.relay_session import SESSION_MAGIC, RelaySessions, first_bytes, refuse_session
 from p2pbackup.net.transport import Address, Handler, Remote, Reply
 from p2pbackup.wire.common import ErrorReply
 from p2pbackup.wire.frames import PREFIX, FrameDecoder, encode_frame
@@ -64,6 +65,7 @@ class TcpTransport:
         self.interfaces: tuple[Interface, ...] = ()
         # Told of each remote a handshake established (what it says it sees us at).
         self.on_handshake: Callable[[Remote], None] | None = None
+        self.relay_sessions: RelaySessions = refuse_session  # a relay serves them
         self._handler: Handler | None = None
         self._nursery: trio.Nursery | None = None
         self._by_node: dict[bytes, Connection] = {}
@@ -159,15 +161,25 @@ class TcpTransport:
         label = peer_label(stream)
         try:
             try:
-                conn = await self._handshake(
-                    stream, initiator=False, expected=None, label=label, seen=_peer_of(stream)
-                )
+                first = await first_bytes(stream, self.options.handshake_timeout, HANDSHAKE_READ)
+                conn = None  # a relayed session goes to the relay, not to a handshake
+                if not first.startswith(SESSION_MAGIC):
+                    conn = await self._handshake(
+                        stream,
+                        initiator=False,
+                        expected=None,
+                        label=label,
+                        seen=peer_address(stream),
+                        first=first,
+                    )
             except (HandshakeError, WireError, Closed, trio.BrokenResourceError, OSError) as exc:
-                log.warning("closing connection from %s: %s", label, _reason(exc))
+                log.warning("closing connection from %s: %s", label, reason(exc))
                 await trio.aclose_forcefully(stream)
                 return
             finally:
                 self.admission.strangers -= 1
+            if conn is None:
+                return await self.relay_sessions(stream, first, label)
             self._by_node[conn.remote.node_id] = conn
             await self._run_connection(conn)
         finally:
@@ -179,7 +191,7 @@ class TcpTransport:
         try:
             conn = await self._handshake(stream, initiator=False, expected=None, label=label)
         except (HandshakeError, WireError, Closed, trio.BrokenResourceError, OSError) as exc:
-            log.warning("closing relayed connection from %s: %s", label, _reason(exc))
+            log.warning("closing relayed connection from %s: %s", label, reason(exc))
             await trio.aclose_forcefully(stream)
             return
         self._by_node[conn.remote.node_id] = conn
@@ -187,14 +199,16 @@ class TcpTransport:
 
     # ---- outgoing --------------------------------------------------------
 
-    async def request(self, target: Contact | Address, message: Message, timeout: float) -> Reply:
+    async def request(
+        self, target: Contact | Address, message: Message, timeout: float, *, dialled: bool = False
+    ) -> Reply:
         contact = target if isinstance(target, Contact) else None
         address = target.address if isinstance(target, Contact) else target
         expected = target.node_id if isinstance(target, Contact) else None
         where = f"{address[0]}:{address[1]}"
         with trio.move_on_after(timeout):
             try:
-                conn = await self._connection(address, expected, contact)
+                conn = await self._connection(address, expected, contact, dialled)
                 reply = await self._exchange(conn, message)
             except (HandshakeError, WireError) as exc:
                 raise PeerUnreachable(f"{where}: {exc}") from None
@@ -204,14 +218,18 @@ class TcpTransport:
                 raise PeerUnreachable(f"{where} closed the connection")
             if isinstance(reply, ErrorReply):
                 raise RemoteError(reply.reason)
-            dialled = address if self._by_address.get(address) is conn else None
-            return Reply(conn.remote, reply, dialled)
+            ours = address if self._by_address.get(address) is conn else None
+            return Reply(conn.remote, reply, ours)
         raise PeerUnreachable(f"{where} did not answer within {timeout:g}s")
 
     async def _connection(
-        self, address: Address, expected: bytes | None, contact: Contact | None = None
+        self,
+        address: Address,
+        expected: bytes | None,
+        contact: Contact | None = None,
+        dialled: bool = False,
     ) -> Connection:
-        conn = self._by_node.get(expected) if expected is not None else None
+        conn = self._by_node.get(expected) if expected is not None and not dialled else None
         if conn is None or conn.closed:
             conn = self._by_address.get(address)
         if _usable(conn, expected):
@@ -251,7 +269,7 @@ class TcpTransport:
         nursery = self._nursery
         if nursery is None:
             raise PeerUnreachable("this peer's transport is not running")
-        self.admission.check_dial(route.address)
+        self.admission.check_dial(route.address if route.relay is None else address)
         stream = await open_route(route, expected, self.relay_dialer)
         self.admission.sockets += 1
         try:
@@ -301,9 +319,11 @@ class TcpTransport:
         expected: bytes | None,
         label: str,
         seen: Address | None = None,
+        first: bytes = b"",
     ) -> Connection:
         """The whole handshake, within `handshake_timeout` and holding at most its frames."""
         decoder = FrameDecoder(MAX_HANDSHAKE_FRAME)
+        decoder.feed(first)
         handshake = Handshake(
             self.identity,
             initiator=initiator,
@@ -375,17 +395,3 @@ def _usable(conn: Connection | None, expected: bytes | None) -> bool:
     if conn is None or conn.closed:
         return False
     return expected is None or conn.remote.node_id == expected
-
-
-def _peer_of(stream: trio.SocketStream) -> Address | None:
-    try:
-        name = stream.socket.getpeername()
-    except OSError:
-        return None
-    return (str(name[0]), int(name[1]))
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, Closed):
-        return "closed by the peer"
-    return str(exc) or type(exc).__name__

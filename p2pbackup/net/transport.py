@@ -76,8 +76,11 @@ class Transport(Protocol):
         """Accept requests and answer each with `handler` until cancelled."""
         ...
 
-    async def request(self, target: Contact | Address, message: Message, timeout: float) -> Reply:
-        """Send one request and wait for its answer.
+    async def request(
+        self, target: Contact | Address, message: Message, timeout: float, *, dialled: bool = False
+    ) -> Reply:
+        """Send one request and wait for its answer; with `dialled`, only over a connection
+        this peer dialled to the target (never one the target opened to us).
 
         With a `Contact`, the remote must prove that node id. Raises
         `PeerUnreachable` when the call cannot complete within `timeout`

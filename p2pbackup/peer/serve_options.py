@@ -9,6 +9,7 @@ from p2pbackup.base import defaults
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.net.transport import Address
+from p2pbackup.peer.relaying import RelayOptions
 from p2pbackup.shares.lease_rules import MAX_LEASE_SECONDS
 
 
@@ -35,3 +36,5 @@ class ServeOptions:
     lan_discovery: bool = True
     # How others reach this peer (`--advertise`), checked like any candidate: decision 0041.
     advertise: tuple[Address, ...] = ()
+    # Serving as a relay, and reaching others through relays (decision 0040).
+    relay: RelayOptions = field(default_factory=RelayOptions)

@@ -42,6 +42,7 @@ from p2pbackup.peer.memory_file import MemoryFile
 from p2pbackup.peer.mesh_control import bootstrap_addresses, load_gate, mesh_operations
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
+from p2pbackup.peer.relaying import Relaying
 from p2pbackup.peer.requests import NoArgs, RecordGetRequest, RecordPutRequest
 from p2pbackup.peer.results import (
     KnownPeer,
@@ -140,6 +141,12 @@ class PeerService:
                 rng=_child_of(rng),
             )
         )
+        self.relaying = Relaying(self.peer, self.transport, options.relay, self._event)
+        if options.relay.only:  # to be reached through relays alone: they advertise
+            self.addresses.advertise = lambda main, routes: None
+        else:  # reachability decides when relays are needed, and advertises their routes
+            self.relaying.on_routes = self.addresses.state.set_relays
+            self.addresses.on_relays_needed = self.relaying.need_relays
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:

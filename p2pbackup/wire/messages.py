@@ -71,6 +71,13 @@ class MessageType(enum.StrEnum):
     ROLL_PUSH = "roll_push"
     REDEEM_INVITE = "redeem_invite"
     INVITE_REDEEMED = "invite_redeemed"
+    # relays
+    RELAY_RESERVE = "relay_reserve"
+    RELAY_RESERVED = "relay_reserved"
+    RELAY_CONNECT = "relay_connect"
+    RELAY_SESSION = "relay_session"
+    RELAY_INCOMING = "relay_incoming"
+    RELAY_ACCEPTED = "relay_accepted"
     # any layer
     ERROR = "error"
 

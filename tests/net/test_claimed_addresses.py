@@ -139,6 +139,10 @@ async def test_an_answer_over_the_claimants_own_connection_does_not_verify_its_c
         async with trio.open_nursery() as inner:
             inner.start_soon(answer_over_own_connection, peer, victim.address, connected, liar)
             await connected.wait()
+            transport = peer.transport
+            assert isinstance(transport, TcpTransport)
+            while not transport.connection_count:  # the peer's side is through it too
+                await trio.sleep(0.01)
             claimed = Contact(liar.node_id, *victim.address)
             # As a lookup would, having been told of `claimed` by a colluder.
             assert isinstance(await peer.dht.call(claimed, Ping()), Pong)

@@ -25,7 +25,9 @@ class FakeTransport:
     answers: dict[bytes, DialledBack | None]
     asked: list[tuple[bytes, str]] = field(default_factory=list)
 
-    async def request(self, target: Any, message: Message, timeout: float) -> Reply:
+    async def request(
+        self, target: Any, message: Message, timeout: float, *, dialled: bool = False
+    ) -> Reply:
         assert isinstance(target, Contact) and isinstance(message, DialMeBack)
         self.asked.append((target.node_id, message.address))
         answer = self.answers[target.node_id]

@@ -1,0 +1,54 @@
+"""Checking a claimed contact by dialling it ourselves (decision 0023, with routes: 0041).
+
+The main address is dialled, or, when the contact names routes, each of its
+first direct routes in turn, each passing the same per-address bound as a main
+address. A peer nobody can dial directly names relay routes: it is checked by
+a PING over a connection this peer dials through one of them (never over the
+peer's own connection to us), so a relayed peer is verified, and can be placed
+on, only once it answered through a relay.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from p2pbackup.dht.dial_back import DialBacks, direct_routes
+from p2pbackup.dht.messages import Ping
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.net.contact import Contact
+
+if TYPE_CHECKING:
+    from p2pbackup.dht.node import DhtNode
+
+log = logging.getLogger("p2pbackup.dht")
+
+
+async def check_routes(node: DhtNode, contact: Contact, dial_backs: DialBacks) -> bool:
+    """Whether `contact` answered where it says it can be dialled (and is now first-hand)."""
+    timeout = node.config.rpc_timeout
+    for address, offer in direct_routes(contact):
+        if offer and not dial_backs.offer(address, trio.current_time()):
+            continue
+        try:
+            reply = await node.transport.request(address, Ping(), timeout)
+        except P2PBackupError as exc:
+            log.debug("dial-back to %s at %s failed: %s", contact, address, exc)
+            continue
+        finally:
+            if offer:
+                dial_backs.done(address)
+        if node._first_hand(contact, reply, address):
+            return True
+    relays = tuple(route for route in contact.routes if route.relay is not None)
+    if not relays:
+        return False
+    through = contact.with_routes(relays)
+    try:
+        reply = await node.transport.request(through, Ping(), timeout, dialled=True)
+    except P2PBackupError as exc:
+        log.debug("dial-back to %s through its relays failed: %s", contact, exc)
+        return False
+    return node._first_hand(contact, reply)
