@@ -65,6 +65,8 @@ class Connection:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     # Bytes of replies made but not yet written, queued or waiting to queue.
     owed: int = 0
+    # Carried by a relay (rate-limited, one more hop): a direct one is better.
+    relayed: bool = False
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(0 if self.initiator else 1, 2)

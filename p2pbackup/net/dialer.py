@@ -68,3 +68,27 @@ async def open_route(
 
 def describe(route: Route) -> str:
     return str(route) if route.relay is not None else format_address(route.address)
+
+
+class DirectTries:
+    """Whether to dial a peer directly though a relayed connection to it is open.
+
+    A connection a peer opened to us through its relay carries our requests too,
+    at the relay's pace; a direct dial is worth a try unless it failed lately."""
+
+    def __init__(self, retry_after: float = 600.0, remembered: int = 4096) -> None:
+        self.retry_after = retry_after
+        self.remembered = remembered
+        self._failed: dict[bytes, float] = {}
+
+    def worth_trying(self, contact: Contact, now: float) -> bool:
+        if contact.routes and all(route.relay is not None for route in contact.routes):
+            return False
+        last = self._failed.get(contact.node_id)
+        return last is None or now - last >= self.retry_after
+
+    def failed(self, node_id: bytes, now: float) -> None:
+        self._failed.pop(node_id, None)
+        self._failed[node_id] = now
+        while len(self._failed) > self.remembered:
+            del self._failed[next(iter(self._failed))]

@@ -15,11 +15,12 @@ import trio
 
 from p2pbackup.errors import HandshakeError, PeerUnreachable, WireError
 from p2pbackup.net.contact import format_address
-from p2pbackup.net.framing import Closed, receive_frame
+from p2pbackup.net.framing import Closed
 from p2pbackup.net.handshake import MAX_HANDSHAKE_FRAME, Handshake
-from p2pbackup.net.tcp import HANDSHAKE_READ, TcpTransport
+from p2pbackup.net.handshaking import shake_hands
+from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
-from p2pbackup.wire.frames import FrameDecoder, encode_frame
+from p2pbackup.wire.frames import FrameDecoder
 
 
 class NotDialled(PeerUnreachable):
@@ -53,20 +54,7 @@ async def probe(transport: TcpTransport, address: Address, node_id: bytes, timeo
                 gate=transport.gate,
             )
             decoder = FrameDecoder(MAX_HANDSHAKE_FRAME)
-
-            async def receive() -> bytes:
-                return await receive_frame(
-                    stream,
-                    decoder,
-                    options.frame_timeout,
-                    options.idle_timeout,
-                    most=HANDSHAKE_READ,
-                )
-
-            await stream.send_all(encode_frame(handshake.hello(), MAX_HANDSHAKE_FRAME))
-            proof = handshake.receive_hello(await receive())
-            await stream.send_all(encode_frame(proof, MAX_HANDSHAKE_FRAME))
-            handshake.receive_auth(await receive())
+            await shake_hands(stream, handshake, decoder, options)
         except (HandshakeError, WireError) as exc:
             raise PeerUnreachable(f"{where}: {exc}") from None
         except (OSError, trio.BrokenResourceError, Closed):

@@ -24,21 +24,20 @@ from p2pbackup.net.admission import Admission, peer_address, peer_label
 from p2pbackup.net.connection import Connection, Outgoing, Waiter
 from p2pbackup.net.connection_loop import ConnectionLoop, encode_checked, reason
 from p2pbackup.net.contact import Contact, Route
-from p2pbackup.net.dialer import RelayDialer, describe, dial_order, open_route
-from p2pbackup.net.framing import Closed, receive_frame
+from p2pbackup.net.dialer import DirectTries, RelayDialer, describe, dial_order, open_route
+from p2pbackup.net.framing import Closed
 from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, OPEN_GATE, Gate, Handshake
+from p2pbackup.net.handshaking import HANDSHAKE_READ, shake_hands
 from p2pbackup.net.interfaces import Interface
 from p2pbackup.net.limits import ByteBudget, RateLimit
 from p2pbackup.net.options import TcpOptions
 from p2pbackup.net.relay_session import SESSION_MAGIC, RelaySessions, first_bytes, refuse_session
 from p2pbackup.net.transport import Address, Handler, Remote, Reply
 from p2pbackup.wire.common import ErrorReply
-from p2pbackup.wire.frames import PREFIX, FrameDecoder, encode_frame
+from p2pbackup.wire.frames import FrameDecoder
 from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.net.tcp")
-
-HANDSHAKE_READ = PREFIX.size + MAX_HANDSHAKE_FRAME
 
 
 class TcpTransport:
@@ -71,6 +70,7 @@ class TcpTransport:
         self._by_node: dict[bytes, Connection] = {}
         self._by_address: dict[Address, Connection] = {}
         self._dial_locks: dict[Address, trio.Lock] = {}
+        self._direct = DirectTries()
         self.admission = Admission(
             options.max_connections,
             options.max_unauthenticated,
@@ -194,6 +194,7 @@ class TcpTransport:
             log.warning("closing relayed connection from %s: %s", label, reason(exc))
             await trio.aclose_forcefully(stream)
             return
+        conn.relayed = True
         self._by_node[conn.remote.node_id] = conn
         await self._run_connection(conn)
 
@@ -232,18 +233,27 @@ class TcpTransport:
         conn = self._by_node.get(expected) if expected is not None and not dialled else None
         if conn is None or conn.closed:
             conn = self._by_address.get(address)
+        relayed = None  # open, but through a relay: first try to dial the peer directly
         if _usable(conn, expected):
             assert conn is not None
-            return conn
+            now = trio.current_time()
+            if not conn.relayed or contact is None or not self._direct.worth_trying(contact, now):
+                return conn
+            relayed = conn
         lock = self._dial_locks.setdefault(address, trio.Lock())
         async with lock:
             # Another request may have dialled while we waited for the lock.
             conn = self._by_address.get(address)
-            if _usable(conn, expected):
-                assert conn is not None
+            if _usable(conn, expected) and conn is not None and not (conn.relayed and relayed):
                 return conn
             routes = [Route(*address)] if contact is None else dial_order(contact, self.interfaces)
-            return await self._dial(address, expected, routes)
+            if relayed is None or contact is None:
+                return await self._dial(address, expected, routes)
+            try:
+                return await self._dial(address, expected, [r for r in routes if not r.relay])
+            except (OSError, PeerUnreachable, HandshakeError, WireError):
+                self._direct.failed(contact.node_id, trio.current_time())
+                return relayed
 
     async def _dial(
         self, address: Address, expected: bytes | None, routes: list[Route]
@@ -281,6 +291,7 @@ class TcpTransport:
             self.admission.sockets -= 1
             await trio.aclose_forcefully(stream)
             raise
+        conn.relayed = route.relay is not None
         self._by_address[address] = conn
         self._by_node[conn.remote.node_id] = conn
         nursery.start_soon(self._run_dialled, conn)
@@ -333,18 +344,9 @@ class TcpTransport:
             seen=seen,
             gate=self.gate,
         )
-        limit = self.options.handshake_timeout
-        self.admission.handshaking.add(decoder)
-        try:
-            with trio.fail_after(limit):
-                await stream.send_all(encode_frame(handshake.hello(), MAX_HANDSHAKE_FRAME))
-                proof = handshake.receive_hello(await self._receive(stream, decoder))
-                await stream.send_all(encode_frame(proof, MAX_HANDSHAKE_FRAME))
-                established = handshake.receive_auth(await self._receive(stream, decoder))
-        except trio.TooSlowError:
-            raise HandshakeError(f"no handshake within {limit:g}s") from None
-        finally:
-            self.admission.handshaking.discard(decoder)
+        established = await shake_hands(
+            stream, handshake, decoder, self.options, self.admission.handshaking
+        )
         if self.on_handshake is not None:
             self.on_handshake(established.remote)
         decoder.max_frame = self.options.max_frame + ABYTES
@@ -359,13 +361,6 @@ class TcpTransport:
             outbox_send=send,
             outbox_receive=receive,
             budget=self._budget,
-        )
-
-    async def _receive(self, stream: trio.abc.ReceiveStream, decoder: FrameDecoder) -> bytes:
-        """A handshake frame: capped apart, and read no further than it."""
-        options = self.options
-        return await receive_frame(
-            stream, decoder, options.frame_timeout, options.idle_timeout, most=HANDSHAKE_READ
         )
 
     async def _run_connection(self, conn: Connection) -> None:
