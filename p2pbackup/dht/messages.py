@@ -30,6 +30,14 @@ class Pong(Message):
     """Still here: the answer is that a reply came at all."""
 
 
+@message(MessageType.ANNOUNCE)
+class Announce(Message):
+    """Reach me here from now on: the sender's new main address and routes, a claim
+    checked by dialling it like the one a handshake carries (answered by Pong)."""
+
+    contact: Annotated[Contact, WireField(CONTACT_CHECK, Contact.to_wire, Contact.from_wire)]
+
+
 @message(MessageType.FIND_NODE)
 class FindNode(Message):
     target: NodeId

@@ -11,7 +11,7 @@ import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import trio
 
@@ -20,6 +20,7 @@ from p2pbackup.dht.dial_back import DialBacks
 from p2pbackup.dht.joining import join
 from p2pbackup.dht.lookup import Lookup, LookupStats
 from p2pbackup.dht.messages import (
+    Announce,
     FindNode,
     GetRecord,
     Nodes,
@@ -45,7 +46,7 @@ from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.dht")
 
-DHT_REQUESTS = (Ping, FindNode, StoreRecord, GetRecord)
+DHT_REQUESTS = (Ping, FindNode, StoreRecord, GetRecord, Announce)
 _REFUSALS_LOGGED = 1024  # distinct writers whose refused records are logged
 
 
@@ -109,6 +110,10 @@ class DhtNode:
         """Answer one DHT request; the caller routes only DHT_REQUESTS here."""
         self.observe(remote)
         if isinstance(message, Ping):
+            return Pong()
+        if isinstance(message, Announce):  # only the sender's own id may be announced
+            where = message.contact
+            self.observe(replace(remote, listen=where.address, routes=where.routes))
             return Pong()
         if isinstance(message, FindNode):
             return Nodes(self._vouch_for(message.target, remote))

@@ -11,6 +11,7 @@ resolved here, when checked: a checker dials only IP addresses.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from collections.abc import Callable
 import trio
 
 from p2pbackup.dht.dial_me_back import PROBE_TIMEOUT, DialledBack, DialMeBack
+from p2pbackup.dht.messages import Announce
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import Contact, Route, format_address
@@ -30,6 +32,8 @@ log = logging.getLogger("p2pbackup.reachability")
 CHECKERS = 3  # peers of different blocks asked about each candidate
 RETRY_FIRST, RETRY_MOST = 1.0, 60.0  # while no peer can be asked
 RESOLVE_TIMEOUT = 5.0
+# When what we advertise changes, the peers of the table told so, and how many at once.
+ANNOUNCED, ANNOUNCING = 64, 8
 
 Advertise = Callable[[Address, tuple[Route, ...]], None]
 
@@ -106,6 +110,25 @@ class ReachabilityCheck:
                 self.state.state(now),
             )
             self.advertise(*advert)
+            if self.dht.nursery is not None:
+                self.dht.nursery.start_soon(
+                    self._announce, Contact(self.dht.node_id, *advert[0], advert[1])
+                )
+
+    async def _announce(self, contact: Contact) -> None:
+        """Tell the peers we know where to reach us now: they met us at an address we no
+        longer advertise, and would not learn the new one before meeting us again."""
+        limiter = trio.CapacityLimiter(ANNOUNCING)
+        timeout = self.dht.config.rpc_timeout
+
+        async def tell(peer: Contact) -> None:
+            async with limiter:
+                with contextlib.suppress(P2PBackupError):
+                    await self.dht.transport.request(peer, Announce(contact), timeout)
+
+        async with trio.open_nursery() as nursery:
+            for peer in list(self.dht.table)[:ANNOUNCED]:
+                nursery.start_soon(tell, peer)
 
     async def check_due(self) -> bool:
         """Check every due candidate; False when some could not be, for want of peers."""

@@ -63,6 +63,7 @@ class MessageType(enum.StrEnum):
     RELEASE_SHARE = "release_share"
     SHARE_RELEASED = "share_released"
     # reachability
+    ANNOUNCE = "announce"
     DIAL_ME_BACK = "dial_me_back"
     DIALLED_BACK = "dialled_back"
     # mesh membership

@@ -16,7 +16,7 @@ import p2pbackup.shares.messages as sh
 import p2pbackup.shares.upkeep_messages as up
 import p2pbackup.wire.common as common
 from p2pbackup.dht.records import Record, RecordKind, SignedEntry
-from p2pbackup.net.contact import Contact
+from p2pbackup.net.contact import Contact, Route
 from p2pbackup.wire.messages import Message, decode_message, encode_message, registered_types
 
 C1 = Contact(bytes(range(20)), "10.0.0.1", 4001)
@@ -191,6 +191,12 @@ PINNED: list[tuple[Message, str]] = [
         "636f6d696e6762696419040a",
     ),
     (relay.RelayAccepted(), "a261746e72656c61795f616363657074656462696419040b"),
+    (
+        dht.Announce(Contact(bytes(range(20)), "198.51.100.7", 7000, (Route("10.0.0.2", 7000),))),
+        "a367636f6e74616374a462696454000102030405060708090a0b0c0d0e0f1011121364686f73746c3139"
+        "382e35312e3130302e3764706f7274191b586172816d31302e302e302e323a37303030617468616e6e6f"
+        "756e636562696419040c",
+    ),
 ]
 
 
