@@ -56,7 +56,7 @@ def _home(root: Path, index: int) -> Path:
 
 def _init(home: Path) -> str:
     done = subprocess.run(
-        [*CLI, "--home", str(home), "init", "--peer-only", "--json"],
+        [*CLI, "--home", str(home), "init", "--peer-only", "--open-mesh", "--json"],
         capture_output=True,
         text=True,
         check=True,

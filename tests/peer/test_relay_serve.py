@@ -58,7 +58,7 @@ async def reach(node_id: bytes, route: Route) -> None:
 
 
 def test_a_relay_only_peer_is_reached_through_the_relay_it_chose(tmp_path: Path) -> None:
-    mesh = LocalMesh(tmp_path / "mesh", 2, serve_args=["--relay-rate", "64MiB/s"])
+    mesh = LocalMesh(tmp_path / "mesh", 2, serve_args=["--relay-rate", "64MiB/s"], open_mesh=True)
     mesh.init_all()
     with mesh:
         mesh.start_peer(0, bootstrap=None)
