@@ -25,10 +25,15 @@ class NetMesh(LocalMesh):
 
     places: Sequence[Host] = field(default_factory=list)
     find_routers_and_neighbours: bool = True
+    first_port: int = FIRST_PORT  # two meshes on one testbed listen on different ports
 
     @classmethod
-    def on(cls, root: Path, places: Sequence[Host], *serve_args: str) -> NetMesh:
-        return cls(root, len(places), serve_args=serve_args, places=list(places))
+    def on(
+        cls, root: Path, places: Sequence[Host], *serve_args: str, first_port: int = FIRST_PORT
+    ) -> NetMesh:
+        return cls(
+            root, len(places), serve_args=serve_args, places=list(places), first_port=first_port
+        )
 
     def command_prefix(self, index: int) -> list[str]:
         return self.places[index].command([])
@@ -36,7 +41,7 @@ class NetMesh(LocalMesh):
     def listen_address(self, index: int, port: int) -> str:
         host = self.places[index]
         earlier = sum(1 for other in self.places[:index] if other == host)
-        return f"0.0.0.0:{FIRST_PORT + earlier}"
+        return f"0.0.0.0:{self.first_port + earlier}"
 
     def host_of(self, index: int) -> Host:
         return self.places[index]

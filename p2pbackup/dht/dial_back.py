@@ -13,6 +13,7 @@ are dropped (the claimant is checked on a later request, after the cooldown).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Hashable
 
 from p2pbackup.net.contact import Contact
 
@@ -27,11 +28,12 @@ class DialBacks:
         self.cooldown = cooldown
         self.capacity = capacity
         self.queued = queued
-        self.pending: set[Address] = set()  # queued or being dialled
-        self._tried: OrderedDict[Address, float] = OrderedDict()
+        self.pending: set[Hashable] = set()  # queued or being dialled
+        self._tried: OrderedDict[Hashable, float] = OrderedDict()
 
-    def offer(self, address: Address, now: float) -> bool:
-        """Should `address` be checked? If so it is pending until `done`."""
+    def offer(self, address: Hashable, now: float) -> bool:
+        """Should `address` (or a contact's `check_key`) be checked? If so it is pending
+        until `done`."""
         if len(self.pending) >= self.queued or address in self.pending:
             return False
         last = self._tried.get(address)
@@ -44,8 +46,18 @@ class DialBacks:
             self._tried.popitem(last=False)
         return True
 
-    def done(self, address: Address) -> None:
+    def done(self, address: Hashable) -> None:
         self.pending.discard(address)
+
+
+def check_key(contact: Contact) -> Hashable:
+    """What one check of `contact` counts against. A contact that names routes is dialled
+    only there (each route address passes its own bound), never at its main address, which
+    peers behind one NAT may share (its public address and a common port): such checks
+    are told apart by id, and a contact naming new routes (another relay) is a new claim."""
+    if not contact.routes:
+        return contact.address
+    return (contact.address, contact.node_id, contact.routes)
 
 
 def direct_routes(contact: Contact) -> list[tuple[Address, bool]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import trio
 
 from p2pbackup.dht.config import DhtConfig
-from p2pbackup.dht.dial_back import DialBacks
+from p2pbackup.dht.dial_back import DialBacks, check_key
 from p2pbackup.dht.joining import join
 from p2pbackup.dht.lookup import Lookup, LookupStats
 from p2pbackup.dht.messages import (
@@ -174,7 +174,7 @@ class DhtNode:
 
     def _check(self, contact: Contact) -> None:
         """Queue a dial-back to `contact`'s address (bounded; see `DialBacks`)."""
-        if self._dial_backs.offer(contact.address, trio.current_time()):
+        if self._dial_backs.offer(check_key(contact), trio.current_time()):
             self._to_check.send_nowait(contact)
 
     async def _check_loop(self) -> None:
@@ -183,7 +183,7 @@ class DhtNode:
             try:
                 await check_routes(self, contact, self._dial_backs)
             finally:
-                self._dial_backs.done(contact.address)
+                self._dial_backs.done(check_key(contact))
 
     def _first_hand(self, dialled: Contact, reply: Reply, at: Address | None = None) -> bool:
         """Record what a reply proved: `dialled.node_id` answers at `dialled.address` (or

@@ -24,7 +24,7 @@ from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import Contact, Route, format_address
 from p2pbackup.net.interfaces import kind_of
-from p2pbackup.net.reachability import Reachability
+from p2pbackup.net.reachability import ROUTE_ONLY, Reachability
 from p2pbackup.net.transport import Address, Remote
 
 log = logging.getLogger("p2pbackup.reachability")
@@ -32,6 +32,8 @@ log = logging.getLogger("p2pbackup.reachability")
 CHECKERS = 3  # peers of different blocks asked about each candidate
 RETRY_FIRST, RETRY_MOST = 1.0, 60.0  # while no peer can be asked
 RESOLVE_TIMEOUT = 5.0
+UNSETTLED = 5.0  # how often a peer reachable nowhere yet looks again
+ANNOUNCE_EVERY = 10.0  # how often peers new to the table are told where to reach us
 # When what we advertise changes, the peers of the table told so, and how many at once.
 ANNOUNCED, ANNOUNCING = 64, 8
 
@@ -58,6 +60,7 @@ class ReachabilityCheck:
         self._wake = trio.Event()
         self._retry = RETRY_FIRST
         self._published: tuple[Address, tuple[Route, ...]] | None = None
+        self._told: set[bytes] = set()  # peers told of what we advertise now
         # Told after each round whether nothing could be confirmed though something was
         # checked: a peer nobody can dial then holds relay reservations (decision 0040).
         self.on_relays_needed: Callable[[bool], None] | None = None
@@ -84,7 +87,7 @@ class ReachabilityCheck:
             self._wake = trio.Event()
             checked = await self.check_due()
             self._publish()
-            with trio.move_on_after(self._next_delay(checked)):
+            with trio.move_on_after(min(self._next_delay(checked), ANNOUNCE_EVERY)):
                 await self._wake.wait()
 
     def _next_delay(self, checked: bool) -> float:
@@ -93,13 +96,15 @@ class ReachabilityCheck:
             return delay
         self._retry = RETRY_FIRST
         now = trio.current_time()
-        return max(1.0, self.state.next_due(now) - now)
+        delay = max(1.0, self.state.next_due(now) - now)
+        if not self.state.confirmed(now) and not self.state.relays:
+            delay = min(delay, UNSETTLED)  # whether relays are needed may change meanwhile
+        return delay
 
     def _publish(self) -> None:
         now = trio.current_time()
         if self.on_relays_needed is not None:
-            confirmed = self.state.confirmed(now)
-            self.on_relays_needed(not confirmed and bool(self.state.unconfirmed(now)))
+            self.on_relays_needed(self._needs_relays(now))
         advert = (self.state.main_address(now), self.state.routes(now))
         if advert != self._published:
             self._published = advert
@@ -110,14 +115,28 @@ class ReachabilityCheck:
                 self.state.state(now),
             )
             self.advertise(*advert)
-            if self.dht.nursery is not None:
-                self.dht.nursery.start_soon(
-                    self._announce, Contact(self.dht.node_id, *advert[0], advert[1])
-                )
+            self._told.clear()
+        untold = [c for c in self.dht.table if c.node_id not in self._told][:ANNOUNCED]
+        if untold and self.dht.nursery is not None and self._published[1]:
+            self._told.update(c.node_id for c in untold)
+            me = Contact(self.dht.node_id, *advert[0], advert[1])
+            self.dht.nursery.start_soon(self._announce, me, untold)
 
-    async def _announce(self, contact: Contact) -> None:
-        """Tell the peers we know where to reach us now: they met us at an address we no
-        longer advertise, and would not learn the new one before meeting us again."""
+    def _needs_relays(self, now: float) -> bool:
+        """Nothing confirmed, and either a checked address failed, or this peer has only
+        LAN addresses while it knows peers outside any LAN, who cannot dial those."""
+        state = self.state
+        if state.confirmed(now):
+            return False
+        if state.unconfirmed(now):
+            return True
+        outside = [c for c in state.candidates(now) if kind_of(c[0]) not in ROUTE_ONLY]
+        return not outside and any(kind_of(c.host) not in ROUTE_ONLY for c in self.dht.table)
+
+    async def _announce(self, contact: Contact, peers: list[Contact]) -> None:
+        """Tell the peers we know where to reach us now: they may have met us at an address
+        we no longer advertise, and would not learn the new one before meeting us again.
+        Each is told once per change of what we advertise (only when it names routes)."""
         limiter = trio.CapacityLimiter(ANNOUNCING)
         timeout = self.dht.config.rpc_timeout
 
@@ -127,7 +146,7 @@ class ReachabilityCheck:
                     await self.dht.transport.request(peer, Announce(contact), timeout)
 
         async with trio.open_nursery() as nursery:
-            for peer in list(self.dht.table)[:ANNOUNCED]:
+            for peer in peers:
                 nursery.start_soon(tell, peer)
 
     async def check_due(self) -> bool:

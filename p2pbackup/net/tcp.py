@@ -246,7 +246,7 @@ class TcpTransport:
             conn = self._by_address.get(address)
             if _usable(conn, expected) and conn is not None and not (conn.relayed and relayed):
                 return conn
-            routes = [Route(*address)] if contact is None else dial_order(contact, self.interfaces)
+            routes = [Route(*address)] if contact is None else self._routes_to(contact)
             if relayed is None or contact is None:
                 return await self._dial(address, expected, routes)
             try:
@@ -254,6 +254,11 @@ class TcpTransport:
             except (OSError, PeerUnreachable, HandshakeError, WireError):
                 self._direct.failed(contact.node_id, trio.current_time())
                 return relayed
+
+    def _routes_to(self, contact: Contact) -> list[Route]:
+        """Its routes in dial order, less relays that are this very peer."""
+        routes = dial_order(contact, self.interfaces)
+        return [route for route in routes if route.relay != self.identity.node_id]
 
     async def _dial(
         self, address: Address, expected: bytes | None, routes: list[Route]
