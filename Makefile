@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo demo-nat test lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -13,6 +13,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(PY) -m p2pbackup.cli.demo
+
+# The same mesh behind home routers, on a testbed of network namespaces (root).
+demo-nat: $(STAMP)
+	$(PY) -m netbed.demo
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -15,6 +15,7 @@ from benchmarks.engine import EngineResult
 from benchmarks.filesystem import Filesystem
 from benchmarks.mesh import MeshResult, Timed
 from benchmarks.pipeline import PipelineResult
+from benchmarks.relay_testbed import RelayBackups
 
 MB = 1_000_000
 RATIO_TARGET = 0.5  # backup must reach half the single-thread codec limit
@@ -38,6 +39,7 @@ class Run:
     total_seconds: float = 0.0
     filesystem: Filesystem | None = None  # where the mesh and the restore wrote
     durability: Durability | None = None  # synchronous FULL against NORMAL, same disk
+    relay: RelayBackups | None = None  # a backup through a relay against direct (NAT testbed)
 
     @property
     def pipe(self) -> PipelineResult:

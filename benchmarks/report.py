@@ -3,6 +3,7 @@ dataset, load) to compare runs made on other days."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import platform
@@ -70,5 +71,6 @@ def report(run: Run) -> dict[str, Any]:
         },
         "filesystem": run.filesystem.as_dict() if run.filesystem else None,
         "durability": run.durability.as_dict() if run.durability else None,
+        "relay_on_testbed": dataclasses.asdict(run.relay) if run.relay else None,
         "total_seconds": round(run.total_seconds, 1),
     }

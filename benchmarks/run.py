@@ -50,6 +50,8 @@ from benchmarks.figures import (
 from benchmarks.filesystem import filesystem_of
 from benchmarks.mesh import Timed, run_mesh
 from benchmarks.pipeline import PipelineResult, run_pipeline
+from benchmarks.relay_testbed import rows as relay_rows
+from benchmarks.relay_testbed import run_relay_backups
 from benchmarks.report import report
 from p2pbackup.peer.heap import keep_freed_pages
 
@@ -194,6 +196,8 @@ def table(run: Run) -> Table:
     t.add_row("mesh ready (10 routing tables full)", f"{mesh.ready_seconds:.2f}", "", "", "")
     for measure, detail in durability_rows(run.durability) if run.durability else []:
         t.add_row(measure, "", "", detail, "")
+    for measure, detail in relay_rows(run.relay) if run.relay else []:
+        t.add_row(measure, "", "", detail, "")
     t.add_row("machine: filesystem of the run folder", "", "", _filesystem(run), "")
     return t
 
@@ -240,6 +244,8 @@ def markdown(run: Run) -> str:
         f"| machine: filesystem of the mesh and the restore | | | {_filesystem(run)} |",
     ]
     for measure, detail in durability_rows(run.durability) if run.durability else []:
+        lines.insert(-1, f"| {measure} | | | {detail} |")
+    for measure, detail in relay_rows(run.relay) if run.relay else []:
         lines.insert(-1, f"| {measure} | | | {detail} |")
     return "\n".join(lines)
 
@@ -313,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         for measure, detail in durability_rows(durability):
             log(f"{measure}: {detail}")
         mesh = run_mesh(dataset, workdir, log, before_first_backup=measure_limit)
+        relay = run_relay_backups(workdir, log)
         if options.churn == "also":
             churn = run_churn(dataset, workdir, log)
     finally:
@@ -324,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     load["end"] = list(os.getloadavg())
     run = Run(dataset, pipelines, engines[0], engines[1], mesh, load, filesystem=filesystem)
     run.durability = durability
+    run.relay = relay
     run.total_seconds = time.monotonic() - began
     log(f"load average (1 min): {load['start'][0]:.1f} at start, {load['end'][0]:.1f} at end")
     console.print(table(run))
