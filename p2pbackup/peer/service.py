@@ -30,6 +30,7 @@ from p2pbackup.dht.record_store import RecordStore
 from p2pbackup.dht.records import RecordKind, set_record, value_record
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.maintainer import Maintainer
+from p2pbackup.mesh.saved import SavedMesh
 from p2pbackup.net.contact import format_address
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.peer.addresses import keep_addresses
@@ -113,40 +114,7 @@ class PeerService:
         self.peer = Peer(
             identity, self.transport, config, _child_of(rng), self.records, self.own_records
         )
-        self.addresses = keep_addresses(
-            self.peer, self.transport, options.advertise, _child_of(rng)
-        )
-        if options.lan_discovery:
-            meet_neighbours(self.peer, self.transport, mesh)
-        self.port_mapper = (
-            map_port(
-                self.peer,
-                options.listen,
-                options.port_mapping_lease,
-                self.addresses.state.set_mapped,
-                _child_of(rng),
-            )
-            if options.port_mapping
-            else None
-        )
-        self.membership = (
-            None
-            if mesh is None
-            else Membership(
-                home,
-                mesh,
-                self.peer,
-                addresses=self._addresses,
-                disconnect=self.transport.disconnect,
-                rng=_child_of(rng),
-            )
-        )
-        self.relaying = Relaying(self.peer, self.transport, options.relay, self._event)
-        if options.relay.only:  # to be reached through relays alone: they advertise
-            self.addresses.advertise = lambda main, routes: None
-        else:  # reachability decides when relays are needed, and advertises their routes
-            self.relaying.on_routes = self.addresses.state.set_relays
-            self.addresses.on_relays_needed = self.relaying.need_relays
+        self._connect_edges(mesh, rng)
         self.owner: OwnerService | None = None
         master = home.owner_master()
         if master is not None:
@@ -192,6 +160,45 @@ class PeerService:
         self.memory = MemoryFile(home.maintenance_file, self.maintainer)
         self.maintainer.after_round = self._after_round
         self.peer.add_task(self.maintainer.run)
+
+    def _connect_edges(self, mesh: SavedMesh | None, rng: random.Random) -> None:
+        """How this peer is reached and finds others: checked addresses, LAN neighbours,
+        the router's port mapping, membership and relays (decisions 0037-0042)."""
+        home, options = self.home, self.options
+        self.addresses = keep_addresses(
+            self.peer, self.transport, options.advertise, _child_of(rng)
+        )
+        if options.lan_discovery:
+            meet_neighbours(self.peer, self.transport, mesh)
+        self.port_mapper = (
+            map_port(
+                self.peer,
+                options.listen,
+                options.port_mapping_lease,
+                self.addresses.state.set_mapped,
+                _child_of(rng),
+            )
+            if options.port_mapping
+            else None
+        )
+        self.membership = (
+            None
+            if mesh is None
+            else Membership(
+                home,
+                mesh,
+                self.peer,
+                addresses=self._addresses,
+                disconnect=self.transport.disconnect,
+                rng=_child_of(rng),
+            )
+        )
+        self.relaying = Relaying(self.peer, self.transport, options.relay, self._event)
+        if options.relay.only:  # to be reached through relays alone: they advertise
+            self.addresses.advertise = lambda main, routes: None
+        else:  # reachability decides when relays are needed, and advertises their routes
+            self.relaying.on_routes = self.addresses.state.set_relays
+            self.addresses.on_relays_needed = self.relaying.need_relays
 
     def operations(self) -> dict[str, Operation]:
         operations: dict[str, Operation] = {

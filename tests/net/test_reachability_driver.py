@@ -41,6 +41,7 @@ class FakeDht:
     transport: FakeTransport
     table: list[Contact]
     config: DhtConfig = field(default_factory=DhtConfig)
+    nursery: trio.Nursery | None = None  # none: nobody is told of a change
 
     def block_of(self, contact: Contact) -> str:
         return contact.host.rsplit(".", 1)[0]  # a /24, near enough for a test

@@ -56,6 +56,7 @@ MESSAGES: dict[str, st.SearchStrategy[Message]] = {
     MessageType.PONG.value: st.just(dht.Pong()),
     MessageType.FIND_NODE.value: st.builds(dht.FindNode, target=node_ids),
     MessageType.NODES.value: st.builds(dht.Nodes, contacts=contact_lists),
+    MessageType.ANNOUNCE.value: st.builds(dht.Announce, contact=contacts),
     MessageType.STORE_RECORD.value: st.builds(dht.StoreRecord, record=records),
     MessageType.STORED.value: st.builds(dht.Stored, ok=st.booleans(), reason=st.text(max_size=500)),
     MessageType.GET_RECORD.value: st.builds(dht.GetRecord, key=node_ids),
