@@ -330,6 +330,14 @@ def simulate(
     days: float = typer.Option(None, "--days", min=0.01, help="Simulated days."),
     packs: int = typer.Option(None, "--packs", min=1, help="Packs the owner backs up."),
     lookups: int = typer.Option(None, "--lookups", min=1, help="Lookups to run (lookups)."),
+    relayed: float = typer.Option(
+        None,
+        "--relayed",
+        min=0.0,
+        max=0.9,
+        metavar="SHARE",
+        help="Share of peers behind a NAT, reached only through relays (storage scenarios).",
+    ),
     seed: int = typer.Option(1, "--seed", help="Seed: the same seed replays the same run."),
     out: Path = typer.Option(
         None,
@@ -353,6 +361,7 @@ def simulate(
     # findings for the report, not warnings for the terminal.
     logging.getLogger("p2pbackup").setLevel(logging.ERROR)
     options = {"peers": peers, "lookups": lookups, "packs": packs, "days": days}
+    options["relayed"] = relayed
     chosen = {k: v for k, v in options.items() if v is not None}
     if scenario not in SCENARIOS:
         raise P2PBackupError(

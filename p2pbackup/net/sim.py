@@ -17,14 +17,14 @@ import logging
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import outcome
 import trio
 
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import PeerUnreachable, RemoteError, WireError
-from p2pbackup.net.contact import Contact
+from p2pbackup.net.contact import Contact, Route
 from p2pbackup.net.transport import Address, Handler, Remote, Reply, answer_request
 from p2pbackup.wire.common import ErrorReply
 from p2pbackup.wire.frames import DEFAULT_MAX_FRAME
@@ -244,6 +244,14 @@ class SimTransport:
     @property
     def bound(self) -> Address:
         return self._listen
+
+    def set_advertised(
+        self, listen: Address | None = None, routes: tuple[Route, ...] | None = None
+    ) -> None:
+        """What others learn of this peer from now on: its routes (a simulated peer keeps
+        its one address)."""
+        if routes is not None:
+            self._remote = replace(self._remote, routes=routes)
 
     async def adopt_stream(self, stream: trio.abc.Stream, label: str) -> None:
         """The simulator delivers relayed requests itself; it never opens a session."""

@@ -19,6 +19,7 @@ from p2pbackup.dht.config import DhtConfig
 from p2pbackup.net.sim import SimNetwork
 from p2pbackup.net.transport import Address
 from p2pbackup.peer.peer import Peer, PeerConfig
+from p2pbackup.simulations import relaying
 
 SIM_DHT = DhtConfig(rpc_timeout=2.0)
 
@@ -44,6 +45,7 @@ class SimPeer:
     peer: Peer
     address: Address
     alive: bool = True
+    reachable: bool = True  # False: behind a NAT, reached through relays
 
     @property
     def node_id(self) -> bytes:
@@ -59,6 +61,8 @@ class SimMesh:
     network: SimNetwork
     dht: DhtConfig = SIM_DHT
     peers: list[SimPeer] = field(default_factory=list)
+    # The share of peers after the first behind a NAT, reached only through relays.
+    relayed: float = 0.0
     _next_host: int = 1
 
     @classmethod
@@ -70,11 +74,12 @@ class SimMesh:
         dht: DhtConfig = SIM_DHT,
         loss: float = 0.0,
         encode: bool = True,
+        relayed: float = 0.0,
     ) -> SimMesh:
         rng = random.Random(seed)
         network = SimNetwork(random.Random(rng.getrandbits(64)), loss=loss, encode=encode)
         await nursery.start(network.run)
-        return cls(nursery, rng, network, dht)
+        return cls(nursery, rng, network, dht, relayed=relayed)
 
     def _new_address(self) -> Address:
         """Each peer in an IPv4 /24 of its own, as strangers on the internet are.
@@ -90,11 +95,15 @@ class SimMesh:
     ) -> SimPeer:
         identity = Identity.from_seed(self.rng.randbytes(32))
         address = self._new_address()
-        transport = self.network.transport(identity, address)
+        # Drawn only when asked for, so runs without relayed peers replay as before.
+        reachable = not (self.relayed and self.peers and self.rng.random() < self.relayed)
+        transport = self.network.transport(identity, address, reachable=reachable)
         config = PeerConfig(dht=self.dht, bootstrap=_addresses(bootstrap))
         peer = Peer(identity, transport, config, random.Random(self.rng.getrandbits(64)))
+        if self.relayed:
+            relaying.equip(self.network, transport, peer)
         await self.nursery.start(peer.run)
-        sim_peer = SimPeer(peer, address)
+        sim_peer = SimPeer(peer, address, reachable=reachable)
         self.peers.append(sim_peer)
         if wait_joined:
             await peer.joined.wait()
@@ -103,9 +112,11 @@ class SimMesh:
     async def restart(self, sim_peer: SimPeer, bootstrap: Address | tuple[Address, ...]) -> None:
         """A crashed peer comes back: same id, same address, a fresh process."""
         identity = sim_peer.peer.identity
-        transport = self.network.transport(identity, sim_peer.address)
+        transport = self.network.transport(identity, sim_peer.address, reachable=sim_peer.reachable)
         config = PeerConfig(dht=self.dht, bootstrap=_addresses(bootstrap))
         peer = Peer(identity, transport, config, random.Random(self.rng.getrandbits(64)))
+        if self.relayed:
+            relaying.equip(self.network, transport, peer)
         await self.nursery.start(peer.run)
         sim_peer.peer = peer
         sim_peer.alive = True

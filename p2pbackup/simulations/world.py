@@ -73,6 +73,8 @@ class WorldParams(MeshParams):
     vetting_hours: float = 12.0
     probe_lookups: int = 3  # per sampled hour
     join_concurrency: int = 25
+    # The share of peers behind a NAT with no port mapping, reached only through relays.
+    relayed: float = 0.0
 
 
 @dataclass
@@ -131,7 +133,9 @@ class World:
         progress: Progress | None = None,
     ) -> World:
         """Peers join, get stores (of `capacity(i)` bytes), `setup` runs, the owner backs up."""
-        mesh = await SimMesh.create(nursery, params.seed, dht=WORLD_DHT, encode=params.peers <= 200)
+        mesh = await SimMesh.create(
+            nursery, params.seed, dht=WORLD_DHT, encode=params.peers <= 200, relayed=params.relayed
+        )
         await mesh.grow(params.peers, concurrency=params.join_concurrency)
         # Leases outlast the run: expiry is the leases scenarios' business, not these.
         redundancy = Redundancy(lease_seconds=int((4 * params.days + 30) * DAY))

@@ -84,6 +84,23 @@ def metrics(world: World) -> dict[str, Any]:
         "messages": world.mesh.network.stats.sent,
         "messages_by_type": dict(sorted(world.mesh.network.stats.by_type.items())),
         "simulated_seconds": round(trio.current_time(), 3),
+        **relayed_metrics(world),
+    }
+
+
+def relayed_metrics(world: World) -> dict[str, Any]:
+    """With peers behind NATs: how many, and how many shares they hold at the end."""
+    if not world.params.relayed:
+        return {}
+    relayed = {p.node_id for p in world.mesh.peers if not p.reachable}
+    stores = world.storage.stores
+    return {
+        "relayed_peers": len(relayed),
+        "shares_on_relayed_peers": sum(
+            sum(1 for _ in stores[node_id].list_shares())
+            for node_id in relayed
+            if node_id in stores
+        ),
     }
 
 
@@ -124,6 +141,8 @@ def finish(world: World, scenario: str, summary: str, extra: dict[str, Any]) -> 
     per_peer = storage_per_peer(world)
     params = dict(world.params.__dict__)
     params.pop("seed", None)
+    if not params.get("relayed"):
+        params.pop("relayed", None)  # runs without relayed peers report as before
     return {
         "scenario": scenario,
         "seed": world.params.seed,
