@@ -101,10 +101,11 @@ def remove_leftovers() -> list[str]:
 def _orphaned(name: str) -> bool:
     """Whether `name` is one of ours, made by a process that no longer runs."""
     match = _OURS.match(name)
-    return match is not None and not _alive(int(match.group(1)))
+    return match is not None and not alive(int(match.group(1)))
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs (namespaces are named after their maker's pid)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

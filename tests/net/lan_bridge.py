@@ -12,7 +12,6 @@ cross the bridge, `LanBridge.open` skips the test with that reason.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
@@ -25,6 +24,8 @@ from types import TracebackType
 from typing import Any
 
 import pytest
+
+from netbed import namespaces
 
 SUBNET = "10.77.0"
 PROBE_GROUP = "239.255.77.77"
@@ -143,13 +144,7 @@ class LanBridge:
             _stop(process, max(deadline - time.monotonic(), 0.1))
         for name in reversed(self._made):
             # Anything still inside (a child a process left) goes by PID, then the namespace.
-            pids = subprocess.run(
-                ["ip", "netns", "pids", name], capture_output=True, text=True, check=False
-            ).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+            namespaces.remove(name)
         self._made.clear()
 
     def __enter__(self) -> LanBridge:

@@ -17,12 +17,13 @@ import itertools
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from netbed import namespaces
 
 RELAY = "10.77.0.1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,13 +135,7 @@ class Bed:
                 process.kill()
             process.wait()
         for name in reversed(self.names):
-            pids = subprocess.run(
-                ["ip", "netns", "pids", name], capture_output=True, text=True, check=False
-            ).stdout.split()
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError, ValueError):
-                    os.kill(int(pid), signal.SIGKILL)
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+            namespaces.remove(name)
 
 
 def remove_leftovers() -> None:
@@ -149,19 +144,9 @@ def remove_leftovers() -> None:
     for line in listed.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         match = re.match(r"^rl(\d+)-", name)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or namespaces.alive(int(match.group(1))):
             continue
         Bed(name, [name]).teardown()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager
