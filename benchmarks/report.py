@@ -64,8 +64,8 @@ def report(run: Run) -> dict[str, Any]:
             },
             "peak_rss_mb": {
                 "value": round(run.peak_mb, 1),
-                "target": f"<= {PEAK_TARGET_MB}",
                 "pass": run.peak_ok,
+                "target": f"<= {PEAK_TARGET_MB}",
             },
             "restore_identical": {"pass": not run.mesh.problems},
         },

@@ -115,29 +115,7 @@ class PeerService:
             identity, self.transport, config, _child_of(rng), self.records, self.own_records
         )
         self._connect_edges(mesh, rng)
-        self.owner: OwnerService | None = None
-        master = home.owner_master()
-        if master is not None:
-            lease = options.lease_seconds
-
-            def settings() -> Redundancy:  # read at each backup: `config set` needs no restart
-                return redundancy_of(home.owner_settings(), lease)
-
-            redundancy = settings()
-            self.owner = OwnerService(
-                OwnerKeys.from_master(master),
-                self.peer.dht,
-                home.catalog_file,
-                redundancy,
-                renew_interval=options.renew_interval,
-                engine_process=True,
-                clock=time.monotonic,
-                rng=_child_of(rng),
-                settings=settings,
-            )
-            self.peer.add_task(self.owner.upkeep.keep_leases)
-            if self.owner.engines is not None:
-                self.peer.add_task(self.owner.engines.keep_one_ready)
+        self.owner = self._owner(rng)
         quota = options.owner_quota
         if quota is None:
             quota = parse_quota(DEFAULT_OWNER_QUOTA, options.capacity)
@@ -160,6 +138,34 @@ class PeerService:
         self.memory = MemoryFile(home.maintenance_file, self.maintainer)
         self.maintainer.after_round = self._after_round
         self.peer.add_task(self.maintainer.run)
+
+    def _owner(self, rng: random.Random) -> OwnerService | None:
+        """The owner's side of this peer, when its home holds owner keys."""
+        home, options = self.home, self.options
+        master = home.owner_master()
+        if master is None:
+            return None
+        lease = options.lease_seconds
+
+        def settings() -> Redundancy:  # read at each backup: `config set` needs no restart
+            return redundancy_of(home.owner_settings(), lease)
+
+        redundancy = settings()
+        owner = OwnerService(
+            OwnerKeys.from_master(master),
+            self.peer.dht,
+            home.catalog_file,
+            redundancy,
+            renew_interval=options.renew_interval,
+            engine_process=True,
+            clock=time.monotonic,
+            rng=_child_of(rng),
+            settings=settings,
+        )
+        self.peer.add_task(owner.upkeep.keep_leases)
+        if owner.engines is not None:
+            self.peer.add_task(owner.engines.keep_one_ready)
+        return owner
 
     def _connect_edges(self, mesh: SavedMesh | None, rng: random.Random) -> None:
         """How this peer is reached and finds others: checked addresses, LAN neighbours,
