@@ -1,13 +1,11 @@
 """The Transport over real TCP: authenticated, encrypted, connections reused.
 
-Each connection starts with the handshake of `handshake.py`, after which
-both sides may send requests over it: the side that dialled numbers its
-requests even, the other odd, so a frame is a reply exactly when its id has
-our parity. One writer task per connection seals and sends frames in order,
-so a caller that times out never leaves half a frame on the wire. Anything
-malformed from a peer closes that connection with a logged reason; the
-listener and every other connection go on.
-"""
+Each connection starts with the handshake of `handshake.py`, after which both
+sides may send requests over it: the dialler numbers its requests even, the
+other odd, so a frame is a reply exactly when its id has our parity. One writer
+task per connection sends frames in order, so a caller that times out never
+leaves half a frame on the wire. Anything malformed from a peer closes that
+connection with a logged reason; the listener and other connections go on."""
 
 from __future__ import annotations
 
@@ -97,14 +95,13 @@ class TcpTransport:
         return self._listen
 
     @property
-    def routes(self) -> tuple[Route, ...]:
+    def routes(self) -> tuple[Route, ...]:  # what this peer advertises besides its address
         return self._routes
 
     def set_advertised(
         self, listen: Address | None = None, routes: tuple[Route, ...] | None = None
     ) -> None:
-        """Change what new handshakes tell others: the main address (None: the bound
-        one) and, when given, the routes to dial this peer by."""
+        """What new handshakes tell others: the main address (None: the bound one), routes."""
         self._advertised = listen
         if routes is not None:
             self._routes = routes
@@ -180,10 +177,16 @@ class TcpTransport:
                 self.admission.strangers -= 1
             if conn is None:
                 return await self.relay_sessions(stream, first, label)
-            self._by_node[conn.remote.node_id] = conn
+            self._keep_accepted(conn)
             await self._run_connection(conn)
         finally:
             self.admission.sockets -= 1
+
+    def _keep_accepted(self, conn: Connection) -> None:
+        # Not used if another is open: it may be a dial-back probe, closed after its handshake.
+        known = self._by_node.get(conn.remote.node_id)
+        if known is None or known.closed:
+            self._by_node[conn.remote.node_id] = conn
 
     async def adopt_stream(self, stream: trio.abc.Stream, label: str) -> None:
         """Serve a connection that reached us another way (through a relay) as if it
@@ -195,7 +198,7 @@ class TcpTransport:
             await trio.aclose_forcefully(stream)
             return
         conn.relayed = True
-        self._by_node[conn.remote.node_id] = conn
+        self._keep_accepted(conn)
         await self._run_connection(conn)
 
     # ---- outgoing --------------------------------------------------------
