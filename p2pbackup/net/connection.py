@@ -113,3 +113,10 @@ class Connection:
         self.paid(self.owed)
         self.budget.give(self.decoder.buffered)
         self.decoder = FrameDecoder(0)
+
+
+def usable(conn: Connection | None, expected: bytes | None) -> bool:
+    """An open connection to `expected` (to anyone, when None)."""
+    if conn is None or conn.closed:
+        return False
+    return expected is None or conn.remote.node_id == expected

@@ -40,10 +40,12 @@ def route_rank(route: Route, interfaces: Iterable[Interface] = ()) -> int:
     return SAME_LAN if on_link(route.host, interfaces) else DIRECT
 
 
-def dial_order(contact: Contact, interfaces: Iterable[Interface] = ()) -> list[Route]:
+def dial_order(
+    contact: Contact, interfaces: Iterable[Interface] = (), own_id: bytes | None = None
+) -> list[Route]:
     """The routes to try for `contact`, best first: routes on one of our own networks
-    (`interfaces`), then other direct routes, then relays, each group in the contact's
-    own order.
+    (`interfaces`), then other direct routes, then relays (never through `own_id`, the
+    dialler itself), each group in the contact's own order.
 
     A contact that names routes names every way to dial it (its main address
     among them only if that one can be dialled); one that names none is
@@ -52,7 +54,8 @@ def dial_order(contact: Contact, interfaces: Iterable[Interface] = ()) -> list[R
     if not contact.routes:
         return [Route(contact.host, contact.port)]
     ours = tuple(interfaces)
-    return sorted(contact.routes, key=lambda route: route_rank(route, ours))
+    routes = [route for route in contact.routes if own_id is None or route.relay != own_id]
+    return sorted(routes, key=lambda route: route_rank(route, ours))
 
 
 async def open_route(

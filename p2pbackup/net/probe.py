@@ -16,7 +16,7 @@ import trio
 from p2pbackup.errors import HandshakeError, PeerUnreachable, WireError
 from p2pbackup.net.contact import format_address
 from p2pbackup.net.framing import Closed
-from p2pbackup.net.handshake import MAX_HANDSHAKE_FRAME, Handshake
+from p2pbackup.net.handshake import MAX_HANDSHAKE_FRAME
 from p2pbackup.net.handshaking import shake_hands
 from p2pbackup.net.tcp import TcpTransport
 from p2pbackup.net.transport import Address
@@ -44,15 +44,7 @@ async def probe(transport: TcpTransport, address: Address, node_id: bytes, timeo
             raise PeerUnreachable(f"{where}: cannot connect") from None
         transport.admission.sockets += 1
         try:
-            handshake = Handshake(
-                transport.identity,
-                initiator=True,
-                listen=transport.listen,
-                expected_node_id=node_id,
-                routes=transport.routes,
-                seen=address,
-                gate=transport.gate,
-            )
+            handshake = transport.new_handshake(True, node_id, address)
             decoder = FrameDecoder(MAX_HANDSHAKE_FRAME)
             await shake_hands(stream, handshake, decoder, options)
         except (HandshakeError, WireError) as exc:

@@ -19,7 +19,7 @@ import trio
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import HandshakeError, PeerUnreachable, RemoteError, WireError
 from p2pbackup.net.admission import Admission, peer_address, peer_label
-from p2pbackup.net.connection import Connection, Outgoing, Waiter
+from p2pbackup.net.connection import Connection, Outgoing, Waiter, usable
 from p2pbackup.net.connection_loop import ConnectionLoop, encode_checked, reason
 from p2pbackup.net.contact import Contact, Route
 from p2pbackup.net.dialer import DirectTries, RelayDialer, describe, dial_order, open_route
@@ -237,7 +237,7 @@ class TcpTransport:
         if conn is None or conn.closed:
             conn = self._by_address.get(address)
         relayed = None  # open, but through a relay: first try to dial the peer directly
-        if _usable(conn, expected):
+        if usable(conn, expected):
             assert conn is not None
             now = trio.current_time()
             if not conn.relayed or contact is None or not self._direct.worth_trying(contact, now):
@@ -247,9 +247,12 @@ class TcpTransport:
         async with lock:
             # Another request may have dialled while we waited for the lock.
             conn = self._by_address.get(address)
-            if _usable(conn, expected) and conn is not None and not (conn.relayed and relayed):
+            if usable(conn, expected) and conn is not None and not (conn.relayed and relayed):
                 return conn
-            routes = [Route(*address)] if contact is None else self._routes_to(contact)
+            own = self.identity.node_id
+            routes = (
+                [Route(*address)] if contact is None else dial_order(contact, self.interfaces, own)
+            )
             if relayed is None or contact is None:
                 return await self._dial(address, expected, routes)
             try:
@@ -257,11 +260,6 @@ class TcpTransport:
             except (OSError, PeerUnreachable, HandshakeError, WireError):
                 self._direct.failed(contact.node_id, trio.current_time())
                 return relayed
-
-    def _routes_to(self, contact: Contact) -> list[Route]:
-        """Its routes in dial order, less relays that are this very peer."""
-        routes = dial_order(contact, self.interfaces)
-        return [route for route in routes if route.relay != self.identity.node_id]
 
     async def _dial(
         self, address: Address, expected: bytes | None, routes: list[Route]
@@ -330,6 +328,19 @@ class TcpTransport:
 
     # ---- both directions -------------------------------------------------
 
+    def new_handshake(
+        self, initiator: bool, expected: bytes | None, seen: Address | None
+    ) -> Handshake:  # one side of a handshake telling what this peer advertises
+        return Handshake(
+            self.identity,
+            initiator=initiator,
+            listen=self.listen,
+            expected_node_id=expected,
+            routes=self._routes,
+            seen=seen,
+            gate=self.gate,
+        )
+
     async def _handshake(
         self,
         stream: trio.abc.Stream,
@@ -343,15 +354,7 @@ class TcpTransport:
         """The whole handshake, within `handshake_timeout` and holding at most its frames."""
         decoder = FrameDecoder(MAX_HANDSHAKE_FRAME)
         decoder.feed(first)
-        handshake = Handshake(
-            self.identity,
-            initiator=initiator,
-            listen=self.listen,
-            expected_node_id=expected,
-            routes=self._routes,
-            seen=seen,
-            gate=self.gate,
-        )
+        handshake = self.new_handshake(initiator, expected, seen)
         established = await shake_hands(
             stream, handshake, decoder, self.options, self.admission.handshaking
         )
@@ -392,9 +395,3 @@ class TcpTransport:
             conn.close()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
-
-
-def _usable(conn: Connection | None, expected: bytes | None) -> bool:
-    if conn is None or conn.closed:
-        return False
-    return expected is None or conn.remote.node_id == expected
