@@ -16,7 +16,9 @@ import cbor2
 
 from p2pbackup.codec.erasure import (
     HASH_BYTES,
+    LATEST_TREE,
     MAX_N,
+    TREES,
     ErasureError,
     check_params,
     share_root,
@@ -32,7 +34,9 @@ from p2pbackup.crypto.identity import (
 from p2pbackup.errors import WireError
 from p2pbackup.wire.schema import bytes_field, check_fields, int_field, list_of, load_map
 
-DESCRIPTOR_VERSION = 1
+# A descriptor's version names the hash of its share trees (`erasure.TREES`): version 1
+# descriptors, signed before BLAKE3 trees, stay valid, audited and rebuilt as they were.
+DESCRIPTOR_VERSION = LATEST_TREE
 MAX_PACK_BYTES = 1 << 31
 MAX_LEASE_EXPIRY = 1 << 40
 # 255 roots of 34 encoded bytes plus the fixed fields stay well under this.
@@ -40,7 +44,7 @@ MAX_DESCRIPTOR_BYTES = 16 * 1024
 _SIGNING_CONTEXT = b"p2pbackup-share-descriptor-v1\x00"
 
 _FIELDS = {
-    "v": int_field(DESCRIPTOR_VERSION, DESCRIPTOR_VERSION),
+    "v": int_field(min(TREES), max(TREES)),
     "owner": bytes_field(exact=PUBLIC_KEY_BYTES),
     "pack": bytes_field(exact=PACK_ID_BYTES),
     "k": int_field(1, MAX_N),
@@ -64,10 +68,11 @@ class ShareDescriptor:
     roots: tuple[bytes, ...]
     lease_expiry: int
     signature: bytes
+    version: int = DESCRIPTOR_VERSION  # also the hash of the share trees
 
     def _unsigned(self) -> dict[str, Any]:
         return {
-            "v": DESCRIPTOR_VERSION,
+            "v": self.version,
             "owner": self.owner,
             "pack": self.pack_id,
             "k": self.k,
@@ -120,13 +125,14 @@ class ShareDescriptor:
             roots=tuple(fields["roots"]),
             lease_expiry=fields["lease"],
             signature=fields["sig"],
+            version=fields["v"],
         )
 
     def check_share(self, index: int, share: bytes) -> bool:
         """True when `share` is share `index` of this pack (size and Merkle root match)."""
         if not 0 <= index < self.n or len(share) != self.share_size:
             return False
-        return share_root(share) == self.roots[index]
+        return share_root(share, self.version) == self.roots[index]
 
     def renewed(self, identity: Identity, lease_expiry: int) -> ShareDescriptor:
         """The same descriptor with a new lease, signed again (owners renew leases)."""
@@ -178,7 +184,13 @@ def describe_pack(
 ) -> ShareDescriptor:
     """Sign a descriptor for shares just made by `encode_pack` (roots computed here)."""
     return sign_descriptor(
-        identity, pack_id, k, len(shares), length, [share_root(s) for s in shares], lease_expiry
+        identity,
+        pack_id,
+        k,
+        len(shares),
+        length,
+        [share_root(s, DESCRIPTOR_VERSION) for s in shares],
+        lease_expiry,
     )
 
 

@@ -117,6 +117,7 @@ class Survey:
             proof.data,
             list(proof.proof),
             block_count(self.descriptor.share_size),
+            self.descriptor.version,
         )
         if not ok:
             self.failed.add(contact.node_id)

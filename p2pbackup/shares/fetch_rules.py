@@ -69,4 +69,4 @@ class SiblingCheck:
         if not isinstance(proof, AuditProof):
             return False
         root = descriptor.roots[held.index]
-        return verify_block(root, block, proof.data, list(proof.proof), blocks)
+        return verify_block(root, block, proof.data, list(proof.proof), blocks, descriptor.version)

@@ -51,6 +51,7 @@ from p2pbackup.shares.upkeep_messages import (
     ShareReleased,
 )
 from p2pbackup.store import ShareStore
+from p2pbackup.store.admission import tree_of
 from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.shares")
@@ -245,7 +246,8 @@ class ShareHolder:
         if stored is None or message.block >= block_count(len(stored.data)):
             raise P2PBackupError("no such share or block held here")
         block = share_block(stored.data, message.block)
-        proof = await self.run_sync(block_proof, stored.data, message.block)
+        tree = tree_of(stored.descriptor)
+        proof = await self.run_sync(block_proof, stored.data, message.block, tree)
         if self.audit_log is not None:
             self.audit_log.note(message.pack_id, remote.node_id, remote.contact())
         return AuditProof(block, tuple(proof))

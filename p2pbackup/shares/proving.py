@@ -33,4 +33,5 @@ def proves(descriptor: ShareDescriptor, audit: Audit, answer: Message | None) ->
         answer.data,
         list(answer.proof),
         block_count(descriptor.share_size),
+        descriptor.version,
     )

@@ -11,8 +11,10 @@ import hashlib
 from enum import Enum
 from typing import NamedTuple
 
+import cbor2
+
 from p2pbackup.base.ids import PACK_ID_BYTES
-from p2pbackup.codec.erasure import share_root
+from p2pbackup.codec.erasure import LATEST_TREE, TREES, share_root
 from p2pbackup.store.capacity import format_size
 from p2pbackup.store.contract import OwnerQuotaFull, ShareRejected, StoredShare, StoreFull
 
@@ -22,9 +24,21 @@ DIGEST_BYTES = 32
 _INT64 = 2**63
 
 
-def digest_of(data: bytes) -> bytes:
+def tree_of(descriptor: bytes) -> int:
+    """The hash of the share trees a descriptor's roots were made with (its version).
+
+    Holders check descriptors before a share gets here; bytes that do not parse (only a
+    store's own tests put such) get the latest tree."""
+    try:
+        version = cbor2.loads(descriptor).get("v")
+    except Exception:
+        return LATEST_TREE
+    return version if version in TREES else LATEST_TREE
+
+
+def digest_of(data: bytes, tree: int = LATEST_TREE) -> bytes:
     """A share's Merkle root: what `get` checks before serving it."""
-    return share_root(data)
+    return share_root(data, tree)
 
 
 def flat_digest(data: bytes) -> bytes:
@@ -33,8 +47,9 @@ def flat_digest(data: bytes) -> bytes:
 
 
 def matches(data: bytes, digest: bytes, merkle: int) -> bool:
-    """Whether `data` is what was stored under `digest` (a Merkle root, or a flat one)."""
-    return (digest_of(data) if merkle else flat_digest(data)) == digest
+    """Whether `data` is what was stored under `digest`: the root of share tree `merkle`,
+    or, for 0, a flat digest."""
+    return (digest_of(data, merkle) if merkle else flat_digest(data)) == digest
 
 
 def check_key(pack_id: bytes, index: int) -> None:

@@ -31,6 +31,7 @@ from p2pbackup.store.admission import (
     matches,
     plan_put,
     short,
+    tree_of,
 )
 from p2pbackup.store.capacity import format_size
 from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare, StoreFull, StoreLocked
@@ -125,7 +126,7 @@ class FileShareStore(ShareStore):
         """Write the file (atomically, fsynced), then commit its row.
 
         A wrong `root` stores a share that `get` then drops as corrupt: never one served."""
-        digest = digest_of(share.data) if root is None else root
+        digest = digest_of(share.data, tree_of(share.descriptor)) if root is None else root
         key = _key(share)
         with self._mutex:
             while key in self._writing:  # the same share, put twice at once

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from p2pbackup.base.sqlite import write_transaction
+from p2pbackup.store.admission import tree_of
 from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare
 
 SCHEMA_VERSION = 4
@@ -56,7 +57,9 @@ class Row(NamedTuple):
     stored_at: int
     descriptor: bytes
     digest: bytes
-    merkle: int  # 1: `digest` is the Merkle root; 0: a flat BLAKE2b (schema version 1)
+    # `digest` is the root of share tree `merkle` (1: BLAKE2b, 2: BLAKE3); 0: a flat
+    # BLAKE2b (schema version 1).
+    merkle: int
     header: int  # bytes before the share's data in its file (0: written before headers)
 
 
@@ -141,7 +144,7 @@ class ShareIndex:
         """Record a share whose file is durable, replacing any row under its key."""
         self._db.execute(
             f"INSERT OR REPLACE INTO shares ({_COLUMNS}, header) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 share.pack_id,
                 share.index,
@@ -151,6 +154,7 @@ class ShareIndex:
                 share.stored_at,
                 share.descriptor,
                 digest,
+                tree_of(share.descriptor),
                 header,
             ),
         )

@@ -15,7 +15,7 @@ from p2pbackup.codec.descriptor import (
     describe_pack,
     sign_descriptor,
 )
-from p2pbackup.codec.erasure import encode_pack
+from p2pbackup.codec.erasure import TREE_BLAKE2B, encode_pack, share_root
 from p2pbackup.codec.packs import pack_id_of
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import WireError
@@ -101,7 +101,8 @@ def _fields() -> dict[str, object]:
         {"share": 1},
         {"sig": b"short"},
         {"extra": 1},
-        {"v": 2},
+        {"v": 3},
+        {"v": 0},
         {"len": -1},
     ],
 )
@@ -132,6 +133,19 @@ def test_check_share() -> None:
     flipped = bytearray(SHARES[3])
     flipped[0] ^= 1
     assert not DESC.check_share(3, bytes(flipped))
+
+
+def test_a_version_1_descriptor_still_checks_its_blake2b_shares() -> None:
+    """Packs signed before BLAKE3 trees keep being verified, audited and renewed under
+    the hash their roots were made with; the version is signed like every other field."""
+    blake2b_roots = tuple(share_root(s, TREE_BLAKE2B) for s in SHARES)
+    old = dataclasses.replace(DESC, version=1, roots=blake2b_roots).renewed(OWNER, 1_900_000_000)
+    back = ShareDescriptor.from_bytes(old.to_bytes())
+    assert back == old and back.version == 1 and back.verify()
+    assert all(back.check_share(i, share) for i, share in enumerate(SHARES))
+    assert DESC.version == 2 and not DESC.check_share(0, b"")
+    assert not dataclasses.replace(back, version=2).verify()
+    assert back.renewed(OWNER, 2_000_000_000).version == 1
 
 
 def test_renewed_lease_is_signed_again() -> None:

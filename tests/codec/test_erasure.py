@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from p2pbackup.codec.erasure import (
     BLOCK_SIZE,
+    TREE_BLAKE2B,
+    TREE_BLAKE3,
     ErasureError,
     NotEnoughShares,
     block_count,
@@ -137,4 +139,37 @@ def test_a_share_root_is_the_same_however_its_leaves_are_fed(share: bytes) -> No
     """Roots are signed and stored: hashing a leaf in pieces must give the digest that
     hashing it at once gives, or every stored share would look corrupt."""
     leaf = hashlib.blake2b(share, digest_size=32, person=b"p2pb:merkle-leaf").digest()
-    assert share_root(share) == leaf
+    assert share_root(share, TREE_BLAKE2B) == leaf
+
+
+@pytest.mark.parametrize("tree", [TREE_BLAKE2B, TREE_BLAKE3])
+def test_each_tree_proves_its_own_blocks_and_not_the_others(tree: int) -> None:
+    """Shares signed under BLAKE2b trees stay auditable after new packs moved to BLAKE3:
+    a proof checks against the tree its descriptor names, and only that one."""
+    share = SHARES_3_10[0] + SHARES_3_10[1]  # several blocks
+    blocks = block_count(len(share))
+    other = TREE_BLAKE3 if tree == TREE_BLAKE2B else TREE_BLAKE2B
+    root = share_root(share, tree)
+    assert root != share_root(share, other)
+    for i in range(blocks):
+        proof = block_proof(share, i, tree)
+        assert verify_block(root, i, share_block(share, i), proof, blocks, tree)
+        assert not verify_block(root, i, share_block(share, i), proof, blocks, other)
+
+
+def test_an_unknown_tree_is_refused() -> None:
+    share = SHARES_3_10[0]
+    with pytest.raises(ErasureError, match="unknown share tree"):
+        share_root(share, 3)
+    root = share_root(share)
+    assert not verify_block(root, 0, share_block(share, 0), block_proof(share, 0), 18, 3)
+
+
+def test_new_shares_use_blake3_trees() -> None:
+    """The tree of a single block is its keyed BLAKE3 leaf: the hash the descriptor's
+    version 2 promises (a change here breaks every stored root)."""
+    import blake3
+
+    key = blake3.blake3(b"leaf", derive_key_context="p2pbackup 2026-12 share merkle tree")
+    block = b"one block"
+    assert share_root(block) == blake3.blake3(block, key=key.digest()).digest()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from p2pbackup.codec.erasure import TREE_BLAKE2B
 from p2pbackup.store import FileShareStore, ShareKey, index, recovery
 from p2pbackup.store.admission import digest_of
 from p2pbackup.store.layout import legacy_path_of
@@ -48,7 +49,7 @@ def old_store(root: Path) -> None:
         path.write_bytes(data)
         db.execute(
             "INSERT INTO shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
-            (key.pack_id, key.idx, len(data), key.owner, 100, 1, b"desc", digest_of(data)),
+            (key.pack_id, key.idx, len(data), key.owner, 100, 1, b"desc", digest_of(data, TREE_BLAKE2B)),
         )
     db.commit()
     db.close()
