@@ -79,8 +79,27 @@ def _compressor(level: int) -> zstandard.ZstdCompressor:
     return by_level[level]
 
 
+# A chunk bigger than this is first sampled: when a piece of its start and one of its
+# middle together do not shrink by `_SAMPLE_GAIN`, the whole chunk would not either
+# (photos, videos, archives, encrypted files), and compressing it is skipped.
+_SAMPLE_FROM = 256 * 1024
+_SAMPLE_PIECE = 16 * 1024
+_SAMPLE_GAIN = 0.98
+
+
+def _worth_compressing(plain: bytes, level: int) -> bool:
+    if len(plain) < _SAMPLE_FROM:
+        return True
+    view = memoryview(plain)
+    middle = len(plain) // 2
+    sample = bytes(view[:_SAMPLE_PIECE]) + bytes(view[middle : middle + _SAMPLE_PIECE])
+    return len(_compressor(level).compress(sample)) < _SAMPLE_GAIN * len(sample)
+
+
 def _compress(plain: bytes, level: int) -> bytes:
     """flag || body, compressed only when that is strictly smaller."""
+    if not _worth_compressing(plain, level):
+        return bytes([_FLAG_RAW]) + plain
     packed = _compressor(level).compress(plain)
     if len(packed) < len(plain):
         return bytes([_FLAG_ZSTD]) + packed

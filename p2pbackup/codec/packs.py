@@ -3,8 +3,10 @@
 Ten thousand small files then cost a few share sets, not ten thousand. A pack
 is just the concatenation of its sealed blobs; where each blob lies is kept by
 the owner (the entries go into the encrypted index), so storage peers cannot
-even tell where one blob ends. A pack id is the BLAKE2b-160 of the pack's
-bytes: anyone holding a rebuilt pack can check it against its id.
+even tell where one blob ends. A pack id is a 160-bit hash of the pack's
+bytes: anyone holding a rebuilt pack can check it against its id. The hash
+follows the share trees (decision 0043): BLAKE3 for packs described by version 2
+descriptors, BLAKE2b for those of version 1.
 """
 
 from __future__ import annotations
@@ -13,21 +15,26 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 
+import blake3
+
 from p2pbackup.base.ids import PACK_ID_BYTES
+from p2pbackup.codec.erasure import LATEST_TREE, TREE_BLAKE2B
 
 DEFAULT_TARGET = 4 * 1024 * 1024
 
 Entry = tuple[bytes, int, int]  # chunk id, offset in the pack, length of the sealed blob
 
 
-def pack_id_of(data: bytes | memoryview) -> bytes:
-    """The id a pack with these bytes must have."""
-    return hashlib.blake2b(data, digest_size=PACK_ID_BYTES).digest()
+def pack_id_of(data: bytes | memoryview, version: int = LATEST_TREE) -> bytes:
+    """The id a pack with these bytes must have, under descriptor version `version`."""
+    if version == TREE_BLAKE2B:
+        return hashlib.blake2b(data, digest_size=PACK_ID_BYTES).digest()
+    return blake3.blake3(data).digest(length=PACK_ID_BYTES)
 
 
-def pack_matches(pack_id: bytes, data: bytes | memoryview) -> bool:
+def pack_matches(pack_id: bytes, data: bytes | memoryview, version: int = LATEST_TREE) -> bool:
     """True when `data` is the pack named `pack_id` (e.g. after rebuilding from shares)."""
-    return hmac.compare_digest(pack_id_of(data), pack_id)
+    return hmac.compare_digest(pack_id_of(data, version), pack_id)
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,7 @@ class MeshPackStore:
                 f"from the {got.asked} peers asked{detail}"
             )
         data: bytes = await self.run_sync(decode_pack, gathered, chosen.k, chosen.n, chosen.length)
-        if not pack_matches(pack_id, data):
+        if not pack_matches(pack_id, data, chosen.version):
             raise PackUnavailable(f"pack {pack_id.hex()[:12]} rebuilt to the wrong bytes")
         return data
 

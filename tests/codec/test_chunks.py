@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from p2pbackup.codec import chunks
 from p2pbackup.codec.chunks import (
     NONCE_BYTES,
     SEAL_OVERHEAD,
@@ -42,6 +43,34 @@ def test_compressible_data_shrinks_and_random_data_costs_only_the_overhead() -> 
     assert len(seal(DATA_KEY, None, text)) < len(text) // 10
     noise = os.urandom(100_000)
     assert len(seal(DATA_KEY, None, noise)) == len(noise) + SEAL_OVERHEAD
+
+
+def test_a_big_chunk_that_cannot_shrink_is_not_compressed_at_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Photos, videos and archives: a sample of the chunk decides, and the whole chunk is
+    never handed to zstd; a big chunk that does shrink still is compressed."""
+    fed: list[int] = []
+    real = chunks._compressor
+
+    class Counting:
+        def __init__(self, level: int) -> None:
+            self.inner = real(level)
+
+        def compress(self, data: bytes) -> bytes:
+            fed.append(len(data))
+            return self.inner.compress(data)
+
+    monkeypatch.setattr(chunks, "_compressor", Counting)
+    noise = os.urandom(1 << 20)
+    assert len(seal(DATA_KEY, None, noise)) == len(noise) + SEAL_OVERHEAD
+    assert fed and max(fed) < len(noise) // 8
+    fed.clear()
+    text = b"".join(b"line %d of a log file\n" % i for i in range(60_000))
+    assert len(text) > 1 << 20
+    sealed = seal(DATA_KEY, None, text)
+    assert len(sealed) < len(text) // 3 and max(fed) == len(text)
+    assert open_sealed(DATA_KEY, None, sealed) == text
 
 
 def test_nonces_are_fresh() -> None:

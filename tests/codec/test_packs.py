@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
+import blake3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from p2pbackup.codec.erasure import TREE_BLAKE2B
 from p2pbackup.codec.packs import PACK_ID_BYTES, Pack, Packer, pack_id_of, pack_matches
 
 
@@ -78,3 +82,14 @@ def test_pack_id_detects_changes() -> None:
 def test_empty_blob_refused() -> None:
     with pytest.raises(ValueError):
         Packer(10).add(b"c" * 32, b"")
+
+
+def test_a_pack_id_is_checked_under_the_hash_its_descriptor_names() -> None:
+    """New packs are named by BLAKE3; packs described by version 1 descriptors keep
+    their BLAKE2b names and still check after a rebuild."""
+    data = b"sealed blobs of one pack" * 100
+    new, old = pack_id_of(data), pack_id_of(data, TREE_BLAKE2B)
+    assert new == blake3.blake3(data).digest(length=20)
+    assert old == hashlib.blake2b(data, digest_size=20).digest()
+    assert pack_matches(new, data) and not pack_matches(old, data)
+    assert pack_matches(old, data, TREE_BLAKE2B) and not pack_matches(new, data, TREE_BLAKE2B)

@@ -37,6 +37,11 @@ SHARES = {
 }
 
 
+def old_root(data: bytes) -> bytes:
+    """Version 2 stores hold roots of BLAKE2b trees (all there was then)."""
+    return digest_of(data, TREE_BLAKE2B)
+
+
 def old_store(root: Path) -> None:
     """A version 2 store holding `SHARES`, files named by pack id and index alone, plus
     a file without a row (an orphan of a cut put) that opening must still delete."""
@@ -49,7 +54,16 @@ def old_store(root: Path) -> None:
         path.write_bytes(data)
         db.execute(
             "INSERT INTO shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
-            (key.pack_id, key.idx, len(data), key.owner, 100, 1, b"desc", digest_of(data, TREE_BLAKE2B)),
+            (
+                key.pack_id,
+                key.idx,
+                len(data),
+                key.owner,
+                100,
+                1,
+                b"desc",
+                digest_of(data, TREE_BLAKE2B),
+            ),
         )
     db.commit()
     db.close()
