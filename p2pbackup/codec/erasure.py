@@ -73,9 +73,11 @@ def encode_pack(data: bytes, k: int = DEFAULT_K, n: int = DEFAULT_N) -> list[byt
     """
     check_params(k, n)
     size = share_size(len(data), k)
-    padded = data + bytes(size * k - len(data))
-    parts = tuple(padded[i * size : (i + 1) * size] for i in range(k))
-    return [bytes(share) for share in zfec.Encoder(k, n).encode(parts)]
+    # Only short parts are padded: padding the whole pack first copied it once more.
+    view = memoryview(data)
+    parts = [bytes(view[i * size : (i + 1) * size]) for i in range(k)]
+    parts = [part + bytes(size - len(part)) if len(part) < size else part for part in parts]
+    return [bytes(share) for share in zfec.Encoder(k, n).encode(tuple(parts))]
 
 
 def decode_pack(shares: Mapping[int, bytes], k: int, n: int, length: int) -> bytes:

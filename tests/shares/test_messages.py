@@ -129,3 +129,25 @@ def test_largest_share_and_block_pass() -> None:
     ):
         with pytest.raises(WireError):
             decode_message(encode_message(1, too_big))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    size=st.sampled_from([0, 1000, 65_535, 65_536, 70_000, 1_200_000]),
+    request_id=st.integers(0, 2**32 - 1),
+    index=st.integers(0, 254),
+)
+def test_a_share_is_encoded_exactly_as_cbor2_would_write_it(
+    size: int, request_id: int, index: int
+) -> None:
+    """Big byte strings are joined into the map as they are, not copied by cbor2; the
+    bytes on the wire must not change by a bit, or peers of one mesh could not talk."""
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    for msg in (
+        sh.PutShare(b"p" * 20, index, b"d" * 300, data),
+        sh.ShareData(index, b"d" * 300, data),
+    ):
+        body = {**msg.to_wire(), "t": msg.TYPE.value, "id": request_id}
+        encoded = encode_message(request_id, msg)
+        assert encoded == cbor2.dumps(body)
+        assert decode_message(encoded) == (request_id, msg)
