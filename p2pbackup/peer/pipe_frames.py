@@ -13,6 +13,7 @@ import cbor2
 import trio
 
 from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.wire.big_bytes import dumps_map
 from p2pbackup.wire.frames import FrameDecoder, frame_prefix
 
 # A frame carries at most one pack (a few MiB) or a snapshot; anything near this is a bug.
@@ -40,7 +41,7 @@ class FrameChannel:
         self._cut_off = False
 
     async def send(self, frame: dict[str, Any]) -> None:
-        body = cbor2.dumps(frame)
+        body = dumps_map(frame)
         prefix = frame_prefix(len(body), MAX_FRAME)
         async with self._send_lock:
             if self._cut_off:

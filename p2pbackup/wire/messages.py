@@ -28,9 +28,8 @@ from typing import (
     get_type_hints,
 )
 
-import cbor2
-
 from p2pbackup.errors import WireError
+from p2pbackup.wire.big_bytes import dumps_map
 from p2pbackup.wire.schema import Check, WireField, check_fields, int_field, load_map
 
 REQUEST_ID_MAX = 2**32 - 1
@@ -156,36 +155,11 @@ def _declared(cls: type[Message], name: str, hint: Any) -> WireField:
 _REQUEST_ID = int_field(0, REQUEST_ID_MAX)
 
 
-# A byte string at least this long (a share, a block) is joined into the encoding as it
-# is: cbor2 copied each share into its output about four times on its way out.
-_SPLICE_FROM = 64 * 1024
-_MAP_SMALL = 0xA0  # a CBOR map header holding its count, for fewer than 24 entries
-
-
 def encode_message(request_id: int, message: Message) -> bytes:
-    """The message's CBOR map, exactly as `cbor2.dumps` writes it."""
     body = message.to_wire()
     body["t"] = message.TYPE.value
     body["id"] = request_id
-    if len(body) >= 24 or not any(
-        isinstance(v, bytes) and len(v) >= _SPLICE_FROM for v in body.values()
-    ):
-        return cbor2.dumps(body)
-    parts = [bytes([_MAP_SMALL + len(body)])]
-    for key, value in body.items():
-        parts.append(cbor2.dumps(key))
-        if isinstance(value, bytes) and len(value) >= _SPLICE_FROM:
-            parts += [_bytes_head(len(value)), value]
-        else:
-            parts.append(cbor2.dumps(value))
-    return b"".join(parts)
-
-
-def _bytes_head(length: int) -> bytes:
-    """The head of a CBOR byte string of `length` (>= 2**16) bytes, in its shortest form."""
-    if length < 1 << 32:
-        return b"\x5a" + length.to_bytes(4, "big")
-    return b"\x5b" + length.to_bytes(8, "big")
+    return dumps_map(body)
 
 
 def decode_message(payload: bytes) -> tuple[int, Message]:
