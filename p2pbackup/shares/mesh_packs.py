@@ -112,10 +112,9 @@ class MeshPackStore:
         # them side by side, since the last pack of a backup waits for both.
         async with trio.open_nursery() as nursery:
             nursery.start_soon(look_up)
-            shares: list[bytes] = await self.run_sync(encode_pack, data, r.k, r.n)
             lease = int(self.now()) + r.lease_seconds
-            descriptor: ShareDescriptor = await self.run_sync(
-                describe_pack, self.owner, pack_id, shares, r.k, len(data), lease
+            shares, descriptor = await self.run_sync(
+                _encode_and_describe, self.owner, pack_id, data, r.k, r.n, lease
             )
         plan, placed, sent = await place_shares(
             self.dht,
@@ -206,6 +205,14 @@ class MeshPackStore:
         if not descriptor.check_share(share.index, share.data):
             return f"share {share.index} does not match its signed root"
         return descriptor
+
+
+def _encode_and_describe(
+    owner: Identity, pack_id: bytes, data: bytes, k: int, n: int, lease: int
+) -> tuple[list[bytes], ShareDescriptor]:
+    """A pack's shares and their signed descriptor, in one trip to a worker thread."""
+    shares = encode_pack(data, k, n)
+    return shares, describe_pack(owner, pack_id, shares, k, len(data), lease)
 
 
 def _shortfall(plan: PlacementPlan, r: Redundancy) -> str:
