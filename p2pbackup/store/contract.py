@@ -32,6 +32,13 @@ from typing import NamedTuple
 from p2pbackup.errors import P2PBackupError
 
 
+class BlockProof(NamedTuple):
+    """One block of a held share and its Merkle path up to the share's root."""
+
+    block: bytes
+    proof: list[bytes]
+
+
 class ShareKey(NamedTuple):
     """Names one share: one owner's share `idx` of pack `pack_id`."""
 
