@@ -218,7 +218,8 @@ class ShareHolder:
         except WireError as exc:
             raise ShareRefused(f"malformed descriptor: {exc}") from None
         for index in await self.run_sync(self.store.indices, message.pack_id, owner):
-            stored = await self.run_sync(self.store.get, message.pack_id, index, owner)
+            # The row alone: a renewal serves no bytes, and `get` and audits check them.
+            stored = await self.run_sync(self.store.lease, message.pack_id, index, owner)
             if stored is None:
                 continue
             held = ShareDescriptor.from_bytes(stored.descriptor)
@@ -226,9 +227,7 @@ class ShareHolder:
             if offered is None:  # not later, or not the owner's: keep what we have
                 return LeaseRenewed(stored.lease_expiry)
             kept = capped_lease(offered.lease_expiry, self.now(), self.max_lease)
-            await self.run_sync(
-                self.store.renew, message.pack_id, stored.owner, kept, message.descriptor
-            )
+            await self.run_sync(self.store.renew, message.pack_id, owner, kept, message.descriptor)
             return LeaseRenewed(kept)
         return NoShare()
 

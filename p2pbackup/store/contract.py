@@ -39,6 +39,13 @@ class BlockProof(NamedTuple):
     proof: list[bytes]
 
 
+class Lease(NamedTuple):
+    """What renewing a held share needs of it: its descriptor and its lease, no bytes."""
+
+    descriptor: bytes
+    lease_expiry: int
+
+
 class ShareKey(NamedTuple):
     """Names one share: one owner's share `idx` of pack `pack_id`."""
 

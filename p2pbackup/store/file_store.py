@@ -38,6 +38,7 @@ from p2pbackup.store.admission import (
 from p2pbackup.store.capacity import format_size
 from p2pbackup.store.contract import (
     BlockProof,
+    Lease,
     ShareInfo,
     ShareKey,
     StoredShare,
@@ -293,6 +294,12 @@ class FileShareStore(ShareStore):
                     return found
             share = self._get(key)
         return None if share is None else proof_of(share.data, block)
+
+    def _lease(self, key: ShareKey) -> Lease | None:
+        """From the row alone: renewing a lease read and hashed the whole share before."""
+        with self._mutex:
+            row = self._index.row(key)
+        return None if row is None else Lease(row.descriptor, row.lease_expiry)
 
     def _reindexed(self, key: ShareKey, row: Row, blob: bytes | None) -> StoredShare | None:
         """A file that disagrees with its row but verifies by its own header: a crash

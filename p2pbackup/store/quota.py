@@ -17,7 +17,7 @@ from p2pbackup.store.admission import (
     check_time,
     proof_of,
 )
-from p2pbackup.store.contract import BlockProof, ShareInfo, ShareKey, StoredShare
+from p2pbackup.store.contract import BlockProof, Lease, ShareInfo, ShareKey, StoredShare
 
 
 class ShareStore(ABC):
@@ -86,6 +86,15 @@ class ShareStore(ABC):
         """From a checked `get`; a store that can read a share unchecked does better."""
         share = self._get(key)
         return None if share is None else proof_of(share.data, block)
+
+    def lease(self, pack_id: bytes, index: int, owner: bytes) -> Lease | None:
+        """The descriptor and lease `owner`'s share is held under, or None; the bytes
+        are neither read nor checked (a renewal serves none: `get` and `prove` check)."""
+        return self._lease(_checked(pack_id, index, owner))
+
+    def _lease(self, key: ShareKey) -> Lease | None:
+        share = self._get(key)
+        return None if share is None else Lease(share.descriptor, share.lease_expiry)
 
     def has(self, pack_id: bytes, index: int, owner: bytes) -> bool:
         """Whether `owner`'s share is held; does not read or verify the data."""

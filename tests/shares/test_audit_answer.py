@@ -1,6 +1,6 @@
-"""How a holder answers an audit: an owner audits each share right after placing it, so
-the answer must cost one read and one trip to a worker thread, and still never vouch
-for a share that rotted anywhere on disk."""
+"""How a holder answers an audit and a renewal: an owner audits each share right after
+placing it, so the answer must cost one read and one trip to a worker thread, and still
+never vouch for a share that rotted anywhere on disk; a renewal reads no share at all."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from p2pbackup.errors import P2PBackupError
 from p2pbackup.shares.holder import ShareHolder
 from p2pbackup.shares.messages import PutShare, ShareStored
 from p2pbackup.shares.proving import challenge, proves
-from p2pbackup.shares.upkeep_messages import Audit
+from p2pbackup.shares.upkeep_messages import Audit, LeaseRenewed, RenewLease
 from p2pbackup.store import FileShareStore, MemoryShareStore, ShareStore, layout
 from tests.shares.test_holder import CALLER, NOW, OWNER, pack
 
@@ -99,3 +99,22 @@ async def test_a_memory_store_answers_audits_alike() -> None:
     for block in range(4):
         audit = Audit(descriptor.pack_id, OWNER.public_key, 1, block)
         assert proves(descriptor, audit, await h.handle(CALLER, audit))
+
+
+async def test_a_renewal_reads_no_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[Path] = []
+    read = layout.read_share
+
+    def counted_read(path: Path, skip: int = 0) -> bytes | None:
+        reads.append(path)
+        return read(path, skip)
+
+    monkeypatch.setattr(layout, "read_share", counted_read)
+    with FileShareStore(tmp_path, 2**30) as store:
+        h, descriptor = await placed(store)
+        renewed = descriptor.renewed(OWNER, descriptor.lease_expiry + 60)
+        answer = await h.handle(CALLER, RenewLease(descriptor.pack_id, renewed.to_bytes()))
+        assert answer == LeaseRenewed(renewed.lease_expiry)
+        assert reads == []
+        held = store.get(descriptor.pack_id, 1, OWNER.public_key)
+        assert held is not None and held.lease_expiry == renewed.lease_expiry
