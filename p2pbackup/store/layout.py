@@ -82,18 +82,15 @@ def write_share(
         fsync_dir(created.parent)
 
 
-def write_new(path: Path, data: bytes, head: bytes) -> None:
-    """`head` and `data` in one system call where the kernel takes them whole, synced."""
+def write_new(path: Path, data: bytes, head: bytes = b"") -> None:
+    """`head` then `data` into a new file under `path`, synced; no copy of `data`."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        parts = [memoryview(head), memoryview(data)]
-        while parts:
-            written = os.writev(fd, parts)
-            while parts and written >= len(parts[0]):
-                written -= len(parts[0])
-                parts.pop(0)
-            if parts:
-                parts[0] = parts[0][written:]
+        for part in (head, data):
+            with memoryview(part) as view:
+                written = 0
+                while written < len(view):
+                    written += os.write(fd, view[written:])
         os.fsync(fd)
     finally:
         os.close(fd)
