@@ -14,9 +14,23 @@ from typing import NamedTuple
 import cbor2
 
 from p2pbackup.base.ids import PACK_ID_BYTES
-from p2pbackup.codec.erasure import LATEST_TREE, TREES, share_root
+from p2pbackup.codec.erasure import (
+    LATEST_TREE,
+    TREES,
+    block_count,
+    block_proof,
+    share_block,
+    share_root,
+    verify_block,
+)
 from p2pbackup.store.capacity import format_size
-from p2pbackup.store.contract import OwnerQuotaFull, ShareRejected, StoredShare, StoreFull
+from p2pbackup.store.contract import (
+    BlockProof,
+    OwnerQuotaFull,
+    ShareRejected,
+    StoredShare,
+    StoreFull,
+)
 
 OWNER_BYTES = 32
 MAX_INDEX = 254
@@ -50,6 +64,26 @@ def matches(data: bytes, digest: bytes, merkle: int) -> bool:
     """Whether `data` is what was stored under `digest`: the root of share tree `merkle`,
     or, for 0, a flat digest."""
     return (digest_of(data, merkle) if merkle else flat_digest(data)) == digest
+
+
+def proof_of(data: bytes, block: int, tree: int) -> BlockProof | None:
+    """Block `block` of a share's bytes with its path in share tree `tree`; None when it
+    has no such block."""
+    if not 0 <= block < block_count(len(data)):
+        return None
+    return BlockProof(share_block(data, block), block_proof(data, block, tree))
+
+
+def proven(data: bytes, digest: bytes, block: int, tree: int) -> BlockProof | None:
+    """`proof_of`, only when the path leads up to `digest`: its siblings are the roots of
+    every other part of the tree, so this checks the whole share against the Merkle root
+    it was stored under with the one hash the proof costs anyway, not a second."""
+    found = proof_of(data, block, tree)
+    if found is None or not verify_block(
+        digest, block, found.block, found.proof, block_count(len(data)), tree
+    ):
+        return None
+    return found
 
 
 def check_key(pack_id: bytes, index: int) -> None:

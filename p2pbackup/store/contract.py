@@ -32,6 +32,20 @@ from typing import NamedTuple
 from p2pbackup.errors import P2PBackupError
 
 
+class BlockProof(NamedTuple):
+    """One block of a held share and its Merkle path up to the share's root."""
+
+    block: bytes
+    proof: list[bytes]
+
+
+class Lease(NamedTuple):
+    """What renewing a held share needs of it: its descriptor and its lease, no bytes."""
+
+    descriptor: bytes
+    lease_expiry: int
+
+
 class ShareKey(NamedTuple):
     """Names one share: one owner's share `idx` of pack `pack_id`."""
 

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from p2pbackup.codec.erasure import block_count
 from p2pbackup.store import framing, layout
 from p2pbackup.store.admission import (
     Held,
@@ -30,11 +31,22 @@ from p2pbackup.store.admission import (
     flat_digest,
     matches,
     plan_put,
+    proof_of,
+    proven,
     short,
     tree_of,
 )
 from p2pbackup.store.capacity import format_size
-from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare, StoreFull, StoreLocked
+from p2pbackup.store.contract import (
+    BlockProof,
+    Lease,
+    ShareInfo,
+    ShareKey,
+    StoredShare,
+    StoreFull,
+    StoreLocked,
+)
+from p2pbackup.store.group_commit import GroupCommit
 from p2pbackup.store.index import Row, ShareIndex
 from p2pbackup.store.quota import ShareStore
 from p2pbackup.store.recovery import reconcile
@@ -44,6 +56,7 @@ log = logging.getLogger("p2pbackup.store.shares")  # the name log lines have alw
 # home: a share that would eat into it is refused as "disk full" before it is written.
 DISK_RESERVE = 4 * 2**20
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+NewRow = tuple[StoredShare, bytes, int]  # a new share, its digest, its header's length
 
 
 class FileShareStore(ShareStore):
@@ -70,6 +83,7 @@ class FileShareStore(ShareStore):
         self._writing: set[ShareKey] = set()
         self._writing_bytes = 0  # theirs, not on the disk yet: a full disk counts them
         self._written = threading.Condition(self._mutex)
+        self._rows: GroupCommit[NewRow] = GroupCommit(self._mutex, self._insert_rows)
         self._lock_fd = self._acquire_lock()
         try:
             self._index = ShareIndex(self._root / "index.sqlite3", _sync=_sync)
@@ -185,14 +199,17 @@ class FileShareStore(ShareStore):
         if step is PutStep.EXTEND:
             self._index.extend(share)
 
-    def _write(self, share: StoredShare, digest: bytes) -> None:
-        """The file, durable, then the row that names it."""
+    def _write(self, share: StoredShare, digest: bytes, *, fresh: bool = False) -> None:
+        """The file, durable, then the row that names it (`fresh`: no row names it yet)."""
         path = layout.path_of(self._shares_dir, _key(share))
         head = framing.header(share)
         try:
-            layout.write_share(self._shares_dir, path, share.data, head)
-            with self._mutex:
-                self._index.insert(share, digest, len(head))
+            layout.write_share(self._shares_dir, path, share.data, head, fresh=fresh)
+            if fresh:  # a new row: it may commit with those of shares arriving beside it
+                self._rows.add((share, digest, len(head)))
+            else:
+                with self._mutex:
+                    self._index.insert(share, digest, len(head))
         except OSError as exc:  # the disk filled under us: a refusal, not a fault
             if exc.errno not in _DISK_FULL:
                 raise
@@ -203,6 +220,12 @@ class FileShareStore(ShareStore):
             path.unlink(missing_ok=True)
             raise _disk_full(len(share.data), self.disk_free()) from None
 
+    def _insert_rows(self, rows: list[NewRow]) -> None:
+        """The rows of new shares whose files are durable, in one transaction."""
+        with self._index.transaction():
+            for share, digest, header in rows:
+                self._index.insert(share, digest, header)
+
     def _add(self, share: StoredShare, digest: bytes) -> None:
         """Store a new share whose bytes `_put` has already counted.
 
@@ -212,7 +235,7 @@ class FileShareStore(ShareStore):
         crash leaves a file without a row, which opening the store indexes again."""
         key = _key(share)
         try:
-            self._write(share, digest)
+            self._write(share, digest, fresh=True)
         except BaseException:
             with self._mutex:  # no row, no file, no bytes counted
                 self._account(share.owner, -len(share.data))
@@ -256,6 +279,28 @@ class FileShareStore(ShareStore):
                 row.lease_expiry,
                 row.stored_at,
             )
+
+    def _prove(self, key: ShareKey, block: int) -> BlockProof | None:
+        """One read and one hash: the proof's own path checks the whole file against its
+        row (see `proven`). A file that fails, or a row with a flat digest, takes the
+        checking `get`, which drops a rotted share or indexes a replacement again."""
+        with self._mutex:
+            row = self._index.row(key)
+            if row is None or not 0 <= block < block_count(row.size):
+                return None
+            if row.merkle:
+                data = layout.read_share(layout.path_of(self._shares_dir, key), row.header)
+                found = None if data is None else proven(data, row.digest, block, row.merkle)
+                if found is not None:
+                    return found
+            share = self._get(key)
+        return None if share is None else proof_of(share.data, block, tree_of(share.descriptor))
+
+    def _lease(self, key: ShareKey) -> Lease | None:
+        """From the row alone: renewing a lease read and hashed the whole share before."""
+        with self._mutex:
+            row = self._index.row(key)
+        return None if row is None else Lease(row.descriptor, row.lease_expiry)
 
     def _reindexed(self, key: ShareKey, row: Row, blob: bytes | None) -> StoredShare | None:
         """A file that disagrees with its row but verifies by its own header: a crash

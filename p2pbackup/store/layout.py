@@ -50,9 +50,17 @@ def read_share(path: Path, skip: int = 0) -> bytes | None:
         return None
 
 
-def write_share(shares_dir: Path, path: Path, data: bytes, head: bytes = b"") -> None:
+def write_share(
+    shares_dir: Path, path: Path, data: bytes, head: bytes = b"", *, fresh: bool = False
+) -> None:
     """Write a share's file (`head`, then `data`) atomically, creating its fan-out
     directories, all durable before this returns.
+
+    A `fresh` share (no row names it) is written under its own name, not a temp name
+    renamed: the rename cost one more journal commit per share, and a crash that cuts
+    the write leaves a file without a row that does not verify, which opening the
+    store deletes (see `p2pbackup.store.recovery`). A file a row names is only ever
+    replaced by a rename, so its old bytes stand until the new ones are whole.
 
     The directories are synced after the file, not each as it is made: on a
     journaling file system the file's sync commits the new directories with it,
@@ -65,9 +73,27 @@ def write_share(shares_dir: Path, path: Path, data: bytes, head: bytes = b"") ->
         directory = directory.parent
     for created in reversed(missing):
         created.mkdir(exist_ok=True)
-    write_atomically(path, data, head=head)
+    if fresh:
+        write_new(path, data, head)
+        fsync_dir(path.parent)
+    else:
+        write_atomically(path, data, head=head)
     for created in missing:
         fsync_dir(created.parent)
+
+
+def write_new(path: Path, data: bytes, head: bytes = b"") -> None:
+    """`head` then `data` into a new file under `path`, synced; no copy of `data`."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        for part in (head, data):
+            with memoryview(part) as view:
+                written = 0
+                while written < len(view):
+                    written += os.write(fd, view[written:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(directory: Path) -> None:

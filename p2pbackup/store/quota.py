@@ -9,8 +9,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
-from p2pbackup.store.admission import Room, check_key, check_owner, check_put, check_time
-from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare
+from p2pbackup.store.admission import (
+    Room,
+    check_key,
+    check_owner,
+    check_put,
+    check_time,
+    proof_of,
+    tree_of,
+)
+from p2pbackup.store.contract import BlockProof, Lease, ShareInfo, ShareKey, StoredShare
 
 
 class ShareStore(ABC):
@@ -68,6 +76,26 @@ class ShareStore(ABC):
         """`owner`'s share, verified against its recorded digest, or None."""
         key = _checked(pack_id, index, owner)
         return self._get(key)
+
+    def prove(self, pack_id: bytes, index: int, owner: bytes, block: int) -> BlockProof | None:
+        """Block `block` of `owner`'s share with its Merkle path (an audit's answer), or
+        None when the share is not held, has no such block or no longer matches its
+        digest (then dropped, as `get` drops it)."""
+        return self._prove(_checked(pack_id, index, owner), block)
+
+    def _prove(self, key: ShareKey, block: int) -> BlockProof | None:
+        """From a checked `get`; a store that can read a share unchecked does better."""
+        share = self._get(key)
+        return None if share is None else proof_of(share.data, block, tree_of(share.descriptor))
+
+    def lease(self, pack_id: bytes, index: int, owner: bytes) -> Lease | None:
+        """The descriptor and lease `owner`'s share is held under, or None; the bytes
+        are neither read nor checked (a renewal serves none: `get` and `prove` check)."""
+        return self._lease(_checked(pack_id, index, owner))
+
+    def _lease(self, key: ShareKey) -> Lease | None:
+        share = self._get(key)
+        return None if share is None else Lease(share.descriptor, share.lease_expiry)
 
     def has(self, pack_id: bytes, index: int, owner: bytes) -> bool:
         """Whether `owner`'s share is held; does not read or verify the data."""

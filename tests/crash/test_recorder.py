@@ -24,9 +24,9 @@ def _recorded(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_replaying_a_recording_gives_the_real_directory(tmp_path: Path) -> None:
     recording = _recorded(tmp_path)
     kinds = [op.kind for op in recording.ops]
-    # A share put: a temp file written and synced, renamed, its directory synced; the
-    # index row in SQLite's log, synced; then the acknowledgement.
-    for kind in ("create", "write", "fsync", "rename", "dirsync", "mkdir", "ack"):
+    # A new share put: its file written under its own name and synced, its directory
+    # synced; the index row in SQLite's log, synced; then the acknowledgement.
+    for kind in ("create", "write", "fsync", "dirsync", "mkdir", "ack"):
         assert kind in kinds, kind
     assert [op.path for op in recording.ops if op.kind == "ack"] == ["new0", "new1"]
     assert_replay_is_faithful(recording)

@@ -168,13 +168,13 @@ def test_new_shares_wait_for_the_disk_side_by_side(
     """Shares of several packs arrive at a holder at once; one put's fsync must not hold
     up the others (each would otherwise wait for every earlier one's journal commit)."""
     both_writing = threading.Barrier(2, timeout=10)
-    write = layout.write_atomically
+    write = layout.write_new
 
     def write_when_both_are_writing(path: Path, data: bytes, head: bytes = b"") -> None:
         both_writing.wait()  # broken after 10 s if the puts are serialised
         write(path, data, head=head)
 
-    monkeypatch.setattr(layout, "write_atomically", write_when_both_are_writing)
+    monkeypatch.setattr(layout, "write_new", write_when_both_are_writing)
     errors: list[BaseException] = []
     with FileShareStore(tmp_path, 10**6) as store:
 
@@ -198,13 +198,13 @@ def test_the_same_share_put_twice_at_once_is_stored_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
-    write = layout.write_atomically
+    write = layout.write_new
 
     def slow_write(path: Path, data: bytes, head: bytes = b"") -> None:
         release.wait(10)
         write(path, data, head=head)
 
-    monkeypatch.setattr(layout, "write_atomically", slow_write)
+    monkeypatch.setattr(layout, "write_new", slow_write)
     with FileShareStore(tmp_path, 150) as store:
         first = threading.Thread(
             target=store.put, args=(pack(1), 0, b"x" * 100, b"d", OWNER_A, 10, 0)
@@ -232,7 +232,7 @@ def test_a_failed_write_leaves_nothing_counted(
         raise OSError(28, "No space left on device")
 
     with FileShareStore(tmp_path, 150) as store:
-        monkeypatch.setattr(layout, "write_atomically", failing_write)
+        monkeypatch.setattr(layout, "write_new", failing_write)
         # A full disk is a refusal the owner is told, not a fault.
         with pytest.raises(StoreFull, match="disk full"):
             store.put(pack(1), 0, b"x" * 100, b"d", OWNER_A, 10, 0)

@@ -1,0 +1,120 @@
+"""How a holder answers an audit and a renewal: an owner audits each share right after
+placing it, so the answer must cost one read and one trip to a worker thread, and still
+never vouch for a share that rotted anywhere on disk; a renewal reads no share at all."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from p2pbackup.base.offload import inline
+from p2pbackup.codec.descriptor import ShareDescriptor
+from p2pbackup.codec.erasure import BLOCK_SIZE, block_count
+from p2pbackup.errors import P2PBackupError
+from p2pbackup.shares.holder import ShareHolder
+from p2pbackup.shares.messages import PutShare, ShareStored
+from p2pbackup.shares.proving import challenge, proves
+from p2pbackup.shares.upkeep_messages import Audit, LeaseRenewed, RenewLease
+from p2pbackup.store import FileShareStore, MemoryShareStore, ShareStore, layout
+from tests.shares.test_holder import CALLER, NOW, OWNER, pack
+
+T = TypeVar("T")
+
+
+class Counted:
+    """An inline `run_sync` that counts the trips a real peer would make to a thread."""
+
+    def __init__(self) -> None:
+        self.trips = 0
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        self.trips += 1
+        return await inline(fn, *args)
+
+
+async def placed(store: ShareStore, run_sync: Any = inline) -> tuple[ShareHolder, Any]:
+    """A holder with share 1 of a four-block pack put in it; the descriptor."""
+    h = ShareHolder(store, run_sync=run_sync, now=lambda: NOW)
+    pack_id, shares, descriptor = pack(size=3 * 4 * BLOCK_SIZE - 100)
+    assert block_count(len(shares[1])) == 4
+    assert isinstance(
+        await h.handle(CALLER, PutShare(pack_id, 1, descriptor, shares[1])), ShareStored
+    )
+    return h, ShareDescriptor.from_bytes(descriptor)
+
+
+async def test_an_audit_takes_one_trip_and_one_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[Path] = []
+    read = layout.read_share
+
+    def counted_read(path: Path, skip: int = 0) -> bytes | None:
+        reads.append(path)
+        return read(path, skip)
+
+    monkeypatch.setattr(layout, "read_share", counted_read)
+    run_sync = Counted()
+    with FileShareStore(tmp_path, 2**30) as store:
+        h, descriptor = await placed(store, run_sync)
+        rng = random.Random(1)
+        for _ in range(6):
+            audit = challenge(descriptor, 1, rng)
+            run_sync.trips, reads[:] = 0, []
+            assert proves(descriptor, audit, await h.handle(CALLER, audit))
+            assert (run_sync.trips, len(reads)) == (1, 1)
+
+
+@pytest.mark.parametrize("rotted_block", [0, 3])
+async def test_a_share_rotted_in_any_block_is_not_vouched_for_and_is_dropped(
+    tmp_path: Path, rotted_block: int
+) -> None:
+    """The proof asked for is of block 2; rot in another block still fails it."""
+    with FileShareStore(tmp_path, 2**30) as store:
+        h, descriptor = await placed(store)
+        path = store.path_of(descriptor.pack_id, 1, OWNER.public_key)
+        blob = bytearray(path.read_bytes())
+        blob[len(blob) - descriptor.share_size + rotted_block * BLOCK_SIZE + 7] ^= 1
+        path.write_bytes(bytes(blob))
+        audit = Audit(descriptor.pack_id, OWNER.public_key, 1, 2)
+        with pytest.raises(P2PBackupError, match="no such share"):
+            await h.handle(CALLER, audit)
+        assert not store.has(descriptor.pack_id, 1, OWNER.public_key)
+
+
+async def test_an_audit_of_a_block_past_the_end_is_refused(tmp_path: Path) -> None:
+    with FileShareStore(tmp_path, 2**30) as store:
+        h, descriptor = await placed(store)
+        with pytest.raises(P2PBackupError, match="no such share"):
+            await h.handle(CALLER, Audit(descriptor.pack_id, OWNER.public_key, 1, 4))
+        assert store.has(descriptor.pack_id, 1, OWNER.public_key)  # nothing wrong with it
+
+
+async def test_a_memory_store_answers_audits_alike() -> None:
+    h, descriptor = await placed(MemoryShareStore(2**30))
+    for block in range(4):
+        audit = Audit(descriptor.pack_id, OWNER.public_key, 1, block)
+        assert proves(descriptor, audit, await h.handle(CALLER, audit))
+
+
+async def test_a_renewal_reads_no_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[Path] = []
+    read = layout.read_share
+
+    def counted_read(path: Path, skip: int = 0) -> bytes | None:
+        reads.append(path)
+        return read(path, skip)
+
+    monkeypatch.setattr(layout, "read_share", counted_read)
+    with FileShareStore(tmp_path, 2**30) as store:
+        h, descriptor = await placed(store)
+        renewed = descriptor.renewed(OWNER, descriptor.lease_expiry + 60)
+        answer = await h.handle(CALLER, RenewLease(descriptor.pack_id, renewed.to_bytes()))
+        assert answer == LeaseRenewed(renewed.lease_expiry)
+        assert reads == []
+        held = store.get(descriptor.pack_id, 1, OWNER.public_key)
+        assert held is not None and held.lease_expiry == renewed.lease_expiry
