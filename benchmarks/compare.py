@@ -85,6 +85,8 @@ class Comparison:
     rival_peak_kib: dict[str, int] = field(default_factory=dict)
     mesh_ready_seconds: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # commands that failed, left out
+    broken: set[tuple[str, int, str]] = field(default_factory=set)  # tool, round, dataset
 
     def runs(self, tool: str, row: str) -> list[Sample]:
         return [s for s in self.samples if s.tool == tool and s.row == row]
@@ -134,6 +136,8 @@ class Comparison:
         )
         same = f"{len(self.problems)} differences"
         out.append(("restores identical byte for byte", same, not self.problems))
+        failed = f"{len(self.failures)} failed"
+        out.append(("every command succeeded", failed, not self.failures))
         return out
 
     def as_dict(self, peak_target_mb: float) -> dict[str, Any]:
@@ -173,4 +177,5 @@ class Comparison:
                 {"target": t, "value": v, "pass": ok} for t, v, ok in self.verdicts(peak_target_mb)
             ],
             "problems": self.problems[:20],
+            "failures": self.failures,
         }

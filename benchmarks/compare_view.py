@@ -50,6 +50,8 @@ def table(c: Comparison, w: Workload, peak_target_mb: float) -> Table:
         t.add_row(f"target: {target}", f"{value} {mark}", *blank)
     for skipped in c.skipped:
         t.add_row(f"[yellow]skipped {skipped}[/]", "", *blank)
+    for failure in c.failures:
+        t.add_row(f"[red]{failure}[/]", "", *blank)
     return t
 
 
@@ -98,6 +100,7 @@ def markdown(c: Comparison, w: Workload, peak_target_mb: float) -> list[str]:
     for target, value, ok in c.verdicts(peak_target_mb):
         lines.append(f"| target: {target} | {value} {'PASS' if ok else 'FAIL'} |")
     lines += [f"| skipped | {line} |" for line in c.skipped]
+    lines += [f"| failed | {line} |" for line in c.failures]
     return lines
 
 

@@ -112,15 +112,27 @@ def _close(c: Comparison, mesh: BenchMesh) -> None:
 def _step(
     c: Comparison, w: Workload, mesh: BenchMesh, tool: Tool, row: str, number: int, log: Any
 ) -> None:
+    """One tool's command for one row. A command that fails (a full disk, a tool's
+    error) is reported and leaves its run out; the other runs go on."""
     relative = "big" if row.startswith("big") else "tree"
-    if row.endswith("restore"):
-        sample = _restore(c, w, mesh, tool, row, number, relative, log)
-    elif isinstance(tool, Rival):
-        wait_for_quiet(mesh, log)
-        done = tool.backup(relative)
-        sample = Sample(tool.name, row, number, done.seconds, _rival_detail(c, tool, done))
-    else:
-        sample = _our_backup(c, w, mesh, row, number, relative, log)
+    if (_name(tool), number, relative) in c.broken:
+        c.failures.append(f"{_name(tool)} {row} round {number + 1} skipped: its backup failed")
+        return
+    try:
+        if row.endswith("restore"):
+            sample = _restore(c, w, mesh, tool, row, number, relative, log)
+        elif isinstance(tool, Rival):
+            wait_for_quiet(mesh, log)
+            done = tool.backup(relative)
+            sample = Sample(tool.name, row, number, done.seconds, _rival_detail(c, tool, done))
+        else:
+            sample = _our_backup(c, w, mesh, row, number, relative, log)
+    except (RuntimeError, OSError) as error:
+        failure = f"{_name(tool)} {row} round {number + 1} failed: {str(error)[:300]}"
+        c.failures.append(failure)
+        c.broken.add((_name(tool), number, relative))
+        log(f"[red]{failure}[/]")
+        return
     c.samples.append(sample)
     log(f"{row} {sample.tool}: {sample.seconds:.2f}s")
 
