@@ -71,6 +71,9 @@ def other_rows(run: Run) -> list[tuple[str, str]]:
         )
     rows += durability_rows(run.durability) if run.durability else []
     rows += relay_rows(run.relay) if run.relay else []
+    if run.churn is not None:
+        measure, seconds, detail, check = run.churn.row()
+        rows.append((measure, f"{seconds} s; {detail}; {check}"))
     fs = run.filesystem.describe() if run.filesystem else "unknown"
     rows.append(("machine: filesystem of the run folder (every tool)", fs))
     return rows
