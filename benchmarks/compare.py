@@ -82,7 +82,6 @@ class Comparison:
     big_limits: list[PipelineResult] = field(default_factory=list)
     peer_peak_kib: list[int] = field(default_factory=list)  # max per peer over the rounds
     engine_peak_kib: list[int] = field(default_factory=list)  # each engine process
-    rival_peak_kib: dict[str, int] = field(default_factory=dict)
     mesh_ready_seconds: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # commands that failed, left out
@@ -170,7 +169,6 @@ class Comparison:
             "peak_rss_kib": {
                 "peers": self.peer_peak_kib,
                 "engine_processes": self.engine_peak_kib,
-                "rivals": self.rival_peak_kib,
             },
             "mesh_ready_seconds": [round(s, 2) for s in self.mesh_ready_seconds],
             "targets": [

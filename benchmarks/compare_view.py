@@ -60,12 +60,11 @@ def limit_lines(c: Comparison, w: Workload) -> list[tuple[str, str]]:
     big = [p.seconds for p in c.big_limits]
     tree = [p.seconds for p in c.tree_limits]
     ours_big = c.peer_seconds("big_backup")
-    rivals = ", ".join(f"{n} {kib * 1024 / MB:.0f}" for n, kib in c.rival_peak_kib.items())
     return [
         ("big-file pipeline limit (1 thread, no network), s", spread(big)),
         (
             "big-file backup as a fraction of the limit (medians; peer-reported s)",
-            f"{c.limit_fraction('big_backup'):.2f} ({spread(ours_big)} s)",
+            f"{c.limit_fraction('big_backup'):.2f}; ours {spread(ours_big)} s",
         ),
         ("tree pipeline limit (1 thread, no network), s", spread(tree)),
         (
@@ -77,10 +76,7 @@ def limit_lines(c: Comparison, w: Workload) -> list[tuple[str, str]]:
             f"{spread(c.peer_seconds('tree_first'))} / "
             f"{spread(c.peer_seconds('', c.unproven))}: {c.proofs_cost:.2f}x",
         ),
-        (
-            "peak memory, MB (our largest process; theirs)",
-            f"{c.peak_mb:.0f}; {rivals or 'none'}",
-        ),
+        ("peak memory, MB (our largest process: a peer or an engine process)", f"{c.peak_mb:.0f}"),
         ("mesh ready (10 routing tables full), s", spread(c.mesh_ready_seconds)),
     ]
 

@@ -31,7 +31,6 @@ class Command:
     returncode: int
     stderr: str = ""
     cpu_seconds: float = 0.0
-    peak_rss_kib: int = 0
 
 
 @dataclass
@@ -59,8 +58,9 @@ class Rival:
         return env
 
     def run(self, args: list[str], cwd: Path) -> Command:
-        """Run one command; its wall time, CPU and peak memory come from its own exit
-        (`wait4`), so nothing else this process started is counted in."""
+        """Run one command; its CPU comes from its own exit (`wait4`), so nothing else
+        this process started is counted in. (Not its peak memory: Linux counts the
+        forked copy of this process, before the exec, in the child's `ru_maxrss`.)"""
         with tempfile.TemporaryFile() as errors:
             started = time.perf_counter()
             child = subprocess.Popen(
@@ -77,7 +77,7 @@ class Rival:
             errors.seek(0)
             text = errors.read().decode(errors="replace")
         cpu = usage.ru_utime + usage.ru_stime
-        command = Command(seconds, child.returncode, text, cpu, usage.ru_maxrss)
+        command = Command(seconds, child.returncode, text, cpu)
         if child.returncode != 0:
             raise RuntimeError(f"{self.name} {' '.join(args)} failed: {text[-2000:]}")
         return command

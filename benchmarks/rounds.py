@@ -213,5 +213,4 @@ def _our_detail(c: Comparison, timed: Timed) -> dict[str, Any]:
 
 
 def _rival_detail(c: Comparison, tool: Rival, done: Any) -> dict[str, Any]:
-    c.rival_peak_kib[tool.name] = max(c.rival_peak_kib.get(tool.name, 0), done.peak_rss_kib)
-    return {"cpu_seconds": round(done.cpu_seconds, 2), "peak_rss_kib": done.peak_rss_kib}
+    return {"cpu_seconds": round(done.cpu_seconds, 2)}
