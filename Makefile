@@ -27,6 +27,8 @@ lint: $(STAMP)
 test: lint
 	$(VENV)/bin/pytest -n 2 --dist loadgroup
 
+# p2pbackup against restic and borg (when installed) on the same data, in one run.
+# BENCH_ARGS="--workdir DIR" puts every tool on DIR's filesystem; "--quick" tries it.
 bench: $(STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 

@@ -1,10 +1,10 @@
-"""The real thing: ten `p2pbackup serve` processes on loopback.
+"""The real thing: ten `p2pbackup serve` processes on loopback, and how a command on
+one of them is timed.
 
-Peers 0 to 5, each an owner of its own, make a first backup of the dataset
-in turn; peer 0 then backs it up unchanged and restores it three times, each
-into a folder of its own. The odd peers count a share placed on its holder's
-word, without the proof the others ask for, so the first backups alternate
-with and without proofs and their medians say what the proofs cost.
+Peer 0 is the owner whose commands the comparison with other tools times.
+Peer 1 counts a share placed on its holder's word, without the proof the
+others ask for: its first backups, alternated with peer 0's, say what the
+proofs cost.
 
 Every cost the pipeline limit leaves out is in here: the control socket and the
 CLI process, DHT lookups, share placement over TCP to nine other processes
@@ -17,36 +17,26 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.dataset import Dataset
-from p2pbackup.cli.demo import compare_trees
 from p2pbackup.cli.localmesh import LocalMesh, LocalPeer
 from p2pbackup.shares.mesh_packs import UNPROVEN_FOR_BENCH
 
 PEERS = 10
-# Each of the first few peers makes its own first backup, and the fastest counts,
-# as the pipeline limit is the best of its runs: on a shared machine noise only
-# ever adds time, so the best run is the truest on both sides of the ratio.
-FIRST_BACKUPS = 3
-# As many again, alternating with those, by owners that count shares unproven.
-UNPROVEN_OWNERS = frozenset({1, 3, 5})
-# The restore is measured the same way: the fastest of three counts against the
-# fastest first backup. Compared with one restore, a restore whose kernel took
-# twice its usual time creating the same files (seen in one run in thirteen)
-# decided the ratio rather than the code.
-RESTORES = 3
+OWNER = 0  # the owner whose commands are compared with other tools
+UNPROVEN_OWNERS = frozenset({1})  # counts shares on its holders' word
 MESH_READY_TIMEOUT = 60.0
-# Each timed step waits until the machine is this idle over QUIET_WINDOW seconds:
+# Each timed step waits until the mesh's own processes (the peers and the engine
+# processes they start) used under QUIET_CORES of a core over QUIET_WINDOW seconds:
 # an owner's peer starts its next engine process when a job ends (about 0.3 CPU
-# seconds of imports), and that must not land in the next step's time, nor in
-# the codec limit measured just before a first backup.
-QUIET_IDLE = 0.85
+# seconds of imports), and that must not land in the next step's time, whichever
+# tool's step it is. Only our processes: on a machine other jobs keep busy, waiting
+# for the whole machine to idle would eat the run and change nothing.
+QUIET_CORES = 0.1
 QUIET_WINDOW = 0.25
-QUIET_TIMEOUT = 15.0
+QUIET_TIMEOUT = 10.0
 
 
 @dataclass
@@ -80,59 +70,6 @@ class Timed:
             "returncode": self.returncode,
             "peer_cpu_seconds": [round(c, 2) for c in self.cpu_seconds],
             "result": self.result,
-        }
-
-
-@dataclass
-class MeshResult:
-    """Everything measured on the mesh, for the report."""
-
-    ready_seconds: float = 0.0
-    firsts: list[Timed] = field(default_factory=list)  # one first backup per owner
-    # The same by owners counting shares on their holders' word, without proofs.
-    unproven: list[Timed] = field(default_factory=list)
-    second: Timed | None = None
-    restores: list[Timed] = field(default_factory=list)  # each into its own folder
-    verified_files: int = 0
-    verified_bytes: int = 0
-    problems: list[str] = field(default_factory=list)
-    peak_rss_kib: list[int] = field(default_factory=list)
-    engine_rss_kib: list[int] = field(default_factory=list)  # each job's engine process
-    # Seconds to create the dataset's number of empty files, just before and after the
-    # restore: how fast the kernel makes files right then, which a restore cannot beat.
-    file_creation_seconds: list[float] = field(default_factory=list)
-    store_bytes: list[int] = field(default_factory=list)
-
-    @property
-    def first(self) -> Timed | None:
-        """The fastest of the first backups."""
-        return min(self.firsts, key=lambda t: t.peer_seconds, default=None)
-
-    @property
-    def restore(self) -> Timed | None:
-        """The fastest of the restores."""
-        return min(self.restores, key=lambda t: t.peer_seconds, default=None)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "peers": PEERS,
-            "ready_seconds": round(self.ready_seconds, 3),
-            "first_backup": self.first.as_dict() if self.first else None,
-            "first_backups": [timed.as_dict() for timed in self.firsts],
-            "first_backups_unproven": [timed.as_dict() for timed in self.unproven],
-            "second_backup": self.second.as_dict() if self.second else None,
-            "restore": self.restore.as_dict() if self.restore else None,
-            "restores": [timed.as_dict() for timed in self.restores],
-            "verify": {
-                "files": self.verified_files,
-                "bytes": self.verified_bytes,
-                "problems": len(self.problems),
-                "first_problems": self.problems[:20],
-            },
-            "peak_rss_kib": self.peak_rss_kib,
-            "engine_process_peak_rss_kib": self.engine_rss_kib,
-            "create_empty_files_seconds": [round(t, 3) for t in self.file_creation_seconds],
-            "peer_home_bytes": self.store_bytes,
         }
 
 
@@ -171,24 +108,36 @@ def _timed(mesh: LocalMesh, index: int, *args: str) -> Timed:
     return Timed(wall, result, done.returncode, used, index)
 
 
-def wait_for_quiet(log: Any = print) -> bool:
-    """Wait until the machine's CPUs were `QUIET_IDLE` idle over one window; False
-    (and a logged line) if that did not happen within `QUIET_TIMEOUT`."""
+def wait_for_quiet(mesh: LocalMesh, log: Any = print) -> bool:
+    """Wait until the mesh's processes were quiet over one window; False (and a logged
+    line) if that did not happen within `QUIET_TIMEOUT`."""
+    peers = {peer.process.pid for peer in mesh.peers if peer.process is not None}
     deadline = time.monotonic() + QUIET_TIMEOUT
     while time.monotonic() < deadline:
-        before = _cpu_times()
+        before = _family_cpu(peers)
         time.sleep(QUIET_WINDOW)
-        after = _cpu_times()
-        spent = [b - a for a, b in zip(before, after, strict=True)]
-        if sum(spent) and (spent[3] + spent[4]) / sum(spent) >= QUIET_IDLE:
+        after = _family_cpu(peers)
+        spent = sum(after.get(pid, 0.0) - was for pid, was in before.items())
+        if spent <= QUIET_CORES * QUIET_WINDOW:
             return True
-    log(f"the machine was not {QUIET_IDLE:.0%} idle within {QUIET_TIMEOUT:g}s; going on")
+    log(f"the mesh's processes were not idle within {QUIET_TIMEOUT:g}s; going on")
     return False
 
 
-def _cpu_times() -> list[int]:
-    """All CPUs' ticks from /proc/stat: user, nice, system, idle, iowait, irq, ..."""
-    return [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+def _family_cpu(parents: set[int]) -> dict[int, float]:
+    """CPU seconds so far of `parents` and of their children (the engine processes)."""
+    found: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        if pid in parents or int(fields[1]) in parents:
+            found[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
 
 
 def cpu_seconds(pid: int) -> float:
@@ -214,41 +163,13 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
-def create_files(folder: Path, count: int) -> float:
-    """Seconds to create `count` empty files in a new folder, left in place.
-
-    On a shared machine this swings by more than ten times within minutes, and a
-    restore creates every file: this says whether a slow restore was the kernel's.
-    The files stay until the whole run is removed: on ext4 without a journal,
-    creating a file skips over every inode freed in the last one to six minutes,
-    so removing them here would slow the very restore this is a reference for."""
-    folder.mkdir(parents=True)
+def start_mesh(folder: Path, log: Any = print) -> tuple[BenchMesh, float]:
+    """A new ten-peer mesh in `folder` with full routing tables, and the seconds that
+    took; its caller closes it."""
+    mesh = BenchMesh(folder, PEERS, serve_args=("--rpc-timeout", "3s"))
+    log(f"starting {PEERS} peers")
     started = time.perf_counter()
-    for i in range(count):
-        os.close(os.open(folder / f"f{i}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    return time.perf_counter() - started
-
-
-def _tree_bytes(root: Path) -> int:
-    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
-
-
-def run_mesh(
-    dataset: Dataset,
-    workdir: Path,
-    log: Any = print,
-    before_first_backup: Callable[[int], None] = lambda owner: None,
-) -> MeshResult:
-    """Start the mesh, back up, restore, verify, read peak memory, stop it all.
-
-    `log` gets a line before each step: a five-minute run should say what it is doing.
-    `before_first_backup(owner)` runs just before each first backup, on an idle mesh."""
-    out = MeshResult()
-    sources = [str(root) for root in dataset.roots]
-    targets = [workdir / f"restored-{i}" for i in range(1, RESTORES + 1)]
-    with BenchMesh(workdir / "mesh", PEERS, serve_args=("--rpc-timeout", "3s")) as mesh:
-        log(f"starting {PEERS} peers")
-        started = time.perf_counter()
+    try:
         mesh.start()
         ready = mesh.wait_until(
             lambda: all(
@@ -258,42 +179,18 @@ def run_mesh(
         )
         if not ready:
             raise RuntimeError(f"routing tables did not fill within {MESH_READY_TIMEOUT:g}s")
-        out.ready_seconds = time.perf_counter() - started
+    except BaseException:
+        mesh.close()
+        raise
+    return mesh, time.perf_counter() - started
 
-        for owner in range(FIRST_BACKUPS + len(UNPROVEN_OWNERS)):
-            wait_for_quiet(log)
-            before_first_backup(owner)
-            unproven = owner in UNPROVEN_OWNERS
-            log(f"first backup by peer {owner}" + (", shares unproven" if unproven else ""))
-            timed = _timed(mesh, owner, "backup", *sources)
-            (out.unproven if unproven else out.firsts).append(timed)
-        wait_for_quiet(log)
-        log("second backup (unchanged)")
-        out.second = _timed(mesh, 0, "backup", *sources)
-        out.file_creation_seconds.append(create_files(workdir / "probe-before", dataset.files))
-        for i, target in enumerate(targets, 1):
-            wait_for_quiet(log)
-            log(f"restore {i} of {RESTORES}")
-            out.restores.append(_timed(mesh, 0, "restore", "latest", "--target", str(target)))
-        out.file_creation_seconds.append(create_files(workdir / "probe-after", dataset.files))
 
-        for i, peer in enumerate(mesh.peers):
-            pid = peer.process.pid if peer.process is not None else None
-            if pid is None or not peer.alive:
-                raise RuntimeError(f"peer {i} died during the benchmark:\n{mesh.log_tail(i)}")
-            out.peak_rss_kib.append(peak_rss_kib(pid))
-        out.store_bytes = [_tree_bytes(peer.home) for peer in mesh.peers]
-        out.engine_rss_kib = [
-            int(timed.engine_process.get("peak_rss_kib", 0))
-            for timed in [*out.firsts, *out.unproven, out.second, *out.restores]
-        ]
-
-    for i, target in enumerate(targets, 1):
-        log(f"comparing restored tree {i} byte for byte")
-        for root in dataset.roots:
-            files, size, problems = compare_trees(root, target / root.name)
-            if i == 1:
-                out.verified_files += files
-                out.verified_bytes += size
-            out.problems += [f"restore {i}: {problem}" for problem in problems]
-    return out
+def peer_peaks(mesh: LocalMesh) -> list[int]:
+    """Each peer's peak resident set (KiB), peer 0 first; raises if one died."""
+    peaks = []
+    for i, peer in enumerate(mesh.peers):
+        pid = peer.process.pid if peer.process is not None else None
+        if pid is None or not peer.alive:
+            raise RuntimeError(f"peer {i} died during the benchmark:\n{mesh.log_tail(i)}")
+        peaks.append(peak_rss_kib(pid))
+    return peaks
