@@ -1,9 +1,10 @@
 """Restoring a snapshot: trees first, then file data pack by pack.
 
 Each pack is fetched once (any k of its shares) and every chunk in it is
-verified against its id before it is written at its offset in its file, so
-memory stays at a few packs whatever the file sizes and no byte of a
-corrupted chunk reaches a file. A file whose chunk cannot be rebuilt is
+verified against its id before it is written at its offset in its file.
+Packs are fetched several at a time within a memory budget and written in
+the order the files need them (decision 0044), so memory stays at a few packs
+whatever the file sizes, and no byte of a corrupted chunk reaches a file. A file whose chunk cannot be rebuilt is
 reported with the reason and not left behind; everything else is restored,
 then folders get their modes and mtimes, deepest first.
 
