@@ -4,9 +4,10 @@ Each pack is fetched once (any k of its shares) and every chunk in it is
 verified against its id before it is written at its offset in its file.
 Packs are fetched several at a time within a memory budget and written in
 the order the files need them (decision 0044), so memory stays at a few packs
-whatever the file sizes, and no byte of a corrupted chunk reaches a file. A file whose chunk cannot be rebuilt is
-reported with the reason and not left behind; everything else is restored,
-then folders get their modes and mtimes, deepest first.
+whatever the file sizes, and no byte of a corrupted chunk reaches a file. A
+file whose chunk cannot be rebuilt is reported with the reason and not left
+behind; everything else is restored, then folders get their modes and mtimes,
+deepest first.
 
 Most files lie whole inside one pack: such a file is created when its first
 chunk has passed the check, and written, given its mode and mtime and closed
