@@ -1,11 +1,13 @@
 """Restoring a snapshot: trees first, then file data pack by pack.
 
 Each pack is fetched once (any k of its shares) and every chunk in it is
-verified against its id before it is written at its offset in its file, so
-memory stays at a few packs whatever the file sizes and no byte of a
-corrupted chunk reaches a file. A file whose chunk cannot be rebuilt is
-reported with the reason and not left behind; everything else is restored,
-then folders get their modes and mtimes, deepest first.
+verified against its id before it is written at its offset in its file.
+Packs are fetched several at a time within a memory budget and written in
+the order the files need them (decision 0044), so memory stays at a few packs
+whatever the file sizes, and no byte of a corrupted chunk reaches a file. A
+file whose chunk cannot be rebuilt is reported with the reason and not left
+behind; everything else is restored, then folders get their modes and mtimes,
+deepest first.
 
 Most files lie whole inside one pack: such a file is created when its first
 chunk has passed the check, and written, given its mode and mtime and closed
@@ -24,13 +26,14 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import trio
 
 from p2pbackup.backup.blob_reader import BlobReader, load_index
 from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.progress import ProgressFn, Reporter, RestoreStats
-from p2pbackup.backup.restore_fetch import Prefetch
+from p2pbackup.backup.restore_fetch import Budget, Prefetch
 from p2pbackup.backup.restore_files import (
     FilePlan,
     Halt,
@@ -54,6 +57,10 @@ from p2pbackup.errors import P2PBackupError
 __all__ = ["FINISH_BATCH", "RestoreEngine", "RestoreStats"]
 
 FINISH_BATCH = 512  # files given their mode and mtime per worker call
+# Bytes of packs a restore has on their way or waiting to be written: eight packs of
+# the usual size, enough for every holder of a ten-peer mesh to have a request to
+# answer. The peer holds about as much again while it gathers their shares.
+MEMORY_BUDGET = 32 * 1024 * 1024
 
 
 class RestoreEngine:
@@ -66,16 +73,21 @@ class RestoreEngine:
         *,
         run_sync: RunSync = to_thread,
         progress: ProgressFn | None = None,
-        parallel_packs: int = 4,
+        parallel_packs: int = 16,
+        memory_budget: int = MEMORY_BUDGET,
         devices: bool | None = None,
     ) -> None:
-        """`devices`: whether device nodes may be made (default: when running as root)."""
+        """`devices`: whether device nodes may be made (default: when running as root).
+        `memory_budget`: bytes of packs in flight at once, `parallel_packs` at most."""
         if parallel_packs < 1:
             raise ValueError("parallel_packs must be at least 1")
         self.codec = codec
         self.packs = packs
         self.run_sync = run_sync
         self.parallel_packs = parallel_packs
+        self.memory_budget = memory_budget
+        # Packs fetched during the walk, before the budget counts them.
+        self.prefetch_packs = max(1, min(parallel_packs, memory_budget // codec.pack_target))
         self.devices = os.geteuid() == 0 if devices is None else devices
         self.stats = RestoreStats()
         self._index_problems: list[str] = []
@@ -190,7 +202,7 @@ class RestoreEngine:
         """Walk the trees, making folders, then write the data pack by pack; the first
         packs are fetched while the walk goes on."""
         async with trio.open_nursery() as fetches:
-            prefetch = Prefetch(self.packs, fetches, self.parallel_packs)
+            prefetch = Prefetch(self.packs, fetches, self.prefetch_packs)
             plan = Plan(include, prefetch, devices=self.devices)
             walk = TreeWalk(reader, self.run_sync, self._halt, self.stats, plan, self._index_note())
             await walk.walk(root_tree, root, b"", not include, [])
@@ -258,7 +270,9 @@ class RestoreEngine:
         return "; unreadable index: " + "; ".join(self._index_problems[:3])
 
     async def _write_data(self, files: list[FilePlan], prefetch: Prefetch) -> None:
-        """Sort every chunk write by pack, then fetch each pack once."""
+        """Sort every chunk write by pack, then fetch each pack once: several at a time
+        within the memory budget, each written once the packs before it are, so the
+        files grow front to back in large writes."""
         by_pack: dict[bytes, dict[FilePlan, list[Piece]]] = defaultdict(dict)
         empty: dict[FilePlan, list[Piece]] = {}
         for file in files:
@@ -270,19 +284,29 @@ class RestoreEngine:
                 by_pack[piece[2].pack_id].setdefault(file, []).append(piece)
         if empty:  # in no pack: created and finished with nothing to write
             await self._write_files(b"", b"", empty)
+        budget = Budget(self.memory_budget)
         limiter = trio.CapacityLimiter(self.parallel_packs)
+        turn = trio.Event()
+        turn.set()
         async with trio.open_nursery() as nursery:
             for pack_id, writes in by_pack.items():
-                nursery.start_soon(self._restore_pack, limiter, prefetch, pack_id, writes)
+                size = _extent(writes)
+                await budget.take(size)
+                await limiter.acquire_on_behalf_of(pack_id)
+                done = trio.Event()
+                task = _PackTask(pack_id, writes, size, turn, done)
+                nursery.start_soon(self._restore_pack, budget, limiter, prefetch, task)
+                turn = done
 
     async def _restore_pack(
         self,
+        budget: Budget,
         limiter: trio.CapacityLimiter,
         prefetch: Prefetch,
-        pack_id: bytes,
-        writes: dict[FilePlan, list[Piece]],
+        task: _PackTask,
     ) -> None:
-        async with limiter:
+        pack_id, writes = task.pack_id, task.writes
+        try:
             if self._halt.reason is not None or all(file.failed is not None for file in writes):
                 return
             try:
@@ -291,7 +315,12 @@ class RestoreEngine:
                 for file in writes:
                     file.failed = file.failed or f"pack {pack_id.hex()[:12]}: {exc}"
                 return
+            await task.after.wait()
             await self._write_files(pack_id, pack, writes)
+        finally:
+            task.done.set()
+            budget.give(task.size)
+            limiter.release_on_behalf_of(pack_id)
 
     async def _write_files(
         self, pack_id: bytes, pack: bytes, writes: dict[FilePlan, list[Piece]]
@@ -319,3 +348,23 @@ class RestoreEngine:
 
     async def _report(self, force: bool = False) -> None:
         await self._reporter.report(self.stats, force)
+
+
+@dataclass(frozen=True)
+class _PackTask:
+    """One pack of the data phase: what goes where, its bytes in the budget, and the
+    events that keep the writes in order (`after`: the previous pack's `done`)."""
+
+    pack_id: bytes
+    writes: dict[FilePlan, list[Piece]]
+    size: int
+    after: trio.Event
+    done: trio.Event
+
+
+def _extent(writes: dict[FilePlan, list[Piece]]) -> int:
+    """How much of the pack this restore reads: where its last needed blob ends, what the
+    pack takes in memory at least (a pack is fetched whole)."""
+    return max(
+        (loc.offset + loc.length for pieces in writes.values() for *_, loc in pieces), default=1
+    )

@@ -56,6 +56,12 @@ class Pace:
         self.rule = rule
         self._recent: deque[float] = deque(maxlen=rule.window)
 
+    @property
+    def known(self) -> bool:
+        """Whether any request has brought a share yet: until then a stall is only
+        noticed at the ceiling."""
+        return bool(self._recent)
+
     def observe(self, duration: float) -> None:
         self._recent.append(max(0.0, duration))
 

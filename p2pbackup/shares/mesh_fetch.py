@@ -67,6 +67,7 @@ class PackFetch:
         memory: HolderMemory,
         pace: Pace,
         verify: Verify,
+        spare: int = 1,
     ) -> None:
         self.dht = dht
         self.owner = owner
@@ -74,7 +75,7 @@ class PackFetch:
         self.n = n
         self.timeout = timeout
         self.verify = verify
-        self.gathering = Gathering(memory, pace, k)
+        self.gathering = Gathering(memory, pace, k, spare=spare)
         self.result = Gathered()
         self._send, self._receive = trio.open_memory_channel[_Found | _Answer](math.inf)
 

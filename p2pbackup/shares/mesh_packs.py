@@ -7,11 +7,12 @@ peer's "stored" is a claim: each share counts only once its peer has proven
 it (an audit of a random block against the signed root), and a pack counts
 as put only with `happy` proven shares, so a backup never reports saved what
 the mesh does not hold.
-Getting a pack asks the closest peers for whatever share each holds, checks
-every share against its signed descriptor and rebuilds from the first k
-good ones; a corrupted or forged share costs one more question, not the pack,
-and a holder that hangs costs one stall interval, not the request timeout
-(`mesh_fetch`, `gathering`).
+Getting a pack asks the k closest peers for whatever share each holds (the
+data shares, in placement order), checks every share against its signed
+descriptor and rebuilds from the first k good ones (`rebuild`); a corrupted
+or forged share costs one more question, not the pack, and a holder that
+hangs costs one stall interval, not the request timeout (`mesh_fetch`,
+`gathering`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ import trio
 
 from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.descriptor import ShareDescriptor, describe_pack, same_share_set
-from p2pbackup.codec.erasure import decode_pack, encode_pack
-from p2pbackup.codec.packs import pack_matches
+from p2pbackup.codec.erasure import encode_pack
 from p2pbackup.codec.packstore import PackReceipt, PackUnavailable
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
@@ -37,6 +37,7 @@ from p2pbackup.shares.gathering import HolderMemory, Pace, StallRule
 from p2pbackup.shares.mesh_fetch import PackFetch
 from p2pbackup.shares.messages import ShareData
 from p2pbackup.shares.placing import place_shares
+from p2pbackup.shares.rebuild import rebuild_pack
 from p2pbackup.shares.redundancy import Redundancy, too_few_peers
 
 log = logging.getLogger("p2pbackup.shares")
@@ -174,6 +175,10 @@ class MeshPackStore:
             memory=self.holders,
             pace=self.fetch_pace,
             verify=verify,
+            # k requests, the nearest first (the data shares, in placement order); a
+            # spare only until this store has seen how long shares take, as a stall
+            # is noticed only at the ceiling before that (decision 0044).
+            spare=0 if self.fetch_pace.known else 1,
         )
         got = await fetch.run()
         chosen, gathered = got.descriptor, got.shares
@@ -187,8 +192,10 @@ class MeshPackStore:
                 f"pack {pack_id.hex()[:12]}: {len(gathered)} of the {k} shares needed found "
                 f"from the {got.asked} peers asked{detail}"
             )
-        data: bytes = await self.run_sync(decode_pack, gathered, chosen.k, chosen.n, chosen.length)
-        if not pack_matches(pack_id, data, chosen.version):
+        data = await self.run_sync(
+            rebuild_pack, gathered, pack_id, chosen.k, chosen.n, chosen.length, chosen.version
+        )
+        if data is None:
             raise PackUnavailable(f"pack {pack_id.hex()[:12]} rebuilt to the wrong bytes")
         return data
 
