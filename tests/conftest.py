@@ -25,22 +25,36 @@ _TESTS = Path(__file__).parent
 # (meshes of processes, a testbed), and a module split over two workers builds them twice.
 _WHOLE_MODULES = ("tests/peer/", "tests/netbed/")
 
-# Longest first (measured with --durations on two workers): a unit's rank is the
+# Longest first, as measured with --durations on two workers: a unit's rank is the
 # position of the first prefix its node id starts with; units not listed come after
 # these, in collection order. Only the order depends on this list, never what runs.
 _LONGEST_FIRST = (
-    "tests/netbed/test_mesh.py",
+    "tests/sim/test_scenarios.py::test_a_month_of_churn",
+    "tests/sim/test_scenarios.py::test_scenario_keeps_its_invariants",
     "tests/peer/test_backup_mesh.py",
-    "tests/peer/test_churn_mesh.py",
+    "tests/sim/test_scenarios.py::test_one_seed_replays",
+    "tests/sim/test_relayed_world.py",
+    "tests/sim/test_dht_mesh.py::test_records_written_with_w3",
+    "tests/peer/test_small_mesh.py",
+    "tests/peer/test_whole_mesh_restart.py",
+    "tests/peer/test_membership_mesh.py",
+    "tests/peer/test_membership_expel.py",
+    "tests/sim/test_dht_mesh.py",
     "tests/peer/test_restart_mesh.py",
     "tests/peer/test_repair_mesh.py",
+    "tests/peer/test_tcp_mesh.py",
+    "tests/peer/test_churn_mesh.py",
     "tests/peer/test_exhaustion_process.py",
-    "tests/peer/test_membership_expel.py",
-    "tests/peer/test_whole_mesh_restart.py",
+    "tests/sim/test_rebalance.py",
+    "tests/netbed/test_mesh.py",
+    "tests/sim/test_gates_records.py",
+    "tests/peer/test_full_disk.py",
     "tests/peer/test_squat_mesh.py",
-    "tests/peer/test_honest_results.py",
-    "tests/peer/test_membership_mesh.py",
+    "tests/peer/test_addresses.py",
+    "tests/peer/test_readme.py",
+    "tests/store/test_store_machine.py",
     "tests/netbed/",
+    "tests/dht/test_quorum_machine.py",
     "tests/peer/",
     "tests/sim/",
     "tests/mesh/",
