@@ -10,7 +10,7 @@ import pytest
 from netbed import HOME_A, HOME_B, LAN, PUBLIC, Testbed
 from netbed.scenario import back_up_and_recover
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("netbed"), pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 def test_an_owner_behind_a_closed_nat_backs_up_and_a_new_machine_restores(

@@ -12,7 +12,7 @@ import pytest
 from netbed import HOME_A, Testbed, UpnpDaemon
 from tests.netbed.peers import ServePeer, dial, ping, unreachable, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("netbed"), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 LEASE = 4  # seconds: renewed every 2 s
 PORT = 7400

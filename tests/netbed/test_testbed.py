@@ -13,7 +13,7 @@ import pytest
 from netbed import HOME_A, HOME_B, PUBLIC, Host, Testbed, namespaces
 from tests.netbed.conftest import code_env, probe_server, reach
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("netbed"), pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 def test_home_a_reaches_the_internet_from_its_wan_address(bed: Testbed) -> None:

@@ -16,7 +16,7 @@ from p2pbackup.backup.engine import RACY_SECONDS
 from p2pbackup.cli.demo import compare_trees
 from p2pbackup.cli.localmesh import CLI, SAFETY_DEADLINE, LocalMesh
 from tests.peer.restarts import recover_and_restore
-from tests.peer.trees import change_some, make_tree, wait_until_settled
+from tests.peer.trees import BIG_BYTES, change_some, make_tree, wait_until_settled
 
 pytestmark = pytest.mark.timeout(600)
 PEERS = 12
@@ -84,7 +84,7 @@ def test_backup_incremental_kill_three_restore_and_recover(
         owner, "restore", "latest", "--target", str(tmp_path / "sub"), "--include", "tree/big/*"
     )
     assert subset["files_restored"] == 1
-    assert (tmp_path / "sub" / "tree" / "big" / "video.bin").stat().st_size == 50 * 2**20
+    assert (tmp_path / "sub" / "tree" / "big" / "video.bin").stat().st_size == BIG_BYTES
 
     ids = [s["id"] for s in listed]
     fresh = recover_and_restore(mesh12, owner, tree, ids, tmp_path / "recovered")

@@ -15,11 +15,23 @@ from p2pbackup.cli.localmesh import SAFETY_DEADLINE, LocalMesh
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def mesh10(tmp_path: Path) -> Iterator[LocalMesh]:
-    with LocalMesh(tmp_path / "mesh", 10, serve_args=("--rpc-timeout", "2s")) as mesh:
+def _mesh10(root: Path) -> Iterator[LocalMesh]:
+    with LocalMesh(root, 10, serve_args=("--rpc-timeout", "2s")) as mesh:
         mesh.start()
         yield mesh
+
+
+@pytest.fixture
+def mesh10(tmp_path: Path) -> Iterator[LocalMesh]:
+    """A mesh just launched, for the test that times its start."""
+    yield from _mesh10(tmp_path / "mesh")
+
+
+@pytest.fixture(scope="module")
+def shared10(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
+    """One mesh for the tests that each take a different peer down (3 crashes, 5 stops)
+    and use only peers the other leaves running."""
+    yield from _mesh10(tmp_path_factory.mktemp("mesh"))
 
 
 def test_ten_processes_learn_each_other_within_ten_seconds(mesh10: LocalMesh) -> None:
@@ -35,24 +47,24 @@ def test_ten_processes_learn_each_other_within_ten_seconds(mesh10: LocalMesh) ->
     assert len(status["node_id"]) == 40
 
 
-def test_a_record_written_through_one_peer_is_read_through_another(mesh10: LocalMesh) -> None:
-    mesh10.wait_for_tables()
-    written = mesh10.cli_json(2, "debug", "record-put", "greeting", "hello mesh")
+def test_a_record_written_through_one_peer_is_read_through_another(shared10: LocalMesh) -> None:
+    shared10.wait_for_tables()
+    written = shared10.cli_json(2, "debug", "record-put", "greeting", "hello mesh")
     assert written["acks"] >= 3
-    read = mesh10.cli_json(7, "debug", "record-get", written["key"])
+    read = shared10.cli_json(7, "debug", "record-get", written["key"])
     assert read["found"] and read["values"] == ["hello mesh"]
     # A crashed peer does not stop the quorum read.
-    mesh10.stop_peer(3, signal.SIGKILL)
-    again = mesh10.cli_json(8, "debug", "record-get", written["key"])
+    shared10.stop_peer(3, signal.SIGKILL)
+    again = shared10.cli_json(8, "debug", "record-get", written["key"])
     assert again["values"] == ["hello mesh"]
 
 
-def test_sigterm_stops_a_peer_cleanly(mesh10: LocalMesh) -> None:
-    home = mesh10.peers[5].home
+def test_sigterm_stops_a_peer_cleanly(shared10: LocalMesh) -> None:
+    home = shared10.peers[5].home
     assert (home / "peer.json").exists()
-    assert mesh10.stop_peer(5, signal.SIGTERM) == 0
+    assert shared10.stop_peer(5, signal.SIGTERM) == 0
     assert not (home / "peer.json").exists()
-    gone = mesh10.cli(5, "status", "--json")
+    gone = shared10.cli(5, "status", "--json")
     assert gone.returncode != 0
     assert gone.stderr.count("\n") == 1 and "no peer is running" in gone.stderr
 

@@ -8,9 +8,12 @@ import time
 from pathlib import Path
 
 BIG_FILE = "big/video.bin"
+# Four packs' worth (packs gather ~4 MiB): the big file spans several packs, as a video
+# would; a bigger one adds only more of the same, and big files have their own test.
+BIG_BYTES = 16 * 2**20
 
 
-def make_tree(root: Path, *, files: int = 1100, big_bytes: int = 50 * 2**20, seed: int = 7) -> int:
+def make_tree(root: Path, *, files: int = 1100, big_bytes: int = BIG_BYTES, seed: int = 7) -> int:
     """Write the tree; returns how many regular files it holds."""
     rng = random.Random(seed)
     names = ["café", "naïve ☃", "Zürich", "東京", "emoji 🎉", "plain"]

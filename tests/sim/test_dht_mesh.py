@@ -37,7 +37,7 @@ def _holders(mesh: SimMesh, key: bytes) -> int:
 async def test_records_written_with_w3_survive_30_percent_of_peers_crashing(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    mesh = await build_mesh(nursery, 300, seed=11)
+    mesh = await build_mesh(nursery, 150, seed=11)
     rng = random.Random(2)
     written = {}
     for i in range(25):

@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def test_a_mesh_with_relayed_peers_repairs_a_days_churn_and_loses_nothing() -> None:
-    options = {"peers": 40, "packs": 20, "days": 1.0, "audit_hours": 2.0, "relayed": 0.3}
+    options = {"peers": 40, "packs": 10, "days": 1.0, "audit_hours": 2.0, "relayed": 0.3}
     result = run_named("repair", 4, options)
     m = result["metrics"]
     assert m["crashes"] > 0 and m["repairs"] > 0, m

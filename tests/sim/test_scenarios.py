@@ -19,7 +19,7 @@ import pytest
 from p2pbackup.simulations.catalog import SCENARIOS, flat, run_named
 from p2pbackup.simulations.report import WALL_FIELDS, reproducible, write_report
 
-SMALL = {"peers": 30, "packs": 20, "days": 1.0, "audit_hours": 2.0}
+SMALL = {"peers": 30, "packs": 10, "days": 1.0, "audit_hours": 2.0}
 STORAGE = [name for name in SCENARIOS if name != "lookups"]
 
 # What each scenario must have done for its run to mean anything.
