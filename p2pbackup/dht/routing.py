@@ -286,7 +286,9 @@ class RoutingTable:
             wanted = count - len(nearest)
             if wanted <= 0:
                 break
-            candidates = group if accept is None else ((k, c) for k, c in group if accept(k, c))
+            # A list, not a generator: with its length known, nsmallest sorts a bucket
+            # that fits the answer in one call instead of heaping it item by item.
+            candidates = group if accept is None else [kv for kv in group if accept(*kv)]
             nearest += heapq.nsmallest(wanted, candidates, key=lambda kv: kv[0] ^ target_int)
         return [c for _, c in nearest]
 
