@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import enum
 import heapq
-import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -271,19 +270,25 @@ class RoutingTable:
         # By the XOR metric the bucket `target` falls in holds the nearest contacts,
         # all buckets below it come next (their distance to `target` shares its top
         # bit), then each bucket above it in turn: a few small sorts, not one of all.
+        # Below it, bucket i holds the distances whose bits above i are those of
+        # ours to `target` and whose bit i is the opposite: disjoint ranges, so those
+        # buckets too are visited nearest first, and most calls stop at the first.
         top = self.bucket_index(target)
         buckets = self._buckets
         occupied = sorted(self._occupied)
-        below = [i for i in occupied if i < top]
+        ours = self._local ^ target_int
+        below = sorted((i for i in occupied if i < top), key=lambda i: ((ours >> i) ^ 1) << i)
         groups: list[Iterable[tuple[int, Contact]]] = [buckets[top].contacts.items()]
-        groups.append(itertools.chain.from_iterable(buckets[i].contacts.items() for i in below))
+        groups.extend(buckets[i].contacts.items() for i in below)
         groups.extend(buckets[i].contacts.items() for i in occupied if i > top)
         nearest: list[tuple[int, Contact]] = []
         for group in groups:
             wanted = count - len(nearest)
             if wanted <= 0:
                 break
-            candidates = group if accept is None else ((k, c) for k, c in group if accept(k, c))
+            # A list, not a generator: with its length known, nsmallest sorts a bucket
+            # that fits the answer in one call instead of heaping it item by item.
+            candidates = group if accept is None else [kv for kv in group if accept(*kv)]
             nearest += heapq.nsmallest(wanted, candidates, key=lambda kv: kv[0] ^ target_int)
         return [c for _, c in nearest]
 

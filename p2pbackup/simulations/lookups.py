@@ -110,7 +110,8 @@ async def run_lookups(params: LookupsParams, progress: Progress | None = None) -
         join_messages = mesh.network.stats.sent
         await trio.sleep(SETTLE_SECONDS)
         rng = random.Random(params.seed ^ 0x5EED)
-        jobs = [(rng.choice(mesh.live()), rng.randbytes(20)) for _ in range(params.lookups)]
+        live = mesh.live()
+        jobs = [(rng.choice(live), rng.randbytes(20)) for _ in range(params.lookups)]
         tally = await _batches(mesh, jobs)
         metrics = _metrics(mesh, params, tally, join_messages)
         simulated = trio.current_time()

@@ -7,13 +7,14 @@ leaves nothing running.
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import trio
 
-from p2pbackup.base.ids import distance
+from p2pbackup.base.ids import id_int
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.net.sim import SimNetwork
@@ -149,8 +150,13 @@ class SimMesh:
         return iter(self.peers)
 
     def true_closest(self, target: bytes, count: int) -> list[bytes]:
-        """Ground truth: the node ids of the `count` live peers closest to `target`."""
-        return sorted((p.node_id for p in self.live()), key=lambda i: distance(i, target))[:count]
+        """Ground truth: the node ids of the `count` live peers closest to `target`.
+
+        A partial selection, not a sort of every live peer: with ten thousand
+        peers and a check per lookup, the full sort was a cost of its own."""
+        key = id_int(target)
+        live = (p.node_id for p in self.peers if p.alive)
+        return heapq.nsmallest(count, live, key=lambda i: id_int(i) ^ key)
 
     def stop(self) -> None:
         """Stop every peer and the network, so the enclosing nursery can exit."""

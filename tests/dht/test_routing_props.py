@@ -339,6 +339,32 @@ def test_closest_against_kademlia_heap(
     assert [c.node_id for c in table.closest(target, count)] == [n.id for n in heap]
 
 
+@settings(max_examples=60)
+@given(
+    raw_ids,
+    st.lists(st.tuples(st.integers(0, 159), st.integers(0, 2**160 - 1)), max_size=120),
+    st.integers(0, 2**160 - 1),
+    st.integers(1, 30),
+    st.booleans(),
+)
+def test_closest_across_many_buckets_against_a_full_ranking(
+    local: bytes, picks: list[tuple[int, int]], bits: int, count: int, exclude_one: bool
+) -> None:
+    """Contacts in many buckets, the target in any of them (or near us), the asker
+    excluded: `closest` equals ranking every contact by its distance to the target."""
+    mine = id_int(local)
+    table = RoutingTable(local, k=4)
+    for i, (index, low) in enumerate(picks):  # one contact at each chosen distance
+        other = mine ^ (1 << index | low % (1 << index))
+        table.add(Contact(other.to_bytes(NODE_ID_BYTES, "big"), "h", i), now=0.0)
+    held = [c.node_id for c in table]
+    target = (mine ^ bits % (1 << bits % 161)).to_bytes(NODE_ID_BYTES, "big")
+    exclude = held[len(held) // 2] if exclude_one and held else None
+    ranked = sorted((i for i in held if i != exclude), key=lambda i: distance(i, target))
+    got = [c.node_id for c in table.closest(target, count, exclude=exclude)]
+    assert got == ranked[:count]
+
+
 def test_a_full_bucket_probes_its_oldest_contact_only_once_it_is_questionable() -> None:
     local = bytes(20)
     table = RoutingTable(local, k=2, now=0.0, questionable_after=900.0)
