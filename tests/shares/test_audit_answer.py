@@ -47,17 +47,21 @@ async def placed(store: ShareStore, run_sync: Any = inline) -> tuple[ShareHolder
     return h, ShareDescriptor.from_bytes(descriptor)
 
 
-async def test_an_audit_takes_one_trip_and_one_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    reads: list[Path] = []
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every share file read from here on."""
+    seen: list[Path] = []
     read = layout.read_share
 
     def counted_read(path: Path, skip: int = 0) -> bytes | None:
-        reads.append(path)
+        seen.append(path)
         return read(path, skip)
 
     monkeypatch.setattr(layout, "read_share", counted_read)
+    return seen
+
+
+async def test_an_audit_takes_one_trip_and_one_read(tmp_path: Path, reads: list[Path]) -> None:
     run_sync = Counted()
     with FileShareStore(tmp_path, 2**30) as store:
         h, descriptor = await placed(store, run_sync)
@@ -101,15 +105,7 @@ async def test_a_memory_store_answers_audits_alike() -> None:
         assert proves(descriptor, audit, await h.handle(CALLER, audit))
 
 
-async def test_a_renewal_reads_no_share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    reads: list[Path] = []
-    read = layout.read_share
-
-    def counted_read(path: Path, skip: int = 0) -> bytes | None:
-        reads.append(path)
-        return read(path, skip)
-
-    monkeypatch.setattr(layout, "read_share", counted_read)
+async def test_a_renewal_reads_no_share(tmp_path: Path, reads: list[Path]) -> None:
     with FileShareStore(tmp_path, 2**30) as store:
         h, descriptor = await placed(store)
         renewed = descriptor.renewed(OWNER, descriptor.lease_expiry + 60)
