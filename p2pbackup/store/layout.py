@@ -85,15 +85,11 @@ def write_share(
 def write_new(path: Path, data: bytes, head: bytes = b"") -> None:
     """`head` then `data` into a new file under `path`, synced; no copy of `data`."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        for part in (head, data):
-            with memoryview(part) as view:
-                written = 0
-                while written < len(view):
-                    written += os.write(fd, view[written:])
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with os.fdopen(fd, "wb") as handle:  # writes as big as `data` pass unbuffered
+        handle.write(head)
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def fsync_dir(directory: Path) -> None:
