@@ -30,6 +30,10 @@ from p2pbackup.net.transport import Address
 
 PUBLIC, MAPPED, RELAYED, UNKNOWN = "public", "mapped", "relayed", "unknown"
 RECHECK = 1800.0  # seconds before a checked candidate is checked again
+# A candidate that failed its check is checked again sooner, then less and less often
+# (up to RECHECK): a checker too busy to dial back in time must not leave a reachable
+# peer relayed for half an hour.
+RETRY_FAILED = 20.0
 OBSERVED_CANDIDATES = 4  # observed hosts made candidates, most recent first
 ROUTE_ONLY = frozenset({"lan", "link-local"})  # kinds never checked from outside
 
@@ -41,6 +45,13 @@ class CheckResult:
     asked: int
     when: float
     reason: str = ""
+    failures: int = 0  # checks failed in a row, this one included
+
+    def comes_due(self, recheck: float) -> float:
+        """When this candidate is to be checked again."""
+        if self.confirmed or self.failures == 0:
+            return self.when + recheck
+        return self.when + min(recheck, RETRY_FAILED * 2 ** (self.failures - 1))
 
 
 def needed(asked: int) -> int:
@@ -105,7 +116,12 @@ class Reachability:
         reason = "" if ok else f"{confirmations} of {asked} peers could dial it"
         if reason and why:
             reason += f": {why}"
-        self.results[candidate] = CheckResult(ok, confirmations, asked, now, reason)
+        failures = 0 if ok else self._failures_before(candidate) + 1
+        self.results[candidate] = CheckResult(ok, confirmations, asked, now, reason, failures)
+
+    def _failures_before(self, candidate: Address) -> int:
+        previous = self.results.get(candidate)
+        return 0 if previous is None or previous.confirmed else previous.failures
 
     def failed(self, candidate: Address, reason: str, now: float) -> None:
         """`candidate` cannot be checked at all (a name that does not resolve)."""
@@ -145,14 +161,15 @@ class Reachability:
             for candidate in self.candidates(now)
             if kind_of(candidate[0]) not in ROUTE_ONLY
             and (
-                (result := self.results.get(candidate)) is None or now - result.when >= self.recheck
+                (result := self.results.get(candidate)) is None
+                or now >= result.comes_due(self.recheck)
             )
         ]
 
     def next_due(self, now: float) -> float:
         """When the next candidate comes due (now, if one is); `recheck` ahead if none."""
         times = [
-            now if (result := self.results.get(c)) is None else result.when + self.recheck
+            now if (result := self.results.get(c)) is None else result.comes_due(self.recheck)
             for c in self.candidates(now)
             if kind_of(c[0]) not in ROUTE_ONLY
         ]

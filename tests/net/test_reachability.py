@@ -156,6 +156,23 @@ def test_checked_candidates_come_due_again() -> None:
     assert state.next_due(70.0) == 160.0
 
 
+def test_a_failed_check_is_tried_again_sooner_and_less_often_each_time() -> None:
+    state = Reachability(("203.0.113.5", 7000), recheck=100.0)
+    here = ("203.0.113.5", 7000)
+    state.checked(here, 0, 2, 0.0)  # both checkers too busy to dial back in time
+    assert state.state(1.0) == "unknown"
+    assert state.next_due(1.0) == 20.0 and state.due(19.0) == [] and state.due(20.0) == [here]
+    state.checked(here, 1, 2, 20.0)
+    assert state.next_due(21.0) == 60.0  # 40 s after the second failure
+    state.checked(here, 0, 2, 60.0)
+    state.checked(here, 0, 2, 140.0)
+    assert state.next_due(141.0) == 240.0  # never longer apart than a confirmed one
+    state.checked(here, 2, 2, 240.0)
+    assert state.state(241.0) == "public" and state.next_due(241.0) == 340.0
+    state.checked(here, 0, 2, 340.0)  # failing again after a success starts over
+    assert state.next_due(341.0) == 360.0
+
+
 # ---- the dial order ----------------------------------------------------------
 
 
