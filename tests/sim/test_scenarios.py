@@ -143,6 +143,7 @@ def test_flat_output_names_the_figures_scripts_read() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a hang guard: two minutes alone, four beside a busy worker
 def test_a_month_of_churn_with_the_owner_gone_loses_nothing() -> None:
     """The maintenance acceptance run: 100 peers, 200 packs, 30 days, 40 crashes
     some hours apart and 20 joins, the owner offline throughout."""
