@@ -190,17 +190,35 @@ def _path(index: int, leaves: list[bytes], node: _Join) -> list[bytes]:
 
 def share_root(share: bytes, tree: int = LATEST_TREE) -> bytes:
     """The Merkle root of a share's blocks: what the owner signs for that share."""
-    leaf, node = _hashes(tree)
-    return _root(_leaves(share, leaf), node)
+    return leaves_root(share_leaves(share, tree), tree)
 
 
 def block_proof(share: bytes, block_index: int, tree: int = LATEST_TREE) -> list[bytes]:
     """Sibling hashes from block `block_index` up to the root, leaf side first."""
-    leaf, node = _hashes(tree)
-    leaves = _leaves(share, leaf)
+    return leaves_proof(share_leaves(share, tree), block_index, tree)
+
+
+def share_leaves(share: bytes, tree: int = LATEST_TREE) -> list[bytes]:
+    """The hash of each block of a share: the root and every proof follow from these
+    alone, so whoever hashed a share once can prove any block of it without the rest."""
+    return _leaves(share, _hashes(tree)[0])
+
+
+def block_leaf(block: bytes | memoryview, tree: int = LATEST_TREE) -> bytes:
+    """The leaf hash of one block, as `share_leaves` gives it."""
+    return _hashes(tree)[0](block)
+
+
+def leaves_root(leaves: list[bytes], tree: int = LATEST_TREE) -> bytes:
+    """The Merkle root over a share's leaf hashes."""
+    return _root(leaves, _hashes(tree)[1])
+
+
+def leaves_proof(leaves: list[bytes], block_index: int, tree: int = LATEST_TREE) -> list[bytes]:
+    """`block_proof` from the share's leaf hashes, without its bytes."""
     if not 0 <= block_index < len(leaves):
         raise IndexError(f"block {block_index} outside a share of {len(leaves)} blocks")
-    return _path(block_index, leaves, node)
+    return _path(block_index, leaves, _hashes(tree)[1])
 
 
 def _root_from_path(

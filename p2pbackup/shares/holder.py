@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import trio
 
 from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.descriptor import ShareDescriptor, same_share_set
+from p2pbackup.codec.erasure import leaves_root, share_leaves
 from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.audit_log import AuditLog
@@ -63,10 +65,19 @@ class ShareRefused(P2PBackupError):
     """This peer will not hold the share; the reason goes back to the owner."""
 
 
+class CheckedShare(NamedTuple):
+    """A share found sound: its descriptor, and the leaf hashes its check computed
+    (kept by the store, so the audit that follows a put needs no second hash)."""
+
+    descriptor: ShareDescriptor
+    leaves: list[bytes]
+
+
 def check_share(
     pack_id: bytes, index: int, descriptor_bytes: bytes, data: bytes, now: float
-) -> ShareDescriptor:
-    """The descriptor, once it and the share prove sound; raises `ShareRefused`."""
+) -> CheckedShare:
+    """The descriptor and leaves, once they and the share prove sound; raises
+    `ShareRefused`."""
     try:
         descriptor = ShareDescriptor.from_bytes(descriptor_bytes)
     except WireError as exc:
@@ -79,9 +90,12 @@ def check_share(
         raise ShareRefused(f"share index {index} outside 0..{descriptor.n - 1}")
     if descriptor.lease_expiry <= now:
         raise ShareRefused("the share's lease has already expired")
-    if len(data) != descriptor.share_size or not descriptor.check_share(index, data):
+    if len(data) != descriptor.share_size:
         raise ShareRefused(f"share {index} does not match its descriptor")
-    return descriptor
+    leaves = share_leaves(data, descriptor.version)
+    if leaves_root(leaves, descriptor.version) != descriptor.roots[index]:
+        raise ShareRefused(f"share {index} does not match its descriptor")
+    return CheckedShare(descriptor, leaves)
 
 
 class ShareHolder:
@@ -132,7 +146,7 @@ class ShareHolder:
         return ShareStored()
 
     def _accept(self, message: PutShare, now: float) -> None:
-        descriptor = check_share(
+        descriptor, leaves = check_share(
             message.pack_id, message.index, message.descriptor, message.data, now
         )
         if descriptor.owner == self.own_owner:
@@ -154,8 +168,10 @@ class ShareHolder:
             capped_lease(descriptor.lease_expiry, now, self.max_lease),
             int(now),
             # Checked against the signed descriptor just now: the store need not hash
-            # the bytes again.
+            # the bytes again, and the owner's audit right after can be answered from
+            # the leaves.
             root=descriptor.roots[message.index],
+            leaves=leaves,
         )
 
     def _replaces(self, pack_id: bytes, held: list[int], offered: ShareDescriptor) -> bool:

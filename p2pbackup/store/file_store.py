@@ -46,6 +46,7 @@ from p2pbackup.store.contract import (
     StoreFull,
     StoreLocked,
 )
+from p2pbackup.store.fresh_proofs import FreshLeaves, proven_from_leaves
 from p2pbackup.store.group_commit import GroupCommit
 from p2pbackup.store.index import Row, ShareIndex
 from p2pbackup.store.quota import ShareStore
@@ -84,6 +85,7 @@ class FileShareStore(ShareStore):
         self._writing_bytes = 0  # theirs, not on the disk yet: a full disk counts them
         self._written = threading.Condition(self._mutex)
         self._rows: GroupCommit[NewRow] = GroupCommit(self._mutex, self._insert_rows)
+        self._fresh = FreshLeaves()  # for the audit that follows a put
         self._lock_fd = self._acquire_lock()
         try:
             self._index = ShareIndex(self._root / "index.sqlite3", _sync=_sync)
@@ -281,20 +283,31 @@ class FileShareStore(ShareStore):
             )
 
     def _prove(self, key: ShareKey, block: int) -> BlockProof | None:
-        """One read and one hash: the proof's own path checks the whole file against its
-        row (see `proven`). A file that fails, or a row with a flat digest, takes the
-        checking `get`, which drops a rotted share or indexes a replacement again."""
+        """The first audit after a put reads and hashes one block, its path made from the
+        leaves the put kept (`fresh_proofs`). Any other takes one read and one hash: the
+        proof's own path checks the whole file against its row (see `proven`). A file
+        that fails, or a row with a flat digest, takes the checking `get`, which drops
+        a rotted share or indexes a replacement again."""
         with self._mutex:
             row = self._index.row(key)
             if row is None or not 0 <= block < block_count(row.size):
                 return None
+            leaves = self._fresh.take(key)
+            path = layout.path_of(self._shares_dir, key)
+            if leaves is not None and row.merkle:
+                found = proven_from_leaves(path, row, block, leaves)
+                if found is not None:
+                    return found
             if row.merkle:
-                data = layout.read_share(layout.path_of(self._shares_dir, key), row.header)
+                data = layout.read_share(path, row.header)
                 found = None if data is None else proven(data, row.digest, block, row.merkle)
                 if found is not None:
                     return found
             share = self._get(key)
         return None if share is None else proof_of(share.data, block, tree_of(share.descriptor))
+
+    def _keep_leaves(self, key: ShareKey, leaves: list[bytes]) -> None:
+        self._fresh.keep(key, leaves)
 
     def _lease(self, key: ShareKey) -> Lease | None:
         """From the row alone: renewing a lease read and hashed the whole share before."""
@@ -325,6 +338,7 @@ class FileShareStore(ShareStore):
         file, which the next open drops. (Dropped the other way round, the file would
         verify and be indexed again.)"""
         with self._mutex:
+            self._fresh.drop(key)
             layout.path_of(self._shares_dir, key).unlink(missing_ok=True)
             size = self._index.delete(key)
             if size is None:

@@ -50,6 +50,16 @@ def read_share(path: Path, skip: int = 0) -> bytes | None:
         return None
 
 
+def read_range(path: Path, start: int, length: int) -> bytes | None:
+    """Up to `length` bytes of a share file from `start`, or None when it is gone."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(start)
+            return handle.read(length)
+    except FileNotFoundError:
+        return None
+
+
 def write_share(
     shares_dir: Path, path: Path, data: bytes, head: bytes = b"", *, fresh: bool = False
 ) -> None:

@@ -63,14 +63,22 @@ class ShareStore(ABC):
         lease_expiry: int,
         now: int,
         root: bytes | None = None,
+        leaves: list[bytes] | None = None,
     ) -> None:
         """Hold a share; raises `StoreFull` or `ShareRejected` with a reason, storing nothing.
 
-        `root` is the share's Merkle root when the caller has checked it already; see
-        `p2pbackup.store.contract` for the re-put and refusal rules."""
+        `root` is the share's Merkle root when the caller has checked it already, and
+        `leaves` the leaf hashes that check computed (kept for the next `prove` of the
+        share); see `p2pbackup.store.contract` for the re-put and refusal rules."""
         share = StoredShare(pack_id, index, data, descriptor, owner, lease_expiry, now)
         check_put(share)
         self._put(share, root)
+        if leaves is not None:
+            self._keep_leaves(ShareKey(pack_id, index, owner), leaves)
+
+    def _keep_leaves(self, key: ShareKey, leaves: list[bytes]) -> None:  # noqa: B027 - optional
+        """Keep a share's leaf hashes for its next proof; a store that has its bytes at
+        hand (in memory) has no use for them."""
 
     def get(self, pack_id: bytes, index: int, owner: bytes) -> StoredShare | None:
         """`owner`'s share, verified against its recorded digest, or None."""

@@ -1,6 +1,7 @@
 """How a holder answers an audit and a renewal: an owner audits each share right after
-placing it, so the answer must cost one read and one trip to a worker thread, and still
-never vouch for a share that rotted anywhere on disk; a renewal reads no share at all."""
+placing it, so that answer reads one block back, its path made from the leaves the put
+hashed (decision 0052); any later audit costs one read and one trip to a worker thread,
+and never vouches for a share that rotted anywhere on disk; a renewal reads no share."""
 
 from __future__ import annotations
 
@@ -61,32 +62,74 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return seen
 
 
+def rot(store: FileShareStore, descriptor: ShareDescriptor, block: int) -> None:
+    """Flip one bit of block `block` of share 1 on disk."""
+    path = store.path_of(descriptor.pack_id, 1, OWNER.public_key)
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) - descriptor.share_size + block * BLOCK_SIZE + 7] ^= 1
+    path.write_bytes(bytes(blob))
+
+
 async def test_an_audit_takes_one_trip_and_one_read(tmp_path: Path, reads: list[Path]) -> None:
     run_sync = Counted()
     with FileShareStore(tmp_path, 2**30) as store:
         h, descriptor = await placed(store, run_sync)
         rng = random.Random(1)
-        for _ in range(6):
+        for audits in range(7):
             audit = challenge(descriptor, 1, rng)
             run_sync.trips, reads[:] = 0, []
             assert proves(descriptor, audit, await h.handle(CALLER, audit))
-            assert (run_sync.trips, len(reads)) == (1, 1)
+            # The first, right after the put, reads one block and not the whole share.
+            assert (run_sync.trips, len(reads)) == (1, 0 if audits == 0 else 1)
+
+
+@pytest.mark.parametrize("block", [2, 3])  # the last block is shorter than the others
+async def test_the_audit_after_a_put_reads_only_the_block_it_proves(
+    tmp_path: Path, reads: list[Path], monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    read: list[int] = []
+    read_range = layout.read_range
+
+    def counted(path: Path, start: int, length: int) -> bytes | None:
+        found = read_range(path, start, length)
+        read.append(len(found or b""))
+        return found
+
+    monkeypatch.setattr(layout, "read_range", counted)
+    with FileShareStore(tmp_path, 2**30) as store:
+        h, descriptor = await placed(store)
+        audit = Audit(descriptor.pack_id, OWNER.public_key, 1, block)
+        reads[:], read[:] = [], []
+        assert proves(descriptor, audit, await h.handle(CALLER, audit))
+        assert reads == [] and len(read) == 1 and 0 < read[0] <= BLOCK_SIZE
 
 
 @pytest.mark.parametrize("rotted_block", [0, 3])
 async def test_a_share_rotted_in_any_block_is_not_vouched_for_and_is_dropped(
     tmp_path: Path, rotted_block: int
 ) -> None:
-    """The proof asked for is of block 2; rot in another block still fails it."""
+    """The proof asked for is of block 2; rot in another block still fails it, from the
+    second audit after the put on (the first proves the block from the put's leaves)."""
     with FileShareStore(tmp_path, 2**30) as store:
         h, descriptor = await placed(store)
-        path = store.path_of(descriptor.pack_id, 1, OWNER.public_key)
-        blob = bytearray(path.read_bytes())
-        blob[len(blob) - descriptor.share_size + rotted_block * BLOCK_SIZE + 7] ^= 1
-        path.write_bytes(bytes(blob))
         audit = Audit(descriptor.pack_id, OWNER.public_key, 1, 2)
+        rot(store, descriptor, rotted_block)
+        assert proves(descriptor, audit, await h.handle(CALLER, audit))
         with pytest.raises(P2PBackupError, match="no such share"):
             await h.handle(CALLER, audit)
+        assert not store.has(descriptor.pack_id, 1, OWNER.public_key)
+
+
+@pytest.mark.parametrize("block", [0, 3])
+async def test_the_audit_after_a_put_never_vouches_for_a_rotted_block(
+    tmp_path: Path, block: int
+) -> None:
+    """Answered from the put's leaves, the block itself is still read and checked."""
+    with FileShareStore(tmp_path, 2**30) as store:
+        h, descriptor = await placed(store)
+        rot(store, descriptor, block)
+        with pytest.raises(P2PBackupError, match="no such share"):
+            await h.handle(CALLER, Audit(descriptor.pack_id, OWNER.public_key, 1, block))
         assert not store.has(descriptor.pack_id, 1, OWNER.public_key)
 
 
