@@ -33,17 +33,22 @@ def pipe_pair() -> tuple[FrameChannel, FrameChannel]:
     return writer, reader
 
 
-async def test_a_frame_cancelled_halfway_is_still_sent_whole() -> None:
+@pytest.mark.parametrize("as_tail", [False, True])
+async def test_a_frame_cancelled_halfway_is_still_sent_whole(as_tail: bool) -> None:
     """A failed upload cancels another mid-pack; the error after it must still arrive."""
     writer, reader = pipe_pair()
-    pack = {"op": "put", "data": os.urandom(4 * 1024 * 1024)}
+    data = os.urandom(4 * 1024 * 1024)
+    pack = {"op": "put", "tail": data} if as_tail else {"op": "put", "data": data}
     received: list[dict[str, object] | None] = []
     async with trio.open_nursery() as nursery:
         uploading = trio.CancelScope()
 
         async def upload_then_fail() -> None:
             with uploading:
-                await writer.send(pack)
+                if as_tail:
+                    await writer.send({"op": "put"}, data)
+                else:
+                    await writer.send(pack)
             await writer.send({"op": "error", "message": "only 2 of the 7 peers"})
             await writer.close_send()
 
