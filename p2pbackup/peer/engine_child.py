@@ -70,7 +70,9 @@ class PipePackStore:
         done, answer = trio.Event(), list[frames.Answer]()
         self._waiting[key] = (done, answer)
         try:
-            await self.channel.send(request(key).encode())
+            message = request(key)
+            tail = message.data if isinstance(message, frames.Put) else None
+            await self.channel.send(message.encode(), tail)
             await done.wait()
         finally:
             del self._waiting[key]

@@ -132,12 +132,16 @@ class Start:
 
 @dataclass(frozen=True)
 class Put:
+    """A pack to place. Its bytes cross the pipe as the frame's tail (`FrameChannel`),
+    and arrive in a bytearray: making them bytes would copy every pack once more."""
+
     id: int
     pack_id: bytes
-    data: bytes
+    data: bytes | bytearray
 
     def encode(self) -> Frame:
-        return {"op": "put", "pack_id": self.pack_id, "data": self.data, "id": self.id}
+        """The frame's map; `data` goes as its tail."""
+        return {"op": "put", "pack_id": self.pack_id, "id": self.id}
 
 
 @dataclass(frozen=True)
@@ -224,8 +228,8 @@ def decode_from_engine(frame: Args) -> Put | Get | Report | Outcome:
     """A frame the engine process sent; `ContractError` if it is none of its kinds."""
     op = frame.get("op")
     if op == "put":
-        pack_id, data = _field(frame, "pack_id", bytes), _field(frame, "data", bytes)
-        return Put(_field(frame, "id", int), bytes(pack_id), bytes(data))
+        pack_id, data = _field(frame, "pack_id", bytes), _field(frame, "tail", (bytes, bytearray))
+        return Put(_field(frame, "id", int), bytes(pack_id), data)
     if op == "get":
         return Get(_field(frame, "id", int), bytes(_field(frame, "pack_id", bytes)))
     if op == "progress":

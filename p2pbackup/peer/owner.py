@@ -97,6 +97,7 @@ class OwnerService:
         now: Callable[[], float] = time.time,
         random_bytes: Callable[[int], bytes] = os.urandom,
         settings: Callable[[], Redundancy] | None = None,
+        whole_mesh_seconds: float = 0.0,
     ) -> None:
         self.keys = keys
         # Read again at each backup and repair: `config set` needs no restart (0034).
@@ -122,6 +123,7 @@ class OwnerService:
             run_sync=run_sync,
             now=now,
             prove=os.environ.get(UNPROVEN_FOR_BENCH) != "1",
+            whole_mesh_seconds=whole_mesh_seconds,
         )
         self.index = SnapshotIndex(dht, keys)
         self.upkeep = Upkeep(

@@ -57,6 +57,7 @@ from p2pbackup.peer.serve_options import ServeOptions
 from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.fetch_rules import SiblingCheck
 from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
+from p2pbackup.shares.mesh_packs import WHOLE_MESH_SECONDS
 from p2pbackup.shares.redundancy import Redundancy, redundancy_of
 from p2pbackup.store import FileShareStore
 from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, format_size, parse_quota
@@ -161,6 +162,7 @@ class PeerService:
             clock=time.monotonic,
             rng=_child_of(rng),
             settings=settings,
+            whole_mesh_seconds=WHOLE_MESH_SECONDS,
         )
         self.peer.add_task(owner.upkeep.keep_leases)
         if owner.engines is not None:

@@ -39,6 +39,7 @@ from p2pbackup.shares.messages import ShareData
 from p2pbackup.shares.placing import place_shares
 from p2pbackup.shares.rebuild import rebuild_pack
 from p2pbackup.shares.redundancy import Redundancy, too_few_peers
+from p2pbackup.shares.whole_mesh import WholeMesh
 
 log = logging.getLogger("p2pbackup.shares")
 # Set to "1" in a peer's environment, its owner counts a share placed on the peer's
@@ -48,13 +49,22 @@ UNPROVEN_FOR_BENCH = "P2PBACKUP_BENCH_UNPROVEN_SHARES"
 
 
 PUT_STALL = StallRule(floor=5.0)
+# How long a lookup that found every peer of a small mesh stands for the next packs'
+# (a real peer's setting; a peer joining meanwhile is placed on within this).
+WHOLE_MESH_SECONDS = 60.0
 
 
 class PlacementFailed(P2PBackupError):
     """Too few distinct peers took a share of a pack."""
 
 
-__all__ = ["UNPROVEN_FOR_BENCH", "MeshPackStore", "PlacementFailed", "Redundancy"]
+__all__ = [
+    "UNPROVEN_FOR_BENCH",
+    "WHOLE_MESH_SECONDS",
+    "MeshPackStore",
+    "PlacementFailed",
+    "Redundancy",
+]
 
 
 class MeshPackStore:
@@ -71,6 +81,7 @@ class MeshPackStore:
         rng: random.Random | None = None,
         stall: StallRule | None = None,
         put_stall: StallRule | None = None,
+        whole_mesh_seconds: float = 0.0,
     ) -> None:
         self.dht = dht
         # Audit blocks come from the peer's generator (seeded in the simulator).
@@ -93,30 +104,29 @@ class MeshPackStore:
         self.holders = HolderMemory(rule)
         self.fetch_pace = Pace(rule)
         self.put_pace = Pace(put_stall if put_stall is not None else PUT_STALL)
+        # A small mesh whose every peer the routing table names places packs without
+        # a lookup each (`WholeMesh`); 0 looks up for every pack.
+        self.whole_mesh = WholeMesh(whole_mesh_seconds)
 
     # ---- put -------------------------------------------------------------
 
     async def put(self, pack_id: bytes, data: bytes) -> PackReceipt:
         r = self.redundancy
-        candidates: list[Contact] = []
-
-        async def look_up() -> None:
-            found = await self.dht.lookup(pack_id, alpha=r.n, skip=self._suspect)
-            candidates.extend(found.contacts)
-            # The lookup passed over suspects unasked; they stay candidates, the last
-            # ones, or a mesh that lost a few peers for a while could not place at all.
-            named = {c.node_id for c in candidates}
-            nearby = self.dht.table.closest(pack_id, 2 * r.n)
-            candidates.extend(c for c in nearby if c.node_id not in named and self._suspect(c))
-
-        # The lookup waits on the network while the coding keeps a core busy: run
-        # them side by side, since the last pack of a backup waits for both.
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(look_up)
-            lease = int(self.now()) + r.lease_seconds
+        lease = int(self.now()) + r.lease_seconds
+        candidates = self._table_candidates(pack_id)
+        if candidates is not None:  # the table is the whole mesh: no lookup to wait on
             shares, descriptor = await self.run_sync(
                 _encode_and_describe, self.owner, pack_id, data, r.k, r.n, lease
             )
+        else:
+            # The lookup waits on the network while the coding keeps a core busy: run
+            # them side by side, since the last pack of a backup waits for both.
+            candidates = []
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._look_up, pack_id, candidates)
+                shares, descriptor = await self.run_sync(
+                    _encode_and_describe, self.owner, pack_id, data, r.k, r.n, lease
+                )
         plan, placed, sent = await place_shares(
             self.dht,
             pack_id,
@@ -129,6 +139,8 @@ class MeshPackStore:
             holders=self.holders,
             pace=self.put_pace,
         )
+        if plan.failures or plan.unproven:  # the mesh may have changed: look it up again
+            self.whole_mesh.forget()
         for contact, reason in plan.refused:
             self.refused.setdefault(contact.node_id, short_reason(reason))
         if not plan.happy_enough:
@@ -143,6 +155,41 @@ class MeshPackStore:
     def redundancy_for_new_packs(self, redundancy: Redundancy) -> None:
         """Packs put from now on use `redundancy`; packs already placed keep theirs."""
         self.redundancy = redundancy
+
+    async def _look_up(self, pack_id: bytes, candidates: list[Contact]) -> None:
+        """The peers closest to `pack_id` that answered, nearest first, then the suspect
+        ones the lookup passed over unasked: they stay candidates, the last ones, or a
+        mesh that lost a few peers for a while could not place at all."""
+        skipped: set[bytes] = set()
+
+        def skip(contact: Contact) -> bool:
+            if self._suspect(contact):
+                skipped.add(contact.node_id)
+                return True
+            return False
+
+        found = await self.dht.lookup(pack_id, alpha=self.redundancy.n, skip=skip)
+        candidates.extend(found.contacts)
+        named = {c.node_id for c in candidates}
+        nearby = self.dht.table.closest(pack_id, 2 * self.redundancy.n)
+        candidates.extend(c for c in nearby if c.node_id not in named and self._suspect(c))
+        table = frozenset(c.node_id for c in self.dht.table)
+        wanted = self.dht.config.k
+        self.whole_mesh.learn(found.contacts, wanted, skipped, table, trio.current_time())
+
+    def _table_candidates(self, pack_id: bytes) -> list[Contact] | None:
+        """The candidates a lookup would give, from the routing table alone, while the
+        last lookup showed the table to be the whole mesh (`WholeMesh`); else None."""
+        table = self.dht.table
+        if len(table) >= self.dht.config.k:  # a lookup could find more than the table
+            return None
+        if not self.whole_mesh.holds(frozenset(c.node_id for c in table), trio.current_time()):
+            return None
+        ranked = table.closest(pack_id, len(table))
+        healthy = [c for c in ranked if not self._suspect(c)]
+        named = {c.node_id for c in healthy}
+        nearby = table.closest(pack_id, 2 * self.redundancy.n)
+        return healthy + [c for c in nearby if c.node_id not in named]
 
     def _suspect(self, contact: Contact) -> bool:
         """For lookups: a peer that failed or hung lately is not worth a wait."""

@@ -243,8 +243,8 @@ class SentFrames:
     def __init__(self) -> None:
         self.frames: list[dict[str, Any]] = []
 
-    async def send(self, frame: dict[str, Any]) -> None:
-        self.frames.append(frame)
+    async def send(self, frame: dict[str, Any], tail: bytes | bytearray | None = None) -> None:
+        self.frames.append(frame if tail is None else {**frame, "tail": tail})
 
 
 async def test_an_answer_to_a_request_given_up_on_is_dropped() -> None:

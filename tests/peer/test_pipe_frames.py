@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 from p2pbackup.codec.packstore import PackReceipt
+from p2pbackup.errors import WireError
 from p2pbackup.peer import pipe_frames
 from p2pbackup.peer.contracts import ContractError
 from p2pbackup.peer.engine_frames import (
@@ -32,17 +33,22 @@ def pipe_pair() -> tuple[FrameChannel, FrameChannel]:
     return writer, reader
 
 
-async def test_a_frame_cancelled_halfway_is_still_sent_whole() -> None:
+@pytest.mark.parametrize("as_tail", [False, True])
+async def test_a_frame_cancelled_halfway_is_still_sent_whole(as_tail: bool) -> None:
     """A failed upload cancels another mid-pack; the error after it must still arrive."""
     writer, reader = pipe_pair()
-    pack = {"op": "put", "data": os.urandom(4 * 1024 * 1024)}
+    data = os.urandom(4 * 1024 * 1024)
+    pack = {"op": "put", "tail": data} if as_tail else {"op": "put", "data": data}
     received: list[dict[str, object] | None] = []
     async with trio.open_nursery() as nursery:
         uploading = trio.CancelScope()
 
         async def upload_then_fail() -> None:
             with uploading:
-                await writer.send(pack)
+                if as_tail:
+                    await writer.send({"op": "put"}, data)
+                else:
+                    await writer.send(pack)
             await writer.send({"op": "error", "message": "only 2 of the 7 peers"})
             await writer.close_send()
 
@@ -52,6 +58,54 @@ async def test_a_frame_cancelled_halfway_is_still_sent_whole() -> None:
         for _ in range(3):
             received.append(await reader.receive())
     assert received == [pack, {"op": "error", "message": "only 2 of the 7 peers"}, None]
+
+
+async def test_a_pack_crosses_as_a_tail_read_straight_into_one_buffer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A tail arrives whole, in a buffer of its own, between frames sent before and
+    after it; the pipe is read into that buffer, not through 1 MiB reads and copies."""
+    writer, reader = pipe_pair()
+    pack = os.urandom(3 * 1024 * 1024 + 17)
+    reads: list[int] = []
+    readv = os.readv
+
+    def counted(fd: int, buffers: list[memoryview]) -> int:
+        got = readv(fd, buffers)
+        reads.append(got)
+        return got
+
+    monkeypatch.setattr(pipe_frames.os, "readv", counted)
+    received: list[dict[str, object] | None] = []
+    async with trio.open_nursery() as nursery:
+
+        async def send_all() -> None:
+            await writer.send({"op": "progress", "stats": {}})
+            await writer.send({"op": "put", "pack_id": b"p", "id": 1}, pack)
+            await writer.send({"op": "put", "pack_id": b"q", "id": 2}, b"")
+            await writer.send({"op": "error", "message": "after the packs"})
+            await writer.close_send()
+
+        nursery.start_soon(send_all)
+        while (frame := await reader.receive()) is not None:
+            received.append(frame)
+    assert received[0] == {"op": "progress", "stats": {}}
+    assert received[1] == {"op": "put", "pack_id": b"p", "id": 1, "tail": pack}
+    assert isinstance(received[1]["tail"], bytearray)
+    assert received[2] == {"op": "put", "pack_id": b"q", "id": 2, "tail": b""}
+    assert received[3] == {"op": "error", "message": "after the packs"}
+    assert sum(reads) >= len(pack) - pipe_frames.HEAD_CHUNK
+
+
+async def test_a_tail_over_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipe_frames, "MAX_FRAME", 1024)
+    writer, reader = pipe_pair()
+    with pytest.raises(WireError):
+        await writer.send({"op": "put"}, bytes(2048))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.send, {"op": "put", "tail": 4096})
+        with pytest.raises(BrokenPipeFrame, match="tail must be a length within the limit"):
+            await reader.receive()
 
 
 async def test_a_reader_that_stops_reading_breaks_the_channel(
@@ -74,8 +128,8 @@ def test_typed_frames_are_the_maps_both_ends_always_sent() -> None:
         "id",
     ]
     assert decode_from_peer(placed) == Placed(7, receipt)
-    assert list(Put(1, b"p", b"d").encode()) == ["op", "pack_id", "data", "id"]
-    assert decode_from_engine(Put(1, b"p", b"d").encode()) == Put(1, b"p", b"d")
+    assert list(Put(1, b"p", b"d").encode()) == ["op", "pack_id", "id"]
+    assert decode_from_engine({**Put(1, b"p", b"d").encode(), "tail": b"d"}) == Put(1, b"p", b"d")
     done = Outcome(stats={"files": 1}, process={"cpu_seconds": 0.1})
     assert list(done.encode()) == ["op", "stats", "process"]
     failed = Outcome(error="only 2 of the 7 peers", stats={}, process={})
@@ -87,7 +141,7 @@ def test_typed_frames_are_the_maps_both_ends_always_sent() -> None:
 @pytest.mark.parametrize(
     ("frame", "error"),
     [
-        ({"op": "put", "pack_id": b"p", "id": 1}, "lacks a valid `data`"),
+        ({"op": "put", "pack_id": b"p", "id": 1}, "lacks a valid `tail`"),
         ({"op": "progress"}, "lacks a valid `stats`"),
         ({"op": "launch"}, "unexpected frame from the engine process: launch"),
     ],
