@@ -15,7 +15,9 @@ PREFIX = struct.Struct(">I")
 DEFAULT_MAX_FRAME = 8 * 1024 * 1024
 
 
-def encode_frame(payload: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
+def encode_frame(
+    payload: bytes | bytearray | memoryview, max_frame: int = DEFAULT_MAX_FRAME
+) -> bytes:
     return frame_prefix(len(payload), max_frame) + payload
 
 
@@ -32,6 +34,8 @@ class FrameDecoder:
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
         self._buffer = bytearray()
+        # Bytes of a big frame its reader holds in a buffer of its own meanwhile.
+        self.receiving = 0
 
     def feed(self, data: bytes | bytearray) -> None:
         self._buffer += data
@@ -40,15 +44,32 @@ class FrameDecoder:
     def buffered(self) -> int:
         return len(self._buffer)
 
-    def next_frame(self) -> bytes | None:
-        """The next complete frame, or None until more bytes arrive."""
+    def announced(self) -> int | None:
+        """The length of the frame begun, once its prefix is in; `WireError` if oversize."""
         if len(self._buffer) < PREFIX.size:
             return None
         (length,) = PREFIX.unpack_from(self._buffer)
         if length > self.max_frame:
             raise WireError(f"frame length {length} exceeds the limit of {self.max_frame}")
-        end = PREFIX.size + length
-        if len(self._buffer) < end:
+        return int(length)
+
+    def take_begun(self, body: memoryview) -> int:
+        """Move what arrived of the frame begun (not yet whole) into `body`, a buffer
+        of its announced length; returns how many bytes that was. The decoder is
+        empty after, ready for the frame after this one."""
+        length = self.announced()
+        if length is None or len(body) != length or len(self._buffer) >= PREFIX.size + length:
+            raise ValueError("take_begun needs a begun frame, not yet whole, and its length")
+        got = len(self._buffer) - PREFIX.size
+        with memoryview(self._buffer) as view:
+            body[:got] = view[PREFIX.size :]
+        self._buffer = bytearray()
+        return got
+
+    def next_frame(self) -> bytes | None:
+        """The next complete frame, or None until more bytes arrive."""
+        length = self.announced()
+        if length is None or len(self._buffer) < (end := PREFIX.size + length):
             return None
         # One copy out of the buffer: slicing the bytearray first would make two, and
         # every share and every pack crosses here (fresh pages are dear on a VM).
