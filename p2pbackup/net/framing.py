@@ -17,14 +17,14 @@ import trio
 from p2pbackup.errors import WireError
 from p2pbackup.net.limits import ByteBudget
 from p2pbackup.net.sealing import new_buffer
-from p2pbackup.wire.frames import PREFIX, FrameDecoder
+from p2pbackup.wire.frames import GATHER_FROM, PREFIX, FrameDecoder
 
 RECEIVE_CHUNK = 256 * 1024
 # Read at least this much at a time even with the budget spent, so every
 # connection can still finish a small frame.
 LEAST_CHUNK = 16 * 1024
 # A frame announced at least this long gets a buffer of its own (see `receive_big`).
-DIRECT_FROM = 64 * 1024
+DIRECT_FROM = GATHER_FROM
 
 
 class Closed(Exception):
@@ -112,30 +112,31 @@ async def _read_direct(
     deadline: float,
     frame_timeout: float,
     budget: ByteBudget | None,
-) -> memoryview:
-    """The rest of a big frame, read into its own buffer, which counts whole against
-    `budget` (and as held by the decoder) until the frame is read or the read fails."""
+) -> bytes | memoryview:
+    """The rest of a big frame, read into a buffer of its own that counts whole against
+    `budget` until the frame is read; if the read fails, only what arrived stays counted
+    (held by the decoder, as with any frame cut short)."""
     size = PREFIX.size + length
-    body = new_buffer(length)
+    decoder.gather(new_buffer(length))
     if budget is not None:
         budget.take(size - decoder.buffered)
-    decoder.receiving = size
-    got = decoder.take_begun(body)
     try:
         with trio.move_on_at(deadline):
-            while got < length:
-                count = await _read_into(stream, body[got:])
+            while (frame := decoder.next_frame()) is None:
+                count = await _read_into(stream, decoder.unfilled())
                 if not count:
-                    raise WireError(f"connection closed inside a frame ({got} of {length} bytes)")
-                got += count
-            return body
+                    raise WireError(f"connection closed inside a frame ({decoder.buffered} bytes)")
+                decoder.filled(count)
+            if budget is not None:
+                budget.give(size)
+            return frame
         raise WireError(
-            f"truncated frame: {got} of {length} bytes, not finished within {frame_timeout:g}s"
+            f"truncated frame: {decoder.buffered} bytes, not finished within {frame_timeout:g}s"
         )
-    finally:
-        decoder.receiving = 0
+    except BaseException:
         if budget is not None:
-            budget.give(size)
+            budget.give(size - decoder.buffered)
+        raise
 
 
 async def _read_into(stream: trio.abc.ReceiveStream, into: memoryview) -> int:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import cbor2
 import trio
 
 from p2pbackup.errors import P2PBackupError, WireError
-from p2pbackup.wire.big_bytes import dumps_map
-from p2pbackup.wire.frames import FrameDecoder, frame_prefix
+from p2pbackup.wire.big_bytes import dumps_map, loads_map
+from p2pbackup.wire.frames import GATHER_FROM, FrameDecoder, frame_prefix
 
 # A frame carries at most one pack (a few MiB) or a snapshot; anything near this is a bug.
 MAX_FRAME = 256 * 1024 * 1024
@@ -36,7 +35,7 @@ class FrameChannel:
     def __init__(self, receive: trio.abc.ReceiveStream, send: trio.abc.SendStream) -> None:
         self._receive = receive
         self._send = send
-        self._decoder = FrameDecoder(MAX_FRAME)
+        self._decoder = FrameDecoder(MAX_FRAME, gather_from=GATHER_FROM)
         self._send_lock = trio.Lock()
         self._cut_off = False
 
@@ -68,7 +67,7 @@ class FrameChannel:
         except WireError as exc:
             raise BrokenPipeFrame(str(exc)) from None
         try:
-            frame = cbor2.loads(body)
+            frame = loads_map(body)
         except Exception as exc:
             raise BrokenPipeFrame(f"undecodable frame: {type(exc).__name__}") from None
         if not isinstance(frame, dict) or not isinstance(frame.get("op"), str):

@@ -77,12 +77,12 @@ async def test_the_buffer_counts_whole_while_it_fills(nursery: trio.Nursery) -> 
     whole = encode_frame(SHARE, len(SHARE))
     await theirs.send_all(whole[: 100 * 1024])
     await trio.testing.wait_all_tasks_blocked()
-    assert budget.used == PREFIX.size + len(SHARE)
-    assert decoder.receiving == PREFIX.size + len(SHARE)
+    assert budget.used == decoder.holding == PREFIX.size + len(SHARE)
+    assert decoder.buffered == 100 * 1024
     await theirs.send_all(whole[100 * 1024 :])
     await trio.testing.wait_all_tasks_blocked()
     assert got == [SHARE]
-    assert budget.used == 0 and decoder.receiving == 0
+    assert budget.used == decoder.holding == 0
 
 
 async def test_without_room_for_the_whole_frame_it_waits_within_the_budget(
