@@ -16,6 +16,7 @@ import trio.testing
 
 import p2pbackup.shares.messages as sh
 from p2pbackup.dht.messages import Ping, Pong
+from p2pbackup.errors import WireError
 from p2pbackup.net.framing import DIRECT_FROM, receive_big
 from p2pbackup.net.limits import ByteBudget
 from p2pbackup.net.options import TcpOptions
@@ -83,6 +84,19 @@ async def test_the_buffer_counts_whole_while_it_fills(nursery: trio.Nursery) -> 
     await trio.testing.wait_all_tasks_blocked()
     assert got == [SHARE]
     assert budget.used == decoder.holding == 0
+
+
+async def test_a_frame_cut_short_leaves_counted_only_what_arrived() -> None:
+    ours, theirs = await _socket_pair()
+    budget = ByteBudget(16 * 1024 * 1024)
+    decoder = FrameDecoder(len(SHARE))
+    await theirs.send_all(encode_frame(SHARE, len(SHARE))[: 100 * 1024])
+    await theirs.send_eof()
+    with pytest.raises(WireError, match="closed inside a frame"):
+        await receive_big(ours, decoder, 5.0, 5.0, budget)
+    # What arrived stays with the decoder, as for any frame cut short: closing the
+    # connection gives it back. The rest of the reservation is given back now.
+    assert budget.used == decoder.buffered == 100 * 1024
 
 
 async def test_without_room_for_the_whole_frame_it_waits_within_the_budget(
