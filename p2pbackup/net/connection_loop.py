@@ -14,7 +14,7 @@ import trio
 
 from p2pbackup.errors import HandshakeError, WireError
 from p2pbackup.net.connection import Connection, Outgoing, Ticket
-from p2pbackup.net.framing import Closed, receive_frame
+from p2pbackup.net.framing import Closed, receive_big
 from p2pbackup.net.handshake import ABYTES
 from p2pbackup.net.limits import ByteBudget, RateLimit
 from p2pbackup.net.options import TcpOptions
@@ -56,9 +56,9 @@ class ConnectionLoop:
     def _encode(self, request_id: int, message: Message) -> bytes:
         return encode_checked(request_id, message, self.options.max_frame)
 
-    async def _receive(self, conn: Connection) -> bytes:
+    async def _receive(self, conn: Connection) -> bytes | memoryview:
         options = self.options
-        return await receive_frame(
+        return await receive_big(
             conn.stream, conn.decoder, options.frame_timeout, options.idle_timeout, self._budget
         )
 
@@ -94,7 +94,10 @@ class ConnectionLoop:
             # A remote that does not read its replies gets no more of them made.
             await conn.wait_for_room(options.reply_budget, options.idle_timeout)
             ciphertext = await self._receive(conn)
+            weight = len(ciphertext)
+            # Opened where it lies and decoded, the frame is let go before waiting on.
             request_id, message = decode_message(conn.channel.open(ciphertext))
+            del ciphertext
             if conn.is_reply(request_id):
                 waiter = conn.pending.get(request_id)
                 if waiter is not None:  # else a reply that came after its caller gave up
@@ -113,7 +116,7 @@ class ConnectionLoop:
             # A peer that floods us with requests waits for its earlier ones, and
             # every connection waits its turn to be answered at all; the request
             # counts against the budget until then.
-            token = Ticket(limiter, len(ciphertext))
+            token = Ticket(limiter, weight)
             await limiter.acquire_on_behalf_of(token)
             await self._answering.acquire_on_behalf_of(token)
             self._budget.take(token.weight)

@@ -4,6 +4,10 @@ A frame's deadline runs from its first byte to its last, not per read: a
 sender trickling a byte at a time would otherwise hold a frame's buffer for
 as long as it liked. A silent connection with nothing begun is idle instead,
 and ends after the longer idle deadline.
+
+A big frame (a share, a pack) is read straight into one buffer of its
+announced size, with reads as large as what remains of it: growing a buffer
+and copying the frame out of it cost more than the cipher did.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ import trio
 
 from p2pbackup.errors import WireError
 from p2pbackup.net.limits import ByteBudget
-from p2pbackup.wire.frames import PREFIX, FrameDecoder
+from p2pbackup.net.sealing import new_buffer
+from p2pbackup.wire.frames import GATHER_FROM, PREFIX, FrameDecoder
 
 RECEIVE_CHUNK = 256 * 1024
 # Read at least this much at a time even with the budget spent, so every
 # connection can still finish a small frame.
 LEAST_CHUNK = 16 * 1024
+# A frame announced at least this long gets a buffer of its own (see `receive_big`).
+DIRECT_FROM = GATHER_FROM
 
 
 class Closed(Exception):
@@ -37,6 +44,32 @@ async def receive_frame(
     With a `budget`, bytes buffered count against it; a frame begun while it is
     spent waits (within its deadline) for room before reading on. No read takes
     more than `most` bytes, so a handshake leaves little of what follows buffered."""
+    frame = await _receive(stream, decoder, frame_timeout, idle_timeout, budget, most, False)
+    return frame if isinstance(frame, bytes) else bytes(frame)
+
+
+async def receive_big(
+    stream: trio.abc.ReceiveStream,
+    decoder: FrameDecoder,
+    frame_timeout: float,
+    idle_timeout: float,
+    budget: ByteBudget | None = None,
+) -> bytes | memoryview:
+    """As `receive_frame`, but a big frame comes as a writable view of a buffer of
+    its own, read into directly. Its whole size is counted against `budget` when
+    the buffer is made; with less room than that it is read as any other frame."""
+    return await _receive(stream, decoder, frame_timeout, idle_timeout, budget, RECEIVE_CHUNK, True)
+
+
+async def _receive(
+    stream: trio.abc.ReceiveStream,
+    decoder: FrameDecoder,
+    frame_timeout: float,
+    idle_timeout: float,
+    budget: ByteBudget | None,
+    most: int,
+    direct: bool,
+) -> bytes | memoryview:
     deadline: float | None = None
     while True:
         frame = decoder.next_frame()
@@ -46,6 +79,10 @@ async def receive_frame(
             return frame
         if deadline is None and decoder.buffered:
             deadline = trio.current_time() + frame_timeout
+        if direct and deadline is not None:
+            length = decoder.announced()
+            if length is not None and length >= DIRECT_FROM and _room_for(budget, decoder, length):
+                return await _read_direct(stream, decoder, length, deadline, frame_timeout, budget)
         with trio.move_on_at(
             deadline if deadline is not None else trio.current_time() + idle_timeout
         ):
@@ -61,6 +98,55 @@ async def receive_frame(
                 f"truncated frame: {decoder.buffered} bytes, not finished within {frame_timeout:g}s"
             )
         raise Closed  # idle
+
+
+def _room_for(budget: ByteBudget | None, decoder: FrameDecoder, length: int) -> bool:
+    """Whether the rest of a frame of `length` fits the budget now (what arrived is counted)."""
+    return budget is None or budget.room >= PREFIX.size + length - decoder.buffered
+
+
+async def _read_direct(
+    stream: trio.abc.ReceiveStream,
+    decoder: FrameDecoder,
+    length: int,
+    deadline: float,
+    frame_timeout: float,
+    budget: ByteBudget | None,
+) -> bytes | memoryview:
+    """The rest of a big frame, read into a buffer of its own that counts whole against
+    `budget` until the frame is read; if the read fails, only what arrived stays counted
+    (held by the decoder, as with any frame cut short)."""
+    size = PREFIX.size + length
+    decoder.gather(new_buffer(length))
+    if budget is not None:
+        budget.take(size - decoder.buffered)
+    try:
+        with trio.move_on_at(deadline):
+            while (frame := decoder.next_frame()) is None:
+                count = await _read_into(stream, decoder.unfilled())
+                if not count:
+                    raise WireError(f"connection closed inside a frame ({decoder.buffered} bytes)")
+                decoder.filled(count)
+            if budget is not None:
+                budget.give(size)
+            return frame
+        raise WireError(
+            f"truncated frame: {decoder.buffered} bytes, not finished within {frame_timeout:g}s"
+        )
+    except BaseException:
+        if budget is not None:
+            budget.give(size - decoder.buffered)
+        raise
+
+
+async def _read_into(stream: trio.abc.ReceiveStream, into: memoryview) -> int:
+    """One read into `into`: the socket's own `recv_into` when the stream is a plain
+    socket, else a `receive_some` copied over (a relayed stream)."""
+    if isinstance(stream, trio.SocketStream):
+        return int(await stream.socket.recv_into(into))
+    data = await stream.receive_some(min(len(into), RECEIVE_CHUNK))
+    into[: len(data)] = data
+    return len(data)
 
 
 async def _read(

@@ -36,7 +36,9 @@ from p2pbackup.crypto.identity import (
     verify_signature,
 )
 from p2pbackup.errors import HandshakeError, WireError
+from p2pbackup.net import sealing
 from p2pbackup.net.contact import MAX_ROUTES, Route, parse_routes
+from p2pbackup.net.sealing import Buffer
 from p2pbackup.net.transport import Address, Remote
 from p2pbackup.wire.schema import (
     bytes_field,
@@ -178,10 +180,12 @@ class SecureChannel(Protocol):
 
     def start_receiving(self, header: bytes) -> None: ...
 
-    def seal(self, payload: bytes) -> bytes: ...
+    def seal(self, payload: bytes) -> Buffer: ...
 
-    def open(self, ciphertext: bytes) -> bytes:
-        """Decrypt one frame; a forged, replayed or reordered frame raises `WireError`."""
+    def open(self, ciphertext: Buffer) -> Buffer:
+        """Decrypt one frame; a forged, replayed or reordered frame raises `WireError`.
+
+        The frame is spent: a writable one may be decrypted where it lies."""
         ...
 
 
@@ -201,12 +205,12 @@ class SecretStreamChannel:
     def seal(self, payload: bytes) -> bytes:
         return bindings.crypto_secretstream_xchacha20poly1305_push(self._push, payload)
 
-    def open(self, ciphertext: bytes) -> bytes:
+    def open(self, ciphertext: Buffer) -> bytes:
         if self._pull is None:
             raise WireError("encrypted frame before the handshake finished")
         try:
             payload, _tag = bindings.crypto_secretstream_xchacha20poly1305_pull(
-                self._pull, ciphertext
+                self._pull, bytes(ciphertext)
             )
         except Exception:  # CryptoError, or ValueError on a frame shorter than the tag
             raise WireError("a frame failed authentication") from None
@@ -230,19 +234,16 @@ class AegisChannel:
     def start_receiving(self, header: bytes) -> None:
         self._rx_header = header
 
-    def seal(self, payload: bytes) -> bytes:
+    def seal(self, payload: bytes) -> memoryview:
         nonce = self.header + self._sent.to_bytes(_AEGIS_COUNTER_BYTES, "little")
         self._sent += 1
-        return bindings.crypto_aead_aegis256_encrypt(payload, None, nonce, self._tx_key)
+        return sealing.seal(payload, nonce, self._tx_key)
 
-    def open(self, ciphertext: bytes) -> bytes:
+    def open(self, ciphertext: Buffer) -> memoryview:
         if self._rx_header is None:
             raise WireError("encrypted frame before the handshake finished")
         nonce = self._rx_header + self._received.to_bytes(_AEGIS_COUNTER_BYTES, "little")
-        try:
-            payload = bindings.crypto_aead_aegis256_decrypt(ciphertext, None, nonce, self._rx_key)
-        except Exception:  # CryptoError, or a frame shorter than the tag
-            raise WireError("a frame failed authentication") from None
+        payload = sealing.open_sealed(ciphertext, nonce, self._rx_key)
         self._received += 1
         return payload
 

@@ -124,7 +124,7 @@ class TcpTransport:
     def held_bytes(self) -> int:
         """What connections make this peer hold: partly received frames and unsent replies."""
         return sum(d.buffered for d in self.admission.handshaking) + sum(
-            c.decoder.buffered + c.owed for c in self._live
+            c.decoder.holding + c.owed for c in self._live
         )
 
     async def serve(

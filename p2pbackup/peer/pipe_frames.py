@@ -18,11 +18,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import cbor2
 import trio
 
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.wire.big_bytes import dumps_map
+from p2pbackup.wire.big_bytes import dumps_map, loads_map
 from p2pbackup.wire.frames import PREFIX, frame_prefix
 
 # A frame carries at most one pack (a few MiB) or a snapshot; anything near this is a bug.
@@ -98,7 +97,7 @@ class FrameChannel:
         await self._fill(length)
         body = self._pop(length)
         try:
-            frame = cbor2.loads(body)
+            frame = loads_map(body)
         except Exception as exc:
             raise BrokenPipeFrame(f"undecodable frame: {type(exc).__name__}") from None
         if not isinstance(frame, dict) or not isinstance(frame.get("op"), str):

@@ -1,18 +1,25 @@
-"""CBOR maps carrying big byte strings (shares, packs), written with one copy of them.
+"""CBOR maps carrying big byte strings (shares, packs), each written and read with
+one copy of it.
 
-cbor2 copied a share into its output about four times on its way out, and every
-share of a backup and every pack between a peer and its engine crosses an encoder.
+cbor2 copied a share into its output about four times on its way out, and read
+it back growing its result 64 KiB at a time; every share of a backup and every
+pack between a peer and its engine crosses an encoder and a decoder.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import io
+from typing import IO, Any, cast
 
 import cbor2
 
 # A byte string at least this long is joined into the encoding as it is.
 SPLICE_FROM = 64 * 1024
 _MAP_SMALL = 0xA0  # a CBOR map header holding its count, for fewer than 24 entries
+_TEXT_SMALL = 0x60  # a text string holding its length, for fewer than 24 bytes
+_BYTES_HEADS = {0x59: 2, 0x5A: 4, 0x5B: 8}  # byte string heads by the size of their length
+
+Buffer = bytes | bytearray | memoryview
 
 
 def dumps_map(body: dict[str, Any]) -> bytes:
@@ -27,6 +34,60 @@ def dumps_map(body: dict[str, Any]) -> bytes:
         else:
             parts.append(cbor2.dumps(value))
     return b"".join(parts)
+
+
+def loads_map(payload: Buffer) -> Any:
+    """`cbor2.loads(payload)`, with each big byte string of a map of short text keys
+    copied once straight out of `payload`; raises what cbor2 raises on garbage."""
+    view = memoryview(payload)
+    if len(view) < SPLICE_FROM or not _MAP_SMALL <= view[0] < _MAP_SMALL + 24:
+        return cbor2.loads(view)
+    reader = _Reader(view)
+    decoded: dict[str, Any] = {}
+    for _ in range(view[0] - _MAP_SMALL):
+        if not _TEXT_SMALL <= view[reader.at] < _TEXT_SMALL + 24:
+            return cbor2.loads(view)  # keys of another kind: decode as a whole
+        key = _decode_one(reader)
+        decoded[key] = _value(view, reader)
+    return decoded
+
+
+def _value(view: memoryview, reader: _Reader) -> Any:
+    """The item at the reader's position: a big byte string sliced out, else decoded."""
+    at = reader.at
+    width = _BYTES_HEADS.get(view[at])
+    if width is not None:
+        start = at + 1 + width
+        length = int.from_bytes(view[at + 1 : start], "big")
+        if length >= SPLICE_FROM:
+            if start + length > len(view):
+                raise ValueError("a byte string runs past the end of the payload")
+            reader.at = start + length
+            return bytes(view[start : start + length])
+    return _decode_one(reader)
+
+
+def _decode_one(reader: _Reader) -> Any:
+    return cbor2.CBORDecoder(cast("IO[bytes]", reader)).decode()
+
+
+class _Reader(io.RawIOBase):
+    """A file over a memoryview for cbor2's decoder, which reads exactly what an item
+    needs: where it stops is where the next item starts."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view = view
+        self.at = 1  # after the map's header
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self.at + size)
+        out = bytes(self._view[self.at : end])
+        self.at = end
+        return out
 
 
 def _big(value: object) -> bool:

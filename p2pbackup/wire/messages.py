@@ -29,7 +29,7 @@ from typing import (
 )
 
 from p2pbackup.errors import WireError
-from p2pbackup.wire.big_bytes import dumps_map
+from p2pbackup.wire.big_bytes import Buffer, dumps_map
 from p2pbackup.wire.schema import Check, WireField, check_fields, int_field, load_map
 
 REQUEST_ID_MAX = 2**32 - 1
@@ -162,8 +162,8 @@ def encode_message(request_id: int, message: Message) -> bytes:
     return dumps_map(body)
 
 
-def decode_message(payload: bytes) -> tuple[int, Message]:
-    """Parse and check one frame's payload; raises only `WireError`."""
+def decode_message(payload: Buffer) -> tuple[int, Message]:
+    """Parse and check one frame's payload (which may be a view); raises only `WireError`."""
     raw = load_map(payload, "message", undecodable="CBOR")
     kind = raw.pop("t", None)
     if not isinstance(kind, str):

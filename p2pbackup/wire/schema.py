@@ -12,9 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import cbor2
-
 from p2pbackup.errors import WireError
+from p2pbackup.wire.big_bytes import Buffer, loads_map
 
 Check = Callable[[Any], Any]
 
@@ -105,13 +104,13 @@ def map_of(fields: Mapping[str, Check], *, optional_keys: frozenset[str] = froze
     return check
 
 
-def load_map(payload: bytes, what: str, *, undecodable: str | None = None) -> dict[Any, Any]:
+def load_map(payload: Buffer, what: str, *, undecodable: str | None = None) -> dict[Any, Any]:
     """CBOR that must decode to a map; raises only `WireError`, whatever the bytes.
 
     `what` names the thing in errors; `undecodable` overrides it for garbage.
     """
     try:
-        raw = cbor2.loads(payload)
+        raw = loads_map(payload)
     except Exception as exc:  # cbor2 raises many types on garbage; all mean the same here
         raise WireError(f"undecodable {undecodable or what}: {type(exc).__name__}") from None
     if not isinstance(raw, dict):

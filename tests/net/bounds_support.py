@@ -100,7 +100,7 @@ async def read_frame(stream: trio.SocketStream, decoder: FrameDecoder) -> bytes:
         data = await stream.receive_some(65536)
         assert data, "closed before a whole frame"
         decoder.feed(data)
-    return frame
+    return bytes(frame)
 
 
 async def wait_closed(stream: trio.SocketStream, closed: trio.Event) -> None:

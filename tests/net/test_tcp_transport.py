@@ -121,7 +121,7 @@ async def _authenticated(
 async def _frame(stream: trio.SocketStream, decoder: FrameDecoder) -> bytes:
     while (frame := decoder.next_frame()) is None:
         decoder.feed(await stream.receive_some(4096))
-    return frame
+    return bytes(frame)
 
 
 def _sealed(channel: SecureChannel, payload: bytes) -> bytes:

@@ -30,7 +30,7 @@ def _split(data: bytes, cuts: list[int]) -> list[bytes]:
 def _drain(decoder: FrameDecoder) -> list[bytes]:
     out: list[bytes] = []
     while (frame := decoder.next_frame()) is not None:
-        out.append(frame)
+        out.append(bytes(frame))
     return out
 
 
@@ -103,7 +103,7 @@ def _drain_until_error(decoder: FrameDecoder) -> list[bytes]:
         except WireError:
             return out
         assert frame is not None, "decoder stalled instead of refusing the oversize prefix"
-        out.append(frame)
+        out.append(bytes(frame))
 
 
 @given(st.binary(max_size=MAX), st.data())
@@ -149,3 +149,59 @@ def test_garbage_frames_never_exceed_limit_or_buffer(garbage: bytes) -> None:
         assert length > limit
         return
     assert decoder.buffered == len(garbage) - consumed
+
+
+@given(payloads, st.lists(st.integers(min_value=0, max_value=20 * (MAX + 4)), max_size=30))
+def test_gathered_frames_come_whole_whatever_the_splits(
+    frames: list[bytes], cuts: list[int]
+) -> None:
+    stream = b"".join(encode_frame(p, MAX) for p in frames)
+    decoder = FrameDecoder(MAX, gather_from=8)
+    got: list[bytes] = []
+    for chunk in _split(stream, cuts):
+        decoder.feed(chunk)
+        while (frame := decoder.next_frame()) is not None:
+            assert decoder.holding >= decoder.buffered
+            got.append(bytes(frame))
+    assert got == frames
+    assert decoder.buffered == decoder.holding == 0
+
+
+def test_a_big_frame_is_gathered_in_a_buffer_of_its_own() -> None:
+    decoder = FrameDecoder(MAX, gather_from=100)
+    body = bytes(range(200))
+    decoder.feed(encode_frame(body, MAX)[:50])
+    assert decoder.buffered == 50 and decoder.holding == PREFIX.size + 200  # counted whole
+    decoder.feed(encode_frame(body, MAX)[50:] + encode_frame(b"next", MAX))
+    frame = decoder.next_frame()
+    assert isinstance(frame, memoryview) and frame == body
+    assert decoder.next_frame() == b"next"
+
+
+def test_a_reader_fills_a_gathered_frame_itself() -> None:
+    decoder = FrameDecoder(MAX)
+    decoder.feed(encode_frame(b"abcdefgh", MAX)[:6])
+    decoder.gather(memoryview(bytearray(8)))
+    assert decoder.next_frame() is None
+    room = decoder.unfilled()
+    room[:6] = b"cdefgh"
+    decoder.filled(6)
+    assert decoder.next_frame() == b"abcdefgh"
+    with pytest.raises(ValueError):
+        decoder.filled(1)  # nothing is being gathered
+
+
+def test_filling_past_a_gathered_frame_is_refused() -> None:
+    decoder = FrameDecoder(MAX)
+    decoder.feed(encode_frame(b"abcd", MAX)[:5])
+    decoder.gather(memoryview(bytearray(4)))
+    with pytest.raises(ValueError):
+        decoder.filled(4)  # 3 bytes were left
+
+
+@given(st.integers(min_value=MAX + 1, max_value=2**32 - 1))
+def test_an_oversize_frame_is_refused_before_any_gathering(length: int) -> None:
+    decoder = FrameDecoder(MAX, gather_from=1)
+    with pytest.raises(WireError):
+        decoder.feed(struct.pack(">I", length))
+    assert decoder.holding == PREFIX.size
