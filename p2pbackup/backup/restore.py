@@ -1,7 +1,8 @@
 """Restoring a snapshot: trees first, then file data pack by pack.
 
-Each pack is fetched once (any k of its shares) and every chunk in it is
-verified against its id before it is written at its offset in its file.
+Each pack is fetched once (any k of its shares) and checked against its id, and
+every chunk in it must open under the owner's key before it is written at its
+offset in its file (decision 0053).
 Packs are fetched several at a time within a memory budget and written in
 the order the files need them (decision 0044), so memory stays at a few packs
 whatever the file sizes, and no byte of a corrupted chunk reaches a file. A
@@ -47,6 +48,7 @@ from p2pbackup.backup.restore_files import (
     write_pack,
     xattrs_of_made,
 )
+from p2pbackup.backup.restore_open import pack_is_sound
 from p2pbackup.backup.restore_plan import Plan, TreeWalk
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
@@ -311,6 +313,10 @@ class RestoreEngine:
                 return
             try:
                 pack = await prefetch.get(pack_id)
+                # Here, not in the ordered write: the check of one pack overlaps the
+                # writing of the pack before it.
+                if not await self.run_sync(pack_is_sound, pack_id, pack):
+                    raise P2PBackupError("corrupted: it does not hash to its id")
             except P2PBackupError as exc:
                 for file in writes:
                     file.failed = file.failed or f"pack {pack_id.hex()[:12]}: {exc}"

@@ -17,7 +17,8 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from p2pbackup.backup.blobs import BlobCodec
+from p2pbackup.backup.blobs import BlobCodec, CorruptBlob
+from p2pbackup.backup.restore_open import open_blob
 from p2pbackup.backup.snapshot import Locator
 from p2pbackup.backup.tree import EntryKind, TreeEntry, Xattrs
 from p2pbackup.codec.chunker import ZERO_MIN, data_spans, is_zeros
@@ -329,15 +330,18 @@ def _write_file(
 
 def _open(
     codec: BlobCodec, pack_id: bytes, pack: bytes, chunk_id: bytes, locator: Locator
-) -> bytes:
-    """One chunk's plain bytes, opened with its id: the content must hash to it, or
-    nothing of it is written."""
-    sealed = pack[locator.offset : locator.offset + locator.length]
+) -> bytes | bytearray:
+    """One chunk's plain bytes from a pack checked against its id (`restore_open`):
+    its seal must open, or nothing of it is written. An all-zero chunk is also hashed,
+    once per length, so the next one with its id is known without opening it."""
     try:
-        return codec.open(chunk_id, sealed)
+        plain = open_blob(codec.keys.data_key, pack, locator.offset, locator.length)
+        if is_zeros(plain) and codec.chunk_id(bytes(plain)) != chunk_id:
+            raise CorruptBlob("blob content does not match its chunk id")
     except P2PBackupError as exc:
         where = f"chunk {chunk_id.hex()[:12]} in pack {pack_id.hex()[:12]}"
         raise _ChunkFailed(f"{where}: {exc}") from None
+    return plain
 
 
 class _ChunkFailed(Exception):
@@ -356,7 +360,7 @@ def _finish_open(fd: int, entry: TreeEntry) -> str | None:
     return unset
 
 
-def _write_data(fd: int, offset: int, plain: bytes) -> int:
+def _write_data(fd: int, offset: int, plain: bytes | bytearray) -> int:
     """Write a chunk at `offset` in a new file, but for its runs of zeros, which the
     file then has as holes; where the last byte written ends."""
     if len(plain) < ZERO_MIN:
@@ -370,7 +374,7 @@ def _write_data(fd: int, offset: int, plain: bytes) -> int:
     return end
 
 
-def _write_at(fd: int, offset: int, data: bytes | memoryview) -> None:
+def _write_at(fd: int, offset: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data)
     while view:  # pwrite may write less than asked
         written = os.pwrite(fd, view, offset)

@@ -70,7 +70,7 @@ def zeros(n: int) -> bytes:
     return bytes(n)
 
 
-def is_zeros(data: bytes) -> bool:
+def is_zeros(data: bytes | bytearray) -> bool:
     """Whether `data` is all zero bytes and at least `ZERO_MIN` long. Cheap for data:
     the first byte almost always settles it, and only then is it compared."""
     n = len(data)
@@ -80,7 +80,7 @@ def is_zeros(data: bytes) -> bool:
 _RUN_STEP = 64 * KIB
 
 
-def data_spans(data: bytes) -> list[tuple[int, int]]:
+def data_spans(data: bytes | bytearray) -> list[tuple[int, int]]:
     """The (start, end) spans of `data` outside its runs of `ZERO_MIN` zero bytes or
     more: what a restore writes, leaving the runs as holes in a new file.
 

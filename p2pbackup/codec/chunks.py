@@ -115,7 +115,13 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return decompressor
 
 
-def _decompress(inner: bytes) -> bytes:
+def open_inner(inner: bytes | bytearray) -> bytes:
+    """The plain bytes of a decrypted blob (flag || body), for a reader that decrypted
+    it itself; raises `CorruptBlob`."""
+    return _decompress(inner)
+
+
+def _decompress(inner: bytes | bytearray) -> bytes:
     if not inner:
         raise CorruptBlob("sealed blob has no content flag")
     flag, body = inner[0], memoryview(inner)[1:]

@@ -1,11 +1,15 @@
 """Gathering one pack's shares from the mesh: the I/O around `Gathering`.
 
-The lookup of the pack's neighbourhood and the share requests run side by
-side. A lookup waits for every peer of its window, a hung one too, so when
-this operation already knows a suspect holder, or the lookup is still going
-after a stall interval, the fetch also starts from the routing table's
-nearest peers, and the lookup's answer joins the queue when it comes. Time
-is trio's clock: virtual in the simulator.
+The fetch asks the routing table's nearest peers to the pack first: the
+holders of its data shares are the nearest peers, and in a mesh whose
+peers all fit in the table those are the holders, so a restore of a big
+file made no lookup at all. A lookup (a question to each of up to n peers,
+per pack) cost the holders a quarter of their work in a restore. The lookup
+of the pack's neighbourhood starts only once the table falls short: a peer
+asked answers with no share, fails, or stalls, or the table names too few
+(decision 0053). Its answer joins the queue when it comes, and a lookup
+skips peers known to hang or fail. Time is trio's clock: virtual in the
+simulator.
 """
 
 from __future__ import annotations
@@ -77,37 +81,44 @@ class PackFetch:
         self.verify = verify
         self.gathering = Gathering(memory, pace, k, spare=spare)
         self.result = Gathered()
+        self.looked_up = False
         self._send, self._receive = trio.open_memory_channel[_Found | _Answer](math.inf)
 
     async def run(self) -> Gathered:
-        gathering = self.gathering
-        now = trio.current_time
-        suspects = gathering.memory.any_suspect(now())
-        table_at: float | None = now() if suspects else now() + gathering.pace.stall_after()
-        looking = True
+        gathering, now = self.gathering, trio.current_time
+        nearby = self.dht.table.closest(self.pack_id, 2 * self.n)
+        gathering.offer(nearby)
+        looking = False  # a lookup on its way
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._look_up)
+
+            def look_up() -> None:
+                nonlocal looking
+                if not self.looked_up:
+                    self.looked_up = looking = True
+                    nursery.start_soon(self._look_up)
+
+            if len(nearby) < gathering.needed:
+                look_up()
             while True:
-                if looking and table_at is not None and now() >= table_at:
-                    gathering.offer(self.dht.table.closest(self.pack_id, 2 * self.n))
-                    table_at = None
                 for contact in gathering.to_ask(now()):
                     self.result.asked += 1
                     nursery.start_soon(self._fetch, contact)
-                if gathering.enough or (gathering.exhausted and not looking):
+                if gathering.enough or (gathering.exhausted and self.looked_up and not looking):
                     nursery.cancel_scope.cancel()
                     break
-                waits = [gathering.deadline(), table_at if looking else None]
+                if gathering.exhausted:
+                    look_up()
                 event: _Found | _Answer | None = None
-                with trio.move_on_at(min([w for w in waits if w is not None], default=math.inf)):
+                with trio.move_on_at(_or_never(gathering.deadline())):
                     event = await self._receive.receive()
-                if event is None:
+                if event is None:  # a request stalled
                     gathering.check(now())
+                    look_up()
                 elif isinstance(event, _Found):
                     looking = False
                     gathering.offer(event.contacts)
-                else:
-                    await self._take(event)
+                elif not await self._take(event):
+                    look_up()
         return self.result
 
     async def _look_up(self) -> None:
@@ -133,16 +144,17 @@ class PackFetch:
         share = reply.message if isinstance(reply.message, ShareData) else None
         await self._send.send(_Answer(contact, share))
 
-    async def _take(self, answer: _Answer) -> None:
+    async def _take(self, answer: _Answer) -> bool:
+        """Count one answer in; whether it brought a good share."""
         gathering, result, now = self.gathering, self.result, trio.current_time()
         contact, share = answer.contact, answer.share
         if answer.problem is not None:
             gathering.failed(contact, now)
             result.problems.append(answer.problem)
-            return
+            return False
         if share is None:
             gathering.got_nothing(contact)
-            return
+            return False
         # Checked before the index is: a pack encoded again (decision 0034) has two sets
         # whose indices overlap, and a share of the other set is for `verify` to keep.
         verdict = await self.verify(share, result.descriptor)
@@ -150,11 +162,16 @@ class PackFetch:
             log.warning("bad share from %s: %s", contact, verdict)
             result.problems.append(f"{contact}: {verdict}")
             gathering.got_share(contact, now, good=False)
-            return
+            return False
         if share.index in result.shares:
             gathering.got_share(contact, now, good=False)
-            return
+            return False
         result.descriptor = verdict
         gathering.needed = verdict.k
         result.shares[share.index] = share.data
         gathering.got_share(contact, now, good=True)
+        return True
+
+
+def _or_never(deadline: float | None) -> float:
+    return math.inf if deadline is None else deadline

@@ -7,9 +7,11 @@ import errno
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from p2pbackup.backup import restore as restore_module
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.snapshot import Snapshot
 from p2pbackup.codec.packstore import MemoryPackStore
@@ -101,7 +103,22 @@ async def test_missing_folder_list_fails_that_folder_only(tmp_path: Path) -> Non
         await restorer(blobs, store).run(snapshot, tmp_path / "out2")
 
 
-async def test_flipped_byte_is_caught_by_the_chunk_check(tmp_path: Path) -> None:
+def files_in_pack(files: dict[bytes, Any], index: dict[bytes, Any], pack_id: bytes) -> set[bytes]:
+    return {
+        rel for rel, f in files.items() if any(index[c].pack_id == pack_id for c, _ in f.chunks)
+    }
+
+
+def failed_paths(stats: Any, out: Path) -> list[bytes]:
+    return [os.path.relpath(os.fsencode(p), os.fsencode(out)) for p, _ in stats.failures]
+
+
+async def test_a_flipped_byte_is_caught_by_the_engines_own_pack_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that hands back a damaged pack unchecked: the engine checks the pack
+    against its id itself, so none of its files is written; and were that check
+    passed, each chunk's seal still keeps the damaged one out."""
     blobs = codec(32 * 1024)
     store = MemoryPackStore(verify=False)  # hands back damaged packs as they are
     src, snapshot = await setup(tmp_path, store)
@@ -112,34 +129,28 @@ async def test_flipped_byte_is_caught_by_the_chunk_check(tmp_path: Path) -> None
     data = bytearray(store.packs[locator.pack_id])
     data[locator.offset + locator.length // 2] ^= 0x01
     store.packs[locator.pack_id] = bytes(data)
-    neighbours = {
-        rel
-        for rel, f in files.items()
-        if any(reader.index[c].pack_id == locator.pack_id for c, _ in f.chunks)
-    }
-    assert len(neighbours) > 1  # others share the pack and must still come back
+    neighbours = files_in_pack(files, reader.index, locator.pack_id)
+    assert len(neighbours) > 1  # others share the pack
 
     out = tmp_path / "out"
     stats = await restorer(blobs, store).run(snapshot, out)
-    assert [os.path.relpath(os.fsencode(p), os.fsencode(out)) for p, _ in stats.failures] == [
-        victim
-    ]
-    assert "authentication" in stats.failures[0][1]
-    expect_rest_restored(src, out, {b"dir2/file3.bin"})
+    assert set(failed_paths(stats, out)) == neighbours
+    assert all("corrupted" in reason for _, reason in stats.failures)
+    expect_rest_restored(src, out, {os.path.relpath(p, b"src") for p in neighbours})
 
-    # A store that checks pack ids refuses the whole pack instead: all its files fail.
-    store.verify = True
+    # Past the pack check, the chunk's seal fails: only its own file is lost.
+    monkeypatch.setattr(restore_module, "pack_is_sound", lambda pack_id, pack: True)
     out2 = tmp_path / "out2"
     stats = await restorer(blobs, store).run(snapshot, out2)
-    assert {os.path.relpath(os.fsencode(p), os.fsencode(out2)) for p, _ in stats.failures} == (
-        neighbours
-    )
-    assert all("corrupted" in reason for _, reason in stats.failures)
+    assert failed_paths(stats, out2) == [victim]
+    assert "authentication" in stats.failures[0][1]
+    expect_rest_restored(src, out2, {b"dir2/file3.bin"})
 
 
 async def test_a_valid_blob_under_the_wrong_id_is_never_written(tmp_path: Path) -> None:
-    """Swap in another chunk's sealed blob (authentic, same length): only the content
-    check against the chunk id can tell, and it must."""
+    """Swap in another chunk's sealed blob (authentic, same length) where a store does
+    not check pack ids: the seal opens, but the pack no longer hashes to its id, so
+    none of the pack's files is written."""
     blobs = codec(32 * 1024)
     store = MemoryPackStore(verify=False)
     src, snapshot = await setup(tmp_path, store)
@@ -152,14 +163,14 @@ async def test_a_valid_blob_under_the_wrong_id_is_never_written(tmp_path: Path) 
     data = bytearray(store.packs[a.pack_id])
     data[a.offset : a.offset + a.length] = blob_b
     store.packs[a.pack_id] = bytes(data)
+    lost = files_in_pack(files, reader.index, a.pack_id)
+    assert b"src/same-size-a" in lost
 
     out = tmp_path / "out"
     stats = await restorer(blobs, store).run(snapshot, out)
-    assert [os.path.relpath(os.fsencode(p), os.fsencode(out)) for p, _ in stats.failures] == [
-        b"src/same-size-a"
-    ]
-    assert "does not match its chunk id" in stats.failures[0][1]
-    expect_rest_restored(src, out, {b"same-size-a"})
+    assert set(failed_paths(stats, out)) == lost
+    assert all("does not hash to its id" in reason for _, reason in stats.failures)
+    expect_rest_restored(src, out, {os.path.relpath(p, b"src") for p in lost})
 
 
 @pytest.mark.parametrize("budget", [0.5, 0.0], ids=["half-way", "first-write"])

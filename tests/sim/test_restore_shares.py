@@ -1,9 +1,13 @@
-"""A pack fetch for a restore asks k holders, the data shares' first, and no more."""
+"""A pack fetch for a restore asks k holders, the data shares' first, and no more, and
+looks the pack up only when the routing table's nearest peers fall short."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import trio
 
+from p2pbackup.simulations.mesh import SimPeer
 from p2pbackup.store import MemoryShareStore
 from tests.sim.helpers import by_id, equipped_mesh, holders, owner_store, place_pack
 
@@ -62,3 +66,50 @@ async def test_a_dead_data_holder_costs_one_more_share_not_the_pack(
     served = _count_serves(stores)
     assert await store.get(pack_id) == data
     assert len(served) == 3 and {0, 2} < {index for _, index in served}
+
+
+def _count_lookups(sim_peer: SimPeer) -> list[bytes]:
+    """The targets of every lookup the peer makes from now on."""
+    dht = sim_peer.peer.dht
+    targets: list[bytes] = []
+    lookup = dht.lookup
+
+    async def counted(target: bytes, *args: Any, **kwargs: Any) -> Any:
+        targets.append(target)
+        return await lookup(target, *args, **kwargs)
+
+    dht.lookup = counted  # type: ignore[method-assign]
+    return targets
+
+
+async def test_a_mesh_that_fits_the_routing_table_is_restored_without_lookups(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The table's nearest peers to a pack are its holders when every peer is in it:
+    a lookup per pack asked each of them for contacts, for nothing."""
+    mesh, _ = await equipped_mesh(nursery, 12, seed=23)
+    packs = [await place_pack(mesh, 60_000 + i) for i in range(3)]
+    owner = mesh.peers[0]
+    assert len(owner.peer.dht.table.closest(packs[0][1], 100)) == 11  # every peer
+    lookups = _count_lookups(owner)
+    store = owner_store(owner)
+    for data, pack_id in packs:
+        assert await store.get(pack_id) == data
+    assert lookups == []
+
+
+async def test_a_table_that_lacks_the_holders_leads_to_a_lookup(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """When the nearest peers the table knows hold nothing of the pack, the fetch looks
+    the pack's neighbourhood up and gets it from the holders the lookup finds."""
+    mesh, stores = await equipped_mesh(nursery, 30, seed=24)
+    data, pack_id = await place_pack(mesh, 70_000)
+    owner = mesh.peers[0]
+    table = owner.peer.dht.table
+    for node_id in holders(stores, pack_id):
+        table.remove(node_id)
+    assert not set(holders(stores, pack_id)) & {c.node_id for c in table.closest(pack_id, 100)}
+    lookups = _count_lookups(owner)
+    assert await owner_store(owner).get(pack_id) == data
+    assert lookups == [pack_id]

@@ -1,0 +1,62 @@
+"""Opening a fetched pack's file chunks for a restore: the pack is checked against
+its id once, then each chunk is decrypted straight out of it (decision 0053).
+
+Each blob is sealed with XChaCha20-Poly1305 under the owner's data key, so its
+tag proves the bytes are a blob this owner sealed, unaltered. The pack's id is
+a hash of its bytes (BLAKE3, or BLAKE2b for packs of version-1 descriptors), so
+a pack that matches it holds exactly the blobs the owner packed there, each
+where the owner's index says: a blob swapped in from elsewhere, authentic but
+another chunk's, changes the pack's hash. That binds every chunk to its id as
+the keyed hash of each chunk's content did, for a sixth of its cost on a big
+file. The pack is checked here although a mesh store checks it too, so that no
+byte reaches a file on the word of the store alone.
+
+A chunk is decrypted from a view of the pack into a buffer of its own, which
+is what gets written: no copy of the sealed blob, none of the plain bytes.
+"""
+
+from __future__ import annotations
+
+from nacl._sodium import ffi, lib
+
+from p2pbackup.codec.chunks import NONCE_BYTES, SEAL_OVERHEAD, TAG_BYTES, CorruptBlob, open_inner
+from p2pbackup.codec.erasure import TREE_BLAKE2B, TREE_BLAKE3
+from p2pbackup.codec.packs import pack_matches
+
+_FLAG_RAW = 0
+
+
+def pack_is_sound(pack_id: bytes, pack: bytes) -> bool:
+    """Whether `pack` hashes to `pack_id` under either pack id hash. The descriptor
+    that says which is not here, and a BLAKE3 pass costs a fraction of a BLAKE2b one,
+    so BLAKE3 goes first; a pack of a version-1 descriptor pays for both."""
+    return pack_matches(pack_id, pack, TREE_BLAKE3) or pack_matches(pack_id, pack, TREE_BLAKE2B)
+
+
+def open_blob(data_key: bytes, pack: bytes, offset: int, length: int) -> bytes | bytearray:
+    """The plain bytes of the sealed blob at `offset` in `pack` (a pack already checked
+    against its id); raises `CorruptBlob` if it does not open under `data_key`."""
+    if length < SEAL_OVERHEAD or offset < 0 or offset + length > len(pack):
+        raise CorruptBlob(f"a blob of {length} bytes at {offset} lies outside its pack")
+    sealed = memoryview(pack)[offset : offset + length]
+    inner = bytearray(length - NONCE_BYTES - TAG_BYTES)
+    opened = ffi.new("unsigned long long *")
+    # The binding's own call makes a zeroed buffer and copies it out; this one
+    # writes into `inner`, and lets go of the interpreter lock all the same.
+    failed = lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        ffi.from_buffer("unsigned char[]", inner, require_writable=True),
+        opened,
+        ffi.NULL,
+        ffi.from_buffer(sealed[NONCE_BYTES:]),
+        length - NONCE_BYTES,
+        ffi.NULL,
+        0,
+        ffi.from_buffer(sealed[:NONCE_BYTES]),
+        data_key,
+    )
+    if failed:
+        raise CorruptBlob("sealed blob fails authentication (corrupted, or not this owner's)")
+    if inner[0] != _FLAG_RAW:
+        return open_inner(inner)
+    del inner[:1]  # from the front of a bytearray: no bytes move
+    return inner
