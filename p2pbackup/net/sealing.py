@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from nacl import bindings
-from nacl._sodium import ffi, lib  # type: ignore[import-not-found]
+from nacl._sodium import ffi, lib
 
 from p2pbackup.errors import WireError
 
