@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from p2pbackup.base.ids import distance
 from p2pbackup.maintenance.auditors import CloserAuditors
 from p2pbackup.maintenance.config import MaintenanceConfig, MaintenanceStats
 from p2pbackup.maintenance.holder_rules import (
@@ -118,10 +119,8 @@ class Rounds:
         view = self._views.get(pack_id)
         forced = self._pending.get(pack_id, 0)
         if forced > 0:
-            # Audits alone while the copy's proofs build up; the last round surveys.
             self._pending[pack_id] = forced - 1
-            known = self._siblings.get(pack_id)
-            return AwaitProofs(list(known.values())) if known and forced > 1 else FullSurvey()
+            return self._await_proofs(pack_id, n) if forced > 1 else FullSurvey()
         if view is None:
             return self._first_look(pack_id, n)
         if view.rounds_left <= 0:
@@ -139,6 +138,16 @@ class Rounds:
         ):
             return AuditSiblings(list(view.targets))
         return FullSurvey() if vet is None else vet
+
+    def _await_proofs(self, pack_id: bytes, n: int) -> Step:
+        """While our copy waits for closer holders' proofs: audits alone, when the
+        siblings we know closer than us hold n indices between them (all that
+        `may_drop` asks for); else a survey, to find the closer holders we miss.
+        The last round awaiting the copy always surveys, as joins may have moved it."""
+        known = self._siblings.get(pack_id, {})
+        mine = distance(self.node_id, pack_id)
+        closer = {i for node_id, (_, i) in known.items() if distance(node_id, pack_id) < mine}
+        return AwaitProofs(list(known.values())) if len(closer) >= n else FullSurvey()
 
     def _first_look(self, pack_id: bytes, n: int) -> Step:
         """With no view of the set yet, did a closer holder audit us lately?

@@ -185,6 +185,14 @@ def test_a_failed_audit_while_proofs_are_awaited_brings_the_full_survey() -> Non
     assert rounds.on_awaited(PACK, 3, audited(12, 3, step, frozenset({6}))) == FullSurvey()
 
 
+def test_a_copy_awaits_by_survey_while_the_closer_holders_we_know_are_too_few() -> None:
+    rounds = rounds_for(12)
+    # Peer 5 was silent and is not known: the closer holders we know hold nine indices.
+    rounds.settle(PACK, 3, surveyed(12, WHOLE - {3, 5}, index=3), PEERS)
+    rounds.on_handed_over(PACK, (PEERS[3], 3))
+    assert rounds.start(PACK, 10) == FullSurvey()  # audits alone could never let it go
+
+
 def test_the_last_round_a_copy_is_awaited_surveys_in_full() -> None:
     rounds = rounds_for(12)
     rounds.settle(PACK, 3, surveyed(12, WHOLE - {3}, index=3), PEERS)
