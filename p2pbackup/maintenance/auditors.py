@@ -10,6 +10,7 @@ neither (`keepers`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -48,7 +49,13 @@ class CloserAuditors:
         contact = self.audit_log.contact(auditor) if auditor is not None else None
         return None if auditor is None or contact is None else VetAuditor(auditor, contact)
 
-    def nearer_than(self, pack_id: bytes, keeper: bytes, vet: VetAuditor) -> bool:
-        """Is the auditor to vet nearer the pack than the keeper we watch (not us)? Its
-        audits come each round as a keeper's do: watch it instead, once vetted."""
-        return keeper != self.node_id and distance(vet.auditor, pack_id) < distance(keeper, pack_id)
+    def nearer_than(
+        self, pack_id: bytes, keeper: bytes, vet: VetAuditor, vetted: Callable[[bytes], bool]
+    ) -> bool:
+        """Is the auditor to vet nearer the pack than the keeper we watch (not us), and a
+        peer we vetted? Its audits come each round as a keeper's do: watch it instead,
+        once it proved its share. One that failed an audit of ours lately is not
+        vetted: it must not buy a survey a round by failing on purpose."""
+        if keeper == self.node_id or not vetted(vet.auditor):
+            return False
+        return distance(vet.auditor, pack_id) < distance(keeper, pack_id)

@@ -134,7 +134,8 @@ class Rounds:
             return Skip()
         vet = self.auditors.to_vet(pack_id)
         if view.targets and (
-            vet is None or not self.auditors.nearer_than(pack_id, view.keeper, vet)
+            vet is None
+            or not self.auditors.nearer_than(pack_id, view.keeper, vet, self.first_hand.vetted)
         ):
             return AuditSiblings(list(view.targets))
         return FullSurvey() if vet is None else vet

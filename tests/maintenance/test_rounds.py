@@ -288,6 +288,15 @@ def test_a_holder_watches_an_auditor_nearer_than_its_keeper_once_vetted() -> Non
     assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[0], 0)])
 
 
+def test_a_nearer_auditor_we_have_not_vetted_does_not_replace_the_keeper() -> None:
+    # Peer 0 failed an audit of ours (its vetting restarted), and audits us each round:
+    # vetting it would fail and cost a full survey every round.
+    rounds = rounds_for(5, vetted={c.node_id for c in PEERS} - {PEERS[0].node_id})
+    rounds.settle(PACK, 5, surveyed(5, WHOLE - {0}, {0: 0}), PEERS)
+    rounds.audit_log.note(PACK, PEERS[0].node_id, PEERS[0])
+    assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[1], 1)])
+
+
 def test_a_closer_auditor_proven_once_is_watched_but_not_yet_trusted() -> None:
     clock = Clock()
     rounds = rounds_for(5, clock=clock)
