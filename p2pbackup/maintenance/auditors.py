@@ -23,6 +23,8 @@ from p2pbackup.shares.audit_log import AuditLog
 
 @dataclass
 class CloserAuditors:
+    """One holder's reading of its audit log: whose audits let it rest, whom to vet."""
+
     node_id: bytes
     audit_log: AuditLog
     proofs: ProofHistory
