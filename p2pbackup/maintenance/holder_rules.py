@@ -48,6 +48,18 @@ def keeper_of(
     return min(pool, key=lambda c: distance(c.node_id, survey.pack_id))
 
 
+def closer_vetted(
+    node_id: bytes, pack_id: bytes, contacts: Iterable[Contact], first_hand: FirstHand
+) -> frozenset[bytes]:
+    """Vetted peers closer to the pack than `node_id`: only these displace it."""
+    mine = distance(node_id, pack_id)
+    return frozenset(
+        c.node_id
+        for c in contacts
+        if distance(c.node_id, pack_id) < mine and first_hand.vetted(c.node_id)
+    )
+
+
 def may_drop(
     survey: Survey, me: Contact, index: int, first_hand: FirstHand, est: Established
 ) -> bool:

@@ -35,7 +35,9 @@ from p2pbackup.maintenance.repair import rebuild_from_siblings
 from p2pbackup.maintenance.rounds import (
     Action,
     AuditSiblings,
+    AwaitProofs,
     DropCopy,
+    FullSurvey,
     HandOver,
     Repair,
     Rounds,
@@ -168,6 +170,13 @@ class Maintainer:
                 return
         elif isinstance(step, VetAuditor) and await self._vet(survey, step):
             return
+        elif isinstance(step, AwaitProofs):
+            await self._audit_all(survey, step.targets)
+            after = self.rounds.on_awaited(pack_id, index, survey)
+            if not isinstance(after, FullSurvey):
+                if after is not None:
+                    await self._act(after, survey, (index, stored.data), stored.descriptor)
+                return
         await self._full_survey(pack_id, index, descriptor, stored)
 
     async def _audit_all(self, survey: Survey, targets: list[tuple[Contact, int]]) -> None:
@@ -338,5 +347,5 @@ class Maintainer:
             timeout=self.config.share_timeout,
         )
         if placed:
-            self.rounds.on_handed_over(pack_id)
+            self.rounds.on_handed_over(pack_id, (placed[index], index))
             log.info("copied share %d of %s to %s", index, pack_id.hex()[:12], placed[index])

@@ -21,9 +21,11 @@ from functools import partial
 from typing import Any
 
 from p2pbackup.base.ids import distance
+from p2pbackup.maintenance.auditors import CloserAuditors
 from p2pbackup.maintenance.config import MaintenanceConfig, MaintenanceStats
 from p2pbackup.maintenance.holder_rules import (
     FirstHand,
+    closer_vetted,
     copy_pending,
     handover_takers,
     keeper_of,
@@ -35,6 +37,7 @@ from p2pbackup.maintenance.proofs import ProofHistory
 from p2pbackup.maintenance.steps import (
     Action,
     AuditSiblings,
+    AwaitProofs,
     DropCopy,
     FullSurvey,
     HandOver,
@@ -45,11 +48,12 @@ from p2pbackup.maintenance.steps import (
     VetAuditor,
 )
 from p2pbackup.maintenance.survey import RepairPlan, Survey
+from p2pbackup.maintenance.unseen import look_wider, unseen_after
 from p2pbackup.net.contact import Contact
 from p2pbackup.shares.audit_log import AuditLog
 
 # Callers import the decisions (steps, actions) from here, in one place.
-__all__ = ["Action", "AuditSiblings", "DropCopy", "FullSurvey", "HandOver", "Nearby"]
+__all__ = ["Action", "AuditSiblings", "AwaitProofs", "DropCopy", "FullSurvey", "HandOver", "Nearby"]
 __all__ += ["Repair", "Rounds", "Skip", "Step", "VetAuditor"]
 
 # The routing table's known contacts closest to a target: (target, count) -> nearest first.
@@ -79,6 +83,7 @@ class Rounds:
     # looked at again at the usual full surveys.
     _pending: dict[bytes, int] = field(default_factory=dict)
     keepers: KeeperWatch = field(init=False)
+    auditors: CloserAuditors = field(init=False)
     # Per node id: surveys in a row it failed in (any pack); `lost_after` makes it lost.
     _failures: dict[bytes, int] = field(default_factory=dict)
     _views: dict[bytes, SetView] = field(default_factory=dict)
@@ -98,6 +103,10 @@ class Rounds:
             config.proof_rounds, config.proof_span_seconds, config.audit_interval / 4
         )
         self.keepers = KeeperWatch(config.lost_after)
+        within = 2 * config.audit_interval
+        self.auditors = CloserAuditors(
+            self.node_id, self.audit_log, self.proofs, self.keepers, within
+        )
 
     def pause(self) -> float:
         """Seconds until the next round; jitter spreads the holders of one set over it."""
@@ -111,7 +120,7 @@ class Rounds:
         forced = self._pending.get(pack_id, 0)
         if forced > 0:
             self._pending[pack_id] = forced - 1
-            return FullSurvey()
+            return self._await_proofs(pack_id, n) if forced > 1 else FullSurvey()
         if view is None:
             return self._first_look(pack_id, n)
         if view.rounds_left <= 0:
@@ -120,28 +129,42 @@ class Rounds:
             del self._views[pack_id]
             return FullSurvey()
         view.rounds_left -= 1
-        if view.keeper != self.node_id and self._closer_auditor(pack_id, trusted=True) is not None:
+        if view.keeper != self.node_id and self.auditors.closest(pack_id, trusted=True) is not None:
             self.stats.keeper_heard += 1
             return Skip()
-        if view.targets:
+        vet = self.auditors.to_vet(pack_id)
+        if view.targets and (
+            vet is None
+            or not self.auditors.nearer_than(pack_id, view.keeper, vet, self.first_hand.vetted)
+        ):
             return AuditSiblings(list(view.targets))
-        auditor = self._closer_auditor(pack_id, trusted=False)
-        contact = self.audit_log.contact(auditor) if auditor is not None else None
-        if auditor is None or contact is None:
-            return FullSurvey()
-        return VetAuditor(auditor, contact)
+        return FullSurvey() if vet is None else vet
+
+    def _await_proofs(self, pack_id: bytes, n: int) -> Step:
+        """While our copy waits for closer holders' proofs: audits alone, when the
+        siblings we know closer than us hold n indices between them (all that
+        `may_drop` asks for); else a survey, to find the closer holders we miss.
+        The last round awaiting the copy always surveys, as joins may have moved it."""
+        known = self._siblings.get(pack_id, {})
+        mine = distance(self.node_id, pack_id)
+        closer = {i for node_id, (_, i) in known.items() if distance(node_id, pack_id) < mine}
+        return AwaitProofs(list(known.values())) if len(closer) >= n else FullSurvey()
 
     def _first_look(self, pack_id: bytes, n: int) -> Step:
-        """With no view of the set yet, did a closer holder we established audit us lately?
+        """With no view of the set yet, did a closer holder audit us lately?
 
-        Then someone nearer watches the set: skip this round. An auditor we never
-        established proves nothing (an identity ground close to the pack could
-        audit us to silence our repairs): we survey."""
-        auditor = self._closer_auditor(pack_id, trusted=True)
-        if auditor is None:
+        One we established watches the set: skip this round. One we never
+        established proves nothing yet (`auditors`): vet it, and watch it as
+        keeper if it proves its share; if not, survey in full (decision 0050)."""
+        trusted = self.auditors.closest(pack_id, trusted=True)
+        vet = None if trusted is not None else self.auditors.to_vet(pack_id)
+        keeper = trusted if trusted is not None else vet.auditor if vet is not None else None
+        if keeper is None:
             return FullSurvey()
-        neighbours = self._closer_than_me(pack_id, self.nearby(pack_id, n))
-        self._views[pack_id] = SetView([], auditor, self.config.light_rounds, neighbours)
+        near = self._closer_than_me(pack_id, self.nearby(pack_id, n))
+        self._views[pack_id] = SetView([], keeper, self.config.light_rounds, near)
+        if vet is not None:
+            return vet
         self.stats.keeper_heard += 1
         return Skip()
 
@@ -153,6 +176,19 @@ class Rounds:
             return True
         self._views.pop(pack_id, None)
         return False
+
+    def on_awaited(
+        self, pack_id: bytes, index: int, survey: Survey
+    ) -> DropCopy | FullSurvey | None:
+        """The audits of an `AwaitProofs` round are in: drop our copy when closer holders
+        established the whole set (as after a survey); survey in full when one failed."""
+        self.learn(pack_id, survey)
+        if survey.failed:
+            return FullSurvey()
+        assert survey.me is not None
+        established = partial(self.proofs.established, pack_id)
+        drop = may_drop(survey, survey.me, index, self.first_hand, established)
+        return DropCopy() if drop else None
 
     def on_vetted(self, pack_id: bytes, step: VetAuditor, index: int) -> None:
         """The closer auditor proved its share `index`: audit it as the set's keeper; its
@@ -179,18 +215,9 @@ class Rounds:
         return self._siblings.get(pack_id, {})
 
     def look_wider(self, survey: Survey) -> bool:
-        """Shares nobody claimed, about to be rebuilt (under the threshold, or unseen
-        too long): first look farther, where joins may have pushed their holders."""
-        if len(survey.claimed()) == survey.descriptor.n:
-            return False
+        """Before rebuilding shares nobody claimed: look farther first (`unseen`)."""
         streaks = self._unseen.get(survey.pack_id, {})
-        claimed = survey.claimed()
-        due = any(
-            streaks.get(i, 0) + 1 >= self.config.lost_after
-            for i in range(survey.descriptor.n)
-            if i not in claimed
-        )
-        return due or survey.live < self.config.repair_threshold
+        return look_wider(survey, streaks, self.config.lost_after, self.config.repair_threshold)
 
     # ---- after a survey ----------------------------------------------------
 
@@ -319,9 +346,12 @@ class Rounds:
         self.forget(pack_id)
         self.stats.duplicates_dropped += 1
 
-    def on_handed_over(self, pack_id: bytes) -> None:
-        """A closer peer took a copy of our share; ours stays until it proves it."""
+    def on_handed_over(self, pack_id: bytes, taker: tuple[Contact, int] | None = None) -> None:
+        """A closer peer took a copy of our share (`taker`: it, and the index); ours
+        stays until it proves it, and until then it is audited with the siblings."""
         self._pending[pack_id] = self.config.forced_surveys
+        if taker is not None:
+            self._siblings.setdefault(pack_id, {})[taker[0].node_id] = taker
         self.stats.handed_off += 1
 
     def on_expired(self, pack_id: bytes) -> None:
@@ -354,21 +384,6 @@ class Rounds:
 
     # ---- helpers -----------------------------------------------------------
 
-    def _closer_auditor(self, pack_id: bytes, *, trusted: bool) -> bytes | None:
-        """A holder nearer the pack than us that audited us lately: the set is watched.
-
-        With `trusted`, only auditors whose index we established (and did not pass
-        over as keeper) count. The keeper's rounds come at most 1.5 intervals apart
-        (jitter), so silence for two intervals means we look at the set ourselves."""
-        mine = distance(self.node_id, pack_id)
-        demoted = self.keepers.passed_over(pack_id)
-        auditors = self.audit_log.auditors(pack_id, 2 * self.config.audit_interval)
-        closer = [a for a in auditors if distance(a, pack_id) < mine]
-        if trusted:
-            established = partial(self.proofs.established, pack_id)
-            closer = [a for a in closer if a not in demoted and established(a) is not None]
-        return min(closer, key=lambda a: distance(a, pack_id), default=None)
-
     def _newcomers_closer(self, pack_id: bytes, n: int, view: SetView) -> bool:
         """Does the routing table know n peers closer to the pack than us, some of them
         new since the last survey? Then we may be outside the n closest: rebalance."""
@@ -376,21 +391,10 @@ class Rounds:
         return len(closer) >= n and not closer <= view.neighbours
 
     def _closer_than_me(self, pack_id: bytes, contacts: list[Contact]) -> frozenset[bytes]:
-        """Vetted peers closer to the pack than us: only these displace us."""
-        mine = distance(self.node_id, pack_id)
-        vetted = self.first_hand.vetted
-        return frozenset(
-            c.node_id for c in contacts if distance(c.node_id, pack_id) < mine and vetted(c.node_id)
-        )
+        return closer_vetted(self.node_id, pack_id, contacts, self.first_hand)
 
     def _unseen_grace(self, pack_id: bytes, survey: Survey) -> set[int]:
-        """Indices nobody claimed, seen missing in fewer than `lost_after` surveys.
-
-        A share nobody claims may sit with a holder that joins pushed past the
-        lookup window and that will hand it closer soon; like a holder that failed
-        once, it is rebuilt at once only when the set is under the threshold."""
-        claimed = survey.claimed()
-        streaks = self._unseen.get(pack_id, {})
-        unseen = {i: streaks.get(i, 0) + 1 for i in range(survey.descriptor.n) if i not in claimed}
+        """Indices nobody claimed, seen missing in fewer than `lost_after` surveys."""
+        unseen = unseen_after(survey, self._unseen.get(pack_id, {}))
         self._unseen[pack_id] = unseen
         return {i for i, streak in unseen.items() if streak < self.config.lost_after}

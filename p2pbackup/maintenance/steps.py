@@ -47,11 +47,20 @@ class VetAuditor:
 
 
 @dataclass(frozen=True)
+class AwaitProofs:
+    """Our share has a copy closer to the pack: audit the siblings the last survey
+    named and the copy's holder, so their proofs build up; `Rounds.on_awaited`
+    says whether our copy may go or a full survey must follow."""
+
+    targets: list[tuple[Contact, int]]
+
+
+@dataclass(frozen=True)
 class FullSurvey:
     """Look the set up, ask and audit every sibling, then `settle` what was found."""
 
 
-Step = Skip | AuditSiblings | VetAuditor | FullSurvey
+Step = Skip | AuditSiblings | VetAuditor | AwaitProofs | FullSurvey
 
 
 # ---- what to do after a full survey ----------------------------------------

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from p2pbackup.base.ids import distance
 from p2pbackup.maintenance.proofs import ProofHistory
-from p2pbackup.maintenance.rounds import DropCopy, FullSurvey, HandOver, Repair
+from p2pbackup.maintenance.rounds import AwaitProofs, DropCopy, FullSurvey, HandOver, Repair
+from p2pbackup.maintenance.survey import Survey
 from p2pbackup.net.contact import Contact
 from tests.maintenance.test_rounds import (
     CONFIG,
@@ -22,6 +23,7 @@ from tests.maintenance.test_rounds import (
     establish,
     newcomer_closer_than,
     own_block,
+    quiet,
     rounds_for,
     surveyed,
     twin,
@@ -124,10 +126,11 @@ def test_a_hand_over_is_a_copy_and_no_second_copy_follows() -> None:
     clock = Clock()
     rounds = rounds_for(12, clock=clock)
     assert rounds.settle(PACK, 3, surveyed(12, WHOLE, index=3), PEERS) == HandOver([PEERS[3]])
-    rounds.on_handed_over(PACK)
+    rounds.on_handed_over(PACK, (PEERS[3], 3))
     assert rounds.stats.handed_off == 1
     assert rounds.known_siblings(PACK)  # still ours: nothing was forgotten
-    assert rounds.start(PACK, 10) == FullSurvey()  # the taker's proofs are awaited
+    step = rounds.start(PACK, 10)  # the taker's proofs are awaited, the taker audited too
+    assert isinstance(step, AwaitProofs) and (PEERS[3], 3) in step.targets
     # Peer 3 holds our index now: no other peer gets a copy while it proves it, though
     # peer 5 (closer, holding nothing this time) could take one.
     clock.now += STEP
@@ -136,6 +139,67 @@ def test_a_hand_over_is_a_copy_and_no_second_copy_follows() -> None:
     assert rounds.settle(PACK, 3, twin(12, 3, PEERS[3]), PEERS) is None  # proven twice
     clock.now += STEP
     assert rounds.settle(PACK, 3, twin(12, 3, PEERS[3]), PEERS) == DropCopy()
+
+
+def audited(
+    holder: int, index: int, step: AwaitProofs, failing: frozenset[int] = frozenset()
+) -> Survey:
+    """What auditing `step`'s targets found: each proves its index but those in `failing`."""
+    survey = quiet(holder)
+    survey.my_index, survey.proven = index, {index: PEERS[holder]}
+    for contact, i in step.targets:
+        survey.answered.add(contact.node_id)
+        survey.claims[contact.node_id] = (contact, i)
+        if PEERS.index(contact) in failing:
+            survey.failed.add(contact.node_id)
+            continue
+        survey.passed[contact.node_id] = (contact, i)
+        survey.proven[i] = contact
+    return survey
+
+
+def test_after_a_hand_over_audits_alone_build_the_proofs_and_our_copy_goes() -> None:
+    clock = Clock()
+    rounds = rounds_for(12, clock=clock)
+    assert rounds.settle(PACK, 3, surveyed(12, WHOLE - {3}, index=3), PEERS) == HandOver([PEERS[3]])
+    rounds.on_handed_over(PACK, (PEERS[3], 3))
+    # No lookup and no queries: the known siblings and the taker are audited, round
+    # after round, until they established the whole set with us.
+    for _ in range(CONFIG.proof_rounds - 1):
+        step = rounds.start(PACK, 10)
+        assert isinstance(step, AwaitProofs)
+        assert {PEERS.index(c) for c, _ in step.targets} == set(range(10))
+        assert rounds.on_awaited(PACK, 3, audited(12, 3, step)) is None
+        clock.now += STEP
+    step = rounds.start(PACK, 10)
+    assert isinstance(step, AwaitProofs)
+    assert rounds.on_awaited(PACK, 3, audited(12, 3, step)) == DropCopy()
+
+
+def test_a_failed_audit_while_proofs_are_awaited_brings_the_full_survey() -> None:
+    rounds = rounds_for(12)
+    rounds.settle(PACK, 3, surveyed(12, WHOLE - {3}, index=3), PEERS)
+    rounds.on_handed_over(PACK, (PEERS[3], 3))
+    step = rounds.start(PACK, 10)
+    assert isinstance(step, AwaitProofs)
+    assert rounds.on_awaited(PACK, 3, audited(12, 3, step, frozenset({6}))) == FullSurvey()
+
+
+def test_a_copy_awaits_by_survey_while_the_closer_holders_we_know_are_too_few() -> None:
+    rounds = rounds_for(12)
+    # Peer 5 was silent and is not known: the closer holders we know hold nine indices.
+    rounds.settle(PACK, 3, surveyed(12, WHOLE - {3, 5}, index=3), PEERS)
+    rounds.on_handed_over(PACK, (PEERS[3], 3))
+    assert rounds.start(PACK, 10) == FullSurvey()  # audits alone could never let it go
+
+
+def test_the_last_round_a_copy_is_awaited_surveys_in_full() -> None:
+    rounds = rounds_for(12)
+    rounds.settle(PACK, 3, surveyed(12, WHOLE - {3}, index=3), PEERS)
+    rounds.on_handed_over(PACK, (PEERS[3], 3))
+    steps = [rounds.start(PACK, 10) for _ in range(CONFIG.forced_surveys)]
+    assert all(isinstance(step, AwaitProofs) for step in steps[:-1])
+    assert steps[-1] == FullSurvey()
 
 
 def test_unvetted_peers_take_no_rebalanced_share_nor_push_us_out() -> None:

@@ -20,6 +20,7 @@ from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.holder_rules import FirstHand
 from p2pbackup.maintenance.rounds import (
     AuditSiblings,
+    AwaitProofs,
     DropCopy,
     FullSurvey,
     HandOver,
@@ -243,8 +244,57 @@ def test_an_auditor_we_never_established_does_not_silence_our_round() -> None:
     clock = Clock()
     rounds = rounds_for(5, clock=clock)
     rounds.audit_log.note(PACK, PEERS[2].node_id, PEERS[2])
-    assert rounds.start(PACK, 10) == FullSurvey()  # was Skip: any closer auditor counted
+    # Was Skip once (any closer auditor counted), then a full survey: now it is vetted.
+    step = rounds.start(PACK, 10)
+    assert step == VetAuditor(PEERS[2].node_id, PEERS[2])
     assert rounds.stats.keeper_heard == 0
+    rounds.on_vetted(PACK, step, 2)
+    assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[2], 2)])  # watched, not trusted
+
+
+def test_a_first_look_whose_auditor_fails_its_vetting_surveys_in_full() -> None:
+    rounds = rounds_for(5)
+    rounds.audit_log.note(PACK, PEERS[2].node_id, PEERS[2])
+    assert isinstance(rounds.start(PACK, 10), VetAuditor)
+    # The maintainer surveys in full the same round; what that finds replaces the view.
+    rounds.settle(PACK, 5, surveyed(5, WHOLE - {2}, {2: None}), PEERS)
+    assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[0], 0)])
+
+
+def test_a_keeper_we_passed_over_is_neither_vetted_nor_trusted_again() -> None:
+    clock = Clock()
+    rounds = rounds_for(5, clock=clock)
+    establish(rounds, clock, 5, WHOLE)
+    for _ in range(CONFIG.lost_after):
+        rounds.keepers.idle(PACK, PEERS[0].node_id)
+    rounds._views[PACK].targets = []  # as a first look leaves it
+    rounds.audit_log.note(PACK, PEERS[0].node_id, PEERS[0])
+    assert rounds.start(PACK, 10) == FullSurvey()  # was VetAuditor: it would watch it again
+    rounds._views.clear()
+    assert rounds.start(PACK, 10) == FullSurvey()
+
+
+def test_a_holder_watches_an_auditor_nearer_than_its_keeper_once_vetted() -> None:
+    rounds = rounds_for(5)
+    # Peer 0 was silent at our survey: peer 1 keeps the set in our view.
+    rounds.settle(PACK, 5, surveyed(5, WHOLE - {0}, {0: 0}), PEERS)
+    assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[1], 1)])
+    rounds.audit_log.note(PACK, PEERS[3].node_id, PEERS[3])  # farther than the keeper
+    assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[1], 1)])
+    rounds.audit_log.note(PACK, PEERS[0].node_id, PEERS[0])  # back, and auditing us
+    step = rounds.start(PACK, 10)
+    assert step == VetAuditor(PEERS[0].node_id, PEERS[0])  # was: audit peer 1 each round
+    rounds.on_vetted(PACK, step, 0)
+    assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[0], 0)])
+
+
+def test_a_nearer_auditor_we_have_not_vetted_does_not_replace_the_keeper() -> None:
+    # Peer 0 failed an audit of ours (its vetting restarted), and audits us each round:
+    # vetting it would fail and cost a full survey every round.
+    rounds = rounds_for(5, vetted={c.node_id for c in PEERS} - {PEERS[0].node_id})
+    rounds.settle(PACK, 5, surveyed(5, WHOLE - {0}, {0: 0}), PEERS)
+    rounds.audit_log.note(PACK, PEERS[0].node_id, PEERS[0])
+    assert rounds.start(PACK, 10) == AuditSiblings([(PEERS[1], 1)])
 
 
 def test_a_closer_auditor_proven_once_is_watched_but_not_yet_trusted() -> None:
@@ -355,7 +405,8 @@ def test_a_second_copy_goes_once_closer_holders_established_the_whole_set() -> N
     rounds = rounds_for(12, clock=clock)
     # Peer 4, closer, holds index 4 as we do (a repair that could not see us).
     assert rounds.settle(PACK, 4, twin(12, 4, PEERS[4]), PEERS) is None
-    assert rounds.start(PACK, 10) == FullSurvey()  # its proofs are awaited, round by round
+    step = rounds.start(PACK, 10)  # its proofs are awaited, round by round
+    assert isinstance(step, AwaitProofs) and (PEERS[4], 4) in step.targets
     for _ in range(CONFIG.proof_rounds - 2):
         clock.now += CONFIG.audit_interval / 2
         assert rounds.settle(PACK, 4, twin(12, 4, PEERS[4]), PEERS) is None
