@@ -37,7 +37,7 @@ async def look_again(node: DhtNode) -> None:
     """Look ourselves up again once the peers met while joining have checked us
     (each check takes at most one RPC timeout)."""
     await trio.sleep(2 * node.config.rpc_timeout)
-    await node.lookup(node.node_id)
+    await node.lookup(node.node_id, count=node.config.alpha, keep_hearsay=True)
 
 
 async def fill_empty_buckets(node: DhtNode) -> None:
