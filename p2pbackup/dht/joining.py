@@ -35,9 +35,10 @@ async def join(node: DhtNode, addresses: Iterable[Address]) -> int:
 
 async def look_again(node: DhtNode) -> None:
     """Look ourselves up again once the peers met while joining have checked us
-    (each check takes at most one RPC timeout)."""
+    (each check takes at most one RPC timeout): only to the alpha nearest, keeping
+    what they name, since the first walk already asked the k nearest (decision 0049)."""
     await trio.sleep(2 * node.config.rpc_timeout)
-    await node.lookup(node.node_id)
+    await node.lookup(node.node_id, count=node.config.alpha, keep_hearsay=True)
 
 
 async def fill_empty_buckets(node: DhtNode) -> None:

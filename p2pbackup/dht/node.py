@@ -108,9 +108,9 @@ class DhtNode:
 
     async def handle(self, remote: Remote, message: Message) -> Message:
         """Answer one DHT request; the caller routes only DHT_REQUESTS here."""
-        self.observe(remote)
         if isinstance(message, Ping):
             return Pong()
+        self.observe(remote)
         if isinstance(message, Announce):  # only the sender's own id may be announced
             where = message.contact
             self.observe(replace(remote, listen=where.address, routes=where.routes))
@@ -163,13 +163,16 @@ class DhtNode:
         Where it says it listens is only a claim: the contact enters the table once
         it answered us at that address, checked by a dial-back if need be; a remote
         the handshake admitted only to redeem an invite, or an expelled one, never does.
+        Only a claim that could enter the table is dialled back: one whose bucket is
+        full of contacts heard lately would be dropped on arrival anyway (half of the
+        traffic of a joining mesh), and it is checked when we are about to vouch for it.
         """
         contact = remote.contact()
         if contact is None or remote.standing not in ROUTABLE or remote.node_id in self.barred:
             return
         if self.peers.verified(contact):
             self._seen(contact)
-        else:
+        elif self.table.has_room_for(contact, trio.current_time()):
             self._check(contact)
 
     def _check(self, contact: Contact) -> None:

@@ -212,6 +212,24 @@ class RoutingTable:
         bucket.last_touched = now
         return True
 
+    def has_room_for(self, contact: Contact, now: float) -> bool:
+        """Would `contact`, once proven, be taken into the table, or replace a contact
+        gone quiet? Yes when it is in the table already (it may name a new address),
+        when its bucket has room within the block limits, or when the bucket's oldest
+        contact went unheard for `questionable_after` (or was never heard: hearsay)."""
+        key = id_int(contact.node_id)
+        if key == self._local:
+            return False
+        if key in self._all:
+            return True
+        bucket = self._buckets[self.bucket_index(contact.node_id)]
+        if not self._fits(bucket, key, contact):
+            return False
+        if len(bucket.contacts) < self.k:
+            return True
+        heard = self._heard.get(next(iter(bucket.contacts)))
+        return heard is None or now - heard >= self.questionable_after
+
     def ping_answered(self, contact: Contact, now: float) -> None:
         """The probed oldest contact is alive: it stays, newcomers wait as replacements."""
         bucket = self._buckets[self.bucket_index(contact.node_id)]

@@ -28,11 +28,14 @@ from p2pbackup.net.contact import Contact, Route
 from p2pbackup.net.transport import Address, Handler, Remote, Reply, answer_request
 from p2pbackup.wire.common import ErrorReply
 from p2pbackup.wire.frames import DEFAULT_MAX_FRAME
-from p2pbackup.wire.messages import Message, decode_message, encode_message
+from p2pbackup.wire.messages import Message, MessageType, decode_message, encode_message
 
 log = logging.getLogger("p2pbackup.net.sim")
 
 Packet = bytes | tuple[int, Message]
+# Requests whose handlers never wait (a PONG, contacts from the routing table): answered
+# within the delivery, not in a task each (decision 0049). A handler of one that waits is a bug.
+ANSWERED_AT_ONCE = frozenset({MessageType.PING, MessageType.FIND_NODE})
 
 
 def seed_trio_scheduler(seed: int) -> None:
@@ -337,28 +340,52 @@ class SimTransport:
         latency: float,
         back: list[Address] | None,
     ) -> None:
-        """The request reaches `address`: a live peer answers it in its own nursery."""
+        """The request reaches `address`: a live peer answers it, at once if it can."""
         peer = self.network._endpoint(address)
-        if peer is None or peer._nursery is None:
+        if peer is None or peer._nursery is None or peer._nursery.cancel_scope.cancel_called:
             return  # nobody there: the caller's timeout decides
-        peer._nursery.start_soon(peer._answer, self, payload, pending, latency, back)
+        try:
+            request_id, message = self.network._unpack(payload)
+        except WireError as exc:
+            log.warning("dropping malformed request from %s: %s", self.listen, exc)
+            return
+        if message.TYPE not in ANSWERED_AT_ONCE:
+            answer = peer._answer
+            peer._nursery.start_soon(answer, self, request_id, message, pending, latency, back)
+            return
+        assert peer._handler is not None
+        step = answer_request(peer._handler, self._remote, message)
+        try:
+            step.send(None)
+        except StopIteration as done:
+            peer._reply(self, request_id, done.value, pending, latency, back)
+        else:
+            step.close()
+            raise RuntimeError(f"the handler of {message.TYPE} waited: it must answer at once")
 
     async def _answer(
         self,
         caller: SimTransport,
-        payload: Packet,
+        request_id: int,
+        message: Message,
         pending: _Pending,
         latency: float,
         back: list[Address] | None,
     ) -> None:
         assert self._handler is not None
-        network = self.network
-        try:
-            request_id, message = network._unpack(payload)
-        except WireError as exc:
-            log.warning("dropping malformed request from %s: %s", caller.listen, exc)
-            return
         reply = await answer_request(self._handler, caller._remote, message)
+        self._reply(caller, request_id, reply, pending, latency, back)
+
+    def _reply(
+        self,
+        caller: SimTransport,
+        request_id: int,
+        reply: Message,
+        pending: _Pending,
+        latency: float,
+        back: list[Address] | None,
+    ) -> None:
+        network = self.network
         encoded = network._pack(request_id, reply)
         if back is None:
             dropped = network._dropped(self._listen, caller.listen)

@@ -87,7 +87,7 @@ class Peer:
         handler = self._handlers.get(type(message))
         if handler is None:
             raise P2PBackupError(f"{message.TYPE} is not a request this peer answers")
-        if handler is not self.dht.handle:
+        if handler != self.dht.handle:  # a bound method is a new object each time
             self.dht.observe(remote)
         return await handler(remote, message)
 

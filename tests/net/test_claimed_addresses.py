@@ -61,14 +61,17 @@ async def _join_as(
 
 
 async def claim_and_ping(peer: Peer, claimed: tuple[str, int]) -> Identity:
-    """Connect as a fresh identity that says it listens at `claimed`; send one PING."""
+    """Connect as a fresh identity that says it listens at `claimed`; send one FIND_NODE
+    (an introduction: a PING introduces nobody)."""
     identity = Identity.generate()
     stream = await trio.open_tcp_stream(*peer.transport.listen)
     try:
         channel, decoder = await _join_as(stream, identity, claimed)
-        await stream.send_all(encode_frame(channel.seal(encode_message(0, Ping()))))
+        await stream.send_all(
+            encode_frame(channel.seal(encode_message(0, FindNode(identity.node_id))))
+        )
         _, reply = decode_message(channel.open(await read_frame(stream, decoder)))
-        assert isinstance(reply, Pong)
+        assert isinstance(reply, Nodes)
     finally:
         await trio.aclose_forcefully(stream)
     return identity
@@ -95,8 +98,10 @@ async def test_fifty_identities_claiming_another_address_are_not_dialled_nor_han
             await settled(peer)
         assert len(claimants) == CLAIMANTS
         # An honest peer listening where it says is checked and then handed out.
-        pong = await honest.request(Contact(peer.node_id, *peer.transport.listen), Ping(), 5)
-        assert isinstance(pong.message, Pong)
+        pong = await honest.request(
+            Contact(peer.node_id, *peer.transport.listen), FindNode(bytes(20)), 5
+        )
+        assert isinstance(pong.message, Nodes)
         await settled(peer)
 
         assert victim.dialled <= 1  # one dial-back for the address, whoever claimed it

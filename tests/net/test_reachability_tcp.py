@@ -14,7 +14,7 @@ import trio
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.dial_me_back import DialBackResponder, DialledBack, DialMeBack
-from p2pbackup.dht.messages import Ping, Pong
+from p2pbackup.dht.messages import FindNode, Nodes, Pong
 from p2pbackup.errors import PeerUnreachable
 from p2pbackup.net.contact import Contact, Route, format_address
 from p2pbackup.net.handshake import Handshake
@@ -164,8 +164,10 @@ async def test_a_peer_undialable_at_its_main_address_is_verified_through_a_route
     async with running_peer(nursery) as peer, serving(nursery, OPTIONS) as behind:
         main = closed_port()
         behind.set_advertised(main, (Route(*behind.bound),))
-        pong = await behind.request(Contact(peer.node_id, *peer.transport.listen), Ping(), 5)
-        assert isinstance(pong.message, Pong)
+        pong = await behind.request(
+            Contact(peer.node_id, *peer.transport.listen), FindNode(bytes(20)), 5
+        )
+        assert isinstance(pong.message, Nodes)
         await settled(peer)
         contact = Contact(behind.identity.node_id, *main, (Route(*behind.bound),))
         assert peer.dht.peers.verified(contact)
@@ -183,9 +185,11 @@ async def _ping_naming(peer: Peer, main: Address, routes: tuple[Route, ...]) -> 
         proof = handshake.receive_hello(await read_frame(stream, decoder))
         await stream.send_all(encode_frame(proof))
         channel = handshake.receive_auth(await read_frame(stream, decoder)).channel
-        await stream.send_all(encode_frame(channel.seal(encode_message(0, Ping()))))
+        await stream.send_all(
+            encode_frame(channel.seal(encode_message(0, FindNode(identity.node_id))))
+        )
         _, reply = decode_message(channel.open(await read_frame(stream, decoder)))
-        assert isinstance(reply, Pong)
+        assert isinstance(reply, Nodes)
     finally:
         await trio.aclose_forcefully(stream)
     return identity

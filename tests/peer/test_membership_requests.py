@@ -47,7 +47,7 @@ def test_a_joiner_may_redeem_and_nothing_else_and_never_enters_the_table() -> No
         peer.dht.observe(joiner)  # not even a dial-back to see where it listens
         assert peer.dht.checks_pending == 0 and joiner.node_id not in peer.dht.table
         member = _remote("member")
-        assert isinstance(await peer.handle(member, Ping()), Message)
+        assert isinstance(await peer.handle(member, FindNode(bytes(20))), Message)
         assert peer.dht.checks_pending == 1
 
     trio.run(main)

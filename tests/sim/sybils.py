@@ -81,9 +81,13 @@ class Sybils:
                 task_status.started()
 
     async def ping_all(self, pairs: list[tuple[int, tuple[str, int]]]) -> None:
+        """Each (index, address): that identity introduces itself there with a FIND_NODE."""
+
         async def one(index: int, address: tuple[str, int]) -> None:
             with contextlib.suppress(P2PBackupError):
-                await self.transports[index].request(address, Ping(), 2.0)
+                await self.transports[index].request(
+                    address, FindNode(self.contacts[index].node_id), 2.0
+                )
 
         async with trio.open_nursery() as nursery:
             for index, address in pairs:

@@ -1,8 +1,9 @@
 """Finding 3: two hundred identities take an owner's view of the mesh.
 
 Hostile identities from two /24s (one provider's worth of addresses) each
-ping the owner once; forty of them, ground to be nearer the owner's index
-record than every honest peer, also ping every honest peer, and all of them
+introduce themselves to the owner once (a FIND_NODE: a PING introduces
+nobody); forty of them, ground to be nearer the owner's index record than
+every honest peer, also introduce themselves to every honest peer, and all of them
 answer lookups with each other and acknowledge every record and share
 without keeping it. The owner's routing table must hold at most the table
 limit from each of their blocks; the owner's record must land on at least W

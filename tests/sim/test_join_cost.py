@@ -1,0 +1,100 @@
+"""What a join costs: a peer dials back only the claims it may keep (decision 0049)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import trio
+import trio.testing
+
+from p2pbackup.crypto.identity import Identity
+from p2pbackup.dht.messages import FindNode, Nodes, Ping, Pong
+from p2pbackup.net.contact import Contact
+from p2pbackup.net.sim import SimNetwork, SimTransport
+from p2pbackup.net.transport import Remote
+from p2pbackup.peer.peer import Peer, PeerConfig
+from p2pbackup.wire.messages import Message
+from tests.sim.helpers import TEST_DHT
+
+HOME = ("10.0.0.1", 4000)
+
+
+async def _pong(remote: Remote, message: Message) -> Message:
+    return Pong()
+
+
+async def _mesh_of_one(nursery: trio.Nursery) -> tuple[SimNetwork, Peer]:
+    network = SimNetwork(random.Random(1))
+    await nursery.start(network.run)
+    identity = Identity.from_seed(bytes(32))
+    peer = Peer(
+        identity, network.transport(identity, HOME), PeerConfig(dht=TEST_DHT), random.Random(1)
+    )
+    await nursery.start(peer.run)
+    return network, peer
+
+
+async def _stranger(nursery: trio.Nursery, network: SimNetwork, seed: int) -> SimTransport:
+    stranger = network.transport(Identity.from_seed(bytes([seed]) * 32), (f"10.0.{seed}.1", 4000))
+    await nursery.start(stranger.serve, _pong)
+    return stranger
+
+
+async def test_a_ping_introduces_nobody_and_a_find_node_is_checked_once(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    network, peer = await _mesh_of_one(nursery)
+    stranger = await _stranger(nursery, network, 1)
+    at_peer = Contact(peer.node_id, *HOME)
+    assert isinstance((await stranger.request(at_peer, Ping(), 2.0)).message, Pong)
+    # A PING is what dial-backs and probes send: answering one with a check doubles them.
+    assert peer.dht.checks_pending == 0
+    assert network.stats.by_type == {"ping": 1}
+    assert isinstance((await stranger.request(at_peer, FindNode(bytes(20)), 2.0)).message, Nodes)
+    assert peer.dht.checks_pending == 1  # a request that introduces it: checked, once
+    while peer.dht.checks_pending:
+        await trio.sleep(0.1)
+    assert stranger.identity.node_id in peer.dht.table
+    assert network.stats.by_type == {"ping": 2, "find_node": 1}
+
+
+async def test_a_claim_to_a_bucket_full_of_fresh_contacts_is_not_dialled_back(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    network, peer = await _mesh_of_one(nursery)
+    crowded, roomy = await _stranger(nursery, network, 1), await _stranger(nursery, network, 2)
+    table, rng = peer.dht.table, random.Random(3)
+    index = table.bucket_index(crowded.identity.node_id)
+    assert index != table.bucket_index(roomy.identity.node_id)
+    for i in range(table.k):  # heard just now: nobody to replace
+        fresh = table.random_id_in_bucket(index, rng.getrandbits(160))
+        contact = Contact(fresh, f"10.1.{i}.1", 4000)
+        peer.dht.peers.answered(contact, trio.current_time())  # proven: handed out unchecked
+        table.add(contact, trio.current_time())
+    assert table.bucket_size(index) == table.k
+    at_peer = Contact(peer.node_id, *HOME)
+    await crowded.request(at_peer, FindNode(bytes(20)), 2.0)
+    assert peer.dht.checks_pending == 0  # it could not enter the table: no dial-back
+    await roomy.request(at_peer, FindNode(bytes(20)), 2.0)
+    assert peer.dht.checks_pending == 1
+
+
+def test_a_find_node_handler_that_waits_is_reported_not_answered_late() -> None:
+    async def waits(remote: Remote, message: Message) -> Message:
+        await trio.sleep(0)
+        return Nodes(())
+
+    async def main() -> None:
+        network = SimNetwork(random.Random(1))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(network.run)
+            asker = network.transport(Identity.generate(), ("10.0.1.1", 4000))
+            answerer = network.transport(Identity.generate(), ("10.0.2.1", 4000))
+            await nursery.start(answerer.serve, waits)
+            await asker.request(answerer.listen, FindNode(bytes(20)), 2.0)
+            nursery.cancel_scope.cancel()
+
+    with pytest.raises(ExceptionGroup) as caught:
+        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert caught.group_contains(RuntimeError, match="must answer at once")
