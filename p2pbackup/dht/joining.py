@@ -36,9 +36,15 @@ async def join(node: DhtNode, addresses: Iterable[Address]) -> int:
 async def look_again(node: DhtNode) -> None:
     """Look ourselves up again once the peers met while joining have checked us
     (each check takes at most one RPC timeout): only to the alpha nearest, keeping
-    what they name, since the first walk already asked the k nearest (decision 0049)."""
+    what they name, since the first walk already asked the k nearest (decision 0049).
+    A mesh smaller than k is walked whole again: it costs a few messages there, and a
+    query that timed out on the first walk would otherwise leave a peer unmet until
+    the hourly refresh."""
     await trio.sleep(2 * node.config.rpc_timeout)
-    await node.lookup(node.node_id, count=node.config.alpha, keep_hearsay=True)
+    if len(node.table) < node.config.k:
+        await node.lookup(node.node_id)
+    else:
+        await node.lookup(node.node_id, count=node.config.alpha, keep_hearsay=True)
 
 
 async def fill_empty_buckets(node: DhtNode) -> None:
