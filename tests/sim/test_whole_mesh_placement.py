@@ -11,6 +11,8 @@ import trio
 from p2pbackup.base.offload import inline
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
+from p2pbackup.simulations.mesh import SimMesh
+from p2pbackup.store import MemoryShareStore
 from tests.sim.helpers import KEYS, by_distance, equipped_mesh, holders, new_pack
 
 SMALL_MESH = 10  # nine peers besides the owner: fewer than a lookup wants (k = 20)
@@ -40,13 +42,20 @@ def store_of(dht: DhtNode, whole_mesh_seconds: float) -> MeshPackStore:
     )
 
 
+async def placing_owner(
+    nursery: trio.Nursery, size: int, seed: int
+) -> tuple[SimMesh, dict[bytes, MemoryShareStore], list[bytes], MeshPackStore]:
+    """A mesh of `size` peers, its stores, the lookups its first peer runs from now on,
+    and that peer's pack store with the whole-mesh rule on."""
+    mesh, stores = await equipped_mesh(nursery, size, seed=seed)
+    dht = mesh.peers[0].peer.dht
+    return mesh, stores, counting_lookups(dht), store_of(dht, 60.0)
+
+
 async def test_a_small_mesh_places_on_the_closest_peers_with_one_lookup(
     nursery: trio.Nursery,
 ) -> None:
-    mesh, stores = await equipped_mesh(nursery, SMALL_MESH, seed=54)
-    dht = mesh.peers[0].peer.dht
-    looked_up = counting_lookups(dht)
-    store = store_of(dht, 60.0)
+    mesh, stores, looked_up, store = await placing_owner(nursery, SMALL_MESH, 54)
     packs = [new_pack(mesh, 3_000) for _ in range(5)]
     for data, pack_id in packs:
         await store.put(pack_id, data)
@@ -59,10 +68,7 @@ async def test_a_small_mesh_places_on_the_closest_peers_with_one_lookup(
 async def test_a_peer_that_died_costs_one_placement_then_packs_are_looked_up(
     nursery: trio.Nursery,
 ) -> None:
-    mesh, stores = await equipped_mesh(nursery, SMALL_MESH, seed=55)
-    dht = mesh.peers[0].peer.dht
-    looked_up = counting_lookups(dht)
-    store = store_of(dht, 60.0)
+    mesh, stores, looked_up, store = await placing_owner(nursery, SMALL_MESH, 55)
     first, pack_id = new_pack(mesh, 3_000)
     await store.put(pack_id, first)
     data, pack_id = new_pack(mesh, 3_000)
@@ -79,10 +85,7 @@ async def test_a_peer_that_died_costs_one_placement_then_packs_are_looked_up(
 async def test_a_mesh_larger_than_a_lookup_wants_looks_up_every_pack(
     nursery: trio.Nursery,
 ) -> None:
-    mesh, _ = await equipped_mesh(nursery, 21, seed=56)  # 20 others: as many as k
-    dht = mesh.peers[0].peer.dht
-    looked_up = counting_lookups(dht)
-    store = store_of(dht, 60.0)
+    mesh, _, looked_up, store = await placing_owner(nursery, 21, 56)  # 20 others: k
     for _ in range(2):
         data, pack_id = new_pack(mesh, 3_000)
         await store.put(pack_id, data)
