@@ -17,11 +17,10 @@ is what gets written: no copy of the sealed blob, none of the plain bytes.
 
 from __future__ import annotations
 
-from nacl._sodium import ffi, lib
-
 from p2pbackup.codec.chunks import NONCE_BYTES, SEAL_OVERHEAD, TAG_BYTES, CorruptBlob, open_inner
 from p2pbackup.codec.erasure import TREE_BLAKE2B, TREE_BLAKE3
 from p2pbackup.codec.packs import pack_matches
+from p2pbackup.crypto.in_place import xchacha_open_into
 
 _FLAG_RAW = 0
 
@@ -40,21 +39,8 @@ def open_blob(data_key: bytes, pack: bytes, offset: int, length: int) -> bytes |
         raise CorruptBlob(f"a blob of {length} bytes at {offset} lies outside its pack")
     sealed = memoryview(pack)[offset : offset + length]
     inner = bytearray(length - NONCE_BYTES - TAG_BYTES)
-    opened = ffi.new("unsigned long long *")
-    # The binding's own call makes a zeroed buffer and copies it out; this one
-    # writes into `inner`, and lets go of the interpreter lock all the same.
-    failed = lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
-        ffi.from_buffer("unsigned char[]", inner, require_writable=True),
-        opened,
-        ffi.NULL,
-        ffi.from_buffer(sealed[NONCE_BYTES:]),
-        length - NONCE_BYTES,
-        ffi.NULL,
-        0,
-        ffi.from_buffer(sealed[:NONCE_BYTES]),
-        data_key,
-    )
-    if failed:
+    opened = xchacha_open_into(inner, sealed[NONCE_BYTES:], sealed[:NONCE_BYTES], data_key)
+    if not opened:
         raise CorruptBlob("sealed blob fails authentication (corrupted, or not this owner's)")
     if inner[0] != _FLAG_RAW:
         return open_inner(inner)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import trio
 
+from p2pbackup.crypto.in_place import new_buffer
 from p2pbackup.errors import WireError
 from p2pbackup.net.limits import ByteBudget
-from p2pbackup.net.sealing import new_buffer
 from p2pbackup.wire.frames import GATHER_FROM, PREFIX, FrameDecoder
 
 RECEIVE_CHUNK = 256 * 1024

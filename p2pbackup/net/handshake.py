@@ -28,6 +28,7 @@ from nacl.encoding import RawEncoder
 from nacl.hash import blake2b
 from nacl.utils import random as random_bytes
 
+from p2pbackup.crypto import in_place as sealing
 from p2pbackup.crypto.identity import (
     PUBLIC_KEY_BYTES,
     SIGNATURE_BYTES,
@@ -35,10 +36,9 @@ from p2pbackup.crypto.identity import (
     node_id_from_public_key,
     verify_signature,
 )
+from p2pbackup.crypto.in_place import Buffer
 from p2pbackup.errors import HandshakeError, WireError
-from p2pbackup.net import sealing
 from p2pbackup.net.contact import MAX_ROUTES, Route, parse_routes
-from p2pbackup.net.sealing import Buffer
 from p2pbackup.net.transport import Address, Remote
 from p2pbackup.wire.schema import (
     bytes_field,

@@ -9,8 +9,8 @@ import os
 import pytest
 from nacl import bindings
 
+from p2pbackup.crypto.in_place import TAG_BYTES, new_buffer, open_sealed, seal
 from p2pbackup.errors import WireError
-from p2pbackup.net.sealing import TAG_BYTES, new_buffer, open_sealed, seal
 
 KEY = os.urandom(32)
 NONCE = os.urandom(bindings.crypto_aead_aegis256_NPUBBYTES)

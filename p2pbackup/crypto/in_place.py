@@ -1,4 +1,5 @@
-"""AEGIS-256 over libsodium directly, into buffers the transport owns.
+"""libsodium's AEADs called directly, into buffers the caller owns: the transport's
+AEGIS-256 frames, and a restore's XChaCha20-Poly1305 blobs.
 
 PyNaCl's binding zeroes a fresh output array, runs the cipher into it, then
 copies the result out into `bytes`: three passes over every share where the
@@ -56,6 +57,26 @@ def open_sealed(frame: Buffer, nonce: bytes, key: bytes) -> memoryview:
     if status != 0:
         raise WireError("a frame failed authentication")
     return out[:size]
+
+
+def xchacha_open_into(out: bytearray, sealed: Buffer, nonce: Buffer, key: bytes) -> bool:
+    """Open XChaCha20-Poly1305 `sealed` (ciphertext and tag) into `out`, which holds
+    exactly its plain bytes; False if it fails its tag. The binding's own call makes
+    a zeroed buffer and copies it out; this one writes into `out`, and lets go of the
+    interpreter lock all the same."""
+    opened = ffi.new("unsigned long long *")
+    failed = lib.crypto_aead_xchacha20poly1305_ietf_decrypt(
+        ffi.from_buffer("unsigned char[]", out, require_writable=True),
+        opened,
+        ffi.NULL,
+        _pointer(sealed),
+        len(sealed),
+        ffi.NULL,
+        0,
+        _pointer(nonce),
+        key,
+    )
+    return failed == 0
 
 
 def _pointer(data: Buffer) -> Any:
