@@ -142,10 +142,21 @@ class ShareHolder:
     async def _put(self, message: PutShare) -> Message:
         # One trip to a worker thread, not three: a backup's shares arrive at every
         # peer at once, and each trip waits for the interpreter lock again.
-        await self.run_sync(self._accept, message, self.now())
-        return ShareStored()
+        return await self.run_sync(self._accept, message, self.now())
 
-    def _accept(self, message: PutShare, now: float) -> None:
+    def _accept(self, message: PutShare, now: float) -> ShareStored:
+        """Check and store the share; prove the block the put asked for only once the
+        store says it is durable, from the leaves the check computed (decision 0057)."""
+        owner = self._store(message, now)
+        if message.prove_block is None:
+            return ShareStored()
+        found = self.store.prove(message.pack_id, message.index, owner, message.prove_block)
+        if found is None:  # no such block: the owner counts it as a failed audit
+            return ShareStored()
+        return ShareStored(found.block, tuple(found.proof))
+
+    def _store(self, message: PutShare, now: float) -> bytes:
+        """Store the share once it and its descriptor prove sound; its owner's key."""
         descriptor, leaves = check_share(
             message.pack_id, message.index, message.descriptor, message.data, now
         )
@@ -173,6 +184,7 @@ class ShareHolder:
             root=descriptor.roots[message.index],
             leaves=leaves,
         )
+        return descriptor.owner
 
     def _replaces(self, pack_id: bytes, held: list[int], offered: ShareDescriptor) -> bool:
         """Whether the offered share belongs to a set of this pack encoded again (other

@@ -6,9 +6,10 @@ from typing import Annotated
 
 from p2pbackup.base.ids import PACK_ID_BYTES
 from p2pbackup.codec.descriptor import MAX_DESCRIPTOR_BYTES
+from p2pbackup.codec.erasure import BLOCK_SIZE, HASH_BYTES
 from p2pbackup.crypto.identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES
 from p2pbackup.wire.messages import Message, MessageType, message
-from p2pbackup.wire.schema import bytes_field, int_field
+from p2pbackup.wire.schema import WireField, bytes_field, int_field
 
 # A pack is about 4 MiB and at most one 4 MiB chunk plus overhead; a share is
 # a k-th of that. The limit leaves room for k=1 while staying under the frame.
@@ -21,21 +22,35 @@ ShareBytes = Annotated[bytes, bytes_field(max_len=MAX_SHARE_BYTES)]
 # The pack's owner key: a holder keeps shares by owner and pack id, so a request about
 # a held share names whose share it means (another owner may use the same pack id).
 OwnerKey = Annotated[bytes, bytes_field(exact=PUBLIC_KEY_BYTES)]
+# An audit names one block of a share; the answer is its bytes and its Merkle path.
+AuditBlock = Annotated[int, int_field(0, 2**40)]
+BlockBytes = Annotated[bytes, bytes_field(max_len=BLOCK_SIZE)]
+MAX_PROOF = 64  # hashes: a tree over 2**64 blocks
+_PATH = WireField(bytes_field(exact=HASH_BYTES)).many(MAX_PROOF)
+MerklePath = Annotated[tuple[bytes, ...], _PATH]
 
 
 @message(MessageType.PUT_SHARE)
 class PutShare(Message):
-    """Hold share `index` of a pack; the descriptor is signed by the pack's owner."""
+    """Hold share `index` of a pack; the descriptor is signed by the pack's owner.
+
+    With `prove_block`, the owner's audit rides along: once the share is durable,
+    prove that block of it in the reply (decision 0057), saving a second exchange."""
 
     pack_id: PackId
     index: ShareIndex
     descriptor: Descriptor
     data: ShareBytes
+    prove_block: Annotated[int | None, int_field(0, 2**40)] = None
 
 
 @message(MessageType.SHARE_STORED)
 class ShareStored(Message):
-    """Reply to PutShare: the share is held."""
+    """Reply to PutShare: the share is held; for a put that asked for a proof, the
+    block asked for and its Merkle path (else both absent)."""
+
+    block: Annotated[bytes | None, bytes_field(max_len=BLOCK_SIZE)] = None
+    proof: Annotated[tuple[bytes, ...] | None, _PATH.or_none()] = None
 
 
 @message(MessageType.GET_SHARE)

@@ -7,10 +7,11 @@ when its peer stays silent past a stall interval, and tries peers that failed
 or hung lately last (decision 0029). Shares spread over address blocks where the
 candidates allow (see `PlacementPlan`).
 
-With `prove`, a peer's `ShareStored` is only a claim: the placer then audits
-a random block of the share it sent, and the share counts as placed only when
-the proof checks against the owner-signed root. A peer that cannot prove it
-is treated as one that failed, and its share moves on.
+With `prove`, a peer's `ShareStored` is only a claim: the placer names a random
+block of the share in the put, the peer proves it in its reply once the share is
+durable (decision 0057), and the share counts as placed only when the proof checks
+against the owner-signed root. A peer that cannot prove it is treated as one that
+failed an audit, and its share moves on.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import trio
 
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.dht.node import DhtNode
-from p2pbackup.errors import P2PBackupError, PeerUnreachable, RemoteError
+from p2pbackup.errors import PeerUnreachable, RemoteError
 from p2pbackup.net.contact import Contact
 from p2pbackup.placement.plan import PlacementPlan
 from p2pbackup.shares.gathering import HolderMemory, Pace
 from p2pbackup.shares.messages import PutShare, ShareStored
-from p2pbackup.shares.proving import challenge, proves
+from p2pbackup.shares.proving import challenge, stored_proves
 from p2pbackup.shares.upkeep_messages import Audit
+from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.shares")
 _T = TypeVar("_T")
@@ -77,7 +79,8 @@ async def place_shares(
 
     async def place(slot: int, contact: Contact, audit: Audit | None) -> None:
         index = indices[slot]
-        message = PutShare(pack_id, index, descriptor, shares[index])
+        block = None if audit is None else audit.block  # proven in the reply
+        message = PutShare(pack_id, index, descriptor, shares[index], block)
         started = trio.current_time()
 
         async def attempt() -> tuple[Outcome, str]:
@@ -116,11 +119,12 @@ async def _store_and_prove(
     audit: Audit | None,
     timeout: float,
 ) -> tuple[Outcome, str]:
-    """Put one share, then, with an audit, have its peer prove it holds it."""
-    outcome, reason = await _put(dht, contact, message, timeout)
+    """Put one share; with an audit (its block named in the put), the reply must
+    prove it: one exchange, where a put and then an audit took two."""
+    outcome, reason, reply = await _put(dht, contact, message, timeout)
     if outcome is Outcome.STORED and audit is not None:
         assert signed is not None
-        outcome = await _prove(dht, contact, signed, audit, timeout)
+        outcome = _proven(dht, contact, signed, audit, reply)
         if outcome is Outcome.UNPROVEN:
             log.warning(
                 "share %d of %s: %s said it stored it and could not prove it",
@@ -200,32 +204,28 @@ def _report(plan: PlacementPlan, slot: int, outcome: Outcome, reason: str) -> No
 
 async def _put(
     dht: DhtNode, contact: Contact, message: PutShare, timeout: float
-) -> tuple[Outcome, str]:
-    """Hand one share to one peer; how it went, and the peer's reason for a refusal."""
+) -> tuple[Outcome, str, Message | None]:
+    """Hand one share to one peer; how it went, the peer's reason for a refusal, and
+    its reply."""
     try:
         reply = await dht.transport.request(contact, message, timeout)
     except RemoteError as exc:
-        return Outcome.REFUSED, str(exc)
+        return Outcome.REFUSED, str(exc), None
     except PeerUnreachable as exc:
         log.info("share %d of %s: %s", message.index, message.pack_id.hex()[:12], exc)
-        return Outcome.FAILED, ""
+        return Outcome.FAILED, "", None
     dht.observe(reply.remote)
     stored = isinstance(reply.message, ShareStored)
-    return (Outcome.STORED if stored else Outcome.FAILED), ""
+    return (Outcome.STORED if stored else Outcome.FAILED), "", reply.message
 
 
-async def _prove(
-    dht: DhtNode, contact: Contact, descriptor: ShareDescriptor, audit: Audit, timeout: float
+def _proven(
+    dht: DhtNode, contact: Contact, descriptor: ShareDescriptor, audit: Audit, reply: Message | None
 ) -> Outcome:
-    """Audit the share just handed over; STORED only when the proof checks."""
-    try:
-        reply = await dht.transport.request(contact, audit, timeout)
-    except P2PBackupError:
-        answer = None
-    else:
-        answer = reply.message
+    """STORED only when the put's reply proves the audited block; otherwise the peer
+    failed an audit, as a separate audit that went unanswered or wrong counted."""
     now = trio.current_time()
-    if not proves(descriptor, audit, answer):
+    if not stored_proves(descriptor, audit, reply):
         dht.peers.failed_audit(contact.node_id, now)
         return Outcome.UNPROVEN
     # It answered, first-hand, at the address we dialled.

@@ -5,6 +5,11 @@ it as easily as one that keeps everything. A proof is not: the peer must send
 a block the placer picked at random and names only once the share is there,
 with its Merkle path up to the root the owner signed. Placing shares (owners, and repairers
 that ask for it) uses this, so a share no peer can prove is not counted.
+
+The challenge rides in the put itself (`PutShare.prove_block`) and the proof comes back
+in `ShareStored` (decision 0057): the block is drawn before the share is sent, but the
+holder answers only once the share is durable, so the proof still says "held", and a
+reply without one counts as a failed audit.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import random
 
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.codec.erasure import block_count, verify_block
+from p2pbackup.shares.messages import ShareStored
 from p2pbackup.shares.upkeep_messages import Audit, AuditProof
 from p2pbackup.wire.messages import Message
 
@@ -35,3 +41,11 @@ def proves(descriptor: ShareDescriptor, audit: Audit, answer: Message | None) ->
         block_count(descriptor.share_size),
         descriptor.version,
     )
+
+
+def stored_proves(descriptor: ShareDescriptor, audit: Audit, reply: Message | None) -> bool:
+    """True when `reply` is a `ShareStored` carrying the block `audit` asked for, proven
+    against the signed root; one without a proof proves nothing."""
+    if not isinstance(reply, ShareStored) or reply.block is None or reply.proof is None:
+        return False
+    return proves(descriptor, audit, AuditProof(reply.block, reply.proof))

@@ -5,15 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from p2pbackup.codec.descriptor import MAX_LEASE_EXPIRY
-from p2pbackup.codec.erasure import BLOCK_SIZE, HASH_BYTES
 from p2pbackup.crypto.identity import PUBLIC_KEY_BYTES, SIGNATURE_BYTES
-from p2pbackup.shares.messages import Descriptor, OwnerKey, PackId, ShareIndex
+from p2pbackup.shares.messages import (
+    AuditBlock,
+    BlockBytes,
+    Descriptor,
+    MerklePath,
+    OwnerKey,
+    PackId,
+    ShareIndex,
+)
 from p2pbackup.wire.messages import Message, MessageType, message
-from p2pbackup.wire.schema import WireField, bytes_field, int_field
-
-MAX_PROOF = 64  # hashes: a tree over 2**64 blocks
-
-MerklePath = Annotated[tuple[bytes, ...], WireField(bytes_field(exact=HASH_BYTES)).many(MAX_PROOF)]
+from p2pbackup.wire.schema import bytes_field, int_field
 
 
 @message(MessageType.QUERY_SHARE)
@@ -37,12 +40,12 @@ class Audit(Message):
     pack_id: PackId
     owner: OwnerKey
     index: ShareIndex
-    block: Annotated[int, int_field(0, 2**40)]
+    block: AuditBlock
 
 
 @message(MessageType.AUDIT_PROOF)
 class AuditProof(Message):
-    data: Annotated[bytes, bytes_field(max_len=BLOCK_SIZE)]
+    data: BlockBytes
     proof: MerklePath
 
 

@@ -18,7 +18,7 @@ from p2pbackup.codec.erasure import BLOCK_SIZE, block_count
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.shares.holder import ShareHolder
 from p2pbackup.shares.messages import PutShare, ShareStored
-from p2pbackup.shares.proving import challenge, proves
+from p2pbackup.shares.proving import challenge, proves, stored_proves
 from p2pbackup.shares.upkeep_messages import Audit, LeaseRenewed, RenewLease
 from p2pbackup.store import FileShareStore, MemoryShareStore, ShareStore, layout
 from tests.shares.test_holder import CALLER, NOW, OWNER, pack
@@ -157,3 +157,53 @@ async def test_a_renewal_reads_no_share(tmp_path: Path, reads: list[Path]) -> No
         assert reads == []
         held = store.get(descriptor.pack_id, 1, OWNER.public_key)
         assert held is not None and held.lease_expiry == renewed.lease_expiry
+
+
+async def test_a_put_that_names_a_block_proves_it_once_the_share_is_durable(
+    tmp_path: Path, reads: list[Path]
+) -> None:
+    """One exchange and one trip: the reply proves the block the put named, from the
+    leaves the put's check computed and the block read back once the share's row is
+    committed (decision 0057)."""
+    run_sync = Counted()
+    with FileShareStore(tmp_path, 2**30) as store:
+        h = ShareHolder(store, run_sync=run_sync, now=lambda: NOW)
+        pack_id, shares, descriptor_bytes = pack(size=3 * 4 * BLOCK_SIZE - 100)
+        descriptor = ShareDescriptor.from_bytes(descriptor_bytes)
+        durable_when_proven: list[bool] = []
+        prove = store.prove
+
+        def checked_prove(*args: Any) -> Any:
+            durable_when_proven.append(store.has(pack_id, 1, OWNER.public_key))
+            return prove(*args)
+
+        store.prove = checked_prove  # type: ignore[method-assign,assignment]
+        put = PutShare(pack_id, 1, descriptor_bytes, shares[1], prove_block=3)
+        reply = await h.handle(CALLER, put)
+        assert isinstance(reply, ShareStored) and reply.block is not None
+        audit = Audit(pack_id, OWNER.public_key, 1, 3)
+        assert stored_proves(descriptor, audit, reply)
+        assert not stored_proves(descriptor, Audit(pack_id, OWNER.public_key, 1, 2), reply)
+        assert durable_when_proven == [True]
+        assert (run_sync.trips, reads) == (1, [])
+        # A plain put still answers plainly, and a block the share lacks gets no proof.
+        assert await h.handle(CALLER, PutShare(pack_id, 1, descriptor_bytes, shares[1])) == (
+            ShareStored()
+        )
+        beyond = PutShare(pack_id, 1, descriptor_bytes, shares[1], prove_block=4)
+        assert await h.handle(CALLER, beyond) == ShareStored()
+
+
+@pytest.mark.parametrize("make", [MemoryShareStore, FileShareStore])
+async def test_a_put_that_names_a_block_is_proven_by_every_store(
+    tmp_path: Path, make: Callable[..., ShareStore]
+) -> None:
+    store = make(tmp_path, 2**30) if make is FileShareStore else make(2**30)
+    h = ShareHolder(store, run_sync=inline, now=lambda: NOW)
+    pack_id, shares, descriptor_bytes = pack(size=3 * 4 * BLOCK_SIZE - 100)
+    descriptor = ShareDescriptor.from_bytes(descriptor_bytes)
+    for block in range(4):
+        put = PutShare(pack_id, 2, descriptor_bytes, shares[2], prove_block=block)
+        reply = await h.handle(CALLER, put)
+        assert stored_proves(descriptor, Audit(pack_id, OWNER.public_key, 2, block), reply)
+    store.close()

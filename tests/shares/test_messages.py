@@ -34,8 +34,11 @@ descriptors = st.binary(max_size=64)
 data = st.binary(max_size=64)
 
 MESSAGES: dict[type[Message], st.SearchStrategy[Message]] = {
-    sh.PutShare: st.builds(sh.PutShare, pack_ids, indices, descriptors, data),
-    sh.ShareStored: st.just(sh.ShareStored()),
+    sh.PutShare: st.builds(
+        sh.PutShare, pack_ids, indices, descriptors, data, st.none() | st.integers(0, 2**40)
+    ),
+    sh.ShareStored: st.just(sh.ShareStored())
+    | st.builds(sh.ShareStored, data, st.lists(_exact(HASH_BYTES), max_size=64).map(tuple)),
     sh.GetShare: st.builds(sh.GetShare, pack_ids, owners, st.none() | _exact(64)),
     sh.ShareData: st.builds(sh.ShareData, indices, descriptors, data),
     sh.NoShare: st.just(sh.NoShare()),
@@ -43,7 +46,7 @@ MESSAGES: dict[type[Message], st.SearchStrategy[Message]] = {
     up.ShareHeld: st.builds(up.ShareHeld, indices, descriptors),
     up.Audit: st.builds(up.Audit, pack_ids, owners, indices, st.integers(0, 2**40)),
     up.AuditProof: st.builds(
-        up.AuditProof, data, st.lists(_exact(HASH_BYTES), max_size=up.MAX_PROOF).map(tuple)
+        up.AuditProof, data, st.lists(_exact(HASH_BYTES), max_size=sh.MAX_PROOF).map(tuple)
     ),
     up.RenewLease: st.builds(up.RenewLease, pack_ids, descriptors),
     up.LeaseRenewed: st.builds(up.LeaseRenewed, st.integers(0, MAX_LEASE_EXPIRY)),
@@ -61,13 +64,14 @@ REFUSED: dict[str, list[Any]] = {
     "descriptor": [b"\x00" * (MAX_DESCRIPTOR_BYTES + 1), "d", None],
     "data": ["x", [], None],
     "block": [-1, 2**40 + 1, False],
-    "proof": [[b"\x00" * (HASH_BYTES - 1)], [b"\x00" * HASH_BYTES] * (up.MAX_PROOF + 1), b""],
+    "proof": [[b"\x00" * (HASH_BYTES - 1)], [b"\x00" * HASH_BYTES] * (sh.MAX_PROOF + 1), b""],
     "lease_expiry": [-1, MAX_LEASE_EXPIRY + 1, 1.5],
     "owner": [b"\x00" * (PUBLIC_KEY_BYTES - 1), b"\x00" * (PUBLIC_KEY_BYTES + 1), None],
     "signature": [b"\x00" * (SIGNATURE_BYTES - 1), b"\x00" * (SIGNATURE_BYTES + 1)],
     "count": [-1, 256, None],
     # Left out when absent, never sent as null.
     "owner_proof": [b"\x00" * (SIGNATURE_BYTES - 1), b"\x00" * (SIGNATURE_BYTES + 1), None],
+    "prove_block": [-1, 2**40 + 1, False, None],
 }
 
 
@@ -121,11 +125,14 @@ def test_out_of_bounds_field_refused(message: Message, choice: st.DataObject) ->
 def test_largest_share_and_block_pass() -> None:
     share = sh.ShareData(254, b"\x00" * MAX_DESCRIPTOR_BYTES, b"\x00" * sh.MAX_SHARE_BYTES)
     assert decode_message(encode_message(1, share)) == (1, share)
-    proof = up.AuditProof(b"\x00" * BLOCK_SIZE, (b"\x00" * HASH_BYTES,) * up.MAX_PROOF)
+    proof = up.AuditProof(b"\x00" * BLOCK_SIZE, (b"\x00" * HASH_BYTES,) * sh.MAX_PROOF)
     assert decode_message(encode_message(1, proof)) == (1, proof)
+    stored = sh.ShareStored(b"\x00" * BLOCK_SIZE, (b"\x00" * HASH_BYTES,) * sh.MAX_PROOF)
+    assert decode_message(encode_message(1, stored)) == (1, stored)
     for too_big in (
         sh.ShareData(0, b"", b"\x00" * (sh.MAX_SHARE_BYTES + 1)),
         up.AuditProof(b"\x00" * (BLOCK_SIZE + 1), ()),
+        sh.ShareStored(b"\x00" * (BLOCK_SIZE + 1), ()),
     ):
         with pytest.raises(WireError):
             decode_message(encode_message(1, too_big))

@@ -21,11 +21,13 @@ from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.transport import Remote
 from p2pbackup.peer.owner import OwnerService
+from p2pbackup.shares.holder import ShareHolder
 from p2pbackup.shares.mesh_packs import PlacementFailed, Redundancy
 from p2pbackup.shares.messages import NoShare, PutShare, ShareStored
 from p2pbackup.shares.upkeep_messages import Audit, QueryShare
 from p2pbackup.simulations.mesh import SimPeer
 from p2pbackup.simulations.storage import StorageMesh
+from p2pbackup.store import MemoryShareStore
 from p2pbackup.wire.messages import Message
 from tests.sim.helpers import (
     STORAGE_CONFIG,
@@ -124,3 +126,66 @@ async def test_a_backup_the_mesh_cannot_prove_fails_and_records_no_snapshot(
     assert listed["snapshots"] == []
     assert owner.catalog.pack_ids() == set()
     owner.close()
+
+
+def make_mute_prover(sim_peer: SimPeer, store: MemoryShareStore) -> None:
+    """The peer keeps every share and answers every audit, but its `ShareStored`
+    carries no proof of the block the put named (decision 0057)."""
+    holder = ShareHolder(store, run_sync=inline)
+
+    async def mute(remote: Remote, message: Message) -> Message:
+        reply = await holder.handle(remote, message)
+        return ShareStored() if isinstance(reply, ShareStored) else reply
+
+    sim_peer.peer.add_handler(PutShare, mute)
+
+
+async def test_a_stored_reply_without_its_proof_counts_as_a_failed_audit(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Whatever a later audit would say, a put whose reply does not prove the block it
+    named is not counted, and its peer's standing starts over as after a failed audit."""
+    mesh, stores = await equipped_mesh(nursery, 30, seed=14)
+    data, pack_id = new_pack(mesh, 200_000)
+    mute = by_distance(mesh, pack_id)[:4]
+    for sim_peer in mute:
+        make_mute_prover(sim_peer, stores[sim_peer.node_id])
+    book = mesh.peers[0].peer.dht.peers
+    failed: list[bytes] = []
+    counted = book.failed_audit
+
+    def failed_audit(node_id: bytes, now: float) -> None:
+        failed.append(node_id)
+        counted(node_id, now)
+
+    book.failed_audit = failed_audit  # type: ignore[method-assign]
+    receipt = await owner_store(mesh.peers[0]).put(pack_id, data)
+    assert receipt.placed == 10
+    assert sorted(failed) == sorted(p.node_id for p in mute)
+    # The mute peers keep what they were sent; each of those shares went on to be
+    # proven by another peer as well.
+    held = holders(stores, pack_id)
+    assert sum(len(indices) for indices in held.values()) == 10 + len(mute)
+
+
+async def test_a_proven_placement_takes_one_exchange_per_share(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The audit rides in the put: no separate audit follows a put."""
+    mesh, stores = await equipped_mesh(nursery, 20, seed=15)
+    data, pack_id = new_pack(mesh, 200_000)
+    seen: list[str] = []
+    for sim_peer in mesh.peers[1:]:
+        holder = ShareHolder(stores[sim_peer.node_id], run_sync=inline)
+
+        async def counted(
+            remote: Remote, message: Message, holder: ShareHolder = holder
+        ) -> Message:
+            seen.append(message.TYPE.value)
+            return await holder.handle(remote, message)
+
+        for kind in (PutShare, Audit):
+            sim_peer.peer.add_handler(kind, counted)
+    receipt = await owner_store(mesh.peers[0]).put(pack_id, data)
+    assert receipt.placed == 10
+    assert seen.count(PutShare.TYPE.value) == 10 and Audit.TYPE.value not in seen
