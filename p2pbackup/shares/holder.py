@@ -53,7 +53,7 @@ from p2pbackup.shares.upkeep_messages import (
     ShareHeld,
     ShareReleased,
 )
-from p2pbackup.store import ShareStore
+from p2pbackup.store import ShareStore, StoredShare
 from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.shares")
@@ -205,21 +205,27 @@ class ShareHolder:
         return True
 
     async def _get(self, remote: Remote, message: GetShare) -> Message:
-        owner = message.owner
-        for index in await self.run_sync(self.store.indices, message.pack_id, owner):
-            stored = await self.run_sync(self.store.get, message.pack_id, index, owner)
-            if stored is None:  # it rotted on disk and the store dropped it
-                continue
-            if await self._may_fetch(remote, message, stored.descriptor, index):
-                return ShareData(stored.index, stored.descriptor, stored.data)
-            log.debug(
-                "refused share %s of %s to %s: neither its owner nor a holder",
-                index,
-                message.pack_id.hex()[:12],
-                remote.node_id.hex()[:12],
-            )
-            break
+        stored = await self.run_sync(self._held, message.pack_id, message.owner)
+        if stored is None:
+            return NoShare()
+        if await self._may_fetch(remote, message, stored.descriptor, stored.index):
+            return ShareData(stored.index, stored.descriptor, stored.data)
+        log.debug(
+            "refused share %s of %s to %s: neither its owner nor a holder",
+            stored.index,
+            message.pack_id.hex()[:12],
+            remote.node_id.hex()[:12],
+        )
         return NoShare()
+
+    def _held(self, pack_id: bytes, owner: bytes) -> StoredShare | None:
+        """The share of `owner`'s pack held here, unhashed (`ShareStore.serve`): whoever
+        asked checks it against the signed root, and a bad one costs it one more fetch."""
+        for index in self.store.indices(pack_id, owner):
+            stored = self.store.serve(pack_id, index, owner)
+            if stored is not None:
+                return stored
+        return None
 
     async def _may_fetch(
         self, remote: Remote, message: GetShare, descriptor_bytes: bytes, index: int

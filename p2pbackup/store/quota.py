@@ -85,6 +85,16 @@ class ShareStore(ABC):
         key = _checked(pack_id, index, owner)
         return self._get(key)
 
+    def serve(self, pack_id: bytes, index: int, owner: bytes) -> StoredShare | None:
+        """`owner`'s share as held, for a peer that checks it against its signed root
+        itself (an owner restoring, a sibling repairing): a store that can read a
+        share unchecked does not hash it (decision 0057); a missing one is None."""
+        return self._serve(_checked(pack_id, index, owner))
+
+    def _serve(self, key: ShareKey) -> StoredShare | None:
+        """A store whose shares are at hand hands out what `get` returns."""
+        return self.get(*key)
+
     def prove(self, pack_id: bytes, index: int, owner: bytes, block: int) -> BlockProof | None:
         """Block `block` of `owner`'s share with its Merkle path (an audit's answer), or
         None when the share is not held, has no such block or no longer matches its
