@@ -84,11 +84,13 @@ class FileShareStore(ShareStore):
         self._writing: set[ShareKey] = set()
         self._writing_bytes = 0  # theirs, not on the disk yet: a full disk counts them
         self._written = threading.Condition(self._mutex)
-        self._rows: GroupCommit[NewRow] = GroupCommit(self._mutex, self._insert_rows)
         self._fresh = FreshLeaves()  # for the audit that follows a put
         self._lock_fd = self._acquire_lock()
         try:
             self._index = ShareIndex(self._root / "index.sqlite3", _sync=_sync)
+            # Commits take the index's writing lock, not the store's: a put or an audit
+            # of another share goes on while one syncs (decision 0057).
+            self._rows: GroupCommit[NewRow] = GroupCommit(self._index.writing, self._insert_rows)
             # The index, the lock and the shares directory may have just been created:
             # their names are made durable before anything stored in them is acknowledged.
             layout.fsync_dir(self._root)
@@ -286,8 +288,7 @@ class FileShareStore(ShareStore):
         """The file's bytes, not hashed: whoever fetches a share checks it against the
         root its owner signed, and audits find rot (decision 0057). A file that is gone
         or of the wrong length takes the checking `get`, which drops it."""
-        with self._mutex:
-            row = self._index.row(key)
+        row = self._index.row(key)
         if row is None:
             return None
         data = layout.read_share(layout.path_of(self._shares_dir, key), row.header)
@@ -300,25 +301,26 @@ class FileShareStore(ShareStore):
     def _prove(self, key: ShareKey, block: int) -> BlockProof | None:
         """The first audit after a put reads and hashes one block, its path made from the
         leaves the put kept (`fresh_proofs`). Any other takes one read and one hash: the
-        proof's own path checks the whole file against its row (see `proven`). A file
-        that fails, or a row with a flat digest, takes the checking `get`, which drops
-        a rotted share or indexes a replacement again."""
-        with self._mutex:
-            row = self._index.row(key)
-            if row is None or not 0 <= block < block_count(row.size):
-                return None
-            leaves = self._fresh.take(key)
-            path = layout.path_of(self._shares_dir, key)
-            if leaves is not None and row.merkle:
-                found = proven_from_leaves(path, row, block, leaves)
-                if found is not None:
-                    return found
-            if row.merkle:
-                data = layout.read_share(path, row.header)
-                found = None if data is None else proven(data, row.digest, block, row.merkle)
-                if found is not None:
-                    return found
-            share = self._get(key)
+        proof's own path checks the whole file against its row (see `proven`). Neither
+        takes the store's lock: the row is the committed one, and a file replaced or
+        deleted meanwhile fails its check. A file that fails, or a row with a flat
+        digest, takes the checking `get`, which drops a rotted share or indexes a
+        replacement again."""
+        row = self._index.row(key)
+        if row is None or not 0 <= block < block_count(row.size):
+            return None
+        leaves = self._fresh.take(key)
+        path = layout.path_of(self._shares_dir, key)
+        if leaves is not None and row.merkle:
+            found = proven_from_leaves(path, row, block, leaves)
+            if found is not None:
+                return found
+        if row.merkle:
+            data = layout.read_share(path, row.header)
+            found = None if data is None else proven(data, row.digest, block, row.merkle)
+            if found is not None:
+                return found
+        share = self._get(key)
         return None if share is None else proof_of(share.data, block, tree_of(share.descriptor))
 
     def _keep_leaves(self, key: ShareKey, leaves: list[bytes]) -> None:
@@ -326,8 +328,7 @@ class FileShareStore(ShareStore):
 
     def _lease(self, key: ShareKey) -> Lease | None:
         """From the row alone: renewing a lease read and hashed the whole share before."""
-        with self._mutex:
-            row = self._index.row(key)
+        row = self._index.row(key)
         return None if row is None else Lease(row.descriptor, row.lease_expiry)
 
     def _reindexed(self, key: ShareKey, row: Row, blob: bytes | None) -> StoredShare | None:
@@ -341,12 +342,10 @@ class FileShareStore(ShareStore):
         return found.share
 
     def _has(self, key: ShareKey) -> bool:
-        with self._mutex:
-            return self._index.has(key)
+        return self._index.has(key)
 
     def _indices(self, pack_id: bytes, owner: bytes | None) -> list[int]:
-        with self._mutex:
-            return self._index.indices(pack_id, owner)
+        return self._index.indices(pack_id, owner)
 
     def _delete(self, key: ShareKey) -> bool:
         """Unlink the file, then drop the row: a crash between leaves a row without a

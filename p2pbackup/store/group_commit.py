@@ -30,7 +30,7 @@ class GroupCommit(Generic[Item]):
     that `add` them; `commit` runs with `lock` held and must be all or nothing.
 
     The queue has a lock of its own, so puts queue their rows while a commit holds
-    `lock` (the store's) and syncs."""
+    `lock` (the index's writing connection's, not the store's: decision 0057) and syncs."""
 
     def __init__(self, lock: threading.RLock, commit: Callable[[list[Item]], None]) -> None:
         self._lock = lock

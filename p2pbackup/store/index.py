@@ -14,14 +14,22 @@ written before headers), added in one transaction the same way.
 row, the store's promise that a share is held, survives a power cut the moment it
 commits. NORMAL would sync only at checkpoints, and a row the owner was told of
 could roll back (decision 0027).
+
+Lookups of single rows (`row`, `has`, `indices`) go through a second connection
+that only reads: WAL lets it read the last committed state while the writing one
+syncs a commit, so a put or an audit does not wait for another share's commit
+(decision 0057). Everything else goes through the writing connection, one caller
+at a time (`writing`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from p2pbackup.base.sqlite import write_transaction
 from p2pbackup.store.admission import tree_of
@@ -63,19 +71,29 @@ class Row(NamedTuple):
     header: int  # bytes before the share's data in its file (0: written before headers)
 
 
+class _Ran(NamedTuple):
+    rows: list[Any]
+    rowcount: int
+
+
 class ShareIndex:
     """The `shares` table behind a connection in autocommit mode: each write commits
-    as it runs, except inside `transaction`. Callers serialise access themselves."""
+    as it runs, except inside `transaction`. Safe to call from any thread: writes take
+    `writing`, single-row lookups a reading connection of their own."""
 
     def __init__(self, path: Path, *, _sync: str = "FULL") -> None:
         # `_sync` exists so the benchmark can measure what FULL costs against NORMAL.
         if _sync not in _SYNC_MODES:
             raise ValueError(f"synchronous mode must be one of {_SYNC_MODES}, got {_sync!r}")
+        self.writing = threading.RLock()  # held through a transaction, its sync included
+        self._reading = threading.Lock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={_sync}")
             self._open_schema()
+            self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._reader.execute("PRAGMA query_only=1")
         except BaseException:
             with contextlib.suppress(Exception):
                 self._db.close()
@@ -115,21 +133,38 @@ class ShareIndex:
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
-        self._db.close()
+        with self.writing, self._reading:
+            self._reader.close()
+            self._db.close()
 
-    def transaction(self) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
         """Writes inside commit together or not at all."""
-        return write_transaction(self._db)
+        with self.writing, write_transaction(self._db):
+            yield
+
+    def _run(self, sql: str, args: tuple[object, ...] = ()) -> _Ran:
+        """One statement on the writing connection, its rows fetched whole."""
+        with self.writing:
+            cursor = self._db.execute(sql, args)
+            return _Ran(cursor.fetchall(), cursor.rowcount)
+
+    def _read(self, sql: str, args: tuple[object, ...]) -> list[Any]:
+        """Rows of a query on the reading connection, fetched whole so its read
+        transaction ends here and the next sees every commit since."""
+        with self._reading:
+            return self._reader.execute(sql, args).fetchall()
 
     def row(self, key: ShareKey) -> Row | None:
-        found = self._db.execute(
+        """The committed row; never waits for a commit under way."""
+        found = self._read(
             f"SELECT size, lease_expiry, stored_at, descriptor, digest, merkle, header "
             f"FROM shares WHERE {_KEY}",
             key,
-        ).fetchone()
-        if found is None:
+        )
+        if not found:
             return None
-        size, lease, stored_at, descriptor, digest, merkle, header = found
+        size, lease, stored_at, descriptor, digest, merkle, header = found[0]
         return Row(
             int(size),
             int(lease),
@@ -142,7 +177,7 @@ class ShareIndex:
 
     def insert(self, share: StoredShare, digest: bytes, header: int) -> None:
         """Record a share whose file is durable, replacing any row under its key."""
-        self._db.execute(
+        self._run(
             f"INSERT OR REPLACE INTO shares ({_COLUMNS}, header) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -161,56 +196,55 @@ class ShareIndex:
 
     def extend(self, share: StoredShare) -> None:
         """Give a held share the lease and descriptor of a re-put of it."""
-        self._db.execute(
+        self._run(
             f"UPDATE shares SET descriptor = ?, lease_expiry = ? WHERE {_KEY}",
             (share.descriptor, share.lease_expiry, share.pack_id, share.index, share.owner),
         )
 
     def set_header(self, key: ShareKey, header: int) -> None:
         """Record the header length of a share file written again in place."""
-        self._db.execute(f"UPDATE shares SET header = ? WHERE {_KEY}", (header, *key))
+        self._run(f"UPDATE shares SET header = ? WHERE {_KEY}", (header, *key))
 
     def delete(self, key: ShareKey) -> int | None:
         """Drop a row; the size it recorded, or None when there was none."""
-        found = self._db.execute(f"DELETE FROM shares WHERE {_KEY} RETURNING size", key).fetchone()
-        return None if found is None else int(found[0])
+        found = self._run(f"DELETE FROM shares WHERE {_KEY} RETURNING size", key).rows
+        return int(found[0][0]) if found else None
 
     def has(self, key: ShareKey) -> bool:
-        found = self._db.execute(f"SELECT 1 FROM shares WHERE {_KEY}", key)
-        return found.fetchone() is not None
+        return bool(self._read(f"SELECT 1 FROM shares WHERE {_KEY}", key))
 
     def indices(self, pack_id: bytes, owner: bytes | None) -> list[int]:
-        rows = self._db.execute(
+        rows = self._read(
             "SELECT idx FROM shares WHERE pack_id = ? AND (? IS NULL OR owner = ?) ORDER BY idx",
             (pack_id, owner, owner),
-        ).fetchall()
+        )
         return [int(r[0]) for r in rows]
 
     def owners_of(self, pack_id: bytes, index: int) -> list[bytes]:
         """Whose shares are held under (pack id, index)."""
-        rows = self._db.execute(
+        rows = self._run(
             "SELECT owner FROM shares WHERE pack_id = ? AND idx = ? ORDER BY owner",
             (pack_id, index),
-        ).fetchall()
+        ).rows
         return [bytes(r[0]) for r in rows]
 
     def file_sizes(self) -> dict[ShareKey, int]:
         """Each row's key and the size its file must have: header plus share."""
-        rows = self._db.execute("SELECT pack_id, idx, owner, size + header FROM shares")
-        return {ShareKey(bytes(p), int(i), bytes(o)): int(s) for p, i, o, s in rows.fetchall()}
+        rows = self._run("SELECT pack_id, idx, owner, size + header FROM shares")
+        return {ShareKey(bytes(p), int(i), bytes(o)): int(s) for p, i, o, s in rows.rows}
 
     def listing(self) -> list[ShareInfo]:
         """Every row in key order, fetched whole so callers may delete while iterating."""
-        rows = self._db.execute(
+        rows = self._run(
             "SELECT pack_id, idx, size, lease_expiry, owner FROM shares "
             "ORDER BY pack_id, idx, owner"
-        ).fetchall()
+        ).rows
         return [ShareInfo(bytes(p), int(i), int(s), int(e), bytes(o)) for p, i, s, e, o in rows]
 
     def renew(
         self, pack_id: bytes, owner: bytes, lease_expiry: int, descriptor: bytes | None
     ) -> int:
-        cursor = self._db.execute(
+        cursor = self._run(
             "UPDATE shares SET lease_expiry = ?, descriptor = coalesce(?, descriptor) "
             "WHERE pack_id = ? AND owner = ?",
             (lease_expiry, descriptor, pack_id, owner),
@@ -218,20 +252,20 @@ class ShareIndex:
         return cursor.rowcount
 
     def expired(self, now: int) -> list[ShareKey]:
-        rows = self._db.execute(
+        rows = self._run(
             "SELECT pack_id, idx, owner FROM shares WHERE lease_expiry <= ? "
             "ORDER BY lease_expiry, pack_id, idx, owner",
             (now,),
-        ).fetchall()
+        ).rows
         return [ShareKey(bytes(p), int(i), bytes(o)) for p, i, o in rows]
 
     def census(self) -> tuple[int, int, int]:
-        shares, packs, owners = self._db.execute(
+        shares, packs, owners = self._run(
             "SELECT COUNT(*), COUNT(DISTINCT pack_id), COUNT(DISTINCT owner) FROM shares"
-        ).fetchone()
+        ).rows[0]
         return int(shares), int(packs), int(owners)
 
     def usage(self) -> dict[bytes, int]:
         """Bytes held per owner."""
-        rows = self._db.execute("SELECT owner, SUM(size) FROM shares GROUP BY owner").fetchall()
+        rows = self._run("SELECT owner, SUM(size) FROM shares GROUP BY owner").rows
         return {bytes(o): int(s) for o, s in rows}

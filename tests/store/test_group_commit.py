@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -121,3 +122,46 @@ def test_a_kill_while_a_new_share_is_written_leaves_the_others_and_no_trace(
         assert not store.path_of(bytes([1]) * 20, 0, OWNER).exists()
         store.put(bytes([1]) * 20, 0, b"x" * 5000, b"desc", OWNER, 10**9, 2)
         assert store.get(bytes([1]) * 20, 0, OWNER) is not None
+
+
+def test_puts_and_audits_go_on_while_a_commit_syncs(tmp_path: Path) -> None:
+    """A commit holds the index's writing connection, not the store's lock: audits,
+    fetches and lookups read the committed rows beside it, and another put writes its
+    file and queues its row meanwhile (decision 0057)."""
+    pack_a, pack_b, pack_c = (bytes([n]) * 20 for n in (1, 2, 3))
+    with FileShareStore(tmp_path, 2**30) as store:
+        store.put(pack_a, 0, b"a" * 70_000, b"d", OWNER, 10, 0)
+        index = store._index
+        insert = index.insert
+        entered, release = threading.Event(), threading.Event()
+
+        def held_insert(*args: Any) -> None:
+            entered.set()
+            assert release.wait(10)
+            insert(*args)
+
+        index.insert = held_insert  # type: ignore[method-assign,assignment]
+        first = threading.Thread(target=store.put, args=(pack_b, 0, b"b" * 10, b"d", OWNER, 10, 0))
+        first.start()
+        try:
+            assert entered.wait(10)  # the commit of pack_b's row is under way
+            assert store._mutex.acquire(blocking=False)
+            store._mutex.release()
+            assert store.prove(pack_a, 0, OWNER, 1) is not None
+            served = store.serve(pack_a, 0, OWNER)
+            assert served is not None and served.data == b"a" * 70_000
+            assert store.lease(pack_a, 0, OWNER) is not None
+            assert store.indices(pack_a, OWNER) == [0] and store.has(pack_a, 0, OWNER)
+            assert not store.has(pack_b, 0, OWNER)  # not acknowledged, not yet seen
+            second = threading.Thread(
+                target=store.put, args=(pack_c, 0, b"c" * 10, b"d", OWNER, 10, 0)
+            )
+            second.start()
+            while store._rows.queued < 1:  # its file is durable, its row waits
+                threading.Event().wait(0.005)
+            assert store.path_of(pack_c, 0, OWNER).exists()
+        finally:
+            release.set()
+            first.join(10)
+        second.join(10)
+        assert store.has(pack_b, 0, OWNER) and store.has(pack_c, 0, OWNER)
