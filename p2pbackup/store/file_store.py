@@ -64,12 +64,10 @@ class FileShareStore(ShareStore):
     """Shares as files under `root/shares/ab/cd/<pack id hex>.<index>.<owner hex>`,
     indexed in SQLite.
 
-    One lock serialises every call, so threads from `trio.to_thread` may call
-    concurrently, except the writing of a new share's file, which runs beside
-    other calls (see `_put`); an exclusive `flock` on `root/lock` keeps a second process
-    (a second peer on the same home) from opening the store and reconciling
-    away files the first is still writing.
-    """
+    Threads from `trio.to_thread` may call concurrently: one lock serialises what
+    changes the store, while a new share's file is written, lookups, proofs and serving
+    read committed rows beside it (decision 0057); an exclusive `flock` on `root/lock`
+    keeps a second process (a second peer on the same home) from opening the store."""
 
     def __init__(
         self, root: Path, capacity: int, owner_quota: int | None = None, *, _sync: str = "FULL"
@@ -289,14 +287,11 @@ class FileShareStore(ShareStore):
         root its owner signed, and audits find rot (decision 0057). A file that is gone
         or of the wrong length takes the checking `get`, which drops it."""
         row = self._index.row(key)
-        if row is None:
-            return None
-        data = layout.read_share(layout.path_of(self._shares_dir, key), row.header)
-        if data is None or len(data) != row.size:
-            return self._get(key)
-        return StoredShare(
-            *key[:2], data, row.descriptor, key.owner, row.lease_expiry, row.stored_at
-        )
+        data = None if row is None else layout.read_share(self.path_of(*key), row.header)
+        if row is None or data is None or len(data) != row.size:
+            return None if row is None else self._get(key)
+        lease_and_stored_at = row[1:3]
+        return StoredShare(*key[:2], data, row.descriptor, key.owner, *lease_and_stored_at)
 
     def _prove(self, key: ShareKey, block: int) -> BlockProof | None:
         """The first audit after a put reads and hashes one block, its path made from the
