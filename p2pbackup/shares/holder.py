@@ -179,8 +179,7 @@ class ShareHolder:
             capped_lease(descriptor.lease_expiry, now, self.max_lease),
             int(now),
             # Checked against the signed descriptor just now: the store need not hash
-            # the bytes again, and the owner's audit right after can be answered from
-            # the leaves.
+            # the bytes again, and the proof the put asks for comes from the leaves.
             root=descriptor.roots[message.index],
             leaves=leaves,
         )
@@ -275,8 +274,8 @@ class ShareHolder:
         return ShareReleased(dropped)
 
     async def _audit(self, remote: Remote, message: Audit) -> Message:
-        # One trip to a worker thread, one read and one hash: an owner audits each share
-        # right after placing it, and a checked `get` then a proof hashed it twice.
+        # One trip to a worker thread, one read and one hash: a checked `get` and then a
+        # proof hashed the share twice.
         found = await self.run_sync(
             self.store.prove, message.pack_id, message.index, message.owner, message.block
         )

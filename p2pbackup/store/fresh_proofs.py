@@ -1,6 +1,7 @@
-"""The audit that follows a put, answered from the leaf hashes the put computed.
+"""The proof that follows a put, answered from the leaf hashes the put computed.
 
-An owner audits every share right after placing it. The holder has just hashed
+An owner has every share it places proven: the put names the block, and the holder
+proves it once the share is durable (decision 0057). The holder has just hashed
 every block of that share to check it against the signed root, so the proof's
 path is already known: only the audited block is read back from disk and hashed,
 not the whole share (decision 0052). A kept entry answers one audit only, the
