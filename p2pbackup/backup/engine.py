@@ -5,9 +5,10 @@ little ahead, saves each file (an unchanged one from the catalog, a changed one
 chunked and sealed) and each folder as a tree, then sends the last packs,
 writes the index blobs and returns the snapshot. File reading and the
 CPU-heavy steps run through `run_sync` (a worker thread on a real peer, inline
-in the simulator). Which chunks are packed is `packing`'s job; how packs reach
-the mesh and what the catalog learns as they land is `uploads`'; the counts and
-progress reports are `progress`'.
+in the simulator), a big file's chunks through `work_sync` (see there). Which
+chunks are packed is `packing`'s job; how packs reach the mesh and what the
+catalog learns as they land is `uploads`'; the counts and progress reports are
+`progress`'.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 
 import trio
 
-from p2pbackup.backup.blobs import BlobCodec
+from p2pbackup.backup.blobs import BlobCodec, ChunkReader
 from p2pbackup.backup.catalog import Catalog, ChunkList, FileState
 from p2pbackup.backup.packing import Packing
 from p2pbackup.backup.progress import BackupStats, ProgressFn, Reporter
@@ -70,6 +71,7 @@ class BackupEngine:
         packs: PackStore,
         *,
         run_sync: RunSync = to_thread,
+        work_sync: RunSync | None = None,
         progress: ProgressFn | None = None,
         excludes: tuple[str, ...] = (),
         parallel_uploads: int = 4,
@@ -86,6 +88,13 @@ class BackupEngine:
         self.catalog = catalog
         self.packs = packs
         self.run_sync = run_sync
+        # Where each chunk of a file read chunk by chunk is read, hashed and sealed
+        # (files bigger than the read-ahead's): the engine process gives them a worker
+        # thread, so its event loop feeds the pipe and commits placed packs meanwhile;
+        # the simulator keeps them inline. Windows of small files stay on `run_sync`:
+        # about seven hand-offs of the interpreter lock per small file cost more CPU
+        # than the overlap saved (decisions 0008 and 0058).
+        self.work_sync = run_sync if work_sync is None else work_sync
         self.progress = progress
         self.excludes = excludes
         self.parallel_uploads = parallel_uploads
@@ -117,7 +126,7 @@ class BackupEngine:
             self._reporter,
             self.index_entries,
         )
-        self._packing = Packing(self._uploads)
+        self._packing = Packing(self._uploads, seal_sync=self.work_sync)
         self._prepared: dict[bytes, Prepared | OSError] = {}  # small files read ahead
         self._known: dict[bytes, ChunkList] = {}  # unchanged files the scanner found
         self._links: dict[tuple[int, int], int] = {}  # link group by (st_dev, st_ino)
@@ -326,11 +335,13 @@ class BackupEngine:
         reader = await self.run_sync(self.codec.open_chunker, entry.path)
         try:
             while True:
-                chunk = await self.run_sync(reader.next_chunk)
-                if chunk is None:
+                got = await self.work_sync(_next_with_id, self.codec, reader)
+                if got is None:
                     break
+                chunk, chunk_id = got
                 self.stats.bytes_read += len(chunk)
-                chunk_ids.append((await self._packing.add_blob(uploads, chunk), len(chunk)))
+                await self._packing.add_blob(uploads, chunk, chunk_id=chunk_id)
+                chunk_ids.append((chunk_id, len(chunk)))
                 await self._report()
         finally:
             reader.close()
@@ -377,3 +388,10 @@ class BackupEngine:
 
     async def _report(self, force: bool = False) -> None:
         await self._reporter.report(self.stats, force)
+
+
+def _next_with_id(codec: BlobCodec, reader: ChunkReader) -> tuple[bytes, bytes] | None:
+    """A big file's next chunk and its id, in one hand-off to the worker (reading,
+    cutting and hashing all let go of the interpreter lock); None at the end."""
+    chunk = reader.next_chunk()
+    return None if chunk is None else (chunk, codec.chunk_id(chunk))

@@ -15,6 +15,7 @@ from p2pbackup.backup.blobs import Pack, Packer
 from p2pbackup.backup.scan import PACKED, Claims, Prepared, Scanner
 from p2pbackup.backup.tree import Tree
 from p2pbackup.backup.uploads import Uploads
+from p2pbackup.base.offload import RunSync
 
 
 class Packing:
@@ -24,11 +25,16 @@ class Packing:
     hand-off and stats. `began_empty`: the catalog held no chunk as the run began
     (see `held`)."""
 
-    def __init__(self, uploads: Uploads, began_empty: bool = False) -> None:
+    def __init__(
+        self, uploads: Uploads, began_empty: bool = False, seal_sync: RunSync | None = None
+    ) -> None:
         self.uploads = uploads
         self.codec = codec = uploads.codec
         self.catalog = uploads.catalog
         self.run_sync = uploads.run_sync
+        # Where a file chunk is sealed: a worker thread in the engine process, while
+        # trees (small, one per folder) seal where `run_sync` runs.
+        self.seal_sync = uploads.run_sync if seal_sync is None else seal_sync
         self.stats = uploads.stats
         self.began_empty = began_empty
         self.packer: Packer = codec.packer()
@@ -40,14 +46,25 @@ class Packing:
         self.scanner: Scanner | None = None  # the run's scanner, once it has one
 
     async def add_blob(
-        self, nursery: trio.Nursery, plain: bytes, packer: Packer | None = None
+        self,
+        nursery: trio.Nursery,
+        plain: bytes,
+        packer: Packer | None = None,
+        chunk_id: bytes | None = None,
     ) -> bytes:
-        """Store one chunk (file data or a tree) unless the mesh or this run has it."""
-        chunk_id = self.codec.chunk_id(plain)
+        """Store one chunk (file data or a tree) unless the mesh or this run has it.
+
+        A file chunk comes with its id, hashed where it was read; a tree is hashed
+        and sealed here."""
+        seal_sync = self.run_sync
+        if chunk_id is None:
+            chunk_id = self.codec.chunk_id(plain)
+        else:
+            seal_sync = self.seal_sync
         if chunk_id in self.pending or self.held({chunk_id}):
             self.stats.chunks_reused += 1
             return chunk_id
-        sealed = await self.run_sync(self.codec.seal, chunk_id, plain)
+        sealed = await seal_sync(self.codec.seal, chunk_id, plain)
         await self.add_sealed(nursery, chunk_id, sealed, held=False, packer=packer)
         return chunk_id
 

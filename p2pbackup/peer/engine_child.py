@@ -30,7 +30,7 @@ from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
 from p2pbackup.backup.restore import RestoreEngine
-from p2pbackup.base.offload import inline
+from p2pbackup.base.offload import inline, to_thread
 from p2pbackup.codec.packstore import PackReceipt, PackUnavailable
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError, os_error_line, sole_error
@@ -112,9 +112,12 @@ async def _backup(
             codec,
             catalog,
             store,
-            # Inline: with the core to itself, the engine loses more to handing the
-            # lock to worker threads than it gains from overlapping their reads.
+            # Inline for the many small steps: handing each to a thread cost more than
+            # it saved. A big file's chunks go to a worker thread: reading, cutting,
+            # hashing and sealing one lets go of the interpreter lock a few times per
+            # MiB, and the event loop feeds the pipe meanwhile (decision 0058).
             run_sync=inline,
+            work_sync=to_thread,
             progress=progress,
             excludes=job.excludes,
             parallel_uploads=job.parallel_uploads,
