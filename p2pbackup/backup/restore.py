@@ -78,14 +78,20 @@ class RestoreEngine:
         parallel_packs: int = 16,
         memory_budget: int = MEMORY_BUDGET,
         devices: bool | None = None,
+        pack_sync: RunSync | None = None,
     ) -> None:
         """`devices`: whether device nodes may be made (default: when running as root).
-        `memory_budget`: bytes of packs in flight at once, `parallel_packs` at most."""
+        `memory_budget`: bytes of packs in flight at once, `parallel_packs` at most.
+        `pack_sync` runs the work on each fetched pack (its hash, opening and writing
+        its chunks; default `run_sync`): a process that runs the folder walk inline
+        gives it a worker thread, so that one pack is checked while the one before it
+        is written and the pipe that brings the next is read meanwhile."""
         if parallel_packs < 1:
             raise ValueError("parallel_packs must be at least 1")
         self.codec = codec
         self.packs = packs
         self.run_sync = run_sync
+        self.pack_sync = run_sync if pack_sync is None else pack_sync
         self.parallel_packs = parallel_packs
         self.memory_budget = memory_budget
         # Packs fetched during the walk, before the budget counts them.
@@ -315,7 +321,7 @@ class RestoreEngine:
                 pack = await prefetch.get(pack_id)
                 # Here, not in the ordered write: the check of one pack overlaps the
                 # writing of the pack before it.
-                if not await self.run_sync(pack_is_sound, pack_id, pack):
+                if not await self.pack_sync(pack_is_sound, pack_id, pack):
                     raise P2PBackupError("corrupted: it does not hash to its id")
             except P2PBackupError as exc:
                 for file in writes:
@@ -340,7 +346,9 @@ class RestoreEngine:
             Write(file.path, None if file.spread else file.entry, writes[file]) for file in todo
         ]
         try:
-            outcomes = await self.run_sync(write_pack, self.codec, pack_id, pack, items, self._halt)
+            outcomes = await self.pack_sync(
+                write_pack, self.codec, pack_id, pack, items, self._halt
+            )
         except TargetFull as full:
             outcomes = full.done
         for file, (written, error, unset) in zip(todo, outcomes, strict=False):

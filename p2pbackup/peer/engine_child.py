@@ -30,7 +30,7 @@ from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
 from p2pbackup.backup.restore import RestoreEngine
-from p2pbackup.base.offload import inline
+from p2pbackup.base.offload import inline, to_thread
 from p2pbackup.codec.packstore import PackReceipt, PackUnavailable
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError, os_error_line, sole_error
@@ -135,7 +135,10 @@ async def _backup(
 async def _restore(
     job: frames.RestoreJob, codec: BlobCodec, store: PipePackStore, progress: ProgressFn
 ) -> frames.Outcome:
-    engine = RestoreEngine(codec, store, run_sync=inline, progress=progress)
+    # The folder walk's many small steps inline; each pack's hash, opening and writes
+    # (C code and system calls that let go of the interpreter lock) in a worker, so
+    # that they overlap one another and the reading of the next pack off the pipe.
+    engine = RestoreEngine(codec, store, run_sync=inline, progress=progress, pack_sync=to_thread)
     try:
         stats = await engine.run(
             job.snapshot,
