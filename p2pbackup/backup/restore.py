@@ -48,7 +48,7 @@ from p2pbackup.backup.restore_files import (
     write_pack,
     xattrs_of_made,
 )
-from p2pbackup.backup.restore_open import pack_is_sound
+from p2pbackup.backup.restore_open import Opened, open_pieces, pack_is_sound
 from p2pbackup.backup.restore_plan import Plan, TreeWalk
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
@@ -291,7 +291,7 @@ class RestoreEngine:
             for piece in file.pieces:
                 by_pack[piece[2].pack_id].setdefault(file, []).append(piece)
         if empty:  # in no pack: created and finished with nothing to write
-            await self._write_files(b"", b"", empty)
+            await self._write_files(list(empty), [[] for _ in empty], empty)
         budget = Budget(self.memory_budget)
         limiter = trio.CapacityLimiter(self.parallel_packs)
         turn = trio.Event()
@@ -327,27 +327,36 @@ class RestoreEngine:
                 for file in writes:
                     file.failed = file.failed or f"pack {pack_id.hex()[:12]}: {exc}"
                 return
+            # Opened now, beside the packs before it; only the writes wait their turn.
+            todo = [file for file in writes if file.failed is None]
+            pieces = [writes[file] for file in todo]
+            opened = await self.pack_sync(open_pieces, self.codec, pack_id, pack, pieces)
+            del pack  # its chunks are out: the pack need not wait with them
             await task.after.wait()
-            await self._write_files(pack_id, pack, writes)
+            await self._write_files(todo, opened, writes)
         finally:
             task.done.set()
             budget.give(task.size)
             limiter.release_on_behalf_of(pack_id)
 
     async def _write_files(
-        self, pack_id: bytes, pack: bytes, writes: dict[FilePlan, list[Piece]]
+        self, files: list[FilePlan], opened: list[Opened], writes: dict[FilePlan, list[Piece]]
     ) -> None:
-        """Write what files have in one pack, in one worker call: a hand-off per chunk
-        or per file cost more than the writes."""
+        """Write what `files` have in one pack, opened already, in one worker call: a
+        hand-off per chunk or per file cost more than the writes."""
         if self._halt.reason is not None:  # filled while this pack was on its way
             return
-        todo = [file for file in writes if file.failed is None]
+        # Not those that failed in a pack before this one meanwhile.
+        kept = [
+            (file, chunks) for file, chunks in zip(files, opened, strict=True) if not file.failed
+        ]
+        todo = [file for file, _ in kept]
         items = [
             Write(file.path, None if file.spread else file.entry, writes[file]) for file in todo
         ]
         try:
             outcomes = await self.pack_sync(
-                write_pack, self.codec, pack_id, pack, items, self._halt
+                write_pack, items, [chunks for _, chunks in kept], self._halt
             )
         except TargetFull as full:
             outcomes = full.done
