@@ -10,8 +10,8 @@ file whose chunk cannot be rebuilt is reported with the reason and not left
 behind; everything else is restored, then folders get their modes and mtimes,
 deepest first.
 
-Most files lie whole inside one pack: such a file is created when its first
-chunk has passed the check, and written, given its mode and mtime and closed
+Most files lie whole inside one pack: such a file is created once its chunks
+have passed the check, and written, given its mode and mtime and closed
 in one open. Creating a file is the dearest step of a restore, and
 every extra open, truncate or path lookup per file showed in its time. A
 file spread over several packs is created at its size while the folders are

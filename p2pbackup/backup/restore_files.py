@@ -1,11 +1,12 @@
-"""The worker side of a restore: creating paths, writing files from a pack, finishing them.
+"""The worker side of a restore: creating paths, writing files from a pack's opened
+chunks (`restore_open`), finishing them.
 
 These run in a worker thread (`run_sync`), a batch per call: a hand-off per
 file or per chunk cost more than the work. A path is never written through a
-symlink left in the target, a file whose chunk fails its check is removed
-rather than left with a hole, and once the target is out of space or quota
-every worker stops before its next file (`Halt`) instead of each failing in
-turn.
+symlink left in the target, a file whose chunk fails its check is not created
+(or, spread over several packs, is removed) rather than left with a hole, and
+once the target is out of space or quota every worker stops before its next
+file (`Halt`) instead of each failing in turn.
 """
 
 from __future__ import annotations
