@@ -10,8 +10,8 @@ file whose chunk cannot be rebuilt is reported with the reason and not left
 behind; everything else is restored, then folders get their modes and mtimes,
 deepest first.
 
-Most files lie whole inside one pack: such a file is created when its first
-chunk has passed the check, and written, given its mode and mtime and closed
+Most files lie whole inside one pack: such a file is created once its chunks
+have passed the check, and written, given its mode and mtime and closed
 in one open. Creating a file is the dearest step of a restore, and
 every extra open, truncate or path lookup per file showed in its time. A
 file spread over several packs is created at its size while the folders are
@@ -48,7 +48,7 @@ from p2pbackup.backup.restore_files import (
     write_pack,
     xattrs_of_made,
 )
-from p2pbackup.backup.restore_open import pack_is_sound
+from p2pbackup.backup.restore_open import Opened, open_pieces, pack_is_sound
 from p2pbackup.backup.restore_plan import Plan, TreeWalk
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
@@ -78,14 +78,20 @@ class RestoreEngine:
         parallel_packs: int = 16,
         memory_budget: int = MEMORY_BUDGET,
         devices: bool | None = None,
+        pack_sync: RunSync | None = None,
     ) -> None:
         """`devices`: whether device nodes may be made (default: when running as root).
-        `memory_budget`: bytes of packs in flight at once, `parallel_packs` at most."""
+        `memory_budget`: bytes of packs in flight at once, `parallel_packs` at most.
+        `pack_sync` runs the work on each fetched pack (its hash, opening and writing
+        its chunks; default `run_sync`): a process that runs the folder walk inline
+        gives it a worker thread, so that one pack is checked while the one before it
+        is written and the pipe that brings the next is read meanwhile."""
         if parallel_packs < 1:
             raise ValueError("parallel_packs must be at least 1")
         self.codec = codec
         self.packs = packs
         self.run_sync = run_sync
+        self.pack_sync = run_sync if pack_sync is None else pack_sync
         self.parallel_packs = parallel_packs
         self.memory_budget = memory_budget
         # Packs fetched during the walk, before the budget counts them.
@@ -285,7 +291,7 @@ class RestoreEngine:
             for piece in file.pieces:
                 by_pack[piece[2].pack_id].setdefault(file, []).append(piece)
         if empty:  # in no pack: created and finished with nothing to write
-            await self._write_files(b"", b"", empty)
+            await self._write_files(list(empty), [[] for _ in empty], empty)
         budget = Budget(self.memory_budget)
         limiter = trio.CapacityLimiter(self.parallel_packs)
         turn = trio.Event()
@@ -315,32 +321,43 @@ class RestoreEngine:
                 pack = await prefetch.get(pack_id)
                 # Here, not in the ordered write: the check of one pack overlaps the
                 # writing of the pack before it.
-                if not await self.run_sync(pack_is_sound, pack_id, pack):
+                if not await self.pack_sync(pack_is_sound, pack_id, pack):
                     raise P2PBackupError("corrupted: it does not hash to its id")
             except P2PBackupError as exc:
                 for file in writes:
                     file.failed = file.failed or f"pack {pack_id.hex()[:12]}: {exc}"
                 return
+            # Opened now, beside the packs before it; only the writes wait their turn.
+            todo = [file for file in writes if file.failed is None]
+            pieces = [writes[file] for file in todo]
+            opened = await self.pack_sync(open_pieces, self.codec, pack_id, pack, pieces)
+            del pack  # its chunks are out: the pack need not wait with them
             await task.after.wait()
-            await self._write_files(pack_id, pack, writes)
+            await self._write_files(todo, opened, writes)
         finally:
             task.done.set()
             budget.give(task.size)
             limiter.release_on_behalf_of(pack_id)
 
     async def _write_files(
-        self, pack_id: bytes, pack: bytes, writes: dict[FilePlan, list[Piece]]
+        self, files: list[FilePlan], opened: list[Opened], writes: dict[FilePlan, list[Piece]]
     ) -> None:
-        """Write what files have in one pack, in one worker call: a hand-off per chunk
-        or per file cost more than the writes."""
+        """Write what `files` have in one pack, opened already, in one worker call: a
+        hand-off per chunk or per file cost more than the writes."""
         if self._halt.reason is not None:  # filled while this pack was on its way
             return
-        todo = [file for file in writes if file.failed is None]
+        # Not those that failed in a pack before this one meanwhile.
+        kept = [
+            (file, chunks) for file, chunks in zip(files, opened, strict=True) if not file.failed
+        ]
+        todo = [file for file, _ in kept]
         items = [
             Write(file.path, None if file.spread else file.entry, writes[file]) for file in todo
         ]
         try:
-            outcomes = await self.run_sync(write_pack, self.codec, pack_id, pack, items, self._halt)
+            outcomes = await self.pack_sync(
+                write_pack, items, [chunks for _, chunks in kept], self._halt
+            )
         except TargetFull as full:
             outcomes = full.done
         for file, (written, error, unset) in zip(todo, outcomes, strict=False):

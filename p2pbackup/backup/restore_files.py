@@ -1,11 +1,12 @@
-"""The worker side of a restore: creating paths, writing files from a pack, finishing them.
+"""The worker side of a restore: creating paths, writing files from a pack's opened
+chunks (`restore_open`), finishing them.
 
 These run in a worker thread (`run_sync`), a batch per call: a hand-off per
 file or per chunk cost more than the work. A path is never written through a
-symlink left in the target, a file whose chunk fails its check is removed
-rather than left with a hole, and once the target is out of space or quota
-every worker stops before its next file (`Halt`) instead of each failing in
-turn.
+symlink left in the target, a file whose chunk fails its check is not created
+(or, spread over several packs, is removed) rather than left with a hole, and
+once the target is out of space or quota every worker stops before its next
+file (`Halt`) instead of each failing in turn.
 """
 
 from __future__ import annotations
@@ -17,14 +18,10 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from p2pbackup.backup.blobs import BlobCodec, CorruptBlob
-from p2pbackup.backup.restore_open import open_blob
-from p2pbackup.backup.snapshot import Locator
+from p2pbackup.backup.restore_open import Opened, Piece
 from p2pbackup.backup.tree import EntryKind, TreeEntry, Xattrs
-from p2pbackup.codec.chunker import ZERO_MIN, data_spans, is_zeros
+from p2pbackup.codec.chunker import ZERO_MIN, data_spans
 from p2pbackup.errors import P2PBackupError
-
-Piece = tuple[int, bytes, Locator]  # (offset in the file, chunk id, where it lies)
 
 
 @dataclass(eq=False)
@@ -267,47 +264,43 @@ class Write:
 
 
 def write_pack(
-    codec: BlobCodec, pack_id: bytes, pack: bytes, writes: list[Write], halt: Halt
+    writes: list[Write], opened: list[Opened], halt: Halt
 ) -> list[tuple[int, str | None, str | None]]:
-    """Worker side of `RestoreEngine._write_files`; stops with `TargetFull` once the target is."""
+    """Worker side of `RestoreEngine._write_files`: each file's chunks of one pack, opened
+    already (`restore_open.open_pieces`); stops with `TargetFull` once the target is."""
     outcomes: list[tuple[int, str | None, str | None]] = []
-    for write in writes:
+    for write, chunks in zip(writes, opened, strict=True):
         halt.check(outcomes)
         try:
-            outcomes.append(_write_file(codec, pack_id, pack, write))
+            outcomes.append(_write_file(write, chunks))
         except OSError as exc:  # only space or quota: the file is gone already
             raise halt.full(exc, outcomes) from None
     return outcomes
 
 
-def _write_file(
-    codec: BlobCodec, pack_id: bytes, pack: bytes, write: Write
-) -> tuple[int, str | None, str | None]:
+def _write_file(write: Write, chunks: Opened) -> tuple[int, str | None, str | None]:
     """(bytes restored, why the file failed or None, why its mode or mtime was not set
-    or None). A file that fails is removed if it was created here; a spread one is
-    removed at the end of the restore. Out of space or quota, the `OSError` is raised
-    once the file is removed.
+    or None). A file with a chunk that failed its check is not created here (a spread
+    one is removed at the end of the restore); one that fails while written is removed
+    if it was created here. Out of space or quota, the `OSError` is raised once the
+    file is removed.
 
-    An all-zero chunk is not written: the file is new (created empty, or at its
-    size with nothing in it), so the range is a hole and reads as zeros."""
+    A hole (None) is not written: the file is new (created empty, or at its size with
+    nothing in it), so the range reads as zeros."""
+    if isinstance(chunks, str):
+        return 0, chunks, None
     fd: int | None = None
     written = end = data_end = 0
     try:
         try:
-            for offset, chunk_id, locator in write.pieces:
-                # A hole's chunk is known by its id once met: nothing to open.
-                length = codec.zero_length(chunk_id)
-                plain = (
-                    b"" if length is not None else _open(codec, pack_id, pack, chunk_id, locator)
-                )
-                if fd is None:  # once the first chunk has passed
+            for offset, plain, length in chunks:
+                if fd is None:
                     if write.entry is not None:
                         fd = _create(write.path)
                     else:
                         fd = os.open(write.path, os.O_WRONLY | os.O_NOFOLLOW)
-                if length is None and not is_zeros(plain):
+                if plain is not None:
                     data_end = max(data_end, _write_data(fd, offset, plain))
-                length = len(plain) if length is None else length
                 written += length
                 end = max(end, offset + length)
             if write.entry is None:
@@ -320,32 +313,12 @@ def _write_file(
         finally:
             if fd is not None:
                 os.close(fd)
-    except (_ChunkFailed, OSError) as exc:
+    except OSError as exc:
         if write.entry is not None and fd is not None:
             _remove_partial(write.path)
-        if isinstance(exc, OSError) and exc.errno in _FULL:
+        if exc.errno in _FULL:
             raise
-        return 0, _why(exc) if isinstance(exc, OSError) else str(exc), None
-
-
-def _open(
-    codec: BlobCodec, pack_id: bytes, pack: bytes, chunk_id: bytes, locator: Locator
-) -> bytes | bytearray:
-    """One chunk's plain bytes from a pack checked against its id (`restore_open`):
-    its seal must open, or nothing of it is written. An all-zero chunk is also hashed,
-    once per length, so the next one with its id is known without opening it."""
-    try:
-        plain = open_blob(codec.keys.data_key, pack, locator.offset, locator.length)
-        if is_zeros(plain) and codec.chunk_id(bytes(plain)) != chunk_id:
-            raise CorruptBlob("blob content does not match its chunk id")
-    except P2PBackupError as exc:
-        where = f"chunk {chunk_id.hex()[:12]} in pack {pack_id.hex()[:12]}"
-        raise _ChunkFailed(f"{where}: {exc}") from None
-    return plain
-
-
-class _ChunkFailed(Exception):
-    """A chunk failed its check: its file cannot be rebuilt from this pack."""
+        return 0, _why(exc), None
 
 
 def _finish_open(fd: int, entry: TreeEntry) -> str | None:

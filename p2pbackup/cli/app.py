@@ -7,6 +7,12 @@ script's entry point.
 
 from __future__ import annotations
 
+import atexit
+import os
+import sys
+import threading
+from typing import NoReturn
+
 from p2pbackup.cli import mesh_commands as mesh
 from p2pbackup.cli import owner_commands as owner
 from p2pbackup.cli import peer_commands as peer
@@ -35,7 +41,36 @@ debug_app.command("record-get")(peer.record_get)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        leave(done.code)
+    leave(0)
+
+
+def leave(code: str | int | None) -> NoReturn:
+    """Exit with `code` as `sys.exit` would, but without tearing the interpreter down:
+    freeing every module's objects one by one took 50-130 ms after each command had
+    printed its answer, and a script waits for the exit. Exit handlers still run and
+    the output is flushed; with another thread still running, the usual exit waits
+    for it."""
+    main = threading.main_thread()
+    if any(t is not main and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # what `sys.exit` does with a message
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing left to say on it
+            status = status or 1
+    os._exit(status)
 
 
 if __name__ == "__main__":

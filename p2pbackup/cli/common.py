@@ -12,13 +12,12 @@ import json
 from collections.abc import Callable
 from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 
-import trio
 import typer
 
 from p2pbackup.cli.progress import live_progress
 from p2pbackup.cli.readable_help import ReadableGroup
 from p2pbackup.errors import P2PBackupError, os_error_line, sole_error
-from p2pbackup.peer import control
+from p2pbackup.peer import control_client
 from p2pbackup.peer.home import Home
 from p2pbackup.peer.requests import NoArgs
 
@@ -126,7 +125,7 @@ def call_peer(
     request: Request = NO_ARGS,
     on_progress: Callable[[Result], None] | None = None,
 ) -> Result:
-    return trio.run(control.call, STATE.home.control_socket, op, request.to_args(), on_progress)
+    return control_client.call(STATE.home.control_socket, op, request.to_args(), on_progress)
 
 
 def call_showing_progress(op: str, request: Request, kind: str) -> Result:

@@ -9,7 +9,6 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
-import trio
 import typer
 
 from p2pbackup.cli import render
@@ -48,6 +47,8 @@ def mesh_for_init(
         invite = decode_invite(join)
         if time.time() >= invite.expires:
             fail("this invite has expired; ask the founder for a new one")
+        import trio  # only here: every other command starts without it
+
         saved = trio.run(redeem, identity, member, invite, _hostname())
         return saved, {"mesh": invite.mesh.hex(), "joined": True, "bootstrap": saved.bootstrap}
     if recover:

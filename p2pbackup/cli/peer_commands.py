@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import trio
 import typer
 
 from p2pbackup.cli import render
@@ -34,9 +33,8 @@ from p2pbackup.cli.common import (
     user_errors,
 )
 from p2pbackup.cli.durations import parse_duration
-from p2pbackup.errors import P2PBackupError, sole_error
+from p2pbackup.errors import NoPeerRunning, P2PBackupError, sole_error
 from p2pbackup.net.contact import parse_address
-from p2pbackup.peer.control import NoPeerRunning
 from p2pbackup.peer.heap import keep_freed_pages
 from p2pbackup.peer.requests import RecordGetRequest, RecordPutRequest
 from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, parse_quota, parse_size
@@ -156,6 +154,8 @@ def serve(
     ),
 ) -> None:
     """Run this home's peer in the foreground until SIGINT or SIGTERM."""
+    import trio  # here: the other commands start without it (`control_client`)
+
     from p2pbackup.peer.service import PeerService
 
     options = _serve_options(dict(locals()))

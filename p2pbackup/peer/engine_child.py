@@ -22,7 +22,7 @@ import resource
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -62,7 +62,9 @@ class PipePackStore:
         answer = await self._ask(lambda key: frames.Get(key, pack_id))
         if not isinstance(answer, frames.PackData):
             raise PackUnavailable(_reason(answer, "the peer could not fetch a pack"))
-        return answer.data
+        # A bytearray off the pipe, typed as the bytes every pack store gives: a restore
+        # only hashes, views and slices it, and a copy costs a pack's worth.
+        return cast(bytes, answer.data)
 
     async def _ask(self, request: Callable[[int], frames.Put | frames.Get]) -> frames.Answer:
         self._next_id += 1
@@ -136,7 +138,10 @@ async def _backup(
 async def _restore(
     job: frames.RestoreJob, codec: BlobCodec, store: PipePackStore, progress: ProgressFn
 ) -> frames.Outcome:
-    engine = RestoreEngine(codec, store, run_sync=inline, progress=progress)
+    # The folder walk's many small steps inline; each pack's hash, opening and writes
+    # (C code and system calls that let go of the interpreter lock) in a worker, so
+    # that they overlap one another and the reading of the next pack off the pipe.
+    engine = RestoreEngine(codec, store, run_sync=inline, progress=progress, pack_sync=to_thread)
     try:
         stats = await engine.run(
             job.snapshot,

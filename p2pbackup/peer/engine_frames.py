@@ -166,11 +166,16 @@ class Placed:
 
 @dataclass(frozen=True)
 class PackData:
+    """A fetched pack. Like a `Put`'s, its bytes cross the pipe as the frame's tail and
+    arrive in a bytearray: inside the map, a restore copied every pack into the
+    encoding on the peer's event loop, and three times more on the engine's side."""
+
     id: int
-    data: bytes
+    data: bytes | bytearray
 
     def encode(self) -> Frame:
-        return {"op": "pack", "data": self.data, "id": self.id}
+        """The frame's map; `data` goes as its tail."""
+        return {"op": "pack", "id": self.id}
 
 
 @dataclass(frozen=True)
@@ -252,7 +257,7 @@ def decode_from_peer(frame: Args) -> Answer:
         pid, k, n, placed, sent = _field(frame, "receipt", list)
         return Placed(key, PackReceipt(bytes(pid), int(k), int(n), int(placed), int(sent)))
     if op == "pack":
-        return PackData(key, bytes(_field(frame, "data", bytes)))
+        return PackData(key, _field(frame, "tail", (bytes, bytearray)))
     if op == "failed":
         return Failed(key, str(frame.get("message", "the peer could not do it")))
     raise ContractError(f"unexpected frame from the peer: {op}")

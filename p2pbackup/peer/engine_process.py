@@ -215,7 +215,7 @@ async def _serve(
             reply = Failed(request.id, str(exc))
         # A child gone meanwhile is reported by the loop below, which reads its end.
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await channel.send(reply.encode())
+            await channel.send(reply.encode(), reply.data if isinstance(reply, PackData) else None)
 
     outcome: Outcome | P2PBackupError
     async with trio.open_nursery() as requests:

@@ -16,8 +16,10 @@ import socket
 import stat
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import trio
+if TYPE_CHECKING:  # the command line checks its socket without importing trio
+    import trio
 
 from p2pbackup.errors import P2PBackupError
 
@@ -77,7 +79,7 @@ def check_own(path: Path, kind: str) -> None:
         )
 
 
-def peer_uid(sock: trio.socket.SocketType) -> int | None:
+def peer_uid(sock: socket.socket | trio.socket.SocketType) -> int | None:
     """The user id of the process at the other end of a Unix socket, None where the
     platform does not say (SO_PEERCRED is Linux's)."""
     option = getattr(socket, "SO_PEERCRED", None)

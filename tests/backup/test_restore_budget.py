@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import trio
@@ -12,6 +14,8 @@ from p2pbackup.backup import restore
 from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.restore_files import Halt, Write
+from p2pbackup.backup.restore_open import Opened
+from p2pbackup.base.offload import inline
 from p2pbackup.codec.chunker import KIB, ChunkParams
 from p2pbackup.codec.packstore import MemoryPackStore
 from tests.backup.fs import KEYS, backup, restorer
@@ -19,6 +23,7 @@ from tests.backup.fs import KEYS, backup, restorer
 PARAMS = ChunkParams(min_size=4 * KIB, avg_size=16 * KIB, max_size=64 * KIB)
 TARGET = 64 * KIB
 FILE_BYTES = 2 * 1024 * 1024  # about 32 packs
+T = TypeVar("T")
 
 
 class SlowStore(MemoryPackStore):
@@ -76,11 +81,9 @@ async def test_packs_are_written_in_the_order_the_file_needs_them(
     starts: list[int] = []  # where each pack's first write lands in the file
     write_pack = restore.write_pack
 
-    def recording(
-        codec: BlobCodec, pack_id: bytes, pack: bytes, writes: list[Write], halt: Halt
-    ) -> object:
+    def recording(writes: list[Write], opened: list[Opened], halt: Halt) -> object:
         starts.append(min(offset for write in writes for offset, _, _ in write.pieces))
-        return write_pack(codec, pack_id, pack, writes, halt)
+        return write_pack(writes, opened, halt)
 
     monkeypatch.setattr(restore, "write_pack", recording)
     engine = restorer(blobs, store, memory_budget=8 * TARGET)
@@ -90,3 +93,29 @@ async def test_packs_are_written_in_the_order_the_file_needs_them(
     # grew front to back.
     assert len(starts) > 20
     assert starts == sorted(starts)
+
+
+async def test_the_work_on_each_pack_goes_where_pack_sync_says(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The engine process walks folders inline and gives each pack's hash, opening and
+    writes to a worker: every pack's work must go there, and nothing else; a pack is
+    opened before the pack before it is written, beside it."""
+    blobs, store, snapshot = await _backed_up(tmp_path)
+    done: list[str] = []
+
+    async def recorded(fn: Callable[..., T], *args: object) -> T:
+        done.append(fn.__name__)
+        return fn(*args)
+
+    engine = restorer(blobs, store, run_sync=inline, pack_sync=recorded)
+    stats = await engine.run(snapshot, tmp_path / "out")  # type: ignore[arg-type]
+    assert stats.failures == [] and stats.bytes == FILE_BYTES
+    assert set(done) == {"pack_is_sound", "open_pieces", "write_pack"}  # the walk: inline
+    packs = done.count("write_pack")
+    assert done.count("pack_is_sound") == done.count("open_pieces") == packs > 20
+    # Packs asked earlier come later, so with several on their way, a pack's chunks are
+    # open before the one before it is written.
+    assert done.index("write_pack") > done.index("open_pieces") + 1
+    restored = (tmp_path / "out" / "src" / "big.bin").read_bytes()
+    assert restored == (tmp_path / "src" / "big.bin").read_bytes()

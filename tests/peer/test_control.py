@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from p2pbackup.errors import NoPeerRunning, P2PBackupError
+from p2pbackup.peer import control_client
 from p2pbackup.peer.control import MAX_CONTROL_FRAME, ControlServer, Progress, call, endpoint
 from p2pbackup.peer.requests import LsRequest
 from p2pbackup.peer.results import ListedEntry, Listing
@@ -27,6 +28,15 @@ async def listing(request: LsRequest, progress: Progress) -> Listing:
 
 async def echo(args: Any, progress: Progress) -> dict[str, Any]:
     return {"args": dict(args)}
+
+
+async def blocking_call(path: Path, op: str, *args: Any) -> dict[str, Any]:
+    """The command line's client, in a thread: the server runs on this test's loop."""
+    return await trio.to_thread.run_sync(control_client.call, path, op, *args)
+
+
+# Both clients: the peer's own (trio) and the command line's (a blocking socket).
+CLIENTS = pytest.mark.parametrize("client", [call, blocking_call], ids=["trio", "blocking"])
 
 
 async def serving(nursery: trio.Nursery, tmp_path: Path) -> Path:
@@ -51,31 +61,33 @@ async def raw_exchange(path: Path, payload: bytes) -> dict[str, Any]:
     return answer
 
 
+@CLIENTS
 async def test_a_request_goes_round_with_its_progress(
-    nursery: trio.Nursery, tmp_path: Path
+    nursery: trio.Nursery, tmp_path: Path, client: Any
 ) -> None:
     path = await serving(nursery, tmp_path)
     assert os.stat(path).st_mode & 0o777 == 0o600
     updates: list[dict[str, Any]] = []
-    result = await call(path, "ls", {"snapshot": "latest", "path": "etc"}, updates.append)
+    result = await client(path, "ls", {"snapshot": "latest", "path": "etc"}, updates.append)
     assert result == {
         "snapshot": "latest",
         "entries": [{"path": "etc", "type": "dir", "size": 0, "mode": 0o755, "mtime": 1.5}],
     }
     assert updates == [{"packs_checked": 1, "packs": 2}, {"packs_checked": 2, "packs": 2}]
     # Bytes go as bytes, both ways.
-    assert await call(path, "echo", {"key": b"\x00\xff"}) == {"args": {"key": b"\x00\xff"}}
+    assert await client(path, "echo", {"key": b"\x00\xff"}) == {"args": {"key": b"\x00\xff"}}
 
 
+@CLIENTS
 async def test_an_unknown_operation_or_bad_argument_is_refused_in_one_line(
-    nursery: trio.Nursery, tmp_path: Path
+    nursery: trio.Nursery, tmp_path: Path, client: Any
 ) -> None:
     path = await serving(nursery, tmp_path)
     with pytest.raises(P2PBackupError, match=r"^unknown operation 'nope'$"):
-        await call(path, "nope")
+        await client(path, "nope")
     with pytest.raises(P2PBackupError, match=r"^missing `snapshot`$"):
-        await call(path, "ls", {"path": "etc"})
-    assert (await call(path, "ls", {"snapshot": "s1"}))["snapshot"] == "s1"
+        await client(path, "ls", {"path": "etc"})
+    assert (await client(path, "ls", {"snapshot": "s1"}))["snapshot"] == "s1"
 
 
 @pytest.mark.parametrize(
@@ -95,6 +107,7 @@ async def test_a_malformed_frame_is_refused_and_the_server_serves_on(
     assert await call(path, "echo", {"n": 1}) == {"args": {"n": 1}}
 
 
-async def test_no_server_is_no_peer_running(tmp_path: Path) -> None:
+@CLIENTS
+async def test_no_server_is_no_peer_running(tmp_path: Path, client: Any) -> None:
     with pytest.raises(NoPeerRunning, match="no peer is running"):
-        await call(tmp_path / "control.sock", "status")
+        await client(tmp_path / "control.sock", "status")

@@ -17,7 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -29,6 +29,7 @@ import trio
 
 from p2pbackup.cli.localmesh import CLI, LocalMesh
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.peer import control_client
 from p2pbackup.peer.control import MAX_CONTROL_FRAME, ControlServer, Progress, call
 from p2pbackup.peer.home import Home
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
@@ -46,6 +47,15 @@ FAKE_ANSWER = {"ok": True, "result": {"snapshot": "planted-by-the-squatter"}}
 # A peer's answers, and the squatter's, are short; a child that sees no end for this long
 # is hung, and says so rather than hold the test.
 HANG_GUARD = 60.0
+
+
+async def _blocking_call(path: Path, op: str, args: dict[str, Any] | None = None) -> Any:
+    return await trio.to_thread.run_sync(control_client.call, path, op, args)
+
+
+# Both clients: the peer's own (trio) and the command line's (a blocking socket).
+CLIENTS = pytest.mark.parametrize("client", [call, _blocking_call], ids=["trio", "blocking"])
+Client = Callable[..., Awaitable[Any]]
 
 
 def _become_nobody() -> None:
@@ -285,8 +295,9 @@ def _nobody_connected(listener: socket.socket) -> bool:
         (lambda path: path.parent.chmod(0o777), "other users may write to folder"),
     ],
 )
+@CLIENTS
 async def test_the_cli_sends_nothing_to_a_socket_or_folder_others_control(
-    listener: socket.socket, spoil: Callable[[Path], None], error: str
+    listener: socket.socket, spoil: Callable[[Path], None], error: str, client: Client
 ) -> None:
     path = Path(listener.getsockname())
     spoil(path)
@@ -295,12 +306,13 @@ async def test_the_cli_sends_nothing_to_a_socket_or_folder_others_control(
         trio.fail_after(HANG_GUARD),
         pytest.raises(P2PBackupError, match=f"^refusing the control socket: {error}"),
     ):
-        await call(path, "backup", {"paths": ["/home/someone/secrets"]})
+        await client(path, "backup", {"paths": ["/home/someone/secrets"]})
     assert _nobody_connected(listener)
 
 
+@CLIENTS
 async def test_the_cli_sends_nothing_to_a_process_of_another_user(
-    tmp_path: Path, shared_tmp: Path, squatter: Squatter
+    tmp_path: Path, shared_tmp: Path, squatter: Squatter, client: Client
 ) -> None:
     # The squatter's socket and folder made to look like ours: only the process behind
     # them (SO_PEERCRED) says whose it is.
@@ -311,7 +323,7 @@ async def test_the_cli_sends_nothing_to_a_process_of_another_user(
     path.parent.chmod(0o700)
     path.chmod(0o600)
     with pytest.raises(P2PBackupError, match=f"runs as uid {NOBODY}, not as this user"):
-        await call(path, "status")
+        await client(path, "status")
     connections, received = await trio.to_thread.run_sync(squatter.report)
     assert received == b"" and connections == 1
 

@@ -15,6 +15,7 @@ from p2pbackup.peer import pipe_frames
 from p2pbackup.peer.contracts import ContractError
 from p2pbackup.peer.engine_frames import (
     Outcome,
+    PackData,
     Placed,
     Put,
     Start,
@@ -130,6 +131,11 @@ def test_typed_frames_are_the_maps_both_ends_always_sent() -> None:
     assert decode_from_peer(placed) == Placed(7, receipt)
     assert list(Put(1, b"p", b"d").encode()) == ["op", "pack_id", "id"]
     assert decode_from_engine({**Put(1, b"p", b"d").encode(), "tail": b"d"}) == Put(1, b"p", b"d")
+    # A fetched pack goes back as a tail too, and stays the buffer it was read into.
+    assert list(PackData(3, b"pack").encode()) == ["op", "id"]
+    fetched = decode_from_peer({**PackData(3, b"pack").encode(), "tail": bytearray(b"pack")})
+    assert isinstance(fetched, PackData) and isinstance(fetched.data, bytearray)
+    assert fetched == PackData(3, b"pack")
     done = Outcome(stats={"files": 1}, process={"cpu_seconds": 0.1})
     assert list(done.encode()) == ["op", "stats", "process"]
     failed = Outcome(error="only 2 of the 7 peers", stats={}, process={})
@@ -149,5 +155,7 @@ def test_typed_frames_are_the_maps_both_ends_always_sent() -> None:
 def test_a_frame_missing_a_field_is_refused_by_name(frame: dict[str, object], error: str) -> None:
     with pytest.raises(ContractError, match=error):
         decode_from_engine(frame)
+    with pytest.raises(ContractError, match="lacks a valid `tail`"):
+        decode_from_peer({"op": "pack", "id": 1})
     with pytest.raises(ContractError, match="cannot run 'nothing'"):
         Start.decode({"op": "start", "job": "nothing", "master": bytes(32)})

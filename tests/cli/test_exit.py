@@ -1,0 +1,48 @@
+"""The command line's exit: skipping the interpreter's teardown must keep the exit status,
+the output and the exit handlers a normal exit has."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from p2pbackup.cli.localmesh import CLI
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as usual
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False, env=env)
+
+
+def test_a_failed_command_keeps_its_status_and_its_error_line(tmp_path: Path) -> None:
+    done = _run(*CLI, "--home", str(tmp_path / "nobody-home"), "snapshots")
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: no peer is running for this home")
+
+
+def test_a_usage_error_keeps_status_two() -> None:
+    done = _run(*CLI, "--no-such-option")
+    assert done.returncode == 2
+    assert "No such option" in done.stderr
+
+
+def test_output_written_to_a_pipe_is_all_there() -> None:
+    done = _run(*CLI, "--help")
+    assert done.returncode == 0
+    assert "Restore a snapshot" in done.stdout and done.stdout.endswith("\n")
+
+
+def test_exit_handlers_run_and_a_message_exits_one() -> None:
+    script = (
+        "import atexit, sys\n"
+        "from p2pbackup.cli.app import leave\n"
+        "atexit.register(lambda: print('handler ran'))\n"
+        "sys.stdout.write('unflushed')\n"
+        "leave(sys.argv[1] if sys.argv[1] == 'why' else int(sys.argv[1]))\n"
+    )
+    done = _run(sys.executable, "-c", script, "7")
+    assert (done.returncode, done.stdout) == (7, "unflushedhandler ran\n")
+    done = _run(sys.executable, "-c", script, "why")
+    assert (done.returncode, done.stderr) == (1, "why\n")
