@@ -155,3 +155,13 @@ def _spread(
         (rest if block in used else first).append(contact)
         used.add(block)
     return first + rest
+
+
+def near_enough(survey: Survey, near: list[Contact]) -> bool:
+    """Did n of the routing table's nearest peers answer, and every claim pass its
+    audit? Then those who answered stand for the set's neighbourhood and the survey
+    needs no lookup (decision 0056): a lookup finds the same peers when the table
+    is whole around the pack, and an index nobody claimed still gets a wider one
+    (`unseen.look_wider`) before it is rebuilt."""
+    answered = sum(c.node_id in survey.answered for c in near)
+    return answered >= survey.descriptor.n and not survey.flunked

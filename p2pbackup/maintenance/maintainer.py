@@ -30,7 +30,7 @@ from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.audit import audit_claim, query_share
 from p2pbackup.maintenance.config import SURVEY_MARGIN, MaintenanceConfig, MaintenanceStats
-from p2pbackup.maintenance.holder_rules import FirstHand
+from p2pbackup.maintenance.holder_rules import FirstHand, near_enough
 from p2pbackup.maintenance.repair import rebuild_from_siblings
 from p2pbackup.maintenance.rounds import (
     Action,
@@ -222,16 +222,27 @@ class Maintainer:
     async def _full_survey(
         self, pack_id: bytes, index: int, descriptor: ShareDescriptor, stored: StoredShare
     ) -> None:
-        """Look the set up, ask and audit every holder, then do what `Rounds` settles on."""
-        self.stats.lookups += 1
-        closest = (await self.dht.lookup(pack_id, count=descriptor.n + SURVEY_MARGIN)).contacts
+        """Ask and audit every holder near the set, then do what `Rounds` settles on.
+
+        The routing table's nearest peers and the siblings known from before are asked
+        first; only when fewer than n of those answer, or an audit fails, is the set
+        looked up and the peers the lookup adds asked too (decision 0056)."""
         survey = Survey(pack_id, descriptor, self.me, index, stored.descriptor)
         known = self.rounds.known_siblings(pack_id)
-        await self._survey(survey, closest, known)
+        near = self.dht.table.closest(pack_id, descriptor.n + SURVEY_MARGIN)
+        await self._survey(survey, near, known)
+        if near_enough(survey, near):
+            closest = [c for c in near if c.node_id in survey.answered]
+        else:
+            self.stats.lookups += 1
+            found = await self.dht.lookup(pack_id, count=descriptor.n + SURVEY_MARGIN)
+            closest = found.contacts
+            asked = {c.node_id for c in near} | set(known)
+            await self._survey(survey, [c for c in closest if c.node_id not in asked], {})
         if self.rounds.look_wider(survey):
             self.stats.lookups += 1
             wider = (await self.dht.lookup(pack_id)).contacts
-            asked = {c.node_id for c in closest} | set(known)
+            asked = {c.node_id for c in closest + near} | set(known)
             await self._survey(survey, [c for c in wider if c.node_id not in asked], {})
             closest = wider
         action = self.rounds.settle(pack_id, index, survey, closest)

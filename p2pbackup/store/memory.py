@@ -22,6 +22,9 @@ class MemoryShareStore(ShareStore):
     def __init__(self, capacity: int, owner_quota: int | None = None) -> None:
         super().__init__(capacity, owner_quota)
         self._shares: dict[ShareKey, StoredShare] = {}
+        # The keys of each pack's shares: a query or a renewal names one pack, so
+        # neither scans every share held.
+        self._by_pack: dict[bytes, set[ShareKey]] = {}
 
     def _put(self, share: StoredShare, root: bytes | None) -> None:
         key = _key(share)
@@ -36,6 +39,7 @@ class MemoryShareStore(ShareStore):
             self._shares[key] = dataclasses.replace(share, stored_at=old.stored_at)
             return
         self._shares[key] = share
+        self._by_pack.setdefault(key.pack_id, set()).add(key)
         self._account(share.owner, len(share.data) - (held.size if held is not None else 0))
 
     def _get(self, key: ShareKey) -> StoredShare | None:
@@ -45,14 +49,17 @@ class MemoryShareStore(ShareStore):
         return key in self._shares
 
     def _indices(self, pack_id: bytes, owner: bytes | None) -> list[int]:
-        return sorted(
-            k.idx for k in self._shares if k.pack_id == pack_id and owner in (None, k.owner)
-        )
+        keys = self._by_pack.get(pack_id, ())
+        return sorted(k.idx for k in keys if owner in (None, k.owner))
 
     def _delete(self, key: ShareKey) -> bool:
         old = self._shares.pop(key, None)
         if old is None:
             return False
+        keys = self._by_pack[key.pack_id]
+        keys.discard(key)
+        if not keys:
+            del self._by_pack[key.pack_id]
         self._account(old.owner, -len(old.data))
         return True
 
@@ -68,8 +75,9 @@ class MemoryShareStore(ShareStore):
         self, pack_id: bytes, owner: bytes, lease_expiry: int, descriptor: bytes | None
     ) -> int:
         count = 0
-        for key, share in self._shares.items():
-            if key.pack_id == pack_id and key.owner == owner:
+        for key in self._by_pack.get(pack_id, ()):
+            if key.owner == owner:
+                share = self._shares[key]
                 self._shares[key] = dataclasses.replace(
                     share,
                     descriptor=share.descriptor if descriptor is None else descriptor,
@@ -86,7 +94,7 @@ class MemoryShareStore(ShareStore):
     def _census(self) -> tuple[int, int, int]:
         return (
             len(self._shares),
-            len({k.pack_id for k in self._shares}),
+            len(self._by_pack),
             len({k.owner for k in self._shares}),
         )
 

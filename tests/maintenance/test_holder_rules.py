@@ -10,6 +10,7 @@ address block, and the keeper is a holder we established and that repairs.
 from __future__ import annotations
 
 from p2pbackup.base.ids import distance
+from p2pbackup.maintenance.holder_rules import near_enough
 from p2pbackup.maintenance.proofs import ProofHistory
 from p2pbackup.maintenance.rounds import AwaitProofs, DropCopy, FullSurvey, HandOver, Repair
 from p2pbackup.maintenance.survey import Survey
@@ -259,3 +260,34 @@ def test_rebuilt_shares_go_to_vetted_peers_first_one_per_free_block() -> None:
 
 def test_ground_ids_are_closer_than_every_holder() -> None:
     assert all(distance(GROUND.node_id, PACK) < distance(c.node_id, PACK) for c in PEERS)
+
+
+# ---- surveys without a lookup: decision 0056 -------------------------------------
+
+
+def answered_by(holder: int, proven: frozenset[int], others: range) -> Survey:
+    """A survey by `holder` in which `proven` proved their shares and `others` said
+    they hold none."""
+    survey = surveyed(holder, proven)
+    for i in others:
+        survey.on_holding(PEERS[i], None, None)
+    return survey
+
+
+def test_n_answers_from_the_table_with_no_failed_audit_need_no_lookup() -> None:
+    near = [c for c in PEERS if c != PEERS[0]]  # the table: every peer but ourselves
+    assert near_enough(answered_by(0, WHOLE, range(10, 11)), near)
+    # A set short of shares, where n peers answered, is surveyed as well as a
+    # lookup would: the lookup finds the same peers; an index nobody claimed
+    # looks wider before it is rebuilt (`look_wider`).
+    assert near_enough(answered_by(0, WHOLE - {6, 7}, range(10, 13)), near)
+
+
+def test_too_few_answers_or_a_failed_audit_bring_the_lookup_back() -> None:
+    near = [c for c in PEERS if c != PEERS[0]]
+    # Nine answered: the table's nearest are gone, or the table knows too few.
+    assert not near_enough(answered_by(0, WHOLE, range(0)), near)
+    assert not near_enough(answered_by(0, WHOLE, range(10, 14)), near[:9])
+    survey = answered_by(0, WHOLE, range(10, 12))
+    survey.flunked.add(PEERS[3].node_id)
+    assert not near_enough(survey, near)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 
+import pytest
 import trio
 
 from p2pbackup.base.offload import inline
@@ -11,7 +13,7 @@ from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.maintainer import Maintainer
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.upkeep_messages import Audit, AuditProof
-from p2pbackup.simulations.mesh import SimMesh
+from p2pbackup.simulations.mesh import SimMesh, SimPeer
 from p2pbackup.store import MemoryShareStore
 from p2pbackup.wire.messages import Message
 from tests.sim.helpers import KEYS, by_id, equipped_mesh, holders, place_pack
@@ -91,4 +93,54 @@ async def test_a_lying_holder_and_a_deleting_holder_are_found_and_replaced(
     honest = {i for nid, ids in now.items() if nid != liar for i in ids}
     assert lied_index in honest and deleted_index in honest
     assert sorted(honest) == list(range(10))
+    mesh.stop()
+
+
+def count_sent(sim_peer: SimPeer, monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Every request the peer sends from here on, by message type."""
+    sent: Counter[str] = Counter()
+    transport = sim_peer.peer.dht.transport
+    request = transport.request
+
+    async def counted(target: object, message: Message, *args: object, **kw: object) -> object:
+        sent[message.TYPE.value] += 1
+        return await request(target, message, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transport, "request", counted)
+    return sent
+
+
+async def test_a_survey_asks_the_routing_table_first_and_looks_up_only_when_it_falls_short(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mesh, stores = await equipped_mesh(nursery, 30, seed=23)
+    _, pack_id = await place_pack(mesh, 100_000)
+    mesh.crash(mesh.peers[0])
+    owner = KEYS.identity.public_key
+    node_id, (index,) = next(iter(holders(stores, pack_id).items()))
+    holder = by_id(mesh)[node_id]
+    sent = count_sent(holder, monkeypatch)
+
+    async def first_survey() -> Maintainer:
+        maintainer = Maintainer(
+            holder.peer.dht, stores[node_id], CONFIG, random.Random(1), run_sync=inline
+        )
+        await maintainer.maintain(pack_id, index, owner)  # no view yet: a full survey
+        return maintainer
+
+    # Every holder is among the table's nearest and proves its share: no lookup.
+    maintainer = await first_survey()
+    assert sent["query_share"] >= 10 and sent["audit"] == 9
+    assert sent["find_node"] == 0 and maintainer.stats.lookups == 0
+    assert maintainer.rounds._views[pack_id].keeper  # the set was seen whole
+    # The table's nearest peers that hold nothing are gone: only the nine siblings
+    # answer, so the survey looks the set up to find live peers beyond them.
+    near = holder.peer.dht.table.closest(pack_id, 15)
+    held = holders(stores, pack_id)
+    for contact in near:
+        if contact.node_id not in held:
+            mesh.crash(by_id(mesh)[contact.node_id])
+    sent.clear()
+    maintainer = await first_survey()
+    assert maintainer.stats.lookups == 1 and sent["find_node"] > 0
     mesh.stop()
