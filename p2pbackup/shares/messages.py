@@ -23,10 +23,12 @@ ShareBytes = Annotated[bytes, bytes_field(max_len=MAX_SHARE_BYTES)]
 # a held share names whose share it means (another owner may use the same pack id).
 OwnerKey = Annotated[bytes, bytes_field(exact=PUBLIC_KEY_BYTES)]
 # An audit names one block of a share; the answer is its bytes and its Merkle path.
-AuditBlock = Annotated[int, int_field(0, 2**40)]
-BlockBytes = Annotated[bytes, bytes_field(max_len=BLOCK_SIZE)]
+_BLOCK = int_field(0, 2**40)
+_BLOCK_BYTES = bytes_field(max_len=BLOCK_SIZE)
 MAX_PROOF = 64  # hashes: a tree over 2**64 blocks
 _PATH = WireField(bytes_field(exact=HASH_BYTES)).many(MAX_PROOF)
+AuditBlock = Annotated[int, _BLOCK]
+BlockBytes = Annotated[bytes, _BLOCK_BYTES]
 MerklePath = Annotated[tuple[bytes, ...], _PATH]
 
 
@@ -41,7 +43,7 @@ class PutShare(Message):
     index: ShareIndex
     descriptor: Descriptor
     data: ShareBytes
-    prove_block: Annotated[int | None, int_field(0, 2**40)] = None
+    prove_block: Annotated[int | None, _BLOCK] = None
 
 
 @message(MessageType.SHARE_STORED)
@@ -49,7 +51,7 @@ class ShareStored(Message):
     """Reply to PutShare: the share is held; for a put that asked for a proof, the
     block asked for and its Merkle path (else both absent)."""
 
-    block: Annotated[bytes | None, bytes_field(max_len=BLOCK_SIZE)] = None
+    block: Annotated[bytes | None, _BLOCK_BYTES] = None
     proof: Annotated[tuple[bytes, ...] | None, _PATH.or_none()] = None
 
 
