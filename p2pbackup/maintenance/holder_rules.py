@@ -157,11 +157,17 @@ def _spread(
     return first + rest
 
 
-def near_enough(survey: Survey, near: list[Contact]) -> bool:
-    """Did n of the routing table's nearest peers answer, and every claim pass its
-    audit? Then those who answered stand for the set's neighbourhood and the survey
-    needs no lookup (decision 0056): a lookup finds the same peers when the table
-    is whole around the pack, and an index nobody claimed still gets a wider one
-    (`unseen.look_wider`) before it is rebuilt."""
-    answered = sum(c.node_id in survey.answered for c in near)
-    return answered >= survey.descriptor.n and not survey.flunked
+def near_enough(survey: Survey, near: list[Contact], margin: int) -> bool:
+    """Did n of the routing table's nearest peers answer, every claim pass its audit,
+    and fewer than n - `margin` of those who answered sit closer to the pack than
+    us? Then they stand for the set's neighbourhood and the survey needs no lookup
+    (decision 0056). A holder near the edge of the n closest looks up as before:
+    only a lookup finds newcomers closer than it that its table has not met, and
+    they are what rebalancing moves its share to. An index nobody claimed still
+    gets a wider lookup (`unseen.look_wider`) before it is rebuilt."""
+    assert survey.me is not None
+    mine = distance(survey.me.node_id, survey.pack_id)
+    answered = [c for c in near if c.node_id in survey.answered]
+    closer = sum(distance(c.node_id, survey.pack_id) < mine for c in answered)
+    n = survey.descriptor.n
+    return len(answered) >= n and closer < n - margin and not survey.flunked

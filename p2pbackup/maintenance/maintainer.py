@@ -225,13 +225,14 @@ class Maintainer:
         """Ask and audit every holder near the set, then do what `Rounds` settles on.
 
         The routing table's nearest peers and the siblings known from before are asked
-        first; only when fewer than n of those answer, or an audit fails, is the set
-        looked up and the peers the lookup adds asked too (decision 0056)."""
+        first; only when fewer than n of those answer, an audit fails or we may be
+        near the edge of the n closest is the set looked up and the peers the lookup
+        adds asked too (decision 0056)."""
         survey = Survey(pack_id, descriptor, self.me, index, stored.descriptor)
         known = self.rounds.known_siblings(pack_id)
         near = self.dht.table.closest(pack_id, descriptor.n + SURVEY_MARGIN)
         await self._survey(survey, near, known)
-        if near_enough(survey, near):
+        if near_enough(survey, near, SURVEY_MARGIN):
             closest = [c for c in near if c.node_id in survey.answered]
         else:
             self.stats.lookups += 1

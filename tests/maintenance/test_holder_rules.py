@@ -276,18 +276,25 @@ def answered_by(holder: int, proven: frozenset[int], others: range) -> Survey:
 
 def test_n_answers_from_the_table_with_no_failed_audit_need_no_lookup() -> None:
     near = [c for c in PEERS if c != PEERS[0]]  # the table: every peer but ourselves
-    assert near_enough(answered_by(0, WHOLE, range(10, 11)), near)
+    assert near_enough(answered_by(0, WHOLE, range(10, 11)), near, 5)
     # A set short of shares, where n peers answered, is surveyed as well as a
     # lookup would: the lookup finds the same peers; an index nobody claimed
     # looks wider before it is rebuilt (`look_wider`).
-    assert near_enough(answered_by(0, WHOLE - {6, 7}, range(10, 13)), near)
+    assert near_enough(answered_by(0, WHOLE - {6, 7}, range(10, 13)), near, 5)
+    # Four answered peers closer than us: a lookup would have to find six more.
+    near = [c for c in PEERS if c != PEERS[4]]
+    assert near_enough(answered_by(4, WHOLE, range(10, 11)), near, 5)
 
 
-def test_too_few_answers_or_a_failed_audit_bring_the_lookup_back() -> None:
+def test_too_few_answers_a_failed_audit_or_the_edge_bring_the_lookup_back() -> None:
     near = [c for c in PEERS if c != PEERS[0]]
     # Nine answered: the table's nearest are gone, or the table knows too few.
-    assert not near_enough(answered_by(0, WHOLE, range(0)), near)
-    assert not near_enough(answered_by(0, WHOLE, range(10, 14)), near[:9])
+    assert not near_enough(answered_by(0, WHOLE, range(0)), near, 5)
+    assert not near_enough(answered_by(0, WHOLE, range(10, 14)), near[:9], 5)
     survey = answered_by(0, WHOLE, range(10, 12))
     survey.flunked.add(PEERS[3].node_id)
-    assert not near_enough(survey, near)
+    assert not near_enough(survey, near, 5)
+    # Five answered peers closer than us: newcomers the table never met could push
+    # us out of the n closest, and only a lookup finds them to hand our share to.
+    near = [c for c in PEERS if c != PEERS[5]]
+    assert not near_enough(answered_by(5, WHOLE, range(10, 11)), near, 5)

@@ -16,7 +16,7 @@ from p2pbackup.shares.upkeep_messages import Audit, AuditProof
 from p2pbackup.simulations.mesh import SimMesh, SimPeer
 from p2pbackup.store import MemoryShareStore
 from p2pbackup.wire.messages import Message
-from tests.sim.helpers import KEYS, by_id, equipped_mesh, holders, place_pack
+from tests.sim.helpers import KEYS, by_distance, by_id, equipped_mesh, holders, place_pack
 
 CONFIG = MaintenanceConfig(audit_interval=600.0, request_timeout=5.0, share_timeout=10.0)
 
@@ -117,8 +117,9 @@ async def test_a_survey_asks_the_routing_table_first_and_looks_up_only_when_it_f
     _, pack_id = await place_pack(mesh, 100_000)
     mesh.crash(mesh.peers[0])
     owner = KEYS.identity.public_key
-    node_id, (index,) = next(iter(holders(stores, pack_id).items()))
-    holder = by_id(mesh)[node_id]
+    held = holders(stores, pack_id)
+    holder = next(p for p in by_distance(mesh, pack_id) if p.node_id in held)  # the closest
+    node_id, (index,) = holder.node_id, held[holder.node_id]
     sent = count_sent(holder, monkeypatch)
 
     async def first_survey() -> Maintainer:
@@ -128,15 +129,15 @@ async def test_a_survey_asks_the_routing_table_first_and_looks_up_only_when_it_f
         await maintainer.maintain(pack_id, index, owner)  # no view yet: a full survey
         return maintainer
 
-    # Every holder is among the table's nearest and proves its share: no lookup.
+    # Every holder is among the table's nearest and proves its share, and we are
+    # the closest of them: no lookup.
     maintainer = await first_survey()
     assert sent["query_share"] >= 10 and sent["audit"] == 9
     assert sent["find_node"] == 0 and maintainer.stats.lookups == 0
-    assert maintainer.rounds._views[pack_id].keeper  # the set was seen whole
+    assert len(maintainer.rounds.known_siblings(pack_id)) == 9  # the set was seen whole
     # The table's nearest peers that hold nothing are gone: only the nine siblings
     # answer, so the survey looks the set up to find live peers beyond them.
     near = holder.peer.dht.table.closest(pack_id, 15)
-    held = holders(stores, pack_id)
     for contact in near:
         if contact.node_id not in held:
             mesh.crash(by_id(mesh)[contact.node_id])
