@@ -110,12 +110,26 @@ class SimMesh:
             await peer.joined.wait()
         return sim_peer
 
-    async def restart(self, sim_peer: SimPeer, bootstrap: Address | tuple[Address, ...]) -> None:
-        """A crashed peer comes back: same id, same address, a fresh process."""
+    async def restart(
+        self,
+        sim_peer: SimPeer,
+        bootstrap: Address | tuple[Address, ...],
+        *,
+        disk_kept: bool = True,
+    ) -> None:
+        """A crashed peer comes back: same id, same address, a fresh process.
+
+        With its disk it keeps its book of first-hand acquaintances, as `serve` does
+        (the maintenance memory file, decision 0030): it does not dial back every
+        peer it had already checked at the same address (decision 0055).
+        """
         identity = sim_peer.peer.identity
+        book = sim_peer.peer.dht.peers
         transport = self.network.transport(identity, sim_peer.address, reachable=sim_peer.reachable)
         config = PeerConfig(dht=self.dht, bootstrap=_addresses(bootstrap))
         peer = Peer(identity, transport, config, random.Random(self.rng.getrandbits(64)))
+        if disk_kept:
+            peer.dht.peers = book
         if self.relayed:
             relaying.equip(self.network, transport, peer)
         await self.nursery.start(peer.run)

@@ -225,7 +225,7 @@ class World:
             old = self.storage.stores[sim_peer.node_id]
             self.storage.lost_bytes += old.used_bytes
             self.storage.stores[sim_peer.node_id] = MemoryShareStore(old.capacity)
-        await self.mesh.restart(sim_peer, self._bootstraps())
+        await self.mesh.restart(sim_peer, self._bootstraps(), disk_kept=not empty)
         if sim_peer.node_id in self.storage.stores:
             self.storage.attach(sim_peer)
             self.storage.maintain(sim_peer)

@@ -15,7 +15,7 @@ from p2pbackup.net.sim import SimNetwork, SimTransport
 from p2pbackup.net.transport import Remote
 from p2pbackup.peer.peer import Peer, PeerConfig
 from p2pbackup.wire.messages import Message
-from tests.sim.helpers import TEST_DHT
+from tests.sim.helpers import TEST_DHT, build_mesh
 
 HOME = ("10.0.0.1", 4000)
 
@@ -98,3 +98,39 @@ def test_a_find_node_handler_that_waits_is_reported_not_answered_late() -> None:
     with pytest.raises(ExceptionGroup) as caught:
         trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert caught.group_contains(RuntimeError, match="must answer at once")
+
+
+async def _rejoin_dial_backs(nursery: trio.Nursery, *, disk_kept: bool) -> tuple[int, int]:
+    """A peer of a 40-peer mesh restarts: how many peers it had checked, and how many
+    of those it dialled back while joining again."""
+    mesh = await build_mesh(nursery, 40, seed=4)
+    peer, bootstrap = mesh.peers[20], mesh.peers[0]
+    book = peer.peer.dht.peers
+    checked = {p.address for p in mesh.peers if book.verified(Contact(p.node_id, *p.address))}
+    checked.discard(bootstrap.address)  # a join pings its bootstrap peer whatever it knows
+    mesh.crash(peer)
+    await trio.testing.wait_all_tasks_blocked()
+    await mesh.restart(peer, bootstrap.address, disk_kept=disk_kept)
+    await trio.sleep(4 * mesh.dht.rpc_timeout)  # the second self-lookup and its checks
+    back = Contact(peer.node_id, *peer.address)
+    for other in mesh.live():  # everyone asks it something, as maintenance would
+        if other is not peer:
+            await other.peer.dht.call(back, FindNode(other.node_id))
+    await trio.sleep(4 * mesh.dht.rpc_timeout)  # the checks those questions started
+    dialled = set(peer.peer.dht._dial_backs._tried)  # every address it offered to check
+    return len(checked), len(dialled & checked)
+
+
+async def test_a_peer_back_with_its_disk_does_not_dial_back_whom_it_checked_before(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    checked, dialled = await _rejoin_dial_backs(nursery, disk_kept=True)
+    assert checked >= 10
+    assert dialled == 0
+
+
+async def test_a_peer_back_with_a_new_disk_checks_its_peers_again(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    checked, dialled = await _rejoin_dial_backs(nursery, disk_kept=False)
+    assert dialled >= checked // 4  # those its new walk did not meet first-hand

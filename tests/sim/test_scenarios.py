@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from p2pbackup.simulations.catalog import SCENARIOS, flat, run_named
+from p2pbackup.simulations.mesh import SIM_DHT
 from p2pbackup.simulations.report import WALL_FIELDS, reproducible, write_report
 
 SMALL = {"peers": 30, "packs": 10, "days": 1.0, "audit_hours": 2.0}
@@ -58,6 +59,16 @@ def test_lookups_find_the_closest_peers_and_report_hops(tmp_path: Path) -> None:
     result = run_named("lookups", 2, {"peers": 60, "lookups": 40})
     assert result["metrics"]["found_all_k_closest"] >= 0.9
     assert "lookups.png" in {p.name for p in write_report(result, tmp_path)}
+
+
+def test_lookups_measure_the_mesh_before_its_first_refresh_round() -> None:
+    # Ten batches ten minutes apart spanned hours of upkeep that cost more than the
+    # lookups at 10,000 peers and told nothing about them (decision 0055).
+    result = run_named("lookups", 3, {"peers": 30, "lookups": 200})
+    assert len(result["series"]["hours"]) == 10
+    first_refresh = 0.9 * SIM_DHT.refresh_interval  # the earliest a refresh walk starts
+    assert result["metrics"]["simulated_seconds"] < first_refresh
+    assert result["metrics"]["found_all_k_closest"] == 1.0
 
 
 def _run(seed: int) -> dict[str, Any]:
