@@ -31,7 +31,8 @@ from p2pbackup.errors import (
     sole_error,
 )
 from p2pbackup.peer.contracts import Args, ContractError, plain
-from p2pbackup.peer.private import LocalAccessError, check_own, claim_dir, peer_uid
+from p2pbackup.peer.control_client import answer_of, refuse_other_user
+from p2pbackup.peer.private import check_own, claim_dir, peer_uid
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 
 log = logging.getLogger("p2pbackup.control")
@@ -191,25 +192,10 @@ async def call(
     except (FileNotFoundError, ConnectionRefusedError):
         raise NoPeerRunning(f"no peer is running for this home (no answer on {path})") from None
     async with stream:
-        uid = peer_uid(stream.socket)
-        if uid is not None and uid != os.geteuid():
-            raise LocalAccessError(
-                f"refusing the control socket: the process on {path} runs as uid {uid}, "
-                "not as this user"
-            )
+        refuse_other_user(peer_uid(stream.socket), path)
         await _send(stream, ControlRequest(op, args or {}).to_frame())
         decoder = FrameDecoder(MAX_CONTROL_FRAME)
         while True:
-            frame = await _read_frame(stream, decoder)
-            if frame is None:
-                raise P2PBackupError("the peer closed the control connection before answering")
-            if not isinstance(frame, dict):
-                raise P2PBackupError("malformed answer from the peer")
-            if "progress" in frame:
-                if on_progress is not None:
-                    on_progress(frame["progress"])
-                continue
-            if frame.get("ok"):
-                result = frame.get("result")
-                return result if isinstance(result, dict) else {}
-            raise P2PBackupError(str(frame.get("error", "the peer reported an error")))
+            result = answer_of(await _read_frame(stream, decoder), on_progress)
+            if result is not None:
+                return result

@@ -37,29 +37,42 @@ def call(
     Nothing is sent unless the socket, its folder and the process listening on it are
     this user's: `LocalAccessError` otherwise."""
     with _connect(path) as sock:
-        uid = peer_uid(sock)
-        if uid is not None and uid != os.geteuid():
-            raise LocalAccessError(
-                f"refusing the control socket: the process on {path} runs as uid {uid}, "
-                "not as this user"
-            )
+        refuse_other_user(peer_uid(sock), path)
         request = {"op": op, "args": dict(args or {})}  # `control.ControlRequest`'s frame
         sock.sendall(encode_frame(cbor2.dumps(request), MAX_CONTROL_FRAME))
         decoder = FrameDecoder(MAX_CONTROL_FRAME)
         while True:
-            frame = _read_frame(sock, decoder)
-            if frame is None:
-                raise P2PBackupError("the peer closed the control connection before answering")
-            if not isinstance(frame, dict):
-                raise P2PBackupError("malformed answer from the peer")
-            if "progress" in frame:
-                if on_progress is not None:
-                    on_progress(frame["progress"])
-                continue
-            if frame.get("ok"):
-                result = frame.get("result")
-                return result if isinstance(result, dict) else {}
-            raise P2PBackupError(str(frame.get("error", "the peer reported an error")))
+            result = answer_of(_read_frame(sock, decoder), on_progress)
+            if result is not None:
+                return result
+
+
+def refuse_other_user(uid: int | None, path: Path) -> None:
+    """`LocalAccessError` unless the process on the socket runs as this user."""
+    if uid is not None and uid != os.geteuid():
+        raise LocalAccessError(
+            f"refusing the control socket: the process on {path} runs as uid {uid}, "
+            "not as this user"
+        )
+
+
+def answer_of(
+    frame: Any, on_progress: Callable[[dict[str, Any]], None] | None
+) -> dict[str, Any] | None:
+    """The result a final answer carries, or None after a progress frame (passed on);
+    a closed connection, a malformed frame or the peer's error raises."""
+    if frame is None:
+        raise P2PBackupError("the peer closed the control connection before answering")
+    if not isinstance(frame, dict):
+        raise P2PBackupError("malformed answer from the peer")
+    if "progress" in frame:
+        if on_progress is not None:
+            on_progress(frame["progress"])
+        return None
+    if frame.get("ok"):
+        result = frame.get("result")
+        return result if isinstance(result, dict) else {}
+    raise P2PBackupError(str(frame.get("error", "the peer reported an error")))
 
 
 def _connect(path: Path) -> socket.socket:
