@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from p2pbackup.dht.messages import FindNode, Nodes
+from p2pbackup.net.contact import Contact
 from p2pbackup.net.transport import Address
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ async def join(node: DhtNode, addresses: Iterable[Address]) -> int:
     if joined:
         await node.lookup(node.node_id, keep_hearsay=True)
         await fill_empty_buckets(node)
+        check_unvouched_buckets(node)
         if node.nursery is not None:
             node.nursery.start_soon(look_again, node)
     return joined
@@ -65,3 +67,26 @@ async def fill_empty_buckets(node: DhtNode) -> None:
             reply = await node.call(contact, FindNode(target))
             if isinstance(reply, Nodes):
                 node.learn_hearsay(reply.contacts)
+
+
+def check_unvouched_buckets(node: DhtNode) -> None:
+    """Dial back a few contacts of every bucket that holds only hearsay.
+
+    A peer hands out only contacts that answered it (decision 0023). A bucket
+    the joining walks filled with hearsay alone left it with no answer into
+    that part of the id space: the first query there only queued the checks,
+    and its asker walked to the wrong neighbourhood (decision 0060). Checked
+    now, a few per bucket, they can be vouched for by the time anyone asks.
+    """
+    vouchable: dict[int, list[Contact]] = {}
+    proven: set[int] = set()
+    for contact in node.table:
+        index = node.table.bucket_index(contact.node_id)
+        if node.peers.verified(contact):
+            proven.add(index)
+        else:
+            vouchable.setdefault(index, []).append(contact)
+    for index, contacts in vouchable.items():
+        if index not in proven:
+            for contact in contacts[: node.config.alpha]:
+                node._check(contact)
