@@ -181,10 +181,7 @@ async def call(
     args: dict[str, Any] | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run one operation on the peer behind `path`; its error becomes a `P2PBackupError`.
-
-    Nothing is sent unless the socket, its folder and the process listening on it are
-    this user's: `LocalAccessError` otherwise."""
+    """`control_client.call` for callers already inside trio (the peer's own tools)."""
     try:
         check_own(path.parent, "folder")
         check_own(path, "socket")
