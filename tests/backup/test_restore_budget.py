@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -114,8 +115,11 @@ async def test_the_work_on_each_pack_goes_where_pack_sync_says(
     assert set(done) == {"pack_is_sound", "open_pieces", "write_pack"}  # the walk: inline
     packs = done.count("write_pack")
     assert done.count("pack_is_sound") == done.count("open_pieces") == packs > 20
-    # Packs asked earlier come later, so with several on their way, a pack's chunks are
-    # open before the one before it is written.
-    assert done.index("write_pack") > done.index("open_pieces") + 1
+    # With several packs on their way, some pack's chunks are open before the one before
+    # it is written: two openings with no write between them (strictly in turn, every
+    # opening would be followed by its write). Where in the run that happens depends on
+    # trio's scheduling, so the test asks only that it happens.
+    steps = [step for step in done if step != "pack_is_sound"]
+    assert any(a == b == "open_pieces" for a, b in itertools.pairwise(steps))
     restored = (tmp_path / "out" / "src" / "big.bin").read_bytes()
     assert restored == (tmp_path / "src" / "big.bin").read_bytes()
