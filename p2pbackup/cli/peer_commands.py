@@ -360,8 +360,7 @@ def simulate(
     # Simulated peers log as real ones do; a hostile run's rejected shares are
     # findings for the report, not warnings for the terminal.
     logging.getLogger("p2pbackup").setLevel(logging.ERROR)
-    options = {"peers": peers, "lookups": lookups, "packs": packs, "days": days}
-    options["relayed"] = relayed
+    options = {"peers": peers, "lookups": lookups, "packs": packs, "days": days, "relayed": relayed}
     chosen = {k: v for k, v in options.items() if v is not None}
     if scenario not in SCENARIOS:
         raise P2PBackupError(
@@ -372,7 +371,8 @@ def simulate(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise P2PBackupError(f"cannot write the report to {folder}: {exc.strerror}") from None
-    result = run_named(scenario, seed, chosen, None if as_json else stderr_progress)
+    quiet = as_json and not sys.stderr.isatty()  # a terminal watching a script sees progress
+    result = run_named(scenario, seed, chosen, None if quiet else stderr_progress)
     write_report(result, folder)
     summary = {**flat(result), "report": str(folder / "report.md")}
     emit(summary, as_json, lambda r: render.table_text(r, 34))
