@@ -109,7 +109,9 @@ class Upkeep:
             await self._save_floor(int(now) + self.lease_seconds)
             return self.renew_interval
         due = None if floor is None else floor.due(self.lease_seconds, self.renew_interval)
-        return soon if due is None else max(soon, due - now)
+        # Never past one interval: a clock set back, or a floor that says too much,
+        # must not put renewals off beyond the usual schedule.
+        return soon if due is None else min(self.renew_interval, max(soon, due - now))
 
     async def _save_floor(self, expiry: int) -> None:
         if self.floor_file is not None:

@@ -55,6 +55,14 @@ async def test_a_recent_renewal_puts_the_next_one_off(tmp_path: Path) -> None:
     assert await upkeep._first_wait() == INTERVAL - 86_400
 
 
+async def test_a_floor_from_the_future_puts_renewals_off_one_interval_at_most(
+    tmp_path: Path,
+) -> None:
+    write_floor(tmp_path / FLOOR_NAME, LeaseFloor(NOW + 10 * LEASE, LEASE))
+    upkeep = _upkeep(tmp_path, {b"p" * 32})
+    assert await upkeep._first_wait() == INTERVAL
+
+
 async def test_a_renewal_past_due_comes_soon(tmp_path: Path) -> None:
     write_floor(tmp_path / FLOOR_NAME, LeaseFloor(NOW + LEASE - 30 * 86_400, LEASE))
     upkeep = _upkeep(tmp_path, {b"p" * 32})
