@@ -20,7 +20,8 @@ def caption(c: Comparison, w: Workload) -> str:
     return (
         f"Seconds: median (min to max) of {runs} runs, wall time around each command "
         "(ours: the `p2pbackup` CLI process asking the running peer; theirs: the tool's "
-        f"process), tools interleaved round by round. {tools}; their caches sit in the run "
+        "process), each after a `sync` and once the mesh's processes are idle, tools "
+        f"interleaved round by round. {tools}; their caches sit in the run "
         f"folder. p2pbackup: 10 peers on loopback, k=3 of n=10. Tree: {w.tree.files:,} "
         f"files, {w.tree.bytes / MB:.1f} MB; 1% change: {len(w.changed)} files rewritten in "
         f"part; big file: {w.big.bytes / MB:.0f} MB of random bytes."

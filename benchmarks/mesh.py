@@ -108,6 +108,18 @@ def _timed(mesh: LocalMesh, index: int, *args: str) -> Timed:
     return Timed(wall, result, done.returncode, used, index)
 
 
+def settle(mesh: LocalMesh, log: Any = print) -> bool:
+    """What comes before every timed command of every tool, as hyperfine's `--prepare
+    sync`: every dirty page written out, then the mesh's processes quiet.
+
+    Without the sync, the 200 MB a tool had just written (its repository, or a restore
+    since removed) was still being written back when the next tool's command began,
+    and that tool's fsyncs waited for it: the same backup took twice as long after
+    another tool's writes as first in its round. The sync is not timed."""
+    os.sync()
+    return wait_for_quiet(mesh, log)
+
+
 def wait_for_quiet(mesh: LocalMesh, log: Any = print) -> bool:
     """Wait until the mesh's processes were quiet over one window; False (and a logged
     line) if that did not happen within `QUIET_TIMEOUT`."""

@@ -10,7 +10,8 @@ by a third within minutes) hits all of them alike. The big file comes last,
 tool by tool (backup, restore, then its repository or mesh removed): the
 shares of a 200 MB file on ten holders take 670 MB, and three tools' copies
 at once would not fit a small disk. Every restore is compared byte for byte
-with what was backed up, then removed.
+with what was backed up, then removed. Every timed command, whichever tool's,
+starts after `settle`: dirty pages written out (`sync`) and the mesh quiet.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from benchmarks.mesh import (
     Timed,
     _timed,
     peer_peaks,
+    settle,
     start_mesh,
-    wait_for_quiet,
 )
 from benchmarks.pipeline import run_pipeline
 from benchmarks.rivals import Rival
@@ -122,7 +123,7 @@ def _step(
         if row.endswith("restore"):
             sample = _restore(c, w, mesh, tool, row, number, relative, log)
         elif isinstance(tool, Rival):
-            wait_for_quiet(mesh, log)
+            settle(mesh, log)
             done = tool.backup(relative)
             sample = Sample(tool.name, row, number, done.seconds, _rival_detail(c, tool, done))
         else:
@@ -145,12 +146,12 @@ def _our_backup(
     source = str(w.folder / relative)
     if row == "tree_first" and number % 2:
         c.unproven.append(_unproven(c, mesh, source, number, log))
-    wait_for_quiet(mesh, log)
+    settle(mesh, log)
     if row in ("tree_first", "big_backup"):
         limits = c.big_limits if row == "big_backup" else c.tree_limits
         limits.append(run_pipeline(w.big if row == "big_backup" else w.tree))
         log(f"pipeline limit, {relative}: {limits[-1].seconds:.2f}s")
-        wait_for_quiet(mesh, log)
+        settle(mesh, log)
     timed = _timed(mesh, OWNER, "backup", source)
     sample = Sample(OURS, row, number, timed.wall_seconds, _our_detail(c, timed))
     if row == "tree_first" and not number % 2:
@@ -159,7 +160,7 @@ def _our_backup(
 
 
 def _unproven(c: Comparison, mesh: BenchMesh, source: str, number: int, log: Any) -> Sample:
-    wait_for_quiet(mesh, log)
+    settle(mesh, log)
     timed = _timed(mesh, UNPROVEN, "backup", source)
     log(f"first backup, shares unproven (peer {UNPROVEN}): {timed.peer_seconds:.2f}s")
     return Sample(OURS, "tree_first_unproven", number, timed.wall_seconds, _our_detail(c, timed))
@@ -177,7 +178,7 @@ def _restore(
 ) -> Sample:
     """Restore the latest snapshot into a new folder, compare it, remove it."""
     target = w.folder / f"restored-{_name(tool)}-{row}-{number}"
-    wait_for_quiet(mesh, log)
+    settle(mesh, log)
     if isinstance(tool, Rival):
         done = tool.restore(target)
         sample = Sample(tool.name, row, number, done.seconds, _rival_detail(c, tool, done))

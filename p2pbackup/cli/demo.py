@@ -24,8 +24,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from p2pbackup.base.sizes import format_size
 from p2pbackup.cli.localmesh import CLI, LocalMesh
-from p2pbackup.store.capacity import format_size
 
 PEERS = 10
 KILLED = (0, 4, 7)  # the owner's own machine and two more

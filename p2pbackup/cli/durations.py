@@ -1,4 +1,4 @@
-"""Durations as people type them: '2s', '10m', '1h30m' (sizes: `p2pbackup.store.capacity`)."""
+"""Durations as people type them: '2s', '10m', '1h30m' (sizes: `p2pbackup.base.sizes`)."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from p2pbackup.base.sizes import DEFAULT_OWNER_QUOTA, parse_quota, parse_size
 from p2pbackup.cli import render
 from p2pbackup.cli.common import (
     JSON_OPTION,
@@ -37,7 +38,6 @@ from p2pbackup.errors import NoPeerRunning, P2PBackupError, sole_error
 from p2pbackup.net.contact import parse_address
 from p2pbackup.peer.heap import keep_freed_pages
 from p2pbackup.peer.requests import RecordGetRequest, RecordPutRequest
-from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, parse_quota, parse_size
 
 if TYPE_CHECKING:
     from p2pbackup.peer.relaying import RelayOptions

@@ -6,15 +6,13 @@ output stay clean.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-from p2pbackup.store.capacity import format_size
+from p2pbackup.base.sizes import format_size
 
 
 def _rate(count: float, started: float) -> str:
@@ -24,7 +22,14 @@ def _rate(count: float, started: float) -> str:
 
 @contextmanager
 def live_progress(title: str, kind: str) -> Iterator[Any]:
-    """Yields a callback for the peer's progress frames."""
+    """Yields a callback for the peer's progress frames. Off a terminal it draws nothing
+    and rich is not even loaded: a script's command (`--json`) starts that much sooner."""
+    if not sys.stderr.isatty():
+        yield _ignore
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     console = Console(stderr=True)
     started = time.monotonic()
     with Progress(
@@ -58,6 +63,10 @@ def live_progress(title: str, kind: str) -> Iterator[Any]:
             progress.update(task, detail=detail)
 
         yield update
+
+
+def _ignore(frame: dict[str, Any]) -> None:
+    """The progress callback off a terminal."""
 
 
 # Pack-by-pack work: (count field, total field, verb) as the peer reports them.

@@ -10,7 +10,7 @@ import datetime
 import json
 from typing import Any
 
-from p2pbackup.store.capacity import format_size
+from p2pbackup.base.sizes import format_size
 
 Result = dict[str, Any]
 

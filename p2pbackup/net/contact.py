@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from p2pbackup.crypto.identity import NODE_ID_BYTES
+from p2pbackup.base.ids import NODE_ID_BYTES
 from p2pbackup.errors import WireError
 from p2pbackup.wire.schema import Check, bytes_field, int_field, list_of, map_of, str_field
 

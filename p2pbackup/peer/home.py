@@ -17,15 +17,16 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
 from p2pbackup.base.files import write_atomically
-from p2pbackup.crypto.identity import Identity
-from p2pbackup.crypto.keys import member_identity
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.peer.private import claim_dir, close_tree, is_private_dir
+
+if TYPE_CHECKING:  # imported where used: a command that only asks the running peer
+    from p2pbackup.crypto.identity import Identity  # loads no cipher library
 
 ENV_HOME = "P2PBACKUP_HOME"
 _SOCKET_PATH_MAX = 100  # sockaddr_un allows 108 bytes; keep a margin
@@ -79,6 +80,8 @@ class Home:
             raise HomeError(f"{self.path} is already initialised (found {self.identity_file.name})")
         self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.tighten()
+        from p2pbackup.crypto.identity import Identity
+
         identity = identity or Identity.generate()
         write_atomically(self.identity_file, identity.seed)
         return identity
@@ -140,6 +143,8 @@ class Home:
         return f"a peer is already running for {self.path}{running}; stop it first"
 
     def identity(self) -> Identity:
+        from p2pbackup.crypto.identity import Identity
+
         seed = _secret(self.identity_file)
         if seed is None:
             raise HomeError(
@@ -218,6 +223,8 @@ class Home:
     def member_identity(self) -> Identity:
         """This home's member key: the owner's, from the recovery secret, so a recovered
         owner is the same member; a home without an owner acts as its node key."""
+        from p2pbackup.crypto.keys import member_identity
+
         master = self.owner_master()
         return member_identity(master) if master is not None else self.identity()
 

@@ -42,6 +42,7 @@ from p2pbackup.peer.engine_process import (
     run_backup_process,
     run_restore_process,
 )
+from p2pbackup.peer.lease_floor import FLOOR_NAME
 from p2pbackup.peer.pack_health import PackSurvey, survey_packs
 from p2pbackup.peer.requests import (
     BackupRequest,
@@ -137,6 +138,7 @@ class OwnerService:
             run_sync=run_sync,
             clock=clock,
             now=now,
+            floor_file=catalog_path.with_name(FLOOR_NAME),
         )
         self.run_sync = run_sync
         self.parallel_uploads = parallel_uploads

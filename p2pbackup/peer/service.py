@@ -24,6 +24,7 @@ from typing import Any
 
 import trio
 
+from p2pbackup.base.sizes import DEFAULT_OWNER_QUOTA, format_size, parse_quota
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.record_store import RecordStore
@@ -60,7 +61,6 @@ from p2pbackup.shares.holder import HOLDER_REQUESTS, ShareHolder
 from p2pbackup.shares.mesh_packs import WHOLE_MESH_SECONDS
 from p2pbackup.shares.redundancy import Redundancy, redundancy_of
 from p2pbackup.store import FileShareStore
-from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, format_size, parse_quota
 
 log = logging.getLogger("p2pbackup.service")
 

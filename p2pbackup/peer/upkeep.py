@@ -1,8 +1,10 @@
 """An owner's upkeep of the mesh: renewing leases while snapshots need them, pruning after.
 
-Leases are renewed every `renew_interval` (and soon after the peer starts, in
-case the machine was off for a while) for every pack the owner has placed and
-not released. `prune` marks what the kept snapshots use, copies the used
+Leases are renewed every `renew_interval` for every pack the owner has placed
+and not released; after a start, when the schedule kept beside the catalog
+(`lease_floor`) says a renewal is due, or soon when it says nothing.
+
+`prune` marks what the kept snapshots use, copies the used
 blobs of mostly unused packs into new packs (publishing their new index blobs
 for every snapshot to read), records the rest as released in the snapshot set
 (so no device of this owner dedups against them again), forgets them in the
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import trio
 
@@ -36,6 +39,7 @@ from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.leases import release_pack, renew_pack
 from p2pbackup.peer.control import Progress
+from p2pbackup.peer.lease_floor import LeaseFloor, read_floor, write_floor
 from p2pbackup.peer.requests import PruneRequest
 from p2pbackup.peer.results import PruneResult, RenewResult
 
@@ -59,7 +63,10 @@ class Upkeep:
         now: Callable[[], float] = time.time,
         clock: Callable[[], float] = trio.current_time,
         run_sync: RunSync = to_thread,
+        floor_file: Path | None = None,
     ) -> None:
+        """`floor_file`: where `keep_leases` keeps its schedule across restarts (none:
+        the first renewal comes soon after each start)."""
         self.dht = dht
         self.run_sync = run_sync
         self.identity = identity
@@ -72,18 +79,44 @@ class Upkeep:
         self.now = now
         self.clock = clock
         self.last_renewal: RenewResult | None = None
+        self.floor_file = floor_file
 
     async def keep_leases(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         task_status.started()
-        await trio.sleep(min(FIRST_RENEWAL_DELAY, self.renew_interval))
+        await trio.sleep(await self._first_wait())
         while True:
             try:
-                await self.renew_all()
+                done = await self.renew_all()
             except P2PBackupError as exc:
                 log.warning("renewing leases: %s", exc)
+            else:
+                if done.packs_renewed == done.packs:  # else the floor would overstate
+                    await self._save_floor(done.lease_expiry)
             await trio.sleep(self.renew_interval)
+
+    async def _first_wait(self) -> float:
+        """Seconds until the first renewal after a start: when the saved schedule says
+        one is due (at once if that is past), else soon. An owner with nothing placed
+        yet starts the schedule now: whatever it places later is kept longer."""
+        soon = min(FIRST_RENEWAL_DELAY, self.renew_interval)
+        if self.floor_file is None:
+            return soon
+        now = self.now()
+        floor = await self.run_sync(read_floor, self.floor_file)
+        if floor is None and not self.catalog.pack_ids():
+            await self._save_floor(int(now) + self.lease_seconds)
+            return self.renew_interval
+        due = None if floor is None else floor.due(self.lease_seconds, self.renew_interval)
+        # Never past one interval: a clock set back, or a floor that says too much,
+        # must not put renewals off beyond the usual schedule.
+        return soon if due is None else min(self.renew_interval, max(soon, due - now))
+
+    async def _save_floor(self, expiry: int) -> None:
+        if self.floor_file is not None:
+            floor = LeaseFloor(expiry, self.lease_seconds)
+            await self.run_sync(write_floor, self.floor_file, floor)
 
     async def renew_all(self, progress: Progress | None = None) -> RenewResult:
         """Extend the lease of every placed, unreleased pack to now + the lease period."""

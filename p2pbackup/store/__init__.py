@@ -1,6 +1,6 @@
 """This peer's share store on disk: content-addressed files, an SQLite index, quotas, leases."""
 
-from p2pbackup.store.capacity import format_size, parse_size
+from p2pbackup.base.sizes import format_size, parse_size
 from p2pbackup.store.contract import (
     OwnerQuotaFull,
     ShareInfo,

@@ -14,6 +14,7 @@ from typing import NamedTuple
 import cbor2
 
 from p2pbackup.base.ids import PACK_ID_BYTES
+from p2pbackup.base.sizes import format_size
 from p2pbackup.codec.erasure import (
     LATEST_TREE,
     TREES,
@@ -23,7 +24,6 @@ from p2pbackup.codec.erasure import (
     share_root,
     verify_block,
 )
-from p2pbackup.store.capacity import format_size
 from p2pbackup.store.contract import (
     BlockProof,
     OwnerQuotaFull,

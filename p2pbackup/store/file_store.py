@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from p2pbackup.base.sizes import format_size
 from p2pbackup.codec.erasure import block_count
 from p2pbackup.store import framing, layout
 from p2pbackup.store.admission import (
@@ -36,7 +37,6 @@ from p2pbackup.store.admission import (
     short,
     tree_of,
 )
-from p2pbackup.store.capacity import format_size
 from p2pbackup.store.contract import (
     BlockProof,
     Lease,

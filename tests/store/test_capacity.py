@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from p2pbackup.store import format_size, parse_size
-from p2pbackup.store.capacity import DEFAULT_OWNER_QUOTA, parse_quota
+from p2pbackup.base.sizes import DEFAULT_OWNER_QUOTA, format_size, parse_quota, parse_size
 
 
 @pytest.mark.parametrize(
