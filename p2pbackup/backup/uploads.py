@@ -21,6 +21,7 @@ import trio
 from p2pbackup.backup.blobs import BlobCodec, Pack
 from p2pbackup.backup.catalog import Catalog, ChunkList, FileState, IndexPack
 from p2pbackup.backup.progress import BackupStats, Reporter
+from p2pbackup.backup.restore_fetch import Budget
 from p2pbackup.backup.snapshot import Locator
 from p2pbackup.base.offload import RunSync
 from p2pbackup.codec.packstore import PackReceipt, PackStore
@@ -71,8 +72,10 @@ def plain_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 class Uploads:
     """One run's uploads, index blobs and files waiting to be remembered.
 
-    `slots` limits the uploads alive at once; `stats` counts packs, bytes sent and
-    index blobs, and `reporter` passes them on."""
+    `slots` limits the uploads alive at once, and so the bytes of their packs to as
+    many small packs' (two of a big file's: each pack is held several times over
+    on its way out, as its shares and their frames); `stats` counts packs, bytes
+    sent and index blobs, and `reporter` passes them on."""
 
     def __init__(
         self,
@@ -92,6 +95,7 @@ class Uploads:
         self.stats = stats
         self.index_entries = index_entries
         self._slots = slots
+        self._room = Budget(int(slots.total_tokens) * codec.pack_target)
         self._reporter = reporter
         self.pending: set[bytes] = set()  # chunk ids packed this run but not yet placed
         self.placed: set[bytes] = set()  # ids of the packs this run placed
@@ -142,6 +146,11 @@ class Uploads:
         # finished packs are alive besides the one the packer is filling.
         token = object()
         await self._slots.acquire_on_behalf_of(token)
+        try:
+            await self._room.take(len(pack.data))
+        except BaseException:
+            self._slots.release_on_behalf_of(token)
+            raise
         self._spawned += 1
         nursery.start_soon(self._upload, pack, token, on_placed)
 
@@ -150,6 +159,7 @@ class Uploads:
         try:
             receipt = await self.packs.put(pack.pack_id, pack.data)
         finally:
+            self._room.give(len(pack.data))
             self._slots.release_on_behalf_of(token)
         on_placed(pack, receipt)
         self.placed.add(pack.pack_id)
