@@ -1,5 +1,5 @@
 """A big file's chunks fill bigger packs than small files' and trees', and the bytes of
-packs on their way stay within what `parallel_uploads` small packs would hold."""
+packs on their way stay about what `parallel_uploads` small packs would hold."""
 
 from __future__ import annotations
 
@@ -12,13 +12,18 @@ from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.scan import SMALL_FILE, file_state
 from p2pbackup.backup.walk import stat_root
+from p2pbackup.base.ids import PACK_ID_BYTES
+from p2pbackup.codec.descriptor import MAX_DESCRIPTOR_BYTES
 from p2pbackup.codec.packs import BIG_FILE_TARGET, DEFAULT_TARGET
 from p2pbackup.codec.packstore import MemoryPackStore, PackReceipt
-from p2pbackup.shares.messages import MAX_SHARE_BYTES
+from p2pbackup.net.connection_loop import encode_checked
+from p2pbackup.shares.messages import MAX_SHARE_BYTES, PutShare
+from p2pbackup.wire.frames import DEFAULT_MAX_FRAME
+from p2pbackup.wire.messages import decode_message
 from tests.backup.fs import KEYS, PARAMS, backup, restorer
 
 SMALL = 64 * 1024
-BIG = 2 * SMALL
+BIG = SMALL * 3 // 2  # as 6 MiB to 4 MiB
 PARALLEL = 4
 
 
@@ -77,9 +82,10 @@ async def test_a_big_files_chunks_go_to_bigger_packs(tmp_path: Path) -> None:
     assert all(sizes[p] <= SMALL for p in small_packs)
     assert len(big_packs) <= 3 * SMALL_FILE // BIG + 2
 
-    # Two big packs at once, never more bytes than four small ones.
-    assert store.most_on_way <= PARALLEL * SMALL
-    assert store.most_big == 2
+    # Three big packs at once: one goes while fewer bytes than four small packs' are
+    # on their way.
+    assert store.most_on_way < PARALLEL * SMALL + BIG
+    assert store.most_big == 3
 
     out = tmp_path / "out"
     stats = await restorer(blobs, store).run(snapshot, out)
@@ -108,6 +114,9 @@ def test_the_big_target_is_the_small_one_for_a_codec_given_its_own() -> None:
 def test_a_big_pack_fits_one_share_of_one_of_n() -> None:
     # A pack of 1-of-n is one share, and `repair --reencode` may make any pack one.
     assert DEFAULT_TARGET < BIG_FILE_TARGET <= MAX_SHARE_BYTES
+    put = PutShare(bytes(PACK_ID_BYTES), 0, bytes(MAX_DESCRIPTOR_BYTES), bytes(BIG_FILE_TARGET), 7)
+    payload = encode_checked(1, put, DEFAULT_MAX_FRAME)
+    assert decode_message(payload) == (1, put)
 
 
 def _file_chunks(catalog: Catalog, path: Path) -> list[bytes]:
