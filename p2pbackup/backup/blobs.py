@@ -28,7 +28,7 @@ from p2pbackup.codec.chunker import (
     open_chunker,
 )
 from p2pbackup.codec.chunks import ZSTD_LEVEL, CorruptBlob
-from p2pbackup.codec.packs import DEFAULT_TARGET, Pack, Packer
+from p2pbackup.codec.packs import BIG_FILE_TARGET, DEFAULT_TARGET, Pack, Packer
 from p2pbackup.crypto.keys import OwnerKeys
 
 _ZERO_IDS_KEPT = 64
@@ -45,6 +45,7 @@ class BlobCodec:
         chunk_params: ChunkParams = DEFAULT_PARAMS,
         *,
         pack_target: int = DEFAULT_TARGET,
+        big_pack_target: int | None = None,
         zstd_level: int = ZSTD_LEVEL,
         random_bytes: Callable[[int], bytes] = os.urandom,
     ) -> None:
@@ -52,6 +53,12 @@ class BlobCodec:
         self.random_bytes = random_bytes  # nonces; seeded only in the simulator
         self.chunk_params = chunk_params
         self.pack_target = pack_target
+        # A codec given a pack target of its own packs big files to it too, unless told.
+        if big_pack_target is None:
+            big_pack_target = BIG_FILE_TARGET if pack_target == DEFAULT_TARGET else pack_target
+        if big_pack_target < 1:
+            raise ValueError("a pack target size must be positive")
+        self.big_pack_target = big_pack_target
         self.zstd_level = zstd_level
         # All-zero chunks met so far: length -> id, and id -> length. Each dict step
         # is atomic, so worker threads may share them; a race only hashes twice.
@@ -105,3 +112,9 @@ class BlobCodec:
 
     def packer(self) -> Packer:
         return Packer(self.pack_target)
+
+    def big_packer(self) -> Packer:
+        """A packer for big files' chunks (see `BIG_FILE_TARGET`)."""
+        packer = self.packer()
+        packer.target_size = self.big_pack_target
+        return packer

@@ -332,6 +332,7 @@ class BackupEngine:
         # Not read ahead (a big file), or read ahead without sealing a chunk this run
         # still needs: read it here.
         chunk_ids: list[tuple[bytes, int]] = []
+        packer = self._packing.packer_for(entry.size)
         reader = await self.run_sync(self.codec.open_chunker, entry.path)
         try:
             while True:
@@ -340,7 +341,7 @@ class BackupEngine:
                     break
                 chunk, chunk_id = got
                 self.stats.bytes_read += len(chunk)
-                await self._packing.add_blob(uploads, chunk, chunk_id=chunk_id)
+                await self._packing.add_blob(uploads, chunk, packer, chunk_id)
                 chunk_ids.append((chunk_id, len(chunk)))
                 await self._report()
         finally:

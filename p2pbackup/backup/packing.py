@@ -12,7 +12,7 @@ from __future__ import annotations
 import trio
 
 from p2pbackup.backup.blobs import Pack, Packer
-from p2pbackup.backup.scan import PACKED, Claims, Prepared, Scanner
+from p2pbackup.backup.scan import PACKED, SMALL_FILE, Claims, Prepared, Scanner
 from p2pbackup.backup.tree import Tree
 from p2pbackup.backup.uploads import Uploads
 from p2pbackup.base.offload import RunSync
@@ -38,12 +38,20 @@ class Packing:
         self.stats = uploads.stats
         self.began_empty = began_empty
         self.packer: Packer = codec.packer()
+        # A big file's chunks fill bigger packs: fewer shares, each with its fixed cost
+        # to its holder and its owner. Small files and trees keep small packs, so a
+        # restore of a few of them fetches little.
+        self.big_packer: Packer = codec.big_packer()
         self.tree_packer: Packer = codec.packer()
         self.pending = uploads.pending  # packed this run but not yet placed
         self.claims: Claims = {}  # chunk id -> where in walk order it is first sealed
         # Read-ahead chunks neither the mesh nor this run had when their window was taken.
         self.fresh: set[bytes] = set()
         self.scanner: Scanner | None = None  # the run's scanner, once it has one
+
+    def packer_for(self, size: int) -> Packer:
+        """The packer of a file of `size` bytes read chunk by chunk."""
+        return self.big_packer if size > SMALL_FILE else self.packer
 
     async def add_blob(
         self,
@@ -103,8 +111,8 @@ class Packing:
         return (packer or self.packer).add(chunk_id, sealed)
 
     async def flush(self, nursery: trio.Nursery) -> None:
-        """Upload the packs still being filled: the data pack, then the tree pack."""
-        for packer in (self.packer, self.tree_packer):
+        """Upload the packs still being filled: the data packs, then the tree pack."""
+        for packer in (self.packer, self.big_packer, self.tree_packer):
             pack = packer.flush()
             if pack is not None:
                 await self.uploads.upload_data(nursery, pack)

@@ -94,8 +94,10 @@ class RestoreEngine:
         self.pack_sync = run_sync if pack_sync is None else pack_sync
         self.parallel_packs = parallel_packs
         self.memory_budget = memory_budget
-        # Packs fetched during the walk, before the budget counts them.
-        self.prefetch_packs = max(1, min(parallel_packs, memory_budget // codec.pack_target))
+        # Packs fetched during the walk, before the budget counts them (big files' may
+        # be the bigger ones).
+        largest = max(codec.pack_target, codec.big_pack_target)
+        self.prefetch_packs = max(1, min(parallel_packs, memory_budget // largest))
         self.devices = os.geteuid() == 0 if devices is None else devices
         self.stats = RestoreStats()
         self._index_problems: list[str] = []

@@ -71,8 +71,10 @@ def plain_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 class Uploads:
     """One run's uploads, index blobs and files waiting to be remembered.
 
-    `slots` limits the uploads alive at once; `stats` counts packs, bytes sent and
-    index blobs, and `reporter` passes them on."""
+    `slots` limits the uploads alive at once, and `_Room` the bytes of their packs to
+    about as many small packs' (three of a big file's: each pack is held several
+    times over on its way out, as its shares and their frames); `stats` counts
+    packs, bytes sent and index blobs, and `reporter` passes them on."""
 
     def __init__(
         self,
@@ -92,6 +94,7 @@ class Uploads:
         self.stats = stats
         self.index_entries = index_entries
         self._slots = slots
+        self._room = _Room(int(slots.total_tokens) * codec.pack_target)
         self._reporter = reporter
         self.pending: set[bytes] = set()  # chunk ids packed this run but not yet placed
         self.placed: set[bytes] = set()  # ids of the packs this run placed
@@ -142,6 +145,11 @@ class Uploads:
         # finished packs are alive besides the one the packer is filling.
         token = object()
         await self._slots.acquire_on_behalf_of(token)
+        try:
+            await self._room.take(len(pack.data))
+        except BaseException:
+            self._slots.release_on_behalf_of(token)
+            raise
         self._spawned += 1
         nursery.start_soon(self._upload, pack, token, on_placed)
 
@@ -150,6 +158,7 @@ class Uploads:
         try:
             receipt = await self.packs.put(pack.pack_id, pack.data)
         finally:
+            self._room.give(len(pack.data))
             self._slots.release_on_behalf_of(token)
         on_placed(pack, receipt)
         self.placed.add(pack.pack_id)
@@ -239,3 +248,23 @@ class Uploads:
         for pack in self._index_placed:
             self.index_written.extend(pack.blobs)
         self._index_placed, self._indexing = [], []
+
+
+class _Room:
+    """Bytes of packs on their way: a pack may go while those on their way are fewer
+    than `limit`, so at most `limit` plus one pack are, whatever the packs' sizes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._freed = trio.Event()
+
+    async def take(self, size: int) -> None:
+        while self.used >= self.limit:
+            await self._freed.wait()
+        self.used += size
+
+    def give(self, size: int) -> None:
+        self.used -= size
+        self._freed.set()
+        self._freed = trio.Event()

@@ -21,6 +21,11 @@ from p2pbackup.base.ids import PACK_ID_BYTES
 from p2pbackup.codec.erasure import LATEST_TREE, TREE_BLAKE2B
 
 DEFAULT_TARGET = 4 * 1024 * 1024
+# The packs of big files' chunks: every share costs its holder a file, two syncs and
+# an index row, and its owner a request, whatever its size, so a big file's packs are
+# bigger. No bigger than this: a pack of 1-of-n (a setting, or a `repair --reencode`
+# later) is one share, and a share may be at most 6 MiB on the wire.
+BIG_FILE_TARGET = 6 * 1024 * 1024
 
 Entry = tuple[bytes, int, int]  # chunk id, offset in the pack, length of the sealed blob
 

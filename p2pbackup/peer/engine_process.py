@@ -43,7 +43,7 @@ from p2pbackup.peer.engine_frames import (
     Start,
     decode_from_engine,
 )
-from p2pbackup.peer.pipe_frames import FrameChannel
+from p2pbackup.peer.pipe_frames import ClosedInFrame, FrameChannel
 
 CHILD = [sys.executable, "-m", "p2pbackup.peer.engine_child"]
 PIPE_BYTES = 1024 * 1024
@@ -221,7 +221,10 @@ async def _serve(
     async with trio.open_nursery() as requests:
         try:
             while True:
-                frame = await channel.receive()
+                try:
+                    frame = await channel.receive()
+                except ClosedInFrame:  # it died while sending a pack: as if it closed
+                    frame = None
                 if frame is None:
                     code = await process.wait()
                     raise P2PBackupError(

@@ -39,6 +39,10 @@ class BrokenPipeFrame(P2PBackupError):
     """The other end sent something that is not a frame of ours."""
 
 
+class ClosedInFrame(BrokenPipeFrame):
+    """The other end closed its side in the middle of a frame: it died while sending."""
+
+
 class FrameChannel:
     """Length-prefixed CBOR maps in both directions, each with an optional tail of raw
     bytes; sends may come from many tasks, receives from one."""
@@ -120,7 +124,7 @@ class FrameChannel:
             if not data:
                 if at_frame_start and not self._inbox:
                     return False
-                raise BrokenPipeFrame("the pipe closed in the middle of a frame")
+                raise ClosedInFrame("the pipe closed in the middle of a frame")
             self._inbox += data
         return True
 
@@ -142,7 +146,7 @@ class FrameChannel:
             while got < size:
                 count = await self._read_into(view[got:])
                 if not count:
-                    raise BrokenPipeFrame("the pipe closed in the middle of a frame")
+                    raise ClosedInFrame("the pipe closed in the middle of a frame")
                 got += count
         return tail
 

@@ -94,9 +94,9 @@ def test_owner_repair_then_forget_and_prune_frees_every_share(
     source = random_files(tmp_path / "data", 4, 1_200_000, rng)
     owner = 0
     first = mesh.cli_json(owner, "backup", str(source))
-    # Files of 2 chunks each, 3 files to a 4 MiB pack: with two of them rewritten, the
-    # first backup's first pack is a third used once that backup is forgotten.
-    for i in range(2):
+    # Files of 2 chunks each, all four in one big files' pack (6 MiB): with three of
+    # them rewritten, the first backup's pack is a quarter used once it is forgotten.
+    for i in range(3):
         (source / f"file{i}.bin").write_bytes(rng.randbytes(1_200_000))
     second = mesh.cli_json(owner, "backup", str(source))
     assert second["packs"] >= 1
@@ -142,7 +142,7 @@ def _three_holders_die_and_the_owner_repairs(mesh: LocalMesh, owner: int) -> Non
 def _forget_the_first_and_prune(
     mesh: LocalMesh, owner: int, first: str, live: list[int], source: Path, out: Path
 ) -> None:
-    """Forgetting the first snapshot repacks its mostly unused pack: file2, still in
+    """Forgetting the first snapshot repacks its mostly unused pack: file3, still in
     use, moves to a new pack, and the old pack is released."""
     used_before = sum(mesh.status(i)["bytes_used"] for i in live)
     pruned = mesh.cli_json(owner, "forget", first, "--prune")["prune"]

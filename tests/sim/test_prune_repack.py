@@ -25,6 +25,7 @@ from tests.sim.helpers import STORAGE_CONFIG, build_mesh
 
 KEYS = OwnerKeys.from_master(bytes(range(7, 39)))
 EPOCH = 1_700_000_000.0  # the owners' wall clock at virtual time 0
+FILES = 10
 
 
 async def quiet(_: dict[str, Any]) -> None:
@@ -54,10 +55,10 @@ async def owners(nursery: trio.Nursery, tmp_path: Path) -> tuple[StorageMesh, li
 
 
 def tree(root: Path) -> Path:
-    """Six files of two chunks each: two 4 MiB packs of three files, and a tail."""
+    """Ten files of about two chunks each: two 6 MiB big files' packs of five files."""
     rng = random.Random(3)
     root.mkdir(parents=True)
-    for i in range(6):
+    for i in range(FILES):
         (root / f"file{i}.bin").write_bytes(rng.randbytes(1_200_000))
     settle_times(root)
     return root
@@ -73,7 +74,7 @@ def settle_times(root: Path) -> None:
 async def two_snapshots(device: OwnerService, source: Path) -> list[str]:
     await device.backup({"paths": [str(source)]}, quiet)
     rng = random.Random(4)
-    for i in (0, 1, 3, 4):  # two of each three-file pack rewritten
+    for i in (0, 1, 3, 4, 5, 6, 8, 9):  # four of each five-file pack rewritten
         (source / f"file{i}.bin").write_bytes(rng.randbytes(1_200_000))
     settle_times(source)
     await device.backup({"paths": [str(source)]}, quiet)
@@ -101,7 +102,7 @@ async def test_another_device_restores_and_dedups_after_a_repack(
     # The desktop never saw the old locations: it reads the repack's index.
     await desktop.restore({"snapshot": "latest", "target": str(tmp_path / "out")}, quiet)
     files, _, problems = compare_trees(source, tmp_path / "out" / "data")
-    assert files == 6 and problems == []
+    assert files == FILES and problems == []
     again = await desktop.backup({"paths": [str(source)]}, quiet)
     assert again["chunks_new"] == 0 and again["bytes_sent"] == 0
     health = await desktop.check({"read_data": True}, quiet)
@@ -143,7 +144,7 @@ async def test_a_prune_killed_between_steps_is_finished_by_the_next(
     assert storage.held_bytes() < held_before * 3 // 4
     await laptop.restore({"snapshot": "latest", "target": str(tmp_path / "out")}, quiet)
     files, _, problems = compare_trees(source, tmp_path / "out" / "data")
-    assert files == 6 and problems == []
+    assert files == FILES and problems == []
     settled = await laptop.prune({}, quiet)
     assert settled["packs_repacked"] == settled["packs_released"] == 0
 
@@ -166,7 +167,7 @@ async def test_an_unreadable_index_blob_is_reported_and_the_rest_still_listed(
     # The latest snapshot's folder list is in its own index blob: it still lists.
     listed = await laptop.ls({"snapshot": "latest"}, quiet)
     paths = sorted(e["path"] for e in listed["entries"])
-    assert paths == ["data", *(f"data/file{i}.bin" for i in range(6))]
+    assert paths == ["data", *sorted(f"data/file{i}.bin" for i in range(FILES))]
 
 
 def _prune_run(folder: Path) -> tuple[list[tuple[float, Any, Any, str]], dict[str, Any]]:
