@@ -84,6 +84,7 @@ class SimNetwork:
         self._relays: dict[Address, Callable[[bytes], bool]] = {}
         self._order = itertools.count()
         self._wake: trio.CancelScope | None = None
+        self._task: trio.lowlevel.Task | None = None  # the one running `run`
 
     def transport(
         self, identity: Identity, listen: Address, *, reachable: bool = True
@@ -189,6 +190,7 @@ class SimNetwork:
         thousands of peers the timers, not the messages, would cost the most.
         """
         task_status.started()
+        self._task = trio.lowlevel.current_task()
         queue = self._queue
         while True:
             while queue and queue[0][2].done:
@@ -196,13 +198,22 @@ class SimNetwork:
             deadline = queue[0][0] if queue else math.inf
             with trio.CancelScope(deadline=deadline) as scope:
                 self._wake = scope
-                await trio.sleep_forever()
+                await trio.lowlevel.wait_task_rescheduled(self._woken)
             self._wake = None
             now = trio.current_time()
             while queue and queue[0][0] <= now:
                 _, _, guard, action = heapq.heappop(queue)
                 if not guard.done:
                     action()
+
+    def _woken(self, raise_cancel: object) -> trio.lowlevel.Abort:
+        """The wake's deadline came: resume at the very turn the cancellation would
+        have, without raising and catching `Cancelled`; any other cancellation
+        stops the network as usual."""
+        if self._wake is None or not self._wake.cancel_called or self._task is None:
+            return trio.lowlevel.Abort.SUCCEEDED
+        trio.lowlevel.reschedule(self._task)
+        return trio.lowlevel.Abort.FAILED
 
     def _at(self, when: float, guard: _Pending, action: Callable[[], None]) -> None:
         heapq.heappush(self._queue, (when, next(self._order), guard, action))
