@@ -89,6 +89,6 @@ async def audit_claim(
 
 def judge_proof(survey: Survey, contact: Contact, held: ShareHeld, block: int) -> bool:
     """Judge the proof a claim came with, as the answer to an audit at `block`, and
-    record the verdict in `survey`; True if proven (decision 0063)."""
+    record the verdict in `survey`; True if proven (decision 0066)."""
     survey.challenge_at(contact, block)
     return survey.on_proof(contact, held.audit_proof())

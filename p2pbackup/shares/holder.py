@@ -245,7 +245,7 @@ class ShareHolder:
                 if proven is not None:
                     return proven
             stored = await self.run_sync(self.store.get, message.pack_id, index, owner)
-            if stored is not None:  # held, but the block asked for cannot be proven
+            if stored is not None:  # the claim alone: no block asked for, or none proven
                 return ShareHeld(stored.index, stored.descriptor)
         return NoShare()
 

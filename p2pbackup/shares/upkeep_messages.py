@@ -27,7 +27,7 @@ class QueryShare(Message):
     """Which share of `owner`'s pack do you hold, under which descriptor? (no data)
 
     With `block`, a sibling's audit rides along: prove that block of the share
-    held in the reply (decision 0063), saving a second exchange."""
+    held in the reply (decision 0066), saving a second exchange."""
 
     pack_id: PackId
     owner: OwnerKey
