@@ -49,10 +49,16 @@ class Holding:
 
 
 async def query_share(
-    dht: DhtNode, contact: Contact, pack_id: bytes, owner: bytes, timeout: float
+    dht: DhtNode,
+    contact: Contact,
+    pack_id: bytes,
+    owner: bytes,
+    timeout: float,
+    block: int | None = None,
 ) -> Holding | None:
-    """Ask one peer which share of `owner`'s pack it holds; None when it does not answer."""
-    reply = await ask(dht, contact, QueryShare(pack_id, owner), timeout)
+    """Ask one peer which share of `owner`'s pack it holds, with `block` proven; None when
+    it does not answer."""
+    reply = await ask(dht, contact, QueryShare(pack_id, owner, block), timeout)
     if reply is None:
         return None
     return Holding(reply.remote, answer(reply, ShareHeld))
@@ -79,3 +85,10 @@ async def audit_claim(
     challenge = survey.challenge(contact, rng)
     proof = answer(await ask(dht, contact, challenge, timeout), AuditProof)
     return survey.on_proof(contact, proof)
+
+
+def judge_proof(survey: Survey, contact: Contact, held: ShareHeld, block: int) -> bool:
+    """Judge the proof a claim came with, as the answer to an audit at `block`, and
+    record the verdict in `survey`; True if proven (decision 0066)."""
+    survey.challenge_at(contact, block)
+    return survey.on_proof(contact, held.audit_proof())

@@ -28,7 +28,7 @@ from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.audit import audit_claim, query_share
+from p2pbackup.maintenance.audit import audit_claim, judge_proof, query_share
 from p2pbackup.maintenance.config import SURVEY_MARGIN, MaintenanceConfig, MaintenanceStats
 from p2pbackup.maintenance.holder_rules import FirstHand, near_enough
 from p2pbackup.maintenance.repair import rebuild_from_siblings
@@ -50,6 +50,7 @@ from p2pbackup.net.contact import Contact
 from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.lease_rules import capped_lease, newer_lease
 from p2pbackup.shares.placing import place_shares
+from p2pbackup.shares.upkeep_messages import ShareHeld
 from p2pbackup.store import ShareInfo, ShareStore, StoredShare
 
 log = logging.getLogger("p2pbackup.maintenance")
@@ -194,17 +195,19 @@ class Maintainer:
     async def _vet(self, survey: Survey, step: VetAuditor) -> bool:
         """A closer peer audited us, but we never checked it: ask what it holds and audit
         it, and if it proves its share, watch it as the keeper. False: survey."""
+        block = survey.draw_block(self.rng)
         holding = await query_share(
             self.dht,
             step.contact,
             survey.pack_id,
             survey.descriptor.owner,
             self.config.request_timeout,
+            block,
         )
         held = holding.held if holding is not None else None
         if held is None or not survey.on_holding(step.contact, held.index, held.descriptor):
             return False
-        proven = await self._audit(survey, step.contact)
+        proven = self._judge(survey, step.contact, held, block)
         self.rounds.learn(survey.pack_id, survey)
         if not proven:
             return False
@@ -215,6 +218,14 @@ class Maintainer:
         """Audit one claim `survey` accepted, counting it; True if proven."""
         self.stats.audits += 1
         if await audit_claim(self.dht, survey, contact, self.rng, self.config.request_timeout):
+            return True
+        self.stats.audits_failed += 1
+        return False
+
+    def _judge(self, survey: Survey, contact: Contact, held: ShareHeld, block: int) -> bool:
+        """Judge the proof a claim came with as an audit, counting it; True if proven."""
+        self.stats.audits += 1
+        if judge_proof(survey, contact, held, block):
             return True
         self.stats.audits_failed += 1
         return False
@@ -263,12 +274,14 @@ class Maintainer:
         """Ask the closest peers and the siblings known from before what they hold."""
 
         async def ask(contact: Contact) -> None:
+            block = survey.draw_block(self.rng)
             holding = await query_share(
                 self.dht,
                 contact,
                 survey.pack_id,
                 survey.descriptor.owner,
                 self.config.request_timeout,
+                block,
             )
             if holding is None:
                 remembered = known.get(contact.node_id)
@@ -281,7 +294,8 @@ class Maintainer:
             index = held.index if held else None
             if not survey.on_holding(contact, index, held.descriptor if held else None):
                 return
-            if not await self._audit(survey, contact):
+            assert held is not None  # a claim to audit names a share
+            if not self._judge(survey, contact, held, block):
                 log.info("audit of %s for %s failed", contact, survey.pack_id.hex()[:12])
 
         asked = {c.node_id for c in closest}

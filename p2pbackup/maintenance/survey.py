@@ -100,8 +100,15 @@ class Survey:
             self.claims[contact.node_id] = (contact, known_index)
 
     def challenge(self, contact: Contact, rng: random.Random) -> Audit:
+        return self.challenge_at(contact, self.draw_block(rng))
+
+    def draw_block(self, rng: random.Random) -> int:
+        """A block to challenge a sibling with; drawn before a query that carries it."""
+        return rng.randrange(block_count(self.descriptor.share_size))
+
+    def challenge_at(self, contact: Contact, block: int) -> Audit:
+        """The audit of the claim `contact` made, at `block`; its answer goes to `on_proof`."""
         _, index = self.claims[contact.node_id]
-        block = rng.randrange(block_count(self.descriptor.share_size))
         audit = Audit(self.pack_id, self.descriptor.owner, index, block)
         self._challenges[contact.node_id] = audit
         return audit

@@ -130,7 +130,7 @@ class ShareHolder:
         if isinstance(message, GetShare):
             return await self._get(remote, message)
         if isinstance(message, QueryShare):
-            return await self._query(message)
+            return await self._query(remote, message)
         if isinstance(message, Audit):
             return await self._audit(remote, message)
         if isinstance(message, RenewLease):
@@ -237,13 +237,34 @@ class ShareHolder:
             return False
         return await self.siblings.holds_sibling(remote, descriptor, index)
 
-    async def _query(self, message: QueryShare) -> Message:
+    async def _query(self, remote: Remote, message: QueryShare) -> Message:
         owner = message.owner
         for index in await self.run_sync(self.store.indices, message.pack_id, owner):
+            if message.block is not None:
+                proven = await self._query_proven(remote, message, index)
+                if proven is not None:
+                    return proven
             stored = await self.run_sync(self.store.get, message.pack_id, index, owner)
-            if stored is not None:
+            if stored is not None:  # the claim alone: no block asked for, or none proven
                 return ShareHeld(stored.index, stored.descriptor)
         return NoShare()
+
+    async def _query_proven(
+        self, remote: Remote, message: QueryShare, index: int
+    ) -> ShareHeld | None:
+        """The claim with the proof the query asked for: its row and one block, as an
+        audit reads them (no check of the whole share); None when it cannot be proven."""
+        assert message.block is not None
+        key = (message.pack_id, index, message.owner)
+        lease = await self.run_sync(self.store.lease, *key)
+        found = (
+            None if lease is None else await self.run_sync(self.store.prove, *key, message.block)
+        )
+        if lease is None or found is None:
+            return None
+        if self.audit_log is not None:
+            self.audit_log.note(message.pack_id, remote.node_id, remote.contact())
+        return ShareHeld(index, lease.descriptor, found.block, tuple(found.proof))
 
     async def _renew(self, message: RenewLease) -> Message:
         try:  # the share renewed is the one of the owner the descriptor names

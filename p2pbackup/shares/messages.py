@@ -30,6 +30,10 @@ _PATH = WireField(bytes_field(exact=HASH_BYTES)).many(MAX_PROOF)
 AuditBlock = Annotated[int, _BLOCK]
 BlockBytes = Annotated[bytes, _BLOCK_BYTES]
 MerklePath = Annotated[tuple[bytes, ...], _PATH]
+# The same, where a request may ask for a proof and its answer carries one only then.
+MaybeBlock = Annotated[int | None, _BLOCK]
+MaybeBlockBytes = Annotated[bytes | None, _BLOCK_BYTES]
+MaybePath = Annotated[tuple[bytes, ...] | None, _PATH.or_none()]
 
 
 @message(MessageType.PUT_SHARE)

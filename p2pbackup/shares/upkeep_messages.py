@@ -10,6 +10,9 @@ from p2pbackup.shares.messages import (
     AuditBlock,
     BlockBytes,
     Descriptor,
+    MaybeBlock,
+    MaybeBlockBytes,
+    MaybePath,
     MerklePath,
     OwnerKey,
     PackId,
@@ -21,16 +24,31 @@ from p2pbackup.wire.schema import bytes_field, int_field
 
 @message(MessageType.QUERY_SHARE)
 class QueryShare(Message):
-    """Which share of `owner`'s pack do you hold, under which descriptor? (no data)"""
+    """Which share of `owner`'s pack do you hold, under which descriptor? (no data)
+
+    With `block`, a sibling's audit rides along: prove that block of the share
+    held in the reply (decision 0066), saving a second exchange."""
 
     pack_id: PackId
     owner: OwnerKey
+    block: MaybeBlock = None
 
 
 @message(MessageType.SHARE_HELD)
 class ShareHeld(Message):
+    """Reply to QueryShare; for a query that asked for a proof, the block asked for and
+    its Merkle path (both absent when the holder cannot prove it)."""
+
     index: ShareIndex
     descriptor: Descriptor
+    block: MaybeBlockBytes = None
+    proof: MaybePath = None
+
+    def audit_proof(self) -> AuditProof | None:
+        """The proof that came along, as an audit's answer; None when none did."""
+        if self.block is None or self.proof is None:
+            return None
+        return AuditProof(self.block, self.proof)
 
 
 @message(MessageType.AUDIT)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import trio
@@ -84,7 +84,12 @@ def steal_claims(peer: Peer, leak: Leak) -> None:
         assert isinstance(message, QueryShare | Audit)
         share = leak(message.pack_id, message.owner, remote.node_id)
         if share is not None and isinstance(message, QueryShare):
-            return ShareHeld(share.index, share.descriptor)
+            if message.block is None or message.block >= block_count(len(share.data)):
+                return ShareHeld(share.index, share.descriptor)
+            proof = tuple(block_proof(share.data, message.block))
+            return ShareHeld(
+                share.index, share.descriptor, share_block(share.data, message.block), proof
+            )
         if (
             share is not None
             and isinstance(message, Audit)
@@ -149,6 +154,8 @@ def turn_hostile(world: World, sim_peer: SimPeer, kind: str, rng: random.Random)
             return ShareData(reply.index, reply.descriptor, _flip(reply.data))
         if isinstance(reply, AuditProof):
             return AuditProof(_flip(reply.data), reply.proof)
+        if isinstance(reply, ShareHeld) and reply.block is not None:
+            return replace(reply, block=_flip(reply.block))
         return reply
 
     async def lie(remote: Remote, message: Message) -> Message:

@@ -16,10 +16,11 @@ from p2pbackup.base.offload import inline
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.codec.erasure import BLOCK_SIZE, block_count
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.shares.audit_log import AuditLog
 from p2pbackup.shares.holder import ShareHolder
 from p2pbackup.shares.messages import PutShare, ShareStored
 from p2pbackup.shares.proving import challenge, proves, stored_proves
-from p2pbackup.shares.upkeep_messages import Audit, LeaseRenewed, RenewLease
+from p2pbackup.shares.upkeep_messages import Audit, LeaseRenewed, QueryShare, RenewLease, ShareHeld
 from p2pbackup.store import FileShareStore, MemoryShareStore, ShareStore, layout
 from tests.shares.test_holder import CALLER, NOW, OWNER, pack
 
@@ -207,3 +208,25 @@ async def test_a_put_that_names_a_block_is_proven_by_every_store(
         reply = await h.handle(CALLER, put)
         assert stored_proves(descriptor, Audit(pack_id, OWNER.public_key, 2, block), reply)
     store.close()
+
+
+async def test_a_query_that_names_a_block_proves_it_and_counts_as_an_audit(
+    tmp_path: Path,
+) -> None:
+    """Decision 0066: the survey's audit rides in its query; the asker is noted as an
+    auditor, and a block that cannot be proven leaves the claim without a proof."""
+    with FileShareStore(tmp_path, 2**30) as store:
+        h, descriptor = await placed(store)
+        log = AuditLog(clock=lambda: NOW)
+        h.audit_log = log
+        for block in range(4):
+            query = QueryShare(descriptor.pack_id, OWNER.public_key, block)
+            held = await h.handle(CALLER, query)
+            assert isinstance(held, ShareHeld) and held.index == 1
+            audit = Audit(descriptor.pack_id, OWNER.public_key, 1, block)
+            assert proves(descriptor, audit, held.audit_proof())
+        assert log.auditors(descriptor.pack_id, within=60) == [CALLER.node_id]
+        plain = await h.handle(CALLER, QueryShare(descriptor.pack_id, OWNER.public_key))
+        assert isinstance(plain, ShareHeld) and plain.audit_proof() is None
+        past = await h.handle(CALLER, QueryShare(descriptor.pack_id, OWNER.public_key, 4))
+        assert isinstance(past, ShareHeld) and past.index == 1 and past.audit_proof() is None

@@ -12,8 +12,10 @@ from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.messages import FindNode, Nodes, Ping, Pong
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.sim import SimNetwork, SimTransport
-from p2pbackup.net.transport import Remote
+from p2pbackup.net.transport import Handler, Remote
 from p2pbackup.peer.peer import Peer, PeerConfig
+from p2pbackup.shares.messages import NoShare
+from p2pbackup.shares.upkeep_messages import QueryShare
 from p2pbackup.wire.messages import Message
 from tests.sim.helpers import TEST_DHT, build_mesh
 
@@ -80,24 +82,42 @@ async def test_a_claim_to_a_bucket_full_of_fresh_contacts_is_not_dialled_back(
     assert peer.dht.checks_pending == 1
 
 
-def test_a_find_node_handler_that_waits_is_reported_not_answered_late() -> None:
-    async def waits(remote: Remote, message: Message) -> Message:
-        await trio.sleep(0)
-        return Nodes(())
+def _ask_once(handler: Handler, message: Message) -> Message:
+    """One request to a simulated peer that answers with `handler`."""
 
-    async def main() -> None:
+    async def main() -> Message:
         network = SimNetwork(random.Random(1))
         async with trio.open_nursery() as nursery:
             await nursery.start(network.run)
             asker = network.transport(Identity.generate(), ("10.0.1.1", 4000))
             answerer = network.transport(Identity.generate(), ("10.0.2.1", 4000))
-            await nursery.start(answerer.serve, waits)
-            await asker.request(answerer.listen, FindNode(bytes(20)), 2.0)
+            await nursery.start(answerer.serve, handler)
+            reply = await asker.request(answerer.listen, message, 2.0)
             nursery.cancel_scope.cancel()
+        return reply.message
+
+    return trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_find_node_handler_that_waits_is_reported_not_answered_late() -> None:
+    async def waits(remote: Remote, message: Message) -> Message:
+        await trio.sleep(1)
+        return Nodes(())
 
     with pytest.raises(ExceptionGroup) as caught:
-        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+        _ask_once(waits, FindNode(bytes(20)))
     assert caught.group_contains(RuntimeError, match="must answer at once")
+
+
+def test_a_share_query_is_answered_at_once_past_its_checkpoints() -> None:
+    """A holder's store calls are checkpoints in the simulator (decision 0063)."""
+
+    async def checks(remote: Remote, message: Message) -> Message:
+        for _ in range(3):
+            await trio.lowlevel.checkpoint()
+        return NoShare()
+
+    assert isinstance(_ask_once(checks, QueryShare(bytes(20), bytes(32))), NoShare)
 
 
 async def _rejoin_dial_backs(nursery: trio.Nursery, *, disk_kept: bool) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 import trio
@@ -12,7 +13,7 @@ from p2pbackup.base.offload import inline
 from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.maintenance.maintainer import Maintainer
 from p2pbackup.net.transport import Remote
-from p2pbackup.shares.upkeep_messages import Audit, AuditProof
+from p2pbackup.shares.upkeep_messages import Audit, AuditProof, QueryShare, ShareHeld
 from p2pbackup.simulations.mesh import SimMesh, SimPeer
 from p2pbackup.store import MemoryShareStore
 from p2pbackup.wire.messages import Message
@@ -84,7 +85,18 @@ async def test_a_lying_holder_and_a_deleting_holder_are_found_and_replaced(
         assert isinstance(message, Audit)
         return AuditProof(mesh.rng.randbytes(1000), (mesh.rng.randbytes(32),))
 
-    by_id(mesh)[liar].peer.add_handler(Audit, garbage)
+    liar_peer = by_id(mesh)[liar].peer
+    honest_query = liar_peer._handlers[QueryShare]
+
+    async def garbage_claim(remote: Remote, message: Message) -> Message:
+        """The claim stands, but a proof that rides along on the query is garbage too."""
+        claim = await honest_query(remote, message)
+        if not isinstance(claim, ShareHeld) or claim.block is None:
+            return claim
+        return replace(claim, block=mesh.rng.randbytes(1000), proof=(mesh.rng.randbytes(32),))
+
+    liar_peer.add_handler(Audit, garbage)
+    liar_peer.add_handler(QueryShare, garbage_claim)
     stores[deleter].delete(pack_id, held[deleter][0], KEYS.identity.public_key)
     lied_index, deleted_index = held[liar][0], held[deleter][0]
     maintain(mesh, stores)
@@ -132,7 +144,9 @@ async def test_a_survey_asks_the_routing_table_first_and_looks_up_only_when_it_f
     # Every holder is among the table's nearest and proves its share, and we are
     # the closest of them: no lookup.
     maintainer = await first_survey()
-    assert sent["query_share"] >= 10 and sent["audit"] == 9
+    # The nine siblings' proofs ride along on the queries: no audit of its own.
+    assert sent["query_share"] >= 10 and sent["audit"] == 0
+    assert maintainer.stats.audits == 9 and maintainer.stats.audits_failed == 0
     assert sent["find_node"] == 0 and maintainer.stats.lookups == 0
     assert len(maintainer.rounds.known_siblings(pack_id)) == 9  # the set was seen whole
     # The table's nearest peers that hold nothing are gone: only the nine siblings
