@@ -134,3 +134,23 @@ async def test_a_peer_back_with_a_new_disk_checks_its_peers_again(
 ) -> None:
     checked, dialled = await _rejoin_dial_backs(nursery, disk_kept=False)
     assert dialled >= checked // 4  # those its new walk did not meet first-hand
+
+
+async def _rejoin(nursery: trio.Nursery, *, disk_kept: bool) -> tuple[int, int]:
+    """A peer of a 40-peer mesh restarts: its table's size before, and once it joined again."""
+    mesh = await build_mesh(nursery, 40, seed=5)
+    peer, bootstrap = mesh.peers[20], mesh.peers[0]
+    before = len(peer.peer.dht.table)
+    mesh.crash(peer)
+    await trio.testing.wait_all_tasks_blocked()
+    await mesh.restart(peer, bootstrap.address, disk_kept=disk_kept)
+    return before, len(peer.peer.dht.table)
+
+
+async def test_a_peer_back_with_its_disk_starts_from_the_table_its_book_rebuilds(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    before, after = await _rejoin(nursery, disk_kept=True)
+    assert after >= before  # every contact it had answered it before, and is still up
+    _, empty_after = await _rejoin(nursery, disk_kept=False)
+    assert empty_after < before  # a new disk knows only what its joining walk was told
