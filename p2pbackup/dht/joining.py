@@ -23,20 +23,40 @@ if TYPE_CHECKING:
 
 
 async def join(node: DhtNode, addresses: Iterable[Address]) -> int:
-    """Ping the bootstrap addresses, then look ourselves up; how many answered."""
-    if not len(node.table):
-        table_from_book(node)
+    """Ping the bootstrap addresses, then look ourselves up; how many answered.
+
+    A peer whose book gave it a table of at least k contacts is back from a restart:
+    its neighbourhood is in its table already, so it asks only the alpha nearest, as
+    the second look of a new peer does, needs no second look, and pings its bootstrap
+    peers only if none of its own contacts answered (decision 0064)."""
+    if not len(node.table) and table_from_book(node) >= node.config.k:
+        answered = await _look_from_table(node)
+        if answered:
+            return answered
     joined = 0
     for address in addresses:
         if await node.ping(address) is not None:
             joined += 1
     if joined:
         await node.lookup(node.node_id, keep_hearsay=True)
-        await fill_empty_buckets(node)
-        check_unvouched_buckets(node)
+        await _fill_and_check(node)
         if node.nursery is not None:
             node.nursery.start_soon(look_again, node)
     return joined
+
+
+async def _look_from_table(node: DhtNode) -> int:
+    """The self-lookup of a peer back with its table, to the alpha nearest; how many
+    contacts answered it."""
+    outcome = await node.lookup(node.node_id, count=node.config.alpha, keep_hearsay=True)
+    if outcome.contacts:
+        await _fill_and_check(node)
+    return len(outcome.contacts)
+
+
+async def _fill_and_check(node: DhtNode) -> None:
+    await fill_empty_buckets(node)
+    check_unvouched_buckets(node)
 
 
 def table_from_book(node: DhtNode) -> int:
