@@ -2,7 +2,9 @@
 
 Peers hand out only contacts they have dialled back (decision 0023), so
 peers that join together do not hear of each other on their first walk;
-a second self-lookup, once those checks are done, introduces them.
+a second self-lookup, once those checks are done, introduces them. A peer
+that restarts with its book of acquaintances first takes them back into its
+routing table: they answered it at those addresses (decision 0064).
 """
 
 from __future__ import annotations
@@ -21,18 +23,58 @@ if TYPE_CHECKING:
 
 
 async def join(node: DhtNode, addresses: Iterable[Address]) -> int:
-    """Ping the bootstrap addresses, then look ourselves up; how many answered."""
+    """Ping the bootstrap addresses, then look ourselves up; how many answered.
+
+    A peer whose book gave it a table of at least k contacts is back from a restart:
+    its neighbourhood is in its table already, so it asks only the alpha nearest, as
+    the second look of a new peer does, needs no second look, and pings its bootstrap
+    peers only if none of its own contacts answered (decision 0064)."""
+    if not len(node.table) and table_from_book(node) >= node.config.k:
+        answered = await _look_from_table(node)
+        if answered:
+            return answered
     joined = 0
     for address in addresses:
         if await node.ping(address) is not None:
             joined += 1
     if joined:
         await node.lookup(node.node_id, keep_hearsay=True)
-        await fill_empty_buckets(node)
-        check_unvouched_buckets(node)
+        await _fill_and_check(node)
         if node.nursery is not None:
             node.nursery.start_soon(look_again, node)
     return joined
+
+
+async def _look_from_table(node: DhtNode) -> int:
+    """The self-lookup of a peer back with its table, to the alpha nearest; how many
+    contacts answered it."""
+    outcome = await node.lookup(node.node_id, count=node.config.alpha, keep_hearsay=True)
+    if outcome.contacts:
+        await _fill_and_check(node)
+    return len(outcome.contacts)
+
+
+async def _fill_and_check(node: DhtNode) -> None:
+    await fill_empty_buckets(node)
+    check_unvouched_buckets(node)
+
+
+def table_from_book(node: DhtNode) -> int:
+    """Fill the routing table from the book's acquaintances, most recently heard first;
+    how many it took.
+
+    A peer back from a restart knew these first-hand (each answered at that very
+    address), so its table starts with them, as heard then, rather than empty: its
+    walks start near where they end, and what it hands out it can vouch for, instead
+    of hearsay from its joining walk that it must dial back before anyone may hear of
+    it (decision 0064). Some have left since: those fail their first call and go, as
+    any contact that stops answering; a full bucket probes its quietest contact first.
+    """
+    taken = 0
+    for contact, heard in node.peers.recent():
+        if contact.node_id not in node.barred:
+            taken += node.table.add_known(contact, heard)
+    return taken
 
 
 async def look_again(node: DhtNode) -> None:

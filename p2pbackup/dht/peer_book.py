@@ -9,16 +9,20 @@ relies on: an address is *verified* once the id answered there, and a peer is
 *vetted* once it has answered for a whole vetting period without failing an
 audit (as Storj vets new nodes before trusting them with much data).
 Times are passed in; the book never reads a clock. A restart keeps the book
-(`to_plain`, `load_plain`): it must not forget whom it vetted for days.
+(`to_plain`, `load_plain`): it must not forget whom it vetted for days, and it
+rebuilds its routing table from the book (`recent`) rather than from strangers'
+hearsay (decision 0064).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from p2pbackup.net.contact import Contact
+from p2pbackup.errors import WireError
+from p2pbackup.net.contact import MAX_ROUTES, Contact, Route
 
 DEFAULT_CAPACITY = 8192  # ids remembered; the least recently heard go first
 
@@ -28,6 +32,7 @@ class Acquaintance:
     address: tuple[str, int]
     first_seen: float  # first answer at `address` (or since the last failed audit)
     last_seen: float
+    routes: tuple[Route, ...] = ()  # the routes it named when it last answered
 
 
 class PeerBook:
@@ -46,6 +51,8 @@ class PeerBook:
             known = Acquaintance(contact.address, now, now)
             self._known[contact.node_id] = known
         known.last_seen = now
+        if contact.routes:
+            known.routes = contact.routes
         self._known.move_to_end(contact.node_id)
         while len(self._known) > self.capacity:
             self._known.popitem(last=False)
@@ -70,11 +77,18 @@ class PeerBook:
         since = self.known_since(node_id)
         return since is not None and now - since >= period
 
+    def recent(self) -> Iterator[tuple[Contact, float]]:
+        """Each acquaintance as a contact, with when it last answered, most recent first."""
+        for node_id in reversed(self._known):
+            known = self._known[node_id]
+            yield Contact(node_id, *known.address, known.routes), known.last_seen
+
     # ---- across restarts -------------------------------------------------
 
     def to_plain(self, shift: float) -> list[list[Any]]:
         """Each acquaintance, least recently heard first, its times plus `shift` (the
-        caller's clock to wall-clock time, so they mean something after a restart)."""
+        caller's clock to wall-clock time, so they mean something after a restart),
+        then its routes."""
         return [
             [
                 node_id,
@@ -82,18 +96,39 @@ class PeerBook:
                 known.address[1],
                 known.first_seen + shift,
                 known.last_seen + shift,
+                [str(route) for route in known.routes],
             ]
             for node_id, known in self._known.items()
         ]
 
     def load_plain(self, rows: list[Any], shift: float, now: float) -> None:
         """Take back what `to_plain` gave, times less this process's `shift` and never
-        later than `now`; raises `ValueError` or `TypeError` on rows it did not write."""
+        later than `now`; raises `ValueError` or `TypeError` on rows it did not write.
+        Rows saved before routes were kept have five columns, and no routes."""
         loaded: OrderedDict[bytes, Acquaintance] = OrderedDict()
-        for node_id, host, port, first, last in rows[-self.capacity :]:
+        for row in rows[-self.capacity :]:
+            node_id, host, port, first, last, *rest = row
             if not (isinstance(node_id, bytes) and isinstance(host, str) and isinstance(port, int)):
                 raise TypeError("a peer book row of the wrong types")
             loaded[node_id] = Acquaintance(
-                (host, port), min(float(first) - shift, now), min(float(last) - shift, now)
+                (host, port),
+                min(float(first) - shift, now),
+                min(float(last) - shift, now),
+                _routes(rest),
             )
         self._known = loaded
+
+
+def _routes(rest: list[Any]) -> tuple[Route, ...]:
+    """A row's routes column, if it has one."""
+    if not rest:
+        return ()
+    (texts,) = rest
+    if not (isinstance(texts, list) and all(isinstance(text, str) for text in texts)):
+        raise TypeError("a peer book row's routes of the wrong types")
+    if len(texts) > MAX_ROUTES:
+        raise ValueError(f"{len(texts)} routes exceed the limit of {MAX_ROUTES}")
+    try:
+        return tuple(Route.parse(text) for text in texts)
+    except WireError as exc:
+        raise ValueError(str(exc)) from None

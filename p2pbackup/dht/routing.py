@@ -237,6 +237,21 @@ class RoutingTable:
         bucket.last_touched = now
         return True
 
+    def add_known(self, contact: Contact, heard: float) -> bool:
+        """Take back a contact that answered us `heard` (before a restart), only where a
+        bucket has room: fed most recently heard first, each bucket keeps the freshest
+        k, least recently heard first in line to be probed. It never displaces anyone."""
+        key = id_int(contact.node_id)
+        if key == self._local or key in self._all:
+            return False
+        bucket = self._buckets[self.bucket_index(contact.node_id)]
+        if len(bucket.contacts) >= self.k or not self._fits(bucket, key, contact):
+            return False
+        self._place(bucket, key, contact)
+        bucket.contacts.move_to_end(key, last=False)
+        self._heard[key] = heard
+        return True
+
     def has_room_for(self, contact: Contact, now: float) -> bool:
         """Would `contact`, once proven, be taken into the table, or replace a contact
         gone quiet? Yes when it is in the table already (it may name a new address),

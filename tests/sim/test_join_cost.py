@@ -154,3 +154,45 @@ async def test_a_peer_back_with_a_new_disk_checks_its_peers_again(
 ) -> None:
     checked, dialled = await _rejoin_dial_backs(nursery, disk_kept=False)
     assert dialled >= checked // 4  # those its new walk did not meet first-hand
+
+
+async def _rejoin(nursery: trio.Nursery, *, disk_kept: bool) -> tuple[int, int, int]:
+    """A peer of a 40-peer mesh restarts: its table's size before, once it joined again,
+    and the messages of the mesh from its restart until its joining is done."""
+    mesh = await build_mesh(nursery, 40, seed=5)
+    peer, bootstrap = mesh.peers[20], mesh.peers[0]
+    before = len(peer.peer.dht.table)
+    mesh.crash(peer)
+    await trio.testing.wait_all_tasks_blocked()
+    sent = mesh.network.stats.sent
+    await mesh.restart(peer, bootstrap.address, disk_kept=disk_kept)
+    after = len(peer.peer.dht.table)
+    await trio.sleep(4 * mesh.dht.rpc_timeout)  # a second look, and the checks it started
+    return before, after, mesh.network.stats.sent - sent
+
+
+async def test_a_peer_back_with_its_disk_starts_from_the_table_its_book_rebuilds(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    before, after, kept_cost = await _rejoin(nursery, disk_kept=True)
+    assert after >= before  # every contact it had answered it before, and is still up
+    _, empty_after, empty_cost = await _rejoin(nursery, disk_kept=False)
+    assert empty_after < before  # a new disk knows only what its joining walk was told
+    # Its neighbourhood known, it asks the alpha nearest only, with no second look.
+    assert kept_cost < empty_cost // 2
+
+
+async def test_a_peer_whose_acquaintances_all_left_joins_through_its_bootstrap(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh = await build_mesh(nursery, 30, seed=6)
+    peer = mesh.peers[10]
+    mesh.crash(peer)
+    newcomer = await mesh.add_peer(mesh.peers[0].address)  # met after it went away
+    for other in mesh.live():
+        if other is not newcomer:
+            mesh.crash(other)
+    await trio.testing.wait_all_tasks_blocked()
+    await mesh.restart(peer, newcomer.address)
+    assert peer.peer.joined.is_set()
+    assert newcomer.node_id in peer.peer.dht.table
