@@ -1,0 +1,70 @@
+"""A big frame's reader over TCP is woken once the rest of the frame has arrived, not
+for every burst of segments; once the frame is read, the connection wakes for a
+small frame's first byte again."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import trio
+import trio.testing
+
+from p2pbackup.net.framing import receive_big
+from p2pbackup.wire.frames import FrameDecoder, encode_frame
+
+SHARE = os.urandom(3 * 1024 * 1024 + 5)
+
+
+async def _connected() -> tuple[trio.SocketStream, trio.SocketStream]:
+    """Both ends of a loopback TCP connection (readiness thresholds are TCP's)."""
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = trio.socket.socket()
+    await client.connect(listener.getsockname())
+    server, _ = await listener.accept()
+    listener.close()
+    return trio.SocketStream(server), trio.SocketStream(client)
+
+
+def _wakes_at(stream: trio.SocketStream) -> int:
+    return int(stream.socket.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT))
+
+
+async def _receive_into(
+    stream: trio.SocketStream, decoder: FrameDecoder, got: list[bytes], done: trio.Event
+) -> None:
+    got.append(bytes(await receive_big(stream, decoder, 5.0, 5.0)))
+    done.set()
+
+
+async def test_a_big_frame_wakes_its_reader_once_its_rest_has_arrived(
+    nursery: trio.Nursery,
+) -> None:
+    ours, theirs = await _connected()
+    whole = encode_frame(SHARE, len(SHARE))
+    got: list[bytes] = []
+    done = trio.Event()
+    nursery.start_soon(_receive_into, ours, FrameDecoder(len(SHARE)), got, done)
+    await theirs.send_all(whole[: 64 * 1024])
+    await trio.testing.wait_all_tasks_blocked()
+    assert _wakes_at(ours) == len(whole) - 64 * 1024  # the rest, not each segment
+    await theirs.send_all(whole[64 * 1024 :])
+    await done.wait()
+    assert got == [SHARE]
+
+
+async def test_after_a_big_frame_a_small_one_wakes_its_reader(nursery: trio.Nursery) -> None:
+    ours, theirs = await _connected()
+    decoder = FrameDecoder(len(SHARE))
+    nursery.start_soon(theirs.send_all, encode_frame(SHARE, len(SHARE)))
+    assert await receive_big(ours, decoder, 5.0, 5.0) == SHARE
+    assert _wakes_at(ours) == 1
+    got: list[bytes] = []
+    done = trio.Event()
+    nursery.start_soon(_receive_into, ours, decoder, got, done)
+    await trio.testing.wait_all_tasks_blocked()  # the reader waits for the next frame
+    await theirs.send_all(encode_frame(b"ping", len(SHARE)))
+    await done.wait()
+    assert got == [b"ping"]
