@@ -33,8 +33,9 @@ import trio
 
 from p2pbackup.backup.blob_reader import BlobReader, load_index
 from p2pbackup.backup.blobs import BlobCodec
+from p2pbackup.backup.budget import Budget
 from p2pbackup.backup.progress import ProgressFn, Reporter, RestoreStats
-from p2pbackup.backup.restore_fetch import Budget, Prefetch
+from p2pbackup.backup.restore_fetch import Prefetch
 from p2pbackup.backup.restore_files import (
     FilePlan,
     Halt,

@@ -7,7 +7,7 @@ files need as it finds them, the first few are fetched alongside it, and the
 data phase, which takes packs in that same order, finds them ready.
 
 The data phase keeps several packs on their way so that every holder has a
-request to answer, but counts them in bytes (`Budget`), not in packs alone:
+request to answer, but counts them in bytes (`budget.Budget`), not in packs alone:
 a pack held from its fetch until it is written costs its size in this
 process and about as much in the peer, and the restore's memory must not
 grow with the size of what it restores.
@@ -19,29 +19,6 @@ import trio
 
 from p2pbackup.codec.packstore import PackStore
 from p2pbackup.errors import P2PBackupError
-
-
-class Budget:
-    """Bytes of packs in flight, taken in the order asked: a pack waits until the
-    packs before it leave room for it. One pack is let through even when it
-    alone is larger than the whole budget, so nothing waits forever."""
-
-    def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("a memory budget must be at least one byte")
-        self.limit = limit
-        self.used = 0
-        self._freed = trio.Event()
-
-    async def take(self, size: int) -> None:
-        while self.used and self.used + size > self.limit:
-            await self._freed.wait()
-        self.used += size
-
-    def give(self, size: int) -> None:
-        self.used -= size
-        self._freed.set()
-        self._freed = trio.Event()
 
 
 class Prefetch:

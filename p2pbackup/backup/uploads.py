@@ -19,6 +19,7 @@ import cbor2
 import trio
 
 from p2pbackup.backup.blobs import BlobCodec, Pack
+from p2pbackup.backup.budget import Budget
 from p2pbackup.backup.catalog import Catalog, ChunkList, FileState, IndexPack
 from p2pbackup.backup.progress import BackupStats, Reporter
 from p2pbackup.backup.snapshot import Locator
@@ -71,7 +72,7 @@ def plain_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
 class Uploads:
     """One run's uploads, index blobs and files waiting to be remembered.
 
-    `slots` limits the uploads alive at once, and `_Room` the bytes of their packs to
+    `slots` limits the uploads alive at once, and `_room` the bytes of their packs to
     about as many small packs' (three of a big file's: each pack is held several
     times over on its way out, as its shares and their frames); `stats` counts
     packs, bytes sent and index blobs, and `reporter` passes them on."""
@@ -94,7 +95,7 @@ class Uploads:
         self.stats = stats
         self.index_entries = index_entries
         self._slots = slots
-        self._room = _Room(int(slots.total_tokens) * codec.pack_target)
+        self._room = Budget(int(slots.total_tokens) * codec.pack_target, while_room=True)
         self._reporter = reporter
         self.pending: set[bytes] = set()  # chunk ids packed this run but not yet placed
         self.placed: set[bytes] = set()  # ids of the packs this run placed
@@ -248,23 +249,3 @@ class Uploads:
         for pack in self._index_placed:
             self.index_written.extend(pack.blobs)
         self._index_placed, self._indexing = [], []
-
-
-class _Room:
-    """Bytes of packs on their way: a pack may go while those on their way are fewer
-    than `limit`, so at most `limit` plus one pack are, whatever the packs' sizes."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self._freed = trio.Event()
-
-    async def take(self, size: int) -> None:
-        while self.used >= self.limit:
-            await self._freed.wait()
-        self.used += size
-
-    def give(self, size: int) -> None:
-        self.used -= size
-        self._freed.set()
-        self._freed = trio.Event()
