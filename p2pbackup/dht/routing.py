@@ -226,14 +226,9 @@ class RoutingTable:
         one is dropped after it fails to answer. Without them, a peer that
         joined by one self-lookup would know nobody in most of the id space.
         """
-        key = id_int(contact.node_id)
-        if key == self._local or key in self._all:
+        bucket = self._place_last_in_line(contact)
+        if bucket is None:
             return False
-        bucket = self._buckets[self.bucket_index(contact.node_id)]
-        if len(bucket.contacts) >= self.k or not self._fits(bucket, key, contact):
-            return False
-        self._place(bucket, key, contact)
-        bucket.contacts.move_to_end(key, last=False)  # least trusted: first to be probed
         bucket.last_touched = now
         return True
 
@@ -241,16 +236,23 @@ class RoutingTable:
         """Take back a contact that answered us `heard` (before a restart), only where a
         bucket has room: fed most recently heard first, each bucket keeps the freshest
         k, least recently heard first in line to be probed. It never displaces anyone."""
+        if self._place_last_in_line(contact) is None:
+            return False
+        self._heard[id_int(contact.node_id)] = heard
+        return True
+
+    def _place_last_in_line(self, contact: Contact) -> _Bucket | None:
+        """Place a new contact where its bucket has room, first in line to be probed
+        (the least trusted); its bucket, or None if it is known or there is no room."""
         key = id_int(contact.node_id)
         if key == self._local or key in self._all:
-            return False
+            return None
         bucket = self._buckets[self.bucket_index(contact.node_id)]
         if len(bucket.contacts) >= self.k or not self._fits(bucket, key, contact):
-            return False
+            return None
         self._place(bucket, key, contact)
         bucket.contacts.move_to_end(key, last=False)
-        self._heard[key] = heard
-        return True
+        return bucket
 
     def has_room_for(self, contact: Contact, now: float) -> bool:
         """Would `contact`, once proven, be taken into the table, or replace a contact
