@@ -1,4 +1,5 @@
-"""Running a request's handler to its answer within the simulated network's own step."""
+"""trio's scheduler as the simulated network drives it: pinned for replay, and a
+request's handler run to its answer within the network's own step."""
 
 from __future__ import annotations
 
@@ -10,6 +11,13 @@ import trio
 from trio._core._traps import CancelShieldedCheckpoint
 
 from p2pbackup.wire.messages import Message, MessageType
+
+# Requests whose handlers never wait (a PONG, contacts from the routing table, a share's
+# claim or proof from the store): answered within the delivery, not in a task each
+# (decisions 0049 and 0063). A handler of one that waits is a bug.
+ANSWERED_AT_ONCE = frozenset(
+    {MessageType.PING, MessageType.FIND_NODE, MessageType.QUERY_SHARE, MessageType.AUDIT}
+)
 
 
 def run_at_once(step: Coroutine[object, object, Message], kind: MessageType) -> Message | None:
@@ -31,3 +39,10 @@ def run_at_once(step: Coroutine[object, object, Message], kind: MessageType) -> 
     if trio.lowlevel.current_task()._cancel_status.effectively_cancelled:
         return None
     raise RuntimeError(f"the handler of {kind} waited: it must answer at once")
+
+
+def seed_trio_scheduler(seed: int) -> None:
+    """trio shuffles ready tasks with a module-level generator; pin it for replay."""
+    from trio._core import _run
+
+    _run._r.seed(seed)

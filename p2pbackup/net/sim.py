@@ -5,7 +5,7 @@ virtual time pass in milliseconds of wall time. Messages go through the same
 CBOR codec and schema checks as on TCP, cross links with a latency fixed per
 link, and can be lost, cut by partitions or swallowed by crashed peers. All
 randomness comes from the generator handed in, so a seed replays exactly
-(together with `seed_trio_scheduler`).
+(together with `at_once.seed_trio_scheduler`).
 """
 
 from __future__ import annotations
@@ -24,29 +24,16 @@ import trio
 
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import PeerUnreachable, RemoteError, WireError
-from p2pbackup.net.at_once import run_at_once
+from p2pbackup.net.at_once import ANSWERED_AT_ONCE, run_at_once
 from p2pbackup.net.contact import Contact, Route
 from p2pbackup.net.transport import Address, Handler, Remote, Reply, answer_request
 from p2pbackup.wire.common import ErrorReply
 from p2pbackup.wire.frames import DEFAULT_MAX_FRAME
-from p2pbackup.wire.messages import Message, MessageType, decode_message, encode_message
+from p2pbackup.wire.messages import Message, decode_message, encode_message
 
 log = logging.getLogger("p2pbackup.net.sim")
 
 Packet = bytes | tuple[int, Message]
-# Requests whose handlers never wait (a PONG, contacts from the routing table, a share's
-# claim or proof from the store): answered within the delivery, not in a task each
-# (decisions 0049 and 0063). A handler of one that waits is a bug.
-ANSWERED_AT_ONCE = frozenset(
-    {MessageType.PING, MessageType.FIND_NODE, MessageType.QUERY_SHARE, MessageType.AUDIT}
-)
-
-
-def seed_trio_scheduler(seed: int) -> None:
-    """trio shuffles ready tasks with a module-level generator; pin it for replay."""
-    from trio._core import _run
-
-    _run._r.seed(seed)
 
 
 @dataclass

@@ -107,15 +107,13 @@ class OwnerService:
         # audits draw from a generator that descends from the peer's own.
         self.clock = clock
         self.rng = rng if rng is not None else random.Random(dht.rng.getrandbits(64))
-        # The wall clock and the nonces and snapshot ids stay the system's on a real
-        # peer; a simulated owner hands in virtual and seeded ones, to replay a seed.
+        # A simulated owner hands in a virtual wall clock and seeded nonces, to replay.
         self.now = now
         self.random_bytes = random_bytes
         self.codec = BlobCodec(keys, random_bytes=random_bytes)
         self.catalog_path = catalog_path
         self.catalog = Catalog(catalog_path)
-        # A real peer backs up and restores in a child process (`engine_process`);
-        # the simulator and in-process tests run the same engines here.
+        # A real peer's engines run in a child process; the simulator's run here.
         self.engines = EngineProcesses() if engine_process else None
         self.packs = MeshPackStore(
             dht,
@@ -142,8 +140,7 @@ class OwnerService:
         )
         self.run_sync = run_sync
         self.parallel_uploads = parallel_uploads
-        # One catalog, one writer: a second backup waits for the first.
-        self._backup_lock = trio.Lock()
+        self._backup_lock = trio.Lock()  # one catalog, one writer: a backup waits
         self._serve_operations()
 
     def _serve_operations(self) -> None:

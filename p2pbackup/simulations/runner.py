@@ -11,7 +11,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from p2pbackup.net.sim import seed_trio_scheduler
+from p2pbackup.net.at_once import seed_trio_scheduler
 
 
 def pin_trio_scheduler(seed: int) -> None:
