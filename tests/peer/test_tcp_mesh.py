@@ -34,11 +34,14 @@ def shared10(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMesh]:
     yield from _mesh10(tmp_path_factory.mktemp("mesh"))
 
 
-def test_ten_processes_learn_each_other_within_ten_seconds(mesh10: LocalMesh) -> None:
-    # Measured from the launch of the nine processes, their start-up included.
+def test_ten_processes_learn_each_other(mesh10: LocalMesh) -> None:
+    # Measured from the launch of the nine processes, their start-up included. How
+    # fast is the bench's "mesh ready" row (about 7 s alone on two cores); here the
+    # bound only catches a mesh that never completes, as the suite's other worker
+    # may be starting meshes of its own meanwhile.
     took = mesh10.wait_for_tables() - mesh10.launched_at
     print(f"all ten routing tables complete {took:.1f}s after launch")
-    assert took < 10
+    assert took < 30
     listed = mesh10.cli_json(4, "peers")["peers"]
     others = {p.listen for p in mesh10.peers if p.index != 4}
     assert {p["address"] for p in listed} == others
