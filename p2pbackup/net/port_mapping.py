@@ -80,8 +80,11 @@ class LeaseSchedule:
         return max(1.0, (granted or self.config.lease) / 2)
 
     def retry_in(self) -> float:
-        """After a failure: `retry_min`, doubling each time, at most `retry_max`."""
-        wait = self.config.retry_min * 2**self.failures
+        """After a failure: `retry_min`, doubling each time, at most `retry_max`. A
+        lease shorter than twice `retry_min` starts from its renewal interval instead:
+        waiting longer than the lease lasts would leave the port unmapped for nothing."""
+        first = min(self.config.retry_min, max(1.0, self.config.lease / 2))
+        wait = first * 2**self.failures
         self.failures += 1
         return float(min(wait, self.config.retry_max))
 
@@ -138,6 +141,9 @@ class PortMapper:
         self.schedule = LeaseSchedule(self.config)
         self.gateway: Gateway | None = None
         self.mapping: Mapping | None = None
+        # The mapping held before a failure: the router that answers again is asked
+        # for the same external port, and whether it forgot it.
+        self._lost: Mapping | None = None
         self._said_none = False
         self._reported: Address | None = None
 
@@ -181,7 +187,7 @@ class PortMapper:
         return self.schedule.retry_in()
 
     async def _keep(self, gateway: Gateway) -> float:
-        current = self.mapping
+        current = self.mapping or self._lost
         internal = self._internal(gateway)
         if current is not None and not await gateway.is_mapped(internal, current.external[1]):
             log.warning(
@@ -193,6 +199,7 @@ class PortMapper:
         host = await gateway.external_address()
         expires = trio.current_time() + lease if lease else math.inf
         self.mapping = Mapping(gateway.protocol, internal, (host, port), lease, expires)
+        self._lost = None
         if current is None or current.external != (host, port):
             log.info(
                 "port mapping by %s: %s -> %s (lease %ds)",
@@ -235,6 +242,7 @@ class PortMapper:
         # Find the router afresh: it may have restarted, changed protocol or address,
         # and a UPnP device left by a timed-out call cannot be used again.
         self.gateway = None
+        self._lost = self.mapping or self._lost
         self.mapping = None
         self._report(None)
         return wait

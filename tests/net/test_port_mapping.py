@@ -34,10 +34,13 @@ class Router:
         self.external = WAN
         self.refuse: str | None = None
         self.hang = False
+        self.down = False
         self.maps = 0
         self.removed: list[int] = []
 
     async def _maybe_hang(self) -> None:
+        if self.down:
+            raise ConnectionRefusedError("connection refused")
         if self.hang:
             await trio.sleep_forever()
 
@@ -118,6 +121,47 @@ async def test_maps_again_when_the_router_forgot_and_reports_a_new_address(
     assert router.table == {7400: LISTEN}
     assert harness.reports == [(WAN, 7400), ("11.18.9.9", 7400)]
     assert "the router forgot the mapping of 11.18.2.2:7400; mapping again" in caplog.text
+
+
+async def test_a_router_that_rebooted_and_forgot_is_told_so_and_gets_the_same_port(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    router = Router()
+    router.table[7400] = ("192.168.10.12", 7400)  # taken: the mapper gets another port
+    harness = Harness(router)
+    nursery.start_soon(harness.mapper().run)
+    await trio.sleep(1)
+    [(_, port)] = harness.reports  # type: ignore[misc]
+    router.down = True  # rebooting during the renewal
+    await trio.sleep(CONFIG.lease / 2)
+    assert harness.reports[-1] is None
+    router.down = False
+    router.table.pop(port)
+    await trio.sleep(CONFIG.retry_min)
+    assert router.table[port] == LISTEN and harness.reports[-1] == (WAN, port)
+    assert f"the router forgot the mapping of {WAN}:{port}; mapping again" in caplog.text
+
+
+async def test_a_short_lease_is_retried_within_its_renewal_interval(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    router = Router()
+    short = MapperConfig(lease=4, call_timeout=1, retry_min=30, retry_max=60, stop_timeout=1)
+    reports: list[Address | None] = []
+    mapper = PortMapper(LISTEN, reports.append, random.Random(1), short, lambda: _found(router))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(mapper.run)
+        await trio.sleep(1)
+        router.down = True
+        await trio.sleep(2)  # the renewal at 2 s fails
+        router.down = False
+        await trio.sleep(2.5)  # retried 2 s later, not 30 s
+        assert reports == [(WAN, 7400), None, (WAN, 7400)]
+        nursery.cancel_scope.cancel()
+
+
+async def _found(router: Router) -> Gateway:
+    return router
 
 
 async def test_another_external_port_when_the_listen_port_is_taken(
