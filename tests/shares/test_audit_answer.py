@@ -1,7 +1,8 @@
-"""How a holder answers an audit and a renewal: an owner audits each share right after
-placing it, so that answer reads one block back, its path made from the leaves the put
-hashed (decision 0052); any later audit costs one read and one trip to a worker thread,
-and never vouches for a share that rotted anywhere on disk; a renewal reads no share."""
+"""How a holder answers an audit and a renewal: a put that names a block is proven in
+its reply from its own bytes (decision 0070); an audit right after a put that named
+none reads one block back, its path made from the leaves the put hashed (decision
+0052); any later audit costs one read and one trip to a worker thread, and never
+vouches for a share that rotted anywhere on disk; a renewal reads no share."""
 
 from __future__ import annotations
 
