@@ -188,6 +188,22 @@ def _path(index: int, leaves: list[bytes], node: _Join) -> list[bytes]:
     return [*_path(index - mid, leaves[mid:], node), _root(leaves[:mid], node)]
 
 
+def _root_and_path(index: int, leaves: list[bytes], node: _Join) -> tuple[bytes, list[bytes]]:
+    """The root and leaf `index`'s path, each inner node hashed once (`_path` hashes
+    the siblings, and `_root` the whole tree again)."""
+    if len(leaves) == 1:
+        return leaves[0], []
+    mid = _split(len(leaves))
+    left, right = leaves[:mid], leaves[mid:]
+    if index < mid:
+        below, path = _root_and_path(index, left, node)
+        sibling = _root(right, node)
+        return node(below, sibling), [*path, sibling]
+    below, path = _root_and_path(index - mid, right, node)
+    sibling = _root(left, node)
+    return node(sibling, below), [*path, sibling]
+
+
 def share_root(share: bytes, tree: int = LATEST_TREE) -> bytes:
     """The Merkle root of a share's blocks: what the owner signs for that share."""
     return leaves_root(share_leaves(share, tree), tree)
@@ -219,6 +235,16 @@ def leaves_proof(leaves: list[bytes], block_index: int, tree: int = LATEST_TREE)
     if not 0 <= block_index < len(leaves):
         raise IndexError(f"block {block_index} outside a share of {len(leaves)} blocks")
     return _path(block_index, leaves, _hashes(tree)[1])
+
+
+def leaves_root_and_proof(
+    leaves: list[bytes], block_index: int, tree: int = LATEST_TREE
+) -> tuple[bytes, list[bytes]]:
+    """`leaves_root` and `leaves_proof` at the cost of the root alone: a holder checking a
+    share whose put asks for a proof needs both, and each alone hashes every inner node."""
+    if not 0 <= block_index < len(leaves):
+        raise IndexError(f"block {block_index} outside a share of {len(leaves)} blocks")
+    return _root_and_path(block_index, leaves, _hashes(tree)[1])
 
 
 def _root_from_path(

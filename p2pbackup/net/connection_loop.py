@@ -18,7 +18,7 @@ from p2pbackup.net.framing import Closed, receive_big
 from p2pbackup.net.handshake import ABYTES
 from p2pbackup.net.limits import ByteBudget, RateLimit
 from p2pbackup.net.options import TcpOptions
-from p2pbackup.net.outbox import SEND_APART, SmallFirst
+from p2pbackup.net.outbox import SmallFirst
 from p2pbackup.net.transport import Handler, answer_request
 from p2pbackup.wire.common import ErrorReply
 from p2pbackup.wire.frames import encode_frame, frame_prefix
@@ -27,6 +27,10 @@ from p2pbackup.wire.messages import Message, decode_message, encode_message
 log = logging.getLogger("p2pbackup.net.tcp")
 
 RATE_REFUSAL = "too many requests from this peer; slow down"
+# A frame below this goes out in one send, its prefix joined to it: copying a proof's
+# block (64 KiB) costs less than a send of its own prefix, which was a segment of its
+# own and woke the reader once more (decision 0070). A share still goes out uncopied.
+JOIN_BELOW = 128 * 1024
 
 
 def encode_checked(request_id: int, message: Message, max_frame: int) -> bytes:
@@ -163,7 +167,7 @@ class ConnectionLoop:
                 size, reply = len(outgoing), outgoing.reply
                 sealed = conn.channel.seal(outgoing.payload)
                 del outgoing  # the sealed copy stands for the counted payload
-                if len(sealed) < SEND_APART:
+                if len(sealed) < JOIN_BELOW:
                     await conn.stream.send_all(encode_frame(sealed, limit))
                 else:  # a share: joining prefix and body would copy it once more
                     await conn.stream.send_all(frame_prefix(len(sealed), limit))

@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 
 import trio
 
-SEND_APART = 64 * 1024  # frames at least this big go out as prefix, then body
+SEND_APART = 64 * 1024  # frames at least this big are big: small ones may pass them
 HELD_BIG = 2  # big frames the writer may hold back, besides the next, for small ones
 
 Frame = TypeVar("Frame", bound=Sized)

@@ -23,7 +23,12 @@ import trio
 
 from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.descriptor import ShareDescriptor, same_share_set
-from p2pbackup.codec.erasure import leaves_root, share_leaves
+from p2pbackup.codec.erasure import (
+    BLOCK_SIZE,
+    leaves_root,
+    leaves_root_and_proof,
+    share_leaves,
+)
 from p2pbackup.errors import P2PBackupError, WireError
 from p2pbackup.net.transport import Remote
 from p2pbackup.shares.audit_log import AuditLog
@@ -66,18 +71,26 @@ class ShareRefused(P2PBackupError):
 
 
 class CheckedShare(NamedTuple):
-    """A share found sound: its descriptor, and the leaf hashes its check computed
-    (kept by the store, so the audit that follows a put needs no second hash)."""
+    """A share found sound: its descriptor, the leaf hashes its check computed (kept
+    by the store, so an audit that follows a put needs no second hash), and the path
+    of the block the put asked proven (None when it asked none or the share has no
+    such block)."""
 
     descriptor: ShareDescriptor
     leaves: list[bytes]
+    path: list[bytes] | None = None
 
 
 def check_share(
-    pack_id: bytes, index: int, descriptor_bytes: bytes, data: bytes, now: float
+    pack_id: bytes,
+    index: int,
+    descriptor_bytes: bytes,
+    data: bytes,
+    now: float,
+    prove: int | None = None,
 ) -> CheckedShare:
-    """The descriptor and leaves, once they and the share prove sound; raises
-    `ShareRefused`."""
+    """The descriptor and leaves, once they and the share prove sound, with the path of
+    block `prove` when it is one of the share's; raises `ShareRefused`."""
     try:
         descriptor = ShareDescriptor.from_bytes(descriptor_bytes)
     except WireError as exc:
@@ -93,9 +106,14 @@ def check_share(
     if len(data) != descriptor.share_size:
         raise ShareRefused(f"share {index} does not match its descriptor")
     leaves = share_leaves(data, descriptor.version)
-    if leaves_root(leaves, descriptor.version) != descriptor.roots[index]:
+    path = None
+    if prove is not None and 0 <= prove < len(leaves):
+        root, path = leaves_root_and_proof(leaves, prove, descriptor.version)
+    else:
+        root = leaves_root(leaves, descriptor.version)
+    if root != descriptor.roots[index]:
         raise ShareRefused(f"share {index} does not match its descriptor")
-    return CheckedShare(descriptor, leaves)
+    return CheckedShare(descriptor, leaves, path)
 
 
 class ShareHolder:
@@ -146,20 +164,26 @@ class ShareHolder:
 
     def _accept(self, message: PutShare, now: float) -> ShareStored:
         """Check and store the share; prove the block the put asked for only once the
-        store says it is durable, from the leaves the check computed (decision 0057)."""
-        owner = self._store(message, now)
-        if message.prove_block is None:
-            return ShareStored()
-        found = self.store.prove(message.pack_id, message.index, owner, message.prove_block)
-        if found is None:  # no such block: the owner counts it as a failed audit
-            return ShareStored()
-        return ShareStored(found.block, tuple(found.proof))
-
-    def _store(self, message: PutShare, now: float) -> bytes:
-        """Store the share once it and its descriptor prove sound; its owner's key."""
-        descriptor, leaves = check_share(
-            message.pack_id, message.index, message.descriptor, message.data, now
+        store says it is durable, from the bytes just written and the path the check
+        computed (decisions 0057, 0070)."""
+        checked = check_share(
+            message.pack_id,
+            message.index,
+            message.descriptor,
+            message.data,
+            now,
+            message.prove_block,
         )
+        self._store(message, checked, now)
+        if message.prove_block is None or checked.path is None:
+            # None asked, or no such block: the owner counts the latter as a failed audit.
+            return ShareStored()
+        start = message.prove_block * BLOCK_SIZE
+        return ShareStored(message.data[start : start + BLOCK_SIZE], tuple(checked.path))
+
+    def _store(self, message: PutShare, checked: CheckedShare, now: float) -> None:
+        """Store the share, which `checked` found sound."""
+        descriptor = checked.descriptor
         if descriptor.owner == self.own_owner:
             raise ShareRefused("this peer belongs to the pack's owner and holds none of its shares")
         held = self.store.indices(message.pack_id, descriptor.owner)
@@ -179,11 +203,11 @@ class ShareHolder:
             capped_lease(descriptor.lease_expiry, now, self.max_lease),
             int(now),
             # Checked against the signed descriptor just now: the store need not hash
-            # the bytes again, and the proof the put asks for comes from the leaves.
+            # the bytes again. A put proven in its reply needs no leaves kept for the
+            # audit that would have followed it.
             root=descriptor.roots[message.index],
-            leaves=leaves,
+            leaves=checked.leaves if checked.path is None else None,
         )
-        return descriptor.owner
 
     def _replaces(self, pack_id: bytes, held: list[int], offered: ShareDescriptor) -> bool:
         """Whether the offered share belongs to a set of this pack encoded again (other

@@ -1,12 +1,13 @@
-"""The proof that follows a put, answered from the leaf hashes the put computed.
+"""The audit that follows a put, answered from the leaf hashes the put computed.
 
-An owner has every share it places proven: the put names the block, and the holder
-proves it once the share is durable (decision 0057). The holder has just hashed
-every block of that share to check it against the signed root, so the proof's
-path is already known: only the audited block is read back from disk and hashed,
-not the whole share (decision 0052). A kept entry answers one audit only, the
-next after its put; every later audit (a keeper's, days on) reads and hashes the
-whole share as before, so rot anywhere in the file is still found.
+A put that names a block is proven in its own reply, from its bytes (decisions
+0057, 0070), and keeps nothing here. A put that names none (a share placed on its
+holder's word) may still be audited right after: the holder has just hashed every
+block of that share to check it against the signed root, so the proof's path is
+already known, and only the audited block is read back from disk and hashed, not
+the whole share (decision 0052). A kept entry answers one audit only, the next
+after its put; every later audit (a keeper's, days on) reads and hashes the whole
+share as before, so rot anywhere in the file is still found.
 
 The answer is as sound as one built from the file: the leaves must hash up to the
 root the share's row names, and the block read from the file must hash to its

@@ -9,6 +9,7 @@ opening the store can rename them (see `p2pbackup.store.recovery`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -76,30 +77,47 @@ def write_share(
     journaling file system the file's sync commits the new directories with it,
     and the later syncs of their parents find nothing left to commit. Synced one
     by one, a fresh store paid four journal commits per share instead of two."""
-    missing: list[Path] = []
-    directory = path.parent
-    while not directory.exists() and directory != shares_dir:
-        missing.append(directory)
-        directory = directory.parent
-    for created in reversed(missing):
-        created.mkdir(exist_ok=True)
+    created = _make_dirs(shares_dir, path.parent)
     if fresh:
         write_new(path, data, head)
         fsync_dir(path.parent)
     else:
         write_atomically(path, data, head=head)
-    for created in missing:
-        fsync_dir(created.parent)
+    for directory in created:
+        fsync_dir(directory.parent)
+
+
+def _make_dirs(shares_dir: Path, directory: Path) -> list[Path]:
+    """Make `directory` and whichever of its parents below `shares_dir` are missing;
+    the ones made, deepest first. Made outright, not looked up first: a share's fan-out
+    directory is new for most packs, and one that exists costs one refused `mkdir`."""
+    if directory == shares_dir:
+        return []
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        return []
+    except FileNotFoundError:
+        created = _make_dirs(shares_dir, directory.parent)
+        # Made by another put since, as good as ours: its parent is synced all the same.
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory)
+        return [directory, *created]
+    return [directory]
 
 
 def write_new(path: Path, data: bytes, head: bytes = b"") -> None:
-    """`head` then `data` into a new file under `path`, synced; no copy of `data`."""
+    """`head` then `data` into a new file under `path`, synced; no copy of `data`, and
+    no file object around the descriptor."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as handle:  # writes as big as `data` pass unbuffered
-        handle.write(head)
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        for part in (head, data):
+            view = memoryview(part)
+            while view:
+                view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(directory: Path) -> None:

@@ -1,7 +1,8 @@
-"""How a holder answers an audit and a renewal: an owner audits each share right after
-placing it, so that answer reads one block back, its path made from the leaves the put
-hashed (decision 0052); any later audit costs one read and one trip to a worker thread,
-and never vouches for a share that rotted anywhere on disk; a renewal reads no share."""
+"""How a holder answers an audit and a renewal: a put that names a block is proven in
+its reply from its own bytes (decision 0070); an audit right after a put that named
+none reads one block back, its path made from the leaves the put hashed (decision
+0052); any later audit costs one read and one trip to a worker thread, and never
+vouches for a share that rotted anywhere on disk; a renewal reads no share."""
 
 from __future__ import annotations
 
@@ -163,36 +164,48 @@ async def test_a_renewal_reads_no_share(tmp_path: Path, reads: list[Path]) -> No
 async def test_a_put_that_names_a_block_proves_it_once_the_share_is_durable(
     tmp_path: Path, reads: list[Path]
 ) -> None:
-    """One exchange and one trip: the reply proves the block the put named, from the
-    leaves the put's check computed and the block read back once the share's row is
-    committed (decision 0057)."""
+    """One exchange and one trip: the reply proves the block the put named, built from
+    the bytes it carried and the path its check computed, once the store has taken the
+    share (decisions 0057, 0070); nothing is read back, no leaves are kept."""
     run_sync = Counted()
     with FileShareStore(tmp_path, 2**30) as store:
         h = ShareHolder(store, run_sync=run_sync, now=lambda: NOW)
         pack_id, shares, descriptor_bytes = pack(size=3 * 4 * BLOCK_SIZE - 100)
         descriptor = ShareDescriptor.from_bytes(descriptor_bytes)
-        durable_when_proven: list[bool] = []
-        prove = store.prove
+        held_when_stored: list[bool] = []
+        put_share = store.put
 
-        def checked_prove(*args: Any) -> Any:
-            durable_when_proven.append(store.has(pack_id, 1, OWNER.public_key))
-            return prove(*args)
+        def checked_put(*args: Any, **kwargs: Any) -> None:
+            put_share(*args, **kwargs)
+            held_when_stored.append(store.has(pack_id, 1, OWNER.public_key))
 
-        store.prove = checked_prove  # type: ignore[method-assign,assignment]
+        store.put = checked_put  # type: ignore[method-assign]
         put = PutShare(pack_id, 1, descriptor_bytes, shares[1], prove_block=3)
         reply = await h.handle(CALLER, put)
         assert isinstance(reply, ShareStored) and reply.block is not None
         audit = Audit(pack_id, OWNER.public_key, 1, 3)
         assert stored_proves(descriptor, audit, reply)
         assert not stored_proves(descriptor, Audit(pack_id, OWNER.public_key, 1, 2), reply)
-        assert durable_when_proven == [True]
-        assert (run_sync.trips, reads) == (1, [])
+        assert held_when_stored == [True]
+        assert (run_sync.trips, reads, len(store._fresh)) == (1, [], 0)
         # A plain put still answers plainly, and a block the share lacks gets no proof.
         assert await h.handle(CALLER, PutShare(pack_id, 1, descriptor_bytes, shares[1])) == (
             ShareStored()
         )
         beyond = PutShare(pack_id, 1, descriptor_bytes, shares[1], prove_block=4)
         assert await h.handle(CALLER, beyond) == ShareStored()
+
+
+async def test_a_put_the_store_refuses_proves_nothing(tmp_path: Path) -> None:
+    """The proof comes only from a put the store took: a full store answers with its
+    refusal, never with a block and a path."""
+    with FileShareStore(tmp_path, BLOCK_SIZE) as store:
+        h = ShareHolder(store, run_sync=inline, now=lambda: NOW)
+        pack_id, shares, descriptor_bytes = pack(size=3 * 4 * BLOCK_SIZE - 100)
+        put = PutShare(pack_id, 1, descriptor_bytes, shares[1], prove_block=0)
+        with pytest.raises(P2PBackupError, match="full"):
+            await h.handle(CALLER, put)
+        assert not store.has(pack_id, 1, OWNER.public_key)
 
 
 @pytest.mark.parametrize("make", [MemoryShareStore, FileShareStore])
