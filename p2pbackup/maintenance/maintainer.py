@@ -305,7 +305,14 @@ class Maintainer:
                 nursery.start_soon(ask, contact)
 
     async def _adopt_lease(self, survey: Survey, descriptor_bytes: bytes) -> None:
-        """A sibling holds a later lease the owner signed: keep our share as long."""
+        """A sibling holds a later lease the owner signed: keep our share as long.
+
+        A sibling showing the very bytes we hold (the usual case) offers no later
+        lease: no parse, but the same checkpoint the parse's `run_sync` has, so
+        the order of a round's requests is unchanged."""
+        if descriptor_bytes == survey.descriptor_bytes:
+            await trio.lowlevel.checkpoint()
+            return
         offered = await self.run_sync(newer_lease, survey.descriptor, descriptor_bytes)
         if offered is None:
             return
