@@ -37,6 +37,9 @@ class MaintenanceConfig:
     # table, or any failed audit, brings the full survey back at once.
     quiet_rounds: int = 11
     light_rounds: int = 48
+    # A holder near the edge of the n closest whose lookup of a set found its routing
+    # table complete there asks the table alone for this many audit intervals.
+    lookup_trust_rounds: float = 3.0
     # A sibling's index counts (to drop our copy, to trust it as keeper or auditor)
     # once it proved it to us in this many rounds, at least `audit_interval / 4`
     # apart, spanning at least `proof_span` audit intervals: decision 0021.

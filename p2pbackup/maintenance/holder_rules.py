@@ -157,17 +157,22 @@ def _spread(
     return first + rest
 
 
-def near_enough(survey: Survey, near: list[Contact], margin: int) -> bool:
+def near_enough(
+    survey: Survey, near: list[Contact], margin: int, *, edge_trusted: bool = False
+) -> bool:
     """Did n of the routing table's nearest peers answer, every claim pass its audit,
     and fewer than n - `margin` of those who answered sit closer to the pack than
     us? Then they stand for the set's neighbourhood and the survey needs no lookup
     (decision 0056). A holder near the edge of the n closest looks up as before:
     only a lookup finds newcomers closer than it that its table has not met, and
     they are what rebalancing moves its share to. An index nobody claimed still
-    gets a wider lookup (`unseen.look_wider`) before it is rebuilt."""
+    gets a wider lookup (`unseen.look_wider`) before it is rebuilt. With
+    `edge_trusted` (a lookup lately found the table complete here, decision 0071)
+    the edge alone does not send a holder to look up."""
     assert survey.me is not None
     mine = distance(survey.me.node_id, survey.pack_id)
     answered = [c for c in near if c.node_id in survey.answered]
     closer = sum(distance(c.node_id, survey.pack_id) < mine for c in answered)
     n = survey.descriptor.n
-    return len(answered) >= n and closer < n - margin and not survey.flunked
+    edge = closer >= n - margin and not edge_trusted
+    return len(answered) >= n and not edge and not survey.flunked

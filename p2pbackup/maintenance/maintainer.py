@@ -31,6 +31,7 @@ from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.audit import audit_claim, judge_proof, query_share
 from p2pbackup.maintenance.config import SURVEY_MARGIN, MaintenanceConfig, MaintenanceStats
 from p2pbackup.maintenance.holder_rules import FirstHand, near_enough
+from p2pbackup.maintenance.lookups_seen import LookupsSeen
 from p2pbackup.maintenance.repair import rebuild_from_siblings
 from p2pbackup.maintenance.rounds import (
     Action,
@@ -71,6 +72,8 @@ class Maintainer:
     after_round: Callable[[], Awaitable[None]] | None = None
     # What to do about each held set; shares `stats` with this loop.
     rounds: Rounds = field(init=False)
+    # Whether a set's last lookup found the routing table complete there.
+    lookups_seen: LookupsSeen = field(init=False)
     # The memory of a set that shares its pack id with another owner's.
     _apart: SetsApart = field(init=False)
 
@@ -89,7 +92,9 @@ class Maintainer:
             now=trio.current_time,
             failed_audit=lambda node_id: self.dht.peers.failed_audit(node_id, trio.current_time()),
         )
-        self._apart = SetsApart(self.rounds.per_pack)
+        trust_for = self.config.audit_interval * self.config.lookup_trust_rounds
+        self.lookups_seen = LookupsSeen(self.dht.node_id, trust_for, trio.current_time)
+        self._apart = SetsApart(lambda: self.rounds.per_pack() + self.lookups_seen.per_pack())
 
     @property
     def me(self) -> Contact:
@@ -118,6 +123,7 @@ class Maintainer:
 
         kept = {(pack_id, owner) for pack_id, shares in held.items() for _, owner in shares}
         self._apart.keep_only(kept)
+        self.lookups_seen.keep_only(held)
 
         async def one(pack_id: bytes, shares: list[tuple[int, bytes]]) -> None:
             async with limiter:
@@ -243,13 +249,15 @@ class Maintainer:
         known = self.rounds.known_siblings(pack_id)
         near = self.dht.table.closest(pack_id, descriptor.n + SURVEY_MARGIN)
         await self._survey(survey, near, known)
-        if near_enough(survey, near, SURVEY_MARGIN):
+        trusted = self.lookups_seen.table_trusted(pack_id)
+        if near_enough(survey, near, SURVEY_MARGIN, edge_trusted=trusted):
             closest = [c for c in near if c.node_id in survey.answered]
         else:
             self.stats.lookups += 1
             found = await self.dht.lookup(pack_id, count=descriptor.n + SURVEY_MARGIN)
             closest = found.contacts
             asked = {c.node_id for c in near} | set(known)
+            self.lookups_seen.looked_up(pack_id, closest, asked)
             await self._survey(survey, [c for c in closest if c.node_id not in asked], {})
         if self.rounds.look_wider(survey):
             self.stats.lookups += 1
@@ -305,7 +313,14 @@ class Maintainer:
                 nursery.start_soon(ask, contact)
 
     async def _adopt_lease(self, survey: Survey, descriptor_bytes: bytes) -> None:
-        """A sibling holds a later lease the owner signed: keep our share as long."""
+        """A sibling holds a later lease the owner signed: keep our share as long.
+
+        A sibling showing the very bytes we hold (the usual case) offers no later
+        lease: no parse, but the same checkpoint the parse's `run_sync` has, so
+        the order of a round's requests is unchanged."""
+        if descriptor_bytes == survey.descriptor_bytes:
+            await trio.lowlevel.checkpoint()
+            return
         offered = await self.run_sync(newer_lease, survey.descriptor, descriptor_bytes)
         if offered is None:
             return

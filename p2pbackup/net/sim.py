@@ -24,7 +24,7 @@ import trio
 
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import PeerUnreachable, RemoteError, WireError
-from p2pbackup.net.at_once import ANSWERED_AT_ONCE, run_at_once
+from p2pbackup.net.at_once import ANSWERED_AT_ONCE, Alarm, run_at_once
 from p2pbackup.net.contact import Contact, Route
 from p2pbackup.net.transport import Address, Handler, Remote, Reply, answer_request
 from p2pbackup.wire.common import ErrorReply
@@ -74,8 +74,9 @@ class SimNetwork:
         # Relays by address, each with a test of who holds a reservation there.
         self._relays: dict[Address, Callable[[bytes], bool]] = {}
         self._order = itertools.count()
-        self._wake: trio.CancelScope | None = None
-        self._task: trio.lowlevel.Task | None = None  # the one running `run`
+        # Wakes the task running `run` when its next event is due, while it sleeps.
+        self._alarm: Alarm | None = None
+        self._waiting = False
 
     def transport(
         self, identity: Identity, listen: Address, *, reachable: bool = True
@@ -181,35 +182,31 @@ class SimNetwork:
         thousands of peers the timers, not the messages, would cost the most.
         """
         task_status.started()
-        self._task = trio.lowlevel.current_task()
+        alarm = self._alarm = Alarm(trio.lowlevel.current_task())
         queue = self._queue
         while True:
             while queue and queue[0][2].done:
                 heapq.heappop(queue)  # a timeout whose request already finished
-            deadline = queue[0][0] if queue else math.inf
-            with trio.CancelScope(deadline=deadline) as scope:
-                self._wake = scope
-                await trio.lowlevel.wait_task_rescheduled(self._woken)
-            self._wake = None
+            alarm.set(queue[0][0] if queue else math.inf)
+            self._waiting = True
+            await trio.lowlevel.wait_task_rescheduled(self._stopped)
+            self._waiting = False
             now = trio.current_time()
             while queue and queue[0][0] <= now:
                 _, _, guard, action = heapq.heappop(queue)
                 if not guard.done:
                     action()
 
-    def _woken(self, raise_cancel: object) -> trio.lowlevel.Abort:
-        """The wake's deadline came: resume at the very turn the cancellation would
-        have, without raising and catching `Cancelled`; any other cancellation
-        stops the network as usual."""
-        if self._wake is None or not self._wake.cancel_called or self._task is None:
-            return trio.lowlevel.Abort.SUCCEEDED
-        trio.lowlevel.reschedule(self._task)
-        return trio.lowlevel.Abort.FAILED
+    def _stopped(self, raise_cancel: object) -> trio.lowlevel.Abort:
+        """Cancelled while asleep: the network stops, its alarm with it."""
+        if self._alarm is not None:
+            self._alarm.set(math.inf)
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def _at(self, when: float, guard: _Pending, action: Callable[[], None]) -> None:
         heapq.heappush(self._queue, (when, next(self._order), guard, action))
-        if self._wake is not None and when < self._wake.deadline:
-            self._wake.deadline = when
+        if self._waiting and self._alarm is not None and when < self._alarm.deadline:
+            self._alarm.set(when)
 
 
 class _Pending:

@@ -260,14 +260,14 @@ class World:
                 continue
             reachable = node_id in up and network.connected(home, sim_peer.address)
             seen: set[bytes] = set()
-            for info in store.list_shares():
-                if info.pack_id not in live or info.owner != owner:
+            for pack_id, idx, share_owner in store.share_keys():
+                if pack_id not in live or share_owner != owner:
                     continue
-                durable[info.pack_id].add(info.idx)
+                durable[pack_id].add(idx)
                 if reachable:
-                    live[info.pack_id].add(info.idx)
-                doubled = doubled or info.pack_id in seen
-                seen.add(info.pack_id)
+                    live[pack_id].add(idx)
+                doubled = doubled or pack_id in seen
+                seen.add(pack_id)
         self.doubled_samples += doubled
         return live, durable
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from p2pbackup.base.ids import distance
 from p2pbackup.maintenance.holder_rules import near_enough
+from p2pbackup.maintenance.lookups_seen import LookupsSeen
 from p2pbackup.maintenance.proofs import ProofHistory
 from p2pbackup.maintenance.rounds import AwaitProofs, DropCopy, FullSurvey, HandOver, Repair
 from p2pbackup.maintenance.survey import Survey
@@ -298,3 +299,37 @@ def test_too_few_answers_a_failed_audit_or_the_edge_bring_the_lookup_back() -> N
     # us out of the n closest, and only a lookup finds them to hand our share to.
     near = [c for c in PEERS if c != PEERS[5]]
     assert not near_enough(answered_by(5, WHOLE, range(10, 11)), near, 5)
+
+
+# ---- the edge trusts a table its lookup found complete: decision 0071 ------------
+
+
+def test_an_edge_holder_skips_the_lookup_only_while_its_table_is_trusted() -> None:
+    near = [c for c in PEERS if c != PEERS[5]]
+    survey = answered_by(5, WHOLE, range(10, 11))
+    assert near_enough(survey, near, 5, edge_trusted=True)
+    # Trust stands in for the edge alone: too few answers or a failed audit still look up.
+    assert not near_enough(answered_by(5, WHOLE, range(0)), near[:9], 5, edge_trusted=True)
+    survey.flunked.add(PEERS[3].node_id)
+    assert not near_enough(survey, near, 5, edge_trusted=True)
+
+
+def test_a_lookup_that_found_only_the_tables_peers_is_trusted_for_a_while() -> None:
+    clock = [0.0]
+    seen = LookupsSeen(PEERS[5].node_id, 3 * 3600.0, lambda: clock[0])
+    asked = {c.node_id for c in PEERS[:10]}
+    seen.looked_up(PACK, PEERS[:12], asked)  # farther peers than us it may add freely
+    assert seen.table_trusted(PACK)
+    clock[0] = 3 * 3600.0
+    assert not seen.table_trusted(PACK)  # the edge looks up again
+
+
+def test_a_lookup_that_found_a_closer_peer_the_table_missed_trusts_nothing() -> None:
+    clock = [0.0]
+    seen = LookupsSeen(PEERS[5].node_id, 3 * 3600.0, lambda: clock[0])
+    seen.looked_up(PACK, PEERS[:12], {c.node_id for c in PEERS[:10]})
+    seen.looked_up(PACK, PEERS[:12], {c.node_id for c in PEERS[1:10]})  # PEERS[0] is new
+    assert not seen.table_trusted(PACK)
+    seen.looked_up(PACK, PEERS[:12], {c.node_id for c in PEERS[:10]})
+    seen.keep_only(set())  # the set is no longer held
+    assert not seen.table_trusted(PACK)
