@@ -43,6 +43,7 @@ from p2pbackup.peer.engine_frames import (
     Start,
     decode_from_engine,
 )
+from p2pbackup.peer.heap import give_back_freed_pages
 from p2pbackup.peer.pipe_frames import ClosedInFrame, FrameChannel
 
 CHILD = [sys.executable, "-m", "p2pbackup.peer.engine_child"]
@@ -72,7 +73,9 @@ class EngineProcesses:
 
     `keep_one_ready` runs in the peer's nursery; the process it holds waits,
     idle, for its `start` frame. Each job takes it, and the next one is
-    started when that job ends, not while it competes for the cores."""
+    started when that job ends, not while it competes for the cores. That is
+    also when the peer gives back the heap the job's packs and shares used,
+    which it keeps while a job runs (`heap`)."""
 
     def __init__(self) -> None:
         self._ready: trio.Process | None = None
@@ -88,6 +91,7 @@ class EngineProcesses:
                     self._ready = await _start_child()
                 self._used = trio.Event()
                 await self._used.wait()
+                await trio.to_thread.run_sync(give_back_freed_pages)
         finally:
             if self._ready is not None:
                 await _stop(self._ready)
