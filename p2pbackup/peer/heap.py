@@ -37,6 +37,8 @@ MMAP_BYTES = 16 * 1024 * 1024
 # next packs faulted it back in, up to three times the heap's size per 200 MB backup.
 # `give_back_freed_pages` returns the rest once a job is over (decision 0069).
 TRIM_BYTES = 512 * 1024 * 1024
+# What an idle peer keeps of its free heap top after a job, warm for the next one.
+IDLE_TOP_BYTES = 64 * 1024 * 1024
 # Worker threads allocate from the main heap too (their few at once contend little).
 ARENAS = 1
 
@@ -62,9 +64,10 @@ def keep_freed_pages() -> bool:
 
 
 def give_back_freed_pages() -> bool:
-    """Return the heap's free pages to the system, wherever they lie (glibc's
-    `malloc_trim`): what a peer does once a backup or restore is over, so an idle peer
-    keeps only what it uses. Whether it could."""
+    """Return the heap's free pages to the system (glibc's `malloc_trim`), all but
+    `IDLE_TOP_BYTES` at its top: what a peer does once a backup or restore is over, so
+    an idle peer keeps no more than it did before jobs kept their heap. Whether it
+    could."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -73,5 +76,5 @@ def give_back_freed_pages() -> bool:
         return False
     trim.argtypes = (ctypes.c_size_t,)
     trim.restype = ctypes.c_int
-    trim(0)
+    trim(IDLE_TOP_BYTES)
     return True

@@ -99,7 +99,7 @@ print(kept, resident_mib() - base)
 def test_a_jobs_heap_is_kept_until_given_back() -> None:
     """120 MB freed at once stays mapped for the next shares (a trim of the free top
     made the next packs fault it all back in), and goes back to the system once the
-    job is over."""
+    job is over, but for the 64 MiB top an idle peer keeps."""
 
     def resident(mode: str) -> tuple[int, int]:
         done = subprocess.run(
@@ -113,4 +113,4 @@ def test_a_jobs_heap_is_kept_until_given_back() -> None:
     kept, after = resident("keep")
     assert kept > 100 and after > 100
     kept, after = resident("give-back")
-    assert kept > 100 and after < 20
+    assert kept > 100 and after < 80  # what is left: the top an idle peer keeps warm
