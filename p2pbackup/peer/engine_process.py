@@ -43,6 +43,7 @@ from p2pbackup.peer.engine_frames import (
     Start,
     decode_from_engine,
 )
+from p2pbackup.peer.heap import give_back_freed_pages
 from p2pbackup.peer.pipe_frames import ClosedInFrame, FrameChannel
 
 CHILD = [sys.executable, "-m", "p2pbackup.peer.engine_child"]
@@ -72,7 +73,9 @@ class EngineProcesses:
 
     `keep_one_ready` runs in the peer's nursery; the process it holds waits,
     idle, for its `start` frame. Each job takes it, and the next one is
-    started when that job ends, not while it competes for the cores."""
+    started when that job ends, not while it competes for the cores. That is
+    also when the peer gives back the heap the job's packs and shares used,
+    which it keeps while a job runs (`heap`)."""
 
     def __init__(self) -> None:
         self._ready: trio.Process | None = None
@@ -88,6 +91,7 @@ class EngineProcesses:
                     self._ready = await _start_child()
                 self._used = trio.Event()
                 await self._used.wait()
+                await trio.to_thread.run_sync(give_back_freed_pages)
         finally:
             if self._ready is not None:
                 await _stop(self._ready)
@@ -195,30 +199,63 @@ async def _run_child(
     return done
 
 
+class _Requests:
+    """The child's puts and gets, each carried out in a task of its own."""
+
+    def __init__(self, channel: FrameChannel, packs: PackStore, nursery: trio.Nursery) -> None:
+        self.channel = channel
+        self.packs = packs
+        self.nursery = nursery
+
+    def dispatch(self, frame: dict[str, Any]) -> Outcome | Report | None:
+        """Start the task a put or get asks for; anything else is the caller's. Apart,
+        so no frame or put of the caller's outlives this call and keeps a pack alive."""
+        sent = decode_from_engine(frame)
+        if isinstance(sent, Put):
+            # A bytearray off the pipe, typed as the bytes every pack store takes:
+            # they only measure, slice and hash it, and a copy costs a pack's worth.
+            handed = [cast(bytes, sent.data)]
+            self.nursery.start_soon(self._place, sent.id, sent.pack_id, handed)
+            return None
+        if isinstance(sent, Get):
+            self.nursery.start_soon(self._fetch, sent)
+            return None
+        return sent
+
+    async def _place(self, key: int, pack_id: bytes, handed: list[bytes]) -> None:
+        """`handed` holds the only reference to the pack's bytes, which the pack store
+        takes: it lets them go once the shares are made, instead of each upload holding
+        a pack's worth until its last holder answers."""
+        reply: Placed | Failed
+        try:
+            reply = Placed(key, await self.packs.put(pack_id, handed.pop()))
+        except P2PBackupError as exc:
+            reply = Failed(key, str(exc))
+        await self._answer(reply)
+
+    async def _fetch(self, request: Get) -> None:
+        reply: PackData | Failed
+        try:
+            reply = PackData(request.id, await self.packs.get(request.pack_id))
+        except P2PBackupError as exc:
+            reply = Failed(request.id, str(exc))
+        await self._answer(reply)
+
+    async def _answer(self, reply: Placed | PackData | Failed) -> None:
+        # A child gone meanwhile is reported by `_serve`, which reads its end.
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            data = reply.data if isinstance(reply, PackData) else None
+            await self.channel.send(reply.encode(), data)
+
+
 async def _serve(
     channel: FrameChannel, packs: PackStore, progress: Progress, process: trio.Process
 ) -> Outcome:
     """Carry out the child's puts and gets until its `done`; raises `P2PBackupError` with
     its reason."""
-
-    async def answer(request: Put | Get) -> None:
-        reply: Placed | PackData | Failed
-        try:
-            if isinstance(request, Put):
-                # A bytearray off the pipe, typed as the bytes every pack store takes:
-                # they only measure, slice and hash it, and a copy costs a pack's worth.
-                data = cast(bytes, request.data)
-                reply = Placed(request.id, await packs.put(request.pack_id, data))
-            else:
-                reply = PackData(request.id, await packs.get(request.pack_id))
-        except P2PBackupError as exc:
-            reply = Failed(request.id, str(exc))
-        # A child gone meanwhile is reported by the loop below, which reads its end.
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await channel.send(reply.encode(), reply.data if isinstance(reply, PackData) else None)
-
     outcome: Outcome | P2PBackupError
-    async with trio.open_nursery() as requests:
+    async with trio.open_nursery() as nursery:
+        requests = _Requests(channel, packs, nursery)
         try:
             while True:
                 try:
@@ -231,10 +268,11 @@ async def _serve(
                         f"the engine process stopped before it finished (exit status {code}); "
                         "see the peer's log"
                     )
-                sent = decode_from_engine(frame)
-                if isinstance(sent, Put | Get):
-                    requests.start_soon(answer, sent)
-                elif isinstance(sent, Report):
+                sent = requests.dispatch(frame)
+                del frame  # a put's pack is its `_place` task's alone from here
+                if sent is None:
+                    continue
+                if isinstance(sent, Report):
                     await progress(dict(sent.stats))
                 elif sent.error is not None:
                     raise P2PBackupError(sent.error)
@@ -243,7 +281,7 @@ async def _serve(
                     break
         except P2PBackupError as exc:  # raised out here, not inside the nursery's group
             outcome = exc
-        requests.cancel_scope.cancel()  # puts and gets still in flight when the child failed
+        nursery.cancel_scope.cancel()  # puts and gets still in flight when the child failed
     if isinstance(outcome, P2PBackupError):
         raise outcome
     return outcome

@@ -31,9 +31,14 @@ M_ARENA_MAX = -8
 
 # Above the biggest frame (8 MiB) and pack, so none of them is mmapped on its own.
 MMAP_BYTES = 16 * 1024 * 1024
-# A free heap top above this is returned to the system: an idle peer keeps at most
-# this much it does not use.
-TRIM_BYTES = 64 * 1024 * 1024
+# A free heap top above this is returned to the system at once. Above what a big
+# backup's owner holds (about 150 MiB of packs, shares and frames): with 64 MiB, the
+# packs placed together freed their shares together, the top was trimmed, and the
+# next packs faulted it back in, up to three times the heap's size per 200 MB backup.
+# `give_back_freed_pages` returns the rest once a job is over (decision 0069).
+TRIM_BYTES = 512 * 1024 * 1024
+# What an idle peer keeps of its free heap top after a job, warm for the next one.
+IDLE_TOP_BYTES = 64 * 1024 * 1024
 # Worker threads allocate from the main heap too (their few at once contend little).
 ARENAS = 1
 
@@ -56,3 +61,20 @@ def keep_freed_pages() -> bool:
     if not done:
         log.debug("mallopt refused the heap thresholds; keeping the defaults")
     return done
+
+
+def give_back_freed_pages() -> bool:
+    """Return the heap's free pages to the system (glibc's `malloc_trim`), all but
+    `IDLE_TOP_BYTES` at its top: what a peer does once a backup or restore is over, so
+    an idle peer keeps no more than it did before jobs kept their heap. Whether it
+    could."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return False
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    trim(IDLE_TOP_BYTES)
+    return True

@@ -127,17 +127,24 @@ class MeshPackStore:
                 shares, descriptor = await self.run_sync(
                     _encode_and_describe, self.owner, pack_id, data, r.k, r.n, lease
                 )
+        # From here the shares are the pack (whose bytes this frame lets go), and each
+        # share goes once its holder has it: a pack waiting on its slowest holder holds
+        # only what is still on its way (`drop_placed`).
+        del data
+        by_index = dict(enumerate(shares))
+        del shares
         plan, placed, sent = await place_shares(
             self.dht,
             pack_id,
             descriptor.to_bytes(),
-            dict(enumerate(shares)),
+            by_index,
             candidates,
             happy=r.happy,
             timeout=self.share_timeout,
             prove=self.rng if self.prove else None,
             holders=self.holders,
             pace=self.put_pace,
+            drop_placed=True,
         )
         if plan.failures or plan.unproven:  # the mesh may have changed: look it up again
             self.whole_mesh.forget()

@@ -20,7 +20,7 @@ import enum
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from typing import TypeVar
 
 import trio
@@ -59,6 +59,7 @@ async def place_shares(
     prove: random.Random | None = None,
     holders: HolderMemory | None = None,
     pace: Pace | None = None,
+    drop_placed: bool = False,
 ) -> tuple[PlacementPlan, dict[int, Contact], int]:
     """Place every share of `shares` (index -> bytes); returns the plan, where each went,
     and the bytes sent. With `prove`, each share counts only once its peer answered an
@@ -68,7 +69,11 @@ async def place_shares(
     With `holders`, peers that failed or hung lately are left out while `happy` others
     remain, and tried last otherwise; with `pace`, a peer that has not stored (and
     proven) its share within `pace.stall_after()` counts as failed and the share moves
-    on, instead of waiting out `timeout`."""
+    on, instead of waiting out `timeout`.
+
+    With `drop_placed`, `shares` (then a mutable mapping) loses each share once it is
+    placed: a share stored is never sent again, and a pack's shares need not all
+    wait in memory for its slowest holder."""
     indices = sorted(shares)
     if holders is not None:
         candidates = _trusted(holders, candidates, happy)
@@ -107,6 +112,8 @@ async def place_shares(
             slot, outcome, reason = await receive.receive()
             in_flight -= 1
             _report(plan, slot, outcome, reason)
+            if drop_placed and outcome is Outcome.STORED and isinstance(shares, MutableMapping):
+                del shares[indices[slot]]
     placed = {indices[slot]: contact for slot, contact in plan.placed.items()}
     return plan, placed, sent
 

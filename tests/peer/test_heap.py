@@ -75,3 +75,42 @@ def test_worker_threads_share_one_heap() -> None:
 
     assert arenas("one-heap") == 1
     assert arenas("arena-per-thread") > 1
+
+
+_GIVE_BACK = """
+import sys
+from p2pbackup.peer.heap import give_back_freed_pages, keep_freed_pages
+if not keep_freed_pages():
+    print("unsupported"); raise SystemExit
+def resident_mib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096 // 2**20
+base = resident_mib()
+held = [bytearray(2_000_000) for _ in range(60)]  # a big backup's packs and shares
+del held
+kept = resident_mib() - base
+if sys.argv[1] == "give-back":
+    give_back_freed_pages()
+print(kept, resident_mib() - base)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_a_jobs_heap_is_kept_until_given_back() -> None:
+    """120 MB freed at once stays mapped for the next shares (a trim of the free top
+    made the next packs fault it all back in), and goes back to the system once the
+    job is over, but for the 64 MiB top an idle peer keeps."""
+
+    def resident(mode: str) -> tuple[int, int]:
+        done = subprocess.run(
+            [sys.executable, "-c", _GIVE_BACK, mode], capture_output=True, text=True, check=True
+        )
+        if done.stdout.strip() == "unsupported":
+            pytest.skip("this C library has no mallopt")
+        kept, after = done.stdout.split()
+        return int(kept), int(after)
+
+    kept, after = resident("keep")
+    assert kept > 100 and after > 100
+    kept, after = resident("give-back")
+    assert kept > 100 and after < 80  # what is left: the top an idle peer keeps warm
