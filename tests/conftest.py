@@ -18,6 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Property tests assert what holds, never how fast: hypothesis's default 200 ms
+# deadline per example made them timed tests that failed on a loaded machine.
+settings.register_profile("p2pbackup", deadline=None)
+settings.load_profile("p2pbackup")
 
 _TESTS = Path(__file__).parent
 
