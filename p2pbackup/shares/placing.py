@@ -17,6 +17,7 @@ failed an audit, and its share moves on.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import math
 import random
@@ -62,18 +63,13 @@ async def place_shares(
     drop_placed: bool = False,
 ) -> tuple[PlacementPlan, dict[int, Contact], int]:
     """Place every share of `shares` (index -> bytes); returns the plan, where each went,
-    and the bytes sent. With `prove`, each share counts only once its peer answered an
-    audit of a block drawn from that generator (draws happen in this task, in the
-    order of the plan, so a seeded run replays).
-
+    and the bytes sent. With `prove`, a share counts once its peer answered an audit of
+    a block drawn from it (in this task, in plan order, so a seeded run replays).
     With `holders`, peers that failed or hung lately are left out while `happy` others
     remain, and tried last otherwise; with `pace`, a peer that has not stored (and
     proven) its share within `pace.stall_after()` counts as failed and the share moves
-    on, instead of waiting out `timeout`.
-
-    With `drop_placed`, `shares` (then a mutable mapping) loses each share once it is
-    placed: a share stored is never sent again, and a pack's shares need not all
-    wait in memory for its slowest holder."""
+    on, instead of waiting out `timeout`. With `drop_placed`, a mutable `shares` loses
+    each share once placed: a pack's shares need not wait for its slowest holder."""
     indices = sorted(shares)
     if holders is not None:
         candidates = _trusted(holders, candidates, happy)
@@ -87,10 +83,7 @@ async def place_shares(
         block = None if audit is None else audit.block  # proven in the reply
         message = PutShare(pack_id, index, descriptor, shares[index], block)
         started = trio.current_time()
-
-        async def attempt() -> tuple[Outcome, str]:
-            return await _store_and_prove(dht, contact, message, signed, audit, timeout)
-
+        attempt = functools.partial(_store_and_prove, dht, contact, message, signed, audit, timeout)
         got = await _paced(pace, started, attempt)
         outcome, reason = got if got is not None else (Outcome.FAILED, "")
         if holders is not None:
@@ -101,9 +94,7 @@ async def place_shares(
         in_flight = 0
         while True:
             for slot, contact in plan.assignments():
-                audit = None
-                if signed is not None and prove is not None:
-                    audit = challenge(signed, indices[slot], prove)
+                audit = _challenge(signed, indices[slot], prove)
                 nursery.start_soon(place, slot, contact, audit)
                 sent += len(shares[indices[slot]])
                 in_flight += 1
@@ -116,6 +107,12 @@ async def place_shares(
                 del shares[indices[slot]]
     placed = {indices[slot]: contact for slot, contact in plan.placed.items()}
     return plan, placed, sent
+
+
+def _challenge(
+    signed: ShareDescriptor | None, index: int, prove: random.Random | None
+) -> Audit | None:
+    return None if signed is None or prove is None else challenge(signed, index, prove)
 
 
 async def _store_and_prove(
