@@ -71,7 +71,9 @@ def table_from_book(node: DhtNode) -> int:
     any contact that stops answering; a full bucket probes its quietest contact first.
     """
     taken = 0
-    for contact, heard in node.peers.recent():
+    # A book of thousands feeds a table of a few hundred: ids with no room are passed
+    # over before a contact is made of them.
+    for contact, heard in node.peers.recent(node.table.may_place):
         if contact.node_id not in node.barred:
             taken += node.table.add_known(contact, heard)
     return taken

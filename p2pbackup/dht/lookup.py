@@ -60,6 +60,7 @@ class Lookup:
         self._target = id_int(self.target)
         self._candidates: dict[bytes, _Candidate] = {}
         self._shortlist: list[_Candidate] = []  # sorted by distance, never FAILED
+        self._in_flight = 0  # kept as states change, not counted over every candidate
 
     def seed(self, contacts: Iterable[Contact]) -> bool:
         """Start from these contacts; True if any was new to this lookup."""
@@ -101,7 +102,7 @@ class Lookup:
         return self._capped(self._shortlist, self.k, self.per_block)
 
     def in_flight(self) -> int:
-        return sum(1 for c in self._candidates.values() if c.state is _State.IN_FLIGHT)
+        return self._in_flight
 
     def next_queries(self) -> list[Contact]:
         """Peers to query now; each is marked in flight."""
@@ -115,6 +116,7 @@ class Lookup:
                 chosen.append(candidate.contact)
                 budget -= 1
         self.stats.queries += len(chosen)
+        self._in_flight += len(chosen)
         return chosen
 
     def on_reply(self, contact: Contact, contacts: Iterable[Contact]) -> None:
@@ -122,6 +124,7 @@ class Lookup:
         if candidate is None or candidate.state is not _State.IN_FLIGHT:
             return
         candidate.state = _State.ANSWERED
+        self._in_flight -= 1
         self._learn(contacts, candidate.hop + 1)
 
     def on_failure(self, contact: Contact) -> None:
@@ -129,6 +132,7 @@ class Lookup:
         if candidate is None or candidate.state is not _State.IN_FLIGHT:
             return
         candidate.state = _State.FAILED
+        self._in_flight -= 1
         self.stats.failures += 1
         if candidate in self._shortlist:  # nearer answers may have pushed it out already
             self._shortlist.remove(candidate)

@@ -17,7 +17,7 @@ hearsay (decision 0064).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,9 +77,14 @@ class PeerBook:
         since = self.known_since(node_id)
         return since is not None and now - since >= period
 
-    def recent(self) -> Iterator[tuple[Contact, float]]:
-        """Each acquaintance as a contact, with when it last answered, most recent first."""
+    def recent(
+        self, wanted: Callable[[bytes], bool] | None = None
+    ) -> Iterator[tuple[Contact, float]]:
+        """Each acquaintance as a contact, with when it last answered, most recent first;
+        with `wanted`, only those whose id it accepts (a contact is made only for them)."""
         for node_id in reversed(self._known):
+            if wanted is not None and not wanted(node_id):
+                continue
             known = self._known[node_id]
             yield Contact(node_id, *known.address, known.routes), known.last_seen
 

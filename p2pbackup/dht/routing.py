@@ -254,6 +254,14 @@ class RoutingTable:
         bucket.contacts.move_to_end(key, last=False)
         return bucket
 
+    def may_place(self, node_id: bytes) -> bool:
+        """Could a new contact of this id be placed now (not ours, not in the table, its
+        bucket not full)? A cheap test before making the contact at all."""
+        key = id_int(node_id)
+        if key == self._local or key in self._all:
+            return False
+        return self._buckets.size(max((key ^ self._local).bit_length() - 1, 0)) < self.k
+
     def has_room_for(self, contact: Contact, now: float) -> bool:
         """Would `contact`, once proven, be taken into the table, or replace a contact
         gone quiet? Yes when it is in the table already (it may name a new address),

@@ -126,8 +126,7 @@ async def join_as(
     config = PeerConfig(dht=mesh.dht, bootstrap=(bootstrap,))
     peer = Peer(identity, transport, config, random.Random(mesh.rng.getrandbits(64)))
     await mesh.nursery.start(peer.run)
-    sim_peer = SimPeer(peer, address)
-    mesh.peers.append(sim_peer)
+    sim_peer = mesh.enlist(SimPeer(peer, address))
     await peer.joined.wait()
     return sim_peer
 

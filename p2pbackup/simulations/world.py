@@ -239,8 +239,7 @@ class World:
     def _bootstraps(self) -> tuple[tuple[str, int], ...]:
         """Three live peers to join through, as a user lists a few friends: one that
         lies or is gone does not strand the newcomer."""
-        live = self.mesh.live()
-        return tuple(p.address for p in self._lookup_rng.sample(live, min(3, len(live))))
+        return tuple(p.address for p in self.mesh.pick_live(self._lookup_rng, 3))
 
     # ---- sampling ---------------------------------------------------------
 

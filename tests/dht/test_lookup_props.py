@@ -55,6 +55,7 @@ def test_a_lookup_ends_with_the_nearest_live_peers_it_could_reach(
     in_flight: list[Contact] = []
     for _ in range(10 * peers):
         in_flight += lookup.next_queries()
+        assert lookup.in_flight() == len(in_flight) <= alpha
         if not in_flight:
             break
         asked = in_flight.pop(order.randrange(len(in_flight)))

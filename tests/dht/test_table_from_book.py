@@ -62,3 +62,16 @@ def test_a_known_contact_never_displaces_one_in_the_table() -> None:
     assert not table.add_known(_far(0), 20.0)  # already there: left as it was
     assert table.heard(_far(0).node_id) == 10.0
     assert _far(9).node_id not in table
+
+
+def test_the_book_skips_ids_the_table_has_no_room_for_before_making_contacts() -> None:
+    table = RoutingTable(LOCAL, K)
+    book = PeerBook()
+    for i in range(6):
+        book.answered(_far(i), float(i))
+    taken = [c for c, _ in book.recent(table.may_place) if table.add_known(c, 0.0)]
+    assert taken == [_far(5), _far(4), _far(3)]  # the freshest k; the bucket is then full
+    assert not any(table.may_place(_far(i).node_id) for i in range(8))
+    assert not table.may_place(LOCAL)
+    near = (1 << 3).to_bytes(NODE_ID_BYTES, "big")  # another bucket, still empty
+    assert table.may_place(near)
