@@ -20,11 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from benchmarks.dataset import Dataset
-from p2pbackup.backup.blobs import BlobCodec, Pack
+from p2pbackup.backup.blobs import BlobCodec, ChunkReader, Pack
 from p2pbackup.backup.tree import EntryKind
 from p2pbackup.backup.walk import FsEntry, absolute, list_directory, stat_entry
 from p2pbackup.codec.descriptor import describe_pack
 from p2pbackup.codec.erasure import encode_pack
+from p2pbackup.codec.packs import Packer
 from p2pbackup.crypto.keys import OwnerKeys
 
 K, N = 3, 10  # the mesh's default redundancy (`Redundancy`)
@@ -117,30 +118,8 @@ def run_pipeline(dataset: Dataset) -> PipelineResult:
                 phases["chunk"] += clock() - opened
             result.files += 1
             with reader:
-                while True:
-                    t0 = clock()
-                    plain = reader.next_chunk()
-                    t1 = clock()
-                    phases["chunk"] += t1 - t0
-                    if plain is None:
-                        break
-                    result.chunks += 1
-                    result.bytes_read += len(plain)
-                    chunk_id = codec.chunk_id(plain)
-                    t2 = clock()
-                    phases["chunk_id"] += t2 - t1
-                    if chunk_id in seen:
-                        continue  # the engine dedups within a run too
-                    seen.add(chunk_id)
-                    sealed = codec.seal(chunk_id, plain)
-                    t3 = clock()
-                    phases["seal"] += t3 - t2
-                    result.chunks_new += 1
-                    result.sealed_bytes += len(sealed)
-                    done = packer.add(chunk_id, sealed)
-                    phases["pack"] += clock() - t3
-                    for pack in done:
-                        finish(pack)
+                for pack in _push_file(reader, codec, packer, seen, result):
+                    finish(pack)
     t4 = clock()
     tail = packer.flush()
     phases["pack"] += clock() - t4
@@ -149,3 +128,33 @@ def run_pipeline(dataset: Dataset) -> PipelineResult:
     result.seconds = clock() - began
     result.minor_faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     return result
+
+
+def _push_file(
+    reader: ChunkReader, codec: BlobCodec, packer: Packer, seen: set[bytes], result: PipelineResult
+) -> Iterator[Pack]:
+    """Cut, hash and seal one file's chunks into `packer`; the packs they filled."""
+    clock, phases = time.perf_counter, result.phases
+    while True:
+        t0 = clock()
+        plain = reader.next_chunk()
+        t1 = clock()
+        phases["chunk"] += t1 - t0
+        if plain is None:
+            return
+        result.chunks += 1
+        result.bytes_read += len(plain)
+        chunk_id = codec.chunk_id(plain)
+        t2 = clock()
+        phases["chunk_id"] += t2 - t1
+        if chunk_id in seen:
+            continue  # the engine dedups within a run too
+        seen.add(chunk_id)
+        sealed = codec.seal(chunk_id, plain)
+        t3 = clock()
+        phases["seal"] += t3 - t2
+        result.chunks_new += 1
+        result.sealed_bytes += len(sealed)
+        done = packer.add(chunk_id, sealed)
+        phases["pack"] += clock() - t3
+        yield from done
