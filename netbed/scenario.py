@@ -82,6 +82,23 @@ def wait_reachability(mesh: NetMesh, say: Say, deadline: float = 120.0) -> dict[
     return states
 
 
+def wait_for_every_site(mesh: NetMesh, owner: int) -> None:
+    """Until the owner's routing table knows a peer of every other site. A table of
+    `TABLE_AT_LEAST` can still miss a whole site (the LAN's three share a /24), and an
+    owner places on the peers it knows: the story asks for holders everywhere."""
+    site_of = {
+        str(mesh.status(i)["node_id"]): host.site
+        for i, host in enumerate(mesh.places)
+        if i != owner and mesh.peers[i].alive
+    }
+
+    def every_site() -> bool:
+        known = {site_of.get(p["node_id"]) for p in mesh.control(owner, "peers")["peers"]}
+        return known >= set(site_of.values())
+
+    mesh.wait_for("the owner's table to know a peer of every site", every_site, step=0.5)
+
+
 def holders_by_site(mesh: NetMesh, owner: int) -> dict[str, int]:
     """How many peers of each site hold shares (the owner's own peer aside)."""
     counts: dict[str, int] = {}
@@ -105,6 +122,7 @@ def back_up_and_recover(bed: Testbed, workdir: Path, say: Say) -> Outcome:
         # segment's three and the LAN's three need not all be in the owner's table.
         outcome.reachability = wait_reachability(mesh, say)
         mesh.wait_for_tables(at_least=TABLE_AT_LEAST, indices=[OWNER])
+        wait_for_every_site(mesh, OWNER)
         mesh.cli_json(OWNER, "config", "set", "redundancy", "3-of-7")
         saved = mesh.cli_json(OWNER, "backup", str(tree))
         outcome.files = int(saved["files"])
