@@ -1,7 +1,7 @@
 """`--help` that reads like a manual page: `--listen HOST:PORT`, never `--json <bool>`.
 
-Typer shows every parameter's Python type in angle brackets (`<str>`,
-`<list[str]>`, `<bool>` even for a flag and for `--help` itself). The
+Typer shows every parameter's type in angle brackets (`<str>`, `<int range>`,
+`<path>` beside an argument) and an argument in braces (`{paths}...`). The
 application's group and commands use these classes instead: a flag shows no
 value at all, an option shows its `metavar` (or a plain word for its type:
 TEXT, N, NUMBER, PATH), and an argument shows its name in capitals, the way
@@ -10,37 +10,46 @@ the commands' own help speaks of it ("Back up PATHS").
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import typer.core
 
-# Words for the value of an option that names none itself, by its Python type.
-_WORDS = {"str": "TEXT", "int": "N", "float": "NUMBER", "Path": "PATH"}
+# Words for the value of an option that names none itself, by its type's name.
+_WORDS = {
+    "str": "TEXT",
+    "int": "N",
+    "int range": "N",
+    "float": "NUMBER",
+    "float range": "NUMBER",
+    "path": "PATH",
+    "file": "FILE",
+    "directory": "DIR",
+}
 
 
 class ReadableOption(typer.core.TyperOption):
-    def display_type_rich(self, ctx: Any) -> str | None:
+    def make_metavar(self, ctx: Any) -> str:
         if self.is_flag or self.count:
-            return None
+            return ""
         if self.metavar is not None:
             return self.metavar
-        annotation = self.bare_type()
-        inner = annotation.removeprefix("list[").removesuffix("]")
-        return _WORDS.get(inner, inner.upper())
+        named = self.type.get_metavar(param=self, ctx=ctx)  # a choice's [a|b]
+        return named or _WORDS.get(self.type.name, self.type.name.upper())
 
 
 class ReadableArgument(typer.core.TyperArgument):
-    def display_type_rich(self, ctx: Any) -> str | None:
-        return None
+    def make_metavar(self, ctx: Any, *, usage: bool = False) -> str:
+        # `backup PATHS...`, as manual pages write it, not typer's `{paths}...`.
+        name = (self.metavar or "") + ("..." if self.nargs != 1 else "")
+        return f"[{name}]" if usage and not self.required else name
 
-    @property
-    def display_name_raw(self) -> str:
-        return self.metavar or (self.name or "").upper()
 
-    def _usage_display_name(self) -> str:
-        # `backup PATHS...`, as manual pages write it, not typer's `{PATHS}...`.
-        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
-        return name + ("..." if self.nargs != 1 else "")
+def _shown_without_type(kind: Any) -> Any:
+    """A copy of an argument's type that parses the same and names no type in help."""
+    shown = copy.copy(kind)
+    shown.get_metavar = lambda param, ctx: ""
+    return shown
 
 
 def readable(params: list[Any]) -> list[Any]:
@@ -50,6 +59,8 @@ def readable(params: list[Any]) -> list[Any]:
             param.__class__ = ReadableOption
         elif type(param) is typer.core.TyperArgument:
             param.__class__ = ReadableArgument
+            param.metavar = param.metavar or (param.name or "").upper()
+            param.type = _shown_without_type(param.type)
     return params
 
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from p2pbackup.cli.app import app
 
-# What typer shows when left alone: `<bool>`, `<list[str]>`, `<int range>`, `{PATHS}`.
-PYTHON_TYPE = re.compile(r"<[a-z][\w\[\], ]*>|\{[A-Z_]+\}")
+# What typer shows when left alone: `<bool>`, `<int range>`, `<path>`, `{paths}`, `{PATHS}`.
+PYTHON_TYPE = re.compile(r"<[a-z][\w\[\], ]*>|\{[A-Za-z_]+\}")
 # A default swallowed as markup leaves its sentence's full stop behind: "folder ."
 LOST_TEXT = re.compile(r"\w \.(\s|$)")
 
