@@ -17,8 +17,10 @@ cost a first backup more than all its other catalog writes but one.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,6 +107,8 @@ class Catalog:
         lets the benchmark measure that against NORMAL."""
         if _sync not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous mode must be FULL or NORMAL, got {_sync!r}")
+        self._log = Path(f"{path}-wal")
+        self._sync = _sync
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={_sync}")
@@ -146,6 +150,33 @@ class Catalog:
 
     def close(self) -> None:
         self._db.close()
+
+    @contextmanager
+    def synced_once(self) -> Iterator[None]:
+        """Commits inside return before the log reaches the disk; leaving syncs it once.
+
+        For a backup's commit per placed pack: each synced log was a wait of 4-30 ms on
+        the engine's loop, and a backup of 200 MB makes 38 of them (decision 0082).
+        Nothing is lost to a kill (the log is in the OS's cache), and after a power cut
+        the catalog is as it was after some earlier commit (SQLite drops a log's torn
+        tail): the packs it forgot are sent again, as after any cache's loss. Leaving,
+        even by an error, makes every commit durable before the backup reports."""
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self._db.execute(f"PRAGMA synchronous={self._sync}")
+            self._sync_log()
+
+    def _sync_log(self) -> None:
+        try:
+            log = os.open(self._log, os.O_RDONLY)
+        except FileNotFoundError:  # checkpointed away: NORMAL synced the database then
+            return
+        try:
+            os.fsync(log)
+        finally:
+            os.close(log)
 
     # ---- chunks and packs ---------------------------------------------
 

@@ -148,19 +148,20 @@ class BackupEngine:
         self._settled_ns = int((self.now() - self.racy_seconds) * 1_000_000_000)
         self._packing.began_empty = not self.catalog.holds_chunks()
         roots, names = backup_roots(paths)
-        try:
-            async with trio.open_nursery() as uploads:
-                root_tree = await self._save_roots(uploads, roots, names)
-                await self._packing.flush(uploads)
-                await self._uploads.store_index(uploads)
-            self._uploads.remember_ready(force=True)
-            self._uploads.record_index()
-        except BaseExceptionGroup as group:
-            raise plain_error(group) from None
-        finally:
-            # Even a failed run keeps what it learnt: files whose chunks are all placed
-            # are not read again by the next run.
-            self._uploads.remember_ready(force=True)
+        with self.catalog.synced_once():
+            try:
+                async with trio.open_nursery() as uploads:
+                    root_tree = await self._save_roots(uploads, roots, names)
+                    await self._packing.flush(uploads)
+                    await self._uploads.store_index(uploads)
+                self._uploads.remember_ready(force=True)
+                self._uploads.record_index()
+            except BaseExceptionGroup as group:
+                raise plain_error(group) from None
+            finally:
+                # Even a failed run keeps what it learnt: files whose chunks are all
+                # placed are not read again by the next run.
+                self._uploads.remember_ready(force=True)
         snapshot = Snapshot(
             snapshot_id=self.random_bytes(SNAPSHOT_ID_BYTES),
             time=self.now(),

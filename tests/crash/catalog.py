@@ -35,6 +35,16 @@ def run(sync: str) -> None:
     catalog.close()
 
 
+def run_synced_once() -> None:
+    """A backup's commits: each returns unsynced; the end of the run syncs them all."""
+    catalog = Catalog(Path(sys.argv[1]) / NAME)
+    with catalog.synced_once():
+        for n in range(PACKS):
+            catalog.record_pack(pack(n), 2, 3, CHUNKS * 512, 1, chunks(n))
+    ack("synced")
+    catalog.close()
+
+
 def check(root: Path, acked: tuple[str, ...]) -> None:
     """Acknowledged packs are known with every chunk; others wholly or not at all."""
     catalog = Catalog(root / NAME)
@@ -48,6 +58,28 @@ def check(root: Path, acked: tuple[str, ...]) -> None:
             assert (pack(n) in catalog.pack_ids()) == all(found), f"pack {n} row disagrees"
     finally:
         catalog.close()
+
+
+def check_synced_once(root: Path, acked: tuple[str, ...]) -> None:
+    """Once synced, every pack is known; before, the packs known are the first ones
+    committed, each whole (a cut never leaves a later commit without an earlier one)."""
+    catalog = Catalog(root / NAME)
+    try:
+        held = [pack(n) in catalog.pack_ids() for n in [99, *range(PACKS)]]
+        for n in [99, *range(PACKS)]:
+            found = [catalog.locate(chunk) == where for chunk, where in chunks(n)]
+            assert all(found) or not any(found), f"pack {n} half committed"
+            assert (pack(n) in catalog.pack_ids()) == all(found), f"pack {n} row disagrees"
+    finally:
+        catalog.close()
+    assert held[0], "an earlier backup's pack was lost"
+    assert held == sorted(held, reverse=True), f"a later commit without an earlier: {held}"
+    assert "synced" not in acked or all(held), f"synced, yet packs lost: {held}"
+
+
+def synced_once_workload() -> Workload:
+    script = "from tests.crash.catalog import run_synced_once; run_synced_once()"
+    return Workload("catalog commits synced once", prepare, script, check_synced_once)
 
 
 def workload(sync: str = "FULL") -> Workload:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.crash.catalog import workload
+from tests.crash.catalog import synced_once_workload, workload
 from tests.crash.harness import explore
 
 
@@ -19,3 +19,9 @@ def test_every_crash_state_keeps_acknowledged_packs(tmp_path: Path) -> None:
 def test_normal_sync_loses_an_acknowledged_pack(tmp_path: Path) -> None:
     report = explore(workload("NORMAL"), tmp_path, first_failure=True)
     assert report.failures and "acknowledged pack 0 lost" in report.failures[0]
+
+
+def test_commits_synced_once_keep_a_prefix_and_all_once_synced(tmp_path: Path) -> None:
+    report = explore(synced_once_workload(), tmp_path)
+    assert report.states >= 100, report
+    assert not report.failures, "\n".join(report.failures[:10])
