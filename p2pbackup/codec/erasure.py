@@ -165,7 +165,7 @@ def _split(count: int) -> int:
     return 1 << ((count - 1).bit_length() - 1)
 
 
-def _leaves(share: bytes, leaf: _Hash) -> list[bytes]:
+def _leaves(share: bytes | memoryview, leaf: _Hash) -> list[bytes]:
     view = memoryview(share)
     return [
         leaf(view[i * BLOCK_SIZE : (i + 1) * BLOCK_SIZE]) for i in range(block_count(len(share)))
@@ -214,7 +214,7 @@ def block_proof(share: bytes, block_index: int, tree: int = LATEST_TREE) -> list
     return leaves_proof(share_leaves(share, tree), block_index, tree)
 
 
-def share_leaves(share: bytes, tree: int = LATEST_TREE) -> list[bytes]:
+def share_leaves(share: bytes | memoryview, tree: int = LATEST_TREE) -> list[bytes]:
     """The hash of each block of a share: the root and every proof follow from these
     alone, so whoever hashed a share once can prove any block of it without the rest."""
     return _leaves(share, _hashes(tree)[0])

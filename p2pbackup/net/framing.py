@@ -15,9 +15,11 @@ waking for every burst of segments.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 
 import trio
+from trio.lowlevel import wait_readable
 
 from p2pbackup.crypto.in_place import new_buffer
 from p2pbackup.errors import WireError
@@ -135,8 +137,9 @@ async def _read_direct(
             while (frame := decoder.next_frame()) is None:
                 unfilled = decoder.unfilled()
                 if sock is not None:
-                    _wake_at(sock, min(len(unfilled), WAKE_AT))
-                count = await _read_into(stream, unfilled)
+                    count = await _read_socket(sock, unfilled)
+                else:
+                    count = await _read_stream(stream, unfilled)
                 if not count:
                     raise WireError(f"connection closed inside a frame ({decoder.buffered} bytes)")
                 decoder.filled(count)
@@ -162,11 +165,22 @@ def _wake_at(sock: trio.socket.SocketType, count: int) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, count)
 
 
-async def _read_into(stream: trio.abc.ReceiveStream, into: memoryview) -> int:
-    """One read into `into`: the socket's own `recv_into` when the stream is a plain
-    socket, else a `receive_some` copied over (a relayed stream)."""
-    if isinstance(stream, trio.SocketStream):
-        return int(await stream.socket.recv_into(into))
+async def _read_socket(sock: trio.socket.SocketType, into: memoryview) -> int:
+    """One read into `into` off a plain socket: what has arrived already, read at once,
+    else (nothing there) a sleep until all `into` wants has arrived, then that. The
+    socket's own `recv_into` went round the event loop after every read that found
+    bytes (a checkpoint), and a big frame's reader read once more, found the socket
+    drained and set its wake-up mark again before it slept (decision 0076)."""
+    while True:
+        try:
+            return os.readv(sock.fileno(), [into])
+        except BlockingIOError:
+            _wake_at(sock, min(len(into), WAKE_AT))
+            await wait_readable(sock)
+
+
+async def _read_stream(stream: trio.abc.ReceiveStream, into: memoryview) -> int:
+    """One read into `into` off a relayed stream: a `receive_some` copied over."""
     data = await stream.receive_some(min(len(into), RECEIVE_CHUNK))
     into[: len(data)] = data
     return len(data)

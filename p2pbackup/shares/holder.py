@@ -85,7 +85,7 @@ def check_share(
     pack_id: bytes,
     index: int,
     descriptor_bytes: bytes,
-    data: bytes,
+    data: bytes | memoryview,
     now: float,
     prove: int | None = None,
 ) -> CheckedShare:
@@ -179,7 +179,7 @@ class ShareHolder:
             # None asked, or no such block: the owner counts the latter as a failed audit.
             return ShareStored()
         start = message.prove_block * BLOCK_SIZE
-        return ShareStored(message.data[start : start + BLOCK_SIZE], tuple(checked.path))
+        return ShareStored(bytes(message.data[start : start + BLOCK_SIZE]), tuple(checked.path))
 
     def _store(self, message: PutShare, checked: CheckedShare, now: float) -> None:
         """Store the share, which `checked` found sound."""

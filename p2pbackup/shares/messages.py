@@ -19,6 +19,9 @@ PackId = Annotated[bytes, bytes_field(exact=PACK_ID_BYTES)]
 ShareIndex = Annotated[int, int_field(0, 254)]
 Descriptor = Annotated[bytes, bytes_field(max_len=MAX_DESCRIPTOR_BYTES)]
 ShareBytes = Annotated[bytes, bytes_field(max_len=MAX_SHARE_BYTES)]
+# A share arriving to be held: a read-only view of the frame it came in, written to
+# disk from there, not copied out of it first (decision 0076).
+IncomingShare = Annotated[bytes | memoryview, bytes_field(max_len=MAX_SHARE_BYTES, view=True)]
 # The pack's owner key: a holder keeps shares by owner and pack id, so a request about
 # a held share names whose share it means (another owner may use the same pack id).
 OwnerKey = Annotated[bytes, bytes_field(exact=PUBLIC_KEY_BYTES)]
@@ -46,7 +49,7 @@ class PutShare(Message):
     pack_id: PackId
     index: ShareIndex
     descriptor: Descriptor
-    data: ShareBytes
+    data: IncomingShare
     prove_block: Annotated[int | None, _BLOCK] = None
 
 

@@ -109,7 +109,7 @@ def check_put(share: StoredShare) -> None:
     """Refuse a share before anything is stored; `stored_at` is the caller's `now`."""
     check_key(share.pack_id, share.index)
     check_owner(share.owner)
-    if not isinstance(share.data, bytes):
+    if not isinstance(share.data, bytes | memoryview):
         raise ShareRejected(f"share data must be bytes, got {type(share.data).__name__}")
     if not isinstance(share.descriptor, bytes):
         raise ShareRejected(f"descriptor must be bytes, got {type(share.descriptor).__name__}")

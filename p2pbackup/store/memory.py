@@ -27,6 +27,8 @@ class MemoryShareStore(ShareStore):
         self._by_pack: dict[bytes, set[ShareKey]] = {}
 
     def _put(self, share: StoredShare, root: bytes | None) -> None:
+        if not isinstance(share.data, bytes):  # a view of the frame it came in: kept whole
+            share = dataclasses.replace(share, data=bytes(share.data))
         key = _key(share)
         old = self._shares.get(key)
         held = None

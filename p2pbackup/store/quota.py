@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from typing import cast
 
 from p2pbackup.store.admission import (
     Room,
@@ -57,7 +58,7 @@ class ShareStore(ABC):
         self,
         pack_id: bytes,
         index: int,
-        data: bytes,
+        data: bytes | memoryview,
         descriptor: bytes,
         owner: bytes,
         lease_expiry: int,
@@ -69,8 +70,13 @@ class ShareStore(ABC):
 
         `root` is the share's Merkle root when the caller has checked it already, and
         `leaves` the leaf hashes that check computed (kept for the next `prove` of the
-        share); see `p2pbackup.store.contract` for the re-put and refusal rules."""
-        share = StoredShare(pack_id, index, data, descriptor, owner, lease_expiry, now)
+        share); see `p2pbackup.store.contract` for the re-put and refusal rules.
+
+        `data` may be a read-only view of the frame the share arrived in: the put path
+        only measures, hashes and writes it, and a store that keeps shares in memory
+        keeps a copy (decision 0076). Typed as bytes within, where every share read
+        back is bytes."""
+        share = StoredShare(pack_id, index, cast(bytes, data), descriptor, owner, lease_expiry, now)
         check_put(share)
         self._put(share, root)
         if leaves is not None:

@@ -36,9 +36,12 @@ def dumps_map(body: dict[str, Any]) -> bytes:
     return b"".join(parts)
 
 
-def loads_map(payload: Buffer) -> Any:
+def loads_map(payload: Buffer, *, views: bool = False) -> Any:
     """`cbor2.loads(payload)`, with each big byte string of a map of short text keys
-    copied once straight out of `payload`; raises what cbor2 raises on garbage."""
+    copied once straight out of `payload`; raises what cbor2 raises on garbage.
+
+    With `views`, a big byte string comes back as a read-only view of `payload`
+    instead, for a caller that decides which of them to keep uncopied."""
     view = memoryview(payload)
     if len(view) < SPLICE_FROM or not _MAP_SMALL <= view[0] < _MAP_SMALL + 24:
         return cbor2.loads(view)
@@ -48,12 +51,13 @@ def loads_map(payload: Buffer) -> Any:
         if not _TEXT_SMALL <= view[reader.at] < _TEXT_SMALL + 24:
             return cbor2.loads(view)  # keys of another kind: decode as a whole
         key = _decode_one(reader)
-        decoded[key] = _value(view, reader)
+        decoded[key] = _value(view, reader, views)
     return decoded
 
 
-def _value(view: memoryview, reader: _Reader) -> Any:
-    """The item at the reader's position: a big byte string sliced out, else decoded."""
+def _value(view: memoryview, reader: _Reader, views: bool) -> Any:
+    """The item at the reader's position: a big byte string sliced out (or a view of
+    it), else decoded."""
     at = reader.at
     width = _BYTES_HEADS.get(view[at])
     if width is not None:
@@ -63,7 +67,8 @@ def _value(view: memoryview, reader: _Reader) -> Any:
             if start + length > len(view):
                 raise ValueError("a byte string runs past the end of the payload")
             reader.at = start + length
-            return bytes(view[start : start + length])
+            found = view[start : start + length]
+            return found.toreadonly() if views else bytes(found)
     return _decode_one(reader)
 
 

@@ -163,8 +163,11 @@ def encode_message(request_id: int, message: Message) -> bytes:
 
 
 def decode_message(payload: Buffer) -> tuple[int, Message]:
-    """Parse and check one frame's payload (which may be a view); raises only `WireError`."""
-    raw = load_map(payload, "message", undecodable="CBOR")
+    """Parse and check one frame's payload (which may be a view); raises only `WireError`.
+
+    A big byte string stays a view of `payload` only in a field declared to take one
+    (`bytes_field(view=True)`): a holder writes a share straight from its frame."""
+    raw = load_map(payload, "message", undecodable="CBOR", views=True)
     kind = raw.pop("t", None)
     if not isinstance(kind, str):
         raise WireError("message has no type")

@@ -18,15 +18,24 @@ from p2pbackup.wire.big_bytes import Buffer, loads_map
 Check = Callable[[Any], Any]
 
 
-def bytes_field(*, exact: int | None = None, max_len: int | None = None) -> Check:
-    def check(value: Any) -> bytes:
-        if not isinstance(value, bytes):
+def bytes_field(
+    *, exact: int | None = None, max_len: int | None = None, view: bool = False
+) -> Check:
+    """Bytes of the length asked. A big byte string a message's decoder left as a
+    read-only view of its frame (`load_map(..., views=True)`) stays one with `view`,
+    and is copied out once checked otherwise."""
+
+    def check(value: Any) -> bytes | memoryview:
+        if isinstance(value, memoryview):
+            if not value.readonly or value.format != "B" or value.ndim != 1:
+                raise WireError("expected bytes, got a memoryview")
+        elif not isinstance(value, bytes):
             raise WireError(f"expected bytes, got {type(value).__name__}")
         if exact is not None and len(value) != exact:
             raise WireError(f"expected {exact} bytes, got {len(value)}")
         if max_len is not None and len(value) > max_len:
             raise WireError(f"{len(value)} bytes exceed the limit of {max_len}")
-        return value
+        return value if view or isinstance(value, bytes) else bytes(value)
 
     return check
 
@@ -104,13 +113,16 @@ def map_of(fields: Mapping[str, Check], *, optional_keys: frozenset[str] = froze
     return check
 
 
-def load_map(payload: Buffer, what: str, *, undecodable: str | None = None) -> dict[Any, Any]:
+def load_map(
+    payload: Buffer, what: str, *, undecodable: str | None = None, views: bool = False
+) -> dict[Any, Any]:
     """CBOR that must decode to a map; raises only `WireError`, whatever the bytes.
 
-    `what` names the thing in errors; `undecodable` overrides it for garbage.
+    `what` names the thing in errors; `undecodable` overrides it for garbage. With
+    `views`, big byte strings come as views of `payload` (see `bytes_field`).
     """
     try:
-        raw = loads_map(payload)
+        raw = loads_map(payload, views=views)
     except Exception as exc:  # cbor2 raises many types on garbage; all mean the same here
         raise WireError(f"undecodable {undecodable or what}: {type(exc).__name__}") from None
     if not isinstance(raw, dict):

@@ -8,9 +8,11 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
 
+from p2pbackup.net import framing
 from p2pbackup.net.framing import receive_big
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 
@@ -75,3 +77,40 @@ async def test_after_a_big_frame_a_small_one_wakes_its_reader(nursery: trio.Nurs
     await theirs.send_all(encode_frame(b"ping", len(SHARE)))
     await done.wait()
     assert got == [b"ping"]
+
+
+async def test_what_has_arrived_is_read_without_a_wait_and_the_rest_after_one(
+    nursery: trio.Nursery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decision 0076: the bytes of a big frame already there are read at once; the
+    reader sleeps once, for the rest, and never for a frame that is there whole."""
+    waits: list[int] = []
+    wait_readable = framing.wait_readable
+
+    async def counted(sock: trio.socket.SocketType) -> None:
+        waits.append(_wakes_at_socket(sock))
+        await wait_readable(sock)
+
+    monkeypatch.setattr(framing, "wait_readable", counted)
+    ours, theirs = await _connected()
+    small = os.urandom(100 * 1024)  # a big frame, yet one the socket buffers hold whole
+    with trio.fail_after(5):
+        await theirs.send_all(encode_frame(small, len(SHARE)))
+    await trio.testing.wait_all_tasks_blocked()
+    decoder = FrameDecoder(len(SHARE))
+    assert await receive_big(ours, decoder, 5.0, 5.0) == small
+    assert waits == []
+    whole = encode_frame(SHARE, len(SHARE))
+    got: list[bytes] = []
+    done = trio.Event()
+    nursery.start_soon(_receive_into, ours, decoder, got, done)
+    await theirs.send_all(whole[: 64 * 1024])
+    await trio.testing.wait_all_tasks_blocked()
+    await theirs.send_all(whole[64 * 1024 :])
+    await done.wait()
+    assert got == [SHARE]
+    assert waits == [min(len(whole) - 64 * 1024, _kernel_cap())]
+
+
+def _wakes_at_socket(sock: trio.socket.SocketType) -> int:
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT))

@@ -130,7 +130,7 @@ async def test_a_small_frame_is_not_given_a_buffer_of_its_own() -> None:
 async def _echo_share(remote: Remote, message: Message) -> Message:
     if isinstance(message, sh.PutShare):
         digest = hashlib.sha256(message.data).digest()
-        return sh.ShareData(index=message.index, descriptor=digest, data=message.data)
+        return sh.ShareData(index=message.index, descriptor=digest, data=bytes(message.data))
     return Pong()
 
 

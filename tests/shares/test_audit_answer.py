@@ -243,3 +243,23 @@ async def test_a_query_that_names_a_block_proves_it_and_counts_as_an_audit(
         assert isinstance(plain, ShareHeld) and plain.audit_proof() is None
         past = await h.handle(CALLER, QueryShare(descriptor.pack_id, OWNER.public_key, 4))
         assert isinstance(past, ShareHeld) and past.index == 1 and past.audit_proof() is None
+
+
+@pytest.mark.parametrize("make", [MemoryShareStore, FileShareStore])
+async def test_a_share_put_as_a_view_of_its_frame_is_stored_whole(
+    tmp_path: Path, make: Callable[..., ShareStore]
+) -> None:
+    """Decision 0076: the share a put carries is a view of its frame; each store keeps
+    the share's bytes (the memory store a copy), whatever the frame's memory does after,
+    and the reply's block is bytes of its own."""
+    store = make(tmp_path, 2**30) if make is FileShareStore else make(2**30)
+    h = ShareHolder(store, run_sync=inline, now=lambda: NOW)
+    pack_id, shares, descriptor_bytes = pack(size=3 * 4 * BLOCK_SIZE - 100)
+    frame = bytearray(shares[2])
+    put = PutShare(pack_id, 2, descriptor_bytes, memoryview(frame).toreadonly(), prove_block=1)
+    reply = await h.handle(CALLER, put)
+    assert isinstance(reply, ShareStored) and type(reply.block) is bytes
+    frame[:] = bytes(len(frame))  # the frame's buffer is let go and written over
+    held = store.get(pack_id, 2, OWNER.public_key)
+    assert held is not None and held.data == shares[2] and type(held.data) is bytes
+    store.close()

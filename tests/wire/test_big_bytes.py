@@ -65,3 +65,28 @@ def test_a_length_past_the_payload_is_refused() -> None:
     payload[head + 1 : head + 5] = (len(BIG) + 1).to_bytes(4, "big")
     with pytest.raises(WireError):
         decode_message(payload)
+
+
+def test_a_puts_share_stays_a_view_of_its_frame_and_nothing_else_does() -> None:
+    """Decision 0076: a holder writes a share from the frame it came in; every other big
+    byte string (a share served back, a proof's block) is copied out as before."""
+    put = sh.PutShare(b"p" * 20, 1, b"d" * 40, BIG, prove_block=2)
+    frame = bytearray(dumps_map({**put.to_wire(), "t": "put_share", "id": 3}))
+    _, decoded = decode_message(memoryview(frame))
+    assert isinstance(decoded, sh.PutShare) and decoded == put
+    assert isinstance(decoded.data, memoryview) and decoded.data.readonly
+    frame[frame.index(BIG[:64])] ^= 0xFF  # the frame's memory, not a copy of it
+    assert decoded.data != BIG
+    for other in (sh.ShareData(1, b"d" * 40, BIG), sh.ShareStored(BIG[:SPLICE_FROM], (b"h" * 32,))):
+        payload = bytearray(dumps_map({**other.to_wire(), "t": other.TYPE.value, "id": 4}))
+        _, decoded_other = decode_message(memoryview(payload))
+        assert decoded_other == other
+        assert all(type(v) is not memoryview for v in vars(decoded_other).values())
+
+
+def test_views_are_asked_for() -> None:
+    payload = dumps_map({"a": BIG, "b": b"x"})
+    assert type(loads_map(payload)["a"]) is bytes
+    viewed = loads_map(payload, views=True)
+    assert isinstance(viewed["a"], memoryview) and viewed["a"].readonly
+    assert viewed == {"a": BIG, "b": b"x"}
