@@ -16,13 +16,15 @@ flood of identities from a few networks takes a few slots (decision 0023).
 from __future__ import annotations
 
 import enum
-import heapq
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from p2pbackup.base.ids import id_int
 from p2pbackup.crypto.identity import NODE_ID_BYTES
+from p2pbackup.dht.buckets import Bucket as _Bucket
+from p2pbackup.dht.buckets import Buckets as _Buckets
+from p2pbackup.dht.buckets import take_nearest
 from p2pbackup.net.contact import Contact
 
 ID_BITS = NODE_ID_BYTES * 8
@@ -43,39 +45,7 @@ class AddResult:
     ping: Contact | None = None
 
 
-class _Bucket:
-    __slots__ = ("contacts", "last_touched", "pinging", "replacements")
-
-    def __init__(self, now: float) -> None:
-        self.contacts: OrderedDict[int, Contact] = OrderedDict()
-        self.replacements: OrderedDict[int, Contact] = OrderedDict()
-        self.last_touched = now
-        self.pinging: int | None = None
-
-
-class _Buckets(dict[int, _Bucket]):
-    """The 160 buckets by index, each made when first written or read by index.
-
-    A table uses the dozen or two buckets from its nearest contact outwards;
-    making all 160 up front cost two dicts each, per peer (about 400 MB for a
-    10,000-peer simulated world). Readers that must not make one use `get`.
-    """
-
-    def __init__(self, now: float) -> None:
-        super().__init__()
-        self.made_at = now  # when every bucket not yet made was last touched
-
-    def __missing__(self, index: int) -> _Bucket:
-        bucket = self[index] = _Bucket(self.made_at)
-        return bucket
-
-    def size(self, index: int) -> int:
-        bucket = self.get(index)
-        return 0 if bucket is None else len(bucket.contacts)
-
-    def touched(self, index: int) -> float:
-        bucket = self.get(index)
-        return self.made_at if bucket is None else bucket.last_touched
+_UPDATED = AddResult(AddOutcome.UPDATED)
 
 
 BlockOf = Callable[[Contact], str]
@@ -143,15 +113,19 @@ class RoutingTable:
         key = id_int(contact.node_id)
         if key == self._local:
             return AddResult(AddOutcome.IGNORED)
-        bucket = self._buckets[self.bucket_index(contact.node_id)]
+        bucket = self._buckets[max((key ^ self._local).bit_length() - 1, 0)]
         bucket.last_touched = now
-        if key in bucket.contacts:
-            if not self._fits(bucket, key, contact):
+        known = bucket.contacts.get(key)
+        if known is not None:
+            if known == contact:  # the same address and routes: its block is counted
+                bucket.contacts[key] = self._all[key] = contact
+            elif not self._fits(bucket, key, contact):
                 return AddResult(AddOutcome.LIMITED)  # moved into a block that is full
-            self._place(bucket, key, contact)  # the address may have changed
+            else:
+                self._place(bucket, key, contact)  # the address has changed
             bucket.contacts.move_to_end(key)
             self._heard[key] = now
-            return AddResult(AddOutcome.UPDATED)
+            return _UPDATED
         if not self._fits(bucket, key, contact):
             return AddResult(AddOutcome.LIMITED)
         if len(bucket.contacts) < self.k:
@@ -323,17 +297,23 @@ class RoutingTable:
 
         `accept`, when given, passes over the contacts it says no to."""
         count = self.k if count is None else count
-        if exclude is None and accept is None:
-            return self._nearest(target, count, None)
-        skip = -1 if exclude is None else id_int(exclude)
+        skip = None if exclude is None else id_int(exclude)
+        if skip is not None and skip not in self._all:
+            skip = None  # not in the table: nothing to pass over
         if accept is None:
-            return self._nearest(target, count, lambda key, _: key != skip)
+            if skip is None:
+                return [c for _, c in self._nearest(target, count, None)]
+            # One more than asked, without a filter per contact: at most one is passed over.
+            found = self._nearest(target, count + 1, None)
+            return [c for key, c in found if key != skip][:count]
         chosen = accept
-        return self._nearest(target, count, lambda key, c: key != skip and chosen(c))
+        return [
+            c for _, c in self._nearest(target, count, lambda key, c: key != skip and chosen(c))
+        ]
 
     def _nearest(
         self, target: bytes, count: int, accept: Callable[[int, Contact], bool] | None
-    ) -> list[Contact]:
+    ) -> list[tuple[int, Contact]]:
         target_int = id_int(target)
         # By the XOR metric the bucket `target` falls in holds the nearest contacts,
         # all buckets below it come next (their distance to `target` shares its top
@@ -341,24 +321,22 @@ class RoutingTable:
         # Below it, bucket i holds the distances whose bits above i are those of
         # ours to `target` and whose bit i is the opposite: disjoint ranges, so those
         # buckets too are visited nearest first, and most calls stop at the first.
-        top = self.bucket_index(target)
-        buckets = self._buckets
-        occupied = sorted(self._occupied)
+        # The other buckets are ordered only when the first falls short.
         ours = self._local ^ target_int
-        below = sorted((i for i in occupied if i < top), key=lambda i: ((ours >> i) ^ 1) << i)
-        groups: list[Iterable[tuple[int, Contact]]] = [buckets[top].contacts.items()]
-        groups.extend(buckets[i].contacts.items() for i in below)
-        groups.extend(buckets[i].contacts.items() for i in occupied if i > top)
+        top = max(ours.bit_length() - 1, 0)
         nearest: list[tuple[int, Contact]] = []
-        for group in groups:
-            wanted = count - len(nearest)
-            if wanted <= 0:
+        first = self._buckets.get(top)
+        if first is not None:
+            take_nearest(nearest, first.contacts, count, target_int, accept)
+        if len(nearest) >= count:
+            return nearest
+        occupied = sorted(self._occupied)
+        below = sorted((i for i in occupied if i < top), key=lambda i: ((ours >> i) ^ 1) << i)
+        for i in itertools.chain(below, (i for i in occupied if i > top)):
+            take_nearest(nearest, self._buckets[i].contacts, count, target_int, accept)
+            if len(nearest) >= count:
                 break
-            # A list, not a generator: with its length known, nsmallest sorts a bucket
-            # that fits the answer in one call instead of heaping it item by item.
-            candidates = group if accept is None else [kv for kv in group if accept(*kv)]
-            nearest += heapq.nsmallest(wanted, candidates, key=lambda kv: kv[0] ^ target_int)
-        return [c for _, c in nearest]
+        return nearest
 
     def stale_buckets(self, now: float, max_age: float) -> list[int]:
         """Buckets from our nearest contact outwards not touched for `max_age`.

@@ -28,7 +28,7 @@ from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.audit import audit_claim, judge_proof, query_share
+from p2pbackup.maintenance.audit import audit_claim, judge_proof, parsed_descriptor, query_share
 from p2pbackup.maintenance.config import SURVEY_MARGIN, MaintenanceConfig, MaintenanceStats
 from p2pbackup.maintenance.holder_rules import FirstHand, near_enough
 from p2pbackup.maintenance.lookups_seen import LookupsSeen
@@ -166,7 +166,7 @@ class Maintainer:
         if stored is None:
             self.rounds.forget(pack_id)
             return  # deleted or rotted meanwhile
-        descriptor = ShareDescriptor.from_bytes(stored.descriptor)
+        descriptor = parsed_descriptor(stored.descriptor)
         step = self.rounds.start(pack_id, descriptor.n)
         if isinstance(step, Skip):
             return

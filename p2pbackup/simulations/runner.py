@@ -60,8 +60,52 @@ def run_scenario(main: Callable[[], Awaitable[dict[str, Any]]], seed: int) -> di
     """
     pin_trio_scheduler(seed)
     clock = jumping_clock()
+
+    async def polling_seldom() -> dict[str, Any]:
+        from trio._core import _run
+
+        runner = _run.GLOBAL_RUN_CONTEXT.runner
+        runner.io_manager = SeldomPolls(runner.io_manager)  # type: ignore[assignment]
+        return await main()
+
     with sparse_collections():
-        return trio.run(main, clock=clock)
+        return trio.run(polling_seldom, clock=clock)
+
+
+# Passes of the run loop with nothing to wait for between two looks at the OS's I/O.
+POLL_EVERY = 256
+
+
+class SeldomPolls:
+    """trio's I/O manager as a simulation needs it: asked for events without a wait
+    only every `POLL_EVERY` passes.
+
+    On virtual time the run loop never sleeps (the clock jumps instead), so it asks
+    the OS for I/O with a zero timeout at every pass: a system call per pass, about
+    a thirtieth of a large run, and a simulated world has no sockets. The passes it
+    skips report no events, as the call would have; a wake from a thread or a
+    signal (Ctrl-C) waits for the next real look, a few hundred passes later.
+    """
+
+    __slots__ = ("_io", "_skipped")
+
+    def __init__(self, io: Any) -> None:
+        self._io = io
+        self._skipped = 0
+
+    def get_events(self, timeout: float) -> Any:
+        if timeout <= 0 and self._skipped < POLL_EVERY:
+            self._skipped += 1
+            return []
+        self._skipped = 0
+        return self._io.get_events(timeout)
+
+    def process_events(self, events: Any) -> None:
+        if events:
+            self._io.process_events(events)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._io, name)
 
 
 # Allocations between young-generation collections, and young collections between

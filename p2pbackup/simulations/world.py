@@ -258,15 +258,13 @@ class World:
             if node_id in self.hostile or not (node_id in up or node_id in self.away):
                 continue
             reachable = node_id in up and network.connected(home, sim_peer.address)
-            seen: set[bytes] = set()
-            for pack_id, idx, share_owner in store.share_keys():
-                if pack_id not in live or share_owner != owner:
-                    continue
+            held = [(p, i) for p, i, o in store.share_keys() if o == owner and p in live]
+            for pack_id, idx in held:
                 durable[pack_id].add(idx)
-                if reachable:
+            if reachable:
+                for pack_id, idx in held:
                     live[pack_id].add(idx)
-                doubled = doubled or pack_id in seen
-                seen.add(pack_id)
+            doubled = doubled or len({pack_id for pack_id, _ in held}) < len(held)
         self.doubled_samples += doubled
         return live, durable
 
