@@ -182,8 +182,10 @@ class RoutingTable:
         block = limits.block_of(contact)
         if self._block.get(key) == block:
             return True  # already counted there
-        in_bucket = sum(1 for other in bucket.contacts if self._block.get(other) == block)
-        return in_bucket < limits.per_bucket and self._per_block.get(block, 0) < limits.per_table
+        in_table = self._per_block.get(block, 0)
+        mine = (1 for other in bucket.contacts if self._block.get(other) == block)
+        in_bucket = sum(mine) if in_table else 0  # none in the table: none in the bucket
+        return in_bucket < limits.per_bucket and in_table < limits.per_table
 
     def _queue_fits(self, bucket: _Bucket, contact: Contact) -> bool:
         """Replacements obey the per-bucket limit too, or one block would fill the queue."""
