@@ -20,6 +20,7 @@ import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 
 from p2pbackup.base.ids import id_int
 from p2pbackup.crypto.identity import NODE_ID_BYTES
@@ -363,16 +364,18 @@ class RoutingTable:
         return [c for _, c in nearest]
 
     def stale_buckets(self, now: float, max_age: float) -> list[int]:
-        """Buckets from our nearest contact outwards not touched for `max_age`.
-
-        Buckets nearer than our nearest contact are empty because no peer
-        exists there, not because we lost touch; refreshing them finds nothing.
-        """
-        if not self._occupied:
-            return []
-        buckets = self._buckets
+        """Buckets from our nearest contact out untouched for `max_age`, less empty ones
+        nearer than our k-th nearest contact.
+        Buckets nearer than our nearest contact are empty because no peer exists there,
+        not because we lost touch; so are empty ones among our k nearest: a peer arriving
+        there has us among its nearest and meets us on its own self-lookup."""
+        buckets, occupied = self._buckets, sorted(self._occupied)
+        held = accumulate(buckets.size(i) for i in occupied)  # contacts up to each bucket
+        within = next((i for i, n in zip(occupied, held, strict=True) if n >= self.k), 0)
         return [
-            i for i in range(min(self._occupied), ID_BITS) if now - buckets.touched(i) >= max_age
+            i
+            for i in range(occupied[0] if occupied else ID_BITS, ID_BITS)
+            if now - buckets.touched(i) >= max_age and (i >= within or buckets.size(i))
         ]
 
     def bucket_size(self, index: int) -> int:
