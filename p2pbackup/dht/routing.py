@@ -265,23 +265,25 @@ class RoutingTable:
             return False
         return self._buckets.size(max((key ^ self._local).bit_length() - 1, 0)) < self.k
 
-    def has_room_for(self, contact: Contact, now: float) -> bool:
-        """Would `contact`, once proven, be taken into the table, or replace a contact
-        gone quiet? Yes when it is in the table already (it may name a new address),
-        when its bucket has room within the block limits, or when the bucket's oldest
-        contact went unheard for `questionable_after` (or was never heard: hearsay)."""
+    def room_for(self, contact: Contact, now: float) -> AddResult:
+        """Room for `contact`, once proven? ADDED: in the table, or its bucket has room.
+        PENDING with `ping`: full, its oldest quiet (or hearsay); a failed probe makes room."""
         key = id_int(contact.node_id)
-        if key == self._local:
-            return False
-        if key in self._all:
-            return True
+        if key == self._local or key in self._all:
+            return AddResult(AddOutcome.IGNORED if key == self._local else AddOutcome.ADDED)
         bucket = self._buckets[self.bucket_index(contact.node_id)]
         if not self._fits(bucket, key, contact):
-            return False
+            return AddResult(AddOutcome.LIMITED)
         if len(bucket.contacts) < self.k:
-            return True
-        heard = self._heard.get(next(iter(bucket.contacts)))
-        return heard is None or now - heard >= self.questionable_after
+            return AddResult(AddOutcome.ADDED)
+        oldest_key, oldest = next(iter(bucket.contacts.items()))
+        heard = self._heard.get(oldest_key, -float("inf"))  # hearsay was never heard
+        if bucket.pinging is not None or now - heard < self.questionable_after:
+            return AddResult(AddOutcome.PENDING)
+        return AddResult(AddOutcome.PENDING, oldest)
+
+    def probing(self, contact: Contact) -> None:  # one probe of a bucket's oldest at a time
+        self._buckets[self.bucket_index(contact.node_id)].pinging = id_int(contact.node_id)
 
     def ping_answered(self, contact: Contact, now: float) -> None:
         """The probed oldest contact is alive: it stays, newcomers wait as replacements."""
