@@ -35,7 +35,7 @@ from p2pbackup.dht.quorum import QuorumWrite
 from p2pbackup.dht.record_store import RecordStore, near_key
 from p2pbackup.dht.records import Record, covers
 from p2pbackup.dht.replication import Replication
-from p2pbackup.dht.route_check import check_routes
+from p2pbackup.dht.route_check import check_routes, claim
 from p2pbackup.dht.routing import AddOutcome, BlockLimits, RoutingTable
 from p2pbackup.errors import P2PBackupError, RecordRejected
 from p2pbackup.mesh.gate import ROUTABLE
@@ -163,17 +163,18 @@ class DhtNode:
         Where it says it listens is only a claim: the contact enters the table once
         it answered us at that address, checked by a dial-back if need be; a remote
         the handshake admitted only to redeem an invite, or an expelled one, never does.
-        Only a claim that could enter the table is dialled back: one whose bucket is
-        full of contacts heard lately would be dropped on arrival anyway (half of the
-        traffic of a joining mesh), and it is checked when we are about to vouch for it.
+        Only a claim that could enter the table is dialled back (`claim`): one whose
+        bucket is full of contacts heard lately would be dropped on arrival anyway (half
+        of the traffic of a joining mesh), and it is checked when we are about to vouch
+        for it.
         """
         contact = remote.contact()
         if contact is None or remote.standing not in ROUTABLE or remote.node_id in self.barred:
             return
         if self.peers.verified(contact):
             self._seen(contact)
-        elif self.table.has_room_for(contact, trio.current_time()):
-            self._check(contact)
+        else:
+            claim(self, contact)
 
     def _check(self, contact: Contact) -> None:
         """Queue a dial-back to `contact`'s address (bounded; see `DialBacks`)."""
@@ -213,14 +214,15 @@ class DhtNode:
         else:
             self._failures[contact.node_id] = count
 
-    async def _probe_oldest(self, oldest: Contact) -> None:
+    async def _probe_oldest(self, oldest: Contact) -> bool:
         try:
             reply = await self.transport.request(oldest, Ping(), self.config.rpc_timeout)
         except P2PBackupError:
             self.table.remove(oldest.node_id)
-        else:
-            self._first_hand(oldest, reply)
-            self.table.ping_answered(oldest, trio.current_time())
+            return False
+        self._first_hand(oldest, reply)
+        self.table.ping_answered(oldest, trio.current_time())
+        return True
 
     @property
     def checks_pending(self) -> int:

@@ -65,8 +65,8 @@ class PeerBook:
 
     def verified(self, contact: Contact) -> bool:
         """Did this id answer us at this very address?"""
-        known = self._known.get(contact.node_id)
-        return known is not None and known.address == contact.address
+        known = self._known.get(contact.node_id)  # asked for every contact handed out: inline
+        return known is not None and known.address == (contact.host, contact.port)
 
     def known_since(self, node_id: bytes) -> float | None:
         known = self._known.get(node_id)

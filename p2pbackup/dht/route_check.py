@@ -17,6 +17,7 @@ import trio
 
 from p2pbackup.dht.dial_back import DialBacks, direct_routes
 from p2pbackup.dht.messages import Ping
+from p2pbackup.dht.routing import AddOutcome
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import Contact
 
@@ -52,3 +53,24 @@ async def check_routes(node: DhtNode, contact: Contact, dial_backs: DialBacks) -
         log.debug("dial-back to %s through its relays failed: %s", contact, exc)
         return False
     return node._first_hand(contact, reply)
+
+
+def claim(node: DhtNode, contact: Contact) -> None:
+    """Dial back a peer that claimed an address, where its bucket has room for it.
+
+    Where the bucket is full and its oldest contact quiet, that one is probed
+    first and the claim checked only if it failed to answer: the paper's rule.
+    Most answer, and a claimant checked beforehand would only wait among the
+    replacements (a quarter of the dial-backs of askers in a churning mesh).
+    """
+    room = node.table.room_for(contact, trio.current_time())
+    if room.outcome is AddOutcome.ADDED:
+        node._check(contact)
+    elif room.ping is not None and node.nursery is not None:
+        node.table.probing(room.ping)
+        node.nursery.start_soon(_probe_for, node, room.ping, contact)
+
+
+async def _probe_for(node: DhtNode, oldest: Contact, claimant: Contact) -> None:
+    if not await node._probe_oldest(oldest):
+        claim(node, claimant)  # its place may be free now

@@ -19,6 +19,7 @@ import enum
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 
 from p2pbackup.base.ids import id_int
 from p2pbackup.crypto.identity import NODE_ID_BYTES
@@ -156,8 +157,10 @@ class RoutingTable:
         block = limits.block_of(contact)
         if self._block.get(key) == block:
             return True  # already counted there
-        in_bucket = sum(1 for other in bucket.contacts if self._block.get(other) == block)
-        return in_bucket < limits.per_bucket and self._per_block.get(block, 0) < limits.per_table
+        in_table = self._per_block.get(block, 0)
+        mine = (1 for other in bucket.contacts if self._block.get(other) == block)
+        in_bucket = sum(mine) if in_table else 0  # none in the table: none in the bucket
+        return in_bucket < limits.per_bucket and in_table < limits.per_table
 
     def _queue_fits(self, bucket: _Bucket, contact: Contact) -> bool:
         """Replacements obey the per-bucket limit too, or one block would fill the queue."""
@@ -236,23 +239,25 @@ class RoutingTable:
             return False
         return self._buckets.size(max((key ^ self._local).bit_length() - 1, 0)) < self.k
 
-    def has_room_for(self, contact: Contact, now: float) -> bool:
-        """Would `contact`, once proven, be taken into the table, or replace a contact
-        gone quiet? Yes when it is in the table already (it may name a new address),
-        when its bucket has room within the block limits, or when the bucket's oldest
-        contact went unheard for `questionable_after` (or was never heard: hearsay)."""
+    def room_for(self, contact: Contact, now: float) -> AddResult:
+        """Room for `contact`, once proven? ADDED: in the table, or its bucket has room.
+        PENDING with `ping`: full, its oldest quiet (or hearsay); a failed probe makes room."""
         key = id_int(contact.node_id)
-        if key == self._local:
-            return False
-        if key in self._all:
-            return True
+        if key == self._local or key in self._all:
+            return AddResult(AddOutcome.IGNORED if key == self._local else AddOutcome.ADDED)
         bucket = self._buckets[self.bucket_index(contact.node_id)]
         if not self._fits(bucket, key, contact):
-            return False
+            return AddResult(AddOutcome.LIMITED)
         if len(bucket.contacts) < self.k:
-            return True
-        heard = self._heard.get(next(iter(bucket.contacts)))
-        return heard is None or now - heard >= self.questionable_after
+            return AddResult(AddOutcome.ADDED)
+        oldest_key, oldest = next(iter(bucket.contacts.items()))
+        heard = self._heard.get(oldest_key, -float("inf"))  # hearsay was never heard
+        if bucket.pinging is not None or now - heard < self.questionable_after:
+            return AddResult(AddOutcome.PENDING)
+        return AddResult(AddOutcome.PENDING, oldest)
+
+    def probing(self, contact: Contact) -> None:  # one probe of a bucket's oldest at a time
+        self._buckets[self.bucket_index(contact.node_id)].pinging = id_int(contact.node_id)
 
     def ping_answered(self, contact: Contact, now: float) -> None:
         """The probed oldest contact is alive: it stays, newcomers wait as replacements."""
@@ -339,16 +344,18 @@ class RoutingTable:
         return nearest
 
     def stale_buckets(self, now: float, max_age: float) -> list[int]:
-        """Buckets from our nearest contact outwards not touched for `max_age`.
-
-        Buckets nearer than our nearest contact are empty because no peer
-        exists there, not because we lost touch; refreshing them finds nothing.
-        """
-        if not self._occupied:
-            return []
-        buckets = self._buckets
+        """Buckets from our nearest contact out untouched for `max_age`, less empty ones
+        nearer than our k-th nearest contact.
+        Buckets nearer than our nearest contact are empty because no peer exists there,
+        not because we lost touch; so are empty ones among our k nearest: a peer arriving
+        there has us among its nearest and meets us on its own self-lookup."""
+        buckets, occupied = self._buckets, sorted(self._occupied)
+        held = accumulate(buckets.size(i) for i in occupied)  # contacts up to each bucket
+        within = next((i for i, n in zip(occupied, held, strict=True) if n >= self.k), 0)
         return [
-            i for i in range(min(self._occupied), ID_BITS) if now - buckets.touched(i) >= max_age
+            i
+            for i in range(occupied[0] if occupied else ID_BITS, ID_BITS)
+            if now - buckets.touched(i) >= max_age and (i >= within or buckets.size(i))
         ]
 
     def bucket_size(self, index: int) -> int:

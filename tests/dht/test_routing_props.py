@@ -256,8 +256,12 @@ class RoutingMachine(RuleBasedStateMachine):
         if not occupied:
             assert got == []
             return
+        sizes = [len(b.contacts) for b in self.model]
+        kth = next((i for i in occupied if sum(sizes[: i + 1]) >= self.k), 0)
         expected = [
-            i for i in range(occupied[0], ID_BITS) if self.now - self.model[i].touched >= max_age
+            i
+            for i in range(occupied[0], ID_BITS)
+            if self.now - self.model[i].touched >= max_age and (i >= kth or sizes[i])
         ]
         assert got == expected
 
