@@ -133,6 +133,7 @@ class World:
         progress: Progress | None = None,
     ) -> World:
         """Peers join, get stores (of `capacity(i)` bytes), `setup` runs, the owner backs up."""
+        started = time.perf_counter()  # the wall time reported counts the build too
         mesh = await SimMesh.create(
             nursery, params.seed, dht=WORLD_DHT, encode=params.peers <= 200, relayed=params.relayed
         )
@@ -152,6 +153,7 @@ class World:
             storage.equip(sim_peer, capacity(i) if capacity else 2**40)
         keys = OwnerKeys.from_master(mesh.rng.randbytes(32))
         world = cls(nursery, params, mesh, storage, redundancy, keys, owner, progress)
+        world.started = started
         if setup is not None:
             setup(world)
         await world._back_up()
