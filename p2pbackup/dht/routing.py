@@ -19,7 +19,6 @@ import enum
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import accumulate
 
 from p2pbackup.base.ids import id_int
 from p2pbackup.crypto.identity import NODE_ID_BYTES
@@ -350,7 +349,7 @@ class RoutingTable:
         not because we lost touch; so are empty ones among our k nearest: a peer arriving
         there has us among its nearest and meets us on its own self-lookup."""
         buckets, occupied = self._buckets, sorted(self._occupied)
-        held = accumulate(buckets.size(i) for i in occupied)  # contacts up to each bucket
+        held = itertools.accumulate(buckets.size(i) for i in occupied)  # contacts up to each bucket
         within = next((i for i, n in zip(occupied, held, strict=True) if n >= self.k), 0)
         return [
             i
