@@ -114,6 +114,10 @@ class World:
     doubled_samples: int = 0
     series: Series = field(default_factory=Series)
     started: float = field(default_factory=time.perf_counter)
+    # Per storage peer: what the census last read of its store, and of which version.
+    _census: dict[bytes, tuple[object, int, int, list[tuple[bytes, int]], bool]] = field(
+        default_factory=dict
+    )
     # Probe lookups and bootstrap choices: drawn from the seed, apart from the mesh's stream.
     _lookup_rng: random.Random = field(init=False)
 
@@ -260,15 +264,29 @@ class World:
             if node_id in self.hostile or not (node_id in up or node_id in self.away):
                 continue
             reachable = node_id in up and network.connected(home, sim_peer.address)
-            held = [(p, i) for p, i, o in store.share_keys() if o == owner and p in live]
+            held, twice = self._held_by(node_id, store, owner, live)
             for pack_id, idx in held:
                 durable[pack_id].add(idx)
             if reachable:
                 for pack_id, idx in held:
                     live[pack_id].add(idx)
-            doubled = doubled or len({pack_id for pack_id, _ in held}) < len(held)
+            doubled = doubled or twice
         self.doubled_samples += doubled
         return live, durable
+
+    def _held_by(
+        self, node_id: bytes, store: MemoryShareStore, owner: bytes, packs: dict[bytes, set[int]]
+    ) -> tuple[list[tuple[bytes, int]], bool]:
+        """The owner's shares one store holds, and whether two are of one pack; read
+        again only when the store's keys changed (most stores, most hours, do not)."""
+        version = store.keys_version
+        kept = self._census.get(node_id)
+        if kept is not None and kept[:3] == (store, version, len(self.packs)):
+            return kept[3], kept[4]
+        held = [(p, i) for p, i, o in store.share_keys() if o == owner and p in packs]
+        twice = len({pack_id for pack_id, _ in held}) < len(held)
+        self._census[node_id] = (store, version, len(self.packs), held, twice)
+        return held, twice
 
     def sample(self, lookups: tuple[float | None, float | None] = (None, None)) -> None:
         k = self.redundancy.k

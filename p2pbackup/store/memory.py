@@ -7,8 +7,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 
-from p2pbackup.store.admission import Held, PutStep, plan_put
-from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare
+from p2pbackup.codec.erasure import leaves_proof, share_block, share_leaves
+from p2pbackup.store.admission import Held, PutStep, plan_put, tree_of
+from p2pbackup.store.contract import BlockProof, ShareInfo, ShareKey, StoredShare
 from p2pbackup.store.quota import ShareStore
 
 
@@ -25,6 +26,12 @@ class MemoryShareStore(ShareStore):
         # The keys of each pack's shares: a query or a renewal names one pack, so
         # neither scans every share held.
         self._by_pack: dict[bytes, set[ShareKey]] = {}
+        # Each proven share's tree and leaf hashes, with the record they are of: a
+        # simulated holder proves the same shares round after round.
+        self._leaves: dict[ShareKey, tuple[StoredShare, int, list[bytes]]] = {}
+        # Bumped whenever a key comes or goes: the census reuses what it read of an
+        # unchanged store.
+        self.keys_version = 0
 
     def _put(self, share: StoredShare, root: bytes | None) -> None:
         if not isinstance(share.data, bytes):  # a view of the frame it came in: kept whole
@@ -41,11 +48,27 @@ class MemoryShareStore(ShareStore):
             self._shares[key] = dataclasses.replace(share, stored_at=old.stored_at)
             return
         self._shares[key] = share
+        self.keys_version += old is None
         self._by_pack.setdefault(key.pack_id, set()).add(key)
         self._account(share.owner, len(share.data) - (held.size if held is not None else 0))
 
     def _get(self, key: ShareKey) -> StoredShare | None:
         return self._shares.get(key)
+
+    def _prove(self, key: ShareKey, block: int) -> BlockProof | None:
+        """`proof_of` from leaf hashes kept per share record: hashing the share again
+        for every proof was a twentieth of a simulated month."""
+        share = self._shares.get(key)
+        if share is None:
+            return None
+        kept = self._leaves.get(key)
+        if kept is None or kept[0] is not share:  # new, or replaced by a put or renewal
+            tree = tree_of(share.descriptor)
+            kept = self._leaves[key] = (share, tree, share_leaves(share.data, tree))
+        _, tree, leaves = kept
+        if not 0 <= block < len(leaves):
+            return None
+        return BlockProof(share_block(share.data, block), leaves_proof(leaves, block, tree))
 
     def _has(self, key: ShareKey) -> bool:
         return key in self._shares
@@ -58,6 +81,8 @@ class MemoryShareStore(ShareStore):
         old = self._shares.pop(key, None)
         if old is None:
             return False
+        self.keys_version += 1
+        self._leaves.pop(key, None)
         keys = self._by_pack[key.pack_id]
         keys.discard(key)
         if not keys:
