@@ -146,7 +146,7 @@ class DhtNode:
         Hearsay among them is checked now, so it can be handed out next time.
         """
         nearest = self.table.closest(target, exclude=asker.node_id)
-        unproven = [c for c in nearest if not self.peers.verified(c)]
+        unproven = self.peers.unverified(nearest)
         if not unproven:
             return tuple(nearest)
         for contact in unproven:

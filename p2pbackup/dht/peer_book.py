@@ -17,7 +17,7 @@ hearsay (decision 0064).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,16 @@ class PeerBook:
         """Did this id answer us at this very address?"""
         known = self._known.get(contact.node_id)  # asked for every contact handed out: inline
         return known is not None and known.address == (contact.host, contact.port)
+
+    def unverified(self, contacts: Iterable[Contact]) -> list[Contact]:
+        """Those of `contacts` that never answered us at their address: `verified` for a
+        whole reply's worth at once, as every FIND_NODE answered asks it of twenty."""
+        known = self._known
+        return [
+            c
+            for c in contacts
+            if (seen := known.get(c.node_id)) is None or seen.address != (c.host, c.port)
+        ]
 
     def known_since(self, node_id: bytes) -> float | None:
         known = self._known.get(node_id)

@@ -157,8 +157,9 @@ class RoutingTable:
         if self._block.get(key) == block:
             return True  # already counted there
         in_table = self._per_block.get(block, 0)
-        mine = (1 for other in bucket.contacts if self._block.get(other) == block)
-        in_bucket = sum(mine) if in_table else 0  # none in the table: none in the bucket
+        # None in the table: none in the bucket. Counted by C-level calls, no frame per
+        # contact: this runs for every contact offered to a full table.
+        in_bucket = list(map(self._block.get, bucket.contacts)).count(block) if in_table else 0
         return in_bucket < limits.per_bucket and in_table < limits.per_table
 
     def _queue_fits(self, bucket: _Bucket, contact: Contact) -> bool:
@@ -166,7 +167,7 @@ class RoutingTable:
         if self.limits is None:
             return True
         block_of, block = self.limits.block_of, self.limits.block_of(contact)
-        waiting = sum(1 for other in bucket.replacements.values() if block_of(other) == block)
+        waiting = list(map(block_of, bucket.replacements.values())).count(block)
         return waiting < self.limits.per_bucket
 
     def _place(self, bucket: _Bucket, key: int, contact: Contact) -> None:
