@@ -14,6 +14,7 @@ fills a few places of the window, and honest peers fill the others.
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -28,13 +29,16 @@ class _State(enum.Enum):
     FAILED = 3
 
 
-@dataclass
+@dataclass(slots=True)
 class _Candidate:
     contact: Contact
     distance: int
     hop: int
     block: str = ""
     state: _State = _State.NEW
+
+
+_BY_DISTANCE = operator.attrgetter("distance")  # a C-level sort key: sorted per reply
 
 
 @dataclass
@@ -77,7 +81,7 @@ class Lookup:
             self._shortlist.append(candidate)
             changed = True
         if changed:
-            self._shortlist.sort(key=lambda c: c.distance)
+            self._shortlist.sort(key=_BY_DISTANCE)
             # Farther than 3k is never needed: the k closest can only come from nearer
             # peers (and each block needs few spares beyond its own share of the window).
             self._shortlist = self._capped(self._shortlist, 3 * self.k, 3 * self.per_block)
