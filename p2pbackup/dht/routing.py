@@ -234,10 +234,12 @@ class RoutingTable:
     def may_place(self, node_id: bytes) -> bool:
         """Could a new contact of this id be placed now (not ours, not in the table, its
         bucket not full)? A cheap test before making the contact at all."""
-        key = id_int(node_id)
+        # Asked of every acquaintance in a restarted peer's book: calls inlined.
+        key = int.from_bytes(node_id, "big")
         if key == self._local or key in self._all:
             return False
-        return self._buckets.size(max((key ^ self._local).bit_length() - 1, 0)) < self.k
+        bucket = self._buckets.get(max((key ^ self._local).bit_length() - 1, 0))
+        return bucket is None or len(bucket.contacts) < self.k
 
     def room_for(self, contact: Contact, now: float) -> AddResult:
         """Room for `contact`, once proven? ADDED: in the table, or its bucket has room.
