@@ -10,7 +10,6 @@ scenario on virtual time.
 from __future__ import annotations
 
 import errno
-import gc
 import json
 import logging
 import os
@@ -351,7 +350,7 @@ def simulate(
 ) -> None:
     """Run a scenario on the simulated network and virtual clock; write its report."""
     from p2pbackup.simulations.catalog import SCENARIOS, default_out, flat, run_named
-    from p2pbackup.simulations.report import write_report
+    from p2pbackup.simulations.report import write_last_report
     from p2pbackup.simulations.world import stderr_progress
 
     if list_scenarios or scenario is None:
@@ -374,11 +373,7 @@ def simulate(
         raise P2PBackupError(f"cannot write the report to {folder}: {exc.strerror}") from None
     quiet = as_json and not sys.stderr.isatty()  # a terminal watching a script sees progress
     result = run_named(scenario, seed, chosen, None if quiet else stderr_progress)
-    # The world is garbage now, millions of objects in cycles, and the process ends
-    # after the report: the collector need not scan them again and again while the
-    # plotting library loads (half a minute after a 10,000-peer week).
-    gc.freeze()
-    write_report(result, folder)
+    write_last_report(result, folder)
     summary = {**flat(result), "report": str(folder / "report.md")}
     emit(summary, as_json, lambda r: render.table_text(r, 34))
 
