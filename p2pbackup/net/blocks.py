@@ -35,12 +35,13 @@ def exempt_kinds(names: Iterable[str]) -> frozenset[str]:
 
 def block_of(contact: Contact, exempt: frozenset[str] = frozenset()) -> str:
     """A key naming the contact's address block; equal keys mean one block."""
-    return _block(contact.host, contact.port, exempt)
+    return block_at(contact.host, contact.port, exempt)
 
 
 @lru_cache(maxsize=65536)
-def _block(host: str, port: int, exempt: frozenset[str]) -> str:
-    # Cached: routing tables and lookups ask for the same few thousand addresses all day.
+def block_at(host: str, port: int, exempt: frozenset[str]) -> str:
+    """`block_of` an address. Cached: routing tables and lookups ask for the same few
+    thousand addresses all day."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
