@@ -173,7 +173,7 @@ class RoutingTable:
     def _place(self, bucket: _Bucket, key: int, contact: Contact) -> None:
         """Put `contact` in `bucket` as a live contact, keeping the block counts."""
         bucket.contacts[key] = self._all[key] = contact
-        self._occupied.add(self.bucket_index(contact.node_id))
+        self._occupied.add(max((key ^ self._local).bit_length() - 1, 0))  # its index
         if self.limits is None:
             return
         block = self.limits.block_of(contact)
@@ -203,33 +203,35 @@ class RoutingTable:
         one is dropped after it fails to answer. Without them, a peer that
         joined by one self-lookup would know nobody in most of the id space.
         """
-        bucket = self._place_last_in_line(contact)
-        if bucket is None:
+        key = self._place_last_in_line(contact)
+        if key is None:
             return False
-        bucket.last_touched = now
+        self._buckets[max((key ^ self._local).bit_length() - 1, 0)].last_touched = now
         return True
 
     def add_known(self, contact: Contact, heard: float) -> bool:
         """Take back a contact that answered us `heard` (before a restart), only where a
         bucket has room: fed most recently heard first, each bucket keeps the freshest
         k, least recently heard first in line to be probed. It never displaces anyone."""
-        if self._place_last_in_line(contact) is None:
+        key = self._place_last_in_line(contact)
+        if key is None:
             return False
-        self._heard[id_int(contact.node_id)] = heard
+        self._heard[key] = heard
         return True
 
-    def _place_last_in_line(self, contact: Contact) -> _Bucket | None:
+    def _place_last_in_line(self, contact: Contact) -> int | None:
         """Place a new contact where its bucket has room, first in line to be probed
-        (the least trusted); its bucket, or None if it is known or there is no room."""
-        key = id_int(contact.node_id)
+        (the least trusted); its key, or None if it is known or there is no room.
+        A restarted peer offers its whole book here: the key is worked out once."""
+        key = int.from_bytes(contact.node_id, "big")
         if key == self._local or key in self._all:
             return None
-        bucket = self._buckets[self.bucket_index(contact.node_id)]
+        bucket = self._buckets[max((key ^ self._local).bit_length() - 1, 0)]
         if len(bucket.contacts) >= self.k or not self._fits(bucket, key, contact):
             return None
         self._place(bucket, key, contact)
         bucket.contacts.move_to_end(key, last=False)
-        return bucket
+        return key
 
     def may_place(self, node_id: bytes) -> bool:
         """Could a new contact of this id be placed now (not ours, not in the table, its
