@@ -49,15 +49,19 @@ def take_nearest(
     count: int,
     target_int: int,
     accept: Callable[[int, Contact], bool] | None,
+    skip: int | None = None,
 ) -> None:
-    """Add a bucket's contacts nearest `target_int` to `nearest`, up to `count` in all.
+    """Add a bucket's contacts nearest `target_int` to `nearest`, up to `count` in all,
+    passing over the contact keyed `skip`.
 
     Distances are distinct, so any exact selection gives the same answer: keys
     sorted by a C-level key (`int.__xor__`) cost no Python call per contact."""
     wanted = count - len(nearest)
     keys: Iterable[int] = contacts
     if accept is not None:
-        keys = [key for key, c in contacts.items() if accept(key, c)]
+        keys = [key for key, c in contacts.items() if key != skip and accept(key, c)]
+    elif skip is not None and skip in contacts:
+        keys = [key for key in contacts if key != skip]
     if wanted == 1:
         if keys:
             key = min(keys, key=target_int.__xor__)

@@ -307,42 +307,38 @@ class RoutingTable:
         `accept`, when given, passes over the contacts it says no to."""
         count = self.k if count is None else count
         skip = None if exclude is None else id_int(exclude)
-        if skip is not None and skip not in self._all:
-            skip = None  # not in the table: nothing to pass over
-        if accept is None:
-            if skip is None:
-                return [c for _, c in self._nearest(target, count, None)]
-            # One more than asked, without a filter per contact: at most one is passed over.
-            found = self._nearest(target, count + 1, None)
-            return [c for key, c in found if key != skip][:count]
-        chosen = accept
-        return [
-            c for _, c in self._nearest(target, count, lambda key, c: key != skip and chosen(c))
-        ]
+        return [c for _, c in self._nearest(target, count, accept, skip)]
 
     def _nearest(
-        self, target: bytes, count: int, accept: Callable[[int, Contact], bool] | None
+        self,
+        target: bytes,
+        count: int,
+        accept: Callable[[Contact], bool] | None,
+        skip: int | None,
     ) -> list[tuple[int, Contact]]:
         target_int = id_int(target)
         # By the XOR metric the bucket `target` falls in holds the nearest contacts,
         # all buckets below it come next (their distance to `target` shares its top
         # bit), then each bucket above it in turn: a few small sorts, not one of all.
         # Below it, bucket i holds the distances whose bits above i are those of
-        # ours to `target` and whose bit i is the opposite: disjoint ranges, so those
-        # buckets too are visited nearest first, and most calls stop at the first.
+        # ours to `target` and whose bit i is the opposite: disjoint ranges, nearest
+        # first those where our distance has bit i set (highest first), then those
+        # where it has not (lowest first); most calls stop at the first bucket.
         # The other buckets are ordered only when the first falls short.
         ours = self._local ^ target_int
         top = max(ours.bit_length() - 1, 0)
         nearest: list[tuple[int, Contact]] = []
+        pick = None if accept is None else _by_contact(accept)
         first = self._buckets.get(top)
         if first is not None:
-            take_nearest(nearest, first.contacts, count, target_int, accept)
+            take_nearest(nearest, first.contacts, count, target_int, pick, skip)
         if len(nearest) >= count:
             return nearest
         occupied = sorted(self._occupied)
-        below = sorted((i for i in occupied if i < top), key=lambda i: ((ours >> i) ^ 1) << i)
+        below = [i for i in reversed(occupied) if i < top and ours >> i & 1]
+        below += [i for i in occupied if i < top and not ours >> i & 1]
         for i in itertools.chain(below, (i for i in occupied if i > top)):
-            take_nearest(nearest, self._buckets[i].contacts, count, target_int, accept)
+            take_nearest(nearest, self._buckets[i].contacts, count, target_int, pick, skip)
             if len(nearest) >= count:
                 break
         return nearest
@@ -380,3 +376,7 @@ class RoutingTable:
 
     def touch_bucket(self, index: int, now: float) -> None:
         self._buckets[index].last_touched = now
+
+
+def _by_contact(accept: Callable[[Contact], bool]) -> Callable[[int, Contact], bool]:
+    return lambda _key, contact: accept(contact)
