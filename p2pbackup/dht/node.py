@@ -206,7 +206,10 @@ class DhtNode:
         if result.outcome is AddOutcome.PENDING and result.ping is not None and self.nursery:
             self.nursery.start_soon(self._probe_oldest, result.ping)
 
-    def _failed(self, contact: Contact) -> None:
+    def unanswered(self, contact: Contact) -> None:
+        """A request to `contact` went unanswered (any request, not only the DHT's: a
+        holder's survey asks dead peers too); `stale_after_failures` in a row and it
+        leaves the table, so the next survey or lookup does not wait on it again."""
         count = self._failures.get(contact.node_id, 0) + 1
         if count >= self.config.stale_after_failures:
             self._failures.pop(contact.node_id, None)
@@ -247,7 +250,7 @@ class DhtNode:
         except P2PBackupError as exc:
             log.debug("call to %s failed: %s", target, exc)
             if isinstance(target, Contact):
-                self._failed(target)
+                self.unanswered(target)
             return None
         dialled = target if isinstance(target, Contact) else Contact(reply.remote.node_id, *target)
         if not self._first_hand(dialled, reply):

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.dht.node import DhtNode
-from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.errors import P2PBackupError, PeerUnreachable, WireError
 from p2pbackup.maintenance.survey import Survey
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.transport import Remote, Reply
@@ -27,9 +27,13 @@ M = TypeVar("M", bound=Message)
 
 
 async def ask(dht: DhtNode, contact: Contact, message: Message, timeout: float) -> Reply | None:
-    """One request to one peer; None when it cannot be reached or answers with an error."""
+    """One request to one peer; None when it cannot be reached or answers with an error.
+    One it cannot reach counts towards leaving the routing table (`DhtNode.unanswered`)."""
     try:
         return await dht.transport.request(contact, message, timeout)
+    except PeerUnreachable:
+        dht.unanswered(contact)
+        return None
     except P2PBackupError:
         return None
 

@@ -23,6 +23,7 @@ from typing import Any
 from p2pbackup.base.ids import distance
 from p2pbackup.maintenance.auditors import CloserAuditors
 from p2pbackup.maintenance.config import MaintenanceConfig, MaintenanceStats
+from p2pbackup.maintenance.first_waits import FirstWaits
 from p2pbackup.maintenance.holder_rules import (
     FirstHand,
     closer_vetted,
@@ -96,17 +97,18 @@ class Rounds:
     _placed: dict[bytes, set[bytes]] = field(default_factory=dict)
     # Per held pack: share indices no peer claimed, and in how many surveys running.
     _unseen: dict[bytes, dict[int, int]] = field(default_factory=dict)
+    first_waits: FirstWaits = field(init=False)
 
     def __post_init__(self) -> None:
         config = self.config
-        self.proofs = ProofHistory(
-            config.proof_rounds, config.proof_span_seconds, config.audit_interval / 4
-        )
+        gap = config.audit_interval / 4
+        self.proofs = ProofHistory(config.proof_rounds, config.proof_span_seconds, gap)
         self.keepers = KeeperWatch(config.lost_after)
         within = 2 * config.audit_interval
         self.auditors = CloserAuditors(
             self.node_id, self.audit_log, self.proofs, self.keepers, within
         )
+        self.first_waits = FirstWaits(self.node_id, self.nearby)
 
     def pause(self) -> float:
         """Seconds until the next round; jitter spreads the holders of one set over it."""
@@ -155,12 +157,14 @@ class Rounds:
 
         One we established watches the set: skip this round. One we never
         established proves nothing yet (`auditors`): vet it, and watch it as
-        keeper if it proves its share; if not, survey in full (decision 0050)."""
+        keeper if it proves its share; if not, survey in full (decision 0050).
+        With none, a set never surveyed may wait a round for one (`first_waits`)."""
         trusted = self.auditors.closest(pack_id, trusted=True)
         vet = None if trusted is not None else self.auditors.to_vet(pack_id)
         keeper = trusted if trusted is not None else vet.auditor if vet is not None else None
         if keeper is None:
-            return FullSurvey()
+            waits = self.first_waits.wait(pack_id, pack_id in self._siblings)
+            return Skip() if waits else FullSurvey()
         near = self._closer_than_me(pack_id, self.nearby(pack_id, n))
         self._views[pack_id] = SetView([], keeper, self.config.light_rounds, near)
         if vet is not None:
@@ -278,11 +282,8 @@ class Rounds:
             self._failures[node_id] = self._failures.get(node_id, 0) + 1
         for contact in survey.proven.values():
             self._failures.pop(contact.node_id, None)
-        return {
-            node_id
-            for node_id in survey.failed
-            if self._failures.get(node_id, 0) < self.config.lost_after
-        }
+        lost_after = self.config.lost_after
+        return {node_id for node_id in survey.failed if self._failures.get(node_id, 0) < lost_after}
 
     def _lost(self) -> set[bytes]:
         """Peers that failed `lost_after` surveys in a row: they get no rebuilt share."""
@@ -299,9 +300,8 @@ class Rounds:
         self._views.pop(pack_id, None)
         if survey.live < survey.descriptor.k:
             return
-        neighbours = self._closer_than_me(
-            pack_id, closest + self.nearby(pack_id, survey.descriptor.n)
-        )
+        nearby = closest + self.nearby(pack_id, survey.descriptor.n)
+        neighbours = self._closer_than_me(pack_id, nearby)
         if keeper.node_id == self.node_id:
             if survey.live == survey.descriptor.n and not survey.failed:
                 siblings = [(c, i) for i, c in survey.proven.items() if i != index]
@@ -379,6 +379,7 @@ class Rounds:
             self._placed,
             self._unseen,
             self._pending,
+            self.first_waits.waited,
         )
         return own + self.proofs.per_pack() + self.keepers.per_pack()
 
@@ -395,6 +396,5 @@ class Rounds:
 
     def _unseen_grace(self, pack_id: bytes, survey: Survey) -> set[int]:
         """Indices nobody claimed, seen missing in fewer than `lost_after` surveys."""
-        unseen = unseen_after(survey, self._unseen.get(pack_id, {}))
-        self._unseen[pack_id] = unseen
+        self._unseen[pack_id] = unseen = unseen_after(survey, self._unseen.get(pack_id, {}))
         return {i for i, streak in unseen.items() if streak < self.config.lost_after}

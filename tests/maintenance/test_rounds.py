@@ -316,6 +316,7 @@ def test_an_auditor_farther_than_us_or_heard_too_long_ago_does_not_count() -> No
     clock = Clock()
     rounds = rounds_for(5, clock=clock)
     rounds.audit_log.note(PACK, PEERS[8].node_id, PEERS[8])
+    assert rounds.start(PACK, 10) == Skip()  # a set never surveyed waits once (first_waits)
     assert rounds.start(PACK, 10) == FullSurvey()
     rounds.audit_log.note(PACK, PEERS[2].node_id, PEERS[2])
     clock.now += 2 * CONFIG.audit_interval + 1

@@ -1,0 +1,27 @@
+"""A peer that never answers a holder's questions leaves the holder's routing table,
+as after failed DHT calls: the next survey does not ask it and wait again."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from p2pbackup.maintenance.audit import query_share
+from tests.sim.helpers import build_mesh
+
+
+async def test_a_peer_silent_to_two_share_queries_leaves_the_askers_table(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh = await build_mesh(nursery, 40, seed=3)
+    asker = mesh.peers[5]
+    table = asker.peer.dht.table
+    gone, alive = [p for p in mesh.peers if p.node_id in table and p is not asker][:2]
+    mesh.crash(gone)
+    pack_id, owner = bytes(20), bytes(32)
+    for contact in (table.get(gone.node_id), table.get(alive.node_id)):
+        assert contact is not None
+        for _ in range(2):
+            await query_share(asker.peer.dht, contact, pack_id, owner, timeout=5.0)
+    assert gone.node_id not in table
+    assert alive.node_id in table  # it answered (holding nothing): it stays
