@@ -23,6 +23,7 @@ from typing import Any
 from p2pbackup.base.ids import distance
 from p2pbackup.maintenance.auditors import CloserAuditors
 from p2pbackup.maintenance.config import MaintenanceConfig, MaintenanceStats
+from p2pbackup.maintenance.failures import FailureCounts
 from p2pbackup.maintenance.first_waits import FirstWaits
 from p2pbackup.maintenance.holder_rules import (
     FirstHand,
@@ -85,8 +86,7 @@ class Rounds:
     _pending: dict[bytes, int] = field(default_factory=dict)
     keepers: KeeperWatch = field(init=False)
     auditors: CloserAuditors = field(init=False)
-    # Per node id: surveys in a row it failed in (any pack); `lost_after` makes it lost.
-    _failures: dict[bytes, int] = field(default_factory=dict)
+    failures: FailureCounts = field(init=False)
     _views: dict[bytes, SetView] = field(default_factory=dict)
     # Per held pack: the siblings (and their share index) the last survey proved or
     # suspected. Joins can push a holder out of a survey's lookup window; asking
@@ -104,6 +104,7 @@ class Rounds:
         gap = config.audit_interval / 4
         self.proofs = ProofHistory(config.proof_rounds, config.proof_span_seconds, gap)
         self.keepers = KeeperWatch(config.lost_after)
+        self.failures = FailureCounts(config.lost_after)
         within = 2 * config.audit_interval
         self.auditors = CloserAuditors(
             self.node_id, self.audit_log, self.proofs, self.keepers, within
@@ -173,13 +174,20 @@ class Rounds:
         return Skip()
 
     def on_audits(self, pack_id: bytes, survey: Survey, audited: int) -> bool:
-        """The quiet audits of `audited` holders are in; True when all proved their shares
-        (nothing more this round), False when a full survey must follow."""
+        """The quiet audits of `audited` holders are in; True when nothing more is due this
+        round: all proved their shares, or the few that failed count as a survey would
+        count them and the next round surveys in full. A sibling is rebuilt once it failed
+        `lost_after` checks running, so that survey repairs when one now would have.
+        False (survey now): the set fell under the repair threshold, or a sibling lied."""
         self.learn(pack_id, survey)
         if survey.live == audited + 1 and not survey.failed:
             return True
         self._views.pop(pack_id, None)
-        return False
+        if survey.live < self.config.repair_threshold or survey.lied:
+            return False
+        self.failures.count(survey.failed)
+        self._pending[pack_id] = max(self._pending.get(pack_id, 0), 1)
+        return True
 
     def on_awaited(
         self, pack_id: bytes, index: int, survey: Survey
@@ -246,7 +254,7 @@ class Rounds:
                 threshold=self.config.repair_threshold,
                 suspects=suspects,
                 unseen_grace=grace,
-                avoid=self._lost(),
+                avoid=self.failures.lost(),
                 keeper=keeper,
             )
 
@@ -278,16 +286,8 @@ class Rounds:
         for node_id in self._placed.pop(pack_id, set()):
             if node_id in survey.answered and node_id not in survey.claims:
                 survey.failed.add(node_id)
-        for node_id in survey.failed:
-            self._failures[node_id] = self._failures.get(node_id, 0) + 1
-        for contact in survey.proven.values():
-            self._failures.pop(contact.node_id, None)
-        lost_after = self.config.lost_after
-        return {node_id for node_id in survey.failed if self._failures.get(node_id, 0) < lost_after}
-
-    def _lost(self) -> set[bytes]:
-        """Peers that failed `lost_after` surveys in a row: they get no rebuilt share."""
-        return {n for n, count in self._failures.items() if count >= self.config.lost_after}
+        self.failures.count(survey.failed, (c.node_id for c in survey.proven.values()))
+        return self.failures.suspects(survey.failed)
 
     def _remember_view(
         self, pack_id: bytes, index: int, survey: Survey, closest: list[Contact], keeper: Contact
@@ -368,7 +368,7 @@ class Rounds:
     def kept(self) -> dict[str, dict[bytes, Any]]:
         """What a restart keeps (`saved_state`), to fill in place; not views: it surveys."""
         names = ("pending", "failures", "siblings", "placed", "unseen")
-        tables = (self._pending, self._failures, self._siblings, self._placed, self._unseen)
+        tables = (self._pending, self.failures.counts, self._siblings, self._placed, self._unseen)
         return dict(zip(names, tables, strict=True))
 
     def per_pack(self) -> tuple[dict[bytes, Any], ...]:

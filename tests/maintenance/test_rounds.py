@@ -358,20 +358,47 @@ def newcomer_closer_than(holder: Contact) -> Contact:
 # ---- quiet rounds and their end -----------------------------------------------
 
 
-def test_a_failed_quiet_audit_brings_the_full_survey_back() -> None:
-    rounds = rounds_for(0)
-    rounds.settle(PACK, 0, surveyed(0, WHOLE), PEERS)
+def _quiet_round(rounds: Rounds, failing: set[int], lying: bool = False) -> bool:
+    """Peer 0, keeper of a whole set, audits its siblings; those holding `failing`
+    indices do not prove them (with a bad proof when `lying`). What `on_audits` said."""
     step = rounds.start(PACK, 10)
     assert isinstance(step, AuditSiblings)
     audits = quiet(0)
     for contact, i in step.targets:
         audits.claims[contact.node_id] = (contact, i)
-        if i == 6:
+        if i in failing:
             audits.failed.add(contact.node_id)
+            if lying:
+                audits.lied.add(contact.node_id)
         else:
             audits.proven[i] = contact
-    assert not rounds.on_audits(PACK, audits, len(step.targets))
+    return rounds.on_audits(PACK, audits, len(step.targets))
+
+
+def test_a_failed_quiet_audit_counts_and_the_next_round_surveys_and_repairs() -> None:
+    rounds = rounds_for(0)
+    rounds.settle(PACK, 0, surveyed(0, WHOLE), PEERS)
+    assert _quiet_round(rounds, {6})  # nothing more this round: the set is above the threshold
+    assert rounds.failures.counts == {PEERS[6].node_id: 1}
     assert rounds.start(PACK, 10) == FullSurvey()
+    # Still silent at that survey: its second failure running, so it is rebuilt now,
+    # as when the quiet round's failure brought a survey at once and this was the second.
+    action = rounds.settle(PACK, 0, surveyed(0, WHOLE - {6}, {6: 6}), PEERS)
+    assert isinstance(action, Repair) and action.plan.missing == (6,)
+    assert PEERS[6] not in action.plan.targets
+
+
+def test_a_quiet_round_that_leaves_the_set_under_the_threshold_surveys_at_once() -> None:
+    rounds = rounds_for(0)
+    rounds.settle(PACK, 0, surveyed(0, WHOLE), PEERS)
+    assert not _quiet_round(rounds, {3, 5, 7, 9})  # six proven: under the threshold of 7
+    assert rounds.start(PACK, 10) == FullSurvey()
+
+
+def test_a_sibling_lying_in_a_quiet_round_brings_the_survey_at_once() -> None:
+    rounds = rounds_for(0)
+    rounds.settle(PACK, 0, surveyed(0, WHOLE), PEERS)
+    assert not _quiet_round(rounds, {6}, lying=True)
 
 
 def test_quiet_rounds_run_out_and_the_full_survey_returns() -> None:
