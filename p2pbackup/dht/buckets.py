@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
 
 from p2pbackup.net.contact import Contact
 
@@ -41,31 +40,3 @@ class Buckets(dict[int, Bucket]):
     def touched(self, index: int) -> float:
         bucket = self.get(index)
         return self.made_at if bucket is None else bucket.last_touched
-
-
-def take_nearest(
-    nearest: list[tuple[int, Contact]],
-    contacts: dict[int, Contact],
-    count: int,
-    target_int: int,
-    accept: Callable[[int, Contact], bool] | None,
-    skip: int | None = None,
-) -> None:
-    """Add a bucket's contacts nearest `target_int` to `nearest`, up to `count` in all,
-    passing over the contact keyed `skip`.
-
-    Distances are distinct, so any exact selection gives the same answer: keys
-    sorted by a C-level key (`int.__xor__`) cost no Python call per contact."""
-    wanted = count - len(nearest)
-    keys: Iterable[int] = contacts
-    if accept is not None:
-        keys = [key for key, c in contacts.items() if key != skip and accept(key, c)]
-    elif skip is not None and skip in contacts:
-        keys = [key for key in contacts if key != skip]
-    if wanted == 1:
-        if keys:
-            key = min(keys, key=target_int.__xor__)
-            nearest.append((key, contacts[key]))
-        return
-    chosen = sorted(keys, key=target_int.__xor__)[:wanted]
-    nearest.extend((key, contacts[key]) for key in chosen)

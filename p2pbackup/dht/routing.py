@@ -24,7 +24,6 @@ from p2pbackup.base.ids import id_int
 from p2pbackup.crypto.identity import NODE_ID_BYTES
 from p2pbackup.dht.buckets import Bucket as _Bucket
 from p2pbackup.dht.buckets import Buckets as _Buckets
-from p2pbackup.dht.buckets import take_nearest
 from p2pbackup.net.contact import Contact
 
 ID_BITS = NODE_ID_BYTES * 8
@@ -307,41 +306,52 @@ class RoutingTable:
         `accept`, when given, passes over the contacts it says no to."""
         count = self.k if count is None else count
         skip = None if exclude is None else id_int(exclude)
-        return [c for _, c in self._nearest(target, count, accept, skip)]
-
-    def _nearest(
-        self,
-        target: bytes,
-        count: int,
-        accept: Callable[[Contact], bool] | None,
-        skip: int | None,
-    ) -> list[tuple[int, Contact]]:
         target_int = id_int(target)
-        # By the XOR metric the bucket `target` falls in holds the nearest contacts,
-        # all buckets below it come next (their distance to `target` shares its top
-        # bit), then each bucket above it in turn: a few small sorts, not one of all.
-        # Below it, bucket i holds the distances whose bits above i are those of
-        # ours to `target` and whose bit i is the opposite: disjoint ranges, nearest
-        # first those where our distance has bit i set (highest first), then those
-        # where it has not (lowest first); most calls stop at the first bucket.
-        # The other buckets are ordered only when the first falls short.
-        ours = self._local ^ target_int
-        top = max(ours.bit_length() - 1, 0)
-        nearest: list[tuple[int, Contact]] = []
-        pick = None if accept is None else _by_contact(accept)
-        first = self._buckets.get(top)
-        if first is not None:
-            take_nearest(nearest, first.contacts, count, target_int, pick, skip)
-        if len(nearest) >= count:
-            return nearest
-        occupied = sorted(self._occupied)
-        below = [i for i in reversed(occupied) if i < top and ours >> i & 1]
-        below += [i for i in occupied if i < top and not ours >> i & 1]
-        for i in itertools.chain(below, (i for i in occupied if i > top)):
-            take_nearest(nearest, self._buckets[i].contacts, count, target_int, pick, skip)
-            if len(nearest) >= count:
+        # The nearest buckets' keys, then one sort by a C-level key (`int.__xor__`):
+        # no Python call per contact. Distances are distinct, so any exact pick is the
+        # same; a skipped key is taken out after.
+        keys: list[int] = []
+        skipped = 0
+        for contacts in self._buckets_nearest_first(self._local ^ target_int):
+            if accept is not None:
+                keys += [key for key, c in contacts.items() if key != skip and accept(c)]
+            else:
+                keys += contacts
+                skipped = skipped or int(skip in contacts)
+            if len(keys) - skipped >= count:
                 break
-        return nearest
+        if skip is not None and skipped:
+            keys.remove(skip)
+        keys.sort(key=target_int.__xor__)
+        everyone = self._all
+        return [everyone[key] for key in keys[:count]]
+
+    def _buckets_nearest_first(self, ours: int) -> Iterator[dict[int, Contact]]:
+        """Each occupied bucket's contacts, by their distance to a target whose distance
+        to us is `ours`, nearest first; the order is worked out only when the first
+        bucket falls short, which most walks never ask for.
+
+        By the XOR metric the bucket the target falls in holds the nearest contacts,
+        all buckets below it come next (their distance to the target shares its top
+        bit), then each bucket above it in turn. Below it, bucket i holds the distances
+        whose bits above i are those of `ours` and whose bit i is the opposite: disjoint
+        ranges, nearest first those where `ours` has bit i set (highest first), then
+        those where it has not (lowest first)."""
+        top = max(ours.bit_length() - 1, 0)
+        buckets = self._buckets
+        first = buckets.get(top)
+        if first is not None:
+            yield first.contacts
+        occupied = sorted(self._occupied)
+        for i in reversed(occupied):
+            if i < top and ours >> i & 1:
+                yield buckets[i].contacts
+        for i in occupied:
+            if i < top and not ours >> i & 1:
+                yield buckets[i].contacts
+        for i in occupied:
+            if i > top:
+                yield buckets[i].contacts
 
     def stale_buckets(self, now: float, max_age: float) -> list[int]:
         """Buckets from our nearest contact out untouched for `max_age`, less empty ones
@@ -376,7 +386,3 @@ class RoutingTable:
 
     def touch_bucket(self, index: int, now: float) -> None:
         self._buckets[index].last_touched = now
-
-
-def _by_contact(accept: Callable[[Contact], bool]) -> Callable[[int, Contact], bool]:
-    return lambda _key, contact: accept(contact)
