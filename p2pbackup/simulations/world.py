@@ -21,8 +21,10 @@ import hashlib
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import trio
@@ -249,11 +251,13 @@ class World:
 
     # ---- sampling ---------------------------------------------------------
 
-    def shares(self) -> tuple[dict[bytes, set[int]], dict[bytes, set[int]]]:
-        """Per pack: indices live now (honest, up, reachable from the owner's side),
-        and indices durable (honest, disk still there)."""
-        live: dict[bytes, set[int]] = {p: set() for p in self.packs}
-        durable: dict[bytes, set[int]] = {p: set() for p in self.packs}
+    def share_counts(self) -> tuple[Counter[bytes], Counter[bytes]]:
+        """Per pack: how many distinct indices are live now (honest, up, reachable from
+        the owner's side) and durable (honest, disk still there). Counted over sets of
+        (pack, index) pairs, in C: the hourly census, a set per pack filled one share
+        at a time, was a twenty-fifth of a simulated month."""
+        live: set[tuple[bytes, int]] = set()
+        durable: set[tuple[bytes, int]] = set()
         doubled = False
         up = {p.node_id for p in self.mesh.live()}
         network, home = self.mesh.network, self.owner.address
@@ -264,18 +268,17 @@ class World:
             if node_id in self.hostile or not (node_id in up or node_id in self.away):
                 continue
             reachable = node_id in up and network.connected(home, sim_peer.address)
-            held, twice = self._held_by(node_id, store, owner, live)
-            for pack_id, idx in held:
-                durable[pack_id].add(idx)
+            held, twice = self._held_by(node_id, store, owner)
+            durable.update(held)
             if reachable:
-                for pack_id, idx in held:
-                    live[pack_id].add(idx)
+                live.update(held)
             doubled = doubled or twice
         self.doubled_samples += doubled
-        return live, durable
+        first = itemgetter(0)
+        return Counter(map(first, live)), Counter(map(first, durable))
 
     def _held_by(
-        self, node_id: bytes, store: MemoryShareStore, owner: bytes, packs: dict[bytes, set[int]]
+        self, node_id: bytes, store: MemoryShareStore, owner: bytes
     ) -> tuple[list[tuple[bytes, int]], bool]:
         """The owner's shares one store holds, and whether two are of one pack; read
         again only when the store's keys changed (most stores, most hours, do not)."""
@@ -283,6 +286,7 @@ class World:
         kept = self._census.get(node_id)
         if kept is not None and kept[:3] == (store, version, len(self.packs)):
             return kept[3], kept[4]
+        packs = self.digests  # every pack of the world's owner, by id
         held = [(p, i) for p, i, o in store.share_keys() if o == owner and p in packs]
         twice = len({pack_id for pack_id, _ in held}) < len(held)
         self._census[node_id] = (store, version, len(self.packs), held, twice)
@@ -290,16 +294,16 @@ class World:
 
     def sample(self, lookups: tuple[float | None, float | None] = (None, None)) -> None:
         k = self.redundancy.k
-        live, durable = self.shares()
+        live, durable = self.share_counts()
         counts: dict[int, int] = {}
         for pack_id in self.packs:
-            count = len(live[pack_id])
+            count, kept = live[pack_id], durable[pack_id]
             counts[count] = counts.get(count, 0) + 1
-            self.min_live = min(self.min_live, len(durable[pack_id]))
+            self.min_live = min(self.min_live, kept)
             self.min_available = min(self.min_available, count)
-            if len(durable[pack_id]) < k:
+            if kept < k:
                 self.lost.add(pack_id)
-        restorable = sum(all(len(live[p]) >= k for p in snap) for snap in self.snapshots)
+        restorable = sum(all(live[p] >= k for p in snap) for snap in self.snapshots)
         s = self.series
         s.hours.append(round(trio.current_time() / HOUR, 4))
         s.live_share_counts.append({str(c): counts[c] for c in sorted(counts, reverse=True)})

@@ -54,10 +54,10 @@ async def restore_all(world: World, via: SimPeer) -> dict[str, int]:
 def metrics(world: World) -> dict[str, Any]:
     """The figures every storage scenario reports."""
     stats = [m.stats for m in world.storage.maintainers.values()]
-    live, _ = world.shares()
+    live, _ = world.share_counts()
     final: dict[int, int] = {}
     for pack_id in world.packs:
-        final[len(live[pack_id])] = final.get(len(live[pack_id]), 0) + 1
+        final[live[pack_id]] = final.get(live[pack_id], 0) + 1
     repair_bytes = sum(s.repair_bytes for s in stats)
     return {
         "k": world.redundancy.k,
