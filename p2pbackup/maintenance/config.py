@@ -54,6 +54,11 @@ class MaintenanceConfig:
         return self.proof_span * self.audit_interval
 
     @property
+    def gap(self) -> float:
+        """Proofs closer together than this count once (decision 0021)."""
+        return self.audit_interval / 4
+
+    @property
     def forced_surveys(self) -> int:
         """Full surveys after a hand-over: enough for the taker to establish its index."""
         return 2 * self.proof_rounds + 2

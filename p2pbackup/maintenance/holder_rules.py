@@ -48,6 +48,14 @@ def keeper_of(
     return min(pool, key=lambda c: distance(c.node_id, survey.pack_id))
 
 
+def n_nearer(node_id: bytes, pack_id: bytes, nearest: list[Contact], n: int) -> bool:
+    """Are the `nearest` n known peers (nearest first) all nearer the pack than `node_id`?
+    The n-th settles it: distances are distinct."""
+    return len(nearest) >= n and distance(nearest[n - 1].node_id, pack_id) < distance(
+        node_id, pack_id
+    )
+
+
 def closer_vetted(
     node_id: bytes, pack_id: bytes, contacts: Iterable[Contact], first_hand: FirstHand
 ) -> frozenset[bytes]:

@@ -32,6 +32,7 @@ from p2pbackup.maintenance.holder_rules import (
     handover_takers,
     keeper_of,
     may_drop,
+    n_nearer,
     spread_plan,
 )
 from p2pbackup.maintenance.keepers import KeeperWatch
@@ -101,8 +102,7 @@ class Rounds:
 
     def __post_init__(self) -> None:
         config = self.config
-        gap = config.audit_interval / 4
-        self.proofs = ProofHistory(config.proof_rounds, config.proof_span_seconds, gap)
+        self.proofs = ProofHistory(config.proof_rounds, config.proof_span_seconds, config.gap)
         self.keepers = KeeperWatch(config.lost_after)
         self.failures = FailureCounts(config.lost_after)
         within = 2 * config.audit_interval
@@ -166,7 +166,7 @@ class Rounds:
         if keeper is None:
             waits = self.first_waits.wait(pack_id, pack_id in self._siblings)
             return Skip() if waits else FullSurvey()
-        near = self._closer_than_me(pack_id, self.nearby(pack_id, n))
+        near = closer_vetted(self.node_id, pack_id, self.nearby(pack_id, n), self.first_hand)
         self._views[pack_id] = SetView([], keeper, self.config.light_rounds, near)
         if vet is not None:
             return vet
@@ -301,7 +301,7 @@ class Rounds:
         if survey.live < survey.descriptor.k:
             return
         nearby = closest + self.nearby(pack_id, survey.descriptor.n)
-        neighbours = self._closer_than_me(pack_id, nearby)
+        neighbours = closer_vetted(self.node_id, pack_id, nearby, self.first_hand)
         if keeper.node_id == self.node_id:
             if survey.live == survey.descriptor.n and not survey.failed:
                 siblings = [(c, i) for i, c in survey.proven.items() if i != index]
@@ -388,11 +388,11 @@ class Rounds:
     def _newcomers_closer(self, pack_id: bytes, n: int, view: SetView) -> bool:
         """Does the routing table know n peers closer to the pack than us, some of them
         new since the last survey? Then we may be outside the n closest: rebalance."""
-        closer = self._closer_than_me(pack_id, self.nearby(pack_id, n))
+        near = self.nearby(pack_id, n)
+        if not n_nearer(self.node_id, pack_id, near, n):
+            return False  # we are among the n closest we know: nobody to ask about vetting
+        closer = closer_vetted(self.node_id, pack_id, near, self.first_hand)
         return len(closer) >= n and not closer <= view.neighbours
-
-    def _closer_than_me(self, pack_id: bytes, contacts: list[Contact]) -> frozenset[bytes]:
-        return closer_vetted(self.node_id, pack_id, contacts, self.first_hand)
 
     def _unseen_grace(self, pack_id: bytes, survey: Survey) -> set[int]:
         """Indices nobody claimed, seen missing in fewer than `lost_after` surveys."""

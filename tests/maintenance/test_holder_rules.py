@@ -10,7 +10,7 @@ address block, and the keeper is a holder we established and that repairs.
 from __future__ import annotations
 
 from p2pbackup.base.ids import distance
-from p2pbackup.maintenance.holder_rules import near_enough
+from p2pbackup.maintenance.holder_rules import n_nearer, near_enough
 from p2pbackup.maintenance.lookups_seen import LookupsSeen
 from p2pbackup.maintenance.proofs import ProofHistory
 from p2pbackup.maintenance.rounds import AwaitProofs, DropCopy, FullSurvey, HandOver, Repair
@@ -333,3 +333,10 @@ def test_a_lookup_that_found_a_closer_peer_the_table_missed_trusts_nothing() -> 
     seen.looked_up(PACK, PEERS[:12], {c.node_id for c in PEERS[:10]})
     seen.keep_only(set())  # the set is no longer held
     assert not seen.table_trusted(PACK)
+
+
+def test_n_nearer_asks_whether_the_nth_nearest_known_is_nearer_than_us() -> None:
+    me = PEERS[4].node_id
+    assert n_nearer(me, PACK, PEERS[:4], 4)  # peers 0-3 are all nearer than peer 4
+    assert not n_nearer(me, PACK, PEERS[:3] + PEERS[5:6], 4)  # the fourth is farther
+    assert not n_nearer(me, PACK, PEERS[:3], 4)  # fewer than n known
