@@ -207,9 +207,8 @@ class DhtNode:
             self.nursery.start_soon(self._probe_oldest, result.ping)
 
     def unanswered(self, contact: Contact) -> None:
-        """A request to `contact` went unanswered (any request, not only the DHT's: a
-        holder's survey asks dead peers too); `stale_after_failures` in a row and it
-        leaves the table, so the next survey or lookup does not wait on it again."""
+        """A request to `contact` went unanswered (a survey's as much as the DHT's): after
+        `stale_after_failures` in a row it leaves the table, and nobody waits on it again."""
         count = self._failures.get(contact.node_id, 0) + 1
         if count >= self.config.stale_after_failures:
             self._failures.pop(contact.node_id, None)
