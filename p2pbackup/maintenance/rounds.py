@@ -82,8 +82,8 @@ class Rounds:
     failed_audit: Callable[[bytes], None] = field(kw_only=True, default=lambda _: None)
     proofs: ProofHistory = field(init=False)
     # Per pack whose copy went to a taker (or that a closer vetted sibling also holds):
-    # full surveys left before ours may go. Bounded: a copy that cannot go yet is
-    # looked at again at the usual full surveys.
+    # full surveys left before ours may go; 1 after a failed quiet audit: survey next.
+    # Bounded: a copy that cannot go yet is looked at again at the usual full surveys.
     _pending: dict[bytes, int] = field(default_factory=dict)
     keepers: KeeperWatch = field(init=False)
     auditors: CloserAuditors = field(init=False)
@@ -175,10 +175,10 @@ class Rounds:
 
     def on_audits(self, pack_id: bytes, survey: Survey, audited: int) -> bool:
         """The quiet audits of `audited` holders are in; True when nothing more is due this
-        round: all proved their shares, or the few that failed count as a survey would
-        count them and the next round surveys in full. A sibling is rebuilt once it failed
-        `lost_after` checks running, so that survey repairs when one now would have.
-        False (survey now): the set fell under the repair threshold, or a sibling lied."""
+        round: all proved their shares, or the failures count as a survey's would and the
+        next round surveys (a sibling is rebuilt after `lost_after` failed checks running,
+        so that survey repairs when one now would have). False (survey now): fewer than
+        the repair threshold proved (always so for one auditing its keeper alone), or one lied."""
         self.learn(pack_id, survey)
         if survey.live == audited + 1 and not survey.failed:
             return True
