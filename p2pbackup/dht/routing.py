@@ -86,7 +86,7 @@ class RoutingTable:
 
     def bucket_index(self, node_id: bytes) -> int:
         """The bucket for an id: the bit length of its distance, minus one."""
-        return max((id_int(node_id) ^ self._local).bit_length() - 1, 0)
+        return _index(id_int(node_id) ^ self._local)
 
     def __len__(self) -> int:
         return len(self._all)
@@ -112,7 +112,7 @@ class RoutingTable:
         key = id_int(contact.node_id)
         if key == self._local:
             return AddResult(AddOutcome.IGNORED)
-        bucket = self._buckets[max((key ^ self._local).bit_length() - 1, 0)]
+        bucket = self._buckets[_index(key ^ self._local)]
         bucket.last_touched = now
         known = bucket.contacts.get(key)
         if known is not None:
@@ -172,7 +172,7 @@ class RoutingTable:
     def _place(self, bucket: _Bucket, key: int, contact: Contact) -> None:
         """Put `contact` in `bucket` as a live contact, keeping the block counts."""
         bucket.contacts[key] = self._all[key] = contact
-        self._occupied.add(max((key ^ self._local).bit_length() - 1, 0))  # its index
+        self._occupied.add(_index(key ^ self._local))
         if self.limits is None:
             return
         block = self.limits.block_of(contact)
@@ -205,7 +205,7 @@ class RoutingTable:
         key = self._place_last_in_line(contact)
         if key is None:
             return False
-        self._buckets[max((key ^ self._local).bit_length() - 1, 0)].last_touched = now
+        self._buckets[_index(key ^ self._local)].last_touched = now
         return True
 
     def add_known(self, contact: Contact, heard: float) -> bool:
@@ -225,7 +225,7 @@ class RoutingTable:
         key = int.from_bytes(contact.node_id, "big")
         if key == self._local or key in self._all:
             return None
-        bucket = self._buckets[max((key ^ self._local).bit_length() - 1, 0)]
+        bucket = self._buckets[_index(key ^ self._local)]
         if len(bucket.contacts) >= self.k or not self._fits(bucket, key, contact):
             return None
         self._place(bucket, key, contact)
@@ -239,7 +239,7 @@ class RoutingTable:
         key = int.from_bytes(node_id, "big")
         if key == self._local or key in self._all:
             return False
-        bucket = self._buckets.get(max((key ^ self._local).bit_length() - 1, 0))
+        bucket = self._buckets.get(_index(key ^ self._local))
         return bucket is None or len(bucket.contacts) < self.k
 
     def room_for(self, contact: Contact, now: float) -> AddResult:
@@ -337,7 +337,7 @@ class RoutingTable:
         whose bits above i are those of `ours` and whose bit i is the opposite: disjoint
         ranges, nearest first those where `ours` has bit i set (highest first), then
         those where it has not (lowest first)."""
-        top = max(ours.bit_length() - 1, 0)
+        top = _index(ours)
         buckets = self._buckets
         first = buckets.get(top)
         if first is not None:
@@ -386,3 +386,8 @@ class RoutingTable:
 
     def touch_bucket(self, index: int, now: float) -> None:
         self._buckets[index].last_touched = now
+
+
+def _index(distance: int) -> int:
+    """The bucket of a contact at this XOR distance from us: its bit length, minus one."""
+    return max(distance.bit_length() - 1, 0)

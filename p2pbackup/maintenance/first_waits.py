@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from p2pbackup.base.ids import distance
+from p2pbackup.maintenance.holder_rules import n_nearer
 from p2pbackup.net.contact import Contact
 
 
@@ -30,6 +30,4 @@ class FirstWaits:
         if surveyed or pack_id in self.waited:
             return False
         self.waited[pack_id] = True
-        nearest = self.nearby(pack_id, 1)
-        mine = distance(self.node_id, pack_id)
-        return bool(nearest) and distance(nearest[0].node_id, pack_id) < mine
+        return n_nearer(self.node_id, pack_id, self.nearby(pack_id, 1), 1)
