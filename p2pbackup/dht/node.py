@@ -48,6 +48,7 @@ log = logging.getLogger("p2pbackup.dht")
 
 DHT_REQUESTS = (Ping, FindNode, StoreRecord, GetRecord, Announce)
 _REFUSALS_LOGGED = 1024  # distinct writers whose refused records are logged
+_FAILURES_KEPT = 4096  # peers with a failure counted (liars' made-up names too)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class DhtNode:
         self._dial_backs = DialBacks(config.dial_back_cooldown)
         self._to_check, self._checks = trio.open_memory_channel[Contact](math.inf)
         self.replication = Replication(self)
-        self._failures: dict[bytes, int] = {}
+        self._failures: dict[bytes, int] = {}  # unanswered in a row; _FAILURES_KEPT at most
         self._refused: set[bytes] = set()  # writers whose refusal was logged
         self.barred: Collection[bytes] = frozenset()  # expelled: kept out of the table
         self.nursery: trio.Nursery | None = None
@@ -142,9 +143,7 @@ class DhtNode:
 
     def _vouch_for(self, target: bytes, asker: Remote) -> tuple[Contact, ...]:
         """The contacts near `target` we hand out: only those that answered us there.
-
-        Hearsay among them is checked now, so it can be handed out next time.
-        """
+        Hearsay among them is checked now, so it can be handed out next time."""
         nearest = self.table.closest(target, exclude=asker.node_id)
         unproven = self.peers.unverified(nearest)
         if not unproven:
@@ -209,12 +208,13 @@ class DhtNode:
     def unanswered(self, contact: Contact) -> None:
         """A request to `contact` went unanswered (a survey's as much as the DHT's): after
         `stale_after_failures` in a row it leaves the table, and nobody waits on it again."""
-        count = self._failures.get(contact.node_id, 0) + 1
+        count = self._failures.pop(contact.node_id, 0) + 1
         if count >= self.config.stale_after_failures:
-            self._failures.pop(contact.node_id, None)
             self.table.remove(contact.node_id)
-        else:
-            self._failures[contact.node_id] = count
+            return
+        self._failures[contact.node_id] = count  # the latest last: the oldest go first
+        if len(self._failures) > _FAILURES_KEPT:
+            del self._failures[next(iter(self._failures))]
 
     async def _probe_oldest(self, oldest: Contact) -> bool:
         try:
@@ -232,8 +232,7 @@ class DhtNode:
         return len(self._dial_backs.pending)
 
     def block_of(self, contact: Contact) -> str:
-        """The contact's address block, under this mesh's exemptions (asked for every
-        contact a lookup learns and every one a full table is offered: one call less)."""
+        """The contact's address block, under this mesh's exemptions (asked all day)."""
         return block_at(contact.host, contact.port, self.config.exempt_blocks)
 
     def vetted(self, node_id: bytes, period: float) -> bool:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import trio
 import trio.testing
 
+from p2pbackup.dht import node as dht_node
 from p2pbackup.maintenance.audit import query_share
+from p2pbackup.net.contact import Contact
 from tests.sim.helpers import build_mesh
 
 
@@ -25,3 +27,14 @@ async def test_a_peer_silent_to_two_share_queries_leaves_the_askers_table(
             await query_share(asker.peer.dht, contact, pack_id, owner, timeout=5.0)
     assert gone.node_id not in table
     assert alive.node_id in table  # it answered (holding nothing): it stays
+
+
+async def test_peers_silent_once_are_remembered_up_to_a_bound(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh = await build_mesh(nursery, 10, seed=4)
+    dht = mesh.peers[1].peer.dht
+    for i in range(dht_node._FAILURES_KEPT + 50):  # made-up names, each silent once
+        dht.unanswered(Contact(i.to_bytes(20, "big"), "127.0.0.1", 9))
+    assert len(dht._failures) == dht_node._FAILURES_KEPT
+    assert (dht_node._FAILURES_KEPT + 49).to_bytes(20, "big") in dht._failures  # the latest
