@@ -24,7 +24,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 import trio
@@ -36,6 +35,7 @@ from p2pbackup.dht.config import DhtConfig
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.config import MaintenanceConfig
 from p2pbackup.shares.mesh_packs import MeshPackStore, Redundancy
+from p2pbackup.simulations.census import NOTHING, ShareCensus
 from p2pbackup.simulations.mesh import MeshParams, SimMesh, SimPeer
 from p2pbackup.simulations.storage import StorageMesh, virtual_now
 from p2pbackup.store import MemoryShareStore
@@ -117,9 +117,10 @@ class World:
     series: Series = field(default_factory=Series)
     started: float = field(default_factory=time.perf_counter)
     # Per storage peer: what the census last read of its store, and of which version.
-    _census: dict[bytes, tuple[object, int, int, list[tuple[bytes, int]], bool]] = field(
+    _held: dict[bytes, tuple[object, int, int, frozenset[tuple[bytes, int]], bool]] = field(
         default_factory=dict
     )
+    _census: ShareCensus = field(default_factory=ShareCensus)
     # Probe lookups and bootstrap choices: drawn from the seed, apart from the mesh's stream.
     _lookup_rng: random.Random = field(init=False)
 
@@ -253,43 +254,38 @@ class World:
 
     def share_counts(self) -> tuple[Counter[bytes], Counter[bytes]]:
         """Per pack: how many distinct indices are live now (honest, up, reachable from
-        the owner's side) and durable (honest, disk still there). Counted over sets of
-        (pack, index) pairs, in C: the hourly census, a set per pack filled one share
-        at a time, was a twenty-fifth of a simulated month."""
-        live: set[tuple[bytes, int]] = set()
-        durable: set[tuple[bytes, int]] = set()
+        the owner's side) and durable (honest, disk still there). The census keeps the
+        counts by differences: most stores, most hours, neither change nor come or go."""
         doubled = False
         up = {p.node_id for p in self.mesh.live()}
         network, home = self.mesh.network, self.owner.address
         peers = {p.node_id: p for p in self.mesh.peers}
         owner = self.keys.identity.public_key  # others' shares under its pack ids: not its
+        census = self._census
         for node_id, store in self.storage.stores.items():
-            sim_peer = peers[node_id]
             if node_id in self.hostile or not (node_id in up or node_id in self.away):
+                census.store(node_id, NOTHING, False, False)
                 continue
-            reachable = node_id in up and network.connected(home, sim_peer.address)
+            reachable = node_id in up and network.connected(home, peers[node_id].address)
             held, twice = self._held_by(node_id, store, owner)
-            durable.update(held)
-            if reachable:
-                live.update(held)
+            census.store(node_id, held, reachable, True)
             doubled = doubled or twice
         self.doubled_samples += doubled
-        first = itemgetter(0)
-        return Counter(map(first, live)), Counter(map(first, durable))
+        return census.close_round()
 
     def _held_by(
         self, node_id: bytes, store: MemoryShareStore, owner: bytes
-    ) -> tuple[list[tuple[bytes, int]], bool]:
+    ) -> tuple[frozenset[tuple[bytes, int]], bool]:
         """The owner's shares one store holds, and whether two are of one pack; read
         again only when the store's keys changed (most stores, most hours, do not)."""
         version = store.keys_version
-        kept = self._census.get(node_id)
+        kept = self._held.get(node_id)
         if kept is not None and kept[:3] == (store, version, len(self.packs)):
             return kept[3], kept[4]
         packs = self.digests  # every pack of the world's owner, by id
-        held = [(p, i) for p, i, o in store.share_keys() if o == owner and p in packs]
+        held = frozenset((p, i) for p, i, o in store.share_keys() if o == owner and p in packs)
         twice = len({pack_id for pack_id, _ in held}) < len(held)
-        self._census[node_id] = (store, version, len(self.packs), held, twice)
+        self._held[node_id] = (store, version, len(self.packs), held, twice)
         return held, twice
 
     def sample(self, lookups: tuple[float | None, float | None] = (None, None)) -> None:
