@@ -4,8 +4,9 @@ request's handler run to its answer within the network's own step."""
 from __future__ import annotations
 
 import math
-from collections.abc import Coroutine
-from typing import cast
+import random
+from collections.abc import Coroutine, MutableSequence
+from typing import Any, cast
 
 import outcome
 import trio
@@ -81,8 +82,23 @@ class Alarm:
         trio.lowlevel.reschedule(self._task)
 
 
+class SchedulerRandom(random.Random):
+    """trio's generator for its choice among ready tasks, its `shuffle` the standard
+    library's with the draw below `i + 1` written inline: the same permutation from the
+    same state, without two calls per task woken (a seventieth of a simulated month)."""
+
+    def shuffle(self, x: MutableSequence[Any]) -> None:
+        getrandbits = self.getrandbits
+        for i in range(len(x) - 1, 0, -1):
+            bits = (i + 1).bit_length()
+            j = getrandbits(bits)
+            while j > i:
+                j = getrandbits(bits)
+            x[i], x[j] = x[j], x[i]
+
+
 def seed_trio_scheduler(seed: int) -> None:
     """trio shuffles ready tasks with a module-level generator; pin it for replay."""
     from trio._core import _run
 
-    _run._r.seed(seed)
+    _run._r = SchedulerRandom(seed)
