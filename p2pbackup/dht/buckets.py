@@ -11,7 +11,9 @@ class Bucket:
     __slots__ = ("contacts", "last_touched", "pinging", "replacements")
 
     def __init__(self, now: float) -> None:
-        self.contacts: OrderedDict[int, Contact] = OrderedDict()
+        # Least recently seen first. A plain dict, not an OrderedDict: every lookup answered
+        # walks a bucket's keys, and a dict keeps them side by side in one array.
+        self.contacts: dict[int, Contact] = {}
         self.replacements: OrderedDict[int, Contact] = OrderedDict()
         self.last_touched = now
         self.pinging: int | None = None

@@ -122,7 +122,7 @@ class RoutingTable:
                 return AddResult(AddOutcome.LIMITED)  # moved into a block that is full
             else:
                 self._place(bucket, key, contact)  # the address has changed
-            bucket.contacts.move_to_end(key)
+            bucket.contacts[key] = bucket.contacts.pop(key)  # now the most recently seen
             self._heard[key] = now
             return _UPDATED
         if not self._fits(bucket, key, contact):
@@ -229,7 +229,9 @@ class RoutingTable:
         if len(bucket.contacts) >= self.k or not self._fits(bucket, key, contact):
             return None
         self._place(bucket, key, contact)
-        bucket.contacts.move_to_end(key, last=False)
+        others = bucket.contacts
+        del others[key]
+        bucket.contacts = {key: contact, **others}  # the least recently seen
         return key
 
     def may_place(self, node_id: bytes) -> bool:
@@ -268,7 +270,7 @@ class RoutingTable:
         bucket.pinging = None
         key = id_int(contact.node_id)
         if key in bucket.contacts:
-            bucket.contacts.move_to_end(key)
+            bucket.contacts[key] = bucket.contacts.pop(key)  # now the most recently seen
             bucket.last_touched = now
             self._heard[key] = now
 

@@ -40,3 +40,33 @@ def test_a_wait_with_a_timeout_always_reaches_the_os() -> None:
     assert polls.get_events(0.5) == [(3, 1)]
     assert io.polls == [0.5]
     assert polls.statistics() == "stats"  # everything else passes through
+
+
+def test_an_instrument_added_during_a_run_still_sees_every_task_step() -> None:
+    """A run starts with no instruments as a plain dict; adding one gives trio's own
+    set back, and the instrument hears the steps of the tasks that follow."""
+    import trio
+
+    from p2pbackup.simulations.runner import NoInstruments, run_scenario
+
+    steps: list[str] = []
+
+    class Steps(trio.abc.Instrument):
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            steps.append(task.name)
+
+    async def main() -> dict[str, Any]:
+        from trio._core import _run
+
+        started_plain = isinstance(_run.GLOBAL_RUN_CONTEXT.runner.instruments, NoInstruments)
+        trio.lowlevel.add_instrument(Steps())
+
+        async def napper() -> None:
+            await trio.sleep(1)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(napper, name="napper")
+        return {"started_plain": started_plain}
+
+    assert run_scenario(main, seed=1) == {"started_plain": True}
+    assert steps.count("napper") >= 2  # its start, and its wake after the sleep
