@@ -1,6 +1,6 @@
 """The world's hourly count of distinct live and durable shares per pack, kept by differences.
 
-Counting every store's shares afresh each simulated hour was a twelfth of a
+Counting every store's shares afresh each simulated hour was a twenty-third of a
 simulated month at 1,000 peers, though in most hours few stores change and
 few peers come or go. The census remembers what each store added to the
 counts and, when the store's shares or its standing (up, away, gone) change,
