@@ -30,7 +30,9 @@ def fresh_count(stores: dict[bytes, tuple[frozenset[Pair], str]]) -> tuple[Count
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(hour, min_size=1, max_size=6), st.booleans())
-def test_census_matches_a_fresh_count_each_hour(hours, same_objects):
+def test_census_matches_a_fresh_count_each_hour(
+    hours: list[dict[bytes, tuple[frozenset[Pair], str]]], same_objects: bool
+) -> None:
     census = ShareCensus()
     kept: dict[bytes, frozenset[Pair]] = {}
     for stores in hours:
