@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from netbed import HOME_A, HOME_B, PUBLIC, Host, Testbed, namespaces
-from tests.netbed.conftest import code_env, probe_server, reach
+from tests.netbed.conftest import code_env, probe_server, reach, skip_without_testbed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -72,6 +72,7 @@ def test_lan_hosts_share_multicast(bed: Testbed) -> None:
 
 
 def test_teardown_leaves_no_namespace_and_no_process() -> None:
+    skip_without_testbed()
     # A leftover of a builder that no longer runs goes at the next build.
     dead = _dead_pid()
     leftover = f"{namespaces.PREFIX_STEM}{dead}-0-core"
@@ -92,6 +93,7 @@ def test_teardown_leaves_no_namespace_and_no_process() -> None:
 
 
 def test_a_failed_build_leaves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    skip_without_testbed()
     ours = f"{namespaces.PREFIX_STEM}{os.getpid()}-"
     before = {ns for ns in namespaces.listed() if ns.startswith(ours)}
 
