@@ -108,7 +108,8 @@ def _make_dirs(shares_dir: Path, directory: Path) -> list[Path]:
 
 def write_new(path: Path, data: bytes, head: bytes = b"") -> None:
     """`head` then `data` into a new file under `path`, synced; no copy of `data`, and
-    no file object around the descriptor."""
+    no file object around the descriptor. Once synced, its cached pages are let go
+    (`drop_cached`)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         for part in (head, data):
@@ -116,8 +117,26 @@ def write_new(path: Path, data: bytes, head: bytes = b"") -> None:
             while view:
                 view = view[os.write(fd, view) :]
         os.fsync(fd)
+        drop_cached(fd)
     finally:
         os.close(fd)
+
+
+def drop_cached(fd: int) -> None:
+    """Let the page cache go of a synced file's pages (decision 0086).
+
+    A holder writes three times the size of every backup placed on it and reads a
+    share back rarely (one block for an audit, k shares of a pack for a restore):
+    kept in the cache, the shares pushed out what the machine's own programs had
+    cached, and every new share needed pages the cache had never used. On a virtual
+    machine that hands freed memory back to its host, such pages fault on first
+    touch: copying 660 MB of shares into them cost the nine holders of a 200 MB
+    backup 2.0-2.4 CPU seconds in the kernel instead of 0.4-0.5. Let go, the pages
+    of one share are the pages the next one is written into. Synced pages are clean,
+    so this is safe at any moment; where the call is missing it is skipped."""
+    advise = getattr(os, "posix_fadvise", None)
+    if advise is not None:
+        advise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def fsync_dir(directory: Path) -> None:

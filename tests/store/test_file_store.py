@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -366,3 +367,34 @@ def test_a_share_the_disk_cannot_hold_is_refused_before_it_is_written(
         assert store.used_bytes == 0 and stray_files(tmp_path) == []
         store.put(pack(2), 0, b"x" * 40, b"d", OWNER_A, 10, 0)
         assert store.has(pack(2), 0, OWNER_A)
+
+
+def _resident_bytes(path: Path) -> int:
+    """Bytes of `path` in the page cache, as util-linux's fincore counts them."""
+    done = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout.strip())
+
+
+def test_a_stored_share_leaves_the_page_cache(tmp_path: Path) -> None:
+    if shutil.which("fincore") is None:
+        pytest.skip("needs fincore (Debian package util-linux)")
+    share = os.urandom(1 << 20)
+    kept = tmp_path / "kept"
+    kept.write_bytes(share)
+    probe = tmp_path / "probe"
+    probe.write_bytes(share)
+    with probe.open("rb") as handle:
+        os.fsync(handle.fileno())
+        os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    if _resident_bytes(probe) or not _resident_bytes(kept):
+        pytest.skip(f"the file system under {tmp_path} does not let cached pages go")
+    with FileShareStore(tmp_path / "store", 1 << 30) as store:
+        store.put(pack(1), 2, share, b"d", OWNER_A, 10, 0)
+        path = store.path_of(pack(1), 2, OWNER_A)
+        assert _resident_bytes(path) == 0
+        assert store.get(pack(1), 2, OWNER_A).data == share  # type: ignore[union-attr]
