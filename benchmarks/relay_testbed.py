@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from netbed.mesh import NetMesh
 from netbed.scenario import wait_reachability
 
 MB = 1_000_000
+WARM_UP_SECONDS = 60.0
 OWNER = 1
 DIRECT = ("pub1", "pub2", "pub3", "lan1", "lan2", "lan3")
 RELAYED = ("pub1", "pub2", "pub3", "b1", "b2", "a1")
@@ -63,8 +65,23 @@ def _mesh(bed: Testbed, root: Path, names: tuple[str, ...], port: int) -> NetMes
     # later ones reuse, as a running peer has them open.
     warm = root / "warm-up.bin"
     warm.write_bytes(random.Random(0).randbytes(MB))
-    mesh.cli_json(OWNER, "backup", str(warm))
+    _warm_up(mesh, warm)
     return mesh
+
+
+def _warm_up(mesh: NetMesh, data: Path, deadline: float = WARM_UP_SECONDS) -> None:
+    """The first backup, tried again until the owner reaches enough holders: a table
+    that knows the relayed peers does not yet mean their relayed sessions are open,
+    and a backup that finds too few holders fails rather than wait for them."""
+    give_up = time.monotonic() + deadline
+    while True:
+        try:
+            mesh.cli_json(OWNER, "backup", str(data))
+            return
+        except RuntimeError as exc:
+            if "peers can hold shares" not in str(exc) or time.monotonic() > give_up:
+                raise
+        time.sleep(1.0)
 
 
 def run_relay_backups(
