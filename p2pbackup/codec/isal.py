@@ -72,23 +72,34 @@ def _tables(k: int, n: int) -> ctypes.Array[ctypes.c_char]:
     return tables
 
 
+# A new bytes object of a given size whose bytes are not yet written, as zfec's own
+# C code makes its parity shares: ISA-L writes them before anyone else sees them.
+# Filled bytearrays copied into bytes cost 0.1 CPU seconds per 200 MB backed up.
+_new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
+_new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+_new_bytes.restype = ctypes.py_object
+
+
+def _address(block: bytes) -> int | None:
+    return ctypes.cast(ctypes.c_char_p(block), ctypes.c_void_p).value
+
+
 def _parity(parts: list[bytes], k: int, n: int) -> list[bytes]:
     assert _LIB is not None
     size = len(parts[0])
-    out = [bytearray(size) for _ in range(n - k)]
-    keep = [(ctypes.c_char * size).from_buffer(block) for block in out]
-    pointers = [ctypes.c_char_p(part) for part in parts]  # no copy: bytes' own buffers
-    sources = (ctypes.c_void_p * k)(*[ctypes.cast(p, ctypes.c_void_p).value for p in pointers])
-    targets = (ctypes.c_void_p * (n - k))(*[ctypes.addressof(block) for block in keep])
+    # Bytes of length 0 or 1 are shared singletons: never written into (see `parity`).
+    assert size > 1
+    out: list[bytes] = [_new_bytes(None, size) for _ in range(n - k)]
+    sources = (ctypes.c_void_p * k)(*[_address(part) for part in parts])
+    targets = (ctypes.c_void_p * (n - k))(*[_address(block) for block in out])
     _LIB.ec_encode_data(size, k, n - k, _tables(k, n), sources, targets)
-    del keep  # the views pin the bytearrays; bytes() below copies them out
-    return [bytes(block) for block in out]
+    return out
 
 
 def parity(parts: list[bytes], k: int, n: int) -> list[bytes] | None:
     """The n - k parity shares of k equal `parts`, as zfec makes them; None where
     ISA-L is not in use (the caller codes with zfec)."""
-    if not USABLE or n == k or not parts[0]:
+    if not USABLE or n == k or len(parts[0]) < 2:
         return None
     return _parity(parts, k, n)
 
