@@ -28,12 +28,12 @@ import zstandard
 from nacl.bindings import (
     crypto_aead_xchacha20poly1305_ietf_ABYTES,
     crypto_aead_xchacha20poly1305_ietf_decrypt,
-    crypto_aead_xchacha20poly1305_ietf_encrypt,
     crypto_aead_xchacha20poly1305_ietf_KEYBYTES,
     crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
 )
 from nacl.exceptions import CryptoError
 
+from p2pbackup.crypto.in_place import xchacha_seal_blob
 from p2pbackup.errors import P2PBackupError
 
 CHUNK_ID_BYTES = 32
@@ -96,14 +96,14 @@ def _worth_compressing(plain: bytes, level: int) -> bool:
     return len(_compressor(level).compress(sample)) < _SAMPLE_GAIN * len(sample)
 
 
-def _compress(plain: bytes, level: int) -> bytes:
-    """flag || body, compressed only when that is strictly smaller."""
+def _compress(plain: bytes, level: int) -> tuple[int, bytes]:
+    """The flag and the body, compressed only when that is strictly smaller."""
     if not _worth_compressing(plain, level):
-        return bytes([_FLAG_RAW]) + plain
+        return _FLAG_RAW, plain
     packed = _compressor(level).compress(plain)
     if len(packed) < len(plain):
-        return bytes([_FLAG_ZSTD]) + packed
-    return bytes([_FLAG_RAW]) + plain
+        return _FLAG_ZSTD, packed
+    return _FLAG_RAW, plain
 
 
 def _decompressor() -> zstandard.ZstdDecompressor:
@@ -154,10 +154,10 @@ def seal(
     if len(data_key) != KEY_BYTES:
         raise ValueError(f"a data key is {KEY_BYTES} bytes, not {len(data_key)}")
     nonce = random_bytes(NONCE_BYTES)
-    inner = _compress(plain, level)
-    return nonce + crypto_aead_xchacha20poly1305_ietf_encrypt(
-        inner, _aad(chunk_id), nonce, data_key
-    )
+    if len(nonce) != NONCE_BYTES:
+        raise ValueError(f"a nonce is {NONCE_BYTES} bytes, not {len(nonce)}")
+    flag, body = _compress(plain, level)
+    return xchacha_seal_blob(nonce, flag, body, _aad(chunk_id), data_key)
 
 
 def open_sealed(

@@ -1,5 +1,5 @@
 """libsodium's AEADs called directly, into buffers the caller owns: the transport's
-AEGIS-256 frames, and a restore's XChaCha20-Poly1305 blobs.
+AEGIS-256 frames, a backup's and a restore's XChaCha20-Poly1305 blobs.
 
 PyNaCl's binding zeroes a fresh output array, runs the cipher into it, then
 copies the result out into `bytes`: three passes over every share where the
@@ -11,6 +11,7 @@ memory; on a failed tag it zeroes the output, which is then dropped).
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 from nacl import bindings
@@ -19,9 +20,55 @@ from nacl._sodium import ffi, lib
 from p2pbackup.errors import WireError
 
 TAG_BYTES = bindings.crypto_aead_aegis256_ABYTES
+_XCHACHA_TAG_BYTES = bindings.crypto_aead_xchacha20poly1305_ietf_ABYTES
 _uninitialised = ffi.new_allocator(should_clear_after_alloc=False)
 
 Buffer = bytes | bytearray | memoryview
+
+
+# CPython's own constructor of a bytes object whose bytes are not yet written: its C
+# functions make their results this way, and fill them before anyone sees them.
+_new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
+_new_bytes.argtypes = (ctypes.c_void_p, ctypes.c_ssize_t)
+_new_bytes.restype = ctypes.py_object
+
+
+def unwritten_bytes(size: int) -> tuple[bytes, Any]:
+    """A new bytes object of `size` bytes and a pointer to its first byte, for C code
+    to write every byte of it before the object is handed on. Bytes of length 0 or 1
+    are shared singletons, so `size` must be at least 2."""
+    if size < 2:
+        raise ValueError(f"unwritten bytes need a size of at least 2, not {size}")
+    out = _new_bytes(None, size)
+    return out, ffi.cast("unsigned char *", ffi.from_buffer(out))
+
+
+def address(pointer: Any) -> int:
+    """The address a cffi pointer holds, for a ctypes call."""
+    return int(ffi.cast("uintptr_t", pointer))
+
+
+def xchacha_seal_blob(nonce: bytes, flag: int, body: Buffer, aad: bytes, key: bytes) -> bytes:
+    """``nonce || XChaCha20-Poly1305(flag || body)``, written once into new bytes.
+
+    PyNaCl's call needs `flag || body` joined first, zeroes its output, copies it out,
+    and the nonce is joined on after: four passes over a chunk besides the cipher's.
+    Here the body is copied once, behind the nonce and flag, and sealed where it lies
+    (libsodium reads each block before it writes it)."""
+    size = len(body) + 1
+    nonce_bytes = len(nonce)
+    out, at = unwritten_bytes(nonce_bytes + size + _XCHACHA_TAG_BYTES)
+    ffi.memmove(at, nonce, nonce_bytes)
+    at[nonce_bytes] = flag
+    ffi.memmove(at + nonce_bytes + 1, _pointer(body), size - 1)
+    sealed = ffi.new("unsigned long long *")
+    inner = at + nonce_bytes
+    status = lib.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        inner, sealed, inner, size, aad or ffi.NULL, len(aad), ffi.NULL, nonce, key
+    )
+    if status != 0 or nonce_bytes + sealed[0] != len(out):
+        raise ValueError("a blob could not be sealed")
+    return out
 
 
 def new_buffer(size: int) -> memoryview:

@@ -130,3 +130,26 @@ def test_corrupt_blob_is_a_p2pbackup_error() -> None:
     from p2pbackup.errors import P2PBackupError
 
     assert issubclass(CorruptBlob, P2PBackupError)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.binary(max_size=70_000) | st.integers(0, 70_000).map(bytes),
+    st.booleans(),
+    st.binary(min_size=24, max_size=24),
+)
+def test_a_blob_is_sealed_to_the_bytes_pynacl_gives(
+    plain: bytes, with_id: bool, nonce: bytes
+) -> None:
+    """Written in place, a sealed blob is still nonce || AEAD(flag || body), byte for
+    byte what the binding's own call gives, compressed or not, bound to an id or not."""
+    from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
+
+    key = bytes(range(32))
+    chunk = chunks.chunk_id(bytes(32), plain) if with_id else None
+    sealed = chunks.seal(key, chunk, plain, random_bytes=lambda _: nonce)
+    flag, body = chunks._compress(plain, chunks.ZSTD_LEVEL)
+    inner = bytes([flag]) + body
+    aad = chunk if chunk is not None else b""
+    assert sealed == nonce + crypto_aead_xchacha20poly1305_ietf_encrypt(inner, aad, nonce, key)
+    assert chunks.open_sealed(key, chunk, sealed) == plain
