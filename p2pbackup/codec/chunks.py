@@ -154,8 +154,6 @@ def seal(
     if len(data_key) != KEY_BYTES:
         raise ValueError(f"a data key is {KEY_BYTES} bytes, not {len(data_key)}")
     nonce = random_bytes(NONCE_BYTES)
-    if len(nonce) != NONCE_BYTES:
-        raise ValueError(f"a nonce is {NONCE_BYTES} bytes, not {len(nonce)}")
     flag, body = _compress(plain, level)
     return xchacha_seal_blob(nonce, flag, body, _aad(chunk_id), data_key)
 

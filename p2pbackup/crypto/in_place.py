@@ -21,6 +21,8 @@ from p2pbackup.errors import WireError
 
 TAG_BYTES = bindings.crypto_aead_aegis256_ABYTES
 _XCHACHA_TAG_BYTES = bindings.crypto_aead_xchacha20poly1305_ietf_ABYTES
+_XCHACHA_NONCE_BYTES = bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+_XCHACHA_KEY_BYTES = bindings.crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 _uninitialised = ffi.new_allocator(should_clear_after_alloc=False)
 
 Buffer = bytes | bytearray | memoryview
@@ -43,9 +45,9 @@ def unwritten_bytes(size: int) -> tuple[bytes, Any]:
     return out, ffi.cast("unsigned char *", ffi.from_buffer(out))
 
 
-def address(pointer: Any) -> int:
-    """The address a cffi pointer holds, for a ctypes call."""
-    return int(ffi.cast("uintptr_t", pointer))
+def address_of(data: Buffer) -> int:
+    """The address of `data`'s first byte, for a ctypes call; valid while `data` lives."""
+    return int(ffi.cast("uintptr_t", _pointer(data)))
 
 
 def xchacha_seal_blob(nonce: bytes, flag: int, body: Buffer, aad: bytes, key: bytes) -> bytes:
@@ -54,9 +56,15 @@ def xchacha_seal_blob(nonce: bytes, flag: int, body: Buffer, aad: bytes, key: by
     PyNaCl's call needs `flag || body` joined first, zeroes its output, copies it out,
     and the nonce is joined on after: four passes over a chunk besides the cipher's.
     Here the body is copied once, behind the nonce and flag, and sealed where it lies
-    (libsodium reads each block before it writes it)."""
-    size = len(body) + 1
+    (libsodium reads each block before it writes it). libsodium reads the nonce and key
+    by pointer, so their lengths are checked here."""
     nonce_bytes = len(nonce)
+    if nonce_bytes != _XCHACHA_NONCE_BYTES or len(key) != _XCHACHA_KEY_BYTES:
+        raise ValueError(
+            f"XChaCha20-Poly1305 takes a {_XCHACHA_NONCE_BYTES}-byte nonce and a "
+            f"{_XCHACHA_KEY_BYTES}-byte key, not {nonce_bytes} and {len(key)}"
+        )
+    size = len(body) + 1
     out, at = unwritten_bytes(nonce_bytes + size + _XCHACHA_TAG_BYTES)
     ffi.memmove(at, nonce, nonce_bytes)
     at[nonce_bytes] = flag

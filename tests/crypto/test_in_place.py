@@ -9,7 +9,13 @@ import os
 import pytest
 from nacl import bindings
 
-from p2pbackup.crypto.in_place import TAG_BYTES, new_buffer, open_sealed, seal
+from p2pbackup.crypto.in_place import (
+    TAG_BYTES,
+    new_buffer,
+    open_sealed,
+    seal,
+    xchacha_seal_blob,
+)
 from p2pbackup.errors import WireError
 
 KEY = os.urandom(32)
@@ -61,3 +67,12 @@ def test_a_frame_under_the_nonce_of_another_is_refused() -> None:
 def test_a_frame_shorter_than_its_tag_is_refused(length: int) -> None:
     with pytest.raises(WireError):
         open_sealed(os.urandom(length), NONCE, KEY)
+
+
+def test_a_blob_seal_refuses_a_nonce_or_key_of_the_wrong_length() -> None:
+    # libsodium would read past a short nonce or key: they are checked before the call.
+    with pytest.raises(ValueError, match="nonce"):
+        xchacha_seal_blob(bytes(23), 0, b"body", b"", bytes(32))
+    with pytest.raises(ValueError, match="key"):
+        xchacha_seal_blob(bytes(24), 0, b"body", b"", bytes(31))
+    assert len(xchacha_seal_blob(bytes(24), 0, b"body", b"", bytes(32))) == 24 + 1 + 4 + 16
