@@ -255,11 +255,18 @@ class PortMapper:
         self.on_mapped(external)
 
     async def _remove(self) -> None:
-        mapping, gateway = self.mapping, self.gateway
-        self.mapping = None
-        if mapping is None or gateway is None:
+        """Remove the mapping on a clean stop, a lost one too: a router that restarted
+        from its lease file holds it again while a failed call made it count as lost,
+        and made the router unknown, so it is looked for once more. `unmap` removes
+        only a mapping to this peer's own address."""
+        mapping = self.mapping or self._lost
+        self.mapping = self._lost = None
+        if mapping is None:
             return
         try:
+            gateway = self.gateway or await self.discover()
+            if gateway is None:
+                return
             await gateway.unmap(mapping.internal, mapping.external[1])
         except (P2PBackupError, OSError) as exc:
             log.warning("could not remove the port mapping of %s: %s", mapping.external, exc)
