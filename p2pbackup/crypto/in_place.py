@@ -1,5 +1,5 @@
 """libsodium's AEADs called directly, into buffers the caller owns: the transport's
-AEGIS-256 frames, a backup's and a restore's XChaCha20-Poly1305 blobs.
+AEGIS frames, a backup's and a restore's XChaCha20-Poly1305 blobs.
 
 PyNaCl's binding zeroes a fresh output array, runs the cipher into it, then
 copies the result out into `bytes`: three passes over every share where the
@@ -12,6 +12,7 @@ memory; on a failed tag it zeroes the output, which is then dropped).
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from typing import Any
 
 from nacl import bindings
@@ -79,17 +80,55 @@ def xchacha_seal_blob(nonce: bytes, flag: int, body: Buffer, aad: bytes, key: by
     return out
 
 
+@dataclass(frozen=True)
+class Aegis:
+    """One of libsodium's AEGIS ciphers, as a channel seals and opens frames with it.
+    Both tag a frame with `TAG_BYTES`."""
+
+    name: str
+    encrypt: Any
+    decrypt: Any
+    key_bytes: int
+    nonce_bytes: int
+
+    def check(self, nonce: bytes, key: bytes) -> None:
+        """libsodium reads the nonce and key by pointer: their lengths are checked here."""
+        if len(nonce) != self.nonce_bytes or len(key) != self.key_bytes:
+            raise ValueError(
+                f"{self.name} takes a {self.nonce_bytes}-byte nonce and a "
+                f"{self.key_bytes}-byte key, not {len(nonce)} and {len(key)}"
+            )
+
+
+AEGIS_256 = Aegis(
+    "AEGIS-256",
+    lib.crypto_aead_aegis256_encrypt,
+    lib.crypto_aead_aegis256_decrypt,
+    bindings.crypto_aead_aegis256_KEYBYTES,
+    bindings.crypto_aead_aegis256_NPUBBYTES,
+)
+AEGIS_128L = Aegis(
+    "AEGIS-128L",
+    lib.crypto_aead_aegis128l_encrypt,
+    lib.crypto_aead_aegis128l_decrypt,
+    bindings.crypto_aead_aegis128l_KEYBYTES,
+    bindings.crypto_aead_aegis128l_NPUBBYTES,
+)
+assert bindings.crypto_aead_aegis128l_ABYTES == TAG_BYTES
+
+
 def new_buffer(size: int) -> memoryview:
     """`size` writable bytes, not cleared: every one is written before it is read."""
     return memoryview(ffi.buffer(_uninitialised("unsigned char[]", max(size, 1)), size))
 
 
-def seal(payload: Buffer, nonce: bytes, key: bytes) -> memoryview:
+def seal(payload: Buffer, nonce: bytes, key: bytes, aegis: Aegis = AEGIS_256) -> memoryview:
     """`payload` encrypted and tagged, in a new buffer of its length plus `TAG_BYTES`."""
+    aegis.check(nonce, key)
     size = len(payload)
     out = new_buffer(size + TAG_BYTES)
     written = ffi.new("unsigned long long *")
-    status = lib.crypto_aead_aegis256_encrypt(
+    status = aegis.encrypt(
         _pointer(out), written, _pointer(payload), size, ffi.NULL, 0, ffi.NULL, nonce, key
     )
     if status != 0 or written[0] != len(out):
@@ -97,16 +136,17 @@ def seal(payload: Buffer, nonce: bytes, key: bytes) -> memoryview:
     return out
 
 
-def open_sealed(frame: Buffer, nonce: bytes, key: bytes) -> memoryview:
+def open_sealed(frame: Buffer, nonce: bytes, key: bytes, aegis: Aegis = AEGIS_256) -> memoryview:
     """The payload of a sealed `frame`, opened in place when the frame's memory is
     writable (the frame is spent either way); `WireError` if it fails its tag."""
+    aegis.check(nonce, key)
     size = len(frame) - TAG_BYTES
     if size < 0:
         raise WireError("a frame failed authentication")
     view = memoryview(frame)
     out = view if not view.readonly else new_buffer(size)
     written = ffi.new("unsigned long long *")
-    status = lib.crypto_aead_aegis256_decrypt(
+    status = aegis.decrypt(
         _pointer(out), written, ffi.NULL, _pointer(view), len(view), ffi.NULL, 0, nonce, key
     )
     if status != 0:

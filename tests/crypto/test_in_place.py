@@ -1,16 +1,20 @@
-"""The channel's AEGIS-256 over libsodium directly: the same bytes on the wire as
+"""The channel's AEGIS ciphers over libsodium directly: the same bytes on the wire as
 PyNaCl's binding (peers using either understand each other), opened in place,
 and a frame that fails its tag refused with `WireError`."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 from nacl import bindings
 
 from p2pbackup.crypto.in_place import (
+    AEGIS_128L,
+    AEGIS_256,
     TAG_BYTES,
+    Aegis,
     new_buffer,
     open_sealed,
     seal,
@@ -21,25 +25,52 @@ from p2pbackup.errors import WireError
 KEY = os.urandom(32)
 NONCE = os.urandom(bindings.crypto_aead_aegis256_NPUBBYTES)
 SIZES = [0, 1, 31, 32, 33, 65_537, 2_800_001]
+# Each cipher with the binding's own encryption and a key and nonce of its sizes.
+CIPHERS: list[tuple[Aegis, Callable[..., bytes], bytes, bytes]] = [
+    (AEGIS_256, bindings.crypto_aead_aegis256_encrypt, KEY, NONCE),
+    (AEGIS_128L, bindings.crypto_aead_aegis128l_encrypt, KEY[:16], NONCE[:16]),
+]
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_sealed_as_the_binding_seals_and_opened_by_it(size: int) -> None:
+@pytest.mark.parametrize(("aegis", "theirs", "key", "nonce"), CIPHERS)
+def test_sealed_as_the_binding_seals_and_opened_by_it(
+    size: int, aegis: Aegis, theirs: Callable[..., bytes], key: bytes, nonce: bytes
+) -> None:
     payload = os.urandom(size)
-    sealed = seal(payload, NONCE, KEY)
-    assert bytes(sealed) == bindings.crypto_aead_aegis256_encrypt(payload, None, NONCE, KEY)
-    theirs = bindings.crypto_aead_aegis256_encrypt(payload, None, NONCE, KEY)
-    assert open_sealed(theirs, NONCE, KEY) == payload
+    sealed = seal(payload, nonce, key, aegis)
+    assert bytes(sealed) == theirs(payload, None, nonce, key)
+    assert open_sealed(theirs(payload, None, nonce, key), nonce, key, aegis) == payload
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_a_writable_frame_is_opened_where_it_lies(size: int) -> None:
+@pytest.mark.parametrize(("aegis", "theirs", "key", "nonce"), CIPHERS)
+def test_a_writable_frame_is_opened_where_it_lies(
+    size: int, aegis: Aegis, theirs: Callable[..., bytes], key: bytes, nonce: bytes
+) -> None:
     payload = os.urandom(size)
     frame = new_buffer(size + TAG_BYTES)
-    frame[:] = bindings.crypto_aead_aegis256_encrypt(payload, None, NONCE, KEY)
-    opened = open_sealed(frame, NONCE, KEY)
+    frame[:] = theirs(payload, None, nonce, key)
+    opened = open_sealed(frame, nonce, key, aegis)
     assert opened == payload
     assert frame[:size] == payload  # no copy was made: the frame now holds the payload
+
+
+def test_a_frame_sealed_by_one_cipher_does_not_open_under_the_other() -> None:
+    frame = seal(b"share" * 100, NONCE[:16], KEY[:16], AEGIS_128L)
+    with pytest.raises(WireError):
+        open_sealed(frame, NONCE, KEY, AEGIS_256)
+
+
+@pytest.mark.parametrize("aegis", [AEGIS_256, AEGIS_128L])
+def test_a_frame_seal_refuses_a_nonce_or_key_of_the_wrong_length(aegis: Aegis) -> None:
+    # libsodium reads the nonce and key by pointer: a short one would be read past.
+    good_key, good_nonce = bytes(aegis.key_bytes), bytes(aegis.nonce_bytes)
+    with pytest.raises(ValueError, match="nonce"):
+        seal(b"frame", good_nonce[1:], good_key, aegis)
+    with pytest.raises(ValueError, match="key"):
+        open_sealed(bytes(64), good_nonce, good_key[1:], aegis)
+    assert len(seal(b"frame", good_nonce, good_key, aegis)) == 5 + TAG_BYTES
 
 
 def test_a_read_only_frame_is_left_as_it_was() -> None:

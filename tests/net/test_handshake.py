@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import cbor2
 import pytest
+from nacl import bindings
 
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import HandshakeError, WireError
 from p2pbackup.net import handshake
 from p2pbackup.net.handshake import (
+    AEGIS128L,
     AEGIS256,
     SECRETSTREAM,
     AegisChannel,
     Established,
     Handshake,
     SecretStreamChannel,
+    SecureChannel,
 )
 
 
@@ -84,7 +87,7 @@ def both_offering(*ciphers: str) -> tuple[Handshake, Handshake]:
     return a, b
 
 
-@pytest.mark.parametrize("cipher", [AEGIS256, SECRETSTREAM])
+@pytest.mark.parametrize("cipher", [AEGIS128L, AEGIS256, SECRETSTREAM])
 def test_the_channel_refuses_tampered_replayed_and_reordered_frames(cipher: str) -> None:
     at_alice, at_bob = run(*both_offering(cipher))
     first, second = at_alice.channel.seal(b"one"), at_alice.channel.seal(b"two")
@@ -108,7 +111,7 @@ def test_the_channel_refuses_tampered_replayed_and_reordered_frames(cipher: str)
         at_alice.channel.open(at_alice.channel.seal(b"three"))
 
 
-@pytest.mark.parametrize("cipher", [AEGIS256, SECRETSTREAM])
+@pytest.mark.parametrize("cipher", [AEGIS128L, AEGIS256, SECRETSTREAM])
 def test_frames_of_any_size_cross_in_order(cipher: str) -> None:
     at_alice, at_bob = run(*both_offering(cipher))
     for payload in (b"", b"x", bytes(range(256)) * 5470):  # up to a share's size
@@ -116,24 +119,56 @@ def test_frames_of_any_size_cross_in_order(cipher: str) -> None:
         assert at_alice.channel.open(at_bob.channel.seal(payload)) == payload
 
 
+def cipher_of(channel: SecureChannel) -> str:
+    if isinstance(channel, AegisChannel):
+        return {"AEGIS-256": AEGIS256, "AEGIS-128L": AEGIS128L}[channel.aegis.name]
+    assert isinstance(channel, SecretStreamChannel)
+    return SECRETSTREAM
+
+
+EVERY = (AEGIS128L, AEGIS256, SECRETSTREAM)
+BEFORE_128L = (AEGIS256, SECRETSTREAM)  # what a peer of an earlier release offers
+
+
 @pytest.mark.parametrize(
     ("initiator", "responder", "chosen"),
     [
-        ((AEGIS256, SECRETSTREAM), (AEGIS256, SECRETSTREAM), AegisChannel),
-        ((AEGIS256, SECRETSTREAM), (SECRETSTREAM,), SecretStreamChannel),
-        ((SECRETSTREAM,), (AEGIS256, SECRETSTREAM), SecretStreamChannel),
-        ((SECRETSTREAM, AEGIS256), (AEGIS256, SECRETSTREAM), SecretStreamChannel),
-        (("rot13", AEGIS256), (AEGIS256, "rot13"), AegisChannel),
+        (EVERY, EVERY, AEGIS128L),
+        (EVERY, BEFORE_128L, AEGIS256),
+        (BEFORE_128L, EVERY, AEGIS256),
+        ((AEGIS256, SECRETSTREAM), (AEGIS256, SECRETSTREAM), AEGIS256),
+        ((AEGIS256, SECRETSTREAM), (SECRETSTREAM,), SECRETSTREAM),
+        ((SECRETSTREAM,), (AEGIS256, SECRETSTREAM), SECRETSTREAM),
+        ((SECRETSTREAM, AEGIS256), (AEGIS256, SECRETSTREAM), SECRETSTREAM),
+        (("rot13", AEGIS256), (AEGIS256, "rot13"), AEGIS256),
     ],
 )
 def test_both_sides_pick_the_initiators_first_cipher_in_common(
-    initiator: tuple[str, ...], responder: tuple[str, ...], chosen: type
+    initiator: tuple[str, ...], responder: tuple[str, ...], chosen: str
 ) -> None:
     a = Handshake(Identity.generate(), initiator=True, listen=None, ciphers=initiator)
     b = Handshake(Identity.generate(), initiator=False, listen=None, ciphers=responder)
     at_a, at_b = run(a, b)
-    assert type(at_a.channel) is chosen and type(at_b.channel) is chosen
+    assert cipher_of(at_a.channel) == chosen and cipher_of(at_b.channel) == chosen
     assert at_b.channel.open(at_a.channel.seal(b"hello")) == b"hello"
+
+
+def test_with_aes_in_hardware_aegis_128l_is_offered_first() -> None:
+    if handshake.offered_ciphers() == (SECRETSTREAM,):
+        pytest.skip("this CPU runs no AES in hardware: only secretstream is offered")
+    assert handshake.offered_ciphers() == EVERY
+    at_a, at_b = run(*pair()[2:])
+    assert cipher_of(at_a.channel) == AEGIS128L == cipher_of(at_b.channel)
+
+
+def test_an_aegis_256_channel_seals_as_before_aegis_128l() -> None:
+    # Nonce = the 24-byte header and a little-endian frame counter; key = the session key.
+    tx = bytes(range(32))
+    channel = AegisChannel(tx, bytes(32))
+    for counter in range(2):
+        nonce = channel.header + counter.to_bytes(8, "little")
+        expected = bindings.crypto_aead_aegis256_encrypt(b"frame", None, nonce, tx)
+        assert bytes(channel.seal(b"frame")) == expected
 
 
 def test_no_cipher_in_common_is_refused() -> None:
