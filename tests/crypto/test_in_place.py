@@ -30,10 +30,11 @@ CIPHERS: list[tuple[Aegis, Callable[..., bytes], bytes, bytes]] = [
     (AEGIS_256, bindings.crypto_aead_aegis256_encrypt, KEY, NONCE),
     (AEGIS_128L, bindings.crypto_aead_aegis128l_encrypt, KEY[:16], NONCE[:16]),
 ]
+CIPHER_IDS = ["aegis256", "aegis128l"]  # the same names on every xdist worker
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize(("aegis", "theirs", "key", "nonce"), CIPHERS)
+@pytest.mark.parametrize(("aegis", "theirs", "key", "nonce"), CIPHERS, ids=CIPHER_IDS)
 def test_sealed_as_the_binding_seals_and_opened_by_it(
     size: int, aegis: Aegis, theirs: Callable[..., bytes], key: bytes, nonce: bytes
 ) -> None:
@@ -44,7 +45,7 @@ def test_sealed_as_the_binding_seals_and_opened_by_it(
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize(("aegis", "theirs", "key", "nonce"), CIPHERS)
+@pytest.mark.parametrize(("aegis", "theirs", "key", "nonce"), CIPHERS, ids=CIPHER_IDS)
 def test_a_writable_frame_is_opened_where_it_lies(
     size: int, aegis: Aegis, theirs: Callable[..., bytes], key: bytes, nonce: bytes
 ) -> None:
@@ -62,7 +63,7 @@ def test_a_frame_sealed_by_one_cipher_does_not_open_under_the_other() -> None:
         open_sealed(frame, NONCE, KEY, AEGIS_256)
 
 
-@pytest.mark.parametrize("aegis", [AEGIS_256, AEGIS_128L])
+@pytest.mark.parametrize("aegis", [AEGIS_256, AEGIS_128L], ids=CIPHER_IDS)
 def test_a_frame_seal_refuses_a_nonce_or_key_of_the_wrong_length(aegis: Aegis) -> None:
     # libsodium reads the nonce and key by pointer: a short one would be read past.
     good_key, good_nonce = bytes(aegis.key_bytes), bytes(aegis.nonce_bytes)
