@@ -51,20 +51,27 @@ def address_of(data: Buffer) -> int:
     return int(ffi.cast("uintptr_t", _pointer(data)))
 
 
+def _check_lengths(
+    cipher: str, nonce: Buffer, key: bytes, nonce_bytes: int, key_bytes: int
+) -> None:
+    """libsodium reads a nonce and key by pointer, trusting their lengths: a short one
+    would be read past its end, so each is checked before the call."""
+    if len(nonce) != nonce_bytes or len(key) != key_bytes:
+        raise ValueError(
+            f"{cipher} takes a {nonce_bytes}-byte nonce and a {key_bytes}-byte key, "
+            f"not {len(nonce)} and {len(key)}"
+        )
+
+
 def xchacha_seal_blob(nonce: bytes, flag: int, body: Buffer, aad: bytes, key: bytes) -> bytes:
     """``nonce || XChaCha20-Poly1305(flag || body)``, written once into new bytes.
 
     PyNaCl's call needs `flag || body` joined first, zeroes its output, copies it out,
     and the nonce is joined on after: four passes over a chunk besides the cipher's.
     Here the body is copied once, behind the nonce and flag, and sealed where it lies
-    (libsodium reads each block before it writes it). libsodium reads the nonce and key
-    by pointer, so their lengths are checked here."""
+    (libsodium reads each block before it writes it)."""
+    _check_lengths("XChaCha20-Poly1305", nonce, key, _XCHACHA_NONCE_BYTES, _XCHACHA_KEY_BYTES)
     nonce_bytes = len(nonce)
-    if nonce_bytes != _XCHACHA_NONCE_BYTES or len(key) != _XCHACHA_KEY_BYTES:
-        raise ValueError(
-            f"XChaCha20-Poly1305 takes a {_XCHACHA_NONCE_BYTES}-byte nonce and a "
-            f"{_XCHACHA_KEY_BYTES}-byte key, not {nonce_bytes} and {len(key)}"
-        )
     size = len(body) + 1
     out, at = unwritten_bytes(nonce_bytes + size + _XCHACHA_TAG_BYTES)
     ffi.memmove(at, nonce, nonce_bytes)
@@ -92,12 +99,7 @@ class Aegis:
     nonce_bytes: int
 
     def check(self, nonce: bytes, key: bytes) -> None:
-        """libsodium reads the nonce and key by pointer: their lengths are checked here."""
-        if len(nonce) != self.nonce_bytes or len(key) != self.key_bytes:
-            raise ValueError(
-                f"{self.name} takes a {self.nonce_bytes}-byte nonce and a "
-                f"{self.key_bytes}-byte key, not {len(nonce)} and {len(key)}"
-            )
+        _check_lengths(self.name, nonce, key, self.nonce_bytes, self.key_bytes)
 
 
 AEGIS_256 = Aegis(
