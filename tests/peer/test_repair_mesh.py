@@ -80,7 +80,11 @@ def test_holders_killed_while_the_owner_is_away_are_replaced_within_a_minute(
         reports.append(mesh.cli_json(owner, "check"))
         return reports[-1]["healthy"] == reports[-1]["packs"]
 
-    took = mesh.wait_for("every pack healthy", healthy, step=2.0) - killed_at
+    try:
+        took = mesh.wait_for("every pack healthy", healthy, step=2.0) - killed_at
+    except TimeoutError as exc:  # say what the owner saw, and what the holders did
+        upkeep = {p.index: mesh.status(p.index)["maintenance"] for p in mesh.peers if p.alive}
+        raise AssertionError(f"{exc}\nlast check: {reports[-1:]}\nupkeep: {upkeep}") from exc
     assert took < 60, (took, reports[-1])
     assert reports[-1]["unrecoverable"] == 0
     assert reports[-1]["min_live_shares"] == 10
