@@ -35,7 +35,7 @@ from p2pbackup.dht.quorum import QuorumWrite
 from p2pbackup.dht.record_store import RecordStore, near_key
 from p2pbackup.dht.records import Record, covers
 from p2pbackup.dht.replication import Replication
-from p2pbackup.dht.route_check import check_routes, claim
+from p2pbackup.dht.route_check import check_routes, claim, drop_if_hearsay
 from p2pbackup.dht.routing import AddOutcome, BlockLimits, RoutingTable
 from p2pbackup.errors import P2PBackupError, RecordRejected
 from p2pbackup.mesh.gate import ROUTABLE
@@ -184,7 +184,8 @@ class DhtNode:
         """Dial claimed addresses themselves (never the claimant's own connection)."""
         async for contact in self._checks:
             try:
-                await check_routes(self, contact, self._dial_backs)
+                if await check_routes(self, contact, self._dial_backs) is False:
+                    drop_if_hearsay(self, contact)
             finally:
                 self._dial_backs.done(check_key(contact))
 

@@ -27,12 +27,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("p2pbackup.dht")
 
 
-async def check_routes(node: DhtNode, contact: Contact, dial_backs: DialBacks) -> bool:
-    """Whether `contact` answered where it says it can be dialled (and is now first-hand)."""
+async def check_routes(node: DhtNode, contact: Contact, dial_backs: DialBacks) -> bool | None:
+    """Whether `contact` answered where it says it can be dialled (and is now first-hand);
+    None when no address of it passed the per-address bound, so nothing was dialled."""
     timeout = node.config.rpc_timeout
+    dialled = False
     for address, offer in direct_routes(contact):
         if offer and not dial_backs.offer(address, trio.current_time()):
             continue
+        dialled = True
         try:
             reply = await node.transport.request(address, Ping(), timeout)
         except P2PBackupError as exc:
@@ -45,7 +48,7 @@ async def check_routes(node: DhtNode, contact: Contact, dial_backs: DialBacks) -
             return True
     relays = tuple(route for route in contact.routes if route.relay is not None)
     if not relays:
-        return False
+        return False if dialled else None
     through = contact.with_routes(relays)
     try:
         reply = await node.transport.request(through, Ping(), timeout, dialled=True)
@@ -53,6 +56,16 @@ async def check_routes(node: DhtNode, contact: Contact, dial_backs: DialBacks) -
         log.debug("dial-back to %s through its relays failed: %s", contact, exc)
         return False
     return node._first_hand(contact, reply)
+
+
+def drop_if_hearsay(node: DhtNode, contact: Contact) -> bool:
+    """A dial-back of `contact` failed: if the table holds it as hearsay (never answered
+    us at that address), it leaves the table; whether it did. A live contact the table
+    knows first-hand stays: one lost ping does not make it dead."""
+    held = node.table.get(contact.node_id)
+    if held is None or held.address != contact.address or node.peers.verified(held):
+        return False
+    return node.table.remove(contact.node_id)
 
 
 def claim(node: DhtNode, contact: Contact) -> None:
