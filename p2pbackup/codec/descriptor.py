@@ -10,6 +10,7 @@ without the owner online; nobody but the owner can change what is signed.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property, lru_cache
 from typing import Any
 
 import cbor2
@@ -89,6 +90,12 @@ class ShareDescriptor:
 
     def verify(self) -> bool:
         """True when the owner's signature covers exactly these fields. Never raises."""
+        return self._signature_valid
+
+    @cached_property
+    def _signature_valid(self) -> bool:
+        """Checked once per object: its fields are frozen, and in a simulated mesh one
+        descriptor object reaches each of a pack's holders, and each checked it anew."""
         return verify_signature(self.owner, self.signed_bytes(), self.signature)
 
     def to_bytes(self) -> bytes:
@@ -177,6 +184,15 @@ def sign_descriptor(
         signature=bytes(SIGNATURE_BYTES),
     )
     return _signed(identity, unsigned)
+
+
+@lru_cache(maxsize=4096)
+def parsed_descriptor(data: bytes) -> ShareDescriptor:
+    """`ShareDescriptor.from_bytes`, once per distinct bytes: a holder parses each held
+    share's descriptor every round, and equal bytes give one frozen descriptor, whose
+    signature is then checked once (`verify`) however many shares or peers bring it.
+    Raises `WireError`, every time: failures are not remembered."""
+    return ShareDescriptor.from_bytes(data)
 
 
 def describe_pack(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TypeVar
 
 from p2pbackup.codec.descriptor import ShareDescriptor
@@ -67,14 +66,6 @@ async def query_share(
     if reply is None:
         return None
     return Holding(reply.remote, answer(reply, ShareHeld))
-
-
-@lru_cache(maxsize=4096)
-def parsed_descriptor(data: bytes) -> ShareDescriptor:
-    """`ShareDescriptor.from_bytes`, once per distinct bytes: a holder parses each held
-    share's descriptor every round, and equal bytes give an equal, frozen descriptor
-    (the parse checks no signature, so nothing is skipped). Raises `WireError`."""
-    return ShareDescriptor.from_bytes(data)
 
 
 async def held_descriptor(

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import trio
 
 from p2pbackup.base.offload import RunSync, to_thread
-from p2pbackup.codec.descriptor import ShareDescriptor
+from p2pbackup.codec.descriptor import ShareDescriptor, parsed_descriptor
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.audit import audit_claim, judge_proof, parsed_descriptor, query_share
+from p2pbackup.maintenance.audit import audit_claim, judge_proof, query_share
 from p2pbackup.maintenance.config import SURVEY_MARGIN, MaintenanceConfig, MaintenanceStats
 from p2pbackup.maintenance.holder_rules import FirstHand, near_enough
 from p2pbackup.maintenance.lookups_seen import LookupsSeen

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import trio
 
 from p2pbackup.base.offload import RunSync, to_thread
-from p2pbackup.codec.descriptor import ShareDescriptor, same_share_set
+from p2pbackup.codec.descriptor import ShareDescriptor, parsed_descriptor, same_share_set
 from p2pbackup.codec.erasure import (
     BLOCK_SIZE,
     leaves_root,
@@ -92,7 +92,7 @@ def check_share(
     """The descriptor and leaves, once they and the share prove sound, with the path of
     block `prove` when it is one of the share's; raises `ShareRefused`."""
     try:
-        descriptor = ShareDescriptor.from_bytes(descriptor_bytes)
+        descriptor = parsed_descriptor(descriptor_bytes)
     except WireError as exc:
         raise ShareRefused(f"malformed descriptor: {exc}") from None
     if not descriptor.verify():

@@ -34,6 +34,25 @@ def test_sign_and_verify() -> None:
     assert DESC.share_size == len(SHARES[0])
 
 
+def test_one_descriptor_object_checks_its_signature_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from p2pbackup.codec import descriptor
+
+    checks: list[bytes] = []
+
+    def counting(public_key: bytes, message: bytes, signature: bytes) -> bool:
+        checks.append(signature)
+        return real(public_key, message, signature)
+
+    real = descriptor.verify_signature
+    monkeypatch.setattr(descriptor, "verify_signature", counting)
+    fresh = ShareDescriptor.from_bytes(DESC.to_bytes())
+    assert fresh.verify() and fresh.verify()
+    assert len(checks) == 1
+    forged = dataclasses.replace(fresh, lease_expiry=fresh.lease_expiry + 1)
+    assert not forged.verify()  # a changed copy is checked anew, not taken on its source's word
+    assert len(checks) == 2
+
+
 def test_bytes_round_trip() -> None:
     data = DESC.to_bytes()
     back = ShareDescriptor.from_bytes(data)
