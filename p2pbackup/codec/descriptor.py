@@ -94,8 +94,8 @@ class ShareDescriptor:
 
     @cached_property
     def _signature_valid(self) -> bool:
-        """Checked once per object: its fields are frozen, and in a simulated mesh one
-        descriptor object reaches each of a pack's holders, and each checked it anew."""
+        """Checked once per object: its fields are frozen, and `parsed_descriptor` hands
+        one object to every share and peer that brings the same bytes."""
         return verify_signature(self.owner, self.signed_bytes(), self.signature)
 
     def to_bytes(self) -> bytes:
@@ -186,12 +186,26 @@ def sign_descriptor(
     return _signed(identity, unsigned)
 
 
-@lru_cache(maxsize=4096)
+# Descriptors remembered by `parsed_descriptor`, and the largest remembered: a
+# 10-share descriptor is about 500 bytes, and any peer can put descriptors to a
+# holder, so what they can make it keep stays near 4,096 x 2 KiB twice over.
+PARSED_KEPT = 4096
+PARSED_MAX_BYTES = 2048
+
+
 def parsed_descriptor(data: bytes) -> ShareDescriptor:
     """`ShareDescriptor.from_bytes`, once per distinct bytes: a holder parses each held
     share's descriptor every round, and equal bytes give one frozen descriptor, whose
     signature is then checked once (`verify`) however many shares or peers bring it.
-    Raises `WireError`, every time: failures are not remembered."""
+    Larger descriptors are parsed each time. Raises `WireError`, every time: failures
+    are not remembered."""
+    if len(data) > PARSED_MAX_BYTES:
+        return ShareDescriptor.from_bytes(data)
+    return _parsed_small(data)
+
+
+@lru_cache(maxsize=PARSED_KEPT)
+def _parsed_small(data: bytes) -> ShareDescriptor:
     return ShareDescriptor.from_bytes(data)
 
 

@@ -53,6 +53,20 @@ def test_one_descriptor_object_checks_its_signature_once(monkeypatch: pytest.Mon
     assert len(checks) == 2
 
 
+def test_parsed_descriptors_are_shared_and_only_small_ones_are_kept() -> None:
+    from p2pbackup.codec.descriptor import PARSED_MAX_BYTES, parsed_descriptor
+
+    small = DESC.to_bytes()
+    assert len(small) <= PARSED_MAX_BYTES
+    assert parsed_descriptor(small) is parsed_descriptor(bytes(small))
+    wide_shares = encode_pack(PACK, 3, 100)
+    wide = describe_pack(OWNER, pack_id_of(PACK), wide_shares, 3, len(PACK), 1_900_000_000)
+    large = wide.to_bytes()
+    assert len(large) > PARSED_MAX_BYTES  # anyone may put one: it is not kept
+    assert parsed_descriptor(large) == parsed_descriptor(large)
+    assert parsed_descriptor(large) is not parsed_descriptor(large)
+
+
 def test_bytes_round_trip() -> None:
     data = DESC.to_bytes()
     back = ShareDescriptor.from_bytes(data)

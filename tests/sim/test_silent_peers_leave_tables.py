@@ -59,7 +59,7 @@ async def test_hearsay_whose_dial_back_fails_leaves_the_table_and_first_hand_sta
     assert dht.table.add_hearsay(hearsay, trio.current_time())
     known = next(c for c in dht.table if c.node_id != gone.node_id)
     dht.peers.answered(known, trio.current_time())
-    asked = mesh.peers[0].peer.dht if asker is not mesh.peers[0] else mesh.peers[1].peer.dht
+    asked = mesh.peers[0].peer.dht
     # A FIND_NODE for the dead peer's id: its hearsay is among the nearest, so it is checked.
     await asked.call(Contact(asker.node_id, *asker.address), FindNode(gone.node_id))
     assert dht.checks_pending
