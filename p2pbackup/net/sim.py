@@ -180,22 +180,38 @@ class SimNetwork:
         One task wakes for every instant at which something is due and hands
         out everything due then, instead of one timer per message: with
         thousands of peers the timers, not the messages, would cost the most.
+        Where it would run alone its alarm delivers in its stead (`Alarm`).
         """
         task_status.started()
-        alarm = self._alarm = Alarm(trio.lowlevel.current_task())
-        queue = self._queue
+        self._alarm = Alarm(trio.lowlevel.current_task(), inline=self._deliver_inline)
         while True:
-            while queue and queue[0][2].done:
-                heapq.heappop(queue)  # a timeout whose request already finished
-            alarm.set(queue[0][0] if queue else math.inf)
-            self._waiting = True
+            self._sleep()
             await trio.lowlevel.wait_task_rescheduled(self._stopped)
             self._waiting = False
-            now = trio.current_time()
-            while queue and queue[0][0] <= now:
-                _, _, guard, action = heapq.heappop(queue)
-                if not guard.done:
-                    action()
+            self._deliver(trio.current_time())
+
+    def _deliver(self, now: float) -> None:
+        """Run every action due by `now`, in the order they were queued."""
+        queue = self._queue
+        while queue and queue[0][0] <= now:
+            _, _, guard, action = heapq.heappop(queue)
+            if not guard.done:
+                action()
+
+    def _sleep(self) -> None:
+        """Set the alarm for the next event still wanted; from now on a nearer one moves it."""
+        queue = self._queue
+        while queue and queue[0][2].done:
+            heapq.heappop(queue)  # a timeout whose request already finished
+        assert self._alarm is not None
+        self._alarm.set(queue[0][0] if queue else math.inf)
+        self._waiting = True
+
+    def _deliver_inline(self, now: float) -> None:
+        """The alarm's delivery while the task sleeps on: as if it had woken and slept."""
+        self._waiting = False
+        self._deliver(now)
+        self._sleep()
 
     def _stopped(self, raise_cancel: object) -> trio.lowlevel.Abort:
         """Cancelled while asleep: the network stops, its alarm with it."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import trio
 import trio.testing
 
 from p2pbackup.dht.records import value_record
+from p2pbackup.net.at_once import Alarm
 from p2pbackup.simulations.mesh import SimMesh
 from p2pbackup.simulations.runner import pin_trio_scheduler
 from tests.sim.helpers import TEST_DHT
@@ -41,3 +43,29 @@ def test_same_seed_replays_the_same_event_order() -> None:
 
 def test_different_seeds_give_different_event_orders() -> None:
     assert _trace_of_run(3) != _trace_of_run(4)
+
+
+def test_the_alarm_delivering_in_the_networks_stead_changes_no_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    delivered_inline = 0
+    run_inline = Alarm._run_inline
+
+    def counted(self: Alarm, now: float) -> None:
+        nonlocal delivered_inline
+        delivered_inline += 1
+        run_inline(self, now)
+
+    monkeypatch.setattr(Alarm, "_run_inline", counted)
+    with_inline = _trace_of_run(3)
+    assert delivered_inline > 1000
+
+    plain_init = Alarm.__init__
+
+    def without_inline(self: Alarm, task: trio.lowlevel.Task, inline: object = None) -> None:
+        plain_init(self, task)
+
+    monkeypatch.setattr(Alarm, "__init__", without_inline)
+    delivered_inline = 0
+    assert _trace_of_run(3) == with_inline
+    assert delivered_inline == 0
