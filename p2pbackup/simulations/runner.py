@@ -40,8 +40,11 @@ def jumping_clock() -> trio.testing.MockClock:
     instant, so no result changes. Its time is read without the real clock:
     at rate 0 trio's formula adds 0.0 times the real time elapsed to the
     virtual base, which is the base exactly, and the run loop and every
-    request read it (a fiftieth of a large run). (MockClock may not be
-    subclassed.)
+    request read it (a fiftieth of a large run). Having jumped, it ends the
+    timers due at the new instant there and then, as the run loop's next pass
+    would first thing: the tasks they wake run in the batch of this pass, and
+    a pass with nothing to run is saved per instant (decision 0091). (MockClock
+    may not be subclassed.)
     """
     from trio._core import _run
 
@@ -52,9 +55,11 @@ def jumping_clock() -> trio.testing.MockClock:
         return clock._virtual_base
 
     def autojump() -> None:
-        jump = _run.GLOBAL_RUN_CONTEXT.runner.deadlines.next_deadline() - clock.current_time()
+        deadlines = _run.GLOBAL_RUN_CONTEXT.runner.deadlines
+        jump = deadlines.next_deadline() - clock.current_time()
         if 0 < jump < math.inf:
             clock.jump(jump)
+            deadlines.expire(clock._virtual_base)
 
     setattr(clock, "_autojump", autojump)  # noqa: B010 (the run loop's private hook)
     setattr(clock, "current_time", virtual_now)  # noqa: B010 (the rate stays 0)
