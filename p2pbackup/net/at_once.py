@@ -100,13 +100,17 @@ class Alarm:
 
     def _run_inline(self, now: float) -> None:
         """Run `inline` as the run loop would run the task: as the current task, in its
-        context (what it spawns inherits its context variables)."""
+        context (what it spawns inherits its context variables). What it raises, the
+        task raises, as if raised in its own step: out of the run loop's expiry of
+        deadlines it would be an internal error of trio's."""
         from trio._core._run import GLOBAL_RUN_CONTEXT
 
         assert self._inline is not None
         GLOBAL_RUN_CONTEXT.task = self._task
         try:
             self._task.context.run(self._inline, now)
+        except BaseException as exc:
+            trio.lowlevel.reschedule(self._task, outcome.Error(exc))
         finally:
             del GLOBAL_RUN_CONTEXT.task
 

@@ -3,6 +3,7 @@ would have run alone, so that no seeded run changes."""
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
@@ -88,3 +89,17 @@ def test_inline_delivery_runs_as_the_sleeping_task() -> None:
 
     _run(main)
     assert seen == [True]
+
+
+def test_what_inline_delivery_raises_the_sleeping_task_raises() -> None:
+    def deliver(now: float) -> None:
+        raise RuntimeError("a handler waited")
+
+    async def main() -> None:
+        alarm = Alarm(trio.lowlevel.current_task(), inline=deliver)
+        alarm.set(1.0)
+        with pytest.raises(RuntimeError, match="a handler waited"):
+            await trio.lowlevel.wait_task_rescheduled(_abort)
+        assert trio.current_time() == 1.0
+
+    _run(main)
