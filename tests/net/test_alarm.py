@@ -18,18 +18,24 @@ def _abort(_: object) -> trio.lowlevel.Abort:
     return trio.lowlevel.Abort.SUCCEEDED
 
 
+async def _sleep_on_alarm(at: float, inline: list[float], woke: list[float]) -> None:
+    """Sleep on an alarm set for `at` (at most a minute); note when the task woke."""
+    alarm = Alarm(trio.lowlevel.current_task(), inline=inline.append)
+    alarm.set(at)
+    with trio.move_on_after(60):
+        await trio.lowlevel.wait_task_rescheduled(_abort)
+    woke.append(trio.current_time())
+
+
 def test_an_alarm_alone_at_its_instant_delivers_in_its_tasks_stead() -> None:
     inline: list[float] = []
+    woke: list[float] = []
 
     async def main() -> None:
-        alarm = Alarm(trio.lowlevel.current_task(), inline=inline.append)
-        alarm.set(5.0)
-        with trio.move_on_after(10):
-            await trio.lowlevel.wait_task_rescheduled(_abort)
-        assert trio.current_time() == 10  # the task itself slept on
+        await _sleep_on_alarm(5.0, inline, woke)
 
     _run(main)
-    assert inline == [5.0]
+    assert (inline, woke) == ([5.0], [60.0])  # the task itself slept on
 
 
 def test_alarms_sharing_an_instant_wake_their_tasks() -> None:
@@ -37,17 +43,10 @@ def test_alarms_sharing_an_instant_wake_their_tasks() -> None:
     inline: list[float] = []
     woke: list[float] = []
 
-    async def sleeper() -> None:
-        alarm = Alarm(trio.lowlevel.current_task(), inline=inline.append)
-        alarm.set(5.0)
-        with trio.move_on_after(60):
-            await trio.lowlevel.wait_task_rescheduled(_abort)
-        woke.append(trio.current_time())
-
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(sleeper)
-            nursery.start_soon(sleeper)
+            nursery.start_soon(_sleep_on_alarm, 5.0, inline, woke)
+            nursery.start_soon(_sleep_on_alarm, 5.0, inline, woke)
 
     _run(main)
     assert (inline, woke) == ([], [5.0, 5.0])
@@ -64,11 +63,7 @@ def test_an_alarm_due_while_another_task_is_ready_wakes_its_task() -> None:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(busy)
-            alarm = Alarm(trio.lowlevel.current_task(), inline=inline.append)
-            alarm.set(trio.current_time())
-            with trio.move_on_after(60):
-                await trio.lowlevel.wait_task_rescheduled(_abort)
-            woke.append(trio.current_time())
+            await _sleep_on_alarm(trio.current_time(), inline, woke)
 
     _run(main)
     assert (inline, woke) == ([], [0.0])
