@@ -115,6 +115,22 @@ class Alarm:
             del GLOBAL_RUN_CONTEXT.task
 
 
+class Pending:
+    """One simulated request waiting for its reply, its timeout or its cancellation:
+    whichever comes first wakes its task, the others find it done."""
+
+    __slots__ = ("done", "task")
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.done = False
+
+    def finish(self, result: object) -> None:
+        if not self.done:
+            self.done = True
+            trio.lowlevel.reschedule(self.task, outcome.Value(result))
+
+
 class SchedulerRandom(random.Random):
     """trio's generator for its choice among ready tasks, its `shuffle` the standard
     library's with the draw below `i + 1` written inline: the same permutation from the

@@ -19,12 +19,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import outcome
 import trio
 
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import PeerUnreachable, RemoteError, WireError
-from p2pbackup.net.at_once import ANSWERED_AT_ONCE, Alarm, run_at_once
+from p2pbackup.net.at_once import ANSWERED_AT_ONCE, Alarm, Pending, run_at_once
 from p2pbackup.net.contact import Contact, Route
 from p2pbackup.net.transport import Address, Handler, Remote, Reply, answer_request
 from p2pbackup.wire.common import ErrorReply
@@ -70,7 +69,7 @@ class SimNetwork:
         self._endpoints: dict[Address, SimTransport] = {}
         self._group_of: dict[Address, int] = {}
         self._latency_cache: dict[tuple[Address, Address], float] = {}
-        self._queue: list[tuple[float, int, _Pending, Callable[[], None]]] = []
+        self._queue: list[tuple[float, int, Pending, Callable[[], None]]] = []
         # Relays by address, each with a test of who holds a reservation there.
         self._relays: dict[Address, Callable[[bytes], bool]] = {}
         self._order = itertools.count()
@@ -180,23 +179,25 @@ class SimNetwork:
         One task wakes for every instant at which something is due and hands
         out everything due then, instead of one timer per message: with
         thousands of peers the timers, not the messages, would cost the most.
-        Where it would run alone its alarm delivers in its stead (`Alarm`).
+        Where it would run alone, its alarm runs `_wake` in its stead (`Alarm`).
         """
         task_status.started()
-        self._alarm = Alarm(trio.lowlevel.current_task(), inline=self._deliver_inline)
+        self._alarm = Alarm(trio.lowlevel.current_task(), inline=self._wake)
+        self._sleep()
         while True:
-            self._sleep()
             await trio.lowlevel.wait_task_rescheduled(self._stopped)
-            self._waiting = False
-            self._deliver(trio.current_time())
+            self._wake(trio.current_time())
 
-    def _deliver(self, now: float) -> None:
-        """Run every action due by `now`, in the order they were queued."""
+    def _wake(self, now: float) -> None:
+        """Run every action due by `now`, in the order queued, and sleep again (the task,
+        or its alarm in its stead)."""
+        self._waiting = False
         queue = self._queue
         while queue and queue[0][0] <= now:
             _, _, guard, action = heapq.heappop(queue)
             if not guard.done:
                 action()
+        self._sleep()
 
     def _sleep(self) -> None:
         """Set the alarm for the next event still wanted; from now on a nearer one moves it."""
@@ -207,37 +208,16 @@ class SimNetwork:
         self._alarm.set(queue[0][0] if queue else math.inf)
         self._waiting = True
 
-    def _deliver_inline(self, now: float) -> None:
-        """The alarm's delivery while the task sleeps on: as if it had woken and slept."""
-        self._waiting = False
-        self._deliver(now)
-        self._sleep()
-
     def _stopped(self, raise_cancel: object) -> trio.lowlevel.Abort:
         """Cancelled while asleep: the network stops, its alarm with it."""
         if self._alarm is not None:
             self._alarm.set(math.inf)
         return trio.lowlevel.Abort.SUCCEEDED
 
-    def _at(self, when: float, guard: _Pending, action: Callable[[], None]) -> None:
+    def _at(self, when: float, guard: Pending, action: Callable[[], None]) -> None:
         heapq.heappush(self._queue, (when, next(self._order), guard, action))
         if self._waiting and self._alarm is not None and when < self._alarm.deadline:
             self._alarm.set(when)
-
-
-class _Pending:
-    """One request waiting for its reply, its timeout or its cancellation."""
-
-    __slots__ = ("done", "task")
-
-    def __init__(self, task: trio.lowlevel.Task) -> None:
-        self.task = task
-        self.done = False
-
-    def finish(self, result: Packet | None) -> None:
-        if not self.done:
-            self.done = True
-            trio.lowlevel.reschedule(self.task, outcome.Value(result))
 
 
 class SimTransport:
@@ -313,7 +293,7 @@ class SimTransport:
             hops = network.relayed_hops(self._listen, target)
             if hops is None:
                 raise PeerUnreachable(f"{address[0]}:{address[1]} is behind a NAT, with no relay")
-        pending = _Pending(trio.lowlevel.current_task())
+        pending = Pending(trio.lowlevel.current_task())
         now = trio.current_time()
         if network.trace is not None:
             network.trace.append((now, self._listen, address, kind))
@@ -351,7 +331,7 @@ class SimTransport:
         self,
         address: Address,
         payload: Packet,
-        pending: _Pending,
+        pending: Pending,
         latency: float,
         back: list[Address] | None,
     ) -> None:
@@ -378,7 +358,7 @@ class SimTransport:
         caller: SimTransport,
         request_id: int,
         message: Message,
-        pending: _Pending,
+        pending: Pending,
         latency: float,
         back: list[Address] | None,
     ) -> None:
@@ -391,7 +371,7 @@ class SimTransport:
         caller: SimTransport,
         request_id: int,
         reply: Message,
-        pending: _Pending,
+        pending: Pending,
         latency: float,
         back: list[Address] | None,
     ) -> None:
