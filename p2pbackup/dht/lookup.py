@@ -29,7 +29,7 @@ class _State(enum.Enum):
     FAILED = 3
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # one per id in a lookup: equal only to itself
 class _Candidate:
     contact: Contact
     distance: int

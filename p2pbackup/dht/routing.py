@@ -116,7 +116,7 @@ class RoutingTable:
         bucket.last_touched = now
         known = bucket.contacts.get(key)
         if known is not None:
-            if known == contact:  # the same address and routes: its block is counted
+            if known is contact or known == contact:  # same address and routes: block counted
                 bucket.contacts[key] = self._all[key] = contact
             elif not self._fits(bucket, key, contact):
                 return AddResult(AddOutcome.LIMITED)  # moved into a block that is full
@@ -325,8 +325,7 @@ class RoutingTable:
         if skip is not None and skipped:
             keys.remove(skip)
         keys.sort(key=target_int.__xor__)
-        everyone = self._all
-        return [everyone[key] for key in keys[:count]]
+        return list(map(self._all.__getitem__, keys[:count]))
 
     def _buckets_nearest_first(self, ours: int) -> Iterator[dict[int, Contact]]:
         """Each occupied bucket's contacts, by their distance to a target whose distance

@@ -10,6 +10,7 @@ from typing import Any, cast
 
 import outcome
 import trio
+from trio._core._run import GLOBAL_RUN_CONTEXT  # bound once: an alarm rings per instant
 from trio._core._traps import CancelShieldedCheckpoint
 
 from p2pbackup.wire.messages import Message, MessageType
@@ -66,8 +67,6 @@ class Alarm:
     def __init__(
         self, task: trio.lowlevel.Task, inline: Callable[[float], None] | None = None
     ) -> None:
-        from trio._core._run import GLOBAL_RUN_CONTEXT
-
         self._runner = GLOBAL_RUN_CONTEXT.runner
         self._deadlines = self._runner.deadlines
         self._registered_deadline = math.inf
@@ -103,8 +102,6 @@ class Alarm:
         context (what it spawns inherits its context variables). What it raises, the
         task raises, as if raised in its own step: out of the run loop's expiry of
         deadlines it would be an internal error of trio's."""
-        from trio._core._run import GLOBAL_RUN_CONTEXT
-
         assert self._inline is not None
         GLOBAL_RUN_CONTEXT.task = self._task
         try:

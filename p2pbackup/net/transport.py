@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import trio
@@ -43,11 +43,15 @@ class Remote:
     # when the connection came another way (through a relay).
     far: Address | None = None
 
+    # The contact, made once: a simulated peer's remote is observed at every request.
+    _contact: Contact | None = field(default=None, init=False, repr=False, compare=False)
+
     def contact(self) -> Contact | None:
         """A routable contact, if the remote said where it listens."""
-        if self.listen is None:
-            return None
-        return Contact(self.node_id, self.listen[0], self.listen[1], self.routes)
+        if self._contact is None and self.listen is not None:
+            made = Contact(self.node_id, self.listen[0], self.listen[1], self.routes)
+            object.__setattr__(self, "_contact", made)  # frozen: what it is made of too
+        return self._contact
 
 
 @dataclass(frozen=True, slots=True)
