@@ -16,18 +16,13 @@ hearsay (decision 0064).
 
 from __future__ import annotations
 
-import operator
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from p2pbackup.errors import WireError
 from p2pbackup.net.contact import MAX_ROUTES, Contact, Route
-
-_NODE_ID = operator.attrgetter("node_id")
-_HOST_PORT = operator.attrgetter("host", "port")
-_ADDRESS = operator.attrgetter("address")  # an acquaintance's: a (host, port) tuple
 
 DEFAULT_CAPACITY = 8192  # ids remembered; the least recently heard go first
 
@@ -73,21 +68,14 @@ class PeerBook:
         known = self._known.get(contact.node_id)  # asked for every contact handed out: inline
         return known is not None and known.address == (contact.host, contact.port)
 
-    def unverified(self, contacts: Sequence[Contact]) -> list[Contact]:
+    def unverified(self, contacts: Iterable[Contact]) -> list[Contact]:
         """Those of `contacts` that never answered us at their address: `verified` for a
-        whole reply's worth at once, as every FIND_NODE answered asks it of twenty.
-        Mostly none is, which C-level maps find without a Python step per contact."""
-        known = self._known
-        try:
-            addresses = map(_ADDRESS, map(known.get, map(_NODE_ID, contacts)))
-            if all(map(operator.eq, addresses, map(_HOST_PORT, contacts))):
-                return []
-        except AttributeError:  # an id we never heard from: no address to compare
-            pass
+        whole reply's worth at once, as every FIND_NODE answered asks it of twenty."""
+        get = self._known.get
         return [
             c
             for c in contacts
-            if (seen := known.get(c.node_id)) is None or seen.address != (c.host, c.port)
+            if (seen := get(c.node_id)) is None or seen.address != (c.host, c.port)
         ]
 
     def known_since(self, node_id: bytes) -> float | None:

@@ -325,7 +325,8 @@ class RoutingTable:
         if skip is not None and skipped:
             keys.remove(skip)
         keys.sort(key=target_int.__xor__)
-        return list(map(self._all.__getitem__, keys[:count]))
+        everyone = self._all
+        return [everyone[key] for key in keys[:count]]
 
     def _buckets_nearest_first(self, ours: int) -> Iterator[dict[int, Contact]]:
         """Each occupied bucket's contacts, by their distance to a target whose distance

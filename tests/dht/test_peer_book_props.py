@@ -1,10 +1,5 @@
 """The peer book's whole-reply check agrees with its one-contact check, and a remote's
-contact, made once, still follows what the remote says.
-
-`unverified` finds the usual answer (every contact answered at its address) with
-C-level maps and only then walks the contacts one by one: both ways must give what
-`verified` gives each contact.
-"""
+contact, made once, still follows what the remote says."""
 
 from __future__ import annotations
 
