@@ -33,6 +33,9 @@ class Acquaintance:
     first_seen: float  # first answer at `address` (or since the last failed audit)
     last_seen: float
     routes: tuple[Route, ...] = ()  # the routes it named when it last answered
+    # The contact it last answered as, kept unsaved: the routing table mostly holds this
+    # very object, and an identity spares reading the address (a cold read per contact).
+    contact: Contact | None = None
 
 
 class PeerBook:
@@ -51,6 +54,7 @@ class PeerBook:
             known = Acquaintance(contact.address, now, now)
             self._known[contact.node_id] = known
         known.last_seen = now
+        known.contact = contact
         if contact.routes:
             known.routes = contact.routes
         self._known.move_to_end(contact.node_id)
@@ -66,7 +70,9 @@ class PeerBook:
     def verified(self, contact: Contact) -> bool:
         """Did this id answer us at this very address?"""
         known = self._known.get(contact.node_id)  # asked for every contact handed out: inline
-        return known is not None and known.address == (contact.host, contact.port)
+        return known is not None and (
+            known.contact is contact or known.address == (contact.host, contact.port)
+        )
 
     def unverified(self, contacts: Iterable[Contact]) -> list[Contact]:
         """Those of `contacts` that never answered us at their address: `verified` for a
@@ -75,7 +81,8 @@ class PeerBook:
         return [
             c
             for c in contacts
-            if (seen := get(c.node_id)) is None or seen.address != (c.host, c.port)
+            if (seen := get(c.node_id)) is None
+            or (seen.contact is not c and seen.address != (c.host, c.port))
         ]
 
     def known_since(self, node_id: bytes) -> float | None:

@@ -20,14 +20,31 @@ contacts = st.builds(
 )
 
 
-@given(answered=st.lists(contacts, max_size=8), asked=st.lists(contacts, max_size=12))
+@given(
+    answered=st.lists(contacts, max_size=8),
+    fresh=st.lists(contacts, max_size=12),
+    picks=st.lists(st.integers(min_value=0), max_size=12),
+)
 def test_unverified_is_what_verified_says_of_each(
-    answered: list[Contact], asked: list[Contact]
+    answered: list[Contact], fresh: list[Contact], picks: list[int]
 ) -> None:
+    """Asked of contacts made apart and of the very objects that answered (the book
+    knows those by identity), in any mix."""
     book = PeerBook()
     for when, contact in enumerate(answered):
         book.answered(contact, float(when))
+    asked = fresh + [answered[i % len(answered)] for i in picks if answered]
+    expected = [
+        c for c in asked if any(c.node_id == a.node_id for a in answered) and _last_at(answered, c)
+    ]
+    assert [c for c in asked if book.verified(c)] == expected
     assert book.unverified(asked) == [c for c in asked if not book.verified(c)]
+
+
+def _last_at(answered: list[Contact], contact: Contact) -> bool:
+    """Did the id last answer at the contact's address?"""
+    last = [a for a in answered if a.node_id == contact.node_id][-1]
+    return (last.host, last.port) == (contact.host, contact.port)
 
 
 def test_all_answered_at_their_address_is_none_unverified() -> None:
