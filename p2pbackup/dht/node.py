@@ -39,7 +39,7 @@ from p2pbackup.dht.route_check import check_routes, claim, drop_if_hearsay
 from p2pbackup.dht.routing import AddOutcome, BlockLimits, RoutingTable
 from p2pbackup.errors import P2PBackupError, RecordRejected
 from p2pbackup.mesh.gate import ROUTABLE
-from p2pbackup.net.blocks import block_at
+from p2pbackup.net.blocks import block_of
 from p2pbackup.net.contact import Contact
 from p2pbackup.net.transport import Address, Remote, Reply, Transport
 from p2pbackup.wire.messages import Message
@@ -234,7 +234,7 @@ class DhtNode:
 
     def block_of(self, contact: Contact) -> str:
         """The contact's address block, under this mesh's exemptions (asked all day)."""
-        return block_at(contact.host, contact.port, self.config.exempt_blocks)
+        return block_of(contact, self.config.exempt_blocks)
 
     def vetted(self, node_id: bytes, period: float) -> bool:
         """Has this peer answered us, first-hand, for at least `period` seconds?"""

@@ -34,8 +34,14 @@ def exempt_kinds(names: Iterable[str]) -> frozenset[str]:
 
 
 def block_of(contact: Contact, exempt: frozenset[str] = frozenset()) -> str:
-    """A key naming the contact's address block; equal keys mean one block."""
-    return block_at(contact.host, contact.port, exempt)
+    """A key naming the contact's address block; equal keys mean one block. Kept on the
+    contact, which is read anyway: a shared cache's lookup is a cold read per call."""
+    kept = contact._block
+    if kept is not None and kept[0] is exempt:
+        return kept[1]
+    block = block_at(contact.host, contact.port, exempt)
+    object.__setattr__(contact, "_block", (exempt, block))  # frozen: a cache, not a field
+    return block
 
 
 @lru_cache(maxsize=65536)

@@ -10,7 +10,7 @@ block is counted where it really is; its routes say how to reach it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from p2pbackup.base.ids import NODE_ID_BYTES
@@ -65,6 +65,11 @@ class Contact:
     host: str
     port: int
     routes: tuple[Route, ...] = ()
+    # Its address block under the exemptions last asked with (`blocks.block_of`): no part
+    # of what a contact is, kept on it because lookups and tables ask all day.
+    _block: tuple[frozenset[str], str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @property
     def address(self) -> tuple[str, int]:
