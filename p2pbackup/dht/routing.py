@@ -309,24 +309,21 @@ class RoutingTable:
         count = self.k if count is None else count
         skip = None if exclude is None else id_int(exclude)
         target_int = id_int(target)
-        # The nearest buckets' keys, then one sort by a C-level key (`int.__xor__`):
-        # no Python call per contact. Distances are distinct, so any exact pick is the
-        # same; a skipped key is taken out after.
-        keys: list[int] = []
-        skipped = 0
+        # The nearest buckets' contacts in a small dict of their own, then one sort of its
+        # keys by a C-level key (`int.__xor__`): no Python call per contact, and the
+        # picks come from that dict, still in cache, not from the whole table's.
+        # Distances are distinct, so any exact pick is the same.
+        pool: dict[int, Contact] = {}
         for contacts in self._buckets_nearest_first(self._local ^ target_int):
             if accept is not None:
-                keys += [key for key, c in contacts.items() if key != skip and accept(c)]
+                pool.update((key, c) for key, c in contacts.items() if key != skip and accept(c))
             else:
-                keys += contacts
-                skipped = skipped or int(skip in contacts)
-            if len(keys) - skipped >= count:
+                pool.update(contacts)
+                pool.pop(skip, None)  # type: ignore[arg-type]
+            if len(pool) >= count:
                 break
-        if skip is not None and skipped:
-            keys.remove(skip)
-        keys.sort(key=target_int.__xor__)
-        everyone = self._all
-        return [everyone[key] for key in keys[:count]]
+        keys = sorted(pool, key=target_int.__xor__)
+        return [pool[key] for key in keys[:count]]
 
     def _buckets_nearest_first(self, ours: int) -> Iterator[dict[int, Contact]]:
         """Each occupied bucket's contacts, by their distance to a target whose distance
