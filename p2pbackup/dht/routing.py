@@ -319,7 +319,8 @@ class RoutingTable:
                 pool.update((key, c) for key, c in contacts.items() if key != skip and accept(c))
             else:
                 pool.update(contacts)
-                pool.pop(skip, None)  # type: ignore[arg-type]
+                if skip is not None:
+                    pool.pop(skip, None)
             if len(pool) >= count:
                 break
         keys = sorted(pool, key=target_int.__xor__)
