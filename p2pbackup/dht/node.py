@@ -98,14 +98,17 @@ class DhtNode:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Background upkeep (eviction probes, bucket refresh, republish) until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self.nursery = nursery
-            nursery.start_soon(self._refresh_loop)
-            nursery.start_soon(self.replication.republish_loop)
-            for _ in range(self.config.dial_backs):
-                nursery.start_soon(self._check_loop)
-            task_status.started()
-            await trio.sleep_forever()
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                nursery.start_soon(self._refresh_loop)
+                nursery.start_soon(self.replication.republish_loop)
+                for _ in range(self.config.dial_backs):
+                    nursery.start_soon(self._check_loop)
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self.nursery = None  # closed to new tasks: a join still walking must not start one
 
     async def handle(self, remote: Remote, message: Message) -> Message:
         """Answer one DHT request; the caller routes only DHT_REQUESTS here."""
@@ -127,10 +130,10 @@ class DhtNode:
     async def _store_for(self, remote: Remote, record: Record) -> Stored:
         """Keep a replica's copy if the key is ours to keep and the budgets allow;
         acknowledged only once the copy is durable."""
+        # The writer counts itself among the replicas it chose: it is not a rival.
+        rivals = self.table.closest(record.key, exclude=remote.node_id)
         try:
-            if not near_key(
-                self.node_id, record.key, self._closest(record.key, remote), self.config.k
-            ):
+            if not near_key(self.node_id, record.key, rivals, self.config.k):
                 raise RecordRejected("this peer is not among the closest to the record's key")
             await self.records.store(record)
         except RecordRejected as exc:
@@ -151,10 +154,6 @@ class DhtNode:
         for contact in unproven:
             self._check(contact)
         return tuple(self.table.closest(target, exclude=asker.node_id, accept=self.peers.verified))
-
-    def _closest(self, key: bytes, writer: Remote) -> list[Contact]:
-        # The writer counts itself among the replicas it chose: it is not a rival.
-        return self.table.closest(key, exclude=writer.node_id)
 
     def observe(self, remote: Remote) -> None:
         """A peer proved its id on a connection: it is alive and may belong in the table.
