@@ -163,17 +163,20 @@ class RelayClient:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep reservations until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            while True:
-                self._changed = trio.Event()
-                for candidate in self._choose():
-                    address = candidate.address if isinstance(candidate, Contact) else candidate
-                    self._trying.add(address)
-                    nursery.start_soon(self._hold, candidate, address)
-                with trio.move_on_after(self.retry):
-                    await self._changed.wait()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                while True:
+                    self._changed = trio.Event()
+                    for candidate in self._choose():
+                        address = candidate.address if isinstance(candidate, Contact) else candidate
+                        self._trying.add(address)
+                        nursery.start_soon(self._hold, candidate, address)
+                    with trio.move_on_after(self.retry):
+                        await self._changed.wait()
+        finally:
+            self._nursery = None  # closed: a late session is refused, not started there
 
     def _choose(self) -> list[Candidate]:
         """Candidates to try now: not held or being tried, not failed lately, not us."""
@@ -242,6 +245,10 @@ class RelayClient:
         self.sessions += 1
         try:
             port, offered = await self._punch_port(remote.node_id, message.punch)
+            if self._nursery is None:  # stopped while the port was being opened
+                if port is not None:
+                    port.close()
+                raise P2PBackupError("this peer is stopping")
             self._nursery.start_soon(self._come, route, message, port)
         except BaseException:
             self.sessions -= 1

@@ -59,10 +59,13 @@ class LanMeetings:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         discovery = self._discovery(self.peer.node_id, self._bound(), self.tag, self.found)
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            await nursery.start(discovery.run)
-            task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(discovery.run)
+                task_status.started()
+        finally:
+            self._nursery = None  # closed: a late finding is dropped, not started there
 
     def found(self, finding: Finding) -> None:
         """Dial a finding's addresses one after the other, as far as the budget allows."""

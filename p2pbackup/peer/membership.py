@@ -153,14 +153,17 @@ class Membership:
     async def keep_in_sync(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery  # revocations are pushed on from here
-            task_status.started()
-            await self.peer.joined.wait()
-            await self.sync(FIRST_SYNCS)
-            while True:
-                await trio.sleep(self.sync_interval * (0.5 + self.rng.random()))
-                await self.sync(1)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery  # revocations are pushed on from here
+                task_status.started()
+                await self.peer.joined.wait()
+                await self.sync(FIRST_SYNCS)
+                while True:
+                    await trio.sleep(self.sync_interval * (0.5 + self.rng.random()))
+                    await self.sync(1)
+        finally:
+            self._nursery = None  # closed: a late revocation is pushed by its handler
 
     async def sync(self, count: int) -> None:
         """Ask `count` random peers for their roll and keep what we lack."""

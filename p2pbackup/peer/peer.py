@@ -95,19 +95,22 @@ class Peer:
         """Serve until cancelled (or `stop`)."""
         with trio.CancelScope() as scope:
             self._cancel = scope
-            async with trio.open_nursery() as nursery:
-                await nursery.start(self.transport.serve, self.handle)
-                await nursery.start(self.dht.run)
-                for task in self._tasks:
-                    await nursery.start(task)
-                self._nursery = nursery
-                if self.config.bootstrap:
-                    nursery.start_soon(self._join)
-                else:
-                    self.joined.set()
-                if len(self.dht.own):
-                    nursery.start_soon(self._republish_own)
-                task_status.started()
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.transport.serve, self.handle)
+                    await nursery.start(self.dht.run)
+                    for task in self._tasks:
+                        await nursery.start(task)
+                    self._nursery = nursery
+                    if self.config.bootstrap:
+                        nursery.start_soon(self._join)
+                    else:
+                        self.joined.set()
+                    if len(self.dht.own):
+                        nursery.start_soon(self._republish_own)
+                    task_status.started()
+            finally:
+                self._nursery = None  # closed: a task added late is kept, not started
         await self.transport.aclose()
 
     def stop(self) -> None:
