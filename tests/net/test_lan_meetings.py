@@ -13,22 +13,12 @@ from p2pbackup.net.lan_announce import OPEN_TAG, Finding, Introductions
 from p2pbackup.peer.lan import LanMeetings
 from p2pbackup.simulations.mesh import SimMesh, SimPeer
 from p2pbackup.simulations.runner import pin_trio_scheduler
+from tests.net.lan_support import Silent
 
 
 @pytest.fixture(autouse=True)
 def _seeded_scheduler() -> None:
     pin_trio_scheduler(1234)  # before the loop starts: every run takes the same path
-
-
-class Silent:
-    """A discovery that finds nothing by itself: the test hands findings in."""
-
-    def __init__(self, *args: object) -> None:
-        pass
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        await trio.sleep_forever()
 
 
 async def _until(condition: Callable[[], bool]) -> None:

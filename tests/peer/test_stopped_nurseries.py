@@ -22,19 +22,9 @@ from p2pbackup.peer.home import Home
 from p2pbackup.peer.lan import LanMeetings
 from p2pbackup.peer.membership import Membership
 from p2pbackup.peer.peer import Peer, PeerConfig
+from tests.net.lan_support import Silent
 
 NOW = 1_800_000_000
-
-
-class _Silent:
-    """A discovery that finds nothing by itself."""
-
-    def __init__(self, *args: object) -> None:
-        pass
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        await trio.sleep_forever()
 
 
 def _peer(network: SimNetwork, host: str) -> Peer:
@@ -70,7 +60,7 @@ async def test_a_lan_finding_after_the_meetings_stopped_is_dropped(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     network = SimNetwork(random.Random(2))
-    meetings = LanMeetings(_peer(network, "10.0.0.1"), OPEN_TAG, discovery=_Silent)
+    meetings = LanMeetings(_peer(network, "10.0.0.1"), OPEN_TAG, discovery=Silent)
     await _run_then_stop(nursery, meetings.run)
 
     meetings.found(Finding(Identity.generate().node_id, (("10.0.0.2", 4000),)))
