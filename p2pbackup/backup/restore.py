@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import trio
 
@@ -35,7 +34,7 @@ from p2pbackup.backup.blob_reader import BlobReader, load_index
 from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.budget import Budget
 from p2pbackup.backup.progress import ProgressFn, Reporter, RestoreStats
-from p2pbackup.backup.restore_fetch import Prefetch
+from p2pbackup.backup.restore_fetch import PackTask, Prefetch, pack_extent
 from p2pbackup.backup.restore_files import (
     FilePlan,
     Halt,
@@ -50,7 +49,7 @@ from p2pbackup.backup.restore_files import (
     xattrs_of_made,
 )
 from p2pbackup.backup.restore_open import Opened, open_pieces, pack_is_sound
-from p2pbackup.backup.restore_plan import Plan, TreeWalk
+from p2pbackup.backup.restore_plan import Plan, TreeWalk, paths_hint
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
 from p2pbackup.base.offload import RunSync, to_thread
@@ -103,6 +102,7 @@ class RestoreEngine:
         self.stats = RestoreStats()
         self._index_problems: list[str] = []
         self._halt = Halt()
+        self._plan: Plan | None = None  # the restore's, once its walk begins
         self._reporter = Reporter(progress)
 
     async def run(
@@ -136,12 +136,17 @@ class RestoreEngine:
         reader, root_tree = await self._open_root(snapshot, blobs, released)
         root = os.fsencode(target)
         made = await self.run_sync(open_target, root)
-        plan = await self._restore(reader, root_tree, root, tuple(include))
-        if include:
-            await self._check_includes(snapshot, root_tree, plan, root if made else None)
-        if self._halt.reason is not None:
-            await self._stop_full(target, plan)
-        await self._finish_spread(plan)
+        self._plan = None
+        try:
+            plan = await self._restore(reader, root_tree, root, tuple(include))
+            if include:
+                await self._check_includes(snapshot, root_tree, plan, root if made else None)
+            if self._halt.reason is not None:
+                await self._stop_full(target, plan)
+            await self._finish_spread(plan)
+        except BaseException:  # stopped, or failed: trio may wrap the Cancelled
+            await self._abandon()
+            raise
         for file in plan.files:
             if file.failed is not None:
                 self.stats.files_failed += 1
@@ -214,7 +219,7 @@ class RestoreEngine:
         packs are fetched while the walk goes on."""
         async with trio.open_nursery() as fetches:
             prefetch = Prefetch(self.packs, fetches, self.prefetch_packs)
-            plan = Plan(include, prefetch, devices=self.devices)
+            plan = self._plan = Plan(include, prefetch, devices=self.devices)
             walk = TreeWalk(reader, self.run_sync, self._halt, self.stats, plan, self._index_note())
             await walk.walk(root_tree, root, b"", not include, [])
             reader.clear()
@@ -233,10 +238,21 @@ class RestoreEngine:
             items = [(f.path, f.entry, f.failed is None) for f in batch]
             reasons = await self.run_sync(finish_files, items)
             for file, reason in zip(batch, reasons, strict=True):
+                file.finished = True
                 if file.failed is None:
                     file.unset = reason
                     self.stats.files_restored += 1
             await self._report()
+
+    async def _abandon(self) -> None:
+        """The restore was stopped (Ctrl-C, the peer stopping) or failed: remove each file spread
+        over several packs not yet finished, which has zero-filled holes at its full
+        size, so that no file left behind passes for restored. The rest are whole."""
+        if self._plan is None:
+            return
+        items = [(f.path, f.entry, False) for f in self._plan.files if f.spread and not f.finished]
+        with trio.CancelScope(shield=True):
+            await self.run_sync(finish_files, items)
 
     async def _stop_full(self, target: str | os.PathLike[str], plan: Plan) -> None:
         """The target is full: remove the files spread over several packs (each still
@@ -259,12 +275,7 @@ class RestoreEngine:
         missed = [p for p in plan.include if p not in plan.matched]
         if not missed:
             return
-        tops = [
-            os.fsdecode(e.name) + ("/..." if e.kind is EntryKind.DIR else "")
-            for e in root_tree.entries
-        ]
-        shown = ", ".join(tops[:5]) + (", ..." if len(tops) > 5 else "")
-        where = f"paths start with the backed-up folder's name: {shown or 'none'}"
+        where = paths_hint(root_tree)
         if len(missed) == len(plan.include):
             if made is not None:
                 await self.run_sync(remove_empty, made)
@@ -301,11 +312,11 @@ class RestoreEngine:
         turn.set()
         async with trio.open_nursery() as nursery:
             for pack_id, writes in by_pack.items():
-                size = _extent(writes)
+                size = pack_extent(writes)
                 await budget.take(size)
                 await limiter.acquire_on_behalf_of(pack_id)
                 done = trio.Event()
-                task = _PackTask(pack_id, writes, size, turn, done)
+                task = PackTask(pack_id, writes, size, turn, done)
                 nursery.start_soon(self._restore_pack, budget, limiter, prefetch, task)
                 turn = done
 
@@ -314,7 +325,7 @@ class RestoreEngine:
         budget: Budget,
         limiter: trio.CapacityLimiter,
         prefetch: Prefetch,
-        task: _PackTask,
+        task: PackTask,
     ) -> None:
         pack_id, writes = task.pack_id, task.writes
         try:
@@ -374,23 +385,3 @@ class RestoreEngine:
 
     async def _report(self, force: bool = False) -> None:
         await self._reporter.report(self.stats, force)
-
-
-@dataclass(frozen=True)
-class _PackTask:
-    """One pack of the data phase: what goes where, its bytes in the budget, and the
-    events that keep the writes in order (`after`: the previous pack's `done`)."""
-
-    pack_id: bytes
-    writes: dict[FilePlan, list[Piece]]
-    size: int
-    after: trio.Event
-    done: trio.Event
-
-
-def _extent(writes: dict[FilePlan, list[Piece]]) -> int:
-    """How much of the pack this restore reads: where its last needed blob ends, what the
-    pack takes in memory at least (a pack is fetched whole)."""
-    return max(
-        (loc.offset + loc.length for pieces in writes.values() for *_, loc in pieces), default=1
-    )

@@ -15,8 +15,11 @@ grow with the size of what it restores.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import trio
 
+from p2pbackup.backup.restore_files import FilePlan, Piece
 from p2pbackup.codec.packstore import PackStore
 from p2pbackup.errors import P2PBackupError
 
@@ -69,3 +72,23 @@ class _Fetch:
             self.error = exc
         finally:
             self.done.set()
+
+
+@dataclass(frozen=True)
+class PackTask:
+    """One pack of the data phase: what goes where, its bytes in the budget, and the
+    events that keep the writes in order (`after`: the previous pack's `done`)."""
+
+    pack_id: bytes
+    writes: dict[FilePlan, list[Piece]]
+    size: int
+    after: trio.Event
+    done: trio.Event
+
+
+def pack_extent(writes: dict[FilePlan, list[Piece]]) -> int:
+    """How much of the pack this restore reads: where its last needed blob ends, what the
+    pack takes in memory at least (a pack is fetched whole)."""
+    return max(
+        (loc.offset + loc.length for pieces in writes.values() for *_, loc in pieces), default=1
+    )

@@ -32,6 +32,7 @@ class FilePlan:
     entry: TreeEntry
     pieces: tuple[Piece, ...]
     spread: bool = False  # over several packs: made at walk time, finished at the end
+    finished: bool = False  # a spread file's mode and mtime set (or the file removed)
     failed: str | None = None
     unset: str | None = None  # restored, but why its mode or mtime could not be set
 

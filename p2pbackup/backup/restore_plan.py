@@ -96,6 +96,16 @@ def may_contain(relative: bytes, patterns: tuple[str, ...]) -> bool:
     return False
 
 
+def paths_hint(root_tree: Tree) -> str:
+    """What a snapshot's paths begin with, for an include pattern that matched nothing:
+    each backed-up path's final name, which is easy to leave out."""
+    tops = [
+        os.fsdecode(e.name) + ("/..." if e.kind is EntryKind.DIR else "") for e in root_tree.entries
+    ]
+    shown = ", ".join(tops[:5]) + (", ..." if len(tops) > 5 else "")
+    return f"paths start with the backed-up folder's name: {shown or 'none'}"
+
+
 def file_plan(
     index: dict[bytes, Locator], path: bytes, entry: TreeEntry, index_note: str
 ) -> FilePlan:

@@ -19,6 +19,7 @@ import gc
 import logging
 import os
 import resource
+import signal
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
@@ -231,6 +232,15 @@ def _peak_rss_kib(usage: resource.struct_rusage) -> int:
     return usage.ru_maxrss
 
 
+async def _stop_on_term(job: trio.CancelScope) -> None:
+    """The peer stops a job it no longer wants (its client hung up, the peer stops) with
+    SIGTERM: cancel it, so that it cleans up (a restore removes the files it had begun)."""
+    with trio.open_signal_receiver(signal.SIGTERM) as signals:
+        async for _ in signals:
+            job.cancel()
+            return
+
+
 def main() -> None:
     # Standard output is the pipe: anything else printed goes to standard error.
     frames_out = os.dup(1)
@@ -247,7 +257,10 @@ def main() -> None:
 
     async def serve() -> None:
         frames_in = trio.lowlevel.FdStream(os.dup(0))
-        await run_child(FrameChannel(frames_in, trio.lowlevel.FdStream(frames_out)))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_term, nursery.cancel_scope)
+            await run_child(FrameChannel(frames_in, trio.lowlevel.FdStream(frames_out)))
+            nursery.cancel_scope.cancel()
 
     try:
         trio.run(serve)

@@ -50,6 +50,8 @@ CHILD = [sys.executable, "-m", "p2pbackup.peer.engine_child"]
 PIPE_BYTES = 1024 * 1024
 # After its `done` frame a child only closes its catalog; past this it is killed.
 CHILD_EXIT_SECONDS = 10.0
+# A job told to stop cancels itself: a restore removes the files it began.
+STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -128,10 +130,15 @@ def _widen(stream: object) -> None:
 
 
 async def _stop(process: trio.Process) -> None:
-    """Kill (if still running) and reap; shielded, as it runs on the way out of cancellations."""
-    if process.poll() is None:
-        process.kill()
+    """Stop (if still running) and reap; shielded, as it runs on the way out of
+    cancellations. A job is asked to stop first, so that it cleans up; then killed."""
     with trio.CancelScope(shield=True):
+        if process.poll() is None:
+            process.terminate()
+            with trio.move_on_after(STOP_GRACE_SECONDS):
+                await process.wait()
+        if process.poll() is None:
+            process.kill()
         await process.wait()
         for stream in (process.stdin, process.stdout):
             if stream is not None:

@@ -205,6 +205,38 @@ def test_a_backup_killed_halfway_completes_when_run_again(
     assert files == 12 and problems == []
 
 
+def test_a_restore_stopped_by_ctrl_c_leaves_no_file_that_passes_for_restored(
+    mesh12: LocalMesh, tmp_path: Path, background: list[subprocess.Popen[bytes]]
+) -> None:
+    owner = 3
+    source = tmp_path / "data"
+    source.mkdir()
+    for i in range(6):  # each over three packs: made at full size before its data comes
+        (source / f"video{i}.bin").write_bytes(_random(16 * 2**20, seed=100 + i))
+    mesh12.cli_json(owner, "backup", str(source))
+    out = tmp_path / "out"
+    restore = subprocess.Popen(
+        [*CLI, "--home", str(mesh12.peers[owner].home), "restore", "latest", "--target", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    background.append(restore)
+    mesh12.wait_for("the restore's first file", lambda: any((out / "data").glob("*")), step=0.01)
+    restore.send_signal(signal.SIGINT)
+    assert restore.wait(timeout=SAFETY_DEADLINE) == 130
+
+    def whole(path: Path) -> bool:
+        return path.read_bytes() == (source / path.name).read_bytes()
+
+    # The peer stops its engine, which removes what it had begun: what stays is whole.
+    mesh12.wait_for(
+        "only whole files left",
+        lambda: all(whole(p) for p in (out / "data").glob("*")),
+        deadline=20,
+    )
+    assert len(list((out / "data").glob("*"))) < 6  # it was stopped before the end
+
+
 def _committed(catalog: Path) -> tuple[int, int]:
     """Packs the owner's catalog records as placed, and their bytes, read beside the
     running backup (SQLite in WAL mode lets a reader in while the writer works)."""
