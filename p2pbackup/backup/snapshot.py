@@ -8,6 +8,7 @@ hosts, paths or tags. The DHT record signature covers the sealed bytes.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +84,7 @@ class Snapshot:
             "id": self.snapshot_id,
             "time": self.time,
             "host": self.host,
-            "paths": list(self.paths),
+            "paths": [_path_to_wire(p) for p in self.paths],
             "tags": list(self.tags),
             "parent": self.parent,
             "tree": self.tree,
@@ -126,11 +127,28 @@ class Snapshot:
         }
 
 
+def _path_to_wire(path: str) -> str | bytes:
+    """A backed-up path as text, or as its raw bytes when it is not UTF-8 (a legacy
+    name, held as surrogate escapes): CBOR text cannot carry those."""
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def _path_field(value: Any) -> str:
+    if isinstance(value, bytes) and 0 < len(value) <= 4096:
+        return os.fsdecode(value)
+    return _PATH_TEXT(value)
+
+
+_PATH_TEXT = str_field(4096)
 _FIELDS = {
     "id": bytes_field(exact=SNAPSHOT_ID_BYTES),
     "time": number_field(0, 2**40),
     "host": str_field(255),
-    "paths": list_of(str_field(4096), 10_000),
+    "paths": list_of(_path_field, 10_000),
     "tags": list_of(str_field(255), 1000),
     "parent": optional(bytes_field(exact=SNAPSHOT_ID_BYTES)),
     "tree": bytes_field(exact=32),

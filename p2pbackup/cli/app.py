@@ -16,6 +16,7 @@ from typing import NoReturn
 from p2pbackup.cli import mesh_commands as mesh
 from p2pbackup.cli import owner_commands as owner
 from p2pbackup.cli import peer_commands as peer
+from p2pbackup.cli import simulate_command as simulation
 from p2pbackup.cli.common import app, debug_app
 from p2pbackup.cli.config_commands import config_app
 
@@ -34,7 +35,7 @@ app.command()(owner.check)
 app.command()(owner.forget)
 app.command("prune")(owner.prune_command)
 app.command()(owner.repair)
-app.command()(peer.simulate)
+app.command()(simulation.simulate)
 app.add_typer(config_app, name="config")
 debug_app.command("record-put")(peer.record_put)
 debug_app.command("record-get")(peer.record_get)

@@ -14,6 +14,7 @@ from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 
 import typer
 
+from p2pbackup.cli import render
 from p2pbackup.cli.progress import live_progress
 from p2pbackup.cli.readable_help import ReadableGroup
 from p2pbackup.errors import P2PBackupError, os_error_line, sole_error
@@ -73,8 +74,13 @@ def main_options(
 
 
 def fail(message: str, code: int = ERROR) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    say(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """One message on the terminal, whatever file names it holds."""
+    typer.echo(render.printable(text), err=err)
 
 
 def user_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -111,7 +117,7 @@ def emit(result: Result, as_json: bool, human: Render) -> None:
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=_jsonable))
     else:
-        typer.echo(human(result))
+        say(human(result))
 
 
 def _jsonable(value: Any) -> Any:

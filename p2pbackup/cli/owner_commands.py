@@ -26,6 +26,7 @@ from p2pbackup.cli.common import (
     call_showing_progress,
     emit,
     fail,
+    say,
     user_errors,
 )
 from p2pbackup.peer import requests
@@ -177,7 +178,7 @@ def backup(
     emit(result, as_json, render.backup_text)
     if result.get("refused"):
         refused = [(bytes.fromhex(p["peer"]), p["reason"]) for p in result["refused"]]
-        typer.echo(f"warning: {refusal_summary(refused)}; their shares went to others", err=True)
+        say(f"warning: {refusal_summary(refused)}; their shares went to others", err=True)
     errors = result.get("errors") or []
     if errors:
         _list_left_out("warning", errors)
@@ -188,9 +189,9 @@ def _list_left_out(label: str, problems: list[Result]) -> None:
     """Name on stderr each entry a backup or restore left out, with why (the first
     `LISTED`; `--json` has them all)."""
     for problem in problems[:LISTED]:
-        typer.echo(f"{label}: {problem['path']}: {problem['reason']}", err=True)
+        say(f"{label}: {render.shown(problem['path'])}: {problem['reason']}", err=True)
     if len(problems) > LISTED:
-        typer.echo(f"{label}: ... and {len(problems) - LISTED} more (--json lists all)", err=True)
+        say(f"{label}: ... and {len(problems) - LISTED} more (--json lists all)", err=True)
 
 
 @user_errors
@@ -275,7 +276,7 @@ def repair(
     emit(result, as_json, _repair_text)
     errors = result.get("reencode_errors") or []
     for error in errors[:20]:
-        typer.echo(f"not re-encoded: {error}", err=True)
+        say(f"not re-encoded: {error}", err=True)
     if result["unrecoverable"]:
         _unrecoverable(result)
     if errors:

@@ -1,10 +1,9 @@
-"""The peer's own commands: serve a home, look at the running peer, run the simulator.
+"""The peer's own commands: serve a home, look at the running peer.
 
 `serve` is the process edge of a peer: it reads the options, seeds the
 peer's randomness and runs it in the foreground; with `--json` it prints one
 JSON object per event as it happens (JSON Lines on stdout, decision 0036).
-The others ask the running peer one question each, or (`simulate`) run a
-scenario on virtual time.
+The others ask the running peer one question each.
 """
 
 from __future__ import annotations
@@ -173,8 +172,9 @@ def serve(
     keep_freed_pages()  # every share is a new MiB-sized buffer: decision 0013
     try:
         trio.run(run)
-    except (OSError, BaseExceptionGroup) as caught:
+    except (Exception, BaseExceptionGroup) as caught:
         _cannot_listen(caught, listen)
+        _log_if_bug(caught)
         raise
 
 
@@ -187,9 +187,22 @@ def _cannot_listen(caught: BaseException, listen: str) -> None:
         fail(f"cannot listen on {listen}: {reason}")
 
 
+def _log_if_bug(caught: BaseException) -> None:
+    """Put a bug that stopped the peer in its log, traceback and all: run in the
+    background, it has no terminal to show it on."""
+    exc = sole_error(caught)
+    if not isinstance(exc, P2PBackupError | OSError | KeyboardInterrupt):
+        logging.getLogger("p2pbackup").critical("the peer stopped on an error", exc_info=caught)
+
+
 def _start_log(level: str, path: Path | None) -> None:
     try:
-        handler = logging.StreamHandler(sys.stderr) if path is None else logging.FileHandler(path)
+        handler = (
+            logging.StreamHandler(sys.stderr)
+            if path is None
+            # A file name that is not UTF-8 is logged escaped, not dropped with an error.
+            else logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
+        )
     except OSError as exc:
         fail(f"cannot write the log to {path}: {exc.strerror or exc}")
     logging.basicConfig(
@@ -321,61 +334,6 @@ def _wait_joined(deadline: float) -> dict[str, Any]:
 def peers(as_json: bool = JSON_OPTION) -> None:
     """List the peers the running peer knows, with when each last showed life."""
     show("peers", as_json, render.peers_text)
-
-
-@user_errors
-def simulate(
-    scenario: str = typer.Argument(None, help="Scenario name; see --list."),
-    peers: int = typer.Option(None, "--peers", min=2, help="Number of peers."),
-    days: float = typer.Option(None, "--days", min=0.01, help="Simulated days."),
-    packs: int = typer.Option(None, "--packs", min=1, help="Packs the owner backs up."),
-    lookups: int = typer.Option(None, "--lookups", min=1, help="Lookups to run (lookups)."),
-    relayed: float = typer.Option(
-        None,
-        "--relayed",
-        min=0.0,
-        max=0.9,
-        metavar="SHARE",
-        help="Share of peers behind a NAT, reached only through relays (storage scenarios).",
-    ),
-    seed: int = typer.Option(1, "--seed", help="Seed: the same seed replays the same run."),
-    out: Path = typer.Option(
-        None,
-        "--out",
-        metavar="DIR",
-        help="Report folder (default: sim-reports/SCENARIO-seedS).",
-    ),
-    as_json: bool = JSON_OPTION,
-    list_scenarios: bool = typer.Option(False, "--list", help="List the scenarios."),
-) -> None:
-    """Run a scenario on the simulated network and virtual clock; write its report."""
-    from p2pbackup.simulations.catalog import SCENARIOS, default_out, flat, run_named
-    from p2pbackup.simulations.report import write_last_report
-    from p2pbackup.simulations.world import stderr_progress
-
-    if list_scenarios or scenario is None:
-        for name, entry in SCENARIOS.items():
-            typer.echo(f"{name:20} {entry.summary}")
-        return
-    # Simulated peers log as real ones do; a hostile run's rejected shares are
-    # findings for the report, not warnings for the terminal.
-    logging.getLogger("p2pbackup").setLevel(logging.ERROR)
-    options = {"peers": peers, "lookups": lookups, "packs": packs, "days": days, "relayed": relayed}
-    chosen = {k: v for k, v in options.items() if v is not None}
-    if scenario not in SCENARIOS:
-        raise P2PBackupError(
-            f"unknown scenario {scenario!r}; `p2pbackup simulate --list` names them"
-        )
-    folder = out if out is not None else default_out(scenario, seed)
-    try:  # before the run, not after minutes of it
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise P2PBackupError(f"cannot write the report to {folder}: {exc.strerror}") from None
-    quiet = as_json and not sys.stderr.isatty()  # a terminal watching a script sees progress
-    result = run_named(scenario, seed, chosen, None if quiet else stderr_progress)
-    write_last_report(result, folder)
-    summary = {**flat(result), "report": str(folder / "report.md")}
-    emit(summary, as_json, lambda r: render.table_text(r, 34))
 
 
 @user_errors

@@ -8,11 +8,38 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from typing import Any
 
 from p2pbackup.base.sizes import format_size
 
 Result = dict[str, Any]
+
+
+# A byte of a file name that is not UTF-8, as Python holds it (PEP 383), or any other
+# lone surrogate: a terminal cannot be sent either.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"  # the file name's own byte
+    return char.encode("unicode_escape").decode("ascii")
+
+
+def shown(name: str) -> str:
+    """A file name as one line shows it: a byte that is not UTF-8 as \\xNN, a control
+    character escaped (a newline in a name split the listing)."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else _escaped(c) for c in name)
+
+
+def printable(text: str) -> str:
+    """`text` with the bytes of non-UTF-8 file names escaped, lines kept: printing the
+    surrogates that hold them would fail."""
+    return _SURROGATE.sub(lambda found: _escaped(found.group()), text)
 
 
 def count(n: int, noun: str) -> str:
@@ -166,7 +193,7 @@ def snapshots_text(r: Result) -> str:
         tags = f"  [{', '.join(s['tags'])}]" if s["tags"] else ""
         lines.append(
             f"{s['short_id']:10}{when(s['time']):21}{s['host'][:15]:16}{s['files']:>8} "
-            f"{format_size(s['bytes']):>10}  {', '.join(s['paths'])}{tags}"
+            f"{format_size(s['bytes']):>10}  {', '.join(map(shown, s['paths']))}{tags}"
         )
     return "\n".join(lines)
 
@@ -186,17 +213,17 @@ def ls_text(r: Result) -> str:
     lines = []
     for e in r["entries"]:
         kind = _TYPE_LETTER.get(e["type"], "-")
-        target = f" -> {e['target']}" if "target" in e else ""
+        target = f" -> {shown(e['target'])}" if "target" in e else ""
         lines.append(
             f"{kind}{e['mode'] & 0o7777:04o} {e['size']:>12} {when(e['mtime'])}  "
-            f"{e['path']}{target}"
+            f"{shown(e['path'])}{target}"
         )
     return "\n".join(lines) or "nothing matches"
 
 
 def restore_text(r: Result) -> str:
     return (
-        f"restored {r['files_restored']} files, {format_size(r['bytes'])} "
+        f"restored {count(r['files_restored'], 'file')}, {format_size(r['bytes'])} "
         f"in {r['seconds']:.1f}s" + (f"; {r['files_failed']} failed" if r["files_failed"] else "")
     )
 

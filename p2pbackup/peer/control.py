@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import cbor2
 import trio
 
 from p2pbackup.errors import (
@@ -33,6 +32,7 @@ from p2pbackup.errors import (
 from p2pbackup.peer.contracts import Args, ContractError, plain
 from p2pbackup.peer.control_client import answer_of, refuse_other_user
 from p2pbackup.peer.private import check_own, claim_dir, peer_uid
+from p2pbackup.wire import local_text
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 
 log = logging.getLogger("p2pbackup.control")
@@ -64,7 +64,7 @@ async def _read_frame(stream: trio.abc.ReceiveStream, decoder: FrameDecoder) -> 
         frame = decoder.next_frame()
         if frame is not None:
             try:
-                return cbor2.loads(frame)
+                return local_text.loads(frame)
             except Exception as exc:  # garbage from a local client: its own problem
                 raise WireError(f"undecodable control frame: {type(exc).__name__}") from None
         data = await stream.receive_some(65536)
@@ -74,7 +74,11 @@ async def _read_frame(stream: trio.abc.ReceiveStream, decoder: FrameDecoder) -> 
 
 
 async def _send(stream: trio.abc.SendStream, value: dict[str, Any]) -> None:
-    await stream.send_all(encode_frame(cbor2.dumps(value), MAX_CONTROL_FRAME))
+    await stream.send_all(_encoded(value))
+
+
+def _encoded(value: dict[str, Any]) -> bytes:
+    return encode_frame(local_text.dumps(value), MAX_CONTROL_FRAME)
 
 
 class ControlServer:
@@ -123,9 +127,13 @@ class ControlServer:
                 return  # the client went away
             except Exception as exc:
                 reply = _refusal(_explain(exc))
+            try:
+                encoded = _encoded(reply)
+            except Exception as exc:  # an answer that cannot be sent ends this request only
+                encoded = _encoded(_refusal(_explain(exc)))
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 async with sending:
-                    await _send(stream, reply)
+                    await stream.send_all(encoded)
 
     async def _dispatch(self, request: ControlRequest, progress: Progress) -> dict[str, Any]:
         operation = self.operations.get(request.op)

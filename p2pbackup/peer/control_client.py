@@ -16,10 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import cbor2
-
 from p2pbackup.errors import NoPeerRunning, P2PBackupError, WireError
 from p2pbackup.peer.private import LocalAccessError, check_own, peer_uid
+from p2pbackup.wire import local_text
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
 
 MAX_CONTROL_FRAME = 64 * 1024 * 1024  # as `control.MAX_CONTROL_FRAME`
@@ -39,7 +38,7 @@ def call(
     with _connect(path) as sock:
         refuse_other_user(peer_uid(sock), path)
         request = {"op": op, "args": dict(args or {})}  # `control.ControlRequest`'s frame
-        sock.sendall(encode_frame(cbor2.dumps(request), MAX_CONTROL_FRAME))
+        sock.sendall(encode_frame(local_text.dumps(request), MAX_CONTROL_FRAME))
         decoder = FrameDecoder(MAX_CONTROL_FRAME)
         while True:
             result = answer_of(_read_frame(sock, decoder), on_progress)
@@ -96,7 +95,7 @@ def _read_frame(sock: socket.socket, decoder: FrameDecoder) -> Any:
         frame = decoder.next_frame()
         if frame is not None:
             try:
-                return cbor2.loads(frame)
+                return local_text.loads(frame)
             except Exception as exc:
                 raise WireError(f"undecodable control frame: {type(exc).__name__}") from None
         data = sock.recv(RECEIVE_BYTES)

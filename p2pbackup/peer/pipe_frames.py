@@ -21,6 +21,7 @@ from typing import Any
 import trio
 
 from p2pbackup.errors import P2PBackupError
+from p2pbackup.wire import local_text
 from p2pbackup.wire.big_bytes import dumps_map, loads_map
 from p2pbackup.wire.frames import PREFIX, frame_prefix
 
@@ -65,7 +66,10 @@ class FrameChannel:
         if tail is not None:
             frame = {**frame, "tail": len(tail)}
             frame_prefix(len(tail), MAX_FRAME)  # the same bound as a frame's
-        body = dumps_map(frame)
+        try:
+            body = dumps_map(frame)
+        except UnicodeEncodeError:  # a file name that is not UTF-8, in a warning or a path
+            body = dumps_map(local_text.tag_raw_text(frame))
         prefix = frame_prefix(len(body), MAX_FRAME)
         async with self._send_lock:
             if self._cut_off:
@@ -101,7 +105,7 @@ class FrameChannel:
         await self._fill(length)
         body = self._pop(length)
         try:
-            frame = loads_map(body)
+            frame = loads_map(body, tag_hook=local_text.untag_raw_text)
         except Exception as exc:
             raise BrokenPipeFrame(f"undecodable frame: {type(exc).__name__}") from None
         if not isinstance(frame, dict) or not isinstance(frame.get("op"), str):

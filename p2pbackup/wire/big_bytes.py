@@ -36,20 +36,23 @@ def dumps_map(body: dict[str, Any]) -> bytes:
     return b"".join(parts)
 
 
-def loads_map(payload: Buffer, *, views: bool = False) -> Any:
+def loads_map(
+    payload: Buffer, *, views: bool = False, tag_hook: cbor2.TagHook | None = None
+) -> Any:
     """`cbor2.loads(payload)`, with each big byte string of a map of short text keys
     copied once straight out of `payload`; raises what cbor2 raises on garbage.
 
     With `views`, a big byte string comes back as a read-only view of `payload`
-    instead, for a caller that decides which of them to keep uncopied."""
+    instead, for a caller that decides which of them to keep uncopied. `tag_hook` is
+    cbor2's, for the tags a caller's own frames carry."""
     view = memoryview(payload)
     if len(view) < SPLICE_FROM or not _MAP_SMALL <= view[0] < _MAP_SMALL + 24:
-        return cbor2.loads(view)
-    reader = _Reader(view)
+        return cbor2.loads(view, tag_hook=tag_hook)
+    reader = _Reader(view, tag_hook)
     decoded: dict[str, Any] = {}
     for _ in range(view[0] - _MAP_SMALL):
         if not _TEXT_SMALL <= view[reader.at] < _TEXT_SMALL + 24:
-            return cbor2.loads(view)  # keys of another kind: decode as a whole
+            return cbor2.loads(view, tag_hook=tag_hook)  # keys of another kind: as a whole
         key = _decode_one(reader)
         decoded[key] = _value(view, reader, views)
     return decoded
@@ -73,16 +76,17 @@ def _value(view: memoryview, reader: _Reader, views: bool) -> Any:
 
 
 def _decode_one(reader: _Reader) -> Any:
-    return cbor2.CBORDecoder(cast("IO[bytes]", reader)).decode()
+    return cbor2.CBORDecoder(cast("IO[bytes]", reader), tag_hook=reader.tag_hook).decode()
 
 
 class _Reader(io.RawIOBase):
     """A file over a memoryview for cbor2's decoder, which reads exactly what an item
     needs: where it stops is where the next item starts."""
 
-    def __init__(self, view: memoryview) -> None:
+    def __init__(self, view: memoryview, tag_hook: cbor2.TagHook | None) -> None:
         super().__init__()
         self._view = view
+        self.tag_hook = tag_hook
         self.at = 1  # after the map's header
 
     def readable(self) -> bool:

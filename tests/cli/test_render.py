@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from p2pbackup.cli.render import age, peers_text, status_text
+import os
+
+from p2pbackup.cli.render import age, ls_text, peers_text, printable, status_text
 
 STATUS = {
     "node_id": "ab" * 20,
@@ -72,3 +74,14 @@ def test_peers_show_when_each_was_last_seen_and_set_apart_the_quiet_ones() -> No
 
 def test_no_peers_says_so() -> None:
     assert peers_text({"peers": [], "quiet_after": 7200.0}) == "no known peers"
+
+
+def test_a_listing_shows_each_name_on_its_own_line_escaped_where_it_must_be() -> None:
+    odd = os.fsdecode(b"caf\xe9\nnote.txt")  # a Latin-1 byte and a newline in one name
+    entry = {"type": "file", "mode": 0o644, "size": 3, "mtime": 0.0}
+    listing = {"entries": [{**entry, "path": odd}, {**entry, "path": "d/é ok.txt"}]}
+    lines = ls_text(listing).splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("caf\\xe9\\nnote.txt") and lines[1].endswith("d/é ok.txt")
+    assert printable(f"error: {odd}: gone\nnext") == "error: caf\\xe9\nnote.txt: gone\nnext"
+    "".join(lines).encode()  # a terminal can be sent every character

@@ -30,6 +30,10 @@ async def echo(args: Any, progress: Progress) -> dict[str, Any]:
     return {"args": dict(args)}
 
 
+async def unsendable(args: Any, progress: Progress) -> dict[str, Any]:
+    return {"answer": object()}  # a bug: nothing CBOR can carry
+
+
 async def blocking_call(path: Path, op: str, *args: Any) -> dict[str, Any]:
     """The command line's client, in a thread: the server runs on this test's loop."""
     return await trio.to_thread.run_sync(control_client.call, path, op, *args)
@@ -41,7 +45,11 @@ CLIENTS = pytest.mark.parametrize("client", [call, blocking_call], ids=["trio", 
 
 async def serving(nursery: trio.Nursery, tmp_path: Path) -> Path:
     path = tmp_path / "control.sock"
-    operations = {"ls": endpoint(LsRequest.from_args, listing), "echo": echo}
+    operations = {
+        "ls": endpoint(LsRequest.from_args, listing),
+        "echo": echo,
+        "unsendable": unsendable,
+    }
     await nursery.start(ControlServer(path, operations).serve)
     return path
 
@@ -105,6 +113,27 @@ async def test_a_malformed_frame_is_refused_and_the_server_serves_on(
     answer = await raw_exchange(path, payload)
     assert answer["ok"] is False and answer["error"].startswith(error)
     assert await call(path, "echo", {"n": 1}) == {"args": {"n": 1}}
+
+
+@CLIENTS
+async def test_names_that_are_not_utf8_go_round_both_ways(
+    nursery: trio.Nursery, tmp_path: Path, client: Any
+) -> None:
+    path = await serving(nursery, tmp_path)
+    name = os.fsdecode(b"caf\xe9/r\xe9sum\xe9.txt")  # Latin-1, as Python holds it
+    assert await client(path, "echo", {"path": name, "names": [name, "plain"]}) == {
+        "args": {"path": name, "names": [name, "plain"]}
+    }
+
+
+@CLIENTS
+async def test_an_answer_that_cannot_be_sent_is_refused_and_the_server_serves_on(
+    nursery: trio.Nursery, tmp_path: Path, client: Any
+) -> None:
+    path = await serving(nursery, tmp_path)
+    with pytest.raises(P2PBackupError, match="internal error in the peer"):
+        await client(path, "unsendable")
+    assert await client(path, "echo", {"n": 1}) == {"args": {"n": 1}}
 
 
 @CLIENTS

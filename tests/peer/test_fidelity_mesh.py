@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,3 +43,28 @@ def test_backup_ls_and_restore_keep_every_kind_of_entry(mesh3: LocalMesh, tmp_pa
     restored = mesh3.cli_json(0, "restore", "latest", "--target", str(out))
     assert restored["failures"] == []
     assert stat_tree(out / "docs") == stat_tree(real)
+
+
+def test_names_that_are_not_utf8_go_through_every_command(mesh3: LocalMesh, tmp_path: Path) -> None:
+    """A legacy-encoded name (Latin-1 here) is the backed-up folder, a file, a folder and
+    a symlink's target: every command takes it, shows it escaped, and restores its
+    bytes; listing it once ended the peer."""
+    top = tmp_path / os.fsdecode(b"photos-\xff")
+    folder = top / os.fsdecode(b"caf\xe9")
+    folder.mkdir(parents=True)
+    (folder / os.fsdecode(b"r\xe9sum\xe9.txt")).write_bytes(b"cv")
+    (top / os.fsdecode(b"link\xfe")).symlink_to(os.fsdecode(b"caf\xe9"))
+    assert mesh3.cli_json(0, "backup", str(top))["files"] == 1
+
+    listed = mesh3.cli(0, "ls", "latest", check=True).stdout
+    assert "photos-\\xff/caf\\xe9/r\\xe9sum\\xe9.txt" in listed
+    assert "photos-\\xff/link\\xfe -> caf\\xe9" in listed
+    paths = {e["path"] for e in mesh3.cli_json(0, "ls", "latest")["entries"]}
+    assert os.fsdecode(b"photos-\xff/caf\xe9/r\xe9sum\xe9.txt") in paths
+
+    out = tmp_path / "out"
+    chosen = os.fsdecode(b"photos-\xff/caf\xe9/*")
+    mesh3.cli_json(0, "restore", "latest", "--target", str(out), "--include", chosen)
+    restored = out / os.fsdecode(b"photos-\xff") / os.fsdecode(b"caf\xe9")
+    assert (restored / os.fsdecode(b"r\xe9sum\xe9.txt")).read_bytes() == b"cv"
+    assert mesh3.peers[0].alive

@@ -98,6 +98,20 @@ async def test_a_pack_crosses_as_a_tail_read_straight_into_one_buffer(
     assert sum(reads) >= len(pack) - pipe_frames.HEAD_CHUNK
 
 
+async def test_names_that_are_not_utf8_cross_beside_a_tail() -> None:
+    """A warning naming a legacy-encoded file, or a path to back up, crosses as it is:
+    it failed the whole backup with a UnicodeEncodeError."""
+    writer, reader = pipe_pair()
+    name = os.fsdecode(b"/data/r\xe9sum\xe9.txt")
+    frame = {"op": "done", "errors": [[name, "permission denied"]], "paths": [name]}
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer.send, frame, b"\x00" * 100_000)
+        received = await reader.receive()
+    assert received is not None
+    assert received["errors"] == [[name, "permission denied"]] and received["paths"] == [name]
+    assert bytes(received["tail"]) == b"\x00" * 100_000
+
+
 async def test_a_tail_over_the_limit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipe_frames, "MAX_FRAME", 1024)
     writer, reader = pipe_pair()
