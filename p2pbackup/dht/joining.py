@@ -28,10 +28,13 @@ async def join(node: DhtNode, addresses: Iterable[Address]) -> int:
     A peer whose book gave it a table of at least k contacts is back from a restart:
     its neighbourhood is in its table already, so it asks only the alpha nearest, as
     the second look of a new peer does, needs no second look, and pings its bootstrap
-    peers only if none of its own contacts answered (decision 0064)."""
-    if not len(node.table) and table_from_book(node) >= node.config.k:
+    peers only if none of its own contacts answered (decision 0064). Given no address
+    (a peer restarted without one), its book's contacts, however few, are all it has."""
+    addresses = tuple(addresses)
+    taken = table_from_book(node) if not len(node.table) else 0
+    if taken >= node.config.k or (not addresses and len(node.table)):
         answered = await _look_from_table(node)
-        if answered:
+        if answered or not addresses:
             return answered
     joined = 0
     for address in addresses:

@@ -13,7 +13,7 @@ from p2pbackup.crypto.identity import Identity
 from p2pbackup.mesh.certs import MembershipError
 from p2pbackup.mesh.gate import MeshGate, OpenMeshGate
 from p2pbackup.mesh.saved import SavedMesh
-from p2pbackup.net.contact import parse_address
+from p2pbackup.net.contact import format_address, parse_address
 from p2pbackup.net.handshake import Gate
 from p2pbackup.peer.contracts import Args, ContractError, text, whole
 from p2pbackup.peer.control import Operation, Progress, endpoint
@@ -59,6 +59,20 @@ def load_gate(home: Home, identity: Identity) -> tuple[Gate, SavedMesh | None]:
     if saved.open or saved.state is None:
         return OpenMeshGate(), None
     return MeshGate(saved.state), saved
+
+
+def starting_addresses(
+    home: Home, saved: SavedMesh | None, given: tuple[tuple[str, int], ...]
+) -> tuple[tuple[str, int], ...]:
+    """Where `serve` starts from: the addresses given, kept in the mesh file when it has
+    none (a home recovered from its phrase has none), else those the file keeps. A
+    recovered peer restarted without `--bootstrap` knew nobody to start from."""
+    if not given:
+        return bootstrap_addresses(saved)
+    if saved is not None and not saved.bootstrap:
+        saved.bootstrap = [format_address(address) for address in given]
+        home.write_mesh(saved.to_bytes())
+    return given
 
 
 def bootstrap_addresses(saved: SavedMesh | None) -> tuple[tuple[str, int], ...]:

@@ -102,7 +102,9 @@ class Peer:
                     for task in self._tasks:
                         await nursery.start(task)
                     self._nursery = nursery
-                    if self.config.bootstrap:
+                    # A peer back from a restart knows its acquaintances (its book)
+                    # even where it was given no address to start from.
+                    if self.config.bootstrap or len(self.dht.peers):
                         nursery.start_soon(self._join)
                     else:
                         self.joined.set()
@@ -136,6 +138,6 @@ class Peer:
             if await self.dht.bootstrap(self.config.bootstrap):
                 self.joined.set()
                 return
-            log.info("no bootstrap peer answered; retrying in %.0fs", delay)
+            log.info("no bootstrap or known peer answered; retrying in %.0fs", delay)
             await trio.sleep(delay * (0.5 + self.rng.random()))
             delay = min(delay * 2, self.config.join_retry_max)

@@ -41,7 +41,7 @@ from p2pbackup.peer.edges import map_port, meet_neighbours
 from p2pbackup.peer.home import Home
 from p2pbackup.peer.membership import Membership
 from p2pbackup.peer.memory_file import MemoryFile
-from p2pbackup.peer.mesh_control import bootstrap_addresses, load_gate, mesh_operations
+from p2pbackup.peer.mesh_control import load_gate, mesh_operations, starting_addresses
 from p2pbackup.peer.owner import OwnerService
 from p2pbackup.peer.peer import Peer, PeerConfig
 from p2pbackup.peer.relaying import Relaying
@@ -103,7 +103,7 @@ class PeerService:
         gate, mesh = load_gate(home, identity)
         self.transport = TcpTransport(identity, options.listen, gate=gate)
         # A member that joined by invite starts from the members it was given.
-        bootstrap = options.bootstrap or bootstrap_addresses(mesh)
+        bootstrap = starting_addresses(home, mesh, options.bootstrap)
         config = PeerConfig(dht=options.dht, bootstrap=bootstrap)
         # Records outlive a restart or a power cut: decision 0025.
         self.records = RecordStore.on_disk(home.records_file)

@@ -27,7 +27,7 @@ SIM_DHT = DhtConfig(rpc_timeout=2.0)
 
 
 def _addresses(bootstrap: Address | tuple[Address, ...] | None) -> tuple[Address, ...]:
-    if bootstrap is None:
+    if not bootstrap:
         return ()
     if isinstance(bootstrap[0], str):
         return (bootstrap,)  # one (host, port) pair

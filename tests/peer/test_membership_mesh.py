@@ -70,6 +70,13 @@ def test_a_member_that_joined_backs_up_and_a_new_machine_restores_from_the_phras
     names = {m["member"]: m for m in mesh.cli_json(fresh.index, "members")["members"]}
     assert len(names) == 4 and not any(m["expelled"] for m in names.values())
 
+    # Restarted elsewhere with no --bootstrap (an address from DHCP, a new port), the
+    # new machine starts from the address it was first given and from its book.
+    mesh.stop_peer(fresh.index, signal.SIGKILL)
+    mesh.start_peer(fresh.index, bootstrap=None)
+    mesh.wait_for_tables(at_least=3, indices=[fresh.index])
+    assert len(mesh.cli_json(fresh.index, "snapshots")["snapshots"]) == 1
+
 
 def _members(mesh: LocalMesh, index: int) -> list[dict[str, object]]:
     return list(mesh.cli_json(index, "members")["members"])
