@@ -152,13 +152,22 @@ def list_directory(path: bytes, excludes: tuple[str, ...] = ()) -> list[FsEntry]
 
 
 def is_excluded(path: bytes, patterns: tuple[str, ...]) -> bool:
-    """restic-like: a pattern with a slash matches the whole path, else the name."""
+    """restic-like: a pattern without a slash matches a name; one that starts with a
+    slash, the whole path; any other, the path's end, whole names only ("docs/old"
+    skips /home/me/docs/old, not /home/me/mydocs/old). A trailing slash is dropped.
+    It matched such a pattern against the whole path, so it never matched."""
     if not patterns:
         return False
     text = os.fsdecode(path)
     name = os.path.basename(text)
     for pattern in patterns:
-        subject = text if "/" in pattern else name
+        pattern = pattern.rstrip("/") or pattern
+        if "/" not in pattern:
+            subject = name
+        else:
+            subject = text
+            if not pattern.startswith("/"):
+                pattern = "*/" + pattern
         if fnmatch.fnmatchcase(subject, pattern):
             return True
     return False

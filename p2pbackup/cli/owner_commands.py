@@ -151,7 +151,10 @@ def backup(
         [],
         "--exclude",
         metavar="PATTERN",
-        help="Skip names or paths matching this pattern (repeatable).",
+        help=(
+            "Skip what matches (repeatable): '*.tmp' a name, 'cache/tmp' the end of a path,"
+            " '/home/me/big' a whole path."
+        ),
     ),
     redundancy: str | None = typer.Option(
         None,
