@@ -92,12 +92,14 @@ def chosen_redundancy(setting: Redundancy, text: str | None, happy: int | None) 
 
 
 def fitting_redundancy(peers: int) -> tuple[int, int] | None:
-    """The widest K-of-N, at the defaults' ratio of K to N (rounded up), whose default
-    happy `peers` other peers can meet; None when there are none."""
+    """The K of the widest K-of-N at the defaults' ratio of K to N (rounded up) whose
+    default happy `peers` other peers can meet, with N no more than `peers`: each pack
+    then has all its shares. A wider N left every pack short of shares for good, which
+    `check` showed as degraded and `repair` could not mend. None when there is none."""
     for n in range(min(2 * peers, 255), 0, -1):
         k = max(1, -(-n * defaults.SHARES_NEEDED // defaults.SHARES_TOTAL))
         if default_happy(k, n) <= peers:
-            return k, n
+            return k, min(n, peers)
     return None
 
 
@@ -105,11 +107,12 @@ def too_few_peers(found: int, r: Redundancy) -> str:
     """Why a mesh this small cannot take a pack, and the one command that fixes it."""
     fits = fitting_redundancy(found)
     change = (
-        f" or run `p2pbackup config set redundancy {fits[0]}-of-{fits[1]}`"
+        f", or if the mesh stays this small, run "
+        f"`p2pbackup config set redundancy {fits[0]}-of-{fits[1]}`"
         if fits is not None
         else ""
     )
     return (
         f"only {found} peers can hold shares ({r.happy} needed for {r.label}, "
-        f"happy {r.happy}; this peer holds none of its own); add peers{change}"
+        f"happy {r.happy}; this peer holds none of its own); start more peers{change}"
     )

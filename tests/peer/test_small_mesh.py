@@ -50,7 +50,7 @@ def test_four_peers_back_up_after_one_documented_command(mesh4: LocalMesh, tmp_p
     assert failed.returncode == 1
     assert failed.stderr.count("\n") == 1 and "Traceback" not in failed.stderr
     assert "only 3 peers can hold shares (7 needed for 3-of-10, happy 7" in failed.stderr
-    assert "`p2pbackup config set redundancy 2-of-4`" in failed.stderr
+    assert "`p2pbackup config set redundancy 2-of-3`" in failed.stderr
 
     shown = mesh4.cli_json(0, "config", "set", "redundancy", "2-of-4")
     assert shown["redundancy"] == "2-of-4" and shown["happy"] == 3

@@ -54,21 +54,25 @@ def test_a_wrong_redundancy_is_refused_in_words(text: str, happy: int | None, er
 
 
 @pytest.mark.parametrize(
-    ("peers", "fits"), [(0, None), (1, (1, 1)), (2, (1, 3)), (3, (2, 4)), (5, (3, 7)), (7, (3, 10))]
+    ("peers", "fits"),
+    [(0, None), (1, (1, 1)), (2, (1, 2)), (3, (2, 3)), (5, (3, 5)), (6, (3, 6)), (7, (3, 7))],
 )
 def test_the_redundancy_suggested_fits_the_peers_found(
     peers: int, fits: tuple[int, int] | None
 ) -> None:
     assert fitting_redundancy(peers) == fits
     if fits is not None:
-        assert default_happy(*fits) <= peers
+        assert default_happy(*fits) <= peers and fits[1] <= peers  # every share placed
 
 
 def test_a_small_mesh_is_told_counts_and_the_command() -> None:
     message = too_few_peers(3, Redundancy())
     assert message.startswith("only 3 peers can hold shares (7 needed for 3-of-10, happy 7")
-    assert message.endswith("add peers or run `p2pbackup config set redundancy 2-of-4`")
-    assert too_few_peers(0, Redundancy()).endswith("add peers")
+    assert message.endswith(
+        "start more peers, or if the mesh stays this small, run "
+        "`p2pbackup config set redundancy 2-of-3`"
+    )
+    assert too_few_peers(0, Redundancy()).endswith("start more peers")
 
 
 def test_settings_and_overrides() -> None:

@@ -67,7 +67,7 @@ async def test_too_few_peers_stops_with_how_many_were_found(
         await place_pack(mesh, 50_000)
     message = str(failed.value)
     assert "only 5 peers can hold shares (7 needed for 3-of-10, happy 7" in message
-    assert message.endswith("add peers or run `p2pbackup config set redundancy 3-of-7`")
+    assert message.endswith("run `p2pbackup config set redundancy 3-of-5`")
     assert "\n" not in message
 
 
