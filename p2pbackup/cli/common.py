@@ -56,6 +56,10 @@ class Request(Protocol):
 
 class State:
     home: Home
+    # With `--json`, an error that ends the command before its answer is printed is an
+    # object on standard output too: a script reads one JSON object either way.
+    as_json = False
+    answered = False
 
 
 STATE = State()
@@ -75,6 +79,8 @@ def main_options(
 
 def fail(message: str, code: int = ERROR) -> NoReturn:
     say(f"error: {message}", err=True)
+    if STATE.as_json and not STATE.answered:
+        typer.echo(json.dumps({"error": message, "exit": code}))
     raise typer.Exit(code)
 
 
@@ -90,6 +96,7 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        STATE.as_json, STATE.answered = bool(kwargs.get("as_json")), False
         try:
             return func(*args, **kwargs)
         except (Exception, KeyboardInterrupt, BaseExceptionGroup) as caught:
@@ -114,6 +121,7 @@ def explain(caught: BaseException) -> None:
 
 
 def emit(result: Result, as_json: bool, human: Render) -> None:
+    STATE.answered = True
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=_jsonable))
     else:

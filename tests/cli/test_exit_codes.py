@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import errno
+import json
 
 import pytest
 import typer
 
-from p2pbackup.cli.common import user_errors
+from p2pbackup.cli.common import PARTIAL, emit, fail, user_errors
 from p2pbackup.errors import P2PBackupError, os_error_line
 
 
@@ -64,3 +65,32 @@ def test_an_os_error_line_names_bytes_paths_and_both_ends_of_a_rename() -> None:
     moved = OSError(errno.EXDEV, "Invalid cross-device link", "/a", None, "/b")
     assert os_error_line(moved) == "/a -> /b: invalid cross-device link"
     assert os_error_line(OSError("plain")) == "plain"
+
+
+def test_with_json_an_error_is_an_object_on_stdout_too(capsys: pytest.CaptureFixture[str]) -> None:
+    @user_errors
+    def command(as_json: bool = False) -> None:
+        raise P2PBackupError("no snapshot matches 'nosuch'")
+
+    with pytest.raises(typer.Exit):
+        command(as_json=True)
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"error": "no snapshot matches 'nosuch'", "exit": 1}
+    assert err == "error: no snapshot matches 'nosuch'\n"
+    with pytest.raises(typer.Exit):
+        command(as_json=False)
+    assert capsys.readouterr().out == ""
+
+
+def test_with_json_a_partial_answer_stays_the_one_object(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    @user_errors
+    def command(as_json: bool = False) -> None:
+        emit({"files": 3, "errors": ["x"]}, as_json, str)
+        fail("1 path could not be read", PARTIAL)
+
+    with pytest.raises(typer.Exit) as ended:
+        command(as_json=True)
+    assert ended.value.exit_code == PARTIAL
+    assert json.loads(capsys.readouterr().out) == {"files": 3, "errors": ["x"]}
