@@ -262,7 +262,7 @@ class RestoreEngine:
         raise P2PBackupError(
             f"restore stopped: {self._halt.reason} in {os.fsdecode(target)}; "
             f"{self.stats.files_restored} files were restored before it filled: "
-            "free some space and restore again"
+            "free some space and restore again into an empty folder"
         )
 
     async def _check_includes(
