@@ -315,6 +315,11 @@ class OwnerService:
             else:
                 reasons = apply_policy(snapshots, request.policy()).reasons
                 keep = [s for s in snapshots if s.snapshot_id in reasons]
+                if snapshots and not keep:  # a mistyped --keep-tag, say
+                    raise P2PBackupError(
+                        f"these rules keep none of the {len(snapshots)} snapshots; "
+                        "forget never drops everything (name snapshot ids to forget them all)"
+                    )
             forget = [s for s in snapshots if s not in keep]
             if forget and not request.dry_run:
                 await self.index.forget([s.snapshot_id for s in forget])

@@ -126,6 +126,8 @@ def _forget_from_the_new_home(mesh: LocalMesh, owner: int, fresh: int, ids: list
     """Forget from the new device; the old one sees the same list (tombstones in the set)."""
     refused = mesh.cli(fresh, "forget")
     assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    typo = mesh.cli(fresh, "forget", "--keep-tag", "frist")  # keeps none: refused
+    assert typo.returncode == 1 and "these rules keep none of the 3 snapshots" in typo.stderr
     dry = mesh.cli_json(fresh, "forget", "--keep-last", "2", "--dry-run")
     assert [s["id"] for s in dry["forget"]] == [ids[0]]
     assert len(mesh.cli_json(owner, "snapshots")["snapshots"]) == 3
