@@ -123,9 +123,9 @@ class ControlServer:
                 if frame is None:
                     return
                 reply = await self._dispatch(ControlRequest.from_frame(frame), progress)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return  # the client went away
             except Exception as exc:
+                if isinstance(sole_error(exc), trio.BrokenResourceError | trio.ClosedResourceError):
+                    return  # the client went away (Ctrl-C), in whatever nurseries wrapped it
                 reply = _refusal(_explain(exc))
             try:
                 encoded = _encoded(reply)

@@ -30,6 +30,19 @@ async def echo(args: Any, progress: Progress) -> dict[str, Any]:
     return {"args": dict(args)}
 
 
+async def chatty(args: Any, progress: Progress) -> dict[str, Any]:
+    """Reports from inside a nursery until its client is gone, as a backup does."""
+    async with trio.open_nursery() as nursery:
+
+        async def report() -> None:
+            while True:
+                await progress({"files": 1})
+                await trio.sleep(0.01)
+
+        nursery.start_soon(report)
+    return {}
+
+
 async def unsendable(args: Any, progress: Progress) -> dict[str, Any]:
     return {"answer": object()}  # a bug: nothing CBOR can carry
 
@@ -49,6 +62,7 @@ async def serving(nursery: trio.Nursery, tmp_path: Path) -> Path:
         "ls": endpoint(LsRequest.from_args, listing),
         "echo": echo,
         "unsendable": unsendable,
+        "chatty": chatty,
     }
     await nursery.start(ControlServer(path, operations).serve)
     return path
@@ -134,6 +148,20 @@ async def test_an_answer_that_cannot_be_sent_is_refused_and_the_server_serves_on
     with pytest.raises(P2PBackupError, match="internal error in the peer"):
         await client(path, "unsendable")
     assert await client(path, "echo", {"n": 1}) == {"args": {"n": 1}}
+
+
+async def test_a_client_that_hangs_up_midway_is_no_error(
+    nursery: trio.Nursery, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = await serving(nursery, tmp_path)
+    stream = await trio.open_unix_socket(os.fspath(path))
+    request = cbor2.dumps({"op": "chatty", "args": {}})
+    await stream.send_all(encode_frame(request, MAX_CONTROL_FRAME))
+    await stream.receive_some(65536)  # its first progress
+    await stream.aclose()  # Ctrl-C
+    await trio.sleep(0.5)
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+    assert await call(path, "echo", {"n": 1}) == {"args": {"n": 1}}
 
 
 @CLIENTS
