@@ -53,7 +53,7 @@ from p2pbackup.backup.restore_plan import Plan, TreeWalk, paths_hint
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.tree import EntryKind, Tree, TreeEntry
 from p2pbackup.base.offload import RunSync, to_thread
-from p2pbackup.codec.packstore import PackStore
+from p2pbackup.codec.packstore import PackStore, named_pack
 from p2pbackup.errors import P2PBackupError
 
 __all__ = ["FINISH_BATCH", "RestoreEngine", "RestoreStats"]
@@ -338,8 +338,9 @@ class RestoreEngine:
                 if not await self.pack_sync(pack_is_sound, pack_id, pack):
                     raise P2PBackupError("corrupted: it does not hash to its id")
             except P2PBackupError as exc:
+                reason = named_pack(pack_id, str(exc))
                 for file in writes:
-                    file.failed = file.failed or f"pack {pack_id.hex()[:12]}: {exc}"
+                    file.failed = file.failed or reason
                 return
             # Opened now, beside the packs before it; only the writes wait their turn.
             todo = [file for file in writes if file.failed is None]

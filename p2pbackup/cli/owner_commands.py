@@ -21,6 +21,7 @@ from p2pbackup.cli.common import (
     JSON_OPTION,
     PARTIAL,
     STATE,
+    USAGE,
     Result,
     call_peer,
     call_showing_progress,
@@ -168,6 +169,8 @@ def backup(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Back up PATHS into a new snapshot; unchanged files are not read again."""
+    if any(not t.strip() for t in tag):
+        fail("a --tag cannot be empty", USAGE)
     absolute = [os.path.abspath(p) for p in paths]
     for path in absolute:
         if not os.path.lexists(path):

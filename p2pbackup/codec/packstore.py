@@ -14,6 +14,12 @@ from p2pbackup.codec.packs import pack_matches
 from p2pbackup.errors import P2PBackupError
 
 
+def named_pack(pack_id: bytes, reason: str) -> str:
+    """`reason`, led by the pack it concerns unless it names that pack first already."""
+    name = f"pack {pack_id.hex()[:12]}"
+    return reason if reason.startswith(name) else f"{name}: {reason}"
+
+
 class PackUnavailable(P2PBackupError):
     """Too few good shares of a pack could be fetched to rebuild it."""
 

@@ -17,6 +17,7 @@ from p2pbackup.backup.restore import BlobReader, load_index
 from p2pbackup.backup.snapshot import Locator
 from p2pbackup.backup.snapshot_index import IndexState
 from p2pbackup.base.offload import RunSync
+from p2pbackup.codec.packstore import named_pack
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.owner_check import PackHealth, check_pack
 from p2pbackup.maintenance.repair import reencode_pack, repair_pack
@@ -165,5 +166,5 @@ async def _read_all(reader: BlobReader, index: dict[bytes, Locator]) -> tuple[in
                 await reader.at(locator, chunk_id)
                 read += 1
         except P2PBackupError as exc:
-            errors.append(f"pack {pack_id.hex()[:12]}: {exc}")
+            errors.append(named_pack(pack_id, str(exc)))
     return read, errors

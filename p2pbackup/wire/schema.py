@@ -126,7 +126,8 @@ def load_map(
     except Exception as exc:  # cbor2 raises many types on garbage; all mean the same here
         raise WireError(f"undecodable {undecodable or what}: {type(exc).__name__}") from None
     if not isinstance(raw, dict):
-        raise WireError(f"a {what} must be a map, got {type(raw).__name__}")
+        article = "an" if what[:1] in ("a", "e", "i", "o", "u") else "a"
+        raise WireError(f"{article} {what} must be a map, got {type(raw).__name__}")
     return raw
 
 

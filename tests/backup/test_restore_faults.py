@@ -78,6 +78,8 @@ async def test_missing_pack_fails_only_its_files(tmp_path: Path) -> None:
     stats = await restorer(blobs, store).run(snapshot, out)
     failed = {os.path.relpath(os.fsencode(p), os.fsencode(out)) for p, _ in stats.failures}
     assert failed == affected
+    short = victim.hex()[:12]
+    assert {reason for _, reason in stats.failures} == {f"pack {short} is not stored"}
     assert all("not stored" in reason for _, reason in stats.failures)
     assert stats.files_failed == len(affected)
     assert stats.files_restored == len(files) - len(affected)

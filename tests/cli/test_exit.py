@@ -22,6 +22,13 @@ def test_a_failed_command_keeps_its_status_and_its_error_line(tmp_path: Path) ->
     assert done.stderr.startswith("error: no peer is running for this home")
 
 
+def test_an_empty_tag_is_refused_before_the_peer_is_asked(tmp_path: Path) -> None:
+    done = _run(*CLI, "--home", str(tmp_path), "backup", str(tmp_path), "--tag", " ", "--json")
+    assert done.returncode == 2
+    assert done.stderr == "error: a --tag cannot be empty\n"
+    assert '"exit": 2' in done.stdout
+
+
 def test_a_usage_error_keeps_status_two() -> None:
     done = _run(*CLI, "--no-such-option")
     assert done.returncode == 2
