@@ -131,4 +131,6 @@ def short_reason(reason: str) -> str:
     """A holder's reason up to its first colon ('disk full: 3 MiB free...' -> 'disk
     full'), so one line can name several peers; the full one is in the holder's log."""
     head = reason.split(":", 1)[0].strip()
-    return head[:60] if head else "refused"
+    if len(head) > 80:  # a peer's own words, bounded; cut at a word, and say so
+        head = head[:80].rsplit(" ", 1)[0] + "..."
+    return head or "refused"

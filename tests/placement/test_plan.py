@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from p2pbackup.net.contact import Contact
-from p2pbackup.placement.plan import PlacementPlan
+from p2pbackup.placement.plan import PlacementPlan, short_reason
 
 OUTCOMES = ("stored", "refused", "failed")
 REASONS = ("disk full", "over quota", "not accepting", "shutting down")
@@ -180,3 +180,12 @@ def test_no_candidates_is_done_at_once() -> None:
     assert plan.done
     assert not plan.happy_enough
     assert "only 0 distinct peers" in plan.shortfall()
+
+
+def test_a_refusal_reads_whole_up_to_its_first_colon() -> None:
+    own = "this peer belongs to the pack's owner and holds none of its shares"
+    assert short_reason(own) == own  # it was cut at "its"
+    assert short_reason("disk full: 3 MiB free") == "disk full"
+    long = " ".join(["word"] * 40)
+    assert short_reason(long).endswith("word...") and len(short_reason(long)) <= 83
+    assert short_reason(": nothing") == "refused"
