@@ -88,7 +88,7 @@ def test_a_tampered_or_unsigned_code_is_refused_with_its_reason() -> None:
     with pytest.raises(MembershipError, match="damaged"):
         decode_invite(code[:-9])
     not_a_map = PREFIX + base64.b32encode(cbor2.dumps(5)).decode().rstrip("=").lower()
-    with pytest.raises(MembershipError, match="^a damaged invite code: an invite code must be"):
+    with pytest.raises(MembershipError, match=r"^a damaged invite code: an invite code must be"):
         decode_invite(not_a_map)
 
 
