@@ -78,8 +78,10 @@ def test_commands_without_a_running_peer_fail_with_one_line(tmp_path: Path) -> N
     for command in (["status", "--json"], ["peers", "--json"]):
         result = mesh.cli(0, *command)
         assert result.returncode != 0
-        assert result.stdout == ""
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+        # A script reads the same line, and the status, as one JSON object.
+        answer = json.loads(result.stdout)
+        assert answer == {"error": result.stderr[len("error: ") : -1], "exit": result.returncode}
 
 
 def test_init_json_prints_the_node_id_and_refuses_twice(tmp_path: Path) -> None:
