@@ -13,6 +13,17 @@ from p2pbackup.backup.tree import EntryKind, Tree
 from p2pbackup.peer.results import ListedEntry
 
 
+def inside_snapshot(path: str, roots: tuple[str, ...]) -> str:
+    """`path` as the snapshot names it: a path under one of its backed-up paths as the
+    machine had it (/home/me/docs/taxes, the way `snapshots` shows them) becomes
+    docs/taxes; anything else is taken as named inside the snapshot already."""
+    for root in roots:
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            name = os.path.basename(root.rstrip("/")) or "root"
+            return (name + path[len(root.rstrip("/")) :]).strip("/")
+    return path.strip("/")
+
+
 async def list_entries(
     reader: BlobReader,
     tree_id: bytes,

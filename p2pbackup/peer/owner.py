@@ -33,7 +33,7 @@ from p2pbackup.base.offload import RunSync, to_thread
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.peer.browse import list_entries
+from p2pbackup.peer.browse import inside_snapshot, list_entries
 from p2pbackup.peer.chunk_learning import learn_chunks
 from p2pbackup.peer.control import Operation, Progress, endpoint
 from p2pbackup.peer.engine_frames import BackupJob, RestoreJob
@@ -253,7 +253,7 @@ class OwnerService:
     async def list_files(self, request: LsRequest, progress: Progress) -> Listing:
         state = await self.index.state()
         snapshot = find_snapshot(state.snapshots, request.snapshot)
-        prefix = request.path.strip("/")
+        prefix = inside_snapshot(request.path, snapshot.paths)
         reader = BlobReader(self.codec, self.packs, {})
         # Every snapshot's index blobs are read; one that cannot be read matters only
         # if this snapshot's folder lists are in it.
