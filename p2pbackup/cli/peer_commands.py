@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from p2pbackup.peer.relaying import RelayOptions
     from p2pbackup.peer.service import ServeOptions
 
+MIN_CAPACITY = 1024 * 1024  # a share of a small pack, at least
 _LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
@@ -233,6 +234,8 @@ def _serve_options(raw: dict[str, Any]) -> ServeOptions:
     except ValueError as exc:
         fail(f"--exempt-blocks: {exc}", USAGE)
     capacity = parse_size(raw["capacity"])
+    if capacity < MIN_CAPACITY:  # "50" is 50 bytes: surely 50 GiB was meant
+        fail(f"--capacity {raw['capacity']} is {capacity} bytes: give a unit, e.g. 50GiB", USAGE)
     return ServeOptions(
         listen=parse_address(raw["listen"], any_port=True),
         bootstrap=tuple(parse_address(b) for b in raw["bootstrap"]),

@@ -53,3 +53,9 @@ def test_exit_handlers_run_and_a_message_exits_one() -> None:
     assert (done.returncode, done.stdout) == (7, "unflushedhandler ran\n")
     done = _run(sys.executable, "-c", script, "why")
     assert (done.returncode, done.stderr) == (1, "why\n")
+
+
+def test_a_capacity_without_a_unit_is_refused_in_words(tmp_path: Path) -> None:
+    done = _run(*CLI, "--home", str(tmp_path), "serve", "--capacity", "50")
+    assert done.returncode == 2
+    assert done.stderr == "error: --capacity 50 is 50 bytes: give a unit, e.g. 50GiB\n"
