@@ -6,6 +6,7 @@ import contextlib
 import signal
 import sqlite3
 import subprocess
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,10 +170,7 @@ def test_a_backup_killed_halfway_completes_when_run_again(
     mesh12: LocalMesh, tmp_path: Path, background: list[subprocess.Popen[bytes]]
 ) -> None:
     owner = 1
-    source = tmp_path / "data"
-    source.mkdir()
-    for i in range(12):
-        (source / f"part{i:02d}.bin").write_bytes(_random(4 * 2**20, seed=i))
+    source = _random_files(tmp_path / "data", [f"part{i:02d}.bin" for i in range(12)], 4 * 2**20)
     catalog = mesh12.peers[owner].home / "catalog.sqlite3"
     packs_before, bytes_before = _committed(catalog)
     backup = subprocess.Popen(
@@ -211,10 +209,8 @@ def test_a_restore_stopped_by_ctrl_c_leaves_no_file_that_passes_for_restored(
     mesh12: LocalMesh, tmp_path: Path, background: list[subprocess.Popen[bytes]]
 ) -> None:
     owner = 3
-    source = tmp_path / "data"
-    source.mkdir()
-    for i in range(6):  # each over three packs: made at full size before its data comes
-        (source / f"video{i}.bin").write_bytes(_random(16 * 2**20, seed=100 + i))
+    # Each over three packs: made at full size before its data comes.
+    source = _random_files(tmp_path / "data", [f"video{i}.bin" for i in range(6)], 16 * 2**20)
     mesh12.cli_json(owner, "backup", str(source))
     out = tmp_path / "out"
     restore = subprocess.Popen(
@@ -247,6 +243,14 @@ def _committed(catalog: Path) -> tuple[int, int]:
     with contextlib.closing(sqlite3.connect(catalog, timeout=10)) as db:
         count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM packs").fetchone()
     return int(count), int(size)
+
+
+def _random_files(folder: Path, names: list[str], size: int) -> Path:
+    """`folder`, made, holding a file of `size` random bytes under each name."""
+    folder.mkdir()
+    for name in names:  # a seed from the name: the same bytes every run
+        (folder / name).write_bytes(_random(size, seed=zlib.crc32(name.encode())))
+    return folder
 
 
 def _random(size: int, seed: int) -> bytes:
