@@ -171,6 +171,8 @@ def backup(
     """Back up PATHS into a new snapshot; unchanged files are not read again."""
     if any(not t.strip() for t in tag):
         fail("a --tag cannot be empty", USAGE)
+    if any(not t.isprintable() or render.printable(t) != t for t in tag):
+        fail("a --tag must be printable text, in UTF-8", USAGE)
     absolute = [os.path.abspath(p) for p in paths]
     for path in absolute:
         if not os.path.lexists(path):

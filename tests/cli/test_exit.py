@@ -59,3 +59,14 @@ def test_a_capacity_without_a_unit_is_refused_in_words(tmp_path: Path) -> None:
     done = _run(*CLI, "--home", str(tmp_path), "serve", "--capacity", "50")
     assert done.returncode == 2
     assert done.stderr == "error: --capacity 50 is 50 bytes: give a unit, e.g. 50GiB\n"
+
+
+def test_a_tag_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*CLI, "--home", str(tmp_path), "backup", str(tmp_path), "--tag", b"caf\xe9"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == b"error: a --tag must be printable text, in UTF-8\n"
