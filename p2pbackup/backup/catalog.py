@@ -27,6 +27,7 @@ from pathlib import Path
 import cbor2
 
 from p2pbackup.backup.snapshot import Locator
+from p2pbackup.store.sqlite_open import open_wal
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chunks (
@@ -109,8 +110,7 @@ class Catalog:
             raise ValueError(f"synchronous mode must be FULL or NORMAL, got {_sync!r}")
         self._log = Path(f"{path}-wal")
         self._sync = _sync
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_wal(path, "catalog", "the mesh")
         self._db.execute(f"PRAGMA synchronous={_sync}")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 from p2pbackup.base.sqlite import write_transaction
 from p2pbackup.store.admission import tree_of
 from p2pbackup.store.contract import ShareInfo, ShareKey, StoredShare
+from p2pbackup.store.sqlite_open import open_wal
 
 SCHEMA_VERSION = 4
 _TABLE = """
@@ -87,9 +88,8 @@ class ShareIndex:
             raise ValueError(f"synchronous mode must be one of {_SYNC_MODES}, got {_sync!r}")
         self.writing = threading.RLock()  # held through a transaction, its sync included
         self._reading = threading.Lock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = open_wal(path, "share index", "the share files")
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={_sync}")
             self._open_schema()
             self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
