@@ -242,6 +242,9 @@ async def _stop_on_term(job: trio.CancelScope) -> None:
 
 
 def main() -> None:
+    # A Ctrl-C at a terminal reaches every process of a foreground `serve`: this one
+    # stops when its peer tells it to (`_stop_on_term`), cleaning up, not mid-write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Standard output is the pipe: anything else printed goes to standard error.
     frames_out = os.dup(1)
     os.dup2(2, 1)

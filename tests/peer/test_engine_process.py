@@ -237,6 +237,32 @@ async def test_child_stops_when_its_peer_goes_away(tmp_path: Path) -> None:
     assert not alive(busy.pid)
 
 
+async def test_a_ctrl_c_is_for_the_peer_and_its_sigterm_stops_the_child() -> None:
+    """A Ctrl-C reaches every process of a foreground `serve`: the child carries on
+    (it printed a traceback) and stops, cleanly, when its peer sends SIGTERM."""
+    processes = EngineProcesses()
+    child = await processes.take()
+    with trio.fail_after(30):  # until it ignores SIGINT, as the kernel tells
+        while not _ignores(child.pid, signal.SIGINT):
+            await trio.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    await trio.sleep(0.5)
+    assert child.poll() is None
+    child.terminate()
+    with trio.fail_after(30):
+        assert await child.wait() == 0
+    for stream in (child.stdin, child.stdout):
+        if stream is not None:
+            await stream.aclose()
+
+
+def _ignores(pid: int, signum: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
 class SentFrames:
     """The engine side of the pipe, keeping what it sends."""
 
