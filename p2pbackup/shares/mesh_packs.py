@@ -240,11 +240,15 @@ class MeshPackStore:
             if (chosen is None or len(gathered) < chosen.k) and len(shares) >= descriptor.k:
                 chosen, gathered = descriptor, shares
         if chosen is None or len(gathered) < chosen.k:
-            k = r.k if chosen is None else chosen.k
             detail = f"; {got.problems[0]}" if got.problems else ""
+            # With no share found, no descriptor says how many the pack needs.
+            found = (
+                "no share found"
+                if chosen is None
+                else f"{len(gathered)} of the {chosen.k} shares needed found"
+            )
             raise PackUnavailable(
-                f"pack {pack_id.hex()[:12]}: {len(gathered)} of the {k} shares needed found "
-                f"from the {got.asked} peers asked{detail}"
+                f"pack {pack_id.hex()[:12]}: {found} from the {got.asked} peers asked{detail}"
             )
         data = await self.run_sync(
             rebuild_pack, gathered, pack_id, chosen.k, chosen.n, chosen.length, chosen.version

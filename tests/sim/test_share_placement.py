@@ -107,6 +107,19 @@ async def test_bad_shares_are_skipped_and_k_good_ones_rebuild(
             await owner_store(owner).get(pack_id)
 
 
+async def test_a_pack_with_no_share_left_says_so_not_how_many_it_needed(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh, stores = await equipped_mesh(nursery, 20, seed=9)
+    _, pack_id = await place_pack(mesh, 100_000)
+    peers = by_id(mesh)
+    for nid in holders(stores, pack_id):
+        mesh.crash(peers[nid])
+    # No descriptor came back to say its k: the setting's k was named instead.
+    with pytest.raises(PackUnavailable, match=r": no share found from the \d+ peers asked"):
+        await owner_store(mesh.peers[0]).get(pack_id)
+
+
 async def test_three_dead_holders_out_of_ten_do_not_matter(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
