@@ -138,8 +138,11 @@ def call_peer(
     op: str,
     request: Request = NO_ARGS,
     on_progress: Callable[[Result], None] | None = None,
+    timeout: float | None = None,
 ) -> Result:
-    return control_client.call(STATE.home.control_socket, op, request.to_args(), on_progress)
+    return control_client.call(
+        STATE.home.control_socket, op, request.to_args(), on_progress, timeout
+    )
 
 
 def call_showing_progress(op: str, request: Request, kind: str) -> Result:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from p2pbackup.peer.service import ServeOptions
 
 MIN_CAPACITY = 1024 * 1024  # a share of a small pack, at least
+STATUS_SECONDS = 30.0  # a running peer answers `status` from memory, at once
 _LISTEN_ERRNOS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
@@ -312,7 +313,10 @@ def status(
     ),
 ) -> None:
     """Show the running peer's state: who it is, its peers, the space it offers."""
-    result = call_peer("status") if wait is None else _wait_joined(parse_duration(wait))
+    if wait is None:
+        result = call_peer("status", timeout=STATUS_SECONDS)
+    else:
+        result = _wait_joined(parse_duration(wait))
     emit(result, as_json, render.status_text)
 
 
@@ -321,7 +325,8 @@ def _wait_joined(deadline: float) -> dict[str, Any]:
     end = time.monotonic() + deadline
     while True:
         try:
-            result = call_peer("status")
+            left = min(STATUS_SECONDS, end - time.monotonic())
+            result = call_peer("status", timeout=max(1.0, left))
         except NoPeerRunning:
             result = {"joined": False}
         if result["joined"]:

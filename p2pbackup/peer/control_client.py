@@ -30,20 +30,30 @@ def call(
     op: str,
     args: dict[str, Any] | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """Run one operation on the peer behind `path`; its error becomes a `P2PBackupError`.
+    With `timeout`, a peer silent that long (hung, stopped) is one too: a stopped
+    process's socket still takes the connection, and the command waited forever.
 
     Nothing is sent unless the socket, its folder and the process listening on it are
     this user's: `LocalAccessError` otherwise."""
     with _connect(path) as sock:
         refuse_other_user(peer_uid(sock), path)
+        sock.settimeout(timeout)
         request = {"op": op, "args": dict(args or {})}  # `control.ControlRequest`'s frame
-        sock.sendall(encode_frame(local_text.dumps(request), MAX_CONTROL_FRAME))
-        decoder = FrameDecoder(MAX_CONTROL_FRAME)
-        while True:
-            result = answer_of(_read_frame(sock, decoder), on_progress)
-            if result is not None:
-                return result
+        try:
+            sock.sendall(encode_frame(local_text.dumps(request), MAX_CONTROL_FRAME))
+            decoder = FrameDecoder(MAX_CONTROL_FRAME)
+            while True:
+                result = answer_of(_read_frame(sock, decoder), on_progress)
+                if result is not None:
+                    return result
+        except TimeoutError:
+            raise P2PBackupError(
+                f"the peer did not answer on {path} within {timeout:g} s; "
+                "it may be hung or stopped: see its log"
+            ) from None
 
 
 def refuse_other_user(uid: int | None, path: Path) -> None:

@@ -4,6 +4,7 @@ line, and the server serving on after each."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,20 @@ async def test_a_client_that_hangs_up_midway_is_no_error(
     await trio.sleep(0.5)
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
     assert await call(path, "echo", {"n": 1}) == {"args": {"n": 1}}
+
+
+def test_a_peer_that_never_answers_is_an_error_after_the_timeout(tmp_path: Path) -> None:
+    """A stopped (SIGSTOP) or hung peer's socket still takes the connection: the
+    command waited forever."""
+    folder = tmp_path / "control"
+    folder.mkdir(mode=0o700)
+    path = folder / "control.sock"
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with silent:
+        silent.bind(os.fspath(path))
+        silent.listen(4)  # takes connections, never accepts or answers
+        with pytest.raises(P2PBackupError, match=r"did not answer on .* within 0.5 s"):
+            control_client.call(path, "status", timeout=0.5)
 
 
 @CLIENTS
