@@ -245,9 +245,10 @@ class RestoreEngine:
             await self._report()
 
     async def _abandon(self) -> None:
-        """The restore was stopped (Ctrl-C, the peer stopping) or failed: remove each file spread
-        over several packs not yet finished, which has zero-filled holes at its full
-        size, so that no file left behind passes for restored. The rest are whole."""
+        """The restore was stopped (Ctrl-C, the peer stopping) or failed: remove each
+        file spread over several packs not yet finished, which has zero-filled holes at
+        its full size, so that no file left behind passes for restored. The rest are
+        whole."""
         if self._plan is None:
             return
         items = [(f.path, f.entry, False) for f in self._plan.files if f.spread and not f.finished]

@@ -18,6 +18,7 @@ from nacl.secret import Aead
 
 from p2pbackup.base.ids import PACK_ID_BYTES
 from p2pbackup.errors import P2PBackupError, WireError
+from p2pbackup.wire import local_text
 from p2pbackup.wire.schema import (
     bytes_field,
     check_fields,
@@ -130,11 +131,7 @@ class Snapshot:
 def _path_to_wire(path: str) -> str | bytes:
     """A backed-up path as text, or as its raw bytes when it is not UTF-8 (a legacy
     name, held as surrogate escapes): CBOR text cannot carry those."""
-    try:
-        path.encode()
-    except UnicodeEncodeError:
-        return os.fsencode(path)
-    return path
+    return path if local_text.utf8(path) else os.fsencode(path)
 
 
 def _path_field(value: Any) -> str:

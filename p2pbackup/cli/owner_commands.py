@@ -171,7 +171,7 @@ def backup(
     """Back up PATHS into a new snapshot; unchanged files are not read again."""
     if any(not t.strip() for t in tag):
         fail("a --tag cannot be empty", USAGE)
-    if any(not t.isprintable() or render.printable(t) != t for t in tag):
+    if not all(t.isprintable() for t in tag):  # a non-UTF-8 byte is not printable
         fail("a --tag must be printable text, in UTF-8", USAGE)
     absolute = [os.path.abspath(p) for p in paths]
     for path in absolute:

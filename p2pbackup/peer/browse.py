@@ -18,9 +18,10 @@ def inside_snapshot(path: str, roots: tuple[str, ...]) -> str:
     machine had it (/home/me/docs/taxes, the way `snapshots` shows them) becomes
     docs/taxes; anything else is taken as named inside the snapshot already."""
     for root in roots:
-        if path == root or path.startswith(root.rstrip("/") + "/"):
-            name = os.path.basename(root.rstrip("/")) or "root"
-            return (name + path[len(root.rstrip("/")) :]).strip("/")
+        base = root.rstrip("/")
+        if path == root or path.startswith(base + "/"):
+            name = os.path.basename(base) or "root"
+            return (name + path[len(base) :]).strip("/")
     return path.strip("/")
 
 

@@ -30,15 +30,22 @@ def loads(data: bytes | bytearray | memoryview) -> Any:
     return cbor2.loads(data, tag_hook=untag_raw_text)
 
 
+def utf8(text: str) -> bool:
+    """Whether CBOR text can carry `text` (no surrogate escapes of a non-UTF-8 name)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def tag_raw_text(value: Any) -> Any:
     """`value` with every string that UTF-8 cannot encode replaced by its tagged bytes,
     through maps, lists and tuples (the only containers our frames hold)."""
     if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return cbor2.CBORTag(RAW_TEXT_TAG, value.encode("utf-8", "surrogateescape"))
-        return value
+        if utf8(value):
+            return value
+        return cbor2.CBORTag(RAW_TEXT_TAG, value.encode("utf-8", "surrogateescape"))
     if isinstance(value, dict):
         return {tag_raw_text(k): tag_raw_text(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
