@@ -239,6 +239,13 @@ def check_text(r: Result) -> str:
         text += f"\n{r['chunks_read']} chunks read and verified, {len(r['chunk_errors'])} errors"
     for error in r.get("index_errors", [])[:5]:
         text += f"\nunreadable index: {error}"
+    hung = r.get("hung_peers", [])
+    if hung:
+        named = ", ".join(node_id[:16] for node_id in hung[:5]) + (", ..." if len(hung) > 5 else "")
+        text += (
+            f"\n{count(len(hung), 'peer')} answered nothing (hung, asleep or cut off): {named}; "
+            f"{'its' if len(hung) == 1 else 'their'} shares counted as missing"
+        )
     return text
 
 

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import enum
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from p2pbackup.base.ids import id_int
 from p2pbackup.net.contact import Contact
+from p2pbackup.wire.messages import Message
+
+# Runs one query of a walk for a caller: the peer, and the query to run.
+Paced = Callable[[Contact, Callable[[], Awaitable[Message | None]]], Awaitable[Message | None]]
 
 
 class _State(enum.Enum):
@@ -46,6 +50,12 @@ class LookupStats:
     queries: int = 0
     failures: int = 0
     hops: int = 0
+
+
+@dataclass(frozen=True)
+class LookupOutcome:
+    contacts: list[Contact]
+    stats: LookupStats
 
 
 @dataclass

@@ -7,18 +7,19 @@ simulator replays a seed exactly."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
 from collections.abc import Awaitable, Callable, Collection, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import trio
 
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.dht.dial_back import DialBacks, check_key
 from p2pbackup.dht.joining import join
-from p2pbackup.dht.lookup import Lookup, LookupStats
+from p2pbackup.dht.lookup import Lookup, LookupOutcome, Paced
 from p2pbackup.dht.messages import (
     Announce,
     FindNode,
@@ -49,12 +50,6 @@ log = logging.getLogger("p2pbackup.dht")
 DHT_REQUESTS = (Ping, FindNode, StoreRecord, GetRecord, Announce)
 _REFUSALS_LOGGED = 1024  # distinct writers whose refused records are logged
 _FAILURES_KEPT = 4096  # peers with a failure counted (liars' made-up names too)
-
-
-@dataclass(frozen=True)
-class LookupOutcome:
-    contacts: list[Contact]
-    stats: LookupStats
 
 
 class DhtNode:
@@ -287,6 +282,7 @@ class DhtNode:
         keep_hearsay: bool = False,
         alpha: int | None = None,
         skip: Callable[[Contact], bool] | None = None,
+        paced: Paced | None = None,
     ) -> LookupOutcome:
         """The `count` (default k) live peers closest to `target` (ourselves excluded).
 
@@ -298,6 +294,8 @@ class DhtNode:
         us do, so a liar's made-up names cannot crowd out real ones.
         Contacts `skip` names (a caller's peers known to hang) are passed over unasked,
         as if they had failed: the walk would wait its whole timeout for each.
+        `paced` runs each query of the walk (a caller's way to stop waiting for a peer
+        that hangs, and to remember it); None from it counts as a failure.
         """
         wanted = self.config.k if count is None else max(1, min(count, self.config.k))
         parallel = self.config.alpha if alpha is None else max(1, alpha)
@@ -314,7 +312,8 @@ class DhtNode:
         async def query(contact: Contact) -> Iterable[Contact] | None:
             if skip is not None and skip(contact):
                 return None
-            reply = await self.call(contact, FindNode(target))
+            ask = functools.partial(self.call, contact, FindNode(target))
+            reply = await (ask() if paced is None else paced(contact, ask))
             return reply.contacts if isinstance(reply, Nodes) else None
 
         await self._drive(state, query, keep_hearsay)

@@ -3,22 +3,41 @@
 The owner holds no share, so it learns the share set from the holders: the
 first descriptor that carries its own signature fixes the roots, and every
 claim is then audited against them like a sibling would.
+
+A holder that hangs (stopped, asleep, its link dead without a reset) keeps its
+connection open and answers nothing. Each pack's survey waited out its whole
+timeout for it, and a check of a few hundred packs took minutes where it takes
+seconds. One check's or repair's `Patience` gives up on a request past a few
+times what its answers took lately, and passes over a holder that hung for a
+while (`SURVEY_STALL.remember`): its shares count as missing, as they are for
+anyone reading now, and it costs the operation one stall a minute, not one per
+pack.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import trio
 
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import WireError
-from p2pbackup.maintenance.audit import audit_claim, query_share
+from p2pbackup.maintenance.audit import Holding, audit_claim, query_share
 from p2pbackup.maintenance.survey import Survey
 from p2pbackup.net.contact import Contact
+from p2pbackup.shares.gathering import HolderMemory, Pace, StallRule
+from p2pbackup.shares.pacing import within_pace
 from p2pbackup.shares.upkeep_messages import ShareHeld
+
+_T = TypeVar("_T")
+# A query or an audit answer is small, but a holder's disk may be busy: a request is
+# given up only after 2 s at least, and a holder that hung is asked again after a
+# minute, when it may be back.
+SURVEY_STALL = StallRule(floor=2.0, ceiling=30.0, remember=60.0)
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,45 @@ class PackHealth:
         return self.live >= self.k > 0
 
 
+@dataclass
+class Patience:
+    """How long one check or repair waits for a holder, and the holders that hung in it."""
+
+    rule: StallRule = SURVEY_STALL
+    memory: HolderMemory = field(init=False)
+    pace: Pace = field(init=False)
+    # Every holder that hung in this operation, by node id: what its report names.
+    hung: set[bytes] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.memory = HolderMemory(self.rule)
+        self.pace = Pace(self.rule)
+
+    def passed_over(self, contact: Contact) -> bool:
+        """Whether `contact` hung lately: not worth a wait in this operation."""
+        return self.memory.suspect(contact.node_id, trio.current_time())
+
+    async def ask(self, contact: Contact, request: Callable[[], Awaitable[_T]]) -> _T | None:
+        """`request`'s answer, or None when it brought nothing within the stall interval
+        (the holder is then remembered as hung, and passed over for a while)."""
+        started = trio.current_time()
+
+        async def boxed() -> tuple[_T]:
+            return (await request(),)
+
+        got = await within_pace(self.pace, started, boxed)
+        now = trio.current_time()
+        # Failing after as long a wait (its timeout) is hanging too; a refusal comes at once.
+        if got is None or (got[0] is None and now - started >= self.pace.stall_after()):
+            self.memory.stalled(contact.node_id, now)
+            self.hung.add(contact.node_id)
+            return None
+        if got[0] is not None:  # it answered (not a refused or reset connection)
+            self.memory.answered(contact.node_id)
+            self.pace.observe(now - started)
+        return got[0]
+
+
 def _owned(held: ShareHeld, pack_id: bytes, owner: bytes) -> ShareDescriptor | None:
     try:
         descriptor = ShareDescriptor.from_bytes(held.descriptor)
@@ -44,15 +102,29 @@ def _owned(held: ShareHeld, pack_id: bytes, owner: bytes) -> ShareDescriptor | N
 
 
 async def survey_pack(
-    dht: DhtNode, pack_id: bytes, owner: bytes, rng: random.Random, timeout: float
+    dht: DhtNode,
+    pack_id: bytes,
+    owner: bytes,
+    rng: random.Random,
+    timeout: float,
+    patience: Patience | None = None,
 ) -> tuple[Survey | None, list[Contact]]:
     """Query and audit the peers closest to the pack; None when no holder shows the owner's
-    descriptor. Also returns those closest peers, where missing shares would go."""
-    closest = (await dht.lookup(pack_id)).contacts
+    descriptor. Also returns those closest peers, where missing shares would go; with
+    `patience`, without the holders that hung lately."""
+    if patience is None:
+        closest = (await dht.lookup(pack_id)).contacts
+    else:
+        closest = (
+            await dht.lookup(pack_id, skip=patience.passed_over, paced=patience.ask)
+        ).contacts
     answers: list[tuple[Contact, ShareHeld]] = []
 
     async def ask(contact: Contact) -> None:
-        holding = await query_share(dht, contact, pack_id, owner, timeout)
+        def query() -> Awaitable[Holding | None]:
+            return query_share(dht, contact, pack_id, owner, timeout)
+
+        holding = await (query() if patience is None else patience.ask(contact, query))
         if holding is not None and holding.held is not None:
             answers.append((contact, holding.held))
 
@@ -66,8 +138,13 @@ async def survey_pack(
     survey = Survey(pack_id, max(owned, key=lambda d: d.lease_expiry))
 
     async def audit(contact: Contact, held: ShareHeld) -> None:
-        if survey.on_holding(contact, held.index, held.descriptor):
-            await audit_claim(dht, survey, contact, rng, timeout)
+        if not survey.on_holding(contact, held.index, held.descriptor):
+            return
+
+        def prove() -> Awaitable[bool]:
+            return audit_claim(dht, survey, contact, rng, timeout)
+
+        await (prove() if patience is None else patience.ask(contact, prove))
 
     async with trio.open_nursery() as nursery:
         for contact, held in answers:
@@ -76,9 +153,14 @@ async def survey_pack(
 
 
 async def check_pack(
-    dht: DhtNode, pack_id: bytes, owner: bytes, rng: random.Random, timeout: float
+    dht: DhtNode,
+    pack_id: bytes,
+    owner: bytes,
+    rng: random.Random,
+    timeout: float,
+    patience: Patience | None = None,
 ) -> PackHealth:
-    survey, _ = await survey_pack(dht, pack_id, owner, rng, timeout)
+    survey, _ = await survey_pack(dht, pack_id, owner, rng, timeout, patience)
     if survey is None:
         return PackHealth(pack_id, 0, 0, 0)
     return PackHealth(pack_id, survey.live, survey.descriptor.k, survey.descriptor.n)

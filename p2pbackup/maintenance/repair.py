@@ -22,7 +22,7 @@ from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.maintenance.audit import answer, ask, held_descriptor
-from p2pbackup.maintenance.owner_check import PackHealth, survey_pack
+from p2pbackup.maintenance.owner_check import PackHealth, Patience, survey_pack
 from p2pbackup.maintenance.survey import RepairPlan
 from p2pbackup.net.contact import Contact
 from p2pbackup.shares.lease_rules import release_for
@@ -65,10 +65,11 @@ async def repair_pack(
     rng: random.Random,
     timeout: float,
     run_sync: RunSync,
+    patience: Patience | None = None,
 ) -> tuple[PackHealth, int]:
     """The owner's repair of one pack: rebuild every share not proven live and place it on
     the closest peers holding none. Returns the health found and the shares placed."""
-    survey, closest = await survey_pack(dht, pack_id, owner, rng, timeout)
+    survey, closest = await survey_pack(dht, pack_id, owner, rng, timeout, patience)
     if survey is None:
         return PackHealth(pack_id, 0, 0, 0), 0
     descriptor = survey.descriptor
@@ -143,6 +144,7 @@ async def reencode_pack(
     timeout: float,
     run_sync: RunSync,
     now: Callable[[], float],
+    patience: Patience | None = None,
 ) -> tuple[PackHealth, int] | None:
     """The owner's re-encoding of one pack to `target`'s k/n (decision 0034): read it back
     from any k shares, encode it again, place and prove the new set, then release what
@@ -152,7 +154,8 @@ async def reencode_pack(
 
     The new set's lease is later than any of the old set's: a holder of an old share
     gives it up for a new one, never the other way round."""
-    survey, closest = await survey_pack(dht, pack_id, identity.public_key, rng, timeout)
+    owner = identity.public_key
+    survey, closest = await survey_pack(dht, pack_id, owner, rng, timeout, patience)
     if survey is None:
         return PackHealth(pack_id, 0, 0, 0), 0
     old = survey.descriptor

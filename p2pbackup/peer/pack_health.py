@@ -19,7 +19,7 @@ from p2pbackup.backup.snapshot_index import IndexState
 from p2pbackup.base.offload import RunSync
 from p2pbackup.codec.packstore import named_pack
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.owner_check import PackHealth, check_pack
+from p2pbackup.maintenance.owner_check import PackHealth, Patience, check_pack
 from p2pbackup.maintenance.repair import reencode_pack, repair_pack
 from p2pbackup.peer.control import Progress
 from p2pbackup.peer.results import HealthReport
@@ -55,7 +55,8 @@ async def survey_packs(
     index_errors: list[str] = []
     index = await load_index(reader, locators, index_errors, state.released)
     packs = sorted({loc.pack_id for loc in index.values()} | {loc.pack_id for loc in locators})
-    healths, placed, reencoded, short = await _each_pack(survey, packs, progress, repair)
+    patience = Patience()
+    healths, placed, reencoded, short = await _each_pack(survey, packs, progress, repair, patience)
     chunks_read: int | None = None
     chunk_errors: list[str] | None = None
     if read_data:
@@ -76,6 +77,7 @@ async def survey_packs(
         chunk_errors=chunk_errors,
         packs_reencoded=len(reencoded.done) if survey.reencode else None,
         reencode_errors=reencoded.errors if survey.reencode else None,
+        hung_peers=sorted(node_id.hex() for node_id in patience.hung),
     )
 
 
@@ -86,7 +88,7 @@ class _Reencoded:
 
 
 async def _each_pack(
-    survey: PackSurvey, packs: list[bytes], progress: Progress, repair: bool
+    survey: PackSurvey, packs: list[bytes], progress: Progress, repair: bool, patience: Patience
 ) -> tuple[list[PackHealth], int, _Reencoded, int]:
     """Each pack's health, the shares a repair placed, what it encoded again, and how
     many recoverable packs the repair left under n shares (too few peers took them)."""
@@ -99,7 +101,7 @@ async def _each_pack(
     async def one(pack_id: bytes) -> None:
         nonlocal placed, short
         async with limiter:
-            again = await _reencode(survey, pack_id, reencoded) if repair else None
+            again = await _reencode(survey, pack_id, reencoded, patience) if repair else None
             if again is not None:
                 health, rebuilt = again
                 placed += rebuilt
@@ -112,11 +114,14 @@ async def _each_pack(
                     survey.rng,
                     REQUEST_TIMEOUT,
                     survey.run_sync,
+                    patience,
                 )
                 placed += rebuilt
                 short += health.recoverable and health.live + rebuilt < health.n
             else:
-                health = await check_pack(dht, pack_id, survey.owner, survey.rng, REQUEST_TIMEOUT)
+                health = await check_pack(
+                    dht, pack_id, survey.owner, survey.rng, REQUEST_TIMEOUT, patience
+                )
             healths.append(health)
             await progress({"packs_checked": len(healths), "packs": len(packs)})
 
@@ -127,7 +132,7 @@ async def _each_pack(
 
 
 async def _reencode(
-    survey: PackSurvey, pack_id: bytes, reencoded: _Reencoded
+    survey: PackSurvey, pack_id: bytes, reencoded: _Reencoded, patience: Patience
 ) -> tuple[PackHealth, int] | None:
     """The pack encoded again to the survey's redundancy; None when it needs no new
     encoding (or could not get one: the error is kept, and a plain repair follows)."""
@@ -145,6 +150,7 @@ async def _reencode(
             REQUEST_TIMEOUT,
             survey.run_sync,
             packs.now,
+            patience,
         )
     except P2PBackupError as exc:
         reencoded.errors.append(str(exc))

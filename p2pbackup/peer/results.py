@@ -81,6 +81,9 @@ class HealthReport:
     # could not be (each kept its old encoding).
     packs_reencoded: int | None = field(default=None, metadata=OMIT_NONE)
     reencode_errors: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    # Holders that answered nothing for a stall interval (hung, asleep, or cut off
+    # without a reset), by node id: their shares counted as missing.
+    hung_peers: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 

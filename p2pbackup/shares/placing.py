@@ -21,8 +21,7 @@ import functools
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
-from typing import TypeVar
+from collections.abc import Mapping, MutableMapping, Sequence
 
 import trio
 
@@ -33,12 +32,12 @@ from p2pbackup.net.contact import Contact
 from p2pbackup.placement.plan import PlacementPlan
 from p2pbackup.shares.gathering import HolderMemory, Pace
 from p2pbackup.shares.messages import PutShare, ShareStored
+from p2pbackup.shares.pacing import within_pace
 from p2pbackup.shares.proving import challenge, stored_proves
 from p2pbackup.shares.upkeep_messages import Audit
 from p2pbackup.wire.messages import Message
 
 log = logging.getLogger("p2pbackup.shares")
-_T = TypeVar("_T")
 
 
 class Outcome(enum.Enum):
@@ -84,7 +83,7 @@ async def place_shares(
         message = PutShare(pack_id, index, descriptor, shares[index], block)
         started = trio.current_time()
         attempt = functools.partial(_store_and_prove, dht, contact, message, signed, audit, timeout)
-        got = await _paced(pace, started, attempt)
+        got = await within_pace(pace, started, attempt)
         outcome, reason = got if got is not None else (Outcome.FAILED, "")
         if holders is not None:
             _remember(holders, pace, contact, outcome, started, got is None)
@@ -137,30 +136,6 @@ async def _store_and_prove(
                 contact,
             )
     return outcome, reason
-
-
-async def _paced(pace: Pace | None, started: float, work: Callable[[], Awaitable[_T]]) -> _T | None:
-    """`work`'s result, or None (and `work` cancelled) once it ran past the pace's stall
-    interval as that stands at each look: the first puts of a run start before any
-    answer set the pace, and must not keep the patient first guess."""
-    if pace is None:
-        return await work()
-    done: list[_T] = []
-    async with trio.open_nursery() as nursery:
-
-        async def run() -> None:
-            done.append(await work())
-            nursery.cancel_scope.cancel()
-
-        nursery.start_soon(run)
-        while True:
-            deadline = started + pace.stall_after()
-            now = trio.current_time()
-            if now >= deadline:
-                nursery.cancel_scope.cancel()
-                break
-            await trio.sleep_until(min(deadline, now + pace.rule.floor))
-    return done[0] if done else None
 
 
 def _trusted(holders: HolderMemory, candidates: Sequence[Contact], happy: int) -> list[Contact]:

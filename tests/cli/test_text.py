@@ -30,3 +30,22 @@ def test_one_pack_and_one_snapshot_read_in_the_singular() -> None:
         "min_live_shares": 10,
     }
     assert check_text(health).startswith("2 packs in 1 snapshot: 2 with every share")
+
+
+def test_a_check_names_the_peers_that_hung_and_what_that_cost() -> None:
+    health = {
+        "packs": 3,
+        "snapshots": 1,
+        "healthy": 0,
+        "degraded": 3,
+        "unrecoverable": 0,
+        "min_live_shares": 9,
+        "hung_peers": ["ab" * 20],
+    }
+    assert check_text(health).splitlines()[1] == (
+        "1 peer answered nothing (hung, asleep or cut off): abababababababab; "
+        "its shares counted as missing"
+    )
+    health["hung_peers"] = [f"{i:02x}" * 20 for i in range(7)]
+    last = check_text(health).splitlines()[1]
+    assert last.startswith("7 peers answered nothing") and ", ...; their shares" in last
