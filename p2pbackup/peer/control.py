@@ -4,7 +4,10 @@ Frames are the same length-prefixed CBOR as the mesh uses. A request is
 `{"op": NAME, "args": {...}}`; the peer answers with any number of
 `{"progress": {...}}` frames and then one `{"ok": true, "result": {...}}` or
 `{"ok": false, "error": "one line"}`, which is also the answer to a frame
-that does not decode or a request that is not one. Whoever reaches the socket owns the
+that does not decode or a request that is not one. While an operation runs, the
+peer repeats its latest progress every `HEARTBEAT_SECONDS` with
+`"heartbeat": HEARTBEAT_SECONDS` beside it: a client hears from a working peer
+however long a step takes, and can tell it from a hung one, which says nothing. Whoever reaches the socket owns the
 peer, and whoever answers on it is believed: so the socket lives in a folder only its
 user may enter, the server hangs up on any other user without a word, and the client
 sends nothing to a socket, a folder or a server that is not its own user's.
@@ -41,6 +44,7 @@ Progress = Callable[[dict[str, Any]], Awaitable[None]]
 # An operation as the socket serves it: the request's arguments in, the answer's map out.
 Operation = Callable[[Args, Progress], Awaitable[dict[str, Any]]]
 MAX_CONTROL_FRAME = 64 * 1024 * 1024
+HEARTBEAT_SECONDS = 10.0
 
 Req = TypeVar("Req")
 
@@ -109,20 +113,36 @@ class ControlServer:
                 log.warning("control: hung up on a connection from uid %d", uid)
                 return
             sending = trio.Lock()
+            latest: dict[str, Any] = {}
 
-            async def progress(update: dict[str, Any]) -> None:
+            async def progress(update: dict[str, Any], beat: bool = False) -> None:
                 # Parallel tasks report; progress is cumulative, so a frame that
                 # would wait for another one's send is simply skipped.
+                nonlocal latest
+                latest = update
                 if sending.locked():
                     return
+                frame = {"progress": update}
+                if beat:
+                    frame["heartbeat"] = HEARTBEAT_SECONDS
                 async with sending:
-                    await _send(stream, {"progress": update})
+                    await _send(stream, frame)
+
+            async def heartbeat() -> None:
+                while True:
+                    await trio.sleep(HEARTBEAT_SECONDS)
+                    await progress(latest, beat=True)
 
             try:
                 frame = await _read_frame(stream, FrameDecoder(MAX_CONTROL_FRAME))
                 if frame is None:
                     return
-                reply = await self._dispatch(ControlRequest.from_frame(frame), progress)
+                request = ControlRequest.from_frame(frame)
+                await progress(latest, beat=True)  # at once: the request arrived
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(heartbeat)
+                    reply = await self._dispatch(request, progress)
+                    nursery.cancel_scope.cancel()
             except Exception as exc:
                 if isinstance(sole_error(exc), trio.BrokenResourceError | trio.ClosedResourceError):
                     return  # the client went away (Ctrl-C), in whatever nurseries wrapped it

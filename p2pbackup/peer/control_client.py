@@ -23,6 +23,9 @@ from p2pbackup.wire.frames import FrameDecoder, encode_frame
 
 MAX_CONTROL_FRAME = 64 * 1024 * 1024  # as `control.MAX_CONTROL_FRAME`
 RECEIVE_BYTES = 65536
+# A peer at work says so every `control.HEARTBEAT_SECONDS` (10 s); one silent this long
+# is hung (stopped, or its event loop blocked), not slow.
+SILENCE_SECONDS = 60.0
 
 
 def call(
@@ -33,14 +36,15 @@ def call(
     timeout: float | None = None,
 ) -> dict[str, Any]:
     """Run one operation on the peer behind `path`; its error becomes a `P2PBackupError`.
-    With `timeout`, a peer silent that long (hung, stopped) is one too: a stopped
+    A peer silent for `timeout` (`SILENCE_SECONDS` unless given) is one too: a stopped
     process's socket still takes the connection, and the command waited forever.
 
     Nothing is sent unless the socket, its folder and the process listening on it are
     this user's: `LocalAccessError` otherwise."""
     with _connect(path) as sock:
         refuse_other_user(peer_uid(sock), path)
-        sock.settimeout(timeout)
+        silence = SILENCE_SECONDS if timeout is None else timeout
+        sock.settimeout(silence)
         request = {"op": op, "args": dict(args or {})}  # `control.ControlRequest`'s frame
         try:
             sock.sendall(encode_frame(local_text.dumps(request), MAX_CONTROL_FRAME))
@@ -51,8 +55,8 @@ def call(
                     return result
         except TimeoutError:
             raise P2PBackupError(
-                f"the peer did not answer on {path} within {timeout:g} s; "
-                "it may be hung or stopped: see its log"
+                f"the peer said nothing on {path} for {silence:g} s; it may be hung or "
+                "stopped: see its log (a peer started before an upgrade: restart it)"
             ) from None
 
 
@@ -75,7 +79,8 @@ def answer_of(
     if not isinstance(frame, dict):
         raise P2PBackupError("malformed answer from the peer")
     if "progress" in frame:
-        if on_progress is not None:
+        # A heartbeat repeats the latest progress: an empty one (none yet) shows nothing.
+        if on_progress is not None and (frame["progress"] or "heartbeat" not in frame):
             on_progress(frame["progress"])
         return None
     if frame.get("ok"):

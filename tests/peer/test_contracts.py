@@ -78,7 +78,7 @@ def test_results_keep_their_keys_in_the_order_json_showed() -> None:
     health = HealthReport(1, 2, 2, 0, 0, 10, [], [], shares_rebuilt=4, seconds=3.0)
     assert list(plain(health)) == [
         *("snapshots", "packs", "healthy", "degraded", "unrecoverable", "min_live_shares"),
-        *("unrecoverable_packs", "index_errors", "shares_rebuilt", "seconds"),
+        *("unrecoverable_packs", "index_errors", "shares_rebuilt", "hung_peers", "seconds"),
     ]
     pruned = plain(PruneResult(False, 1, 2, 3, 4, 5, 6, 7, 0.5))
     assert list(pruned)[:2] == ["dry_run", "snapshots"] and pruned["seconds"] == 0.5

@@ -14,7 +14,14 @@ import trio
 
 from p2pbackup.errors import NoPeerRunning, P2PBackupError
 from p2pbackup.peer import control_client
-from p2pbackup.peer.control import MAX_CONTROL_FRAME, ControlServer, Progress, call, endpoint
+from p2pbackup.peer.control import (
+    HEARTBEAT_SECONDS,
+    MAX_CONTROL_FRAME,
+    ControlServer,
+    Progress,
+    call,
+    endpoint,
+)
 from p2pbackup.peer.requests import LsRequest
 from p2pbackup.peer.results import ListedEntry, Listing
 from p2pbackup.wire.frames import FrameDecoder, encode_frame
@@ -44,6 +51,13 @@ async def chatty(args: Any, progress: Progress) -> dict[str, Any]:
     return {}
 
 
+async def slow(args: Any, progress: Progress) -> dict[str, Any]:
+    """One report, then a long step with nothing new to say."""
+    await progress({"step": 1})
+    await trio.sleep(35 * HEARTBEAT_SECONDS / 10)
+    return {}
+
+
 async def unsendable(args: Any, progress: Progress) -> dict[str, Any]:
     return {"answer": object()}  # a bug: nothing CBOR can carry
 
@@ -64,6 +78,7 @@ async def serving(nursery: trio.Nursery, tmp_path: Path) -> Path:
         "echo": echo,
         "unsendable": unsendable,
         "chatty": chatty,
+        "slow": slow,
     }
     await nursery.start(ControlServer(path, operations).serve)
     return path
@@ -175,8 +190,53 @@ def test_a_peer_that_never_answers_is_an_error_after_the_timeout(tmp_path: Path)
     with silent:
         silent.bind(os.fspath(path))
         silent.listen(4)  # takes connections, never accepts or answers
-        with pytest.raises(P2PBackupError, match=r"did not answer on .* within 0.5 s"):
+        with pytest.raises(P2PBackupError, match=r"said nothing on .* for 0.5 s"):
             control_client.call(path, "status", timeout=0.5)
+
+
+def test_every_command_gives_up_on_a_peer_silent_past_the_heartbeats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only `status`: a backup or `snapshots` asked of a stopped peer waited forever."""
+    monkeypatch.setattr(control_client, "SILENCE_SECONDS", 0.3)
+    folder = tmp_path / "control"
+    folder.mkdir(mode=0o700)
+    path = folder / "control.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+        silent.bind(os.fspath(path))
+        silent.listen(4)
+        with pytest.raises(P2PBackupError, match=r"said nothing on .* for 0.3 s; it may be hung"):
+            control_client.call(path, "backup", {"paths": ["/x"]})
+
+
+async def test_a_working_peer_says_so_every_heartbeat(
+    nursery: trio.Nursery, tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A step may take minutes with nothing new to report: the peer repeats its latest
+    progress every HEARTBEAT_SECONDS, and the client passes on no empty one."""
+    path = await serving(nursery, tmp_path)
+    stream = await trio.open_unix_socket(os.fspath(path))
+    frames = []
+    async with stream:
+        request = cbor2.dumps({"op": "slow", "args": {}})
+        await stream.send_all(encode_frame(request, MAX_CONTROL_FRAME))
+        decoder = FrameDecoder(MAX_CONTROL_FRAME)
+        while not frames or "ok" not in frames[-1]:
+            while (body := decoder.next_frame()) is None:
+                data = await stream.receive_some(65536)
+                assert data, "the server closed without answering"
+                decoder.feed(data)
+            frames.append(cbor2.loads(body))
+    beat = {"heartbeat": HEARTBEAT_SECONDS}
+    assert frames[0] == {"progress": {}, **beat}  # at once: the peer has the request
+    assert frames[1] == {"progress": {"step": 1}}
+    # 35 s of work: heartbeats at 10, 20 and 30 s repeat the latest progress.
+    assert frames[2:-1] == [{"progress": {"step": 1}, **beat}] * 3
+    assert frames[-1] == {"ok": True, "result": {}}
+    shown: list[dict[str, Any]] = []
+    for frame in frames[:-1]:
+        assert control_client.answer_of(frame, shown.append) is None
+    assert shown == [{"step": 1}] * 4
 
 
 @CLIENTS
