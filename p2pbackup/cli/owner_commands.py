@@ -187,6 +187,8 @@ def backup(
     if result.get("refused"):
         refused = [(bytes.fromhex(p["peer"]), p["reason"]) for p in result["refused"]]
         say(f"warning: {refusal_summary(refused)}; their shares went to others", err=True)
+    if result.get("short_packs"):
+        say(f"warning: {render.short_packs_text(result['short_packs'])}", err=True)
     errors = result.get("errors") or []
     if errors:
         _list_left_out("warning", errors)

@@ -185,6 +185,16 @@ def backup_text(r: Result) -> str:
     )
 
 
+def short_packs_text(short: Result) -> str:
+    """What a backup says of the packs it placed with fewer than n shares."""
+    some = count(short["packs"], "pack")
+    return (
+        f"{some} placed with fewer than {short['n']} shares (fewest "
+        f"{short['fewest_shares']}): too few peers took them now; holders add the missing "
+        "shares once more peers are up, and `check` shows them as degraded until then"
+    )
+
+
 def snapshots_text(r: Result) -> str:
     if not r["snapshots"]:
         return "no snapshots yet"

@@ -4,13 +4,17 @@ Frames are the same length-prefixed CBOR as the mesh uses. A request is
 `{"op": NAME, "args": {...}}`; the peer answers with any number of
 `{"progress": {...}}` frames and then one `{"ok": true, "result": {...}}` or
 `{"ok": false, "error": "one line"}`, which is also the answer to a frame
-that does not decode or a request that is not one. While an operation runs, the
-peer repeats its latest progress every `HEARTBEAT_SECONDS` with
-`"heartbeat": HEARTBEAT_SECONDS` beside it: a client hears from a working peer
-however long a step takes, and can tell it from a hung one, which says nothing. Whoever reaches the socket owns the
-peer, and whoever answers on it is believed: so the socket lives in a folder only its
-user may enter, the server hangs up on any other user without a word, and the client
-sends nothing to a socket, a folder or a server that is not its own user's.
+that does not decode or a request that is not one.
+
+A request that arrived is answered at once with its latest progress (none yet) and
+`"heartbeat": HEARTBEAT_SECONDS` beside it, repeated that often while it runs: a
+client hears from a working peer however long a step takes, and tells it from a
+hung one, which says nothing.
+
+Whoever reaches the socket owns the peer, and whoever answers on it is believed: so
+the socket lives in a folder only its user may enter, the server hangs up on any
+other user without a word, and the client sends nothing to a socket, a folder or a
+server that is not its own user's.
 """
 
 from __future__ import annotations
@@ -122,7 +126,7 @@ class ControlServer:
                 latest = update
                 if sending.locked():
                     return
-                frame = {"progress": update}
+                frame: dict[str, Any] = {"progress": update}
                 if beat:
                     frame["heartbeat"] = HEARTBEAT_SECONDS
                 async with sending:

@@ -179,6 +179,7 @@ class OwnerService:
             chosen = await self._redundancy(request)
             self.packs.redundancy_for_new_packs(chosen)
             self.packs.refused.clear()
+            self.packs.short.clear()
             try:
                 state = await self.index.state()
                 await learn_chunks(self.codec, self.packs, self.catalog, state, self.run_sync)
@@ -198,6 +199,7 @@ class OwnerService:
             round(self.clock() - started, 3),
             chosen.label,
             [{"peer": p.hex(), "reason": r} for p, r in self.packs.refused.items()] or None,
+            self.packs.short_summary(),
         )
 
     async def _redundancy(self, request: BackupRequest) -> Redundancy:

@@ -29,6 +29,9 @@ class BackupResult:
     # (`{"peer": id, "reason": ...}`; their shares went to other peers).
     redundancy: str | None = field(default=None, metadata=OMIT_NONE)
     refused: list[Summary] | None = field(default=None, metadata=OMIT_NONE)
+    # New packs placed with fewer than n shares (but `happy` at least): how many, the
+    # fewest shares one got, and n.
+    short_packs: Summary | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,9 @@ class MeshPackStore:
         # Peers that refused a share (a full disk, a quota) since the owner last cleared
         # this, each with its first reason: what a backup tells its user.
         self.refused: dict[bytes, str] = {}
+        # Packs placed with `happy` shares or more but fewer than n since the owner last
+        # cleared this, each with the shares it got and its n: also what a backup tells.
+        self.short: dict[bytes, tuple[int, int]] = {}
         rule = stall if stall is not None else StallRule()
         self.holders = HolderMemory(rule)
         self.fetch_pace = Pace(rule)
@@ -152,12 +155,22 @@ class MeshPackStore:
             self.refused.setdefault(contact.node_id, short_reason(reason))
         if not plan.happy_enough:
             raise PlacementFailed(f"pack {pack_id.hex()[:12]}: {_shortfall(plan, r)}")
+        if len(plan.placed) < r.n:
+            self.short[pack_id] = (len(plan.placed), r.n)
         # Which holder acknowledged which share: what a holder must still serve after
         # a crash, as its owner saw it.
         if log.isEnabledFor(logging.DEBUG):
             held = " ".join(f"{i}@{c.node_id.hex()}" for i, c in sorted(placed.items()))
             log.debug("placed %s: %s", pack_id.hex(), held)
         return PackReceipt(pack_id, r.k, r.n, len(plan.placed), sent)
+
+    def short_summary(self) -> dict[str, int] | None:
+        """How many packs were placed short since `short` was cleared, the fewest shares
+        one got and the n it was short of; None when none was."""
+        if not self.short:
+            return None
+        fewest, n = min(self.short.values())
+        return {"packs": len(self.short), "fewest_shares": fewest, "n": n}
 
     def redundancy_for_new_packs(self, redundancy: Redundancy) -> None:
         """Packs put from now on use `redundancy`; packs already placed keep theirs."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from p2pbackup.cli.render import check_text, prune_text
+from p2pbackup.cli.render import check_text, prune_text, short_packs_text
 
 
 def test_one_pack_and_one_snapshot_read_in_the_singular() -> None:
@@ -49,3 +49,9 @@ def test_a_check_names_the_peers_that_hung_and_what_that_cost() -> None:
     health["hung_peers"] = [f"{i:02x}" * 20 for i in range(7)]
     last = check_text(health).splitlines()[1]
     assert last.startswith("7 peers answered nothing") and ", ...; their shares" in last
+
+
+def test_a_backup_says_how_many_packs_it_placed_short() -> None:
+    line = short_packs_text({"packs": 1, "fewest_shares": 3, "n": 4})
+    assert line.startswith("1 pack placed with fewer than 4 shares (fewest 3): too few peers")
+    assert short_packs_text({"packs": 5, "fewest_shares": 8, "n": 10}).startswith("5 packs")

@@ -95,6 +95,7 @@ def test_backup_incremental_kill_three_restore_and_recover(
 def _first_backup_is_whole_and_healthy(mesh: LocalMesh, owner: int, tree: Path) -> dict[str, Any]:
     first = mesh.cli_json(owner, "backup", str(tree), "--tag", "first")
     assert first["files"] > 1000 and first["errors"] == []
+    assert "short_packs" not in first  # 11 holders for n = 10: every pack whole
     assert first["chunks_new"] > 1000 and first["bytes_sent"] > first["bytes"] // 2
     health = mesh.cli_json(owner, "check", "--read-data")
     assert health["packs"] > 0 and health["healthy"] == health["packs"]

@@ -216,7 +216,7 @@ async def test_a_working_peer_says_so_every_heartbeat(
     progress every HEARTBEAT_SECONDS, and the client passes on no empty one."""
     path = await serving(nursery, tmp_path)
     stream = await trio.open_unix_socket(os.fspath(path))
-    frames = []
+    frames: list[dict[str, Any]] = []
     async with stream:
         request = cbor2.dumps({"op": "slow", "args": {}})
         await stream.send_all(encode_frame(request, MAX_CONTROL_FRAME))

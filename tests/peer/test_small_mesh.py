@@ -58,6 +58,9 @@ def test_four_peers_back_up_after_one_documented_command(mesh4: LocalMesh, tmp_p
 
     saved = mesh4.cli_json(0, "backup", str(tree))  # the same peer: no restart
     assert saved["redundancy"] == "2-of-4" and saved["files"] == 40
+    # Three holders for n = 4: the backup says its packs are short, not only `check`.
+    assert saved["short_packs"]["fewest_shares"] == 3 and saved["short_packs"]["n"] == 4
+    assert saved["short_packs"]["packs"] >= 2  # its data and its index at least
     restored = mesh4.cli_json(0, "restore", "latest", "--target", str(tmp_path / "out"))
     assert restored["files_failed"] == 0
     _identical(tree, tmp_path / "out" / "tree")
