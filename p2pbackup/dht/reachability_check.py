@@ -198,8 +198,9 @@ class ReachabilityCheck:
         if not tried:
             if not answers:
                 return False  # nobody answered: ask again soon
-            # Every checker refused (the address is not one it may dial for us): that
-            # will not change by asking again soon.
+            # Every checker refused: the address is not one it may dial for us, or it
+            # is busy or dialled it too often lately. Asked again in a while, then less
+            # and less often (`Reachability.failed`).
             self.state.failed(candidate, f"not checked: {answers[0].reason}", now)
             return True
         confirmations = sum(1 for a in tried if a.ok)

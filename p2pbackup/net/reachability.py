@@ -124,8 +124,13 @@ class Reachability:
         return 0 if previous is None or previous.confirmed else previous.failures
 
     def failed(self, candidate: Address, reason: str, now: float) -> None:
-        """`candidate` cannot be checked at all (a name that does not resolve)."""
-        self.results[candidate] = CheckResult(False, 0, 0, now, reason)
+        """`candidate` could not be checked at all: its name did not resolve, or every
+        checker refused to dial it. Asked again soon, then less and less often, as a
+        failed check is: a refusal may pass (a checker busy, or one that dialled the
+        address too often lately), and waiting out `recheck` after one left a
+        reachable peer relayed for half an hour."""
+        failures = self._failures_before(candidate) + 1
+        self.results[candidate] = CheckResult(False, 0, 0, now, reason, failures)
 
     def _changed(self) -> None:
         if self.on_change is not None:

@@ -15,7 +15,7 @@ from p2pbackup.dht.node import DhtNode
 from p2pbackup.dht.reachability_check import ReachabilityCheck
 from p2pbackup.errors import PeerUnreachable
 from p2pbackup.net.contact import Contact, Route
-from p2pbackup.net.reachability import Reachability
+from p2pbackup.net.reachability import RECHECK, RETRY_FAILED, Reachability
 from p2pbackup.net.transport import Address, Remote, Reply
 from p2pbackup.wire.messages import Message
 
@@ -89,6 +89,24 @@ async def test_nobody_to_ask_means_ask_again_soon_and_refusals_wait_for_the_next
     assert await check.check_due()
     assert check.state.state(0.0) == "unknown" and "not checked: only" in check.state.detail(0.0)
     assert await check.check_due() and len(transport.asked) == 2  # not asked again yet
+
+
+def test_a_candidate_every_checker_refused_is_asked_again_soon_then_less_often() -> None:
+    """A refusal may pass (a checker busy, or one that dialled the address too often):
+    the peer stayed relayed for the whole 30 min recheck after one."""
+    state = Reachability(("0.0.0.0", 7000), advertised=[("203.0.113.5", 7000)], interfaces=())
+    candidate = ("203.0.113.5", 7000)
+    now, waits = 0.0, []
+    for _ in range(9):
+        state.failed(candidate, "not checked: dialled too often", now)
+        due = state.next_due(now)
+        waits.append(due - now)
+        assert not state.due(due - 0.5) and state.due(due) == [candidate]
+        now = due
+    assert waits[:4] == [RETRY_FAILED, 2 * RETRY_FAILED, 4 * RETRY_FAILED, 8 * RETRY_FAILED]
+    assert waits[-1] == RECHECK  # at most the usual recheck
+    state.checked(candidate, 2, 2, now)  # it passed in the end: the usual rhythm again
+    assert state.next_due(now) == now + RECHECK
 
 
 async def test_observed_addresses_count_from_two_blocks_and_never_from_joiners() -> None:
