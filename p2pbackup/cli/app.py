@@ -8,16 +8,19 @@ script's entry point.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import sys
 import threading
 from typing import NoReturn
 
+import typer
+
 from p2pbackup.cli import mesh_commands as mesh
 from p2pbackup.cli import owner_commands as owner
 from p2pbackup.cli import peer_commands as peer
 from p2pbackup.cli import simulate_command as simulation
-from p2pbackup.cli.common import app, debug_app
+from p2pbackup.cli.common import JSON_FLAG, app, debug_app
 from p2pbackup.cli.config_commands import config_app
 
 app.command()(owner.init)
@@ -42,11 +45,34 @@ debug_app.command("record-get")(peer.record_get)
 
 
 def main() -> None:
+    if JSON_FLAG in sys.argv[1:]:
+        leave(_run_for_a_script())
     try:
         app()
     except SystemExit as done:
         leave(done.code)
     leave(0)
+
+
+def _run_for_a_script() -> int:
+    """The command under `--json`, where a script reads one object on standard output
+    whatever happened: a command line that does not parse (an unknown option, a value
+    of the wrong type) is one too, beside the usual message on stderr."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # click's errors, as typer carries them
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()  # the usage line and the error, as without --json
+        else:
+            print(f"Error: {exc.format_message()}", file=sys.stderr)
+        print(json.dumps({"error": exc.format_message(), "exit": exc.exit_code}))
+        return exc.exit_code
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        print(json.dumps({"error": "aborted", "exit": 1}))
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 def leave(code: str | int | None) -> NoReturn:

@@ -39,7 +39,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 Result = dict[str, Any]
 Render = Callable[[Result], str]
-JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object.")
+JSON_FLAG = "--json"
+JSON_OPTION = typer.Option(False, JSON_FLAG, help="Print one JSON object.")
 # Exit statuses (decision 0033): 0 everything asked was done; 1 an error, so nothing or
 # not everything was done; 2 the command line itself is wrong; 3 partial: done, but
 # some entries were left out, each listed with its reason; 130 interrupted.

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import errno
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 import typer
 
-from p2pbackup.cli.common import PARTIAL, emit, fail, user_errors
+from p2pbackup.cli.common import PARTIAL, USAGE, emit, fail, user_errors
+from p2pbackup.cli.localmesh import CLI
 from p2pbackup.errors import P2PBackupError, os_error_line
 
 
@@ -94,3 +97,25 @@ def test_with_json_a_partial_answer_stays_the_one_object(
         command(as_json=True)
     assert ended.value.exit_code == PARTIAL
     assert json.loads(capsys.readouterr().out) == {"files": 3, "errors": ["x"]}
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["backup", "--json", "--bogus", "x"], "No such option: --bogus"),
+        (["backup", "--json"], "Missing argument 'PATHS'."),
+        (["--json"], "No such option: --json"),  # the options come after the command
+    ],
+)
+def test_with_json_a_command_line_that_does_not_parse_is_an_object_too(
+    tmp_path: Path, args: list[str], error: str
+) -> None:
+    """Parsing fails before any command runs: a script read nothing on stdout."""
+    done = subprocess.run(
+        [*CLI, "--home", str(tmp_path), *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == USAGE
+    assert json.loads(done.stdout) == {"error": error, "exit": USAGE}
+    assert error in done.stderr and "Usage:" in done.stderr
+    help_shown = subprocess.run([*CLI, "backup", "--help", "--json"], capture_output=True)
+    assert help_shown.returncode == 0 and b"Usage" in help_shown.stdout
