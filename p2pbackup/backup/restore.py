@@ -245,26 +245,36 @@ class RestoreEngine:
             await self._report()
 
     async def _abandon(self) -> None:
-        """The restore was stopped (Ctrl-C, the peer stopping) or failed: remove each
-        file spread over several packs not yet finished, which has zero-filled holes at
-        its full size, so that no file left behind passes for restored. The rest are
-        whole."""
-        if self._plan is None:
-            return
-        items = [(f.path, f.entry, False) for f in self._plan.files if f.spread and not f.finished]
-        with trio.CancelScope(shield=True):
-            await self.run_sync(finish_files, items)
+        """The restore was stopped (Ctrl-C, the peer stopping) or failed: finish each file
+        spread over several packs that was written whole, and remove the others, which
+        have zero-filled holes at their full size, so that no file left behind passes
+        for restored."""
+        if self._plan is not None:
+            with trio.CancelScope(shield=True):
+                await self._finish_whole(self._plan)
 
     async def _stop_full(self, target: str | os.PathLike[str], plan: Plan) -> None:
-        """The target is full: remove the files spread over several packs (each still
-        has holes until the end) and say how far the restore got."""
-        spread = [(f.path, f.entry, False) for f in plan.files if f.spread]
-        await self.run_sync(finish_files, spread)
+        """The target is full: finish the spread files written whole, remove the others
+        (each still has holes), and say how far the restore got."""
+        await self._finish_whole(plan)
         raise P2PBackupError(
             f"restore stopped: {self._halt.reason} in {os.fsdecode(target)}; "
             f"{self.stats.files_restored} files were restored before it filled: "
             "free some space and restore again into an empty folder"
         )
+
+    async def _finish_whole(self, plan: Plan) -> None:
+        """A stop's end for the spread files not finished yet: the whole ones keep their
+        data and get their mode and mtime, and count as restored; the rest go. Removing
+        every one of them kept none of the big files a nearly full target had room for."""
+        spread = [f for f in plan.files if f.spread and not f.finished]
+        items = [(f.path, f.entry, f.whole) for f in spread]
+        reasons = await self.run_sync(finish_files, items)
+        for file, reason in zip(spread, reasons, strict=True):
+            file.finished = True
+            if file.whole:
+                file.unset = reason
+                self.stats.files_restored += 1
 
     async def _check_includes(
         self, snapshot: Snapshot, root_tree: Tree, plan: Plan, made: bytes | None
@@ -380,7 +390,9 @@ class RestoreEngine:
             self.stats.bytes += written
             if error is not None:
                 file.failed = file.failed or error
-            elif not file.spread:
+            elif file.spread:
+                file.packs_left -= 1
+            else:
                 file.unset = unset
                 self.stats.files_restored += 1
         await self._report()

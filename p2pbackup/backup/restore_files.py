@@ -33,8 +33,14 @@ class FilePlan:
     pieces: tuple[Piece, ...]
     spread: bool = False  # over several packs: made at walk time, finished at the end
     finished: bool = False  # a spread file's mode and mtime set (or the file removed)
+    packs_left: int = 0  # packs whose pieces of this file are not written yet
     failed: str | None = None
     unset: str | None = None  # restored, but why its mode or mtime could not be set
+
+    @property
+    def whole(self) -> bool:
+        """Every piece written, from every pack, and none failed."""
+        return self.failed is None and self.packs_left == 0
 
 
 def _why(exc: OSError) -> str:

@@ -119,8 +119,8 @@ def file_plan(
             return FilePlan(path, entry, (), failed=reason + index_note)
         pieces.append((offset, chunk_id, locator))
         offset += size
-    spread = len({locator.pack_id for _, _, locator in pieces}) > 1
-    return FilePlan(path, entry, tuple(pieces), spread=spread)
+    packs = len({locator.pack_id for _, _, locator in pieces})
+    return FilePlan(path, entry, tuple(pieces), spread=packs > 1, packs_left=packs)
 
 
 class TreeWalk:

@@ -212,3 +212,44 @@ async def test_a_full_target_stops_the_restore_and_keeps_only_whole_files(
     assert f"{len(kept)} files were restored" in str(err.value)
     if budget:
         assert kept
+
+
+async def test_a_full_target_keeps_every_big_file_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files spread over several packs, with room for two of three: the two are kept,
+    byte-identical, and counted. Every spread file was removed at a stop, whole or
+    not, so a nearly full target kept none of them."""
+    blobs, store = codec(32 * 1024), MemoryPackStore()
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = random.Random(9)
+    sizes = {"a.bin": 150_000, "b.bin": 150_000, "c.bin": 150_000}
+    for name, size in sizes.items():
+        write(src / name, rng.randbytes(size))
+    snapshot, _ = await backup(blobs, Catalog(tmp_path / "c.db"), store, src)
+    reader = await read_index(blobs, store, snapshot)
+    files, _ = await walk_snapshot(reader, snapshot.tree)
+    assert all(
+        len({reader.index[c].pack_id for c, _ in files[b"src/" + n.encode()].chunks}) > 1
+        for n in sizes
+    )  # each spread over several packs
+    room = 2 * 150_000 + 40_000  # the first two, and part of the third
+    real_pwrite = os.pwrite
+
+    def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
+        nonlocal room
+        if len(data) > room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        room -= len(data)
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", pwrite)
+    out = tmp_path / "out"
+    with pytest.raises(P2PBackupError, match="2 files were restored before it filled"):
+        await restorer(blobs, store, parallel_packs=1).run(snapshot, out)
+    monkeypatch.undo()
+    kept = {k: v for k, v in snapshot_of(out / "src").items() if v[0] == "file"}
+    originals = snapshot_of(src)
+    assert sorted(kept) == [b"a.bin", b"b.bin"]  # in order of the snapshot; c.bin gone
+    assert all(record == originals[path] for path, record in kept.items())
