@@ -27,6 +27,7 @@ from pathlib import Path
 import cbor2
 
 from p2pbackup.backup.snapshot import Locator
+from p2pbackup.base.sqlite import roll_back
 from p2pbackup.store.sqlite_open import open_wal
 
 _SCHEMA = """
@@ -394,4 +395,11 @@ class _Transaction:
         self._db.execute("BEGIN")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:
+                roll_back(self._db)
+                raise
+        else:
+            roll_back(self._db)

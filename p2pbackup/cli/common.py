@@ -14,6 +14,7 @@ from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 
 import typer
 
+from p2pbackup.base.sqlite import disk_full, full_disk_line
 from p2pbackup.cli import render
 from p2pbackup.cli.progress import live_progress
 from p2pbackup.cli.readable_help import ReadableGroup
@@ -113,6 +114,10 @@ def explain(caught: BaseException) -> None:
     exc = sole_error(caught)
     if isinstance(exc, P2PBackupError):
         fail(str(exc))
+    if isinstance(exc, OSError) and exc.filename is None and disk_full(exc):
+        # A write into the home (`serve` starting, `init`) that names no file.
+        home = getattr(STATE, "home", None)
+        fail(full_disk_line(home.path) if home is not None else os_error_line(exc))
     if isinstance(exc, OSError):
         fail(os_error_line(exc))
     if isinstance(exc, ValueError):

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from p2pbackup.base.sqlite import write_transaction
+from p2pbackup.base.sqlite import sqlite_problem, write_transaction
 from p2pbackup.dht.records import Record, RecordKind, SignedEntry
 from p2pbackup.errors import P2PBackupError
 
@@ -78,10 +78,8 @@ class RecordDisk:
             raise
 
     def _error(self, exc: Exception) -> RecordFileError:
-        return RecordFileError(
-            f"cannot read the records file {self.path}: {exc}; "
-            "move it aside and start again (the mesh and its owners re-publish records)"
-        )
+        rebuilt = "the mesh, whose owners re-publish their records"
+        return RecordFileError(sqlite_problem(exc, self.path, "records file", rebuilt))
 
     def load(self) -> list[Record]:
         """Every record in the file, as rows were written; entries are checked by the caller."""

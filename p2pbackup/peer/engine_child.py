@@ -32,6 +32,7 @@ from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
 from p2pbackup.backup.restore import RestoreEngine
 from p2pbackup.base.offload import inline, to_thread
+from p2pbackup.base.sqlite import disk_full, full_disk_line
 from p2pbackup.codec.packstore import PackReceipt, PackUnavailable
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError, os_error_line, sole_error
@@ -182,23 +183,31 @@ async def run_child(channel: FrameChannel) -> None:
         try:
             result = await _run_job(start, store, progress)
         except Exception as exc:
-            result = frames.Outcome(error=_failure_line(exc, frame.get("job")))
+            line, trace = _failure(exc, start)
+            result = frames.Outcome(error=line, trace=trace)
         result.process = _usage(before)
         await channel.send(result.encode())
         nursery.cancel_scope.cancel()
 
 
-def _failure_line(caught: Exception, job: object) -> str:
-    """One line for an error that ended the job: the path and reason of a system error
-    on the user's files (a target under a read-only folder, a path that vanished), the
-    message of the project's own; only a bug's traceback goes to the peer's log."""
+def _failure(caught: Exception, start: frames.Start) -> tuple[str, str | None]:
+    """One line for an error that ended the job, and a bug's traceback for the peer's
+    log: a full disk says where (the catalog's disk is the owner's home); a system error
+    on the user's files (a target under a read-only folder, a path that vanished) its
+    path and reason; the project's own errors their message."""
+    job = start.job
+    if disk_full(caught):
+        where = job.catalog.parent if isinstance(job, frames.BackupJob) else job.target
+        return full_disk_line(where), None
     exc = sole_error(caught)
     if isinstance(exc, OSError):
-        return os_error_line(exc)
+        return os_error_line(exc), None
     if isinstance(exc, P2PBackupError):
-        return str(exc)
-    traceback.print_exception(caught, file=sys.stderr)
-    return f"the {job} process failed ({type(exc).__name__}: {exc}); see the peer's log"
+        return str(exc), None
+    trace = "".join(traceback.format_exception(caught))
+    print(trace, file=sys.stderr)
+    kind = "backup" if isinstance(job, frames.BackupJob) else "restore"
+    return f"the {kind} process failed ({type(exc).__name__}: {exc}); see the peer's log", trace
 
 
 def _usage(before: resource.struct_rusage) -> dict[str, Any]:

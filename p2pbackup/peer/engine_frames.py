@@ -216,11 +216,15 @@ class Outcome:
     snapshot: Snapshot | None = None
     stats: Mapping[str, Any] | None = None
     process: Mapping[str, Any] | None = None
+    # A bug's traceback, for the peer's log: the child's stderr may be nobody's.
+    trace: str | None = None
 
     def encode(self) -> Frame:
         frame: Frame = {"op": "done" if self.error is None else "error"}
         if self.error is not None:
             frame["message"] = self.error
+        if self.trace is not None:
+            frame["trace"] = self.trace
         if self.snapshot is not None:
             frame["snapshot"] = self.snapshot.to_wire()
         for name, value in (("stats", self.stats), ("process", self.process)):
@@ -246,6 +250,7 @@ def decode_from_engine(frame: Args) -> Put | Get | Report | Outcome:
             Snapshot.from_wire(snapshot) if snapshot is not None else None,
             frame.get("stats") or {},
             frame.get("process") or {},
+            str(frame["trace"]) if frame.get("trace") is not None else None,
         )
     raise ContractError(f"unexpected frame from the engine process: {op}")
 

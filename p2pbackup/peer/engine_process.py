@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ PIPE_BYTES = 1024 * 1024
 CHILD_EXIT_SECONDS = 10.0
 # A job told to stop cancels itself: a restore removes the files it began.
 STOP_GRACE_SECONDS = 5.0
+
+log = logging.getLogger("p2pbackup.engine")
 
 
 @dataclass
@@ -282,6 +285,8 @@ async def _serve(
                 if isinstance(sent, Report):
                     await progress(dict(sent.stats))
                 elif sent.error is not None:
+                    if sent.trace:
+                        log.error("the engine process failed: %s\n%s", sent.error, sent.trace)
                     raise P2PBackupError(sent.error)
                 else:
                     outcome = sent  # every request was answered: the engine waited

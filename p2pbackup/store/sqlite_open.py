@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 
+from p2pbackup.base.sqlite import sqlite_problem
 from p2pbackup.errors import P2PBackupError
 
 
@@ -16,8 +17,5 @@ def open_wal(path: str | os.PathLike[str], what: str, rebuilt_from: str) -> sqli
         db.execute("PRAGMA journal_mode=WAL")
     except sqlite3.DatabaseError as exc:
         db.close()
-        raise P2PBackupError(
-            f"cannot read the {what} {os.fspath(path)}: {exc}; move it aside and start "
-            f"again (the peer rebuilds it from {rebuilt_from})"
-        ) from None
+        raise P2PBackupError(sqlite_problem(exc, path, what, rebuilt_from)) from None
     return db

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import typer
 
-from p2pbackup.cli.common import PARTIAL, USAGE, emit, fail, user_errors
+from p2pbackup.cli.common import PARTIAL, STATE, USAGE, emit, fail, user_errors
 from p2pbackup.cli.localmesh import CLI
 from p2pbackup.errors import P2PBackupError, os_error_line
+from p2pbackup.peer.home import Home
 
 
 def ends(error: BaseException, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -119,3 +120,15 @@ def test_with_json_a_command_line_that_does_not_parse_is_an_object_too(
     assert error in done.stderr and "Usage:" in done.stderr
     help_shown = subprocess.run([*CLI, "backup", "--help", "--json"], capture_output=True)
     assert help_shown.returncode == 0 and b"Usage" in help_shown.stdout
+
+
+def test_a_full_disk_that_names_no_file_names_the_home(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`serve` starting on a full disk said only "no space left on device"."""
+    STATE.home = Home(tmp_path)
+    full = OSError(errno.ENOSPC, "No space left on device")
+    code, err = ends(full, capsys)
+    assert code == 1 and err.startswith(f"error: the disk holding {tmp_path} is full: free")
+    named = OSError(errno.ENOSPC, "No space left on device", "/srv/x")
+    assert ends(named, capsys) == (1, "error: /srv/x: no space left on device\n")
