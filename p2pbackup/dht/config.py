@@ -33,6 +33,9 @@ class DhtConfig:
     # before one address is tried again (whatever id claimed it).
     dial_backs: int = 8
     dial_back_cooldown: float = 60.0
+    # A peer whose request timed out is passed over by lookups for this long, unless it
+    # shows a sign of life first (`SilentPeers`); 0 asks it every time.
+    silent_backoff: float = 60.0
 
     def __post_init__(self) -> None:
         if self.read_quorum + self.write_quorum <= self.replicas:

@@ -11,7 +11,7 @@ import functools
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
 
 import trio
@@ -38,6 +38,8 @@ from p2pbackup.dht.records import Record, covers
 from p2pbackup.dht.replication import Replication
 from p2pbackup.dht.route_check import check_routes, claim, drop_if_hearsay
 from p2pbackup.dht.routing import AddOutcome, BlockLimits, RoutingTable
+from p2pbackup.dht.silent import SilentPeers
+from p2pbackup.dht.walk import Query, walk
 from p2pbackup.errors import P2PBackupError, RecordRejected
 from p2pbackup.mesh.gate import ROUTABLE
 from p2pbackup.net.blocks import block_of
@@ -85,6 +87,7 @@ class DhtNode:
         self._to_check, self._checks = trio.open_memory_channel[Contact](math.inf)
         self.replication = Replication(self)
         self._failures: dict[bytes, int] = {}  # unanswered in a row; _FAILURES_KEPT at most
+        self.silent = SilentPeers(config.silent_backoff)  # timed out lately: not waited on
         self._refused: set[bytes] = set()  # writers whose refusal was logged
         self.barred: Collection[bytes] = frozenset()  # expelled: kept out of the table
         self.nursery: trio.Nursery | None = None
@@ -161,6 +164,7 @@ class DhtNode:
         of the traffic of a joining mesh), and it is checked when we are about to vouch
         for it.
         """
+        self.silent.heard(remote.node_id)
         contact = remote.contact()
         if contact is None or remote.standing not in ROUTABLE or remote.node_id in self.barred:
             return
@@ -238,13 +242,17 @@ class DhtNode:
 
     async def call(self, target: Contact | Address, message: Message) -> Message | None:
         """One request under the RPC timeout; None when it failed (already accounted)."""
+        started = trio.current_time()
         try:
             reply = await self.transport.request(target, message, self.config.rpc_timeout)
         except P2PBackupError as exc:
             log.debug("call to %s failed: %s", target, exc)
             if isinstance(target, Contact):
                 self.unanswered(target)
+                if trio.current_time() - started >= 0.99 * self.config.rpc_timeout:
+                    self.silent.timed_out(target.node_id, trio.current_time())
             return None
+        self.silent.heard(reply.remote.node_id)
         dialled = target if isinstance(target, Contact) else Contact(reply.remote.node_id, *target)
         if not self._first_hand(dialled, reply):
             self.observe(reply.remote)
@@ -310,7 +318,9 @@ class DhtNode:
         state.seed(self.table.closest(target))
 
         async def query(contact: Contact) -> Iterable[Contact] | None:
-            if skip is not None and skip(contact):
+            if (skip is not None and skip(contact)) or self.silent.silent(
+                contact.node_id, trio.current_time()
+            ):
                 return None
             ask = functools.partial(self.call, contact, FindNode(target))
             reply = await (ask() if paced is None else paced(contact, ask))
@@ -327,33 +337,8 @@ class DhtNode:
             widen *= 2
         return LookupOutcome(state.result(), state.stats)
 
-    async def _drive(
-        self,
-        state: Lookup,
-        query: Callable[[Contact], Awaitable[Iterable[Contact] | None]],
-        keep_hearsay: bool = False,
-    ) -> None:
-        send, receive = trio.open_memory_channel[tuple[Contact, Iterable[Contact] | None]](math.inf)
-
-        async def one(contact: Contact) -> None:
-            await send.send((contact, await query(contact)))
-
-        async with trio.open_nursery() as nursery:
-            pending = 0
-            while True:
-                for contact in state.next_queries():
-                    nursery.start_soon(one, contact)
-                    pending += 1
-                if pending == 0:
-                    break
-                contact, contacts = await receive.receive()
-                pending -= 1
-                if contacts is None:
-                    state.on_failure(contact)
-                else:
-                    state.on_reply(contact, contacts)
-                    if keep_hearsay:
-                        self.learn_hearsay(contacts)
+    async def _drive(self, state: Lookup, query: Query, keep_hearsay: bool = False) -> None:
+        await walk(state, query, self.learn_hearsay if keep_hearsay else None)
         self.table.touch_bucket(self.table.bucket_index(state.target), trio.current_time())
 
     # ---- records -------------------------------------------------------

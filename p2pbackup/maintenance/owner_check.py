@@ -16,6 +16,7 @@ pack.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -66,9 +67,16 @@ class Patience:
         self.memory = HolderMemory(self.rule)
         self.pace = Pace(self.rule)
 
-    def passed_over(self, contact: Contact) -> bool:
-        """Whether `contact` hung lately: not worth a wait in this operation."""
-        return self.memory.suspect(contact.node_id, trio.current_time())
+    def passed_over(self, dht: DhtNode, contact: Contact) -> bool:
+        """Whether `contact` hung lately, in this operation or in any of its peer's
+        requests (`DhtNode.silent`): not worth a wait; named in the report either way."""
+        now = trio.current_time()
+        if self.memory.suspect(contact.node_id, now):
+            return True
+        if dht.silent.silent(contact.node_id, now):
+            self.hung.add(contact.node_id)
+            return True
+        return False
 
     async def ask(self, contact: Contact, request: Callable[[], Awaitable[_T]]) -> _T | None:
         """`request`'s answer, or None when it brought nothing within the stall interval
@@ -115,9 +123,8 @@ async def survey_pack(
     if patience is None:
         closest = (await dht.lookup(pack_id)).contacts
     else:
-        closest = (
-            await dht.lookup(pack_id, skip=patience.passed_over, paced=patience.ask)
-        ).contacts
+        skip = functools.partial(patience.passed_over, dht)
+        closest = (await dht.lookup(pack_id, skip=skip, paced=patience.ask)).contacts
     answers: list[tuple[Contact, ShareHeld]] = []
 
     async def ask(contact: Contact) -> None:

@@ -94,8 +94,8 @@ async def test_a_holder_that_hung_is_asked_again_once_its_memory_fades(
 
     mesh.network.heal()
     contact = Contact(hung[0].node_id, *hung[0].address)
-    assert patience.passed_over(contact)
+    assert patience.passed_over(dht, contact)
     await trio.sleep(SURVEY_STALL.remember + 1)
-    assert not patience.passed_over(contact)
+    assert not patience.passed_over(dht, contact)
     again = await _check_all(dht, pack_ids[:1], patience)
     assert again[0].live == 10

@@ -114,3 +114,31 @@ async def test_a_lookup_passes_over_the_peers_it_is_told_to_skip_without_waiting
     took = trio.current_time() - began
     assert not known & {c.node_id for c in outcome.contacts}
     assert took < source.peer.dht.config.rpc_timeout  # nobody's timeout was waited out
+
+
+async def test_a_peer_that_timed_out_is_passed_over_until_it_shows_life(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Every lookup near a hung peer waited out the RPC timeout for it, for as long as
+    it hung, since the peers that still knew it kept naming it. The first waits; the
+    next ones, for `silent_backoff` seconds, do not; once it answers, it counts again."""
+    mesh = await build_mesh(nursery, 40, seed=7)
+    source, target = mesh.peers[0], bytes(20)
+    dht = source.peer.dht
+    hung = [p for p in mesh.peers[1:] if p.node_id in mesh.true_closest(target, 6)][:2]
+    mesh.network.partition({p.address for p in hung})
+    rpc = dht.config.rpc_timeout
+
+    began = trio.current_time()
+    first = await dht.lookup(target)
+    assert trio.current_time() - began >= rpc  # it waited for them once
+    assert not {p.node_id for p in hung} & {c.node_id for c in first.contacts}
+    began = trio.current_time()
+    second = await dht.lookup(target)
+    assert trio.current_time() - began < rpc  # and not again
+    assert [c.node_id for c in second.contacts] == [c.node_id for c in first.contacts]
+
+    mesh.network.heal()
+    await trio.sleep(dht.config.silent_backoff)
+    healed = await dht.lookup(target)
+    assert {p.node_id for p in hung} <= {c.node_id for c in healed.contacts}
