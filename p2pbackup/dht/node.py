@@ -318,9 +318,9 @@ class DhtNode:
         state.seed(self.table.closest(target))
 
         async def query(contact: Contact) -> Iterable[Contact] | None:
-            if (skip is not None and skip(contact)) or self.silent.silent(
-                contact.node_id, trio.current_time()
-            ):
+            if skip is not None and skip(contact):
+                return None
+            if self.silent and self.silent.silent(contact.node_id, trio.current_time()):
                 return None
             ask = functools.partial(self.call, contact, FindNode(target))
             reply = await (ask() if paced is None else paced(contact, ask))

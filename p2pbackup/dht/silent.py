@@ -29,6 +29,10 @@ class SilentPeers:
         if len(self._since) > KEPT:
             del self._since[next(iter(self._since))]
 
+    def __bool__(self) -> bool:
+        """Whether any peer is remembered: a walk on a healthy mesh asks nothing more."""
+        return bool(self._since)
+
     def heard(self, node_id: bytes) -> None:
         if self._since:
             self._since.pop(node_id, None)
