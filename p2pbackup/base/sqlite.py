@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import sqlite3
 from collections.abc import Iterator
 
-_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+from p2pbackup.base.full_disk import disk_full, full_disk_line
+
 _DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 
@@ -34,25 +34,6 @@ def roll_back(db: sqlite3.Connection) -> None:
     if db.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             db.execute("ROLLBACK")
-
-
-def disk_full(caught: BaseException) -> bool:
-    """Whether `caught` (or any error in its groups) says the disk or quota is full."""
-    if isinstance(caught, BaseExceptionGroup):
-        return any(disk_full(inner) for inner in caught.exceptions)
-    if isinstance(caught, OSError):
-        return caught.errno in _FULL_ERRNOS
-    return isinstance(caught, sqlite3.Error) and (
-        getattr(caught, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-    )
-
-
-def full_disk_line(path: str | os.PathLike[str]) -> str:
-    """What to tell a user whose disk filled while writing under `path`."""
-    return (
-        f"the disk holding {os.fspath(path)} is full: free some space and run again "
-        "(nothing saved before is lost)"
-    )
 
 
 def sqlite_problem(

@@ -14,7 +14,7 @@ from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 
 import typer
 
-from p2pbackup.base.sqlite import disk_full, full_disk_line
+from p2pbackup.base.full_disk import disk_full, full_disk_line
 from p2pbackup.cli import render
 from p2pbackup.cli.progress import live_progress
 from p2pbackup.cli.readable_help import ReadableGroup

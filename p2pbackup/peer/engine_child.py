@@ -31,8 +31,8 @@ from p2pbackup.backup.blobs import BlobCodec
 from p2pbackup.backup.catalog import Catalog
 from p2pbackup.backup.engine import BackupEngine
 from p2pbackup.backup.restore import RestoreEngine
+from p2pbackup.base.full_disk import disk_full, full_disk_line
 from p2pbackup.base.offload import inline, to_thread
-from p2pbackup.base.sqlite import disk_full, full_disk_line
 from p2pbackup.codec.packstore import PackReceipt, PackUnavailable
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.errors import P2PBackupError, os_error_line, sole_error

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from p2pbackup.backup.catalog import Catalog
-from p2pbackup.base.sqlite import disk_full, sqlite_problem, write_transaction
+from p2pbackup.base.full_disk import disk_full
+from p2pbackup.base.sqlite import sqlite_problem, write_transaction
 from p2pbackup.dht.record_disk import RecordDisk
 
 
