@@ -52,6 +52,13 @@ class PackHealth:
     def recoverable(self) -> bool:
         return self.live >= self.k > 0
 
+    @classmethod
+    def of(cls, pack_id: bytes, survey: Survey | None) -> PackHealth:
+        """What a survey found (None: no holder showed the owner's descriptor)."""
+        if survey is None:
+            return cls(pack_id, 0, 0, 0)
+        return cls(pack_id, survey.live, survey.descriptor.k, survey.descriptor.n)
+
 
 @dataclass
 class Patience:
@@ -118,20 +125,18 @@ async def survey_pack(
     patience: Patience | None = None,
 ) -> tuple[Survey | None, list[Contact]]:
     """Query and audit the peers closest to the pack; None when no holder shows the owner's
-    descriptor. Also returns those closest peers, where missing shares would go; with
-    `patience`, without the holders that hung lately."""
-    if patience is None:
-        closest = (await dht.lookup(pack_id)).contacts
-    else:
-        skip = functools.partial(patience.passed_over, dht)
-        closest = (await dht.lookup(pack_id, skip=skip, paced=patience.ask)).contacts
+    descriptor. Also returns those closest peers, where missing shares would go,
+    without the holders that hung lately (`patience`: the operation's, or this survey's)."""
+    patience = patience if patience is not None else Patience()
+    skip = functools.partial(patience.passed_over, dht)
+    closest = (await dht.lookup(pack_id, skip=skip, paced=patience.ask)).contacts
     answers: list[tuple[Contact, ShareHeld]] = []
 
     async def ask(contact: Contact) -> None:
         def query() -> Awaitable[Holding | None]:
             return query_share(dht, contact, pack_id, owner, timeout)
 
-        holding = await (query() if patience is None else patience.ask(contact, query))
+        holding = await patience.ask(contact, query)
         if holding is not None and holding.held is not None:
             answers.append((contact, holding.held))
 
@@ -151,23 +156,9 @@ async def survey_pack(
         def prove() -> Awaitable[bool]:
             return audit_claim(dht, survey, contact, rng, timeout)
 
-        await (prove() if patience is None else patience.ask(contact, prove))
+        await patience.ask(contact, prove)
 
     async with trio.open_nursery() as nursery:
         for contact, held in answers:
             nursery.start_soon(audit, contact, held)
     return survey, closest
-
-
-async def check_pack(
-    dht: DhtNode,
-    pack_id: bytes,
-    owner: bytes,
-    rng: random.Random,
-    timeout: float,
-    patience: Patience | None = None,
-) -> PackHealth:
-    survey, _ = await survey_pack(dht, pack_id, owner, rng, timeout, patience)
-    if survey is None:
-        return PackHealth(pack_id, 0, 0, 0)
-    return PackHealth(pack_id, survey.live, survey.descriptor.k, survey.descriptor.n)

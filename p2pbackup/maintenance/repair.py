@@ -70,10 +70,10 @@ async def repair_pack(
     """The owner's repair of one pack: rebuild every share not proven live and place it on
     the closest peers holding none. Returns the health found and the shares placed."""
     survey, closest = await survey_pack(dht, pack_id, owner, rng, timeout, patience)
+    health = PackHealth.of(pack_id, survey)
     if survey is None:
-        return PackHealth(pack_id, 0, 0, 0), 0
+        return health, 0
     descriptor = survey.descriptor
-    health = PackHealth(pack_id, survey.live, descriptor.k, descriptor.n)
     missing = [i for i in range(descriptor.n) if i not in survey.proven]
     if not missing or not health.recoverable:
         return health, 0
@@ -156,12 +156,12 @@ async def reencode_pack(
     gives it up for a new one, never the other way round."""
     owner = identity.public_key
     survey, closest = await survey_pack(dht, pack_id, owner, rng, timeout, patience)
+    health = PackHealth.of(pack_id, survey)
     if survey is None:
-        return PackHealth(pack_id, 0, 0, 0), 0
+        return health, 0
     old = survey.descriptor
     if (old.k, old.n) == (target.k, target.n):
         return None
-    health = PackHealth(pack_id, survey.live, old.k, old.n)
     if not health.recoverable:
         return health, 0
     if len(closest) < target.happy:  # checked first: no old share is given up for nothing

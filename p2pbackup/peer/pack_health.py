@@ -19,7 +19,7 @@ from p2pbackup.backup.snapshot_index import IndexState
 from p2pbackup.base.offload import RunSync
 from p2pbackup.codec.packstore import named_pack
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.maintenance.owner_check import PackHealth, Patience, check_pack
+from p2pbackup.maintenance.owner_check import PackHealth, Patience, survey_pack
 from p2pbackup.maintenance.repair import reencode_pack, repair_pack
 from p2pbackup.peer.control import Progress
 from p2pbackup.peer.results import HealthReport
@@ -119,9 +119,10 @@ async def _each_pack(
                 placed += rebuilt
                 short += health.recoverable and health.live + rebuilt < health.n
             else:
-                health = await check_pack(
+                found, _ = await survey_pack(
                     dht, pack_id, survey.owner, survey.rng, REQUEST_TIMEOUT, patience
                 )
+                health = PackHealth.of(pack_id, found)
             healths.append(health)
             await progress({"packs_checked": len(healths), "packs": len(packs)})
 

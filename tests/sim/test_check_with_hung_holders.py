@@ -14,7 +14,8 @@ import random
 
 import trio
 
-from p2pbackup.maintenance.owner_check import SURVEY_STALL, PackHealth, Patience, check_pack
+from p2pbackup.dht.node import DhtNode
+from p2pbackup.maintenance.owner_check import SURVEY_STALL, PackHealth, Patience, survey_pack
 from p2pbackup.net.contact import Contact
 from tests.sim.helpers import KEYS, by_distance, equipped_mesh, place_pack
 
@@ -24,7 +25,7 @@ TIMEOUT = 30.0
 
 
 async def _check_all(
-    owner_dht: object, pack_ids: list[bytes], patience: Patience
+    owner_dht: DhtNode, pack_ids: list[bytes], patience: Patience
 ) -> list[PackHealth]:
     limiter = trio.CapacityLimiter(PARALLEL)
     healths: list[PackHealth] = []
@@ -32,15 +33,9 @@ async def _check_all(
 
     async def one(pack_id: bytes) -> None:
         async with limiter:
-            health = await check_pack(
-                owner_dht,  # type: ignore[arg-type]
-                pack_id,
-                KEYS.identity.public_key,
-                rng,
-                TIMEOUT,
-                patience,
-            )
-            healths.append(health)
+            owner = KEYS.identity.public_key
+            found, _ = await survey_pack(owner_dht, pack_id, owner, rng, TIMEOUT, patience)
+            healths.append(PackHealth.of(pack_id, found))
 
     async with trio.open_nursery() as nursery:
         for pack_id in pack_ids:
