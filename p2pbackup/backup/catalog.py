@@ -18,16 +18,15 @@ cost a first backup more than all its other catalog writes but one.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import cbor2
 
 from p2pbackup.backup.snapshot import Locator
-from p2pbackup.base.sqlite import roll_back
+from p2pbackup.base.sqlite import write_transaction
 from p2pbackup.store.sqlite_open import open_wal
 
 _SCHEMA = """
@@ -383,23 +382,6 @@ class Catalog:
     def mark_indexed(self, snapshot_id: bytes) -> None:
         self._db.execute("INSERT OR IGNORE INTO indexed_snapshots VALUES (?)", (snapshot_id,))
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            try:
-                self._db.execute("COMMIT")
-            except BaseException:
-                roll_back(self._db)
-                raise
-        else:
-            roll_back(self._db)
+    def _transaction(self) -> AbstractContextManager[None]:
+        # A deferred BEGIN, as the catalog has always begun its writes.
+        return write_transaction(self._db, "BEGIN")

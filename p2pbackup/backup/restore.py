@@ -228,21 +228,23 @@ class RestoreEngine:
             fetches.cancel_scope.cancel()
         return plan
 
-    async def _finish_spread(self, plan: Plan) -> None:
-        """Set the modes and mtimes of the files spread over several packs, or remove
-        what could not be rebuilt: never leave a file with zero-filled holes where its
-        data should be."""
-        spread = [f for f in plan.files if f.spread]
+    async def _finish_spread(self, plan: Plan, report: bool = True) -> None:
+        """Set the modes and mtimes of the files spread over several packs that were
+        written whole, and remove the others (not rebuilt, or cut short by a stop): never
+        leave a file with zero-filled holes where its data should be. A stop keeps the
+        whole ones: removing them all kept none of the big files a full target had room
+        for."""
+        spread = [f for f in plan.files if f.spread and not f.finished]
         for start in range(0, len(spread), FINISH_BATCH):
             batch = spread[start : start + FINISH_BATCH]
-            items = [(f.path, f.entry, f.failed is None) for f in batch]
-            reasons = await self.run_sync(finish_files, items)
+            reasons = await self.run_sync(finish_files, [(f.path, f.entry, f.whole) for f in batch])
             for file, reason in zip(batch, reasons, strict=True):
                 file.finished = True
-                if file.failed is None:
+                if file.whole:
                     file.unset = reason
                     self.stats.files_restored += 1
-            await self._report()
+            if report:
+                await self._report()
 
     async def _abandon(self) -> None:
         """The restore was stopped (Ctrl-C, the peer stopping) or failed: finish each file
@@ -251,30 +253,17 @@ class RestoreEngine:
         for restored."""
         if self._plan is not None:
             with trio.CancelScope(shield=True):
-                await self._finish_whole(self._plan)
+                await self._finish_spread(self._plan, report=False)
 
     async def _stop_full(self, target: str | os.PathLike[str], plan: Plan) -> None:
         """The target is full: finish the spread files written whole, remove the others
         (each still has holes), and say how far the restore got."""
-        await self._finish_whole(plan)
+        await self._finish_spread(plan, report=False)
         raise P2PBackupError(
             f"restore stopped: {self._halt.reason} in {os.fsdecode(target)}; "
             f"{self.stats.files_restored} files were restored before it filled: "
             "free some space and restore again into an empty folder"
         )
-
-    async def _finish_whole(self, plan: Plan) -> None:
-        """A stop's end for the spread files not finished yet: the whole ones keep their
-        data and get their mode and mtime, and count as restored; the rest go. Removing
-        every one of them kept none of the big files a nearly full target had room for."""
-        spread = [f for f in plan.files if f.spread and not f.finished]
-        items = [(f.path, f.entry, f.whole) for f in spread]
-        reasons = await self.run_sync(finish_files, items)
-        for file, reason in zip(spread, reasons, strict=True):
-            file.finished = True
-            if file.whole:
-                file.unset = reason
-                self.stats.files_restored += 1
 
     async def _check_includes(
         self, snapshot: Snapshot, root_tree: Tree, plan: Plan, made: bytes | None

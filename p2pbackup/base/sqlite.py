@@ -13,12 +13,12 @@ _DAMAGED = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 
 @contextlib.contextmanager
-def write_transaction(db: sqlite3.Connection) -> Iterator[None]:
+def write_transaction(db: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
     """Writes inside commit together or not at all, on a connection in autocommit mode.
 
-    Write-locked from the start (`BEGIN IMMEDIATE`): a read that later turned into a
-    write could be refused when another connection wrote meanwhile."""
-    db.execute("BEGIN IMMEDIATE")
+    Write-locked from the start by default (`BEGIN IMMEDIATE`): a read that later turned
+    into a write could be refused when another connection wrote meanwhile."""
+    db.execute(begin)
     try:
         yield
         db.execute("COMMIT")
