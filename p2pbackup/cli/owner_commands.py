@@ -292,9 +292,16 @@ def repair(
     if errors:
         fail(f"{render.count(len(errors), 'pack')} could not be re-encoded", PARTIAL)
     if result.get("still_short"):
+        short = f"{render.count(result['still_short'], 'pack')} still below n shares"
+        hung = result.get("hung_peers") or []
+        if hung:  # the peers that would have taken them may only be away
+            fail(
+                f"{short}: {render.count(len(hung), 'peer')} answered nothing and got none of "
+                "the rebuilt shares; run `repair` again once they are back, or add peers",
+                PARTIAL,
+            )
         fail(
-            f"{render.count(result['still_short'], 'pack')} still below n shares: too few "
-            "peers took the rebuilt ones; add peers or choose a smaller N "
+            f"{short}: too few peers took the rebuilt ones; add peers or choose a smaller N "
             "(`config set redundancy`, then `repair --reencode`)",
             PARTIAL,
         )
