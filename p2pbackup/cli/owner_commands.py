@@ -295,9 +295,10 @@ def repair(
         short = f"{render.count(result['still_short'], 'pack')} still below n shares"
         hung = result.get("hung_peers") or []
         if hung:  # the peers that would have taken them may only be away
+            they = "it is" if len(hung) == 1 else "they are"
             fail(
                 f"{short}: {render.count(len(hung), 'peer')} answered nothing and got none of "
-                "the rebuilt shares; run `repair` again once they are back, or add peers",
+                f"the rebuilt shares; run `repair` again once {they} back, or add peers",
                 PARTIAL,
             )
         fail(

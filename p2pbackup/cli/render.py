@@ -187,11 +187,12 @@ def backup_text(r: Result) -> str:
 
 def short_packs_text(short: Result) -> str:
     """What a backup says of the packs it placed with fewer than n shares."""
-    some = count(short["packs"], "pack")
+    their = "its" if short["packs"] == 1 else "their"
     return (
-        f"{some} placed with fewer than {short['n']} shares (fewest "
-        f"{short['fewest_shares']}): too few peers took them now; holders add the missing "
-        "shares once more peers are up, and `check` shows them as degraded until then"
+        f"{count(short['packs'], 'pack')} placed short of {their} {short['n']} shares (the "
+        f"fewest got {short['fewest_shares']}): too few peers took them now; holders add "
+        "the missing shares at their next audits, or run `repair` once the peers are up; "
+        "`check` shows them as degraded until then"
     )
 
 

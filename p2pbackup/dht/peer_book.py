@@ -85,6 +85,11 @@ class PeerBook:
             or (seen.contact is not c and seen.address != (c.host, c.port))
         ]
 
+    def last_seen(self, node_id: bytes) -> float | None:
+        """When it last answered us, first-hand; None if never (or forgotten)."""
+        known = self._known.get(node_id)
+        return known.last_seen if known is not None else None
+
     def known_since(self, node_id: bytes) -> float | None:
         known = self._known.get(node_id)
         return known.first_seen if known is not None else None

@@ -56,7 +56,7 @@ def call(
         except TimeoutError:
             raise P2PBackupError(
                 f"the peer said nothing on {path} for {silence:g} s; it may be hung or "
-                "stopped: see its log (a peer started before an upgrade: restart it)"
+                "stopped: see its log"
             ) from None
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from p2pbackup.net.contact import Contact
@@ -41,11 +41,15 @@ class StallRule:
     factor: float = 4.0
     window: int = 32
     remember: float = 600.0
+    # A suspect heard from since (it answered any request of its peer's, first-hand)
+    # is trusted again once marked this long ago: one that hung and came back was
+    # passed over by placements for the whole `remember`, leaving packs short.
+    heard_after: float = 60.0
 
     def __post_init__(self) -> None:
         if not 0 < self.floor <= self.ceiling:
             raise ValueError("the stall floor must be positive and at most the ceiling")
-        if self.factor < 1 or self.window < 1 or self.remember < 0:
+        if self.factor < 1 or self.window < 1 or min(self.remember, self.heard_after) < 0:
             raise ValueError("factor and window must be at least 1, remember not negative")
 
 
@@ -77,10 +81,15 @@ class Pace:
 
 
 class HolderMemory:
-    """Holders that failed or stalled lately: asked last until they answer again."""
+    """Holders that failed or stalled lately: asked last until they answer again.
 
-    def __init__(self, rule: StallRule) -> None:
+    `last_heard` tells when a peer last answered its peer at all (the DHT's book)."""
+
+    def __init__(
+        self, rule: StallRule, last_heard: Callable[[bytes], float | None] | None = None
+    ) -> None:
         self.rule = rule
+        self.last_heard = last_heard
         self._marked: dict[bytes, float] = {}  # node id -> when it last failed or stalled
         self.stalls: dict[bytes, int] = {}  # node id -> stalls counted while not yet marked
 
@@ -99,10 +108,16 @@ class HolderMemory:
         when = self._marked.get(node_id)
         if when is None:
             return False
-        if now - when > self.rule.remember:
+        if now - when > self.rule.remember or self._back(node_id, when, now):
             del self._marked[node_id]
             return False
         return True
+
+    def _back(self, node_id: bytes, marked: float, now: float) -> bool:
+        if self.last_heard is None or now - marked < self.rule.heard_after:
+            return False
+        heard = self.last_heard(node_id)
+        return heard is not None and heard > marked
 
     def any_suspect(self, now: float) -> bool:
         return any([self.suspect(node_id, now) for node_id in list(self._marked)])

@@ -104,7 +104,7 @@ class MeshPackStore:
         # cleared this, each with the shares it got and its n: also what a backup tells.
         self.short: dict[bytes, tuple[int, int]] = {}
         rule = stall if stall is not None else StallRule()
-        self.holders = HolderMemory(rule)
+        self.holders = HolderMemory(rule, last_heard=dht.peers.last_seen)
         self.fetch_pace = Pace(rule)
         self.put_pace = Pace(put_stall if put_stall is not None else PUT_STALL)
         # A small mesh whose every peer the routing table names places packs without

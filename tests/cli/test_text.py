@@ -53,5 +53,5 @@ def test_a_check_names_the_peers_that_hung_and_what_that_cost() -> None:
 
 def test_a_backup_says_how_many_packs_it_placed_short() -> None:
     line = short_packs_text({"packs": 1, "fewest_shares": 3, "n": 4})
-    assert line.startswith("1 pack placed with fewer than 4 shares (fewest 3): too few peers")
+    assert line.startswith("1 pack placed short of its 4 shares (the fewest got 3): too few")
     assert short_packs_text({"packs": 5, "fewest_shares": 8, "n": 10}).startswith("5 packs")

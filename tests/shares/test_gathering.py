@@ -139,3 +139,20 @@ def test_never_asks_a_holder_twice_and_keeps_enough_requests_live(
         else:
             g.failed(target, now)
     assert len(asked) == len({c.node_id for c in asked})
+
+
+def test_a_suspect_heard_from_since_is_trusted_again_after_a_while() -> None:
+    """A holder that hung and came back stayed suspect for the whole `remember` (10 min):
+    placements passed it over and packs were placed short with every peer up."""
+    heard: dict[bytes, float] = {}
+    rule = StallRule(remember=600.0, heard_after=60.0)
+    memory = HolderMemory(rule, last_heard=heard.get)
+    memory.stalled(b"a", 100.0)
+    heard[b"a"] = 90.0  # heard before it hung: still suspect
+    assert memory.suspect(b"a", 200.0)
+    heard[b"a"] = 130.0  # answered a ping since
+    assert memory.suspect(b"a", 159.0)  # not before `heard_after`: a wedged disk may answer pings
+    assert not memory.suspect(b"a", 160.0)
+    assert not memory.suspect(b"a", 161.0)  # forgotten, not only skipped
+    memory.failed(b"b", 100.0)  # never heard from again: the whole `remember`
+    assert memory.suspect(b"b", 699.0) and not memory.suspect(b"b", 701.0)
