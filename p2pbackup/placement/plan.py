@@ -102,10 +102,12 @@ class PlacementPlan:
             else ""
         )
         refused = f"; {self.refusal_summary()}" if self.refused else ""
+        # Peers that did not answer may only be away (stopped, asleep, cut off).
+        away = "; try again once they are back" if self.failures else ""
         return (
             f"only {len(self.placed)} distinct peers took a share of this pack, "
             f"{self.happy} needed (asked {self._asked} of {len(self.candidates)} peers "
-            f"found, {self.failures} did not answer{unproven}){refused}"
+            f"found, {self.failures} did not answer{unproven}){refused}{away}"
         )
 
     def refusal_summary(self) -> str:
