@@ -27,7 +27,7 @@ import trio
 from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import WireError
-from p2pbackup.maintenance.audit import Holding, audit_claim, query_share
+from p2pbackup.maintenance.audit import audit_claim, query_share
 from p2pbackup.maintenance.survey import Survey
 from p2pbackup.net.contact import Contact
 from p2pbackup.shares.gathering import HolderMemory, Pace, StallRule
@@ -133,9 +133,7 @@ async def survey_pack(
     answers: list[tuple[Contact, ShareHeld]] = []
 
     async def ask(contact: Contact) -> None:
-        def query() -> Awaitable[Holding | None]:
-            return query_share(dht, contact, pack_id, owner, timeout)
-
+        query = functools.partial(query_share, dht, contact, pack_id, owner, timeout)
         holding = await patience.ask(contact, query)
         if holding is not None and holding.held is not None:
             answers.append((contact, holding.held))
@@ -150,13 +148,9 @@ async def survey_pack(
     survey = Survey(pack_id, max(owned, key=lambda d: d.lease_expiry))
 
     async def audit(contact: Contact, held: ShareHeld) -> None:
-        if not survey.on_holding(contact, held.index, held.descriptor):
-            return
-
-        def prove() -> Awaitable[bool]:
-            return audit_claim(dht, survey, contact, rng, timeout)
-
-        await patience.ask(contact, prove)
+        if survey.on_holding(contact, held.index, held.descriptor):
+            prove = functools.partial(audit_claim, dht, survey, contact, rng, timeout)
+            await patience.ask(contact, prove)
 
     async with trio.open_nursery() as nursery:
         for contact, held in answers:

@@ -204,8 +204,7 @@ def _failure(caught: Exception, start: frames.Start) -> tuple[str, str | None]:
         return os_error_line(exc), None
     if isinstance(exc, P2PBackupError):
         return str(exc), None
-    trace = "".join(traceback.format_exception(caught))
-    print(trace, file=sys.stderr)
+    trace = "".join(traceback.format_exception(caught))  # logged by the peer
     kind = "backup" if isinstance(job, frames.BackupJob) else "restore"
     return f"the {kind} process failed ({type(exc).__name__}: {exc}); see the peer's log", trace
 
