@@ -2,8 +2,9 @@
 
 A frame's deadline runs from its first byte to its last, not per read: a
 sender trickling a byte at a time would otherwise hold a frame's buffer for
-as long as it liked. A silent connection with nothing begun is idle instead,
-and ends after the longer idle deadline.
+as long as it liked. A long frame also gets the time its length takes at the
+slowest rate an honest uplink sends at (`SLOWEST_RATE`). A silent connection
+with nothing begun is idle instead, and ends after the longer idle deadline.
 
 A big frame (a share, a pack) is read straight into one buffer of its
 announced size, with reads as large as what remains of it: growing a buffer
@@ -27,6 +28,10 @@ from p2pbackup.net.limits import ByteBudget
 from p2pbackup.wire.frames import GATHER_FROM, PREFIX, FrameDecoder
 
 RECEIVE_CHUNK = 256 * 1024
+# A frame's deadline is `frame_timeout` plus its announced length at this rate: a
+# 2 MiB share over a home uplink of 1 Mbit/s takes 17 s, a 6 MiB one 50 s, and a
+# trickler holding a buffer must still send 512 kbit/s for it (decision 0097).
+SLOWEST_RATE = 64 * 1024
 # Read at least this much at a time even with the budget spent, so every
 # connection can still finish a small frame.
 LEAST_CHUNK = 16 * 1024
@@ -82,6 +87,8 @@ async def _receive(
     direct: bool,
 ) -> bytes | memoryview:
     deadline: float | None = None
+    allowed = frame_timeout
+    length: int | None = None
     while True:
         frame = decoder.next_frame()
         if frame is not None:
@@ -90,10 +97,19 @@ async def _receive(
             return frame
         if deadline is None and decoder.buffered:
             deadline = trio.current_time() + frame_timeout
-        if direct and deadline is not None:
+        if deadline is not None and length is None:
             length = decoder.announced()
-            if length is not None and length >= DIRECT_FROM and _room_for(budget, decoder, length):
-                return await _read_direct(stream, decoder, length, deadline, frame_timeout, budget)
+            if length is not None:
+                allowed += length / SLOWEST_RATE
+                deadline += length / SLOWEST_RATE
+        if (
+            direct
+            and length is not None
+            and deadline is not None
+            and length >= DIRECT_FROM
+            and _room_for(budget, decoder, length)
+        ):
+            return await _read_direct(stream, decoder, length, deadline, allowed, budget)
         with trio.move_on_at(
             deadline if deadline is not None else trio.current_time() + idle_timeout
         ):
@@ -106,7 +122,7 @@ async def _receive(
             continue
         if decoder.buffered:
             raise WireError(
-                f"truncated frame: {decoder.buffered} bytes, not finished within {frame_timeout:g}s"
+                f"truncated frame: {decoder.buffered} bytes, not finished within {allowed:.3g}s"
             )
         raise Closed  # idle
 
@@ -121,7 +137,7 @@ async def _read_direct(
     decoder: FrameDecoder,
     length: int,
     deadline: float,
-    frame_timeout: float,
+    allowed: float,
     budget: ByteBudget | None,
 ) -> bytes | memoryview:
     """The rest of a big frame, read into a buffer of its own that counts whole against
@@ -147,7 +163,7 @@ async def _read_direct(
                 budget.give(size)
             return frame
         raise WireError(
-            f"truncated frame: {decoder.buffered} bytes, not finished within {frame_timeout:g}s"
+            f"truncated frame: {decoder.buffered} bytes, not finished within {allowed:.3g}s"
         )
     except BaseException:
         if budget is not None:
