@@ -30,6 +30,7 @@ from p2pbackup.shares.mesh_packs import PlacementFailed
 from p2pbackup.shares.messages import GetShare, ShareData
 from p2pbackup.shares.placing import place_shares
 from p2pbackup.shares.redundancy import Redundancy, too_few_peers
+from p2pbackup.shares.send_window import SendGate
 
 
 async def _place_rebuilt(
@@ -42,6 +43,7 @@ async def _place_rebuilt(
     missing: tuple[int, ...] | list[int],
     targets: tuple[Contact, ...],
     timeout: float,
+    gate: SendGate | None = None,
 ) -> tuple[dict[int, Contact], int]:
     """Encode the pack again and place the `missing` shares; where each went, bytes sent."""
     shares = await run_sync(encode_pack, data, descriptor.k, descriptor.n)
@@ -53,6 +55,7 @@ async def _place_rebuilt(
         targets,
         happy=0,
         timeout=timeout,
+        gate=gate,
     )
     return placed, sent
 
@@ -66,9 +69,11 @@ async def repair_pack(
     timeout: float,
     run_sync: RunSync,
     patience: Patience | None = None,
+    gate: SendGate | None = None,
 ) -> tuple[PackHealth, int]:
     """The owner's repair of one pack: rebuild every share not proven live and place it on
-    the closest peers holding none. Returns the health found and the shares placed."""
+    the closest peers holding none, through the owner's send `gate` (decision 0097).
+    Returns the health found and the shares placed."""
     survey, closest = await survey_pack(dht, pack_id, owner, rng, timeout, patience)
     health = PackHealth.of(pack_id, survey)
     if survey is None:
@@ -88,6 +93,7 @@ async def repair_pack(
         missing,
         survey.takers(closest),
         timeout,
+        gate,
     )
     return health, len(placed)
 
@@ -145,6 +151,7 @@ async def reencode_pack(
     run_sync: RunSync,
     now: Callable[[], float],
     patience: Patience | None = None,
+    gate: SendGate | None = None,
 ) -> tuple[PackHealth, int] | None:
     """The owner's re-encoding of one pack to `target`'s k/n (decision 0034): read it back
     from any k shares, encode it again, place and prove the new set, then release what
@@ -183,6 +190,7 @@ async def reencode_pack(
         happy=target.happy,
         timeout=timeout,
         prove=rng,
+        gate=gate,
     )
     if not plan.happy_enough:
         raise PlacementFailed(f"pack {pack_id.hex()[:12]} as {target.label}: {plan.shortfall()}")

@@ -115,6 +115,7 @@ async def _each_pack(
                     REQUEST_TIMEOUT,
                     survey.run_sync,
                     patience,
+                    survey.packs.send_gate,
                 )
                 placed += rebuilt
                 short += health.recoverable and health.live + rebuilt < health.n
@@ -152,6 +153,7 @@ async def _reencode(
             survey.run_sync,
             packs.now,
             patience,
+            packs.send_gate,
         )
     except P2PBackupError as exc:
         reencoded.errors.append(str(exc))

@@ -19,10 +19,14 @@ _T = TypeVar("_T")
 
 
 async def within_pace(
-    pace: Pace | None, started: float, work: Callable[[], Awaitable[_T]]
+    pace: Pace | None,
+    started: float,
+    work: Callable[[], Awaitable[_T]],
+    extra: Callable[[], float] | None = None,
 ) -> _T | None:
     """`work`'s result, or None (and `work` cancelled) once it ran past the pace's stall
-    interval as that stands at each look: the first requests of a run start before any
+    interval as that stands at each look, plus what `extra` says then (the time a
+    put's bytes take on a slow uplink): the first requests of a run start before any
     answer set the pace, and must not keep the patient first guess."""
     if pace is None:
         return await work()
@@ -35,7 +39,8 @@ async def within_pace(
 
         nursery.start_soon(run)
         while True:
-            deadline = started + pace.stall_after()
+            added = 0.0 if extra is None else extra()
+            deadline = started + pace.stall_after() + added
             now = trio.current_time()
             if now >= deadline:
                 nursery.cancel_scope.cancel()

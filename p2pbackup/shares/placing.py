@@ -16,12 +16,13 @@ failed an audit, and its share moves on.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import logging
 import math
 import random
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 
 import trio
 
@@ -29,11 +30,13 @@ from p2pbackup.codec.descriptor import ShareDescriptor
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import PeerUnreachable, RemoteError
 from p2pbackup.net.contact import Contact
+from p2pbackup.net.framing import SLOWEST_RATE
 from p2pbackup.placement.plan import PlacementPlan
 from p2pbackup.shares.gathering import HolderMemory, Pace
 from p2pbackup.shares.messages import PutShare, ShareStored
 from p2pbackup.shares.pacing import within_pace
 from p2pbackup.shares.proving import challenge, stored_proves
+from p2pbackup.shares.send_window import SendGate, SendTicket
 from p2pbackup.shares.upkeep_messages import Audit
 from p2pbackup.wire.messages import Message
 
@@ -60,6 +63,7 @@ async def place_shares(
     holders: HolderMemory | None = None,
     pace: Pace | None = None,
     drop_placed: bool = False,
+    gate: SendGate | None = None,
 ) -> tuple[PlacementPlan, dict[int, Contact], int]:
     """Place every share of `shares` (index -> bytes); returns the plan, where each went,
     and the bytes sent. With `prove`, a share counts once its peer answered an audit of
@@ -68,7 +72,9 @@ async def place_shares(
     remain, and tried last otherwise; with `pace`, a peer that has not stored (and
     proven) its share within `pace.stall_after()` counts as failed and the share moves
     on, instead of waiting out `timeout`. With `drop_placed`, a mutable `shares` loses
-    each share once placed: a pack's shares need not wait for its slowest holder."""
+    each share once placed: a pack's shares need not wait for its slowest holder. With
+    `gate`, a put waits for room on the owner's uplink before it starts, and its stall
+    interval runs from then (decision 0097)."""
     indices = sorted(shares)
     if holders is not None:
         candidates = _trusted(holders, candidates, happy)
@@ -81,10 +87,15 @@ async def place_shares(
         index = indices[slot]
         block = None if audit is None else audit.block  # proven in the reply
         message = PutShare(pack_id, index, descriptor, shares[index], block)
-        started = trio.current_time()
-        attempt = functools.partial(_store_and_prove, dht, contact, message, signed, audit, timeout)
-        got = await within_pace(pace, started, attempt)
-        outcome, reason = got if got is not None else (Outcome.FAILED, "")
+        async with _room(gate, len(message.data)) as ticket:
+            started = trio.current_time()
+            patience = timeout + len(message.data) / SLOWEST_RATE
+            attempt = functools.partial(
+                _store_and_prove, dht, contact, message, signed, audit, patience
+            )
+            got = await within_pace(pace, started, attempt, ticket.transfer_seconds)
+            outcome, reason = got if got is not None else (Outcome.FAILED, "")
+            ticket.stored = outcome is Outcome.STORED
         if holders is not None:
             _remember(holders, pace, contact, outcome, started, got is None)
         await send.send((slot, outcome, reason))
@@ -106,6 +117,15 @@ async def place_shares(
                 del shares[indices[slot]]
     placed = {indices[slot]: contact for slot, contact in plan.placed.items()}
     return plan, placed, sent
+
+
+@contextlib.asynccontextmanager
+async def _room(gate: SendGate | None, size: int) -> AsyncIterator[SendTicket]:
+    if gate is None:
+        yield SendTicket(None, size, 0.0)
+        return
+    async with gate.slot(size) as ticket:
+        yield ticket
 
 
 def _challenge(

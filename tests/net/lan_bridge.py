@@ -7,7 +7,8 @@ meet; traffic never leaves the namespaces. `close` (also on any failure while
 building) stops what was started in them, by PID, and deletes them.
 
 Where namespaces cannot be made (not root, no `ip`), or multicast does not
-cross the bridge, `LanBridge.open` skips the test with that reason.
+cross the bridge (when the test needs it), `LanBridge.open` skips the test
+with that reason.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ class LanBridge:
         self._made: list[str] = []
 
     @classmethod
-    def open(cls, hosts: int) -> LanBridge:
-        """A built LAN, or the test skipped with the reason one cannot be built here."""
+    def open(cls, hosts: int, *, multicast: bool = True) -> LanBridge:
+        """A built LAN, or the test skipped with the reason one cannot be built here;
+        `multicast=False` for tests that need none (its probe takes seconds)."""
         if os.geteuid() != 0:
             pytest.skip("network namespaces need root")
         if shutil.which("ip") is None:
@@ -72,7 +74,7 @@ class LanBridge:
         lan = cls(hosts)
         try:
             lan._build()
-            works = lan._multicast_works()
+            works = not multicast or lan._multicast_works()
         except (subprocess.CalledProcessError, OSError) as exc:
             lan.close()
             detail = getattr(exc, "stderr", b"") or b""
