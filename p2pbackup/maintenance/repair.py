@@ -30,7 +30,7 @@ from p2pbackup.shares.mesh_packs import PlacementFailed
 from p2pbackup.shares.messages import GetShare, ShareData
 from p2pbackup.shares.placing import place_shares
 from p2pbackup.shares.redundancy import Redundancy, too_few_peers
-from p2pbackup.shares.send_window import SendGate
+from p2pbackup.shares.transfer_window import TransferGate
 
 
 async def _place_rebuilt(
@@ -43,7 +43,7 @@ async def _place_rebuilt(
     missing: tuple[int, ...] | list[int],
     targets: tuple[Contact, ...],
     timeout: float,
-    gate: SendGate | None = None,
+    gate: TransferGate | None = None,
 ) -> tuple[dict[int, Contact], int]:
     """Encode the pack again and place the `missing` shares; where each went, bytes sent."""
     shares = await run_sync(encode_pack, data, descriptor.k, descriptor.n)
@@ -69,7 +69,7 @@ async def repair_pack(
     timeout: float,
     run_sync: RunSync,
     patience: Patience | None = None,
-    gate: SendGate | None = None,
+    gate: TransferGate | None = None,
 ) -> tuple[PackHealth, int]:
     """The owner's repair of one pack: rebuild every share not proven live and place it on
     the closest peers holding none, through the owner's send `gate` (decision 0097).
@@ -151,7 +151,7 @@ async def reencode_pack(
     run_sync: RunSync,
     now: Callable[[], float],
     patience: Patience | None = None,
-    gate: SendGate | None = None,
+    gate: TransferGate | None = None,
 ) -> tuple[PackHealth, int] | None:
     """The owner's re-encoding of one pack to `target`'s k/n (decision 0034): read it back
     from any k shares, encode it again, place and prove the new set, then release what

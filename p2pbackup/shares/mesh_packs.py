@@ -39,7 +39,7 @@ from p2pbackup.shares.messages import ShareData
 from p2pbackup.shares.placing import place_shares
 from p2pbackup.shares.rebuild import rebuild_pack
 from p2pbackup.shares.redundancy import Redundancy, too_few_peers
-from p2pbackup.shares.send_window import SendGate
+from p2pbackup.shares.transfer_window import TransferGate
 from p2pbackup.shares.whole_mesh import WholeMesh
 
 log = logging.getLogger("p2pbackup.shares")
@@ -109,7 +109,7 @@ class MeshPackStore:
         self.fetch_pace = Pace(rule)
         self.put_pace = Pace(put_stall if put_stall is not None else PUT_STALL)
         # Every put of this owner's shares one uplink (decision 0097).
-        self.send_gate = SendGate()
+        self.send_gate = TransferGate()
         # A small mesh whose every peer the routing table names places packs without
         # a lookup each (`WholeMesh`); 0 looks up for every pack.
         self.whole_mesh = WholeMesh(whole_mesh_seconds)

@@ -36,7 +36,7 @@ from p2pbackup.shares.gathering import HolderMemory, Pace
 from p2pbackup.shares.messages import PutShare, ShareStored
 from p2pbackup.shares.pacing import within_pace
 from p2pbackup.shares.proving import challenge, stored_proves
-from p2pbackup.shares.send_window import SendGate, SendTicket
+from p2pbackup.shares.transfer_window import TransferGate, TransferTicket
 from p2pbackup.shares.upkeep_messages import Audit
 from p2pbackup.wire.messages import Message
 
@@ -63,7 +63,7 @@ async def place_shares(
     holders: HolderMemory | None = None,
     pace: Pace | None = None,
     drop_placed: bool = False,
-    gate: SendGate | None = None,
+    gate: TransferGate | None = None,
 ) -> tuple[PlacementPlan, dict[int, Contact], int]:
     """Place every share of `shares` (index -> bytes); returns the plan, where each went,
     and the bytes sent. With `prove`, a share counts once its peer answered an audit of
@@ -95,7 +95,7 @@ async def place_shares(
             )
             got = await within_pace(pace, started, attempt, ticket.transfer_seconds)
             outcome, reason = got if got is not None else (Outcome.FAILED, "")
-            ticket.stored = outcome is Outcome.STORED
+            ticket.through = outcome is Outcome.STORED
         if holders is not None:
             _remember(holders, pace, contact, outcome, started, got is None)
         await send.send((slot, outcome, reason))
@@ -120,9 +120,9 @@ async def place_shares(
 
 
 @contextlib.asynccontextmanager
-async def _room(gate: SendGate | None, size: int) -> AsyncIterator[SendTicket]:
+async def _room(gate: TransferGate | None, size: int) -> AsyncIterator[TransferTicket]:
     if gate is None:
-        yield SendTicket(None, size, 0.0)
+        yield TransferTicket(None, size, 0.0)
         return
     async with gate.slot(size) as ticket:
         yield ticket

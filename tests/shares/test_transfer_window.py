@@ -1,4 +1,4 @@
-"""The owner's send window: it opens on a fast link, closes to what a slow one
+"""The owner's transfer window: it opens on a fast link, closes to what a slow one
 carries, always lets one put out, and measures the link a stall interval needs."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from p2pbackup.net.framing import SLOWEST_RATE
-from p2pbackup.shares.send_window import MIB, SendGate, SendWindow
+from p2pbackup.shares.transfer_window import MIB, TransferGate, TransferWindow
 
 SHARE = 2 * MIB
 
 
 def test_a_fast_link_opens_the_window_to_its_most() -> None:
-    window = SendWindow()
+    window = TransferWindow()
     now = 0.0
     for _ in range(200):
         while window.admits(SHARE):
@@ -27,7 +27,7 @@ def test_a_fast_link_opens_the_window_to_its_most() -> None:
 
 
 def test_a_slow_link_closes_the_window_to_one_share_at_a_time() -> None:
-    window = SendWindow()
+    window = TransferWindow()
     now = 0.0
     for _ in range(20):
         count = 0
@@ -44,7 +44,7 @@ def test_a_slow_link_closes_the_window_to_one_share_at_a_time() -> None:
 
 
 def test_one_slow_round_shrinks_the_window_once() -> None:
-    window = SendWindow(first=16 * MIB)
+    window = TransferWindow(first=16 * MIB)
     for _ in range(8):
         window.let_out(SHARE, 0.0)
     for _ in range(8):
@@ -53,15 +53,23 @@ def test_one_slow_round_shrinks_the_window_once() -> None:
 
 
 def test_a_refusal_at_once_leaves_the_window_as_it_was() -> None:
-    window = SendWindow()
+    window = TransferWindow()
     window.let_out(SHARE, 0.0)
     window.came_back(SHARE, 0.01, False, 0.01)
     assert window.allowed == window.first
     assert window.out == 0
 
 
+def test_a_transfer_called_off_leaves_the_window_as_it_was() -> None:
+    window = TransferWindow()
+    window.let_out(SHARE, 0.0)
+    window.gave_up(SHARE, 30.0)
+    assert window.allowed == window.first
+    assert window.out == 0
+
+
 def test_the_rate_is_what_was_stored_per_second_of_sending() -> None:
-    window = SendWindow()
+    window = TransferWindow()
     assert window.rate() is None
     # Before any share came back: what the bytes take at the slowest rate a frame may.
     assert window.transfer_seconds(SHARE) == pytest.approx(SHARE / SLOWEST_RATE)
@@ -75,7 +83,7 @@ def test_the_rate_is_what_was_stored_per_second_of_sending() -> None:
 
 
 def test_a_transfer_is_never_given_longer_than_at_the_slowest_rate() -> None:
-    window = SendWindow()
+    window = TransferWindow()
     window.let_out(100, 0.0)
     window.came_back(100, 1.0, True, 1.0)  # a tiny put: 100 bytes a second
     assert window.transfer_seconds(SHARE) == pytest.approx(SHARE / SLOWEST_RATE)
@@ -88,7 +96,7 @@ def test_a_transfer_is_never_given_longer_than_at_the_slowest_rate() -> None:
     )
 )
 def test_the_window_stays_within_its_bounds(puts: list[tuple[int, float, bool, float]]) -> None:
-    window = SendWindow()
+    window = TransferWindow()
     now, out = 0.0, []
     for size, seconds, stored, gap in puts:
         now += gap
@@ -103,14 +111,14 @@ def test_the_window_stays_within_its_bounds(puts: list[tuple[int, float, bool, f
 
 
 async def test_puts_wait_at_the_gate_for_room(autojump_clock: trio.testing.MockClock) -> None:
-    gate = SendGate(SendWindow(first=3 * MIB))
+    gate = TransferGate(TransferWindow(first=3 * MIB))
     order: list[str] = []
 
     async def put(name: str, seconds: float) -> None:
         async with gate.slot(SHARE) as ticket:
             order.append(f"{name} out")
             await trio.sleep(seconds)
-            ticket.stored = True
+            ticket.through = True
         order.append(f"{name} back")
 
     async with trio.open_nursery() as nursery:
