@@ -294,6 +294,11 @@ class Catalog:
             self._db.executemany("DELETE FROM packs WHERE pack_id = ?", ids)
             self._db.executemany("DELETE FROM index_blobs WHERE pack_id = ?", ids)
 
+    def share_bytes(self, pack_id: bytes) -> int | None:
+        """How long each share of a pack this owner placed is, about; None if unknown."""
+        row = self._db.execute("SELECT size, k FROM packs WHERE pack_id = ?", (pack_id,)).fetchone()
+        return None if row is None or row[1] < 1 else -(-int(row[0]) // int(row[1]))
+
     def packs(self) -> Iterator[tuple[bytes, int, int, int, int]]:
         yield from self._db.execute("SELECT pack_id, k, n, size, placed FROM packs")
 

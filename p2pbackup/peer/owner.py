@@ -123,6 +123,7 @@ class OwnerService:
             now=now,
             prove=os.environ.get(UNPROVEN_FOR_BENCH) != "1",
             whole_mesh_seconds=whole_mesh_seconds,
+            share_bytes=self.catalog.share_bytes,
         )
         self.index = SnapshotIndex(dht, keys)
         self.upkeep = Upkeep(

@@ -137,6 +137,13 @@ class _Ask:
     contact: Contact
     started: float
     stalled: bool = False
+    # Waiting for room on the link (`TransferGate`): not yet running, so not stalling.
+    waiting: bool = False
+    # What the stall interval adds for the bytes on the link with it.
+    extra: Callable[[], float] | None = None
+
+    def allowed(self, interval: float) -> float:
+        return interval if self.extra is None else interval + self.extra()
 
 
 @dataclass
@@ -202,14 +209,49 @@ class Gathering:
         return not self._queue and not self._asked
 
     def deadline(self) -> float | None:
-        """When the oldest live request counts as stalled, if any is live."""
-        starts = [ask.started for ask in self._asked.values() if not ask.stalled]
-        return min(starts) + self.pace.stall_after() if starts else None
+        """When the first live request counts as stalled, if any is live."""
+        interval = self.pace.stall_after()
+        running = self._running()
+        if all(ask.extra is None for ask in running):  # one sum, as `check` makes it
+            starts = [ask.started for ask in running]
+            return min(starts) + interval if starts else None
+        return min(ask.started + ask.allowed(interval) for ask in running)
+
+    def _running(self) -> list[_Ask]:
+        return [ask for ask in self._asked.values() if not ask.stalled and not ask.waiting]
+
+    def waits(self, contact: Contact) -> None:
+        """The request to `contact` waits for room on the link: it cannot stall meanwhile."""
+        ask = self._asked.get(contact.node_id)
+        if ask is not None:
+            ask.waiting = True
+
+    def let_out(self, contact: Contact, now: float, extra: Callable[[], float]) -> None:
+        """The request to `contact` is on the link: its stall interval runs from `now` if it
+        waited, and adds what `extra` says its bytes take."""
+        ask = self._asked.get(contact.node_id)
+        if ask is not None:
+            if ask.waiting:
+                ask.started, ask.waiting = now, False
+            ask.extra = extra
+
+    @property
+    def any_waiting(self) -> bool:
+        return any(ask.waiting for ask in self._asked.values())
 
     def check(self, now: float) -> list[Contact]:
         """Mark the requests that brought nothing within the stall interval; those holders."""
-        limit = self.pace.stall_after()
-        late = [a for a in self._asked.values() if not a.stalled and now - a.started >= limit]
+        interval = self.pace.stall_after()
+        # The same sums as `deadline`'s: a clock set to a deadline finds its request late.
+        late = [
+            a
+            for a in self._running()
+            if (
+                now - a.started >= interval
+                if a.extra is None
+                else now >= a.started + a.allowed(interval)
+            )
+        ]
         for ask in late:
             ask.stalled = True
             self.memory.stalled(ask.contact.node_id, now)

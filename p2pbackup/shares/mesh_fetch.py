@@ -14,9 +14,10 @@ simulator.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -26,9 +27,11 @@ from p2pbackup.crypto.identity import Identity
 from p2pbackup.dht.node import DhtNode
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import Contact
+from p2pbackup.net.framing import SLOWEST_RATE
 from p2pbackup.shares.fetch_rules import owner_fetch
 from p2pbackup.shares.gathering import Gathering, HolderMemory, Pace
 from p2pbackup.shares.messages import ShareData
+from p2pbackup.shares.transfer_window import TransferGate, TransferTicket
 
 log = logging.getLogger("p2pbackup.shares")
 Verify = Callable[[ShareData, ShareDescriptor | None], Awaitable[ShareDescriptor | str]]
@@ -37,6 +40,11 @@ Verify = Callable[[ShareData, ShareDescriptor | None], Awaitable[ShareDescriptor
 @dataclass(frozen=True)
 class _Found:
     contacts: list[Contact]
+
+
+@dataclass(frozen=True)
+class _LetOut:
+    """A request that waited for room on the link is on it: its stall clock runs."""
 
 
 @dataclass(frozen=True)
@@ -72,17 +80,23 @@ class PackFetch:
         pace: Pace,
         verify: Verify,
         spare: int = 1,
+        gate: TransferGate | None = None,
+        expected: int = 0,
     ) -> None:
+        """With `gate`, each request waits for room on the owner's downlink for a share
+        of `expected` bytes (decision 0098)."""
         self.dht = dht
         self.owner = owner
         self.pack_id = pack_id
         self.n = n
         self.timeout = timeout
         self.verify = verify
+        self.gate = gate
+        self.expected = expected
         self.gathering = Gathering(memory, pace, k, spare=spare)
         self.result = Gathered()
         self.looked_up = False
-        self._send, self._receive = trio.open_memory_channel[_Found | _Answer](math.inf)
+        self._send, self._receive = trio.open_memory_channel[_Found | _Answer | _LetOut](math.inf)
 
     async def run(self) -> Gathered:
         gathering, now = self.gathering, trio.current_time
@@ -108,12 +122,15 @@ class PackFetch:
                     break
                 if gathering.exhausted:
                     look_up()
-                event: _Found | _Answer | None = None
+                event: _Found | _Answer | _LetOut | None = None
                 with trio.move_on_at(_or_never(gathering.deadline())):
                     event = await self._receive.receive()
-                if event is None:  # a request stalled
-                    gathering.check(now())
-                    look_up()
+                if event is None:  # a request stalled, or began to wait for the link
+                    late = gathering.check(now())
+                    if late or not gathering.any_waiting:
+                        look_up()
+                elif isinstance(event, _LetOut):
+                    continue  # its stall clock runs now: look at the deadline again
                 elif isinstance(event, _Found):
                     looking = False
                     gathering.offer(event.contacts)
@@ -134,15 +151,36 @@ class PackFetch:
         await self._send.send(_Found(list(contacts)))
 
     async def _fetch(self, contact: Contact) -> None:
-        try:
-            request = owner_fetch(self.owner, self.pack_id, self.dht.node_id)
-            reply = await self.dht.transport.request(contact, request, self.timeout)
-        except P2PBackupError as exc:
-            await self._send.send(_Answer(contact, None, f"{contact}: {exc}"))
+        answer: _Answer
+        async with self._on_link(contact) as ticket:
+            try:
+                request = owner_fetch(self.owner, self.pack_id, self.dht.node_id)
+                timeout = self.timeout + self.expected / SLOWEST_RATE
+                reply = await self.dht.transport.request(contact, request, timeout)
+            except P2PBackupError as exc:
+                answer = _Answer(contact, None, f"{contact}: {exc}")
+            else:
+                self.dht.observe(reply.remote)
+                share = reply.message if isinstance(reply.message, ShareData) else None
+                ticket.through = share is not None
+                answer = _Answer(contact, share)
+        await self._send.send(answer)
+
+    @contextlib.asynccontextmanager
+    async def _on_link(self, contact: Contact) -> AsyncIterator[TransferTicket]:
+        """Room on the downlink for the request to `contact`; the gathering is told when
+        the request waits for it and when it gets it."""
+        if self.gate is None:
+            yield TransferTicket(None, 0, 0.0)
             return
-        self.dht.observe(reply.remote)
-        share = reply.message if isinstance(reply.message, ShareData) else None
-        await self._send.send(_Answer(contact, share))
+        waits = not self.gate.window.admits(self.expected)
+        if waits:
+            self.gathering.waits(contact)
+        async with self.gate.slot(self.expected) as ticket:
+            self.gathering.let_out(contact, trio.current_time(), ticket.transfer_seconds)
+            if waits:
+                await self._send.send(_LetOut())
+            yield ticket
 
     async def _take(self, answer: _Answer) -> bool:
         """Count one answer in; whether it brought a good share."""

@@ -83,6 +83,7 @@ class MeshPackStore:
         stall: StallRule | None = None,
         put_stall: StallRule | None = None,
         whole_mesh_seconds: float = 0.0,
+        share_bytes: Callable[[bytes], int | None] | None = None,
     ) -> None:
         self.dht = dht
         # Audit blocks come from the peer's generator (seeded in the simulator).
@@ -108,8 +109,12 @@ class MeshPackStore:
         self.holders = HolderMemory(rule, last_heard=dht.peers.last_seen)
         self.fetch_pace = Pace(rule)
         self.put_pace = Pace(put_stall if put_stall is not None else PUT_STALL)
-        # Every put of this owner's shares one uplink (decision 0097).
+        # Every put of this owner's shares one uplink (decision 0097), every fetch one
+        # downlink: a fetch waits for room for its share when `share_bytes` (the
+        # owner's catalog) knows how long it is (decision 0098).
         self.send_gate = TransferGate()
+        self.fetch_gate = TransferGate()
+        self.share_bytes = share_bytes
         # A small mesh whose every peer the routing table names places packs without
         # a lookup each (`WholeMesh`); 0 looks up for every pack.
         self.whole_mesh = WholeMesh(whole_mesh_seconds)
@@ -223,6 +228,7 @@ class MeshPackStore:
 
     async def get(self, pack_id: bytes) -> bytes:
         r = self.redundancy
+        expected = None if self.share_bytes is None else self.share_bytes(pack_id)
 
         # Shares of another set of this pack (one re-encoded to other k/n, or the set it
         # replaces): kept aside, so a pack whose holders are half way through a
@@ -250,6 +256,8 @@ class MeshPackStore:
             # spare only until this store has seen how long shares take, as a stall
             # is noticed only at the ceiling before that (decision 0044).
             spare=0 if self.fetch_pace.known else 1,
+            gate=None if expected is None else self.fetch_gate,
+            expected=expected or 0,
         )
         got = await fetch.run()
         chosen, gathered = got.descriptor, got.shares

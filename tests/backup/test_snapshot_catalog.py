@@ -138,3 +138,10 @@ def test_catalog_that_listed_unindexed_chunks_marks_their_packs(tmp_path: Path) 
     ]
     catalog.close()
     assert Catalog(path).unindexed_packs() == [half]  # upgraded once, still marked
+
+
+def test_catalog_says_how_long_a_placed_packs_shares_are(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "catalog.db")
+    catalog.record_pack(b"p" * 20, 3, 10, 6 * 1024 * 1024 + 1, 9, [])
+    assert catalog.share_bytes(b"p" * 20) == 2 * 1024 * 1024 + 1  # rounded up
+    assert catalog.share_bytes(b"q" * 20) is None  # a pack it never placed

@@ -156,3 +156,23 @@ def test_a_suspect_heard_from_since_is_trusted_again_after_a_while() -> None:
     assert not memory.suspect(b"a", 161.0)  # forgotten, not only skipped
     memory.failed(b"b", 100.0)  # never heard from again: the whole `remember`
     assert memory.suspect(b"b", 699.0) and not memory.suspect(b"b", 701.0)
+
+
+def test_a_request_waiting_for_the_link_does_not_stall_and_runs_from_its_let_out() -> None:
+    g = gathering()
+    asked = g.to_ask(0.0)
+    g.waits(asked[3])
+    assert g.any_waiting
+    assert g.check(10.0) == asked[:3]  # the three on the link; not the one waiting
+    g.let_out(asked[3], 12.0, lambda: 5.0)  # its bytes take 5 s at the measured rate
+    assert not g.any_waiting
+    assert g.deadline() == 12.0 + 10.0 + 5.0
+    assert g.check(26.9) == []
+    assert g.check(27.0) == [asked[3]]
+
+
+def test_a_request_let_out_at_once_keeps_its_start_and_adds_its_bytes_time() -> None:
+    g = gathering()
+    for contact in g.to_ask(0.0):
+        g.let_out(contact, 3.0, lambda: 2.0)  # none waited: their clocks ran from the ask
+    assert g.deadline() == 0.0 + 10.0 + 2.0
