@@ -32,7 +32,7 @@ from p2pbackup.backup.snapshot import (
 )
 from p2pbackup.crypto.keys import OwnerKeys
 from p2pbackup.dht.node import DhtNode
-from p2pbackup.dht.records import Record, record_key, set_record
+from p2pbackup.dht.records import Record, covers, merge, record_key, set_record
 from p2pbackup.errors import P2PBackupError, QuorumNotReached
 
 log = logging.getLogger("p2pbackup.backup")
@@ -119,6 +119,22 @@ class SnapshotIndex:
         except QuorumNotReached as exc:
             log.info("re-publishing the snapshot index: %s", exc)
 
+    async def _with_own(self, read: Record | None) -> Record | None:
+        """What the mesh answered, and everything this peer published itself: replicas
+        that restarted empty, or a read that reached the wrong peers (its replicas
+        passed over as silent on a congested link), answered "no record", and the
+        owner listed no snapshots, let `check` pass on none, and based its next backup
+        on nothing. What the mesh lacks is written back by quorum."""
+        mine = self.dht.own.get(self.key)
+        if mine is None or covers(read, mine):
+            return read
+        merged = mine if read is None else merge(read, mine)
+        try:
+            await self.dht.put(merged)
+        except QuorumNotReached as exc:
+            log.info("re-publishing the snapshot index: %s", exc)
+        return merged
+
     async def list(self) -> list[Snapshot]:
         """Every snapshot of this owner not forgotten, oldest first."""
         return (await self.state()).snapshots
@@ -129,6 +145,7 @@ class SnapshotIndex:
             record = await self.dht.get(self.key)
         except QuorumNotReached as exc:
             raise QuorumNotReached(f"cannot read the snapshot list: {exc}{_HINT}") from None
+        record = await self._with_own(record)
         if record is None:
             return IndexState([], frozenset())
         await self._keep(record)

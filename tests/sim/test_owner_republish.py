@@ -1,4 +1,5 @@
-"""An owner heals its snapshot index after every replica of it restarted empty."""
+"""An owner heals its snapshot index after every replica of it restarted empty, and
+lists what it published meanwhile."""
 
 from __future__ import annotations
 
@@ -52,4 +53,23 @@ async def test_the_owners_republish_heals_an_index_every_replica_lost(
     assert await SnapshotIndex(reader.peer.dht, KEYS).list() == []
 
     await trio.sleep(2 * mesh.dht.republish_interval)
+    assert await SnapshotIndex(reader.peer.dht, KEYS).list() == written
+
+
+async def test_the_owner_lists_what_it_published_when_its_replicas_hold_none(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh = await build_mesh(nursery, 24, seed=25)
+    owner, reader = mesh.peers[5], mesh.peers[6]
+    index = SnapshotIndex(owner.peer.dht, KEYS)
+    written = [_snapshot(i) for i in range(1, 4)]
+    for snapshot in written:
+        assert await index.add(snapshot) >= mesh.dht.write_quorum
+    for peer in mesh.peers:  # every replica's copy gone; the owner's own kept
+        peer.peer.dht.records = RecordStore()
+    assert await SnapshotIndex(reader.peer.dht, KEYS).list() == []
+
+    # Not "no snapshots": a backup made on that would start from nothing.
+    assert await index.list() == written
+    # And the mesh has it again, by quorum, for a recovering owner's first read.
     assert await SnapshotIndex(reader.peer.dht, KEYS).list() == written
