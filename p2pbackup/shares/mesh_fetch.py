@@ -173,7 +173,7 @@ class PackFetch:
         if self.gate is None:
             yield TransferTicket(None, 0, 0.0)
             return
-        waits = not self.gate.window.admits(self.expected)
+        waits = not self.gate.admits(self.expected)
         if waits:
             self.gathering.waits(contact)
         async with self.gate.slot(self.expected) as ticket:

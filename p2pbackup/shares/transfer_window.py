@@ -37,6 +37,7 @@ is the trio side that makes transfers wait for room.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -51,6 +52,10 @@ MIB = 1024 * 1024
 # `PACED_FROM` bytes (a small share's time is round trips, not bytes).
 PACES_KEPT = 32
 PACED_FROM = 64 * 1024
+# Fewer shares than this say nothing of the others: a slow one closes the window.
+MOST_SLOW_FROM = 4
+# A transfer waiting for room looks again this often, besides whenever one ends.
+LOOK_AGAIN_SECONDS = 0.5
 
 
 @dataclass
@@ -80,8 +85,18 @@ class TransferWindow:
             raise ValueError("need 0 < least <= first <= most and 0 < aim <= longest")
         self.allowed = float(self.first)
 
-    def admits(self, size: int) -> bool:
-        return self.out == 0 or self.out + size <= self.allowed
+    def admits(self, size: int, counted: int | None = None) -> bool:
+        """Whether `size` more bytes may go out, with `counted` bytes out that count (all
+        of them unless told)."""
+        out = self.out if counted is None else counted
+        return out == 0 or out + size <= self.allowed
+
+    def slow_alone(self, size: int, seconds: float) -> bool:
+        """Whether a transfer of `size` bytes out for `seconds` is slow where the others
+        are not: its holder's own link, not ours, holds it back, and it should not hold
+        the window's room meanwhile."""
+        in_time = self.in_time(size)
+        return seconds > in_time and not self._most_slow(size, in_time)
 
     def let_out(self, size: int, now: float) -> int:
         """Count `size` bytes out; the bytes out now, these included."""
@@ -111,15 +126,26 @@ class TransferWindow:
         self._tick(now)
         self.out = max(0, self.out - size)
         in_time = self.in_time(size)
+        slow = seconds > in_time
         if through:
             self._through_bytes += size
-            if size >= PACED_FROM:
-                self._paces.append(seconds / size)
-        if through and seconds <= in_time:
+        if size >= PACED_FROM and (through or slow):
+            self._paces.append(seconds / size)
+        if through and not slow:
             self.allowed = min(float(self.most), self.allowed + size)
-        elif (through or seconds > in_time) and now - self._shrunk_at >= self.aim:
+        elif slow and self._most_slow(size, in_time) and now - self._shrunk_at >= self.aim:
             self._shrunk_at = now
             self.allowed = max(float(self.least), self.allowed * 2 / 3)
+
+    def _most_slow(self, size: int, in_time: float) -> bool:
+        """Whether shares of this size went slowly lately, not only this one: a holder
+        behind a relay at 1 MiB/s, or on a slow link of its own, is slow alone, and
+        closing the window for it held up every other share (a 24 MB backup with two
+        of five holders relayed took 8.9 s instead of 0.3). Nor does such a share
+        hold the window's room once it is late (`slow_alone`)."""
+        if len(self._paces) < MOST_SLOW_FROM:
+            return True
+        return statistics.median(self._paces) * size > in_time / 2
 
     def in_time(self, size: int) -> float:
         """How long a share of `size` bytes may take and still say the link has room."""
@@ -150,15 +176,26 @@ class TransferGate:
     def __init__(self, window: TransferWindow | None = None) -> None:
         self.window = window if window is not None else TransferWindow()
         self._room = trio.Event()
+        self._live: list[TransferTicket] = []
+
+    def admits(self, size: int) -> bool:
+        """Whether a transfer of `size` bytes would go out now; transfers slow on their
+        own do not count against the room (`TransferWindow.slow_alone`)."""
+        now, window = trio.current_time(), self.window
+        counted = sum(t.size for t in self._live if not window.slow_alone(t.size, now - t.started))
+        return window.admits(size, counted)
 
     @asynccontextmanager
     async def slot(self, size: int) -> AsyncIterator[TransferTicket]:
         """Room for `size` bytes until the block ends; the block tells the ticket how
         the transfer went (an unset ticket counts as one that failed at once)."""
-        while not self.window.admits(size):
-            await self._room.wait()
+        while not self.admits(size):
+            # Looked at again now and then: a transfer turning slow alone frees room.
+            with trio.move_on_after(LOOK_AGAIN_SECONDS):
+                await self._room.wait()
         now = trio.current_time()
         ticket = TransferTicket(self.window, size, now, self.window.let_out(size, now))
+        self._live.append(ticket)
         try:
             yield ticket
         except BaseException:  # cancelled from outside (a pack complete without it)
@@ -168,11 +205,12 @@ class TransferGate:
             now = trio.current_time()
             self.window.came_back(size, now - ticket.started, ticket.through, now)
         finally:
+            self._live.remove(ticket)
             self._room.set()
             self._room = trio.Event()
 
 
-@dataclass
+@dataclass(eq=False)
 class TransferTicket:
     """One transfer let out: when, the bytes out with it (its own and those before it),
     and whether its share came through (set by the transfer)."""

@@ -142,3 +142,41 @@ async def test_puts_wait_at_the_gate_for_room(autojump_clock: trio.testing.MockC
     assert order == ["a out", "a back", "b out", "b back"]
     assert gate.window.out == 0
     assert gate.window.allowed == 3 * MIB + 2 * SHARE
+
+
+def test_a_holder_slow_on_its_own_does_not_close_the_window() -> None:
+    window = TransferWindow()
+    now = 0.0
+    for turn in range(60):
+        count = 0
+        while window.admits(SHARE) and count < 9:
+            window.let_out(SHARE, now)
+            count += 1
+        now += 0.5
+        for i in range(count):  # one share in nine goes to a holder behind a relay
+            slow = turn % 9 == i % 9
+            window.came_back(SHARE, 6.0 if slow else 0.05, True, now)
+    assert window.allowed >= 9 * SHARE
+
+
+async def test_a_transfer_slow_alone_stops_holding_the_room(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    gate = TransferGate(TransferWindow(first=SHARE, least=SHARE, most=SHARE))
+
+    async def put(seconds: float, started: list[float] | None = None) -> None:
+        async with gate.slot(SHARE) as ticket:
+            if started is not None:
+                started.append(trio.current_time())
+            await trio.sleep(seconds)
+            ticket.through = True
+
+    for _ in range(6):  # shares go fast: the link has room
+        await put(0.1)
+    began = trio.current_time()
+    started: list[float] = []
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(put, 60.0)  # to a holder behind a slow relay
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(put, 0.1, started)
+    assert started[0] - began < 10.0, "the other share waited for the slow one"
