@@ -41,7 +41,7 @@ async def join(node: DhtNode, addresses: Iterable[Address]) -> int:
         if await node.ping(address) is not None:
             joined += 1
     if joined:
-        await node.lookup(node.node_id, keep_hearsay=True)
+        await node.lookup(node.node_id, keep_hearsay=True, meet_all=True)
         await _fill_and_check(node)
         if node.nursery is not None:
             node.nursery.start_soon(look_again, node)
@@ -51,7 +51,9 @@ async def join(node: DhtNode, addresses: Iterable[Address]) -> int:
 async def _look_from_table(node: DhtNode) -> int:
     """The self-lookup of a peer back with its table, to the alpha nearest; how many
     contacts answered it."""
-    outcome = await node.lookup(node.node_id, count=node.config.alpha, keep_hearsay=True)
+    outcome = await node.lookup(
+        node.node_id, count=node.config.alpha, keep_hearsay=True, meet_all=True
+    )
     if outcome.contacts:
         await _fill_and_check(node)
     return len(outcome.contacts)
@@ -91,9 +93,9 @@ async def look_again(node: DhtNode) -> None:
     the hourly refresh."""
     await trio.sleep(2 * node.config.rpc_timeout)
     if len(node.table) < node.config.k:
-        await node.lookup(node.node_id)
+        await node.lookup(node.node_id, meet_all=True)
     else:
-        await node.lookup(node.node_id, count=node.config.alpha, keep_hearsay=True)
+        await node.lookup(node.node_id, count=node.config.alpha, keep_hearsay=True, meet_all=True)
 
 
 async def fill_empty_buckets(node: DhtNode) -> None:

@@ -291,6 +291,7 @@ class DhtNode:
         alpha: int | None = None,
         skip: Callable[[Contact], bool] | None = None,
         paced: Paced | None = None,
+        meet_all: bool = False,
     ) -> LookupOutcome:
         """The `count` (default k) live peers closest to `target` (ourselves excluded).
 
@@ -304,6 +305,9 @@ class DhtNode:
         as if they had failed: the walk would wait its whole timeout for each.
         `paced` runs each query of the walk (a caller's way to stop waiting for a peer
         that hangs, and to remember it); None from it counts as a failure.
+        `meet_all` asks peers that timed out lately too: a joining walk is there to meet
+        the mesh, and one that passed over a peer its first walk timed out on left it
+        unmet until the hourly refresh.
         """
         wanted = self.config.k if count is None else max(1, min(count, self.config.k))
         parallel = self.config.alpha if alpha is None else max(1, alpha)
@@ -320,7 +324,11 @@ class DhtNode:
         async def query(contact: Contact) -> Iterable[Contact] | None:
             if skip is not None and skip(contact):
                 return None
-            if self.silent and self.silent.silent(contact.node_id, trio.current_time()):
+            if (
+                not meet_all
+                and self.silent
+                and self.silent.silent(contact.node_id, trio.current_time())
+            ):
                 return None
             ask = functools.partial(self.call, contact, FindNode(target))
             reply = await (ask() if paced is None else paced(contact, ask))
