@@ -3,6 +3,8 @@ carries, always lets one put out, and measures the link a stall interval needs."
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import trio
 import trio.testing
@@ -13,6 +15,7 @@ from p2pbackup.net.framing import SLOWEST_RATE
 from p2pbackup.shares.transfer_window import MIB, TransferGate, TransferWindow
 
 SHARE = 2 * MIB
+Took = Callable[[int, int], float]
 
 
 def test_a_fast_link_opens_the_window_to_its_most() -> None:
@@ -40,17 +43,24 @@ def test_a_full_link_closes_the_window_to_about_two_shares_at_a_time() -> None:
     assert window.allowed <= 3 * SHARE
 
 
-def test_a_lossy_path_keeps_the_window_open() -> None:
-    window = TransferWindow()
+def _nine_holders(window: TransferWindow, turns: int, step: float, took: Took) -> None:
+    """Turns of as many shares as the window lets out, one per holder of nine at most,
+    `step` seconds apart; `took(turn, i)` says how long share i of a turn took."""
     now = 0.0
-    for _ in range(30):
+    for turn in range(turns):
         count = 0
         while window.admits(SHARE) and count < 9:
             window.let_out(SHARE, now)
             count += 1
-        now += 8.0  # each connection held back by its own losses: 8 s however many
-        for _ in range(count):
-            window.came_back(SHARE, 8.0, True, now)
+        now += step
+        for i in range(count):
+            window.came_back(SHARE, took(turn, i), True, now)
+
+
+def test_a_lossy_path_keeps_the_window_open() -> None:
+    window = TransferWindow()
+    # Each connection held back by its own losses: 8 s however many are out.
+    _nine_holders(window, 30, 8.0, lambda turn, i: 8.0)
     assert window.allowed >= 9 * SHARE
 
 
@@ -146,16 +156,8 @@ async def test_puts_wait_at_the_gate_for_room(autojump_clock: trio.testing.MockC
 
 def test_a_holder_slow_on_its_own_does_not_close_the_window() -> None:
     window = TransferWindow()
-    now = 0.0
-    for turn in range(60):
-        count = 0
-        while window.admits(SHARE) and count < 9:
-            window.let_out(SHARE, now)
-            count += 1
-        now += 0.5
-        for i in range(count):  # one share in nine goes to a holder behind a relay
-            slow = turn % 9 == i % 9
-            window.came_back(SHARE, 6.0 if slow else 0.05, True, now)
+    # One share in nine goes to a holder behind a relay.
+    _nine_holders(window, 60, 0.5, lambda turn, i: 6.0 if turn % 9 == i % 9 else 0.05)
     assert window.allowed >= 9 * SHARE
 
 

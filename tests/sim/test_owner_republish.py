@@ -9,6 +9,7 @@ import trio.testing
 from p2pbackup.backup.snapshot import Locator, Snapshot
 from p2pbackup.backup.snapshot_index import SnapshotIndex
 from p2pbackup.dht.record_store import RecordStore
+from p2pbackup.simulations.mesh import SimMesh, SimPeer
 from tests.sim.helpers import KEYS, build_mesh
 
 
@@ -27,15 +28,24 @@ def _snapshot(i: int) -> Snapshot:
     )
 
 
-async def test_the_owners_republish_heals_an_index_every_replica_lost(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
-) -> None:
+async def _published(
+    nursery: trio.Nursery,
+) -> tuple[SimMesh, SimPeer, SimPeer, SnapshotIndex, list[Snapshot]]:
+    """A mesh, its owner and a reader with the owner's keys, the owner's index and the
+    three snapshots published in it."""
     mesh = await build_mesh(nursery, 24, seed=25)
     owner, reader = mesh.peers[5], mesh.peers[6]
     index = SnapshotIndex(owner.peer.dht, KEYS)
     written = [_snapshot(i) for i in range(1, 4)]
     for snapshot in written:
         assert await index.add(snapshot) >= mesh.dht.write_quorum
+    return mesh, owner, reader, index, written
+
+
+async def test_the_owners_republish_heals_an_index_every_replica_lost(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    mesh, owner, reader, index, written = await _published(nursery)
 
     replicas = [p for p in mesh.peers if p.peer.dht.records.get(index.key) is not None]
     assert len(replicas) >= mesh.dht.write_quorum
@@ -59,12 +69,7 @@ async def test_the_owners_republish_heals_an_index_every_replica_lost(
 async def test_the_owner_lists_what_it_published_when_its_replicas_hold_none(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    mesh = await build_mesh(nursery, 24, seed=25)
-    owner, reader = mesh.peers[5], mesh.peers[6]
-    index = SnapshotIndex(owner.peer.dht, KEYS)
-    written = [_snapshot(i) for i in range(1, 4)]
-    for snapshot in written:
-        assert await index.add(snapshot) >= mesh.dht.write_quorum
+    mesh, _, reader, index, written = await _published(nursery)
     for peer in mesh.peers:  # every replica's copy gone; the owner's own kept
         peer.peer.dht.records = RecordStore()
     assert await SnapshotIndex(reader.peer.dht, KEYS).list() == []
