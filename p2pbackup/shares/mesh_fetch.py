@@ -93,6 +93,7 @@ class PackFetch:
         self.verify = verify
         self.gate = gate
         self.expected = expected
+        self._tickets: dict[bytes, TransferTicket] = {}  # node id -> its request's room
         self.gathering = Gathering(memory, pace, k, spare=spare)
         self.result = Gathered()
         self.looked_up = False
@@ -127,6 +128,9 @@ class PackFetch:
                     event = await self._receive.receive()
                 if event is None:  # a request stalled, or began to wait for the link
                     late = gathering.check(now())
+                    for contact in late:  # a holder that may hang keeps no room
+                        if self.gate is not None and contact.node_id in self._tickets:
+                            self.gate.give_up(self._tickets[contact.node_id])
                     if late or not gathering.any_waiting:
                         look_up()
                 elif isinstance(event, _LetOut):
@@ -177,10 +181,14 @@ class PackFetch:
         if waits:
             self.gathering.waits(contact)
         async with self.gate.slot(self.expected) as ticket:
+            self._tickets[contact.node_id] = ticket
             self.gathering.let_out(contact, trio.current_time(), ticket.transfer_seconds)
-            if waits:
-                await self._send.send(_LetOut())
-            yield ticket
+            try:
+                if waits:
+                    await self._send.send(_LetOut())
+                yield ticket
+            finally:
+                del self._tickets[contact.node_id]
 
     async def _take(self, answer: _Answer) -> bool:
         """Count one answer in; whether it brought a good share."""

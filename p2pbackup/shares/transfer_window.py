@@ -182,8 +182,19 @@ class TransferGate:
         """Whether a transfer of `size` bytes would go out now; transfers slow on their
         own do not count against the room (`TransferWindow.slow_alone`)."""
         now, window = trio.current_time(), self.window
-        counted = sum(t.size for t in self._live if not window.slow_alone(t.size, now - t.started))
+        counted = sum(
+            t.size
+            for t in self._live
+            if not t.given_up and not window.slow_alone(t.size, now - t.started)
+        )
         return window.admits(size, counted)
+
+    def give_up(self, ticket: TransferTicket) -> None:
+        """A transfer still open that its caller no longer waits for (a fetch that
+        stalled, from a holder that may hang): its room goes to the others."""
+        ticket.given_up = True
+        self._room.set()
+        self._room = trio.Event()
 
     @asynccontextmanager
     async def slot(self, size: int) -> AsyncIterator[TransferTicket]:
@@ -220,6 +231,7 @@ class TransferTicket:
     started: float
     ahead: int = 0
     through: bool = False
+    given_up: bool = False
 
     def transfer_seconds(self) -> float:
         """What the transfer's stall interval adds for its bytes, at the rate measured
