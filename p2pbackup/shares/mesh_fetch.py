@@ -31,7 +31,7 @@ from p2pbackup.net.framing import SLOWEST_RATE
 from p2pbackup.shares.fetch_rules import owner_fetch
 from p2pbackup.shares.gathering import Gathering, HolderMemory, Pace
 from p2pbackup.shares.messages import ShareData
-from p2pbackup.shares.transfer_window import TransferGate, TransferTicket
+from p2pbackup.shares.transfer_window import TransferGate, TransferTicket, room
 
 log = logging.getLogger("p2pbackup.shares")
 Verify = Callable[[ShareData, ShareDescriptor | None], Awaitable[ShareDescriptor | str]]
@@ -175,7 +175,8 @@ class PackFetch:
         """Room on the downlink for the request to `contact`; the gathering is told when
         the request waits for it and when it gets it."""
         if self.gate is None:
-            yield TransferTicket(None, 0, 0.0)
+            async with room(None, 0) as ticket:
+                yield ticket
             return
         waits = not self.gate.admits(self.expected)
         if waits:

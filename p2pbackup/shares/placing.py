@@ -16,13 +16,12 @@ failed an audit, and its share moves on.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import functools
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 
 import trio
 
@@ -36,7 +35,7 @@ from p2pbackup.shares.gathering import HolderMemory, Pace
 from p2pbackup.shares.messages import PutShare, ShareStored
 from p2pbackup.shares.pacing import within_pace
 from p2pbackup.shares.proving import challenge, stored_proves
-from p2pbackup.shares.transfer_window import TransferGate, TransferTicket
+from p2pbackup.shares.transfer_window import TransferGate, room
 from p2pbackup.shares.upkeep_messages import Audit
 from p2pbackup.wire.messages import Message
 
@@ -87,7 +86,7 @@ async def place_shares(
         index = indices[slot]
         block = None if audit is None else audit.block  # proven in the reply
         message = PutShare(pack_id, index, descriptor, shares[index], block)
-        async with _room(gate, len(message.data)) as ticket:
+        async with room(gate, len(message.data)) as ticket:
             started = trio.current_time()
             patience = timeout + len(message.data) / SLOWEST_RATE
             attempt = functools.partial(
@@ -117,15 +116,6 @@ async def place_shares(
                 del shares[indices[slot]]
     placed = {indices[slot]: contact for slot, contact in plan.placed.items()}
     return plan, placed, sent
-
-
-@contextlib.asynccontextmanager
-async def _room(gate: TransferGate | None, size: int) -> AsyncIterator[TransferTicket]:
-    if gate is None:
-        yield TransferTicket(None, size, 0.0)
-        return
-    async with gate.slot(size) as ticket:
-        yield ticket
 
 
 def _challenge(

@@ -237,3 +237,14 @@ class TransferTicket:
         """What the transfer's stall interval adds for its bytes, at the rate measured
         now: one let out before the first share came back is judged by what came after."""
         return 0.0 if self.window is None else self.window.transfer_seconds(self.ahead)
+
+
+@asynccontextmanager
+async def room(gate: TransferGate | None, size: int) -> AsyncIterator[TransferTicket]:
+    """Room for `size` bytes in `gate`, or at once with a ticket no window counts when
+    there is no gate."""
+    if gate is None:
+        yield TransferTicket(None, size, 0.0)
+        return
+    async with gate.slot(size) as ticket:
+        yield ticket
