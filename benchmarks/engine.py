@@ -56,7 +56,7 @@ class CodingPackStore:
         self.share_bytes += sent
         return PackReceipt(pack_id, K, N, N, sent)
 
-    async def get(self, pack_id: bytes) -> bytes:
+    async def get(self, pack_id: bytes, size_hint: int = 0) -> bytes:
         raise NotImplementedError("the engine benchmark only backs up")
 
 

@@ -332,7 +332,7 @@ class RestoreEngine:
             if self._halt.reason is not None or all(file.failed is not None for file in writes):
                 return
             try:
-                pack = await prefetch.get(pack_id)
+                pack = await prefetch.get(pack_id, task.size)
                 # Here, not in the ordered write: the check of one pack overlaps the
                 # writing of the pack before it.
                 if not await self.pack_sync(pack_is_sound, pack_id, pack):

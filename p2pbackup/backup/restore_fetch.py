@@ -15,6 +15,7 @@ grow with the size of what it restores.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import trio
@@ -38,18 +39,19 @@ class Prefetch:
         self._started = 0
         self._fetches: dict[bytes, _Fetch] = {}
 
-    def want(self, pack_id: bytes) -> None:
-        """Start fetching this pack now, unless `limit` fetches have begun already."""
+    def want(self, pack_id: bytes, size_hint: int = 0) -> None:
+        """Start fetching this pack now, unless `limit` fetches have begun already;
+        `size_hint` as `PackStore.get` takes it."""
         if self._started < self._limit and pack_id not in self._fetches:
             self._started += 1
             fetch = self._fetches[pack_id] = _Fetch()
-            self._nursery.start_soon(fetch.run, self._packs, pack_id)
+            self._nursery.start_soon(fetch.run, self._packs, pack_id, size_hint)
 
-    async def get(self, pack_id: bytes) -> bytes:
+    async def get(self, pack_id: bytes, size_hint: int = 0) -> bytes:
         """The pack, from its early fetch when it had one, else fetched now."""
         fetch = self._fetches.pop(pack_id, None)
         if fetch is None:
-            return await self._packs.get(pack_id)
+            return await self._packs.get(pack_id, size_hint)
         await fetch.done.wait()
         if fetch.error is not None:
             raise fetch.error
@@ -65,9 +67,9 @@ class _Fetch:
         self.data: bytes | None = None
         self.error: P2PBackupError | None = None
 
-    async def run(self, packs: PackStore, pack_id: bytes) -> None:
+    async def run(self, packs: PackStore, pack_id: bytes, size_hint: int) -> None:
         try:
-            self.data = await packs.get(pack_id)
+            self.data = await packs.get(pack_id, size_hint)
         except P2PBackupError as exc:
             self.error = exc
         finally:
@@ -92,3 +94,11 @@ def pack_extent(writes: dict[FilePlan, list[Piece]]) -> int:
     return max(
         (loc.offset + loc.length for pieces in writes.values() for *_, loc in pieces), default=1
     )
+
+
+def pack_extents(pieces: Iterable[Piece]) -> dict[bytes, int]:
+    """`pack_extent` of each pack one file reads, in the order the file first needs them."""
+    extents: dict[bytes, int] = {}
+    for *_, loc in pieces:
+        extents[loc.pack_id] = max(extents.get(loc.pack_id, 0), loc.offset + loc.length)
+    return extents

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from p2pbackup.backup.blob_reader import BlobReader
 from p2pbackup.backup.progress import RestoreStats
-from p2pbackup.backup.restore_fetch import Prefetch
+from p2pbackup.backup.restore_fetch import Prefetch, pack_extents
 from p2pbackup.backup.restore_files import FilePlan, Halt, Make, Piece, TargetFull, make_entries
 from p2pbackup.backup.snapshot import Locator
 from p2pbackup.backup.tree import DEVICES, EntryKind, Tree, TreeEntry
@@ -222,8 +222,8 @@ class TreeWalk:
 
     def _plan_file(self, folder: _Folder, path: bytes, entry: TreeEntry) -> None:
         file = file_plan(self.reader.index, path, entry, self.index_note)
-        for _, _, locator in file.pieces:
-            self.plan.prefetch.want(locator.pack_id)
+        for pack_id, extent in pack_extents(file.pieces).items():
+            self.plan.prefetch.want(pack_id, extent)
         if file.failed is not None:
             self.plan.files.append(file)  # listed as failed, never created
         elif file.spread:

@@ -38,8 +38,10 @@ class PackStore(Protocol):
         """Store a pack; raises `P2PBackupError` with a reason when it cannot be placed."""
         ...
 
-    async def get(self, pack_id: bytes) -> bytes:
-        """The pack's bytes, verified against its id; raises `PackUnavailable`."""
+    async def get(self, pack_id: bytes, size_hint: int = 0) -> bytes:
+        """The pack's bytes, verified against its id; raises `PackUnavailable`.
+        `size_hint`, when not 0, is about how long the pack is, as far as the caller
+        knows (a restore, from its index): a store may plan its transfers by it."""
         ...
 
 
@@ -62,7 +64,7 @@ class MemoryPackStore:
         self.puts += 1
         return PackReceipt(pack_id, 1, 1, 1, len(data))
 
-    async def get(self, pack_id: bytes) -> bytes:
+    async def get(self, pack_id: bytes, size_hint: int = 0) -> bytes:
         self.gets += 1
         try:
             data = self.packs[pack_id]

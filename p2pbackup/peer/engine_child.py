@@ -60,8 +60,8 @@ class PipePackStore:
             raise P2PBackupError(_reason(answer, "the peer could not place a pack"))
         return answer.receipt
 
-    async def get(self, pack_id: bytes) -> bytes:
-        answer = await self._ask(lambda key: frames.Get(key, pack_id))
+    async def get(self, pack_id: bytes, size_hint: int = 0) -> bytes:
+        answer = await self._ask(lambda key: frames.Get(key, pack_id, size_hint))
         if not isinstance(answer, frames.PackData):
             raise PackUnavailable(_reason(answer, "the peer could not fetch a pack"))
         # A bytearray off the pipe, typed as the bytes every pack store gives: a restore

@@ -148,9 +148,10 @@ class Put:
 class Get:
     id: int
     pack_id: bytes
+    size_hint: int = 0  # `PackStore.get`'s
 
     def encode(self) -> Frame:
-        return {"op": "get", "pack_id": self.pack_id, "id": self.id}
+        return {"op": "get", "pack_id": self.pack_id, "id": self.id, "size": self.size_hint}
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,8 @@ def decode_from_engine(frame: Args) -> Put | Get | Report | Outcome:
         pack_id, data = _field(frame, "pack_id", bytes), _field(frame, "tail", (bytes, bytearray))
         return Put(_field(frame, "id", int), bytes(pack_id), data)
     if op == "get":
-        return Get(_field(frame, "id", int), bytes(_field(frame, "pack_id", bytes)))
+        pack_id, size = bytes(_field(frame, "pack_id", bytes)), _field(frame, "size", int)
+        return Get(_field(frame, "id", int), pack_id, max(size, 0))
     if op == "progress":
         return Report(_field(frame, "stats", dict))
     if op in ("done", "error"):

@@ -246,7 +246,7 @@ class _Requests:
     async def _fetch(self, request: Get) -> None:
         reply: PackData | Failed
         try:
-            reply = PackData(request.id, await self.packs.get(request.pack_id))
+            reply = PackData(request.id, await self.packs.get(request.pack_id, request.size_hint))
         except P2PBackupError as exc:
             reply = Failed(request.id, str(exc))
         await self._answer(reply)

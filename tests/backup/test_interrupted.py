@@ -34,8 +34,8 @@ class FailingStore:
         self.bytes_put += len(data)
         return receipt
 
-    async def get(self, pack_id: bytes) -> bytes:
-        return await self.inner.get(pack_id)
+    async def get(self, pack_id: bytes, size_hint: int = 0) -> bytes:
+        return await self.inner.get(pack_id, size_hint)
 
 
 def build(root: Path) -> None:

@@ -36,14 +36,14 @@ class SlowStore(MemoryPackStore):
         self.max_in_flight = 0
         self.asked = 0
 
-    async def get(self, pack_id: bytes) -> bytes:
+    async def get(self, pack_id: bytes, size_hint: int = 0) -> bytes:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             self.asked += 1
             # Packs asked earlier come later than those asked after them.
             await trio.sleep(max(0.001, 0.1 - 0.005 * self.asked))
-            return await super().get(pack_id)
+            return await super().get(pack_id, size_hint)
         finally:
             self.in_flight -= 1
 

@@ -25,12 +25,12 @@ class StallingStore(MemoryPackStore):
         self.serve = serve
         self.stalled = trio.Event()
 
-    async def get(self, pack_id: bytes) -> bytes:
+    async def get(self, pack_id: bytes, size_hint: int = 0) -> bytes:
         if self.serve <= 0:
             self.stalled.set()
             await trio.sleep_forever()
         self.serve -= 1
-        return await super().get(pack_id)
+        return await super().get(pack_id, size_hint)
 
 
 async def test_a_stopped_restore_removes_the_files_it_began(tmp_path: Path) -> None:

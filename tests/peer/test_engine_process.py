@@ -55,7 +55,7 @@ class StallingStore:
         await trio.sleep_forever()
         raise AssertionError("unreachable")
 
-    async def get(self, pack_id: bytes) -> bytes:
+    async def get(self, pack_id: bytes, size_hint: int = 0) -> bytes:
         raise AssertionError("a backup does not read packs")
 
 
@@ -63,7 +63,7 @@ class RefusingStore:
     async def put(self, pack_id: bytes, data: bytes) -> PackReceipt:
         raise P2PBackupError("only 2 of the 7 peers needed took a share")
 
-    async def get(self, pack_id: bytes) -> bytes:
+    async def get(self, pack_id: bytes, size_hint: int = 0) -> bytes:
         raise AssertionError("a backup does not read packs")
 
 

@@ -11,6 +11,9 @@ Down: a restore's first fetches (the index and tree packs, shares of about 100
 bytes) set the fetch pace to a second; each 2 MiB share after them then counted
 as stalled and the fetch asked every holder, three times the bytes it needed.
 The fetch window (decision 0098) lets a request stall only on its own time.
+
+Down, after a recovery: the owner's new home has no catalog row for any pack, so
+nothing said how long a share is and its fetches had no window at all.
 """
 
 from __future__ import annotations
@@ -73,7 +76,8 @@ class _AcrossTheLink(LocalMesh):
     lan: LanBridge
 
     def _host(self, index: int) -> int:
-        return OWNER if index == OWNER else HOLDERS_HOST
+        # A peer added later is the owner's new home, on the owner's machine.
+        return OWNER if index in (OWNER, PEERS) else HOLDERS_HOST
 
     def command_prefix(self, index: int) -> list[str]:
         return ["ip", "netns", "exec", self.lan.hosts[self._host(index)]]
@@ -99,10 +103,10 @@ def _backed_up(mesh: LocalMesh, root: Path) -> Path:
     return data / "video.bin"
 
 
-def _restored(mesh: LocalMesh, root: Path) -> Path:
+def _restored(mesh: LocalMesh, root: Path, owner: int = OWNER) -> Path:
     target = root / "restored"
     done = mesh.cli(
-        OWNER, "restore", "latest", "--target", str(target), "--json", timeout=COMMAND_SECONDS
+        owner, "restore", "latest", "--target", str(target), "--json", timeout=COMMAND_SECONDS
     )
     assert done.returncode == 0, f"{done.stdout[-600:]}\n{done.stderr[-600:]}"
     return next(target.rglob("video.bin"))
@@ -140,4 +144,24 @@ def test_a_restore_over_a_slow_downlink_fetches_about_what_it_needs(
         assert filecmp.cmp(original, restored, shallow=False)
         # k shares of each pack, a spare while the pace is unknown, and the protocol:
         # asking every holder brought three times the file.
+        assert received < 1.5 * FILE_BYTES, f"{received} bytes came in for {FILE_BYTES}"
+
+
+def test_a_recovering_owner_restores_over_a_slow_downlink_fetching_about_what_it_needs(
+    slow_downlink: LanBridge, tmp_path: Path
+) -> None:
+    with _mesh(slow_downlink, tmp_path) as mesh:
+        original = _backed_up(mesh, tmp_path)
+        phrase = mesh.peers[OWNER].recovery_phrase
+        assert phrase is not None
+        mesh.stop_peer(OWNER)
+        home = mesh.add_peer()
+        recovered = mesh.cli(home.index, "init", "--recover", "--json", stdin=phrase)
+        assert recovered.returncode == 0, recovered.stderr[-600:]
+        mesh.start_peer(home.index, bootstrap=mesh.peers[1].listen)
+        mesh.wait_for_tables(at_least=PEERS - 1, indices=[home.index])
+        before = _received_bytes(slow_downlink, OWNER)
+        restored = _restored(mesh, tmp_path, owner=home.index)
+        received = _received_bytes(slow_downlink, OWNER) - before
+        assert filecmp.cmp(original, restored, shallow=False)
         assert received < 1.5 * FILE_BYTES, f"{received} bytes came in for {FILE_BYTES}"

@@ -39,9 +39,9 @@ class Counting:
     async def put(self, pack_id: bytes, data: bytes) -> PackReceipt:
         return await self.store.put(pack_id, data)
 
-    async def get(self, pack_id: bytes) -> bytes:
+    async def get(self, pack_id: bytes, size_hint: int = 0) -> bytes:
         self.gets[pack_id] = self.gets.get(pack_id, 0) + 1
-        data = await self.store.get(pack_id)
+        data = await self.store.get(pack_id, size_hint)
         self.returned += 1
         if self.returned == LOSE_AFTER and callable(self.after):
             self.after()
