@@ -56,6 +56,9 @@ class LookupStats:
 class LookupOutcome:
     contacts: list[Contact]
     stats: LookupStats
+    # Peers the walk passed over unasked (timed out lately, or the caller's `skip`):
+    # nearer ones than `contacts` may exist among them.
+    passed_over: tuple[Contact, ...] = ()
 
 
 @dataclass

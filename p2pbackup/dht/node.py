@@ -320,15 +320,15 @@ class DhtNode:
             per_block=self.config.lookup_block_limit,
         )
         state.seed(self.table.closest(target))
+        passed_over: list[Contact] = []
 
         async def query(contact: Contact) -> Iterable[Contact] | None:
-            if skip is not None and skip(contact):
-                return None
-            if (
+            if (skip is not None and skip(contact)) or (
                 not meet_all
                 and self.silent
                 and self.silent.silent(contact.node_id, trio.current_time())
             ):
+                passed_over.append(contact)
                 return None
             ask = functools.partial(self.call, contact, FindNode(target))
             reply = await (ask() if paced is None else paced(contact, ask))
@@ -343,7 +343,7 @@ class DhtNode:
                 break
             await self._drive(state, query, keep_hearsay)
             widen *= 2
-        return LookupOutcome(state.result(), state.stats)
+        return LookupOutcome(state.result(), state.stats, tuple(passed_over))
 
     async def _drive(self, state: Lookup, query: Query, keep_hearsay: bool = False) -> None:
         await walk(state, query, self.learn_hearsay if keep_hearsay else None)

@@ -55,13 +55,27 @@ class Replication:
 
         Only peers that answered us first-hand, spread over address blocks.
         """
-        found = [c for c in (await self.node.lookup(key)).contacts if self.node.peers.verified(c)]
+        replicas, include_self, _ = await self._replicas_seen(key)
+        return replicas, include_self
+
+    async def _replicas_seen(
+        self, key: bytes, meet_all: bool = False
+    ) -> tuple[list[Contact], bool, bool]:
+        """`_replica_set`, and whether the lookup passed over a peer that may be a nearer
+        replica than those (one that timed out lately: see `DhtNode.lookup`)."""
+        outcome = await self.node.lookup(key, meet_all=meet_all)
+        found = [c for c in outcome.contacts if self.node.peers.verified(c)]
         n = self.node.config.replicas
         nearest = spread_over_blocks(found, n, self.node.block_of)
         mine = distance(self.node.node_id, key)
-        if sum(1 for c in nearest if distance(c.node_id, key) < mine) < n:
-            return spread_over_blocks(found, n - 1, self.node.block_of), True
-        return nearest, False
+        include_self = sum(1 for c in nearest if distance(c.node_id, key) < mine) < n
+        if include_self:
+            nearest = spread_over_blocks(found, n - 1, self.node.block_of)
+        # A replica set short of its size would have taken any peer passed over.
+        full = len(nearest) >= n - include_self
+        farthest = max((distance(c.node_id, key) for c in nearest), default=0)
+        missed = any(not full or distance(c.node_id, key) < farthest for c in outcome.passed_over)
+        return nearest, include_self, missed
 
     async def _store_locally(self, record: Record, write: QuorumWrite) -> None:
         """Our own copy as a replica counts as an ack only once it is durable."""
@@ -116,8 +130,20 @@ class Replication:
         await self._store_on(replicas, record, QuorumWrite(len(replicas), 1))
 
     async def get(self, key: bytes) -> Record | None:
-        """Quorum read of the newest record under `key`, with read repair."""
-        replicas, include_self = await self._replica_set(key)
+        """Quorum read of the newest record under `key`, with read repair.
+
+        "None" from peers that stood in for replicas the lookup passed over (they timed
+        out lately) says nothing: they hold no copy either way. Such a read asks again,
+        those peers too, before it says the record is not there; a recovering owner
+        was told it had no snapshots when its index's replicas were slow a moment."""
+        record, missed = await self._read(key)
+        if record is None and missed:
+            record, _ = await self._read(key, meet_all=True)
+        return record
+
+    async def _read(self, key: bytes, meet_all: bool = False) -> tuple[Record | None, bool]:
+        """The quorum read, and whether a nearer replica may have been passed over."""
+        replicas, include_self, missed = await self._replicas_seen(key, meet_all)
         read = QuorumRead(key, self.node.config.read_quorum)
         if include_self:
             local = Contact(self.node.node_id, *self.node.transport.listen)
@@ -145,4 +171,4 @@ class Replication:
             await self._store_locally(merged, QuorumWrite(1, 1))
         if merged is not None and stale:
             await self._store_on(stale, merged, QuorumWrite(len(stale), len(stale)))
-        return merged
+        return merged, missed

@@ -139,3 +139,22 @@ async def test_a_wider_lookup_finds_the_same_peers_in_fewer_round_trips(
             found[alpha] = [c.node_id for c in outcome.contacts]
         assert found[10] == found[3]
     assert took[10] < 0.8 * took[3]
+
+
+async def test_a_read_that_passed_over_the_records_silent_replicas_asks_them_before_saying_none(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Replicas that timed out lately (a lossy link, a busy disk) are passed over by
+    lookups; the peers that answered in their place hold no copy, and a read took
+    their "none" for the record's absence: a recovering owner was told it had no
+    snapshots."""
+    mesh = await build_mesh(nursery, 120, seed=9)
+    owner, reader = mesh.peers[10], mesh.peers[11]
+    record = value_record(owner.peer.identity, b"snapshot-index-head", 1, b"three snapshots")
+    await owner.peer.dht.put(record)
+    holders = [p for p in mesh.live() if p.peer.dht.records.get(record.key) is not None]
+    assert len(holders) >= 3 and reader not in holders
+    for holder in holders:
+        reader.peer.dht.silent.timed_out(holder.node_id, trio.current_time())
+    found = await reader.peer.dht.get(record.key)
+    assert found is not None and found.value == b"three snapshots"
