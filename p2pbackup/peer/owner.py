@@ -54,6 +54,7 @@ from p2pbackup.peer.requests import (
     RepairRequest,
     RestoreRequest,
 )
+from p2pbackup.peer.restore_targets import RestoreTargets
 from p2pbackup.peer.results import (
     BackupResult,
     ForgetResult,
@@ -142,6 +143,7 @@ class OwnerService:
         self.run_sync = run_sync
         self.parallel_uploads = parallel_uploads
         self._backup_lock = trio.Lock()  # one catalog, one writer: a backup waits
+        self._restore_targets = RestoreTargets()
         self._serve_operations()
 
     def _serve_operations(self) -> None:
@@ -352,6 +354,10 @@ class OwnerService:
     # ---- restore ---------------------------------------------------------
 
     async def restore_snapshot(self, request: RestoreRequest, progress: Progress) -> RestoreResult:
+        with self._restore_targets.claim(Path(request.target)):
+            return await self._restore(request, progress)
+
+    async def _restore(self, request: RestoreRequest, progress: Progress) -> RestoreResult:
         state = await self.index.state()
         snapshot = find_snapshot(state.snapshots, request.snapshot)
         target = Path(request.target)
