@@ -9,7 +9,6 @@ same over IPv6. A peer that advertises a closed port is told so by its checkers.
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,9 @@ import pytest
 
 from p2pbackup.cli.demo import compare_trees
 from p2pbackup.cli.localmesh import LocalMesh
+from tests.net.ports import unused_port
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _tree(root: Path) -> Path:
@@ -65,7 +58,7 @@ def test_peers_listening_anywhere_are_reached_at_their_advertised_addresses(
 ) -> None:
     with LocalMesh(tmp_path / "mesh", 4, host="0.0.0.0") as mesh:
         mesh.init_all()
-        ports = [free_port() for _ in range(4)]
+        ports = [unused_port() for _ in range(4)]
         for index, port in enumerate(ports):
             mesh.serve_args = ("--advertise", f"127.0.0.{index + 2}:{port}", "--rpc-timeout", "3s")
             mesh.start_peer(index, port=port, bootstrap=None if index == 0 else True)
@@ -93,7 +86,7 @@ def test_peers_listening_anywhere_are_reached_at_their_advertised_addresses(
 def test_an_advertised_address_nobody_can_dial_is_not_confirmed(tmp_path: Path) -> None:
     with LocalMesh(tmp_path / "mesh", 3, serve_args=("--rpc-timeout", "3s")) as mesh:
         mesh.start()
-        closed = f"127.0.0.1:{free_port()}"
+        closed = f"127.0.0.1:{unused_port()}"
         mesh.stop_peer(2)
         mesh.serve_args = ("--rpc-timeout", "3s", "--advertise", closed)
         mesh.start_peer(2)
@@ -108,7 +101,7 @@ def test_an_advertised_address_nobody_can_dial_is_not_confirmed(tmp_path: Path) 
 
 def test_an_ipv6_mesh_backs_up_and_restores(tmp_path: Path) -> None:
     try:
-        free_port("::1")
+        unused_port("::1")
     except OSError as exc:
         pytest.skip(f"no IPv6 loopback here: {exc}")
     with LocalMesh(tmp_path / "mesh", 4, host="[::1]", serve_args=("--rpc-timeout", "3s")) as mesh:

@@ -11,7 +11,6 @@ import filecmp
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from p2pbackup.cli.localmesh import LocalMesh
+from tests.net.ports import unused_port
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -38,12 +38,6 @@ def section_blocks(title: str) -> list[str]:
     start = text.index(f"\n## {title}\n")
     end = text.find("\n## ", start + 1)
     return BLOCK.findall(text[start : end if end > 0 else None])
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -111,7 +105,7 @@ def _group_alive(pgid: int) -> bool:
 
 def test_running_peers_by_hand_runs_as_written(reader: dict[str, str], tmp_path: Path) -> None:
     (block,) = section_blocks("Running peers by hand")
-    a, b = free_port("127.0.0.1"), free_port("127.0.0.1")
+    a, b = unused_port("127.0.0.1"), unused_port("127.0.0.1")
     script = block.replace("127.0.0.1:7400", f"127.0.0.1:{a}").replace(
         "127.0.0.1:7401", f"127.0.0.1:{b}"
     )
@@ -159,7 +153,7 @@ def test_backing_up_with_friends_runs_as_written_on_a_mesh_of_four(
             friends.host = f"127.0.{index + 2}.1"
             friends.start_peer(index, bootstrap=None if index == 0 else True)
         friends.wait_for_tables()
-        ours = f"127.0.1.1:{free_port('127.0.1.1')}"
+        ours = f"127.0.1.1:{unused_port('127.0.1.1')}"
         script = block.replace("192.168.1.20:7400", ours).replace(
             "p2pb1-your-friends-invite-code", friends.invite()
         )
