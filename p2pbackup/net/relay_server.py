@@ -109,6 +109,10 @@ class RelayServer:
         listen = holder.listen if holder is not None and holder.listen else ("0.0.0.0", 1)
         try:
             # Over the holder's own connection: it is what the reservation keeps open.
+            # With none open, no dial reaches a peer that needs a relay: refused at once,
+            # and the source tries its next relay instead of waiting out a timeout.
+            if isinstance(self.transport, TcpTransport) and not self.transport.connected_to(target):
+                raise P2PBackupError("its connection to this relay is closed")
             reply = await self.transport.request(
                 Contact(target, *listen),
                 RelayIncoming(token, source.node_id, asked.punch),

@@ -9,6 +9,7 @@ connection with a logged reason; the listener and other connections go on."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -20,6 +21,7 @@ from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import HandshakeError, PeerUnreachable, RemoteError, WireError
 from p2pbackup.net.admission import Admission, peer_address, peer_label
 from p2pbackup.net.connection import Connection, Outgoing, Waiter, usable
+from p2pbackup.net.connection_index import ConnectionIndex
 from p2pbackup.net.connection_loop import ConnectionLoop, encode_checked, reason
 from p2pbackup.net.contact import Contact, Route
 from p2pbackup.net.dialer import DirectTries, RelayDialer, describe, dial_order, open_route
@@ -65,8 +67,7 @@ class TcpTransport:
         self.relay_sessions: RelaySessions = refuse_session  # a relay serves them
         self._handler: Handler | None = None
         self._nursery: trio.Nursery | None = None
-        self._by_node: dict[bytes, Connection] = {}
-        self._by_address: dict[Address, Connection] = {}
+        self._index = ConnectionIndex()
         self._dial_locks: dict[Address, trio.Lock] = {}
         self._direct = DirectTries()
         self.admission = Admission(
@@ -108,13 +109,13 @@ class TcpTransport:
 
     def disconnect(self, node_id: bytes) -> None:
         """Drop every connection with `node_id` (a peer this one no longer talks to)."""
-        for conn in [*self._by_node.values(), *self._by_address.values()]:
+        for conn in self._index.every():
             if conn.remote.node_id == node_id:
                 conn.close()
 
     @property
     def connection_count(self) -> int:
-        return len({id(c) for c in [*self._by_node.values(), *self._by_address.values()]})
+        return len(self._index.every())
 
     @property
     def unauthenticated_count(self) -> int:
@@ -147,10 +148,9 @@ class TcpTransport:
                 task_status.started()
         finally:
             self._handler = self._nursery = None
-            for conn in [*self._by_node.values(), *self._by_address.values()]:
+            for conn in self._index.every():
                 conn.close()
-            self._by_node.clear()
-            self._by_address.clear()
+            self._index.clear()
 
     # ---- incoming --------------------------------------------------------
 
@@ -177,16 +177,10 @@ class TcpTransport:
                 self.admission.strangers -= 1
             if conn is None:
                 return await self.relay_sessions(stream, first, label)
-            self._keep_accepted(conn)
+            self._index.accepted(conn)
             await self._run_connection(conn)
         finally:
             self.admission.sockets -= 1
-
-    def _keep_accepted(self, conn: Connection) -> None:
-        # Not used if another is open: it may be a dial-back probe, closed after its handshake.
-        known = self._by_node.get(conn.remote.node_id)
-        if known is None or known.closed:
-            self._by_node[conn.remote.node_id] = conn
 
     async def adopt_stream(self, stream: trio.abc.Stream, label: str) -> None:
         """Serve a connection that reached us another way (through a relay) as if it
@@ -198,10 +192,14 @@ class TcpTransport:
             await trio.aclose_forcefully(stream)
             return
         conn.relayed = True
-        self._keep_accepted(conn)
+        self._index.accepted(conn)
         await self._run_connection(conn)
 
     # ---- outgoing --------------------------------------------------------
+
+    def connected_to(self, node_id: bytes) -> bool:
+        """Whether a connection with the peer is open (a request to it needs no dial)."""
+        return self._index.connected_to(node_id)
 
     async def request(
         self, target: Contact | Address, message: Message, timeout: float, *, dialled: bool = False
@@ -222,7 +220,7 @@ class TcpTransport:
                 raise PeerUnreachable(f"{where} closed the connection")
             if isinstance(reply, ErrorReply):
                 raise RemoteError(reply.reason)
-            ours = address if self._by_address.get(address) is conn else None
+            ours = address if self._index.at_address(address) is conn else None
             return Reply(conn.remote, reply, ours)
         raise PeerUnreachable(f"{where} did not answer within {timeout:g}s")
 
@@ -233,33 +231,46 @@ class TcpTransport:
         contact: Contact | None = None,
         dialled: bool = False,
     ) -> Connection:
-        conn = self._by_node.get(expected) if expected is not None and not dialled else None
+        conn = self._index.to_node(expected) if expected is not None and not dialled else None
         if conn is None or conn.closed:
-            conn = self._by_address.get(address)
-        relayed = None  # open, but through a relay: first try to dial the peer directly
+            conn = self._index.at_address(address)
         if usable(conn, expected):
             assert conn is not None
-            now = trio.current_time()
-            if not conn.relayed or contact is None or not self._direct.worth_trying(contact, now):
-                return conn
-            relayed = conn
+            if conn.relayed and contact is not None:
+                self._try_direct(address, expected, contact)
+            return conn
         lock = self._dial_locks.setdefault(address, trio.Lock())
         async with lock:
             # Another request may have dialled while we waited for the lock.
-            conn = self._by_address.get(address)
-            if usable(conn, expected) and conn is not None and not (conn.relayed and relayed):
+            conn = self._index.at_address(address)
+            if usable(conn, expected) and conn is not None:
                 return conn
             own = self.identity.node_id
             routes = (
                 [Route(*address)] if contact is None else dial_order(contact, self.interfaces, own)
             )
-            if relayed is None or contact is None:
-                return await self._dial(address, expected, routes)
-            try:
-                return await self._dial(address, expected, [r for r in routes if not r.relay])
-            except (OSError, PeerUnreachable, HandshakeError, WireError):
-                self._direct.failed(contact.node_id, trio.current_time())
-                return relayed
+            return await self._dial(address, expected, routes)
+
+    def _try_direct(self, address: Address, expected: bytes | None, contact: Contact) -> None:
+        """Dial a peer open through a relay directly, now and then, beside the requests
+        the relayed connection carries; a direct connection that opens carries the next.
+        (A request that waited for the try waited out its timeout when the peer, behind
+        a NAT, had no direct route; a relay then dropped a reservation held open.)"""
+        nursery, now = self._nursery, trio.current_time()
+        if nursery is None or not self._direct.worth_trying(contact, now):
+            return
+        self._direct.failed(contact.node_id, now)  # one try per `retry_after`, however it ends
+        own = self.identity.node_id
+        routes = [r for r in dial_order(contact, self.interfaces, own) if not r.relay]
+
+        async def dial() -> None:
+            with trio.move_on_after(self.options.dial_attempt_timeout * max(1, len(routes))):
+                async with self._dial_locks.setdefault(address, trio.Lock()):
+                    with contextlib.suppress(OSError, PeerUnreachable, HandshakeError, WireError):
+                        await self._dial(address, expected, routes)
+
+        if routes:
+            nursery.start_soon(dial)
 
     async def _dial(
         self, address: Address, expected: bytes | None, routes: list[Route]
@@ -298,8 +309,7 @@ class TcpTransport:
             await trio.aclose_forcefully(stream)
             raise
         conn.relayed = route.relay is not None
-        self._by_address[address] = conn
-        self._by_node[conn.remote.node_id] = conn
+        self._index.dialled(address, conn)
         nursery.start_soon(self._run_dialled, conn)
         return conn
 
@@ -381,17 +391,10 @@ class TcpTransport:
             await self._loop.run(conn)
         finally:
             self._live.discard(conn)
-            self._forget(conn)
-
-    def _forget(self, conn: Connection) -> None:
-        if self._by_node.get(conn.remote.node_id) is conn:
-            del self._by_node[conn.remote.node_id]
-        for address, known in list(self._by_address.items()):
-            if known is conn:
-                del self._by_address[address]
+            self._index.ended(conn, self._live)
 
     async def aclose(self) -> None:
-        for conn in [*self._by_node.values(), *self._by_address.values()]:
+        for conn in self._index.every():
             conn.close()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()

@@ -42,13 +42,14 @@ async def serving(
     options: TcpOptions,
     handler: Handler = pong,
     clock: Callable[[], float] | None = None,
+    identity: Identity | None = None,
 ) -> AsyncIterator[TcpTransport]:
     """A transport serving until the block ends; its connections close with it.
 
     Its rate limits read `clock` (a `FakeClock` unless given), so no test's outcome
     depends on how fast the machine runs it."""
     transport = TcpTransport(
-        Identity.generate(), ("127.0.0.1", 0), options, clock=clock or FakeClock()
+        identity or Identity.generate(), ("127.0.0.1", 0), options, clock=clock or FakeClock()
     )
     scope = trio.CancelScope()
 

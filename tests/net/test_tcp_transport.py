@@ -273,3 +273,30 @@ async def test_small_frames_go_out_ahead_of_queued_shares() -> None:
     frames = SmallFirst(receive)
     order = [await frames.next() for _ in range(6)]
     assert order == [b"find-1", big[0], b"find-2", big[1], big[2], None]
+
+
+async def test_a_peers_other_open_connection_carries_requests_once_the_one_in_use_ends(
+    nursery: trio.Nursery,
+) -> None:
+    """A peer behind a NAT held its reservation at a relay over a connection it opened
+    while another with the relay was open, so the relay kept using the other one; once
+    that ended, the relay dialled the peer's listen address for its next request, which
+    behind a NAT never answers, and dropped the reservation after the timeout."""
+    twin = Identity.generate()
+    unlistened = trio.socket.socket()
+    await unlistened.bind(("127.0.0.1", 0))  # bound, never listening: refused at once
+    behind_nat = Contact(twin.node_id, *unlistened.getsockname()[:2])
+    with unlistened:
+        async with serving(nursery) as relay, serving_with(nursery, OPTIONS, identity=twin) as kept:
+            async with serving_with(nursery, OPTIONS, identity=twin) as first:
+                await first.request(contact_of(relay), Ping(), 5)
+                await kept.request(contact_of(relay), Ping(), 5)
+            answered = None
+            with trio.move_on_after(3):
+                while answered is None:
+                    try:
+                        answered = await relay.request(behind_nat, Ping(), timeout=1)
+                    except PeerUnreachable:
+                        await trio.sleep(0.05)
+            assert answered is not None and isinstance(answered.message, Pong)
+            assert relay.connected_to(twin.node_id)
