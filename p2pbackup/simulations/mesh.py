@@ -130,6 +130,12 @@ class SimMesh:
         """
         identity = sim_peer.peer.identity
         book = sim_peer.peer.dht.peers
+        # A peer crashed just now may not have left its address yet: its tasks end at
+        # their next turn, and the new process must not find the address taken.
+        for _ in range(1000):
+            if not self.network.is_up(sim_peer.address):
+                break
+            await trio.sleep(0)
         transport = self.network.transport(identity, sim_peer.address, reachable=sim_peer.reachable)
         config = PeerConfig(dht=self.dht, bootstrap=_addresses(bootstrap))
         peer = Peer(identity, transport, config, random.Random(self.rng.getrandbits(64)))
