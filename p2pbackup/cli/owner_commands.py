@@ -235,6 +235,12 @@ def restore(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Restore a snapshot (or the parts matching --include) into TARGET."""
+    if str(target).startswith("--"):
+        # `--target --json`: the shell hands the option over as the folder's name.
+        fail(
+            f"--target needs a folder, not {target} (for a folder so named, give its full path)",
+            USAGE,
+        )
     folder = os.path.abspath(target)
     if os.path.exists(folder) and not os.path.isdir(folder):
         fail(f"--target {folder} is a file, not a folder")

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
+from p2pbackup.cli.app import app
 from p2pbackup.cli.common import PARTIAL, STATE, USAGE, emit, fail, user_errors
 from p2pbackup.cli.localmesh import CLI
 from p2pbackup.errors import P2PBackupError, os_error_line
@@ -132,3 +134,14 @@ def test_a_full_disk_that_names_no_file_names_the_home(
     assert code == 1 and err.startswith(f"error: the disk holding {tmp_path} is full: free")
     named = OSError(errno.ENOSPC, "No space left on device", "/srv/x")
     assert ends(named, capsys) == (1, "error: /srv/x: no space left on device\n")
+
+
+def test_an_option_given_where_the_restore_folder_goes_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`restore latest --target --json` restored into a new folder named `--json`."""
+    monkeypatch.chdir(tmp_path)
+    done = CliRunner().invoke(app, ["restore", "latest", "--target", "--json"])
+    assert done.exit_code == USAGE
+    assert "--target needs a folder, not --json" in done.output
+    assert not (tmp_path / "--json").exists()
