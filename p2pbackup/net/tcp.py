@@ -108,8 +108,8 @@ class TcpTransport:
             self._routes = routes
 
     def disconnect(self, node_id: bytes) -> None:
-        """Drop every connection with `node_id` (a peer this one no longer talks to)."""
-        for conn in self._index.every():
+        """Drop every connection with `node_id`, unused ones too: one would take over."""
+        for conn in {*self._index.every(), *self._live}:
             if conn.remote.node_id == node_id:
                 conn.close()
 

@@ -300,3 +300,22 @@ async def test_a_peers_other_open_connection_carries_requests_once_the_one_in_us
                         await trio.sleep(0.05)
             assert answered is not None and isinstance(answered.message, Pong)
             assert relay.connected_to(twin.node_id)
+
+
+async def test_disconnecting_a_peer_closes_its_connections_not_in_use_too(
+    nursery: trio.Nursery,
+) -> None:
+    """A connection not in use takes over when the one in use ends: dropping a peer
+    (an expelled member) must close that one as well."""
+    twin = Identity.generate()
+    async with (
+        serving(nursery) as server,
+        serving_with(nursery, OPTIONS, identity=twin) as first,
+        serving_with(nursery, OPTIONS, identity=twin) as second,
+    ):
+        await first.request(contact_of(server), Ping(), 5)
+        await second.request(contact_of(server), Ping(), 5)
+        assert server.connected_to(twin.node_id)
+        server.disconnect(twin.node_id)
+        await trio.sleep(0.5)  # both ends see the closes
+        assert not server.connected_to(twin.node_id)
