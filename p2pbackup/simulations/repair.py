@@ -20,14 +20,22 @@ import trio
 from p2pbackup.simulations.storage_run import StorageScenario, event_window
 from p2pbackup.simulations.world import World, WorldParams
 
+MONTH_DAYS = 30.0
+
 
 @dataclass(frozen=True)
 class RepairParams(WorldParams):
     packs: int = 200
     days: float = 30.0
-    audit_hours: float = 24.0  # a month-long run: daily audits, as a home mesh might
+    # 0: thirty audit rounds in the run, at most daily, as a home mesh might audit
+    # over a month; a shorter run is that month sped up, not its crashes all at once.
+    audit_hours: float = 0.0
     crashes: int | None = None  # default: 40% of peers
     joins: int | None = None  # default: 20% of peers
+
+    def __post_init__(self) -> None:
+        if self.audit_hours <= 0:
+            object.__setattr__(self, "audit_hours", min(24.0, self.days * 24.0 / MONTH_DAYS))
 
 
 async def drive(world: World, params: RepairParams, rng: random.Random) -> dict[str, Any]:

@@ -113,6 +113,11 @@ async def run_storage_scenario(
 
 def event_window(params: WorldParams, audit_rounds: int = 4) -> float:
     """Seconds in which a scenario's events fall, leaving the rest of the run (a fifth,
-    and at least four audit rounds) for repair to finish before the end."""
-    settle = max(params.days * DAY * 0.2, audit_rounds * params.audit_hours * HOUR, SETTLE)
-    return max(params.days * DAY - settle, 0.0)
+    and at least four audit rounds) for repair to finish before the end.
+
+    The events get at least the first half of the run: with no window they would
+    all fall at its start, one correlated failure, or not at all.
+    """
+    run = params.days * DAY
+    settle = max(run * 0.2, audit_rounds * params.audit_hours * HOUR, SETTLE)
+    return run - min(settle, run / 2)

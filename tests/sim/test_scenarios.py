@@ -84,9 +84,8 @@ def test_another_seed_gives_another_run() -> None:
     )
 
 
-# The smallest run of each scenario in which its events still happen: in a
-# one-day run churn's window for events is empty (the last day is left for
-# repair), and repair rebuilds only after two of its daily audits.
+# The smallest run of each scenario in which its events still happen and repair
+# follows them: churn and repair need two days for a few departures and rebuilds.
 REPLAY_SIZE = {name: ["--peers", "20", "--packs", "10", "--days", "1"] for name in STORAGE}
 REPLAY_SIZE["churn"] = ["--peers", "20", "--packs", "10", "--days", "2"]
 REPLAY_SIZE["repair"] = ["--peers", "20", "--packs", "10", "--days", "2"]
