@@ -59,6 +59,7 @@ class ReachabilityCheck:
         self.bound = bound
         self._wake = trio.Event()
         self._retry = RETRY_FIRST
+        self._unsettled = RETRY_FIRST  # then doubled, up to `UNSETTLED`
         self._published: tuple[Address, tuple[Route, ...]] | None = None
         self._told: set[bytes] = set()  # peers told of what we advertise now
         # Told after each round whether nothing could be confirmed though something was
@@ -98,7 +99,13 @@ class ReachabilityCheck:
         now = trio.current_time()
         delay = max(1.0, self.state.next_due(now) - now)
         if not self.state.confirmed(now) and not self.state.relays:
-            delay = min(delay, UNSETTLED)  # whether relays are needed may change meanwhile
+            # Whether relays are needed may change meanwhile: a peer with LAN addresses
+            # only needs them once it knows a peer outside, which a joining peer does
+            # within a second or two; it waited the whole `UNSETTLED` for them.
+            delay = min(delay, self._unsettled)
+            self._unsettled = min(self._unsettled * 2, UNSETTLED)
+        else:
+            self._unsettled = RETRY_FIRST
         return delay
 
     def _publish(self) -> None:

@@ -11,6 +11,8 @@ on, only once it answered through a relay.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
@@ -19,7 +21,9 @@ from p2pbackup.dht.dial_back import DialBacks, direct_routes
 from p2pbackup.dht.messages import Ping
 from p2pbackup.dht.routing import AddOutcome
 from p2pbackup.errors import P2PBackupError
-from p2pbackup.net.contact import Contact
+from p2pbackup.net.contact import Contact, Route
+from p2pbackup.net.stagger import RELAY_STAGGER, STAGGER, first_to_succeed
+from p2pbackup.net.transport import Address
 
 if TYPE_CHECKING:
     from p2pbackup.dht.node import DhtNode
@@ -29,33 +33,59 @@ log = logging.getLogger("p2pbackup.dht")
 
 async def check_routes(node: DhtNode, contact: Contact, dial_backs: DialBacks) -> bool | None:
     """Whether `contact` answered where it says it can be dialled (and is now first-hand);
-    None when no address of it passed the per-address bound, so nothing was dialled."""
+    None when no address of it passed the per-address bound, so nothing was dialled.
+
+    Its routes are raced, each begun a moment after the one before (`net.stagger`):
+    tried one after the other, a NATed peer's LAN address swallowed the whole RPC
+    timeout before its relays were asked."""
     timeout = node.config.rpc_timeout
-    dialled = False
-    for address, offer in direct_routes(contact):
+    dialled: list[Address] = []
+
+    async def direct(address: Address, offer: bool) -> bool:
         if offer and not dial_backs.offer(address, trio.current_time()):
-            continue
-        dialled = True
+            raise _NotChecked
+        dialled.append(address)
         try:
             reply = await node.transport.request(address, Ping(), timeout)
         except P2PBackupError as exc:
             log.debug("dial-back to %s at %s failed: %s", contact, address, exc)
-            continue
+            raise _NotChecked from None
         finally:
             if offer:
                 dial_backs.done(address)
-        if node._first_hand(contact, reply, address):
-            return True
+        if not node._first_hand(contact, reply, address):
+            raise _NotChecked
+        return True
+
+    async def relayed(routes: tuple[Route, ...]) -> bool:
+        try:
+            reply = await node.transport.request(
+                contact.with_routes(routes), Ping(), timeout, dialled=True
+            )
+        except P2PBackupError as exc:
+            log.debug("dial-back to %s through its relays failed: %s", contact, exc)
+            raise _NotChecked from None
+        if not node._first_hand(contact, reply):
+            raise _NotChecked
+        return True
+
+    attempts: list[Callable[[], Awaitable[bool]]] = [
+        partial(direct, address, offer) for address, offer in direct_routes(contact)
+    ]
     relays = tuple(route for route in contact.routes if route.relay is not None)
-    if not relays:
-        return False if dialled else None
-    through = contact.with_routes(relays)
+    if relays:
+        attempts.append(partial(relayed, relays))
+    delays = [0.0] + [STAGGER] * (len(attempts) - 1)
+    if relays and len(attempts) > 1:
+        delays[-1] = RELAY_STAGGER
     try:
-        reply = await node.transport.request(through, Ping(), timeout, dialled=True)
-    except P2PBackupError as exc:
-        log.debug("dial-back to %s through its relays failed: %s", contact, exc)
-        return False
-    return node._first_hand(contact, reply)
+        return await first_to_succeed(attempts, delays, (_NotChecked,))
+    except _NotChecked:
+        return False if dialled or relays else None
+
+
+class _NotChecked(Exception):
+    """One way of checking a contact did not prove it: the next is tried."""
 
 
 def drop_if_hearsay(node: DhtNode, contact: Contact) -> bool:

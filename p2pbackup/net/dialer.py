@@ -1,9 +1,10 @@
 """Opening a stream to a peer over one of its routes, in order, each attempt bounded.
 
 A contact may name several routes (its LAN address, a mapped port, relays);
-the first that opens wins. Each attempt gets its own short timeout so a
-route that swallows packets (a NAT's public side) costs seconds, not the
-caller's whole budget. The order (`dial_order`) is same LAN first: a route
+the first that opens wins. Each starts a moment after the one before
+(`stagger`), not after it failed, so a route that swallows packets (a LAN
+address dialled from outside, a NAT's public side) costs a quarter of a
+second, not an attempt timeout. The order (`dial_order`) is same LAN first: a route
 on the network of one of our own interfaces answers fastest and costs no
 relay; then direct routes elsewhere; relays last, as they carry every byte
 twice.
@@ -11,19 +12,25 @@ twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
-from typing import Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
+from functools import partial
+from typing import Protocol, TypeVar
 
 import trio
 
-from p2pbackup.errors import PeerUnreachable
+from p2pbackup.errors import HandshakeError, PeerUnreachable, WireError
 from p2pbackup.net.contact import Contact, Route, format_address
 from p2pbackup.net.interfaces import Interface, on_link
+from p2pbackup.net.stagger import RELAY_STAGGER, STAGGER, first_to_succeed
 
 log = logging.getLogger("p2pbackup.net.dialer")
 
 SAME_LAN, DIRECT, RELAYED = 0, 1, 2
+# What a dial attempt that could not open raises; the next route is tried.
+DIAL_FAILURES = (OSError, PeerUnreachable, HandshakeError, WireError)
+T = TypeVar("T")
 
 
 class RelayDialer(Protocol):
@@ -58,6 +65,34 @@ def dial_order(
     return sorted(routes, key=lambda route: route_rank(route, ours))
 
 
+def start_delays(routes: Sequence[Route]) -> list[float]:
+    """How long after the route before it each of `routes` (in dial order) is tried
+    (`stagger.first_to_succeed`): relays wait longer, as they carry every byte twice."""
+    return [
+        0.0 if index == 0 else RELAY_STAGGER if route.relay is not None else STAGGER
+        for index, route in enumerate(routes)
+    ]
+
+
+async def dial_first(
+    address: tuple[str, int], routes: Sequence[Route], open_one: Callable[[Route], Awaitable[T]]
+) -> T:
+    """What `open_one` gives for the first of `routes` to open, each begun a little after
+    the one before (`start_delays`); the last failure when none opens."""
+    if not routes:
+        raise PeerUnreachable(f"{format_address(address)} has no route")
+
+    async def attempt(route: Route) -> T:
+        try:
+            return await open_one(route)
+        except DIAL_FAILURES as exc:
+            log.debug("route %s to %s failed: %s", describe(route), address, exc)
+            raise
+
+    tries = [partial(attempt, route) for route in routes]
+    return await first_to_succeed(tries, start_delays(routes), DIAL_FAILURES)
+
+
 async def open_route(
     route: Route, target: bytes | None, relays: RelayDialer | None
 ) -> trio.abc.Stream:
@@ -71,6 +106,28 @@ async def open_route(
 
 def describe(route: Route) -> str:
     return str(route) if route.relay is not None else format_address(route.address)
+
+
+class DialLocks:
+    """One dial at a time per key (an address and the routes tried to it), so requests
+    that find no connection open one between them; a key is forgotten once nobody
+    holds or waits for its lock."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, trio.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, trio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._locks.pop(key, None)
 
 
 class DirectTries:

@@ -20,8 +20,8 @@ class TcpOptions:
     # dropped after `idle_timeout`.
     handshake_timeout: float = 10.0
     frame_timeout: float = 30.0
-    # One route of several to a peer (its LAN address, a relay) gets this long to open
-    # before the next is tried; the last route gets what is left of the call's timeout.
+    # A direct dial tried in the background beside a relayed connection gets this long
+    # per route; a dial a request waits on races its routes instead (`net.stagger`).
     dial_attempt_timeout: float = 3.0
     idle_timeout: float = 600.0
     max_concurrent_requests: int = 64

@@ -109,6 +109,10 @@ class RelayConnector:
                 port.close()
 
 
+# How soon a client short of relays first looks at its candidates again.
+LOOK_AGAIN = 0.5
+
+
 class RelayClient:
     """Keeps reservations with up to `want` relays; `on_routes` hears the live routes."""
 
@@ -167,13 +171,22 @@ class RelayClient:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 task_status.started()
+                look_again = LOOK_AGAIN
                 while True:
                     self._changed = trio.Event()
                     for candidate in self._choose():
                         address = candidate.address if isinstance(candidate, Contact) else candidate
                         self._trying.add(address)
                         nursery.start_soon(self._hold, candidate, address)
-                    with trio.move_on_after(self.retry):
+                    # Short of relays, with none to try: a joining peer's table fills within
+                    # a second or two, and a peer nobody can dial waited `retry` for them.
+                    # Sooner, then less and less often, up to `retry`.
+                    wait = self.retry
+                    if len(self._trying) < self.want:
+                        wait, look_again = min(look_again, wait), look_again * 2
+                    else:
+                        look_again = LOOK_AGAIN
+                    with trio.move_on_after(wait):
                         await self._changed.wait()
         finally:
             self._nursery = None  # closed: a late session is refused, not started there

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable
+from functools import partial
 
 import trio
 
@@ -24,7 +24,16 @@ from p2pbackup.net.connection import Connection, Outgoing, Waiter, usable
 from p2pbackup.net.connection_index import ConnectionIndex
 from p2pbackup.net.connection_loop import ConnectionLoop, encode_checked, reason
 from p2pbackup.net.contact import Contact, Route
-from p2pbackup.net.dialer import DirectTries, RelayDialer, describe, dial_order, open_route
+from p2pbackup.net.dialer import (
+    DIAL_FAILURES,
+    DialLocks,
+    DirectTries,
+    RelayDialer,
+    describe,
+    dial_first,
+    dial_order,
+    open_route,
+)
 from p2pbackup.net.framing import Closed
 from p2pbackup.net.handshake import ABYTES, MAX_HANDSHAKE_FRAME, OPEN_GATE, Gate, Handshake
 from p2pbackup.net.handshaking import HANDSHAKE_READ, shake_hands
@@ -68,7 +77,7 @@ class TcpTransport:
         self._handler: Handler | None = None
         self._nursery: trio.Nursery | None = None
         self._index = ConnectionIndex()
-        self._dial_locks: dict[Address, trio.Lock] = {}
+        self._dial_locks = DialLocks()
         self._direct = DirectTries()
         self.admission = Admission(
             options.max_connections,
@@ -239,16 +248,15 @@ class TcpTransport:
             if conn.relayed and contact is not None:
                 self._try_direct(address, expected, contact)
             return conn
-        lock = self._dial_locks.setdefault(address, trio.Lock())
-        async with lock:
+        own = self.identity.node_id
+        routes = [Route(*address)] if contact is None else dial_order(contact, self.interfaces, own)
+        # One dial at a time per address and routes: a dial-back to a peer's LAN address
+        # and one through its relays (same main address) must not wait on each other.
+        async with self._dial_locks.hold((address, *routes)):
             # Another request may have dialled while we waited for the lock.
             conn = self._index.at_address(address)
             if usable(conn, expected) and conn is not None:
                 return conn
-            own = self.identity.node_id
-            routes = (
-                [Route(*address)] if contact is None else dial_order(contact, self.interfaces, own)
-            )
             return await self._dial(address, expected, routes)
 
     def _try_direct(self, address: Address, expected: bytes | None, contact: Contact) -> None:
@@ -265,8 +273,8 @@ class TcpTransport:
 
         async def dial() -> None:
             with trio.move_on_after(self.options.dial_attempt_timeout * max(1, len(routes))):
-                async with self._dial_locks.setdefault(address, trio.Lock()):
-                    with contextlib.suppress(OSError, PeerUnreachable, HandshakeError, WireError):
+                async with self._dial_locks.hold((address, *routes)):
+                    with contextlib.suppress(*DIAL_FAILURES):
                         await self._dial(address, expected, routes)
 
         if routes:
@@ -275,20 +283,9 @@ class TcpTransport:
     async def _dial(
         self, address: Address, expected: bytes | None, routes: list[Route]
     ) -> Connection:
-        """Try `routes` in order, each within the attempt timeout when others follow; the
-        connection is kept under `address`, the contact's main one, whichever opened."""
-        last: BaseException = PeerUnreachable(f"{address[0]}:{address[1]} has no route")
-        for index, route in enumerate(routes):
-            limit = self.options.dial_attempt_timeout if index + 1 < len(routes) else math.inf
-            with trio.move_on_after(limit):
-                try:
-                    return await self._dial_route(address, expected, route)
-                except (OSError, PeerUnreachable, HandshakeError, WireError) as exc:
-                    last = exc
-                    log.debug("route %s to %s failed: %s", describe(route), address, exc)
-                    continue
-            last = PeerUnreachable(f"{describe(route)} did not open within {limit:g}s")
-        raise last
+        """The first of `routes` to open (`dial_first`); the connection is kept under
+        `address`, the contact's main one, whichever opened."""
+        return await dial_first(address, routes, partial(self._dial_route, address, expected))
 
     async def _dial_route(
         self, address: Address, expected: bytes | None, route: Route

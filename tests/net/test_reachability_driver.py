@@ -143,6 +143,32 @@ async def test_a_new_relay_is_advertised_at_once() -> None:
         nursery.cancel_scope.cancel()
 
 
+async def test_a_peer_on_a_lan_only_wants_relays_soon_after_it_meets_a_peer_outside(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Its LAN address is never checked, so nothing else wakes it: it looks again after
+    1 s, 2 s, 4 s, then every `UNSETTLED`, not only every `UNSETTLED` from the start."""
+    transport = FakeTransport({})
+    dht = FakeDht(transport, [])
+    check = ReachabilityCheck(
+        cast(DhtNode, dht),
+        Reachability(("192.168.1.5", 7000)),
+        lambda main, routes: None,
+        random.Random(1),
+    )
+    wanted: list[float] = []
+    check.on_relays_needed = lambda needed: wanted.append(trio.current_time()) if needed else None
+    async with trio.open_nursery() as nursery:
+        await nursery.start(check.run)
+        await trio.sleep(0.5)
+        dht.table.append(Contact(bytes(20), "198.51.100.7", 7000))  # met a peer outside
+        while not wanted:
+            await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert wanted[0] <= 1.5  # at the first look again, 1 s in; was 5 s
+    assert transport.asked == []  # a LAN address is for the LAN: nobody was asked
+
+
 async def test_an_advertised_name_is_resolved_by_the_asker_and_checked_by_address() -> None:
     ok = DialledBack(True, True)
     check, transport, _ = _mesh([ok, ok])

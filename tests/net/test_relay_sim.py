@@ -87,3 +87,29 @@ async def test_a_peer_behind_a_nat_is_reached_through_its_relay_and_the_next_one
     await wait_for(lambda: set(client.live) == {relays[1].identity.node_id}, step=1.0)
     reply = await dialler.request(contact(), Ping(), timeout=5)
     assert isinstance(reply.message, Pong)
+
+
+async def test_a_peer_short_of_relays_takes_one_soon_after_it_comes_to_know_it(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A joining peer nobody can dial wants relays before its table holds any peer that
+    could be one; the first comes a second later, and is reserved with at once, not
+    after the client's whole `retry`."""
+    network = SimNetwork(random.Random(8))
+    await nursery.start(network.run)
+    relay = network.transport(Identity.generate(), ("10.0.0.1", 7000))
+    server = RelayServer(relay, RelayLimits(), clock=trio.current_time)
+    network.carry(relay.listen, server.book.reserved)
+    await _serve(nursery, relay, server)
+    hidden = network.transport(Identity.generate(), ("192.168.1.2", 7000), reachable=False)
+    await _serve(nursery, hidden)
+    known: list[tuple[str, int]] = []
+    client = RelayClient(
+        hidden, lambda: list(known), lambda routes: None, want=1, retry=5.0, clock=trio.current_time
+    )
+    await nursery.start(client.run)
+    await trio.sleep(1.0)
+    known.append(relay.listen)  # the table has met its first peer
+    met = trio.current_time()
+    await wait_for(lambda: bool(client.live), step=0.05)
+    assert trio.current_time() - met < 2.0  # looked again within a second; was 4 s later

@@ -1,4 +1,4 @@
-"""A contact's routes: their wire form, the handshake carrying them, and dialling them in order."""
+"""A contact's routes: their wire form, the handshake carrying them, and dialling them."""
 
 from __future__ import annotations
 
@@ -113,6 +113,29 @@ async def test_a_dead_route_is_passed_over_for_the_next(nursery: trio.Nursery) -
         assert isinstance(reply.message, Pong)
         assert reply.dialled == contact.address
         dead.close()
+
+
+async def test_a_route_that_swallows_the_dial_does_not_hold_up_the_next(
+    nursery: trio.Nursery,
+) -> None:
+    """A NATed peer's LAN address dialled from outside takes the dial and never answers;
+    its next route (a relay, here a plain one) is tried a moment later, not after the
+    attempt timeout, so a request with less time than that still gets through."""
+    options = TcpOptions(handshake_timeout=10.0, frame_timeout=2.0, dial_attempt_timeout=3.0)
+    async with serving(nursery, options) as server, serving(nursery, options) as client:
+        swallower = trio.socket.socket()
+        await swallower.bind(("127.0.0.1", 0))
+        swallower.listen(8)  # the kernel completes the connect; nobody ever answers
+        port = swallower.getsockname()[1]
+        contact = Contact(
+            server.identity.node_id,
+            "127.0.0.1",
+            port,
+            (Route("127.0.0.1", port), Route(*server.listen)),
+        )
+        reply = await client.request(contact, Ping(), timeout=1.5)
+        assert isinstance(reply.message, Pong)
+        swallower.close()
 
 
 async def test_advertised_routes_reach_the_other_side(nursery: trio.Nursery) -> None:
