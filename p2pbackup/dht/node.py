@@ -44,6 +44,7 @@ from p2pbackup.errors import P2PBackupError, RecordRejected
 from p2pbackup.mesh.gate import ROUTABLE
 from p2pbackup.net.blocks import block_of
 from p2pbackup.net.contact import Contact
+from p2pbackup.net.reachability import dialable_outside, outside_any_lan
 from p2pbackup.net.transport import Address, Remote, Reply, Transport
 from p2pbackup.wire.messages import Message
 
@@ -144,14 +145,21 @@ class DhtNode:
 
     def _vouch_for(self, target: bytes, asker: Remote) -> tuple[Contact, ...]:
         """The contacts near `target` we hand out: only those that answered us there.
-        Hearsay among them is checked now, so it can be handed out next time."""
+        Hearsay among them is checked now, so it can be handed out next time. An asker
+        outside any LAN is not handed contacts it could dial only on one (a NATed peer's
+        LAN address, named before it had relays): each cost it an RPC timeout."""
+        outside = asker.far is not None and outside_any_lan(asker.far[0])
         nearest = self.table.closest(target, exclude=asker.node_id)
         unproven = self.peers.unverified(nearest)
-        if not unproven:
-            return tuple(nearest)
         for contact in unproven:
             self._check(contact)
-        return tuple(self.table.closest(target, exclude=asker.node_id, accept=self.peers.verified))
+        if not unproven and not outside:
+            return tuple(nearest)
+
+        def vouched(contact: Contact) -> bool:
+            return self.peers.verified(contact) and (not outside or dialable_outside(contact))
+
+        return tuple(self.table.closest(target, exclude=asker.node_id, accept=vouched))
 
     def observe(self, remote: Remote) -> None:
         """A peer proved its id on a connection: it is alive and may belong in the table.

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from p2pbackup.net.contact import MAX_ROUTES, Route, format_address
+from p2pbackup.net.contact import MAX_ROUTES, Contact, Route, format_address
 from p2pbackup.net.interfaces import Interface, is_wildcard, kind_of, usable_hosts
 from p2pbackup.net.observed import ObservedTally
 from p2pbackup.net.transport import Address
@@ -36,6 +36,20 @@ RECHECK = 1800.0  # seconds before a checked candidate is checked again
 RETRY_FAILED = 20.0
 OBSERVED_CANDIDATES = 4  # observed hosts made candidates, most recent first
 ROUTE_ONLY = frozenset({"lan", "link-local"})  # kinds never checked from outside
+
+
+def outside_any_lan(host: str) -> bool:
+    """Whether `host` is an address (or name) of the open internet."""
+    return kind_of(host) in ("public", "name")
+
+
+def dialable_outside(contact: Contact) -> bool:
+    """Whether a peer outside the contact's LAN could dial it: through a relay, or at
+    an address in no LAN range (a contact naming routes is dialled only at those)."""
+    if any(route.relay is not None for route in contact.routes):
+        return True
+    hosts = [route.host for route in contact.routes] or [contact.host]
+    return any(kind_of(host) not in ROUTE_ONLY for host in hosts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from p2pbackup.net.contact import Contact, Route
-from p2pbackup.net.interfaces import kind_of
-from p2pbackup.net.reachability import ROUTE_ONLY
+from p2pbackup.net.reachability import dialable_outside
 from p2pbackup.net.relay_book import RelayLimits
 from p2pbackup.net.relay_client import Candidate, RelayClient, RelayConnector
 from p2pbackup.net.relay_server import RelayServer
@@ -103,7 +102,5 @@ class Relaying:
 def _dialable(contact: Contact) -> bool:
     """Whether others can dial a contact directly, so it can relay for us: not relayed
     itself, and with an address outside any LAN (its main one, or a direct route)."""
-    if any(route.relay is not None for route in contact.routes):
-        return False
-    direct = [route.host for route in contact.routes] or [contact.host]
-    return any(kind_of(host) not in ROUTE_ONLY for host in direct)
+    relayed = any(route.relay is not None for route in contact.routes)
+    return not relayed and dialable_outside(contact)
