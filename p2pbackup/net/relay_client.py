@@ -183,7 +183,7 @@ class RelayClient:
                     # Sooner, then less and less often, up to `retry`.
                     wait = self.retry
                     if len(self._trying) < self.want:
-                        wait, look_again = min(look_again, wait), look_again * 2
+                        wait, look_again = min(look_again, wait), min(look_again * 2, wait)
                     else:
                         look_again = LOOK_AGAIN
                     with trio.move_on_after(wait):
