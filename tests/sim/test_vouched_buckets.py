@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from p2pbackup.dht.config import DhtConfig
 from p2pbackup.simulations.mesh import SimMesh
@@ -21,7 +22,9 @@ DAILY = DhtConfig(rpc_timeout=2.0, refresh_interval=86_400.0, republish_interval
 
 
 @pytest.mark.trio
-async def test_every_known_bucket_holds_a_contact_the_peer_can_vouch_for() -> None:
+async def test_every_known_bucket_holds_a_contact_the_peer_can_vouch_for(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     async with trio.open_nursery() as nursery:
         mesh = await SimMesh.create(nursery, 7, dht=DAILY, encode=False)
         await mesh.grow(200, concurrency=25)
