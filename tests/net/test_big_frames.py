@@ -197,15 +197,18 @@ async def test_a_big_frame_cut_short_gives_its_whole_buffer_back(
     nursery: trio.Nursery, stop: str
 ) -> None:
     options = TcpOptions(frame_timeout=0.5)
+    # Big enough to be read into a buffer of its own, small enough that a stalled one's
+    # deadline (its length at the slowest honest rate) comes in 4.5 s, not 48.
+    share = SHARE[: 256 * 1024]
     async with serving(nursery, options) as holder:
         async with raw_streams(1, holder.listen) as (stream,):
             await authenticate(stream)
             closed = trio.Event()
             nursery.start_soon(wait_closed, stream, closed)
-            await stream.send_all(struct.pack(">I", len(SHARE)) + SHARE[: 512 * 1024])
-            while holder.held_bytes < 512 * 1024:  # what was sent has arrived
+            await stream.send_all(struct.pack(">I", len(share)) + share[: 128 * 1024])
+            while holder.held_bytes < 128 * 1024:  # what was sent has arrived
                 await trio.testing.wait_all_tasks_blocked()
-            assert holder.held_bytes == PREFIX.size + len(SHARE)  # counted whole, not as read
+            assert holder.held_bytes == PREFIX.size + len(share)  # counted whole, not as read
             if stop == "quit":
                 await stream.send_eof()
             await closed.wait()  # a stalled one at its frame deadline
