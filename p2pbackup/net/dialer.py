@@ -1,13 +1,13 @@
-"""Opening a stream to a peer over one of its routes, in order, each attempt bounded.
+"""Opening a stream to a peer over the first of its routes to open, raced in order.
 
 A contact may name several routes (its LAN address, a mapped port, relays);
 the first that opens wins. Each starts a moment after the one before
 (`stagger`), not after it failed, so a route that swallows packets (a LAN
 address dialled from outside, a NAT's public side) costs a quarter of a
-second, not an attempt timeout. The order (`dial_order`) is same LAN first: a route
-on the network of one of our own interfaces answers fastest and costs no
-relay; then direct routes elsewhere; relays last, as they carry every byte
-twice.
+second, not an attempt timeout. The order (`dial_order`) is same LAN first:
+a route on the network of one of our own interfaces answers fastest and
+costs no relay; then direct routes elsewhere; relays last, as they carry
+every byte twice.
 """
 
 from __future__ import annotations
@@ -126,8 +126,9 @@ class DialLocks:
             async with lock:
                 yield
         finally:
-            if not lock.locked() and not lock.statistics().tasks_waiting:
-                self._locks.pop(key, None)
+            idle = not lock.locked() and not lock.statistics().tasks_waiting
+            if idle and self._locks.get(key) is lock:
+                del self._locks[key]
 
 
 class DirectTries:
