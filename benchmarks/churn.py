@@ -63,7 +63,10 @@ class ChurnRound:
 class ChurnResult:
     dataset: Dataset
     rounds: list[ChurnRound] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # restored bytes that differ
+    # Why the rounds ended early (the mesh did not come back whole): no difference in
+    # what was restored, and said apart from one.
+    stopped: str | None = None
 
     def _median(self, pick: Callable[[ChurnRound], float]) -> float:
         return statistics.median(pick(r) for r in self.rounds) if self.rounds else 0.0
@@ -84,12 +87,15 @@ class ChurnResult:
         """measure, seconds, detail, verdict: for the table and the log."""
         spread = ", ".join(f"{r.calm_seconds:.1f}/{r.churn_seconds:.1f}" for r in self.rounds)
         identical = all(r.identical for r in self.rounds) and not self.problems
+        verdict = "identical" if identical else f"{len(self.problems)} differences"
+        if self.stopped is not None:
+            verdict += f"; stopped {self.stopped}"
         return (
             f"restore under churn ({PEERS} peers, {LOST} holders lost, median of "
             f"{len(self.rounds)})",
             f"{self.calm:.2f} / {self.churn:.2f}",
             f"undisturbed / churned s per round: {spread}; ratio {self.ratio:.2f}x",
-            "identical" if identical else f"{len(self.problems)} differences",
+            verdict,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -111,6 +117,7 @@ class ChurnResult:
                 for r in self.rounds
             ],
             "problems": self.problems[:20],
+            "stopped": self.stopped,
         }
 
 
@@ -143,7 +150,7 @@ def run_churn(dataset: Dataset, workdir: Path, log: Any = print, seed: int = 16)
             try:
                 _bring_back(mesh, losses)
             except TimeoutError as exc:  # reported in the row; the other rows still stand
-                out.problems.append(f"after round {number}: {str(exc).splitlines()[0]}")
+                out.stopped = f"after round {number}: {str(exc).splitlines()[0]}"
                 break
     return out
 
