@@ -204,14 +204,19 @@ class SimNetwork:
         queue = self._queue
         while queue and queue[0][2].done:
             heapq.heappop(queue)  # a timeout whose request already finished
-        assert self._alarm is not None
+        if self._alarm is None:
+            return  # stopped while its inline wake ran
         self._alarm.set(queue[0][0] if queue else math.inf)
         self._waiting = True
 
     def _stopped(self, raise_cancel: object) -> trio.lowlevel.Abort:
-        """Cancelled while asleep: the network stops, its alarm with it."""
+        """Cancelled while asleep: the network stops, its alarm with it, for good. Left
+        armable, a message queued as the run ended (or an inline wake going to sleep
+        again) re-armed it, and its ring woke a finished task: trio's internal error."""
         if self._alarm is not None:
             self._alarm.set(math.inf)
+        self._alarm = None
+        self._waiting = False
         return trio.lowlevel.Abort.SUCCEEDED
 
     def _at(self, when: float, guard: Pending, action: Callable[[], None]) -> None:
