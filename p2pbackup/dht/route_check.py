@@ -22,7 +22,8 @@ from p2pbackup.dht.messages import Ping
 from p2pbackup.dht.routing import AddOutcome
 from p2pbackup.errors import P2PBackupError
 from p2pbackup.net.contact import Contact, Route
-from p2pbackup.net.stagger import RELAY_STAGGER, STAGGER, first_to_succeed
+from p2pbackup.net.dialer import start_delays
+from p2pbackup.net.stagger import first_to_succeed
 from p2pbackup.net.transport import Address
 
 if TYPE_CHECKING:
@@ -69,17 +70,17 @@ async def check_routes(node: DhtNode, contact: Contact, dial_backs: DialBacks) -
             raise _NotChecked
         return True
 
+    addresses = direct_routes(contact)
     attempts: list[Callable[[], Awaitable[bool]]] = [
-        partial(direct, address, offer) for address, offer in direct_routes(contact)
+        partial(direct, address, offer) for address, offer in addresses
     ]
     relays = tuple(route for route in contact.routes if route.relay is not None)
+    tried = [Route(*address) for address, _ in addresses]
     if relays:
         attempts.append(partial(relayed, relays))
-    delays = [0.0] + [STAGGER] * (len(attempts) - 1)
-    if relays and len(attempts) > 1:
-        delays[-1] = RELAY_STAGGER
+        tried.append(relays[0])  # all relays in one attempt, started as a relay route is
     try:
-        return await first_to_succeed(attempts, delays, (_NotChecked,))
+        return await first_to_succeed(attempts, start_delays(tried), (_NotChecked,))
     except _NotChecked:
         return False if dialled or relays else None
 
