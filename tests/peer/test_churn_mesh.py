@@ -61,11 +61,17 @@ def _start(mesh: LocalMesh, owner: int, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _finish(process: subprocess.Popen[bytes]) -> dict[str, object]:
+def _finish(process: subprocess.Popen[bytes], mesh: LocalMesh, owner: int) -> dict[str, object]:
     try:
         out, err = process.communicate(timeout=PATIENCE)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"still waiting {PATIENCE:g}s after the holders went: a timeout waited out")
+        process.kill()  # what it said so far, and its peer's log, say where it waited
+        _, err = process.communicate()
+        said = err.decode(errors="replace")[-4000:]
+        pytest.fail(
+            f"still waiting {PATIENCE:g}s after the holders went: a timeout waited out\n"
+            f"command said:\n{said}\nits peer's log:\n{mesh.log_tail(owner, 60)}"
+        )
     assert process.returncode == 0, err.decode(errors="replace")
     result: dict[str, object] = json.loads(out)
     return result
@@ -95,7 +101,7 @@ def test_a_restore_losing_five_holders_midway_finishes_identical(
         for index in DEAD:
             mesh.stop_peer(index, signal.SIGKILL)
         assert restore.poll() is None, "the restore ended before the holders went"
-        result = _finish(restore)
+        result = _finish(restore, mesh, OWNER)
     finally:
         _signal(mesh, HUNG, signal.SIGCONT)
         if restore.poll() is None:
@@ -120,7 +126,7 @@ def test_a_backup_losing_a_holder_midway_finishes(mesh: LocalMesh, tmp_path: Pat
         )
         _signal(mesh, (hung,), signal.SIGSTOP)
         assert backup.poll() is None, "the backup ended before the holder hung"
-        result = _finish(backup)
+        result = _finish(backup, mesh, owner)
     finally:
         _signal(mesh, (hung,), signal.SIGCONT)
         if backup.poll() is None:
@@ -148,7 +154,7 @@ def test_a_check_while_a_holder_hangs_names_it_and_counts_its_shares_missing(
     _signal(mesh, (hung,), signal.SIGSTOP)
     try:
         check = _start(mesh, owner, "check")
-        result = _finish(check)
+        result = _finish(check, mesh, owner)
     finally:
         _signal(mesh, (hung,), signal.SIGCONT)
         if check.poll() is None:
