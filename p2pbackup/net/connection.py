@@ -9,11 +9,13 @@ they exceed a budget, and closing the connection drops them all at once.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import trio
 
 from p2pbackup.errors import WireError
+from p2pbackup.net.framing import unread
 from p2pbackup.net.handshake import SecureChannel
 from p2pbackup.net.limits import ByteBudget
 from p2pbackup.net.transport import Remote
@@ -78,6 +80,10 @@ class Connection:
     def is_reply(self, request_id: int) -> bool:
         return request_id % 2 == (0 if self.initiator else 1)
 
+    def received(self) -> int:
+        """Every byte that came from the far end so far, read or waiting to be."""
+        return self.decoder.received + unread(self.stream)
+
     def owe(self, size: int) -> None:
         """A reply of `size` bytes was made for the far end."""
         self.owed += size
@@ -113,6 +119,13 @@ class Connection:
         self.paid(self.owed)
         self.budget.give(self.decoder.buffered)
         self.decoder = FrameDecoder(0)
+
+
+def received_over(connections: Iterable[Connection], node_id: bytes) -> int:
+    """The bytes come so far over the open connections with `node_id` (0 with none open:
+    a dial's handshake brings the first). That count still growing tells a holder that
+    sends slowly from one that hangs."""
+    return sum(c.received() for c in connections if c.remote.node_id == node_id and not c.closed)
 
 
 def usable(conn: Connection | None, expected: bytes | None) -> bool:

@@ -16,8 +16,11 @@ waking for every burst of segments.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import socket
+import struct
+import termios
 
 import trio
 from trio.lowlevel import wait_readable
@@ -172,6 +175,19 @@ async def _read_direct(
     finally:
         if sock is not None:  # the next frame may be small: wake for its first byte
             _wake_at(sock, 1)
+
+
+def unread(stream: trio.abc.ReceiveStream) -> int:
+    """Bytes arrived on a plain socket that no read has taken yet (`FIONREAD`). A big
+    frame's reader sleeps until all of it is in, so what came meanwhile shows only here."""
+    if not isinstance(stream, trio.SocketStream):
+        return 0
+    try:
+        raw = fcntl.ioctl(stream.socket.fileno(), termios.FIONREAD, bytes(4))
+    except (OSError, ValueError):  # closed under us (a fileno of -1 is a ValueError)
+        return 0
+    count: int = struct.unpack("i", raw)[0]
+    return count
 
 
 def _wake_at(sock: trio.socket.SocketType, count: int) -> None:

@@ -256,6 +256,10 @@ class SimTransport:
         if routes is not None:
             self._remote = replace(self._remote, routes=routes)
 
+    def received_from(self, node_id: bytes) -> int | None:
+        """Messages arrive whole here: no count of bytes on their way to go by."""
+        return None
+
     async def adopt_stream(self, stream: trio.abc.Stream, label: str) -> None:
         """The simulator delivers relayed requests itself; it never opens a session."""
         await stream.aclose()

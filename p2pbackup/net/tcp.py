@@ -20,7 +20,7 @@ import trio
 from p2pbackup.crypto.identity import Identity
 from p2pbackup.errors import HandshakeError, PeerUnreachable, RemoteError, WireError
 from p2pbackup.net.admission import Admission, peer_address, peer_label
-from p2pbackup.net.connection import Connection, Outgoing, Waiter, usable
+from p2pbackup.net.connection import Connection, Outgoing, Waiter, received_over, usable
 from p2pbackup.net.connection_index import ConnectionIndex
 from p2pbackup.net.connection_loop import ConnectionLoop, encode_checked, reason
 from p2pbackup.net.contact import Contact, Route
@@ -210,6 +210,10 @@ class TcpTransport:
         """Whether a connection with the peer is open (a request to it needs no dial)."""
         return self._index.connected_to(node_id)
 
+    def received_from(self, node_id: bytes) -> int:
+        """Bytes come so far from the peer over the connections open with it (`received_over`)."""
+        return received_over(self._live, node_id)
+
     async def request(
         self, target: Contact | Address, message: Message, timeout: float, *, dialled: bool = False
     ) -> Reply:
@@ -318,7 +322,7 @@ class TcpTransport:
 
     async def _exchange(self, conn: Connection, message: Message) -> Message | None:
         request_id = conn.next_request_id()
-        payload = self._encode(request_id, message)
+        payload = encode_checked(request_id, message, self.options.max_frame)
         waiter = Waiter()
         conn.pending[request_id] = waiter
         try:
@@ -329,9 +333,6 @@ class TcpTransport:
         finally:
             conn.pending.pop(request_id, None)
         return waiter.message
-
-    def _encode(self, request_id: int, message: Message) -> bytes:
-        return encode_checked(request_id, message, self.options.max_frame)
 
     # ---- both directions -------------------------------------------------
 

@@ -93,6 +93,11 @@ class Transport(Protocol):
         """
         ...
 
+    def received_from(self, node_id: bytes) -> int | None:
+        """Bytes come so far over the open connections with the peer, whether read yet or
+        not (0 with none open); None where the transport cannot tell."""
+        ...
+
     async def aclose(self) -> None:
         """Drop every connection; further requests fail."""
         ...

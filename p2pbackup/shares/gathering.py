@@ -7,7 +7,11 @@ its whole timeout, once per pack. Here a request that brought nothing for
 `Pace.stall_after()` seconds, a few times what this operation's shares have
 taken so far, counts as stalled: another holder is asked in its place, the
 stalled one stays in flight, and whichever k shares arrive first rebuild the
-pack. A holder that failed or stalled is remembered (`HolderMemory`) and
+pack. The interval grows by the time the bytes on the link with a request take
+at the rate measured, but a holder that has sent no byte at all for the bare
+interval (`heard`: the transport's count of bytes from it stands still) stalls
+all the same: a slow link still brings bytes, a holder that hangs none. A
+holder that failed or stalled is remembered (`HolderMemory`) and
 asked after every other one by later fetches and placements, so it costs an
 operation one stall, not one per pack; a holder that answers again is
 forgotten at once.
@@ -141,9 +145,24 @@ class _Ask:
     waiting: bool = False
     # What the stall interval adds for the bytes on the link with it.
     extra: Callable[[], float] | None = None
+    # The bytes come from its holder so far at the last look (None: not known), and
+    # since when that count has stood still.
+    heard: int | None = None
+    quiet_since: float = 0.0
 
     def allowed(self, interval: float) -> float:
         return interval if self.extra is None else interval + self.extra()
+
+    @property
+    def as_before(self) -> bool:
+        """Judged by its start alone, one sum as ever (the simulator's requests are)."""
+        return self.extra is None and self.heard is None
+
+    def due(self, interval: float) -> float:
+        """When it counts as stalled: once its bytes' time is up, or once its holder has
+        sent nothing for an interval, however many bytes it still has to send."""
+        by_bytes = self.started + self.allowed(interval)
+        return by_bytes if self.heard is None else min(by_bytes, self.quiet_since + interval)
 
 
 @dataclass
@@ -212,10 +231,10 @@ class Gathering:
         """When the first live request counts as stalled, if any is live."""
         interval = self.pace.stall_after()
         running = self._running()
-        if all(ask.extra is None for ask in running):  # one sum, as `check` makes it
+        if all(ask.as_before for ask in running):  # one sum, as `check` makes it
             starts = [ask.started for ask in running]
             return min(starts) + interval if starts else None
-        return min(ask.started + ask.allowed(interval) for ask in running)
+        return min(ask.due(interval) for ask in running)
 
     def _running(self) -> list[_Ask]:
         return [ask for ask in self._asked.values() if not ask.stalled and not ask.waiting]
@@ -232,8 +251,22 @@ class Gathering:
         ask = self._asked.get(contact.node_id)
         if ask is not None:
             if ask.waiting:
-                ask.started, ask.waiting = now, False
+                ask.started, ask.waiting, ask.heard = now, False, None
             ask.extra = extra
+
+    def listening(self) -> list[Contact]:
+        """The holders of requests on their way whose bytes are worth a look (`heard`)."""
+        return [ask.contact for ask in self._running()]
+
+    def heard(self, contact: Contact, count: int | None, now: float) -> None:
+        """The bytes come from `contact` so far (None: not known). A count that grew since
+        the last look says its holder sends, however slowly; one that stood still for an
+        interval, that it may hang, though its share's bytes had time left on a slow link."""
+        ask = self._asked.get(contact.node_id)
+        if ask is None or ask.waiting or count is None:
+            return
+        if ask.heard is None or count != ask.heard:
+            ask.heard, ask.quiet_since = count, now
 
     @property
     def any_waiting(self) -> bool:
@@ -246,11 +279,7 @@ class Gathering:
         late = [
             a
             for a in self._running()
-            if (
-                now - a.started >= interval
-                if a.extra is None
-                else now >= a.started + a.allowed(interval)
-            )
+            if (now - a.started >= interval if a.as_before else now >= a.due(interval))
         ]
         for ask in late:
             ask.stalled = True

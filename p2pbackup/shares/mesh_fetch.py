@@ -117,6 +117,7 @@ class PackFetch:
             while True:
                 for contact in gathering.to_ask(now()):
                     self.result.asked += 1
+                    self._listen(contact)
                     nursery.start_soon(self._fetch, contact)
                 if gathering.enough or (gathering.exhausted and self.looked_up and not looking):
                     nursery.cancel_scope.cancel()
@@ -127,6 +128,8 @@ class PackFetch:
                 with trio.move_on_at(_or_never(gathering.deadline())):
                     event = await self._receive.receive()
                 if event is None:  # a request stalled, or began to wait for the link
+                    for contact in gathering.listening():
+                        self._listen(contact)
                     late = gathering.check(now())
                     for contact in late:  # a holder that may hang keeps no room
                         if self.gate is not None and contact.node_id in self._tickets:
@@ -141,6 +144,11 @@ class PackFetch:
                 elif not await self._take(event):
                     look_up()
         return self.result
+
+    def _listen(self, contact: Contact) -> None:
+        """Tell the gathering how many bytes have come from `contact` so far."""
+        received = self.dht.transport.received_from(contact.node_id)
+        self.gathering.heard(contact, received, trio.current_time())
 
     async def _look_up(self) -> None:
         try:
@@ -184,6 +192,7 @@ class PackFetch:
         async with self.gate.slot(self.expected) as ticket:
             self._tickets[contact.node_id] = ticket
             self.gathering.let_out(contact, trio.current_time(), ticket.transfer_seconds)
+            self._listen(contact)
             try:
                 if waits:
                     await self._send.send(_LetOut())

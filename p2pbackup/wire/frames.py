@@ -46,8 +46,11 @@ class FrameDecoder:
         self._buffer = bytearray()
         self._big: memoryview | None = None  # the frame being gathered
         self._filled = 0  # of it
+        # Every byte fed or filled so far: whether the far end is sending at all.
+        self.received = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
+        self.received += len(data)
         if self._big is None:
             self._buffer += data
             self._gather_if_big()
@@ -107,6 +110,7 @@ class FrameDecoder:
         if self._big is None or not 0 <= count <= len(self._big) - self._filled:
             raise ValueError("more bytes filled than the gathered frame has room for")
         self._filled += count
+        self.received += count
 
     def next_frame(self) -> bytes | memoryview | None:
         """The next complete frame, or None until more bytes arrive; a gathered one

@@ -176,3 +176,48 @@ def test_a_request_let_out_at_once_keeps_its_start_and_adds_its_bytes_time() -> 
     for contact in g.to_ask(0.0):
         g.let_out(contact, 3.0, lambda: 2.0)  # none waited: their clocks ran from the ask
     assert g.deadline() == 0.0 + 10.0 + 2.0
+
+
+def test_a_holder_sending_no_byte_stalls_at_the_bare_interval_whatever_its_bytes_take() -> None:
+    """Shares out to holders that then hung set the measured rate near nothing, so
+    their bytes' time stretched each stall to the slowest rate's, 20 s and more, while
+    every other request waited for the room they held."""
+    g = gathering()
+    asked = g.to_ask(0.0)
+    for contact in asked:
+        g.let_out(contact, 0.0, lambda: 20.0)
+        g.heard(contact, 1000, 0.0)
+    assert g.deadline() == 10.0  # the bare interval: when silence would count
+    g.heard(asked[0], 1000, 10.0)  # silent throughout
+    g.heard(asked[1], 1000, 10.0)
+    for contact in asked[2:]:
+        g.heard(contact, 5000, 10.0)  # sending: their bytes keep their time
+    assert g.check(10.0) == asked[:2]
+    assert g.deadline() == 20.0  # the senders are looked at again an interval on
+    for contact in asked[2:]:
+        g.heard(contact, 9000, 20.0)
+    assert g.check(29.9) == []
+    assert g.check(30.0) == asked[2:]  # still in time for their bytes' 30 s, then not
+
+
+def test_without_a_count_of_bytes_a_request_stalls_on_its_bytes_time_as_before() -> None:
+    g = gathering()
+    asked = g.to_ask(0.0)
+    for contact in asked:
+        g.let_out(contact, 0.0, lambda: 20.0)
+        g.heard(contact, None, 0.0)  # the simulator's transport cannot tell
+    assert g.deadline() == 30.0
+    assert g.check(29.9) == []
+    assert g.check(30.0) == asked
+
+
+def test_a_request_let_out_after_waiting_listens_afresh() -> None:
+    g = gathering()
+    asked = g.to_ask(0.0)
+    g.waits(asked[0])
+    g.heard(asked[0], 7, 0.0)  # not on the link yet: nothing to judge
+    assert g.check(10.0) == asked[1:]  # the others, on the link since the ask
+    g.let_out(asked[0], 50.0, lambda: 20.0)
+    g.heard(asked[0], 7, 50.0)
+    assert g.check(59.9) == []
+    assert g.check(60.0) == [asked[0]]  # silent for the bare interval since its let-out
