@@ -88,6 +88,36 @@ def _signal(mesh: LocalMesh, indices: tuple[int, ...], sig: int) -> None:
         os.kill(process.pid, sig)
 
 
+def test_a_check_while_a_holder_hangs_names_it_and_counts_its_shares_missing(
+    mesh: LocalMesh, tmp_path: Path
+) -> None:
+    """A check waited out the RPC timeout for a hung holder in every pack's lookup: a few
+    hundred packs took minutes. Now the hung holder costs the check one stall.
+
+    First in the module: its calm check needs packs that are whole. Run after the
+    others (a holder killed, five stopped and resumed), its calm check once found all
+    24 packs degraded already, so none could become so."""
+    owner, hung = 2, 6
+    for i in range(8):  # each backup adds its own packs (data and index)
+        folder = _folder(tmp_path / f"small{i}", 2, 40_000, seed=10 + i)
+        mesh.cli_json(owner, "backup", str(folder))
+    calm = mesh.cli_json(owner, "check")
+    assert calm["packs"] >= 16 and calm["hung_peers"] == []
+    hung_id = mesh.status(hung)["node_id"]
+    _signal(mesh, (hung,), signal.SIGSTOP)
+    try:
+        check = _start(mesh, owner, "check")
+        result = _finish(check, mesh, owner)
+    finally:
+        _signal(mesh, (hung,), signal.SIGCONT)
+        if check.poll() is None:
+            check.kill()
+    assert result["hung_peers"] == [hung_id]
+    assert result["unrecoverable"] == 0
+    assert result["degraded"] > calm["degraded"]  # its shares counted missing...
+    assert result["min_live_shares"] == calm["min_live_shares"] - 1  # ...and only its
+
+
 def test_a_restore_losing_five_holders_midway_finishes_identical(
     mesh: LocalMesh, tmp_path: Path
 ) -> None:
@@ -137,29 +167,3 @@ def test_a_backup_losing_a_holder_midway_finishes(mesh: LocalMesh, tmp_path: Pat
     assert restored["files_failed"] == 0
     files, _, problems = compare_trees(source, target / "more")
     assert files == 48 and problems == []
-
-
-def test_a_check_while_a_holder_hangs_names_it_and_counts_its_shares_missing(
-    mesh: LocalMesh, tmp_path: Path
-) -> None:
-    """A check waited out the RPC timeout for a hung holder in every pack's lookup: a few
-    hundred packs took minutes. Now the hung holder costs the check one stall."""
-    owner, hung = 2, 6
-    for i in range(8):  # each backup adds its own packs (data and index)
-        folder = _folder(tmp_path / f"small{i}", 2, 40_000, seed=10 + i)
-        mesh.cli_json(owner, "backup", str(folder))
-    calm = mesh.cli_json(owner, "check")
-    assert calm["packs"] >= 16 and calm["hung_peers"] == []
-    hung_id = mesh.status(hung)["node_id"]
-    _signal(mesh, (hung,), signal.SIGSTOP)
-    try:
-        check = _start(mesh, owner, "check")
-        result = _finish(check, mesh, owner)
-    finally:
-        _signal(mesh, (hung,), signal.SIGCONT)
-        if check.poll() is None:
-            check.kill()
-    assert result["hung_peers"] == [hung_id]
-    assert result["unrecoverable"] == 0
-    assert result["degraded"] > calm["degraded"]  # its shares counted missing...
-    assert result["min_live_shares"] == calm["min_live_shares"] - 1  # ...and only its
