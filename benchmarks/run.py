@@ -215,7 +215,6 @@ def _measure(options: argparse.Namespace, source: Dataset, workdir: Path, log: L
     for line in skipped:
         log(f"[yellow]skipped {line}[/]")
     comparison = run_rounds(workload, rivals, skipped, options.runs, log)
-    log(compare_view.cpu_note(comparison))
     relay = None if options.quick else run_relay_backups(workdir, log)
     run = Run(workload, engines[0], engines[1], comparison, filesystem=filesystem)
     run.durability, run.relay = durability, relay

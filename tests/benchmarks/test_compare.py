@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.compare import OURS, Comparison, Sample, ratio, spread
+from benchmarks.compare_view import cpu_lines
 from benchmarks.dataset import scan
+from benchmarks.pipeline import PipelineResult
 from benchmarks.rivals import INSTALL_HINT, find_rivals
 from benchmarks.workload import Workload, pick_changed, regular_files
 
@@ -82,3 +84,25 @@ def test_a_missing_tool_is_skipped_with_how_to_install_it(
     assert found == []
     assert [line.split(":")[0] for line in skipped] == ["restic", "borg"]
     assert all(INSTALL_HINT in line for line in skipped)
+
+
+def test_the_cpu_line_says_how_much_of_the_limit_the_cores_allow_at_best(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    c = Comparison([OURS])
+    assert cpu_lines(c) == []  # no big-file backup ran
+    for n, (owner, engine, holders) in enumerate(
+        [(0.8, 0.6, 1.1), (0.9, 0.7, 1.0), (0.7, 0.5, 1.2)]
+    ):
+        detail = {
+            "owner_peer_cpu_seconds": owner,
+            "engine_cpu_seconds": engine,
+            "other_peers_cpu_seconds": holders,
+        }
+        c.samples.append(Sample(OURS, "big_backup", n, 1.5, detail))
+    c.big_limits = [PipelineResult(seconds=0.54)]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    [(label, value)] = cpu_lines(c)
+    assert label.startswith("big-file backup, CPU s of our processes")
+    # 2.5 CPU seconds on two cores take 1.25 s at best: 0.54 s is 0.43 of that.
+    assert value == "2.5 (0.8 / 0.6 / 1.1); at most 0.43 of the limit on 2 cores"
