@@ -91,9 +91,8 @@ class PackTask:
 def pack_extent(writes: dict[FilePlan, list[Piece]]) -> int:
     """How much of the pack this restore reads: where its last needed blob ends, what the
     pack takes in memory at least (a pack is fetched whole)."""
-    return max(
-        (loc.offset + loc.length for pieces in writes.values() for *_, loc in pieces), default=1
-    )
+    extents = pack_extents(piece for pieces in writes.values() for piece in pieces)
+    return max(extents.values(), default=1)
 
 
 def pack_extents(pieces: Iterable[Piece]) -> dict[bytes, int]:
