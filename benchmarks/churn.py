@@ -150,7 +150,8 @@ def run_churn(dataset: Dataset, workdir: Path, log: Any = print, seed: int = 16)
             try:
                 _bring_back(mesh, losses)
             except TimeoutError as exc:  # reported in the row; the other rows still stand
-                out.stopped = f"after round {number}: {str(exc).splitlines()[0]}"
+                gaps = who_lacks_whom(mesh)
+                out.stopped = f"after round {number}: {str(exc).splitlines()[0]} ({gaps})"
                 break
     return out
 
@@ -228,6 +229,19 @@ def _bring_back(mesh: LocalMesh, losses: list[Loss]) -> None:
         # At its old address: the others' routing tables still name it there.
         mesh.start_peer(peer, bootstrap=bootstrap, port=int(listen.rpartition(":")[2]))
     mesh.wait_for_tables()
+
+
+def who_lacks_whom(mesh: LocalMesh) -> str:
+    """Whose routing table lacks whom, by peer index: what a bring-back that did not
+    finish left, for the row to say."""
+    ids = {mesh.status(p.index)["node_id"]: p.index for p in mesh.peers if p.alive}
+    gaps = []
+    for peer in (p for p in mesh.peers if p.alive):
+        known = {entry["node_id"] for entry in mesh.control(peer.index, "peers")["peers"]}
+        lacking = sorted(i for node, i in ids.items() if i != peer.index and node not in known)
+        if lacking:
+            gaps.append(f"peer {peer.index} lacks {', '.join(map(str, lacking))}")
+    return "; ".join(gaps) or "every table whole by then"
 
 
 def churn_table(result: ChurnResult) -> Table:
